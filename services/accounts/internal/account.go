@@ -1,0 +1,172 @@
+// Package accounts implements the accounts service: users, organizations,
+// roles and sessions.
+package accounts
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"golang.org/x/crypto/argon2"
+)
+
+// Role is what a member may do in an organization.
+type Role string
+
+// The roles, as stored.
+const (
+	Owner  Role = "owner"
+	Admin  Role = "admin"
+	Member Role = "member"
+)
+
+// canManage reports whether r may change settings and roles.
+func (r Role) canManage() bool { return r == Owner || r == Admin }
+
+// User is a person who signs in.
+type User struct {
+	ID           uuid.UUID
+	Email        string
+	DisplayName  string
+	PasswordHash string
+	CreateTime   time.Time
+}
+
+// Organization is a customer.
+type Organization struct {
+	ID          uuid.UUID
+	DisplayName string
+	CreateTime  time.Time
+	UpdateTime  time.Time
+}
+
+// Membership is a user's role in an organization.
+type Membership struct {
+	OrganizationID uuid.UUID
+	UserID         uuid.UUID
+	Email          string
+	DisplayName    string
+	Role           Role
+	CreateTime     time.Time
+}
+
+// normalizeEmail lower-cases an email so that one mailbox is one account.
+func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// checkRoleChange applies the role rules to actor changing target's role to
+// to, given the organization's number of owners.
+func checkRoleChange(actor, target, to Role, owners int) error {
+	if !actor.canManage() {
+		return errs.E(errs.PermissionDenied, "only owners and admins can change roles")
+	}
+	if (target == Owner || to == Owner) && actor != Owner {
+		return errs.E(errs.PermissionDenied, "only an owner can make or unmake an owner")
+	}
+	if target == Owner && to != Owner && owners <= 1 {
+		return errs.E(errs.FailedPrecondition, "the last owner cannot be demoted; make another member owner first").WithReason("LAST_OWNER")
+	}
+	return nil
+}
+
+// checkRemoval applies the rules to actor removing target from an
+// organization. Anyone may leave, but the last owner cannot.
+func checkRemoval(actor, target Role, self bool, owners int) error {
+	if !self {
+		if !actor.canManage() {
+			return errs.E(errs.PermissionDenied, "only owners and admins can remove members")
+		}
+		if target == Owner && actor != Owner {
+			return errs.E(errs.PermissionDenied, "only an owner can remove an owner")
+		}
+	}
+	if target == Owner && owners <= 1 {
+		return errs.E(errs.FailedPrecondition, "the last owner cannot be removed; make another member owner first").WithReason("LAST_OWNER")
+	}
+	return nil
+}
+
+// Password hashing: argon2id with the OWASP Password Storage Cheat Sheet's
+// first recommended configuration (19 MiB, 2 iterations, 1 lane).
+const (
+	argonMemoryKiB = 19 * 1024
+	argonTime      = 2
+	argonThreads   = 1
+	argonKeyLen    = 32
+	argonSaltLen   = 16
+)
+
+// hashPassword returns a PHC-format argon2id hash of password.
+func hashPassword(password string) (string, error) {
+	salt := make([]byte, argonSaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("password salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, argonMemoryKiB, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+var errBadHash = errors.New("malformed password hash")
+
+// checkPassword reports whether password matches a hash made by
+// hashPassword, with the parameters stored in the hash.
+func checkPassword(hash, password string) (bool, error) {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false, errBadHash
+	}
+	var version int
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return false, errBadHash
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
+		return false, errBadHash
+	}
+	b64 := base64.RawStdEncoding
+	salt, err := b64.DecodeString(parts[4])
+	if err != nil {
+		return false, errBadHash
+	}
+	want, err := b64.DecodeString(parts[5])
+	if err != nil {
+		return false, errBadHash
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// dummyHash is checked against when the email is unknown, so that an unknown
+// email takes as long to refuse as a wrong password.
+var dummyHash = sync.OnceValue(func() string {
+	h, err := hashPassword("mailplane-dummy-password")
+	if err != nil {
+		panic(err)
+	}
+	return h
+})
+
+// newRefreshToken returns a random opaque token and the hash to store.
+func newRefreshToken() (string, []byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, fmt.Errorf("refresh token: %w", err)
+	}
+	tok := base64.RawURLEncoding.EncodeToString(b)
+	return tok, hashRefreshToken(tok), nil
+}
+
+func hashRefreshToken(tok string) []byte {
+	h := sha256.Sum256([]byte(tok))
+	return h[:]
+}

@@ -1,0 +1,431 @@
+package accounts
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/auth"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Limits bound sign-in attempts within a window.
+type Limits struct {
+	PerEmail  int
+	PerClient int
+	Window    time.Duration
+}
+
+// Server implements the accounts gRPC services.
+type Server struct {
+	accountsv1.UnimplementedAuthServiceServer
+	accountsv1.UnimplementedUserServiceServer
+	accountsv1.UnimplementedOrganizationServiceServer
+
+	store      *Store
+	signer     *auth.Signer
+	refreshTTL time.Duration
+	limits     Limits
+}
+
+// NewServer returns a server over store issuing tokens with signer.
+func NewServer(store *Store, signer *auth.Signer, refreshTTL time.Duration, limits Limits) *Server {
+	return &Server{store: store, signer: signer, refreshTTL: refreshTTL, limits: limits}
+}
+
+// SignUp creates a user, their organization, and makes them its owner.
+func (s *Server) SignUp(ctx context.Context, req *accountsv1.SignUpRequest) (*accountsv1.SignUpResponse, error) {
+	hash, err := hashPassword(req.GetPassword())
+	if err != nil {
+		return nil, err
+	}
+	u := &User{ID: uuid.Must(uuid.NewV7()), Email: normalizeEmail(req.GetEmail()), DisplayName: strings.TrimSpace(req.GetDisplayName()), PasswordHash: hash}
+	o := &Organization{ID: uuid.Must(uuid.NewV7()), DisplayName: strings.TrimSpace(req.GetOrganizationDisplayName())}
+	if err := s.store.CreateUserWithOrganization(ctx, u, o); err != nil {
+		return nil, fmt.Errorf("sign up: %w", err)
+	}
+	return &accountsv1.SignUpResponse{User: userProto(u), Organization: organizationProto(o)}, nil
+}
+
+var errBadCredentials = errs.E(errs.Unauthenticated, "wrong email or password").WithReason("INVALID_CREDENTIALS")
+
+// SignIn checks a password and opens a session. Unknown email and wrong
+// password get the same answer, after the same work.
+func (s *Server) SignIn(ctx context.Context, req *accountsv1.SignInRequest) (*accountsv1.SignInResponse, error) {
+	email := normalizeEmail(req.GetEmail())
+	if err := s.limit(ctx, "email:"+email, s.limits.PerEmail); err != nil {
+		return nil, err
+	}
+	if err := s.limit(ctx, "client:"+clientAddr(ctx), s.limits.PerClient); err != nil {
+		return nil, err
+	}
+	u, err := s.store.UserByEmail(ctx, email)
+	hash := dummyHash()
+	switch {
+	case err == nil:
+		hash = u.PasswordHash
+	case !errs.Is(err, errs.NotFound):
+		return nil, fmt.Errorf("sign in: %w", err)
+	}
+	ok, err := checkPassword(hash, req.GetPassword())
+	if err != nil {
+		return nil, fmt.Errorf("sign in: %w", err)
+	}
+	if !ok || u == nil {
+		return nil, errBadCredentials
+	}
+	if err := s.store.ResetSignIn(ctx, "email:"+email); err != nil {
+		return nil, err
+	}
+	refresh, refreshHash, err := newRefreshToken()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateRefreshToken(ctx, u.ID, refreshHash, time.Now().Add(s.refreshTTL)); err != nil {
+		return nil, err
+	}
+	access, err := s.accessToken(u.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.SignInResponse{AccessToken: access, RefreshToken: refresh, ExpiresIn: int32(s.signer.TTL().Seconds()), TokenType: "Bearer"}, nil
+}
+
+// limit counts an attempt under key and refuses it past max in the window.
+func (s *Server) limit(ctx context.Context, key string, allowed int) error {
+	n, reset, err := s.store.HitSignIn(ctx, key, time.Now(), s.limits.Window)
+	if err != nil {
+		return err
+	}
+	if n > allowed {
+		e := errs.E(errs.ResourceExhausted, "too many sign-in attempts; try again later").WithReason("TOO_MANY_ATTEMPTS")
+		e.RetryAfter = max(time.Until(reset).Round(time.Second), time.Second)
+		return e
+	}
+	return nil
+}
+
+// clientAddr is the caller's IP address: the last hop the edge saw, which it
+// appends to X-Forwarded-For, or the gRPC peer for direct callers.
+func clientAddr(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if xff := md.Get("x-forwarded-for"); len(xff) > 0 {
+		hops := strings.Split(xff[len(xff)-1], ",")
+		if ip := strings.TrimSpace(hops[len(hops)-1]); ip != "" {
+			return ip
+		}
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+			return host
+		}
+		return p.Addr.String()
+	}
+	return "unknown"
+}
+
+func (s *Server) accessToken(user uuid.UUID) (string, error) {
+	tok, _, err := s.signer.Sign(user.String(), time.Now())
+	return tok, err
+}
+
+// Refresh rotates a refresh token and issues a new access token.
+func (s *Server) Refresh(ctx context.Context, req *accountsv1.RefreshRequest) (*accountsv1.RefreshResponse, error) {
+	refresh, refreshHash, err := newRefreshToken()
+	if err != nil {
+		return nil, err
+	}
+	user, err := s.store.RotateRefreshToken(ctx, hashRefreshToken(req.GetRefreshToken()), refreshHash, time.Now().Add(s.refreshTTL))
+	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	access, err := s.accessToken(user)
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.RefreshResponse{AccessToken: access, RefreshToken: refresh, ExpiresIn: int32(s.signer.TTL().Seconds()), TokenType: "Bearer"}, nil
+}
+
+// SignOut revokes a refresh token.
+func (s *Server) SignOut(ctx context.Context, req *accountsv1.SignOutRequest) (*accountsv1.SignOutResponse, error) {
+	if err := s.store.RevokeRefreshToken(ctx, hashRefreshToken(req.GetRefreshToken())); err != nil {
+		return nil, err
+	}
+	return &accountsv1.SignOutResponse{}, nil
+}
+
+// caller returns the authenticated user's id.
+func caller(ctx context.Context) (uuid.UUID, error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return uuid.Nil, errs.E(errs.Unauthenticated, "missing access token")
+	}
+	id, err := uuid.Parse(p.UserID)
+	if err != nil {
+		return uuid.Nil, errs.E(errs.Unauthenticated, "invalid access token")
+	}
+	return id, nil
+}
+
+// GetCurrentUser returns the caller and their memberships.
+func (s *Server) GetCurrentUser(ctx context.Context, _ *accountsv1.GetCurrentUserRequest) (*accountsv1.GetCurrentUserResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.store.UserByID(ctx, id)
+	if errs.Is(err, errs.NotFound) {
+		// A valid token for a deleted user.
+		return nil, errs.E(errs.Unauthenticated, "the account no longer exists")
+	}
+	if err != nil {
+		return nil, err
+	}
+	ms, err := s.store.MembershipsOfUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	resp := &accountsv1.GetCurrentUserResponse{User: userProto(u)}
+	for _, m := range ms {
+		resp.Memberships = append(resp.Memberships, memberProto(m))
+	}
+	return resp, nil
+}
+
+// member returns the caller's membership of the organization named name; a
+// caller who is not a member gets NotFound, whether or not it exists.
+func (s *Server) member(ctx context.Context, field, name string) (uuid.UUID, *Membership, error) {
+	user, err := caller(ctx)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	org, err := parseOrganizationName(field, name)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	m, err := s.store.Membership(ctx, org, user)
+	if errs.Is(err, errs.NotFound) {
+		return uuid.Nil, nil, errOrgNotFound
+	}
+	return org, m, err
+}
+
+// GetOrganization returns an organization the caller belongs to.
+func (s *Server) GetOrganization(ctx context.Context, req *accountsv1.GetOrganizationRequest) (*accountsv1.GetOrganizationResponse, error) {
+	org, _, err := s.member(ctx, "name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.store.Organization(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.GetOrganizationResponse{Organization: organizationProto(o)}, nil
+}
+
+// UpdateOrganization renames an organization.
+func (s *Server) UpdateOrganization(ctx context.Context, req *accountsv1.UpdateOrganizationRequest) (*accountsv1.UpdateOrganizationResponse, error) {
+	org, m, err := s.member(ctx, "organization.name", req.GetOrganization().GetName())
+	if err != nil {
+		return nil, err
+	}
+	if !m.Role.canManage() {
+		return nil, errs.E(errs.PermissionDenied, "only owners and admins can change the organization")
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	for _, p := range paths {
+		if p != "display_name" && p != "displayName" {
+			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: displayName", p))
+		}
+	}
+	// display_name is the only updatable field, so every valid mask means it.
+	o, err := s.store.UpdateOrganization(ctx, m.UserID, org, strings.TrimSpace(req.GetOrganization().GetDisplayName()))
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.UpdateOrganizationResponse{Organization: organizationProto(o)}, nil
+}
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 1000
+)
+
+// ListMembers lists an organization's members, oldest first.
+func (s *Server) ListMembers(ctx context.Context, req *accountsv1.ListMembersRequest) (*accountsv1.ListMembersResponse, error) {
+	org, _, err := s.member(ctx, "parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, errs.Field("pageSize", "must not be negative")
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	after, err := decodeCursor(req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	ms, err := s.store.Members(ctx, org, after, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &accountsv1.ListMembersResponse{}
+	if len(ms) > size {
+		ms = ms[:size]
+		last := ms[size-1]
+		resp.NextPageToken = encodeCursor(Cursor{CreateTime: last.CreateTime, UserID: last.UserID})
+	}
+	for _, m := range ms {
+		resp.Members = append(resp.Members, memberProto(m))
+	}
+	return resp, nil
+}
+
+// UpdateMember changes a member's role.
+func (s *Server) UpdateMember(ctx context.Context, req *accountsv1.UpdateMemberRequest) (*accountsv1.UpdateMemberResponse, error) {
+	user, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	org, target, err := parseMemberName("member.name", req.GetMember().GetName())
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range req.GetUpdateMask().GetPaths() {
+		if p != "role" {
+			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: role", p))
+		}
+	}
+	to, ok := roleFromProto(req.GetMember().GetRole())
+	if !ok {
+		return nil, errs.Field("member.role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER")
+	}
+	m, err := s.store.UpdateRole(ctx, user, org, target, to)
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.UpdateMemberResponse{Member: memberProto(m)}, nil
+}
+
+// DeleteMember removes a member from an organization.
+func (s *Server) DeleteMember(ctx context.Context, req *accountsv1.DeleteMemberRequest) (*accountsv1.DeleteMemberResponse, error) {
+	user, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	org, target, err := parseMemberName("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.DeleteMember(ctx, user, org, target); err != nil {
+		return nil, err
+	}
+	return &accountsv1.DeleteMemberResponse{}, nil
+}
+
+// Resource names.
+
+func userName(id uuid.UUID) string         { return "users/" + id.String() }
+func organizationName(id uuid.UUID) string { return "organizations/" + id.String() }
+
+func parseOrganizationName(field, name string) (uuid.UUID, error) {
+	rest, ok := strings.CutPrefix(name, "organizations/")
+	id, err := uuid.Parse(rest)
+	if !ok || err != nil || strings.Contains(rest, "/") {
+		return uuid.Nil, errs.Field(field, "must be an organization name like organizations/{id}")
+	}
+	return id, nil
+}
+
+func parseMemberName(field, name string) (org, user uuid.UUID, err error) {
+	parts := strings.Split(name, "/")
+	if len(parts) == 4 && parts[0] == "organizations" && parts[2] == "members" {
+		org, err1 := uuid.Parse(parts[1])
+		user, err2 := uuid.Parse(parts[3])
+		if err1 == nil && err2 == nil {
+			return org, user, nil
+		}
+	}
+	return uuid.Nil, uuid.Nil, errs.Field(field, "must be a member name like organizations/{id}/members/{user}")
+}
+
+func encodeCursor(c Cursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreateTime.UnixMicro(), 10) + "." + c.UserID.String()))
+}
+
+func decodeCursor(token string) (Cursor, error) {
+	if token == "" {
+		return Cursor{}, nil
+	}
+	bad := errs.Field("pageToken", "is not a token from a previous page")
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return Cursor{}, bad
+	}
+	ts, id, ok := strings.Cut(string(b), ".")
+	micros, err1 := strconv.ParseInt(ts, 10, 64)
+	user, err2 := uuid.Parse(id)
+	if !ok || err1 != nil || err2 != nil {
+		return Cursor{}, bad
+	}
+	return Cursor{CreateTime: time.UnixMicro(micros), UserID: user}, nil
+}
+
+// Proto conversions.
+
+func userProto(u *User) *accountsv1.User {
+	return &accountsv1.User{Name: userName(u.ID), Email: u.Email, DisplayName: u.DisplayName, CreateTime: timestamppb.New(u.CreateTime)}
+}
+
+func organizationProto(o *Organization) *accountsv1.Organization {
+	return &accountsv1.Organization{Name: organizationName(o.ID), DisplayName: o.DisplayName, CreateTime: timestamppb.New(o.CreateTime), UpdateTime: timestamppb.New(o.UpdateTime)}
+}
+
+func memberProto(m *Membership) *accountsv1.Member {
+	return &accountsv1.Member{
+		Name:        organizationName(m.OrganizationID) + "/members/" + m.UserID.String(),
+		User:        userName(m.UserID),
+		Email:       m.Email,
+		DisplayName: m.DisplayName,
+		Role:        roleProto(m.Role),
+		CreateTime:  timestamppb.New(m.CreateTime),
+	}
+}
+
+func roleProto(r Role) accountsv1.Role {
+	switch r {
+	case Owner:
+		return accountsv1.Role_ROLE_OWNER
+	case Admin:
+		return accountsv1.Role_ROLE_ADMIN
+	case Member:
+		return accountsv1.Role_ROLE_MEMBER
+	}
+	return accountsv1.Role_ROLE_UNSPECIFIED
+}
+
+func roleFromProto(p accountsv1.Role) (Role, bool) {
+	switch p {
+	case accountsv1.Role_ROLE_OWNER:
+		return Owner, true
+	case accountsv1.Role_ROLE_ADMIN:
+		return Admin, true
+	case accountsv1.Role_ROLE_MEMBER:
+		return Member, true
+	}
+	return "", false
+}

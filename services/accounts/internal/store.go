@@ -1,0 +1,410 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/mailplane/mailplane/services/platform/pg"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+const (
+	insertUser = `
+INSERT INTO users (id, email, display_name, password_hash)
+VALUES ($1, $2, $3, $4)
+RETURNING create_time`
+
+	insertOrganization = `
+INSERT INTO organizations (id, display_name) VALUES ($1, $2)
+RETURNING create_time, update_time`
+
+	insertMembership = `
+INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3)`
+
+	selectUserByEmail = `
+SELECT id, email, display_name, password_hash, create_time FROM users WHERE email = $1`
+
+	selectUserByID = `
+SELECT id, email, display_name, password_hash, create_time FROM users WHERE id = $1`
+
+	selectOrganization = `
+SELECT id, display_name, create_time, update_time FROM organizations WHERE id = $1`
+
+	updateOrganization = `
+UPDATE organizations SET display_name = $2, update_time = now() WHERE id = $1
+RETURNING id, display_name, create_time, update_time`
+
+	membershipColumns = `
+SELECT m.organization_id, m.user_id, u.email, u.display_name, m.role, m.create_time
+FROM memberships m JOIN users u ON u.id = m.user_id`
+
+	selectMembership = membershipColumns + `
+WHERE m.organization_id = $1 AND m.user_id = $2`
+
+	selectMembershipsOfUser = membershipColumns + `
+WHERE m.user_id = $1 ORDER BY m.create_time, m.organization_id`
+
+	// Keyset pagination: members after (create_time, user_id).
+	selectMembers = membershipColumns + `
+WHERE m.organization_id = $1 AND (m.create_time, m.user_id) > ($2, $3)
+ORDER BY m.create_time, m.user_id
+LIMIT $4`
+
+	// lockMembers serialises role changes within one organization, so two
+	// owners demoting each other at once cannot leave it without an owner.
+	lockMembers = `
+SELECT user_id, role FROM memberships WHERE organization_id = $1 FOR UPDATE`
+
+	updateRole = `
+UPDATE memberships SET role = $3 WHERE organization_id = $1 AND user_id = $2`
+
+	deleteMembership = `
+DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2`
+
+	insertRefreshToken = `
+INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)
+VALUES ($1, $2, $3, $4)`
+
+	selectRefreshToken = `
+SELECT family_id, user_id, expire_time, revoke_time FROM refresh_tokens
+WHERE token_hash = $1 FOR UPDATE`
+
+	revokeRefreshToken = `
+UPDATE refresh_tokens SET revoke_time = now() WHERE token_hash = $1 AND revoke_time IS NULL`
+
+	revokeFamily = `
+UPDATE refresh_tokens SET revoke_time = now() WHERE family_id = $1 AND revoke_time IS NULL`
+
+	// hitAttempts counts one attempt in key's window, starting a new window
+	// when the current one is over.
+	hitAttempts = `
+INSERT INTO sign_in_attempts AS a (key, window_start, attempts) VALUES ($1, $2, 1)
+ON CONFLICT (key) DO UPDATE SET
+    window_start = CASE WHEN a.window_start <= $2 - $3::interval THEN $2 ELSE a.window_start END,
+    attempts     = CASE WHEN a.window_start <= $2 - $3::interval THEN 1 ELSE a.attempts + 1 END
+RETURNING attempts, window_start`
+
+	resetAttempts = `DELETE FROM sign_in_attempts WHERE key = $1`
+)
+
+// Store keeps accounts in PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// NewStore returns a store over pool, whose search_path is the accounts schema.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+var errEmailTaken = errs.E(errs.AlreadyExists, "an account with this email already exists").WithReason("EMAIL_TAKEN")
+
+// CreateUserWithOrganization stores a new user, a new organization and the
+// user as its owner.
+func (s *Store) CreateUserWithOrganization(ctx context.Context, u *User, o *Organization) error {
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, insertUser, u.ID, u.Email, u.DisplayName, u.PasswordHash).Scan(&u.CreateTime); err != nil {
+			if pg.IsUniqueViolation(err, "users_email_key") {
+				return errEmailTaken
+			}
+			return fmt.Errorf("insert user: %w", err)
+		}
+		if err := tx.QueryRow(ctx, insertOrganization, o.ID, o.DisplayName).Scan(&o.CreateTime, &o.UpdateTime); err != nil {
+			return fmt.Errorf("insert organization: %w", err)
+		}
+		if _, err := tx.Exec(ctx, insertMembership, o.ID, u.ID, Owner); err != nil {
+			return fmt.Errorf("insert membership: %w", err)
+		}
+		return outbox.Write(ctx, tx, "accounts.organization.created", &accountsv1.OrganizationCreated{
+			Organization: organizationProto(o),
+			Owner:        userName(u.ID),
+		})
+	})
+}
+
+// UserByEmail returns the user with a (normalized) email.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
+	return s.user(ctx, selectUserByEmail, email)
+}
+
+// UserByID returns a user.
+func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (*User, error) {
+	return s.user(ctx, selectUserByID, id)
+}
+
+func (s *Store) user(ctx context.Context, query string, arg any) (*User, error) {
+	rows, _ := s.pool.Query(ctx, query, arg)
+	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[User])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errs.E(errs.NotFound, "user not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get user: %w", err)
+	}
+	return u, nil
+}
+
+var errOrgNotFound = errs.E(errs.NotFound, "organization not found")
+
+// Organization returns an organization.
+func (s *Store) Organization(ctx context.Context, id uuid.UUID) (*Organization, error) {
+	rows, _ := s.pool.Query(ctx, selectOrganization, id)
+	o, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Organization])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errOrgNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get organization: %w", err)
+	}
+	return o, nil
+}
+
+// UpdateOrganization renames an organization on behalf of actor.
+func (s *Store) UpdateOrganization(ctx context.Context, actor, id uuid.UUID, displayName string) (*Organization, error) {
+	var o *Organization
+	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, updateOrganization, id, displayName)
+		var err error
+		o, err = pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Organization])
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errOrgNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("update organization: %w", err)
+		}
+		return outbox.Write(ctx, tx, "accounts.organization.updated", &accountsv1.OrganizationUpdated{
+			Organization: organizationProto(o),
+			Actor:        userName(actor),
+		})
+	})
+	return o, err
+}
+
+var errMemberNotFound = errs.E(errs.NotFound, "member not found")
+
+// Membership returns a user's membership of an organization; NotFound when
+// the user is not a member.
+func (s *Store) Membership(ctx context.Context, org, user uuid.UUID) (*Membership, error) {
+	return membership(ctx, s.pool, org, user)
+}
+
+// querier is what a pool and a transaction have in common.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func membership(ctx context.Context, q querier, org, user uuid.UUID) (*Membership, error) {
+	rows, _ := q.Query(ctx, selectMembership, org, user)
+	m, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Membership])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errMemberNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get membership: %w", err)
+	}
+	return m, nil
+}
+
+// MembershipsOfUser lists the organizations a user belongs to.
+func (s *Store) MembershipsOfUser(ctx context.Context, user uuid.UUID) ([]*Membership, error) {
+	rows, _ := s.pool.Query(ctx, selectMembershipsOfUser, user)
+	ms, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Membership])
+	if err != nil {
+		return nil, fmt.Errorf("list memberships: %w", err)
+	}
+	return ms, nil
+}
+
+// Cursor is a position in a member list.
+type Cursor struct {
+	CreateTime time.Time
+	UserID     uuid.UUID
+}
+
+// Members lists up to limit members of org after cursor.
+func (s *Store) Members(ctx context.Context, org uuid.UUID, after Cursor, limit int) ([]*Membership, error) {
+	rows, _ := s.pool.Query(ctx, selectMembers, org, after.CreateTime, after.UserID, limit)
+	ms, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Membership])
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
+	}
+	return ms, nil
+}
+
+// lockedRoles locks org's memberships and returns each member's role.
+func lockedRoles(ctx context.Context, tx pgx.Tx, org uuid.UUID) (map[uuid.UUID]Role, int, error) {
+	rows, err := tx.Query(ctx, lockMembers, org)
+	if err != nil {
+		return nil, 0, fmt.Errorf("lock members: %w", err)
+	}
+	roles := map[uuid.UUID]Role{}
+	owners := 0
+	var id uuid.UUID
+	var role Role
+	_, err = pgx.ForEachRow(rows, []any{&id, &role}, func() error {
+		roles[id] = role
+		if role == Owner {
+			owners++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("lock members: %w", err)
+	}
+	return roles, owners, nil
+}
+
+// UpdateRole changes target's role in org on behalf of actor, under the role
+// rules. An actor who is not a member learns nothing: NotFound.
+func (s *Store) UpdateRole(ctx context.Context, actor, org, target uuid.UUID, to Role) (*Membership, error) {
+	var m *Membership
+	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		roles, owners, err := lockedRoles(ctx, tx, org)
+		if err != nil {
+			return err
+		}
+		actorRole, ok := roles[actor]
+		if !ok {
+			return errOrgNotFound
+		}
+		from, ok := roles[target]
+		if !ok {
+			return errMemberNotFound
+		}
+		if err := checkRoleChange(actorRole, from, to, owners); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, updateRole, org, target, to); err != nil {
+			return fmt.Errorf("update role: %w", err)
+		}
+		if m, err = membership(ctx, tx, org, target); err != nil {
+			return err
+		}
+		return outbox.Write(ctx, tx, "accounts.member.updated", &accountsv1.MemberUpdated{
+			Member:       memberProto(m),
+			PreviousRole: roleProto(from),
+			Actor:        userName(actor),
+			UpdateTime:   timestamppb.Now(),
+		})
+	})
+	return m, err
+}
+
+// DeleteMember removes target from org on behalf of actor.
+func (s *Store) DeleteMember(ctx context.Context, actor, org, target uuid.UUID) error {
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		roles, owners, err := lockedRoles(ctx, tx, org)
+		if err != nil {
+			return err
+		}
+		actorRole, ok := roles[actor]
+		if !ok {
+			return errOrgNotFound
+		}
+		targetRole, ok := roles[target]
+		if !ok {
+			return errMemberNotFound
+		}
+		if err := checkRemoval(actorRole, targetRole, actor == target, owners); err != nil {
+			return err
+		}
+		m, err := membership(ctx, tx, org, target)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, deleteMembership, org, target); err != nil {
+			return fmt.Errorf("delete membership: %w", err)
+		}
+		return outbox.Write(ctx, tx, "accounts.member.deleted", &accountsv1.MemberDeleted{
+			Member: memberProto(m),
+			Actor:  userName(actor),
+		})
+	})
+}
+
+// CreateRefreshToken stores a new session's refresh token.
+func (s *Store) CreateRefreshToken(ctx context.Context, user uuid.UUID, hash []byte, expire time.Time) error {
+	family, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, insertRefreshToken, hash, family, user, expire); err != nil {
+		return fmt.Errorf("insert refresh token: %w", err)
+	}
+	return nil
+}
+
+var errBadRefresh = errs.E(errs.Unauthenticated, "invalid, expired or revoked refresh token").WithReason("INVALID_REFRESH_TOKEN")
+
+// RotateRefreshToken uses up the token hashed as old and stores its
+// replacement, returning the session's user. Presenting a token that was
+// already rotated means it was copied: the whole session is revoked.
+func (s *Store) RotateRefreshToken(ctx context.Context, old, replacement []byte, expire time.Time) (uuid.UUID, error) {
+	var user uuid.UUID
+	reused := false
+	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		var family uuid.UUID
+		var expireTime time.Time
+		var revokeTime *time.Time
+		err := tx.QueryRow(ctx, selectRefreshToken, old).Scan(&family, &user, &expireTime, &revokeTime)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errBadRefresh
+		}
+		if err != nil {
+			return fmt.Errorf("get refresh token: %w", err)
+		}
+		if revokeTime != nil {
+			reused = true
+			_, err := tx.Exec(ctx, revokeFamily, family)
+			return err
+		}
+		if !expireTime.After(time.Now()) {
+			return errBadRefresh
+		}
+		if _, err := tx.Exec(ctx, revokeRefreshToken, old); err != nil {
+			return fmt.Errorf("revoke refresh token: %w", err)
+		}
+		if _, err := tx.Exec(ctx, insertRefreshToken, replacement, family, user, expire); err != nil {
+			return fmt.Errorf("insert refresh token: %w", err)
+		}
+		return nil
+	})
+	if err == nil && reused {
+		err = errBadRefresh
+	}
+	return user, err
+}
+
+// RevokeRefreshToken ends a session. Revoking an unknown token is not an
+// error: the caller's goal, a dead token, holds.
+func (s *Store) RevokeRefreshToken(ctx context.Context, hash []byte) error {
+	if _, err := s.pool.Exec(ctx, revokeRefreshToken, hash); err != nil {
+		return fmt.Errorf("revoke refresh token: %w", err)
+	}
+	return nil
+}
+
+// HitSignIn counts a sign-in attempt under key in a fixed window and returns
+// the attempts so far in the window and when the window ends.
+func (s *Store) HitSignIn(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
+	var n int
+	var start time.Time
+	if err := s.pool.QueryRow(ctx, hitAttempts, key, now, window).Scan(&n, &start); err != nil {
+		return 0, time.Time{}, fmt.Errorf("count sign-in attempt: %w", err)
+	}
+	return n, start.Add(window), nil
+}
+
+// ResetSignIn forgets key's attempts, after a successful sign-in.
+func (s *Store) ResetSignIn(ctx context.Context, key string) error {
+	if _, err := s.pool.Exec(ctx, resetAttempts, key); err != nil {
+		return fmt.Errorf("reset sign-in attempts: %w", err)
+	}
+	return nil
+}

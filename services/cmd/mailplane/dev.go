@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mailplane/mailplane/gateway"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/auth"
+	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/telemetry"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// The demo account seeded by `mailplane dev`.
+const (
+	demoEmail    = "demo@mailplane.test"
+	demoPassword = "mailplane-demo-password"
+)
+
+// devSettings are the dev command's own settings, on top of settings.
+type devSettings struct {
+	DataDir      string
+	HTTPAddr     string
+	CORSOrigins  string
+	PostgresPort int
+}
+
+func dev(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	l := config.NewLoader("mailplane dev", getenv, stdout)
+	var s settings
+	s.register(l)
+	var d devSettings
+	l.String(&d.DataDir, "data-dir", ".data", "where dev keeps NATS, PostgreSQL and keys between runs")
+	l.String(&d.HTTPAddr, "http-addr", ":8080", "REST edge listen address")
+	l.String(&d.CORSOrigins, "cors-origins", "*", "browser origins the edge allows, comma-separated")
+	l.Int(&d.PostgresPort, "dev-postgres-port", 54329, "port of the private PostgreSQL cluster (when no database-url)")
+	if err := l.Parse(args); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log, err := telemetry.NewLogger(stdout, s.LogLevel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(d.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := devKeys(&s, d.DataDir); err != nil {
+		return err
+	}
+
+	ns, err := startNATS(filepath.Join(d.DataDir, "nats"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}()
+	s.NATSURL = ns.ClientURL()
+
+	if s.DatabaseURL == "" {
+		pg, err := newDevPostgres(d.DataDir, d.PostgresPort)
+		if err != nil {
+			return err
+		}
+		if s.DatabaseURL, err = pg.Start(ctx); err != nil {
+			return err
+		}
+		defer func() {
+			if err := pg.Stop(); err != nil {
+				log.Warn("stop dev PostgreSQL", "error", err)
+			}
+		}()
+	}
+
+	names := serviceNames()
+	if err := s.validate(names); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	var origins []string
+	if d.CORSOrigins != "" {
+		origins = strings.Split(d.CORSOrigins, ",")
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	grpcReady := make(chan string, 1)
+	g.Go(func() error {
+		return runServices(gctx, &s, names, log, func(addr string) { grpcReady <- addr })
+	})
+	g.Go(func() error {
+		var addr string
+		select {
+		case addr = <-grpcReady:
+		case <-gctx.Done():
+			return nil
+		}
+		addr = loopback(addr)
+		if err := seedDemo(gctx, addr); err != nil {
+			return fmt.Errorf("seed demo account: %w", err)
+		}
+		g.Go(func() error {
+			return gateway.Run(gctx, gateway.Config{Addr: d.HTTPAddr, AccountsAddr: addr, CORSOrigins: origins, ShutdownTimeout: s.ShutdownTimeout}, log)
+		})
+		printWelcome(stdout, d.HTTPAddr, addr)
+		return nil
+	})
+	return g.Wait()
+}
+
+// devKeys loads the token key pair from the data directory, making it on
+// first run, unless both keys were configured.
+func devKeys(s *settings, dir string) error {
+	if s.Accounts.TokenSigningKey != "" {
+		if s.TokenPublicKey == "" {
+			k, err := auth.ParsePrivateKey(s.Accounts.TokenSigningKey)
+			if err != nil {
+				return fmt.Errorf("token-signing-key: %w", err)
+			}
+			s.TokenPublicKey = base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
+		}
+		return nil
+	}
+	path := filepath.Join(dir, "token-signing-key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		seed := make([]byte, ed25519.SeedSize)
+		rand.Read(seed)
+		b = []byte(base64.StdEncoding.EncodeToString(seed))
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("token signing key: %w", err)
+	}
+	s.Accounts.TokenSigningKey = strings.TrimSpace(string(b))
+	k, err := auth.ParsePrivateKey(s.Accounts.TokenSigningKey)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	s.TokenPublicKey = base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
+	return nil
+}
+
+// startNATS runs an embedded NATS server with JetStream on a free loopback
+// port, keeping its streams under dir.
+func startNATS(dir string) (*natsserver.Server, error) {
+	ns, err := natsserver.NewServer(&natsserver.Options{
+		Host:      "127.0.0.1",
+		Port:      natsserver.RANDOM_PORT,
+		JetStream: true,
+		StoreDir:  dir,
+		NoSigs:    true,
+		NoLog:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats did not start")
+	}
+	return ns, nil
+}
+
+// loopback turns a listen address like "[::]:9090" into one to dial.
+func loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || host == "::" || host == "0.0.0.0" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
+// seedDemo signs the demo user up, once.
+func seedDemo(ctx context.Context, grpcAddr string) error {
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = accountsv1.NewAuthServiceClient(conn).SignUp(ctx, &accountsv1.SignUpRequest{
+		Email:                   demoEmail,
+		Password:                demoPassword,
+		DisplayName:             "Demo Owner",
+		OrganizationDisplayName: "Demo Organization",
+	})
+	if status.Code(err) == codes.AlreadyExists {
+		return nil
+	}
+	return err
+}
+
+func printWelcome(w io.Writer, httpAddr, grpcAddr string) {
+	edge := "http://" + loopback(httpAddr)
+	fmt.Fprintf(w, `
+Mailplane is running.
+  REST edge  %[1]s   (OpenAPI: %[1]s/openapi.json)
+  gRPC       %[2]s
+Sign in as the demo owner:
+  curl -s -X POST %[1]s/v1/auth:signIn -d '{"email":"%[3]s","password":"%[4]s"}'
+then call the API with the accessToken:
+  curl -s %[1]s/v1/users/me -H "Authorization: Bearer $TOKEN"
+Ctrl-C stops everything; data stays in the data directory for the next run.
+
+`, edge, grpcAddr, demoEmail, demoPassword)
+}
+

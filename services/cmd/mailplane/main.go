@@ -1,0 +1,54 @@
+// Command mailplane runs Mailplane's services.
+//
+//	mailplane serve accounts [flags]   one or more services, as in production
+//	mailplane dev [flags]              every service, NATS, PostgreSQL and the
+//	                                   REST edge in one process, for a laptop
+//
+// Every flag also reads a MAILPLANE_* environment variable; `mailplane serve
+// -h` lists them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "mailplane:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `usage:
+  mailplane serve <service>... [flags]   run services (` + "accounts" + `)
+  mailplane dev [flags]                  run everything locally (make run)
+  mailplane <command> -h                 list the flags and their MAILPLANE_* variables
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], getenv, stdout)
+	case "dev":
+		return dev(ctx, args[1:], getenv, stdout)
+	default:
+		fmt.Fprint(stdout, usage)
+		return errUsage
+	}
+}

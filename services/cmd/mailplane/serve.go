@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mailplane/mailplane/services/accounts"
+	"github.com/mailplane/mailplane/services/platform/auth"
+	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/grpcserver"
+	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/mailplane/mailplane/services/platform/pg"
+	"github.com/mailplane/mailplane/services/platform/telemetry"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// settings are what a process running services needs.
+type settings struct {
+	GRPCAddr        string
+	MetricsAddr     string
+	DatabaseURL     string
+	NATSURL         string
+	EventStream     string
+	EventPrefix     string
+	OTLPEndpoint    string
+	LogLevel        string
+	TokenPublicKey  string
+	ShutdownTimeout time.Duration
+
+	Accounts accounts.Config
+}
+
+func (s *settings) register(l *config.Loader) {
+	l.String(&s.GRPCAddr, "grpc-addr", ":9090", "gRPC listen address")
+	l.String(&s.MetricsAddr, "metrics-addr", ":9464", "Prometheus /metrics listen address; empty disables it")
+	l.String(&s.DatabaseURL, "database-url", "", "PostgreSQL URL, e.g. postgres://mailplane@db:5432/mailplane")
+	l.String(&s.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
+	l.String(&s.EventStream, "event-stream", "MAILPLANE", "JetStream stream holding every service's events")
+	l.String(&s.EventPrefix, "event-prefix", "mailplane", "first token of every event subject")
+	l.String(&s.OTLPEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector host:port for traces; empty: no export")
+	l.String(&s.LogLevel, "log-level", "info", "debug, info, warn or error")
+	l.String(&s.TokenPublicKey, "token-public-key", "", "base64 Ed25519 public key that verifies access tokens")
+	l.Duration(&s.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time to drain calls and events on shutdown")
+	s.Accounts.Register(l)
+}
+
+func (s *settings) validate(names []string) error {
+	var errs []error
+	config.Check(&errs, s.DatabaseURL != "", "database-url", "required")
+	config.Check(&errs, s.NATSURL != "", "nats-url", "required")
+	config.Check(&errs, s.EventStream != "" && !strings.ContainsAny(s.EventStream, ". *>"), "event-stream", "want a name without spaces, dots, * or >")
+	config.Check(&errs, s.EventPrefix != "" && !strings.ContainsAny(s.EventPrefix, " *>"), "event-prefix", "want a subject token without spaces, * or >")
+	_, err := auth.ParsePublicKey(s.TokenPublicKey)
+	config.Check(&errs, err == nil, "token-public-key", "%v", err)
+	config.Check(&errs, s.ShutdownTimeout > 0, "shutdown-timeout", "want a positive duration")
+	if slices.Contains(names, "accounts") {
+		errs = append(errs, s.Accounts.Validate()...)
+	}
+	return errors.Join(errs...)
+}
+
+// service is what the process needs to know to run one service.
+type service struct {
+	name       string
+	migrations fs.FS
+	register   func(srv *grpc.Server, pool *pgxpool.Pool, s *settings) error
+}
+
+// catalog lists every service the binary can run, in start order.
+func catalog() []service {
+	return []service{
+		{
+			name:       accounts.Schema,
+			migrations: accounts.Migrations,
+			register: func(srv *grpc.Server, pool *pgxpool.Pool, s *settings) error {
+				return accounts.Register(srv, pool, s.Accounts)
+			},
+		},
+	}
+}
+
+func serviceNames() []string {
+	var names []string
+	for _, s := range catalog() {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+// splitServices separates the leading service names from the flags.
+func splitServices(args []string) (names, flags []string, err error) {
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		if !slices.Contains(serviceNames(), args[0]) {
+			return nil, nil, fmt.Errorf("unknown service %q; known: %s", args[0], strings.Join(serviceNames(), ", "))
+		}
+		names = append(names, args[0])
+		args = args[1:]
+	}
+	return names, args, nil
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	names, flags, err := splitServices(args)
+	if err != nil {
+		return err
+	}
+	l := config.NewLoader("mailplane serve <service>...", getenv, stdout)
+	var s settings
+	s.register(l)
+	if err := l.Parse(flags); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("name at least one service to serve: %s", strings.Join(serviceNames(), ", "))
+	}
+	if err := s.validate(names); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log, err := telemetry.NewLogger(stdout, s.LogLevel)
+	if err != nil {
+		return err
+	}
+	return runServices(ctx, &s, names, log, nil)
+}
+
+// runServices runs the named services on one gRPC server until ctx is done.
+// ready, when set, is called once the server is listening.
+func runServices(ctx context.Context, s *settings, names []string, log *slog.Logger, ready func(grpcAddr string)) error {
+	tel, err := telemetry.Setup(ctx, "mailplane-"+strings.Join(names, "-"), s.OTLPEndpoint)
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+
+	pub, err := auth.ParsePublicKey(s.TokenPublicKey)
+	if err != nil {
+		return fmt.Errorf("token-public-key: %w", err)
+	}
+	nc, js, err := events.Connect(s.NATSURL, "mailplane-"+strings.Join(names, "-"), log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := events.EnsureStream(ctx, js, s.EventStream, s.EventPrefix); err != nil {
+		return err
+	}
+
+	srv := grpcserver.New(log, auth.NewVerifier(pub))
+	var relays []*outbox.Relay
+	for _, svc := range catalog() {
+		if !slices.Contains(names, svc.name) {
+			continue
+		}
+		pool, err := pg.Connect(ctx, s.DatabaseURL, svc.name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", svc.name, err)
+		}
+		defer pool.Close()
+		if err := pg.Migrate(ctx, pool, svc.name, svc.migrations, log); err != nil {
+			return err
+		}
+		if err := svc.register(srv.Server, pool, s); err != nil {
+			return fmt.Errorf("%s: %w", svc.name, err)
+		}
+		relays = append(relays, &outbox.Relay{Pool: pool, JS: js, Prefix: s.EventPrefix, Log: log.With("service", svc.name)})
+		srv.Health.SetServingStatus(svc.name, healthpb.HealthCheckResponse_SERVING)
+	}
+
+	lis, err := net.Listen("tcp", s.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listen: %w", err)
+	}
+	log.Info("serving", "services", names, "grpcAddr", lis.Addr().String(), "metricsAddr", s.MetricsAddr)
+	if ready != nil {
+		ready(lis.Addr().String())
+	}
+
+	// The relays outlive the gRPC server: a call drained at shutdown may
+	// still write an event, and it should leave with this process.
+	relayCtx, stopRelays := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRelays()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer stopRelays()
+		return srv.Serve(gctx, lis, s.ShutdownTimeout)
+	})
+	for _, r := range relays {
+		g.Go(func() error { return r.Run(relayCtx, s.ShutdownTimeout) })
+	}
+	if s.MetricsAddr != "" {
+		g.Go(func() error { return serveHTTP(gctx, s.MetricsAddr, tel.MetricsHandler(), s.ShutdownTimeout) })
+	}
+	err = g.Wait()
+	log.Info("stopped", "services", names)
+	return err
+}
+
+// serveHTTP serves h on addr until ctx is done.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, drain time.Duration) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	hs := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}

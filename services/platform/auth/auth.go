@@ -1,0 +1,118 @@
+// Package auth issues and verifies the access tokens that callers present to
+// every service. Tokens are JWTs signed with Ed25519 (EdDSA): only the
+// accounts service holds the private key; every other service verifies with
+// the public key, locally, with no call per request.
+package auth
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const issuer = "mailplane"
+
+// Principal is who is calling.
+type Principal struct {
+	// UserID is the user's id (the {user} of "users/{user}").
+	UserID string
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the caller, if the request was authenticated.
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// Signer issues access tokens.
+type Signer struct {
+	key ed25519.PrivateKey
+	ttl time.Duration
+}
+
+// NewSigner returns a signer whose tokens live for ttl.
+func NewSigner(key ed25519.PrivateKey, ttl time.Duration) *Signer {
+	return &Signer{key: key, ttl: ttl}
+}
+
+// Sign returns an access token for userID and when it expires.
+func (s *Signer) Sign(userID string, now time.Time) (string, time.Time, error) {
+	exp := now.Add(s.ttl)
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.RegisteredClaims{
+		Issuer:    issuer,
+		Subject:   userID,
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(exp),
+	})
+	signed, err := tok.SignedString(s.key)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("sign access token: %w", err)
+	}
+	return signed, exp, nil
+}
+
+// TTL is how long the signer's tokens live.
+func (s *Signer) TTL() time.Duration { return s.ttl }
+
+// Verifier checks access tokens.
+type Verifier struct {
+	parser *jwt.Parser
+	key    ed25519.PublicKey
+}
+
+// NewVerifier returns a verifier for tokens signed by key's private half.
+func NewVerifier(key ed25519.PublicKey) *Verifier {
+	return &Verifier{
+		key: key,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+			jwt.WithIssuer(issuer),
+			jwt.WithExpirationRequired(),
+			jwt.WithLeeway(5*time.Second),
+		),
+	}
+}
+
+// ErrInvalidToken is returned for any token that is malformed, forged or
+// expired; callers are not told which.
+var ErrInvalidToken = errors.New("invalid or expired access token")
+
+// Verify returns the principal a valid token was issued to.
+func (v *Verifier) Verify(token string) (Principal, error) {
+	var claims jwt.RegisteredClaims
+	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.key, nil })
+	if err != nil || claims.Subject == "" {
+		return Principal{}, ErrInvalidToken
+	}
+	return Principal{UserID: claims.Subject}, nil
+}
+
+// ParsePrivateKey decodes a base64 (standard) Ed25519 seed of 32 bytes.
+func ParsePrivateKey(s string) (ed25519.PrivateKey, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != ed25519.SeedSize {
+		return nil, errors.New("want the base64 of a 32-byte Ed25519 seed")
+	}
+	return ed25519.NewKeyFromSeed(b), nil
+}
+
+// ParsePublicKey decodes a base64 (standard) Ed25519 public key of 32 bytes.
+func ParsePublicKey(s string) (ed25519.PublicKey, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, errors.New("want the base64 of a 32-byte Ed25519 public key")
+	}
+	return ed25519.PublicKey(b), nil
+}

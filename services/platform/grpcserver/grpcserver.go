@@ -1,0 +1,250 @@
+// Package grpcserver builds the gRPC server every Mailplane service runs
+// behind: tracing and metrics, access logs, error mapping, panic recovery,
+// authentication and request validation, plus the standard health and
+// reflection services.
+package grpcserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	apiv1 "github.com/mailplane/mailplane/proto/mailplane/api/v1"
+	"github.com/mailplane/mailplane/services/platform/auth"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/validate"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Server is a gRPC server with its health service.
+type Server struct {
+	*grpc.Server
+	Health *health.Server
+	log    *slog.Logger
+}
+
+// New returns a server whose interceptors log to log and verify access
+// tokens with verifier. Register services on it, then call Serve.
+func New(log *slog.Logger, verifier *auth.Verifier) *Server {
+	i := &interceptors{log: log, verifier: verifier}
+	s := grpc.NewServer(
+		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+		grpc.ChainUnaryInterceptor(i.logging, i.errors, i.recover, i.authenticate, i.validate),
+		grpc.ChainStreamInterceptor(i.streamErrors, i.streamAuthenticate),
+	)
+	h := health.NewServer()
+	healthpb.RegisterHealthServer(s, h)
+	reflection.Register(s)
+	return &Server{Server: s, Health: h, log: log}
+}
+
+// Serve serves on lis until ctx is done, then stops taking new calls and
+// waits up to drain for the calls in flight.
+func (s *Server) Serve(ctx context.Context, lis net.Listener, drain time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.Server.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.Health.Shutdown()
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drain):
+		s.log.Warn("grpc: drain timed out; closing remaining calls")
+		s.Stop()
+	}
+	return nil
+}
+
+// kindCodes maps each error kind to its gRPC code: the one table.
+var kindCodes = map[errs.Kind]codes.Code{
+	errs.Internal:           codes.Internal,
+	errs.NotFound:           codes.NotFound,
+	errs.AlreadyExists:      codes.AlreadyExists,
+	errs.InvalidArgument:    codes.InvalidArgument,
+	errs.FailedPrecondition: codes.FailedPrecondition,
+	errs.PermissionDenied:   codes.PermissionDenied,
+	errs.Unauthenticated:    codes.Unauthenticated,
+	errs.Conflict:           codes.Aborted,
+	errs.ResourceExhausted:  codes.ResourceExhausted,
+}
+
+// Status converts err to a gRPC status: a classified error keeps its message
+// and details; anything else becomes a generic Internal.
+func Status(err error) *status.Status {
+	if s, ok := status.FromError(err); ok {
+		return s // from grpc itself, e.g. a cancelled context
+	}
+	var e *errs.Error
+	if !errors.As(err, &e) || e.Kind == errs.Internal {
+		return status.New(codes.Internal, "internal error")
+	}
+	st := status.New(kindCodes[e.Kind], e.Message)
+	var details []protoadapt.MessageV1
+	if len(e.Fields) > 0 {
+		br := &errdetails.BadRequest{}
+		for _, f := range e.Fields {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: f.Field, Description: f.Description})
+		}
+		details = append(details, protoadapt.MessageV1Of(br))
+	}
+	if e.Reason != "" {
+		details = append(details, protoadapt.MessageV1Of(&errdetails.ErrorInfo{Reason: e.Reason, Domain: "mailplane"}))
+	}
+	if e.RetryAfter > 0 {
+		details = append(details, protoadapt.MessageV1Of(&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)}))
+	}
+	if len(details) > 0 {
+		if withDetails, err := st.WithDetails(details...); err == nil {
+			st = withDetails
+		}
+	}
+	return st
+}
+
+type interceptors struct {
+	log      *slog.Logger
+	verifier *auth.Verifier
+	validator validate.Validator
+	public   sync.Map // full method name -> bool
+}
+
+func (i *interceptors) logging(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	code := status.Code(err)
+	level := slog.LevelInfo
+	if code == codes.Internal || code == codes.Unknown {
+		level = slog.LevelError
+	}
+	i.log.Log(ctx, level, "grpc call", "method", info.FullMethod, "code", code.String(), "duration", time.Since(start))
+	return resp, err
+}
+
+func (i *interceptors) errors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err != nil {
+		if errs.KindOf(err) == errs.Internal {
+			if _, isStatus := status.FromError(err); !isStatus {
+				i.log.ErrorContext(ctx, "internal error", "method", info.FullMethod, "error", err.Error())
+			}
+		}
+		return nil, Status(err).Err()
+	}
+	return resp, nil
+}
+
+func (i *interceptors) recover(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			i.log.ErrorContext(ctx, "panic", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			err = errs.E(errs.Internal, "panic in %s", info.FullMethod)
+		}
+	}()
+	return handler(ctx, req)
+}
+
+func (i *interceptors) authenticate(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := i.authn(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (i *interceptors) validate(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if m, ok := req.(proto.Message); ok {
+		if err := i.validator.Check(m); err != nil {
+			return nil, err
+		}
+	}
+	return handler(ctx, req)
+}
+
+func (i *interceptors) streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := handler(srv, ss); err != nil {
+		return Status(err).Err()
+	}
+	return nil
+}
+
+func (i *interceptors) streamAuthenticate(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := i.authn(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+}
+
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
+
+var errUnauthenticated = errs.E(errs.Unauthenticated, "missing, malformed or expired access token").WithReason("UNAUTHENTICATED")
+
+// authn attaches the caller to ctx. Methods marked public in their .proto,
+// and the platform's own services (health, reflection), need no token.
+func (i *interceptors) authn(ctx context.Context, method string) (context.Context, error) {
+	if i.isPublic(method) {
+		return ctx, nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	var token string
+	if v := md.Get("authorization"); len(v) > 0 {
+		scheme, t, ok := strings.Cut(v[0], " ")
+		if ok && strings.EqualFold(scheme, "bearer") {
+			token = strings.TrimSpace(t)
+		}
+	}
+	if token == "" || i.verifier == nil {
+		return nil, errUnauthenticated
+	}
+	p, err := i.verifier.Verify(token)
+	if err != nil {
+		return nil, errUnauthenticated
+	}
+	return auth.WithPrincipal(ctx, p), nil
+}
+
+func (i *interceptors) isPublic(method string) bool {
+	if v, ok := i.public.Load(method); ok {
+		return v.(bool)
+	}
+	public := strings.HasPrefix(method, "/grpc.")
+	// "/pkg.Service/Method" -> "pkg.Service.Method"
+	name := protoreflect.FullName(strings.Replace(strings.TrimPrefix(method, "/"), "/", ".", 1))
+	if d, err := protoregistry.GlobalFiles.FindDescriptorByName(name); err == nil {
+		if md, ok := d.(protoreflect.MethodDescriptor); ok && md.Options() != nil {
+			if r, ok := proto.GetExtension(md.Options(), apiv1.E_Method).(*apiv1.MethodRules); ok {
+				public = public || r.GetPublic()
+			}
+		}
+	}
+	i.public.Store(method, public)
+	return public
+}

@@ -1,0 +1,180 @@
+// Package outbox makes events as durable as the changes they describe: Write
+// stores an event in the caller's transaction, and a Relay publishes stored
+// events to NATS JetStream with the event id as Nats-Msg-Id, so a crash
+// between commit and publish loses nothing and a retry duplicates nothing.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"google.golang.org/protobuf/proto"
+)
+
+// TypeHeader carries the full protobuf name of an event's payload.
+const TypeHeader = "Mailplane-Event-Type"
+
+const insertEvent = `INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)`
+
+// Write stores msg as an event on subject (relative to the deployment's
+// subject prefix, e.g. "accounts.organization.created") in tx. The current
+// trace context travels with it.
+func Write(ctx context.Context, tx pgx.Tx, subject string, msg proto.Message) error {
+	payload, err := proto.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("outbox: marshal %s: %w", subject, err)
+	}
+	headers := propagation.MapCarrier{TypeHeader: string(msg.ProtoReflect().Descriptor().FullName())}
+	otel.GetTextMapPropagator().Inject(ctx, headers)
+	h, _ := json.Marshal(headers)
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("outbox: event id: %w", err)
+	}
+	if _, err := tx.Exec(ctx, insertEvent, id, subject, payload, h); err != nil {
+		return fmt.Errorf("outbox: write %s: %w", subject, err)
+	}
+	return nil
+}
+
+// Relay publishes a schema's outbox to JetStream.
+type Relay struct {
+	Pool *pgxpool.Pool
+	JS   jetstream.JetStream
+	// Prefix is prepended to every subject ("mailplane").
+	Prefix string
+	Log    *slog.Logger
+	// Interval between polls of an empty outbox.
+	Interval time.Duration
+	// Batch is how many events one transaction publishes.
+	Batch int
+}
+
+const selectBatch = `
+SELECT id, subject, payload, headers FROM outbox
+ORDER BY seq LIMIT $1
+FOR UPDATE SKIP LOCKED`
+
+const deleteSent = `DELETE FROM outbox WHERE id = ANY($1)`
+
+// Run publishes until ctx is done, then drains what is left for up to
+// drainTimeout so a clean shutdown leaves nothing behind.
+func (r *Relay) Run(ctx context.Context, drainTimeout time.Duration) error {
+	interval := r.Interval
+	if interval <= 0 {
+		interval = 100 * time.Millisecond
+	}
+	backoff := interval
+	for {
+		n, err := r.publishBatch(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return r.drain(drainTimeout)
+		case err != nil:
+			r.Log.Warn("outbox relay: publish failed; will retry", "error", err, "retryIn", backoff)
+			backoff = min(backoff*2, 10*time.Second)
+		case n > 0:
+			backoff = interval
+			continue
+		default:
+			backoff = interval
+		}
+		select {
+		case <-ctx.Done():
+			return r.drain(drainTimeout)
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func (r *Relay) drain(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		n, err := r.publishBatch(ctx)
+		if err != nil {
+			return fmt.Errorf("outbox relay: drain: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+// publishBatch publishes the oldest events in one transaction and deletes
+// those the broker acknowledged. It returns how many it sent.
+func (r *Relay) publishBatch(ctx context.Context) (int, error) {
+	batch := r.Batch
+	if batch <= 0 {
+		batch = 256
+	}
+	var sent int
+	err := pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, selectBatch, batch)
+		if err != nil {
+			return err
+		}
+		type event struct {
+			ID      uuid.UUID
+			Subject string
+			Payload []byte
+			Headers map[string]string
+		}
+		events, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
+		if err != nil || len(events) == 0 {
+			return err
+		}
+		futures := make([]jetstream.PubAckFuture, len(events))
+		for i, e := range events {
+			m := nats.NewMsg(r.Prefix + "." + e.Subject)
+			m.Data = e.Payload
+			for k, v := range e.Headers {
+				m.Header.Set(k, v)
+			}
+			f, err := r.JS.PublishMsgAsync(m, jetstream.WithMsgID(e.ID.String()))
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", e.Subject, err)
+			}
+			futures[i] = f
+		}
+		acked := make([]uuid.UUID, 0, len(events))
+		var errs []error
+		for i, f := range futures {
+			select {
+			case <-f.Ok():
+				acked = append(acked, events[i].ID)
+			case err := <-f.Err():
+				errs = append(errs, fmt.Errorf("publish %s: %w", events[i].Subject, err))
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if _, err := tx.Exec(ctx, deleteSent, acked); err != nil {
+			return err
+		}
+		sent = len(acked)
+		if len(errs) > 0 {
+			// Commit what was acknowledged; the rest stays for the retry.
+			r.Log.Warn("outbox relay: some events not acknowledged", "error", errors.Join(errs...))
+			if sent == 0 {
+				return errors.Join(errs...)
+			}
+		}
+		return nil
+	})
+	if err != nil && sent > 0 {
+		sent = 0
+	}
+	return sent, err
+}

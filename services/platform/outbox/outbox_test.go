@@ -1,0 +1,149 @@
+package outbox_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/natstest"
+	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/mailplane/mailplane/services/platform/pg"
+	"github.com/mailplane/mailplane/services/platform/pgtest"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+func uniqueName(t *testing.T) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return "T" + hex.EncodeToString(b)
+}
+
+// TestRelaySurvivesBrokerOutage writes events while NATS is down and checks
+// that, once it is back, every event is in the stream exactly once.
+func TestRelaySurvivesBrokerOutage(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, "outboxtest", fstest.MapFS{})
+	ns := natstest.Start(t)
+	log := slog.New(slog.DiscardHandler)
+
+	nc, js, err := events.Connect(ns.ClientURL(), "test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	stream, prefix := uniqueName(t), "p"+uniqueName(t)
+	if err := events.EnsureStream(ctx, js, stream, prefix); err != nil {
+		t.Fatal(err)
+	}
+
+	ns.Stop()
+	const n = 50
+	for i := range n {
+		err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+			return outbox.Write(ctx, tx, "test.thing.created", wrapperspb.Int64(int64(i)))
+		})
+		if err != nil {
+			t.Fatalf("write event %d: %v", i, err)
+		}
+	}
+	// One event goes out twice, as after a crash between publish and delete:
+	// the stream must keep one copy.
+	var firstID string
+	if err := pool.QueryRow(ctx, "SELECT id::text FROM outbox ORDER BY seq LIMIT 1").Scan(&firstID); err != nil {
+		t.Fatal(err)
+	}
+
+	relayCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	relay := &outbox.Relay{Pool: pool, JS: js, Prefix: prefix, Log: log, Interval: 20 * time.Millisecond}
+	go func() { done <- relay.Run(relayCtx, 5*time.Second) }()
+
+	// Let the relay fail against the dead broker for a while.
+	waitFor(t, 2*time.Second, func() bool { return false }, "")
+	if got := outboxLen(t, pool); got != n {
+		t.Fatalf("outbox holds %d events during the outage, want %d", got, n)
+	}
+
+	ns.Restart()
+	waitFor(t, 30*time.Second, func() bool { return outboxLen(t, pool) == 0 }, "outbox to drain")
+	if _, err := js.Publish(ctx, prefix+".test.thing.created", []byte("dup"), jetstream.WithMsgID(firstID)); err != nil {
+		t.Fatalf("republish: %v", err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("relay: %v", err)
+	}
+
+	info, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := info.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State.Msgs != n {
+		t.Fatalf("stream holds %d messages, want %d", st.State.Msgs, n)
+	}
+	// Every payload 0..n-1 once.
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		var v wrapperspb.Int64Value
+		if err := proto.Unmarshal(m.Data(), &v); err != nil {
+			t.Fatalf("payload: %v", err)
+		}
+		if seen[v.Value] {
+			t.Errorf("event %d delivered twice", v.Value)
+		}
+		seen[v.Value] = true
+		if got := m.Headers().Get(outbox.TypeHeader); got != "google.protobuf.Int64Value" {
+			t.Errorf("%s = %q", outbox.TypeHeader, got)
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("got %d distinct events, want %d", len(seen), n)
+	}
+}
+
+func outboxLen(t *testing.T, pool interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or d passes; with an empty what it
+// just waits d.
+func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if what != "" {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}

@@ -1,0 +1,116 @@
+// Package pg connects a service to its PostgreSQL schema, migrates it, and
+// runs transactions.
+package pg
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"log/slog"
+	"regexp"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+)
+
+// platformMigrations create the tables every service schema has: the outbox
+// and the record of events a consumer applied.
+//
+//go:embed migrations/*.sql
+var platformMigrations embed.FS
+
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Connect opens a pool whose connections work in schema: unqualified names in
+// the service's SQL resolve there and nowhere else.
+func Connect(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
+	if !schemaName.MatchString(schema) {
+		return nil, fmt.Errorf("schema name %q: want lower-case letters, digits and _", schema)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.ConnConfig.RuntimeParams["application_name"] = "mailplane-" + schema
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database %s: %w", cfg.ConnConfig.Host, err)
+	}
+	return pool, nil
+}
+
+// Migrate creates schema if needed and applies the platform's migrations, then
+// the service's (the *.sql files at the root of migrations). An advisory lock
+// held for the whole run lets several replicas start at once.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations fs.FS, log *slog.Logger) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	defer conn.Release()
+	h := fnv.New64a()
+	h.Write([]byte("mailplane-migrate:" + schema))
+	key := int64(h.Sum64())
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		return fmt.Errorf("migrate %s: lock: %w", schema, err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", key)
+
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("migrate %s: create schema: %w", schema, err)
+	}
+	platform, err := fs.Sub(platformMigrations, "migrations")
+	if err != nil {
+		return err
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	for _, m := range []struct {
+		table string
+		fsys  fs.FS
+	}{
+		{"platform_migrations", platform},
+		{"migrations", migrations},
+	} {
+		p, err := goose.NewProvider(goose.DialectPostgres, db, m.fsys,
+			goose.WithTableName(schema+"."+m.table),
+			goose.WithDisableGlobalRegistry(true))
+		if errors.Is(err, goose.ErrNoMigrations) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", schema, err)
+		}
+		results, err := p.Up(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", schema, err)
+		}
+		for _, r := range results {
+			log.Info("migration applied", "schema", schema, "migration", r.Source.Path, "duration", r.Duration)
+		}
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction, committing when it returns nil.
+func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, pool, fn)
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation,
+// optionally of the named constraint.
+func IsUniqueViolation(err error, constraint string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && (constraint == "" || pe.ConstraintName == constraint)
+}
