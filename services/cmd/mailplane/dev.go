@@ -220,4 +220,3 @@ Ctrl-C stops everything; data stays in the data directory for the next run.
 
 `, edge, grpcAddr, demoEmail, demoPassword)
 }
-

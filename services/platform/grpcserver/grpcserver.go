@@ -125,10 +125,10 @@ func Status(err error) *status.Status {
 }
 
 type interceptors struct {
-	log      *slog.Logger
-	verifier *auth.Verifier
+	log       *slog.Logger
+	verifier  *auth.Verifier
 	validator validate.Validator
-	public   sync.Map // full method name -> bool
+	public    sync.Map // full method name -> bool
 }
 
 func (i *interceptors) logging(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

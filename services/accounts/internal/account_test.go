@@ -1,0 +1,109 @@
+package accounts
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mailplane/mailplane/services/platform/errs"
+)
+
+func TestCheckRoleChange(t *testing.T) {
+	tests := []struct {
+		name              string
+		actor, target, to Role
+		owners            int
+		want              errs.Kind
+		wantOK            bool
+	}{
+		{"owner promotes member to admin", Owner, Member, Admin, 1, 0, true},
+		{"admin promotes member to admin", Admin, Member, Admin, 1, 0, true},
+		{"admin demotes admin", Admin, Admin, Member, 1, 0, true},
+		{"member cannot change roles", Member, Member, Admin, 1, errs.PermissionDenied, false},
+		{"admin cannot make an owner", Admin, Member, Owner, 1, errs.PermissionDenied, false},
+		{"admin cannot demote an owner", Admin, Owner, Member, 2, errs.PermissionDenied, false},
+		{"owner makes another owner", Owner, Admin, Owner, 1, 0, true},
+		{"owner demotes one of two owners", Owner, Owner, Admin, 2, 0, true},
+		{"last owner cannot be demoted", Owner, Owner, Admin, 1, errs.FailedPrecondition, false},
+		{"owner to owner is a no-op", Owner, Owner, Owner, 1, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkRoleChange(tt.actor, tt.target, tt.to, tt.owners)
+			if tt.wantOK {
+				if err != nil {
+					t.Fatalf("got %v, want nil", err)
+				}
+				return
+			}
+			if !errs.Is(err, tt.want) {
+				t.Fatalf("got %v, want kind %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckRemoval(t *testing.T) {
+	tests := []struct {
+		name          string
+		actor, target Role
+		self          bool
+		owners        int
+		want          errs.Kind
+		wantOK        bool
+	}{
+		{"admin removes member", Admin, Member, false, 1, 0, true},
+		{"member removes member", Member, Member, false, 1, errs.PermissionDenied, false},
+		{"member leaves", Member, Member, true, 1, 0, true},
+		{"admin removes owner", Admin, Owner, false, 2, errs.PermissionDenied, false},
+		{"owner removes one of two owners", Owner, Owner, false, 2, 0, true},
+		{"last owner leaves", Owner, Owner, true, 1, errs.FailedPrecondition, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkRemoval(tt.actor, tt.target, tt.self, tt.owners)
+			if tt.wantOK != (err == nil) || (!tt.wantOK && !errs.Is(err, tt.want)) {
+				t.Fatalf("got %v, want ok=%v kind %v", err, tt.wantOK, tt.want)
+			}
+		})
+	}
+}
+
+func TestPasswordHash(t *testing.T) {
+	h, err := hashPassword("correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Errorf("hash %q does not record the OWASP parameters", h)
+	}
+	for _, tt := range []struct {
+		password string
+		want     bool
+	}{
+		{"correct horse battery", true},
+		{"correct horse batterY", false},
+		{"", false},
+	} {
+		ok, err := checkPassword(h, tt.password)
+		if err != nil || ok != tt.want {
+			t.Errorf("checkPassword(%q) = %v, %v; want %v", tt.password, ok, err, tt.want)
+		}
+	}
+	if h2, _ := hashPassword("correct horse battery"); h2 == h {
+		t.Error("two hashes of one password are equal: salt not random")
+	}
+	if _, err := checkPassword("$bcrypt$whatever", "x"); err == nil {
+		t.Error("malformed hash accepted")
+	}
+}
+
+func TestCursorRoundTrip(t *testing.T) {
+	c := Cursor{UserID: [16]byte{1, 2, 3}}
+	got, err := decodeCursor(encodeCursor(c))
+	if err != nil || got.UserID != c.UserID || !got.CreateTime.Equal(c.CreateTime.Truncate(1000)) {
+		t.Fatalf("round trip: got %+v, %v", got, err)
+	}
+	if _, err := decodeCursor("not a cursor!"); !errs.Is(err, errs.InvalidArgument) {
+		t.Fatalf("bad token: got %v, want InvalidArgument", err)
+	}
+}
