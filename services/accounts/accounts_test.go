@@ -36,7 +36,7 @@ type env struct {
 
 // start runs the accounts service on a real gRPC server over loopback, so
 // every interceptor runs, against a fresh database.
-func start(t *testing.T) *env {
+func start(t testing.TB) *env {
 	t.Helper()
 	pool := pgtest.NewPool(t, accounts.Schema, accounts.Migrations)
 	pub, priv, _ := ed25519.GenerateKey(nil)
@@ -76,7 +76,7 @@ func start(t *testing.T) *env {
 
 const password = "a long enough password"
 
-func (e *env) signUp(t *testing.T, email string) *accountsv1.SignUpResponse {
+func (e *env) signUp(t testing.TB, email string) *accountsv1.SignUpResponse {
 	t.Helper()
 	resp, err := e.auth.SignUp(context.Background(), &accountsv1.SignUpRequest{
 		Email: email, Password: password, DisplayName: "Someone", OrganizationDisplayName: "Their Org",
@@ -369,4 +369,17 @@ func TestOrganizationsAndRoles(t *testing.T) {
 	wantCode(t, err, codes.NotFound)
 	_, err = e.orgs.GetOrganization(asMember, &accountsv1.GetOrganizationRequest{Name: org})
 	wantCode(t, err, codes.NotFound)
+}
+
+// BenchmarkSignIn measures a whole sign-in over gRPC: rate-limit counters,
+// the argon2id check, the refresh token and the signed access token.
+func BenchmarkSignIn(b *testing.B) {
+	e := start(b)
+	e.signUp(b, "bench@example.com")
+	req := &accountsv1.SignInRequest{Email: "bench@example.com", Password: password}
+	for b.Loop() {
+		if _, err := e.auth.SignIn(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -107,3 +107,16 @@ func TestCursorRoundTrip(t *testing.T) {
 		t.Fatalf("bad token: got %v, want InvalidArgument", err)
 	}
 }
+
+// BenchmarkCheckPassword measures the argon2id verification alone.
+func BenchmarkCheckPassword(b *testing.B) {
+	h, err := hashPassword("correct horse battery")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if ok, _ := checkPassword(h, "correct horse battery"); !ok {
+			b.Fatal("mismatch")
+		}
+	}
+}

@@ -58,7 +58,13 @@ func newDevPostgres(dataDir string, port int) (*devPostgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &devPostgres{bin: bin, dir: filepath.Join(dataDir, "postgres"), port: port}
+	// Absolute, because the server resolves its socket directory from its
+	// own working directory.
+	dir, err := filepath.Abs(filepath.Join(dataDir, "postgres"))
+	if err != nil {
+		return nil, err
+	}
+	p := &devPostgres{bin: bin, dir: dir, port: port}
 	if os.Geteuid() == 0 {
 		if _, err := user.Lookup("postgres"); err != nil {
 			return nil, errors.New("running as root: PostgreSQL refuses root, and there is no postgres user to run it as; run as another user or set MAILPLANE_DATABASE_URL")

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -212,6 +213,10 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 func serveHTTP(ctx context.Context, addr string, h http.Handler, drain time.Duration) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h)
+	// Profiles on the internal metrics port, for SREs chasing a hot path.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	hs := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()

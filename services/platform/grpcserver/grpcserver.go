@@ -136,10 +136,13 @@ func (i *interceptors) logging(ctx context.Context, req any, info *grpc.UnarySer
 	resp, err := handler(ctx, req)
 	code := status.Code(err)
 	level := slog.LevelInfo
-	if code == codes.Internal || code == codes.Unknown {
+	switch {
+	case code == codes.Internal || code == codes.Unknown:
 		level = slog.LevelError
+	case strings.HasPrefix(info.FullMethod, "/grpc.health."):
+		level = slog.LevelDebug // probes every few seconds
 	}
-	i.log.Log(ctx, level, "grpc call", "method", info.FullMethod, "code", code.String(), "duration", time.Since(start))
+	i.log.Log(ctx, level, "grpc call", "method", info.FullMethod, "code", code.String(), "durationMs", float64(time.Since(start).Microseconds())/1000)
 	return resp, err
 }
 

@@ -52,6 +52,10 @@ func Setup(ctx context.Context, service, otlpEndpoint string) (*Telemetry, error
 			return nil, fmt.Errorf("otlp exporter: %w", err)
 		}
 		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
+	} else {
+		// Nothing would read recorded spans: keep trace ids for the logs
+		// and for propagation, but do not record.
+		tpOpts = append(tpOpts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
 	}
 	tp := sdktrace.NewTracerProvider(tpOpts...)
 	t.Tracer = tp

@@ -1,0 +1,210 @@
+// Package gateway is Mailplane's REST edge. It serves the gRPC APIs as JSON
+// over HTTP through grpc-gateway, and adds what a browser frontend and an SRE
+// expect of it: request ids, CORS, errors with Retry-After, access logs,
+// traces, health endpoints and the OpenAPI document.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	accountsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/gateway/internal/openapi"
+)
+
+// Config holds the edge's settings.
+type Config struct {
+	// Addr is the HTTP listen address, e.g. ":8080".
+	Addr string
+	// AccountsAddr is the gRPC address of the accounts service, e.g.
+	// "127.0.0.1:9090".
+	AccountsAddr string
+	// CORSOrigins are the browser origins allowed to call the API
+	// ("https://app.example.com"); "*" allows any; empty disables CORS.
+	CORSOrigins []string
+	// ShutdownTimeout bounds Run's graceful shutdown; zero means 20 s.
+	ShutdownTimeout time.Duration
+}
+
+const (
+	defaultShutdownTimeout = 20 * time.Second
+
+	// maxBodyBytes caps a request body. The backends refuse messages above
+	// gRPC's default 4 MiB anyway, and grpc-gateway reads the whole body
+	// into memory before it calls them.
+	maxBodyBytes = 4 << 20
+)
+
+// backend is one gRPC service the edge forwards to.
+type backend struct {
+	name string
+	conn *grpc.ClientConn
+}
+
+// New dials the backends and returns the edge's handler and a func that
+// closes the connections. Dialing does not wait for the backends: a backend
+// that is down makes its routes answer 503 and /readyz fail until it is up.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func() error, error) {
+	if cfg.AccountsAddr == "" {
+		return nil, nil, errors.New("gateway: no accounts address")
+	}
+	accounts, err := dial(cfg.AccountsAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial accounts at %s: %w", cfg.AccountsAddr, err)
+	}
+	backends := []backend{{name: "accounts", conn: accounts}}
+	closeAll := func() error {
+		var errs []error
+		for _, b := range backends {
+			if err := b.conn.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s connection: %w", b.name, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+
+	mux, err := newMux(ctx, accounts, backends, log)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+
+	var h http.Handler = http.MaxBytesHandler(mux, maxBodyBytes)
+	if len(cfg.CORSOrigins) > 0 {
+		h = cors(cfg.CORSOrigins, h)
+	}
+	h = accessLog(log, h)
+	h = requestID(h)
+	h = otelhttp.NewHandler(h, "gateway", otelhttp.WithFilter(func(r *http.Request) bool {
+		// Probes every few seconds would bury the traces people look at.
+		return r.URL.Path != "/healthz" && r.URL.Path != "/readyz"
+	}))
+	return h, closeAll, nil
+}
+
+// dial returns a client connection to addr. Plain-text transport: inside the
+// cluster the backends are reached over the pod network (or loopback in dev).
+func dial(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithFilter(filters.Not(filters.HealthCheck())),
+		)),
+	)
+}
+
+// newMux routes the API and the edge's own endpoints. The own endpoints go
+// through the grpc-gateway mux too, so that an unknown path or a wrong method
+// gets the same JSON error as everywhere else.
+func newMux(ctx context.Context, accounts *grpc.ClientConn, backends []backend, log *slog.Logger) (*runtime.ServeMux, error) {
+	mux := runtime.NewServeMux(
+		// grpc-gateway's default marshaler emits every unset field; answer
+		// with the fields that are set, as protojson does by default.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
+			Marshaler: &runtime.JSONPb{
+				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+			},
+		}),
+		runtime.WithErrorHandler(errorHandler(log)),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithMetadata(outgoingMetadata),
+	)
+	registers := []struct {
+		name     string
+		register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+	}{
+		{"AuthService", accountsv1.RegisterAuthServiceHandler},
+		{"UserService", accountsv1.RegisterUserServiceHandler},
+		{"OrganizationService", accountsv1.RegisterOrganizationServiceHandler},
+	}
+	for _, r := range registers {
+		if err := r.register(ctx, mux, accounts); err != nil {
+			return nil, fmt.Errorf("register %s routes: %w", r.name, err)
+		}
+	}
+
+	own := []struct {
+		path string
+		h    http.HandlerFunc
+	}{
+		{"/healthz", healthz},
+		{"/readyz", readyz(backends, log)},
+		{"/openapi.json", serveOpenAPI},
+	}
+	for _, o := range own {
+		if err := mux.HandlePath(http.MethodGet, o.path, func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+			o.h(w, r)
+		}); err != nil {
+			return nil, fmt.Errorf("route %s: %w", o.path, err)
+		}
+	}
+	return mux, nil
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, openapi.Document())
+}
+
+// Run serves the edge on cfg.Addr until ctx is done, then stops accepting
+// connections and lets requests in flight finish within cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.Addr == "" {
+		return errors.New("gateway: no HTTP listen address")
+	}
+	timeout := cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = defaultShutdownTimeout
+	}
+	h, closeBackends, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeBackends()
+
+	// Listen here rather than in ListenAndServe so that a taken port is
+	// reported to the caller before Run blocks.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("gateway listening", "addr", ln.Addr().String(), "accountsAddr", cfg.AccountsAddr)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("gateway: serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("gateway shutting down", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		// Requests still running past the deadline are cut off.
+		srv.Close()
+		return fmt.Errorf("gateway: shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/felixge/httpsnoop"
+	"google.golang.org/grpc/metadata"
+)
+
+type requestIDKey struct{}
+
+// requestIDFrom returns the id requestID gave the request.
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// requestID gives every request an id, answered in X-Request-Id. A client
+// (or a proxy in front) may choose it, so that one id follows a request
+// across systems; one that could upset a log or a header is replaced.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = rand.Text()
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+// validRequestID reports whether id is 1 to 128 characters of [A-Za-z0-9._-].
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// outgoingMetadata is what the backends learn about an HTTP request beyond
+// what grpc-gateway forwards itself (Authorization as "authorization").
+// grpc-gateway lets these values replace any it derived from the request.
+func outgoingMetadata(_ context.Context, r *http.Request) metadata.MD {
+	md := metadata.Pairs("x-forwarded-for", forwardedFor(r))
+	if id := requestIDFrom(r.Context()); id != "" {
+		md.Set("x-request-id", id)
+	}
+	return md
+}
+
+// forwardedFor is the X-Forwarded-For chain handed to the backends: the hops
+// the request claims, then the address of the peer the edge saw. The accounts
+// service takes the last hop as the client's address for sign-in rate limits,
+// so the last hop must be the one value a client cannot choose.
+// grpc-gateway appends the peer too, but silently leaves it out when
+// RemoteAddr has no port; building the chain here keeps the guarantee.
+func forwardedFor(r *http.Request) string {
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		if printableASCII(v) {
+			hops = append(hops, v)
+		}
+	}
+	peer := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
+	}
+	if peer == "" || !printableASCII(peer) {
+		peer = "unknown"
+	}
+	return strings.Join(append(hops, peer), ", ")
+}
+
+// printableASCII reports whether s is a valid gRPC metadata text value.
+func printableASCII(s string) bool {
+	for _, c := range []byte(s) {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// accessLog logs one line per request once it is answered.
+func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m := httpsnoop.CaptureMetrics(next, w, r)
+		log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", m.Code),
+			slog.Int64("bytes", m.Written),
+			slog.Float64("durationMs", float64(m.Duration.Microseconds())/1000),
+			slog.String("requestId", requestIDFrom(r.Context())),
+			slog.String("remoteAddr", r.RemoteAddr),
+		)
+	})
+}
+
+// cors lets the browser origins in origins ("*": any) call the API. It
+// answers preflight requests itself. Tokens travel in the Authorization
+// header, never in cookies, so credentials are not allowed.
+func cors(origins []string, next http.Handler) http.Handler {
+	// Browsers send the origin lower-case and without a trailing slash;
+	// forgive a configured one that is written otherwise.
+	allowed := make([]string, 0, len(origins))
+	for _, o := range origins {
+		allowed = append(allowed, strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/"))
+	}
+	anyOrigin := slices.Contains(allowed, "*")
+
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		origin := r.Header.Get("Origin")
+		ok := origin != "" && (anyOrigin || slices.Contains(allowed, strings.ToLower(origin)))
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+
+		// The answer depends on the origin: caches must not hand one
+		// origin's answer to another.
+		h.Add("Vary", "Origin")
+		if preflight {
+			h.Add("Vary", "Access-Control-Request-Method")
+			h.Add("Vary", "Access-Control-Request-Headers")
+			if ok {
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+				h.Set("Access-Control-Max-Age", "7200") // the most Chromium honours
+			}
+			// A disallowed origin gets no CORS headers, which is how a
+			// browser learns it may not send the request.
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if ok {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
