@@ -69,9 +69,11 @@ $(TOOLBIN)/.done:
 	GOBIN=$(TOOLBIN) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 	touch $@
 
+# go work sync can raise a module's requirements, so tidy again after it.
 tidy:
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy); done
 	go work sync
+	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy); done
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./services/accounts/...
