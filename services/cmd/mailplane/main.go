@@ -3,6 +3,7 @@
 //	mailplane serve accounts [flags]   one or more services, as in production
 //	mailplane dev [flags]              every service, NATS, PostgreSQL and the
 //	                                   REST edge in one process, for a laptop
+//	mailplane keygen                   a new access-token key pair
 //
 // Every flag also reads a MAILPLANE_* environment variable; `mailplane serve
 // -h` lists them.
@@ -10,7 +11,10 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +26,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "mailplane:", err)
 		}
@@ -34,6 +41,7 @@ var errUsage = errors.New("usage")
 const usage = `usage:
   mailplane serve <service>... [flags]   run services (` + "accounts" + `)
   mailplane dev [flags]                  run everything locally (make run)
+  mailplane keygen                       print a new token key pair as MAILPLANE_* settings
   mailplane <command> -h                 list the flags and their MAILPLANE_* variables
 `
 
@@ -47,8 +55,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return serve(ctx, args[1:], getenv, stdout)
 	case "dev":
 		return dev(ctx, args[1:], getenv, stdout)
+	case "keygen":
+		return keygen(stdout)
 	default:
 		fmt.Fprint(stdout, usage)
 		return errUsage
 	}
+}
+
+// keygen prints a new Ed25519 key pair in the form the settings take: the
+// signing key for the accounts service only, the public key for every service.
+func keygen(stdout io.Writer) error {
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "MAILPLANE_TOKEN_SIGNING_KEY=%s\nMAILPLANE_TOKEN_PUBLIC_KEY=%s\n",
+		base64.StdEncoding.EncodeToString(priv.Seed()), base64.StdEncoding.EncodeToString(pub))
+	return nil
 }
