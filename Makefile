@@ -33,7 +33,6 @@ run: build
 
 build:
 	go build -o bin/mailplane ./services/cmd/mailplane
-	go build -o bin/gateway ./gateway/cmd/gateway
 
 test: lint check-generated
 	go test -race -count=1 $(PKGS)

@@ -93,10 +93,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := s.validate(names); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	var origins []string
-	if d.CORSOrigins != "" {
-		origins = strings.Split(d.CORSOrigins, ",")
-	}
+	origins := splitList(d.CORSOrigins)
 
 	g, gctx := errgroup.WithContext(ctx)
 	grpcReady := make(chan string, 1)

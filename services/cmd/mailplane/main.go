@@ -3,6 +3,7 @@
 //	mailplane serve accounts [flags]   one or more services, as in production
 //	mailplane dev [flags]              every service, NATS, PostgreSQL and the
 //	                                   REST edge in one process, for a laptop
+//	mailplane gateway [flags]          the REST edge alone, as in production
 //	mailplane keygen                   a new access-token key pair
 //
 // Every flag also reads a MAILPLANE_* environment variable; `mailplane serve
@@ -41,6 +42,7 @@ var errUsage = errors.New("usage")
 const usage = `usage:
   mailplane serve <service>... [flags]   run services (` + "accounts" + `)
   mailplane dev [flags]                  run everything locally (make run)
+  mailplane gateway [flags]              run the REST edge
   mailplane keygen                       print a new token key pair as MAILPLANE_* settings
   mailplane <command> -h                 list the flags and their MAILPLANE_* variables
 `
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return serve(ctx, args[1:], getenv, stdout)
 	case "dev":
 		return dev(ctx, args[1:], getenv, stdout)
+	case "gateway":
+		return serveGateway(ctx, args[1:], getenv, stdout)
 	case "keygen":
 		return keygen(stdout)
 	default:

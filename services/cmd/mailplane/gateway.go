@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/mailplane/mailplane/gateway"
+	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/telemetry"
+	"golang.org/x/sync/errgroup"
+)
+
+// serveGateway runs the REST edge on its own, as Kubernetes deploys it: one
+// binary for every part, the edge scaled in its own Deployment.
+func serveGateway(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	l := config.NewLoader("mailplane gateway", getenv, stdout)
+	var c gateway.Config
+	var origins, logLevel, otlp, metricsAddr string
+	l.String(&c.Addr, "http-addr", ":8080", "REST edge listen address")
+	l.String(&c.AccountsAddr, "accounts-addr", "127.0.0.1:9090", "gRPC address of the accounts service")
+	l.String(&origins, "cors-origins", "", `browser origins allowed to call the API, comma-separated; "*" for any; empty: no CORS`)
+	l.Duration(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time requests in flight may take to finish on shutdown")
+	l.String(&logLevel, "log-level", "info", "debug, info, warn or error")
+	l.String(&otlp, "otlp-endpoint", "", "OTLP/gRPC collector host:port for traces; empty: no export")
+	l.String(&metricsAddr, "metrics-addr", ":9464", "Prometheus /metrics listen address; empty disables it")
+	if err := l.Parse(args); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if len(l.Args()) > 0 {
+		return fmt.Errorf("unexpected arguments %q", l.Args())
+	}
+	c.CORSOrigins = splitList(origins)
+	log, err := telemetry.NewLogger(stdout, logLevel)
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.Setup(ctx, "mailplane-gateway", otlp)
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gateway.Run(gctx, c, log) })
+	if metricsAddr != "" {
+		g.Go(func() error { return serveHTTP(gctx, metricsAddr, tel.MetricsHandler(), c.ShutdownTimeout) })
+	}
+	return g.Wait()
+}
+
+// splitList splits a comma-separated setting, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
