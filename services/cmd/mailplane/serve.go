@@ -36,6 +36,7 @@ type settings struct {
 	NATSURL         string
 	EventStream     string
 	EventPrefix     string
+	EventReplicas   int
 	OTLPEndpoint    string
 	LogLevel        string
 	TokenPublicKey  string
@@ -51,6 +52,7 @@ func (s *settings) register(l *config.Loader) {
 	l.String(&s.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
 	l.String(&s.EventStream, "event-stream", "MAILPLANE", "JetStream stream holding every service's events")
 	l.String(&s.EventPrefix, "event-prefix", "mailplane", "first token of every event subject")
+	l.Int(&s.EventReplicas, "event-stream-replicas", 1, "replicas of the event stream in a NATS cluster (1, 3 or 5)")
 	l.String(&s.OTLPEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector host:port for traces; empty: no export")
 	l.String(&s.LogLevel, "log-level", "info", "debug, info, warn or error")
 	l.String(&s.TokenPublicKey, "token-public-key", "", "base64 Ed25519 public key that verifies access tokens")
@@ -64,11 +66,16 @@ func (s *settings) validate(names []string) error {
 	config.Check(&errs, s.NATSURL != "", "nats-url", "required")
 	config.Check(&errs, s.EventStream != "" && !strings.ContainsAny(s.EventStream, ". *>"), "event-stream", "want a name without spaces, dots, * or >")
 	config.Check(&errs, s.EventPrefix != "" && !strings.ContainsAny(s.EventPrefix, " *>"), "event-prefix", "want a subject token without spaces, * or >")
-	_, err := auth.ParsePublicKey(s.TokenPublicKey)
+	config.Check(&errs, s.EventReplicas >= 1 && s.EventReplicas <= 5, "event-stream-replicas", "want 1 to 5, got %d", s.EventReplicas)
+	pub, err := auth.ParsePublicKey(s.TokenPublicKey)
 	config.Check(&errs, err == nil, "token-public-key", "%v", err)
 	config.Check(&errs, s.ShutdownTimeout > 0, "shutdown-timeout", "want a positive duration")
 	if slices.Contains(names, "accounts") {
 		errs = append(errs, s.Accounts.Validate()...)
+		// A mismatched pair would only show as 401s on every call.
+		if priv, err := auth.ParsePrivateKey(s.Accounts.TokenSigningKey); err == nil && pub != nil {
+			config.Check(&errs, pub.Equal(priv.Public()), "token-public-key", "is not the public half of token-signing-key")
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -155,7 +162,7 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 		return err
 	}
 	defer nc.Close()
-	if err := events.EnsureStream(ctx, js, s.EventStream, s.EventPrefix); err != nil {
+	if err := events.EnsureStream(ctx, js, s.EventStream, s.EventPrefix, s.EventReplicas); err != nil {
 		return err
 	}
 

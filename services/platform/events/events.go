@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"log/slog"
 	"time"
 
@@ -43,8 +44,9 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStrea
 }
 
 // EnsureStream creates or updates the stream that holds every subject under
-// prefix. The duplicate window is what makes a relay's retry harmless.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, name, prefix string) error {
+// prefix, with replicas copies in a NATS cluster. The duplicate window is what
+// makes a relay's retry harmless.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, name, prefix string, replicas int) error {
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       name,
 		Subjects:   []string{prefix + ".>"},
@@ -52,6 +54,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, name, prefix stri
 		Retention:  jetstream.LimitsPolicy,
 		MaxAge:     7 * 24 * time.Hour,
 		Duplicates: 10 * time.Minute,
+		Replicas:   replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("ensure stream %s: %w", name, err)
@@ -106,6 +109,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 func (c *Consumer) apply(ctx context.Context, m jetstream.Msg) {
 	id := m.Headers().Get(jetstream.MsgIDHeader)
+	if _, err := uuid.Parse(id); err != nil {
+		// Not from an outbox: it can never be recorded, so never applied.
+		c.Log.Error("event without a valid id dropped", "consumer", c.Durable, "subject", m.Subject(), "eventId", id)
+		_ = m.Term()
+		return
+	}
 	ctx = otel.GetTextMapPropagator().Extract(ctx, natsHeader(m.Headers()))
 	err := pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, recordApplied, c.Durable, id)

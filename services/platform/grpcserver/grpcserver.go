@@ -94,14 +94,27 @@ var kindCodes = map[errs.Kind]codes.Code{
 // Status converts err to a gRPC status: a classified error keeps its message
 // and details; anything else becomes a generic Internal.
 func Status(err error) *status.Status {
-	if s, ok := status.FromError(err); ok {
-		return s // from grpc itself, e.g. a cancelled context
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.New(codes.Canceled, context.Canceled.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.New(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
+	}
+	// A status returned as is is a deliberate answer (grpc's own health
+	// service answers so). One wrapped in context comes from a call to
+	// another service and is the caller's to translate: never forwarded.
+	if se, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
+		return se.GRPCStatus()
 	}
 	var e *errs.Error
-	if !errors.As(err, &e) || e.Kind == errs.Internal {
+	if !errors.As(err, &e) {
 		return status.New(codes.Internal, "internal error")
 	}
-	st := status.New(kindCodes[e.Kind], e.Message)
+	code, ok := kindCodes[e.Kind]
+	if !ok || code == codes.Internal {
+		return status.New(codes.Internal, "internal error")
+	}
+	st := status.New(code, e.Message)
 	var details []protoadapt.MessageV1
 	if len(e.Fields) > 0 {
 		br := &errdetails.BadRequest{}
@@ -149,14 +162,19 @@ func (i *interceptors) logging(ctx context.Context, req any, info *grpc.UnarySer
 func (i *interceptors) errors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)
 	if err != nil {
-		if errs.KindOf(err) == errs.Internal {
-			if _, isStatus := status.FromError(err); !isStatus {
-				i.log.ErrorContext(ctx, "internal error", "method", info.FullMethod, "error", err.Error())
-			}
-		}
-		return nil, Status(err).Err()
+		return nil, i.mapError(ctx, info.FullMethod, err)
 	}
 	return resp, nil
+}
+
+// mapError converts err to a status error, logging what the caller is not
+// told.
+func (i *interceptors) mapError(ctx context.Context, method string, err error) error {
+	st := Status(err)
+	if st.Code() == codes.Internal {
+		i.log.ErrorContext(ctx, "internal error", "method", method, "error", err.Error())
+	}
+	return st.Err()
 }
 
 func (i *interceptors) recover(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -186,11 +204,23 @@ func (i *interceptors) validate(ctx context.Context, req any, _ *grpc.UnaryServe
 	return handler(ctx, req)
 }
 
-func (i *interceptors) streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := handler(srv, ss); err != nil {
-		return Status(err).Err()
-	}
-	return nil
+func (i *interceptors) streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	ctx, start := ss.Context(), time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			i.log.ErrorContext(ctx, "panic", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			err = errs.E(errs.Internal, "panic in %s", info.FullMethod)
+		}
+		if err != nil {
+			err = i.mapError(ctx, info.FullMethod, err)
+		}
+		level := slog.LevelInfo
+		if strings.HasPrefix(info.FullMethod, "/grpc.") {
+			level = slog.LevelDebug
+		}
+		i.log.Log(ctx, level, "grpc stream", "method", info.FullMethod, "code", status.Code(err).String(), "durationMs", float64(time.Since(start).Microseconds())/1000)
+	}()
+	return handler(srv, ss)
 }
 
 func (i *interceptors) streamAuthenticate(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

@@ -40,7 +40,7 @@ func TestRelaySurvivesBrokerOutage(t *testing.T) {
 	}
 	defer nc.Close()
 	stream, prefix := uniqueName(t), "p"+uniqueName(t)
-	if err := events.EnsureStream(ctx, js, stream, prefix); err != nil {
+	if err := events.EnsureStream(ctx, js, stream, prefix, 1); err != nil {
 		t.Fatal(err)
 	}
 

@@ -54,11 +54,13 @@ func Connect(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 // the service's (the *.sql files at the root of migrations). An advisory lock
 // held for the whole run lets several replicas start at once.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations fs.FS, log *slog.Logger) error {
-	conn, err := pool.Acquire(ctx)
+	// The lock lives on a connection of its own: goose takes its connections
+	// from the pool, which may hold a single one.
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", schema, err)
 	}
-	defer conn.Release()
+	defer conn.Close(context.WithoutCancel(ctx))
 	h := fnv.New64a()
 	h.Write([]byte("mailplane-migrate:" + schema))
 	key := int64(h.Sum64())

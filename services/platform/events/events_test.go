@@ -1,0 +1,472 @@
+package events_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/natstest"
+	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/mailplane/mailplane/services/platform/pg"
+	"github.com/mailplane/mailplane/services/platform/pgtest"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+const (
+	stream = "MAILPLANE"
+	prefix = "mailplane"
+)
+
+// logBuffer collects logs written from the consumer's goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type fixture struct {
+	pool *pgxpool.Pool
+	js   jetstream.JetStream
+	logs *logBuffer
+	log  *slog.Logger
+}
+
+// setup gives a test its own database, with a table "applied" for handlers
+// to write their effects to, and its own NATS server.
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, "eventstest", fstest.MapFS{})
+	if _, err := pool.Exec(ctx, "CREATE TABLE applied (consumer text NOT NULL, n int NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	ns := natstest.Start(t)
+	logs := &logBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	nc, js, err := events.Connect(ns.ClientURL(), "eventstest", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return &fixture{pool: pool, js: js, logs: logs, log: log}
+}
+
+// run runs c until the test ends, then checks that Run returns.
+func (f *fixture) run(t *testing.T, c *events.Consumer) {
+	t.Helper()
+	c.JS, c.Pool, c.Log = f.js, f.pool, f.log
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("consumer %s: Run = %v", c.Durable, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("consumer %s: Run did not return after its context was cancelled", c.Durable)
+		}
+	})
+}
+
+// publish publishes n as an event with the given id, as the outbox relay does.
+func (f *fixture) publish(t *testing.T, subject string, id uuid.UUID, n int64) *jetstream.PubAck {
+	t.Helper()
+	payload, err := proto.Marshal(wrapperspb.Int64(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := f.js.Publish(context.Background(), prefix+"."+subject, payload, jetstream.WithMsgID(id.String()))
+	if err != nil {
+		t.Fatalf("publish %s: %v", subject, err)
+	}
+	return ack
+}
+
+// record is the handler every consumer in these tests runs: it writes the
+// event's number to "applied" in the event's transaction.
+func record(durable string, calls *atomic.Int32) events.Handler {
+	return func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+		calls.Add(1)
+		var v wrapperspb.Int64Value
+		if err := proto.Unmarshal(m.Data(), &v); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO applied (consumer, n) VALUES ($1, $2)", durable, v.Value)
+		return err
+	}
+}
+
+type applied struct {
+	Consumer string
+	N        int
+}
+
+func (f *fixture) applied(t *testing.T) []applied {
+	t.Helper()
+	rows, err := f.pool.Query(context.Background(), "SELECT consumer, n FROM applied ORDER BY consumer, n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[applied])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+type appliedEvent struct {
+	Consumer string
+	EventID  uuid.UUID
+}
+
+func (f *fixture) appliedEvents(t *testing.T) []appliedEvent {
+	t.Helper()
+	rows, err := f.pool.Query(context.Background(), "SELECT consumer, event_id FROM applied_events ORDER BY consumer, applied_at")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[appliedEvent])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// caughtUp reports whether durable has been delivered and has acknowledged
+// every message of its stream.
+func (f *fixture) caughtUp(t *testing.T, streamName, durable string) bool {
+	t.Helper()
+	c, err := f.js.Consumer(context.Background(), streamName, durable)
+	if err != nil {
+		return false // not created yet
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0
+}
+
+// waitFor polls cond until it holds, failing the test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestEnsureStream(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	// Every replica of every service calls it at start.
+	for range 2 {
+		if err := events.EnsureStream(ctx, f.js, stream, prefix, 1); err != nil {
+			t.Fatalf("EnsureStream: %v", err)
+		}
+	}
+	s, err := f.js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	if diff := cmp.Diff([]string{"mailplane.>"}, cfg.Subjects); diff != "" {
+		t.Errorf("stream subjects (-want +got):\n%s", diff)
+	}
+	if cfg.Duplicates < time.Minute {
+		t.Errorf("duplicate window = %v; a relay retry after it would publish twice", cfg.Duplicates)
+	}
+	if cfg.Replicas != 1 {
+		t.Errorf("replicas = %d, want 1", cfg.Replicas)
+	}
+	// More replicas than a lone server can hold fail at start, naming
+	// the stream.
+	err = events.EnsureStream(ctx, f.js, stream, prefix, 3)
+	if err == nil || !strings.Contains(err.Error(), "ensure stream "+stream) {
+		t.Errorf("EnsureStream(3 replicas) on a single server = %v, want an error naming the stream", err)
+	}
+
+	// A relay that publishes an event again (it crashed before deleting
+	// it from the outbox) adds nothing to the stream.
+	id := uuid.New()
+	if ack := f.publish(t, "accounts.organization.created", id, 1); ack.Duplicate {
+		t.Fatal("first publish reported as a duplicate")
+	}
+	if ack := f.publish(t, "accounts.organization.created", id, 1); !ack.Duplicate {
+		t.Error("second publish with the same event id was stored again")
+	}
+	if err := events.EnsureStream(ctx, f.js, stream, prefix, 1); err != nil {
+		t.Fatalf("EnsureStream on a stream with messages: %v", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Errorf("stream holds %d messages, want 1", info.State.Msgs)
+	}
+}
+
+// TestConsumerRedeliversFailedEvent makes the handler fail once, after it
+// wrote its effect: the effect must be rolled back, the event redelivered
+// and, in the end, applied exactly once.
+func TestConsumerRedeliversFailedEvent(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	if err := events.EnsureStream(context.Background(), f.js, stream, prefix, 1); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	apply := record("directory", &calls)
+	f.run(t, &events.Consumer{
+		Stream:   stream,
+		Durable:  "directory",
+		Subjects: []string{"mailplane.accounts.>"},
+		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			if err := apply(ctx, tx, m); err != nil {
+				return err
+			}
+			if calls.Load() == 1 {
+				return context.DeadlineExceeded // as a slow query would
+			}
+			return nil
+		},
+	})
+
+	id := uuid.New()
+	f.publish(t, "accounts.organization.created", id, 7)
+	// The consumer retries after a delay of 5 s.
+	waitFor(t, 20*time.Second, "the event to be redelivered and applied", func() bool {
+		return calls.Load() >= 2 && f.caughtUp(t, stream, "directory")
+	})
+
+	if diff := cmp.Diff([]applied{{"directory", 7}}, f.applied(t)); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]appliedEvent{{"directory", id}}, f.appliedEvents(t)); diff != "" {
+		t.Errorf("applied_events (-want +got):\n%s", diff)
+	}
+	if got := calls.Load(); got != 2 {
+		t.Errorf("handler ran %d times, want 2", got)
+	}
+	if !strings.Contains(f.logs.String(), id.String()) {
+		t.Errorf("the failure is not logged with the event id:\n%s", f.logs)
+	}
+}
+
+// TestConsumerSkipsAppliedEvent delivers the same event twice, as when the
+// relay publishes it again after the stream's duplicate window: the consumer
+// must recognise it and not apply it again.
+func TestConsumerSkipsAppliedEvent(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	// The smallest duplicate window the server allows, so the test can
+	// outlast it.
+	_, err := f.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: stream, Subjects: []string{prefix + ".>"}, Duplicates: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	f.run(t, &events.Consumer{
+		Stream:   stream,
+		Durable:  "directory",
+		Subjects: []string{"mailplane.accounts.>"},
+		Handle:   record("directory", &calls),
+	})
+
+	id := uuid.New()
+	f.publish(t, "accounts.organization.created", id, 1)
+	waitFor(t, 10*time.Second, "the first delivery to be applied", func() bool {
+		return f.caughtUp(t, stream, "directory")
+	})
+	waitFor(t, 10*time.Second, "the stream to store the event again", func() bool {
+		return !f.publish(t, "accounts.organization.created", id, 1).Duplicate
+	})
+	marker := uuid.New()
+	f.publish(t, "accounts.organization.created", marker, 2)
+	waitFor(t, 10*time.Second, "the consumer to process every message", func() bool {
+		return f.caughtUp(t, stream, "directory")
+	})
+
+	s, err := f.js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().State.Msgs; got != 3 {
+		t.Fatalf("stream holds %d messages, want 3 (the event twice, then a marker)", got)
+	}
+	if diff := cmp.Diff([]applied{{"directory", 1}, {"directory", 2}}, f.applied(t)); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]appliedEvent{{"directory", id}, {"directory", marker}}, f.appliedEvents(t)); diff != "" {
+		t.Errorf("applied_events (-want +got):\n%s", diff)
+	}
+	if got := calls.Load(); got != 2 {
+		t.Errorf("handler ran %d times, want 2: the repeated event reached it", got)
+	}
+}
+
+// TestConsumersApplyIndependently runs two durable consumers, as two
+// services would: each applies the event once, and neither sees subjects
+// outside its filter.
+func TestConsumersApplyIndependently(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	if err := events.EnsureStream(context.Background(), f.js, stream, prefix, 1); err != nil {
+		t.Fatal(err)
+	}
+	var billingCalls, directoryCalls atomic.Int32
+	f.run(t, &events.Consumer{
+		Stream:   stream,
+		Durable:  "billing",
+		Subjects: []string{"mailplane.accounts.organization.created"},
+		Handle:   record("billing", &billingCalls),
+	})
+	f.run(t, &events.Consumer{
+		Stream:   stream,
+		Durable:  "directory",
+		Subjects: []string{"mailplane.accounts.organization.>", "mailplane.accounts.member.>"},
+		Handle:   record("directory", &directoryCalls),
+	})
+
+	other := uuid.New()
+	f.publish(t, "domains.domain.created", other, 99) // neither subscribes
+	memberDeleted := uuid.New()
+	f.publish(t, "accounts.member.deleted", memberDeleted, 2) // directory only
+	created := uuid.New()
+	f.publish(t, "accounts.organization.created", created, 1) // both
+
+	waitFor(t, 10*time.Second, "both consumers to catch up", func() bool {
+		return f.caughtUp(t, stream, "billing") && f.caughtUp(t, stream, "directory")
+	})
+	want := []applied{{"billing", 1}, {"directory", 1}, {"directory", 2}}
+	if diff := cmp.Diff(want, f.applied(t)); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	wantEvents := []appliedEvent{{"billing", created}, {"directory", memberDeleted}, {"directory", created}}
+	if diff := cmp.Diff(wantEvents, f.appliedEvents(t)); diff != "" {
+		t.Errorf("applied_events (-want +got):\n%s", diff)
+	}
+}
+
+// TestTraceContextFollowsEvent writes an event inside a traced request and
+// checks that the consumer's handler continues the same trace, through the
+// outbox, the relay and JetStream.
+func TestTraceContextFollowsEvent(t *testing.T) {
+	old := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(old) })
+
+	f := setup(t)
+	ctx := context.Background()
+	if err := events.EnsureStream(ctx, f.js, stream, prefix, 1); err != nil {
+		t.Fatal(err)
+	}
+	type delivery struct {
+		subject, eventType string
+		span               trace.SpanContext
+		event              *accountsv1.OrganizationCreated
+	}
+	got := make(chan delivery, 1)
+	f.run(t, &events.Consumer{
+		Stream:   stream,
+		Durable:  "directory",
+		Subjects: []string{"mailplane.accounts.>"},
+		Handle: func(ctx context.Context, _ pgx.Tx, m jetstream.Msg) error {
+			var e accountsv1.OrganizationCreated
+			if err := proto.Unmarshal(m.Data(), &e); err != nil {
+				return err
+			}
+			got <- delivery{m.Subject(), m.Headers().Get(outbox.TypeHeader), trace.SpanContextFromContext(ctx), &e}
+			return nil
+		},
+	})
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	relayDone := make(chan error, 1)
+	relay := &outbox.Relay{Pool: f.pool, JS: f.js, Prefix: prefix, Log: f.log, Interval: 20 * time.Millisecond}
+	go func() { relayDone <- relay.Run(relayCtx, 5*time.Second) }()
+	t.Cleanup(func() {
+		stopRelay()
+		if err := <-relayDone; err != nil {
+			t.Errorf("relay: %v", err)
+		}
+	})
+
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	reqCtx, span := tp.Tracer("eventstest").Start(ctx, "SignUp")
+	sent := &accountsv1.OrganizationCreated{
+		Organization: &accountsv1.Organization{Name: "organizations/acme", DisplayName: "Acme"},
+		Owner:        "users/u_1",
+	}
+	err := pg.InTx(reqCtx, f.pool, func(tx pgx.Tx) error {
+		return outbox.Write(reqCtx, tx, "accounts.organization.created", sent)
+	})
+	span.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var d delivery
+	select {
+	case d = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event did not reach the consumer")
+	}
+	if d.subject != "mailplane.accounts.organization.created" {
+		t.Errorf("subject = %q", d.subject)
+	}
+	if d.eventType != "mailplane.accounts.v1.OrganizationCreated" {
+		t.Errorf("%s = %q", outbox.TypeHeader, d.eventType)
+	}
+	if diff := cmp.Diff(sent, d.event, protocmp.Transform()); diff != "" {
+		t.Errorf("event (-want +got):\n%s", diff)
+	}
+	want := span.SpanContext()
+	if !d.span.IsValid() || d.span.TraceID() != want.TraceID() {
+		t.Errorf("handler trace id = %v, want %v (the request's)", d.span.TraceID(), want.TraceID())
+	}
+	if d.span.SpanID() != want.SpanID() || !d.span.IsRemote() {
+		t.Errorf("handler parent span = %v (remote %v), want the request's span %v", d.span.SpanID(), d.span.IsRemote(), want.SpanID())
+	}
+}
