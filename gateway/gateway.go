@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -38,6 +39,10 @@ type Config struct {
 	CORSOrigins []string
 	// ShutdownTimeout bounds Run's graceful shutdown; zero means 20 s.
 	ShutdownTimeout time.Duration
+	// TrustedProxies are the networks of proxies in front of the edge (an
+	// ingress) whose X-Forwarded-For entries are believed when they are the
+	// peer; the client is then the nearest untrusted hop.
+	TrustedProxies []netip.Prefix
 }
 
 const (
@@ -77,7 +82,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 		return errors.Join(errs...)
 	}
 
-	mux, err := newMux(ctx, accounts, backends, log)
+	mux, err := newMux(ctx, accounts, backends, cfg.TrustedProxies, log)
 	if err != nil {
 		closeAll()
 		return nil, nil, err
@@ -110,7 +115,7 @@ func dial(addr string) (*grpc.ClientConn, error) {
 // newMux routes the API and the edge's own endpoints. The own endpoints go
 // through the grpc-gateway mux too, so that an unknown path or a wrong method
 // gets the same JSON error as everywhere else.
-func newMux(ctx context.Context, accounts *grpc.ClientConn, backends []backend, log *slog.Logger) (*runtime.ServeMux, error) {
+func newMux(ctx context.Context, accounts *grpc.ClientConn, backends []backend, trusted []netip.Prefix, log *slog.Logger) (*runtime.ServeMux, error) {
 	mux := runtime.NewServeMux(
 		// grpc-gateway's default marshaler emits every unset field; answer
 		// with the fields that are set, as protojson does by default.
@@ -122,7 +127,7 @@ func newMux(ctx context.Context, accounts *grpc.ClientConn, backends []backend, 
 		}),
 		runtime.WithErrorHandler(errorHandler(log)),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
-		runtime.WithMetadata(outgoingMetadata),
+		runtime.WithMetadata(outgoingMetadata(trusted)),
 	)
 	registers := []struct {
 		name     string

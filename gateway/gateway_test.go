@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -334,8 +335,43 @@ func TestForwardedFor(t *testing.T) {
 			want:       "6.6.6.6, 192.0.2.7",
 		},
 	}
+	trustedEdge := newEdge(t, Config{AccountsAddr: addr, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil)
+	tests = append(tests, []struct {
+		name       string
+		remoteAddr string
+		header     map[string][]string
+		want       string
+	}{
+		{
+			name:       "behind a trusted ingress",
+			remoteAddr: "10.1.2.3:1234",
+			header:     map[string][]string{"X-Forwarded-For": {"203.0.113.9"}},
+			want:       "203.0.113.9",
+		},
+		{
+			name:       "client spoofs behind two trusted proxies",
+			remoteAddr: "10.1.2.3:1234",
+			header:     map[string][]string{"X-Forwarded-For": {"6.6.6.6, 203.0.113.9, 10.9.9.9"}},
+			want:       "6.6.6.6, 203.0.113.9",
+		},
+		{
+			name:       "untrusted peer claiming a trusted hop",
+			remoteAddr: "192.0.2.1:1234",
+			header:     map[string][]string{"X-Forwarded-For": {"10.1.1.1"}},
+			want:       "10.1.1.1, 192.0.2.1",
+		},
+		{
+			name:       "only trusted hops",
+			remoteAddr: "10.1.2.3:1234",
+			want:       "10.1.2.3",
+		},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			h := h
+			if strings.Contains(tt.name, "trusted") {
+				h = trustedEdge
+			}
 			r := httptest.NewRequest(http.MethodGet, "/v1/users/me", nil)
 			r.RemoteAddr = tt.remoteAddr
 			for k, vs := range tt.header {

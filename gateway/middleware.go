@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -49,28 +50,37 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// outgoingMetadata is what the backends learn about an HTTP request beyond
-// what grpc-gateway forwards itself (Authorization as "authorization").
-// grpc-gateway lets these values replace any it derived from the request.
-func outgoingMetadata(_ context.Context, r *http.Request) metadata.MD {
-	md := metadata.Pairs("x-forwarded-for", forwardedFor(r))
-	if id := requestIDFrom(r.Context()); id != "" {
-		md.Set("x-request-id", id)
+// outgoingMetadata returns what the backends learn about an HTTP request
+// beyond what grpc-gateway forwards itself (Authorization as
+// "authorization"). grpc-gateway lets these values replace any it derived.
+func outgoingMetadata(trusted []netip.Prefix) func(context.Context, *http.Request) metadata.MD {
+	return func(_ context.Context, r *http.Request) metadata.MD {
+		md := metadata.Pairs("x-forwarded-for", forwardedFor(r, trusted))
+		if id := requestIDFrom(r.Context()); id != "" {
+			md.Set("x-request-id", id)
+		}
+		return md
 	}
-	return md
 }
 
-// forwardedFor is the X-Forwarded-For chain handed to the backends: the hops
-// the request claims, then the address of the peer the edge saw. The accounts
-// service takes the last hop as the client's address for sign-in rate limits,
-// so the last hop must be the one value a client cannot choose.
-// grpc-gateway appends the peer too, but silently leaves it out when
-// RemoteAddr has no port; building the chain here keeps the guarantee.
-func forwardedFor(r *http.Request) string {
+// forwardedFor is the X-Forwarded-For chain handed to the backends, ending
+// with the client's address: the accounts service takes the last hop as the
+// client for sign-in rate limits, so the last hop must be one a client cannot
+// choose. That is the peer the edge saw, unless the peer is a trusted proxy
+// (an ingress), whose own X-Forwarded-For entry is then believed, and so on
+// leftwards through trusted proxies. grpc-gateway appends the peer too, but
+// silently leaves it out when RemoteAddr has no port; building the chain
+// here keeps the guarantee.
+func forwardedFor(r *http.Request, trusted []netip.Prefix) string {
 	var hops []string
 	for _, v := range r.Header.Values("X-Forwarded-For") {
-		if printableASCII(v) {
-			hops = append(hops, v)
+		if !printableASCII(v) {
+			continue
+		}
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hops = append(hops, h)
+			}
 		}
 	}
 	peer := r.RemoteAddr
@@ -80,7 +90,25 @@ func forwardedFor(r *http.Request) string {
 	if peer == "" || !printableASCII(peer) {
 		peer = "unknown"
 	}
-	return strings.Join(append(hops, peer), ", ")
+	hops = append(hops, peer)
+	for len(hops) > 1 && isTrusted(hops[len(hops)-1], trusted) {
+		hops = hops[:len(hops)-1]
+	}
+	return strings.Join(hops, ", ")
+}
+
+func isTrusted(hop string, trusted []netip.Prefix) bool {
+	ip, err := netip.ParseAddr(hop)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // printableASCII reports whether s is a valid gRPC metadata text value.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -18,10 +19,11 @@ import (
 func serveGateway(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	l := config.NewLoader("mailplane gateway", getenv, stdout)
 	var c gateway.Config
-	var origins, logLevel, otlp, metricsAddr string
+	var origins, proxies, logLevel, otlp, metricsAddr string
 	l.String(&c.Addr, "http-addr", ":8080", "REST edge listen address")
 	l.String(&c.AccountsAddr, "accounts-addr", "127.0.0.1:9090", "gRPC address of the accounts service")
 	l.String(&origins, "cors-origins", "", `browser origins allowed to call the API, comma-separated; "*" for any; empty: no CORS`)
+	l.String(&proxies, "trusted-proxies", "", "networks of the proxies in front of the edge (CIDRs, comma-separated) whose X-Forwarded-For is believed")
 	l.Duration(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time requests in flight may take to finish on shutdown")
 	l.String(&logLevel, "log-level", "info", "debug, info, warn or error")
 	l.String(&otlp, "otlp-endpoint", "", "OTLP/gRPC collector host:port for traces; empty: no export")
@@ -33,6 +35,13 @@ func serveGateway(ctx context.Context, args []string, getenv func(string) string
 		return fmt.Errorf("unexpected arguments %q", l.Args())
 	}
 	c.CORSOrigins = splitList(origins)
+	for _, p := range splitList(proxies) {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			return fmt.Errorf("configuration: trusted-proxies (--trusted-proxies, MAILPLANE_TRUSTED_PROXIES): %q is not a CIDR like 10.0.0.0/8", p)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
+	}
 	log, err := telemetry.NewLogger(stdout, logLevel)
 	if err != nil {
 		return err
