@@ -3,6 +3,13 @@
 package accounts
 
 import (
+	"context"
+	"github.com/jackc/pgx/v5"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -55,15 +62,43 @@ func (c *Config) Validate() []error {
 
 // Register adds the accounts services to srv. pool's search_path must be
 // Schema, migrated.
-func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config) error {
+func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) error {
 	key, err := auth.ParsePrivateKey(c.TokenSigningKey)
 	if err != nil {
 		return err
 	}
 	s := internal.NewServer(internal.NewStore(pool), auth.NewSigner(key, c.AccessTokenTTL), c.RefreshTokenTTL,
-		internal.Limits{PerEmail: c.SignInPerEmail, PerClient: c.SignInPerClient, Window: c.SignInWindow})
+		internal.Limits{PerEmail: c.SignInPerEmail, PerClient: c.SignInPerClient, Window: c.SignInWindow}, log)
 	accountsv1.RegisterAuthServiceServer(srv, s)
 	accountsv1.RegisterUserServiceServer(srv, s)
 	accountsv1.RegisterOrganizationServiceServer(srv, s)
+	accountsv1.RegisterApiTokenServiceServer(srv, s)
+	accountsv1.RegisterAuditServiceServer(srv, s)
 	return nil
+}
+
+// Subscriptions are the events the service consumes: the audit records every
+// service publishes, kept in the organization's audit log.
+func Subscriptions(pool *pgxpool.Pool, log *slog.Logger) []events.Subscription {
+	store := internal.NewStore(pool)
+	return []events.Subscription{{
+		Durable:  internal.AuditConsumer,
+		Subjects: []string{"*.audit.recorded"},
+		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			var ev accountsv1.AuditRecorded
+			if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+				// It will never parse: log it and move on.
+				log.ErrorContext(ctx, "audit record dropped: bad payload", "subject", m.Subject(), "error", err)
+				return nil
+			}
+			if err := store.ApplyAuditRecorded(ctx, tx, &ev); err != nil {
+				if errs.Is(err, errs.InvalidArgument) {
+					log.ErrorContext(ctx, "audit record dropped", "subject", m.Subject(), "error", err)
+					return nil
+				}
+				return err
+			}
+			return nil
+		},
+	}}
 }

@@ -31,6 +31,8 @@ type env struct {
 	auth   accountsv1.AuthServiceClient
 	users  accountsv1.UserServiceClient
 	orgs   accountsv1.OrganizationServiceClient
+	tokens accountsv1.ApiTokenServiceClient
+	audit  accountsv1.AuditServiceClient
 	signer *auth.Signer
 }
 
@@ -49,7 +51,7 @@ func start(t testing.TB) *env {
 		TokenSigningKey: base64.StdEncoding.EncodeToString(priv.Seed()),
 	}
 	srv := grpcserver.New(slog.New(slog.DiscardHandler), auth.NewVerifier(pub))
-	if err := accounts.Register(srv.Server, pool, cfg); err != nil {
+	if err := accounts.Register(srv.Server, pool, cfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -70,6 +72,8 @@ func start(t testing.TB) *env {
 		auth:   accountsv1.NewAuthServiceClient(conn),
 		users:  accountsv1.NewUserServiceClient(conn),
 		orgs:   accountsv1.NewOrganizationServiceClient(conn),
+		tokens: accountsv1.NewApiTokenServiceClient(conn),
+		audit:  accountsv1.NewAuditServiceClient(conn),
 		signer: auth.NewSigner(priv, 15*time.Minute),
 	}
 }

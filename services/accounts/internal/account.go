@@ -28,6 +28,9 @@ const (
 	Member Role = "member"
 )
 
+// valid reports whether r is one of the roles.
+func (r Role) valid() bool { return r == Owner || r == Admin || r == Member }
+
 // canManage reports whether r may change settings and roles.
 func (r Role) canManage() bool { return r == Owner || r == Admin }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -31,15 +32,19 @@ type Server struct {
 	accountsv1.UnimplementedUserServiceServer
 	accountsv1.UnimplementedOrganizationServiceServer
 
+	accountsv1.UnimplementedApiTokenServiceServer
+	accountsv1.UnimplementedAuditServiceServer
+
 	store      *Store
 	signer     *auth.Signer
 	refreshTTL time.Duration
 	limits     Limits
+	log        *slog.Logger
 }
 
 // NewServer returns a server over store issuing tokens with signer.
-func NewServer(store *Store, signer *auth.Signer, refreshTTL time.Duration, limits Limits) *Server {
-	return &Server{store: store, signer: signer, refreshTTL: refreshTTL, limits: limits}
+func NewServer(store *Store, signer *auth.Signer, refreshTTL time.Duration, limits Limits, log *slog.Logger) *Server {
+	return &Server{store: store, signer: signer, refreshTTL: refreshTTL, limits: limits, log: log}
 }
 
 // SignUp creates a user, their organization, and makes them its owner.
@@ -50,7 +55,7 @@ func (s *Server) SignUp(ctx context.Context, req *accountsv1.SignUpRequest) (*ac
 	}
 	u := &User{ID: uuid.Must(uuid.NewV7()), Email: normalizeEmail(req.GetEmail()), DisplayName: strings.TrimSpace(req.GetDisplayName()), PasswordHash: hash}
 	o := &Organization{ID: uuid.Must(uuid.NewV7()), DisplayName: strings.TrimSpace(req.GetOrganizationDisplayName())}
-	if err := s.store.CreateUserWithOrganization(ctx, u, o); err != nil {
+	if err := s.store.CreateUserWithOrganization(ctx, u, o, clientAddr(ctx)); err != nil {
 		return nil, fmt.Errorf("sign up: %w", err)
 	}
 	return &accountsv1.SignUpResponse{User: userProto(u), Organization: organizationProto(o)}, nil
@@ -163,22 +168,13 @@ func (s *Server) SignOut(ctx context.Context, req *accountsv1.SignOutRequest) (*
 	return &accountsv1.SignOutResponse{}, nil
 }
 
-// caller returns the authenticated user's id.
-func caller(ctx context.Context) (uuid.UUID, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return uuid.Nil, errs.E(errs.Unauthenticated, "missing access token")
-	}
-	id, err := uuid.Parse(p.UserID)
-	if err != nil {
-		return uuid.Nil, errs.E(errs.Unauthenticated, "invalid access token")
-	}
-	return id, nil
-}
-
 // GetCurrentUser returns the caller and their memberships.
 func (s *Server) GetCurrentUser(ctx context.Context, _ *accountsv1.GetCurrentUserRequest) (*accountsv1.GetCurrentUserResponse, error) {
-	id, err := caller(ctx)
+	c, err := callerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.person()
 	if err != nil {
 		return nil, err
 	}
@@ -201,27 +197,36 @@ func (s *Server) GetCurrentUser(ctx context.Context, _ *accountsv1.GetCurrentUse
 	return resp, nil
 }
 
-// member returns the caller's membership of the organization named name; a
-// caller who is not a member gets NotFound, whether or not it exists.
-func (s *Server) member(ctx context.Context, field, name string) (uuid.UUID, *Membership, error) {
-	user, err := caller(ctx)
+// access returns the organization named name and the caller's role in it. A
+// caller from another organization gets NotFound, whether or not it exists.
+func (s *Server) access(ctx context.Context, field, name string) (uuid.UUID, Role, Caller, error) {
+	c, err := callerFrom(ctx)
 	if err != nil {
-		return uuid.Nil, nil, err
+		return uuid.Nil, "", c, err
 	}
 	org, err := parseOrganizationName(field, name)
 	if err != nil {
-		return uuid.Nil, nil, err
+		return uuid.Nil, "", c, err
 	}
-	m, err := s.store.Membership(ctx, org, user)
+	if c.IsToken() {
+		if c.TokenOrg != org {
+			return uuid.Nil, "", c, errOrgNotFound
+		}
+		return org, c.TokenRole, c, nil
+	}
+	m, err := s.store.Membership(ctx, org, c.UserID)
 	if errs.Is(err, errs.NotFound) {
-		return uuid.Nil, nil, errOrgNotFound
+		return uuid.Nil, "", c, errOrgNotFound
 	}
-	return org, m, err
+	if err != nil {
+		return uuid.Nil, "", c, err
+	}
+	return org, m.Role, c, nil
 }
 
 // GetOrganization returns an organization the caller belongs to.
 func (s *Server) GetOrganization(ctx context.Context, req *accountsv1.GetOrganizationRequest) (*accountsv1.GetOrganizationResponse, error) {
-	org, _, err := s.member(ctx, "name", req.GetName())
+	org, _, _, err := s.access(ctx, "name", req.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -234,12 +239,14 @@ func (s *Server) GetOrganization(ctx context.Context, req *accountsv1.GetOrganiz
 
 // UpdateOrganization renames an organization.
 func (s *Server) UpdateOrganization(ctx context.Context, req *accountsv1.UpdateOrganizationRequest) (*accountsv1.UpdateOrganizationResponse, error) {
-	org, m, err := s.member(ctx, "organization.name", req.GetOrganization().GetName())
+	org, role, c, err := s.access(ctx, "organization.name", req.GetOrganization().GetName())
 	if err != nil {
 		return nil, err
 	}
-	if !m.Role.canManage() {
-		return nil, errs.E(errs.PermissionDenied, "only owners and admins can change the organization")
+	if !role.canManage() {
+		err := errs.E(errs.PermissionDenied, "only owners and admins can change the organization")
+		s.auditRefusal(ctx, c.audit(org, "accounts.organization.update", organizationName(org), nil), err)
+		return nil, err
 	}
 	paths := req.GetUpdateMask().GetPaths()
 	for _, p := range paths {
@@ -248,7 +255,7 @@ func (s *Server) UpdateOrganization(ctx context.Context, req *accountsv1.UpdateO
 		}
 	}
 	// display_name is the only updatable field, so every valid mask means it.
-	o, err := s.store.UpdateOrganization(ctx, m.UserID, org, strings.TrimSpace(req.GetOrganization().GetDisplayName()))
+	o, err := s.store.UpdateOrganization(ctx, c, org, strings.TrimSpace(req.GetOrganization().GetDisplayName()))
 	if err != nil {
 		return nil, err
 	}
@@ -260,20 +267,28 @@ const (
 	maxPageSize     = 1000
 )
 
+// pageSize applies the default and the maximum to a requested page size.
+func pageSize(n int32) (int, error) {
+	switch {
+	case n < 0:
+		return 0, errs.Field("pageSize", "must not be negative")
+	case n == 0:
+		return defaultPageSize, nil
+	case n > maxPageSize:
+		return maxPageSize, nil
+	}
+	return int(n), nil
+}
+
 // ListMembers lists an organization's members, oldest first.
 func (s *Server) ListMembers(ctx context.Context, req *accountsv1.ListMembersRequest) (*accountsv1.ListMembersResponse, error) {
-	org, _, err := s.member(ctx, "parent", req.GetParent())
+	org, _, _, err := s.access(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		return nil, errs.Field("pageSize", "must not be negative")
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	after, err := decodeCursor(req.GetPageToken())
 	if err != nil {
@@ -297,7 +312,7 @@ func (s *Server) ListMembers(ctx context.Context, req *accountsv1.ListMembersReq
 
 // UpdateMember changes a member's role.
 func (s *Server) UpdateMember(ctx context.Context, req *accountsv1.UpdateMemberRequest) (*accountsv1.UpdateMemberResponse, error) {
-	user, err := caller(ctx)
+	c, err := callerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -314,8 +329,9 @@ func (s *Server) UpdateMember(ctx context.Context, req *accountsv1.UpdateMemberR
 	if !ok {
 		return nil, errs.Field("member.role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER")
 	}
-	m, err := s.store.UpdateRole(ctx, user, org, target, to)
+	m, err := s.store.UpdateRole(ctx, c, org, target, to)
 	if err != nil {
+		s.auditRefusal(ctx, c.audit(org, "accounts.member.update", memberName(org, target), map[string]string{"role": roleProto(to).String()}), err)
 		return nil, err
 	}
 	return &accountsv1.UpdateMemberResponse{Member: memberProto(m)}, nil
@@ -323,7 +339,7 @@ func (s *Server) UpdateMember(ctx context.Context, req *accountsv1.UpdateMemberR
 
 // DeleteMember removes a member from an organization.
 func (s *Server) DeleteMember(ctx context.Context, req *accountsv1.DeleteMemberRequest) (*accountsv1.DeleteMemberResponse, error) {
-	user, err := caller(ctx)
+	c, err := callerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +347,8 @@ func (s *Server) DeleteMember(ctx context.Context, req *accountsv1.DeleteMemberR
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.DeleteMember(ctx, user, org, target); err != nil {
+	if err := s.store.DeleteMember(ctx, c, org, target); err != nil {
+		s.auditRefusal(ctx, c.audit(org, "accounts.member.delete", memberName(org, target), nil), err)
 		return nil, err
 	}
 	return &accountsv1.DeleteMemberResponse{}, nil
@@ -341,6 +358,12 @@ func (s *Server) DeleteMember(ctx context.Context, req *accountsv1.DeleteMemberR
 
 func userName(id uuid.UUID) string         { return "users/" + id.String() }
 func organizationName(id uuid.UUID) string { return "organizations/" + id.String() }
+func memberName(org, user uuid.UUID) string {
+	return organizationName(org) + "/members/" + user.String()
+}
+func apiTokenName(org, token uuid.UUID) string {
+	return organizationName(org) + "/apiTokens/" + token.String()
+}
 
 func parseOrganizationName(field, name string) (uuid.UUID, error) {
 	rest, ok := strings.CutPrefix(name, "organizations/")
@@ -397,7 +420,7 @@ func organizationProto(o *Organization) *accountsv1.Organization {
 
 func memberProto(m *Membership) *accountsv1.Member {
 	return &accountsv1.Member{
-		Name:        organizationName(m.OrganizationID) + "/members/" + m.UserID.String(),
+		Name:        memberName(m.OrganizationID, m.UserID),
 		User:        userName(m.UserID),
 		Email:       m.Email,
 		DisplayName: m.DisplayName,

@@ -106,8 +106,9 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 var errEmailTaken = errs.E(errs.AlreadyExists, "an account with this email already exists").WithReason("EMAIL_TAKEN")
 
 // CreateUserWithOrganization stores a new user, a new organization and the
-// user as its owner.
-func (s *Store) CreateUserWithOrganization(ctx context.Context, u *User, o *Organization) error {
+// user as its owner. addr is the client's address, for the audit log.
+func (s *Store) CreateUserWithOrganization(ctx context.Context, u *User, o *Organization, addr string) error {
+	founder := Caller{UserID: u.ID, Addr: addr}
 	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, insertUser, u.ID, u.Email, u.DisplayName, u.PasswordHash).Scan(&u.CreateTime); err != nil {
 			if pg.IsUniqueViolation(err, "users_email_key") {
@@ -120,6 +121,10 @@ func (s *Store) CreateUserWithOrganization(ctx context.Context, u *User, o *Orga
 		}
 		if _, err := tx.Exec(ctx, insertMembership, o.ID, u.ID, Owner); err != nil {
 			return fmt.Errorf("insert membership: %w", err)
+		}
+		e := founder.audit(o.ID, "accounts.organization.create", organizationName(o.ID), nil)
+		if err := insertAudit(ctx, tx, e); err != nil {
+			return err
 		}
 		return outbox.Write(ctx, tx, "accounts.organization.created", &accountsv1.OrganizationCreated{
 			Organization: organizationProto(o),
@@ -165,8 +170,8 @@ func (s *Store) Organization(ctx context.Context, id uuid.UUID) (*Organization, 
 	return o, nil
 }
 
-// UpdateOrganization renames an organization on behalf of actor.
-func (s *Store) UpdateOrganization(ctx context.Context, actor, id uuid.UUID, displayName string) (*Organization, error) {
+// UpdateOrganization renames an organization on behalf of c.
+func (s *Store) UpdateOrganization(ctx context.Context, c Caller, id uuid.UUID, displayName string) (*Organization, error) {
 	var o *Organization
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, updateOrganization, id, displayName)
@@ -178,9 +183,13 @@ func (s *Store) UpdateOrganization(ctx context.Context, actor, id uuid.UUID, dis
 		if err != nil {
 			return fmt.Errorf("update organization: %w", err)
 		}
+		e := c.audit(id, "accounts.organization.update", organizationName(id), map[string]string{"displayName": displayName})
+		if err := insertAudit(ctx, tx, e); err != nil {
+			return err
+		}
 		return outbox.Write(ctx, tx, "accounts.organization.updated", &accountsv1.OrganizationUpdated{
 			Organization: organizationProto(o),
-			Actor:        userName(actor),
+			Actor:        c.Name(),
 		})
 	})
 	return o, err
@@ -260,18 +269,34 @@ func lockedRoles(ctx context.Context, tx pgx.Tx, org uuid.UUID) (map[uuid.UUID]R
 	return roles, owners, nil
 }
 
-// UpdateRole changes target's role in org on behalf of actor, under the role
-// rules. An actor who is not a member learns nothing: NotFound.
-func (s *Store) UpdateRole(ctx context.Context, actor, org, target uuid.UUID, to Role) (*Membership, error) {
+// actorRole is c's role in org, whose members' roles are roles. A caller
+// from elsewhere learns nothing: NotFound.
+func actorRole(c Caller, org uuid.UUID, roles map[uuid.UUID]Role) (Role, error) {
+	if c.IsToken() {
+		if c.TokenOrg != org {
+			return "", errOrgNotFound
+		}
+		return c.TokenRole, nil
+	}
+	r, ok := roles[c.UserID]
+	if !ok {
+		return "", errOrgNotFound
+	}
+	return r, nil
+}
+
+// UpdateRole changes target's role in org on behalf of c, under the role
+// rules.
+func (s *Store) UpdateRole(ctx context.Context, c Caller, org, target uuid.UUID, to Role) (*Membership, error) {
 	var m *Membership
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		roles, owners, err := lockedRoles(ctx, tx, org)
 		if err != nil {
 			return err
 		}
-		actorRole, ok := roles[actor]
-		if !ok {
-			return errOrgNotFound
+		actorRole, err := actorRole(c, org, roles)
+		if err != nil {
+			return err
 		}
 		from, ok := roles[target]
 		if !ok {
@@ -286,32 +311,37 @@ func (s *Store) UpdateRole(ctx context.Context, actor, org, target uuid.UUID, to
 		if m, err = membership(ctx, tx, org, target); err != nil {
 			return err
 		}
+		e := c.audit(org, "accounts.member.update", memberName(org, target),
+			map[string]string{"previousRole": roleProto(from).String(), "role": roleProto(to).String()})
+		if err := insertAudit(ctx, tx, e); err != nil {
+			return err
+		}
 		return outbox.Write(ctx, tx, "accounts.member.updated", &accountsv1.MemberUpdated{
 			Member:       memberProto(m),
 			PreviousRole: roleProto(from),
-			Actor:        userName(actor),
+			Actor:        c.Name(),
 			UpdateTime:   timestamppb.Now(),
 		})
 	})
 	return m, err
 }
 
-// DeleteMember removes target from org on behalf of actor.
-func (s *Store) DeleteMember(ctx context.Context, actor, org, target uuid.UUID) error {
+// DeleteMember removes target from org on behalf of c.
+func (s *Store) DeleteMember(ctx context.Context, c Caller, org, target uuid.UUID) error {
 	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		roles, owners, err := lockedRoles(ctx, tx, org)
 		if err != nil {
 			return err
 		}
-		actorRole, ok := roles[actor]
-		if !ok {
-			return errOrgNotFound
+		actorRole, err := actorRole(c, org, roles)
+		if err != nil {
+			return err
 		}
 		targetRole, ok := roles[target]
 		if !ok {
 			return errMemberNotFound
 		}
-		if err := checkRemoval(actorRole, targetRole, actor == target, owners); err != nil {
+		if err := checkRemoval(actorRole, targetRole, !c.IsToken() && c.UserID == target, owners); err != nil {
 			return err
 		}
 		m, err := membership(ctx, tx, org, target)
@@ -321,9 +351,13 @@ func (s *Store) DeleteMember(ctx context.Context, actor, org, target uuid.UUID) 
 		if _, err := tx.Exec(ctx, deleteMembership, org, target); err != nil {
 			return fmt.Errorf("delete membership: %w", err)
 		}
+		e := c.audit(org, "accounts.member.delete", memberName(org, target), map[string]string{"role": roleProto(targetRole).String()})
+		if err := insertAudit(ctx, tx, e); err != nil {
+			return err
+		}
 		return outbox.Write(ctx, tx, "accounts.member.deleted", &accountsv1.MemberDeleted{
 			Member: memberProto(m),
-			Actor:  userName(actor),
+			Actor:  c.Name(),
 		})
 	})
 }

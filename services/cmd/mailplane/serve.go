@@ -84,7 +84,9 @@ func (s *settings) validate(names []string) error {
 type service struct {
 	name       string
 	migrations fs.FS
-	register   func(srv *grpc.Server, pool *pgxpool.Pool, s *settings) error
+	register   func(srv *grpc.Server, pool *pgxpool.Pool, s *settings, log *slog.Logger) error
+	// subscriptions, when set, are the events the service consumes.
+	subscriptions func(pool *pgxpool.Pool, log *slog.Logger) []events.Subscription
 }
 
 // catalog lists every service the binary can run, in start order.
@@ -93,9 +95,10 @@ func catalog() []service {
 		{
 			name:       accounts.Schema,
 			migrations: accounts.Migrations,
-			register: func(srv *grpc.Server, pool *pgxpool.Pool, s *settings) error {
-				return accounts.Register(srv, pool, s.Accounts)
+			register: func(srv *grpc.Server, pool *pgxpool.Pool, s *settings, log *slog.Logger) error {
+				return accounts.Register(srv, pool, s.Accounts, log)
 			},
+			subscriptions: accounts.Subscriptions,
 		},
 	}
 }
@@ -168,6 +171,7 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 
 	srv := grpcserver.New(log, auth.NewVerifier(pub))
 	var relays []*outbox.Relay
+	var consumers []*events.Consumer
 	for _, svc := range catalog() {
 		if !slices.Contains(names, svc.name) {
 			continue
@@ -180,8 +184,18 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 		if err := pg.Migrate(ctx, pool, svc.name, svc.migrations, log); err != nil {
 			return err
 		}
-		if err := svc.register(srv.Server, pool, s); err != nil {
+		if err := svc.register(srv.Server, pool, s, log); err != nil {
 			return fmt.Errorf("%s: %w", svc.name, err)
+		}
+		if svc.subscriptions != nil {
+			for _, sub := range svc.subscriptions(pool, log) {
+				var subjects []string
+				for _, subj := range sub.Subjects {
+					subjects = append(subjects, s.EventPrefix+"."+subj)
+				}
+				consumers = append(consumers, &events.Consumer{JS: js, Pool: pool, Stream: s.EventStream,
+					Durable: sub.Durable, Subjects: subjects, Handle: sub.Handle, Log: log.With("service", svc.name)})
+			}
 		}
 		relays = append(relays, &outbox.Relay{Pool: pool, JS: js, Prefix: s.EventPrefix, Log: log.With("service", svc.name)})
 		srv.Health.SetServingStatus(svc.name, healthpb.HealthCheckResponse_SERVING)
@@ -207,6 +221,9 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 	})
 	for _, r := range relays {
 		g.Go(func() error { return r.Run(relayCtx, s.ShutdownTimeout) })
+	}
+	for _, c := range consumers {
+		g.Go(func() error { return c.Run(gctx) })
 	}
 	if s.MetricsAddr != "" {
 		g.Go(func() error { return serveHTTP(gctx, s.MetricsAddr, tel.MetricsHandler(), s.ShutdownTimeout) })

@@ -17,11 +17,28 @@ import (
 
 const issuer = "mailplane"
 
-// Principal is who is calling.
+// Principal is who is calling: a person (UserID) or a machine's API token
+// (TokenID), which acts in one organization with one role.
 type Principal struct {
 	// UserID is the user's id (the {user} of "users/{user}").
 	UserID string
+	// TokenID is the API token's id; OrganizationID and Role say where and
+	// as what it acts ("owner", "admin" or "member").
+	TokenID        string
+	OrganizationID string
+	Role           string
 }
+
+// claims are the JWT's claims. Typ tells an API token's access token from a
+// person's.
+type claims struct {
+	jwt.RegisteredClaims
+	Typ  string `json:"typ,omitempty"`
+	Org  string `json:"org,omitempty"`
+	Role string `json:"role,omitempty"`
+}
+
+const typAPIToken = "api_token"
 
 type principalKey struct{}
 
@@ -49,14 +66,26 @@ func NewSigner(key ed25519.PrivateKey, ttl time.Duration) *Signer {
 
 // Sign returns an access token for userID and when it expires.
 func (s *Signer) Sign(userID string, now time.Time) (string, time.Time, error) {
-	exp := now.Add(s.ttl)
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.RegisteredClaims{
+	return s.sign(claims{RegisteredClaims: registered(userID, now, s.ttl)}, now.Add(s.ttl))
+}
+
+// SignAPIToken returns an access token, living ttl, for the API token
+// tokenID acting in organization org with role.
+func (s *Signer) SignAPIToken(tokenID, org, role string, ttl time.Duration, now time.Time) (string, time.Time, error) {
+	return s.sign(claims{RegisteredClaims: registered(tokenID, now, ttl), Typ: typAPIToken, Org: org, Role: role}, now.Add(ttl))
+}
+
+func registered(subject string, now time.Time, ttl time.Duration) jwt.RegisteredClaims {
+	return jwt.RegisteredClaims{
 		Issuer:    issuer,
-		Subject:   userID,
+		Subject:   subject,
 		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(exp),
-	})
-	signed, err := tok.SignedString(s.key)
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}
+}
+
+func (s *Signer) sign(c claims, exp time.Time) (string, time.Time, error) {
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(s.key)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign access token: %w", err)
 	}
@@ -91,12 +120,21 @@ var ErrInvalidToken = errors.New("invalid or expired access token")
 
 // Verify returns the principal a valid token was issued to.
 func (v *Verifier) Verify(token string) (Principal, error) {
-	var claims jwt.RegisteredClaims
-	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.key, nil })
-	if err != nil || claims.Subject == "" {
+	var c claims
+	_, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.key, nil })
+	if err != nil || c.Subject == "" {
 		return Principal{}, ErrInvalidToken
 	}
-	return Principal{UserID: claims.Subject}, nil
+	switch c.Typ {
+	case "":
+		return Principal{UserID: c.Subject}, nil
+	case typAPIToken:
+		if c.Org == "" || c.Role == "" {
+			return Principal{}, ErrInvalidToken
+		}
+		return Principal{TokenID: c.Subject, OrganizationID: c.Org, Role: c.Role}, nil
+	}
+	return Principal{}, ErrInvalidToken
 }
 
 // ParsePrivateKey decodes a base64 (standard) Ed25519 seed of 32 bytes.

@@ -66,6 +66,15 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, name, prefix stri
 // the event redelivered later.
 type Handler func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error
 
+// Subscription is what a service consumes: a durable consumer name, the
+// subjects it reads (relative to the deployment's prefix, e.g.
+// "*.audit.recorded") and the handler that applies each event.
+type Subscription struct {
+	Durable  string
+	Subjects []string
+	Handle   Handler
+}
+
 // Consumer is a durable JetStream consumer whose handler runs in a database
 // transaction that also records the event id, so an event redelivered after a
 // crash or a lost ack is recognised and skipped.

@@ -780,6 +780,107 @@ func (*SignOutResponse) Descriptor() ([]byte, []int) {
 	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{10}
 }
 
+// ExchangeApiTokenRequest presents an API token's secret.
+type ExchangeApiTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret returned by CreateApiToken ("mpt_...").
+	Secret        string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeApiTokenRequest) Reset() {
+	*x = ExchangeApiTokenRequest{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeApiTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeApiTokenRequest) ProtoMessage() {}
+
+func (x *ExchangeApiTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeApiTokenRequest.ProtoReflect.Descriptor instead.
+func (*ExchangeApiTokenRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ExchangeApiTokenRequest) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// ExchangeApiTokenResponse carries the access token.
+type ExchangeApiTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Signed, short-lived token to send as "Authorization: Bearer ...".
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// Seconds until the access token expires.
+	ExpiresIn     int32 `protobuf:"varint,2,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeApiTokenResponse) Reset() {
+	*x = ExchangeApiTokenResponse{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeApiTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeApiTokenResponse) ProtoMessage() {}
+
+func (x *ExchangeApiTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeApiTokenResponse.ProtoReflect.Descriptor instead.
+func (*ExchangeApiTokenResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ExchangeApiTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *ExchangeApiTokenResponse) GetExpiresIn() int32 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
 // GetCurrentUserRequest is empty: the user is the caller.
 type GetCurrentUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -789,7 +890,7 @@ type GetCurrentUserRequest struct {
 
 func (x *GetCurrentUserRequest) Reset() {
 	*x = GetCurrentUserRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[11]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +902,7 @@ func (x *GetCurrentUserRequest) String() string {
 func (*GetCurrentUserRequest) ProtoMessage() {}
 
 func (x *GetCurrentUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[11]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +915,7 @@ func (x *GetCurrentUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentUserRequest.ProtoReflect.Descriptor instead.
 func (*GetCurrentUserRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{11}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{13}
 }
 
 // GetCurrentUserResponse is the signed-in user.
@@ -830,7 +931,7 @@ type GetCurrentUserResponse struct {
 
 func (x *GetCurrentUserResponse) Reset() {
 	*x = GetCurrentUserResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[12]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +943,7 @@ func (x *GetCurrentUserResponse) String() string {
 func (*GetCurrentUserResponse) ProtoMessage() {}
 
 func (x *GetCurrentUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[12]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +956,7 @@ func (x *GetCurrentUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCurrentUserResponse.ProtoReflect.Descriptor instead.
 func (*GetCurrentUserResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{12}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetCurrentUserResponse) GetUser() *User {
@@ -883,7 +984,7 @@ type GetOrganizationRequest struct {
 
 func (x *GetOrganizationRequest) Reset() {
 	*x = GetOrganizationRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[13]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +996,7 @@ func (x *GetOrganizationRequest) String() string {
 func (*GetOrganizationRequest) ProtoMessage() {}
 
 func (x *GetOrganizationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[13]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1009,7 @@ func (x *GetOrganizationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrganizationRequest.ProtoReflect.Descriptor instead.
 func (*GetOrganizationRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{13}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetOrganizationRequest) GetName() string {
@@ -929,7 +1030,7 @@ type GetOrganizationResponse struct {
 
 func (x *GetOrganizationResponse) Reset() {
 	*x = GetOrganizationResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[14]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1042,7 @@ func (x *GetOrganizationResponse) String() string {
 func (*GetOrganizationResponse) ProtoMessage() {}
 
 func (x *GetOrganizationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[14]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1055,7 @@ func (x *GetOrganizationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrganizationResponse.ProtoReflect.Descriptor instead.
 func (*GetOrganizationResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{14}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetOrganizationResponse) GetOrganization() *Organization {
@@ -978,7 +1079,7 @@ type UpdateOrganizationRequest struct {
 
 func (x *UpdateOrganizationRequest) Reset() {
 	*x = UpdateOrganizationRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[15]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1091,7 @@ func (x *UpdateOrganizationRequest) String() string {
 func (*UpdateOrganizationRequest) ProtoMessage() {}
 
 func (x *UpdateOrganizationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[15]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1104,7 @@ func (x *UpdateOrganizationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOrganizationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateOrganizationRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{15}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateOrganizationRequest) GetOrganization() *Organization {
@@ -1031,7 +1132,7 @@ type UpdateOrganizationResponse struct {
 
 func (x *UpdateOrganizationResponse) Reset() {
 	*x = UpdateOrganizationResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[16]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1144,7 @@ func (x *UpdateOrganizationResponse) String() string {
 func (*UpdateOrganizationResponse) ProtoMessage() {}
 
 func (x *UpdateOrganizationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[16]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1157,7 @@ func (x *UpdateOrganizationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOrganizationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateOrganizationResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{16}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateOrganizationResponse) GetOrganization() *Organization {
@@ -1081,7 +1182,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[17]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1194,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[17]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1207,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{17}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListMembersRequest) GetParent() string {
@@ -1143,7 +1244,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[18]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1256,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[18]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1269,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{18}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -1198,7 +1299,7 @@ type UpdateMemberRequest struct {
 
 func (x *UpdateMemberRequest) Reset() {
 	*x = UpdateMemberRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[19]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1311,7 @@ func (x *UpdateMemberRequest) String() string {
 func (*UpdateMemberRequest) ProtoMessage() {}
 
 func (x *UpdateMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[19]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1324,7 @@ func (x *UpdateMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMemberRequest.ProtoReflect.Descriptor instead.
 func (*UpdateMemberRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{19}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateMemberRequest) GetMember() *Member {
@@ -1251,7 +1352,7 @@ type UpdateMemberResponse struct {
 
 func (x *UpdateMemberResponse) Reset() {
 	*x = UpdateMemberResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[20]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1364,7 @@ func (x *UpdateMemberResponse) String() string {
 func (*UpdateMemberResponse) ProtoMessage() {}
 
 func (x *UpdateMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[20]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1377,7 @@ func (x *UpdateMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMemberResponse.ProtoReflect.Descriptor instead.
 func (*UpdateMemberResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{20}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateMemberResponse) GetMember() *Member {
@@ -1297,7 +1398,7 @@ type DeleteMemberRequest struct {
 
 func (x *DeleteMemberRequest) Reset() {
 	*x = DeleteMemberRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[21]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1410,7 @@ func (x *DeleteMemberRequest) String() string {
 func (*DeleteMemberRequest) ProtoMessage() {}
 
 func (x *DeleteMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[21]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1423,7 @@ func (x *DeleteMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMemberRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMemberRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{21}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteMemberRequest) GetName() string {
@@ -1341,7 +1442,7 @@ type DeleteMemberResponse struct {
 
 func (x *DeleteMemberResponse) Reset() {
 	*x = DeleteMemberResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[22]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1454,7 @@ func (x *DeleteMemberResponse) String() string {
 func (*DeleteMemberResponse) ProtoMessage() {}
 
 func (x *DeleteMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[22]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1467,7 @@ func (x *DeleteMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMemberResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMemberResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{22}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{24}
 }
 
 var File_mailplane_accounts_v1_accounts_proto protoreflect.FileDescriptor
@@ -1424,7 +1525,13 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"token_type\x18\x04 \x01(\tR\ttokenType\"@\n" +
 	"\x0eSignOutRequest\x12.\n" +
 	"\rrefresh_token\x18\x01 \x01(\tB\t\xca\xf3\x18\x05\b\x01 \x80\x02R\frefreshToken\"\x11\n" +
-	"\x0fSignOutResponse\"\x17\n" +
+	"\x0fSignOutResponse\"<\n" +
+	"\x17ExchangeApiTokenRequest\x12!\n" +
+	"\x06secret\x18\x01 \x01(\tB\t\xca\xf3\x18\x05\b\x01 \x80\x02R\x06secret\"\\\n" +
+	"\x18ExchangeApiTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x02 \x01(\x05R\texpiresIn\"\x17\n" +
 	"\x15GetCurrentUserRequest\"\x8a\x01\n" +
 	"\x16GetCurrentUserResponse\x12/\n" +
 	"\x04user\x18\x01 \x01(\v2\x1b.mailplane.accounts.v1.UserR\x04user\x12?\n" +
@@ -1462,12 +1569,13 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"ROLE_OWNER\x10\x01\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x02\x12\x0f\n" +
-	"\vROLE_MEMBER\x10\x032\x8f\x03\n" +
+	"\vROLE_MEMBER\x10\x032\x8c\x04\n" +
 	"\vAuthService\x12]\n" +
 	"\x06SignUp\x12$.mailplane.accounts.v1.SignUpRequest\x1a%.mailplane.accounts.v1.SignUpResponse\"\x06\xca\xf3\x18\x02\b\x01\x12]\n" +
 	"\x06SignIn\x12$.mailplane.accounts.v1.SignInRequest\x1a%.mailplane.accounts.v1.SignInResponse\"\x06\xca\xf3\x18\x02\b\x01\x12`\n" +
 	"\aRefresh\x12%.mailplane.accounts.v1.RefreshRequest\x1a&.mailplane.accounts.v1.RefreshResponse\"\x06\xca\xf3\x18\x02\b\x01\x12`\n" +
-	"\aSignOut\x12%.mailplane.accounts.v1.SignOutRequest\x1a&.mailplane.accounts.v1.SignOutResponse\"\x06\xca\xf3\x18\x02\b\x012|\n" +
+	"\aSignOut\x12%.mailplane.accounts.v1.SignOutRequest\x1a&.mailplane.accounts.v1.SignOutResponse\"\x06\xca\xf3\x18\x02\b\x01\x12{\n" +
+	"\x10ExchangeApiToken\x12..mailplane.accounts.v1.ExchangeApiTokenRequest\x1a/.mailplane.accounts.v1.ExchangeApiTokenResponse\"\x06\xca\xf3\x18\x02\b\x012|\n" +
 	"\vUserService\x12m\n" +
 	"\x0eGetCurrentUser\x12,.mailplane.accounts.v1.GetCurrentUserRequest\x1a-.mailplane.accounts.v1.GetCurrentUserResponse2\xba\x04\n" +
 	"\x13OrganizationService\x12p\n" +
@@ -1490,7 +1598,7 @@ func file_mailplane_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_mailplane_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_mailplane_accounts_v1_accounts_proto_goTypes = []any{
 	(Role)(0),                          // 0: mailplane.accounts.v1.Role
 	(*User)(nil),                       // 1: mailplane.accounts.v1.User
@@ -1504,61 +1612,65 @@ var file_mailplane_accounts_v1_accounts_proto_goTypes = []any{
 	(*RefreshResponse)(nil),            // 9: mailplane.accounts.v1.RefreshResponse
 	(*SignOutRequest)(nil),             // 10: mailplane.accounts.v1.SignOutRequest
 	(*SignOutResponse)(nil),            // 11: mailplane.accounts.v1.SignOutResponse
-	(*GetCurrentUserRequest)(nil),      // 12: mailplane.accounts.v1.GetCurrentUserRequest
-	(*GetCurrentUserResponse)(nil),     // 13: mailplane.accounts.v1.GetCurrentUserResponse
-	(*GetOrganizationRequest)(nil),     // 14: mailplane.accounts.v1.GetOrganizationRequest
-	(*GetOrganizationResponse)(nil),    // 15: mailplane.accounts.v1.GetOrganizationResponse
-	(*UpdateOrganizationRequest)(nil),  // 16: mailplane.accounts.v1.UpdateOrganizationRequest
-	(*UpdateOrganizationResponse)(nil), // 17: mailplane.accounts.v1.UpdateOrganizationResponse
-	(*ListMembersRequest)(nil),         // 18: mailplane.accounts.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),        // 19: mailplane.accounts.v1.ListMembersResponse
-	(*UpdateMemberRequest)(nil),        // 20: mailplane.accounts.v1.UpdateMemberRequest
-	(*UpdateMemberResponse)(nil),       // 21: mailplane.accounts.v1.UpdateMemberResponse
-	(*DeleteMemberRequest)(nil),        // 22: mailplane.accounts.v1.DeleteMemberRequest
-	(*DeleteMemberResponse)(nil),       // 23: mailplane.accounts.v1.DeleteMemberResponse
-	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),      // 25: google.protobuf.FieldMask
+	(*ExchangeApiTokenRequest)(nil),    // 12: mailplane.accounts.v1.ExchangeApiTokenRequest
+	(*ExchangeApiTokenResponse)(nil),   // 13: mailplane.accounts.v1.ExchangeApiTokenResponse
+	(*GetCurrentUserRequest)(nil),      // 14: mailplane.accounts.v1.GetCurrentUserRequest
+	(*GetCurrentUserResponse)(nil),     // 15: mailplane.accounts.v1.GetCurrentUserResponse
+	(*GetOrganizationRequest)(nil),     // 16: mailplane.accounts.v1.GetOrganizationRequest
+	(*GetOrganizationResponse)(nil),    // 17: mailplane.accounts.v1.GetOrganizationResponse
+	(*UpdateOrganizationRequest)(nil),  // 18: mailplane.accounts.v1.UpdateOrganizationRequest
+	(*UpdateOrganizationResponse)(nil), // 19: mailplane.accounts.v1.UpdateOrganizationResponse
+	(*ListMembersRequest)(nil),         // 20: mailplane.accounts.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),        // 21: mailplane.accounts.v1.ListMembersResponse
+	(*UpdateMemberRequest)(nil),        // 22: mailplane.accounts.v1.UpdateMemberRequest
+	(*UpdateMemberResponse)(nil),       // 23: mailplane.accounts.v1.UpdateMemberResponse
+	(*DeleteMemberRequest)(nil),        // 24: mailplane.accounts.v1.DeleteMemberRequest
+	(*DeleteMemberResponse)(nil),       // 25: mailplane.accounts.v1.DeleteMemberResponse
+	(*timestamppb.Timestamp)(nil),      // 26: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 27: google.protobuf.FieldMask
 }
 var file_mailplane_accounts_v1_accounts_proto_depIdxs = []int32{
-	24, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	24, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
-	24, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
+	26, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	26, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
+	26, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: mailplane.accounts.v1.Member.role:type_name -> mailplane.accounts.v1.Role
-	24, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
+	26, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailplane.accounts.v1.SignUpResponse.user:type_name -> mailplane.accounts.v1.User
 	2,  // 6: mailplane.accounts.v1.SignUpResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	1,  // 7: mailplane.accounts.v1.GetCurrentUserResponse.user:type_name -> mailplane.accounts.v1.User
 	3,  // 8: mailplane.accounts.v1.GetCurrentUserResponse.memberships:type_name -> mailplane.accounts.v1.Member
 	2,  // 9: mailplane.accounts.v1.GetOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	2,  // 10: mailplane.accounts.v1.UpdateOrganizationRequest.organization:type_name -> mailplane.accounts.v1.Organization
-	25, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	27, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 12: mailplane.accounts.v1.UpdateOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	3,  // 13: mailplane.accounts.v1.ListMembersResponse.members:type_name -> mailplane.accounts.v1.Member
 	3,  // 14: mailplane.accounts.v1.UpdateMemberRequest.member:type_name -> mailplane.accounts.v1.Member
-	25, // 15: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
+	27, // 15: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 16: mailplane.accounts.v1.UpdateMemberResponse.member:type_name -> mailplane.accounts.v1.Member
 	4,  // 17: mailplane.accounts.v1.AuthService.SignUp:input_type -> mailplane.accounts.v1.SignUpRequest
 	6,  // 18: mailplane.accounts.v1.AuthService.SignIn:input_type -> mailplane.accounts.v1.SignInRequest
 	8,  // 19: mailplane.accounts.v1.AuthService.Refresh:input_type -> mailplane.accounts.v1.RefreshRequest
 	10, // 20: mailplane.accounts.v1.AuthService.SignOut:input_type -> mailplane.accounts.v1.SignOutRequest
-	12, // 21: mailplane.accounts.v1.UserService.GetCurrentUser:input_type -> mailplane.accounts.v1.GetCurrentUserRequest
-	14, // 22: mailplane.accounts.v1.OrganizationService.GetOrganization:input_type -> mailplane.accounts.v1.GetOrganizationRequest
-	16, // 23: mailplane.accounts.v1.OrganizationService.UpdateOrganization:input_type -> mailplane.accounts.v1.UpdateOrganizationRequest
-	18, // 24: mailplane.accounts.v1.OrganizationService.ListMembers:input_type -> mailplane.accounts.v1.ListMembersRequest
-	20, // 25: mailplane.accounts.v1.OrganizationService.UpdateMember:input_type -> mailplane.accounts.v1.UpdateMemberRequest
-	22, // 26: mailplane.accounts.v1.OrganizationService.DeleteMember:input_type -> mailplane.accounts.v1.DeleteMemberRequest
-	5,  // 27: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
-	7,  // 28: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
-	9,  // 29: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
-	11, // 30: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
-	13, // 31: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
-	15, // 32: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
-	17, // 33: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
-	19, // 34: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
-	21, // 35: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
-	23, // 36: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
-	27, // [27:37] is the sub-list for method output_type
-	17, // [17:27] is the sub-list for method input_type
+	12, // 21: mailplane.accounts.v1.AuthService.ExchangeApiToken:input_type -> mailplane.accounts.v1.ExchangeApiTokenRequest
+	14, // 22: mailplane.accounts.v1.UserService.GetCurrentUser:input_type -> mailplane.accounts.v1.GetCurrentUserRequest
+	16, // 23: mailplane.accounts.v1.OrganizationService.GetOrganization:input_type -> mailplane.accounts.v1.GetOrganizationRequest
+	18, // 24: mailplane.accounts.v1.OrganizationService.UpdateOrganization:input_type -> mailplane.accounts.v1.UpdateOrganizationRequest
+	20, // 25: mailplane.accounts.v1.OrganizationService.ListMembers:input_type -> mailplane.accounts.v1.ListMembersRequest
+	22, // 26: mailplane.accounts.v1.OrganizationService.UpdateMember:input_type -> mailplane.accounts.v1.UpdateMemberRequest
+	24, // 27: mailplane.accounts.v1.OrganizationService.DeleteMember:input_type -> mailplane.accounts.v1.DeleteMemberRequest
+	5,  // 28: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
+	7,  // 29: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
+	9,  // 30: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
+	11, // 31: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
+	13, // 32: mailplane.accounts.v1.AuthService.ExchangeApiToken:output_type -> mailplane.accounts.v1.ExchangeApiTokenResponse
+	15, // 33: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
+	17, // 34: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
+	19, // 35: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
+	21, // 36: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
+	23, // 37: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
+	25, // 38: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
+	28, // [28:39] is the sub-list for method output_type
+	17, // [17:28] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name
@@ -1575,7 +1687,7 @@ func file_mailplane_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_accounts_v1_accounts_proto_rawDesc), len(file_mailplane_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

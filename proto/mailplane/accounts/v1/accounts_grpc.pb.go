@@ -23,10 +23,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_SignUp_FullMethodName  = "/mailplane.accounts.v1.AuthService/SignUp"
-	AuthService_SignIn_FullMethodName  = "/mailplane.accounts.v1.AuthService/SignIn"
-	AuthService_Refresh_FullMethodName = "/mailplane.accounts.v1.AuthService/Refresh"
-	AuthService_SignOut_FullMethodName = "/mailplane.accounts.v1.AuthService/SignOut"
+	AuthService_SignUp_FullMethodName           = "/mailplane.accounts.v1.AuthService/SignUp"
+	AuthService_SignIn_FullMethodName           = "/mailplane.accounts.v1.AuthService/SignIn"
+	AuthService_Refresh_FullMethodName          = "/mailplane.accounts.v1.AuthService/Refresh"
+	AuthService_SignOut_FullMethodName          = "/mailplane.accounts.v1.AuthService/SignOut"
+	AuthService_ExchangeApiToken_FullMethodName = "/mailplane.accounts.v1.AuthService/ExchangeApiToken"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -48,6 +49,10 @@ type AuthServiceClient interface {
 	// Revokes a refresh token. Access tokens already issued stay valid until
 	// they expire, which is why they are short-lived.
 	SignOut(ctx context.Context, in *SignOutRequest, opts ...grpc.CallOption) (*SignOutResponse, error)
+	// Exchanges an API token's secret for a short-lived access token acting
+	// with the token's organization and role. The edge does this for REST
+	// callers; gRPC callers do it themselves.
+	ExchangeApiToken(ctx context.Context, in *ExchangeApiTokenRequest, opts ...grpc.CallOption) (*ExchangeApiTokenResponse, error)
 }
 
 type authServiceClient struct {
@@ -98,6 +103,16 @@ func (c *authServiceClient) SignOut(ctx context.Context, in *SignOutRequest, opt
 	return out, nil
 }
 
+func (c *authServiceClient) ExchangeApiToken(ctx context.Context, in *ExchangeApiTokenRequest, opts ...grpc.CallOption) (*ExchangeApiTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExchangeApiTokenResponse)
+	err := c.cc.Invoke(ctx, AuthService_ExchangeApiToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -117,6 +132,10 @@ type AuthServiceServer interface {
 	// Revokes a refresh token. Access tokens already issued stay valid until
 	// they expire, which is why they are short-lived.
 	SignOut(context.Context, *SignOutRequest) (*SignOutResponse, error)
+	// Exchanges an API token's secret for a short-lived access token acting
+	// with the token's organization and role. The edge does this for REST
+	// callers; gRPC callers do it themselves.
+	ExchangeApiToken(context.Context, *ExchangeApiTokenRequest) (*ExchangeApiTokenResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -138,6 +157,9 @@ func (UnimplementedAuthServiceServer) Refresh(context.Context, *RefreshRequest) 
 }
 func (UnimplementedAuthServiceServer) SignOut(context.Context, *SignOutRequest) (*SignOutResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignOut not implemented")
+}
+func (UnimplementedAuthServiceServer) ExchangeApiToken(context.Context, *ExchangeApiTokenRequest) (*ExchangeApiTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExchangeApiToken not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -232,6 +254,24 @@ func _AuthService_SignOut_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_ExchangeApiToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExchangeApiTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).ExchangeApiToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_ExchangeApiToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).ExchangeApiToken(ctx, req.(*ExchangeApiTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -254,6 +294,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SignOut",
 			Handler:    _AuthService_SignOut_Handler,
+		},
+		{
+			MethodName: "ExchangeApiToken",
+			Handler:    _AuthService_ExchangeApiToken_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

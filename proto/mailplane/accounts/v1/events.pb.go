@@ -263,11 +263,69 @@ func (x *MemberDeleted) GetActor() string {
 	return ""
 }
 
+// AuditRecorded: mailplane.<service>.audit.recorded. Every service publishes
+// one for each administrative action it takes (or refuses); the accounts
+// service keeps them in the organization's audit log. The entry's name is
+// left empty: the log names it.
+type AuditRecorded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}" whose log it belongs to.
+	Organization string `protobuf:"bytes,1,opt,name=organization,proto3" json:"organization,omitempty"`
+	// The entry.
+	Entry         *AuditEntry `protobuf:"bytes,2,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRecorded) Reset() {
+	*x = AuditRecorded{}
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRecorded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRecorded) ProtoMessage() {}
+
+func (x *AuditRecorded) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRecorded.ProtoReflect.Descriptor instead.
+func (*AuditRecorded) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AuditRecorded) GetOrganization() string {
+	if x != nil {
+		return x.Organization
+	}
+	return ""
+}
+
+func (x *AuditRecorded) GetEntry() *AuditEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
 var File_mailplane_accounts_v1_events_proto protoreflect.FileDescriptor
 
 const file_mailplane_accounts_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\"mailplane/accounts/v1/events.proto\x12\x15mailplane.accounts.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$mailplane/accounts/v1/accounts.proto\"t\n" +
+	"\"mailplane/accounts/v1/events.proto\x12\x15mailplane.accounts.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$mailplane/accounts/v1/accounts.proto\x1a!mailplane/accounts/v1/audit.proto\"t\n" +
 	"\x13OrganizationCreated\x12G\n" +
 	"\forganization\x18\x01 \x01(\v2#.mailplane.accounts.v1.OrganizationR\forganization\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\"t\n" +
@@ -282,7 +340,10 @@ const file_mailplane_accounts_v1_events_proto_rawDesc = "" +
 	"updateTime\"\\\n" +
 	"\rMemberDeleted\x125\n" +
 	"\x06member\x18\x01 \x01(\v2\x1d.mailplane.accounts.v1.MemberR\x06member\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actorBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
+	"\x05actor\x18\x02 \x01(\tR\x05actor\"l\n" +
+	"\rAuditRecorded\x12\"\n" +
+	"\forganization\x18\x01 \x01(\tR\forganization\x127\n" +
+	"\x05entry\x18\x02 \x01(\v2!.mailplane.accounts.v1.AuditEntryR\x05entryBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_mailplane_accounts_v1_events_proto_rawDescOnce sync.Once
@@ -296,29 +357,32 @@ func file_mailplane_accounts_v1_events_proto_rawDescGZIP() []byte {
 	return file_mailplane_accounts_v1_events_proto_rawDescData
 }
 
-var file_mailplane_accounts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_mailplane_accounts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_mailplane_accounts_v1_events_proto_goTypes = []any{
 	(*OrganizationCreated)(nil),   // 0: mailplane.accounts.v1.OrganizationCreated
 	(*OrganizationUpdated)(nil),   // 1: mailplane.accounts.v1.OrganizationUpdated
 	(*MemberUpdated)(nil),         // 2: mailplane.accounts.v1.MemberUpdated
 	(*MemberDeleted)(nil),         // 3: mailplane.accounts.v1.MemberDeleted
-	(*Organization)(nil),          // 4: mailplane.accounts.v1.Organization
-	(*Member)(nil),                // 5: mailplane.accounts.v1.Member
-	(Role)(0),                     // 6: mailplane.accounts.v1.Role
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*AuditRecorded)(nil),         // 4: mailplane.accounts.v1.AuditRecorded
+	(*Organization)(nil),          // 5: mailplane.accounts.v1.Organization
+	(*Member)(nil),                // 6: mailplane.accounts.v1.Member
+	(Role)(0),                     // 7: mailplane.accounts.v1.Role
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*AuditEntry)(nil),            // 9: mailplane.accounts.v1.AuditEntry
 }
 var file_mailplane_accounts_v1_events_proto_depIdxs = []int32{
-	4, // 0: mailplane.accounts.v1.OrganizationCreated.organization:type_name -> mailplane.accounts.v1.Organization
-	4, // 1: mailplane.accounts.v1.OrganizationUpdated.organization:type_name -> mailplane.accounts.v1.Organization
-	5, // 2: mailplane.accounts.v1.MemberUpdated.member:type_name -> mailplane.accounts.v1.Member
-	6, // 3: mailplane.accounts.v1.MemberUpdated.previous_role:type_name -> mailplane.accounts.v1.Role
-	7, // 4: mailplane.accounts.v1.MemberUpdated.update_time:type_name -> google.protobuf.Timestamp
-	5, // 5: mailplane.accounts.v1.MemberDeleted.member:type_name -> mailplane.accounts.v1.Member
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5, // 0: mailplane.accounts.v1.OrganizationCreated.organization:type_name -> mailplane.accounts.v1.Organization
+	5, // 1: mailplane.accounts.v1.OrganizationUpdated.organization:type_name -> mailplane.accounts.v1.Organization
+	6, // 2: mailplane.accounts.v1.MemberUpdated.member:type_name -> mailplane.accounts.v1.Member
+	7, // 3: mailplane.accounts.v1.MemberUpdated.previous_role:type_name -> mailplane.accounts.v1.Role
+	8, // 4: mailplane.accounts.v1.MemberUpdated.update_time:type_name -> google.protobuf.Timestamp
+	6, // 5: mailplane.accounts.v1.MemberDeleted.member:type_name -> mailplane.accounts.v1.Member
+	9, // 6: mailplane.accounts.v1.AuditRecorded.entry:type_name -> mailplane.accounts.v1.AuditEntry
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_accounts_v1_events_proto_init() }
@@ -327,13 +391,14 @@ func file_mailplane_accounts_v1_events_proto_init() {
 		return
 	}
 	file_mailplane_accounts_v1_accounts_proto_init()
+	file_mailplane_accounts_v1_audit_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_accounts_v1_events_proto_rawDesc), len(file_mailplane_accounts_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,286 @@
+package accounts
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/pg"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// APIToken is a machine's credential: one organization, one role.
+type APIToken struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	DisplayName    string
+	Role           Role
+	SecretHash     []byte
+	CreatorID      *uuid.UUID
+	CreateTime     time.Time
+	ExpireTime     *time.Time
+	LastUseTime    *time.Time
+	RevokeTime     *time.Time
+}
+
+// apiTokenAccessTTL is how long an access token exchanged for an API token
+// lives, and so how long a revoked API token may still be honoured.
+const apiTokenAccessTTL = time.Minute
+
+// API token secrets read "mpt_<token id in hex>_<32 random bytes, base64url>":
+// the prefix lets the edge (and secret scanners) recognise them, the id finds
+// the row, the random part is what is checked.
+const apiTokenPrefix = "mpt_"
+
+func newAPITokenSecret(id uuid.UUID) (string, []byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, fmt.Errorf("api token secret: %w", err)
+	}
+	random := base64.RawURLEncoding.EncodeToString(b)
+	h := sha256.Sum256([]byte(random))
+	return apiTokenPrefix + hex.EncodeToString(id[:]) + "_" + random, h[:], nil
+}
+
+func parseAPITokenSecret(secret string) (uuid.UUID, []byte, bool) {
+	rest, ok := strings.CutPrefix(secret, apiTokenPrefix)
+	idHex, random, ok2 := strings.Cut(rest, "_")
+	id, err := uuid.Parse(idHex)
+	if !ok || !ok2 || err != nil || len(idHex) != 32 || random == "" {
+		return uuid.Nil, nil, false
+	}
+	h := sha256.Sum256([]byte(random))
+	return id, h[:], true
+}
+
+const (
+	insertAPIToken = `
+INSERT INTO api_tokens (id, organization_id, display_name, role, secret_hash, creator_id, expire_time)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING create_time`
+
+	apiTokenColumns = `
+SELECT id, organization_id, display_name, role, secret_hash, creator_id, create_time,
+       expire_time, last_use_time, revoke_time
+FROM api_tokens`
+
+	selectAPITokens = apiTokenColumns + `
+WHERE organization_id = $1 AND revoke_time IS NULL
+ORDER BY create_time DESC, id DESC`
+
+	selectAPIToken = apiTokenColumns + ` WHERE id = $1`
+
+	revokeAPIToken = `
+UPDATE api_tokens SET revoke_time = now()
+WHERE id = $1 AND organization_id = $2 AND revoke_time IS NULL`
+
+	touchAPIToken = `UPDATE api_tokens SET last_use_time = now() WHERE id = $1`
+)
+
+// CreateAPIToken stores a new token on behalf of c.
+func (s *Store) CreateAPIToken(ctx context.Context, c Caller, t *APIToken) error {
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, insertAPIToken, t.ID, t.OrganizationID, t.DisplayName, t.Role, t.SecretHash, t.CreatorID, t.ExpireTime).
+			Scan(&t.CreateTime)
+		if err != nil {
+			return fmt.Errorf("insert api token: %w", err)
+		}
+		details := map[string]string{"displayName": t.DisplayName, "role": roleProto(t.Role).String()}
+		return insertAudit(ctx, tx, c.audit(t.OrganizationID, "accounts.apiToken.create", apiTokenName(t.OrganizationID, t.ID), details))
+	})
+}
+
+// APITokens lists org's tokens that are not revoked, newest first.
+func (s *Store) APITokens(ctx context.Context, org uuid.UUID) ([]*APIToken, error) {
+	rows, _ := s.pool.Query(ctx, selectAPITokens, org)
+	ts, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[APIToken])
+	if err != nil {
+		return nil, fmt.Errorf("list api tokens: %w", err)
+	}
+	return ts, nil
+}
+
+var errAPITokenNotFound = errs.E(errs.NotFound, "API token not found")
+
+// RevokeAPIToken revokes org's token id on behalf of c.
+func (s *Store) RevokeAPIToken(ctx context.Context, c Caller, org, id uuid.UUID) error {
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, revokeAPIToken, id, org)
+		if err != nil {
+			return fmt.Errorf("revoke api token: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return errAPITokenNotFound
+		}
+		return insertAudit(ctx, tx, c.audit(org, "accounts.apiToken.delete", apiTokenName(org, id), nil))
+	})
+}
+
+var errBadAPIToken = errs.E(errs.Unauthenticated, "invalid, expired or revoked API token").WithReason("INVALID_API_TOKEN")
+
+// UseAPIToken checks a token's secret and records its use.
+func (s *Store) UseAPIToken(ctx context.Context, id uuid.UUID, hash []byte, now time.Time) (*APIToken, error) {
+	rows, _ := s.pool.Query(ctx, selectAPIToken, id)
+	t, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[APIToken])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errBadAPIToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get api token: %w", err)
+	}
+	if subtle.ConstantTimeCompare(t.SecretHash, hash) != 1 || t.RevokeTime != nil || (t.ExpireTime != nil && !t.ExpireTime.After(now)) {
+		return nil, errBadAPIToken
+	}
+	if _, err := s.pool.Exec(ctx, touchAPIToken, id); err != nil {
+		return nil, fmt.Errorf("record api token use: %w", err)
+	}
+	return t, nil
+}
+
+// CreateApiToken creates an API token and returns its secret, once.
+func (s *Server) CreateApiToken(ctx context.Context, req *accountsv1.CreateApiTokenRequest) (*accountsv1.CreateApiTokenResponse, error) {
+	org, role, c, err := s.access(ctx, "parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	in := req.GetApiToken()
+	want, ok := roleFromProto(in.GetRole())
+	if !ok {
+		return nil, errs.Field("apiToken.role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER")
+	}
+	var expire *time.Time
+	if in.GetExpireTime() != nil {
+		t := in.GetExpireTime().AsTime()
+		if !t.After(time.Now()) {
+			return nil, errs.Field("apiToken.expireTime", "must be in the future")
+		}
+		expire = &t
+	}
+	refuse := func(err error) error {
+		s.auditRefusal(ctx, c.audit(org, "accounts.apiToken.create", req.GetParent()+"/apiTokens", map[string]string{"displayName": in.GetDisplayName()}), err)
+		return err
+	}
+	switch {
+	case !role.canManage():
+		return nil, refuse(errs.E(errs.PermissionDenied, "only owners and admins can create API tokens"))
+	case want == Owner && role != Owner:
+		return nil, refuse(errs.E(errs.PermissionDenied, "only an owner can create an owner token"))
+	}
+	t := &APIToken{ID: uuid.Must(uuid.NewV7()), OrganizationID: org, DisplayName: strings.TrimSpace(in.GetDisplayName()), Role: want, ExpireTime: expire}
+	if !c.IsToken() {
+		t.CreatorID = &c.UserID
+	}
+	secret, hash, err := newAPITokenSecret(t.ID)
+	if err != nil {
+		return nil, err
+	}
+	t.SecretHash = hash
+	if err := s.store.CreateAPIToken(ctx, c, t); err != nil {
+		return nil, err
+	}
+	return &accountsv1.CreateApiTokenResponse{ApiToken: apiTokenProto(t), Secret: secret}, nil
+}
+
+// ListApiTokens lists an organization's tokens.
+func (s *Server) ListApiTokens(ctx context.Context, req *accountsv1.ListApiTokensRequest) (*accountsv1.ListApiTokensResponse, error) {
+	org, role, _, err := s.access(ctx, "parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	if !role.canManage() {
+		return nil, errs.E(errs.PermissionDenied, "only owners and admins can list API tokens")
+	}
+	ts, err := s.store.APITokens(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	resp := &accountsv1.ListApiTokensResponse{}
+	for _, t := range ts {
+		resp.ApiTokens = append(resp.ApiTokens, apiTokenProto(t))
+	}
+	return resp, nil
+}
+
+// DeleteApiToken revokes a token.
+func (s *Server) DeleteApiToken(ctx context.Context, req *accountsv1.DeleteApiTokenRequest) (*accountsv1.DeleteApiTokenResponse, error) {
+	orgName, id, err := parseAPITokenName("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	org, role, c, err := s.access(ctx, "name", orgName)
+	if err != nil {
+		return nil, err
+	}
+	if !role.canManage() {
+		err := errs.E(errs.PermissionDenied, "only owners and admins can revoke API tokens")
+		s.auditRefusal(ctx, c.audit(org, "accounts.apiToken.delete", req.GetName(), nil), err)
+		return nil, err
+	}
+	if err := s.store.RevokeAPIToken(ctx, c, org, id); err != nil {
+		return nil, err
+	}
+	return &accountsv1.DeleteApiTokenResponse{}, nil
+}
+
+// ExchangeApiToken trades an API token's secret for a short-lived access
+// token carrying the token's organization and role.
+func (s *Server) ExchangeApiToken(ctx context.Context, req *accountsv1.ExchangeApiTokenRequest) (*accountsv1.ExchangeApiTokenResponse, error) {
+	id, hash, ok := parseAPITokenSecret(req.GetSecret())
+	if !ok {
+		return nil, errBadAPIToken
+	}
+	now := time.Now()
+	t, err := s.store.UseAPIToken(ctx, id, hash, now)
+	if err != nil {
+		return nil, err
+	}
+	ttl := min(apiTokenAccessTTL, s.signer.TTL())
+	if t.ExpireTime != nil {
+		ttl = min(ttl, t.ExpireTime.Sub(now))
+	}
+	access, _, err := s.signer.SignAPIToken(t.ID.String(), t.OrganizationID.String(), string(t.Role), ttl, now)
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.ExchangeApiTokenResponse{AccessToken: access, ExpiresIn: int32(max(ttl/time.Second, 1))}, nil
+}
+
+func parseAPITokenName(field, name string) (string, uuid.UUID, error) {
+	parts := strings.Split(name, "/")
+	if len(parts) == 4 && parts[0] == "organizations" && parts[2] == "apiTokens" {
+		if id, err := uuid.Parse(parts[3]); err == nil {
+			return parts[0] + "/" + parts[1], id, nil
+		}
+	}
+	return "", uuid.Nil, errs.Field(field, "must be an API token name like organizations/{id}/apiTokens/{token}")
+}
+
+func apiTokenProto(t *APIToken) *accountsv1.ApiToken {
+	p := &accountsv1.ApiToken{
+		Name:        apiTokenName(t.OrganizationID, t.ID),
+		DisplayName: t.DisplayName,
+		Role:        roleProto(t.Role),
+		CreateTime:  timestamppb.New(t.CreateTime),
+	}
+	if t.CreatorID != nil {
+		p.Creator = userName(*t.CreatorID)
+	}
+	if t.ExpireTime != nil {
+		p.ExpireTime = timestamppb.New(*t.ExpireTime)
+	}
+	if t.LastUseTime != nil {
+		p.LastUseTime = timestamppb.New(*t.LastUseTime)
+	}
+	return p
+}
