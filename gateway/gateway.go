@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 		return nil, nil, err
 	}
 
-	var h http.Handler = http.MaxBytesHandler(mux, maxBodyBytes)
+	var h http.Handler = http.MaxBytesHandler(newExchanger(accounts, mux).wrap(mux), maxBodyBytes)
 	if len(cfg.CORSOrigins) > 0 {
 		h = cors(cfg.CORSOrigins, h)
 	}
@@ -136,6 +136,8 @@ func newMux(ctx context.Context, accounts *grpc.ClientConn, backends []backend, 
 		{"AuthService", accountsv1.RegisterAuthServiceHandler},
 		{"UserService", accountsv1.RegisterUserServiceHandler},
 		{"OrganizationService", accountsv1.RegisterOrganizationServiceHandler},
+		{"ApiTokenService", accountsv1.RegisterApiTokenServiceHandler},
+		{"AuditService", accountsv1.RegisterAuditServiceHandler},
 	}
 	for _, r := range registers {
 		if err := r.register(ctx, mux, accounts); err != nil {

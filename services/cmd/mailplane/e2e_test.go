@@ -242,6 +242,36 @@ func TestDevStackREST(t *testing.T) {
 	c.want(200, "POST", "/v1/auth:signOut", "", map[string]any{"refreshToken": str(refreshed.body, "refreshToken")})
 	c.want(401, "POST", "/v1/auth:refresh", "", map[string]any{"refreshToken": str(refreshed.body, "refreshToken")})
 
+	// A machine with an API token, through the edge.
+	fresh := str(c.want(200, "POST", "/v1/auth:signIn", "", map[string]any{"email": demoEmail, "password": demoPassword}).body, "accessToken")
+	created := c.want(200, "POST", "/v1/"+demoOrg+"/apiTokens", fresh, map[string]any{"displayName": "ci robot", "role": "ROLE_ADMIN"})
+	secret := str(created.body, "secret")
+	if !strings.HasPrefix(secret, "mpt_") {
+		t.Fatalf("create API token = %v", created.body)
+	}
+	c.want(200, "PATCH", "/v1/"+demoOrg, secret, map[string]any{"displayName": "Renamed by robot"})
+	c.want(404, "GET", "/v1/"+org, secret, nil)
+	c.want(401, "GET", "/v1/"+demoOrg, "mpt_"+strings.Repeat("0", 32)+"_nope", nil)
+	spare := c.want(200, "POST", "/v1/"+demoOrg+"/apiTokens", fresh, map[string]any{"displayName": "spare", "role": "ROLE_MEMBER"})
+	c.want(200, "DELETE", "/v1/"+str(spare.body, "apiToken", "name"), fresh, nil)
+	c.want(401, "GET", "/v1/"+demoOrg, str(spare.body, "secret"), nil)
+	tokens := c.want(200, "GET", "/v1/"+demoOrg+"/apiTokens", fresh, nil)
+	if list, _ := tokens.body["apiTokens"].([]any); len(list) != 1 || str(list[0].(map[string]any), "lastUseTime") == "" {
+		t.Errorf("API tokens = %v, want the robot's with its last use", tokens.body)
+	}
+
+	// The audit log, as an admin reads it.
+	entries := c.want(200, "GET", "/v1/"+demoOrg+"/auditEntries?action=accounts.organization.update", fresh, nil)
+	auditList, _ := entries.body["auditEntries"].([]any)
+	if len(auditList) != 1 {
+		t.Fatalf("audit entries = %v", entries.body)
+	}
+	robot := auditList[0].(map[string]any)
+	if str(robot, "actorDisplayName") != "ci robot" || str(robot, "clientAddress") != "127.0.0.1" || str(robot, "outcome") != "OUTCOME_SUCCEEDED" {
+		t.Errorf("audit entry = %v", robot)
+	}
+	c.want(404, "GET", "/v1/"+demoOrg+"/auditEntries", token, nil)
+
 	openapi := c.want(200, "GET", "/openapi.json", "", nil)
 	if paths, _ := openapi.body["paths"].(map[string]any); paths["/v1/auth:signIn"] == nil {
 		t.Error("OpenAPI document lacks /v1/auth:signIn")

@@ -248,3 +248,28 @@ func TestPrincipalContext(t *testing.T) {
 		t.Errorf("FromContext = %+v, %v; want u_9, true", p, ok)
 	}
 }
+
+func TestAPITokenPrincipal(t *testing.T) {
+	pub, priv := newKey(t)
+	s := auth.NewSigner(priv, 15*time.Minute)
+	now := time.Now()
+	tok, exp, err := s.SignAPIToken("t_1", "o_1", "admin", time.Minute, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(now.Add(time.Minute)) {
+		t.Errorf("expiry %v, want a minute from now", exp)
+	}
+	got, err := auth.NewVerifier(pub).Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(auth.Principal{TokenID: "t_1", OrganizationID: "o_1", Role: "admin"}, got); diff != "" {
+		t.Errorf("principal (-want +got):\n%s", diff)
+	}
+	// An API token's access token without its organization is no token.
+	bad, _, _ := s.SignAPIToken("t_1", "", "admin", time.Minute, now)
+	if _, err := auth.NewVerifier(pub).Verify(bad); err == nil {
+		t.Error("API token access token without organization accepted")
+	}
+}
