@@ -4,12 +4,20 @@ package accounts
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"github.com/jackc/pgx/v5"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/notify"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"log/slog"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,6 +43,20 @@ type Config struct {
 	SignInPerClient int
 	SignInWindow    time.Duration
 	TokenSigningKey string
+
+	// PublicURL is the frontend's address; links in emails point there.
+	PublicURL string
+	// SMTP relay for email; without SMTPAddr, emails are only logged.
+	SMTPAddr, SMTPFrom, SMTPUsername, SMTPPassword string
+	SMTPInsecure                                   bool
+	// SMTPCAFile, when set, is the PEM file of the CA the relay's
+	// certificate chains to (a private CA).
+	SMTPCAFile string
+	// SMS provider; without SMSURL, SMS are only logged.
+	SMSURL, SMSKey string
+	// NoticeAttempts is how many times a notice is tried before it is dead.
+	NoticeAttempts int
+	NoticeRetry    time.Duration
 }
 
 // Register adds the settings to l.
@@ -45,6 +67,17 @@ func (c *Config) Register(l *config.Loader) {
 	l.Int(&c.SignInPerClient, "sign-in-limit-per-client", 100, "sign-in attempts allowed per client address in a window")
 	l.Duration(&c.SignInWindow, "sign-in-limit-window", 15*time.Minute, "window of the sign-in limits")
 	l.String(&c.TokenSigningKey, "token-signing-key", "", "base64 Ed25519 seed that signs access tokens (accounts only)")
+	l.String(&c.PublicURL, "public-url", "http://localhost:8080", "the frontend's base URL, which links in emails point to")
+	l.String(&c.SMTPAddr, "smtp-addr", "", "SMTP submission relay host:port (STARTTLS); empty: emails are logged, not sent")
+	l.String(&c.SMTPFrom, "smtp-from", "Mailplane <no-reply@localhost>", "sender of notices")
+	l.String(&c.SMTPUsername, "smtp-username", "", "SMTP AUTH user; empty: no AUTH")
+	l.String(&c.SMTPPassword, "smtp-password", "", "SMTP AUTH password")
+	l.Bool(&c.SMTPInsecure, "smtp-insecure", false, "no STARTTLS: only for a relay on loopback")
+	l.String(&c.SMTPCAFile, "smtp-ca-file", "", "PEM file of the CA of the relay's certificate; empty: the system's roots")
+	l.String(&c.SMSURL, "sms-url", "", "SMS provider endpoint (JSON POST); empty: SMS are logged, not sent")
+	l.String(&c.SMSKey, "sms-key", "", "SMS provider API key")
+	l.Int(&c.NoticeAttempts, "notice-attempts", 8, "delivery attempts before a notice is dead")
+	l.Duration(&c.NoticeRetry, "notice-retry", 30*time.Second, "delay after a notice's first failure; doubles each time, at most 1h")
 }
 
 // Validate reports every bad setting.
@@ -57,6 +90,16 @@ func (c *Config) Validate() []error {
 	config.Check(&errs, c.SignInWindow > 0, "sign-in-limit-window", "want a positive duration")
 	_, err := auth.ParsePrivateKey(c.TokenSigningKey)
 	config.Check(&errs, err == nil, "token-signing-key", "%v", err)
+	u, err := url.Parse(c.PublicURL)
+	config.Check(&errs, err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "", "public-url", "want an http(s) URL, got %q", c.PublicURL)
+	if c.SMTPAddr != "" {
+		_, _, err := net.SplitHostPort(c.SMTPAddr)
+		config.Check(&errs, err == nil, "smtp-addr", "want host:port, got %q", c.SMTPAddr)
+		_, err = mail.ParseAddress(c.SMTPFrom)
+		config.Check(&errs, err == nil, "smtp-from", "want an address like Mailplane <no-reply@example.com>, got %q", c.SMTPFrom)
+	}
+	config.Check(&errs, c.NoticeAttempts > 0, "notice-attempts", "want a positive number")
+	config.Check(&errs, c.NoticeRetry > 0, "notice-retry", "want a positive duration")
 	return errs
 }
 
@@ -68,12 +111,14 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		return err
 	}
 	s := internal.NewServer(internal.NewStore(pool), auth.NewSigner(key, c.AccessTokenTTL), c.RefreshTokenTTL,
-		internal.Limits{PerEmail: c.SignInPerEmail, PerClient: c.SignInPerClient, Window: c.SignInWindow}, log)
+		internal.Limits{PerEmail: c.SignInPerEmail, PerClient: c.SignInPerClient, Window: c.SignInWindow}, c.PublicURL, log)
 	accountsv1.RegisterAuthServiceServer(srv, s)
 	accountsv1.RegisterUserServiceServer(srv, s)
 	accountsv1.RegisterOrganizationServiceServer(srv, s)
 	accountsv1.RegisterApiTokenServiceServer(srv, s)
 	accountsv1.RegisterAuditServiceServer(srv, s)
+	accountsv1.RegisterInvitationServiceServer(srv, s)
+	accountsv1.RegisterNoticeServiceServer(srv, s)
 	return nil
 }
 
@@ -101,4 +146,32 @@ func Subscriptions(pool *pgxpool.Pool, log *slog.Logger) []events.Subscription {
 			return nil
 		},
 	}}
+}
+
+// NoticeSender returns the worker that delivers the service's notices
+// (emails, SMS) with retries, until its context ends.
+func NoticeSender(pool *pgxpool.Pool, c Config, log *slog.Logger) (func(context.Context) error, error) {
+	var email internal.EmailSender = notify.LogEmail{Log: log}
+	if c.SMTPAddr != "" {
+		m := &notify.SMTP{Addr: c.SMTPAddr, From: c.SMTPFrom, Username: c.SMTPUsername, Password: c.SMTPPassword, Insecure: c.SMTPInsecure}
+		if c.SMTPCAFile != "" {
+			pem, err := os.ReadFile(c.SMTPCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("smtp-ca-file: %w", err)
+			}
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("smtp-ca-file %s: no PEM certificate in it", c.SMTPCAFile)
+			}
+			host, _, _ := net.SplitHostPort(c.SMTPAddr)
+			m.TLS = &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}
+		}
+		email = m
+	}
+	var sms internal.SMSSender = notify.LogSMS{Log: log}
+	if c.SMSURL != "" {
+		sms = &notify.HTTPSMS{URL: c.SMSURL, Key: c.SMSKey}
+	}
+	s := &internal.NoticeSender{Pool: pool, Email: email, SMS: sms, Log: log, MaxAttempts: c.NoticeAttempts, FirstRetry: c.NoticeRetry, Poll: time.Second}
+	return s.Run, nil
 }

@@ -27,13 +27,16 @@ import (
 )
 
 type env struct {
-	pool   *pgxpool.Pool
-	auth   accountsv1.AuthServiceClient
-	users  accountsv1.UserServiceClient
-	orgs   accountsv1.OrganizationServiceClient
-	tokens accountsv1.ApiTokenServiceClient
-	audit  accountsv1.AuditServiceClient
-	signer *auth.Signer
+	pool    *pgxpool.Pool
+	auth    accountsv1.AuthServiceClient
+	users   accountsv1.UserServiceClient
+	orgs    accountsv1.OrganizationServiceClient
+	tokens  accountsv1.ApiTokenServiceClient
+	audit   accountsv1.AuditServiceClient
+	invites accountsv1.InvitationServiceClient
+	notices accountsv1.NoticeServiceClient
+	signer  *auth.Signer
+	cfg     accounts.Config
 }
 
 // start runs the accounts service on a real gRPC server over loopback, so
@@ -49,6 +52,9 @@ func start(t testing.TB) *env {
 		SignInPerClient: 1000,
 		SignInWindow:    time.Minute,
 		TokenSigningKey: base64.StdEncoding.EncodeToString(priv.Seed()),
+		PublicURL:       "https://app.mailplane.test",
+		NoticeAttempts:  2,
+		NoticeRetry:     10 * time.Millisecond,
 	}
 	srv := grpcserver.New(slog.New(slog.DiscardHandler), auth.NewVerifier(pub))
 	if err := accounts.Register(srv.Server, pool, cfg, slog.New(slog.DiscardHandler)); err != nil {
@@ -68,13 +74,16 @@ func start(t testing.TB) *env {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &env{
-		pool:   pool,
-		auth:   accountsv1.NewAuthServiceClient(conn),
-		users:  accountsv1.NewUserServiceClient(conn),
-		orgs:   accountsv1.NewOrganizationServiceClient(conn),
-		tokens: accountsv1.NewApiTokenServiceClient(conn),
-		audit:  accountsv1.NewAuditServiceClient(conn),
-		signer: auth.NewSigner(priv, 15*time.Minute),
+		pool:    pool,
+		auth:    accountsv1.NewAuthServiceClient(conn),
+		users:   accountsv1.NewUserServiceClient(conn),
+		orgs:    accountsv1.NewOrganizationServiceClient(conn),
+		tokens:  accountsv1.NewApiTokenServiceClient(conn),
+		audit:   accountsv1.NewAuditServiceClient(conn),
+		invites: accountsv1.NewInvitationServiceClient(conn),
+		notices: accountsv1.NewNoticeServiceClient(conn),
+		signer:  auth.NewSigner(priv, 15*time.Minute),
+		cfg:     cfg,
 	}
 }
 

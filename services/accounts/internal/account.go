@@ -41,6 +41,7 @@ type User struct {
 	DisplayName  string
 	PasswordHash string
 	CreateTime   time.Time
+	Language     string
 }
 
 // Organization is a customer.

@@ -34,26 +34,37 @@ type Server struct {
 
 	accountsv1.UnimplementedApiTokenServiceServer
 	accountsv1.UnimplementedAuditServiceServer
+	accountsv1.UnimplementedInvitationServiceServer
+	accountsv1.UnimplementedNoticeServiceServer
 
 	store      *Store
 	signer     *auth.Signer
 	refreshTTL time.Duration
 	limits     Limits
 	log        *slog.Logger
+	// publicURL is the frontend's address, which links in emails point to.
+	publicURL string
 }
 
 // NewServer returns a server over store issuing tokens with signer.
-func NewServer(store *Store, signer *auth.Signer, refreshTTL time.Duration, limits Limits, log *slog.Logger) *Server {
-	return &Server{store: store, signer: signer, refreshTTL: refreshTTL, limits: limits, log: log}
+func NewServer(store *Store, signer *auth.Signer, refreshTTL time.Duration, limits Limits, publicURL string, log *slog.Logger) *Server {
+	return &Server{store: store, signer: signer, refreshTTL: refreshTTL, limits: limits, publicURL: publicURL, log: log}
 }
 
 // SignUp creates a user, their organization, and makes them its owner.
 func (s *Server) SignUp(ctx context.Context, req *accountsv1.SignUpRequest) (*accountsv1.SignUpResponse, error) {
+	lang := req.GetLanguage()
+	if lang == "" {
+		lang = languages[0]
+	}
+	if supportedLanguage(lang) != lang {
+		return nil, errs.Field("language", "must be one of en, fr, de, it, es")
+	}
 	hash, err := hashPassword(req.GetPassword())
 	if err != nil {
 		return nil, err
 	}
-	u := &User{ID: uuid.Must(uuid.NewV7()), Email: normalizeEmail(req.GetEmail()), DisplayName: strings.TrimSpace(req.GetDisplayName()), PasswordHash: hash}
+	u := &User{ID: uuid.Must(uuid.NewV7()), Email: normalizeEmail(req.GetEmail()), DisplayName: strings.TrimSpace(req.GetDisplayName()), PasswordHash: hash, Language: lang}
 	o := &Organization{ID: uuid.Must(uuid.NewV7()), DisplayName: strings.TrimSpace(req.GetOrganizationDisplayName())}
 	if err := s.store.CreateUserWithOrganization(ctx, u, o, clientAddr(ctx)); err != nil {
 		return nil, fmt.Errorf("sign up: %w", err)
@@ -411,7 +422,7 @@ func decodeCursor(token string) (Cursor, error) {
 // Proto conversions.
 
 func userProto(u *User) *accountsv1.User {
-	return &accountsv1.User{Name: userName(u.ID), Email: u.Email, DisplayName: u.DisplayName, CreateTime: timestamppb.New(u.CreateTime)}
+	return &accountsv1.User{Name: userName(u.ID), Email: u.Email, DisplayName: u.DisplayName, CreateTime: timestamppb.New(u.CreateTime), Language: u.Language}
 }
 
 func organizationProto(o *Organization) *accountsv1.Organization {

@@ -87,6 +87,8 @@ type service struct {
 	register   func(srv *grpc.Server, pool *pgxpool.Pool, s *settings, log *slog.Logger) error
 	// subscriptions, when set, are the events the service consumes.
 	subscriptions func(pool *pgxpool.Pool, log *slog.Logger) []events.Subscription
+	// worker, when set, is background work that runs as long as the server.
+	worker func(pool *pgxpool.Pool, s *settings, log *slog.Logger) (func(context.Context) error, error)
 }
 
 // catalog lists every service the binary can run, in start order.
@@ -99,6 +101,9 @@ func catalog() []service {
 				return accounts.Register(srv, pool, s.Accounts, log)
 			},
 			subscriptions: accounts.Subscriptions,
+			worker: func(pool *pgxpool.Pool, s *settings, log *slog.Logger) (func(context.Context) error, error) {
+				return accounts.NoticeSender(pool, s.Accounts, log)
+			},
 		},
 	}
 }
@@ -172,6 +177,7 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 	srv := grpcserver.New(log, auth.NewVerifier(pub))
 	var relays []*outbox.Relay
 	var consumers []*events.Consumer
+	var workers []func(context.Context) error
 	for _, svc := range catalog() {
 		if !slices.Contains(names, svc.name) {
 			continue
@@ -186,6 +192,13 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 		}
 		if err := svc.register(srv.Server, pool, s, log); err != nil {
 			return fmt.Errorf("%s: %w", svc.name, err)
+		}
+		if svc.worker != nil {
+			w, err := svc.worker(pool, s, log.With("service", svc.name))
+			if err != nil {
+				return fmt.Errorf("%s: %w", svc.name, err)
+			}
+			workers = append(workers, w)
 		}
 		if svc.subscriptions != nil {
 			for _, sub := range svc.subscriptions(pool, log) {
@@ -224,6 +237,9 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 	}
 	for _, c := range consumers {
 		g.Go(func() error { return c.Run(gctx) })
+	}
+	for _, w := range workers {
+		g.Go(func() error { return w(gctx) })
 	}
 	if s.MetricsAddr != "" {
 		g.Go(func() error { return serveHTTP(gctx, s.MetricsAddr, tel.MetricsHandler(), s.ShutdownTimeout) })

@@ -77,6 +77,19 @@ func (l *Loader) Duration(p *time.Duration, name string, def time.Duration, usag
 	l.fs.DurationVar(p, name, def, l.usage(name, usage))
 }
 
+// Bool registers a boolean setting ("true", "false", "1", "0").
+func (l *Loader) Bool(p *bool, name string, def bool, usage string) {
+	if v, ok := l.env(name); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			l.errs = append(l.errs, fmt.Errorf("%s=%q: want true or false", EnvName(name), v))
+		} else {
+			def = b
+		}
+	}
+	l.fs.BoolVar(p, name, def, l.usage(name, usage))
+}
+
 // Parse reads args. It reports every malformed variable or flag at once.
 func (l *Loader) Parse(args []string) error {
 	if err := l.fs.Parse(args); err != nil {

@@ -187,3 +187,15 @@ func (l LogSMS) Send(ctx context.Context, sms SMS) error {
 	l.Log.InfoContext(ctx, "sms (development sink, not sent)", "to", sms.To, "text", sms.Text)
 	return nil
 }
+
+// LogEmail is the development sink for email: it logs each message instead
+// of sending it, so `mailplane dev` works without a relay.
+type LogEmail struct {
+	Log *slog.Logger
+}
+
+// Send logs e.
+func (l LogEmail) Send(ctx context.Context, e Email) error {
+	l.Log.InfoContext(ctx, "email (development sink, not sent)", "to", e.To, "subject", e.Subject, "body", e.Body)
+	return nil
+}

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"math/big"
@@ -46,8 +47,10 @@ type Server struct {
 	Addr     string
 	Username string
 	Password string
-	// ClientTLS trusts the server's certificate.
+	// ClientTLS trusts the server's certificate; CAPEM is that certificate
+	// in PEM, for clients configured with a CA file.
 	ClientTLS *tls.Config
+	CAPEM     []byte
 
 	mu       sync.Mutex
 	messages []Message
@@ -60,12 +63,13 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	cert, pool := selfSigned(t)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &Server{Addr: lis.Addr().String(), Username: "mailer", Password: "relay-password",
-		ClientTLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
+		ClientTLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, CAPEM: caPEM}
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = "localhost"
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}

@@ -95,7 +95,9 @@ type User struct {
 	// Name shown to others.
 	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// When the user signed up.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The language notices are written in: "en", "fr", "de", "it" or "es".
+	Language      string `protobuf:"bytes,5,opt,name=language,proto3" json:"language,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -156,6 +158,13 @@ func (x *User) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *User) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
 }
 
 // Organization is a customer: it owns domains, addresses and members.
@@ -333,8 +342,10 @@ type SignUpRequest struct {
 	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// The new organization's name.
 	OrganizationDisplayName string `protobuf:"bytes,4,opt,name=organization_display_name,json=organizationDisplayName,proto3" json:"organization_display_name,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// The language of notices: "en" (default), "fr", "de", "it" or "es".
+	Language      string `protobuf:"bytes,5,opt,name=language,proto3" json:"language,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignUpRequest) Reset() {
@@ -391,6 +402,13 @@ func (x *SignUpRequest) GetDisplayName() string {
 func (x *SignUpRequest) GetOrganizationDisplayName() string {
 	if x != nil {
 		return x.OrganizationDisplayName
+	}
+	return ""
+}
+
+func (x *SignUpRequest) GetLanguage() string {
+	if x != nil {
+		return x.Language
 	}
 	return ""
 }
@@ -1474,13 +1492,14 @@ var File_mailplane_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
-	"$mailplane/accounts/v1/accounts.proto\x12\x15mailplane.accounts.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\x90\x01\n" +
+	"$mailplane/accounts/v1/accounts.proto\x12\x15mailplane.accounts.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\xac\x01\n" +
 	"\x04User\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12!\n" +
 	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xca\x01\n" +
+	"createTime\x12\x1a\n" +
+	"\blanguage\x18\x05 \x01(\tR\blanguage\"\xca\x01\n" +
 	"\fOrganization\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\vdisplayName\x12;\n" +
@@ -1495,12 +1514,13 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\fdisplay_name\x18\x04 \x01(\tR\vdisplayName\x12/\n" +
 	"\x04role\x18\x05 \x01(\x0e2\x1b.mailplane.accounts.v1.RoleR\x04role\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xcd\x01\n" +
+	"createTime\"\xe9\x01\n" +
 	"\rSignUpRequest\x12\x1e\n" +
 	"\x05email\x18\x01 \x01(\tB\b\xca\xf3\x18\x04\b\x01(\x01R\x05email\x12'\n" +
 	"\bpassword\x18\x02 \x01(\tB\v\xca\xf3\x18\a\b\x01\x10\f \x80\bR\bpassword\x12,\n" +
 	"\fdisplay_name\x18\x03 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\vdisplayName\x12E\n" +
-	"\x19organization_display_name\x18\x04 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\x17organizationDisplayName\"\x8a\x01\n" +
+	"\x19organization_display_name\x18\x04 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\x17organizationDisplayName\x12\x1a\n" +
+	"\blanguage\x18\x05 \x01(\tR\blanguage\"\x8a\x01\n" +
 	"\x0eSignUpResponse\x12/\n" +
 	"\x04user\x18\x01 \x01(\v2\x1b.mailplane.accounts.v1.UserR\x04user\x12G\n" +
 	"\forganization\x18\x02 \x01(\v2#.mailplane.accounts.v1.OrganizationR\forganization\"V\n" +

@@ -321,11 +321,66 @@ func (x *AuditRecorded) GetEntry() *AuditEntry {
 	return nil
 }
 
+// InvitationAccepted: mailplane.accounts.invitation.accepted.
+type InvitationAccepted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The invitation.
+	Invitation *Invitation `protobuf:"bytes,1,opt,name=invitation,proto3" json:"invitation,omitempty"`
+	// The member it made.
+	Member        *Member `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvitationAccepted) Reset() {
+	*x = InvitationAccepted{}
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvitationAccepted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvitationAccepted) ProtoMessage() {}
+
+func (x *InvitationAccepted) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvitationAccepted.ProtoReflect.Descriptor instead.
+func (*InvitationAccepted) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *InvitationAccepted) GetInvitation() *Invitation {
+	if x != nil {
+		return x.Invitation
+	}
+	return nil
+}
+
+func (x *InvitationAccepted) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
 var File_mailplane_accounts_v1_events_proto protoreflect.FileDescriptor
 
 const file_mailplane_accounts_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\"mailplane/accounts/v1/events.proto\x12\x15mailplane.accounts.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$mailplane/accounts/v1/accounts.proto\x1a!mailplane/accounts/v1/audit.proto\"t\n" +
+	"\"mailplane/accounts/v1/events.proto\x12\x15mailplane.accounts.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$mailplane/accounts/v1/accounts.proto\x1a!mailplane/accounts/v1/audit.proto\x1a'mailplane/accounts/v1/invitations.proto\"t\n" +
 	"\x13OrganizationCreated\x12G\n" +
 	"\forganization\x18\x01 \x01(\v2#.mailplane.accounts.v1.OrganizationR\forganization\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\"t\n" +
@@ -343,7 +398,12 @@ const file_mailplane_accounts_v1_events_proto_rawDesc = "" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\"l\n" +
 	"\rAuditRecorded\x12\"\n" +
 	"\forganization\x18\x01 \x01(\tR\forganization\x127\n" +
-	"\x05entry\x18\x02 \x01(\v2!.mailplane.accounts.v1.AuditEntryR\x05entryBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
+	"\x05entry\x18\x02 \x01(\v2!.mailplane.accounts.v1.AuditEntryR\x05entry\"\x8e\x01\n" +
+	"\x12InvitationAccepted\x12A\n" +
+	"\n" +
+	"invitation\x18\x01 \x01(\v2!.mailplane.accounts.v1.InvitationR\n" +
+	"invitation\x125\n" +
+	"\x06member\x18\x02 \x01(\v2\x1d.mailplane.accounts.v1.MemberR\x06memberBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_mailplane_accounts_v1_events_proto_rawDescOnce sync.Once
@@ -357,32 +417,36 @@ func file_mailplane_accounts_v1_events_proto_rawDescGZIP() []byte {
 	return file_mailplane_accounts_v1_events_proto_rawDescData
 }
 
-var file_mailplane_accounts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_mailplane_accounts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_mailplane_accounts_v1_events_proto_goTypes = []any{
 	(*OrganizationCreated)(nil),   // 0: mailplane.accounts.v1.OrganizationCreated
 	(*OrganizationUpdated)(nil),   // 1: mailplane.accounts.v1.OrganizationUpdated
 	(*MemberUpdated)(nil),         // 2: mailplane.accounts.v1.MemberUpdated
 	(*MemberDeleted)(nil),         // 3: mailplane.accounts.v1.MemberDeleted
 	(*AuditRecorded)(nil),         // 4: mailplane.accounts.v1.AuditRecorded
-	(*Organization)(nil),          // 5: mailplane.accounts.v1.Organization
-	(*Member)(nil),                // 6: mailplane.accounts.v1.Member
-	(Role)(0),                     // 7: mailplane.accounts.v1.Role
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*AuditEntry)(nil),            // 9: mailplane.accounts.v1.AuditEntry
+	(*InvitationAccepted)(nil),    // 5: mailplane.accounts.v1.InvitationAccepted
+	(*Organization)(nil),          // 6: mailplane.accounts.v1.Organization
+	(*Member)(nil),                // 7: mailplane.accounts.v1.Member
+	(Role)(0),                     // 8: mailplane.accounts.v1.Role
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*AuditEntry)(nil),            // 10: mailplane.accounts.v1.AuditEntry
+	(*Invitation)(nil),            // 11: mailplane.accounts.v1.Invitation
 }
 var file_mailplane_accounts_v1_events_proto_depIdxs = []int32{
-	5, // 0: mailplane.accounts.v1.OrganizationCreated.organization:type_name -> mailplane.accounts.v1.Organization
-	5, // 1: mailplane.accounts.v1.OrganizationUpdated.organization:type_name -> mailplane.accounts.v1.Organization
-	6, // 2: mailplane.accounts.v1.MemberUpdated.member:type_name -> mailplane.accounts.v1.Member
-	7, // 3: mailplane.accounts.v1.MemberUpdated.previous_role:type_name -> mailplane.accounts.v1.Role
-	8, // 4: mailplane.accounts.v1.MemberUpdated.update_time:type_name -> google.protobuf.Timestamp
-	6, // 5: mailplane.accounts.v1.MemberDeleted.member:type_name -> mailplane.accounts.v1.Member
-	9, // 6: mailplane.accounts.v1.AuditRecorded.entry:type_name -> mailplane.accounts.v1.AuditEntry
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	6,  // 0: mailplane.accounts.v1.OrganizationCreated.organization:type_name -> mailplane.accounts.v1.Organization
+	6,  // 1: mailplane.accounts.v1.OrganizationUpdated.organization:type_name -> mailplane.accounts.v1.Organization
+	7,  // 2: mailplane.accounts.v1.MemberUpdated.member:type_name -> mailplane.accounts.v1.Member
+	8,  // 3: mailplane.accounts.v1.MemberUpdated.previous_role:type_name -> mailplane.accounts.v1.Role
+	9,  // 4: mailplane.accounts.v1.MemberUpdated.update_time:type_name -> google.protobuf.Timestamp
+	7,  // 5: mailplane.accounts.v1.MemberDeleted.member:type_name -> mailplane.accounts.v1.Member
+	10, // 6: mailplane.accounts.v1.AuditRecorded.entry:type_name -> mailplane.accounts.v1.AuditEntry
+	11, // 7: mailplane.accounts.v1.InvitationAccepted.invitation:type_name -> mailplane.accounts.v1.Invitation
+	7,  // 8: mailplane.accounts.v1.InvitationAccepted.member:type_name -> mailplane.accounts.v1.Member
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_accounts_v1_events_proto_init() }
@@ -392,13 +456,14 @@ func file_mailplane_accounts_v1_events_proto_init() {
 	}
 	file_mailplane_accounts_v1_accounts_proto_init()
 	file_mailplane_accounts_v1_audit_proto_init()
+	file_mailplane_accounts_v1_invitations_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_accounts_v1_events_proto_rawDesc), len(file_mailplane_accounts_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
