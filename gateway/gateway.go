@@ -138,6 +138,8 @@ func newMux(ctx context.Context, accounts *grpc.ClientConn, backends []backend, 
 		{"OrganizationService", accountsv1.RegisterOrganizationServiceHandler},
 		{"ApiTokenService", accountsv1.RegisterApiTokenServiceHandler},
 		{"AuditService", accountsv1.RegisterAuditServiceHandler},
+		{"InvitationService", accountsv1.RegisterInvitationServiceHandler},
+		{"NoticeService", accountsv1.RegisterNoticeServiceHandler},
 	}
 	for _, r := range registers {
 		if err := r.register(ctx, mux, accounts); err != nil {

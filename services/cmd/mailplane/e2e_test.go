@@ -272,6 +272,25 @@ func TestDevStackREST(t *testing.T) {
 	}
 	c.want(404, "GET", "/v1/"+demoOrg+"/auditEntries", token, nil)
 
+	// An invitation, end to end (the dev stack logs emails instead of
+	// sending them; the link comes back to the admin too).
+	inv := c.want(200, "POST", "/v1/"+demoOrg+"/invitations", fresh, map[string]any{"email": "invitee@example.com", "role": "ROLE_MEMBER"})
+	link := str(inv.body, "link")
+	invToken := link[strings.LastIndex(link, "/")+1:]
+	look := c.want(200, "GET", "/v1/invitations:lookup?token="+invToken, "", nil)
+	if str(look.body, "email") != "invitee@example.com" || look.body["accountExists"] == true {
+		t.Errorf("lookup = %v", look.body)
+	}
+	c.want(200, "POST", "/v1/auth:signUp", "", map[string]any{"email": "invitee@example.com", "password": pw, "displayName": "Invitee", "organizationDisplayName": "Invitee's own", "language": "de"})
+	invitee := str(c.want(200, "POST", "/v1/auth:signIn", "", map[string]any{"email": "invitee@example.com", "password": pw}).body, "accessToken")
+	c.want(200, "POST", "/v1/invitations:accept", invitee, map[string]any{"token": invToken})
+	c.want(200, "GET", "/v1/"+demoOrg, invitee, nil)
+	used := c.want(400, "GET", "/v1/invitations:lookup?token="+invToken, "", nil)
+	if !strings.Contains(str(used.body, "message"), "already used") {
+		t.Errorf("used invitation: %v", used.body)
+	}
+	c.want(200, "GET", "/v1/"+demoOrg+"/deadNotices", fresh, nil)
+
 	openapi := c.want(200, "GET", "/openapi.json", "", nil)
 	if paths, _ := openapi.body["paths"].(map[string]any); paths["/v1/auth:signIn"] == nil {
 		t.Error("OpenAPI document lacks /v1/auth:signIn")
