@@ -50,6 +50,8 @@ type Organization struct {
 	DisplayName string
 	CreateTime  time.Time
 	UpdateTime  time.Time
+	LegalName   string
+	Address     string
 }
 
 // Membership is a user's role in an organization.

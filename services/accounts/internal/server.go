@@ -259,14 +259,49 @@ func (s *Server) UpdateOrganization(ctx context.Context, req *accountsv1.UpdateO
 		s.auditRefusal(ctx, c.audit(org, "accounts.organization.update", organizationName(org), nil), err)
 		return nil, err
 	}
-	paths := req.GetUpdateMask().GetPaths()
-	for _, p := range paths {
-		if p != "display_name" && p != "displayName" {
-			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: displayName", p))
+	in := req.GetOrganization()
+	fields := map[string]string{
+		"display_name": strings.TrimSpace(in.GetDisplayName()),
+		"legal_name":   strings.TrimSpace(in.GetLegalName()),
+		"address":      strings.TrimSpace(in.GetAddress()),
+	}
+	set := map[string]string{}
+	for _, p := range req.GetUpdateMask().GetPaths() {
+		p = snakeCase(p)
+		v, ok := fields[p]
+		if !ok {
+			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: displayName, legalName, address", p))
+		}
+		set[p] = v
+	}
+	if len(req.GetUpdateMask().GetPaths()) == 0 {
+		for p, v := range fields {
+			if v != "" {
+				set[p] = v
+			}
 		}
 	}
-	// display_name is the only updatable field, so every valid mask means it.
-	o, err := s.store.UpdateOrganization(ctx, c, org, strings.TrimSpace(req.GetOrganization().GetDisplayName()))
+	if v, ok := set["display_name"]; ok && v == "" {
+		return nil, errs.Field("organization.displayName", "must not be blank")
+	}
+	if len(set) == 0 {
+		return nil, errs.Field("updateMask", "names no field to change")
+	}
+	changed := map[string]string{}
+	for p, v := range set {
+		changed[p] = v
+	}
+	o, err := s.store.UpdateOrganization(ctx, c, org, func(o *Organization) {
+		if v, ok := set["display_name"]; ok {
+			o.DisplayName = v
+		}
+		if v, ok := set["legal_name"]; ok {
+			o.LegalName = v
+		}
+		if v, ok := set["address"]; ok {
+			o.Address = v
+		}
+	}, changed)
 	if err != nil {
 		return nil, err
 	}
@@ -277,6 +312,20 @@ const (
 	defaultPageSize = 50
 	maxPageSize     = 1000
 )
+
+// snakeCase turns a field mask path's JSON form ("legalName") into its
+// proto form ("legal_name"); gRPC callers send the latter, REST the former.
+func snakeCase(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if 'A' <= r && r <= 'Z' {
+			b.WriteByte('_')
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 // pageSize applies the default and the maximum to a requested page size.
 func pageSize(n int32) (int, error) {
@@ -426,7 +475,8 @@ func userProto(u *User) *accountsv1.User {
 }
 
 func organizationProto(o *Organization) *accountsv1.Organization {
-	return &accountsv1.Organization{Name: organizationName(o.ID), DisplayName: o.DisplayName, CreateTime: timestamppb.New(o.CreateTime), UpdateTime: timestamppb.New(o.UpdateTime)}
+	return &accountsv1.Organization{Name: organizationName(o.ID), DisplayName: o.DisplayName, CreateTime: timestamppb.New(o.CreateTime),
+		UpdateTime: timestamppb.New(o.UpdateTime), LegalName: o.LegalName, Address: o.Address}
 }
 
 func memberProto(m *Membership) *accountsv1.Member {

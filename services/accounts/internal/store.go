@@ -23,8 +23,8 @@ VALUES ($1, $2, $3, $4, $5)
 RETURNING create_time`
 
 	insertOrganization = `
-INSERT INTO organizations (id, display_name) VALUES ($1, $2)
-RETURNING create_time, update_time`
+INSERT INTO organizations (id, display_name, legal_name) VALUES ($1, $2, $2)
+RETURNING create_time, update_time, legal_name`
 
 	insertMembership = `
 INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3)`
@@ -36,11 +36,14 @@ SELECT id, email, display_name, password_hash, create_time, language FROM users 
 SELECT id, email, display_name, password_hash, create_time, language FROM users WHERE id = $1`
 
 	selectOrganization = `
-SELECT id, display_name, create_time, update_time FROM organizations WHERE id = $1`
+SELECT id, display_name, create_time, update_time, legal_name, address FROM organizations WHERE id = $1`
+
+	lockOrganization = `
+SELECT id, display_name, create_time, update_time, legal_name, address FROM organizations WHERE id = $1 FOR UPDATE`
 
 	updateOrganization = `
-UPDATE organizations SET display_name = $2, update_time = now() WHERE id = $1
-RETURNING id, display_name, create_time, update_time`
+UPDATE organizations SET display_name = $2, legal_name = $3, address = $4, update_time = now() WHERE id = $1
+RETURNING id, display_name, create_time, update_time, legal_name, address`
 
 	membershipColumns = `
 SELECT m.organization_id, m.user_id, u.email, u.display_name, m.role, m.create_time
@@ -116,7 +119,7 @@ func (s *Store) CreateUserWithOrganization(ctx context.Context, u *User, o *Orga
 			}
 			return fmt.Errorf("insert user: %w", err)
 		}
-		if err := tx.QueryRow(ctx, insertOrganization, o.ID, o.DisplayName).Scan(&o.CreateTime, &o.UpdateTime); err != nil {
+		if err := tx.QueryRow(ctx, insertOrganization, o.ID, o.DisplayName).Scan(&o.CreateTime, &o.UpdateTime, &o.LegalName); err != nil {
 			return fmt.Errorf("insert organization: %w", err)
 		}
 		if _, err := tx.Exec(ctx, insertMembership, o.ID, u.ID, Owner); err != nil {
@@ -170,21 +173,25 @@ func (s *Store) Organization(ctx context.Context, id uuid.UUID) (*Organization, 
 	return o, nil
 }
 
-// UpdateOrganization renames an organization on behalf of c.
-func (s *Store) UpdateOrganization(ctx context.Context, c Caller, id uuid.UUID, displayName string) (*Organization, error) {
+// UpdateOrganization applies change to an organization on behalf of c;
+// changed names the fields it sets, for the audit log.
+func (s *Store) UpdateOrganization(ctx context.Context, c Caller, id uuid.UUID, change func(*Organization), changed map[string]string) (*Organization, error) {
 	var o *Organization
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, updateOrganization, id, displayName)
-		var err error
-		o, err = pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Organization])
+		rows, _ := tx.Query(ctx, lockOrganization, id)
+		cur, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Organization])
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errOrgNotFound
 		}
 		if err != nil {
+			return fmt.Errorf("get organization: %w", err)
+		}
+		change(cur)
+		rows, _ = tx.Query(ctx, updateOrganization, id, cur.DisplayName, cur.LegalName, cur.Address)
+		if o, err = pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Organization]); err != nil {
 			return fmt.Errorf("update organization: %w", err)
 		}
-		e := c.audit(id, "accounts.organization.update", organizationName(id), map[string]string{"displayName": displayName})
-		if err := insertAudit(ctx, tx, e); err != nil {
+		if err := insertAudit(ctx, tx, c.audit(id, "accounts.organization.update", organizationName(id), changed)); err != nil {
 			return err
 		}
 		return outbox.Write(ctx, tx, "accounts.organization.updated", &accountsv1.OrganizationUpdated{

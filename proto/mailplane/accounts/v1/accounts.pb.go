@@ -172,12 +172,16 @@ type Organization struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Resource name: "organizations/{organization}".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Name shown in the manager.
+	// Name shown in the manager; never blank.
 	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// When the organization was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When its settings last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The customer's legal name, as contracts (the DPA) name it.
+	LegalName string `protobuf:"bytes,5,opt,name=legal_name,json=legalName,proto3" json:"legal_name,omitempty"`
+	// The customer's postal address, one line per line.
+	Address       string `protobuf:"bytes,6,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -238,6 +242,20 @@ func (x *Organization) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Organization) GetLegalName() string {
+	if x != nil {
+		return x.LegalName
+	}
+	return ""
+}
+
+func (x *Organization) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
 }
 
 // Member is a user's membership of an organization.
@@ -1088,8 +1106,8 @@ type UpdateOrganizationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The organization, by name, with the new values.
 	Organization *Organization `protobuf:"bytes,1,opt,name=organization,proto3" json:"organization,omitempty"`
-	// Fields to change; only "display_name" is updatable. Empty means every
-	// updatable field.
+	// Fields to change: "display_name", "legal_name", "address". Empty means
+	// every updatable field the request sets.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1488,6 +1506,107 @@ func (*DeleteMemberResponse) Descriptor() ([]byte, []int) {
 	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{24}
 }
 
+// GetDataProcessingAgreementRequest names the organization.
+type GetDataProcessingAgreementRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDataProcessingAgreementRequest) Reset() {
+	*x = GetDataProcessingAgreementRequest{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDataProcessingAgreementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDataProcessingAgreementRequest) ProtoMessage() {}
+
+func (x *GetDataProcessingAgreementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDataProcessingAgreementRequest.ProtoReflect.Descriptor instead.
+func (*GetDataProcessingAgreementRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetDataProcessingAgreementRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetDataProcessingAgreementResponse is the agreement.
+type GetDataProcessingAgreementResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The PDF document.
+	Pdf []byte `protobuf:"bytes,1,opt,name=pdf,proto3" json:"pdf,omitempty"`
+	// A file name to save it under, e.g. "mailplane-dpa-acme-sa-2026-11-25.pdf".
+	FileName      string `protobuf:"bytes,2,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDataProcessingAgreementResponse) Reset() {
+	*x = GetDataProcessingAgreementResponse{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDataProcessingAgreementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDataProcessingAgreementResponse) ProtoMessage() {}
+
+func (x *GetDataProcessingAgreementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDataProcessingAgreementResponse.ProtoReflect.Descriptor instead.
+func (*GetDataProcessingAgreementResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetDataProcessingAgreementResponse) GetPdf() []byte {
+	if x != nil {
+		return x.Pdf
+	}
+	return nil
+}
+
+func (x *GetDataProcessingAgreementResponse) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
 var File_mailplane_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
@@ -1499,14 +1618,17 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x1a\n" +
-	"\blanguage\x18\x05 \x01(\tR\blanguage\"\xca\x01\n" +
+	"\blanguage\x18\x05 \x01(\tR\blanguage\"\x93\x02\n" +
 	"\fOrganization\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
-	"\fdisplay_name\x18\x02 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\vdisplayName\x12;\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
+	"\fdisplay_name\x18\x02 \x01(\tB\a\xca\xf3\x18\x03\x18\xc8\x01R\vdisplayName\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xd7\x01\n" +
+	"updateTime\x12&\n" +
+	"\n" +
+	"legal_name\x18\x05 \x01(\tB\a\xca\xf3\x18\x03\x18\xc8\x01R\tlegalName\x12!\n" +
+	"\aaddress\x18\x06 \x01(\tB\a\xca\xf3\x18\x03\x18\xf4\x03R\aaddress\"\xd7\x01\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +
@@ -1582,7 +1704,12 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x06member\x18\x01 \x01(\v2\x1d.mailplane.accounts.v1.MemberR\x06member\"1\n" +
 	"\x13DeleteMemberRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x16\n" +
-	"\x14DeleteMemberResponse*M\n" +
+	"\x14DeleteMemberResponse\"?\n" +
+	"!GetDataProcessingAgreementRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"S\n" +
+	"\"GetDataProcessingAgreementResponse\x12\x10\n" +
+	"\x03pdf\x18\x01 \x01(\fR\x03pdf\x12\x1b\n" +
+	"\tfile_name\x18\x02 \x01(\tR\bfileName*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1597,13 +1724,14 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\aSignOut\x12%.mailplane.accounts.v1.SignOutRequest\x1a&.mailplane.accounts.v1.SignOutResponse\"\x06\xca\xf3\x18\x02\b\x01\x12{\n" +
 	"\x10ExchangeApiToken\x12..mailplane.accounts.v1.ExchangeApiTokenRequest\x1a/.mailplane.accounts.v1.ExchangeApiTokenResponse\"\x06\xca\xf3\x18\x02\b\x012|\n" +
 	"\vUserService\x12m\n" +
-	"\x0eGetCurrentUser\x12,.mailplane.accounts.v1.GetCurrentUserRequest\x1a-.mailplane.accounts.v1.GetCurrentUserResponse2\xba\x04\n" +
+	"\x0eGetCurrentUser\x12,.mailplane.accounts.v1.GetCurrentUserRequest\x1a-.mailplane.accounts.v1.GetCurrentUserResponse2\xce\x05\n" +
 	"\x13OrganizationService\x12p\n" +
 	"\x0fGetOrganization\x12-.mailplane.accounts.v1.GetOrganizationRequest\x1a..mailplane.accounts.v1.GetOrganizationResponse\x12y\n" +
 	"\x12UpdateOrganization\x120.mailplane.accounts.v1.UpdateOrganizationRequest\x1a1.mailplane.accounts.v1.UpdateOrganizationResponse\x12d\n" +
 	"\vListMembers\x12).mailplane.accounts.v1.ListMembersRequest\x1a*.mailplane.accounts.v1.ListMembersResponse\x12g\n" +
 	"\fUpdateMember\x12*.mailplane.accounts.v1.UpdateMemberRequest\x1a+.mailplane.accounts.v1.UpdateMemberResponse\x12g\n" +
-	"\fDeleteMember\x12*.mailplane.accounts.v1.DeleteMemberRequest\x1a+.mailplane.accounts.v1.DeleteMemberResponseBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
+	"\fDeleteMember\x12*.mailplane.accounts.v1.DeleteMemberRequest\x1a+.mailplane.accounts.v1.DeleteMemberResponse\x12\x91\x01\n" +
+	"\x1aGetDataProcessingAgreement\x128.mailplane.accounts.v1.GetDataProcessingAgreementRequest\x1a9.mailplane.accounts.v1.GetDataProcessingAgreementResponseBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_mailplane_accounts_v1_accounts_proto_rawDescOnce sync.Once
@@ -1618,54 +1746,56 @@ func file_mailplane_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_mailplane_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_mailplane_accounts_v1_accounts_proto_goTypes = []any{
-	(Role)(0),                          // 0: mailplane.accounts.v1.Role
-	(*User)(nil),                       // 1: mailplane.accounts.v1.User
-	(*Organization)(nil),               // 2: mailplane.accounts.v1.Organization
-	(*Member)(nil),                     // 3: mailplane.accounts.v1.Member
-	(*SignUpRequest)(nil),              // 4: mailplane.accounts.v1.SignUpRequest
-	(*SignUpResponse)(nil),             // 5: mailplane.accounts.v1.SignUpResponse
-	(*SignInRequest)(nil),              // 6: mailplane.accounts.v1.SignInRequest
-	(*SignInResponse)(nil),             // 7: mailplane.accounts.v1.SignInResponse
-	(*RefreshRequest)(nil),             // 8: mailplane.accounts.v1.RefreshRequest
-	(*RefreshResponse)(nil),            // 9: mailplane.accounts.v1.RefreshResponse
-	(*SignOutRequest)(nil),             // 10: mailplane.accounts.v1.SignOutRequest
-	(*SignOutResponse)(nil),            // 11: mailplane.accounts.v1.SignOutResponse
-	(*ExchangeApiTokenRequest)(nil),    // 12: mailplane.accounts.v1.ExchangeApiTokenRequest
-	(*ExchangeApiTokenResponse)(nil),   // 13: mailplane.accounts.v1.ExchangeApiTokenResponse
-	(*GetCurrentUserRequest)(nil),      // 14: mailplane.accounts.v1.GetCurrentUserRequest
-	(*GetCurrentUserResponse)(nil),     // 15: mailplane.accounts.v1.GetCurrentUserResponse
-	(*GetOrganizationRequest)(nil),     // 16: mailplane.accounts.v1.GetOrganizationRequest
-	(*GetOrganizationResponse)(nil),    // 17: mailplane.accounts.v1.GetOrganizationResponse
-	(*UpdateOrganizationRequest)(nil),  // 18: mailplane.accounts.v1.UpdateOrganizationRequest
-	(*UpdateOrganizationResponse)(nil), // 19: mailplane.accounts.v1.UpdateOrganizationResponse
-	(*ListMembersRequest)(nil),         // 20: mailplane.accounts.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),        // 21: mailplane.accounts.v1.ListMembersResponse
-	(*UpdateMemberRequest)(nil),        // 22: mailplane.accounts.v1.UpdateMemberRequest
-	(*UpdateMemberResponse)(nil),       // 23: mailplane.accounts.v1.UpdateMemberResponse
-	(*DeleteMemberRequest)(nil),        // 24: mailplane.accounts.v1.DeleteMemberRequest
-	(*DeleteMemberResponse)(nil),       // 25: mailplane.accounts.v1.DeleteMemberResponse
-	(*timestamppb.Timestamp)(nil),      // 26: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),      // 27: google.protobuf.FieldMask
+	(Role)(0),                                  // 0: mailplane.accounts.v1.Role
+	(*User)(nil),                               // 1: mailplane.accounts.v1.User
+	(*Organization)(nil),                       // 2: mailplane.accounts.v1.Organization
+	(*Member)(nil),                             // 3: mailplane.accounts.v1.Member
+	(*SignUpRequest)(nil),                      // 4: mailplane.accounts.v1.SignUpRequest
+	(*SignUpResponse)(nil),                     // 5: mailplane.accounts.v1.SignUpResponse
+	(*SignInRequest)(nil),                      // 6: mailplane.accounts.v1.SignInRequest
+	(*SignInResponse)(nil),                     // 7: mailplane.accounts.v1.SignInResponse
+	(*RefreshRequest)(nil),                     // 8: mailplane.accounts.v1.RefreshRequest
+	(*RefreshResponse)(nil),                    // 9: mailplane.accounts.v1.RefreshResponse
+	(*SignOutRequest)(nil),                     // 10: mailplane.accounts.v1.SignOutRequest
+	(*SignOutResponse)(nil),                    // 11: mailplane.accounts.v1.SignOutResponse
+	(*ExchangeApiTokenRequest)(nil),            // 12: mailplane.accounts.v1.ExchangeApiTokenRequest
+	(*ExchangeApiTokenResponse)(nil),           // 13: mailplane.accounts.v1.ExchangeApiTokenResponse
+	(*GetCurrentUserRequest)(nil),              // 14: mailplane.accounts.v1.GetCurrentUserRequest
+	(*GetCurrentUserResponse)(nil),             // 15: mailplane.accounts.v1.GetCurrentUserResponse
+	(*GetOrganizationRequest)(nil),             // 16: mailplane.accounts.v1.GetOrganizationRequest
+	(*GetOrganizationResponse)(nil),            // 17: mailplane.accounts.v1.GetOrganizationResponse
+	(*UpdateOrganizationRequest)(nil),          // 18: mailplane.accounts.v1.UpdateOrganizationRequest
+	(*UpdateOrganizationResponse)(nil),         // 19: mailplane.accounts.v1.UpdateOrganizationResponse
+	(*ListMembersRequest)(nil),                 // 20: mailplane.accounts.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),                // 21: mailplane.accounts.v1.ListMembersResponse
+	(*UpdateMemberRequest)(nil),                // 22: mailplane.accounts.v1.UpdateMemberRequest
+	(*UpdateMemberResponse)(nil),               // 23: mailplane.accounts.v1.UpdateMemberResponse
+	(*DeleteMemberRequest)(nil),                // 24: mailplane.accounts.v1.DeleteMemberRequest
+	(*DeleteMemberResponse)(nil),               // 25: mailplane.accounts.v1.DeleteMemberResponse
+	(*GetDataProcessingAgreementRequest)(nil),  // 26: mailplane.accounts.v1.GetDataProcessingAgreementRequest
+	(*GetDataProcessingAgreementResponse)(nil), // 27: mailplane.accounts.v1.GetDataProcessingAgreementResponse
+	(*timestamppb.Timestamp)(nil),              // 28: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 29: google.protobuf.FieldMask
 }
 var file_mailplane_accounts_v1_accounts_proto_depIdxs = []int32{
-	26, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	26, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
-	26, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
+	28, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	28, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
+	28, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: mailplane.accounts.v1.Member.role:type_name -> mailplane.accounts.v1.Role
-	26, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
+	28, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailplane.accounts.v1.SignUpResponse.user:type_name -> mailplane.accounts.v1.User
 	2,  // 6: mailplane.accounts.v1.SignUpResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	1,  // 7: mailplane.accounts.v1.GetCurrentUserResponse.user:type_name -> mailplane.accounts.v1.User
 	3,  // 8: mailplane.accounts.v1.GetCurrentUserResponse.memberships:type_name -> mailplane.accounts.v1.Member
 	2,  // 9: mailplane.accounts.v1.GetOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	2,  // 10: mailplane.accounts.v1.UpdateOrganizationRequest.organization:type_name -> mailplane.accounts.v1.Organization
-	27, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	29, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 12: mailplane.accounts.v1.UpdateOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	3,  // 13: mailplane.accounts.v1.ListMembersResponse.members:type_name -> mailplane.accounts.v1.Member
 	3,  // 14: mailplane.accounts.v1.UpdateMemberRequest.member:type_name -> mailplane.accounts.v1.Member
-	27, // 15: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
+	29, // 15: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 16: mailplane.accounts.v1.UpdateMemberResponse.member:type_name -> mailplane.accounts.v1.Member
 	4,  // 17: mailplane.accounts.v1.AuthService.SignUp:input_type -> mailplane.accounts.v1.SignUpRequest
 	6,  // 18: mailplane.accounts.v1.AuthService.SignIn:input_type -> mailplane.accounts.v1.SignInRequest
@@ -1678,19 +1808,21 @@ var file_mailplane_accounts_v1_accounts_proto_depIdxs = []int32{
 	20, // 25: mailplane.accounts.v1.OrganizationService.ListMembers:input_type -> mailplane.accounts.v1.ListMembersRequest
 	22, // 26: mailplane.accounts.v1.OrganizationService.UpdateMember:input_type -> mailplane.accounts.v1.UpdateMemberRequest
 	24, // 27: mailplane.accounts.v1.OrganizationService.DeleteMember:input_type -> mailplane.accounts.v1.DeleteMemberRequest
-	5,  // 28: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
-	7,  // 29: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
-	9,  // 30: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
-	11, // 31: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
-	13, // 32: mailplane.accounts.v1.AuthService.ExchangeApiToken:output_type -> mailplane.accounts.v1.ExchangeApiTokenResponse
-	15, // 33: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
-	17, // 34: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
-	19, // 35: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
-	21, // 36: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
-	23, // 37: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
-	25, // 38: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
-	28, // [28:39] is the sub-list for method output_type
-	17, // [17:28] is the sub-list for method input_type
+	26, // 28: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:input_type -> mailplane.accounts.v1.GetDataProcessingAgreementRequest
+	5,  // 29: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
+	7,  // 30: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
+	9,  // 31: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
+	11, // 32: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
+	13, // 33: mailplane.accounts.v1.AuthService.ExchangeApiToken:output_type -> mailplane.accounts.v1.ExchangeApiTokenResponse
+	15, // 34: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
+	17, // 35: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
+	19, // 36: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
+	21, // 37: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
+	23, // 38: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
+	25, // 39: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
+	27, // 40: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:output_type -> mailplane.accounts.v1.GetDataProcessingAgreementResponse
+	29, // [29:41] is the sub-list for method output_type
+	17, // [17:29] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name
@@ -1707,7 +1839,7 @@ func file_mailplane_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_accounts_v1_accounts_proto_rawDesc), len(file_mailplane_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -413,11 +413,12 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	OrganizationService_GetOrganization_FullMethodName    = "/mailplane.accounts.v1.OrganizationService/GetOrganization"
-	OrganizationService_UpdateOrganization_FullMethodName = "/mailplane.accounts.v1.OrganizationService/UpdateOrganization"
-	OrganizationService_ListMembers_FullMethodName        = "/mailplane.accounts.v1.OrganizationService/ListMembers"
-	OrganizationService_UpdateMember_FullMethodName       = "/mailplane.accounts.v1.OrganizationService/UpdateMember"
-	OrganizationService_DeleteMember_FullMethodName       = "/mailplane.accounts.v1.OrganizationService/DeleteMember"
+	OrganizationService_GetOrganization_FullMethodName            = "/mailplane.accounts.v1.OrganizationService/GetOrganization"
+	OrganizationService_UpdateOrganization_FullMethodName         = "/mailplane.accounts.v1.OrganizationService/UpdateOrganization"
+	OrganizationService_ListMembers_FullMethodName                = "/mailplane.accounts.v1.OrganizationService/ListMembers"
+	OrganizationService_UpdateMember_FullMethodName               = "/mailplane.accounts.v1.OrganizationService/UpdateMember"
+	OrganizationService_DeleteMember_FullMethodName               = "/mailplane.accounts.v1.OrganizationService/DeleteMember"
+	OrganizationService_GetDataProcessingAgreement_FullMethodName = "/mailplane.accounts.v1.OrganizationService/GetDataProcessingAgreement"
 )
 
 // OrganizationServiceClient is the client API for OrganizationService service.
@@ -428,7 +429,8 @@ const (
 type OrganizationServiceClient interface {
 	// Returns an organization the caller is a member of.
 	GetOrganization(ctx context.Context, in *GetOrganizationRequest, opts ...grpc.CallOption) (*GetOrganizationResponse, error)
-	// Updates an organization's settings. Owners and admins only.
+	// Updates an organization's settings (display name, legal name, address).
+	// Owners and admins only.
 	UpdateOrganization(ctx context.Context, in *UpdateOrganizationRequest, opts ...grpc.CallOption) (*UpdateOrganizationResponse, error)
 	// Lists the members of an organization, oldest first.
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
@@ -438,6 +440,11 @@ type OrganizationServiceClient interface {
 	// Removes a member from an organization. Owners and admins only; the last
 	// owner can never be removed.
 	DeleteMember(ctx context.Context, in *DeleteMemberRequest, opts ...grpc.CallOption) (*DeleteMemberResponse, error)
+	// Returns the organization's Data Processing Agreement as a PDF, filled
+	// with its legal name, address and today's date. Owners and admins only.
+	// Over REST: GET /v1/organizations/{organization}/dataProcessingAgreement
+	// answers application/pdf.
+	GetDataProcessingAgreement(ctx context.Context, in *GetDataProcessingAgreementRequest, opts ...grpc.CallOption) (*GetDataProcessingAgreementResponse, error)
 }
 
 type organizationServiceClient struct {
@@ -498,6 +505,16 @@ func (c *organizationServiceClient) DeleteMember(ctx context.Context, in *Delete
 	return out, nil
 }
 
+func (c *organizationServiceClient) GetDataProcessingAgreement(ctx context.Context, in *GetDataProcessingAgreementRequest, opts ...grpc.CallOption) (*GetDataProcessingAgreementResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDataProcessingAgreementResponse)
+	err := c.cc.Invoke(ctx, OrganizationService_GetDataProcessingAgreement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OrganizationServiceServer is the server API for OrganizationService service.
 // All implementations must embed UnimplementedOrganizationServiceServer
 // for forward compatibility.
@@ -506,7 +523,8 @@ func (c *organizationServiceClient) DeleteMember(ctx context.Context, in *Delete
 type OrganizationServiceServer interface {
 	// Returns an organization the caller is a member of.
 	GetOrganization(context.Context, *GetOrganizationRequest) (*GetOrganizationResponse, error)
-	// Updates an organization's settings. Owners and admins only.
+	// Updates an organization's settings (display name, legal name, address).
+	// Owners and admins only.
 	UpdateOrganization(context.Context, *UpdateOrganizationRequest) (*UpdateOrganizationResponse, error)
 	// Lists the members of an organization, oldest first.
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
@@ -516,6 +534,11 @@ type OrganizationServiceServer interface {
 	// Removes a member from an organization. Owners and admins only; the last
 	// owner can never be removed.
 	DeleteMember(context.Context, *DeleteMemberRequest) (*DeleteMemberResponse, error)
+	// Returns the organization's Data Processing Agreement as a PDF, filled
+	// with its legal name, address and today's date. Owners and admins only.
+	// Over REST: GET /v1/organizations/{organization}/dataProcessingAgreement
+	// answers application/pdf.
+	GetDataProcessingAgreement(context.Context, *GetDataProcessingAgreementRequest) (*GetDataProcessingAgreementResponse, error)
 	mustEmbedUnimplementedOrganizationServiceServer()
 }
 
@@ -540,6 +563,9 @@ func (UnimplementedOrganizationServiceServer) UpdateMember(context.Context, *Upd
 }
 func (UnimplementedOrganizationServiceServer) DeleteMember(context.Context, *DeleteMemberRequest) (*DeleteMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteMember not implemented")
+}
+func (UnimplementedOrganizationServiceServer) GetDataProcessingAgreement(context.Context, *GetDataProcessingAgreementRequest) (*GetDataProcessingAgreementResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDataProcessingAgreement not implemented")
 }
 func (UnimplementedOrganizationServiceServer) mustEmbedUnimplementedOrganizationServiceServer() {}
 func (UnimplementedOrganizationServiceServer) testEmbeddedByValue()                             {}
@@ -652,6 +678,24 @@ func _OrganizationService_DeleteMember_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrganizationService_GetDataProcessingAgreement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDataProcessingAgreementRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrganizationServiceServer).GetDataProcessingAgreement(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrganizationService_GetDataProcessingAgreement_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrganizationServiceServer).GetDataProcessingAgreement(ctx, req.(*GetDataProcessingAgreementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OrganizationService_ServiceDesc is the grpc.ServiceDesc for OrganizationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -678,6 +722,10 @@ var OrganizationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteMember",
 			Handler:    _OrganizationService_DeleteMember_Handler,
+		},
+		{
+			MethodName: "GetDataProcessingAgreement",
+			Handler:    _OrganizationService_GetDataProcessingAgreement_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
