@@ -42,6 +42,8 @@ type User struct {
 	PasswordHash string
 	CreateTime   time.Time
 	Language     string
+	PhoneNumber  string
+	LoginPending bool
 }
 
 // Organization is a customer.

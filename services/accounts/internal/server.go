@@ -64,7 +64,8 @@ func (s *Server) SignUp(ctx context.Context, req *accountsv1.SignUpRequest) (*ac
 	if err != nil {
 		return nil, err
 	}
-	u := &User{ID: uuid.Must(uuid.NewV7()), Email: normalizeEmail(req.GetEmail()), DisplayName: strings.TrimSpace(req.GetDisplayName()), PasswordHash: hash, Language: lang}
+	u := &User{ID: uuid.Must(uuid.NewV7()), Email: normalizeEmail(req.GetEmail()), DisplayName: strings.TrimSpace(req.GetDisplayName()),
+		PasswordHash: hash, Language: lang, PhoneNumber: req.GetPhoneNumber()}
 	o := &Organization{ID: uuid.Must(uuid.NewV7()), DisplayName: strings.TrimSpace(req.GetOrganizationDisplayName())}
 	if err := s.store.CreateUserWithOrganization(ctx, u, o, clientAddr(ctx)); err != nil {
 		return nil, fmt.Errorf("sign up: %w", err)
@@ -78,6 +79,12 @@ var errBadCredentials = errs.E(errs.Unauthenticated, "wrong email or password").
 // password get the same answer, after the same work.
 func (s *Server) SignIn(ctx context.Context, req *accountsv1.SignInRequest) (*accountsv1.SignInResponse, error) {
 	email := normalizeEmail(req.GetEmail())
+	if email == "" {
+		email = strings.ToLower(strings.TrimSpace(req.GetLogin()))
+	}
+	if email == "" {
+		return nil, errs.Field("email", "is required")
+	}
 	if err := s.limit(ctx, "email:"+email, s.limits.PerEmail); err != nil {
 		return nil, err
 	}
@@ -109,11 +116,12 @@ func (s *Server) SignIn(ctx context.Context, req *accountsv1.SignInRequest) (*ac
 	if err := s.store.CreateRefreshToken(ctx, u.ID, refreshHash, time.Now().Add(s.refreshTTL)); err != nil {
 		return nil, err
 	}
-	access, err := s.accessToken(u.ID)
+	access, err := s.accessToken(u)
 	if err != nil {
 		return nil, err
 	}
-	return &accountsv1.SignInResponse{AccessToken: access, RefreshToken: refresh, ExpiresIn: int32(s.signer.TTL().Seconds()), TokenType: "Bearer"}, nil
+	return &accountsv1.SignInResponse{AccessToken: access, RefreshToken: refresh, ExpiresIn: int32(s.signer.TTL().Seconds()), TokenType: "Bearer",
+		LoginEmailRequired: u.LoginPending}, nil
 }
 
 // limit counts an attempt under key and refuses it past max in the window.
@@ -149,8 +157,14 @@ func clientAddr(ctx context.Context) string {
 	return "unknown"
 }
 
-func (s *Server) accessToken(user uuid.UUID) (string, error) {
-	tok, _, err := s.signer.Sign(user.String(), time.Now())
+// accessToken signs u's access token: a full one, or, while u must choose a
+// new login email, one that allows only that.
+func (s *Server) accessToken(u *User) (string, error) {
+	sign := s.signer.Sign
+	if u.LoginPending {
+		sign = s.signer.SignLoginPending
+	}
+	tok, _, err := sign(u.ID.String(), time.Now())
 	return tok, err
 }
 
@@ -160,11 +174,15 @@ func (s *Server) Refresh(ctx context.Context, req *accountsv1.RefreshRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	user, err := s.store.RotateRefreshToken(ctx, hashRefreshToken(req.GetRefreshToken()), refreshHash, time.Now().Add(s.refreshTTL))
+	id, err := s.store.RotateRefreshToken(ctx, hashRefreshToken(req.GetRefreshToken()), refreshHash, time.Now().Add(s.refreshTTL))
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
-	access, err := s.accessToken(user)
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	access, err := s.accessToken(u)
 	if err != nil {
 		return nil, err
 	}
@@ -471,7 +489,12 @@ func decodeCursor(token string) (Cursor, error) {
 // Proto conversions.
 
 func userProto(u *User) *accountsv1.User {
-	return &accountsv1.User{Name: userName(u.ID), Email: u.Email, DisplayName: u.DisplayName, CreateTime: timestamppb.New(u.CreateTime), Language: u.Language}
+	p := &accountsv1.User{Name: userName(u.ID), Login: u.Email, DisplayName: u.DisplayName, CreateTime: timestamppb.New(u.CreateTime),
+		Language: u.Language, PhoneNumber: u.PhoneNumber, LoginEmailRequired: u.LoginPending}
+	if strings.Contains(u.Email, "@") {
+		p.Email = u.Email
+	}
+	return p
 }
 
 func organizationProto(o *Organization) *accountsv1.Organization {

@@ -18,8 +18,8 @@ import (
 
 const (
 	insertUser = `
-INSERT INTO users (id, email, display_name, password_hash, language)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO users (id, email, display_name, password_hash, language, phone_number)
+VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING create_time`
 
 	insertOrganization = `
@@ -30,10 +30,10 @@ RETURNING create_time, update_time, legal_name`
 INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3)`
 
 	selectUserByEmail = `
-SELECT id, email, display_name, password_hash, create_time, language FROM users WHERE email = $1`
+SELECT id, email, display_name, password_hash, create_time, language, phone_number, login_pending FROM users WHERE email = $1`
 
 	selectUserByID = `
-SELECT id, email, display_name, password_hash, create_time, language FROM users WHERE id = $1`
+SELECT id, email, display_name, password_hash, create_time, language, phone_number, login_pending FROM users WHERE id = $1`
 
 	selectOrganization = `
 SELECT id, display_name, create_time, update_time, legal_name, address FROM organizations WHERE id = $1`
@@ -113,7 +113,7 @@ var errEmailTaken = errs.E(errs.AlreadyExists, "an account with this email alrea
 func (s *Store) CreateUserWithOrganization(ctx context.Context, u *User, o *Organization, addr string) error {
 	founder := Caller{UserID: u.ID, Addr: addr}
 	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, insertUser, u.ID, u.Email, u.DisplayName, u.PasswordHash, u.Language).Scan(&u.CreateTime); err != nil {
+		if err := tx.QueryRow(ctx, insertUser, u.ID, u.Email, u.DisplayName, u.PasswordHash, u.Language, u.PhoneNumber).Scan(&u.CreateTime); err != nil {
 			if pg.IsUniqueViolation(err, "users_email_key") {
 				return errEmailTaken
 			}

@@ -27,6 +27,9 @@ type Principal struct {
 	TokenID        string
 	OrganizationID string
 	Role           string
+	// LoginPending marks a person who must choose a new login email before
+	// anything else; only methods that allow it serve them.
+	LoginPending bool
 }
 
 // claims are the JWT's claims. Typ tells an API token's access token from a
@@ -38,7 +41,10 @@ type claims struct {
 	Role string `json:"role,omitempty"`
 }
 
-const typAPIToken = "api_token"
+const (
+	typAPIToken     = "api_token"
+	typLoginPending = "login_pending"
+)
 
 type principalKey struct{}
 
@@ -67,6 +73,12 @@ func NewSigner(key ed25519.PrivateKey, ttl time.Duration) *Signer {
 // Sign returns an access token for userID and when it expires.
 func (s *Signer) Sign(userID string, now time.Time) (string, time.Time, error) {
 	return s.sign(claims{RegisteredClaims: registered(userID, now, s.ttl)}, now.Add(s.ttl))
+}
+
+// SignLoginPending returns an access token for userID that only methods
+// allowing a pending login accept.
+func (s *Signer) SignLoginPending(userID string, now time.Time) (string, time.Time, error) {
+	return s.sign(claims{RegisteredClaims: registered(userID, now, s.ttl), Typ: typLoginPending}, now.Add(s.ttl))
 }
 
 // SignAPIToken returns an access token, living ttl, for the API token
@@ -128,6 +140,8 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	switch c.Typ {
 	case "":
 		return Principal{UserID: c.Subject}, nil
+	case typLoginPending:
+		return Principal{UserID: c.Subject, LoginPending: true}, nil
 	case typAPIToken:
 		if c.Org == "" || c.Role == "" {
 			return Principal{}, ErrInvalidToken

@@ -141,7 +141,7 @@ type interceptors struct {
 	log       *slog.Logger
 	verifier  *auth.Verifier
 	validator validate.Validator
-	public    sync.Map // full method name -> bool
+	methods   sync.Map // full method name -> *apiv1.MethodRules
 }
 
 func (i *interceptors) logging(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -261,23 +261,32 @@ func (i *interceptors) authn(ctx context.Context, method string) (context.Contex
 	if err != nil {
 		return nil, errUnauthenticated
 	}
+	if p.LoginPending && !i.rules(method).GetAllowLoginPending() {
+		return nil, errLoginPending
+	}
 	return auth.WithPrincipal(ctx, p), nil
 }
 
+var errLoginPending = errs.E(errs.PermissionDenied, "choose a new login email first (UserService.SetLoginEmail)").WithReason("LOGIN_EMAIL_REQUIRED")
+
 func (i *interceptors) isPublic(method string) bool {
-	if v, ok := i.public.Load(method); ok {
-		return v.(bool)
+	return strings.HasPrefix(method, "/grpc.") || i.rules(method).GetPublic()
+}
+
+// rules returns a method's (mailplane.api.v1.method) options, nil when it
+// has none; they are looked up once per method.
+func (i *interceptors) rules(method string) *apiv1.MethodRules {
+	if v, ok := i.methods.Load(method); ok {
+		return v.(*apiv1.MethodRules)
 	}
-	public := strings.HasPrefix(method, "/grpc.")
+	var rules *apiv1.MethodRules
 	// "/pkg.Service/Method" -> "pkg.Service.Method"
 	name := protoreflect.FullName(strings.Replace(strings.TrimPrefix(method, "/"), "/", ".", 1))
 	if d, err := protoregistry.GlobalFiles.FindDescriptorByName(name); err == nil {
 		if md, ok := d.(protoreflect.MethodDescriptor); ok && md.Options() != nil {
-			if r, ok := proto.GetExtension(md.Options(), apiv1.E_Method).(*apiv1.MethodRules); ok {
-				public = public || r.GetPublic()
-			}
+			rules, _ = proto.GetExtension(md.Options(), apiv1.E_Method).(*apiv1.MethodRules)
 		}
 	}
-	i.public.Store(method, public)
-	return public
+	i.methods.Store(method, rules)
+	return rules
 }

@@ -589,11 +589,11 @@ func TestPublicMethodsAndValidation(t *testing.T) {
 			ctx:  bearer(callCtx(t), srv.token(t, "u_1")),
 			call: func(ctx context.Context) error {
 				_, err := orgClient.UpdateOrganization(ctx, &accountsv1.UpdateOrganizationRequest{
-					Organization: &accountsv1.Organization{Name: "organizations/acme", DisplayName: " "},
+					Organization: &accountsv1.Organization{Name: "organizations/acme", LegalName: strings.Repeat("x", 201)},
 				})
 				return err
 			},
-			want: badRequest("organization.displayName", "must not be blank"),
+			want: badRequest("organization.legalName", "must be at most 200 characters"),
 		},
 	}
 	for _, tt := range tests {

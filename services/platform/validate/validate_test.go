@@ -244,9 +244,9 @@ func TestCheck(t *testing.T) {
 		{
 			name: "nested field named by its JSON path",
 			req: &accountsv1.UpdateOrganizationRequest{
-				Organization: &accountsv1.Organization{Name: "organizations/acme", DisplayName: "   "},
+				Organization: &accountsv1.Organization{Name: "organizations/acme", Address: strings.Repeat("x", 501)},
 			},
-			want: []errs.FieldViolation{{Field: "organization.displayName", Description: "must not be blank"}},
+			want: []errs.FieldViolation{{Field: "organization.address", Description: "must be at most 500 characters"}},
 		},
 		{
 			name: "nested field too long",
@@ -302,8 +302,8 @@ func TestCheckConcurrent(t *testing.T) {
 				if err := v.Check(validSignUp()); err != nil {
 					t.Errorf("Check(valid) = %v", err)
 				}
-				err := v.Check(&accountsv1.UpdateOrganizationRequest{Organization: &accountsv1.Organization{}})
-				if got := violations(t, err); len(got) != 1 || got[0].Field != "organization.displayName" {
+				err := v.Check(&accountsv1.UpdateOrganizationRequest{Organization: &accountsv1.Organization{LegalName: strings.Repeat("x", 201)}})
+				if got := violations(t, err); len(got) != 1 || got[0].Field != "organization.legalName" {
 					t.Errorf("Check(blank organization) = %v", got)
 				}
 			}

@@ -97,9 +97,16 @@ type User struct {
 	// When the user signed up.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// The language notices are written in: "en", "fr", "de", "it" or "es".
-	Language      string `protobuf:"bytes,5,opt,name=language,proto3" json:"language,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Language string `protobuf:"bytes,5,opt,name=language,proto3" json:"language,omitempty"`
+	// The login identifier: the login email, or a generated one after a
+	// release.
+	Login string `protobuf:"bytes,6,opt,name=login,proto3" json:"login,omitempty"`
+	// Phone number in E.164 form, for SMS notices.
+	PhoneNumber string `protobuf:"bytes,7,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
+	// The user must choose a new login email before anything else.
+	LoginEmailRequired bool `protobuf:"varint,8,opt,name=login_email_required,json=loginEmailRequired,proto3" json:"login_email_required,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
@@ -165,6 +172,27 @@ func (x *User) GetLanguage() string {
 		return x.Language
 	}
 	return ""
+}
+
+func (x *User) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *User) GetPhoneNumber() string {
+	if x != nil {
+		return x.PhoneNumber
+	}
+	return ""
+}
+
+func (x *User) GetLoginEmailRequired() bool {
+	if x != nil {
+		return x.LoginEmailRequired
+	}
+	return false
 }
 
 // Organization is a customer: it owns domains, addresses and members.
@@ -361,7 +389,9 @@ type SignUpRequest struct {
 	// The new organization's name.
 	OrganizationDisplayName string `protobuf:"bytes,4,opt,name=organization_display_name,json=organizationDisplayName,proto3" json:"organization_display_name,omitempty"`
 	// The language of notices: "en" (default), "fr", "de", "it" or "es".
-	Language      string `protobuf:"bytes,5,opt,name=language,proto3" json:"language,omitempty"`
+	Language string `protobuf:"bytes,5,opt,name=language,proto3" json:"language,omitempty"`
+	// Phone number in E.164 form (+41791234567), for SMS notices.
+	PhoneNumber   string `protobuf:"bytes,6,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,6 +461,13 @@ func (x *SignUpRequest) GetLanguage() string {
 	return ""
 }
 
+func (x *SignUpRequest) GetPhoneNumber() string {
+	if x != nil {
+		return x.PhoneNumber
+	}
+	return ""
+}
+
 // SignUpResponse is the new user and their organization.
 type SignUpResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -489,8 +526,11 @@ func (x *SignUpResponse) GetOrganization() *Organization {
 // SignInRequest carries a user's credentials.
 type SignInRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Login email.
+	// Login email. A user whose login was released signs in with the generated
+	// identifier instead, in login.
 	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	// A generated login identifier (after a release); use email otherwise.
+	Login string `protobuf:"bytes,3,opt,name=login,proto3" json:"login,omitempty"`
 	// Password.
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -534,6 +574,13 @@ func (x *SignInRequest) GetEmail() string {
 	return ""
 }
 
+func (x *SignInRequest) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
 func (x *SignInRequest) GetPassword() string {
 	if x != nil {
 		return x.Password
@@ -551,9 +598,12 @@ type SignInResponse struct {
 	// Seconds until the access token expires.
 	ExpiresIn int32 `protobuf:"varint,3,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
 	// Always "Bearer".
-	TokenType     string `protobuf:"bytes,4,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TokenType string `protobuf:"bytes,4,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	// The user must choose a new login email (SetLoginEmail) before anything
+	// else: until then the access token allows nothing else.
+	LoginEmailRequired bool `protobuf:"varint,5,opt,name=login_email_required,json=loginEmailRequired,proto3" json:"login_email_required,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SignInResponse) Reset() {
@@ -612,6 +662,13 @@ func (x *SignInResponse) GetTokenType() string {
 		return x.TokenType
 	}
 	return ""
+}
+
+func (x *SignInResponse) GetLoginEmailRequired() bool {
+	if x != nil {
+		return x.LoginEmailRequired
+	}
+	return false
 }
 
 // RefreshRequest presents a refresh token.
@@ -1607,18 +1664,343 @@ func (x *GetDataProcessingAgreementResponse) GetFileName() string {
 	return ""
 }
 
+// UpdateCurrentUserRequest changes the caller's settings.
+type UpdateCurrentUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new values.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// Fields to change: "display_name", "phone_number", "language". Empty means
+	// every one of them the request sets.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCurrentUserRequest) Reset() {
+	*x = UpdateCurrentUserRequest{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCurrentUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCurrentUserRequest) ProtoMessage() {}
+
+func (x *UpdateCurrentUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCurrentUserRequest.ProtoReflect.Descriptor instead.
+func (*UpdateCurrentUserRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *UpdateCurrentUserRequest) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *UpdateCurrentUserRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// UpdateCurrentUserResponse is the caller after the change.
+type UpdateCurrentUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCurrentUserResponse) Reset() {
+	*x = UpdateCurrentUserResponse{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCurrentUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCurrentUserResponse) ProtoMessage() {}
+
+func (x *UpdateCurrentUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCurrentUserResponse.ProtoReflect.Descriptor instead.
+func (*UpdateCurrentUserResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpdateCurrentUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// SetLoginEmailRequest names the new login email.
+type SetLoginEmailRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The email to sign in with from now on.
+	Email         string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLoginEmailRequest) Reset() {
+	*x = SetLoginEmailRequest{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLoginEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLoginEmailRequest) ProtoMessage() {}
+
+func (x *SetLoginEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLoginEmailRequest.ProtoReflect.Descriptor instead.
+func (*SetLoginEmailRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SetLoginEmailRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+// SetLoginEmailResponse carries fresh tokens for the new login.
+type SetLoginEmailResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// A full access token (the pending one allowed nothing else).
+	AccessToken string `protobuf:"bytes,2,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// Seconds until it expires.
+	ExpiresIn     int32 `protobuf:"varint,3,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLoginEmailResponse) Reset() {
+	*x = SetLoginEmailResponse{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLoginEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLoginEmailResponse) ProtoMessage() {}
+
+func (x *SetLoginEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLoginEmailResponse.ProtoReflect.Descriptor instead.
+func (*SetLoginEmailResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *SetLoginEmailResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *SetLoginEmailResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *SetLoginEmailResponse) GetExpiresIn() int32 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+// ReleaseMemberLoginRequest names the member whose login is released.
+type ReleaseMemberLoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/members/{user}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Must be true: the administrator confirms the release explicitly.
+	Confirm       bool `protobuf:"varint,2,opt,name=confirm,proto3" json:"confirm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseMemberLoginRequest) Reset() {
+	*x = ReleaseMemberLoginRequest{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseMemberLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseMemberLoginRequest) ProtoMessage() {}
+
+func (x *ReleaseMemberLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseMemberLoginRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseMemberLoginRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ReleaseMemberLoginRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReleaseMemberLoginRequest) GetConfirm() bool {
+	if x != nil {
+		return x.Confirm
+	}
+	return false
+}
+
+// ReleaseMemberLoginResponse is the member after the release.
+type ReleaseMemberLoginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member, with the released email no longer their login.
+	Member *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	// The login email that is now free.
+	ReleasedEmail string `protobuf:"bytes,2,opt,name=released_email,json=releasedEmail,proto3" json:"released_email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseMemberLoginResponse) Reset() {
+	*x = ReleaseMemberLoginResponse{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseMemberLoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseMemberLoginResponse) ProtoMessage() {}
+
+func (x *ReleaseMemberLoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseMemberLoginResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseMemberLoginResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ReleaseMemberLoginResponse) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+func (x *ReleaseMemberLoginResponse) GetReleasedEmail() string {
+	if x != nil {
+		return x.ReleasedEmail
+	}
+	return ""
+}
+
 var File_mailplane_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
-	"$mailplane/accounts/v1/accounts.proto\x12\x15mailplane.accounts.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\xac\x01\n" +
+	"$mailplane/accounts/v1/accounts.proto\x12\x15mailplane.accounts.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\xa7\x02\n" +
 	"\x04User\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12!\n" +
 	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12\x1a\n" +
-	"\blanguage\x18\x05 \x01(\tR\blanguage\"\x93\x02\n" +
+	"createTime\x12\"\n" +
+	"\blanguage\x18\x05 \x01(\tB\x06\xca\xf3\x18\x02\x18\x02R\blanguage\x12\x14\n" +
+	"\x05login\x18\x06 \x01(\tR\x05login\x12)\n" +
+	"\fphone_number\x18\a \x01(\tB\x06\xca\xf3\x18\x02(\x02R\vphoneNumber\x120\n" +
+	"\x14login_email_required\x18\b \x01(\bR\x12loginEmailRequired\"\x93\x02\n" +
 	"\fOrganization\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\a\xca\xf3\x18\x03\x18\xc8\x01R\vdisplayName\x12;\n" +
@@ -1636,26 +2018,29 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\fdisplay_name\x18\x04 \x01(\tR\vdisplayName\x12/\n" +
 	"\x04role\x18\x05 \x01(\x0e2\x1b.mailplane.accounts.v1.RoleR\x04role\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xe9\x01\n" +
+	"createTime\"\x94\x02\n" +
 	"\rSignUpRequest\x12\x1e\n" +
 	"\x05email\x18\x01 \x01(\tB\b\xca\xf3\x18\x04\b\x01(\x01R\x05email\x12'\n" +
 	"\bpassword\x18\x02 \x01(\tB\v\xca\xf3\x18\a\b\x01\x10\f \x80\bR\bpassword\x12,\n" +
 	"\fdisplay_name\x18\x03 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\vdisplayName\x12E\n" +
 	"\x19organization_display_name\x18\x04 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\x17organizationDisplayName\x12\x1a\n" +
-	"\blanguage\x18\x05 \x01(\tR\blanguage\"\x8a\x01\n" +
+	"\blanguage\x18\x05 \x01(\tR\blanguage\x12)\n" +
+	"\fphone_number\x18\x06 \x01(\tB\x06\xca\xf3\x18\x02(\x02R\vphoneNumber\"\x8a\x01\n" +
 	"\x0eSignUpResponse\x12/\n" +
 	"\x04user\x18\x01 \x01(\v2\x1b.mailplane.accounts.v1.UserR\x04user\x12G\n" +
-	"\forganization\x18\x02 \x01(\v2#.mailplane.accounts.v1.OrganizationR\forganization\"V\n" +
-	"\rSignInRequest\x12\x1e\n" +
-	"\x05email\x18\x01 \x01(\tB\b\xca\xf3\x18\x04\b\x01(\x01R\x05email\x12%\n" +
-	"\bpassword\x18\x02 \x01(\tB\t\xca\xf3\x18\x05\b\x01 \x80\bR\bpassword\"\x96\x01\n" +
+	"\forganization\x18\x02 \x01(\v2#.mailplane.accounts.v1.OrganizationR\forganization\"s\n" +
+	"\rSignInRequest\x12\x1c\n" +
+	"\x05email\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02(\x01R\x05email\x12\x1d\n" +
+	"\x05login\x18\x03 \x01(\tB\a\xca\xf3\x18\x03 \xfe\x01R\x05login\x12%\n" +
+	"\bpassword\x18\x02 \x01(\tB\t\xca\xf3\x18\x05\b\x01 \x80\bR\bpassword\"\xc8\x01\n" +
 	"\x0eSignInResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12#\n" +
 	"\rrefresh_token\x18\x02 \x01(\tR\frefreshToken\x12\x1d\n" +
 	"\n" +
 	"expires_in\x18\x03 \x01(\x05R\texpiresIn\x12\x1d\n" +
 	"\n" +
-	"token_type\x18\x04 \x01(\tR\ttokenType\"@\n" +
+	"token_type\x18\x04 \x01(\tR\ttokenType\x120\n" +
+	"\x14login_email_required\x18\x05 \x01(\bR\x12loginEmailRequired\"@\n" +
 	"\x0eRefreshRequest\x12.\n" +
 	"\rrefresh_token\x18\x01 \x01(\tB\t\xca\xf3\x18\x05\b\x01 \x80\x02R\frefreshToken\"\x97\x01\n" +
 	"\x0fRefreshResponse\x12!\n" +
@@ -1709,7 +2094,26 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"S\n" +
 	"\"GetDataProcessingAgreementResponse\x12\x10\n" +
 	"\x03pdf\x18\x01 \x01(\fR\x03pdf\x12\x1b\n" +
-	"\tfile_name\x18\x02 \x01(\tR\bfileName*M\n" +
+	"\tfile_name\x18\x02 \x01(\tR\bfileName\"\x90\x01\n" +
+	"\x18UpdateCurrentUserRequest\x127\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.mailplane.accounts.v1.UserB\x06\xca\xf3\x18\x02\b\x01R\x04user\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"L\n" +
+	"\x19UpdateCurrentUserResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.mailplane.accounts.v1.UserR\x04user\"6\n" +
+	"\x14SetLoginEmailRequest\x12\x1e\n" +
+	"\x05email\x18\x01 \x01(\tB\b\xca\xf3\x18\x04\b\x01(\x01R\x05email\"\x8a\x01\n" +
+	"\x15SetLoginEmailResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.mailplane.accounts.v1.UserR\x04user\x12!\n" +
+	"\faccess_token\x18\x02 \x01(\tR\vaccessToken\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x03 \x01(\x05R\texpiresIn\"Q\n" +
+	"\x19ReleaseMemberLoginRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\x12\x18\n" +
+	"\aconfirm\x18\x02 \x01(\bR\aconfirm\"z\n" +
+	"\x1aReleaseMemberLoginResponse\x125\n" +
+	"\x06member\x18\x01 \x01(\v2\x1d.mailplane.accounts.v1.MemberR\x06member\x12%\n" +
+	"\x0ereleased_email\x18\x02 \x01(\tR\rreleasedEmail*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1722,15 +2126,18 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x06SignIn\x12$.mailplane.accounts.v1.SignInRequest\x1a%.mailplane.accounts.v1.SignInResponse\"\x06\xca\xf3\x18\x02\b\x01\x12`\n" +
 	"\aRefresh\x12%.mailplane.accounts.v1.RefreshRequest\x1a&.mailplane.accounts.v1.RefreshResponse\"\x06\xca\xf3\x18\x02\b\x01\x12`\n" +
 	"\aSignOut\x12%.mailplane.accounts.v1.SignOutRequest\x1a&.mailplane.accounts.v1.SignOutResponse\"\x06\xca\xf3\x18\x02\b\x01\x12{\n" +
-	"\x10ExchangeApiToken\x12..mailplane.accounts.v1.ExchangeApiTokenRequest\x1a/.mailplane.accounts.v1.ExchangeApiTokenResponse\"\x06\xca\xf3\x18\x02\b\x012|\n" +
-	"\vUserService\x12m\n" +
-	"\x0eGetCurrentUser\x12,.mailplane.accounts.v1.GetCurrentUserRequest\x1a-.mailplane.accounts.v1.GetCurrentUserResponse2\xce\x05\n" +
+	"\x10ExchangeApiToken\x12..mailplane.accounts.v1.ExchangeApiTokenRequest\x1a/.mailplane.accounts.v1.ExchangeApiTokenResponse\"\x06\xca\xf3\x18\x02\b\x012\xf0\x02\n" +
+	"\vUserService\x12u\n" +
+	"\x0eGetCurrentUser\x12,.mailplane.accounts.v1.GetCurrentUserRequest\x1a-.mailplane.accounts.v1.GetCurrentUserResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12v\n" +
+	"\x11UpdateCurrentUser\x12/.mailplane.accounts.v1.UpdateCurrentUserRequest\x1a0.mailplane.accounts.v1.UpdateCurrentUserResponse\x12r\n" +
+	"\rSetLoginEmail\x12+.mailplane.accounts.v1.SetLoginEmailRequest\x1a,.mailplane.accounts.v1.SetLoginEmailResponse\"\x06\xca\xf3\x18\x02\x10\x012\xc9\x06\n" +
 	"\x13OrganizationService\x12p\n" +
 	"\x0fGetOrganization\x12-.mailplane.accounts.v1.GetOrganizationRequest\x1a..mailplane.accounts.v1.GetOrganizationResponse\x12y\n" +
 	"\x12UpdateOrganization\x120.mailplane.accounts.v1.UpdateOrganizationRequest\x1a1.mailplane.accounts.v1.UpdateOrganizationResponse\x12d\n" +
 	"\vListMembers\x12).mailplane.accounts.v1.ListMembersRequest\x1a*.mailplane.accounts.v1.ListMembersResponse\x12g\n" +
 	"\fUpdateMember\x12*.mailplane.accounts.v1.UpdateMemberRequest\x1a+.mailplane.accounts.v1.UpdateMemberResponse\x12g\n" +
-	"\fDeleteMember\x12*.mailplane.accounts.v1.DeleteMemberRequest\x1a+.mailplane.accounts.v1.DeleteMemberResponse\x12\x91\x01\n" +
+	"\fDeleteMember\x12*.mailplane.accounts.v1.DeleteMemberRequest\x1a+.mailplane.accounts.v1.DeleteMemberResponse\x12y\n" +
+	"\x12ReleaseMemberLogin\x120.mailplane.accounts.v1.ReleaseMemberLoginRequest\x1a1.mailplane.accounts.v1.ReleaseMemberLoginResponse\x12\x91\x01\n" +
 	"\x1aGetDataProcessingAgreement\x128.mailplane.accounts.v1.GetDataProcessingAgreementRequest\x1a9.mailplane.accounts.v1.GetDataProcessingAgreementResponseBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
 
 var (
@@ -1746,7 +2153,7 @@ func file_mailplane_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_mailplane_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_mailplane_accounts_v1_accounts_proto_goTypes = []any{
 	(Role)(0),                                  // 0: mailplane.accounts.v1.Role
 	(*User)(nil),                               // 1: mailplane.accounts.v1.User
@@ -1776,56 +2183,73 @@ var file_mailplane_accounts_v1_accounts_proto_goTypes = []any{
 	(*DeleteMemberResponse)(nil),               // 25: mailplane.accounts.v1.DeleteMemberResponse
 	(*GetDataProcessingAgreementRequest)(nil),  // 26: mailplane.accounts.v1.GetDataProcessingAgreementRequest
 	(*GetDataProcessingAgreementResponse)(nil), // 27: mailplane.accounts.v1.GetDataProcessingAgreementResponse
-	(*timestamppb.Timestamp)(nil),              // 28: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 29: google.protobuf.FieldMask
+	(*UpdateCurrentUserRequest)(nil),           // 28: mailplane.accounts.v1.UpdateCurrentUserRequest
+	(*UpdateCurrentUserResponse)(nil),          // 29: mailplane.accounts.v1.UpdateCurrentUserResponse
+	(*SetLoginEmailRequest)(nil),               // 30: mailplane.accounts.v1.SetLoginEmailRequest
+	(*SetLoginEmailResponse)(nil),              // 31: mailplane.accounts.v1.SetLoginEmailResponse
+	(*ReleaseMemberLoginRequest)(nil),          // 32: mailplane.accounts.v1.ReleaseMemberLoginRequest
+	(*ReleaseMemberLoginResponse)(nil),         // 33: mailplane.accounts.v1.ReleaseMemberLoginResponse
+	(*timestamppb.Timestamp)(nil),              // 34: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 35: google.protobuf.FieldMask
 }
 var file_mailplane_accounts_v1_accounts_proto_depIdxs = []int32{
-	28, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	28, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
-	28, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
+	34, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	34, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
+	34, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: mailplane.accounts.v1.Member.role:type_name -> mailplane.accounts.v1.Role
-	28, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
+	34, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailplane.accounts.v1.SignUpResponse.user:type_name -> mailplane.accounts.v1.User
 	2,  // 6: mailplane.accounts.v1.SignUpResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	1,  // 7: mailplane.accounts.v1.GetCurrentUserResponse.user:type_name -> mailplane.accounts.v1.User
 	3,  // 8: mailplane.accounts.v1.GetCurrentUserResponse.memberships:type_name -> mailplane.accounts.v1.Member
 	2,  // 9: mailplane.accounts.v1.GetOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	2,  // 10: mailplane.accounts.v1.UpdateOrganizationRequest.organization:type_name -> mailplane.accounts.v1.Organization
-	29, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	35, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 12: mailplane.accounts.v1.UpdateOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	3,  // 13: mailplane.accounts.v1.ListMembersResponse.members:type_name -> mailplane.accounts.v1.Member
 	3,  // 14: mailplane.accounts.v1.UpdateMemberRequest.member:type_name -> mailplane.accounts.v1.Member
-	29, // 15: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
+	35, // 15: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 16: mailplane.accounts.v1.UpdateMemberResponse.member:type_name -> mailplane.accounts.v1.Member
-	4,  // 17: mailplane.accounts.v1.AuthService.SignUp:input_type -> mailplane.accounts.v1.SignUpRequest
-	6,  // 18: mailplane.accounts.v1.AuthService.SignIn:input_type -> mailplane.accounts.v1.SignInRequest
-	8,  // 19: mailplane.accounts.v1.AuthService.Refresh:input_type -> mailplane.accounts.v1.RefreshRequest
-	10, // 20: mailplane.accounts.v1.AuthService.SignOut:input_type -> mailplane.accounts.v1.SignOutRequest
-	12, // 21: mailplane.accounts.v1.AuthService.ExchangeApiToken:input_type -> mailplane.accounts.v1.ExchangeApiTokenRequest
-	14, // 22: mailplane.accounts.v1.UserService.GetCurrentUser:input_type -> mailplane.accounts.v1.GetCurrentUserRequest
-	16, // 23: mailplane.accounts.v1.OrganizationService.GetOrganization:input_type -> mailplane.accounts.v1.GetOrganizationRequest
-	18, // 24: mailplane.accounts.v1.OrganizationService.UpdateOrganization:input_type -> mailplane.accounts.v1.UpdateOrganizationRequest
-	20, // 25: mailplane.accounts.v1.OrganizationService.ListMembers:input_type -> mailplane.accounts.v1.ListMembersRequest
-	22, // 26: mailplane.accounts.v1.OrganizationService.UpdateMember:input_type -> mailplane.accounts.v1.UpdateMemberRequest
-	24, // 27: mailplane.accounts.v1.OrganizationService.DeleteMember:input_type -> mailplane.accounts.v1.DeleteMemberRequest
-	26, // 28: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:input_type -> mailplane.accounts.v1.GetDataProcessingAgreementRequest
-	5,  // 29: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
-	7,  // 30: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
-	9,  // 31: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
-	11, // 32: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
-	13, // 33: mailplane.accounts.v1.AuthService.ExchangeApiToken:output_type -> mailplane.accounts.v1.ExchangeApiTokenResponse
-	15, // 34: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
-	17, // 35: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
-	19, // 36: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
-	21, // 37: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
-	23, // 38: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
-	25, // 39: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
-	27, // 40: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:output_type -> mailplane.accounts.v1.GetDataProcessingAgreementResponse
-	29, // [29:41] is the sub-list for method output_type
-	17, // [17:29] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	1,  // 17: mailplane.accounts.v1.UpdateCurrentUserRequest.user:type_name -> mailplane.accounts.v1.User
+	35, // 18: mailplane.accounts.v1.UpdateCurrentUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 19: mailplane.accounts.v1.UpdateCurrentUserResponse.user:type_name -> mailplane.accounts.v1.User
+	1,  // 20: mailplane.accounts.v1.SetLoginEmailResponse.user:type_name -> mailplane.accounts.v1.User
+	3,  // 21: mailplane.accounts.v1.ReleaseMemberLoginResponse.member:type_name -> mailplane.accounts.v1.Member
+	4,  // 22: mailplane.accounts.v1.AuthService.SignUp:input_type -> mailplane.accounts.v1.SignUpRequest
+	6,  // 23: mailplane.accounts.v1.AuthService.SignIn:input_type -> mailplane.accounts.v1.SignInRequest
+	8,  // 24: mailplane.accounts.v1.AuthService.Refresh:input_type -> mailplane.accounts.v1.RefreshRequest
+	10, // 25: mailplane.accounts.v1.AuthService.SignOut:input_type -> mailplane.accounts.v1.SignOutRequest
+	12, // 26: mailplane.accounts.v1.AuthService.ExchangeApiToken:input_type -> mailplane.accounts.v1.ExchangeApiTokenRequest
+	14, // 27: mailplane.accounts.v1.UserService.GetCurrentUser:input_type -> mailplane.accounts.v1.GetCurrentUserRequest
+	28, // 28: mailplane.accounts.v1.UserService.UpdateCurrentUser:input_type -> mailplane.accounts.v1.UpdateCurrentUserRequest
+	30, // 29: mailplane.accounts.v1.UserService.SetLoginEmail:input_type -> mailplane.accounts.v1.SetLoginEmailRequest
+	16, // 30: mailplane.accounts.v1.OrganizationService.GetOrganization:input_type -> mailplane.accounts.v1.GetOrganizationRequest
+	18, // 31: mailplane.accounts.v1.OrganizationService.UpdateOrganization:input_type -> mailplane.accounts.v1.UpdateOrganizationRequest
+	20, // 32: mailplane.accounts.v1.OrganizationService.ListMembers:input_type -> mailplane.accounts.v1.ListMembersRequest
+	22, // 33: mailplane.accounts.v1.OrganizationService.UpdateMember:input_type -> mailplane.accounts.v1.UpdateMemberRequest
+	24, // 34: mailplane.accounts.v1.OrganizationService.DeleteMember:input_type -> mailplane.accounts.v1.DeleteMemberRequest
+	32, // 35: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:input_type -> mailplane.accounts.v1.ReleaseMemberLoginRequest
+	26, // 36: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:input_type -> mailplane.accounts.v1.GetDataProcessingAgreementRequest
+	5,  // 37: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
+	7,  // 38: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
+	9,  // 39: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
+	11, // 40: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
+	13, // 41: mailplane.accounts.v1.AuthService.ExchangeApiToken:output_type -> mailplane.accounts.v1.ExchangeApiTokenResponse
+	15, // 42: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
+	29, // 43: mailplane.accounts.v1.UserService.UpdateCurrentUser:output_type -> mailplane.accounts.v1.UpdateCurrentUserResponse
+	31, // 44: mailplane.accounts.v1.UserService.SetLoginEmail:output_type -> mailplane.accounts.v1.SetLoginEmailResponse
+	17, // 45: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
+	19, // 46: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
+	21, // 47: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
+	23, // 48: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
+	25, // 49: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
+	33, // 50: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:output_type -> mailplane.accounts.v1.ReleaseMemberLoginResponse
+	27, // 51: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:output_type -> mailplane.accounts.v1.GetDataProcessingAgreementResponse
+	37, // [37:52] is the sub-list for method output_type
+	22, // [22:37] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_accounts_v1_accounts_proto_init() }
@@ -1839,7 +2263,7 @@ func file_mailplane_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_accounts_v1_accounts_proto_rawDesc), len(file_mailplane_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

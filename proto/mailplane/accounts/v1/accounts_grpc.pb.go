@@ -305,7 +305,9 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	UserService_GetCurrentUser_FullMethodName = "/mailplane.accounts.v1.UserService/GetCurrentUser"
+	UserService_GetCurrentUser_FullMethodName    = "/mailplane.accounts.v1.UserService/GetCurrentUser"
+	UserService_UpdateCurrentUser_FullMethodName = "/mailplane.accounts.v1.UserService/UpdateCurrentUser"
+	UserService_SetLoginEmail_FullMethodName     = "/mailplane.accounts.v1.UserService/SetLoginEmail"
 )
 
 // UserServiceClient is the client API for UserService service.
@@ -316,6 +318,11 @@ const (
 type UserServiceClient interface {
 	// Returns the user the access token was issued to.
 	GetCurrentUser(ctx context.Context, in *GetCurrentUserRequest, opts ...grpc.CallOption) (*GetCurrentUserResponse, error)
+	// Updates the caller's display name, phone number or language.
+	UpdateCurrentUser(ctx context.Context, in *UpdateCurrentUserRequest, opts ...grpc.CallOption) (*UpdateCurrentUserResponse, error)
+	// Sets the caller's login email. A user whose login was released must do
+	// this before anything else; their access tokens allow nothing else.
+	SetLoginEmail(ctx context.Context, in *SetLoginEmailRequest, opts ...grpc.CallOption) (*SetLoginEmailResponse, error)
 }
 
 type userServiceClient struct {
@@ -336,6 +343,26 @@ func (c *userServiceClient) GetCurrentUser(ctx context.Context, in *GetCurrentUs
 	return out, nil
 }
 
+func (c *userServiceClient) UpdateCurrentUser(ctx context.Context, in *UpdateCurrentUserRequest, opts ...grpc.CallOption) (*UpdateCurrentUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateCurrentUserResponse)
+	err := c.cc.Invoke(ctx, UserService_UpdateCurrentUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) SetLoginEmail(ctx context.Context, in *SetLoginEmailRequest, opts ...grpc.CallOption) (*SetLoginEmailResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetLoginEmailResponse)
+	err := c.cc.Invoke(ctx, UserService_SetLoginEmail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserServiceServer is the server API for UserService service.
 // All implementations must embed UnimplementedUserServiceServer
 // for forward compatibility.
@@ -344,6 +371,11 @@ func (c *userServiceClient) GetCurrentUser(ctx context.Context, in *GetCurrentUs
 type UserServiceServer interface {
 	// Returns the user the access token was issued to.
 	GetCurrentUser(context.Context, *GetCurrentUserRequest) (*GetCurrentUserResponse, error)
+	// Updates the caller's display name, phone number or language.
+	UpdateCurrentUser(context.Context, *UpdateCurrentUserRequest) (*UpdateCurrentUserResponse, error)
+	// Sets the caller's login email. A user whose login was released must do
+	// this before anything else; their access tokens allow nothing else.
+	SetLoginEmail(context.Context, *SetLoginEmailRequest) (*SetLoginEmailResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }
 
@@ -356,6 +388,12 @@ type UnimplementedUserServiceServer struct{}
 
 func (UnimplementedUserServiceServer) GetCurrentUser(context.Context, *GetCurrentUserRequest) (*GetCurrentUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCurrentUser not implemented")
+}
+func (UnimplementedUserServiceServer) UpdateCurrentUser(context.Context, *UpdateCurrentUserRequest) (*UpdateCurrentUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateCurrentUser not implemented")
+}
+func (UnimplementedUserServiceServer) SetLoginEmail(context.Context, *SetLoginEmailRequest) (*SetLoginEmailResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetLoginEmail not implemented")
 }
 func (UnimplementedUserServiceServer) mustEmbedUnimplementedUserServiceServer() {}
 func (UnimplementedUserServiceServer) testEmbeddedByValue()                     {}
@@ -396,6 +434,42 @@ func _UserService_GetCurrentUser_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserService_UpdateCurrentUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateCurrentUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).UpdateCurrentUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_UpdateCurrentUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).UpdateCurrentUser(ctx, req.(*UpdateCurrentUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_SetLoginEmail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetLoginEmailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).SetLoginEmail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_SetLoginEmail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).SetLoginEmail(ctx, req.(*SetLoginEmailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserService_ServiceDesc is the grpc.ServiceDesc for UserService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -406,6 +480,14 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCurrentUser",
 			Handler:    _UserService_GetCurrentUser_Handler,
+		},
+		{
+			MethodName: "UpdateCurrentUser",
+			Handler:    _UserService_UpdateCurrentUser_Handler,
+		},
+		{
+			MethodName: "SetLoginEmail",
+			Handler:    _UserService_SetLoginEmail_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
@@ -418,6 +500,7 @@ const (
 	OrganizationService_ListMembers_FullMethodName                = "/mailplane.accounts.v1.OrganizationService/ListMembers"
 	OrganizationService_UpdateMember_FullMethodName               = "/mailplane.accounts.v1.OrganizationService/UpdateMember"
 	OrganizationService_DeleteMember_FullMethodName               = "/mailplane.accounts.v1.OrganizationService/DeleteMember"
+	OrganizationService_ReleaseMemberLogin_FullMethodName         = "/mailplane.accounts.v1.OrganizationService/ReleaseMemberLogin"
 	OrganizationService_GetDataProcessingAgreement_FullMethodName = "/mailplane.accounts.v1.OrganizationService/GetDataProcessingAgreement"
 )
 
@@ -440,6 +523,12 @@ type OrganizationServiceClient interface {
 	// Removes a member from an organization. Owners and admins only; the last
 	// owner can never be removed.
 	DeleteMember(ctx context.Context, in *DeleteMemberRequest, opts ...grpc.CallOption) (*DeleteMemberResponse, error)
+	// Releases a member's login email so that the address can be shared: the
+	// member gets a generated login identifier (initials and digits), sent to
+	// their phone by SMS; their data and password stay, and at their next
+	// sign-in they must choose a new login email. Owners and admins only,
+	// confirmed explicitly; the member must have a phone number.
+	ReleaseMemberLogin(ctx context.Context, in *ReleaseMemberLoginRequest, opts ...grpc.CallOption) (*ReleaseMemberLoginResponse, error)
 	// Returns the organization's Data Processing Agreement as a PDF, filled
 	// with its legal name, address and today's date. Owners and admins only.
 	// Over REST: GET /v1/organizations/{organization}/dataProcessingAgreement
@@ -505,6 +594,16 @@ func (c *organizationServiceClient) DeleteMember(ctx context.Context, in *Delete
 	return out, nil
 }
 
+func (c *organizationServiceClient) ReleaseMemberLogin(ctx context.Context, in *ReleaseMemberLoginRequest, opts ...grpc.CallOption) (*ReleaseMemberLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseMemberLoginResponse)
+	err := c.cc.Invoke(ctx, OrganizationService_ReleaseMemberLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *organizationServiceClient) GetDataProcessingAgreement(ctx context.Context, in *GetDataProcessingAgreementRequest, opts ...grpc.CallOption) (*GetDataProcessingAgreementResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetDataProcessingAgreementResponse)
@@ -534,6 +633,12 @@ type OrganizationServiceServer interface {
 	// Removes a member from an organization. Owners and admins only; the last
 	// owner can never be removed.
 	DeleteMember(context.Context, *DeleteMemberRequest) (*DeleteMemberResponse, error)
+	// Releases a member's login email so that the address can be shared: the
+	// member gets a generated login identifier (initials and digits), sent to
+	// their phone by SMS; their data and password stay, and at their next
+	// sign-in they must choose a new login email. Owners and admins only,
+	// confirmed explicitly; the member must have a phone number.
+	ReleaseMemberLogin(context.Context, *ReleaseMemberLoginRequest) (*ReleaseMemberLoginResponse, error)
 	// Returns the organization's Data Processing Agreement as a PDF, filled
 	// with its legal name, address and today's date. Owners and admins only.
 	// Over REST: GET /v1/organizations/{organization}/dataProcessingAgreement
@@ -563,6 +668,9 @@ func (UnimplementedOrganizationServiceServer) UpdateMember(context.Context, *Upd
 }
 func (UnimplementedOrganizationServiceServer) DeleteMember(context.Context, *DeleteMemberRequest) (*DeleteMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteMember not implemented")
+}
+func (UnimplementedOrganizationServiceServer) ReleaseMemberLogin(context.Context, *ReleaseMemberLoginRequest) (*ReleaseMemberLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseMemberLogin not implemented")
 }
 func (UnimplementedOrganizationServiceServer) GetDataProcessingAgreement(context.Context, *GetDataProcessingAgreementRequest) (*GetDataProcessingAgreementResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDataProcessingAgreement not implemented")
@@ -678,6 +786,24 @@ func _OrganizationService_DeleteMember_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrganizationService_ReleaseMemberLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseMemberLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrganizationServiceServer).ReleaseMemberLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrganizationService_ReleaseMemberLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrganizationServiceServer).ReleaseMemberLogin(ctx, req.(*ReleaseMemberLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OrganizationService_GetDataProcessingAgreement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetDataProcessingAgreementRequest)
 	if err := dec(in); err != nil {
@@ -722,6 +848,10 @@ var OrganizationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteMember",
 			Handler:    _OrganizationService_DeleteMember_Handler,
+		},
+		{
+			MethodName: "ReleaseMemberLogin",
+			Handler:    _OrganizationService_ReleaseMemberLogin_Handler,
 		},
 		{
 			MethodName: "GetDataProcessingAgreement",

@@ -376,6 +376,71 @@ func (x *InvitationAccepted) GetMember() *Member {
 	return nil
 }
 
+// LoginReleased: mailplane.accounts.user.login_released. The mailboxes
+// service detaches the user from the address.
+type LoginReleased struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user: "users/{user}".
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// The email that was their login and is now free.
+	ReleasedEmail string `protobuf:"bytes,2,opt,name=released_email,json=releasedEmail,proto3" json:"released_email,omitempty"`
+	// Who released it: "users/{user}".
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginReleased) Reset() {
+	*x = LoginReleased{}
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginReleased) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginReleased) ProtoMessage() {}
+
+func (x *LoginReleased) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginReleased.ProtoReflect.Descriptor instead.
+func (*LoginReleased) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LoginReleased) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *LoginReleased) GetReleasedEmail() string {
+	if x != nil {
+		return x.ReleasedEmail
+	}
+	return ""
+}
+
+func (x *LoginReleased) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
 var File_mailplane_accounts_v1_events_proto protoreflect.FileDescriptor
 
 const file_mailplane_accounts_v1_events_proto_rawDesc = "" +
@@ -403,7 +468,11 @@ const file_mailplane_accounts_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"invitation\x18\x01 \x01(\v2!.mailplane.accounts.v1.InvitationR\n" +
 	"invitation\x125\n" +
-	"\x06member\x18\x02 \x01(\v2\x1d.mailplane.accounts.v1.MemberR\x06memberBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
+	"\x06member\x18\x02 \x01(\v2\x1d.mailplane.accounts.v1.MemberR\x06member\"`\n" +
+	"\rLoginReleased\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12%\n" +
+	"\x0ereleased_email\x18\x02 \x01(\tR\rreleasedEmail\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actorBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_mailplane_accounts_v1_events_proto_rawDescOnce sync.Once
@@ -417,7 +486,7 @@ func file_mailplane_accounts_v1_events_proto_rawDescGZIP() []byte {
 	return file_mailplane_accounts_v1_events_proto_rawDescData
 }
 
-var file_mailplane_accounts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_mailplane_accounts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_mailplane_accounts_v1_events_proto_goTypes = []any{
 	(*OrganizationCreated)(nil),   // 0: mailplane.accounts.v1.OrganizationCreated
 	(*OrganizationUpdated)(nil),   // 1: mailplane.accounts.v1.OrganizationUpdated
@@ -425,23 +494,24 @@ var file_mailplane_accounts_v1_events_proto_goTypes = []any{
 	(*MemberDeleted)(nil),         // 3: mailplane.accounts.v1.MemberDeleted
 	(*AuditRecorded)(nil),         // 4: mailplane.accounts.v1.AuditRecorded
 	(*InvitationAccepted)(nil),    // 5: mailplane.accounts.v1.InvitationAccepted
-	(*Organization)(nil),          // 6: mailplane.accounts.v1.Organization
-	(*Member)(nil),                // 7: mailplane.accounts.v1.Member
-	(Role)(0),                     // 8: mailplane.accounts.v1.Role
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*AuditEntry)(nil),            // 10: mailplane.accounts.v1.AuditEntry
-	(*Invitation)(nil),            // 11: mailplane.accounts.v1.Invitation
+	(*LoginReleased)(nil),         // 6: mailplane.accounts.v1.LoginReleased
+	(*Organization)(nil),          // 7: mailplane.accounts.v1.Organization
+	(*Member)(nil),                // 8: mailplane.accounts.v1.Member
+	(Role)(0),                     // 9: mailplane.accounts.v1.Role
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*AuditEntry)(nil),            // 11: mailplane.accounts.v1.AuditEntry
+	(*Invitation)(nil),            // 12: mailplane.accounts.v1.Invitation
 }
 var file_mailplane_accounts_v1_events_proto_depIdxs = []int32{
-	6,  // 0: mailplane.accounts.v1.OrganizationCreated.organization:type_name -> mailplane.accounts.v1.Organization
-	6,  // 1: mailplane.accounts.v1.OrganizationUpdated.organization:type_name -> mailplane.accounts.v1.Organization
-	7,  // 2: mailplane.accounts.v1.MemberUpdated.member:type_name -> mailplane.accounts.v1.Member
-	8,  // 3: mailplane.accounts.v1.MemberUpdated.previous_role:type_name -> mailplane.accounts.v1.Role
-	9,  // 4: mailplane.accounts.v1.MemberUpdated.update_time:type_name -> google.protobuf.Timestamp
-	7,  // 5: mailplane.accounts.v1.MemberDeleted.member:type_name -> mailplane.accounts.v1.Member
-	10, // 6: mailplane.accounts.v1.AuditRecorded.entry:type_name -> mailplane.accounts.v1.AuditEntry
-	11, // 7: mailplane.accounts.v1.InvitationAccepted.invitation:type_name -> mailplane.accounts.v1.Invitation
-	7,  // 8: mailplane.accounts.v1.InvitationAccepted.member:type_name -> mailplane.accounts.v1.Member
+	7,  // 0: mailplane.accounts.v1.OrganizationCreated.organization:type_name -> mailplane.accounts.v1.Organization
+	7,  // 1: mailplane.accounts.v1.OrganizationUpdated.organization:type_name -> mailplane.accounts.v1.Organization
+	8,  // 2: mailplane.accounts.v1.MemberUpdated.member:type_name -> mailplane.accounts.v1.Member
+	9,  // 3: mailplane.accounts.v1.MemberUpdated.previous_role:type_name -> mailplane.accounts.v1.Role
+	10, // 4: mailplane.accounts.v1.MemberUpdated.update_time:type_name -> google.protobuf.Timestamp
+	8,  // 5: mailplane.accounts.v1.MemberDeleted.member:type_name -> mailplane.accounts.v1.Member
+	11, // 6: mailplane.accounts.v1.AuditRecorded.entry:type_name -> mailplane.accounts.v1.AuditEntry
+	12, // 7: mailplane.accounts.v1.InvitationAccepted.invitation:type_name -> mailplane.accounts.v1.Invitation
+	8,  // 8: mailplane.accounts.v1.InvitationAccepted.member:type_name -> mailplane.accounts.v1.Member
 	9,  // [9:9] is the sub-list for method output_type
 	9,  // [9:9] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
@@ -463,7 +533,7 @@ func file_mailplane_accounts_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_accounts_v1_events_proto_rawDesc), len(file_mailplane_accounts_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

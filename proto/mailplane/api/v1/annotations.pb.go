@@ -176,9 +176,12 @@ func (x *FieldRules) GetNotBlank() bool {
 type MethodRules struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The method needs no credentials (sign-up, sign-in).
-	Public        bool `protobuf:"varint,1,opt,name=public,proto3" json:"public,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Public bool `protobuf:"varint,1,opt,name=public,proto3" json:"public,omitempty"`
+	// The method is open to a user who must choose a new login email before
+	// anything else (after their login was released).
+	AllowLoginPending bool `protobuf:"varint,2,opt,name=allow_login_pending,json=allowLoginPending,proto3" json:"allow_login_pending,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *MethodRules) Reset() {
@@ -214,6 +217,13 @@ func (*MethodRules) Descriptor() ([]byte, []int) {
 func (x *MethodRules) GetPublic() bool {
 	if x != nil {
 		return x.Public
+	}
+	return false
+}
+
+func (x *MethodRules) GetAllowLoginPending() bool {
+	if x != nil {
+		return x.AllowLoginPending
 	}
 	return false
 }
@@ -265,9 +275,10 @@ const file_mailplane_api_v1_annotations_proto_rawDesc = "" +
 	"\tmax_chars\x18\x03 \x01(\rR\bmaxChars\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\rR\bmaxBytes\x120\n" +
 	"\x06format\x18\x05 \x01(\x0e2\x18.mailplane.api.v1.FormatR\x06format\x12\x1b\n" +
-	"\tnot_blank\x18\x06 \x01(\bR\bnotBlank\"%\n" +
+	"\tnot_blank\x18\x06 \x01(\bR\bnotBlank\"U\n" +
 	"\vMethodRules\x12\x16\n" +
-	"\x06public\x18\x01 \x01(\bR\x06public*C\n" +
+	"\x06public\x18\x01 \x01(\bR\x06public\x12.\n" +
+	"\x13allow_login_pending\x18\x02 \x01(\bR\x11allowLoginPending*C\n" +
 	"\x06Format\x12\x16\n" +
 	"\x12FORMAT_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fFORMAT_EMAIL\x10\x01\x12\x0f\n" +
