@@ -1986,11 +1986,277 @@ func (x *ReleaseMemberLoginResponse) GetReleasedEmail() string {
 	return ""
 }
 
+// ExportPersonalDataRequest is empty: the data is the caller's.
+type ExportPersonalDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportPersonalDataRequest) Reset() {
+	*x = ExportPersonalDataRequest{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportPersonalDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportPersonalDataRequest) ProtoMessage() {}
+
+func (x *ExportPersonalDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportPersonalDataRequest.ProtoReflect.Descriptor instead.
+func (*ExportPersonalDataRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{33}
+}
+
+// Session is a signed-in session (a refresh token family member).
+type Session struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When it started.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it ends.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// When it was revoked, if it was.
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *Session) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Session) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *Session) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+// ExportPersonalDataResponse is the caller's personal data.
+type ExportPersonalDataResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// Organizations and roles.
+	Memberships []*Member `protobuf:"bytes,2,rep,name=memberships,proto3" json:"memberships,omitempty"`
+	// Sessions.
+	Sessions []*Session `protobuf:"bytes,3,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	// Administrative actions the caller took, from the audit logs.
+	Actions []*AuditEntry `protobuf:"bytes,4,rep,name=actions,proto3" json:"actions,omitempty"`
+	// When the export was made.
+	ExportTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=export_time,json=exportTime,proto3" json:"export_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportPersonalDataResponse) Reset() {
+	*x = ExportPersonalDataResponse{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportPersonalDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportPersonalDataResponse) ProtoMessage() {}
+
+func (x *ExportPersonalDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportPersonalDataResponse.ProtoReflect.Descriptor instead.
+func (*ExportPersonalDataResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ExportPersonalDataResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *ExportPersonalDataResponse) GetMemberships() []*Member {
+	if x != nil {
+		return x.Memberships
+	}
+	return nil
+}
+
+func (x *ExportPersonalDataResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *ExportPersonalDataResponse) GetActions() []*AuditEntry {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+func (x *ExportPersonalDataResponse) GetExportTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExportTime
+	}
+	return nil
+}
+
+// DeleteCurrentUserRequest confirms the deletion.
+type DeleteCurrentUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's password, to confirm.
+	Password      string `protobuf:"bytes,1,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteCurrentUserRequest) Reset() {
+	*x = DeleteCurrentUserRequest{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCurrentUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCurrentUserRequest) ProtoMessage() {}
+
+func (x *DeleteCurrentUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCurrentUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteCurrentUserRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DeleteCurrentUserRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+// DeleteCurrentUserResponse is empty.
+type DeleteCurrentUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteCurrentUserResponse) Reset() {
+	*x = DeleteCurrentUserResponse{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCurrentUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCurrentUserResponse) ProtoMessage() {}
+
+func (x *DeleteCurrentUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCurrentUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteCurrentUserResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{37}
+}
+
 var File_mailplane_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
-	"$mailplane/accounts/v1/accounts.proto\x12\x15mailplane.accounts.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\xa7\x02\n" +
+	"$mailplane/accounts/v1/accounts.proto\x12\x15mailplane.accounts.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mailplane/accounts/v1/audit.proto\x1a\"mailplane/api/v1/annotations.proto\"\xa7\x02\n" +
 	"\x04User\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12!\n" +
@@ -2113,7 +2379,25 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\aconfirm\x18\x02 \x01(\bR\aconfirm\"z\n" +
 	"\x1aReleaseMemberLoginResponse\x125\n" +
 	"\x06member\x18\x01 \x01(\v2\x1d.mailplane.accounts.v1.MemberR\x06member\x12%\n" +
-	"\x0ereleased_email\x18\x02 \x01(\tR\rreleasedEmail*M\n" +
+	"\x0ereleased_email\x18\x02 \x01(\tR\rreleasedEmail\"\x1b\n" +
+	"\x19ExportPersonalDataRequest\"\xc0\x01\n" +
+	"\aSession\x12;\n" +
+	"\vcreate_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12;\n" +
+	"\vrevoke_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\"\xc4\x02\n" +
+	"\x1aExportPersonalDataResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.mailplane.accounts.v1.UserR\x04user\x12?\n" +
+	"\vmemberships\x18\x02 \x03(\v2\x1d.mailplane.accounts.v1.MemberR\vmemberships\x12:\n" +
+	"\bsessions\x18\x03 \x03(\v2\x1e.mailplane.accounts.v1.SessionR\bsessions\x12;\n" +
+	"\aactions\x18\x04 \x03(\v2!.mailplane.accounts.v1.AuditEntryR\aactions\x12;\n" +
+	"\vexport_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"exportTime\"A\n" +
+	"\x18DeleteCurrentUserRequest\x12%\n" +
+	"\bpassword\x18\x01 \x01(\tB\t\xca\xf3\x18\x05\b\x01 \x80\bR\bpassword\"\x1b\n" +
+	"\x19DeleteCurrentUserResponse*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -2126,11 +2410,13 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x06SignIn\x12$.mailplane.accounts.v1.SignInRequest\x1a%.mailplane.accounts.v1.SignInResponse\"\x06\xca\xf3\x18\x02\b\x01\x12`\n" +
 	"\aRefresh\x12%.mailplane.accounts.v1.RefreshRequest\x1a&.mailplane.accounts.v1.RefreshResponse\"\x06\xca\xf3\x18\x02\b\x01\x12`\n" +
 	"\aSignOut\x12%.mailplane.accounts.v1.SignOutRequest\x1a&.mailplane.accounts.v1.SignOutResponse\"\x06\xca\xf3\x18\x02\b\x01\x12{\n" +
-	"\x10ExchangeApiToken\x12..mailplane.accounts.v1.ExchangeApiTokenRequest\x1a/.mailplane.accounts.v1.ExchangeApiTokenResponse\"\x06\xca\xf3\x18\x02\b\x012\xf0\x02\n" +
+	"\x10ExchangeApiToken\x12..mailplane.accounts.v1.ExchangeApiTokenRequest\x1a/.mailplane.accounts.v1.ExchangeApiTokenResponse\"\x06\xca\xf3\x18\x02\b\x012\xe3\x04\n" +
 	"\vUserService\x12u\n" +
 	"\x0eGetCurrentUser\x12,.mailplane.accounts.v1.GetCurrentUserRequest\x1a-.mailplane.accounts.v1.GetCurrentUserResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12v\n" +
 	"\x11UpdateCurrentUser\x12/.mailplane.accounts.v1.UpdateCurrentUserRequest\x1a0.mailplane.accounts.v1.UpdateCurrentUserResponse\x12r\n" +
-	"\rSetLoginEmail\x12+.mailplane.accounts.v1.SetLoginEmailRequest\x1a,.mailplane.accounts.v1.SetLoginEmailResponse\"\x06\xca\xf3\x18\x02\x10\x012\xc9\x06\n" +
+	"\rSetLoginEmail\x12+.mailplane.accounts.v1.SetLoginEmailRequest\x1a,.mailplane.accounts.v1.SetLoginEmailResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12y\n" +
+	"\x12ExportPersonalData\x120.mailplane.accounts.v1.ExportPersonalDataRequest\x1a1.mailplane.accounts.v1.ExportPersonalDataResponse\x12v\n" +
+	"\x11DeleteCurrentUser\x12/.mailplane.accounts.v1.DeleteCurrentUserRequest\x1a0.mailplane.accounts.v1.DeleteCurrentUserResponse2\xc9\x06\n" +
 	"\x13OrganizationService\x12p\n" +
 	"\x0fGetOrganization\x12-.mailplane.accounts.v1.GetOrganizationRequest\x1a..mailplane.accounts.v1.GetOrganizationResponse\x12y\n" +
 	"\x12UpdateOrganization\x120.mailplane.accounts.v1.UpdateOrganizationRequest\x1a1.mailplane.accounts.v1.UpdateOrganizationResponse\x12d\n" +
@@ -2153,7 +2439,7 @@ func file_mailplane_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_mailplane_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_mailplane_accounts_v1_accounts_proto_goTypes = []any{
 	(Role)(0),                                  // 0: mailplane.accounts.v1.Role
 	(*User)(nil),                               // 1: mailplane.accounts.v1.User
@@ -2189,67 +2475,85 @@ var file_mailplane_accounts_v1_accounts_proto_goTypes = []any{
 	(*SetLoginEmailResponse)(nil),              // 31: mailplane.accounts.v1.SetLoginEmailResponse
 	(*ReleaseMemberLoginRequest)(nil),          // 32: mailplane.accounts.v1.ReleaseMemberLoginRequest
 	(*ReleaseMemberLoginResponse)(nil),         // 33: mailplane.accounts.v1.ReleaseMemberLoginResponse
-	(*timestamppb.Timestamp)(nil),              // 34: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 35: google.protobuf.FieldMask
+	(*ExportPersonalDataRequest)(nil),          // 34: mailplane.accounts.v1.ExportPersonalDataRequest
+	(*Session)(nil),                            // 35: mailplane.accounts.v1.Session
+	(*ExportPersonalDataResponse)(nil),         // 36: mailplane.accounts.v1.ExportPersonalDataResponse
+	(*DeleteCurrentUserRequest)(nil),           // 37: mailplane.accounts.v1.DeleteCurrentUserRequest
+	(*DeleteCurrentUserResponse)(nil),          // 38: mailplane.accounts.v1.DeleteCurrentUserResponse
+	(*timestamppb.Timestamp)(nil),              // 39: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 40: google.protobuf.FieldMask
+	(*AuditEntry)(nil),                         // 41: mailplane.accounts.v1.AuditEntry
 }
 var file_mailplane_accounts_v1_accounts_proto_depIdxs = []int32{
-	34, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	34, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
-	34, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
+	39, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	39, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
+	39, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: mailplane.accounts.v1.Member.role:type_name -> mailplane.accounts.v1.Role
-	34, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
+	39, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailplane.accounts.v1.SignUpResponse.user:type_name -> mailplane.accounts.v1.User
 	2,  // 6: mailplane.accounts.v1.SignUpResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	1,  // 7: mailplane.accounts.v1.GetCurrentUserResponse.user:type_name -> mailplane.accounts.v1.User
 	3,  // 8: mailplane.accounts.v1.GetCurrentUserResponse.memberships:type_name -> mailplane.accounts.v1.Member
 	2,  // 9: mailplane.accounts.v1.GetOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	2,  // 10: mailplane.accounts.v1.UpdateOrganizationRequest.organization:type_name -> mailplane.accounts.v1.Organization
-	35, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	40, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 12: mailplane.accounts.v1.UpdateOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	3,  // 13: mailplane.accounts.v1.ListMembersResponse.members:type_name -> mailplane.accounts.v1.Member
 	3,  // 14: mailplane.accounts.v1.UpdateMemberRequest.member:type_name -> mailplane.accounts.v1.Member
-	35, // 15: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
+	40, // 15: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 16: mailplane.accounts.v1.UpdateMemberResponse.member:type_name -> mailplane.accounts.v1.Member
 	1,  // 17: mailplane.accounts.v1.UpdateCurrentUserRequest.user:type_name -> mailplane.accounts.v1.User
-	35, // 18: mailplane.accounts.v1.UpdateCurrentUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	40, // 18: mailplane.accounts.v1.UpdateCurrentUserRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 19: mailplane.accounts.v1.UpdateCurrentUserResponse.user:type_name -> mailplane.accounts.v1.User
 	1,  // 20: mailplane.accounts.v1.SetLoginEmailResponse.user:type_name -> mailplane.accounts.v1.User
 	3,  // 21: mailplane.accounts.v1.ReleaseMemberLoginResponse.member:type_name -> mailplane.accounts.v1.Member
-	4,  // 22: mailplane.accounts.v1.AuthService.SignUp:input_type -> mailplane.accounts.v1.SignUpRequest
-	6,  // 23: mailplane.accounts.v1.AuthService.SignIn:input_type -> mailplane.accounts.v1.SignInRequest
-	8,  // 24: mailplane.accounts.v1.AuthService.Refresh:input_type -> mailplane.accounts.v1.RefreshRequest
-	10, // 25: mailplane.accounts.v1.AuthService.SignOut:input_type -> mailplane.accounts.v1.SignOutRequest
-	12, // 26: mailplane.accounts.v1.AuthService.ExchangeApiToken:input_type -> mailplane.accounts.v1.ExchangeApiTokenRequest
-	14, // 27: mailplane.accounts.v1.UserService.GetCurrentUser:input_type -> mailplane.accounts.v1.GetCurrentUserRequest
-	28, // 28: mailplane.accounts.v1.UserService.UpdateCurrentUser:input_type -> mailplane.accounts.v1.UpdateCurrentUserRequest
-	30, // 29: mailplane.accounts.v1.UserService.SetLoginEmail:input_type -> mailplane.accounts.v1.SetLoginEmailRequest
-	16, // 30: mailplane.accounts.v1.OrganizationService.GetOrganization:input_type -> mailplane.accounts.v1.GetOrganizationRequest
-	18, // 31: mailplane.accounts.v1.OrganizationService.UpdateOrganization:input_type -> mailplane.accounts.v1.UpdateOrganizationRequest
-	20, // 32: mailplane.accounts.v1.OrganizationService.ListMembers:input_type -> mailplane.accounts.v1.ListMembersRequest
-	22, // 33: mailplane.accounts.v1.OrganizationService.UpdateMember:input_type -> mailplane.accounts.v1.UpdateMemberRequest
-	24, // 34: mailplane.accounts.v1.OrganizationService.DeleteMember:input_type -> mailplane.accounts.v1.DeleteMemberRequest
-	32, // 35: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:input_type -> mailplane.accounts.v1.ReleaseMemberLoginRequest
-	26, // 36: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:input_type -> mailplane.accounts.v1.GetDataProcessingAgreementRequest
-	5,  // 37: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
-	7,  // 38: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
-	9,  // 39: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
-	11, // 40: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
-	13, // 41: mailplane.accounts.v1.AuthService.ExchangeApiToken:output_type -> mailplane.accounts.v1.ExchangeApiTokenResponse
-	15, // 42: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
-	29, // 43: mailplane.accounts.v1.UserService.UpdateCurrentUser:output_type -> mailplane.accounts.v1.UpdateCurrentUserResponse
-	31, // 44: mailplane.accounts.v1.UserService.SetLoginEmail:output_type -> mailplane.accounts.v1.SetLoginEmailResponse
-	17, // 45: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
-	19, // 46: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
-	21, // 47: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
-	23, // 48: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
-	25, // 49: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
-	33, // 50: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:output_type -> mailplane.accounts.v1.ReleaseMemberLoginResponse
-	27, // 51: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:output_type -> mailplane.accounts.v1.GetDataProcessingAgreementResponse
-	37, // [37:52] is the sub-list for method output_type
-	22, // [22:37] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	39, // 22: mailplane.accounts.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	39, // 23: mailplane.accounts.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	39, // 24: mailplane.accounts.v1.Session.revoke_time:type_name -> google.protobuf.Timestamp
+	1,  // 25: mailplane.accounts.v1.ExportPersonalDataResponse.user:type_name -> mailplane.accounts.v1.User
+	3,  // 26: mailplane.accounts.v1.ExportPersonalDataResponse.memberships:type_name -> mailplane.accounts.v1.Member
+	35, // 27: mailplane.accounts.v1.ExportPersonalDataResponse.sessions:type_name -> mailplane.accounts.v1.Session
+	41, // 28: mailplane.accounts.v1.ExportPersonalDataResponse.actions:type_name -> mailplane.accounts.v1.AuditEntry
+	39, // 29: mailplane.accounts.v1.ExportPersonalDataResponse.export_time:type_name -> google.protobuf.Timestamp
+	4,  // 30: mailplane.accounts.v1.AuthService.SignUp:input_type -> mailplane.accounts.v1.SignUpRequest
+	6,  // 31: mailplane.accounts.v1.AuthService.SignIn:input_type -> mailplane.accounts.v1.SignInRequest
+	8,  // 32: mailplane.accounts.v1.AuthService.Refresh:input_type -> mailplane.accounts.v1.RefreshRequest
+	10, // 33: mailplane.accounts.v1.AuthService.SignOut:input_type -> mailplane.accounts.v1.SignOutRequest
+	12, // 34: mailplane.accounts.v1.AuthService.ExchangeApiToken:input_type -> mailplane.accounts.v1.ExchangeApiTokenRequest
+	14, // 35: mailplane.accounts.v1.UserService.GetCurrentUser:input_type -> mailplane.accounts.v1.GetCurrentUserRequest
+	28, // 36: mailplane.accounts.v1.UserService.UpdateCurrentUser:input_type -> mailplane.accounts.v1.UpdateCurrentUserRequest
+	30, // 37: mailplane.accounts.v1.UserService.SetLoginEmail:input_type -> mailplane.accounts.v1.SetLoginEmailRequest
+	34, // 38: mailplane.accounts.v1.UserService.ExportPersonalData:input_type -> mailplane.accounts.v1.ExportPersonalDataRequest
+	37, // 39: mailplane.accounts.v1.UserService.DeleteCurrentUser:input_type -> mailplane.accounts.v1.DeleteCurrentUserRequest
+	16, // 40: mailplane.accounts.v1.OrganizationService.GetOrganization:input_type -> mailplane.accounts.v1.GetOrganizationRequest
+	18, // 41: mailplane.accounts.v1.OrganizationService.UpdateOrganization:input_type -> mailplane.accounts.v1.UpdateOrganizationRequest
+	20, // 42: mailplane.accounts.v1.OrganizationService.ListMembers:input_type -> mailplane.accounts.v1.ListMembersRequest
+	22, // 43: mailplane.accounts.v1.OrganizationService.UpdateMember:input_type -> mailplane.accounts.v1.UpdateMemberRequest
+	24, // 44: mailplane.accounts.v1.OrganizationService.DeleteMember:input_type -> mailplane.accounts.v1.DeleteMemberRequest
+	32, // 45: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:input_type -> mailplane.accounts.v1.ReleaseMemberLoginRequest
+	26, // 46: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:input_type -> mailplane.accounts.v1.GetDataProcessingAgreementRequest
+	5,  // 47: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
+	7,  // 48: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
+	9,  // 49: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
+	11, // 50: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
+	13, // 51: mailplane.accounts.v1.AuthService.ExchangeApiToken:output_type -> mailplane.accounts.v1.ExchangeApiTokenResponse
+	15, // 52: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
+	29, // 53: mailplane.accounts.v1.UserService.UpdateCurrentUser:output_type -> mailplane.accounts.v1.UpdateCurrentUserResponse
+	31, // 54: mailplane.accounts.v1.UserService.SetLoginEmail:output_type -> mailplane.accounts.v1.SetLoginEmailResponse
+	36, // 55: mailplane.accounts.v1.UserService.ExportPersonalData:output_type -> mailplane.accounts.v1.ExportPersonalDataResponse
+	38, // 56: mailplane.accounts.v1.UserService.DeleteCurrentUser:output_type -> mailplane.accounts.v1.DeleteCurrentUserResponse
+	17, // 57: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
+	19, // 58: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
+	21, // 59: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
+	23, // 60: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
+	25, // 61: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
+	33, // 62: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:output_type -> mailplane.accounts.v1.ReleaseMemberLoginResponse
+	27, // 63: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:output_type -> mailplane.accounts.v1.GetDataProcessingAgreementResponse
+	47, // [47:64] is the sub-list for method output_type
+	30, // [30:47] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_accounts_v1_accounts_proto_init() }
@@ -2257,13 +2561,14 @@ func file_mailplane_accounts_v1_accounts_proto_init() {
 	if File_mailplane_accounts_v1_accounts_proto != nil {
 		return
 	}
+	file_mailplane_accounts_v1_audit_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_accounts_v1_accounts_proto_rawDesc), len(file_mailplane_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

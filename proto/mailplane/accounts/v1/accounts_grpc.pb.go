@@ -305,9 +305,11 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	UserService_GetCurrentUser_FullMethodName    = "/mailplane.accounts.v1.UserService/GetCurrentUser"
-	UserService_UpdateCurrentUser_FullMethodName = "/mailplane.accounts.v1.UserService/UpdateCurrentUser"
-	UserService_SetLoginEmail_FullMethodName     = "/mailplane.accounts.v1.UserService/SetLoginEmail"
+	UserService_GetCurrentUser_FullMethodName     = "/mailplane.accounts.v1.UserService/GetCurrentUser"
+	UserService_UpdateCurrentUser_FullMethodName  = "/mailplane.accounts.v1.UserService/UpdateCurrentUser"
+	UserService_SetLoginEmail_FullMethodName      = "/mailplane.accounts.v1.UserService/SetLoginEmail"
+	UserService_ExportPersonalData_FullMethodName = "/mailplane.accounts.v1.UserService/ExportPersonalData"
+	UserService_DeleteCurrentUser_FullMethodName  = "/mailplane.accounts.v1.UserService/DeleteCurrentUser"
 )
 
 // UserServiceClient is the client API for UserService service.
@@ -323,6 +325,15 @@ type UserServiceClient interface {
 	// Sets the caller's login email. A user whose login was released must do
 	// this before anything else; their access tokens allow nothing else.
 	SetLoginEmail(ctx context.Context, in *SetLoginEmailRequest, opts ...grpc.CallOption) (*SetLoginEmailResponse, error)
+	// Returns every piece of personal data Mailplane's accounts service holds
+	// about the caller, as JSON over REST (GDPR art. 15 and 20).
+	ExportPersonalData(ctx context.Context, in *ExportPersonalDataRequest, opts ...grpc.CallOption) (*ExportPersonalDataResponse, error)
+	// Deletes the caller's account and personal data, after the password is
+	// given again. An owner must first hand ownership of every organization
+	// that has other members to someone else (FAILED_PRECONDITION, reason
+	// LAST_OWNER); an organization the caller is alone in is deleted with them.
+	// Audit entries stay, with the caller pseudonymized.
+	DeleteCurrentUser(ctx context.Context, in *DeleteCurrentUserRequest, opts ...grpc.CallOption) (*DeleteCurrentUserResponse, error)
 }
 
 type userServiceClient struct {
@@ -363,6 +374,26 @@ func (c *userServiceClient) SetLoginEmail(ctx context.Context, in *SetLoginEmail
 	return out, nil
 }
 
+func (c *userServiceClient) ExportPersonalData(ctx context.Context, in *ExportPersonalDataRequest, opts ...grpc.CallOption) (*ExportPersonalDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportPersonalDataResponse)
+	err := c.cc.Invoke(ctx, UserService_ExportPersonalData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) DeleteCurrentUser(ctx context.Context, in *DeleteCurrentUserRequest, opts ...grpc.CallOption) (*DeleteCurrentUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteCurrentUserResponse)
+	err := c.cc.Invoke(ctx, UserService_DeleteCurrentUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserServiceServer is the server API for UserService service.
 // All implementations must embed UnimplementedUserServiceServer
 // for forward compatibility.
@@ -376,6 +407,15 @@ type UserServiceServer interface {
 	// Sets the caller's login email. A user whose login was released must do
 	// this before anything else; their access tokens allow nothing else.
 	SetLoginEmail(context.Context, *SetLoginEmailRequest) (*SetLoginEmailResponse, error)
+	// Returns every piece of personal data Mailplane's accounts service holds
+	// about the caller, as JSON over REST (GDPR art. 15 and 20).
+	ExportPersonalData(context.Context, *ExportPersonalDataRequest) (*ExportPersonalDataResponse, error)
+	// Deletes the caller's account and personal data, after the password is
+	// given again. An owner must first hand ownership of every organization
+	// that has other members to someone else (FAILED_PRECONDITION, reason
+	// LAST_OWNER); an organization the caller is alone in is deleted with them.
+	// Audit entries stay, with the caller pseudonymized.
+	DeleteCurrentUser(context.Context, *DeleteCurrentUserRequest) (*DeleteCurrentUserResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }
 
@@ -394,6 +434,12 @@ func (UnimplementedUserServiceServer) UpdateCurrentUser(context.Context, *Update
 }
 func (UnimplementedUserServiceServer) SetLoginEmail(context.Context, *SetLoginEmailRequest) (*SetLoginEmailResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetLoginEmail not implemented")
+}
+func (UnimplementedUserServiceServer) ExportPersonalData(context.Context, *ExportPersonalDataRequest) (*ExportPersonalDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportPersonalData not implemented")
+}
+func (UnimplementedUserServiceServer) DeleteCurrentUser(context.Context, *DeleteCurrentUserRequest) (*DeleteCurrentUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteCurrentUser not implemented")
 }
 func (UnimplementedUserServiceServer) mustEmbedUnimplementedUserServiceServer() {}
 func (UnimplementedUserServiceServer) testEmbeddedByValue()                     {}
@@ -470,6 +516,42 @@ func _UserService_SetLoginEmail_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserService_ExportPersonalData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportPersonalDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).ExportPersonalData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_ExportPersonalData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).ExportPersonalData(ctx, req.(*ExportPersonalDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_DeleteCurrentUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteCurrentUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).DeleteCurrentUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_DeleteCurrentUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).DeleteCurrentUser(ctx, req.(*DeleteCurrentUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserService_ServiceDesc is the grpc.ServiceDesc for UserService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -488,6 +570,14 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetLoginEmail",
 			Handler:    _UserService_SetLoginEmail_Handler,
+		},
+		{
+			MethodName: "ExportPersonalData",
+			Handler:    _UserService_ExportPersonalData_Handler,
+		},
+		{
+			MethodName: "DeleteCurrentUser",
+			Handler:    _UserService_DeleteCurrentUser_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

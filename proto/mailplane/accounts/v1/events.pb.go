@@ -441,6 +441,100 @@ func (x *LoginReleased) GetActor() string {
 	return ""
 }
 
+// UserDeleted: mailplane.accounts.user.deleted. Other services drop what
+// they hold about the user.
+type UserDeleted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user: "users/{user}".
+	User          string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserDeleted) Reset() {
+	*x = UserDeleted{}
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserDeleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserDeleted) ProtoMessage() {}
+
+func (x *UserDeleted) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserDeleted.ProtoReflect.Descriptor instead.
+func (*UserDeleted) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_events_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UserDeleted) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// OrganizationDeleted: mailplane.accounts.organization.deleted, when its
+// last member deleted their account.
+type OrganizationDeleted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}".
+	Organization  string `protobuf:"bytes,1,opt,name=organization,proto3" json:"organization,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrganizationDeleted) Reset() {
+	*x = OrganizationDeleted{}
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrganizationDeleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrganizationDeleted) ProtoMessage() {}
+
+func (x *OrganizationDeleted) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrganizationDeleted.ProtoReflect.Descriptor instead.
+func (*OrganizationDeleted) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *OrganizationDeleted) GetOrganization() string {
+	if x != nil {
+		return x.Organization
+	}
+	return ""
+}
+
 var File_mailplane_accounts_v1_events_proto protoreflect.FileDescriptor
 
 const file_mailplane_accounts_v1_events_proto_rawDesc = "" +
@@ -472,7 +566,11 @@ const file_mailplane_accounts_v1_events_proto_rawDesc = "" +
 	"\rLoginReleased\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12%\n" +
 	"\x0ereleased_email\x18\x02 \x01(\tR\rreleasedEmail\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actorBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"!\n" +
+	"\vUserDeleted\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"9\n" +
+	"\x13OrganizationDeleted\x12\"\n" +
+	"\forganization\x18\x01 \x01(\tR\forganizationBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_mailplane_accounts_v1_events_proto_rawDescOnce sync.Once
@@ -486,7 +584,7 @@ func file_mailplane_accounts_v1_events_proto_rawDescGZIP() []byte {
 	return file_mailplane_accounts_v1_events_proto_rawDescData
 }
 
-var file_mailplane_accounts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_mailplane_accounts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_mailplane_accounts_v1_events_proto_goTypes = []any{
 	(*OrganizationCreated)(nil),   // 0: mailplane.accounts.v1.OrganizationCreated
 	(*OrganizationUpdated)(nil),   // 1: mailplane.accounts.v1.OrganizationUpdated
@@ -495,23 +593,25 @@ var file_mailplane_accounts_v1_events_proto_goTypes = []any{
 	(*AuditRecorded)(nil),         // 4: mailplane.accounts.v1.AuditRecorded
 	(*InvitationAccepted)(nil),    // 5: mailplane.accounts.v1.InvitationAccepted
 	(*LoginReleased)(nil),         // 6: mailplane.accounts.v1.LoginReleased
-	(*Organization)(nil),          // 7: mailplane.accounts.v1.Organization
-	(*Member)(nil),                // 8: mailplane.accounts.v1.Member
-	(Role)(0),                     // 9: mailplane.accounts.v1.Role
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*AuditEntry)(nil),            // 11: mailplane.accounts.v1.AuditEntry
-	(*Invitation)(nil),            // 12: mailplane.accounts.v1.Invitation
+	(*UserDeleted)(nil),           // 7: mailplane.accounts.v1.UserDeleted
+	(*OrganizationDeleted)(nil),   // 8: mailplane.accounts.v1.OrganizationDeleted
+	(*Organization)(nil),          // 9: mailplane.accounts.v1.Organization
+	(*Member)(nil),                // 10: mailplane.accounts.v1.Member
+	(Role)(0),                     // 11: mailplane.accounts.v1.Role
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*AuditEntry)(nil),            // 13: mailplane.accounts.v1.AuditEntry
+	(*Invitation)(nil),            // 14: mailplane.accounts.v1.Invitation
 }
 var file_mailplane_accounts_v1_events_proto_depIdxs = []int32{
-	7,  // 0: mailplane.accounts.v1.OrganizationCreated.organization:type_name -> mailplane.accounts.v1.Organization
-	7,  // 1: mailplane.accounts.v1.OrganizationUpdated.organization:type_name -> mailplane.accounts.v1.Organization
-	8,  // 2: mailplane.accounts.v1.MemberUpdated.member:type_name -> mailplane.accounts.v1.Member
-	9,  // 3: mailplane.accounts.v1.MemberUpdated.previous_role:type_name -> mailplane.accounts.v1.Role
-	10, // 4: mailplane.accounts.v1.MemberUpdated.update_time:type_name -> google.protobuf.Timestamp
-	8,  // 5: mailplane.accounts.v1.MemberDeleted.member:type_name -> mailplane.accounts.v1.Member
-	11, // 6: mailplane.accounts.v1.AuditRecorded.entry:type_name -> mailplane.accounts.v1.AuditEntry
-	12, // 7: mailplane.accounts.v1.InvitationAccepted.invitation:type_name -> mailplane.accounts.v1.Invitation
-	8,  // 8: mailplane.accounts.v1.InvitationAccepted.member:type_name -> mailplane.accounts.v1.Member
+	9,  // 0: mailplane.accounts.v1.OrganizationCreated.organization:type_name -> mailplane.accounts.v1.Organization
+	9,  // 1: mailplane.accounts.v1.OrganizationUpdated.organization:type_name -> mailplane.accounts.v1.Organization
+	10, // 2: mailplane.accounts.v1.MemberUpdated.member:type_name -> mailplane.accounts.v1.Member
+	11, // 3: mailplane.accounts.v1.MemberUpdated.previous_role:type_name -> mailplane.accounts.v1.Role
+	12, // 4: mailplane.accounts.v1.MemberUpdated.update_time:type_name -> google.protobuf.Timestamp
+	10, // 5: mailplane.accounts.v1.MemberDeleted.member:type_name -> mailplane.accounts.v1.Member
+	13, // 6: mailplane.accounts.v1.AuditRecorded.entry:type_name -> mailplane.accounts.v1.AuditEntry
+	14, // 7: mailplane.accounts.v1.InvitationAccepted.invitation:type_name -> mailplane.accounts.v1.Invitation
+	10, // 8: mailplane.accounts.v1.InvitationAccepted.member:type_name -> mailplane.accounts.v1.Member
 	9,  // [9:9] is the sub-list for method output_type
 	9,  // [9:9] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
@@ -533,7 +633,7 @@ func file_mailplane_accounts_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_accounts_v1_events_proto_rawDesc), len(file_mailplane_accounts_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
