@@ -291,6 +291,32 @@ func TestDevStackREST(t *testing.T) {
 	}
 	c.want(200, "GET", "/v1/"+demoOrg+"/deadNotices", fresh, nil)
 
+	// The invitee adds a phone; the demo owner releases their login email.
+	c.want(400, "PATCH", "/v1/users/me", invitee, map[string]any{"phoneNumber": "079 123 45 67"})
+	c.want(200, "PATCH", "/v1/users/me", invitee, map[string]any{"phoneNumber": "+41791234567"})
+	inviteeMember := ""
+	for _, m := range c.want(200, "GET", "/v1/"+demoOrg+"/members", fresh, nil).body["members"].([]any) {
+		if str(m.(map[string]any), "email") == "invitee@example.com" {
+			inviteeMember = str(m.(map[string]any), "name")
+		}
+	}
+	c.want(400, "POST", "/v1/"+inviteeMember+":releaseLogin", fresh, map[string]any{})
+	released := c.want(200, "POST", "/v1/"+inviteeMember+":releaseLogin", fresh, map[string]any{"confirm": true})
+	if str(released.body, "releasedEmail") != "invitee@example.com" {
+		t.Errorf("release = %v", released.body)
+	}
+	c.want(401, "POST", "/v1/auth:signIn", "", map[string]any{"email": "invitee@example.com", "password": pw})
+
+	// Personal data: export, then delete (the frontend user owns an
+	// organization alone, which goes with them).
+	export := c.want(200, "GET", "/v1/users/me:exportPersonalData", token, nil)
+	if str(export.body, "user", "email") != "frontend@example.com" {
+		t.Errorf("export = %v", export.body)
+	}
+	c.want(403, "POST", "/v1/users/me:delete", token, map[string]any{"password": "not the password"})
+	c.want(200, "POST", "/v1/users/me:delete", token, map[string]any{"password": pw})
+	c.want(401, "GET", "/v1/users/me", token, nil)
+
 	openapi := c.want(200, "GET", "/openapi.json", "", nil)
 	if paths, _ := openapi.body["paths"].(map[string]any); paths["/v1/auth:signIn"] == nil {
 		t.Error("OpenAPI document lacks /v1/auth:signIn")
