@@ -146,6 +146,9 @@ func newMux(ctx context.Context, accounts *grpc.ClientConn, backends []backend, 
 			return nil, fmt.Errorf("register %s routes: %w", r.name, err)
 		}
 	}
+	if err := registerDPA(mux, accounts); err != nil {
+		return nil, fmt.Errorf("register data processing agreement route: %w", err)
+	}
 
 	own := []struct {
 		path string

@@ -463,7 +463,7 @@ func TestCORS(t *testing.T) {
 			wantStatus: http.StatusOK,
 			want: map[string]string{
 				"Access-Control-Allow-Origin":   app,
-				"Access-Control-Expose-Headers": "X-Request-Id, Retry-After",
+				"Access-Control-Expose-Headers": "X-Request-Id, Retry-After, Content-Disposition",
 				"Vary":                          "Origin",
 			},
 		},

@@ -291,6 +291,21 @@ func TestDevStackREST(t *testing.T) {
 	}
 	c.want(200, "GET", "/v1/"+demoOrg+"/deadNotices", fresh, nil)
 
+	// The DPA, once the legal details are set.
+	c.want(400, "GET", "/v1/"+demoOrg+"/dataProcessingAgreement", fresh, nil)
+	c.want(200, "PATCH", "/v1/"+demoOrg+"?updateMask=legalName,address", fresh, map[string]any{"legalName": "Demo SA", "address": "Rue du Lac 1\n1000 Lausanne"})
+	req, _ := http.NewRequest("GET", c.base+"/v1/"+demoOrg+"/dataProcessingAgreement", nil)
+	req.Header.Set("Authorization", "Bearer "+fresh)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdf, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/pdf" || !bytes.HasPrefix(pdf, []byte("%PDF-")) {
+		t.Errorf("DPA: %d %s, %d bytes", resp.StatusCode, resp.Header.Get("Content-Type"), len(pdf))
+	}
+
 	// The invitee adds a phone; the demo owner releases their login email.
 	c.want(400, "PATCH", "/v1/users/me", invitee, map[string]any{"phoneNumber": "079 123 45 67"})
 	c.want(200, "PATCH", "/v1/users/me", invitee, map[string]any{"phoneNumber": "+41791234567"})
