@@ -75,6 +75,14 @@ func TestAPITokens(t *testing.T) {
 	other := e.signUp(t, "other@example.com").Organization.Name
 	_, err = e.orgs.GetOrganization(asSync, &accountsv1.GetOrganizationRequest{Name: other})
 	wantCode(t, err, codes.NotFound)
+	// Another organization's owner learns nothing of this one's tokens.
+	asOther := e.as(t, "other@example.com")
+	_, err = e.tokens.DeleteApiToken(asOther, &accountsv1.DeleteApiTokenRequest{Name: sync.ApiToken.Name})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.tokens.ListApiTokens(asOther, &accountsv1.ListApiTokensRequest{Parent: org})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.tokens.DeleteApiToken(asOther, &accountsv1.DeleteApiTokenRequest{Name: "organizations/x/apiTokens/y"})
+	wantCode(t, err, codes.InvalidArgument)
 	_, err = e.users.GetCurrentUser(asSync, &accountsv1.GetCurrentUserRequest{})
 	wantCode(t, err, codes.PermissionDenied)
 	// A member token reads but does not administer.

@@ -126,6 +126,16 @@ func TestInvitations(t *testing.T) {
 		}
 	}
 
+	// Another organization's owner learns nothing of this one's invitations.
+	e.signUp(t, "stranger@example.com")
+	asStranger := e.as(t, "stranger@example.com")
+	_, err = e.invites.ResendInvitation(asStranger, &accountsv1.ResendInvitationRequest{Name: inv.Invitation.Name})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.invites.DeleteInvitation(asStranger, &accountsv1.DeleteInvitationRequest{Name: inv.Invitation.Name})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.invites.ListInvitations(asStranger, &accountsv1.ListInvitationsRequest{Parent: org})
+	wantCode(t, err, codes.NotFound)
+
 	list, err := e.invites.ListInvitations(asOwner, &accountsv1.ListInvitationsRequest{Parent: org})
 	if err != nil || len(list.Invitations) != 1 || list.Invitations[0].Email != "new@example.com" {
 		t.Fatalf("list = %v, %v", list, err)
