@@ -6,6 +6,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/grpcserver"
 )
 
 // Caller is who makes a request: a person, or a machine's API token acting
@@ -38,7 +39,7 @@ func callerFrom(ctx context.Context) (Caller, error) {
 	if !ok {
 		return Caller{}, errs.E(errs.Unauthenticated, "missing access token")
 	}
-	c := Caller{Addr: clientAddr(ctx)}
+	c := Caller{Addr: grpcserver.ClientAddr(ctx)}
 	bad := errs.E(errs.Unauthenticated, "invalid access token")
 	if p.TokenID != "" {
 		id, err1 := uuid.Parse(p.TokenID)

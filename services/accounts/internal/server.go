@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -14,8 +13,7 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
+	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -67,7 +65,7 @@ func (s *Server) SignUp(ctx context.Context, req *accountsv1.SignUpRequest) (*ac
 	u := &User{ID: uuid.Must(uuid.NewV7()), Email: normalizeEmail(req.GetEmail()), DisplayName: strings.TrimSpace(req.GetDisplayName()),
 		PasswordHash: hash, Language: lang, PhoneNumber: req.GetPhoneNumber()}
 	o := &Organization{ID: uuid.Must(uuid.NewV7()), DisplayName: strings.TrimSpace(req.GetOrganizationDisplayName())}
-	if err := s.store.CreateUserWithOrganization(ctx, u, o, clientAddr(ctx)); err != nil {
+	if err := s.store.CreateUserWithOrganization(ctx, u, o, grpcserver.ClientAddr(ctx)); err != nil {
 		return nil, fmt.Errorf("sign up: %w", err)
 	}
 	return &accountsv1.SignUpResponse{User: userProto(u), Organization: organizationProto(o)}, nil
@@ -88,7 +86,7 @@ func (s *Server) SignIn(ctx context.Context, req *accountsv1.SignInRequest) (*ac
 	if err := s.limit(ctx, "email:"+email, s.limits.PerEmail); err != nil {
 		return nil, err
 	}
-	if err := s.limit(ctx, "client:"+clientAddr(ctx), s.limits.PerClient); err != nil {
+	if err := s.limit(ctx, "client:"+grpcserver.ClientAddr(ctx), s.limits.PerClient); err != nil {
 		return nil, err
 	}
 	u, err := s.store.UserByEmail(ctx, email)
@@ -136,25 +134,6 @@ func (s *Server) limit(ctx context.Context, key string, allowed int) error {
 		return e
 	}
 	return nil
-}
-
-// clientAddr is the caller's IP address: the last hop the edge saw, which it
-// appends to X-Forwarded-For, or the gRPC peer for direct callers.
-func clientAddr(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if xff := md.Get("x-forwarded-for"); len(xff) > 0 {
-		hops := strings.Split(xff[len(xff)-1], ",")
-		if ip := strings.TrimSpace(hops[len(hops)-1]); ip != "" {
-			return ip
-		}
-	}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-			return host
-		}
-		return p.Addr.String()
-	}
-	return "unknown"
 }
 
 // accessToken signs u's access token: a full one, or, while u must choose a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mailplane/mailplane/services/accounts"
+	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/events"
@@ -42,7 +43,8 @@ type settings struct {
 	TokenPublicKey  string
 	ShutdownTimeout time.Duration
 
-	Accounts accounts.Config
+	Accounts  accounts.Config
+	Mailboxes mailboxes.Config
 }
 
 func (s *settings) register(l *config.Loader) {
@@ -58,6 +60,7 @@ func (s *settings) register(l *config.Loader) {
 	l.String(&s.TokenPublicKey, "token-public-key", "", "base64 Ed25519 public key that verifies access tokens")
 	l.Duration(&s.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time to drain calls and events on shutdown")
 	s.Accounts.Register(l)
+	s.Mailboxes.Register(l)
 }
 
 func (s *settings) validate(names []string) error {
@@ -70,6 +73,10 @@ func (s *settings) validate(names []string) error {
 	pub, err := auth.ParsePublicKey(s.TokenPublicKey)
 	config.Check(&errs, err == nil, "token-public-key", "%v", err)
 	config.Check(&errs, s.ShutdownTimeout > 0, "shutdown-timeout", "want a positive duration")
+	if slices.Contains(names, "mailboxes") {
+		errs = append(errs, s.Mailboxes.Validate()...)
+		config.Check(&errs, s.Mailboxes.AccountsAddr != "" || slices.Contains(names, "accounts"), "accounts-addr", "required when accounts is not served by this process")
+	}
 	if slices.Contains(names, "accounts") {
 		errs = append(errs, s.Accounts.Validate()...)
 		// A mismatched pair would only show as 401s on every call.
@@ -84,11 +91,11 @@ func (s *settings) validate(names []string) error {
 type service struct {
 	name       string
 	migrations fs.FS
-	register   func(srv *grpc.Server, pool *pgxpool.Pool, s *settings, log *slog.Logger) error
+	// register adds the service to srv and returns its background work, if
+	// any, which runs as long as the server.
+	register func(srv *grpc.Server, pool *pgxpool.Pool, s *settings, log *slog.Logger) (func(context.Context) error, error)
 	// subscriptions, when set, are the events the service consumes.
 	subscriptions func(pool *pgxpool.Pool, log *slog.Logger) []events.Subscription
-	// worker, when set, is background work that runs as long as the server.
-	worker func(pool *pgxpool.Pool, s *settings, log *slog.Logger) (func(context.Context) error, error)
 }
 
 // catalog lists every service the binary can run, in start order.
@@ -97,12 +104,27 @@ func catalog() []service {
 		{
 			name:       accounts.Schema,
 			migrations: accounts.Migrations,
-			register: func(srv *grpc.Server, pool *pgxpool.Pool, s *settings, log *slog.Logger) error {
-				return accounts.Register(srv, pool, s.Accounts, log)
+			register: func(srv *grpc.Server, pool *pgxpool.Pool, s *settings, log *slog.Logger) (func(context.Context) error, error) {
+				if err := accounts.Register(srv, pool, s.Accounts, log); err != nil {
+					return nil, err
+				}
+				return accounts.NoticeSender(pool, s.Accounts, log)
 			},
 			subscriptions: accounts.Subscriptions,
-			worker: func(pool *pgxpool.Pool, s *settings, log *slog.Logger) (func(context.Context) error, error) {
-				return accounts.NoticeSender(pool, s.Accounts, log)
+		},
+		{
+			name:       mailboxes.Schema,
+			migrations: mailboxes.Migrations,
+			register: func(srv *grpc.Server, pool *pgxpool.Pool, s *settings, log *slog.Logger) (func(context.Context) error, error) {
+				c := s.Mailboxes
+				if c.AccountsAddr == "" {
+					c.AccountsAddr = loopback(s.GRPCAddr)
+				}
+				svc, err := mailboxes.Register(srv, pool, c, log)
+				if err != nil {
+					return nil, err
+				}
+				return svc.Run, nil
 			},
 		},
 	}
@@ -190,15 +212,12 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 		if err := pg.Migrate(ctx, pool, svc.name, svc.migrations, log); err != nil {
 			return err
 		}
-		if err := svc.register(srv.Server, pool, s, log); err != nil {
+		work, err := svc.register(srv.Server, pool, s, log.With("service", svc.name))
+		if err != nil {
 			return fmt.Errorf("%s: %w", svc.name, err)
 		}
-		if svc.worker != nil {
-			w, err := svc.worker(pool, s, log.With("service", svc.name))
-			if err != nil {
-				return fmt.Errorf("%s: %w", svc.name, err)
-			}
-			workers = append(workers, w)
+		if work != nil {
+			workers = append(workers, work)
 		}
 		if svc.subscriptions != nil {
 			for _, sub := range svc.subscriptions(pool, log) {

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -289,4 +290,23 @@ func (i *interceptors) rules(method string) *apiv1.MethodRules {
 	}
 	i.methods.Store(method, rules)
 	return rules
+}
+
+// ClientAddr is the caller's IP address: the last X-Forwarded-For hop, which
+// the edge sets to the client it saw, or the gRPC peer for direct callers.
+func ClientAddr(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if xff := md.Get("x-forwarded-for"); len(xff) > 0 {
+		hops := strings.Split(xff[len(xff)-1], ",")
+		if ip := strings.TrimSpace(hops[len(hops)-1]); ip != "" {
+			return ip
+		}
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+			return host
+		}
+		return p.Addr.String()
+	}
+	return "unknown"
 }

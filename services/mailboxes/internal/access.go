@@ -1,0 +1,200 @@
+package mailboxes
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/auth"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// Role is the caller's role in an organization, as the accounts service
+// knows it.
+type Role string
+
+// The roles.
+const (
+	Owner  Role = "owner"
+	Admin  Role = "admin"
+	Member Role = "member"
+)
+
+func (r Role) canManage() bool { return r == Owner || r == Admin }
+
+// Caller is who makes a request: a person, or an API token acting in one
+// organization with one role.
+type Caller struct {
+	UserID    uuid.UUID
+	TokenID   string
+	TokenOrg  uuid.UUID
+	TokenRole Role
+}
+
+// Name is the caller's resource name, for events and the audit log.
+func (c Caller) Name() string {
+	if c.TokenID != "" {
+		return organizationName(c.TokenOrg) + "/apiTokens/" + c.TokenID
+	}
+	return userName(c.UserID)
+}
+
+func callerFrom(ctx context.Context) (Caller, error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return Caller{}, errs.E(errs.Unauthenticated, "missing access token")
+	}
+	if p.TokenID != "" {
+		org, err := uuid.Parse(p.OrganizationID)
+		if err != nil {
+			return Caller{}, errs.E(errs.Unauthenticated, "invalid access token")
+		}
+		return Caller{TokenID: p.TokenID, TokenOrg: org, TokenRole: Role(p.Role)}, nil
+	}
+	id, err := uuid.Parse(p.UserID)
+	if err != nil {
+		return Caller{}, errs.E(errs.Unauthenticated, "invalid access token")
+	}
+	return Caller{UserID: id}, nil
+}
+
+// Accounts is what the mailboxes service asks the accounts service, on the
+// caller's behalf (their token travels with each call).
+type Accounts interface {
+	// Role is the caller's role in org; NotFound when they have none.
+	Role(ctx context.Context, org uuid.UUID) (Role, error)
+	// IsMember reports whether user belongs to org.
+	IsMember(ctx context.Context, org, user uuid.UUID) (bool, error)
+	// Invite invites email into org as a member, for purpose, and returns
+	// the invitation's name and link.
+	Invite(ctx context.Context, org uuid.UUID, email, purpose string) (name, link string, err error)
+}
+
+// AccountsClient is Accounts over the accounts service's gRPC API.
+type AccountsClient struct {
+	users accountsv1.UserServiceClient
+	orgs  accountsv1.OrganizationServiceClient
+	inv   accountsv1.InvitationServiceClient
+}
+
+// NewAccountsClient returns a client over conn.
+func NewAccountsClient(conn grpc.ClientConnInterface) *AccountsClient {
+	return &AccountsClient{users: accountsv1.NewUserServiceClient(conn), orgs: accountsv1.NewOrganizationServiceClient(conn), inv: accountsv1.NewInvitationServiceClient(conn)}
+}
+
+// forward passes the caller's credentials and address on to accounts.
+func forward(ctx context.Context) context.Context {
+	in, _ := metadata.FromIncomingContext(ctx)
+	out := metadata.MD{}
+	for _, k := range []string{"authorization", "x-forwarded-for", "x-request-id"} {
+		if v := in.Get(k); len(v) > 0 {
+			out.Set(k, v...)
+		}
+	}
+	return metadata.NewOutgoingContext(ctx, out)
+}
+
+// translate turns an accounts error into one of ours: never forwarded as it
+// came.
+func translate(err error, what string) error {
+	switch status.Code(err) {
+	case codes.NotFound, codes.PermissionDenied:
+		return errs.E(errs.NotFound, "organization not found")
+	case codes.Unauthenticated:
+		return errs.E(errs.Unauthenticated, "missing, malformed or expired access token")
+	case codes.AlreadyExists:
+		return errs.E(errs.AlreadyExists, "%s", status.Convert(err).Message())
+	case codes.InvalidArgument:
+		return errs.E(errs.InvalidArgument, "%s", status.Convert(err).Message())
+	}
+	return fmt.Errorf("%s: accounts: %w", what, err)
+}
+
+// Role asks accounts for the caller's memberships.
+func (a *AccountsClient) Role(ctx context.Context, org uuid.UUID) (Role, error) {
+	me, err := a.users.GetCurrentUser(forward(ctx), &accountsv1.GetCurrentUserRequest{})
+	if err != nil {
+		return "", translate(err, "role")
+	}
+	prefix := organizationName(org) + "/members/"
+	for _, m := range me.GetMemberships() {
+		if strings.HasPrefix(m.GetName(), prefix) {
+			switch m.GetRole() {
+			case accountsv1.Role_ROLE_OWNER:
+				return Owner, nil
+			case accountsv1.Role_ROLE_ADMIN:
+				return Admin, nil
+			case accountsv1.Role_ROLE_MEMBER:
+				return Member, nil
+			}
+		}
+	}
+	return "", errs.E(errs.NotFound, "organization not found")
+}
+
+// IsMember lists org's members.
+func (a *AccountsClient) IsMember(ctx context.Context, org, user uuid.UUID) (bool, error) {
+	want := organizationName(org) + "/members/" + user.String()
+	token := ""
+	for {
+		page, err := a.orgs.ListMembers(forward(ctx), &accountsv1.ListMembersRequest{Parent: organizationName(org), PageSize: 1000, PageToken: token})
+		if err != nil {
+			return false, translate(err, "list members")
+		}
+		for _, m := range page.GetMembers() {
+			if m.GetName() == want {
+				return true, nil
+			}
+		}
+		if token = page.GetNextPageToken(); token == "" {
+			return false, nil
+		}
+	}
+}
+
+// Invite creates an invitation in accounts.
+func (a *AccountsClient) Invite(ctx context.Context, org uuid.UUID, email, purpose string) (string, string, error) {
+	resp, err := a.inv.CreateInvitation(forward(ctx), &accountsv1.CreateInvitationRequest{
+		Parent:     organizationName(org),
+		Invitation: &accountsv1.Invitation{Email: email, Role: accountsv1.Role_ROLE_MEMBER, Purpose: purpose},
+	})
+	if err != nil {
+		return "", "", translate(err, "invite "+email)
+	}
+	return resp.GetInvitation().GetName(), resp.GetLink(), nil
+}
+
+// access returns the caller and their role in org; another organization's
+// caller gets NotFound.
+func (s *Server) access(ctx context.Context, org uuid.UUID) (Caller, Role, error) {
+	c, err := callerFrom(ctx)
+	if err != nil {
+		return c, "", err
+	}
+	if c.TokenID != "" {
+		if c.TokenOrg != org {
+			return c, "", errs.E(errs.NotFound, "organization not found")
+		}
+		return c, c.TokenRole, nil
+	}
+	r, err := s.accounts.Role(ctx, org)
+	return c, r, err
+}
+
+// manage is access for owners and admins only.
+func (s *Server) manage(ctx context.Context, org uuid.UUID) (Caller, error) {
+	c, r, err := s.access(ctx, org)
+	if err != nil {
+		return c, err
+	}
+	if !r.canManage() {
+		return c, errs.E(errs.PermissionDenied, "only owners and admins can do this")
+	}
+	return c, nil
+}

@@ -1,0 +1,78 @@
+package mailboxes
+
+import (
+	"errors"
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// normalizeDomain turns a domain as a person types it (Unicode or ASCII, any
+// case, a trailing dot) into its ASCII form and its Unicode form for display.
+func normalizeDomain(s string) (ascii, unicode string, err error) {
+	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
+	bad := errors.New("must be a domain name like example.com")
+	ascii, err = idna.Lookup.ToASCII(s)
+	if err != nil || ascii == "" || len(ascii) > 253 {
+		return "", "", bad
+	}
+	ascii = strings.ToLower(ascii)
+	labels := strings.Split(ascii, ".")
+	if len(labels) < 2 {
+		return "", "", errors.New("must be a domain name with a dot, like example.com")
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return "", "", bad
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return "", "", bad
+			}
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return "", "", bad
+	}
+	unicode, err = idna.Lookup.ToUnicode(ascii)
+	if err != nil {
+		unicode = ascii
+	}
+	return ascii, unicode, nil
+}
+
+// atext are the characters RFC 5322 allows in a dot-atom besides letters and
+// digits.
+const atext = "!#$%&'*+-/=?^_`{|}~"
+
+// checkLocalPart checks a local part is an RFC 5321 dot-string of at most 64
+// bytes. Quoted local parts, legal but refused by most software, are not
+// accepted.
+func checkLocalPart(s string) error {
+	switch {
+	case s == "":
+		return errors.New("is required")
+	case len(s) > 64:
+		return errors.New("must be at most 64 bytes")
+	case s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, ".."):
+		return errors.New("must not start or end with a dot, nor have two in a row")
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || strings.ContainsRune(atext, c)) {
+			return errors.New("may hold only letters, digits, dots and " + atext)
+		}
+	}
+	return nil
+}
+
+// localKey folds a local part for uniqueness: "Anna.Smith" and "anna.smith"
+// are one address.
+func localKey(s string) string { return strings.ToLower(s) }
+
+// Names handled as hosting providers do: postmaster and abuse must receive
+// mail (RFC 2142), so they cannot be no-reply; mailer-daemon is the mail
+// system's own sender and cannot be an address at all.
+var (
+	mustReceive = map[string]bool{"postmaster": true, "abuse": true}
+	forbidden   = map[string]bool{"mailer-daemon": true}
+)

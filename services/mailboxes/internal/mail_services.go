@@ -1,0 +1,299 @@
+package mailboxes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/mailplane/mailplane/services/platform/pg"
+	"golang.org/x/net/idna"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// MailService is a domain attached to an organization.
+type MailService struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	Domain         string
+	DisplayName    string
+	CreateTime     time.Time
+	UpdateTime     time.Time
+	DeleteTime     *time.Time
+}
+
+const (
+	mailServiceColumns = `
+SELECT id, organization_id, domain, display_name, create_time, update_time, delete_time FROM mail_services`
+
+	insertMailService = `
+INSERT INTO mail_services (id, organization_id, domain, display_name) VALUES ($1, $2, $3, $4)
+RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+
+	selectMailService  = mailServiceColumns + ` WHERE id = $1 AND organization_id = $2`
+	selectMailServices = mailServiceColumns + `
+WHERE organization_id = $1 AND ($2 OR delete_time IS NULL) ORDER BY domain`
+
+	renameMailService = `
+UPDATE mail_services SET display_name = $3, update_time = now()
+WHERE id = $1 AND organization_id = $2 AND delete_time IS NULL
+RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+
+	softDeleteMailService = `
+UPDATE mail_services SET delete_time = now(), update_time = now()
+WHERE id = $1 AND organization_id = $2 AND delete_time IS NULL
+RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+
+	undeleteMailService = `
+UPDATE mail_services SET delete_time = NULL, update_time = now()
+WHERE id = $1 AND organization_id = $2 AND delete_time > now() - $3::interval
+RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+
+	// purgeMailServices removes, one transaction at a time, what was deleted
+	// longer ago than the restore period; addresses go with them (cascade).
+	purgeMailServices = `
+DELETE FROM mail_services WHERE id IN (
+    SELECT id FROM mail_services WHERE delete_time <= now() - $1::interval LIMIT 100 FOR UPDATE SKIP LOCKED)
+RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+)
+
+var errMailServiceNotFound = errs.E(errs.NotFound, "mail service not found")
+
+func collectMailService(rows pgx.Rows) (*MailService, error) {
+	m, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[MailService])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errMailServiceNotFound
+	}
+	return m, err
+}
+
+// activeMailService returns org's mail service ms unless it is deleted.
+func activeMailService(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, org, ms uuid.UUID) (*MailService, error) {
+	rows, _ := q.Query(ctx, selectMailService, ms, org)
+	m, err := collectMailService(rows)
+	if err == nil && m.DeleteTime != nil {
+		return nil, errMailServiceNotFound
+	}
+	return m, err
+}
+
+func (s *Server) mailServiceEvent(ctx context.Context, tx pgx.Tx, verb string, m *MailService, c Caller) error {
+	return outbox.Write(ctx, tx, "mailboxes.mail_service."+verb, &mailboxesv1.MailServiceChanged{MailService: s.mailServiceProto(m), Actor: c.Name()})
+}
+
+// CreateMailService attaches a domain.
+func (s *Server) CreateMailService(ctx context.Context, req *mailboxesv1.CreateMailServiceRequest) (*mailboxesv1.CreateMailServiceResponse, error) {
+	ids, err := parseName("parent", req.GetParent(), "organizations")
+	if err != nil {
+		return nil, err
+	}
+	org := ids[0]
+	ascii, _, err := normalizeDomain(req.GetMailService().GetDomain())
+	if err != nil {
+		return nil, errs.Field("mailService.domain", err.Error())
+	}
+	c, err := s.manage(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	display := strings.TrimSpace(req.GetMailService().GetDisplayName())
+	if display == "" {
+		display, _ = idna.Lookup.ToUnicode(ascii)
+	}
+	var m *MailService
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, insertMailService, uuid.Must(uuid.NewV7()), org, ascii, display)
+		m, err = collectMailService(rows)
+		if pg.IsUniqueViolation(err, "mail_services_domain_key") {
+			return errs.E(errs.AlreadyExists, "the domain %s is already attached to a mail service", ascii).WithReason("DOMAIN_TAKEN")
+		}
+		if err != nil {
+			return fmt.Errorf("insert mail service: %w", err)
+		}
+		if err := audit(ctx, tx, organizationName(org), c, "mailboxes.mailService.create", mailServiceName(org, m.ID), map[string]string{"domain": ascii}); err != nil {
+			return err
+		}
+		return s.mailServiceEvent(ctx, tx, "created", m, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.CreateMailServiceResponse{MailService: s.mailServiceProto(m)}, nil
+}
+
+// GetMailService returns a mail service, deleted ones included.
+func (s *Server) GetMailService(ctx context.Context, req *mailboxesv1.GetMailServiceRequest) (*mailboxesv1.GetMailServiceResponse, error) {
+	ids, err := parseName("name", req.GetName(), "organizations", "mailServices")
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.access(ctx, ids[0]); err != nil {
+		return nil, err
+	}
+	rows, _ := s.pool.Query(ctx, selectMailService, ids[1], ids[0])
+	m, err := collectMailService(rows)
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.GetMailServiceResponse{MailService: s.mailServiceProto(m)}, nil
+}
+
+// ListMailServices lists an organization's mail services.
+func (s *Server) ListMailServices(ctx context.Context, req *mailboxesv1.ListMailServicesRequest) (*mailboxesv1.ListMailServicesResponse, error) {
+	ids, err := parseName("parent", req.GetParent(), "organizations")
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.access(ctx, ids[0]); err != nil {
+		return nil, err
+	}
+	rows, _ := s.pool.Query(ctx, selectMailServices, ids[0], req.GetShowDeleted())
+	ms, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[MailService])
+	if err != nil {
+		return nil, fmt.Errorf("list mail services: %w", err)
+	}
+	resp := &mailboxesv1.ListMailServicesResponse{}
+	for _, m := range ms {
+		resp.MailServices = append(resp.MailServices, s.mailServiceProto(m))
+	}
+	return resp, nil
+}
+
+// UpdateMailService renames a mail service.
+func (s *Server) UpdateMailService(ctx context.Context, req *mailboxesv1.UpdateMailServiceRequest) (*mailboxesv1.UpdateMailServiceResponse, error) {
+	ids, err := parseName("mailService.name", req.GetMailService().GetName(), "organizations", "mailServices")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range req.GetUpdateMask().GetPaths() {
+		if p != "display_name" && p != "displayName" {
+			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: displayName", p))
+		}
+	}
+	display := strings.TrimSpace(req.GetMailService().GetDisplayName())
+	if display == "" {
+		return nil, errs.Field("mailService.displayName", "must not be blank")
+	}
+	c, err := s.manage(ctx, ids[0])
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.changeMailService(ctx, c, ids[0], ids[1], "updated", "mailboxes.mailService.update", renameMailService, display)
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.UpdateMailServiceResponse{MailService: s.mailServiceProto(m)}, nil
+}
+
+// DeleteMailService deletes a mail service, restorable for 30 days.
+func (s *Server) DeleteMailService(ctx context.Context, req *mailboxesv1.DeleteMailServiceRequest) (*mailboxesv1.DeleteMailServiceResponse, error) {
+	ids, err := parseName("name", req.GetName(), "organizations", "mailServices")
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.manage(ctx, ids[0])
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.changeMailService(ctx, c, ids[0], ids[1], "deleted", "mailboxes.mailService.delete", softDeleteMailService)
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.DeleteMailServiceResponse{MailService: s.mailServiceProto(m)}, nil
+}
+
+// UndeleteMailService restores a deleted mail service.
+func (s *Server) UndeleteMailService(ctx context.Context, req *mailboxesv1.UndeleteMailServiceRequest) (*mailboxesv1.UndeleteMailServiceResponse, error) {
+	ids, err := parseName("name", req.GetName(), "organizations", "mailServices")
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.manage(ctx, ids[0])
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.changeMailService(ctx, c, ids[0], ids[1], "undeleted", "mailboxes.mailService.undelete", undeleteMailService, s.restoreFor)
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.UndeleteMailServiceResponse{MailService: s.mailServiceProto(m)}, nil
+}
+
+// changeMailService runs one UPDATE ... RETURNING on org's mail service ms,
+// with its audit record and event.
+func (s *Server) changeMailService(ctx context.Context, c Caller, org, ms uuid.UUID, verb, action, query string, args ...any) (*MailService, error) {
+	var m *MailService
+	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, query, append([]any{ms, org}, args...)...)
+		var err error
+		if m, err = collectMailService(rows); err != nil {
+			return err
+		}
+		if err := audit(ctx, tx, organizationName(org), c, action, mailServiceName(org, ms), nil); err != nil {
+			return err
+		}
+		return s.mailServiceEvent(ctx, tx, verb, m, c)
+	})
+	return m, err
+}
+
+// Purge deletes for good the mail services deleted longer ago than the
+// restore period, and reports how many.
+func (s *Server) Purge(ctx context.Context) (int, error) {
+	n := 0
+	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, purgeMailServices, s.restoreFor)
+		ms, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[MailService])
+		if err != nil {
+			return fmt.Errorf("purge mail services: %w", err)
+		}
+		for _, m := range ms {
+			if err := s.mailServiceEvent(ctx, tx, "purged", m, Caller{}); err != nil {
+				return err
+			}
+		}
+		n = len(ms)
+		return nil
+	})
+	return n, err
+}
+
+// RunPurger purges every interval until ctx is done.
+func (s *Server) RunPurger(ctx context.Context, interval time.Duration) error {
+	for {
+		if n, err := s.Purge(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "purge mail services", "error", err)
+		} else if n > 0 {
+			s.log.InfoContext(ctx, "mail services purged", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+func (s *Server) mailServiceProto(m *MailService) *mailboxesv1.MailService {
+	uni, err := idna.Lookup.ToUnicode(m.Domain)
+	if err != nil {
+		uni = m.Domain
+	}
+	p := &mailboxesv1.MailService{
+		Name: mailServiceName(m.OrganizationID, m.ID), Domain: m.Domain, UnicodeDomain: uni, DisplayName: m.DisplayName,
+		CreateTime: timestamppb.New(m.CreateTime),
+	}
+	if m.DeleteTime != nil {
+		p.DeleteTime = timestamppb.New(*m.DeleteTime)
+		p.PurgeTime = timestamppb.New(m.DeleteTime.Add(s.restoreFor))
+	}
+	return p
+}

@@ -1,0 +1,46 @@
+package mailboxes
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/grpcserver"
+	"github.com/mailplane/mailplane/services/platform/outbox"
+)
+
+// Server implements the mailboxes gRPC services.
+type Server struct {
+	mailboxesv1.UnimplementedMailServiceServiceServer
+	mailboxesv1.UnimplementedAddressServiceServer
+	mailboxesv1.UnimplementedReservationServiceServer
+	mailboxesv1.UnimplementedSenderServiceServer
+	mailboxesv1.UnimplementedDevicePasswordServiceServer
+
+	pool     *pgxpool.Pool
+	accounts Accounts
+	log      *slog.Logger
+	// restoreFor is how long a deleted mail service can be restored.
+	restoreFor time.Duration
+}
+
+// NewServer returns a server over pool asking accounts about people.
+func NewServer(pool *pgxpool.Pool, accounts Accounts, log *slog.Logger) *Server {
+	return &Server{pool: pool, accounts: accounts, log: log, restoreFor: 30 * 24 * time.Hour}
+}
+
+// audit publishes an audit record for the organization's log, kept by the
+// accounts service, in tx.
+func audit(ctx context.Context, tx pgx.Tx, org string, c Caller, action, target string, details map[string]string) error {
+	return outbox.Write(ctx, tx, "mailboxes.audit.recorded", &accountsv1.AuditRecorded{
+		Organization: org,
+		Entry: &accountsv1.AuditEntry{
+			Actor: c.Name(), Action: action, Target: target, Outcome: accountsv1.Outcome_OUTCOME_SUCCEEDED,
+			ClientAddress: grpcserver.ClientAddr(ctx), Details: details,
+		},
+	})
+}
