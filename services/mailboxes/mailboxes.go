@@ -68,3 +68,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.conn.Close()
 	return s.server.RunPurger(ctx, time.Hour)
 }
+
+// Purge deletes for good the mail services deleted over 30 days ago, and
+// reports how many.
+func (s *Service) Purge(ctx context.Context) (int, error) { return s.server.Purge(ctx) }

@@ -2416,10 +2416,10 @@ var File_mailplane_mailboxes_v1_mailboxes_proto protoreflect.FileDescriptor
 
 const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\n" +
-	"&mailplane/mailboxes/v1/mailboxes.proto\x12\x16mailplane.mailboxes.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\xcc\x02\n" +
+	"&mailplane/mailboxes/v1/mailboxes.proto\x12\x16mailplane.mailboxes.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\xca\x02\n" +
 	"\vMailService\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
-	"\x06domain\x18\x02 \x01(\tB\t\xca\xf3\x18\x05\b\x01 \xfd\x01R\x06domain\x12%\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\x06domain\x18\x02 \x01(\tB\a\xca\xf3\x18\x03 \xac\x02R\x06domain\x12%\n" +
 	"\x0eunicode_domain\x18\x03 \x01(\tR\runicodeDomain\x12*\n" +
 	"\fdisplay_name\x18\x04 \x01(\tB\a\xca\xf3\x18\x03\x18\xc8\x01R\vdisplayName\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +

@@ -1,0 +1,739 @@
+package mailboxes
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/mailplane/mailplane/services/platform/pg"
+	"github.com/mailplane/mailplane/services/platform/validate"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Address is an email address on a mail service.
+type Address struct {
+	ID            uuid.UUID
+	MailServiceID uuid.UUID
+	LocalPart     string
+	LocalKey      string
+	Kind          string
+	Redirects     []string
+	QuotaBytes    int64
+	UsageBytes    int64
+	CreateTime    time.Time
+	UpdateTime    time.Time
+
+	// Loaded with the address.
+	Domain         string
+	OrganizationID uuid.UUID
+	Aliases        []string
+	Users          []AddressUser
+}
+
+// AddressUser is a person who may use an address: a user, or an invited
+// email while the invitation is pending.
+type AddressUser struct {
+	UserID     *uuid.UUID
+	Email      string
+	Invitation string
+	Rights     *Rights
+}
+
+// Rights are what a user may do with an address; nil means the default
+// rights: all of them.
+type Rights struct {
+	AutoReply  bool `json:"autoReply"`
+	Devices    bool `json:"devices"`
+	Filters    bool `json:"filters"`
+	Signatures bool `json:"signatures"`
+}
+
+// Email is the whole address.
+func (a *Address) Email() string { return a.LocalPart + "@" + a.Domain }
+
+// hasUser reports whether user may use a.
+func (a *Address) hasUser(user uuid.UUID) bool {
+	for _, u := range a.Users {
+		if u.UserID != nil && *u.UserID == user {
+			return true
+		}
+	}
+	return false
+}
+
+var kinds = map[mailboxesv1.AddressKind]string{
+	mailboxesv1.AddressKind_ADDRESS_KIND_UNSPECIFIED: "mailbox",
+	mailboxesv1.AddressKind_ADDRESS_KIND_MAILBOX:     "mailbox",
+	mailboxesv1.AddressKind_ADDRESS_KIND_NO_REPLY:    "no_reply",
+	mailboxesv1.AddressKind_ADDRESS_KIND_CATCH_ALL:   "catch_all",
+	mailboxesv1.AddressKind_ADDRESS_KIND_REDIRECT:    "redirect",
+}
+
+const (
+	addressColumns = `
+SELECT a.id, a.mail_service_id, a.local_part, a.local_key, a.kind, a.redirects, a.quota_bytes, a.usage_bytes,
+       a.create_time, a.update_time, m.domain, m.organization_id,
+       COALESCE((SELECT array_agg(l.local_key ORDER BY l.local_key) FROM local_parts l WHERE l.address_id = a.id AND l.is_alias), '{}'),
+       COALESCE((SELECT jsonb_agg(jsonb_build_object('userId', u.user_id, 'email', u.email, 'invitation', u.invitation, 'rights', u.rights)
+                                  ORDER BY u.email, u.user_id)
+                 FROM address_users u WHERE u.address_id = a.id), '[]')
+FROM addresses a JOIN mail_services m ON m.id = a.mail_service_id`
+
+	selectAddress = addressColumns + `
+WHERE a.id = $1 AND a.mail_service_id = $2 AND m.organization_id = $3 AND m.delete_time IS NULL`
+
+	// selectAddresses pages by local key; a member sees only the addresses
+	// they were given ($5 is their user id, NULL for managers).
+	selectAddresses = addressColumns + `
+WHERE a.mail_service_id = $1 AND a.local_key > $2
+  AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM address_users u WHERE u.address_id = a.id AND u.user_id = $4))
+ORDER BY a.local_key LIMIT $3`
+
+	insertAddress = `
+INSERT INTO addresses (id, mail_service_id, local_part, local_key, kind, redirects, quota_bytes)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+	insertLocalPart = `
+INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holder) VALUES ($1, $2, $3, $4, $5)`
+
+	whoHolds = `SELECT address_id IS NOT NULL, is_alias, COALESCE(holder, '') FROM local_parts WHERE mail_service_id = $1 AND local_key = $2`
+
+	insertAddressUser = `
+INSERT INTO address_users (address_id, user_id, email, invitation, rights) VALUES ($1, $2, $3, $4, $5)`
+
+	updateAddress = `
+UPDATE addresses SET redirects = $2, quota_bytes = $3, update_time = now() WHERE id = $1`
+
+	deleteAliases      = `DELETE FROM local_parts WHERE address_id = $1 AND is_alias`
+	deleteAddressUsers = `DELETE FROM address_users WHERE address_id = $1`
+	deleteAddress      = `DELETE FROM addresses WHERE id = $1`
+)
+
+// addressRow scans addressColumns.
+func collectAddresses(rows pgx.Rows) ([]*Address, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Address, error) {
+		var a Address
+		var users []byte
+		err := row.Scan(&a.ID, &a.MailServiceID, &a.LocalPart, &a.LocalKey, &a.Kind, &a.Redirects, &a.QuotaBytes, &a.UsageBytes,
+			&a.CreateTime, &a.UpdateTime, &a.Domain, &a.OrganizationID, &a.Aliases, &users)
+		if err != nil {
+			return nil, err
+		}
+		var us []struct {
+			UserID     *uuid.UUID `json:"userId"`
+			Email      string     `json:"email"`
+			Invitation string     `json:"invitation"`
+			Rights     *Rights    `json:"rights"`
+		}
+		if err := json.Unmarshal(users, &us); err != nil {
+			return nil, err
+		}
+		for _, u := range us {
+			a.Users = append(a.Users, AddressUser{UserID: u.UserID, Email: u.Email, Invitation: u.Invitation, Rights: u.Rights})
+		}
+		return &a, nil
+	})
+}
+
+var errAddressNotFound = errs.E(errs.NotFound, "address not found")
+
+func loadAddress(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, org, ms, id uuid.UUID) (*Address, error) {
+	rows, _ := q.Query(ctx, selectAddress, id, ms, org)
+	as, err := collectAddresses(rows)
+	if err != nil {
+		return nil, fmt.Errorf("get address: %w", err)
+	}
+	if len(as) == 0 {
+		return nil, errAddressNotFound
+	}
+	return as[0], nil
+}
+
+// addressAccess loads the address named name for the caller: owners and
+// admins see every address, members only those they were given (others are
+// NotFound).
+func (s *Server) addressAccess(ctx context.Context, field, name string) (*Address, Caller, Role, error) {
+	ids, err := parseName(field, name, "organizations", "mailServices", "addresses")
+	if err != nil {
+		return nil, Caller{}, "", err
+	}
+	c, role, err := s.access(ctx, ids[0])
+	if err != nil {
+		return nil, c, "", err
+	}
+	a, err := loadAddress(ctx, s.pool, ids[0], ids[1], ids[2])
+	if err != nil {
+		return nil, c, "", err
+	}
+	if !role.canManage() && (c.TokenID != "" || !a.hasUser(c.UserID)) {
+		return nil, c, "", errAddressNotFound
+	}
+	return a, c, role, nil
+}
+
+// takeLocalPart claims key on ms for address id, or says who holds it.
+func takeLocalPart(ctx context.Context, tx pgx.Tx, ms uuid.UUID, key string, id uuid.UUID, alias bool, field string) error {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := sp.Exec(ctx, insertLocalPart, ms, key, id, alias, nil); err != nil {
+		sp.Rollback(ctx)
+		if !pg.IsUniqueViolation(err, "") {
+			return fmt.Errorf("claim local part: %w", err)
+		}
+		var isAddress, isAlias bool
+		var holder string
+		if err := tx.QueryRow(ctx, whoHolds, ms, key).Scan(&isAddress, &isAlias, &holder); err != nil {
+			return fmt.Errorf("claim local part: %w", err)
+		}
+		switch {
+		case holder != "":
+			return errs.Field(field, fmt.Sprintf("%q is reserved by the %s service", key, holder))
+		case isAlias:
+			return errs.Field(field, fmt.Sprintf("%q is already an alias of another address", key))
+		case key == "*":
+			return errs.E(errs.AlreadyExists, "this mail service already has a catch-all address").WithReason("CATCH_ALL_EXISTS")
+		}
+		return errs.E(errs.AlreadyExists, "%q is already an address of this mail service", key).WithReason("ADDRESS_TAKEN")
+	}
+	return sp.Commit(ctx)
+}
+
+// insertAddressRow stores an address; its local part is claimed next.
+func insertAddressRow(ctx context.Context, tx pgx.Tx, id, ms uuid.UUID, localPart, key, kind string, redirects []string, quota int64) error {
+	if redirects == nil {
+		redirects = []string{}
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := sp.Exec(ctx, insertAddress, id, ms, localPart, key, kind, redirects, quota); err != nil {
+		sp.Rollback(ctx)
+		if pg.IsUniqueViolation(err, "addresses_local_key") {
+			if key == "*" {
+				return errs.E(errs.AlreadyExists, "this mail service already has a catch-all address").WithReason("CATCH_ALL_EXISTS")
+			}
+			return errs.E(errs.AlreadyExists, "%q is already an address of this mail service", key).WithReason("ADDRESS_TAKEN")
+		}
+		return fmt.Errorf("insert address: %w", err)
+	}
+	return sp.Commit(ctx)
+}
+
+// checkAddress validates what a request says of an address.
+func checkAddress(in *mailboxesv1.Address, kind string) (localPart string, aliases, redirects []string, err error) {
+	localPart = strings.TrimSpace(in.GetLocalPart())
+	if kind == "catch_all" {
+		localPart = "*"
+	} else {
+		if err := checkLocalPart(localPart); err != nil {
+			return "", nil, nil, errs.Field("address.localPart", err.Error())
+		}
+		key := localKey(localPart)
+		if forbidden[key] {
+			return "", nil, nil, errs.Field("address.localPart", fmt.Sprintf("%q belongs to the mail system itself", key))
+		}
+		if mustReceive[key] && kind == "no_reply" {
+			return "", nil, nil, errs.Field("address.kind", fmt.Sprintf("%q must receive mail (RFC 2142); it cannot be no-reply", key))
+		}
+	}
+	aliases, err = checkAliases(in.GetAliases())
+	if err != nil {
+		return "", nil, nil, err
+	}
+	redirects, err = checkRedirects(kind, in.GetRedirectDestinations())
+	return localPart, aliases, redirects, err
+}
+
+func checkAliases(in []string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for i, al := range in {
+		field := fmt.Sprintf("address.aliases[%d]", i)
+		if err := checkLocalPart(al); err != nil {
+			return nil, errs.Field(field, err.Error())
+		}
+		key := localKey(al)
+		if forbidden[key] {
+			return nil, errs.Field(field, fmt.Sprintf("%q belongs to the mail system itself", key))
+		}
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, key)
+		}
+	}
+	return out, nil
+}
+
+func checkRedirects(kind string, in []string) ([]string, error) {
+	if kind != "redirect" {
+		if len(in) > 0 {
+			return nil, errs.Field("address.redirectDestinations", "only a redirect address has destinations")
+		}
+		return nil, nil
+	}
+	if len(in) == 0 {
+		return nil, errs.Field("address.redirectDestinations", "a redirect address needs at least one destination")
+	}
+	if len(in) > 50 {
+		return nil, errs.Field("address.redirectDestinations", "at most 50 destinations")
+	}
+	var out []string
+	for i, d := range in {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if err := validate.Email(d); err != nil {
+			return nil, errs.Field(fmt.Sprintf("address.redirectDestinations[%d]", i), err.Error())
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// CreateAddress creates an address and gives it its users.
+func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddressRequest) (*mailboxesv1.CreateAddressResponse, error) {
+	ids, err := parseName("parent", req.GetParent(), "organizations", "mailServices")
+	if err != nil {
+		return nil, err
+	}
+	org, msID := ids[0], ids[1]
+	in := req.GetAddress()
+	kind, ok := kinds[in.GetKind()]
+	if !ok {
+		return nil, errs.Field("address.kind", "unknown kind")
+	}
+	localPart, aliases, redirects, err := checkAddress(in, kind)
+	if err != nil {
+		return nil, err
+	}
+	if in.GetQuotaBytes() < 0 {
+		return nil, errs.Field("address.quotaBytes", "must not be negative")
+	}
+	c, err := s.manage(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	users, invites, err := s.checkAccess(ctx, org, c, req.GetAccess())
+	if err != nil {
+		return nil, err
+	}
+	if (kind == "redirect" || kind == "catch_all") && (len(users) > 0 || len(invites) > 0) {
+		return nil, errs.Field("access", "a "+strings.ReplaceAll(kind, "_", "-")+" address has no users")
+	}
+	id := uuid.Must(uuid.NewV7())
+	var a *Address
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := activeMailService(ctx, tx, org, msID); err != nil {
+			return err
+		}
+		key := localKey(localPart)
+		if err := insertAddressRow(ctx, tx, id, msID, localPart, key, kind, redirects, in.GetQuotaBytes()); err != nil {
+			return err
+		}
+		if err := takeLocalPart(ctx, tx, msID, key, id, false, "address.localPart"); err != nil {
+			return err
+		}
+		for i, al := range aliases {
+			if err := takeLocalPart(ctx, tx, msID, al, id, true, fmt.Sprintf("address.aliases[%d]", i)); err != nil {
+				return err
+			}
+		}
+		for _, u := range users {
+			if _, err := tx.Exec(ctx, insertAddressUser, id, u, "", "", nil); err != nil {
+				return fmt.Errorf("add user: %w", err)
+			}
+		}
+		for _, e := range invites {
+			if _, err := tx.Exec(ctx, insertAddressUser, id, nil, e, "", nil); err != nil {
+				return fmt.Errorf("add invitee: %w", err)
+			}
+		}
+		if a, err = loadAddress(ctx, tx, org, msID, id); err != nil {
+			return err
+		}
+		if err := audit(ctx, tx, organizationName(org), c, "mailboxes.address.create", addressName(org, msID, id), map[string]string{"email": a.Email(), "kind": kind}); err != nil {
+			return err
+		}
+		return outbox.Write(ctx, tx, "mailboxes.address.created", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &mailboxesv1.CreateAddressResponse{Address: addressProto(a)}
+	if len(invites) > 0 {
+		resp.InvitationLinks = map[string]string{}
+	}
+	// Invitations live in accounts: made once the address exists. A failure
+	// leaves the invitee pending, visible, to be invited again.
+	for _, e := range invites {
+		name, link, err := s.accounts.Invite(ctx, org, e, "use the address "+a.Email())
+		if err != nil {
+			s.log.WarnContext(ctx, "invite address user", "address", a.Email(), "email", e, "error", err)
+			continue
+		}
+		if _, err := s.pool.Exec(ctx, "UPDATE address_users SET invitation = $3 WHERE address_id = $1 AND email = $2", id, e, name); err != nil {
+			return nil, fmt.Errorf("record invitation: %w", err)
+		}
+		resp.InvitationLinks[e] = link
+	}
+	return resp, nil
+}
+
+// checkAccess resolves who may use a new address: user ids (the caller,
+// existing members) and emails to invite.
+func (s *Server) checkAccess(ctx context.Context, org uuid.UUID, c Caller, in *mailboxesv1.AddressAccess) ([]uuid.UUID, []string, error) {
+	var users []uuid.UUID
+	seen := map[uuid.UUID]bool{}
+	if in.GetCaller() {
+		if c.TokenID != "" {
+			return nil, nil, errs.Field("access.caller", "an API token is not a person who can use an address")
+		}
+		users, seen[c.UserID] = append(users, c.UserID), true
+	}
+	for i, name := range in.GetUsers() {
+		field := fmt.Sprintf("access.users[%d]", i)
+		id, err := userID(field, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if seen[id] {
+			continue
+		}
+		ok, err := s.accounts.IsMember(ctx, org, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			return nil, nil, errs.Field(field, "is not a member of the organization; invite them by email instead")
+		}
+		users, seen[id] = append(users, id), true
+	}
+	var invites []string
+	for i, e := range in.GetInviteEmails() {
+		e = strings.ToLower(strings.TrimSpace(e))
+		if err := validate.Email(e); err != nil {
+			return nil, nil, errs.Field(fmt.Sprintf("access.inviteEmails[%d]", i), err.Error())
+		}
+		invites = append(invites, e)
+	}
+	return users, invites, nil
+}
+
+// GetAddress returns an address.
+func (s *Server) GetAddress(ctx context.Context, req *mailboxesv1.GetAddressRequest) (*mailboxesv1.GetAddressResponse, error) {
+	a, _, _, err := s.addressAccess(ctx, "name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.GetAddressResponse{Address: addressProto(a)}, nil
+}
+
+// ListAddresses lists a mail service's addresses.
+func (s *Server) ListAddresses(ctx context.Context, req *mailboxesv1.ListAddressesRequest) (*mailboxesv1.ListAddressesResponse, error) {
+	ids, err := parseName("parent", req.GetParent(), "organizations", "mailServices")
+	if err != nil {
+		return nil, err
+	}
+	c, role, err := s.access(ctx, ids[0])
+	if err != nil {
+		return nil, err
+	}
+	if _, err := activeMailService(ctx, s.pool, ids[0], ids[1]); err != nil {
+		return nil, err
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, errs.Field("pageSize", "must not be negative")
+	case size == 0:
+		size = 100
+	case size > 1000:
+		size = 1000
+	}
+	var member *uuid.UUID
+	if !role.canManage() {
+		if c.TokenID != "" {
+			return &mailboxesv1.ListAddressesResponse{}, nil
+		}
+		member = &c.UserID
+	}
+	rows, _ := s.pool.Query(ctx, selectAddresses, ids[1], req.GetPageToken(), size+1, member)
+	as, err := collectAddresses(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	resp := &mailboxesv1.ListAddressesResponse{}
+	if len(as) > size {
+		as = as[:size]
+		resp.NextPageToken = as[size-1].LocalKey
+	}
+	for _, a := range as {
+		resp.Addresses = append(resp.Addresses, addressProto(a))
+	}
+	return resp, nil
+}
+
+// UpdateAddress changes an address's users, destinations, aliases or quota.
+func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddressRequest) (*mailboxesv1.UpdateAddressResponse, error) {
+	a, c, role, err := s.addressAccess(ctx, "address.name", req.GetAddress().GetName())
+	if err != nil {
+		return nil, err
+	}
+	if !role.canManage() {
+		return nil, errs.E(errs.PermissionDenied, "only owners and admins can change an address")
+	}
+	in := req.GetAddress()
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		return nil, errs.Field("updateMask", "name the fields to change: users, redirectDestinations, aliases, quotaBytes")
+	}
+	redirects, quota := a.Redirects, a.QuotaBytes
+	if redirects == nil {
+		redirects = []string{}
+	}
+	var aliases []string
+	var users []AddressUser
+	setAliases, setUsers := false, false
+	for _, p := range paths {
+		switch p {
+		case "redirect_destinations", "redirectDestinations":
+			if redirects, err = checkRedirects(a.Kind, in.GetRedirectDestinations()); err != nil {
+				return nil, err
+			}
+		case "aliases":
+			if aliases, err = checkAliases(in.GetAliases()); err != nil {
+				return nil, err
+			}
+			setAliases = true
+		case "quota_bytes", "quotaBytes":
+			if quota = in.GetQuotaBytes(); quota < 0 {
+				return nil, errs.Field("address.quotaBytes", "must not be negative")
+			}
+		case "users":
+			if users, err = s.checkUsers(ctx, a, in.GetUsers()); err != nil {
+				return nil, err
+			}
+			setUsers = true
+		default:
+			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: users, redirectDestinations, aliases, quotaBytes", p))
+		}
+	}
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, updateAddress, a.ID, redirects, quota); err != nil {
+			return fmt.Errorf("update address: %w", err)
+		}
+		if setAliases {
+			if _, err := tx.Exec(ctx, deleteAliases, a.ID); err != nil {
+				return err
+			}
+			for i, al := range aliases {
+				if err := takeLocalPart(ctx, tx, a.MailServiceID, al, a.ID, true, fmt.Sprintf("address.aliases[%d]", i)); err != nil {
+					return err
+				}
+			}
+		}
+		if setUsers {
+			if _, err := tx.Exec(ctx, deleteAddressUsers, a.ID); err != nil {
+				return err
+			}
+			for _, u := range users {
+				var rights []byte
+				if u.Rights != nil {
+					rights, _ = json.Marshal(u.Rights)
+				}
+				if _, err := tx.Exec(ctx, insertAddressUser, a.ID, u.UserID, u.Email, u.Invitation, rights); err != nil {
+					return fmt.Errorf("set users: %w", err)
+				}
+			}
+		}
+		var err error
+		if a, err = loadAddress(ctx, tx, a.OrganizationID, a.MailServiceID, a.ID); err != nil {
+			return err
+		}
+		if err := audit(ctx, tx, organizationName(a.OrganizationID), c, "mailboxes.address.update", addressName(a.OrganizationID, a.MailServiceID, a.ID),
+			map[string]string{"fields": strings.Join(paths, ",")}); err != nil {
+			return err
+		}
+		return outbox.Write(ctx, tx, "mailboxes.address.updated", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.UpdateAddressResponse{Address: addressProto(a)}, nil
+}
+
+// checkUsers resolves a new access list: users must be members; emails not
+// already pending are invited.
+func (s *Server) checkUsers(ctx context.Context, a *Address, in []*mailboxesv1.AddressUser) ([]AddressUser, error) {
+	if (a.Kind == "redirect" || a.Kind == "catch_all") && len(in) > 0 {
+		return nil, errs.Field("address.users", "this kind of address has no users")
+	}
+	pending := map[string]string{}
+	for _, u := range a.Users {
+		if u.UserID == nil {
+			pending[u.Email] = u.Invitation
+		}
+	}
+	var out []AddressUser
+	for i, u := range in {
+		var rights *Rights
+		if r := u.GetRights(); r != nil {
+			rights = &Rights{AutoReply: r.GetAutoReply(), Devices: r.GetDevices(), Filters: r.GetFilters(), Signatures: r.GetSignatures()}
+		}
+		if u.GetUser() != "" {
+			field := fmt.Sprintf("address.users[%d].user", i)
+			id, err := userID(field, u.GetUser())
+			if err != nil {
+				return nil, err
+			}
+			ok, err := s.accounts.IsMember(ctx, a.OrganizationID, id)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, errs.Field(field, "is not a member of the organization")
+			}
+			out = append(out, AddressUser{UserID: &id, Rights: rights})
+			continue
+		}
+		e := strings.ToLower(strings.TrimSpace(u.GetEmail()))
+		if err := validate.Email(e); err != nil {
+			return nil, errs.Field(fmt.Sprintf("address.users[%d].email", i), err.Error())
+		}
+		inv, ok := pending[e]
+		if !ok {
+			name, _, err := s.accounts.Invite(ctx, a.OrganizationID, e, "use the address "+a.Email())
+			if err != nil {
+				return nil, err
+			}
+			inv = name
+		}
+		out = append(out, AddressUser{Email: e, Invitation: inv, Rights: rights})
+	}
+	return out, nil
+}
+
+// DeleteAddress deletes an address, its aliases and device passwords.
+func (s *Server) DeleteAddress(ctx context.Context, req *mailboxesv1.DeleteAddressRequest) (*mailboxesv1.DeleteAddressResponse, error) {
+	a, c, role, err := s.addressAccess(ctx, "name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if !role.canManage() {
+		return nil, errs.E(errs.PermissionDenied, "only owners and admins can delete an address")
+	}
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, deleteAddress, a.ID); err != nil {
+			return fmt.Errorf("delete address: %w", err)
+		}
+		if err := audit(ctx, tx, organizationName(a.OrganizationID), c, "mailboxes.address.delete", req.GetName(), map[string]string{"email": a.Email()}); err != nil {
+			return err
+		}
+		return outbox.Write(ctx, tx, "mailboxes.address.deleted", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.DeleteAddressResponse{}, nil
+}
+
+// CreateReservation reserves a local part for another service.
+func (s *Server) CreateReservation(ctx context.Context, req *mailboxesv1.CreateReservationRequest) (*mailboxesv1.CreateReservationResponse, error) {
+	ids, err := parseName("parent", req.GetParent(), "organizations", "mailServices")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLocalPart(req.GetLocalPart()); err != nil {
+		return nil, errs.Field("localPart", err.Error())
+	}
+	c, err := s.manage(ctx, ids[0])
+	if err != nil {
+		return nil, err
+	}
+	key := localKey(req.GetLocalPart())
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := activeMailService(ctx, tx, ids[0], ids[1]); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, insertLocalPart, ids[1], key, nil, false, req.GetHolder()); err != nil {
+			if pg.IsUniqueViolation(err, "") {
+				return errs.E(errs.AlreadyExists, "%q is already taken on this mail service", key).WithReason("LOCAL_PART_TAKEN")
+			}
+			return fmt.Errorf("reserve: %w", err)
+		}
+		return audit(ctx, tx, organizationName(ids[0]), c, "mailboxes.reservation.create", mailServiceName(ids[0], ids[1])+"/reservations/"+key, map[string]string{"holder": req.GetHolder()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.CreateReservationResponse{Name: mailServiceName(ids[0], ids[1]) + "/reservations/" + key}, nil
+}
+
+// DeleteReservation releases a reserved local part.
+func (s *Server) DeleteReservation(ctx context.Context, req *mailboxesv1.DeleteReservationRequest) (*mailboxesv1.DeleteReservationResponse, error) {
+	i := strings.LastIndex(req.GetName(), "/reservations/")
+	if i < 0 {
+		return nil, errs.Field("name", "must be a name like organizations/{id}/mailServices/{id}/reservations/{localPart}")
+	}
+	ids, err := parseName("name", req.GetName()[:i], "organizations", "mailServices")
+	if err != nil {
+		return nil, err
+	}
+	key := localKey(req.GetName()[i+len("/reservations/"):])
+	c, err := s.manage(ctx, ids[0])
+	if err != nil {
+		return nil, err
+	}
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "DELETE FROM local_parts WHERE mail_service_id = $1 AND local_key = $2 AND holder IS NOT NULL", ids[1], key)
+		if err != nil {
+			return fmt.Errorf("release reservation: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return errs.E(errs.NotFound, "no reservation of %q", key)
+		}
+		return audit(ctx, tx, organizationName(ids[0]), c, "mailboxes.reservation.delete", req.GetName(), nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.DeleteReservationResponse{}, nil
+}
+
+var kindProtos = map[string]mailboxesv1.AddressKind{
+	"mailbox":   mailboxesv1.AddressKind_ADDRESS_KIND_MAILBOX,
+	"no_reply":  mailboxesv1.AddressKind_ADDRESS_KIND_NO_REPLY,
+	"catch_all": mailboxesv1.AddressKind_ADDRESS_KIND_CATCH_ALL,
+	"redirect":  mailboxesv1.AddressKind_ADDRESS_KIND_REDIRECT,
+}
+
+func addressProto(a *Address) *mailboxesv1.Address {
+	p := &mailboxesv1.Address{
+		Name: addressName(a.OrganizationID, a.MailServiceID, a.ID), LocalPart: a.LocalPart, Email: a.Email(), Kind: kindProtos[a.Kind],
+		RedirectDestinations: a.Redirects, Aliases: a.Aliases, QuotaBytes: a.QuotaBytes, UsageBytes: a.UsageBytes,
+		CreateTime: timestamppb.New(a.CreateTime), UpdateTime: timestamppb.New(a.UpdateTime),
+	}
+	for _, u := range a.Users {
+		pu := &mailboxesv1.AddressUser{State: mailboxesv1.AddressUserState_ADDRESS_USER_STATE_ACTIVE}
+		if u.UserID != nil {
+			pu.User = userName(*u.UserID)
+		} else {
+			pu.Email, pu.State = u.Email, mailboxesv1.AddressUserState_ADDRESS_USER_STATE_PENDING
+		}
+		if u.Rights != nil {
+			pu.Rights = &mailboxesv1.Rights{AutoReply: u.Rights.AutoReply, Devices: u.Rights.Devices, Filters: u.Rights.Filters, Signatures: u.Rights.Signatures}
+		}
+		p.Users = append(p.Users, pu)
+	}
+	return p
+}
