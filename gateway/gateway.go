@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	accountsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/accounts/v1"
+	mailboxesv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/gateway/internal/openapi"
 )
 
@@ -34,6 +35,9 @@ type Config struct {
 	// AccountsAddr is the gRPC address of the accounts service, e.g.
 	// "127.0.0.1:9090".
 	AccountsAddr string
+	// MailboxesAddr is the gRPC address of the mailboxes service; empty:
+	// AccountsAddr (both served by one process).
+	MailboxesAddr string
 	// CORSOrigins are the browser origins allowed to call the API
 	// ("https://app.example.com"); "*" allows any; empty disables CORS.
 	CORSOrigins []string
@@ -71,7 +75,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 	if err != nil {
 		return nil, nil, fmt.Errorf("dial accounts at %s: %w", cfg.AccountsAddr, err)
 	}
-	backends := []backend{{name: "accounts", conn: accounts}}
+	mailboxesAddr := cfg.MailboxesAddr
+	if mailboxesAddr == "" {
+		mailboxesAddr = cfg.AccountsAddr
+	}
+	mailboxes, err := dial(mailboxesAddr)
+	if err != nil {
+		accounts.Close()
+		return nil, nil, fmt.Errorf("dial mailboxes at %s: %w", mailboxesAddr, err)
+	}
+	backends := []backend{{name: "accounts", conn: accounts}, {name: "mailboxes", conn: mailboxes}}
 	closeAll := func() error {
 		var errs []error
 		for _, b := range backends {
@@ -82,7 +95,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 		return errors.Join(errs...)
 	}
 
-	mux, err := newMux(ctx, accounts, backends, cfg.TrustedProxies, log)
+	mux, err := newMux(ctx, accounts, mailboxes, backends, cfg.TrustedProxies, log)
 	if err != nil {
 		closeAll()
 		return nil, nil, err
@@ -115,7 +128,7 @@ func dial(addr string) (*grpc.ClientConn, error) {
 // newMux routes the API and the edge's own endpoints. The own endpoints go
 // through the grpc-gateway mux too, so that an unknown path or a wrong method
 // gets the same JSON error as everywhere else.
-func newMux(ctx context.Context, accounts *grpc.ClientConn, backends []backend, trusted []netip.Prefix, log *slog.Logger) (*runtime.ServeMux, error) {
+func newMux(ctx context.Context, accounts, mailboxes *grpc.ClientConn, backends []backend, trusted []netip.Prefix, log *slog.Logger) (*runtime.ServeMux, error) {
 	mux := runtime.NewServeMux(
 		// grpc-gateway's default marshaler emits every unset field; answer
 		// with the fields that are set, as protojson does by default.
@@ -132,17 +145,21 @@ func newMux(ctx context.Context, accounts *grpc.ClientConn, backends []backend, 
 	registers := []struct {
 		name     string
 		register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+		conn     *grpc.ClientConn
 	}{
-		{"AuthService", accountsv1.RegisterAuthServiceHandler},
-		{"UserService", accountsv1.RegisterUserServiceHandler},
-		{"OrganizationService", accountsv1.RegisterOrganizationServiceHandler},
-		{"ApiTokenService", accountsv1.RegisterApiTokenServiceHandler},
-		{"AuditService", accountsv1.RegisterAuditServiceHandler},
-		{"InvitationService", accountsv1.RegisterInvitationServiceHandler},
-		{"NoticeService", accountsv1.RegisterNoticeServiceHandler},
+		{"AuthService", accountsv1.RegisterAuthServiceHandler, accounts},
+		{"UserService", accountsv1.RegisterUserServiceHandler, accounts},
+		{"OrganizationService", accountsv1.RegisterOrganizationServiceHandler, accounts},
+		{"ApiTokenService", accountsv1.RegisterApiTokenServiceHandler, accounts},
+		{"AuditService", accountsv1.RegisterAuditServiceHandler, accounts},
+		{"InvitationService", accountsv1.RegisterInvitationServiceHandler, accounts},
+		{"NoticeService", accountsv1.RegisterNoticeServiceHandler, accounts},
+		{"MailServiceService", mailboxesv1.RegisterMailServiceServiceHandler, mailboxes},
+		{"AddressService", mailboxesv1.RegisterAddressServiceHandler, mailboxes},
+		{"DevicePasswordService", mailboxesv1.RegisterDevicePasswordServiceHandler, mailboxes},
 	}
 	for _, r := range registers {
-		if err := r.register(ctx, mux, accounts); err != nil {
+		if err := r.register(ctx, mux, r.conn); err != nil {
 			return nil, fmt.Errorf("register %s routes: %w", r.name, err)
 		}
 	}

@@ -332,6 +332,31 @@ func TestDevStackREST(t *testing.T) {
 	c.want(200, "POST", "/v1/users/me:delete", token, map[string]any{"password": pw})
 	c.want(401, "GET", "/v1/users/me", token, nil)
 
+	// Mailboxes: a domain and an address on it, as a frontend creates them.
+	ms := c.want(200, "POST", "/v1/"+demoOrg+"/mailServices", fresh, map[string]any{"domain": "Bücher.example"})
+	if str(ms.body, "domain") != "xn--bcher-kva.example" || str(ms.body, "unicodeDomain") != "bücher.example" {
+		t.Errorf("mail service = %v", ms.body)
+	}
+	c.want(409, "POST", "/v1/"+demoOrg+"/mailServices", fresh, map[string]any{"domain": "xn--bcher-kva.example"})
+	badDomain := c.want(400, "POST", "/v1/"+demoOrg+"/mailServices", fresh, map[string]any{"domain": "not a domain"})
+	if field(badDomain) != "mailService.domain" {
+		t.Errorf("bad domain: %v", badDomain.body)
+	}
+	addr := c.want(200, "POST", "/v1/"+str(ms.body, "name")+"/addresses", fresh, map[string]any{
+		"address": map[string]any{"localPart": "info", "aliases": []string{"contact"}}, "access": map[string]any{"caller": true}})
+	if str(addr.body, "address", "email") != "info@xn--bcher-kva.example" {
+		t.Errorf("address = %v", addr.body)
+	}
+	c.want(409, "POST", "/v1/"+str(ms.body, "name")+"/addresses", fresh, map[string]any{"address": map[string]any{"localPart": "INFO"}})
+	c.want(400, "POST", "/v1/"+str(ms.body, "name")+"/addresses", fresh, map[string]any{"address": map[string]any{"localPart": "contact"}})
+	c.want(404, "GET", "/v1/"+str(addr.body, "address", "name"), invitee, nil)
+	if list, _ := c.want(200, "GET", "/v1/"+str(ms.body, "name")+"/addresses", fresh, nil).body["addresses"].([]any); len(list) != 1 {
+		t.Errorf("addresses = %v", list)
+	}
+	c.want(200, "DELETE", "/v1/"+str(addr.body, "address", "name"), fresh, nil)
+	c.want(200, "DELETE", "/v1/"+str(ms.body, "name"), fresh, nil)
+	c.want(200, "POST", "/v1/"+str(ms.body, "name")+":undelete", fresh, map[string]any{})
+
 	openapi := c.want(200, "GET", "/openapi.json", "", nil)
 	if paths, _ := openapi.body["paths"].(map[string]any); paths["/v1/auth:signIn"] == nil {
 		t.Error("OpenAPI document lacks /v1/auth:signIn")

@@ -22,6 +22,7 @@ func serveGateway(ctx context.Context, args []string, getenv func(string) string
 	var origins, proxies, logLevel, otlp, metricsAddr string
 	l.String(&c.Addr, "http-addr", ":8080", "REST edge listen address")
 	l.String(&c.AccountsAddr, "accounts-addr", "127.0.0.1:9090", "gRPC address of the accounts service")
+	l.String(&c.MailboxesAddr, "mailboxes-addr", "", "gRPC address of the mailboxes service; empty: accounts-addr")
 	l.String(&origins, "cors-origins", "", `browser origins allowed to call the API, comma-separated; "*" for any; empty: no CORS`)
 	l.String(&proxies, "trusted-proxies", "", "networks of the proxies in front of the edge (CIDRs, comma-separated) whose X-Forwarded-For is believed")
 	l.Duration(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time requests in flight may take to finish on shutdown")
