@@ -353,6 +353,29 @@ func TestDevStackREST(t *testing.T) {
 	if list, _ := c.want(200, "GET", "/v1/"+str(ms.body, "name")+"/addresses", fresh, nil).body["addresses"].([]any); len(list) != 1 {
 		t.Errorf("addresses = %v", list)
 	}
+	// An external person invited to use an address joins it once they
+	// accept: accounts' event reaches mailboxes through JetStream.
+	shared := c.want(200, "POST", "/v1/"+str(ms.body, "name")+"/addresses", fresh, map[string]any{
+		"address": map[string]any{"localPart": "shared"}, "access": map[string]any{"caller": true, "inviteEmails": []string{"partner@example.net"}}})
+	links, _ := shared.body["invitationLinks"].(map[string]any)
+	partnerLink, _ := links["partner@example.net"].(string)
+	if partnerLink == "" {
+		t.Fatalf("no invitation link: %v", shared.body)
+	}
+	c.want(200, "POST", "/v1/auth:signUp", "", map[string]any{"email": "partner@example.net", "password": pw, "displayName": "Partner", "organizationDisplayName": "Partner's"})
+	partner := str(c.want(200, "POST", "/v1/auth:signIn", "", map[string]any{"email": "partner@example.net", "password": pw}).body, "accessToken")
+	c.want(200, "POST", "/v1/invitations:accept", partner, map[string]any{"token": partnerLink[strings.LastIndex(partnerLink, "/")+1:]})
+	sharedName := str(shared.body, "address", "name")
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if r := c.do("GET", "/v1/"+sharedName, partner, nil); r.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the invited partner never became a user of the address")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	c.want(200, "DELETE", "/v1/"+str(addr.body, "address", "name"), fresh, nil)
 	c.want(200, "DELETE", "/v1/"+str(ms.body, "name"), fresh, nil)
 	c.want(200, "POST", "/v1/"+str(ms.body, "name")+":undelete", fresh, map[string]any{})

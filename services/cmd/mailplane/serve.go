@@ -126,6 +126,7 @@ func catalog() []service {
 				}
 				return svc.Run, nil
 			},
+			subscriptions: mailboxes.Subscriptions,
 		},
 	}
 }

@@ -1,0 +1,31 @@
+package mailboxes
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	internal "github.com/mailplane/mailplane/services/mailboxes/internal"
+	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+)
+
+// Subscriptions are the events the service consumes: accepted invitations,
+// which make the invited people users of the addresses they were invited to.
+func Subscriptions(_ *pgxpool.Pool, log *slog.Logger) []events.Subscription {
+	return []events.Subscription{{
+		Durable:  internal.InvitationConsumer,
+		Subjects: []string{"accounts.invitation.accepted"},
+		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			var ev accountsv1.InvitationAccepted
+			if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+				log.ErrorContext(ctx, "invitation event dropped: bad payload", "subject", m.Subject(), "error", err)
+				return nil
+			}
+			return internal.ApplyInvitationAccepted(ctx, tx, &ev)
+		},
+	}}
+}
