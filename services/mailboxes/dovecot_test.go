@@ -1,0 +1,441 @@
+package mailboxes_test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+)
+
+// TestDovecotDevicePasswords runs a real Dovecot with the passdb and userdb
+// of deploy/mail/dovecot against the test database: an IMAP login works with
+// a device password made through the API, and stops working once it is
+// revoked, its user loses the "devices" right, or the mail service is
+// deleted.
+func TestDovecotDevicePasswords(t *testing.T) {
+	bin := dovecotBinary(t)
+	e := start(t)
+	owner := e.person(t, "owner@example.com")
+	anna := e.person(t, "anna@example.com")
+	e.join(t, owner, anna, "anna@example.com", accountsv1.Role_ROLE_MEMBER)
+	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sales string
+	for _, local := range []string{"Sales", "info"} {
+		a, err := e.addrs.CreateAddress(owner.ctx, &mailboxesv1.CreateAddressRequest{
+			Parent: ms.GetMailService().GetName(), Address: &mailboxesv1.Address{LocalPart: local},
+			Access: &mailboxesv1.AddressAccess{Users: []string{anna.user}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if local == "Sales" {
+			sales = a.GetAddress().GetName()
+		}
+	}
+
+	devices := mailboxesv1.NewDevicePasswordServiceClient(e.conn(t))
+	create := func(device string) (name, password string) {
+		t.Helper()
+		resp, err := devices.CreateDevicePassword(anna.ctx, &mailboxesv1.CreateDevicePasswordRequest{
+			Parent: sales, DevicePassword: &mailboxesv1.DevicePassword{DeviceName: device},
+		})
+		if err != nil {
+			t.Fatalf("create device password %q: %v", device, err)
+		}
+		if !regexp.MustCompile(`^[a-z2-9]{4}(-[a-z2-9]{4}){3}$`).MatchString(resp.GetPassword()) {
+			t.Fatalf("password %q: want four groups of four letters and digits", resp.GetPassword())
+		}
+		return resp.GetDevicePassword().GetName(), resp.GetPassword()
+	}
+	phone, phonePassword := create("Anna's phone")
+	_, laptopPassword := create("Anna's laptop")
+
+	imap := startDovecot(t, bin, e.pool)
+	check := func(t *testing.T, login, password, want string) {
+		t.Helper()
+		got, err := imap.login(login, password)
+		if err != nil {
+			t.Fatalf("IMAP LOGIN %s: %v", login, err)
+		}
+		if !strings.HasPrefix(got, want) {
+			t.Errorf("IMAP LOGIN %s %q: got %q, want %q...", login, password, got, want)
+		}
+	}
+	// A refusal must be the passdb's answer, not a failed query or database
+	// connection ("NO [UNAVAILABLE]").
+	const ok, refused = "a1 OK", "a1 NO [AUTHENTICATIONFAILED]"
+	for _, tc := range []struct {
+		name, login, password, want string
+	}{
+		{"first device", "sales@example.com", phonePassword, ok},
+		// Two passwords on one address: the query returns one row, never
+		// "multiple matches".
+		{"second device, login in any case", "Sales@Example.COM", laptopPassword, ok},
+		{"typed in capitals without dashes", "sales@example.com", strings.ToUpper(strings.ReplaceAll(phonePassword, "-", "")), ok},
+		{"typed with spaces", "sales@example.com", strings.ReplaceAll(phonePassword, "-", " "), ok},
+		{"another address's login", "info@example.com", phonePassword, refused},
+		{"unknown address", "nobody@example.com", phonePassword, refused},
+		{"wrong password", "sales@example.com", "abcd-efgh-ijkm-npqr", refused},
+		{"quotes and backslashes are escaped", "sales@example.com", `x' OR '1'='1 \x41`, refused},
+		{"empty password", "sales@example.com", "", refused},
+	} {
+		t.Run(tc.name, func(t *testing.T) { check(t, tc.login, tc.password, tc.want) })
+	}
+
+	if _, err := devices.DeleteDevicePassword(anna.ctx, &mailboxesv1.DeleteDevicePasswordRequest{Name: phone}); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	t.Run("revoked", func(t *testing.T) { check(t, "sales@example.com", phonePassword, refused) })
+	t.Run("other device after the revocation", func(t *testing.T) { check(t, "sales@example.com", laptopPassword, ok) })
+
+	setRights := func(r *mailboxesv1.Rights) {
+		t.Helper()
+		_, err := e.addrs.UpdateAddress(owner.ctx, &mailboxesv1.UpdateAddressRequest{
+			Address:    &mailboxesv1.Address{Name: sales, Users: []*mailboxesv1.AddressUser{{User: anna.user, Rights: r}}},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"users"}},
+		})
+		if err != nil {
+			t.Fatalf("set anna's rights: %v", err)
+		}
+	}
+	setRights(&mailboxesv1.Rights{AutoReply: true, Filters: true, Signatures: true})
+	t.Run("devices right taken away", func(t *testing.T) { check(t, "sales@example.com", laptopPassword, refused) })
+	setRights(nil)
+	t.Run("devices right given back", func(t *testing.T) { check(t, "sales@example.com", laptopPassword, ok) })
+
+	if _, err := e.services.DeleteMailService(owner.ctx, &mailboxesv1.DeleteMailServiceRequest{Name: ms.GetMailService().GetName()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("mail service deleted", func(t *testing.T) { check(t, "sales@example.com", laptopPassword, refused) })
+}
+
+// dovecotBinary finds dovecot (Debian: package dovecot-imapd, in /usr/sbin),
+// skipping the test without it except under CI=true.
+func dovecotBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("dovecot")
+	if err != nil {
+		bin, err = exec.LookPath("/usr/sbin/dovecot")
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("dovecot is not installed; CI needs it (apt-get install dovecot-imapd dovecot-pgsql)")
+		}
+		t.Skip("dovecot is not installed (apt-get install dovecot-imapd dovecot-pgsql)")
+	}
+	return bin
+}
+
+// dovecotConf is the test's dovecot.conf: a private instance under dir,
+// listening on 127.0.0.1 only, without TLS, including Mailplane's auth
+// fragment.
+var dovecotConf = template.Must(template.New("dovecot.conf").Parse(`
+base_dir = {{.Dir}}/run
+state_dir = {{.Dir}}/state
+log_path = {{.Dir}}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_failure_delay = 0
+auth_verbose = yes
+auth_debug = yes
+default_internal_user = {{.InternalUser}}
+default_internal_group = {{.InternalGroup}}
+default_login_user = {{.LoginUser}}
+mail_uid = {{.MailUID}}
+mail_gid = {{.MailGID}}
+first_valid_uid = {{.MailUID}}
+first_valid_gid = {{.MailGID}}
+mail_location = maildir:~/Maildir
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = {{.Port}}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+{{- if not .Root}}
+  chroot =
+{{- end}}
+}
+{{- if not .Root}}
+service anvil {
+  chroot =
+}
+{{- end}}
+!include {{.Dir}}/90-mailplane-auth.conf
+`))
+
+// dovecot is a running Dovecot's IMAP address.
+type dovecot struct {
+	addr string
+	// clients counts connections, each from its own loopback address:
+	// Dovecot 2.3 delays every failed login from an address more than the
+	// last (auth penalty, up to 15s), and nothing in its configuration
+	// turns that off.
+	clients atomic.Uint32
+}
+
+// startDovecot starts Dovecot in the foreground with Mailplane's
+// configuration from deploy/mail/dovecot, reading pool's database, and stops
+// it when t ends. Its log goes to the test output if t fails.
+func startDovecot(t *testing.T, bin string, pool *pgxpool.Pool) *dovecot {
+	t.Helper()
+	// Not t.TempDir: the mail user must be able to reach its home, and
+	// t.TempDir's parents are private to the user running the test.
+	dir, err := os.MkdirTemp("", "mailplane-dovecot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	p := struct {
+		Dir                         string
+		Port                        int
+		Root                        bool
+		InternalUser, InternalGroup string
+		LoginUser                   string
+		MailUID, MailGID            string
+	}{Dir: dir, Port: dovecotPort(t), Root: os.Geteuid() == 0}
+	if p.Root {
+		// Debian's package creates these users; the mail user is dovecot's
+		// (any unprivileged user does: uid 0 may not own mail).
+		p.InternalUser, p.InternalGroup, p.LoginUser = "dovecot", "dovecot", "dovenull"
+		u, err := user.Lookup("dovecot")
+		if err != nil {
+			t.Fatalf("dovecot runs as root and needs its users: %v", err)
+		}
+		p.MailUID, p.MailGID = u.Uid, u.Gid
+	} else {
+		u, err := user.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := user.LookupGroupId(u.Gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.InternalUser, p.InternalGroup, p.LoginUser = u.Username, g.Name, u.Username
+		p.MailUID, p.MailGID = u.Uid, u.Gid
+	}
+	vmail := filepath.Join(dir, "vmail")
+	if err := os.Mkdir(vmail, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(p.MailUID)
+	gid, _ := strconv.Atoi(p.MailGID)
+	if err := os.Chown(vmail, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+
+	// Mailplane's files, with this test's database and directories.
+	deploy := filepath.Join("..", "..", "deploy", "mail", "dovecot")
+	sqlConf := filepath.Join(dir, "mailplane-sql.conf.ext")
+	writeConf(t, filepath.Join(deploy, "mailplane-sql.conf.ext"), sqlConf,
+		confEdit{regexp.MustCompile(`(?m)^connect = .*$`), "connect = " + pgConnect(pool)},
+		confEdit{regexp.MustCompile(`'/srv/vmail/'`), "'" + vmail + "/'"})
+	writeConf(t, filepath.Join(deploy, "conf.d", "90-mailplane-auth.conf"), filepath.Join(dir, "90-mailplane-auth.conf"),
+		confEdit{regexp.MustCompile(regexp.QuoteMeta("/etc/dovecot/mailplane-sql.conf.ext")), sqlConf})
+	var conf bytes.Buffer
+	if err := dovecotConf.Execute(&conf, p); err != nil {
+		t.Fatal(err)
+	}
+	confPath := filepath.Join(dir, "dovecot.conf")
+	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	var out dovecotOutput
+	cmd := exec.Command(bin, "-F", "-c", confPath)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start dovecot: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		// SIGTERM lets the master stop its children; the group kill is for
+		// a master that does not.
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
+			t.Logf("dovecot.conf:\n%s\ndovecot output:\n%s\ndovecot.log:\n%s", conf.Bytes(), out.String(), log)
+		}
+	})
+
+	d := &dovecot{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Port))}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		select {
+		case <-exited:
+			t.Fatalf("dovecot exited: %s", out.String())
+		default:
+		}
+		conn, err := net.DialTimeout("tcp", d.addr, time.Second)
+		if err == nil {
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			greeting, err := textproto.NewConn(conn).ReadLine()
+			conn.Close()
+			if err == nil && strings.HasPrefix(greeting, "* OK") {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dovecot did not answer on %s within 15s: %v", d.addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// login opens a connection, sends LOGIN and returns the tagged answer, like
+// "a1 OK [CAPABILITY ...] Logged in" or "a1 NO [AUTHENTICATIONFAILED] ...".
+func (d *dovecot) login(user, password string) (string, error) {
+	n := d.clients.Add(1) + 1 // 127.0.0.2 on
+	dialer := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(n>>8), byte(n))}}
+	conn, err := dialer.Dial("tcp", d.addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	c := textproto.NewConn(conn)
+	if _, err := c.ReadLine(); err != nil {
+		return "", fmt.Errorf("greeting: %w", err)
+	}
+	line, err := imapCommand(c, "a1 LOGIN "+imapQuote(user)+" "+imapQuote(password))
+	if err != nil {
+		return "", fmt.Errorf("LOGIN: %w", err)
+	}
+	if strings.HasPrefix(line, "a1 OK") {
+		// Logged in: the userdb's home must hold a usable mailbox.
+		if sel, err := imapCommand(c, "a2 SELECT INBOX"); err != nil || !strings.HasPrefix(sel, "a2 OK") {
+			return "", fmt.Errorf("logged in, but SELECT INBOX: %q %v", sel, err)
+		}
+		c.PrintfLine("a3 LOGOUT")
+	}
+	return line, nil
+}
+
+// imapCommand sends an IMAP command and returns its tagged answer.
+func imapCommand(c *textproto.Conn, cmd string) (string, error) {
+	tag, _, _ := strings.Cut(cmd, " ")
+	if err := c.PrintfLine("%s", cmd); err != nil {
+		return "", err
+	}
+	for {
+		line, err := c.ReadLine()
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(line, tag+" ") {
+			return line, nil
+		}
+	}
+}
+
+// imapQuote makes s an IMAP quoted string (RFC 3501).
+func imapQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// pgConnect is pool's database as a libpq connection string, as Dovecot's
+// pgsql driver takes it.
+func pgConnect(pool *pgxpool.Pool) string {
+	c := pool.Config().ConnConfig
+	quote := func(s string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'" }
+	parts := []string{"host=" + quote(c.Host), "port=" + strconv.Itoa(int(c.Port)), "dbname=" + quote(c.Database), "user=" + quote(c.User)}
+	if c.Password != "" {
+		parts = append(parts, "password="+quote(c.Password))
+	}
+	if c.TLSConfig == nil {
+		parts = append(parts, "sslmode=disable")
+	}
+	return strings.Join(parts, " ")
+}
+
+// confEdit replaces what re matches.
+type confEdit struct {
+	re   *regexp.Regexp
+	with string
+}
+
+// writeConf copies the file from to to, applying edits, each of which
+// must match.
+func writeConf(t *testing.T, from, to string, edits ...confEdit) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range edits {
+		if !e.re.Match(b) {
+			t.Fatalf("%s: nothing matches %s", from, e.re)
+		}
+		b = e.re.ReplaceAllLiteral(b, []byte(e.with))
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dovecotPort returns a TCP port free on 127.0.0.1 a moment ago.
+func dovecotPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// dovecotOutput collects a process's output written from two pipes.
+type dovecotOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *dovecotOutput) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *dovecotOutput) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
