@@ -21,7 +21,7 @@ psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATA
 db_url=$(python3 -c "import sys,urllib.parse as u; p=u.urlparse(sys.argv[1]); print(p._replace(path='/$DB').geturl())" "$ADMIN_URL")
 data=$(mktemp -d)
 bin/mailplane dev --data-dir "$data" --database-url "$db_url" --http-addr $HTTP --grpc-addr $GRPC \
-	--metrics-addr 127.0.0.1:19464 --log-level warn >"$data/log" 2>&1 &
+	--metrics-addr 127.0.0.1:19464 --socketmap-addr= --policy-addr= --milter-addr= --log-level warn >"$data/log" 2>&1 &
 pid=$!
 trap 'kill -INT $pid; wait $pid || true; rm -rf "$data"' EXIT
 [ -n "${PROFILE:-}" ] && echo "profiling at http://127.0.0.1:19464/debug/pprof/"

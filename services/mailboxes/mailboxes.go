@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,6 +15,7 @@ import (
 	"github.com/mailplane/mailplane/services/mailboxes/internal/migrations"
 	"github.com/mailplane/mailplane/services/platform/config"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -29,11 +31,20 @@ type Config struct {
 	// AccountsAddr is the accounts service's gRPC address; empty: this
 	// process's own gRPC address (both services in one process).
 	AccountsAddr string
+	// SocketmapAddr is where Postfix's table lookups (socketmap) are
+	// answered; PolicyAddr, its policy delegation; MilterAddr, the milter
+	// checking the From header. Each is a TCP host:port; empty: off.
+	SocketmapAddr string
+	PolicyAddr    string
+	MilterAddr    string
 }
 
 // Register adds the settings to l.
 func (c *Config) Register(l *config.Loader) {
 	l.String(&c.AccountsAddr, "accounts-addr", "", "gRPC address of the accounts service (mailboxes); empty: this process")
+	l.String(&c.SocketmapAddr, "socketmap-addr", "127.0.0.1:9101", "TCP address answering Postfix's socketmap lookups (mailboxes); empty: off")
+	l.String(&c.PolicyAddr, "policy-addr", "127.0.0.1:9102", "TCP address of the Postfix policy service (mailboxes); empty: off")
+	l.String(&c.MilterAddr, "milter-addr", "127.0.0.1:9103", "TCP address of the milter checking the From header (mailboxes); empty: off")
 }
 
 // Validate reports every bad setting.
@@ -43,6 +54,14 @@ func (c *Config) Validate() []error { return nil }
 type Service struct {
 	server *internal.Server
 	conn   *grpc.ClientConn
+	// mail are the servers Postfix talks to that are switched on.
+	mail []mailServer
+}
+
+// mailServer is one of the servers Postfix talks to.
+type mailServer struct {
+	name, addr string
+	serve      func(context.Context, net.Listener) error
 }
 
 // Register adds the mailboxes services to srv. pool's search_path must be
@@ -59,14 +78,47 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	mailboxesv1.RegisterReservationServiceServer(srv, s)
 	mailboxesv1.RegisterSenderServiceServer(srv, s)
 	mailboxesv1.RegisterDevicePasswordServiceServer(srv, s)
-	return &Service{server: s, conn: conn}, nil
+	lookups := internal.NewLookups(pool)
+	var mail []mailServer
+	for _, m := range []mailServer{
+		{"socketmap", c.SocketmapAddr, internal.NewSocketmapServer(lookups, log).Serve},
+		{"policy", c.PolicyAddr, internal.NewPolicyServer(lookups, log).Serve},
+		{"milter", c.MilterAddr, internal.NewMilterServer(lookups, log).Serve},
+	} {
+		if m.addr != "" {
+			mail = append(mail, m)
+		}
+	}
+	return &Service{server: s, conn: conn, mail: mail}, nil
 }
 
 // Run does the service's background work (purging mail services deleted
-// over 30 days ago) until ctx is done.
+// over 30 days ago) and serves Postfix (socketmap lookups, policy, milter)
+// until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.conn.Close()
-	return s.server.RunPurger(ctx, time.Hour)
+	var lns []net.Listener
+	for _, m := range s.mail {
+		ln, err := net.Listen("tcp", m.addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("%s: %w", m.name, err)
+		}
+		lns = append(lns, ln)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.server.RunPurger(ctx, time.Hour) })
+	for i, m := range s.mail {
+		g.Go(func() error {
+			if err := m.serve(ctx, lns[i]); err != nil {
+				return fmt.Errorf("%s on %s: %w", m.name, m.addr, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // Purge deletes for good the mail services deleted over 30 days ago, and

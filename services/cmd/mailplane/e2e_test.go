@@ -114,6 +114,9 @@ func TestDevStackREST(t *testing.T) {
 			"--http-addr", httpAddr,
 			"--metrics-addr", freeAddr(t),
 			"--sign-in-limit-per-email", "5",
+			"--socketmap-addr", freeAddr(t),
+			"--policy-addr", freeAddr(t),
+			"--milter-addr", freeAddr(t),
 			"--log-level", "warn",
 		}, func(string) string { return "" }, &out)
 	}()

@@ -1,0 +1,317 @@
+package mailboxes
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mailplane/mailplane/services/mailboxes/internal/migrations"
+	"github.com/mailplane/mailplane/services/platform/pgtest"
+)
+
+// The organizations of the lookup fixture.
+const (
+	lookupOrg      = "00000000-0000-0000-0000-0000000000a1"
+	lookupOtherOrg = "00000000-0000-0000-0000-0000000000a2"
+)
+
+// lookupFixture is a small hosting: example.com with every kind of address,
+// aliases, reservations and a catch-all; other.example without a
+// catch-all; gone.example, deleted; an IDN domain of another organization.
+const lookupFixture = `
+INSERT INTO mail_services (id, organization_id, domain, display_name, delete_time) VALUES
+  ('00000000-0000-0000-0000-000000000001', '` + lookupOrg + `', 'example.com', 'Example', NULL),
+  ('00000000-0000-0000-0000-000000000002', '` + lookupOrg + `', 'other.example', 'Other', NULL),
+  ('00000000-0000-0000-0000-000000000003', '` + lookupOrg + `', 'gone.example', 'Gone', now() - interval '1 day'),
+  ('00000000-0000-0000-0000-000000000004', '` + lookupOtherOrg + `', 'xn--bcher-kva.example', 'Bücher', NULL);
+
+INSERT INTO addresses (id, mail_service_id, local_part, local_key, kind, redirects) VALUES
+  ('00000000-0000-0000-0001-000000000001', '00000000-0000-0000-0000-000000000001', 'sales', 'sales', 'mailbox', '{}'),
+  ('00000000-0000-0000-0001-000000000002', '00000000-0000-0000-0000-000000000001', 'Anna.Smith', 'anna.smith', 'mailbox', '{}'),
+  ('00000000-0000-0000-0001-000000000003', '00000000-0000-0000-0000-000000000001', 'noreply', 'noreply', 'no_reply', '{}'),
+  ('00000000-0000-0000-0001-000000000004', '00000000-0000-0000-0000-000000000001', 'fwd', 'fwd', 'redirect', '{a@gmail.com,b@example.org}'),
+  ('00000000-0000-0000-0001-000000000005', '00000000-0000-0000-0000-000000000001', '*', '*', 'catch_all', '{}'),
+  ('00000000-0000-0000-0001-000000000006', '00000000-0000-0000-0000-000000000001', 'sales+eu', 'sales+eu', 'mailbox', '{}'),
+  ('00000000-0000-0000-0001-000000000007', '00000000-0000-0000-0000-000000000002', 'boss', 'boss', 'mailbox', '{}'),
+  ('00000000-0000-0000-0001-000000000008', '00000000-0000-0000-0000-000000000003', 'old', 'old', 'mailbox', '{}'),
+  ('00000000-0000-0000-0001-000000000009', '00000000-0000-0000-0000-000000000003', '*', '*', 'catch_all', '{}'),
+  ('00000000-0000-0000-0001-000000000010', '00000000-0000-0000-0000-000000000004', 'info', 'info', 'mailbox', '{}');
+
+INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holder)
+SELECT mail_service_id, local_key, id, false, NULL FROM addresses;
+
+INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holder) VALUES
+  ('00000000-0000-0000-0000-000000000001', 'contact', '00000000-0000-0000-0001-000000000001', true, NULL),
+  ('00000000-0000-0000-0000-000000000001', 'info', '00000000-0000-0000-0001-000000000001', true, NULL),
+  ('00000000-0000-0000-0000-000000000001', 'donotreply', '00000000-0000-0000-0001-000000000003', true, NULL),
+  ('00000000-0000-0000-0000-000000000001', 'team', NULL, false, 'lists'),
+  ('00000000-0000-0000-0000-000000000001', 'team-join', NULL, false, 'lists'),
+  ('00000000-0000-0000-0000-000000000003', 'oldalias', '00000000-0000-0000-0001-000000000008', true, NULL);
+`
+
+// newLookupPool returns a pool on a fresh database holding lookupFixture.
+func newLookupPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool := pgtest.NewPool(t, "mailboxes", migrations.FS)
+	if _, err := pool.Exec(context.Background(), lookupFixture); err != nil {
+		t.Fatalf("insert fixture: %v", err)
+	}
+	return pool
+}
+
+// closedLookups are lookups whose every query fails.
+func closedLookups(t *testing.T) *Lookups {
+	t.Helper()
+	pool := pgtest.NewPool(t, "mailboxes", migrations.FS)
+	pool.Close()
+	return NewLookups(pool)
+}
+
+// malformedKeys are keys no lookup may find, nor fail on.
+var malformedKeys = []string{
+	"", "sales", "@example.com", "sales@", "sales@@example.com", "sales@team@example.com",
+	`"sales"@example.com`, `"sales@example.com"`, "sales @example.com", "sales@example.com ",
+	"sa\\les@example.com", ".sales@example.com", "sales..x@example.com", "sales@localhost",
+	"sales@exa mple.com", "sales@-example.com", "anna\u00e9@example.com",
+}
+
+func TestLookupsDomain(t *testing.T) {
+	l := NewLookups(newLookupPool(t))
+	ctx := context.Background()
+	tests := map[string]bool{
+		"example.com":           true,
+		"EXAMPLE.com":           true,
+		"other.example":         true,
+		"xn--bcher-kva.example": true,
+		"bücher.example":        true,
+		"gone.example":          false,
+		"unknown.example":       false,
+		"":                      false,
+		"sales@example.com":     false,
+		"example.com x":         false,
+		"com":                   false,
+	}
+	for domain, want := range tests {
+		t.Run(domain, func(t *testing.T) {
+			got, err := l.Domain(ctx, domain)
+			if err != nil {
+				t.Fatalf("Domain(%q): %v", domain, err)
+			}
+			if got != want {
+				t.Errorf("Domain(%q) = %v, want %v", domain, got, want)
+			}
+		})
+	}
+}
+
+func TestLookupsMailbox(t *testing.T) {
+	l := NewLookups(newLookupPool(t))
+	ctx := context.Background()
+	tests := map[string]string{ // "" means not found
+		"sales@example.com":                   "example.com/sales/",
+		"SALES@Example.COM":                   "example.com/sales/",
+		"Anna.Smith@example.com":              "example.com/anna.smith/",
+		"anna.smith@example.com":              "example.com/anna.smith/",
+		"sales+eu@example.com":                "example.com/sales+eu/",
+		"*@example.com":                       "example.com/*/",
+		"boss@other.example":                  "other.example/boss/",
+		"info@xn--bcher-kva.example":          "xn--bcher-kva.example/info/",
+		"info@bücher.example":                 "xn--bcher-kva.example/info/",
+		"contact@example.com":                 "",                   // an alias: the alias map resolves it first
+		"noreply@example.com":                 "",                   // receives nothing
+		"fwd@example.com":                     "",                   // stores nothing
+		"team@example.com":                    "",                   // reserved
+		"nobody@example.com":                  "",                   // the alias map sends it to the catch-all
+		"sales+news@example.com":              "example.com/sales/", // Postfix asks with the extension only
+		"contact+news@example.com":            "",
+		"noreply+x@example.com":               "",
+		"fwd+x@example.com":                   "",
+		"team+x@example.com":                  "",
+		"old@gone.example":                    "",
+		"sales@unknown.example":               "",
+		"boss@example.com":                    "",
+		"info@example.com":                    "",
+		"sales@example.com.unknown.example":   "",
+		"sales@xn--bcher-kva.example":         "",
+		"info@other.example":                  "",
+		"sales@other.example":                 "",
+		"old@example.com":                     "",
+		"anna.smith@xn--bcher-kva.example":    "",
+		"contact@xn--bcher-kva.example":       "",
+		"nobody@xn--bcher-kva.example":        "",
+		"team-join@example.com":               "",
+		"donotreply@example.com":              "",
+		"oldalias@gone.example":               "",
+		"nobody@gone.example":                 "",
+		"*@gone.example":                      "",
+		"*@other.example":                     "",
+		"anna.smith+tag@example.com":          "example.com/anna.smith/",
+		"xn--bcher-kva.example@example.com":   "",
+		"sales@xn--bcher-kva.example.example": "",
+	}
+	for _, k := range malformedKeys {
+		tests[k] = ""
+	}
+	for key, want := range tests {
+		t.Run(key, func(t *testing.T) {
+			got, found, err := l.Mailbox(ctx, key)
+			if err != nil {
+				t.Fatalf("Mailbox(%q): %v", key, err)
+			}
+			if found != (want != "") || got != want {
+				t.Errorf("Mailbox(%q) = %q, %v; want %q", key, got, found, want)
+			}
+		})
+	}
+}
+
+func TestLookupsAlias(t *testing.T) {
+	l := NewLookups(newLookupPool(t))
+	ctx := context.Background()
+	tests := map[string][]string{ // nil means not found
+		"sales@example.com":        {"sales@example.com"}, // identity: exact wins over the catch-all
+		"SALES@EXAMPLE.COM":        {"sales@example.com"},
+		"Anna.Smith@example.com":   {"anna.smith@example.com"},
+		"contact@example.com":      {"sales@example.com"},
+		"Info@Example.com":         {"sales@example.com"},
+		"fwd@example.com":          {"a@gmail.com", "b@example.org"},
+		"nobody@example.com":       {"*@example.com"},
+		"Nobody.Else@example.com":  {"*@example.com"},
+		"*@example.com":            {"*@example.com"},
+		"nobody+x@example.com":     {"*@example.com"},
+		"sales+eu@example.com":     {"sales+eu@example.com"},
+		"sales+news@example.com":   {"sales+news@example.com"}, // the extension stays, for the mail store
+		"Sales+News@Example.com":   {"sales+news@example.com"},
+		"contact+news@example.com": {"sales+news@example.com"},
+		"fwd+x@example.com":        {"a@gmail.com", "b@example.org"},
+		"noreply+x@example.com":    nil,
+		"team@example.com":         nil, // reserved by lists: not swallowed by the catch-all
+		"team-join@example.com":    nil,
+		"team+x@example.com":       nil,
+		"noreply@example.com":      nil, // the policy service refuses it clearly
+		"donotreply@example.com":   nil,
+		"boss@other.example":       {"boss@other.example"},
+		"nobody@other.example":     nil, // no catch-all
+		"info@bücher.example":      {"info@xn--bcher-kva.example"},
+		"old@gone.example":         nil,
+		"oldalias@gone.example":    nil,
+		"nobody@gone.example":      nil, // a deleted mail service's catch-all
+		"sales@unknown.example":    nil,
+		"someone@gmail.com":        nil,
+	}
+	for _, k := range malformedKeys {
+		tests[k] = nil
+	}
+	for key, want := range tests {
+		t.Run(key, func(t *testing.T) {
+			got, found, err := l.Alias(ctx, key)
+			if err != nil {
+				t.Fatalf("Alias(%q): %v", key, err)
+			}
+			if found != (want != nil) {
+				t.Errorf("Alias(%q) found = %v, want %v", key, found, want != nil)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Alias(%q) (-want +got):\n%s", key, diff)
+			}
+		})
+	}
+}
+
+func TestLookupsSenderLogins(t *testing.T) {
+	l := NewLookups(newLookupPool(t))
+	ctx := context.Background()
+	tests := map[string][]string{
+		"sales@example.com":      {"sales@example.com"},
+		"Sales@EXAMPLE.com":      {"sales@example.com"},
+		"contact@example.com":    {"sales@example.com"},
+		"INFO@example.com":       {"sales@example.com"},
+		"anna.smith@example.com": {"anna.smith@example.com"},
+		"noreply@example.com":    {"noreply@example.com"}, // sends only
+		"donotreply@example.com": {"noreply@example.com"},
+		"sales+eu@example.com":   {"sales+eu@example.com"},
+		"boss@other.example":     {"boss@other.example"},
+		"info@bücher.example":    {"info@xn--bcher-kva.example"},
+		"sales+news@example.com": {"sales@example.com"},
+		"contact+x@example.com":  {"sales@example.com"},
+		"fwd+x@example.com":      nil,
+		"team+x@example.com":     nil,
+		"fwd@example.com":        nil,
+		"*@example.com":          nil,
+		"nobody@example.com":     nil,
+		"team@example.com":       nil,
+		"old@gone.example":       nil,
+		"oldalias@gone.example":  nil,
+		"sales@other.example":    nil,
+	}
+	for _, k := range malformedKeys {
+		tests[k] = nil
+	}
+	for key, want := range tests {
+		t.Run(key, func(t *testing.T) {
+			got, found, err := l.SenderLogins(ctx, key)
+			if err != nil {
+				t.Fatalf("SenderLogins(%q): %v", key, err)
+			}
+			if found != (want != nil) {
+				t.Errorf("SenderLogins(%q) found = %v, want %v", key, found, want != nil)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("SenderLogins(%q) (-want +got):\n%s", key, diff)
+			}
+		})
+	}
+}
+
+func TestLookupsNoReply(t *testing.T) {
+	l := NewLookups(newLookupPool(t))
+	ctx := context.Background()
+	tests := map[string]bool{
+		"noreply@example.com":    true,
+		"NoReply@Example.com":    true,
+		"donotreply@example.com": true,
+		"noreply+x@example.com":  true,
+		"sales@example.com":      false,
+		"nobody@example.com":     false,
+		"team@example.com":       false,
+		"noreply@other.example":  false,
+		"":                       false,
+		"noreply":                false,
+	}
+	for key, want := range tests {
+		t.Run(key, func(t *testing.T) {
+			got, err := l.NoReply(ctx, key)
+			if err != nil {
+				t.Fatalf("NoReply(%q): %v", key, err)
+			}
+			if got != want {
+				t.Errorf("NoReply(%q) = %v, want %v", key, got, want)
+			}
+		})
+	}
+}
+
+func TestLookupsDatabaseDown(t *testing.T) {
+	l := closedLookups(t)
+	ctx := context.Background()
+	if _, err := l.Domain(ctx, "example.com"); err == nil {
+		t.Error("Domain: no error")
+	}
+	if _, _, err := l.Mailbox(ctx, "sales@example.com"); err == nil {
+		t.Error("Mailbox: no error")
+	}
+	if _, _, err := l.Alias(ctx, "sales@example.com"); err == nil {
+		t.Error("Alias: no error")
+	}
+	if _, _, err := l.SenderLogins(ctx, "sales@example.com"); err == nil {
+		t.Error("SenderLogins: no error")
+	}
+	if _, err := l.NoReply(ctx, "sales@example.com"); err == nil {
+		t.Error("NoReply: no error")
+	}
+	// A malformed key never reaches the database.
+	if _, found, err := l.Alias(ctx, "@example.com"); found || err != nil {
+		t.Errorf("Alias(@example.com) = %v, %v; want not found, no error", found, err)
+	}
+}
