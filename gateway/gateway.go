@@ -157,6 +157,8 @@ func newMux(ctx context.Context, accounts, mailboxes *grpc.ClientConn, backends 
 		{"MailServiceService", mailboxesv1.RegisterMailServiceServiceHandler, mailboxes},
 		{"AddressService", mailboxesv1.RegisterAddressServiceHandler, mailboxes},
 		{"DevicePasswordService", mailboxesv1.RegisterDevicePasswordServiceHandler, mailboxes},
+		{"BulkService", mailboxesv1.RegisterBulkServiceHandler, mailboxes},
+		{"SignatureService", mailboxesv1.RegisterSignatureServiceHandler, mailboxes},
 	}
 	for _, r := range registers {
 		if err := r.register(ctx, mux, r.conn); err != nil {

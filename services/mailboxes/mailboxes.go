@@ -78,6 +78,8 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	mailboxesv1.RegisterReservationServiceServer(srv, s)
 	mailboxesv1.RegisterSenderServiceServer(srv, s)
 	mailboxesv1.RegisterDevicePasswordServiceServer(srv, s)
+	mailboxesv1.RegisterBulkServiceServer(srv, s)
+	mailboxesv1.RegisterSignatureServiceServer(srv, s)
 	lookups := internal.NewLookups(pool)
 	var mail []mailServer
 	for _, m := range []mailServer{

@@ -20,6 +20,8 @@ type Server struct {
 	mailboxesv1.UnimplementedReservationServiceServer
 	mailboxesv1.UnimplementedSenderServiceServer
 	mailboxesv1.UnimplementedDevicePasswordServiceServer
+	mailboxesv1.UnimplementedBulkServiceServer
+	mailboxesv1.UnimplementedSignatureServiceServer
 
 	pool     *pgxpool.Pool
 	accounts Accounts

@@ -143,6 +143,64 @@ func (AddressUserState) EnumDescriptor() ([]byte, []int) {
 	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{1}
 }
 
+// BulkJobState is where a bulk job stands.
+type BulkJobState int32
+
+const (
+	// Not set.
+	BulkJobState_BULK_JOB_STATE_UNSPECIFIED BulkJobState = 0
+	// Creating the addresses.
+	BulkJobState_BULK_JOB_STATE_RUNNING BulkJobState = 1
+	// Every address exists.
+	BulkJobState_BULK_JOB_STATE_SUCCEEDED BulkJobState = 2
+	// Stopped; error says why. Rows created stay; uploading the file again
+	// creates the rest.
+	BulkJobState_BULK_JOB_STATE_FAILED BulkJobState = 3
+)
+
+// Enum value maps for BulkJobState.
+var (
+	BulkJobState_name = map[int32]string{
+		0: "BULK_JOB_STATE_UNSPECIFIED",
+		1: "BULK_JOB_STATE_RUNNING",
+		2: "BULK_JOB_STATE_SUCCEEDED",
+		3: "BULK_JOB_STATE_FAILED",
+	}
+	BulkJobState_value = map[string]int32{
+		"BULK_JOB_STATE_UNSPECIFIED": 0,
+		"BULK_JOB_STATE_RUNNING":     1,
+		"BULK_JOB_STATE_SUCCEEDED":   2,
+		"BULK_JOB_STATE_FAILED":      3,
+	}
+)
+
+func (x BulkJobState) Enum() *BulkJobState {
+	p := new(BulkJobState)
+	*p = x
+	return p
+}
+
+func (x BulkJobState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BulkJobState) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[2].Descriptor()
+}
+
+func (BulkJobState) Type() protoreflect.EnumType {
+	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[2]
+}
+
+func (x BulkJobState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BulkJobState.Descriptor instead.
+func (BulkJobState) EnumDescriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{2}
+}
+
 // MailService is a domain attached to an organization.
 type MailService struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -415,7 +473,10 @@ type Address struct {
 	// When it was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The signature template the address uses: "organizations/{organization}/mailServices/{mail_service}/signatures/{signature}";
+	// empty: none.
+	Signature     string `protobuf:"bytes,12,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -525,6 +586,13 @@ func (x *Address) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Address) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
 }
 
 // NewUser describes a user created for an address, whose login identifier is
@@ -2412,6 +2480,1126 @@ func (*DeleteDevicePasswordResponse) Descriptor() ([]byte, []int) {
 	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{40}
 }
 
+// AutoReply is an address's out-of-office answer. The mail server sends it
+// at most once per sender per interval.
+type AutoReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/addresses/{address}/autoReply".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Whether it is on (within the dates, when set).
+	Enabled bool `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Subject of the answer; empty: "Auto: " and the original subject.
+	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	// The answer.
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// From when; unset: now.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Until when; unset: until turned off.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Days before the same sender is answered again (1 to 30; default 7).
+	IntervalDays  int32 `protobuf:"varint,7,opt,name=interval_days,json=intervalDays,proto3" json:"interval_days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AutoReply) Reset() {
+	*x = AutoReply{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AutoReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AutoReply) ProtoMessage() {}
+
+func (x *AutoReply) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AutoReply.ProtoReflect.Descriptor instead.
+func (*AutoReply) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *AutoReply) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AutoReply) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *AutoReply) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *AutoReply) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *AutoReply) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *AutoReply) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *AutoReply) GetIntervalDays() int32 {
+	if x != nil {
+		return x.IntervalDays
+	}
+	return 0
+}
+
+// GetAutoReplyRequest names the auto-reply.
+type GetAutoReplyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ".../addresses/{address}/autoReply".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAutoReplyRequest) Reset() {
+	*x = GetAutoReplyRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAutoReplyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAutoReplyRequest) ProtoMessage() {}
+
+func (x *GetAutoReplyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAutoReplyRequest.ProtoReflect.Descriptor instead.
+func (*GetAutoReplyRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *GetAutoReplyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetAutoReplyResponse holds the auto-reply.
+type GetAutoReplyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The auto-reply.
+	AutoReply     *AutoReply `protobuf:"bytes,1,opt,name=auto_reply,json=autoReply,proto3" json:"auto_reply,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAutoReplyResponse) Reset() {
+	*x = GetAutoReplyResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAutoReplyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAutoReplyResponse) ProtoMessage() {}
+
+func (x *GetAutoReplyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAutoReplyResponse.ProtoReflect.Descriptor instead.
+func (*GetAutoReplyResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GetAutoReplyResponse) GetAutoReply() *AutoReply {
+	if x != nil {
+		return x.AutoReply
+	}
+	return nil
+}
+
+// UpdateAutoReplyRequest sets the auto-reply.
+type UpdateAutoReplyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The auto-reply, by name, with the new values.
+	AutoReply     *AutoReply `protobuf:"bytes,1,opt,name=auto_reply,json=autoReply,proto3" json:"auto_reply,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAutoReplyRequest) Reset() {
+	*x = UpdateAutoReplyRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAutoReplyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAutoReplyRequest) ProtoMessage() {}
+
+func (x *UpdateAutoReplyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAutoReplyRequest.ProtoReflect.Descriptor instead.
+func (*UpdateAutoReplyRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *UpdateAutoReplyRequest) GetAutoReply() *AutoReply {
+	if x != nil {
+		return x.AutoReply
+	}
+	return nil
+}
+
+// UpdateAutoReplyResponse holds the auto-reply.
+type UpdateAutoReplyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The auto-reply.
+	AutoReply     *AutoReply `protobuf:"bytes,1,opt,name=auto_reply,json=autoReply,proto3" json:"auto_reply,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAutoReplyResponse) Reset() {
+	*x = UpdateAutoReplyResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAutoReplyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAutoReplyResponse) ProtoMessage() {}
+
+func (x *UpdateAutoReplyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAutoReplyResponse.ProtoReflect.Descriptor instead.
+func (*UpdateAutoReplyResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *UpdateAutoReplyResponse) GetAutoReply() *AutoReply {
+	if x != nil {
+		return x.AutoReply
+	}
+	return nil
+}
+
+// BulkJob creates the addresses of one CSV file.
+type BulkJob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/bulkJobs/{job}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Where it stands.
+	State BulkJobState `protobuf:"varint,2,opt,name=state,proto3,enum=mailplane.mailboxes.v1.BulkJobState" json:"state,omitempty"`
+	// Rows in the file.
+	TotalRows int32 `protobuf:"varint,3,opt,name=total_rows,json=totalRows,proto3" json:"total_rows,omitempty"`
+	// Rows done so far (created, or already there from an earlier upload).
+	DoneRows int32 `protobuf:"varint,4,opt,name=done_rows,json=doneRows,proto3" json:"done_rows,omitempty"`
+	// Why it failed.
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// When it started.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it ended.
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkJob) Reset() {
+	*x = BulkJob{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkJob) ProtoMessage() {}
+
+func (x *BulkJob) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkJob.ProtoReflect.Descriptor instead.
+func (*BulkJob) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *BulkJob) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BulkJob) GetState() BulkJobState {
+	if x != nil {
+		return x.State
+	}
+	return BulkJobState_BULK_JOB_STATE_UNSPECIFIED
+}
+
+func (x *BulkJob) GetTotalRows() int32 {
+	if x != nil {
+		return x.TotalRows
+	}
+	return 0
+}
+
+func (x *BulkJob) GetDoneRows() int32 {
+	if x != nil {
+		return x.DoneRows
+	}
+	return 0
+}
+
+func (x *BulkJob) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *BulkJob) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *BulkJob) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+// GetBulkTemplateRequest names the mail service.
+type GetBulkTemplateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}".
+	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBulkTemplateRequest) Reset() {
+	*x = GetBulkTemplateRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBulkTemplateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBulkTemplateRequest) ProtoMessage() {}
+
+func (x *GetBulkTemplateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBulkTemplateRequest.ProtoReflect.Descriptor instead.
+func (*GetBulkTemplateRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *GetBulkTemplateRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+// GetBulkTemplateResponse is the template.
+type GetBulkTemplateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The CSV text.
+	Csv           string `protobuf:"bytes,1,opt,name=csv,proto3" json:"csv,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBulkTemplateResponse) Reset() {
+	*x = GetBulkTemplateResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBulkTemplateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBulkTemplateResponse) ProtoMessage() {}
+
+func (x *GetBulkTemplateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBulkTemplateResponse.ProtoReflect.Descriptor instead.
+func (*GetBulkTemplateResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GetBulkTemplateResponse) GetCsv() string {
+	if x != nil {
+		return x.Csv
+	}
+	return ""
+}
+
+// CreateBulkJobRequest uploads a CSV file.
+type CreateBulkJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The file, UTF-8, with or without a BOM.
+	Csv           []byte `protobuf:"bytes,2,opt,name=csv,proto3" json:"csv,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBulkJobRequest) Reset() {
+	*x = CreateBulkJobRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBulkJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBulkJobRequest) ProtoMessage() {}
+
+func (x *CreateBulkJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBulkJobRequest.ProtoReflect.Descriptor instead.
+func (*CreateBulkJobRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *CreateBulkJobRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *CreateBulkJobRequest) GetCsv() []byte {
+	if x != nil {
+		return x.Csv
+	}
+	return nil
+}
+
+// CreateBulkJobResponse is the job, started.
+type CreateBulkJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job.
+	Job           *BulkJob `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBulkJobResponse) Reset() {
+	*x = CreateBulkJobResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBulkJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBulkJobResponse) ProtoMessage() {}
+
+func (x *CreateBulkJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBulkJobResponse.ProtoReflect.Descriptor instead.
+func (*CreateBulkJobResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *CreateBulkJobResponse) GetJob() *BulkJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// GetBulkJobRequest names the job.
+type GetBulkJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ".../bulkJobs/{job}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBulkJobRequest) Reset() {
+	*x = GetBulkJobRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBulkJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBulkJobRequest) ProtoMessage() {}
+
+func (x *GetBulkJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBulkJobRequest.ProtoReflect.Descriptor instead.
+func (*GetBulkJobRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *GetBulkJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetBulkJobResponse is the job.
+type GetBulkJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job.
+	Job           *BulkJob `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBulkJobResponse) Reset() {
+	*x = GetBulkJobResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBulkJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBulkJobResponse) ProtoMessage() {}
+
+func (x *GetBulkJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBulkJobResponse.ProtoReflect.Descriptor instead.
+func (*GetBulkJobResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *GetBulkJobResponse) GetJob() *BulkJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// Signature is a signature template.
+type Signature struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/signatures/{signature}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its name in the manager.
+	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The text; {{name}}, {{email}} and {{organization}} are filled in.
+	Template string `protobuf:"bytes,3,opt,name=template,proto3" json:"template,omitempty"`
+	// When it was created.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Signature) Reset() {
+	*x = Signature{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Signature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Signature) ProtoMessage() {}
+
+func (x *Signature) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Signature.ProtoReflect.Descriptor instead.
+func (*Signature) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *Signature) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Signature) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Signature) GetTemplate() string {
+	if x != nil {
+		return x.Template
+	}
+	return ""
+}
+
+func (x *Signature) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+// CreateSignatureRequest creates a signature template.
+type CreateSignatureRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The template.
+	Signature     *Signature `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSignatureRequest) Reset() {
+	*x = CreateSignatureRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSignatureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSignatureRequest) ProtoMessage() {}
+
+func (x *CreateSignatureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSignatureRequest.ProtoReflect.Descriptor instead.
+func (*CreateSignatureRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *CreateSignatureRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *CreateSignatureRequest) GetSignature() *Signature {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// CreateSignatureResponse holds it.
+type CreateSignatureResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The template.
+	Signature     *Signature `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSignatureResponse) Reset() {
+	*x = CreateSignatureResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSignatureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSignatureResponse) ProtoMessage() {}
+
+func (x *CreateSignatureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSignatureResponse.ProtoReflect.Descriptor instead.
+func (*CreateSignatureResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *CreateSignatureResponse) GetSignature() *Signature {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// ListSignaturesRequest names the mail service.
+type ListSignaturesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}".
+	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSignaturesRequest) Reset() {
+	*x = ListSignaturesRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSignaturesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSignaturesRequest) ProtoMessage() {}
+
+func (x *ListSignaturesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSignaturesRequest.ProtoReflect.Descriptor instead.
+func (*ListSignaturesRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListSignaturesRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+// ListSignaturesResponse lists templates.
+type ListSignaturesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The templates, by display name.
+	Signatures    []*Signature `protobuf:"bytes,1,rep,name=signatures,proto3" json:"signatures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSignaturesResponse) Reset() {
+	*x = ListSignaturesResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSignaturesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSignaturesResponse) ProtoMessage() {}
+
+func (x *ListSignaturesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSignaturesResponse.ProtoReflect.Descriptor instead.
+func (*ListSignaturesResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListSignaturesResponse) GetSignatures() []*Signature {
+	if x != nil {
+		return x.Signatures
+	}
+	return nil
+}
+
+// UpdateSignatureRequest changes a template.
+type UpdateSignatureRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The template, by name, with the new values.
+	Signature *Signature `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
+	// "display_name", "template"; empty: both.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSignatureRequest) Reset() {
+	*x = UpdateSignatureRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSignatureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSignatureRequest) ProtoMessage() {}
+
+func (x *UpdateSignatureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSignatureRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSignatureRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *UpdateSignatureRequest) GetSignature() *Signature {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *UpdateSignatureRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// UpdateSignatureResponse holds it.
+type UpdateSignatureResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The template.
+	Signature     *Signature `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSignatureResponse) Reset() {
+	*x = UpdateSignatureResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSignatureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSignatureResponse) ProtoMessage() {}
+
+func (x *UpdateSignatureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSignatureResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSignatureResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *UpdateSignatureResponse) GetSignature() *Signature {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// DeleteSignatureRequest names the template.
+type DeleteSignatureRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ".../signatures/{signature}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSignatureRequest) Reset() {
+	*x = DeleteSignatureRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSignatureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSignatureRequest) ProtoMessage() {}
+
+func (x *DeleteSignatureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSignatureRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSignatureRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *DeleteSignatureRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// DeleteSignatureResponse is empty.
+type DeleteSignatureResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSignatureResponse) Reset() {
+	*x = DeleteSignatureResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSignatureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSignatureResponse) ProtoMessage() {}
+
+func (x *DeleteSignatureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSignatureResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSignatureResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{61}
+}
+
 var File_mailplane_mailboxes_v1_mailboxes_proto protoreflect.FileDescriptor
 
 const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
@@ -2440,7 +3628,7 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x126\n" +
 	"\x06rights\x18\x03 \x01(\v2\x1e.mailplane.mailboxes.v1.RightsR\x06rights\x12>\n" +
-	"\x05state\x18\x04 \x01(\x0e2(.mailplane.mailboxes.v1.AddressUserStateR\x05state\"\xd9\x03\n" +
+	"\x05state\x18\x04 \x01(\x0e2(.mailplane.mailboxes.v1.AddressUserStateR\x05state\"\xf7\x03\n" +
 	"\aAddress\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\n" +
@@ -2458,7 +3646,8 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"7\n" +
+	"updateTime\x12\x1c\n" +
+	"\tsignature\x18\f \x01(\tR\tsignature\"7\n" +
 	"\aNewUser\x12,\n" +
 	"\fdisplay_name\x18\x01 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\vdisplayName\"b\n" +
 	"\rAddressAccess\x12\x16\n" +
@@ -2562,7 +3751,76 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x10device_passwords\x18\x01 \x03(\v2&.mailplane.mailboxes.v1.DevicePasswordR\x0fdevicePasswords\"9\n" +
 	"\x1bDeleteDevicePasswordRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x1e\n" +
-	"\x1cDeleteDevicePasswordResponse*\x97\x01\n" +
+	"\x1cDeleteDevicePasswordResponse\"\x96\x02\n" +
+	"\tAutoReply\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aenabled\x18\x02 \x01(\bR\aenabled\x12!\n" +
+	"\asubject\x18\x03 \x01(\tB\a\xca\xf3\x18\x03\x18\xc8\x01R\asubject\x12!\n" +
+	"\amessage\x18\x04 \x01(\tB\a\xca\xf3\x18\x03\x18\x90NR\amessage\x129\n" +
+	"\n" +
+	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12#\n" +
+	"\rinterval_days\x18\a \x01(\x05R\fintervalDays\"1\n" +
+	"\x13GetAutoReplyRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"X\n" +
+	"\x14GetAutoReplyResponse\x12@\n" +
+	"\n" +
+	"auto_reply\x18\x01 \x01(\v2!.mailplane.mailboxes.v1.AutoReplyR\tautoReply\"b\n" +
+	"\x16UpdateAutoReplyRequest\x12H\n" +
+	"\n" +
+	"auto_reply\x18\x01 \x01(\v2!.mailplane.mailboxes.v1.AutoReplyB\x06\xca\xf3\x18\x02\b\x01R\tautoReply\"[\n" +
+	"\x17UpdateAutoReplyResponse\x12@\n" +
+	"\n" +
+	"auto_reply\x18\x01 \x01(\v2!.mailplane.mailboxes.v1.AutoReplyR\tautoReply\"\x9f\x02\n" +
+	"\aBulkJob\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
+	"\x05state\x18\x02 \x01(\x0e2$.mailplane.mailboxes.v1.BulkJobStateR\x05state\x12\x1d\n" +
+	"\n" +
+	"total_rows\x18\x03 \x01(\x05R\ttotalRows\x12\x1b\n" +
+	"\tdone_rows\x18\x04 \x01(\x05R\bdoneRows\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x125\n" +
+	"\bend_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"8\n" +
+	"\x16GetBulkTemplateRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\"+\n" +
+	"\x17GetBulkTemplateResponse\x12\x10\n" +
+	"\x03csv\x18\x01 \x01(\tR\x03csv\"H\n" +
+	"\x14CreateBulkJobRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12\x10\n" +
+	"\x03csv\x18\x02 \x01(\fR\x03csv\"J\n" +
+	"\x15CreateBulkJobResponse\x121\n" +
+	"\x03job\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.BulkJobR\x03job\"/\n" +
+	"\x11GetBulkJobRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"G\n" +
+	"\x12GetBulkJobResponse\x121\n" +
+	"\x03job\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.BulkJobR\x03job\"\xac\x01\n" +
+	"\tSignature\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
+	"\fdisplay_name\x18\x02 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\vdisplayName\x12#\n" +
+	"\btemplate\x18\x03 \x01(\tB\a\xca\xf3\x18\x03\x18\x90NR\btemplate\x12;\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\x81\x01\n" +
+	"\x16CreateSignatureRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12G\n" +
+	"\tsignature\x18\x02 \x01(\v2!.mailplane.mailboxes.v1.SignatureB\x06\xca\xf3\x18\x02\b\x01R\tsignature\"Z\n" +
+	"\x17CreateSignatureResponse\x12?\n" +
+	"\tsignature\x18\x01 \x01(\v2!.mailplane.mailboxes.v1.SignatureR\tsignature\"7\n" +
+	"\x15ListSignaturesRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\"[\n" +
+	"\x16ListSignaturesResponse\x12A\n" +
+	"\n" +
+	"signatures\x18\x01 \x03(\v2!.mailplane.mailboxes.v1.SignatureR\n" +
+	"signatures\"\x9e\x01\n" +
+	"\x16UpdateSignatureRequest\x12G\n" +
+	"\tsignature\x18\x01 \x01(\v2!.mailplane.mailboxes.v1.SignatureB\x06\xca\xf3\x18\x02\b\x01R\tsignature\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"Z\n" +
+	"\x17UpdateSignatureResponse\x12?\n" +
+	"\tsignature\x18\x01 \x01(\v2!.mailplane.mailboxes.v1.SignatureR\tsignature\"4\n" +
+	"\x16DeleteSignatureRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x19\n" +
+	"\x17DeleteSignatureResponse*\x97\x01\n" +
 	"\vAddressKind\x12\x1c\n" +
 	"\x18ADDRESS_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ADDRESS_KIND_MAILBOX\x10\x01\x12\x19\n" +
@@ -2572,21 +3830,38 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x10AddressUserState\x12\"\n" +
 	"\x1eADDRESS_USER_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ADDRESS_USER_STATE_ACTIVE\x10\x01\x12\x1e\n" +
-	"\x1aADDRESS_USER_STATE_PENDING\x10\x022\xea\x05\n" +
+	"\x1aADDRESS_USER_STATE_PENDING\x10\x02*\x83\x01\n" +
+	"\fBulkJobState\x12\x1e\n" +
+	"\x1aBULK_JOB_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16BULK_JOB_STATE_RUNNING\x10\x01\x12\x1c\n" +
+	"\x18BULK_JOB_STATE_SUCCEEDED\x10\x02\x12\x19\n" +
+	"\x15BULK_JOB_STATE_FAILED\x10\x032\xea\x05\n" +
 	"\x12MailServiceService\x12x\n" +
 	"\x11CreateMailService\x120.mailplane.mailboxes.v1.CreateMailServiceRequest\x1a1.mailplane.mailboxes.v1.CreateMailServiceResponse\x12o\n" +
 	"\x0eGetMailService\x12-.mailplane.mailboxes.v1.GetMailServiceRequest\x1a..mailplane.mailboxes.v1.GetMailServiceResponse\x12u\n" +
 	"\x10ListMailServices\x12/.mailplane.mailboxes.v1.ListMailServicesRequest\x1a0.mailplane.mailboxes.v1.ListMailServicesResponse\x12x\n" +
 	"\x11UpdateMailService\x120.mailplane.mailboxes.v1.UpdateMailServiceRequest\x1a1.mailplane.mailboxes.v1.UpdateMailServiceResponse\x12x\n" +
 	"\x11DeleteMailService\x120.mailplane.mailboxes.v1.DeleteMailServiceRequest\x1a1.mailplane.mailboxes.v1.DeleteMailServiceResponse\x12~\n" +
-	"\x13UndeleteMailService\x122.mailplane.mailboxes.v1.UndeleteMailServiceRequest\x1a3.mailplane.mailboxes.v1.UndeleteMailServiceResponse2\xad\x04\n" +
+	"\x13UndeleteMailService\x122.mailplane.mailboxes.v1.UndeleteMailServiceRequest\x1a3.mailplane.mailboxes.v1.UndeleteMailServiceResponse2\x8c\x06\n" +
 	"\x0eAddressService\x12l\n" +
 	"\rCreateAddress\x12,.mailplane.mailboxes.v1.CreateAddressRequest\x1a-.mailplane.mailboxes.v1.CreateAddressResponse\x12c\n" +
 	"\n" +
 	"GetAddress\x12).mailplane.mailboxes.v1.GetAddressRequest\x1a*.mailplane.mailboxes.v1.GetAddressResponse\x12l\n" +
 	"\rListAddresses\x12,.mailplane.mailboxes.v1.ListAddressesRequest\x1a-.mailplane.mailboxes.v1.ListAddressesResponse\x12l\n" +
 	"\rUpdateAddress\x12,.mailplane.mailboxes.v1.UpdateAddressRequest\x1a-.mailplane.mailboxes.v1.UpdateAddressResponse\x12l\n" +
-	"\rDeleteAddress\x12,.mailplane.mailboxes.v1.DeleteAddressRequest\x1a-.mailplane.mailboxes.v1.DeleteAddressResponse2\x9f\x03\n" +
+	"\rDeleteAddress\x12,.mailplane.mailboxes.v1.DeleteAddressRequest\x1a-.mailplane.mailboxes.v1.DeleteAddressResponse\x12i\n" +
+	"\fGetAutoReply\x12+.mailplane.mailboxes.v1.GetAutoReplyRequest\x1a,.mailplane.mailboxes.v1.GetAutoReplyResponse\x12r\n" +
+	"\x0fUpdateAutoReply\x12..mailplane.mailboxes.v1.UpdateAutoReplyRequest\x1a/.mailplane.mailboxes.v1.UpdateAutoReplyResponse2\xd4\x02\n" +
+	"\vBulkService\x12r\n" +
+	"\x0fGetBulkTemplate\x12..mailplane.mailboxes.v1.GetBulkTemplateRequest\x1a/.mailplane.mailboxes.v1.GetBulkTemplateResponse\x12l\n" +
+	"\rCreateBulkJob\x12,.mailplane.mailboxes.v1.CreateBulkJobRequest\x1a-.mailplane.mailboxes.v1.CreateBulkJobResponse\x12c\n" +
+	"\n" +
+	"GetBulkJob\x12).mailplane.mailboxes.v1.GetBulkJobRequest\x1a*.mailplane.mailboxes.v1.GetBulkJobResponse2\xdf\x03\n" +
+	"\x10SignatureService\x12r\n" +
+	"\x0fCreateSignature\x12..mailplane.mailboxes.v1.CreateSignatureRequest\x1a/.mailplane.mailboxes.v1.CreateSignatureResponse\x12o\n" +
+	"\x0eListSignatures\x12-.mailplane.mailboxes.v1.ListSignaturesRequest\x1a..mailplane.mailboxes.v1.ListSignaturesResponse\x12r\n" +
+	"\x0fUpdateSignature\x12..mailplane.mailboxes.v1.UpdateSignatureRequest\x1a/.mailplane.mailboxes.v1.UpdateSignatureResponse\x12r\n" +
+	"\x0fDeleteSignature\x12..mailplane.mailboxes.v1.DeleteSignatureRequest\x1a/.mailplane.mailboxes.v1.DeleteSignatureResponse2\x9f\x03\n" +
 	"\x15DevicePasswordService\x12\x81\x01\n" +
 	"\x14CreateDevicePassword\x123.mailplane.mailboxes.v1.CreateDevicePasswordRequest\x1a4.mailplane.mailboxes.v1.CreateDevicePasswordResponse\x12~\n" +
 	"\x13ListDevicePasswords\x122.mailplane.mailboxes.v1.ListDevicePasswordsRequest\x1a3.mailplane.mailboxes.v1.ListDevicePasswordsResponse\x12\x81\x01\n" +
@@ -2609,128 +3884,185 @@ func file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP() []byte {
 	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescData
 }
 
-var file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_mailplane_mailboxes_v1_mailboxes_proto_goTypes = []any{
 	(AddressKind)(0),                     // 0: mailplane.mailboxes.v1.AddressKind
 	(AddressUserState)(0),                // 1: mailplane.mailboxes.v1.AddressUserState
-	(*MailService)(nil),                  // 2: mailplane.mailboxes.v1.MailService
-	(*Rights)(nil),                       // 3: mailplane.mailboxes.v1.Rights
-	(*AddressUser)(nil),                  // 4: mailplane.mailboxes.v1.AddressUser
-	(*Address)(nil),                      // 5: mailplane.mailboxes.v1.Address
-	(*NewUser)(nil),                      // 6: mailplane.mailboxes.v1.NewUser
-	(*AddressAccess)(nil),                // 7: mailplane.mailboxes.v1.AddressAccess
-	(*CreateMailServiceRequest)(nil),     // 8: mailplane.mailboxes.v1.CreateMailServiceRequest
-	(*CreateMailServiceResponse)(nil),    // 9: mailplane.mailboxes.v1.CreateMailServiceResponse
-	(*GetMailServiceRequest)(nil),        // 10: mailplane.mailboxes.v1.GetMailServiceRequest
-	(*GetMailServiceResponse)(nil),       // 11: mailplane.mailboxes.v1.GetMailServiceResponse
-	(*ListMailServicesRequest)(nil),      // 12: mailplane.mailboxes.v1.ListMailServicesRequest
-	(*ListMailServicesResponse)(nil),     // 13: mailplane.mailboxes.v1.ListMailServicesResponse
-	(*UpdateMailServiceRequest)(nil),     // 14: mailplane.mailboxes.v1.UpdateMailServiceRequest
-	(*UpdateMailServiceResponse)(nil),    // 15: mailplane.mailboxes.v1.UpdateMailServiceResponse
-	(*DeleteMailServiceRequest)(nil),     // 16: mailplane.mailboxes.v1.DeleteMailServiceRequest
-	(*DeleteMailServiceResponse)(nil),    // 17: mailplane.mailboxes.v1.DeleteMailServiceResponse
-	(*UndeleteMailServiceRequest)(nil),   // 18: mailplane.mailboxes.v1.UndeleteMailServiceRequest
-	(*UndeleteMailServiceResponse)(nil),  // 19: mailplane.mailboxes.v1.UndeleteMailServiceResponse
-	(*CreateAddressRequest)(nil),         // 20: mailplane.mailboxes.v1.CreateAddressRequest
-	(*CreateAddressResponse)(nil),        // 21: mailplane.mailboxes.v1.CreateAddressResponse
-	(*GetAddressRequest)(nil),            // 22: mailplane.mailboxes.v1.GetAddressRequest
-	(*GetAddressResponse)(nil),           // 23: mailplane.mailboxes.v1.GetAddressResponse
-	(*ListAddressesRequest)(nil),         // 24: mailplane.mailboxes.v1.ListAddressesRequest
-	(*ListAddressesResponse)(nil),        // 25: mailplane.mailboxes.v1.ListAddressesResponse
-	(*UpdateAddressRequest)(nil),         // 26: mailplane.mailboxes.v1.UpdateAddressRequest
-	(*UpdateAddressResponse)(nil),        // 27: mailplane.mailboxes.v1.UpdateAddressResponse
-	(*DeleteAddressRequest)(nil),         // 28: mailplane.mailboxes.v1.DeleteAddressRequest
-	(*DeleteAddressResponse)(nil),        // 29: mailplane.mailboxes.v1.DeleteAddressResponse
-	(*CreateReservationRequest)(nil),     // 30: mailplane.mailboxes.v1.CreateReservationRequest
-	(*CreateReservationResponse)(nil),    // 31: mailplane.mailboxes.v1.CreateReservationResponse
-	(*DeleteReservationRequest)(nil),     // 32: mailplane.mailboxes.v1.DeleteReservationRequest
-	(*DeleteReservationResponse)(nil),    // 33: mailplane.mailboxes.v1.DeleteReservationResponse
-	(*CheckSenderRequest)(nil),           // 34: mailplane.mailboxes.v1.CheckSenderRequest
-	(*CheckSenderResponse)(nil),          // 35: mailplane.mailboxes.v1.CheckSenderResponse
-	(*DevicePassword)(nil),               // 36: mailplane.mailboxes.v1.DevicePassword
-	(*CreateDevicePasswordRequest)(nil),  // 37: mailplane.mailboxes.v1.CreateDevicePasswordRequest
-	(*CreateDevicePasswordResponse)(nil), // 38: mailplane.mailboxes.v1.CreateDevicePasswordResponse
-	(*ListDevicePasswordsRequest)(nil),   // 39: mailplane.mailboxes.v1.ListDevicePasswordsRequest
-	(*ListDevicePasswordsResponse)(nil),  // 40: mailplane.mailboxes.v1.ListDevicePasswordsResponse
-	(*DeleteDevicePasswordRequest)(nil),  // 41: mailplane.mailboxes.v1.DeleteDevicePasswordRequest
-	(*DeleteDevicePasswordResponse)(nil), // 42: mailplane.mailboxes.v1.DeleteDevicePasswordResponse
-	nil,                                  // 43: mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
-	(*timestamppb.Timestamp)(nil),        // 44: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 45: google.protobuf.FieldMask
+	(BulkJobState)(0),                    // 2: mailplane.mailboxes.v1.BulkJobState
+	(*MailService)(nil),                  // 3: mailplane.mailboxes.v1.MailService
+	(*Rights)(nil),                       // 4: mailplane.mailboxes.v1.Rights
+	(*AddressUser)(nil),                  // 5: mailplane.mailboxes.v1.AddressUser
+	(*Address)(nil),                      // 6: mailplane.mailboxes.v1.Address
+	(*NewUser)(nil),                      // 7: mailplane.mailboxes.v1.NewUser
+	(*AddressAccess)(nil),                // 8: mailplane.mailboxes.v1.AddressAccess
+	(*CreateMailServiceRequest)(nil),     // 9: mailplane.mailboxes.v1.CreateMailServiceRequest
+	(*CreateMailServiceResponse)(nil),    // 10: mailplane.mailboxes.v1.CreateMailServiceResponse
+	(*GetMailServiceRequest)(nil),        // 11: mailplane.mailboxes.v1.GetMailServiceRequest
+	(*GetMailServiceResponse)(nil),       // 12: mailplane.mailboxes.v1.GetMailServiceResponse
+	(*ListMailServicesRequest)(nil),      // 13: mailplane.mailboxes.v1.ListMailServicesRequest
+	(*ListMailServicesResponse)(nil),     // 14: mailplane.mailboxes.v1.ListMailServicesResponse
+	(*UpdateMailServiceRequest)(nil),     // 15: mailplane.mailboxes.v1.UpdateMailServiceRequest
+	(*UpdateMailServiceResponse)(nil),    // 16: mailplane.mailboxes.v1.UpdateMailServiceResponse
+	(*DeleteMailServiceRequest)(nil),     // 17: mailplane.mailboxes.v1.DeleteMailServiceRequest
+	(*DeleteMailServiceResponse)(nil),    // 18: mailplane.mailboxes.v1.DeleteMailServiceResponse
+	(*UndeleteMailServiceRequest)(nil),   // 19: mailplane.mailboxes.v1.UndeleteMailServiceRequest
+	(*UndeleteMailServiceResponse)(nil),  // 20: mailplane.mailboxes.v1.UndeleteMailServiceResponse
+	(*CreateAddressRequest)(nil),         // 21: mailplane.mailboxes.v1.CreateAddressRequest
+	(*CreateAddressResponse)(nil),        // 22: mailplane.mailboxes.v1.CreateAddressResponse
+	(*GetAddressRequest)(nil),            // 23: mailplane.mailboxes.v1.GetAddressRequest
+	(*GetAddressResponse)(nil),           // 24: mailplane.mailboxes.v1.GetAddressResponse
+	(*ListAddressesRequest)(nil),         // 25: mailplane.mailboxes.v1.ListAddressesRequest
+	(*ListAddressesResponse)(nil),        // 26: mailplane.mailboxes.v1.ListAddressesResponse
+	(*UpdateAddressRequest)(nil),         // 27: mailplane.mailboxes.v1.UpdateAddressRequest
+	(*UpdateAddressResponse)(nil),        // 28: mailplane.mailboxes.v1.UpdateAddressResponse
+	(*DeleteAddressRequest)(nil),         // 29: mailplane.mailboxes.v1.DeleteAddressRequest
+	(*DeleteAddressResponse)(nil),        // 30: mailplane.mailboxes.v1.DeleteAddressResponse
+	(*CreateReservationRequest)(nil),     // 31: mailplane.mailboxes.v1.CreateReservationRequest
+	(*CreateReservationResponse)(nil),    // 32: mailplane.mailboxes.v1.CreateReservationResponse
+	(*DeleteReservationRequest)(nil),     // 33: mailplane.mailboxes.v1.DeleteReservationRequest
+	(*DeleteReservationResponse)(nil),    // 34: mailplane.mailboxes.v1.DeleteReservationResponse
+	(*CheckSenderRequest)(nil),           // 35: mailplane.mailboxes.v1.CheckSenderRequest
+	(*CheckSenderResponse)(nil),          // 36: mailplane.mailboxes.v1.CheckSenderResponse
+	(*DevicePassword)(nil),               // 37: mailplane.mailboxes.v1.DevicePassword
+	(*CreateDevicePasswordRequest)(nil),  // 38: mailplane.mailboxes.v1.CreateDevicePasswordRequest
+	(*CreateDevicePasswordResponse)(nil), // 39: mailplane.mailboxes.v1.CreateDevicePasswordResponse
+	(*ListDevicePasswordsRequest)(nil),   // 40: mailplane.mailboxes.v1.ListDevicePasswordsRequest
+	(*ListDevicePasswordsResponse)(nil),  // 41: mailplane.mailboxes.v1.ListDevicePasswordsResponse
+	(*DeleteDevicePasswordRequest)(nil),  // 42: mailplane.mailboxes.v1.DeleteDevicePasswordRequest
+	(*DeleteDevicePasswordResponse)(nil), // 43: mailplane.mailboxes.v1.DeleteDevicePasswordResponse
+	(*AutoReply)(nil),                    // 44: mailplane.mailboxes.v1.AutoReply
+	(*GetAutoReplyRequest)(nil),          // 45: mailplane.mailboxes.v1.GetAutoReplyRequest
+	(*GetAutoReplyResponse)(nil),         // 46: mailplane.mailboxes.v1.GetAutoReplyResponse
+	(*UpdateAutoReplyRequest)(nil),       // 47: mailplane.mailboxes.v1.UpdateAutoReplyRequest
+	(*UpdateAutoReplyResponse)(nil),      // 48: mailplane.mailboxes.v1.UpdateAutoReplyResponse
+	(*BulkJob)(nil),                      // 49: mailplane.mailboxes.v1.BulkJob
+	(*GetBulkTemplateRequest)(nil),       // 50: mailplane.mailboxes.v1.GetBulkTemplateRequest
+	(*GetBulkTemplateResponse)(nil),      // 51: mailplane.mailboxes.v1.GetBulkTemplateResponse
+	(*CreateBulkJobRequest)(nil),         // 52: mailplane.mailboxes.v1.CreateBulkJobRequest
+	(*CreateBulkJobResponse)(nil),        // 53: mailplane.mailboxes.v1.CreateBulkJobResponse
+	(*GetBulkJobRequest)(nil),            // 54: mailplane.mailboxes.v1.GetBulkJobRequest
+	(*GetBulkJobResponse)(nil),           // 55: mailplane.mailboxes.v1.GetBulkJobResponse
+	(*Signature)(nil),                    // 56: mailplane.mailboxes.v1.Signature
+	(*CreateSignatureRequest)(nil),       // 57: mailplane.mailboxes.v1.CreateSignatureRequest
+	(*CreateSignatureResponse)(nil),      // 58: mailplane.mailboxes.v1.CreateSignatureResponse
+	(*ListSignaturesRequest)(nil),        // 59: mailplane.mailboxes.v1.ListSignaturesRequest
+	(*ListSignaturesResponse)(nil),       // 60: mailplane.mailboxes.v1.ListSignaturesResponse
+	(*UpdateSignatureRequest)(nil),       // 61: mailplane.mailboxes.v1.UpdateSignatureRequest
+	(*UpdateSignatureResponse)(nil),      // 62: mailplane.mailboxes.v1.UpdateSignatureResponse
+	(*DeleteSignatureRequest)(nil),       // 63: mailplane.mailboxes.v1.DeleteSignatureRequest
+	(*DeleteSignatureResponse)(nil),      // 64: mailplane.mailboxes.v1.DeleteSignatureResponse
+	nil,                                  // 65: mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
+	(*timestamppb.Timestamp)(nil),        // 66: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 67: google.protobuf.FieldMask
 }
 var file_mailplane_mailboxes_v1_mailboxes_proto_depIdxs = []int32{
-	44, // 0: mailplane.mailboxes.v1.MailService.create_time:type_name -> google.protobuf.Timestamp
-	44, // 1: mailplane.mailboxes.v1.MailService.delete_time:type_name -> google.protobuf.Timestamp
-	44, // 2: mailplane.mailboxes.v1.MailService.purge_time:type_name -> google.protobuf.Timestamp
-	3,  // 3: mailplane.mailboxes.v1.AddressUser.rights:type_name -> mailplane.mailboxes.v1.Rights
+	66, // 0: mailplane.mailboxes.v1.MailService.create_time:type_name -> google.protobuf.Timestamp
+	66, // 1: mailplane.mailboxes.v1.MailService.delete_time:type_name -> google.protobuf.Timestamp
+	66, // 2: mailplane.mailboxes.v1.MailService.purge_time:type_name -> google.protobuf.Timestamp
+	4,  // 3: mailplane.mailboxes.v1.AddressUser.rights:type_name -> mailplane.mailboxes.v1.Rights
 	1,  // 4: mailplane.mailboxes.v1.AddressUser.state:type_name -> mailplane.mailboxes.v1.AddressUserState
 	0,  // 5: mailplane.mailboxes.v1.Address.kind:type_name -> mailplane.mailboxes.v1.AddressKind
-	4,  // 6: mailplane.mailboxes.v1.Address.users:type_name -> mailplane.mailboxes.v1.AddressUser
-	44, // 7: mailplane.mailboxes.v1.Address.create_time:type_name -> google.protobuf.Timestamp
-	44, // 8: mailplane.mailboxes.v1.Address.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 9: mailplane.mailboxes.v1.CreateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	2,  // 10: mailplane.mailboxes.v1.CreateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	2,  // 11: mailplane.mailboxes.v1.GetMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	2,  // 12: mailplane.mailboxes.v1.ListMailServicesResponse.mail_services:type_name -> mailplane.mailboxes.v1.MailService
-	2,  // 13: mailplane.mailboxes.v1.UpdateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	45, // 14: mailplane.mailboxes.v1.UpdateMailServiceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 15: mailplane.mailboxes.v1.UpdateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	2,  // 16: mailplane.mailboxes.v1.DeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	2,  // 17: mailplane.mailboxes.v1.UndeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	5,  // 18: mailplane.mailboxes.v1.CreateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
-	7,  // 19: mailplane.mailboxes.v1.CreateAddressRequest.access:type_name -> mailplane.mailboxes.v1.AddressAccess
-	5,  // 20: mailplane.mailboxes.v1.CreateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	43, // 21: mailplane.mailboxes.v1.CreateAddressResponse.invitation_links:type_name -> mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
-	5,  // 22: mailplane.mailboxes.v1.GetAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	5,  // 23: mailplane.mailboxes.v1.ListAddressesResponse.addresses:type_name -> mailplane.mailboxes.v1.Address
-	5,  // 24: mailplane.mailboxes.v1.UpdateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
-	45, // 25: mailplane.mailboxes.v1.UpdateAddressRequest.update_mask:type_name -> google.protobuf.FieldMask
-	5,  // 26: mailplane.mailboxes.v1.UpdateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	44, // 27: mailplane.mailboxes.v1.DevicePassword.create_time:type_name -> google.protobuf.Timestamp
-	44, // 28: mailplane.mailboxes.v1.DevicePassword.last_use_time:type_name -> google.protobuf.Timestamp
-	36, // 29: mailplane.mailboxes.v1.CreateDevicePasswordRequest.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
-	36, // 30: mailplane.mailboxes.v1.CreateDevicePasswordResponse.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
-	36, // 31: mailplane.mailboxes.v1.ListDevicePasswordsResponse.device_passwords:type_name -> mailplane.mailboxes.v1.DevicePassword
-	8,  // 32: mailplane.mailboxes.v1.MailServiceService.CreateMailService:input_type -> mailplane.mailboxes.v1.CreateMailServiceRequest
-	10, // 33: mailplane.mailboxes.v1.MailServiceService.GetMailService:input_type -> mailplane.mailboxes.v1.GetMailServiceRequest
-	12, // 34: mailplane.mailboxes.v1.MailServiceService.ListMailServices:input_type -> mailplane.mailboxes.v1.ListMailServicesRequest
-	14, // 35: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:input_type -> mailplane.mailboxes.v1.UpdateMailServiceRequest
-	16, // 36: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:input_type -> mailplane.mailboxes.v1.DeleteMailServiceRequest
-	18, // 37: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:input_type -> mailplane.mailboxes.v1.UndeleteMailServiceRequest
-	20, // 38: mailplane.mailboxes.v1.AddressService.CreateAddress:input_type -> mailplane.mailboxes.v1.CreateAddressRequest
-	22, // 39: mailplane.mailboxes.v1.AddressService.GetAddress:input_type -> mailplane.mailboxes.v1.GetAddressRequest
-	24, // 40: mailplane.mailboxes.v1.AddressService.ListAddresses:input_type -> mailplane.mailboxes.v1.ListAddressesRequest
-	26, // 41: mailplane.mailboxes.v1.AddressService.UpdateAddress:input_type -> mailplane.mailboxes.v1.UpdateAddressRequest
-	28, // 42: mailplane.mailboxes.v1.AddressService.DeleteAddress:input_type -> mailplane.mailboxes.v1.DeleteAddressRequest
-	37, // 43: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:input_type -> mailplane.mailboxes.v1.CreateDevicePasswordRequest
-	39, // 44: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:input_type -> mailplane.mailboxes.v1.ListDevicePasswordsRequest
-	41, // 45: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:input_type -> mailplane.mailboxes.v1.DeleteDevicePasswordRequest
-	30, // 46: mailplane.mailboxes.v1.ReservationService.CreateReservation:input_type -> mailplane.mailboxes.v1.CreateReservationRequest
-	32, // 47: mailplane.mailboxes.v1.ReservationService.DeleteReservation:input_type -> mailplane.mailboxes.v1.DeleteReservationRequest
-	34, // 48: mailplane.mailboxes.v1.SenderService.CheckSender:input_type -> mailplane.mailboxes.v1.CheckSenderRequest
-	9,  // 49: mailplane.mailboxes.v1.MailServiceService.CreateMailService:output_type -> mailplane.mailboxes.v1.CreateMailServiceResponse
-	11, // 50: mailplane.mailboxes.v1.MailServiceService.GetMailService:output_type -> mailplane.mailboxes.v1.GetMailServiceResponse
-	13, // 51: mailplane.mailboxes.v1.MailServiceService.ListMailServices:output_type -> mailplane.mailboxes.v1.ListMailServicesResponse
-	15, // 52: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:output_type -> mailplane.mailboxes.v1.UpdateMailServiceResponse
-	17, // 53: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:output_type -> mailplane.mailboxes.v1.DeleteMailServiceResponse
-	19, // 54: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:output_type -> mailplane.mailboxes.v1.UndeleteMailServiceResponse
-	21, // 55: mailplane.mailboxes.v1.AddressService.CreateAddress:output_type -> mailplane.mailboxes.v1.CreateAddressResponse
-	23, // 56: mailplane.mailboxes.v1.AddressService.GetAddress:output_type -> mailplane.mailboxes.v1.GetAddressResponse
-	25, // 57: mailplane.mailboxes.v1.AddressService.ListAddresses:output_type -> mailplane.mailboxes.v1.ListAddressesResponse
-	27, // 58: mailplane.mailboxes.v1.AddressService.UpdateAddress:output_type -> mailplane.mailboxes.v1.UpdateAddressResponse
-	29, // 59: mailplane.mailboxes.v1.AddressService.DeleteAddress:output_type -> mailplane.mailboxes.v1.DeleteAddressResponse
-	38, // 60: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:output_type -> mailplane.mailboxes.v1.CreateDevicePasswordResponse
-	40, // 61: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:output_type -> mailplane.mailboxes.v1.ListDevicePasswordsResponse
-	42, // 62: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:output_type -> mailplane.mailboxes.v1.DeleteDevicePasswordResponse
-	31, // 63: mailplane.mailboxes.v1.ReservationService.CreateReservation:output_type -> mailplane.mailboxes.v1.CreateReservationResponse
-	33, // 64: mailplane.mailboxes.v1.ReservationService.DeleteReservation:output_type -> mailplane.mailboxes.v1.DeleteReservationResponse
-	35, // 65: mailplane.mailboxes.v1.SenderService.CheckSender:output_type -> mailplane.mailboxes.v1.CheckSenderResponse
-	49, // [49:66] is the sub-list for method output_type
-	32, // [32:49] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	5,  // 6: mailplane.mailboxes.v1.Address.users:type_name -> mailplane.mailboxes.v1.AddressUser
+	66, // 7: mailplane.mailboxes.v1.Address.create_time:type_name -> google.protobuf.Timestamp
+	66, // 8: mailplane.mailboxes.v1.Address.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 9: mailplane.mailboxes.v1.CreateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 10: mailplane.mailboxes.v1.CreateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 11: mailplane.mailboxes.v1.GetMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 12: mailplane.mailboxes.v1.ListMailServicesResponse.mail_services:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 13: mailplane.mailboxes.v1.UpdateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	67, // 14: mailplane.mailboxes.v1.UpdateMailServiceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 15: mailplane.mailboxes.v1.UpdateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 16: mailplane.mailboxes.v1.DeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 17: mailplane.mailboxes.v1.UndeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	6,  // 18: mailplane.mailboxes.v1.CreateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
+	8,  // 19: mailplane.mailboxes.v1.CreateAddressRequest.access:type_name -> mailplane.mailboxes.v1.AddressAccess
+	6,  // 20: mailplane.mailboxes.v1.CreateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	65, // 21: mailplane.mailboxes.v1.CreateAddressResponse.invitation_links:type_name -> mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
+	6,  // 22: mailplane.mailboxes.v1.GetAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	6,  // 23: mailplane.mailboxes.v1.ListAddressesResponse.addresses:type_name -> mailplane.mailboxes.v1.Address
+	6,  // 24: mailplane.mailboxes.v1.UpdateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
+	67, // 25: mailplane.mailboxes.v1.UpdateAddressRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,  // 26: mailplane.mailboxes.v1.UpdateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	66, // 27: mailplane.mailboxes.v1.DevicePassword.create_time:type_name -> google.protobuf.Timestamp
+	66, // 28: mailplane.mailboxes.v1.DevicePassword.last_use_time:type_name -> google.protobuf.Timestamp
+	37, // 29: mailplane.mailboxes.v1.CreateDevicePasswordRequest.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
+	37, // 30: mailplane.mailboxes.v1.CreateDevicePasswordResponse.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
+	37, // 31: mailplane.mailboxes.v1.ListDevicePasswordsResponse.device_passwords:type_name -> mailplane.mailboxes.v1.DevicePassword
+	66, // 32: mailplane.mailboxes.v1.AutoReply.start_time:type_name -> google.protobuf.Timestamp
+	66, // 33: mailplane.mailboxes.v1.AutoReply.end_time:type_name -> google.protobuf.Timestamp
+	44, // 34: mailplane.mailboxes.v1.GetAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	44, // 35: mailplane.mailboxes.v1.UpdateAutoReplyRequest.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	44, // 36: mailplane.mailboxes.v1.UpdateAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	2,  // 37: mailplane.mailboxes.v1.BulkJob.state:type_name -> mailplane.mailboxes.v1.BulkJobState
+	66, // 38: mailplane.mailboxes.v1.BulkJob.create_time:type_name -> google.protobuf.Timestamp
+	66, // 39: mailplane.mailboxes.v1.BulkJob.end_time:type_name -> google.protobuf.Timestamp
+	49, // 40: mailplane.mailboxes.v1.CreateBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
+	49, // 41: mailplane.mailboxes.v1.GetBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
+	66, // 42: mailplane.mailboxes.v1.Signature.create_time:type_name -> google.protobuf.Timestamp
+	56, // 43: mailplane.mailboxes.v1.CreateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
+	56, // 44: mailplane.mailboxes.v1.CreateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
+	56, // 45: mailplane.mailboxes.v1.ListSignaturesResponse.signatures:type_name -> mailplane.mailboxes.v1.Signature
+	56, // 46: mailplane.mailboxes.v1.UpdateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
+	67, // 47: mailplane.mailboxes.v1.UpdateSignatureRequest.update_mask:type_name -> google.protobuf.FieldMask
+	56, // 48: mailplane.mailboxes.v1.UpdateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
+	9,  // 49: mailplane.mailboxes.v1.MailServiceService.CreateMailService:input_type -> mailplane.mailboxes.v1.CreateMailServiceRequest
+	11, // 50: mailplane.mailboxes.v1.MailServiceService.GetMailService:input_type -> mailplane.mailboxes.v1.GetMailServiceRequest
+	13, // 51: mailplane.mailboxes.v1.MailServiceService.ListMailServices:input_type -> mailplane.mailboxes.v1.ListMailServicesRequest
+	15, // 52: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:input_type -> mailplane.mailboxes.v1.UpdateMailServiceRequest
+	17, // 53: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:input_type -> mailplane.mailboxes.v1.DeleteMailServiceRequest
+	19, // 54: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:input_type -> mailplane.mailboxes.v1.UndeleteMailServiceRequest
+	21, // 55: mailplane.mailboxes.v1.AddressService.CreateAddress:input_type -> mailplane.mailboxes.v1.CreateAddressRequest
+	23, // 56: mailplane.mailboxes.v1.AddressService.GetAddress:input_type -> mailplane.mailboxes.v1.GetAddressRequest
+	25, // 57: mailplane.mailboxes.v1.AddressService.ListAddresses:input_type -> mailplane.mailboxes.v1.ListAddressesRequest
+	27, // 58: mailplane.mailboxes.v1.AddressService.UpdateAddress:input_type -> mailplane.mailboxes.v1.UpdateAddressRequest
+	29, // 59: mailplane.mailboxes.v1.AddressService.DeleteAddress:input_type -> mailplane.mailboxes.v1.DeleteAddressRequest
+	45, // 60: mailplane.mailboxes.v1.AddressService.GetAutoReply:input_type -> mailplane.mailboxes.v1.GetAutoReplyRequest
+	47, // 61: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:input_type -> mailplane.mailboxes.v1.UpdateAutoReplyRequest
+	50, // 62: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:input_type -> mailplane.mailboxes.v1.GetBulkTemplateRequest
+	52, // 63: mailplane.mailboxes.v1.BulkService.CreateBulkJob:input_type -> mailplane.mailboxes.v1.CreateBulkJobRequest
+	54, // 64: mailplane.mailboxes.v1.BulkService.GetBulkJob:input_type -> mailplane.mailboxes.v1.GetBulkJobRequest
+	57, // 65: mailplane.mailboxes.v1.SignatureService.CreateSignature:input_type -> mailplane.mailboxes.v1.CreateSignatureRequest
+	59, // 66: mailplane.mailboxes.v1.SignatureService.ListSignatures:input_type -> mailplane.mailboxes.v1.ListSignaturesRequest
+	61, // 67: mailplane.mailboxes.v1.SignatureService.UpdateSignature:input_type -> mailplane.mailboxes.v1.UpdateSignatureRequest
+	63, // 68: mailplane.mailboxes.v1.SignatureService.DeleteSignature:input_type -> mailplane.mailboxes.v1.DeleteSignatureRequest
+	38, // 69: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:input_type -> mailplane.mailboxes.v1.CreateDevicePasswordRequest
+	40, // 70: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:input_type -> mailplane.mailboxes.v1.ListDevicePasswordsRequest
+	42, // 71: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:input_type -> mailplane.mailboxes.v1.DeleteDevicePasswordRequest
+	31, // 72: mailplane.mailboxes.v1.ReservationService.CreateReservation:input_type -> mailplane.mailboxes.v1.CreateReservationRequest
+	33, // 73: mailplane.mailboxes.v1.ReservationService.DeleteReservation:input_type -> mailplane.mailboxes.v1.DeleteReservationRequest
+	35, // 74: mailplane.mailboxes.v1.SenderService.CheckSender:input_type -> mailplane.mailboxes.v1.CheckSenderRequest
+	10, // 75: mailplane.mailboxes.v1.MailServiceService.CreateMailService:output_type -> mailplane.mailboxes.v1.CreateMailServiceResponse
+	12, // 76: mailplane.mailboxes.v1.MailServiceService.GetMailService:output_type -> mailplane.mailboxes.v1.GetMailServiceResponse
+	14, // 77: mailplane.mailboxes.v1.MailServiceService.ListMailServices:output_type -> mailplane.mailboxes.v1.ListMailServicesResponse
+	16, // 78: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:output_type -> mailplane.mailboxes.v1.UpdateMailServiceResponse
+	18, // 79: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:output_type -> mailplane.mailboxes.v1.DeleteMailServiceResponse
+	20, // 80: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:output_type -> mailplane.mailboxes.v1.UndeleteMailServiceResponse
+	22, // 81: mailplane.mailboxes.v1.AddressService.CreateAddress:output_type -> mailplane.mailboxes.v1.CreateAddressResponse
+	24, // 82: mailplane.mailboxes.v1.AddressService.GetAddress:output_type -> mailplane.mailboxes.v1.GetAddressResponse
+	26, // 83: mailplane.mailboxes.v1.AddressService.ListAddresses:output_type -> mailplane.mailboxes.v1.ListAddressesResponse
+	28, // 84: mailplane.mailboxes.v1.AddressService.UpdateAddress:output_type -> mailplane.mailboxes.v1.UpdateAddressResponse
+	30, // 85: mailplane.mailboxes.v1.AddressService.DeleteAddress:output_type -> mailplane.mailboxes.v1.DeleteAddressResponse
+	46, // 86: mailplane.mailboxes.v1.AddressService.GetAutoReply:output_type -> mailplane.mailboxes.v1.GetAutoReplyResponse
+	48, // 87: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:output_type -> mailplane.mailboxes.v1.UpdateAutoReplyResponse
+	51, // 88: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:output_type -> mailplane.mailboxes.v1.GetBulkTemplateResponse
+	53, // 89: mailplane.mailboxes.v1.BulkService.CreateBulkJob:output_type -> mailplane.mailboxes.v1.CreateBulkJobResponse
+	55, // 90: mailplane.mailboxes.v1.BulkService.GetBulkJob:output_type -> mailplane.mailboxes.v1.GetBulkJobResponse
+	58, // 91: mailplane.mailboxes.v1.SignatureService.CreateSignature:output_type -> mailplane.mailboxes.v1.CreateSignatureResponse
+	60, // 92: mailplane.mailboxes.v1.SignatureService.ListSignatures:output_type -> mailplane.mailboxes.v1.ListSignaturesResponse
+	62, // 93: mailplane.mailboxes.v1.SignatureService.UpdateSignature:output_type -> mailplane.mailboxes.v1.UpdateSignatureResponse
+	64, // 94: mailplane.mailboxes.v1.SignatureService.DeleteSignature:output_type -> mailplane.mailboxes.v1.DeleteSignatureResponse
+	39, // 95: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:output_type -> mailplane.mailboxes.v1.CreateDevicePasswordResponse
+	41, // 96: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:output_type -> mailplane.mailboxes.v1.ListDevicePasswordsResponse
+	43, // 97: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:output_type -> mailplane.mailboxes.v1.DeleteDevicePasswordResponse
+	32, // 98: mailplane.mailboxes.v1.ReservationService.CreateReservation:output_type -> mailplane.mailboxes.v1.CreateReservationResponse
+	34, // 99: mailplane.mailboxes.v1.ReservationService.DeleteReservation:output_type -> mailplane.mailboxes.v1.DeleteReservationResponse
+	36, // 100: mailplane.mailboxes.v1.SenderService.CheckSender:output_type -> mailplane.mailboxes.v1.CheckSenderResponse
+	75, // [75:101] is the sub-list for method output_type
+	49, // [49:75] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_mailboxes_v1_mailboxes_proto_init() }
@@ -2743,10 +4075,10 @@ func file_mailplane_mailboxes_v1_mailboxes_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc), len(file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   42,
+			NumEnums:      3,
+			NumMessages:   63,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   7,
 		},
 		GoTypes:           file_mailplane_mailboxes_v1_mailboxes_proto_goTypes,
 		DependencyIndexes: file_mailplane_mailboxes_v1_mailboxes_proto_depIdxs,

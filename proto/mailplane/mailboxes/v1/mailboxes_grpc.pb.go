@@ -337,11 +337,13 @@ var MailServiceService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	AddressService_CreateAddress_FullMethodName = "/mailplane.mailboxes.v1.AddressService/CreateAddress"
-	AddressService_GetAddress_FullMethodName    = "/mailplane.mailboxes.v1.AddressService/GetAddress"
-	AddressService_ListAddresses_FullMethodName = "/mailplane.mailboxes.v1.AddressService/ListAddresses"
-	AddressService_UpdateAddress_FullMethodName = "/mailplane.mailboxes.v1.AddressService/UpdateAddress"
-	AddressService_DeleteAddress_FullMethodName = "/mailplane.mailboxes.v1.AddressService/DeleteAddress"
+	AddressService_CreateAddress_FullMethodName   = "/mailplane.mailboxes.v1.AddressService/CreateAddress"
+	AddressService_GetAddress_FullMethodName      = "/mailplane.mailboxes.v1.AddressService/GetAddress"
+	AddressService_ListAddresses_FullMethodName   = "/mailplane.mailboxes.v1.AddressService/ListAddresses"
+	AddressService_UpdateAddress_FullMethodName   = "/mailplane.mailboxes.v1.AddressService/UpdateAddress"
+	AddressService_DeleteAddress_FullMethodName   = "/mailplane.mailboxes.v1.AddressService/DeleteAddress"
+	AddressService_GetAutoReply_FullMethodName    = "/mailplane.mailboxes.v1.AddressService/GetAutoReply"
+	AddressService_UpdateAutoReply_FullMethodName = "/mailplane.mailboxes.v1.AddressService/UpdateAutoReply"
 )
 
 // AddressServiceClient is the client API for AddressService service.
@@ -363,6 +365,12 @@ type AddressServiceClient interface {
 	UpdateAddress(ctx context.Context, in *UpdateAddressRequest, opts ...grpc.CallOption) (*UpdateAddressResponse, error)
 	// Deletes an address. Owners and admins only.
 	DeleteAddress(ctx context.Context, in *DeleteAddressRequest, opts ...grpc.CallOption) (*DeleteAddressResponse, error)
+	// Returns an address's auto-reply. Its users with the auto-reply right,
+	// owners and admins.
+	GetAutoReply(ctx context.Context, in *GetAutoReplyRequest, opts ...grpc.CallOption) (*GetAutoReplyResponse, error)
+	// Sets an address's auto-reply (out of office). Its users with the
+	// auto-reply right, owners and admins.
+	UpdateAutoReply(ctx context.Context, in *UpdateAutoReplyRequest, opts ...grpc.CallOption) (*UpdateAutoReplyResponse, error)
 }
 
 type addressServiceClient struct {
@@ -423,6 +431,26 @@ func (c *addressServiceClient) DeleteAddress(ctx context.Context, in *DeleteAddr
 	return out, nil
 }
 
+func (c *addressServiceClient) GetAutoReply(ctx context.Context, in *GetAutoReplyRequest, opts ...grpc.CallOption) (*GetAutoReplyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAutoReplyResponse)
+	err := c.cc.Invoke(ctx, AddressService_GetAutoReply_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *addressServiceClient) UpdateAutoReply(ctx context.Context, in *UpdateAutoReplyRequest, opts ...grpc.CallOption) (*UpdateAutoReplyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateAutoReplyResponse)
+	err := c.cc.Invoke(ctx, AddressService_UpdateAutoReply_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AddressServiceServer is the server API for AddressService service.
 // All implementations must embed UnimplementedAddressServiceServer
 // for forward compatibility.
@@ -442,6 +470,12 @@ type AddressServiceServer interface {
 	UpdateAddress(context.Context, *UpdateAddressRequest) (*UpdateAddressResponse, error)
 	// Deletes an address. Owners and admins only.
 	DeleteAddress(context.Context, *DeleteAddressRequest) (*DeleteAddressResponse, error)
+	// Returns an address's auto-reply. Its users with the auto-reply right,
+	// owners and admins.
+	GetAutoReply(context.Context, *GetAutoReplyRequest) (*GetAutoReplyResponse, error)
+	// Sets an address's auto-reply (out of office). Its users with the
+	// auto-reply right, owners and admins.
+	UpdateAutoReply(context.Context, *UpdateAutoReplyRequest) (*UpdateAutoReplyResponse, error)
 	mustEmbedUnimplementedAddressServiceServer()
 }
 
@@ -466,6 +500,12 @@ func (UnimplementedAddressServiceServer) UpdateAddress(context.Context, *UpdateA
 }
 func (UnimplementedAddressServiceServer) DeleteAddress(context.Context, *DeleteAddressRequest) (*DeleteAddressResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteAddress not implemented")
+}
+func (UnimplementedAddressServiceServer) GetAutoReply(context.Context, *GetAutoReplyRequest) (*GetAutoReplyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAutoReply not implemented")
+}
+func (UnimplementedAddressServiceServer) UpdateAutoReply(context.Context, *UpdateAutoReplyRequest) (*UpdateAutoReplyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateAutoReply not implemented")
 }
 func (UnimplementedAddressServiceServer) mustEmbedUnimplementedAddressServiceServer() {}
 func (UnimplementedAddressServiceServer) testEmbeddedByValue()                        {}
@@ -578,6 +618,42 @@ func _AddressService_DeleteAddress_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AddressService_GetAutoReply_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAutoReplyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AddressServiceServer).GetAutoReply(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AddressService_GetAutoReply_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AddressServiceServer).GetAutoReply(ctx, req.(*GetAutoReplyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AddressService_UpdateAutoReply_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateAutoReplyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AddressServiceServer).UpdateAutoReply(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AddressService_UpdateAutoReply_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AddressServiceServer).UpdateAutoReply(ctx, req.(*UpdateAutoReplyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AddressService_ServiceDesc is the grpc.ServiceDesc for AddressService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -604,6 +680,446 @@ var AddressService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteAddress",
 			Handler:    _AddressService_DeleteAddress_Handler,
+		},
+		{
+			MethodName: "GetAutoReply",
+			Handler:    _AddressService_GetAutoReply_Handler,
+		},
+		{
+			MethodName: "UpdateAutoReply",
+			Handler:    _AddressService_UpdateAutoReply_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "mailplane/mailboxes/v1/mailboxes.proto",
+}
+
+const (
+	BulkService_GetBulkTemplate_FullMethodName = "/mailplane.mailboxes.v1.BulkService/GetBulkTemplate"
+	BulkService_CreateBulkJob_FullMethodName   = "/mailplane.mailboxes.v1.BulkService/CreateBulkJob"
+	BulkService_GetBulkJob_FullMethodName      = "/mailplane.mailboxes.v1.BulkService/GetBulkJob"
+)
+
+// BulkServiceClient is the client API for BulkService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// BulkService creates many addresses at once from a CSV file. Over REST the
+// file is uploaded as text/csv and the template downloaded as text/csv; see
+// the gateway's README.
+type BulkServiceClient interface {
+	// Returns the CSV template: the header and an example row.
+	GetBulkTemplate(ctx context.Context, in *GetBulkTemplateRequest, opts ...grpc.CallOption) (*GetBulkTemplateResponse, error)
+	// Validates every row of a CSV file (RFC 4180, UTF-8 with or without a
+	// BOM) and, when all are valid, starts creating the addresses as one job
+	// and returns it at once. Errors name the line and the column. Uploading
+	// the same file again returns the same job and creates nothing twice.
+	// Owners and admins only.
+	CreateBulkJob(ctx context.Context, in *CreateBulkJobRequest, opts ...grpc.CallOption) (*CreateBulkJobResponse, error)
+	// Returns a job and its progress.
+	GetBulkJob(ctx context.Context, in *GetBulkJobRequest, opts ...grpc.CallOption) (*GetBulkJobResponse, error)
+}
+
+type bulkServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewBulkServiceClient(cc grpc.ClientConnInterface) BulkServiceClient {
+	return &bulkServiceClient{cc}
+}
+
+func (c *bulkServiceClient) GetBulkTemplate(ctx context.Context, in *GetBulkTemplateRequest, opts ...grpc.CallOption) (*GetBulkTemplateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBulkTemplateResponse)
+	err := c.cc.Invoke(ctx, BulkService_GetBulkTemplate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bulkServiceClient) CreateBulkJob(ctx context.Context, in *CreateBulkJobRequest, opts ...grpc.CallOption) (*CreateBulkJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateBulkJobResponse)
+	err := c.cc.Invoke(ctx, BulkService_CreateBulkJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bulkServiceClient) GetBulkJob(ctx context.Context, in *GetBulkJobRequest, opts ...grpc.CallOption) (*GetBulkJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBulkJobResponse)
+	err := c.cc.Invoke(ctx, BulkService_GetBulkJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// BulkServiceServer is the server API for BulkService service.
+// All implementations must embed UnimplementedBulkServiceServer
+// for forward compatibility.
+//
+// BulkService creates many addresses at once from a CSV file. Over REST the
+// file is uploaded as text/csv and the template downloaded as text/csv; see
+// the gateway's README.
+type BulkServiceServer interface {
+	// Returns the CSV template: the header and an example row.
+	GetBulkTemplate(context.Context, *GetBulkTemplateRequest) (*GetBulkTemplateResponse, error)
+	// Validates every row of a CSV file (RFC 4180, UTF-8 with or without a
+	// BOM) and, when all are valid, starts creating the addresses as one job
+	// and returns it at once. Errors name the line and the column. Uploading
+	// the same file again returns the same job and creates nothing twice.
+	// Owners and admins only.
+	CreateBulkJob(context.Context, *CreateBulkJobRequest) (*CreateBulkJobResponse, error)
+	// Returns a job and its progress.
+	GetBulkJob(context.Context, *GetBulkJobRequest) (*GetBulkJobResponse, error)
+	mustEmbedUnimplementedBulkServiceServer()
+}
+
+// UnimplementedBulkServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedBulkServiceServer struct{}
+
+func (UnimplementedBulkServiceServer) GetBulkTemplate(context.Context, *GetBulkTemplateRequest) (*GetBulkTemplateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBulkTemplate not implemented")
+}
+func (UnimplementedBulkServiceServer) CreateBulkJob(context.Context, *CreateBulkJobRequest) (*CreateBulkJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateBulkJob not implemented")
+}
+func (UnimplementedBulkServiceServer) GetBulkJob(context.Context, *GetBulkJobRequest) (*GetBulkJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBulkJob not implemented")
+}
+func (UnimplementedBulkServiceServer) mustEmbedUnimplementedBulkServiceServer() {}
+func (UnimplementedBulkServiceServer) testEmbeddedByValue()                     {}
+
+// UnsafeBulkServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to BulkServiceServer will
+// result in compilation errors.
+type UnsafeBulkServiceServer interface {
+	mustEmbedUnimplementedBulkServiceServer()
+}
+
+func RegisterBulkServiceServer(s grpc.ServiceRegistrar, srv BulkServiceServer) {
+	// If the following call panics, it indicates UnimplementedBulkServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&BulkService_ServiceDesc, srv)
+}
+
+func _BulkService_GetBulkTemplate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBulkTemplateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BulkServiceServer).GetBulkTemplate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BulkService_GetBulkTemplate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BulkServiceServer).GetBulkTemplate(ctx, req.(*GetBulkTemplateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BulkService_CreateBulkJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateBulkJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BulkServiceServer).CreateBulkJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BulkService_CreateBulkJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BulkServiceServer).CreateBulkJob(ctx, req.(*CreateBulkJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BulkService_GetBulkJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBulkJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BulkServiceServer).GetBulkJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BulkService_GetBulkJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BulkServiceServer).GetBulkJob(ctx, req.(*GetBulkJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// BulkService_ServiceDesc is the grpc.ServiceDesc for BulkService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var BulkService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "mailplane.mailboxes.v1.BulkService",
+	HandlerType: (*BulkServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetBulkTemplate",
+			Handler:    _BulkService_GetBulkTemplate_Handler,
+		},
+		{
+			MethodName: "CreateBulkJob",
+			Handler:    _BulkService_CreateBulkJob_Handler,
+		},
+		{
+			MethodName: "GetBulkJob",
+			Handler:    _BulkService_GetBulkJob_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "mailplane/mailboxes/v1/mailboxes.proto",
+}
+
+const (
+	SignatureService_CreateSignature_FullMethodName = "/mailplane.mailboxes.v1.SignatureService/CreateSignature"
+	SignatureService_ListSignatures_FullMethodName  = "/mailplane.mailboxes.v1.SignatureService/ListSignatures"
+	SignatureService_UpdateSignature_FullMethodName = "/mailplane.mailboxes.v1.SignatureService/UpdateSignature"
+	SignatureService_DeleteSignature_FullMethodName = "/mailplane.mailboxes.v1.SignatureService/DeleteSignature"
+)
+
+// SignatureServiceClient is the client API for SignatureService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// SignatureService manages a mail service's signature templates, which
+// addresses choose from.
+type SignatureServiceClient interface {
+	// Creates a signature template. Owners and admins only.
+	CreateSignature(ctx context.Context, in *CreateSignatureRequest, opts ...grpc.CallOption) (*CreateSignatureResponse, error)
+	// Lists a mail service's signature templates.
+	ListSignatures(ctx context.Context, in *ListSignaturesRequest, opts ...grpc.CallOption) (*ListSignaturesResponse, error)
+	// Updates a signature template. Owners and admins only.
+	UpdateSignature(ctx context.Context, in *UpdateSignatureRequest, opts ...grpc.CallOption) (*UpdateSignatureResponse, error)
+	// Deletes a signature template; addresses using it are left without one.
+	// Owners and admins only.
+	DeleteSignature(ctx context.Context, in *DeleteSignatureRequest, opts ...grpc.CallOption) (*DeleteSignatureResponse, error)
+}
+
+type signatureServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSignatureServiceClient(cc grpc.ClientConnInterface) SignatureServiceClient {
+	return &signatureServiceClient{cc}
+}
+
+func (c *signatureServiceClient) CreateSignature(ctx context.Context, in *CreateSignatureRequest, opts ...grpc.CallOption) (*CreateSignatureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSignatureResponse)
+	err := c.cc.Invoke(ctx, SignatureService_CreateSignature_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signatureServiceClient) ListSignatures(ctx context.Context, in *ListSignaturesRequest, opts ...grpc.CallOption) (*ListSignaturesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSignaturesResponse)
+	err := c.cc.Invoke(ctx, SignatureService_ListSignatures_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signatureServiceClient) UpdateSignature(ctx context.Context, in *UpdateSignatureRequest, opts ...grpc.CallOption) (*UpdateSignatureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateSignatureResponse)
+	err := c.cc.Invoke(ctx, SignatureService_UpdateSignature_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signatureServiceClient) DeleteSignature(ctx context.Context, in *DeleteSignatureRequest, opts ...grpc.CallOption) (*DeleteSignatureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSignatureResponse)
+	err := c.cc.Invoke(ctx, SignatureService_DeleteSignature_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SignatureServiceServer is the server API for SignatureService service.
+// All implementations must embed UnimplementedSignatureServiceServer
+// for forward compatibility.
+//
+// SignatureService manages a mail service's signature templates, which
+// addresses choose from.
+type SignatureServiceServer interface {
+	// Creates a signature template. Owners and admins only.
+	CreateSignature(context.Context, *CreateSignatureRequest) (*CreateSignatureResponse, error)
+	// Lists a mail service's signature templates.
+	ListSignatures(context.Context, *ListSignaturesRequest) (*ListSignaturesResponse, error)
+	// Updates a signature template. Owners and admins only.
+	UpdateSignature(context.Context, *UpdateSignatureRequest) (*UpdateSignatureResponse, error)
+	// Deletes a signature template; addresses using it are left without one.
+	// Owners and admins only.
+	DeleteSignature(context.Context, *DeleteSignatureRequest) (*DeleteSignatureResponse, error)
+	mustEmbedUnimplementedSignatureServiceServer()
+}
+
+// UnimplementedSignatureServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSignatureServiceServer struct{}
+
+func (UnimplementedSignatureServiceServer) CreateSignature(context.Context, *CreateSignatureRequest) (*CreateSignatureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSignature not implemented")
+}
+func (UnimplementedSignatureServiceServer) ListSignatures(context.Context, *ListSignaturesRequest) (*ListSignaturesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSignatures not implemented")
+}
+func (UnimplementedSignatureServiceServer) UpdateSignature(context.Context, *UpdateSignatureRequest) (*UpdateSignatureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSignature not implemented")
+}
+func (UnimplementedSignatureServiceServer) DeleteSignature(context.Context, *DeleteSignatureRequest) (*DeleteSignatureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSignature not implemented")
+}
+func (UnimplementedSignatureServiceServer) mustEmbedUnimplementedSignatureServiceServer() {}
+func (UnimplementedSignatureServiceServer) testEmbeddedByValue()                          {}
+
+// UnsafeSignatureServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SignatureServiceServer will
+// result in compilation errors.
+type UnsafeSignatureServiceServer interface {
+	mustEmbedUnimplementedSignatureServiceServer()
+}
+
+func RegisterSignatureServiceServer(s grpc.ServiceRegistrar, srv SignatureServiceServer) {
+	// If the following call panics, it indicates UnimplementedSignatureServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&SignatureService_ServiceDesc, srv)
+}
+
+func _SignatureService_CreateSignature_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSignatureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignatureServiceServer).CreateSignature(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignatureService_CreateSignature_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignatureServiceServer).CreateSignature(ctx, req.(*CreateSignatureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SignatureService_ListSignatures_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSignaturesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignatureServiceServer).ListSignatures(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignatureService_ListSignatures_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignatureServiceServer).ListSignatures(ctx, req.(*ListSignaturesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SignatureService_UpdateSignature_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSignatureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignatureServiceServer).UpdateSignature(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignatureService_UpdateSignature_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignatureServiceServer).UpdateSignature(ctx, req.(*UpdateSignatureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SignatureService_DeleteSignature_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSignatureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignatureServiceServer).DeleteSignature(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignatureService_DeleteSignature_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignatureServiceServer).DeleteSignature(ctx, req.(*DeleteSignatureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// SignatureService_ServiceDesc is the grpc.ServiceDesc for SignatureService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var SignatureService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "mailplane.mailboxes.v1.SignatureService",
+	HandlerType: (*SignatureServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreateSignature",
+			Handler:    _SignatureService_CreateSignature_Handler,
+		},
+		{
+			MethodName: "ListSignatures",
+			Handler:    _SignatureService_ListSignatures_Handler,
+		},
+		{
+			MethodName: "UpdateSignature",
+			Handler:    _SignatureService_UpdateSignature_Handler,
+		},
+		{
+			MethodName: "DeleteSignature",
+			Handler:    _SignatureService_DeleteSignature_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -595,6 +595,333 @@ func local_request_AddressService_DeleteAddress_0(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
+func request_AddressService_GetAutoReply_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.AddressServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.GetAutoReplyRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetAutoReply(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AddressService_GetAutoReply_0(ctx context.Context, marshaler runtime.Marshaler, server extMailboxesv1.AddressServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.GetAutoReplyRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.GetAutoReply(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_AddressService_UpdateAutoReply_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.AddressServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.UpdateAutoReplyRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.AutoReply); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["auto_reply.name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "auto_reply.name")
+	}
+	err = runtime.PopulateFieldFromPath(&protoReq, "auto_reply.name", val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "auto_reply.name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.UpdateAutoReply(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AddressService_UpdateAutoReply_0(ctx context.Context, marshaler runtime.Marshaler, server extMailboxesv1.AddressServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.UpdateAutoReplyRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.AutoReply); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["auto_reply.name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "auto_reply.name")
+	}
+	err = runtime.PopulateFieldFromPath(&protoReq, "auto_reply.name", val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "auto_reply.name", err)
+	}
+	msg, err := server.UpdateAutoReply(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_BulkService_GetBulkJob_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.BulkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.GetBulkJobRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetBulkJob(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_BulkService_GetBulkJob_0(ctx context.Context, marshaler runtime.Marshaler, server extMailboxesv1.BulkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.GetBulkJobRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.GetBulkJob(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_SignatureService_CreateSignature_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.SignatureServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.CreateSignatureRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.Signature); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["parent"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "parent")
+	}
+	protoReq.Parent, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "parent", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.CreateSignature(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_SignatureService_CreateSignature_0(ctx context.Context, marshaler runtime.Marshaler, server extMailboxesv1.SignatureServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.CreateSignatureRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.Signature); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["parent"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "parent")
+	}
+	protoReq.Parent, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "parent", err)
+	}
+	msg, err := server.CreateSignature(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_SignatureService_ListSignatures_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.SignatureServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.ListSignaturesRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["parent"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "parent")
+	}
+	protoReq.Parent, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "parent", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListSignatures(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_SignatureService_ListSignatures_0(ctx context.Context, marshaler runtime.Marshaler, server extMailboxesv1.SignatureServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.ListSignaturesRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["parent"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "parent")
+	}
+	protoReq.Parent, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "parent", err)
+	}
+	msg, err := server.ListSignatures(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+var filter_SignatureService_UpdateSignature_0 = &utilities.DoubleArray{Encoding: map[string]int{"signature": 0, "name": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 2, 2, 3}}
+
+func request_SignatureService_UpdateSignature_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.SignatureServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.UpdateSignatureRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	newReader, berr := utilities.IOReaderFactory(req.Body)
+	if berr != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", berr)
+	}
+	if err := marshaler.NewDecoder(newReader()).Decode(&protoReq.Signature); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if protoReq.UpdateMask == nil || len(protoReq.UpdateMask.GetPaths()) == 0 {
+		if fieldMask, err := runtime.FieldMaskFromRequestBody(newReader(), protoReq.Signature); err != nil {
+			return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+		} else {
+			protoReq.UpdateMask = fieldMask
+		}
+	}
+	val, ok := pathParams["signature.name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "signature.name")
+	}
+	err = runtime.PopulateFieldFromPath(&protoReq, "signature.name", val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "signature.name", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_SignatureService_UpdateSignature_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.UpdateSignature(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_SignatureService_UpdateSignature_0(ctx context.Context, marshaler runtime.Marshaler, server extMailboxesv1.SignatureServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.UpdateSignatureRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	newReader, berr := utilities.IOReaderFactory(req.Body)
+	if berr != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", berr)
+	}
+	if err := marshaler.NewDecoder(newReader()).Decode(&protoReq.Signature); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if protoReq.UpdateMask == nil || len(protoReq.UpdateMask.GetPaths()) == 0 {
+		if fieldMask, err := runtime.FieldMaskFromRequestBody(newReader(), protoReq.Signature); err != nil {
+			return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+		} else {
+			protoReq.UpdateMask = fieldMask
+		}
+	}
+	val, ok := pathParams["signature.name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "signature.name")
+	}
+	err = runtime.PopulateFieldFromPath(&protoReq, "signature.name", val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "signature.name", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_SignatureService_UpdateSignature_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.UpdateSignature(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_SignatureService_DeleteSignature_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.SignatureServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.DeleteSignatureRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.DeleteSignature(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_SignatureService_DeleteSignature_0(ctx context.Context, marshaler runtime.Marshaler, server extMailboxesv1.SignatureServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.DeleteSignatureRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.DeleteSignature(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_DevicePasswordService_CreateDevicePassword_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.DevicePasswordServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq extMailboxesv1.CreateDevicePasswordRequest
@@ -953,6 +1280,166 @@ func RegisterAddressServiceHandlerServer(ctx context.Context, mux *runtime.Serve
 			return
 		}
 		forward_AddressService_DeleteAddress_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_AddressService_GetAutoReply_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.mailboxes.v1.AddressService/GetAutoReply", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/addresses/*/autoReply}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AddressService_GetAutoReply_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AddressService_GetAutoReply_0(annotatedContext, mux, outboundMarshaler, w, req, response_AddressService_GetAutoReply_0{resp.(*extMailboxesv1.GetAutoReplyResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPatch, pattern_AddressService_UpdateAutoReply_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.mailboxes.v1.AddressService/UpdateAutoReply", runtime.WithHTTPPathPattern("/v1/{auto_reply.name=organizations/*/mailServices/*/addresses/*/autoReply}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AddressService_UpdateAutoReply_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AddressService_UpdateAutoReply_0(annotatedContext, mux, outboundMarshaler, w, req, response_AddressService_UpdateAutoReply_0{resp.(*extMailboxesv1.UpdateAutoReplyResponse)}, mux.GetForwardResponseOptions()...)
+	})
+
+	return nil
+}
+
+// RegisterBulkServiceHandlerServer registers the http handlers for service BulkService to "mux".
+// UnaryRPC     :call BulkServiceServer directly.
+// StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
+// Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterBulkServiceHandlerFromEndpoint instead.
+// GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
+func RegisterBulkServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extMailboxesv1.BulkServiceServer) error {
+	mux.Handle(http.MethodGet, pattern_BulkService_GetBulkJob_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.mailboxes.v1.BulkService/GetBulkJob", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/bulkJobs/*}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_BulkService_GetBulkJob_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_BulkService_GetBulkJob_0(annotatedContext, mux, outboundMarshaler, w, req, response_BulkService_GetBulkJob_0{resp.(*extMailboxesv1.GetBulkJobResponse)}, mux.GetForwardResponseOptions()...)
+	})
+
+	return nil
+}
+
+// RegisterSignatureServiceHandlerServer registers the http handlers for service SignatureService to "mux".
+// UnaryRPC     :call SignatureServiceServer directly.
+// StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
+// Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterSignatureServiceHandlerFromEndpoint instead.
+// GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
+func RegisterSignatureServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extMailboxesv1.SignatureServiceServer) error {
+	mux.Handle(http.MethodPost, pattern_SignatureService_CreateSignature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.mailboxes.v1.SignatureService/CreateSignature", runtime.WithHTTPPathPattern("/v1/{parent=organizations/*/mailServices/*}/signatures"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_SignatureService_CreateSignature_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SignatureService_CreateSignature_0(annotatedContext, mux, outboundMarshaler, w, req, response_SignatureService_CreateSignature_0{resp.(*extMailboxesv1.CreateSignatureResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_SignatureService_ListSignatures_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.mailboxes.v1.SignatureService/ListSignatures", runtime.WithHTTPPathPattern("/v1/{parent=organizations/*/mailServices/*}/signatures"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_SignatureService_ListSignatures_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SignatureService_ListSignatures_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPatch, pattern_SignatureService_UpdateSignature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.mailboxes.v1.SignatureService/UpdateSignature", runtime.WithHTTPPathPattern("/v1/{signature.name=organizations/*/mailServices/*/signatures/*}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_SignatureService_UpdateSignature_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SignatureService_UpdateSignature_0(annotatedContext, mux, outboundMarshaler, w, req, response_SignatureService_UpdateSignature_0{resp.(*extMailboxesv1.UpdateSignatureResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodDelete, pattern_SignatureService_DeleteSignature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.mailboxes.v1.SignatureService/DeleteSignature", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/signatures/*}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_SignatureService_DeleteSignature_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SignatureService_DeleteSignature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -1353,6 +1840,40 @@ func RegisterAddressServiceHandlerClient(ctx context.Context, mux *runtime.Serve
 		}
 		forward_AddressService_DeleteAddress_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_AddressService_GetAutoReply_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.mailboxes.v1.AddressService/GetAutoReply", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/addresses/*/autoReply}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AddressService_GetAutoReply_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AddressService_GetAutoReply_0(annotatedContext, mux, outboundMarshaler, w, req, response_AddressService_GetAutoReply_0{resp.(*extMailboxesv1.GetAutoReplyResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPatch, pattern_AddressService_UpdateAutoReply_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.mailboxes.v1.AddressService/UpdateAutoReply", runtime.WithHTTPPathPattern("/v1/{auto_reply.name=organizations/*/mailServices/*/addresses/*/autoReply}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AddressService_UpdateAutoReply_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AddressService_UpdateAutoReply_0(annotatedContext, mux, outboundMarshaler, w, req, response_AddressService_UpdateAutoReply_0{resp.(*extMailboxesv1.UpdateAutoReplyResponse)}, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -1374,20 +1895,254 @@ func (m response_AddressService_UpdateAddress_0) XXX_ResponseBody() interface{} 
 	return response.Address
 }
 
+type response_AddressService_GetAutoReply_0 struct {
+	*extMailboxesv1.GetAutoReplyResponse
+}
+
+func (m response_AddressService_GetAutoReply_0) XXX_ResponseBody() interface{} {
+	response := m.GetAutoReplyResponse
+	return response.AutoReply
+}
+
+type response_AddressService_UpdateAutoReply_0 struct {
+	*extMailboxesv1.UpdateAutoReplyResponse
+}
+
+func (m response_AddressService_UpdateAutoReply_0) XXX_ResponseBody() interface{} {
+	response := m.UpdateAutoReplyResponse
+	return response.AutoReply
+}
+
 var (
-	pattern_AddressService_CreateAddress_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "organizations", "mailServices", "parent", "addresses"}, ""))
-	pattern_AddressService_GetAddress_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4}, []string{"v1", "organizations", "mailServices", "addresses", "name"}, ""))
-	pattern_AddressService_ListAddresses_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "organizations", "mailServices", "parent", "addresses"}, ""))
-	pattern_AddressService_UpdateAddress_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4}, []string{"v1", "organizations", "mailServices", "addresses", "address.name"}, ""))
-	pattern_AddressService_DeleteAddress_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4}, []string{"v1", "organizations", "mailServices", "addresses", "name"}, ""))
+	pattern_AddressService_CreateAddress_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "organizations", "mailServices", "parent", "addresses"}, ""))
+	pattern_AddressService_GetAddress_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4}, []string{"v1", "organizations", "mailServices", "addresses", "name"}, ""))
+	pattern_AddressService_ListAddresses_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "organizations", "mailServices", "parent", "addresses"}, ""))
+	pattern_AddressService_UpdateAddress_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4}, []string{"v1", "organizations", "mailServices", "addresses", "address.name"}, ""))
+	pattern_AddressService_DeleteAddress_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4}, []string{"v1", "organizations", "mailServices", "addresses", "name"}, ""))
+	pattern_AddressService_GetAutoReply_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "autoReply", "name"}, ""))
+	pattern_AddressService_UpdateAutoReply_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "autoReply", "auto_reply.name"}, ""))
 )
 
 var (
-	forward_AddressService_CreateAddress_0 = runtime.ForwardResponseMessage
-	forward_AddressService_GetAddress_0    = runtime.ForwardResponseMessage
-	forward_AddressService_ListAddresses_0 = runtime.ForwardResponseMessage
-	forward_AddressService_UpdateAddress_0 = runtime.ForwardResponseMessage
-	forward_AddressService_DeleteAddress_0 = runtime.ForwardResponseMessage
+	forward_AddressService_CreateAddress_0   = runtime.ForwardResponseMessage
+	forward_AddressService_GetAddress_0      = runtime.ForwardResponseMessage
+	forward_AddressService_ListAddresses_0   = runtime.ForwardResponseMessage
+	forward_AddressService_UpdateAddress_0   = runtime.ForwardResponseMessage
+	forward_AddressService_DeleteAddress_0   = runtime.ForwardResponseMessage
+	forward_AddressService_GetAutoReply_0    = runtime.ForwardResponseMessage
+	forward_AddressService_UpdateAutoReply_0 = runtime.ForwardResponseMessage
+)
+
+// RegisterBulkServiceHandlerFromEndpoint is same as RegisterBulkServiceHandler but
+// automatically dials to "endpoint" and closes the connection when "ctx" gets done.
+func RegisterBulkServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.ServeMux, endpoint string, opts []grpc.DialOption) (err error) {
+	conn, err := grpc.NewClient(endpoint, opts...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+			return
+		}
+		go func() {
+			<-ctx.Done()
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+		}()
+	}()
+	return RegisterBulkServiceHandler(ctx, mux, conn)
+}
+
+// RegisterBulkServiceHandler registers the http handlers for service BulkService to "mux".
+// The handlers forward requests to the grpc endpoint over "conn".
+func RegisterBulkServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	return RegisterBulkServiceHandlerClient(ctx, mux, extMailboxesv1.NewBulkServiceClient(conn))
+}
+
+// RegisterBulkServiceHandlerClient registers the http handlers for service BulkService
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extMailboxesv1.BulkServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extMailboxesv1.BulkServiceClient"
+// doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
+// "extMailboxesv1.BulkServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterBulkServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extMailboxesv1.BulkServiceClient) error {
+	mux.Handle(http.MethodGet, pattern_BulkService_GetBulkJob_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.mailboxes.v1.BulkService/GetBulkJob", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/bulkJobs/*}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_BulkService_GetBulkJob_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_BulkService_GetBulkJob_0(annotatedContext, mux, outboundMarshaler, w, req, response_BulkService_GetBulkJob_0{resp.(*extMailboxesv1.GetBulkJobResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	return nil
+}
+
+type response_BulkService_GetBulkJob_0 struct {
+	*extMailboxesv1.GetBulkJobResponse
+}
+
+func (m response_BulkService_GetBulkJob_0) XXX_ResponseBody() interface{} {
+	response := m.GetBulkJobResponse
+	return response.Job
+}
+
+var (
+	pattern_BulkService_GetBulkJob_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4}, []string{"v1", "organizations", "mailServices", "bulkJobs", "name"}, ""))
+)
+
+var (
+	forward_BulkService_GetBulkJob_0 = runtime.ForwardResponseMessage
+)
+
+// RegisterSignatureServiceHandlerFromEndpoint is same as RegisterSignatureServiceHandler but
+// automatically dials to "endpoint" and closes the connection when "ctx" gets done.
+func RegisterSignatureServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.ServeMux, endpoint string, opts []grpc.DialOption) (err error) {
+	conn, err := grpc.NewClient(endpoint, opts...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+			return
+		}
+		go func() {
+			<-ctx.Done()
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+		}()
+	}()
+	return RegisterSignatureServiceHandler(ctx, mux, conn)
+}
+
+// RegisterSignatureServiceHandler registers the http handlers for service SignatureService to "mux".
+// The handlers forward requests to the grpc endpoint over "conn".
+func RegisterSignatureServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	return RegisterSignatureServiceHandlerClient(ctx, mux, extMailboxesv1.NewSignatureServiceClient(conn))
+}
+
+// RegisterSignatureServiceHandlerClient registers the http handlers for service SignatureService
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extMailboxesv1.SignatureServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extMailboxesv1.SignatureServiceClient"
+// doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
+// "extMailboxesv1.SignatureServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterSignatureServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extMailboxesv1.SignatureServiceClient) error {
+	mux.Handle(http.MethodPost, pattern_SignatureService_CreateSignature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.mailboxes.v1.SignatureService/CreateSignature", runtime.WithHTTPPathPattern("/v1/{parent=organizations/*/mailServices/*}/signatures"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SignatureService_CreateSignature_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SignatureService_CreateSignature_0(annotatedContext, mux, outboundMarshaler, w, req, response_SignatureService_CreateSignature_0{resp.(*extMailboxesv1.CreateSignatureResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_SignatureService_ListSignatures_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.mailboxes.v1.SignatureService/ListSignatures", runtime.WithHTTPPathPattern("/v1/{parent=organizations/*/mailServices/*}/signatures"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SignatureService_ListSignatures_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SignatureService_ListSignatures_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPatch, pattern_SignatureService_UpdateSignature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.mailboxes.v1.SignatureService/UpdateSignature", runtime.WithHTTPPathPattern("/v1/{signature.name=organizations/*/mailServices/*/signatures/*}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SignatureService_UpdateSignature_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SignatureService_UpdateSignature_0(annotatedContext, mux, outboundMarshaler, w, req, response_SignatureService_UpdateSignature_0{resp.(*extMailboxesv1.UpdateSignatureResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodDelete, pattern_SignatureService_DeleteSignature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.mailboxes.v1.SignatureService/DeleteSignature", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/signatures/*}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SignatureService_DeleteSignature_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SignatureService_DeleteSignature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	return nil
+}
+
+type response_SignatureService_CreateSignature_0 struct {
+	*extMailboxesv1.CreateSignatureResponse
+}
+
+func (m response_SignatureService_CreateSignature_0) XXX_ResponseBody() interface{} {
+	response := m.CreateSignatureResponse
+	return response.Signature
+}
+
+type response_SignatureService_UpdateSignature_0 struct {
+	*extMailboxesv1.UpdateSignatureResponse
+}
+
+func (m response_SignatureService_UpdateSignature_0) XXX_ResponseBody() interface{} {
+	response := m.UpdateSignatureResponse
+	return response.Signature
+}
+
+var (
+	pattern_SignatureService_CreateSignature_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "organizations", "mailServices", "parent", "signatures"}, ""))
+	pattern_SignatureService_ListSignatures_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "organizations", "mailServices", "parent", "signatures"}, ""))
+	pattern_SignatureService_UpdateSignature_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4}, []string{"v1", "organizations", "mailServices", "signatures", "signature.name"}, ""))
+	pattern_SignatureService_DeleteSignature_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4}, []string{"v1", "organizations", "mailServices", "signatures", "name"}, ""))
+)
+
+var (
+	forward_SignatureService_CreateSignature_0 = runtime.ForwardResponseMessage
+	forward_SignatureService_ListSignatures_0  = runtime.ForwardResponseMessage
+	forward_SignatureService_UpdateSignature_0 = runtime.ForwardResponseMessage
+	forward_SignatureService_DeleteSignature_0 = runtime.ForwardResponseMessage
 )
 
 // RegisterDevicePasswordServiceHandlerFromEndpoint is same as RegisterDevicePasswordServiceHandler but
