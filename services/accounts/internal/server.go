@@ -92,6 +92,10 @@ func (s *Server) SignIn(ctx context.Context, req *accountsv1.SignInRequest) (*ac
 	u, err := s.store.UserByEmail(ctx, email)
 	hash := dummyHash()
 	switch {
+	case err == nil && u.PasswordHash == "":
+		// Created by an administrator, no password chosen yet: refused
+		// like a wrong password, after the same work.
+		u = nil
 	case err == nil:
 		hash = u.PasswordHash
 	case !errs.Is(err, errs.NotFound):

@@ -74,6 +74,9 @@ type Accounts interface {
 	// Invite invites email into org as a member, for purpose, and returns
 	// the invitation's name and link.
 	Invite(ctx context.Context, org uuid.UUID, email, purpose string) (name, link string, err error)
+	// CreateMember creates a user in org whose login is email, without a
+	// password yet, and returns them and the link where they choose one.
+	CreateMember(ctx context.Context, org uuid.UUID, email, displayName string) (user uuid.UUID, setupLink string, err error)
 }
 
 // AccountsClient is Accounts over the accounts service's gRPC API.
@@ -168,6 +171,19 @@ func (a *AccountsClient) Invite(ctx context.Context, org uuid.UUID, email, purpo
 		return "", "", translate(err, "invite "+email)
 	}
 	return resp.GetInvitation().GetName(), resp.GetLink(), nil
+}
+
+// CreateMember asks accounts to create the user.
+func (a *AccountsClient) CreateMember(ctx context.Context, org uuid.UUID, email, displayName string) (uuid.UUID, string, error) {
+	resp, err := a.orgs.CreateMember(forward(ctx), &accountsv1.CreateMemberRequest{Parent: organizationName(org), Email: email, DisplayName: displayName})
+	if err != nil {
+		return uuid.Nil, "", translate(err, "create user "+email)
+	}
+	id, err := uuid.Parse(strings.TrimPrefix(resp.GetMember().GetUser(), "users/"))
+	if err != nil {
+		return uuid.Nil, "", fmt.Errorf("create user %s: accounts answered user %q", email, resp.GetMember().GetUser())
+	}
+	return id, resp.GetSetupLink(), nil
 }
 
 // access returns the caller and their role in org; another organization's

@@ -2252,6 +2252,226 @@ func (*DeleteCurrentUserResponse) Descriptor() ([]byte, []int) {
 	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{37}
 }
 
+// CreateMemberRequest describes the new user.
+type CreateMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The login email.
+	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// The user's name.
+	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The role; unset: member.
+	Role          Role `protobuf:"varint,4,opt,name=role,proto3,enum=mailplane.accounts.v1.Role" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateMemberRequest) Reset() {
+	*x = CreateMemberRequest{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateMemberRequest) ProtoMessage() {}
+
+func (x *CreateMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateMemberRequest.ProtoReflect.Descriptor instead.
+func (*CreateMemberRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CreateMemberRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *CreateMemberRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *CreateMemberRequest) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *CreateMemberRequest) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+// CreateMemberResponse is the new member and their setup link.
+type CreateMemberResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member.
+	Member *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	// Where the user chooses their password; hand it over, it is not sent.
+	SetupLink     string `protobuf:"bytes,2,opt,name=setup_link,json=setupLink,proto3" json:"setup_link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateMemberResponse) Reset() {
+	*x = CreateMemberResponse{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateMemberResponse) ProtoMessage() {}
+
+func (x *CreateMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateMemberResponse.ProtoReflect.Descriptor instead.
+func (*CreateMemberResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CreateMemberResponse) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+func (x *CreateMemberResponse) GetSetupLink() string {
+	if x != nil {
+		return x.SetupLink
+	}
+	return ""
+}
+
+// SetInitialPasswordRequest sets a created user's password.
+type SetInitialPasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token from the setup link.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// At least 12 characters, at most 1024 bytes.
+	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetInitialPasswordRequest) Reset() {
+	*x = SetInitialPasswordRequest{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetInitialPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetInitialPasswordRequest) ProtoMessage() {}
+
+func (x *SetInitialPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetInitialPasswordRequest.ProtoReflect.Descriptor instead.
+func (*SetInitialPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SetInitialPasswordRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *SetInitialPasswordRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+// SetInitialPasswordResponse is empty: sign in next.
+type SetInitialPasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetInitialPasswordResponse) Reset() {
+	*x = SetInitialPasswordResponse{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetInitialPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetInitialPasswordResponse) ProtoMessage() {}
+
+func (x *SetInitialPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetInitialPasswordResponse.ProtoReflect.Descriptor instead.
+func (*SetInitialPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{41}
+}
+
 var File_mailplane_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
@@ -2397,32 +2617,47 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"exportTime\"A\n" +
 	"\x18DeleteCurrentUserRequest\x12%\n" +
 	"\bpassword\x18\x01 \x01(\tB\t\xca\xf3\x18\x05\b\x01 \x80\bR\bpassword\"\x1b\n" +
-	"\x19DeleteCurrentUserResponse*M\n" +
+	"\x19DeleteCurrentUserResponse\"\xb4\x01\n" +
+	"\x13CreateMemberRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12\x1e\n" +
+	"\x05email\x18\x02 \x01(\tB\b\xca\xf3\x18\x04\b\x01(\x01R\x05email\x12,\n" +
+	"\fdisplay_name\x18\x03 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\vdisplayName\x12/\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x1b.mailplane.accounts.v1.RoleR\x04role\"l\n" +
+	"\x14CreateMemberResponse\x125\n" +
+	"\x06member\x18\x01 \x01(\v2\x1d.mailplane.accounts.v1.MemberR\x06member\x12\x1d\n" +
+	"\n" +
+	"setup_link\x18\x02 \x01(\tR\tsetupLink\"e\n" +
+	"\x19SetInitialPasswordRequest\x12\x1f\n" +
+	"\x05token\x18\x01 \x01(\tB\t\xca\xf3\x18\x05\b\x01 \x80\x02R\x05token\x12'\n" +
+	"\bpassword\x18\x02 \x01(\tB\v\xca\xf3\x18\a\b\x01\x10\f \x80\bR\bpassword\"\x1c\n" +
+	"\x1aSetInitialPasswordResponse*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"ROLE_OWNER\x10\x01\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x02\x12\x0f\n" +
-	"\vROLE_MEMBER\x10\x032\x8c\x04\n" +
+	"\vROLE_MEMBER\x10\x032\x90\x05\n" +
 	"\vAuthService\x12]\n" +
 	"\x06SignUp\x12$.mailplane.accounts.v1.SignUpRequest\x1a%.mailplane.accounts.v1.SignUpResponse\"\x06\xca\xf3\x18\x02\b\x01\x12]\n" +
 	"\x06SignIn\x12$.mailplane.accounts.v1.SignInRequest\x1a%.mailplane.accounts.v1.SignInResponse\"\x06\xca\xf3\x18\x02\b\x01\x12`\n" +
 	"\aRefresh\x12%.mailplane.accounts.v1.RefreshRequest\x1a&.mailplane.accounts.v1.RefreshResponse\"\x06\xca\xf3\x18\x02\b\x01\x12`\n" +
-	"\aSignOut\x12%.mailplane.accounts.v1.SignOutRequest\x1a&.mailplane.accounts.v1.SignOutResponse\"\x06\xca\xf3\x18\x02\b\x01\x12{\n" +
+	"\aSignOut\x12%.mailplane.accounts.v1.SignOutRequest\x1a&.mailplane.accounts.v1.SignOutResponse\"\x06\xca\xf3\x18\x02\b\x01\x12\x81\x01\n" +
+	"\x12SetInitialPassword\x120.mailplane.accounts.v1.SetInitialPasswordRequest\x1a1.mailplane.accounts.v1.SetInitialPasswordResponse\"\x06\xca\xf3\x18\x02\b\x01\x12{\n" +
 	"\x10ExchangeApiToken\x12..mailplane.accounts.v1.ExchangeApiTokenRequest\x1a/.mailplane.accounts.v1.ExchangeApiTokenResponse\"\x06\xca\xf3\x18\x02\b\x012\xe3\x04\n" +
 	"\vUserService\x12u\n" +
 	"\x0eGetCurrentUser\x12,.mailplane.accounts.v1.GetCurrentUserRequest\x1a-.mailplane.accounts.v1.GetCurrentUserResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12v\n" +
 	"\x11UpdateCurrentUser\x12/.mailplane.accounts.v1.UpdateCurrentUserRequest\x1a0.mailplane.accounts.v1.UpdateCurrentUserResponse\x12r\n" +
 	"\rSetLoginEmail\x12+.mailplane.accounts.v1.SetLoginEmailRequest\x1a,.mailplane.accounts.v1.SetLoginEmailResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12y\n" +
 	"\x12ExportPersonalData\x120.mailplane.accounts.v1.ExportPersonalDataRequest\x1a1.mailplane.accounts.v1.ExportPersonalDataResponse\x12v\n" +
-	"\x11DeleteCurrentUser\x12/.mailplane.accounts.v1.DeleteCurrentUserRequest\x1a0.mailplane.accounts.v1.DeleteCurrentUserResponse2\xc9\x06\n" +
+	"\x11DeleteCurrentUser\x12/.mailplane.accounts.v1.DeleteCurrentUserRequest\x1a0.mailplane.accounts.v1.DeleteCurrentUserResponse2\xb2\a\n" +
 	"\x13OrganizationService\x12p\n" +
 	"\x0fGetOrganization\x12-.mailplane.accounts.v1.GetOrganizationRequest\x1a..mailplane.accounts.v1.GetOrganizationResponse\x12y\n" +
 	"\x12UpdateOrganization\x120.mailplane.accounts.v1.UpdateOrganizationRequest\x1a1.mailplane.accounts.v1.UpdateOrganizationResponse\x12d\n" +
 	"\vListMembers\x12).mailplane.accounts.v1.ListMembersRequest\x1a*.mailplane.accounts.v1.ListMembersResponse\x12g\n" +
 	"\fUpdateMember\x12*.mailplane.accounts.v1.UpdateMemberRequest\x1a+.mailplane.accounts.v1.UpdateMemberResponse\x12g\n" +
-	"\fDeleteMember\x12*.mailplane.accounts.v1.DeleteMemberRequest\x1a+.mailplane.accounts.v1.DeleteMemberResponse\x12y\n" +
+	"\fDeleteMember\x12*.mailplane.accounts.v1.DeleteMemberRequest\x1a+.mailplane.accounts.v1.DeleteMemberResponse\x12g\n" +
+	"\fCreateMember\x12*.mailplane.accounts.v1.CreateMemberRequest\x1a+.mailplane.accounts.v1.CreateMemberResponse\x12y\n" +
 	"\x12ReleaseMemberLogin\x120.mailplane.accounts.v1.ReleaseMemberLoginRequest\x1a1.mailplane.accounts.v1.ReleaseMemberLoginResponse\x12\x91\x01\n" +
 	"\x1aGetDataProcessingAgreement\x128.mailplane.accounts.v1.GetDataProcessingAgreementRequest\x1a9.mailplane.accounts.v1.GetDataProcessingAgreementResponseBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
 
@@ -2439,7 +2674,7 @@ func file_mailplane_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_mailplane_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_mailplane_accounts_v1_accounts_proto_goTypes = []any{
 	(Role)(0),                                  // 0: mailplane.accounts.v1.Role
 	(*User)(nil),                               // 1: mailplane.accounts.v1.User
@@ -2480,80 +2715,90 @@ var file_mailplane_accounts_v1_accounts_proto_goTypes = []any{
 	(*ExportPersonalDataResponse)(nil),         // 36: mailplane.accounts.v1.ExportPersonalDataResponse
 	(*DeleteCurrentUserRequest)(nil),           // 37: mailplane.accounts.v1.DeleteCurrentUserRequest
 	(*DeleteCurrentUserResponse)(nil),          // 38: mailplane.accounts.v1.DeleteCurrentUserResponse
-	(*timestamppb.Timestamp)(nil),              // 39: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 40: google.protobuf.FieldMask
-	(*AuditEntry)(nil),                         // 41: mailplane.accounts.v1.AuditEntry
+	(*CreateMemberRequest)(nil),                // 39: mailplane.accounts.v1.CreateMemberRequest
+	(*CreateMemberResponse)(nil),               // 40: mailplane.accounts.v1.CreateMemberResponse
+	(*SetInitialPasswordRequest)(nil),          // 41: mailplane.accounts.v1.SetInitialPasswordRequest
+	(*SetInitialPasswordResponse)(nil),         // 42: mailplane.accounts.v1.SetInitialPasswordResponse
+	(*timestamppb.Timestamp)(nil),              // 43: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 44: google.protobuf.FieldMask
+	(*AuditEntry)(nil),                         // 45: mailplane.accounts.v1.AuditEntry
 }
 var file_mailplane_accounts_v1_accounts_proto_depIdxs = []int32{
-	39, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	39, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
-	39, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
+	43, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	43, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
+	43, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: mailplane.accounts.v1.Member.role:type_name -> mailplane.accounts.v1.Role
-	39, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
+	43, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailplane.accounts.v1.SignUpResponse.user:type_name -> mailplane.accounts.v1.User
 	2,  // 6: mailplane.accounts.v1.SignUpResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	1,  // 7: mailplane.accounts.v1.GetCurrentUserResponse.user:type_name -> mailplane.accounts.v1.User
 	3,  // 8: mailplane.accounts.v1.GetCurrentUserResponse.memberships:type_name -> mailplane.accounts.v1.Member
 	2,  // 9: mailplane.accounts.v1.GetOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	2,  // 10: mailplane.accounts.v1.UpdateOrganizationRequest.organization:type_name -> mailplane.accounts.v1.Organization
-	40, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	44, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 12: mailplane.accounts.v1.UpdateOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	3,  // 13: mailplane.accounts.v1.ListMembersResponse.members:type_name -> mailplane.accounts.v1.Member
 	3,  // 14: mailplane.accounts.v1.UpdateMemberRequest.member:type_name -> mailplane.accounts.v1.Member
-	40, // 15: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
+	44, // 15: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 16: mailplane.accounts.v1.UpdateMemberResponse.member:type_name -> mailplane.accounts.v1.Member
 	1,  // 17: mailplane.accounts.v1.UpdateCurrentUserRequest.user:type_name -> mailplane.accounts.v1.User
-	40, // 18: mailplane.accounts.v1.UpdateCurrentUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	44, // 18: mailplane.accounts.v1.UpdateCurrentUserRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 19: mailplane.accounts.v1.UpdateCurrentUserResponse.user:type_name -> mailplane.accounts.v1.User
 	1,  // 20: mailplane.accounts.v1.SetLoginEmailResponse.user:type_name -> mailplane.accounts.v1.User
 	3,  // 21: mailplane.accounts.v1.ReleaseMemberLoginResponse.member:type_name -> mailplane.accounts.v1.Member
-	39, // 22: mailplane.accounts.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	39, // 23: mailplane.accounts.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
-	39, // 24: mailplane.accounts.v1.Session.revoke_time:type_name -> google.protobuf.Timestamp
+	43, // 22: mailplane.accounts.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	43, // 23: mailplane.accounts.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	43, // 24: mailplane.accounts.v1.Session.revoke_time:type_name -> google.protobuf.Timestamp
 	1,  // 25: mailplane.accounts.v1.ExportPersonalDataResponse.user:type_name -> mailplane.accounts.v1.User
 	3,  // 26: mailplane.accounts.v1.ExportPersonalDataResponse.memberships:type_name -> mailplane.accounts.v1.Member
 	35, // 27: mailplane.accounts.v1.ExportPersonalDataResponse.sessions:type_name -> mailplane.accounts.v1.Session
-	41, // 28: mailplane.accounts.v1.ExportPersonalDataResponse.actions:type_name -> mailplane.accounts.v1.AuditEntry
-	39, // 29: mailplane.accounts.v1.ExportPersonalDataResponse.export_time:type_name -> google.protobuf.Timestamp
-	4,  // 30: mailplane.accounts.v1.AuthService.SignUp:input_type -> mailplane.accounts.v1.SignUpRequest
-	6,  // 31: mailplane.accounts.v1.AuthService.SignIn:input_type -> mailplane.accounts.v1.SignInRequest
-	8,  // 32: mailplane.accounts.v1.AuthService.Refresh:input_type -> mailplane.accounts.v1.RefreshRequest
-	10, // 33: mailplane.accounts.v1.AuthService.SignOut:input_type -> mailplane.accounts.v1.SignOutRequest
-	12, // 34: mailplane.accounts.v1.AuthService.ExchangeApiToken:input_type -> mailplane.accounts.v1.ExchangeApiTokenRequest
-	14, // 35: mailplane.accounts.v1.UserService.GetCurrentUser:input_type -> mailplane.accounts.v1.GetCurrentUserRequest
-	28, // 36: mailplane.accounts.v1.UserService.UpdateCurrentUser:input_type -> mailplane.accounts.v1.UpdateCurrentUserRequest
-	30, // 37: mailplane.accounts.v1.UserService.SetLoginEmail:input_type -> mailplane.accounts.v1.SetLoginEmailRequest
-	34, // 38: mailplane.accounts.v1.UserService.ExportPersonalData:input_type -> mailplane.accounts.v1.ExportPersonalDataRequest
-	37, // 39: mailplane.accounts.v1.UserService.DeleteCurrentUser:input_type -> mailplane.accounts.v1.DeleteCurrentUserRequest
-	16, // 40: mailplane.accounts.v1.OrganizationService.GetOrganization:input_type -> mailplane.accounts.v1.GetOrganizationRequest
-	18, // 41: mailplane.accounts.v1.OrganizationService.UpdateOrganization:input_type -> mailplane.accounts.v1.UpdateOrganizationRequest
-	20, // 42: mailplane.accounts.v1.OrganizationService.ListMembers:input_type -> mailplane.accounts.v1.ListMembersRequest
-	22, // 43: mailplane.accounts.v1.OrganizationService.UpdateMember:input_type -> mailplane.accounts.v1.UpdateMemberRequest
-	24, // 44: mailplane.accounts.v1.OrganizationService.DeleteMember:input_type -> mailplane.accounts.v1.DeleteMemberRequest
-	32, // 45: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:input_type -> mailplane.accounts.v1.ReleaseMemberLoginRequest
-	26, // 46: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:input_type -> mailplane.accounts.v1.GetDataProcessingAgreementRequest
-	5,  // 47: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
-	7,  // 48: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
-	9,  // 49: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
-	11, // 50: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
-	13, // 51: mailplane.accounts.v1.AuthService.ExchangeApiToken:output_type -> mailplane.accounts.v1.ExchangeApiTokenResponse
-	15, // 52: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
-	29, // 53: mailplane.accounts.v1.UserService.UpdateCurrentUser:output_type -> mailplane.accounts.v1.UpdateCurrentUserResponse
-	31, // 54: mailplane.accounts.v1.UserService.SetLoginEmail:output_type -> mailplane.accounts.v1.SetLoginEmailResponse
-	36, // 55: mailplane.accounts.v1.UserService.ExportPersonalData:output_type -> mailplane.accounts.v1.ExportPersonalDataResponse
-	38, // 56: mailplane.accounts.v1.UserService.DeleteCurrentUser:output_type -> mailplane.accounts.v1.DeleteCurrentUserResponse
-	17, // 57: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
-	19, // 58: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
-	21, // 59: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
-	23, // 60: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
-	25, // 61: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
-	33, // 62: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:output_type -> mailplane.accounts.v1.ReleaseMemberLoginResponse
-	27, // 63: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:output_type -> mailplane.accounts.v1.GetDataProcessingAgreementResponse
-	47, // [47:64] is the sub-list for method output_type
-	30, // [30:47] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	45, // 28: mailplane.accounts.v1.ExportPersonalDataResponse.actions:type_name -> mailplane.accounts.v1.AuditEntry
+	43, // 29: mailplane.accounts.v1.ExportPersonalDataResponse.export_time:type_name -> google.protobuf.Timestamp
+	0,  // 30: mailplane.accounts.v1.CreateMemberRequest.role:type_name -> mailplane.accounts.v1.Role
+	3,  // 31: mailplane.accounts.v1.CreateMemberResponse.member:type_name -> mailplane.accounts.v1.Member
+	4,  // 32: mailplane.accounts.v1.AuthService.SignUp:input_type -> mailplane.accounts.v1.SignUpRequest
+	6,  // 33: mailplane.accounts.v1.AuthService.SignIn:input_type -> mailplane.accounts.v1.SignInRequest
+	8,  // 34: mailplane.accounts.v1.AuthService.Refresh:input_type -> mailplane.accounts.v1.RefreshRequest
+	10, // 35: mailplane.accounts.v1.AuthService.SignOut:input_type -> mailplane.accounts.v1.SignOutRequest
+	41, // 36: mailplane.accounts.v1.AuthService.SetInitialPassword:input_type -> mailplane.accounts.v1.SetInitialPasswordRequest
+	12, // 37: mailplane.accounts.v1.AuthService.ExchangeApiToken:input_type -> mailplane.accounts.v1.ExchangeApiTokenRequest
+	14, // 38: mailplane.accounts.v1.UserService.GetCurrentUser:input_type -> mailplane.accounts.v1.GetCurrentUserRequest
+	28, // 39: mailplane.accounts.v1.UserService.UpdateCurrentUser:input_type -> mailplane.accounts.v1.UpdateCurrentUserRequest
+	30, // 40: mailplane.accounts.v1.UserService.SetLoginEmail:input_type -> mailplane.accounts.v1.SetLoginEmailRequest
+	34, // 41: mailplane.accounts.v1.UserService.ExportPersonalData:input_type -> mailplane.accounts.v1.ExportPersonalDataRequest
+	37, // 42: mailplane.accounts.v1.UserService.DeleteCurrentUser:input_type -> mailplane.accounts.v1.DeleteCurrentUserRequest
+	16, // 43: mailplane.accounts.v1.OrganizationService.GetOrganization:input_type -> mailplane.accounts.v1.GetOrganizationRequest
+	18, // 44: mailplane.accounts.v1.OrganizationService.UpdateOrganization:input_type -> mailplane.accounts.v1.UpdateOrganizationRequest
+	20, // 45: mailplane.accounts.v1.OrganizationService.ListMembers:input_type -> mailplane.accounts.v1.ListMembersRequest
+	22, // 46: mailplane.accounts.v1.OrganizationService.UpdateMember:input_type -> mailplane.accounts.v1.UpdateMemberRequest
+	24, // 47: mailplane.accounts.v1.OrganizationService.DeleteMember:input_type -> mailplane.accounts.v1.DeleteMemberRequest
+	39, // 48: mailplane.accounts.v1.OrganizationService.CreateMember:input_type -> mailplane.accounts.v1.CreateMemberRequest
+	32, // 49: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:input_type -> mailplane.accounts.v1.ReleaseMemberLoginRequest
+	26, // 50: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:input_type -> mailplane.accounts.v1.GetDataProcessingAgreementRequest
+	5,  // 51: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
+	7,  // 52: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
+	9,  // 53: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
+	11, // 54: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
+	42, // 55: mailplane.accounts.v1.AuthService.SetInitialPassword:output_type -> mailplane.accounts.v1.SetInitialPasswordResponse
+	13, // 56: mailplane.accounts.v1.AuthService.ExchangeApiToken:output_type -> mailplane.accounts.v1.ExchangeApiTokenResponse
+	15, // 57: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
+	29, // 58: mailplane.accounts.v1.UserService.UpdateCurrentUser:output_type -> mailplane.accounts.v1.UpdateCurrentUserResponse
+	31, // 59: mailplane.accounts.v1.UserService.SetLoginEmail:output_type -> mailplane.accounts.v1.SetLoginEmailResponse
+	36, // 60: mailplane.accounts.v1.UserService.ExportPersonalData:output_type -> mailplane.accounts.v1.ExportPersonalDataResponse
+	38, // 61: mailplane.accounts.v1.UserService.DeleteCurrentUser:output_type -> mailplane.accounts.v1.DeleteCurrentUserResponse
+	17, // 62: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
+	19, // 63: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
+	21, // 64: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
+	23, // 65: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
+	25, // 66: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
+	40, // 67: mailplane.accounts.v1.OrganizationService.CreateMember:output_type -> mailplane.accounts.v1.CreateMemberResponse
+	33, // 68: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:output_type -> mailplane.accounts.v1.ReleaseMemberLoginResponse
+	27, // 69: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:output_type -> mailplane.accounts.v1.GetDataProcessingAgreementResponse
+	51, // [51:70] is the sub-list for method output_type
+	32, // [32:51] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_accounts_v1_accounts_proto_init() }
@@ -2568,7 +2813,7 @@ func file_mailplane_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_accounts_v1_accounts_proto_rawDesc), len(file_mailplane_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   38,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -23,11 +23,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_SignUp_FullMethodName           = "/mailplane.accounts.v1.AuthService/SignUp"
-	AuthService_SignIn_FullMethodName           = "/mailplane.accounts.v1.AuthService/SignIn"
-	AuthService_Refresh_FullMethodName          = "/mailplane.accounts.v1.AuthService/Refresh"
-	AuthService_SignOut_FullMethodName          = "/mailplane.accounts.v1.AuthService/SignOut"
-	AuthService_ExchangeApiToken_FullMethodName = "/mailplane.accounts.v1.AuthService/ExchangeApiToken"
+	AuthService_SignUp_FullMethodName             = "/mailplane.accounts.v1.AuthService/SignUp"
+	AuthService_SignIn_FullMethodName             = "/mailplane.accounts.v1.AuthService/SignIn"
+	AuthService_Refresh_FullMethodName            = "/mailplane.accounts.v1.AuthService/Refresh"
+	AuthService_SignOut_FullMethodName            = "/mailplane.accounts.v1.AuthService/SignOut"
+	AuthService_SetInitialPassword_FullMethodName = "/mailplane.accounts.v1.AuthService/SetInitialPassword"
+	AuthService_ExchangeApiToken_FullMethodName   = "/mailplane.accounts.v1.AuthService/ExchangeApiToken"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -49,6 +50,10 @@ type AuthServiceClient interface {
 	// Revokes a refresh token. Access tokens already issued stay valid until
 	// they expire, which is why they are short-lived.
 	SignOut(ctx context.Context, in *SignOutRequest, opts ...grpc.CallOption) (*SignOutResponse, error)
+	// Sets the password of a user an administrator created (CreateMember),
+	// with the setup token from the link the administrator handed over. The
+	// token is used up; the user then signs in.
+	SetInitialPassword(ctx context.Context, in *SetInitialPasswordRequest, opts ...grpc.CallOption) (*SetInitialPasswordResponse, error)
 	// Exchanges an API token's secret for a short-lived access token acting
 	// with the token's organization and role. The edge does this for REST
 	// callers; gRPC callers do it themselves.
@@ -103,6 +108,16 @@ func (c *authServiceClient) SignOut(ctx context.Context, in *SignOutRequest, opt
 	return out, nil
 }
 
+func (c *authServiceClient) SetInitialPassword(ctx context.Context, in *SetInitialPasswordRequest, opts ...grpc.CallOption) (*SetInitialPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetInitialPasswordResponse)
+	err := c.cc.Invoke(ctx, AuthService_SetInitialPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *authServiceClient) ExchangeApiToken(ctx context.Context, in *ExchangeApiTokenRequest, opts ...grpc.CallOption) (*ExchangeApiTokenResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ExchangeApiTokenResponse)
@@ -132,6 +147,10 @@ type AuthServiceServer interface {
 	// Revokes a refresh token. Access tokens already issued stay valid until
 	// they expire, which is why they are short-lived.
 	SignOut(context.Context, *SignOutRequest) (*SignOutResponse, error)
+	// Sets the password of a user an administrator created (CreateMember),
+	// with the setup token from the link the administrator handed over. The
+	// token is used up; the user then signs in.
+	SetInitialPassword(context.Context, *SetInitialPasswordRequest) (*SetInitialPasswordResponse, error)
 	// Exchanges an API token's secret for a short-lived access token acting
 	// with the token's organization and role. The edge does this for REST
 	// callers; gRPC callers do it themselves.
@@ -157,6 +176,9 @@ func (UnimplementedAuthServiceServer) Refresh(context.Context, *RefreshRequest) 
 }
 func (UnimplementedAuthServiceServer) SignOut(context.Context, *SignOutRequest) (*SignOutResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignOut not implemented")
+}
+func (UnimplementedAuthServiceServer) SetInitialPassword(context.Context, *SetInitialPasswordRequest) (*SetInitialPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetInitialPassword not implemented")
 }
 func (UnimplementedAuthServiceServer) ExchangeApiToken(context.Context, *ExchangeApiTokenRequest) (*ExchangeApiTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExchangeApiToken not implemented")
@@ -254,6 +276,24 @@ func _AuthService_SignOut_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_SetInitialPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetInitialPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).SetInitialPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_SetInitialPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).SetInitialPassword(ctx, req.(*SetInitialPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuthService_ExchangeApiToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ExchangeApiTokenRequest)
 	if err := dec(in); err != nil {
@@ -294,6 +334,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SignOut",
 			Handler:    _AuthService_SignOut_Handler,
+		},
+		{
+			MethodName: "SetInitialPassword",
+			Handler:    _AuthService_SetInitialPassword_Handler,
 		},
 		{
 			MethodName: "ExchangeApiToken",
@@ -590,6 +634,7 @@ const (
 	OrganizationService_ListMembers_FullMethodName                = "/mailplane.accounts.v1.OrganizationService/ListMembers"
 	OrganizationService_UpdateMember_FullMethodName               = "/mailplane.accounts.v1.OrganizationService/UpdateMember"
 	OrganizationService_DeleteMember_FullMethodName               = "/mailplane.accounts.v1.OrganizationService/DeleteMember"
+	OrganizationService_CreateMember_FullMethodName               = "/mailplane.accounts.v1.OrganizationService/CreateMember"
 	OrganizationService_ReleaseMemberLogin_FullMethodName         = "/mailplane.accounts.v1.OrganizationService/ReleaseMemberLogin"
 	OrganizationService_GetDataProcessingAgreement_FullMethodName = "/mailplane.accounts.v1.OrganizationService/GetDataProcessingAgreement"
 )
@@ -613,6 +658,11 @@ type OrganizationServiceClient interface {
 	// Removes a member from an organization. Owners and admins only; the last
 	// owner can never be removed.
 	DeleteMember(ctx context.Context, in *DeleteMemberRequest, opts ...grpc.CallOption) (*DeleteMemberResponse, error)
+	// Creates a new user as a member, with the given login email (e.g. the
+	// address made for them) and no password yet: the answer carries a setup
+	// link (valid 30 days) for the administrator to hand over, where the user
+	// chooses their password. Owners and admins only.
+	CreateMember(ctx context.Context, in *CreateMemberRequest, opts ...grpc.CallOption) (*CreateMemberResponse, error)
 	// Releases a member's login email so that the address can be shared: the
 	// member gets a generated login identifier (initials and digits), sent to
 	// their phone by SMS; their data and password stay, and at their next
@@ -684,6 +734,16 @@ func (c *organizationServiceClient) DeleteMember(ctx context.Context, in *Delete
 	return out, nil
 }
 
+func (c *organizationServiceClient) CreateMember(ctx context.Context, in *CreateMemberRequest, opts ...grpc.CallOption) (*CreateMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateMemberResponse)
+	err := c.cc.Invoke(ctx, OrganizationService_CreateMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *organizationServiceClient) ReleaseMemberLogin(ctx context.Context, in *ReleaseMemberLoginRequest, opts ...grpc.CallOption) (*ReleaseMemberLoginResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReleaseMemberLoginResponse)
@@ -723,6 +783,11 @@ type OrganizationServiceServer interface {
 	// Removes a member from an organization. Owners and admins only; the last
 	// owner can never be removed.
 	DeleteMember(context.Context, *DeleteMemberRequest) (*DeleteMemberResponse, error)
+	// Creates a new user as a member, with the given login email (e.g. the
+	// address made for them) and no password yet: the answer carries a setup
+	// link (valid 30 days) for the administrator to hand over, where the user
+	// chooses their password. Owners and admins only.
+	CreateMember(context.Context, *CreateMemberRequest) (*CreateMemberResponse, error)
 	// Releases a member's login email so that the address can be shared: the
 	// member gets a generated login identifier (initials and digits), sent to
 	// their phone by SMS; their data and password stay, and at their next
@@ -758,6 +823,9 @@ func (UnimplementedOrganizationServiceServer) UpdateMember(context.Context, *Upd
 }
 func (UnimplementedOrganizationServiceServer) DeleteMember(context.Context, *DeleteMemberRequest) (*DeleteMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteMember not implemented")
+}
+func (UnimplementedOrganizationServiceServer) CreateMember(context.Context, *CreateMemberRequest) (*CreateMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateMember not implemented")
 }
 func (UnimplementedOrganizationServiceServer) ReleaseMemberLogin(context.Context, *ReleaseMemberLoginRequest) (*ReleaseMemberLoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseMemberLogin not implemented")
@@ -876,6 +944,24 @@ func _OrganizationService_DeleteMember_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrganizationService_CreateMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrganizationServiceServer).CreateMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrganizationService_CreateMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrganizationServiceServer).CreateMember(ctx, req.(*CreateMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OrganizationService_ReleaseMemberLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReleaseMemberLoginRequest)
 	if err := dec(in); err != nil {
@@ -938,6 +1024,10 @@ var OrganizationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteMember",
 			Handler:    _OrganizationService_DeleteMember_Handler,
+		},
+		{
+			MethodName: "CreateMember",
+			Handler:    _OrganizationService_CreateMember_Handler,
 		},
 		{
 			MethodName: "ReleaseMemberLogin",

@@ -651,7 +651,9 @@ type AddressAccess struct {
 	// Existing users of the organization: "users/{user}".
 	Users []string `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
 	// External people, invited by email (valid 30 days).
-	InviteEmails  []string `protobuf:"bytes,3,rep,name=invite_emails,json=inviteEmails,proto3" json:"invite_emails,omitempty"`
+	InviteEmails []string `protobuf:"bytes,3,rep,name=invite_emails,json=inviteEmails,proto3" json:"invite_emails,omitempty"`
+	// A new user created for the address, whose login is the address itself.
+	NewUser       *NewUser `protobuf:"bytes,4,opt,name=new_user,json=newUser,proto3" json:"new_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -703,6 +705,13 @@ func (x *AddressAccess) GetUsers() []string {
 func (x *AddressAccess) GetInviteEmails() []string {
 	if x != nil {
 		return x.InviteEmails
+	}
+	return nil
+}
+
+func (x *AddressAccess) GetNewUser() *NewUser {
+	if x != nil {
+		return x.NewUser
 	}
 	return nil
 }
@@ -1357,8 +1366,11 @@ type CreateAddressResponse struct {
 	Address *Address `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	// Links of the invitations sent to external people, by email.
 	InvitationLinks map[string]string `protobuf:"bytes,2,rep,name=invitation_links,json=invitationLinks,proto3" json:"invitation_links,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Where the new user chooses their password, when one was created; hand
+	// it over.
+	NewUserSetupLink string `protobuf:"bytes,3,opt,name=new_user_setup_link,json=newUserSetupLink,proto3" json:"new_user_setup_link,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateAddressResponse) Reset() {
@@ -1403,6 +1415,13 @@ func (x *CreateAddressResponse) GetInvitationLinks() map[string]string {
 		return x.InvitationLinks
 	}
 	return nil
+}
+
+func (x *CreateAddressResponse) GetNewUserSetupLink() string {
+	if x != nil {
+		return x.NewUserSetupLink
+	}
+	return ""
 }
 
 // GetAddressRequest names an address.
@@ -3649,11 +3668,12 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"updateTime\x12\x1c\n" +
 	"\tsignature\x18\f \x01(\tR\tsignature\"7\n" +
 	"\aNewUser\x12,\n" +
-	"\fdisplay_name\x18\x01 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\vdisplayName\"b\n" +
+	"\fdisplay_name\x18\x01 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\vdisplayName\"\x9e\x01\n" +
 	"\rAddressAccess\x12\x16\n" +
 	"\x06caller\x18\x01 \x01(\bR\x06caller\x12\x14\n" +
 	"\x05users\x18\x02 \x03(\tR\x05users\x12#\n" +
-	"\rinvite_emails\x18\x03 \x03(\tR\finviteEmails\"\x8a\x01\n" +
+	"\rinvite_emails\x18\x03 \x03(\tR\finviteEmails\x12:\n" +
+	"\bnew_user\x18\x04 \x01(\v2\x1f.mailplane.mailboxes.v1.NewUserR\anewUser\"\x8a\x01\n" +
 	"\x18CreateMailServiceRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12N\n" +
 	"\fmail_service\x18\x02 \x01(\v2#.mailplane.mailboxes.v1.MailServiceB\x06\xca\xf3\x18\x02\b\x01R\vmailService\"c\n" +
@@ -3685,10 +3705,11 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x14CreateAddressRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12A\n" +
 	"\aaddress\x18\x02 \x01(\v2\x1f.mailplane.mailboxes.v1.AddressB\x06\xca\xf3\x18\x02\b\x01R\aaddress\x12=\n" +
-	"\x06access\x18\x03 \x01(\v2%.mailplane.mailboxes.v1.AddressAccessR\x06access\"\x85\x02\n" +
+	"\x06access\x18\x03 \x01(\v2%.mailplane.mailboxes.v1.AddressAccessR\x06access\"\xb4\x02\n" +
 	"\x15CreateAddressResponse\x129\n" +
 	"\aaddress\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.AddressR\aaddress\x12m\n" +
-	"\x10invitation_links\x18\x02 \x03(\v2B.mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntryR\x0finvitationLinks\x1aB\n" +
+	"\x10invitation_links\x18\x02 \x03(\v2B.mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntryR\x0finvitationLinks\x12-\n" +
+	"\x13new_user_setup_link\x18\x03 \x01(\tR\x10newUserSetupLink\x1aB\n" +
 	"\x14InvitationLinksEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"/\n" +
@@ -3966,103 +3987,104 @@ var file_mailplane_mailboxes_v1_mailboxes_proto_depIdxs = []int32{
 	5,  // 6: mailplane.mailboxes.v1.Address.users:type_name -> mailplane.mailboxes.v1.AddressUser
 	66, // 7: mailplane.mailboxes.v1.Address.create_time:type_name -> google.protobuf.Timestamp
 	66, // 8: mailplane.mailboxes.v1.Address.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 9: mailplane.mailboxes.v1.CreateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 10: mailplane.mailboxes.v1.CreateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 11: mailplane.mailboxes.v1.GetMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 12: mailplane.mailboxes.v1.ListMailServicesResponse.mail_services:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 13: mailplane.mailboxes.v1.UpdateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	67, // 14: mailplane.mailboxes.v1.UpdateMailServiceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 15: mailplane.mailboxes.v1.UpdateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 16: mailplane.mailboxes.v1.DeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 17: mailplane.mailboxes.v1.UndeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	6,  // 18: mailplane.mailboxes.v1.CreateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
-	8,  // 19: mailplane.mailboxes.v1.CreateAddressRequest.access:type_name -> mailplane.mailboxes.v1.AddressAccess
-	6,  // 20: mailplane.mailboxes.v1.CreateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	65, // 21: mailplane.mailboxes.v1.CreateAddressResponse.invitation_links:type_name -> mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
-	6,  // 22: mailplane.mailboxes.v1.GetAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	6,  // 23: mailplane.mailboxes.v1.ListAddressesResponse.addresses:type_name -> mailplane.mailboxes.v1.Address
-	6,  // 24: mailplane.mailboxes.v1.UpdateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
-	67, // 25: mailplane.mailboxes.v1.UpdateAddressRequest.update_mask:type_name -> google.protobuf.FieldMask
-	6,  // 26: mailplane.mailboxes.v1.UpdateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	66, // 27: mailplane.mailboxes.v1.DevicePassword.create_time:type_name -> google.protobuf.Timestamp
-	66, // 28: mailplane.mailboxes.v1.DevicePassword.last_use_time:type_name -> google.protobuf.Timestamp
-	37, // 29: mailplane.mailboxes.v1.CreateDevicePasswordRequest.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
-	37, // 30: mailplane.mailboxes.v1.CreateDevicePasswordResponse.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
-	37, // 31: mailplane.mailboxes.v1.ListDevicePasswordsResponse.device_passwords:type_name -> mailplane.mailboxes.v1.DevicePassword
-	66, // 32: mailplane.mailboxes.v1.AutoReply.start_time:type_name -> google.protobuf.Timestamp
-	66, // 33: mailplane.mailboxes.v1.AutoReply.end_time:type_name -> google.protobuf.Timestamp
-	44, // 34: mailplane.mailboxes.v1.GetAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
-	44, // 35: mailplane.mailboxes.v1.UpdateAutoReplyRequest.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
-	44, // 36: mailplane.mailboxes.v1.UpdateAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
-	2,  // 37: mailplane.mailboxes.v1.BulkJob.state:type_name -> mailplane.mailboxes.v1.BulkJobState
-	66, // 38: mailplane.mailboxes.v1.BulkJob.create_time:type_name -> google.protobuf.Timestamp
-	66, // 39: mailplane.mailboxes.v1.BulkJob.end_time:type_name -> google.protobuf.Timestamp
-	49, // 40: mailplane.mailboxes.v1.CreateBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
-	49, // 41: mailplane.mailboxes.v1.GetBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
-	66, // 42: mailplane.mailboxes.v1.Signature.create_time:type_name -> google.protobuf.Timestamp
-	56, // 43: mailplane.mailboxes.v1.CreateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
-	56, // 44: mailplane.mailboxes.v1.CreateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
-	56, // 45: mailplane.mailboxes.v1.ListSignaturesResponse.signatures:type_name -> mailplane.mailboxes.v1.Signature
-	56, // 46: mailplane.mailboxes.v1.UpdateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
-	67, // 47: mailplane.mailboxes.v1.UpdateSignatureRequest.update_mask:type_name -> google.protobuf.FieldMask
-	56, // 48: mailplane.mailboxes.v1.UpdateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
-	9,  // 49: mailplane.mailboxes.v1.MailServiceService.CreateMailService:input_type -> mailplane.mailboxes.v1.CreateMailServiceRequest
-	11, // 50: mailplane.mailboxes.v1.MailServiceService.GetMailService:input_type -> mailplane.mailboxes.v1.GetMailServiceRequest
-	13, // 51: mailplane.mailboxes.v1.MailServiceService.ListMailServices:input_type -> mailplane.mailboxes.v1.ListMailServicesRequest
-	15, // 52: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:input_type -> mailplane.mailboxes.v1.UpdateMailServiceRequest
-	17, // 53: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:input_type -> mailplane.mailboxes.v1.DeleteMailServiceRequest
-	19, // 54: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:input_type -> mailplane.mailboxes.v1.UndeleteMailServiceRequest
-	21, // 55: mailplane.mailboxes.v1.AddressService.CreateAddress:input_type -> mailplane.mailboxes.v1.CreateAddressRequest
-	23, // 56: mailplane.mailboxes.v1.AddressService.GetAddress:input_type -> mailplane.mailboxes.v1.GetAddressRequest
-	25, // 57: mailplane.mailboxes.v1.AddressService.ListAddresses:input_type -> mailplane.mailboxes.v1.ListAddressesRequest
-	27, // 58: mailplane.mailboxes.v1.AddressService.UpdateAddress:input_type -> mailplane.mailboxes.v1.UpdateAddressRequest
-	29, // 59: mailplane.mailboxes.v1.AddressService.DeleteAddress:input_type -> mailplane.mailboxes.v1.DeleteAddressRequest
-	45, // 60: mailplane.mailboxes.v1.AddressService.GetAutoReply:input_type -> mailplane.mailboxes.v1.GetAutoReplyRequest
-	47, // 61: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:input_type -> mailplane.mailboxes.v1.UpdateAutoReplyRequest
-	50, // 62: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:input_type -> mailplane.mailboxes.v1.GetBulkTemplateRequest
-	52, // 63: mailplane.mailboxes.v1.BulkService.CreateBulkJob:input_type -> mailplane.mailboxes.v1.CreateBulkJobRequest
-	54, // 64: mailplane.mailboxes.v1.BulkService.GetBulkJob:input_type -> mailplane.mailboxes.v1.GetBulkJobRequest
-	57, // 65: mailplane.mailboxes.v1.SignatureService.CreateSignature:input_type -> mailplane.mailboxes.v1.CreateSignatureRequest
-	59, // 66: mailplane.mailboxes.v1.SignatureService.ListSignatures:input_type -> mailplane.mailboxes.v1.ListSignaturesRequest
-	61, // 67: mailplane.mailboxes.v1.SignatureService.UpdateSignature:input_type -> mailplane.mailboxes.v1.UpdateSignatureRequest
-	63, // 68: mailplane.mailboxes.v1.SignatureService.DeleteSignature:input_type -> mailplane.mailboxes.v1.DeleteSignatureRequest
-	38, // 69: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:input_type -> mailplane.mailboxes.v1.CreateDevicePasswordRequest
-	40, // 70: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:input_type -> mailplane.mailboxes.v1.ListDevicePasswordsRequest
-	42, // 71: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:input_type -> mailplane.mailboxes.v1.DeleteDevicePasswordRequest
-	31, // 72: mailplane.mailboxes.v1.ReservationService.CreateReservation:input_type -> mailplane.mailboxes.v1.CreateReservationRequest
-	33, // 73: mailplane.mailboxes.v1.ReservationService.DeleteReservation:input_type -> mailplane.mailboxes.v1.DeleteReservationRequest
-	35, // 74: mailplane.mailboxes.v1.SenderService.CheckSender:input_type -> mailplane.mailboxes.v1.CheckSenderRequest
-	10, // 75: mailplane.mailboxes.v1.MailServiceService.CreateMailService:output_type -> mailplane.mailboxes.v1.CreateMailServiceResponse
-	12, // 76: mailplane.mailboxes.v1.MailServiceService.GetMailService:output_type -> mailplane.mailboxes.v1.GetMailServiceResponse
-	14, // 77: mailplane.mailboxes.v1.MailServiceService.ListMailServices:output_type -> mailplane.mailboxes.v1.ListMailServicesResponse
-	16, // 78: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:output_type -> mailplane.mailboxes.v1.UpdateMailServiceResponse
-	18, // 79: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:output_type -> mailplane.mailboxes.v1.DeleteMailServiceResponse
-	20, // 80: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:output_type -> mailplane.mailboxes.v1.UndeleteMailServiceResponse
-	22, // 81: mailplane.mailboxes.v1.AddressService.CreateAddress:output_type -> mailplane.mailboxes.v1.CreateAddressResponse
-	24, // 82: mailplane.mailboxes.v1.AddressService.GetAddress:output_type -> mailplane.mailboxes.v1.GetAddressResponse
-	26, // 83: mailplane.mailboxes.v1.AddressService.ListAddresses:output_type -> mailplane.mailboxes.v1.ListAddressesResponse
-	28, // 84: mailplane.mailboxes.v1.AddressService.UpdateAddress:output_type -> mailplane.mailboxes.v1.UpdateAddressResponse
-	30, // 85: mailplane.mailboxes.v1.AddressService.DeleteAddress:output_type -> mailplane.mailboxes.v1.DeleteAddressResponse
-	46, // 86: mailplane.mailboxes.v1.AddressService.GetAutoReply:output_type -> mailplane.mailboxes.v1.GetAutoReplyResponse
-	48, // 87: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:output_type -> mailplane.mailboxes.v1.UpdateAutoReplyResponse
-	51, // 88: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:output_type -> mailplane.mailboxes.v1.GetBulkTemplateResponse
-	53, // 89: mailplane.mailboxes.v1.BulkService.CreateBulkJob:output_type -> mailplane.mailboxes.v1.CreateBulkJobResponse
-	55, // 90: mailplane.mailboxes.v1.BulkService.GetBulkJob:output_type -> mailplane.mailboxes.v1.GetBulkJobResponse
-	58, // 91: mailplane.mailboxes.v1.SignatureService.CreateSignature:output_type -> mailplane.mailboxes.v1.CreateSignatureResponse
-	60, // 92: mailplane.mailboxes.v1.SignatureService.ListSignatures:output_type -> mailplane.mailboxes.v1.ListSignaturesResponse
-	62, // 93: mailplane.mailboxes.v1.SignatureService.UpdateSignature:output_type -> mailplane.mailboxes.v1.UpdateSignatureResponse
-	64, // 94: mailplane.mailboxes.v1.SignatureService.DeleteSignature:output_type -> mailplane.mailboxes.v1.DeleteSignatureResponse
-	39, // 95: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:output_type -> mailplane.mailboxes.v1.CreateDevicePasswordResponse
-	41, // 96: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:output_type -> mailplane.mailboxes.v1.ListDevicePasswordsResponse
-	43, // 97: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:output_type -> mailplane.mailboxes.v1.DeleteDevicePasswordResponse
-	32, // 98: mailplane.mailboxes.v1.ReservationService.CreateReservation:output_type -> mailplane.mailboxes.v1.CreateReservationResponse
-	34, // 99: mailplane.mailboxes.v1.ReservationService.DeleteReservation:output_type -> mailplane.mailboxes.v1.DeleteReservationResponse
-	36, // 100: mailplane.mailboxes.v1.SenderService.CheckSender:output_type -> mailplane.mailboxes.v1.CheckSenderResponse
-	75, // [75:101] is the sub-list for method output_type
-	49, // [49:75] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	7,  // 9: mailplane.mailboxes.v1.AddressAccess.new_user:type_name -> mailplane.mailboxes.v1.NewUser
+	3,  // 10: mailplane.mailboxes.v1.CreateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 11: mailplane.mailboxes.v1.CreateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 12: mailplane.mailboxes.v1.GetMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 13: mailplane.mailboxes.v1.ListMailServicesResponse.mail_services:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 14: mailplane.mailboxes.v1.UpdateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	67, // 15: mailplane.mailboxes.v1.UpdateMailServiceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 16: mailplane.mailboxes.v1.UpdateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 17: mailplane.mailboxes.v1.DeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	3,  // 18: mailplane.mailboxes.v1.UndeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	6,  // 19: mailplane.mailboxes.v1.CreateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
+	8,  // 20: mailplane.mailboxes.v1.CreateAddressRequest.access:type_name -> mailplane.mailboxes.v1.AddressAccess
+	6,  // 21: mailplane.mailboxes.v1.CreateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	65, // 22: mailplane.mailboxes.v1.CreateAddressResponse.invitation_links:type_name -> mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
+	6,  // 23: mailplane.mailboxes.v1.GetAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	6,  // 24: mailplane.mailboxes.v1.ListAddressesResponse.addresses:type_name -> mailplane.mailboxes.v1.Address
+	6,  // 25: mailplane.mailboxes.v1.UpdateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
+	67, // 26: mailplane.mailboxes.v1.UpdateAddressRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,  // 27: mailplane.mailboxes.v1.UpdateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	66, // 28: mailplane.mailboxes.v1.DevicePassword.create_time:type_name -> google.protobuf.Timestamp
+	66, // 29: mailplane.mailboxes.v1.DevicePassword.last_use_time:type_name -> google.protobuf.Timestamp
+	37, // 30: mailplane.mailboxes.v1.CreateDevicePasswordRequest.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
+	37, // 31: mailplane.mailboxes.v1.CreateDevicePasswordResponse.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
+	37, // 32: mailplane.mailboxes.v1.ListDevicePasswordsResponse.device_passwords:type_name -> mailplane.mailboxes.v1.DevicePassword
+	66, // 33: mailplane.mailboxes.v1.AutoReply.start_time:type_name -> google.protobuf.Timestamp
+	66, // 34: mailplane.mailboxes.v1.AutoReply.end_time:type_name -> google.protobuf.Timestamp
+	44, // 35: mailplane.mailboxes.v1.GetAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	44, // 36: mailplane.mailboxes.v1.UpdateAutoReplyRequest.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	44, // 37: mailplane.mailboxes.v1.UpdateAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	2,  // 38: mailplane.mailboxes.v1.BulkJob.state:type_name -> mailplane.mailboxes.v1.BulkJobState
+	66, // 39: mailplane.mailboxes.v1.BulkJob.create_time:type_name -> google.protobuf.Timestamp
+	66, // 40: mailplane.mailboxes.v1.BulkJob.end_time:type_name -> google.protobuf.Timestamp
+	49, // 41: mailplane.mailboxes.v1.CreateBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
+	49, // 42: mailplane.mailboxes.v1.GetBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
+	66, // 43: mailplane.mailboxes.v1.Signature.create_time:type_name -> google.protobuf.Timestamp
+	56, // 44: mailplane.mailboxes.v1.CreateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
+	56, // 45: mailplane.mailboxes.v1.CreateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
+	56, // 46: mailplane.mailboxes.v1.ListSignaturesResponse.signatures:type_name -> mailplane.mailboxes.v1.Signature
+	56, // 47: mailplane.mailboxes.v1.UpdateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
+	67, // 48: mailplane.mailboxes.v1.UpdateSignatureRequest.update_mask:type_name -> google.protobuf.FieldMask
+	56, // 49: mailplane.mailboxes.v1.UpdateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
+	9,  // 50: mailplane.mailboxes.v1.MailServiceService.CreateMailService:input_type -> mailplane.mailboxes.v1.CreateMailServiceRequest
+	11, // 51: mailplane.mailboxes.v1.MailServiceService.GetMailService:input_type -> mailplane.mailboxes.v1.GetMailServiceRequest
+	13, // 52: mailplane.mailboxes.v1.MailServiceService.ListMailServices:input_type -> mailplane.mailboxes.v1.ListMailServicesRequest
+	15, // 53: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:input_type -> mailplane.mailboxes.v1.UpdateMailServiceRequest
+	17, // 54: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:input_type -> mailplane.mailboxes.v1.DeleteMailServiceRequest
+	19, // 55: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:input_type -> mailplane.mailboxes.v1.UndeleteMailServiceRequest
+	21, // 56: mailplane.mailboxes.v1.AddressService.CreateAddress:input_type -> mailplane.mailboxes.v1.CreateAddressRequest
+	23, // 57: mailplane.mailboxes.v1.AddressService.GetAddress:input_type -> mailplane.mailboxes.v1.GetAddressRequest
+	25, // 58: mailplane.mailboxes.v1.AddressService.ListAddresses:input_type -> mailplane.mailboxes.v1.ListAddressesRequest
+	27, // 59: mailplane.mailboxes.v1.AddressService.UpdateAddress:input_type -> mailplane.mailboxes.v1.UpdateAddressRequest
+	29, // 60: mailplane.mailboxes.v1.AddressService.DeleteAddress:input_type -> mailplane.mailboxes.v1.DeleteAddressRequest
+	45, // 61: mailplane.mailboxes.v1.AddressService.GetAutoReply:input_type -> mailplane.mailboxes.v1.GetAutoReplyRequest
+	47, // 62: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:input_type -> mailplane.mailboxes.v1.UpdateAutoReplyRequest
+	50, // 63: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:input_type -> mailplane.mailboxes.v1.GetBulkTemplateRequest
+	52, // 64: mailplane.mailboxes.v1.BulkService.CreateBulkJob:input_type -> mailplane.mailboxes.v1.CreateBulkJobRequest
+	54, // 65: mailplane.mailboxes.v1.BulkService.GetBulkJob:input_type -> mailplane.mailboxes.v1.GetBulkJobRequest
+	57, // 66: mailplane.mailboxes.v1.SignatureService.CreateSignature:input_type -> mailplane.mailboxes.v1.CreateSignatureRequest
+	59, // 67: mailplane.mailboxes.v1.SignatureService.ListSignatures:input_type -> mailplane.mailboxes.v1.ListSignaturesRequest
+	61, // 68: mailplane.mailboxes.v1.SignatureService.UpdateSignature:input_type -> mailplane.mailboxes.v1.UpdateSignatureRequest
+	63, // 69: mailplane.mailboxes.v1.SignatureService.DeleteSignature:input_type -> mailplane.mailboxes.v1.DeleteSignatureRequest
+	38, // 70: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:input_type -> mailplane.mailboxes.v1.CreateDevicePasswordRequest
+	40, // 71: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:input_type -> mailplane.mailboxes.v1.ListDevicePasswordsRequest
+	42, // 72: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:input_type -> mailplane.mailboxes.v1.DeleteDevicePasswordRequest
+	31, // 73: mailplane.mailboxes.v1.ReservationService.CreateReservation:input_type -> mailplane.mailboxes.v1.CreateReservationRequest
+	33, // 74: mailplane.mailboxes.v1.ReservationService.DeleteReservation:input_type -> mailplane.mailboxes.v1.DeleteReservationRequest
+	35, // 75: mailplane.mailboxes.v1.SenderService.CheckSender:input_type -> mailplane.mailboxes.v1.CheckSenderRequest
+	10, // 76: mailplane.mailboxes.v1.MailServiceService.CreateMailService:output_type -> mailplane.mailboxes.v1.CreateMailServiceResponse
+	12, // 77: mailplane.mailboxes.v1.MailServiceService.GetMailService:output_type -> mailplane.mailboxes.v1.GetMailServiceResponse
+	14, // 78: mailplane.mailboxes.v1.MailServiceService.ListMailServices:output_type -> mailplane.mailboxes.v1.ListMailServicesResponse
+	16, // 79: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:output_type -> mailplane.mailboxes.v1.UpdateMailServiceResponse
+	18, // 80: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:output_type -> mailplane.mailboxes.v1.DeleteMailServiceResponse
+	20, // 81: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:output_type -> mailplane.mailboxes.v1.UndeleteMailServiceResponse
+	22, // 82: mailplane.mailboxes.v1.AddressService.CreateAddress:output_type -> mailplane.mailboxes.v1.CreateAddressResponse
+	24, // 83: mailplane.mailboxes.v1.AddressService.GetAddress:output_type -> mailplane.mailboxes.v1.GetAddressResponse
+	26, // 84: mailplane.mailboxes.v1.AddressService.ListAddresses:output_type -> mailplane.mailboxes.v1.ListAddressesResponse
+	28, // 85: mailplane.mailboxes.v1.AddressService.UpdateAddress:output_type -> mailplane.mailboxes.v1.UpdateAddressResponse
+	30, // 86: mailplane.mailboxes.v1.AddressService.DeleteAddress:output_type -> mailplane.mailboxes.v1.DeleteAddressResponse
+	46, // 87: mailplane.mailboxes.v1.AddressService.GetAutoReply:output_type -> mailplane.mailboxes.v1.GetAutoReplyResponse
+	48, // 88: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:output_type -> mailplane.mailboxes.v1.UpdateAutoReplyResponse
+	51, // 89: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:output_type -> mailplane.mailboxes.v1.GetBulkTemplateResponse
+	53, // 90: mailplane.mailboxes.v1.BulkService.CreateBulkJob:output_type -> mailplane.mailboxes.v1.CreateBulkJobResponse
+	55, // 91: mailplane.mailboxes.v1.BulkService.GetBulkJob:output_type -> mailplane.mailboxes.v1.GetBulkJobResponse
+	58, // 92: mailplane.mailboxes.v1.SignatureService.CreateSignature:output_type -> mailplane.mailboxes.v1.CreateSignatureResponse
+	60, // 93: mailplane.mailboxes.v1.SignatureService.ListSignatures:output_type -> mailplane.mailboxes.v1.ListSignaturesResponse
+	62, // 94: mailplane.mailboxes.v1.SignatureService.UpdateSignature:output_type -> mailplane.mailboxes.v1.UpdateSignatureResponse
+	64, // 95: mailplane.mailboxes.v1.SignatureService.DeleteSignature:output_type -> mailplane.mailboxes.v1.DeleteSignatureResponse
+	39, // 96: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:output_type -> mailplane.mailboxes.v1.CreateDevicePasswordResponse
+	41, // 97: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:output_type -> mailplane.mailboxes.v1.ListDevicePasswordsResponse
+	43, // 98: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:output_type -> mailplane.mailboxes.v1.DeleteDevicePasswordResponse
+	32, // 99: mailplane.mailboxes.v1.ReservationService.CreateReservation:output_type -> mailplane.mailboxes.v1.CreateReservationResponse
+	34, // 100: mailplane.mailboxes.v1.ReservationService.DeleteReservation:output_type -> mailplane.mailboxes.v1.DeleteReservationResponse
+	36, // 101: mailplane.mailboxes.v1.SenderService.CheckSender:output_type -> mailplane.mailboxes.v1.CheckSenderResponse
+	76, // [76:102] is the sub-list for method output_type
+	50, // [50:76] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_mailboxes_v1_mailboxes_proto_init() }

@@ -1,0 +1,110 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/pg"
+)
+
+// setupTTL is how long a created user's setup link works.
+const setupTTL = 30 * 24 * time.Hour
+
+const (
+	insertSetupToken = `INSERT INTO setup_tokens (token_hash, user_id, expire_time) VALUES ($1, $2, now() + $3::interval)`
+
+	// takeSetupToken uses a setup token up, returning its user.
+	takeSetupToken = `DELETE FROM setup_tokens WHERE token_hash = $1 AND expire_time > now() RETURNING user_id`
+
+	setPassword = `UPDATE users SET password_hash = $2, update_time = now() WHERE id = $1`
+)
+
+// CreateMember creates a user, without a password yet, as a member.
+func (s *Server) CreateMember(ctx context.Context, req *accountsv1.CreateMemberRequest) (*accountsv1.CreateMemberResponse, error) {
+	org, role, c, err := s.access(ctx, "parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	want := Member
+	if req.GetRole() != accountsv1.Role_ROLE_UNSPECIFIED {
+		var ok bool
+		if want, ok = roleFromProto(req.GetRole()); !ok {
+			return nil, errs.Field("role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER")
+		}
+	}
+	email := normalizeEmail(req.GetEmail())
+	switch {
+	case !role.canManage():
+		err := errs.E(errs.PermissionDenied, "only owners and admins can create members")
+		s.auditRefusal(ctx, c.audit(org, "accounts.member.create", req.GetParent()+"/members", map[string]string{"email": email}), err)
+		return nil, err
+	case want == Owner && role != Owner:
+		return nil, errs.E(errs.PermissionDenied, "only an owner can make an owner")
+	}
+	token, hash, err := newInvitationToken()
+	if err != nil {
+		return nil, err
+	}
+	u := &User{ID: uuid.Must(uuid.NewV7()), Email: email, DisplayName: strings.TrimSpace(req.GetDisplayName()), Language: languages[0]}
+	var m *Membership
+	err = pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
+		if !c.IsToken() {
+			// The new user reads notices in their administrator's language.
+			tx.QueryRow(ctx, "SELECT language FROM users WHERE id = $1", c.UserID).Scan(&u.Language)
+		}
+		if err := tx.QueryRow(ctx, insertUser, u.ID, u.Email, u.DisplayName, "", u.Language, "").Scan(&u.CreateTime); err != nil {
+			if pg.IsUniqueViolation(err, "users_email_key") {
+				return errEmailTaken
+			}
+			return fmt.Errorf("insert user: %w", err)
+		}
+		if _, err := tx.Exec(ctx, insertMembership, org, u.ID, want); err != nil {
+			return fmt.Errorf("insert membership: %w", err)
+		}
+		if _, err := tx.Exec(ctx, insertSetupToken, hash, u.ID, setupTTL); err != nil {
+			return fmt.Errorf("insert setup token: %w", err)
+		}
+		var err error
+		if m, err = membership(ctx, tx, org, u.ID); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, c.audit(org, "accounts.member.create", memberName(org, u.ID), map[string]string{"role": roleProto(want).String()}))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.CreateMemberResponse{Member: memberProto(m), SetupLink: strings.TrimSuffix(s.publicURL, "/") + "/setup/" + token}, nil
+}
+
+var errBadSetupToken = errs.E(errs.NotFound, "this setup link is unknown, used or expired; ask your administrator for a new one").WithReason("SETUP_LINK_INVALID")
+
+// SetInitialPassword sets a created user's first password.
+func (s *Server) SetInitialPassword(ctx context.Context, req *accountsv1.SetInitialPasswordRequest) (*accountsv1.SetInitialPasswordResponse, error) {
+	hash, err := hashPassword(req.GetPassword())
+	if err != nil {
+		return nil, err
+	}
+	err = pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
+		var user uuid.UUID
+		err := tx.QueryRow(ctx, takeSetupToken, hashRefreshToken(req.GetToken())).Scan(&user)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errBadSetupToken
+		}
+		if err != nil {
+			return fmt.Errorf("setup token: %w", err)
+		}
+		_, err = tx.Exec(ctx, setPassword, user, hash)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.SetInitialPasswordResponse{}, nil
+}
