@@ -327,7 +327,11 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 	if err != nil {
 		return nil, err
 	}
-	if (kind == "redirect" || kind == "catch_all") && (len(users) > 0 || len(invites) > 0) {
+	newUser := req.GetAccess().GetNewUser()
+	if newUser != nil && strings.TrimSpace(newUser.GetDisplayName()) == "" {
+		return nil, errs.Field("access.newUser.displayName", "is required")
+	}
+	if (kind == "redirect" || kind == "catch_all") && (len(users) > 0 || len(invites) > 0 || newUser != nil) {
 		return nil, errs.Field("access", "a "+strings.ReplaceAll(kind, "_", "-")+" address has no users")
 	}
 	id := uuid.Must(uuid.NewV7())
@@ -370,6 +374,20 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 		return nil, err
 	}
 	resp := &mailboxesv1.CreateAddressResponse{Address: addressProto(a)}
+	if newUser != nil {
+		// The user lives in accounts; made once the address exists, so a
+		// refusal there (the login email is someone's already) leaves the
+		// address, which the error says.
+		user, link, err := s.accounts.CreateMember(ctx, org, strings.ToLower(a.Email()), strings.TrimSpace(newUser.GetDisplayName()))
+		if err != nil {
+			return nil, fmt.Errorf("address %s created, but not its new user: %w", a.Email(), err)
+		}
+		if _, err := s.pool.Exec(ctx, insertAddressUser, id, user, "", "", nil); err != nil {
+			return nil, fmt.Errorf("add new user: %w", err)
+		}
+		a.Users = append(a.Users, AddressUser{UserID: &user})
+		resp.Address, resp.NewUserSetupLink = addressProto(a), link
+	}
 	if len(invites) > 0 {
 		resp.InvitationLinks = map[string]string{}
 	}
