@@ -35,6 +35,8 @@ type Address struct {
 	OrganizationID uuid.UUID
 	Aliases        []string
 	Users          []AddressUser
+	// SignatureID is the signature template it uses; nil: none.
+	SignatureID *uuid.UUID
 }
 
 // AddressUser is a person who may use an address: a user, or an invited
@@ -83,7 +85,8 @@ SELECT a.id, a.mail_service_id, a.local_part, a.local_key, a.kind, a.redirects, 
        COALESCE((SELECT array_agg(l.local_key ORDER BY l.local_key) FROM local_parts l WHERE l.address_id = a.id AND l.is_alias), '{}'),
        COALESCE((SELECT jsonb_agg(jsonb_build_object('userId', u.user_id, 'email', u.email, 'invitation', u.invitation, 'rights', u.rights)
                                   ORDER BY u.email, u.user_id)
-                 FROM address_users u WHERE u.address_id = a.id), '[]')
+                 FROM address_users u WHERE u.address_id = a.id), '[]'),
+       a.signature_id
 FROM addresses a JOIN mail_services m ON m.id = a.mail_service_id`
 
 	selectAddress = addressColumns + `
@@ -122,7 +125,7 @@ func collectAddresses(rows pgx.Rows) ([]*Address, error) {
 		var a Address
 		var users []byte
 		err := row.Scan(&a.ID, &a.MailServiceID, &a.LocalPart, &a.LocalKey, &a.Kind, &a.Redirects, &a.QuotaBytes, &a.UsageBytes,
-			&a.CreateTime, &a.UpdateTime, &a.Domain, &a.OrganizationID, &a.Aliases, &users)
+			&a.CreateTime, &a.UpdateTime, &a.Domain, &a.OrganizationID, &a.Aliases, &users, &a.SignatureID)
 		if err != nil {
 			return nil, err
 		}
@@ -507,13 +510,16 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 	if err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
-		return nil, errs.E(errs.PermissionDenied, "only owners and admins can change an address")
-	}
 	in := req.GetAddress()
 	paths := req.GetUpdateMask().GetPaths()
+	if !role.canManage() {
+		// Users with the signatures right may choose the signature alone.
+		if err := canChooseSignature(a, c, paths); err != nil {
+			return nil, err
+		}
+	}
 	if len(paths) == 0 {
-		return nil, errs.Field("updateMask", "name the fields to change: users, redirectDestinations, aliases, quotaBytes")
+		return nil, errs.Field("updateMask", "name the fields to change: users, redirectDestinations, aliases, quotaBytes, signature")
 	}
 	redirects, quota := a.Redirects, a.QuotaBytes
 	if redirects == nil {
@@ -522,6 +528,8 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 	var aliases []string
 	var users []AddressUser
 	setAliases, setUsers := false, false
+	var signature *uuid.UUID
+	setSignature := false
 	for _, p := range paths {
 		switch p {
 		case "redirect_destinations", "redirectDestinations":
@@ -542,8 +550,13 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 				return nil, err
 			}
 			setUsers = true
+		case "signature":
+			if signature, err = parseAddressSignature(a, in.GetSignature()); err != nil {
+				return nil, err
+			}
+			setSignature = true
 		default:
-			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: users, redirectDestinations, aliases, quotaBytes", p))
+			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: users, redirectDestinations, aliases, quotaBytes, signature", p))
 		}
 	}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -572,6 +585,11 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 				if _, err := tx.Exec(ctx, insertAddressUser, a.ID, u.UserID, u.Email, u.Invitation, rights); err != nil {
 					return fmt.Errorf("set users: %w", err)
 				}
+			}
+		}
+		if setSignature {
+			if err := chooseSignature(ctx, tx, a, signature); err != nil {
+				return err
 			}
 		}
 		var err error
@@ -740,6 +758,9 @@ func addressProto(a *Address) *mailboxesv1.Address {
 		Name: addressName(a.OrganizationID, a.MailServiceID, a.ID), LocalPart: a.LocalPart, Email: a.Email(), Kind: kindProtos[a.Kind],
 		RedirectDestinations: a.Redirects, Aliases: a.Aliases, QuotaBytes: a.QuotaBytes, UsageBytes: a.UsageBytes,
 		CreateTime: timestamppb.New(a.CreateTime), UpdateTime: timestamppb.New(a.UpdateTime),
+	}
+	if a.SignatureID != nil {
+		p.Signature = signatureName(a.OrganizationID, a.MailServiceID, *a.SignatureID)
 	}
 	for _, u := range a.Users {
 		pu := &mailboxesv1.AddressUser{State: mailboxesv1.AddressUserState_ADDRESS_USER_STATE_ACTIVE}

@@ -138,6 +138,10 @@ func (f fakeAccounts) Invite(context.Context, uuid.UUID, string, string) (string
 	return "", "", errors.New("no invitations here")
 }
 
+func (f fakeAccounts) CreateMember(context.Context, uuid.UUID, string, string) (uuid.UUID, string, error) {
+	return uuid.Nil, "", errors.New("not used")
+}
+
 // devicePasswordFixture is a mail service with one address, sales, used by
 // anna (all rights) and bob (no devices right).
 type devicePasswordFixture struct {
