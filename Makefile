@@ -77,3 +77,4 @@ tidy:
 bench:
 	go test -run '^$$' -bench . -benchmem ./services/accounts/...
 	scripts/bench-edge.sh
+	scripts/bench-bulk.sh

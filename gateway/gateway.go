@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -101,7 +102,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 		return nil, nil, err
 	}
 
-	var h http.Handler = http.MaxBytesHandler(newExchanger(accounts, mux).wrap(mux), maxBodyBytes)
+	routes := newExchanger(accounts, mux).wrap(mux)
+	limited := http.MaxBytesHandler(routes, maxBodyBytes)
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A bulk CSV upload is larger; its handler sets its own limit.
+		if strings.HasSuffix(r.URL.Path, "/addresses:bulkCreate") {
+			routes.ServeHTTP(w, r)
+			return
+		}
+		limited.ServeHTTP(w, r)
+	})
 	if len(cfg.CORSOrigins) > 0 {
 		h = cors(cfg.CORSOrigins, h)
 	}
@@ -167,6 +177,9 @@ func newMux(ctx context.Context, accounts, mailboxes *grpc.ClientConn, backends 
 	}
 	if err := registerDPA(mux, accounts); err != nil {
 		return nil, fmt.Errorf("register data processing agreement route: %w", err)
+	}
+	if err := registerBulk(mux, mailboxes); err != nil {
+		return nil, fmt.Errorf("register bulk CSV routes: %w", err)
 	}
 
 	own := []struct {

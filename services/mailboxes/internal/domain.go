@@ -52,6 +52,8 @@ func checkLocalPart(s string) error {
 	switch {
 	case s == "":
 		return errors.New("is required")
+	case s == "*":
+		return errors.New(`"*" stands for the catch-all; create a catch-all address instead`)
 	case len(s) > 64:
 		return errors.New("must be at most 64 bytes")
 	case s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, ".."):
