@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
@@ -84,11 +86,28 @@ type AccountsClient struct {
 	users accountsv1.UserServiceClient
 	orgs  accountsv1.OrganizationServiceClient
 	inv   accountsv1.InvitationServiceClient
+
+	// roles caches each access token's memberships for roleTTL: a burst of
+	// calls (a frontend page, a script) asks accounts once, and a role
+	// change still takes effect within seconds.
+	mu    sync.Mutex
+	roles map[string]cachedRoles
 }
+
+type cachedRoles struct {
+	roles   map[uuid.UUID]Role
+	expires time.Time
+}
+
+const (
+	roleTTL        = 5 * time.Second
+	maxCachedRoles = 10000
+)
 
 // NewAccountsClient returns a client over conn.
 func NewAccountsClient(conn grpc.ClientConnInterface) *AccountsClient {
-	return &AccountsClient{users: accountsv1.NewUserServiceClient(conn), orgs: accountsv1.NewOrganizationServiceClient(conn), inv: accountsv1.NewInvitationServiceClient(conn)}
+	return &AccountsClient{users: accountsv1.NewUserServiceClient(conn), orgs: accountsv1.NewOrganizationServiceClient(conn),
+		inv: accountsv1.NewInvitationServiceClient(conn), roles: map[string]cachedRoles{}}
 }
 
 // forward passes the caller's credentials and address on to accounts.
@@ -119,26 +138,62 @@ func translate(err error, what string) error {
 	return fmt.Errorf("%s: accounts: %w", what, err)
 }
 
-// Role asks accounts for the caller's memberships.
+// Role asks accounts for the caller's memberships, or remembers them for a
+// few seconds.
 func (a *AccountsClient) Role(ctx context.Context, org uuid.UUID) (Role, error) {
+	roles, err := a.memberships(ctx)
+	if err != nil {
+		return "", err
+	}
+	if r, ok := roles[org]; ok {
+		return r, nil
+	}
+	return "", errs.E(errs.NotFound, "organization not found")
+}
+
+func (a *AccountsClient) memberships(ctx context.Context) (map[uuid.UUID]Role, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	key := strings.Join(md.Get("authorization"), "")
+	now := time.Now()
+	a.mu.Lock()
+	c, ok := a.roles[key]
+	a.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.roles, nil
+	}
 	me, err := a.users.GetCurrentUser(forward(ctx), &accountsv1.GetCurrentUserRequest{})
 	if err != nil {
-		return "", translate(err, "role")
+		return nil, translate(err, "role")
 	}
-	prefix := organizationName(org) + "/members/"
+	roles := map[uuid.UUID]Role{}
 	for _, m := range me.GetMemberships() {
-		if strings.HasPrefix(m.GetName(), prefix) {
-			switch m.GetRole() {
-			case accountsv1.Role_ROLE_OWNER:
-				return Owner, nil
-			case accountsv1.Role_ROLE_ADMIN:
-				return Admin, nil
-			case accountsv1.Role_ROLE_MEMBER:
-				return Member, nil
+		parts := strings.Split(m.GetName(), "/")
+		id, err := uuid.Parse(parts[min(1, len(parts)-1)])
+		if err != nil {
+			continue
+		}
+		switch m.GetRole() {
+		case accountsv1.Role_ROLE_OWNER:
+			roles[id] = Owner
+		case accountsv1.Role_ROLE_ADMIN:
+			roles[id] = Admin
+		case accountsv1.Role_ROLE_MEMBER:
+			roles[id] = Member
+		}
+	}
+	a.mu.Lock()
+	if len(a.roles) >= maxCachedRoles {
+		for k, v := range a.roles {
+			if !now.Before(v.expires) {
+				delete(a.roles, k)
 			}
 		}
 	}
-	return "", errs.E(errs.NotFound, "organization not found")
+	if len(a.roles) < maxCachedRoles {
+		a.roles[key] = cachedRoles{roles: roles, expires: now.Add(roleTTL)}
+	}
+	a.mu.Unlock()
+	return roles, nil
 }
 
 // IsMember lists org's members.

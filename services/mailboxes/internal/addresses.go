@@ -1,6 +1,8 @@
 package mailboxes
 
 import (
+	"errors"
+	"slices"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -108,6 +110,25 @@ INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holde
 
 	whoHolds = `SELECT address_id IS NOT NULL, is_alias, COALESCE(holder, '') FROM local_parts WHERE mail_service_id = $1 AND local_key = $2`
 
+	insertAddressOnce = `
+INSERT INTO addresses (id, mail_service_id, local_part, local_key, kind, redirects, quota_bytes)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (mail_service_id, local_key) DO NOTHING
+RETURNING create_time`
+
+	// claimLocalParts takes the keys that are free and returns them.
+	claimLocalParts = `
+INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias)
+SELECT $1, k, $3, a FROM unnest($2::text[], $4::boolean[]) AS t(k, a)
+ON CONFLICT DO NOTHING
+RETURNING local_key`
+
+	insertAddressUsers = `
+INSERT INTO address_users (address_id, user_id) SELECT $1, unnest($2::uuid[])`
+
+	insertAddressInvitees = `
+INSERT INTO address_users (address_id, email) SELECT $1, unnest($2::text[])`
+
 	insertAddressUser = `
 INSERT INTO address_users (address_id, user_id, email, invitation, rights) VALUES ($1, $2, $3, $4, $5)`
 
@@ -185,53 +206,93 @@ func (s *Server) addressAccess(ctx context.Context, field, name string) (*Addres
 
 // takeLocalPart claims key on ms for address id, or says who holds it.
 func takeLocalPart(ctx context.Context, tx pgx.Tx, ms uuid.UUID, key string, id uuid.UUID, alias bool, field string) error {
-	sp, err := tx.Begin(ctx)
+	tag, err := tx.Exec(ctx, `INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, ms, key, id, alias)
 	if err != nil {
-		return err
+		return fmt.Errorf("claim local part: %w", err)
 	}
-	if _, err := sp.Exec(ctx, insertLocalPart, ms, key, id, alias, nil); err != nil {
-		sp.Rollback(ctx)
-		if !pg.IsUniqueViolation(err, "") {
-			return fmt.Errorf("claim local part: %w", err)
-		}
-		var isAddress, isAlias bool
-		var holder string
-		if err := tx.QueryRow(ctx, whoHolds, ms, key).Scan(&isAddress, &isAlias, &holder); err != nil {
-			return fmt.Errorf("claim local part: %w", err)
-		}
-		switch {
-		case holder != "":
-			return errs.Field(field, fmt.Sprintf("%q is reserved by the %s service", key, holder))
-		case isAlias:
-			return errs.Field(field, fmt.Sprintf("%q is already an alias of another address", key))
-		case key == "*":
-			return errs.E(errs.AlreadyExists, "this mail service already has a catch-all address").WithReason("CATCH_ALL_EXISTS")
-		}
-		return errs.E(errs.AlreadyExists, "%q is already an address of this mail service", key).WithReason("ADDRESS_TAKEN")
+	if tag.RowsAffected() == 0 {
+		return takenError(ctx, tx, ms, key, field)
 	}
-	return sp.Commit(ctx)
+	return nil
 }
 
-// insertAddressRow stores an address; its local part is claimed next.
-func insertAddressRow(ctx context.Context, tx pgx.Tx, id, ms uuid.UUID, localPart, key, kind string, redirects []string, quota int64) error {
-	if redirects == nil {
-		redirects = []string{}
+// insertAddress stores a new address, its local parts and users, its audit
+// record and its event in one round trip; taken names are explained after.
+func (s *Server) insertAddress(ctx context.Context, tx pgx.Tx, c Caller, a *Address, users []uuid.UUID, invites []string) error {
+	keys := append([]string{a.LocalKey}, a.Aliases...)
+	isAlias := make([]bool, len(keys))
+	for i := 1; i < len(keys); i++ {
+		isAlias[i] = true
 	}
-	sp, err := tx.Begin(ctx)
-	if err != nil {
+	b := &pgx.Batch{}
+	b.Queue(insertAddressOnce, a.ID, a.MailServiceID, a.LocalPart, a.LocalKey, a.Kind, a.Redirects, a.QuotaBytes)
+	b.Queue(claimLocalParts, a.MailServiceID, keys, a.ID, isAlias)
+	if len(users) > 0 {
+		b.Queue(insertAddressUsers, a.ID, users)
+	}
+	if len(invites) > 0 {
+		b.Queue(insertAddressInvitees, a.ID, invites)
+	}
+	name := addressName(a.OrganizationID, a.MailServiceID, a.ID)
+	if err := queueAudit(ctx, b, organizationName(a.OrganizationID), c, "mailboxes.address.create", name, map[string]string{"email": a.Email(), "kind": a.Kind}); err != nil {
 		return err
 	}
-	if _, err := sp.Exec(ctx, insertAddress, id, ms, localPart, key, kind, redirects, quota); err != nil {
-		sp.Rollback(ctx)
-		if pg.IsUniqueViolation(err, "addresses_local_key") {
-			if key == "*" {
-				return errs.E(errs.AlreadyExists, "this mail service already has a catch-all address").WithReason("CATCH_ALL_EXISTS")
-			}
-			return errs.E(errs.AlreadyExists, "%q is already an address of this mail service", key).WithReason("ADDRESS_TAKEN")
+	a.CreateTime = time.Now()
+	a.UpdateTime = a.CreateTime
+	if err := outbox.Queue(ctx, b, "mailboxes.address.created", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()}); err != nil {
+		return err
+	}
+	res := tx.SendBatch(ctx, b)
+	defer res.Close()
+	var created time.Time
+	if err := res.QueryRow().Scan(&created); errors.Is(err, pgx.ErrNoRows) {
+		if a.LocalKey == "*" {
+			return errs.E(errs.AlreadyExists, "this mail service already has a catch-all address").WithReason("CATCH_ALL_EXISTS")
 		}
+		return errs.E(errs.AlreadyExists, "%q is already an address of this mail service", a.LocalKey).WithReason("ADDRESS_TAKEN")
+	} else if err != nil {
 		return fmt.Errorf("insert address: %w", err)
 	}
-	return sp.Commit(ctx)
+	a.CreateTime, a.UpdateTime = created, created
+	rows, _ := res.Query()
+	claimed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("claim local parts: %w", err)
+	}
+	if len(claimed) < len(keys) {
+		res.Close()
+		for i, k := range keys {
+			if !slices.Contains(claimed, k) {
+				field := "address.localPart"
+				if i > 0 {
+					field = fmt.Sprintf("address.aliases[%d]", i-1)
+				}
+				return takenError(ctx, tx, a.MailServiceID, k, field)
+			}
+		}
+	}
+	if err := res.Close(); err != nil {
+		return fmt.Errorf("insert address: %w", err)
+	}
+	return nil
+}
+
+// takenError says who holds key on ms.
+func takenError(ctx context.Context, tx pgx.Tx, ms uuid.UUID, key, field string) error {
+	var isAddress, isAlias bool
+	var holder string
+	if err := tx.QueryRow(ctx, whoHolds, ms, key).Scan(&isAddress, &isAlias, &holder); err != nil {
+		return fmt.Errorf("claim local part: %w", err)
+	}
+	switch {
+	case holder != "":
+		return errs.Field(field, fmt.Sprintf("%q is reserved by the %s service", key, holder))
+	case isAlias:
+		return errs.Field(field, fmt.Sprintf("%q is already an alias of another address", key))
+	case key == "*":
+		return errs.E(errs.AlreadyExists, "this mail service already has a catch-all address").WithReason("CATCH_ALL_EXISTS")
+	}
+	return errs.E(errs.AlreadyExists, "%q is already an address of this mail service", key).WithReason("ADDRESS_TAKEN")
 }
 
 // checkAddress validates what a request says of an address.
@@ -338,40 +399,26 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 		return nil, errs.Field("access", "a "+strings.ReplaceAll(kind, "_", "-")+" address has no users")
 	}
 	id := uuid.Must(uuid.NewV7())
-	var a *Address
+	key := localKey(localPart)
+	a := &Address{ID: id, MailServiceID: msID, OrganizationID: org, LocalPart: localPart, LocalKey: key, Kind: kind,
+		Redirects: redirects, QuotaBytes: in.GetQuotaBytes(), Aliases: aliases}
+	if a.Redirects == nil {
+		a.Redirects = []string{}
+	}
+	slices.Sort(a.Aliases)
+	for _, u := range users {
+		a.Users = append(a.Users, AddressUser{UserID: &u})
+	}
+	for _, e := range invites {
+		a.Users = append(a.Users, AddressUser{Email: e})
+	}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := activeMailService(ctx, tx, org, msID); err != nil {
+		ms, err := activeMailService(ctx, tx, org, msID)
+		if err != nil {
 			return err
 		}
-		key := localKey(localPart)
-		if err := insertAddressRow(ctx, tx, id, msID, localPart, key, kind, redirects, in.GetQuotaBytes()); err != nil {
-			return err
-		}
-		if err := takeLocalPart(ctx, tx, msID, key, id, false, "address.localPart"); err != nil {
-			return err
-		}
-		for i, al := range aliases {
-			if err := takeLocalPart(ctx, tx, msID, al, id, true, fmt.Sprintf("address.aliases[%d]", i)); err != nil {
-				return err
-			}
-		}
-		for _, u := range users {
-			if _, err := tx.Exec(ctx, insertAddressUser, id, u, "", "", nil); err != nil {
-				return fmt.Errorf("add user: %w", err)
-			}
-		}
-		for _, e := range invites {
-			if _, err := tx.Exec(ctx, insertAddressUser, id, nil, e, "", nil); err != nil {
-				return fmt.Errorf("add invitee: %w", err)
-			}
-		}
-		if a, err = loadAddress(ctx, tx, org, msID, id); err != nil {
-			return err
-		}
-		if err := audit(ctx, tx, organizationName(org), c, "mailboxes.address.create", addressName(org, msID, id), map[string]string{"email": a.Email(), "kind": kind}); err != nil {
-			return err
-		}
-		return outbox.Write(ctx, tx, "mailboxes.address.created", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()})
+		a.Domain = ms.Domain
+		return s.insertAddress(ctx, tx, c, a, users, invites)
 	})
 	if err != nil {
 		return nil, err

@@ -38,11 +38,20 @@ func NewServer(pool *pgxpool.Pool, accounts Accounts, log *slog.Logger) *Server 
 // audit publishes an audit record for the organization's log, kept by the
 // accounts service, in tx.
 func audit(ctx context.Context, tx pgx.Tx, org string, c Caller, action, target string, details map[string]string) error {
-	return outbox.Write(ctx, tx, "mailboxes.audit.recorded", &accountsv1.AuditRecorded{
+	return outbox.Write(ctx, tx, "mailboxes.audit.recorded", auditRecord(ctx, org, c, action, target, details))
+}
+
+// queueAudit is audit for a batch.
+func queueAudit(ctx context.Context, b *pgx.Batch, org string, c Caller, action, target string, details map[string]string) error {
+	return outbox.Queue(ctx, b, "mailboxes.audit.recorded", auditRecord(ctx, org, c, action, target, details))
+}
+
+func auditRecord(ctx context.Context, org string, c Caller, action, target string, details map[string]string) *accountsv1.AuditRecorded {
+	return &accountsv1.AuditRecorded{
 		Organization: org,
 		Entry: &accountsv1.AuditEntry{
 			Actor: c.Name(), Action: action, Target: target, Outcome: accountsv1.Outcome_OUTCOME_SUCCEEDED,
 			ClientAddress: grpcserver.ClientAddr(ctx), Details: details,
 		},
-	})
+	}
 }

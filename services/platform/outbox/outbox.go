@@ -31,21 +31,40 @@ const insertEvent = `INSERT INTO outbox (id, subject, payload, headers) VALUES (
 // subject prefix, e.g. "accounts.organization.created") in tx. The current
 // trace context travels with it.
 func Write(ctx context.Context, tx pgx.Tx, subject string, msg proto.Message) error {
+	args, err := eventArgs(ctx, subject, msg)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, insertEvent, args...); err != nil {
+		return fmt.Errorf("outbox: write %s: %w", subject, err)
+	}
+	return nil
+}
+
+// Queue is Write for a batch: the event is stored when the batch is sent in
+// the change's transaction, saving a round trip on hot paths.
+func Queue(ctx context.Context, b *pgx.Batch, subject string, msg proto.Message) error {
+	args, err := eventArgs(ctx, subject, msg)
+	if err != nil {
+		return err
+	}
+	b.Queue(insertEvent, args...)
+	return nil
+}
+
+func eventArgs(ctx context.Context, subject string, msg proto.Message) ([]any, error) {
 	payload, err := proto.Marshal(msg)
 	if err != nil {
-		return fmt.Errorf("outbox: marshal %s: %w", subject, err)
+		return nil, fmt.Errorf("outbox: marshal %s: %w", subject, err)
 	}
 	headers := propagation.MapCarrier{TypeHeader: string(msg.ProtoReflect().Descriptor().FullName())}
 	otel.GetTextMapPropagator().Inject(ctx, headers)
 	h, _ := json.Marshal(headers)
 	id, err := uuid.NewV7()
 	if err != nil {
-		return fmt.Errorf("outbox: event id: %w", err)
+		return nil, fmt.Errorf("outbox: event id: %w", err)
 	}
-	if _, err := tx.Exec(ctx, insertEvent, id, subject, payload, h); err != nil {
-		return fmt.Errorf("outbox: write %s: %w", subject, err)
-	}
-	return nil
+	return []any{id, subject, payload, h}, nil
 }
 
 // Relay publishes a schema's outbox to JetStream.
