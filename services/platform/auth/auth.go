@@ -6,6 +6,7 @@ package auth
 
 import (
 	"context"
+	"sync"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
@@ -107,16 +108,30 @@ func (s *Signer) sign(c claims, exp time.Time) (string, time.Time, error) {
 // TTL is how long the signer's tokens live.
 func (s *Signer) TTL() time.Duration { return s.ttl }
 
-// Verifier checks access tokens.
+// Verifier checks access tokens. It remembers the tokens it verified until
+// they expire: a client sends the same token with every call for minutes,
+// and an Ed25519 check costs more than the rest of a small request.
 type Verifier struct {
 	parser *jwt.Parser
 	key    ed25519.PublicKey
+
+	mu       sync.Mutex
+	verified map[string]verified
 }
+
+type verified struct {
+	p       Principal
+	expires time.Time
+}
+
+// maxVerified bounds the verified-token cache; past it, expired entries go.
+const maxVerified = 10000
 
 // NewVerifier returns a verifier for tokens signed by key's private half.
 func NewVerifier(key ed25519.PublicKey) *Verifier {
 	return &Verifier{
-		key: key,
+		key:      key,
+		verified: map[string]verified{},
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 			jwt.WithIssuer(issuer),
@@ -132,11 +147,44 @@ var ErrInvalidToken = errors.New("invalid or expired access token")
 
 // Verify returns the principal a valid token was issued to.
 func (v *Verifier) Verify(token string) (Principal, error) {
+	now := time.Now()
+	v.mu.Lock()
+	hit, ok := v.verified[token]
+	v.mu.Unlock()
+	if ok && now.Before(hit.expires) {
+		return hit.p, nil
+	}
+	p, exp, err := v.verify(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.verified) >= maxVerified {
+		for k, e := range v.verified {
+			if !now.Before(e.expires) {
+				delete(v.verified, k)
+			}
+		}
+	}
+	if len(v.verified) < maxVerified {
+		v.verified[token] = verified{p: p, expires: exp}
+	}
+	return p, nil
+}
+
+func (v *Verifier) verify(token string) (Principal, time.Time, error) {
 	var c claims
 	_, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.key, nil })
-	if err != nil || c.Subject == "" {
-		return Principal{}, ErrInvalidToken
+	if err != nil || c.Subject == "" || c.ExpiresAt == nil {
+		return Principal{}, time.Time{}, ErrInvalidToken
 	}
+	exp := c.ExpiresAt.Time
+	p, err := c.principal()
+	return p, exp, err
+}
+
+func (c claims) principal() (Principal, error) {
 	switch c.Typ {
 	case "":
 		return Principal{UserID: c.Subject}, nil

@@ -273,3 +273,28 @@ func TestAPITokenPrincipal(t *testing.T) {
 		t.Error("API token access token without organization accepted")
 	}
 }
+
+// TestVerifyCache: a verified token is remembered until it expires, and
+// only that exact token is.
+func TestVerifyCache(t *testing.T) {
+	pub, priv := newKey(t)
+	v := auth.NewVerifier(pub)
+	tok, _, err := auth.NewSigner(priv, 2*time.Second).Sign("u_1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if p, err := v.Verify(tok); err != nil || p.UserID != "u_1" {
+			t.Fatalf("Verify = %v, %v", p, err)
+		}
+	}
+	if _, err := v.Verify(tok + "x"); err == nil {
+		t.Error("a token one byte longer than a cached one was accepted")
+	}
+	// Past its expiry (and the parser's 5 s leeway) the cached token is
+	// checked again and refused.
+	old, _, _ := auth.NewSigner(priv, time.Second).Sign("u_2", time.Now().Add(-10*time.Second))
+	if _, err := v.Verify(old); err == nil {
+		t.Error("an expired token was accepted")
+	}
+}
