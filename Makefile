@@ -78,3 +78,4 @@ bench:
 	go test -run '^$$' -bench . -benchmem ./services/accounts/...
 	scripts/bench-edge.sh
 	scripts/bench-bulk.sh
+	scripts/bench-address.sh
