@@ -103,6 +103,17 @@ func TestDovecotDevicePasswords(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { check(t, tc.login, tc.password, tc.want) })
 	}
 
+	// Dovecot's check recorded when each device was last used.
+	list, err := devices.ListDevicePasswords(anna.ctx, &mailboxesv1.ListDevicePasswordsRequest{Parent: sales})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range list.GetDevicePasswords() {
+		if d.GetLastUseTime() == nil || time.Since(d.GetLastUseTime().AsTime()) > time.Minute {
+			t.Errorf("%s: last use %v, want the logins just made", d.GetDeviceName(), d.GetLastUseTime())
+		}
+	}
+
 	if _, err := devices.DeleteDevicePassword(anna.ctx, &mailboxesv1.DeleteDevicePasswordRequest{Name: phone}); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}

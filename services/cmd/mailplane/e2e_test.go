@@ -379,6 +379,18 @@ func TestDevStackREST(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
+	// A device password for the address, through the edge: shown once,
+	// listed without it, revoked.
+	dp := c.want(200, "POST", "/v1/"+str(addr.body, "address", "name")+"/devicePasswords", fresh, map[string]any{"deviceName": "Phone"})
+	if len(str(dp.body, "password")) != 19 {
+		t.Errorf("device password = %v", dp.body)
+	}
+	dps := c.want(200, "GET", "/v1/"+str(addr.body, "address", "name")+"/devicePasswords", fresh, nil)
+	if list, _ := dps.body["devicePasswords"].([]any); len(list) != 1 || list[0].(map[string]any)["password"] != nil {
+		t.Errorf("device passwords = %v", dps.body)
+	}
+	c.want(200, "DELETE", "/v1/"+str(dp.body, "devicePassword", "name"), fresh, nil)
+
 	c.want(200, "DELETE", "/v1/"+str(addr.body, "address", "name"), fresh, nil)
 	c.want(200, "DELETE", "/v1/"+str(ms.body, "name"), fresh, nil)
 	c.want(200, "POST", "/v1/"+str(ms.body, "name")+":undelete", fresh, map[string]any{})
