@@ -1,11 +1,11 @@
 package mailboxes
 
 import (
-	"errors"
-	"slices"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 

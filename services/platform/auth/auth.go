@@ -6,11 +6,11 @@ package auth
 
 import (
 	"context"
-	"sync"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
