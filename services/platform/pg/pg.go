@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"regexp"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -25,6 +26,10 @@ import (
 //go:embed migrations/*.sql
 var platformMigrations embed.FS
 
+// defaultMaxConns is each service's pool size unless the database URL sets
+// pool_max_conns.
+const defaultMaxConns = 16
+
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // Connect opens a pool whose connections work in schema: unqualified names in
@@ -36,6 +41,11 @@ func Connect(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgxpool's default (4 on a small machine) caps a service at a few
+		// hundred transactions a second; a URL's pool_max_conns still wins.
+		cfg.MaxConns = defaultMaxConns
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.ConnConfig.RuntimeParams["application_name"] = "mailplane-" + schema
