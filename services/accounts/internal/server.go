@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -266,21 +267,9 @@ func (s *Server) UpdateOrganization(ctx context.Context, req *accountsv1.UpdateO
 		"legal_name":   strings.TrimSpace(in.GetLegalName()),
 		"address":      strings.TrimSpace(in.GetAddress()),
 	}
-	set := map[string]string{}
-	for _, p := range req.GetUpdateMask().GetPaths() {
-		p = snakeCase(p)
-		v, ok := fields[p]
-		if !ok {
-			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: displayName, legalName, address", p))
-		}
-		set[p] = v
-	}
-	if len(req.GetUpdateMask().GetPaths()) == 0 {
-		for p, v := range fields {
-			if v != "" {
-				set[p] = v
-			}
-		}
+	set, err := masked(req.GetUpdateMask().GetPaths(), fields)
+	if err != nil {
+		return nil, err
 	}
 	if v, ok := set["display_name"]; ok && v == "" {
 		return nil, errs.Field("organization.displayName", "must not be blank")
@@ -313,6 +302,42 @@ const (
 	defaultPageSize = 50
 	maxPageSize     = 1000
 )
+
+// masked returns the fields (proto name → new value) an update mask names,
+// or, for an empty mask, those the request sets, as AIP-134 has it.
+func masked(paths []string, fields map[string]string) (map[string]string, error) {
+	set := map[string]string{}
+	for _, p := range paths {
+		p = snakeCase(p)
+		v, ok := fields[p]
+		if !ok {
+			var names []string
+			for f := range fields {
+				names = append(names, camelCase(f))
+			}
+			slices.Sort(names)
+			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: %s", p, strings.Join(names, ", ")))
+		}
+		set[p] = v
+	}
+	if len(paths) == 0 {
+		for p, v := range fields {
+			if v != "" {
+				set[p] = v
+			}
+		}
+	}
+	return set, nil
+}
+
+// camelCase turns a proto field name ("legal_name") into its JSON name.
+func camelCase(f string) string {
+	parts := strings.Split(f, "_")
+	for i := 1; i < len(parts); i++ {
+		parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+	}
+	return strings.Join(parts, "")
+}
 
 // snakeCase turns a field mask path's JSON form ("legalName") into its
 // proto form ("legal_name"); gRPC callers send the latter, REST the former.

@@ -46,21 +46,9 @@ func (s *Server) UpdateCurrentUser(ctx context.Context, req *accountsv1.UpdateCu
 		"phone_number": in.GetPhoneNumber(),
 		"language":     in.GetLanguage(),
 	}
-	set := map[string]string{}
-	for _, p := range req.GetUpdateMask().GetPaths() {
-		p = snakeCase(p)
-		v, ok := fields[p]
-		if !ok {
-			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: displayName, phoneNumber, language", p))
-		}
-		set[p] = v
-	}
-	if len(req.GetUpdateMask().GetPaths()) == 0 {
-		for p, v := range fields {
-			if v != "" {
-				set[p] = v
-			}
-		}
+	set, err := masked(req.GetUpdateMask().GetPaths(), fields)
+	if err != nil {
+		return nil, err
 	}
 	if v, ok := set["display_name"]; ok && v == "" {
 		return nil, errs.Field("user.displayName", "must not be blank")
