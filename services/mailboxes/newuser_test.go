@@ -52,3 +52,26 @@ func TestAddressForANewUser(t *testing.T) {
 		t.Errorf("the new user reads their address: %v", err)
 	}
 }
+
+// TestNoAddressInADeletedMailService: once a mail service is deleted, no
+// address is made in it, even right after one was.
+func TestNoAddressInADeletedMailService(t *testing.T) {
+	e := start(t)
+	owner := e.person(t, "owner@example.com")
+	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "gone.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(local string) error {
+		_, err := e.addrs.CreateAddress(owner.ctx, &mailboxesv1.CreateAddressRequest{Parent: ms.MailService.Name, Address: &mailboxesv1.Address{LocalPart: local}})
+		return err
+	}
+	if err := create("first"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.services.DeleteMailService(owner.ctx, &mailboxesv1.DeleteMailServiceRequest{Name: ms.MailService.Name}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, create("second"), codes.NotFound)
+	wantCode(t, create("first"), codes.NotFound)
+}

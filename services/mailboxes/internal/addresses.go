@@ -110,9 +110,12 @@ INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holde
 
 	whoHolds = `SELECT address_id IS NOT NULL, is_alias, COALESCE(holder, '') FROM local_parts WHERE mail_service_id = $1 AND local_key = $2`
 
+	// insertAddressOnce inserts an address into an active mail service of
+	// the organization ($8), unless its local key is taken.
 	insertAddressOnce = `
 INSERT INTO addresses (id, mail_service_id, local_part, local_key, kind, redirects, quota_bytes)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+SELECT $1, $2, $3, $4, $5, $6, $7
+WHERE EXISTS (SELECT 1 FROM mail_services WHERE id = $2 AND organization_id = $8 AND delete_time IS NULL)
 ON CONFLICT (mail_service_id, local_key) DO NOTHING
 RETURNING create_time`
 
@@ -216,6 +219,28 @@ func takeLocalPart(ctx context.Context, tx pgx.Tx, ms uuid.UUID, key string, id 
 	return nil
 }
 
+// domainOf returns the domain of org's mail service ms. A mail service's
+// domain never changes, so it is remembered; whether the mail service is
+// still active is checked by each write.
+func (s *Server) domainOf(ctx context.Context, org, ms uuid.UUID) (string, error) {
+	if d, ok := s.domains.Load(ms); ok {
+		if d := d.(cachedDomain); d.org == org {
+			return d.domain, nil
+		}
+	}
+	m, err := activeMailService(ctx, s.pool, org, ms)
+	if err != nil {
+		return "", err
+	}
+	s.domains.Store(ms, cachedDomain{org: org, domain: m.Domain})
+	return m.Domain, nil
+}
+
+type cachedDomain struct {
+	org    uuid.UUID
+	domain string
+}
+
 // insertAddress stores a new address, its local parts and users, its audit
 // record and its event in one round trip; taken names are explained after.
 func (s *Server) insertAddress(ctx context.Context, tx pgx.Tx, c Caller, a *Address, users []uuid.UUID, invites []string) error {
@@ -225,7 +250,7 @@ func (s *Server) insertAddress(ctx context.Context, tx pgx.Tx, c Caller, a *Addr
 		isAlias[i] = true
 	}
 	b := &pgx.Batch{}
-	b.Queue(insertAddressOnce, a.ID, a.MailServiceID, a.LocalPart, a.LocalKey, a.Kind, a.Redirects, a.QuotaBytes)
+	b.Queue(insertAddressOnce, a.ID, a.MailServiceID, a.LocalPart, a.LocalKey, a.Kind, a.Redirects, a.QuotaBytes, a.OrganizationID)
 	b.Queue(claimLocalParts, a.MailServiceID, keys, a.ID, isAlias)
 	if len(users) > 0 {
 		b.Queue(insertAddressUsers, a.ID, users)
@@ -246,6 +271,11 @@ func (s *Server) insertAddress(ctx context.Context, tx pgx.Tx, c Caller, a *Addr
 	defer res.Close()
 	var created time.Time
 	if err := res.QueryRow().Scan(&created); errors.Is(err, pgx.ErrNoRows) {
+		// Deleted meanwhile, or the name is taken. The transaction is
+		// failing (the rest of the batch needs the address): ask outside.
+		if _, err := activeMailService(ctx, s.pool, a.OrganizationID, a.MailServiceID); err != nil {
+			return err
+		}
 		if a.LocalKey == "*" {
 			return errs.E(errs.AlreadyExists, "this mail service already has a catch-all address").WithReason("CATCH_ALL_EXISTS")
 		}
@@ -412,12 +442,10 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 	for _, e := range invites {
 		a.Users = append(a.Users, AddressUser{Email: e})
 	}
+	if a.Domain, err = s.domainOf(ctx, org, msID); err != nil {
+		return nil, err
+	}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		ms, err := activeMailService(ctx, tx, org, msID)
-		if err != nil {
-			return err
-		}
-		a.Domain = ms.Domain
 		return s.insertAddress(ctx, tx, c, a, users, invites)
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package mailboxes
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +29,8 @@ type Server struct {
 	log      *slog.Logger
 	// restoreFor is how long a deleted mail service can be restored.
 	restoreFor time.Duration
+	// domains remembers mail services' domains (uuid.UUID -> cachedDomain).
+	domains sync.Map
 }
 
 // NewServer returns a server over pool asking accounts about people.
