@@ -67,3 +67,14 @@ func (c Caller) person() (uuid.UUID, error) {
 	}
 	return c.UserID, nil
 }
+
+// personFrom returns the calling person and their user id, refusing API
+// tokens.
+func personFrom(ctx context.Context) (Caller, uuid.UUID, error) {
+	c, err := callerFrom(ctx)
+	if err != nil {
+		return c, uuid.Nil, err
+	}
+	id, err := c.person()
+	return c, id, err
+}

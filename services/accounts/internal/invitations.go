@@ -327,11 +327,7 @@ func (s *Server) LookupInvitation(ctx context.Context, req *accountsv1.LookupInv
 
 // AcceptInvitation joins the signed-in invitee to the organization.
 func (s *Server) AcceptInvitation(ctx context.Context, req *accountsv1.AcceptInvitationRequest) (*accountsv1.AcceptInvitationResponse, error) {
-	c, err := callerFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	user, err := c.person()
+	c, user, err := personFrom(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -44,11 +44,7 @@ WHERE actor = $1`
 
 // ExportPersonalData returns the caller's personal data.
 func (s *Server) ExportPersonalData(ctx context.Context, _ *accountsv1.ExportPersonalDataRequest) (*accountsv1.ExportPersonalDataResponse, error) {
-	c, err := callerFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := c.person()
+	_, id, err := personFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -91,11 +87,7 @@ func (s *Server) ExportPersonalData(ctx context.Context, _ *accountsv1.ExportPer
 
 // DeleteCurrentUser deletes the caller's account and personal data.
 func (s *Server) DeleteCurrentUser(ctx context.Context, req *accountsv1.DeleteCurrentUserRequest) (*accountsv1.DeleteCurrentUserResponse, error) {
-	c, err := callerFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := c.person()
+	c, id, err := personFrom(ctx)
 	if err != nil {
 		return nil, err
 	}

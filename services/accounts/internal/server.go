@@ -183,11 +183,7 @@ func (s *Server) SignOut(ctx context.Context, req *accountsv1.SignOutRequest) (*
 
 // GetCurrentUser returns the caller and their memberships.
 func (s *Server) GetCurrentUser(ctx context.Context, _ *accountsv1.GetCurrentUserRequest) (*accountsv1.GetCurrentUserResponse, error) {
-	c, err := callerFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := c.person()
+	_, id, err := personFrom(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -32,11 +32,7 @@ FROM users WHERE id = $1 FOR UPDATE`
 
 // UpdateCurrentUser changes the caller's display name, phone or language.
 func (s *Server) UpdateCurrentUser(ctx context.Context, req *accountsv1.UpdateCurrentUserRequest) (*accountsv1.UpdateCurrentUserResponse, error) {
-	c, err := callerFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := c.person()
+	_, id, err := personFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -83,11 +79,7 @@ func (s *Server) UpdateCurrentUser(ctx context.Context, req *accountsv1.UpdateCu
 
 // SetLoginEmail makes email the caller's login, ending a pending login.
 func (s *Server) SetLoginEmail(ctx context.Context, req *accountsv1.SetLoginEmailRequest) (*accountsv1.SetLoginEmailResponse, error) {
-	c, err := callerFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := c.person()
+	_, id, err := personFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
