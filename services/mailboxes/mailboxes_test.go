@@ -261,6 +261,8 @@ func TestAddresses(t *testing.T) {
 	}{
 		{"same local part, other case", &mailboxesv1.Address{LocalPart: "sales"}, nil, codes.AlreadyExists, ""},
 		{"an alias's local part", &mailboxesv1.Address{LocalPart: "VENTE"}, nil, codes.InvalidArgument, "address.localPart"},
+		{"an alias taken as an alias", &mailboxesv1.Address{LocalPart: "fresh", Aliases: []string{"free", "verkauf"}}, nil, codes.InvalidArgument, "address.aliases[1]"},
+		{"an alias taken as an address", &mailboxesv1.Address{LocalPart: "fresh", Aliases: []string{"SALES"}}, nil, codes.AlreadyExists, ""},
 		{"two dots", &mailboxesv1.Address{LocalPart: "a..b"}, nil, codes.InvalidArgument, "address.localPart"},
 		{"a space", &mailboxesv1.Address{LocalPart: "a b"}, nil, codes.InvalidArgument, "address.localPart"},
 		{"65 bytes", &mailboxesv1.Address{LocalPart: strings.Repeat("a", 65)}, nil, codes.InvalidArgument, "address.localPart"},
@@ -280,6 +282,10 @@ func TestAddresses(t *testing.T) {
 				t.Errorf("field %q, want %q", field(err), tt.field)
 			}
 		})
+	}
+	// A refused create leaves nothing: "fresh" and its free alias are free.
+	if _, err := create(&mailboxesv1.Address{LocalPart: "fresh", Aliases: []string{"free"}}, nil); err != nil {
+		t.Errorf("after refused creates: %v", err)
 	}
 
 	// Special addresses.
@@ -345,7 +351,7 @@ func TestAddresses(t *testing.T) {
 			break
 		}
 	}
-	if got := strings.Join(names, ","); got != "*,fw,info,no-reply,Sales,team" {
+	if got := strings.Join(names, ","); got != "*,fresh,fw,info,no-reply,Sales,team" {
 		t.Errorf("owner's pages: %s", got)
 	}
 	_, err = e.addrs.UpdateAddress(anna.ctx, &mailboxesv1.UpdateAddressRequest{Address: &mailboxesv1.Address{Name: a.Name}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"quota_bytes"}}})

@@ -119,12 +119,10 @@ WHERE EXISTS (SELECT 1 FROM mail_services WHERE id = $2 AND organization_id = $8
 ON CONFLICT (mail_service_id, local_key) DO NOTHING
 RETURNING create_time`
 
-	// claimLocalParts takes the keys that are free and returns them.
-	claimLocalParts = `
+	// insertLocalParts claims an address's keys; one that is taken fails it.
+	insertLocalParts = `
 INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias)
-SELECT $1, k, $3, a FROM unnest($2::text[], $4::boolean[]) AS t(k, a)
-ON CONFLICT DO NOTHING
-RETURNING local_key`
+SELECT $1, k, $3, a FROM unnest($2::text[], $4::boolean[]) AS t(k, a)`
 
 	insertAddressUsers = `
 INSERT INTO address_users (address_id, user_id) SELECT $1, unnest($2::uuid[])`
@@ -242,8 +240,11 @@ type cachedDomain struct {
 }
 
 // insertAddress stores a new address, its local parts and users, its audit
-// record and its event in one round trip; taken names are explained after.
-func (s *Server) insertAddress(ctx context.Context, tx pgx.Tx, c Caller, a *Address, users []uuid.UUID, invites []string) error {
+// record and its event in one round trip: a batch sent outside a
+// transaction runs as one implicit transaction, so a statement that fails
+// undoes the others and no BEGIN or COMMIT round trip is needed. Why it
+// failed is asked afterwards, outside.
+func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users []uuid.UUID, invites []string) error {
 	keys := append([]string{a.LocalKey}, a.Aliases...)
 	isAlias := make([]bool, len(keys))
 	for i := 1; i < len(keys); i++ {
@@ -251,7 +252,7 @@ func (s *Server) insertAddress(ctx context.Context, tx pgx.Tx, c Caller, a *Addr
 	}
 	b := &pgx.Batch{}
 	b.Queue(insertAddressOnce, a.ID, a.MailServiceID, a.LocalPart, a.LocalKey, a.Kind, a.Redirects, a.QuotaBytes, a.OrganizationID)
-	b.Queue(claimLocalParts, a.MailServiceID, keys, a.ID, isAlias)
+	b.Queue(insertLocalParts, a.MailServiceID, keys, a.ID, isAlias)
 	if len(users) > 0 {
 		b.Queue(insertAddressUsers, a.ID, users)
 	}
@@ -267,51 +268,46 @@ func (s *Server) insertAddress(ctx context.Context, tx pgx.Tx, c Caller, a *Addr
 	if err := outbox.Queue(ctx, b, "mailboxes.address.created", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()}); err != nil {
 		return err
 	}
-	res := tx.SendBatch(ctx, b)
-	defer res.Close()
+	res := s.pool.SendBatch(ctx, b)
 	var created time.Time
-	if err := res.QueryRow().Scan(&created); errors.Is(err, pgx.ErrNoRows) {
-		// Deleted meanwhile, or the name is taken. The transaction is
-		// failing (the rest of the batch needs the address): ask outside.
-		if _, err := activeMailService(ctx, s.pool, a.OrganizationID, a.MailServiceID); err != nil {
+	errInsert := res.QueryRow().Scan(&created)
+	err := res.Close()
+	if errInsert == nil && err == nil {
+		a.CreateTime, a.UpdateTime = created, created
+		return nil
+	}
+	if !errors.Is(errInsert, pgx.ErrNoRows) && !pg.IsUniqueViolation(err, "") && !pg.IsForeignKeyViolation(err, "") {
+		return fmt.Errorf("insert address: %w", errors.Join(errInsert, err))
+	}
+	// The mail service is gone, or a name is taken.
+	if _, err := activeMailService(ctx, s.pool, a.OrganizationID, a.MailServiceID); err != nil {
+		return err
+	}
+	for i, k := range keys {
+		field := "address.localPart"
+		if i > 0 {
+			field = fmt.Sprintf("address.aliases[%d]", i-1)
+		}
+		if err := takenError(ctx, s.pool, a.MailServiceID, k, field); !errors.Is(err, errLocalPartFree) {
 			return err
 		}
-		if a.LocalKey == "*" {
-			return errs.E(errs.AlreadyExists, "this mail service already has a catch-all address").WithReason("CATCH_ALL_EXISTS")
-		}
-		return errs.E(errs.AlreadyExists, "%q is already an address of this mail service", a.LocalKey).WithReason("ADDRESS_TAKEN")
-	} else if err != nil {
-		return fmt.Errorf("insert address: %w", err)
 	}
-	a.CreateTime, a.UpdateTime = created, created
-	rows, _ := res.Query()
-	claimed, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("claim local parts: %w", err)
-	}
-	if len(claimed) < len(keys) {
-		res.Close()
-		for i, k := range keys {
-			if !slices.Contains(claimed, k) {
-				field := "address.localPart"
-				if i > 0 {
-					field = fmt.Sprintf("address.aliases[%d]", i-1)
-				}
-				return takenError(ctx, tx, a.MailServiceID, k, field)
-			}
-		}
-	}
-	if err := res.Close(); err != nil {
-		return fmt.Errorf("insert address: %w", err)
-	}
-	return nil
+	return errs.E(errs.Conflict, "the address's names changed hands meanwhile; try again")
 }
 
+// errLocalPartFree is takenError's answer for a key nobody holds (any more).
+var errLocalPartFree = errors.New("local part is free")
+
 // takenError says who holds key on ms.
-func takenError(ctx context.Context, tx pgx.Tx, ms uuid.UUID, key, field string) error {
+func takenError(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, ms uuid.UUID, key, field string) error {
 	var isAddress, isAlias bool
 	var holder string
-	if err := tx.QueryRow(ctx, whoHolds, ms, key).Scan(&isAddress, &isAlias, &holder); err != nil {
+	err := q.QueryRow(ctx, whoHolds, ms, key).Scan(&isAddress, &isAlias, &holder)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errLocalPartFree
+	} else if err != nil {
 		return fmt.Errorf("claim local part: %w", err)
 	}
 	switch {
@@ -445,10 +441,7 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 	if a.Domain, err = s.domainOf(ctx, org, msID); err != nil {
 		return nil, err
 	}
-	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		return s.insertAddress(ctx, tx, c, a, users, invites)
-	})
-	if err != nil {
+	if err := s.insertAddress(ctx, c, a, users, invites); err != nil {
 		return nil, err
 	}
 	resp := &mailboxesv1.CreateAddressResponse{Address: addressProto(a)}

@@ -820,9 +820,7 @@ func (b *bulkBatch) add(row bulkRow) error {
 		redirects = []string{}
 	}
 	kind := bulkKinds[row.kind]
-	// As [16]byte, a uuid takes pgx's direct path, not driver.Valuer's
-	// string round trip (a third of the job's allocations).
-	uid, ms := [16]byte(id), [16]byte(r.job.MailServiceID)
+	uid, ms := id, r.job.MailServiceID
 	b.addresses = append(b.addresses, []any{uid, ms, row.localPart, row.key, kind, redirects, row.quota, now, now})
 	b.localParts = append(b.localParts, []any{ms, row.key, uid, false})
 	for _, al := range row.aliases {
@@ -839,7 +837,7 @@ func (b *bulkBatch) add(row bulkRow) error {
 	if err != nil {
 		return fmt.Errorf("address event: %w", err)
 	}
-	b.events = append(b.events, []any{[16]byte(uuid.Must(uuid.NewV7())), "mailboxes.address.created", payload, b.headers})
+	b.events = append(b.events, []any{uuid.Must(uuid.NewV7()), "mailboxes.address.created", payload, b.headers})
 	if b.first == 0 {
 		b.first = row.line
 	}

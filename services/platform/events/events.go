@@ -7,10 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/google/uuid"
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -93,7 +93,20 @@ const recordApplied = `
 INSERT INTO applied_events (consumer, event_id) VALUES ($1, $2)
 ON CONFLICT DO NOTHING`
 
-// Run consumes until ctx is done.
+// recordAppliedMany records a batch's event ids and returns those that were
+// not applied before.
+const recordAppliedMany = `
+INSERT INTO applied_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
+ON CONFLICT DO NOTHING
+RETURNING event_id`
+
+// maxBatch is how many waiting events one transaction applies at most.
+const maxBatch = 100
+
+// Run consumes until ctx is done. Events that are already waiting when the
+// consumer gets to them are applied together, in one transaction, so a busy
+// stream costs one commit per batch rather than per event; an idle one is
+// applied event by event as it arrives.
 func (c *Consumer) Run(ctx context.Context) error {
 	cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
 		Durable:        c.Durable,
@@ -106,22 +119,116 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.Durable, err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { c.apply(ctx, m) })
+	msgs := make(chan jetstream.Msg, maxBatch)
+	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m })
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.Durable, err)
 	}
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		// Messages still arrive while the consumer drains: they are
+		// applied, not left to wait for their ack deadline.
+		c.applyAll(context.WithoutCancel(ctx), msgs)
+	}()
 	<-ctx.Done()
 	cc.Drain()
 	<-cc.Closed()
+	close(msgs)
+	<-applied
 	return nil
 }
 
-func (c *Consumer) apply(ctx context.Context, m jetstream.Msg) {
-	id := m.Headers().Get(jetstream.MsgIDHeader)
-	if _, err := uuid.Parse(id); err != nil {
-		// Not from an outbox: it can never be recorded, so never applied.
-		c.Log.Error("event without a valid id dropped", "consumer", c.Durable, "subject", m.Subject(), "eventId", id)
+// applyAll applies msgs until the channel is closed, taking each time what
+// is waiting, up to maxBatch.
+func (c *Consumer) applyAll(ctx context.Context, msgs <-chan jetstream.Msg) {
+	batch := make([]jetstream.Msg, 0, maxBatch)
+	for m := range msgs {
+		batch = append(batch[:0], m)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break more
+				}
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		c.applyBatch(ctx, batch)
+	}
+}
+
+// applyBatch applies batch in one transaction. If any event fails, the
+// transaction is rolled back and each event is applied on its own, so only
+// the failing one waits for redelivery.
+func (c *Consumer) applyBatch(ctx context.Context, batch []jetstream.Msg) {
+	if len(batch) == 1 {
+		c.apply(ctx, batch[0])
+		return
+	}
+	ids := make([]uuid.UUID, 0, len(batch))
+	valid := batch[:0:0]
+	for _, m := range batch {
+		id, ok := c.eventID(m)
+		if ok {
+			ids, valid = append(ids, id), append(valid, m)
+		}
+	}
+	err := pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, recordAppliedMany, c.Durable, ids)
+		fresh, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return err
+		}
+		isFresh := make(map[uuid.UUID]bool, len(fresh))
+		for _, id := range fresh {
+			isFresh[id] = true
+		}
+		for i, m := range valid {
+			if !isFresh[ids[i]] {
+				continue // applied before: a redelivery
+			}
+			isFresh[ids[i]] = false // the same event twice in one batch
+			mctx := otel.GetTextMapPropagator().Extract(ctx, natsHeader(m.Headers()))
+			if err := c.Handle(mctx, tx, m); err != nil {
+				return fmt.Errorf("event %s: %w", ids[i], err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.Log.DebugContext(ctx, "event batch not applied; applying its events one by one", "consumer", c.Durable, "events", len(valid), "error", err)
+		for _, m := range valid {
+			c.apply(ctx, m)
+		}
+		return
+	}
+	for i, m := range valid {
+		if err := m.Ack(); err != nil {
+			c.Log.Warn("event ack failed", "consumer", c.Durable, "eventId", ids[i], "error", err)
+		}
+	}
+}
+
+// eventID returns m's outbox id. A message without one is not from an
+// outbox: it can never be recorded, so it is dropped.
+func (c *Consumer) eventID(m jetstream.Msg) (uuid.UUID, bool) {
+	id, err := uuid.Parse(m.Headers().Get(jetstream.MsgIDHeader))
+	if err != nil {
+		c.Log.Error("event without a valid id dropped", "consumer", c.Durable, "subject", m.Subject(), "eventId", m.Headers().Get(jetstream.MsgIDHeader))
 		_ = m.Term()
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+// apply applies one event in its own transaction.
+func (c *Consumer) apply(ctx context.Context, m jetstream.Msg) {
+	id, ok := c.eventID(m)
+	if !ok {
 		return
 	}
 	ctx = otel.GetTextMapPropagator().Extract(ctx, natsHeader(m.Headers()))

@@ -346,6 +346,79 @@ func TestConsumerSkipsAppliedEvent(t *testing.T) {
 	}
 }
 
+// TestConsumerAppliesWaitingEventsInBatches lets 300 events wait, one of
+// them stored twice and one whose handler fails the first time, then starts
+// the consumer: they are applied in fewer transactions than events, each
+// exactly once, and the failure holds back only its own event.
+func TestConsumerAppliesWaitingEventsInBatches(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	_, err := f.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: stream, Subjects: []string{prefix + ".>"}, Duplicates: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	var want []applied
+	var twice uuid.UUID
+	for i := 1; i <= n; i++ {
+		id := uuid.New()
+		f.publish(t, "accounts.organization.created", id, int64(i))
+		want = append(want, applied{"directory", i})
+		if i == 10 {
+			twice = id
+		}
+	}
+	waitFor(t, 10*time.Second, "the stream to store an event again", func() bool {
+		return !f.publish(t, "accounts.organization.created", twice, 10).Duplicate
+	})
+
+	var calls atomic.Int32
+	var failed atomic.Bool
+	var mu sync.Mutex
+	txs := map[int64]bool{}
+	apply := record("directory", &calls)
+	f.run(t, &events.Consumer{
+		Stream:   stream,
+		Durable:  "directory",
+		Subjects: []string{"mailplane.accounts.>"},
+		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			var v wrapperspb.Int64Value
+			if err := proto.Unmarshal(m.Data(), &v); err != nil {
+				return err
+			}
+			if v.Value == 150 && failed.CompareAndSwap(false, true) {
+				return context.DeadlineExceeded
+			}
+			var txid int64
+			if err := tx.QueryRow(ctx, "SELECT txid_current()").Scan(&txid); err != nil {
+				return err
+			}
+			mu.Lock()
+			txs[txid] = true
+			mu.Unlock()
+			return apply(ctx, tx, m)
+		},
+	})
+	waitFor(t, 30*time.Second, "every event to be applied", func() bool {
+		return len(f.applied(t)) >= n && f.caughtUp(t, stream, "directory")
+	})
+
+	if diff := cmp.Diff(want, f.applied(t)); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	if got := len(f.appliedEvents(t)); got != n {
+		t.Errorf("%d applied event ids, want %d", got, n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(txs) >= n/2 {
+		t.Errorf("%d events were applied in %d transactions: not batched", n, len(txs))
+	}
+}
+
 // TestConsumersApplyIndependently runs two durable consumers, as two
 // services would: each applies the event once, and neither sees subjects
 // outside its filter.
