@@ -47,16 +47,46 @@ LUA
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo
+# cpu_ticks NAME...: user+system CPU ticks used so far by the processes with
+# those command names (live ones only: run it around a phase whose processes
+# stay up).
+cpu_ticks() {
+	for name in "$@"; do
+		for pid in $(pgrep -x "$name"); do cat "/proc/$pid/stat" 2>/dev/null; done
+	done | awk '{sub(/^.*\) /, ""); t += $12 + $13} END {print t + 0}'
+}
+# busy_ticks: CPU ticks the whole machine has spent busy (not idle or
+# waiting for I/O).
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+hz=$(getconf CLK_TCK)
+# per_op TICKS OPS: microseconds of CPU per operation.
+per_op() { python3 -c "print(f'{$1 / $hz / max($2, 1) * 1e6:.0f}')"; }
+
 echo "== edge: wrk -t2 -c$CONNS -d${DURATION}s POST .../addresses (a new address each)"
+before=$(psql "$db_url" -qAtc "SELECT count(*) FROM mailboxes.addresses")
+app0=$(cpu_ticks mailplane) pg0=$(cpu_ticks postgres) all0=$(busy_ticks)
 wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$work/create.lua" http://$HTTP | tee "$work/wrk"
-created=$(psql "$db_url" -qAtc "SELECT count(*) FROM mailboxes.addresses")
-echo "addresses in the database: $created"
+# The outbox relay and the audit consumer finish after the load stops:
+# their work is part of what a create costs.
+for _ in $(seq 1 100); do
+	[ "$(psql "$db_url" -qAtc "SELECT count(*) FROM mailboxes.outbox")" = 0 ] && break
+	sleep 0.2
+done
+sleep 1
+app1=$(cpu_ticks mailplane) pg1=$(cpu_ticks postgres) all1=$(busy_ticks)
+created=$(($(psql "$db_url" -qAtc "SELECT count(*) FROM mailboxes.addresses") - before))
+echo "addresses created: $created"
+echo "CPU per create: mailplane $(per_op $((app1 - app0)) "$created") µs, PostgreSQL $(per_op $((pg1 - pg0)) "$created") µs, whole machine $(per_op $((all1 - all0)) "$created") µs"
 
 echo
 echo "== PostgreSQL: pgbench -c$CONNS -j2 -T$DURATION, one single-row INSERT per transaction"
 psql "$db_url" -qc "CREATE TABLE bench_insert (id uuid PRIMARY KEY, local_key text NOT NULL UNIQUE, create_time timestamptz NOT NULL DEFAULT now())"
 echo "INSERT INTO bench_insert (id, local_key) VALUES (gen_random_uuid(), md5(random()::text));" >"$work/insert.sql"
+all0=$(busy_ticks)
 pgbench -n -c"$CONNS" -j2 -T"$DURATION" -f "$work/insert.sql" "$db_url" | tee "$work/pgbench"
+all1=$(busy_ticks)
+inserted=$(psql "$db_url" -qAtc "SELECT count(*) FROM bench_insert")
+echo "CPU per insert: whole machine (pgbench and PostgreSQL) $(per_op $((all1 - all0)) "$inserted") µs"
 
 edge=$(awk '/Requests\/sec/{print $2}' "$work/wrk")
 raw=$(awk '/^tps/{print $3}' "$work/pgbench")

@@ -260,18 +260,18 @@ func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users 
 		b.Queue(insertAddressInvitees, a.ID, invites)
 	}
 	name := addressName(a.OrganizationID, a.MailServiceID, a.ID)
-	if err := queueAudit(ctx, b, organizationName(a.OrganizationID), c, "mailboxes.address.create", name, map[string]string{"email": a.Email(), "kind": a.Kind}); err != nil {
-		return err
-	}
 	a.CreateTime = time.Now()
 	a.UpdateTime = a.CreateTime
-	if err := outbox.Queue(ctx, b, "mailboxes.address.created", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()}); err != nil {
+	err := outbox.Queue(ctx, b,
+		auditEvent(ctx, organizationName(a.OrganizationID), c, "mailboxes.address.create", name, map[string]string{"email": a.Email(), "kind": a.Kind}),
+		outbox.Event{Subject: "mailboxes.address.created", Msg: &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()}})
+	if err != nil {
 		return err
 	}
 	res := s.pool.SendBatch(ctx, b)
 	var created time.Time
 	errInsert := res.QueryRow().Scan(&created)
-	err := res.Close()
+	err = res.Close()
 	if errInsert == nil && err == nil {
 		a.CreateTime, a.UpdateTime = created, created
 		return nil

@@ -44,9 +44,9 @@ func audit(ctx context.Context, tx pgx.Tx, org string, c Caller, action, target 
 	return outbox.Write(ctx, tx, "mailboxes.audit.recorded", auditRecord(ctx, org, c, action, target, details))
 }
 
-// queueAudit is audit for a batch.
-func queueAudit(ctx context.Context, b *pgx.Batch, org string, c Caller, action, target string, details map[string]string) error {
-	return outbox.Queue(ctx, b, "mailboxes.audit.recorded", auditRecord(ctx, org, c, action, target, details))
+// auditEvent is audit for a batch: the audit record as an event to queue.
+func auditEvent(ctx context.Context, org string, c Caller, action, target string, details map[string]string) outbox.Event {
+	return outbox.Event{Subject: "mailboxes.audit.recorded", Msg: auditRecord(ctx, org, c, action, target, details)}
 }
 
 func auditRecord(ctx context.Context, org string, c Caller, action, target string, details map[string]string) *accountsv1.AuditRecorded {

@@ -27,44 +27,65 @@ const TypeHeader = "Mailplane-Event-Type"
 
 const insertEvent = `INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)`
 
+// insertEvents stores several events in one statement, in order.
+const insertEvents = `
+INSERT INTO outbox (id, subject, payload, headers)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[])`
+
 // Write stores msg as an event on subject (relative to the deployment's
 // subject prefix, e.g. "accounts.organization.created") in tx. The current
 // trace context travels with it.
 func Write(ctx context.Context, tx pgx.Tx, subject string, msg proto.Message) error {
-	args, err := eventArgs(ctx, subject, msg)
+	id, payload, headers, err := encode(ctx, subject, msg)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, insertEvent, args...); err != nil {
+	if _, err := tx.Exec(ctx, insertEvent, id, subject, payload, headers); err != nil {
 		return fmt.Errorf("outbox: write %s: %w", subject, err)
 	}
 	return nil
 }
 
-// Queue is Write for a batch: the event is stored when the batch is sent in
-// the change's transaction, saving a round trip on hot paths.
-func Queue(ctx context.Context, b *pgx.Batch, subject string, msg proto.Message) error {
-	args, err := eventArgs(ctx, subject, msg)
-	if err != nil {
-		return err
+// Event is an event to store: its subject, relative to the deployment's
+// subject prefix, and its message.
+type Event struct {
+	Subject string
+	Msg     proto.Message
+}
+
+// Queue is Write for a batch: events are stored, in one statement, when the
+// batch is sent with the change, saving round trips on hot paths.
+func Queue(ctx context.Context, b *pgx.Batch, events ...Event) error {
+	ids := make([]uuid.UUID, len(events))
+	subjects := make([]string, len(events))
+	payloads := make([][]byte, len(events))
+	headers := make([][]byte, len(events))
+	for i, e := range events {
+		var err error
+		if ids[i], payloads[i], headers[i], err = encode(ctx, e.Subject, e.Msg); err != nil {
+			return err
+		}
+		subjects[i] = e.Subject
 	}
-	b.Queue(insertEvent, args...)
+	b.Queue(insertEvents, ids, subjects, payloads, headers)
 	return nil
 }
 
-func eventArgs(ctx context.Context, subject string, msg proto.Message) ([]any, error) {
-	payload, err := proto.Marshal(msg)
+// encode gives an event its id, and encodes its message and headers (the
+// payload's type and the current trace context).
+func encode(ctx context.Context, subject string, msg proto.Message) (id uuid.UUID, payload, headers []byte, err error) {
+	payload, err = proto.Marshal(msg)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: marshal %s: %w", subject, err)
+		return id, nil, nil, fmt.Errorf("outbox: marshal %s: %w", subject, err)
 	}
-	headers := propagation.MapCarrier{TypeHeader: string(msg.ProtoReflect().Descriptor().FullName())}
-	otel.GetTextMapPropagator().Inject(ctx, headers)
-	h, _ := json.Marshal(headers)
-	id, err := uuid.NewV7()
+	h := propagation.MapCarrier{TypeHeader: string(msg.ProtoReflect().Descriptor().FullName())}
+	otel.GetTextMapPropagator().Inject(ctx, h)
+	headers, _ = json.Marshal(h)
+	id, err = uuid.NewV7()
 	if err != nil {
-		return nil, fmt.Errorf("outbox: event id: %w", err)
+		return id, nil, nil, fmt.Errorf("outbox: event id: %w", err)
 	}
-	return []any{id, subject, payload, h}, nil
+	return id, payload, headers, nil
 }
 
 // Relay publishes a schema's outbox to JetStream.
@@ -81,11 +102,11 @@ type Relay struct {
 }
 
 const selectBatch = `
-SELECT id, subject, payload, headers FROM outbox
+SELECT seq, id, subject, payload, headers FROM outbox
 ORDER BY seq LIMIT $1
 FOR UPDATE SKIP LOCKED`
 
-const deleteSent = `DELETE FROM outbox WHERE id = ANY($1)`
+const deleteSent = `DELETE FROM outbox WHERE seq = ANY($1)`
 
 // Run publishes until ctx is done, then drains what is left for up to
 // drainTimeout so a clean shutdown leaves nothing behind.
@@ -145,6 +166,7 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 			return err
 		}
 		type event struct {
+			Seq     int64
 			ID      uuid.UUID
 			Subject string
 			Payload []byte
@@ -167,12 +189,12 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 			}
 			futures[i] = f
 		}
-		acked := make([]uuid.UUID, 0, len(events))
+		acked := make([]int64, 0, len(events))
 		var errs []error
 		for i, f := range futures {
 			select {
 			case <-f.Ok():
-				acked = append(acked, events[i].ID)
+				acked = append(acked, events[i].Seq)
 			case err := <-f.Err():
 				errs = append(errs, fmt.Errorf("publish %s: %w", events[i].Subject, err))
 			case <-ctx.Done():

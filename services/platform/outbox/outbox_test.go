@@ -147,3 +147,42 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
+
+// TestQueueStoresEventsInOrder queues two events with a change, in one
+// batch: both are stored in the change's transaction, in order, with their
+// own ids and types; a batch that fails stores neither.
+func TestQueueStoresEventsInOrder(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, "outboxtest", fstest.MapFS{})
+	if _, err := pool.Exec(ctx, "CREATE TABLE things (n int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	send := func(n int) error {
+		b := &pgx.Batch{}
+		b.Queue("INSERT INTO things (n) VALUES ($1)", n)
+		err := outbox.Queue(ctx, b,
+			outbox.Event{Subject: "test.thing.created", Msg: wrapperspb.Int64(int64(n))},
+			outbox.Event{Subject: "test.audit.recorded", Msg: wrapperspb.String("made")})
+		if err != nil {
+			return err
+		}
+		return pool.SendBatch(ctx, b).Close()
+	}
+	if err := send(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(1); err == nil {
+		t.Fatal("a duplicate thing was accepted")
+	}
+
+	rows, _ := pool.Query(ctx, "SELECT id::text, subject, headers->>'"+outbox.TypeHeader+"' FROM outbox ORDER BY seq")
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ ID, Subject, Type string }])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID == got[1].ID ||
+		got[0].Subject != "test.thing.created" || got[0].Type != "google.protobuf.Int64Value" ||
+		got[1].Subject != "test.audit.recorded" || got[1].Type != "google.protobuf.StringValue" {
+		t.Errorf("outbox holds %+v", got)
+	}
+}

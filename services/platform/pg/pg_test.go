@@ -92,7 +92,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		t.Errorf("widgets has %d rows, want 1: a migration ran more than once", widgets)
 	}
 
-	for table, want := range map[string][]int64{"platform_migrations": {1}, "migrations": {1, 2}} {
+	for table, want := range map[string][]int64{"platform_migrations": {1, 2}, "migrations": {1, 2}} {
 		rows, err := pool.Query(ctx, "SELECT version_id FROM widgets."+table+" WHERE version_id > 0 AND is_applied ORDER BY version_id")
 		if err != nil {
 			t.Fatal(err)
