@@ -2,7 +2,13 @@ package mailboxes_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net"
 	"net/textproto"
 	"os"
@@ -20,6 +26,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mailplane/mailplane/gateway"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -27,9 +34,9 @@ import (
 
 // TestDovecotDevicePasswords runs a real Dovecot with the passdb and userdb
 // of deploy/mail/dovecot against the test database: an IMAP login works with
-// a device password made through the API, and stops working once it is
-// revoked, its user loses the "devices" right, or the mail service is
-// deleted.
+// a device password made through the REST edge, and stops working once it
+// is revoked (through the edge too), its user loses the "devices" right or
+// the address, or the mail service is deleted.
 func TestDovecotDevicePasswords(t *testing.T) {
 	bin := dovecotBinary(t)
 	e := start(t)
@@ -54,19 +61,21 @@ func TestDovecotDevicePasswords(t *testing.T) {
 		}
 	}
 
+	// Anna makes her device passwords through the REST edge, as the
+	// manager's frontend does.
+	edge := startEdge(t, e)
 	devices := mailboxesv1.NewDevicePasswordServiceClient(e.conn(t))
 	create := func(device string) (name, password string) {
 		t.Helper()
-		resp, err := devices.CreateDevicePassword(anna.ctx, &mailboxesv1.CreateDevicePasswordRequest{
-			Parent: sales, DevicePassword: &mailboxesv1.DevicePassword{DeviceName: device},
-		})
-		if err != nil {
-			t.Fatalf("create device password %q: %v", device, err)
+		var resp struct {
+			DevicePassword struct{ Name string }
+			Password       string
 		}
-		if !regexp.MustCompile(`^[a-z2-9]{4}(-[a-z2-9]{4}){3}$`).MatchString(resp.GetPassword()) {
-			t.Fatalf("password %q: want four groups of four letters and digits", resp.GetPassword())
+		edge.do(t, anna.token, "POST", "/v1/"+sales+"/devicePasswords", map[string]string{"deviceName": device}, &resp)
+		if !regexp.MustCompile(`^[a-z2-9]{4}(-[a-z2-9]{4}){3}$`).MatchString(resp.Password) {
+			t.Fatalf("password %q: want four groups of four letters and digits", resp.Password)
 		}
-		return resp.GetDevicePassword().GetName(), resp.GetPassword()
+		return resp.DevicePassword.Name, resp.Password
 	}
 	phone, phonePassword := create("Anna's phone")
 	_, laptopPassword := create("Anna's laptop")
@@ -114,9 +123,7 @@ func TestDovecotDevicePasswords(t *testing.T) {
 		}
 	}
 
-	if _, err := devices.DeleteDevicePassword(anna.ctx, &mailboxesv1.DeleteDevicePasswordRequest{Name: phone}); err != nil {
-		t.Fatalf("revoke: %v", err)
-	}
+	edge.do(t, anna.token, "DELETE", "/v1/"+phone, nil, nil)
 	t.Run("revoked", func(t *testing.T) { check(t, "sales@example.com", phonePassword, refused) })
 	t.Run("other device after the revocation", func(t *testing.T) { check(t, "sales@example.com", laptopPassword, ok) })
 
@@ -139,6 +146,49 @@ func TestDovecotDevicePasswords(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("mail service deleted", func(t *testing.T) { check(t, "sales@example.com", laptopPassword, refused) })
+}
+
+// edge is the REST edge in front of a test's gRPC server.
+type edge struct{ url string }
+
+// startEdge serves the REST edge in front of e's services until the test ends.
+func startEdge(t *testing.T, e *env) *edge {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h, closeEdge, err := gateway.New(ctx, gateway.Config{AccountsAddr: e.cc.Target()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); cancel(); closeEdge() })
+	return &edge{url: srv.URL}
+}
+
+// do sends a JSON request as the holder of token and decodes the answer into
+// out, failing the test on anything but 200.
+func (g *edge) do(t *testing.T, token, method, path string, in, out any) {
+	t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, g.url+path, body)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %s %s", method, path, resp.Status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, b)
+		}
+	}
 }
 
 // dovecotBinary finds dovecot (Debian: package dovecot-imapd, in /usr/sbin),

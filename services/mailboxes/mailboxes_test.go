@@ -100,9 +100,10 @@ func start(t *testing.T) *env {
 const password = "a long enough password"
 
 type person struct {
-	ctx  context.Context
-	user string // users/{id}
-	org  string // their own organization
+	ctx   context.Context
+	token string // access token
+	user  string // users/{id}
+	org   string // their own organization
 }
 
 func (e *env) person(t *testing.T, email string) person {
@@ -116,7 +117,7 @@ func (e *env) person(t *testing.T, email string) person {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return person{ctx: metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+in.AccessToken), user: up.User.Name, org: up.Organization.Name}
+	return person{ctx: metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+in.AccessToken), token: in.AccessToken, user: up.User.Name, org: up.Organization.Name}
 }
 
 // join makes p a member of org through an invitation, as a person would.
