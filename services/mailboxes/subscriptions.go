@@ -3,6 +3,7 @@ package mailboxes
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,9 +15,30 @@ import (
 )
 
 // Subscriptions are the events the service consumes: accepted invitations,
-// which make the invited people users of the addresses they were invited to.
+// which make the invited people users of the addresses they were invited
+// to; and removed members, deleted users and released logins, which take
+// people off addresses and revoke their device passwords there.
 func Subscriptions(_ *pgxpool.Pool, log *slog.Logger) []events.Subscription {
 	return []events.Subscription{{
+		Durable:  internal.PeopleConsumer,
+		Subjects: []string{"accounts.member.deleted", "accounts.user.deleted", "accounts.user.login_released"},
+		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			var ev proto.Message
+			switch {
+			case strings.HasSuffix(m.Subject(), ".member.deleted"):
+				ev = &accountsv1.MemberDeleted{}
+			case strings.HasSuffix(m.Subject(), ".user.deleted"):
+				ev = &accountsv1.UserDeleted{}
+			default:
+				ev = &accountsv1.LoginReleased{}
+			}
+			if err := proto.Unmarshal(m.Data(), ev); err != nil {
+				log.ErrorContext(ctx, "people event dropped: bad payload", "subject", m.Subject(), "error", err)
+				return nil
+			}
+			return internal.ApplyPersonLeft(ctx, tx, ev)
+		},
+	}, {
 		Durable:  internal.InvitationConsumer,
 		Subjects: []string{"accounts.invitation.accepted"},
 		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {

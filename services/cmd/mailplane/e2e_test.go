@@ -378,6 +378,23 @@ func TestDevStackREST(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Removed from the organization, the partner is taken off the address
+	// the same way: by accounts' event.
+	for _, m := range c.want(200, "GET", "/v1/"+demoOrg+"/members", fresh, nil).body["members"].([]any) {
+		if str(m.(map[string]any), "email") == "partner@example.net" {
+			c.want(200, "DELETE", "/v1/"+str(m.(map[string]any), "name"), fresh, nil)
+		}
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		users, _ := c.want(200, "GET", "/v1/"+sharedName, fresh, nil).body["users"].([]any)
+		if len(users) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the removed partner still uses the address: %v", users)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// A device password for the address, through the edge: shown once,
 	// listed without it, revoked.

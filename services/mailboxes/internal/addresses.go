@@ -664,6 +664,12 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 		if a, err = loadAddress(ctx, tx, a.OrganizationID, a.MailServiceID, a.ID); err != nil {
 			return err
 		}
+		// Someone taken off the address keeps no working device password.
+		if setUsers {
+			if err := revokeStrandedDevicePasswords(ctx, tx, a, c.Name()); err != nil {
+				return err
+			}
+		}
 		if err := audit(ctx, tx, organizationName(a.OrganizationID), c, "mailboxes.address.update", addressName(a.OrganizationID, a.MailServiceID, a.ID),
 			map[string]string{"fields": strings.Join(paths, ",")}); err != nil {
 			return err
