@@ -290,10 +290,15 @@ func TestAddresses(t *testing.T) {
 	}
 
 	// Special addresses.
-	if _, err := create(&mailboxesv1.Address{Kind: mailboxesv1.AddressKind_ADDRESS_KIND_CATCH_ALL}, nil); err != nil {
+	_, err = create(&mailboxesv1.Address{Kind: mailboxesv1.AddressKind_ADDRESS_KIND_CATCH_ALL}, nil)
+	if wantCode(t, err, codes.InvalidArgument); field(err) != "address.redirectDestinations" {
+		t.Errorf("catch-all without a destination: %v", err)
+	}
+	catchAll := &mailboxesv1.Address{Kind: mailboxesv1.AddressKind_ADDRESS_KIND_CATCH_ALL, RedirectDestinations: []string{"Sales@acme.example"}}
+	if _, err := create(catchAll, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, err = create(&mailboxesv1.Address{Kind: mailboxesv1.AddressKind_ADDRESS_KIND_CATCH_ALL}, nil)
+	_, err = create(catchAll, nil)
 	wantCode(t, err, codes.AlreadyExists)
 	if _, err := create(&mailboxesv1.Address{LocalPart: "no-reply", Kind: mailboxesv1.AddressKind_ADDRESS_KIND_NO_REPLY}, &mailboxesv1.AddressAccess{Caller: true}); err != nil {
 		t.Fatal(err)

@@ -367,14 +367,14 @@ func checkAliases(in []string) ([]string, error) {
 }
 
 func checkRedirects(kind string, in []string) ([]string, error) {
-	if kind != "redirect" {
+	if kind != "redirect" && kind != "catch_all" {
 		if len(in) > 0 {
-			return nil, errs.Field("address.redirectDestinations", "only a redirect address has destinations")
+			return nil, errs.Field("address.redirectDestinations", "only redirect and catch-all addresses have destinations")
 		}
 		return nil, nil
 	}
 	if len(in) == 0 {
-		return nil, errs.Field("address.redirectDestinations", "a redirect address needs at least one destination")
+		return nil, errs.Field("address.redirectDestinations", fmt.Sprintf("a %s address needs at least one destination", strings.ReplaceAll(kind, "_", "-")))
 	}
 	if len(in) > 50 {
 		return nil, errs.Field("address.redirectDestinations", "at most 50 destinations")

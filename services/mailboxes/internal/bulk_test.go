@@ -108,7 +108,7 @@ func TestCheckBulk(t *testing.T) {
 			`line 4, column aliases: alias "x..y" must not start or end with a dot, nor have two in a row`,
 			`line 5, column redirect_destinations: "nope" must be an email address like name@example.com`,
 			"line 6, column redirect_destinations: a redirect address needs at least one destination",
-			"line 7, column redirect_destinations: only a redirect address has destinations",
+			"line 7, column redirect_destinations: only redirect and catch-all addresses have destinations",
 			`line 8, column kind: "postmaster" must receive mail (RFC 2142); it cannot be no-reply`,
 			`line 9, column local_part: "mailer-daemon" belongs to the mail system itself`,
 			"line 10, column kind: a catch-all address is created on its own, not from a file",

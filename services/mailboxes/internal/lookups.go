@@ -24,11 +24,11 @@ const (
 	selectDomain = `SELECT EXISTS (SELECT 1 FROM mail_services WHERE domain = $1 AND delete_time IS NULL)`
 
 	// selectMailbox: virtual_mailbox_maps. Of the local part (or else the
-	// one without its extension), an address's own: mailboxes and the
-	// catch-all store mail; a no-reply address receives nothing, a redirect
+	// one without its extension), an address's own: mailboxes store mail;
+	// a no-reply address receives nothing, a redirect or the catch-all
 	// stores nothing, an alias is resolved by the alias map first.
 	selectMailbox = `
-SELECT CASE WHEN a.kind IN ('mailbox', 'catch_all') AND NOT lp.is_alias THEN ms.domain || '/' || a.local_key || '/' END
+SELECT CASE WHEN a.kind = 'mailbox' AND NOT lp.is_alias THEN ms.domain || '/' || a.local_key || '/' END
 FROM mail_services ms
 JOIN local_parts lp ON lp.mail_service_id = ms.id
 LEFT JOIN addresses a ON a.id = lp.address_id
@@ -135,7 +135,7 @@ func (l *Lookups) Domain(ctx context.Context, domain string) (bool, error) {
 }
 
 // Mailbox returns where mail for email is stored, "domain/localkey/", when
-// email is a mailbox or the catch-all (virtual_mailbox_maps).
+// email is a mailbox (virtual_mailbox_maps).
 func (l *Lookups) Mailbox(ctx context.Context, email string) (string, bool, error) {
 	key, domain, ok := splitAddress(email)
 	if !ok {
@@ -153,14 +153,14 @@ func (l *Lookups) Mailbox(ctx context.Context, email string) (string, bool, erro
 }
 
 // Alias returns where mail for email goes (virtual_alias_maps):
-//   - a mailbox or the catch-all's own address: itself, so that an exact
-//     match wins over the catch-all;
+//   - a mailbox: itself, so that an exact match wins over the catch-all;
 //   - an alias: the address it belongs to (Postfix then looks that up);
 //   - a redirect: its destinations;
 //   - a local part not in use but for its "+extension": as the local part
 //     without it, the extension kept on mailboxes and aliases
 //     ("sales+news" -> "sales+news", "contact+news" -> "sales+news");
-//   - a local part not in use, on a domain with a catch-all: the catch-all;
+//   - a local part not in use, on a domain with a catch-all: the
+//     catch-all's destinations;
 //
 // and nothing for a no-reply address (the policy service refuses mail to it
 // with a clear message), nor for a local part reserved by another service,
@@ -193,11 +193,9 @@ func (l *Lookups) Alias(ctx context.Context, email string) ([]string, bool, erro
 	switch {
 	case reserved || kind == "no_reply":
 		return nil, false, nil
-	case rank == 2:
-		return []string{owner + "@" + domain}, true, nil
-	case isAlias || kind == "mailbox" || kind == "catch_all":
+	case isAlias || kind == "mailbox":
 		return []string{owner + ext + "@" + domain}, true, nil
-	case kind == "redirect" && len(redirects) > 0:
+	case (kind == "redirect" || kind == "catch_all") && len(redirects) > 0:
 		return redirects, true, nil
 	}
 	return nil, false, nil

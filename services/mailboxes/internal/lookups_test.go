@@ -31,11 +31,11 @@ INSERT INTO addresses (id, mail_service_id, local_part, local_key, kind, redirec
   ('00000000-0000-0000-0001-000000000002', '00000000-0000-0000-0000-000000000001', 'Anna.Smith', 'anna.smith', 'mailbox', '{}'),
   ('00000000-0000-0000-0001-000000000003', '00000000-0000-0000-0000-000000000001', 'noreply', 'noreply', 'no_reply', '{}'),
   ('00000000-0000-0000-0001-000000000004', '00000000-0000-0000-0000-000000000001', 'fwd', 'fwd', 'redirect', '{a@gmail.com,b@example.org}'),
-  ('00000000-0000-0000-0001-000000000005', '00000000-0000-0000-0000-000000000001', '*', '*', 'catch_all', '{}'),
+  ('00000000-0000-0000-0001-000000000005', '00000000-0000-0000-0000-000000000001', '*', '*', 'catch_all', '{sales@example.com}'),
   ('00000000-0000-0000-0001-000000000006', '00000000-0000-0000-0000-000000000001', 'sales+eu', 'sales+eu', 'mailbox', '{}'),
   ('00000000-0000-0000-0001-000000000007', '00000000-0000-0000-0000-000000000002', 'boss', 'boss', 'mailbox', '{}'),
   ('00000000-0000-0000-0001-000000000008', '00000000-0000-0000-0000-000000000003', 'old', 'old', 'mailbox', '{}'),
-  ('00000000-0000-0000-0001-000000000009', '00000000-0000-0000-0000-000000000003', '*', '*', 'catch_all', '{}'),
+  ('00000000-0000-0000-0001-000000000009', '00000000-0000-0000-0000-000000000003', '*', '*', 'catch_all', '{old@gone.example}'),
   ('00000000-0000-0000-0001-000000000010', '00000000-0000-0000-0000-000000000004', 'info', 'info', 'mailbox', '{}');
 
 INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holder)
@@ -114,7 +114,7 @@ func TestLookupsMailbox(t *testing.T) {
 		"Anna.Smith@example.com":              "example.com/anna.smith/",
 		"anna.smith@example.com":              "example.com/anna.smith/",
 		"sales+eu@example.com":                "example.com/sales+eu/",
-		"*@example.com":                       "example.com/*/",
+		"*@example.com":                       "", // the catch-all forwards
 		"boss@other.example":                  "other.example/boss/",
 		"info@xn--bcher-kva.example":          "xn--bcher-kva.example/info/",
 		"info@bücher.example":                 "xn--bcher-kva.example/info/",
@@ -176,10 +176,10 @@ func TestLookupsAlias(t *testing.T) {
 		"contact@example.com":      {"sales@example.com"},
 		"Info@Example.com":         {"sales@example.com"},
 		"fwd@example.com":          {"a@gmail.com", "b@example.org"},
-		"nobody@example.com":       {"*@example.com"},
-		"Nobody.Else@example.com":  {"*@example.com"},
-		"*@example.com":            {"*@example.com"},
-		"nobody+x@example.com":     {"*@example.com"},
+		"nobody@example.com":       {"sales@example.com"}, // the catch-all's destination
+		"Nobody.Else@example.com":  {"sales@example.com"},
+		"*@example.com":            {"sales@example.com"},
+		"nobody+x@example.com":     {"sales@example.com"},
 		"sales+eu@example.com":     {"sales+eu@example.com"},
 		"sales+news@example.com":   {"sales+news@example.com"}, // the extension stays, for the mail store
 		"Sales+News@Example.com":   {"sales+news@example.com"},

@@ -38,8 +38,9 @@ const (
 	AddressKind_ADDRESS_KIND_MAILBOX AddressKind = 1
 	// Sends only; incoming mail is refused with a clear message.
 	AddressKind_ADDRESS_KIND_NO_REPLY AddressKind = 2
-	// Receives mail for every local part of the domain that does not exist;
-	// at most one per mail service.
+	// Receives mail for every local part of the domain that does not exist
+	// and forwards it to redirect_destinations (typically a mailbox of the
+	// domain, whose users read it); at most one per mail service.
 	AddressKind_ADDRESS_KIND_CATCH_ALL AddressKind = 3
 	// Stores nothing and forwards to redirect_destinations.
 	AddressKind_ADDRESS_KIND_REDIRECT AddressKind = 4
@@ -462,7 +463,8 @@ type Address struct {
 	Kind AddressKind `protobuf:"varint,4,opt,name=kind,proto3,enum=mailplane.mailboxes.v1.AddressKind" json:"kind,omitempty"`
 	// Who may use it (mailboxes and no-reply addresses).
 	Users []*AddressUser `protobuf:"bytes,5,rep,name=users,proto3" json:"users,omitempty"`
-	// Where a redirect address forwards to: addresses, internal or external.
+	// Where a redirect or catch-all address forwards to: addresses, internal
+	// or external.
 	RedirectDestinations []string `protobuf:"bytes,6,rep,name=redirect_destinations,json=redirectDestinations,proto3" json:"redirect_destinations,omitempty"`
 	// Extra local parts that deliver here and are valid as its sender.
 	Aliases []string `protobuf:"bytes,7,rep,name=aliases,proto3" json:"aliases,omitempty"`
