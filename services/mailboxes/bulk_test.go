@@ -288,6 +288,48 @@ func TestBulkCreate(t *testing.T) {
 		t.Errorf("%d address events after the resumed job, want %d", n, events+10005)
 	}
 
+	// The same, with nobody uploading again: the service resumes the job
+	// from the file it kept. The database is left as a process that stopped
+	// after 5,000 rows leaves it: the job running, its file kept, no
+	// heartbeat for two minutes, part of its addresses made.
+	if _, err := e.pool.Exec(ctx, "DELETE FROM addresses WHERE local_key IN ('user9000', 'user9002')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', done_rows = 5000, end_time = NULL, csv = $2, update_time = now() - interval '2 minutes' WHERE id = $1",
+		job.Name[strings.LastIndex(job.Name, "/")+1:], data); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.ResumeBulkJobs(ctx); err != nil || n != 1 {
+		t.Fatalf("resumed %d jobs (%v), want 1", n, err)
+	}
+	if resumed = waitBulkJob(t, bulk, owner.ctx, job.Name); resumed.State != mailboxesv1.BulkJobState_BULK_JOB_STATE_SUCCEEDED || resumed.DoneRows != 10000 {
+		t.Fatalf("job resumed by the service %v", resumed)
+	}
+	if n := count(countAddresses); n != before+10002 {
+		t.Errorf("%d addresses after the job was resumed, want %d", n, before+10002)
+	}
+	if n := count(countCreated); n != events+10007 {
+		t.Errorf("%d address events after the job was resumed, want %d", n, events+10007)
+	}
+	if n := count("SELECT count(*) FROM bulk_jobs WHERE csv IS NOT NULL"); n != 0 {
+		t.Errorf("%d finished jobs still hold their file", n)
+	}
+	if n, err := e.svc.ResumeBulkJobs(ctx); err != nil || n != 0 {
+		t.Errorf("resumed %d jobs (%v) with none abandoned", n, err)
+	}
+	// A file that stopped its process five times is not run a sixth.
+	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', end_time = NULL, csv = $2, attempt = 5, update_time = now() - interval '2 minutes' WHERE id = $1",
+		job.Name[strings.LastIndex(job.Name, "/")+1:], data); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.ResumeBulkJobs(ctx); err != nil || n != 1 {
+		t.Fatalf("resumed %d jobs (%v), want 1", n, err)
+	}
+	if got, _ := bulk.GetBulkJob(owner.ctx, &mailboxesv1.GetBulkJobRequest{Name: job.Name}); got.GetJob().GetState() != mailboxesv1.BulkJobState_BULK_JOB_STATE_FAILED ||
+		!strings.Contains(got.GetJob().GetError(), "stopped 5 times") {
+		t.Errorf("job after its fifth stop: %v", got.GetJob())
+	}
+
 	// Jobs are read by managers of their organization only.
 	_, err = bulk.GetBulkJob(member.ctx, &mailboxesv1.GetBulkJobRequest{Name: job.Name})
 	wantCode(t, err, codes.PermissionDenied)

@@ -95,7 +95,8 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 }
 
 // Run does the service's background work (purging mail services deleted
-// over 30 days ago) and serves Postfix (socketmap lookups, policy, milter)
+// over 30 days ago, resuming bulk jobs whose process stopped) and serves
+// Postfix (socketmap lookups, policy, milter)
 // until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.conn.Close()
@@ -112,6 +113,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.server.RunPurger(ctx, time.Hour) })
+	g.Go(func() error { return s.server.RunBulkResumer(ctx, 30*time.Second) })
 	for i, m := range s.mail {
 		g.Go(func() error {
 			if err := m.serve(ctx, lns[i]); err != nil {
@@ -126,3 +128,7 @@ func (s *Service) Run(ctx context.Context) error {
 // Purge deletes for good the mail services deleted over 30 days ago, and
 // reports how many.
 func (s *Service) Purge(ctx context.Context) (int, error) { return s.server.Purge(ctx) }
+
+// ResumeBulkJobs finishes the bulk jobs whose process stopped half way and
+// reports how many it took over.
+func (s *Service) ResumeBulkJobs(ctx context.Context) (int, error) { return s.server.ResumeBulkJobs(ctx) }

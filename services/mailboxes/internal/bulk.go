@@ -30,9 +30,12 @@ package mailboxes
 // Uploading a file again is safe: a row whose local part is already an
 // address of the same kind counts as done and is left as it is, and the same
 // file (same SHA-256) finds its job instead of starting another. A job that
-// failed, or whose process stopped (its heartbeat is over a minute old), is
-// run again by uploading the file again: what was created is skipped, the
-// rest is created.
+// failed is run again by uploading the file again: what was created is
+// skipped, the rest is created. A running job keeps its file in its row, so
+// one whose process stopped (its heartbeat is over a minute old) is resumed
+// the same way by the service's background work (RunBulkResumer), with no
+// upload, at most maxBulkAttempts times; the file is dropped when the job
+// ends.
 
 import (
 	"bytes"
@@ -74,6 +77,8 @@ const (
 	maxBulkErrors = 100
 	// maxQuotaMB keeps quota_mb * 2^20 far from overflowing.
 	maxQuotaMB = 1 << 24
+	// maxBulkAttempts is how many runs a job gets without an upload.
+	maxBulkAttempts = 5
 	// bulkJobTimeout bounds a job's run.
 	bulkJobTimeout = 10 * time.Minute
 	// A running job whose heartbeat (update_time, written with every batch)
@@ -571,25 +576,33 @@ WHERE j.id = $1 AND j.mail_service_id = $2
   AND EXISTS (SELECT 1 FROM mail_services m WHERE m.id = j.mail_service_id AND m.organization_id = $3 AND m.delete_time IS NULL)`
 
 	insertBulkJob = `
-INSERT INTO bulk_jobs (id, mail_service_id, content_sha256, state, total_rows) VALUES ($1, $2, $3, 'running', $4)
+INSERT INTO bulk_jobs (id, mail_service_id, content_sha256, state, total_rows, csv, actor) VALUES ($1, $2, $3, 'running', $4, $5, $6)
 ON CONFLICT (mail_service_id, content_sha256) DO NOTHING
 RETURNING ` + bulkJobColumns
 
 	// restartBulkJob takes over a failed or abandoned job.
 	restartBulkJob = `
 UPDATE bulk_jobs SET state = 'running', total_rows = $2, done_rows = 0, error = '', end_time = NULL,
-       attempt = attempt + 1, update_time = now()
+       attempt = attempt + 1, update_time = now(), csv = $3, actor = $4
 WHERE id = $1 AND (state = 'failed' OR (` + staleJob + `))
 RETURNING ` + bulkJobColumns
+
+	// resumeBulkJob takes over the longest abandoned job that kept its
+	// file, with what its run needs.
+	resumeBulkJob = `
+UPDATE bulk_jobs SET done_rows = 0, attempt = attempt + 1, update_time = now()
+WHERE id = (SELECT id FROM bulk_jobs WHERE ` + staleJob + ` AND csv IS NOT NULL
+            ORDER BY update_time LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING ` + bulkJobColumns + `, csv, actor`
 
 	bulkProgress = `UPDATE bulk_jobs SET done_rows = $3, update_time = now() WHERE id = $1 AND attempt = $2`
 
 	bulkSucceeded = `
-UPDATE bulk_jobs SET state = 'succeeded', done_rows = total_rows, update_time = now(), end_time = now()
+UPDATE bulk_jobs SET state = 'succeeded', done_rows = total_rows, update_time = now(), end_time = now(), csv = NULL
 WHERE id = $1 AND attempt = $2`
 
 	bulkFailed = `
-UPDATE bulk_jobs SET state = 'failed', error = $3, update_time = now(), end_time = now()
+UPDATE bulk_jobs SET state = 'failed', error = $3, update_time = now(), end_time = now(), csv = NULL
 WHERE id = $1 AND attempt = $2 AND state = 'running'`
 )
 
@@ -660,9 +673,9 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var rows pgx.Rows
 		if prev == nil {
-			rows, _ = tx.Query(ctx, insertBulkJob, uuid.Must(uuid.NewV7()), msID, sum[:], f.rows)
+			rows, _ = tx.Query(ctx, insertBulkJob, uuid.Must(uuid.NewV7()), msID, sum[:], f.rows, data, c.Name())
 		} else {
-			rows, _ = tx.Query(ctx, restartBulkJob, prev.ID, f.rows)
+			rows, _ = tx.Query(ctx, restartBulkJob, prev.ID, f.rows, data, c.Name())
 		}
 		var err error
 		if job, err = collectBulkJob(rows); err != nil || job == nil {
@@ -715,6 +728,78 @@ func (s *Server) GetBulkJob(ctx context.Context, req *mailboxesv1.GetBulkJobRequ
 	return &mailboxesv1.GetBulkJobResponse{Job: bulkJobProto(ids[0], job)}, nil
 }
 
+// ResumeBulkJobs finishes the jobs whose process stopped half way (running,
+// no heartbeat for a minute), one after the other, from the file each kept,
+// and reports how many it took over. What the first run created is found
+// and skipped, as when the file is uploaded again.
+func (s *Server) ResumeBulkJobs(ctx context.Context) (int, error) {
+	for n := 0; ; n++ {
+		j := &bulkJob{}
+		var data []byte
+		var actor string
+		err := s.pool.QueryRow(ctx, resumeBulkJob).Scan(&j.ID, &j.MailServiceID, &j.State, &j.TotalRows, &j.DoneRows,
+			&j.Error, &j.Attempt, &j.CreateTime, &j.EndTime, &j.Stale, &data, &actor)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("resume bulk job: %w", err)
+		}
+		s.resumeBulkJob(ctx, j, data, actor)
+	}
+}
+
+// RunBulkResumer resumes abandoned bulk jobs every interval until ctx is
+// done.
+func (s *Server) RunBulkResumer(ctx context.Context, interval time.Duration) error {
+	for {
+		if n, err := s.ResumeBulkJobs(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "resume bulk jobs", "error", err)
+		} else if n > 0 {
+			s.log.InfoContext(ctx, "bulk jobs resumed", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+// resumeBulkJob runs job again from its file; a job that can no longer be
+// done (its mail service deleted, a name taken meanwhile) fails with the
+// reason.
+func (s *Server) resumeBulkJob(ctx context.Context, job *bulkJob, data []byte, actor string) {
+	var org uuid.UUID
+	var domain string
+	var deleted bool
+	err := s.pool.QueryRow(ctx, "SELECT organization_id, domain, delete_time IS NOT NULL FROM mail_services WHERE id = $1", job.MailServiceID).
+		Scan(&org, &domain, &deleted)
+	if err != nil {
+		s.log.ErrorContext(ctx, "resume bulk job: mail service", "bulkJob", job.ID, "error", err)
+		return
+	}
+	run := bulkRun{s: s, job: job, org: org, domain: domain, actor: actor, data: data}
+	f, be := checkBulk(data)
+	if err := checkTaken(ctx, s.pool, job.MailServiceID, f, be); err != nil {
+		s.log.ErrorContext(ctx, "resume bulk job", "bulkJob", job.ID, "error", err)
+		return
+	}
+	switch {
+	case job.Attempt > maxBulkAttempts:
+		// A file that stops its process every time must not do so forever.
+		run.fail(ctx, fmt.Sprintf("stopped %d times without finishing; upload the file again to retry", maxBulkAttempts))
+	case deleted:
+		run.fail(ctx, "its mail service was deleted")
+	case be.err() != nil:
+		run.fail(ctx, "could not be resumed: "+be.err().Error())
+	default:
+		run.file = f
+		s.log.InfoContext(ctx, "bulk job resumed", "bulkJob", bulkJobName(org, job), "attempt", job.Attempt)
+		run.run(ctx)
+	}
+}
+
 // bulkRun is one run of a job: the second reading of its file.
 type bulkRun struct {
 	s      *Server
@@ -750,11 +835,16 @@ func (r *bulkRun) run(ctx context.Context) {
 	} else {
 		log.ErrorContext(ctx, "bulk job failed", "created", created, "error", err)
 	}
-	// Written even when ctx ran out.
+	r.fail(ctx, msg)
+}
+
+// fail ends the run's job as failed, for the reason msg, even when ctx ran
+// out.
+func (r *bulkRun) fail(ctx context.Context, msg string) {
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer fcancel()
 	if _, err := r.s.pool.Exec(fctx, bulkFailed, r.job.ID, r.job.Attempt, msg); err != nil {
-		log.ErrorContext(ctx, "mark bulk job failed", "error", err)
+		r.s.log.ErrorContext(ctx, "mark bulk job failed", "bulkJob", r.job.ID, "error", err)
 	}
 }
 
