@@ -131,4 +131,6 @@ func (s *Service) Purge(ctx context.Context) (int, error) { return s.server.Purg
 
 // ResumeBulkJobs finishes the bulk jobs whose process stopped half way and
 // reports how many it took over.
-func (s *Service) ResumeBulkJobs(ctx context.Context) (int, error) { return s.server.ResumeBulkJobs(ctx) }
+func (s *Service) ResumeBulkJobs(ctx context.Context) (int, error) {
+	return s.server.ResumeBulkJobs(ctx)
+}
