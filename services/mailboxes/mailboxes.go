@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
@@ -112,8 +111,7 @@ func (s *Service) Run(ctx context.Context) error {
 		lns = append(lns, ln)
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.server.RunPurger(ctx, time.Hour) })
-	g.Go(func() error { return s.server.RunBulkResumer(ctx, 30*time.Second) })
+	g.Go(func() error { return s.server.RunBackground(ctx) })
 	for i, m := range s.mail {
 		g.Go(func() error {
 			if err := m.serve(ctx, lns[i]); err != nil {

@@ -33,7 +33,7 @@ package mailboxes
 // failed is run again by uploading the file again: what was created is
 // skipped, the rest is created. A running job keeps its file in its row, so
 // one whose process stopped (its heartbeat is over a minute old) is resumed
-// the same way by the service's background work (RunBulkResumer), with no
+// the same way by the service's background work (RunBackground), with no
 // upload, at most maxBulkAttempts times; the file is dropped when the job
 // ends.
 
@@ -746,23 +746,6 @@ func (s *Server) ResumeBulkJobs(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("resume bulk job: %w", err)
 		}
 		s.resumeBulkJob(ctx, j, data, actor)
-	}
-}
-
-// RunBulkResumer resumes abandoned bulk jobs every interval until ctx is
-// done.
-func (s *Server) RunBulkResumer(ctx context.Context, interval time.Duration) error {
-	for {
-		if n, err := s.ResumeBulkJobs(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "resume bulk jobs", "error", err)
-		} else if n > 0 {
-			s.log.InfoContext(ctx, "bulk jobs resumed", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(interval):
-		}
 	}
 }
 

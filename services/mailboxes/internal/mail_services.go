@@ -266,22 +266,6 @@ func (s *Server) Purge(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// RunPurger purges every interval until ctx is done.
-func (s *Server) RunPurger(ctx context.Context, interval time.Duration) error {
-	for {
-		if n, err := s.Purge(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "purge mail services", "error", err)
-		} else if n > 0 {
-			s.log.InfoContext(ctx, "mail services purged", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(interval):
-		}
-	}
-}
-
 func (s *Server) mailServiceProto(m *MailService) *mailboxesv1.MailService {
 	uni, err := idna.Lookup.ToUnicode(m.Domain)
 	if err != nil {

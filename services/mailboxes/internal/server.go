@@ -12,6 +12,7 @@ import (
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"github.com/mailplane/mailplane/services/platform/outbox"
+	"golang.org/x/sync/errgroup"
 )
 
 // Server implements the mailboxes gRPC services.
@@ -56,5 +57,31 @@ func auditRecord(ctx context.Context, org string, c Caller, action, target strin
 			Actor: c.Name(), Action: action, Target: target, Outcome: accountsv1.Outcome_OUTCOME_SUCCEEDED,
 			ClientAddress: grpcserver.ClientAddr(ctx), Details: details,
 		},
+	}
+}
+
+// RunBackground does the service's periodic work until ctx is done: it
+// purges mail services deleted over restoreFor ago (hourly) and resumes
+// bulk jobs whose process stopped (every 30 s).
+func (s *Server) RunBackground(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.every(ctx, time.Hour, "purge mail services", s.Purge) })
+	g.Go(func() error { return s.every(ctx, 30*time.Second, "resume bulk jobs", s.ResumeBulkJobs) })
+	return g.Wait()
+}
+
+// every runs work every interval until ctx is done, logging what it did.
+func (s *Server) every(ctx context.Context, interval time.Duration, what string, work func(context.Context) (int, error)) error {
+	for {
+		if n, err := work(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, what, "error", err)
+		} else if n > 0 {
+			s.log.InfoContext(ctx, what, "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
 	}
 }
