@@ -7,26 +7,28 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"github.com/jackc/pgx/v5"
-	"github.com/mailplane/mailplane/services/platform/errs"
-	"github.com/mailplane/mailplane/services/platform/events"
-	"github.com/mailplane/mailplane/services/platform/notify"
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 	"log/slog"
 	"net"
 	"net/mail"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	internal "github.com/mailplane/mailplane/services/accounts/internal"
 	"github.com/mailplane/mailplane/services/accounts/internal/migrations"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/notify"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // Schema is the PostgreSQL schema the service owns.
@@ -123,10 +125,23 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 }
 
 // Subscriptions are the events the service consumes: the audit records every
-// service publishes, kept in the organization's audit log.
+// service publishes, kept in the organization's audit log; and the mail
+// services the mailboxes service creates and purges, which say whose
+// logins an organization may release.
 func Subscriptions(pool *pgxpool.Pool, log *slog.Logger) []events.Subscription {
 	store := internal.NewStore(pool)
 	return []events.Subscription{{
+		Durable:  internal.DomainConsumer,
+		Subjects: []string{"mailboxes.mail_service.created", "mailboxes.mail_service.purged"},
+		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			var ev mailboxesv1.MailServiceChanged
+			if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+				log.ErrorContext(ctx, "mail service event dropped: bad payload", "subject", m.Subject(), "error", err)
+				return nil
+			}
+			return internal.ApplyMailServiceChanged(ctx, tx, m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:], &ev)
+		},
+	}, {
 		Durable:  internal.AuditConsumer,
 		Subjects: []string{"*.audit.recorded"},
 		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {

@@ -12,8 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/accounts"
+	internal "github.com/mailplane/mailplane/services/accounts/internal"
+	"github.com/mailplane/mailplane/services/platform/pg"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 )
@@ -88,6 +93,30 @@ func TestLoginRelease(t *testing.T) {
 		t.Errorf("no phone: reason %q", reason(err))
 	}
 
+	// Only a login on one of the organization's mail domains is its to
+	// release: the mailboxes service's events say which those are.
+	host := func(verb, org, domain string) {
+		t.Helper()
+		ev := &mailboxesv1.MailServiceChanged{MailService: &mailboxesv1.MailService{Name: org + "/mailServices/" + uuid.NewString(), Domain: domain}}
+		if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error { return internal.ApplyMailServiceChanged(ctx, tx, verb, ev) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantNotHosted := func(when string) {
+		t.Helper()
+		_, err := release(asOwner, vol.User, true)
+		if wantCode(t, err, codes.FailedPrecondition); reason(err) != "LOGIN_NOT_HOSTED" {
+			t.Errorf("%s: reason %q", when, reason(err))
+		}
+	}
+	wantNotHosted("no mail domain") // each refusal is audited as failed, like the others
+	host("created", vol.Organization.Name, "example.org")
+	wantNotHosted("hosted by her own organization")
+	host("created", org, "example.org")
+	host("purged", org, "example.org")
+	wantNotHosted("purged")
+	host("created", org, "example.org")
+
 	resp, err := release(asOwner, vol.User, true)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +190,7 @@ func TestLoginRelease(t *testing.T) {
 	for _, l := range log {
 		outcomes[l.Outcome]++
 	}
-	if outcomes[accountsv1.Outcome_OUTCOME_SUCCEEDED] != 1 || outcomes[accountsv1.Outcome_OUTCOME_DENIED] != 1 || outcomes[accountsv1.Outcome_OUTCOME_FAILED] != 2 {
+	if outcomes[accountsv1.Outcome_OUTCOME_SUCCEEDED] != 1 || outcomes[accountsv1.Outcome_OUTCOME_DENIED] != 1 || outcomes[accountsv1.Outcome_OUTCOME_FAILED] != 5 {
 		t.Errorf("audit of releases: %v", log)
 	}
 }

@@ -146,6 +146,13 @@ func (s *Server) ReleaseMemberLogin(ctx context.Context, req *accountsv1.Release
 		case u.PhoneNumber == "":
 			return errs.E(errs.FailedPrecondition, "this member has no phone number, so they could not learn their new login; ask them to add one first").WithReason("NO_PHONE_NUMBER")
 		}
+		// Only an address the organization hosts is its to take back; a
+		// member's own email elsewhere is not.
+		if hosted, err := hostsEmail(ctx, tx, org, u.Email); err != nil {
+			return fmt.Errorf("release login: %w", err)
+		} else if !hosted {
+			return errs.E(errs.FailedPrecondition, "%s is not on one of the organization's mail domains; only a login the organization hosts can be released", u.Email).WithReason("LOGIN_NOT_HOSTED")
+		}
 		login, err := uniqueLogin(ctx, tx, u.DisplayName)
 		if err != nil {
 			return err

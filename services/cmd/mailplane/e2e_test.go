@@ -319,9 +319,25 @@ func TestDevStackREST(t *testing.T) {
 		}
 	}
 	c.want(400, "POST", "/v1/"+inviteeMember+":releaseLogin", fresh, map[string]any{})
-	released := c.want(200, "POST", "/v1/"+inviteeMember+":releaseLogin", fresh, map[string]any{"confirm": true})
-	if str(released.body, "releasedEmail") != "invitee@example.com" {
-		t.Errorf("release = %v", released.body)
+	// A login is released only on a domain the organization hosts: once
+	// it attaches example.com, mailboxes' event tells accounts.
+	notHosted := c.want(400, "POST", "/v1/"+inviteeMember+":releaseLogin", fresh, map[string]any{"confirm": true})
+	if !strings.Contains(fmt.Sprint(notHosted.body), "LOGIN_NOT_HOSTED") {
+		t.Errorf("release on a domain not hosted: %v", notHosted.body)
+	}
+	c.want(200, "POST", "/v1/"+demoOrg+"/mailServices", fresh, map[string]any{"domain": "example.com"})
+	var released reply
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if released = c.do("POST", "/v1/"+inviteeMember+":releaseLogin", fresh, map[string]any{"confirm": true}); !strings.Contains(fmt.Sprint(released.body), "LOGIN_NOT_HOSTED") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("release still refused: %v", released.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if released.status != 200 || str(released.body, "releasedEmail") != "invitee@example.com" {
+		t.Errorf("release = %d %v", released.status, released.body)
 	}
 	c.want(401, "POST", "/v1/auth:signIn", "", map[string]any{"email": "invitee@example.com", "password": pw})
 
