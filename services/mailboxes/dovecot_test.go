@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,13 +66,13 @@ func TestDovecotDevicePasswords(t *testing.T) {
 	// manager's frontend does.
 	edge := startEdge(t, e)
 	devices := mailboxesv1.NewDevicePasswordServiceClient(e.conn(t))
-	create := func(device string) (name, password string) {
+	create := func(device string, protocols ...string) (name, password string) {
 		t.Helper()
 		var resp struct {
 			DevicePassword struct{ Name string }
 			Password       string
 		}
-		edge.do(t, anna.token, "POST", "/v1/"+sales+"/devicePasswords", map[string]string{"deviceName": device}, &resp)
+		edge.do(t, anna.token, "POST", "/v1/"+sales+"/devicePasswords", map[string]any{"deviceName": device, "protocols": protocols}, &resp)
 		if !regexp.MustCompile(`^[a-z2-9]{4}(-[a-z2-9]{4}){3}$`).MatchString(resp.Password) {
 			t.Fatalf("password %q: want four groups of four letters and digits", resp.Password)
 		}
@@ -79,6 +80,8 @@ func TestDovecotDevicePasswords(t *testing.T) {
 	}
 	phone, phonePassword := create("Anna's phone")
 	_, laptopPassword := create("Anna's laptop")
+	_, readerPassword := create("Anna's reader", "MAIL_PROTOCOL_IMAP")
+	_, printerPassword := create("The printer", "MAIL_PROTOCOL_SMTP")
 
 	imap := startDovecot(t, bin, e.pool)
 	check := func(t *testing.T, login, password, want string) {
@@ -108,8 +111,26 @@ func TestDovecotDevicePasswords(t *testing.T) {
 		{"wrong password", "sales@example.com", "abcd-efgh-ijkm-npqr", refused},
 		{"quotes and backslashes are escaped", "sales@example.com", `x' OR '1'='1 \x41`, refused},
 		{"empty password", "sales@example.com", "", refused},
+		{"an IMAP-only password", "sales@example.com", readerPassword, ok},
+		{"an SMTP-only password", "sales@example.com", printerPassword, refused},
 	} {
 		t.Run(tc.name, func(t *testing.T) { check(t, tc.login, tc.password, tc.want) })
+	}
+	// SMTP submission authenticates through Dovecot's auth service as
+	// "smtp", which doveadm plays.
+	for _, tc := range []struct {
+		name, password string
+		ok             bool
+	}{
+		{"SMTP with a password for both", laptopPassword, true},
+		{"SMTP with an SMTP-only password", printerPassword, true},
+		{"SMTP with an IMAP-only password", readerPassword, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := imap.authTest(t, "smtp", "sales@example.com", tc.password); got != tc.ok {
+				t.Errorf("doveadm auth test service=smtp: %v, want %v", got, tc.ok)
+			}
+		})
 	}
 
 	// Dovecot's check recorded when each device was last used.
@@ -253,6 +274,8 @@ service anvil {
 // dovecot is a running Dovecot's IMAP address.
 type dovecot struct {
 	addr string
+	// conf is its configuration file, for doveadm.
+	conf string
 	// clients counts connections, each from its own loopback address:
 	// Dovecot 2.3 delays every failed login from an address more than the
 	// last (auth penalty, up to 15s), and nothing in its configuration
@@ -357,7 +380,7 @@ func startDovecot(t *testing.T, bin string, pool *pgxpool.Pool) *dovecot {
 		}
 	})
 
-	d := &dovecot{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Port))}
+	d := &dovecot{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Port)), conf: confPath}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
@@ -383,6 +406,26 @@ func startDovecot(t *testing.T, bin string, pool *pgxpool.Pool) *dovecot {
 
 // login opens a connection, sends LOGIN and returns the tagged answer, like
 // "a1 OK [CAPABILITY ...] Logged in" or "a1 NO [AUTHENTICATIONFAILED] ...".
+// authTest asks Dovecot's auth service, as service would (Postfix asks as
+// "smtp"), whether password opens user, with doveadm auth test.
+func (d *dovecot) authTest(t *testing.T, service, user, password string) bool {
+	t.Helper()
+	doveadm, err := exec.LookPath("doveadm")
+	if err != nil {
+		doveadm = "/usr/bin/doveadm"
+	}
+	out, err := exec.Command(doveadm, "-c", d.conf, "auth", "test", "-x", "service="+service, user, password).CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &exit) && exit.ExitCode() == 77: // authentication failed
+		return false
+	}
+	t.Fatalf("doveadm auth test: %v\n%s", err, out)
+	return false
+}
+
 func (d *dovecot) login(user, password string) (string, error) {
 	n := d.clients.Add(1) + 1 // 127.0.0.2 on
 	dialer := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(n>>8), byte(n))}}

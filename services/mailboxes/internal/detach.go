@@ -43,7 +43,7 @@ RETURNING a.id, a.mail_service_id, m.organization_id`
 UPDATE device_passwords d SET revoke_time = now()
 WHERE d.address_id = $1 AND d.revoke_time IS NULL
   AND NOT EXISTS (SELECT 1 FROM address_users u WHERE u.address_id = d.address_id AND u.user_id = d.user_id)
-RETURNING d.id, d.address_id, d.user_id, d.device_name, d.create_time, d.last_use_time`
+RETURNING d.id, d.address_id, d.user_id, d.device_name, d.create_time, d.last_use_time, d.imap, d.smtp`
 )
 
 // ApplyPersonLeft detaches the person an accounts event is about from the

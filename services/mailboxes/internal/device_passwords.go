@@ -30,6 +30,8 @@ type DevicePassword struct {
 	DeviceName  string
 	CreateTime  time.Time
 	LastUseTime *time.Time
+	// IMAP and SMTP are the protocols it opens.
+	IMAP, SMTP bool
 }
 
 // maxDevicePasswords is how many unrevoked device passwords one user may
@@ -37,11 +39,11 @@ type DevicePassword struct {
 const maxDevicePasswords = 50
 
 const (
-	devicePasswordColumns = `SELECT id, address_id, user_id, device_name, create_time, last_use_time FROM device_passwords`
+	devicePasswordColumns = `SELECT id, address_id, user_id, device_name, create_time, last_use_time, imap, smtp FROM device_passwords`
 
 	insertDevicePassword = `
-INSERT INTO device_passwords (id, address_id, user_id, device_name, secret_sha256) VALUES ($1, $2, $3, $4, $5)
-RETURNING id, address_id, user_id, device_name, create_time, last_use_time`
+INSERT INTO device_passwords (id, address_id, user_id, device_name, secret_sha256, imap, smtp) VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id, address_id, user_id, device_name, create_time, last_use_time, imap, smtp`
 
 	countDevicePasswords = `
 SELECT count(*) FROM device_passwords WHERE address_id = $1 AND user_id = $2 AND revoke_time IS NULL`
@@ -143,7 +145,44 @@ func devicePasswordProto(a *Address, d *DevicePassword) *mailboxesv1.DevicePassw
 	if d.LastUseTime != nil {
 		p.LastUseTime = timestamppb.New(*d.LastUseTime)
 	}
+	if d.IMAP {
+		p.Protocols = append(p.Protocols, mailboxesv1.MailProtocol_MAIL_PROTOCOL_IMAP)
+	}
+	if d.SMTP {
+		p.Protocols = append(p.Protocols, mailboxesv1.MailProtocol_MAIL_PROTOCOL_SMTP)
+	}
 	return p
+}
+
+// protocolNames lists what d opens, for the audit log ("imap,smtp").
+func protocolNames(d *DevicePassword) string {
+	var names []string
+	if d.IMAP {
+		names = append(names, "imap")
+	}
+	if d.SMTP {
+		names = append(names, "smtp")
+	}
+	return strings.Join(names, ",")
+}
+
+// checkProtocols says which protocols a new device password opens: those
+// listed, or both when none is.
+func checkProtocols(in []mailboxesv1.MailProtocol) (imap, smtp bool, err error) {
+	if len(in) == 0 {
+		return true, true, nil
+	}
+	for i, p := range in {
+		switch p {
+		case mailboxesv1.MailProtocol_MAIL_PROTOCOL_IMAP:
+			imap = true
+		case mailboxesv1.MailProtocol_MAIL_PROTOCOL_SMTP:
+			smtp = true
+		default:
+			return false, false, errs.Field(fmt.Sprintf("devicePassword.protocols[%d]", i), "must be MAIL_PROTOCOL_IMAP or MAIL_PROTOCOL_SMTP")
+		}
+	}
+	return imap, smtp, nil
 }
 
 func collectDevicePasswords(rows pgx.Rows) ([]*DevicePassword, error) {
@@ -154,6 +193,10 @@ func collectDevicePasswords(rows pgx.Rows) ([]*DevicePassword, error) {
 // address they use with the "devices" right, and returns it this once.
 func (s *Server) CreateDevicePassword(ctx context.Context, req *mailboxesv1.CreateDevicePasswordRequest) (*mailboxesv1.CreateDevicePasswordResponse, error) {
 	device, err := checkDeviceName(req.GetDevicePassword().GetDeviceName())
+	if err != nil {
+		return nil, err
+	}
+	imap, smtp, err := checkProtocols(req.GetDevicePassword().GetProtocols())
 	if err != nil {
 		return nil, err
 	}
@@ -174,14 +217,14 @@ func (s *Server) CreateDevicePassword(ctx context.Context, req *mailboxesv1.Crea
 		if n >= maxDevicePasswords {
 			return errs.E(errs.ResourceExhausted, "you already have %d device passwords on %s; delete one you no longer use", n, a.Email()).WithReason("TOO_MANY_DEVICE_PASSWORDS")
 		}
-		rows, _ := tx.Query(ctx, insertDevicePassword, uuid.Must(uuid.NewV7()), a.ID, c.UserID, device, secretHash(password))
+		rows, _ := tx.Query(ctx, insertDevicePassword, uuid.Must(uuid.NewV7()), a.ID, c.UserID, device, secretHash(password), imap, smtp)
 		ds, err := collectDevicePasswords(rows)
 		if err != nil {
 			return fmt.Errorf("insert device password: %w", err)
 		}
 		d = ds[0]
 		return audit(ctx, tx, organizationName(a.OrganizationID), c, "mailboxes.devicePassword.create", devicePasswordName(a, d.ID),
-			map[string]string{"email": a.Email(), "deviceName": device})
+			map[string]string{"email": a.Email(), "deviceName": device, "protocols": protocolNames(d)})
 	})
 	if err != nil {
 		return nil, err

@@ -395,3 +395,37 @@ func TestDovecotViews(t *testing.T) {
 		t.Fatalf("dovecot_users: %v", err)
 	}
 }
+
+func TestDevicePasswordProtocols(t *testing.T) {
+	f := newDevicePasswordFixture(t)
+	create := func(protocols ...mailboxesv1.MailProtocol) (*mailboxesv1.DevicePassword, error) {
+		resp, err := f.srv.CreateDevicePassword(f.as(t, f.anna), &mailboxesv1.CreateDevicePasswordRequest{
+			Parent: f.address, DevicePassword: &mailboxesv1.DevicePassword{DeviceName: "Device", Protocols: protocols},
+		})
+		return resp.GetDevicePassword(), err
+	}
+	imap, smtp := mailboxesv1.MailProtocol_MAIL_PROTOCOL_IMAP, mailboxesv1.MailProtocol_MAIL_PROTOCOL_SMTP
+	for _, tc := range []struct {
+		name string
+		in   []mailboxesv1.MailProtocol
+		want []mailboxesv1.MailProtocol
+	}{
+		{"none named: both", nil, []mailboxesv1.MailProtocol{imap, smtp}},
+		{"IMAP only", []mailboxesv1.MailProtocol{imap}, []mailboxesv1.MailProtocol{imap}},
+		{"SMTP only, named twice", []mailboxesv1.MailProtocol{smtp, smtp}, []mailboxesv1.MailProtocol{smtp}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := create(tc.in...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, d.GetProtocols()); diff != "" {
+				t.Errorf("protocols (-want +got)\n%s", diff)
+			}
+		})
+	}
+	_, err := create(imap, mailboxesv1.MailProtocol_MAIL_PROTOCOL_UNSPECIFIED)
+	if errs.KindOf(err) != errs.InvalidArgument || !strings.Contains(err.Error(), "devicePassword.protocols[1]") {
+		t.Errorf("unspecified protocol: %v", err)
+	}
+}

@@ -144,6 +144,59 @@ func (AddressUserState) EnumDescriptor() ([]byte, []int) {
 	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{1}
 }
 
+// MailProtocol is a protocol a device password opens.
+type MailProtocol int32
+
+const (
+	// Not a protocol.
+	MailProtocol_MAIL_PROTOCOL_UNSPECIFIED MailProtocol = 0
+	// Reading mail (IMAP), as mail clients and the imports service do.
+	MailProtocol_MAIL_PROTOCOL_IMAP MailProtocol = 1
+	// Sending mail (SMTP submission, authenticated by the mail server).
+	MailProtocol_MAIL_PROTOCOL_SMTP MailProtocol = 2
+)
+
+// Enum value maps for MailProtocol.
+var (
+	MailProtocol_name = map[int32]string{
+		0: "MAIL_PROTOCOL_UNSPECIFIED",
+		1: "MAIL_PROTOCOL_IMAP",
+		2: "MAIL_PROTOCOL_SMTP",
+	}
+	MailProtocol_value = map[string]int32{
+		"MAIL_PROTOCOL_UNSPECIFIED": 0,
+		"MAIL_PROTOCOL_IMAP":        1,
+		"MAIL_PROTOCOL_SMTP":        2,
+	}
+)
+
+func (x MailProtocol) Enum() *MailProtocol {
+	p := new(MailProtocol)
+	*p = x
+	return p
+}
+
+func (x MailProtocol) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MailProtocol) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[2].Descriptor()
+}
+
+func (MailProtocol) Type() protoreflect.EnumType {
+	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[2]
+}
+
+func (x MailProtocol) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MailProtocol.Descriptor instead.
+func (MailProtocol) EnumDescriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{2}
+}
+
 // BulkJobState is where a bulk job stands.
 type BulkJobState int32
 
@@ -186,11 +239,11 @@ func (x BulkJobState) String() string {
 }
 
 func (BulkJobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[2].Descriptor()
+	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[3].Descriptor()
 }
 
 func (BulkJobState) Type() protoreflect.EnumType {
-	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[2]
+	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[3]
 }
 
 func (x BulkJobState) Number() protoreflect.EnumNumber {
@@ -199,7 +252,7 @@ func (x BulkJobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BulkJobState.Descriptor instead.
 func (BulkJobState) EnumDescriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{2}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{3}
 }
 
 // MailService is a domain attached to an organization.
@@ -2146,7 +2199,9 @@ type DevicePassword struct {
 	// When it was made.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When a mail server last accepted it.
-	LastUseTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_use_time,json=lastUseTime,proto3" json:"last_use_time,omitempty"`
+	LastUseTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_use_time,json=lastUseTime,proto3" json:"last_use_time,omitempty"`
+	// What it may be used for; empty when creating: both IMAP and SMTP.
+	Protocols     []MailProtocol `protobuf:"varint,6,rep,packed,name=protocols,proto3,enum=mailplane.mailboxes.v1.MailProtocol" json:"protocols,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2212,6 +2267,13 @@ func (x *DevicePassword) GetCreateTime() *timestamppb.Timestamp {
 func (x *DevicePassword) GetLastUseTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.LastUseTime
+	}
+	return nil
+}
+
+func (x *DevicePassword) GetProtocols() []MailProtocol {
+	if x != nil {
+		return x.Protocols
 	}
 	return nil
 }
@@ -3753,7 +3815,7 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"fromHeader\"G\n" +
 	"\x13CheckSenderResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xe0\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xa4\x02\n" +
 	"\x0eDevicePassword\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\vdevice_name\x18\x02 \x01(\tB\b\xca\xf3\x18\x04\x18d0\x01R\n" +
@@ -3761,7 +3823,8 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x04user\x18\x03 \x01(\tR\x04user\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12>\n" +
-	"\rlast_use_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vlastUseTime\"\x96\x01\n" +
+	"\rlast_use_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vlastUseTime\x12B\n" +
+	"\tprotocols\x18\x06 \x03(\x0e2$.mailplane.mailboxes.v1.MailProtocolR\tprotocols\"\x96\x01\n" +
 	"\x1bCreateDevicePasswordRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12W\n" +
 	"\x0fdevice_password\x18\x02 \x01(\v2&.mailplane.mailboxes.v1.DevicePasswordB\x06\xca\xf3\x18\x02\b\x01R\x0edevicePassword\"\x8b\x01\n" +
@@ -3853,7 +3916,11 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x10AddressUserState\x12\"\n" +
 	"\x1eADDRESS_USER_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ADDRESS_USER_STATE_ACTIVE\x10\x01\x12\x1e\n" +
-	"\x1aADDRESS_USER_STATE_PENDING\x10\x02*\x83\x01\n" +
+	"\x1aADDRESS_USER_STATE_PENDING\x10\x02*]\n" +
+	"\fMailProtocol\x12\x1d\n" +
+	"\x19MAIL_PROTOCOL_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12MAIL_PROTOCOL_IMAP\x10\x01\x12\x16\n" +
+	"\x12MAIL_PROTOCOL_SMTP\x10\x02*\x83\x01\n" +
 	"\fBulkJobState\x12\x1e\n" +
 	"\x1aBULK_JOB_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16BULK_JOB_STATE_RUNNING\x10\x01\x12\x1c\n" +
@@ -3907,186 +3974,188 @@ func file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP() []byte {
 	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescData
 }
 
-var file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_mailplane_mailboxes_v1_mailboxes_proto_goTypes = []any{
 	(AddressKind)(0),                     // 0: mailplane.mailboxes.v1.AddressKind
 	(AddressUserState)(0),                // 1: mailplane.mailboxes.v1.AddressUserState
-	(BulkJobState)(0),                    // 2: mailplane.mailboxes.v1.BulkJobState
-	(*MailService)(nil),                  // 3: mailplane.mailboxes.v1.MailService
-	(*Rights)(nil),                       // 4: mailplane.mailboxes.v1.Rights
-	(*AddressUser)(nil),                  // 5: mailplane.mailboxes.v1.AddressUser
-	(*Address)(nil),                      // 6: mailplane.mailboxes.v1.Address
-	(*NewUser)(nil),                      // 7: mailplane.mailboxes.v1.NewUser
-	(*AddressAccess)(nil),                // 8: mailplane.mailboxes.v1.AddressAccess
-	(*CreateMailServiceRequest)(nil),     // 9: mailplane.mailboxes.v1.CreateMailServiceRequest
-	(*CreateMailServiceResponse)(nil),    // 10: mailplane.mailboxes.v1.CreateMailServiceResponse
-	(*GetMailServiceRequest)(nil),        // 11: mailplane.mailboxes.v1.GetMailServiceRequest
-	(*GetMailServiceResponse)(nil),       // 12: mailplane.mailboxes.v1.GetMailServiceResponse
-	(*ListMailServicesRequest)(nil),      // 13: mailplane.mailboxes.v1.ListMailServicesRequest
-	(*ListMailServicesResponse)(nil),     // 14: mailplane.mailboxes.v1.ListMailServicesResponse
-	(*UpdateMailServiceRequest)(nil),     // 15: mailplane.mailboxes.v1.UpdateMailServiceRequest
-	(*UpdateMailServiceResponse)(nil),    // 16: mailplane.mailboxes.v1.UpdateMailServiceResponse
-	(*DeleteMailServiceRequest)(nil),     // 17: mailplane.mailboxes.v1.DeleteMailServiceRequest
-	(*DeleteMailServiceResponse)(nil),    // 18: mailplane.mailboxes.v1.DeleteMailServiceResponse
-	(*UndeleteMailServiceRequest)(nil),   // 19: mailplane.mailboxes.v1.UndeleteMailServiceRequest
-	(*UndeleteMailServiceResponse)(nil),  // 20: mailplane.mailboxes.v1.UndeleteMailServiceResponse
-	(*CreateAddressRequest)(nil),         // 21: mailplane.mailboxes.v1.CreateAddressRequest
-	(*CreateAddressResponse)(nil),        // 22: mailplane.mailboxes.v1.CreateAddressResponse
-	(*GetAddressRequest)(nil),            // 23: mailplane.mailboxes.v1.GetAddressRequest
-	(*GetAddressResponse)(nil),           // 24: mailplane.mailboxes.v1.GetAddressResponse
-	(*ListAddressesRequest)(nil),         // 25: mailplane.mailboxes.v1.ListAddressesRequest
-	(*ListAddressesResponse)(nil),        // 26: mailplane.mailboxes.v1.ListAddressesResponse
-	(*UpdateAddressRequest)(nil),         // 27: mailplane.mailboxes.v1.UpdateAddressRequest
-	(*UpdateAddressResponse)(nil),        // 28: mailplane.mailboxes.v1.UpdateAddressResponse
-	(*DeleteAddressRequest)(nil),         // 29: mailplane.mailboxes.v1.DeleteAddressRequest
-	(*DeleteAddressResponse)(nil),        // 30: mailplane.mailboxes.v1.DeleteAddressResponse
-	(*CreateReservationRequest)(nil),     // 31: mailplane.mailboxes.v1.CreateReservationRequest
-	(*CreateReservationResponse)(nil),    // 32: mailplane.mailboxes.v1.CreateReservationResponse
-	(*DeleteReservationRequest)(nil),     // 33: mailplane.mailboxes.v1.DeleteReservationRequest
-	(*DeleteReservationResponse)(nil),    // 34: mailplane.mailboxes.v1.DeleteReservationResponse
-	(*CheckSenderRequest)(nil),           // 35: mailplane.mailboxes.v1.CheckSenderRequest
-	(*CheckSenderResponse)(nil),          // 36: mailplane.mailboxes.v1.CheckSenderResponse
-	(*DevicePassword)(nil),               // 37: mailplane.mailboxes.v1.DevicePassword
-	(*CreateDevicePasswordRequest)(nil),  // 38: mailplane.mailboxes.v1.CreateDevicePasswordRequest
-	(*CreateDevicePasswordResponse)(nil), // 39: mailplane.mailboxes.v1.CreateDevicePasswordResponse
-	(*ListDevicePasswordsRequest)(nil),   // 40: mailplane.mailboxes.v1.ListDevicePasswordsRequest
-	(*ListDevicePasswordsResponse)(nil),  // 41: mailplane.mailboxes.v1.ListDevicePasswordsResponse
-	(*DeleteDevicePasswordRequest)(nil),  // 42: mailplane.mailboxes.v1.DeleteDevicePasswordRequest
-	(*DeleteDevicePasswordResponse)(nil), // 43: mailplane.mailboxes.v1.DeleteDevicePasswordResponse
-	(*AutoReply)(nil),                    // 44: mailplane.mailboxes.v1.AutoReply
-	(*GetAutoReplyRequest)(nil),          // 45: mailplane.mailboxes.v1.GetAutoReplyRequest
-	(*GetAutoReplyResponse)(nil),         // 46: mailplane.mailboxes.v1.GetAutoReplyResponse
-	(*UpdateAutoReplyRequest)(nil),       // 47: mailplane.mailboxes.v1.UpdateAutoReplyRequest
-	(*UpdateAutoReplyResponse)(nil),      // 48: mailplane.mailboxes.v1.UpdateAutoReplyResponse
-	(*BulkJob)(nil),                      // 49: mailplane.mailboxes.v1.BulkJob
-	(*GetBulkTemplateRequest)(nil),       // 50: mailplane.mailboxes.v1.GetBulkTemplateRequest
-	(*GetBulkTemplateResponse)(nil),      // 51: mailplane.mailboxes.v1.GetBulkTemplateResponse
-	(*CreateBulkJobRequest)(nil),         // 52: mailplane.mailboxes.v1.CreateBulkJobRequest
-	(*CreateBulkJobResponse)(nil),        // 53: mailplane.mailboxes.v1.CreateBulkJobResponse
-	(*GetBulkJobRequest)(nil),            // 54: mailplane.mailboxes.v1.GetBulkJobRequest
-	(*GetBulkJobResponse)(nil),           // 55: mailplane.mailboxes.v1.GetBulkJobResponse
-	(*Signature)(nil),                    // 56: mailplane.mailboxes.v1.Signature
-	(*CreateSignatureRequest)(nil),       // 57: mailplane.mailboxes.v1.CreateSignatureRequest
-	(*CreateSignatureResponse)(nil),      // 58: mailplane.mailboxes.v1.CreateSignatureResponse
-	(*ListSignaturesRequest)(nil),        // 59: mailplane.mailboxes.v1.ListSignaturesRequest
-	(*ListSignaturesResponse)(nil),       // 60: mailplane.mailboxes.v1.ListSignaturesResponse
-	(*UpdateSignatureRequest)(nil),       // 61: mailplane.mailboxes.v1.UpdateSignatureRequest
-	(*UpdateSignatureResponse)(nil),      // 62: mailplane.mailboxes.v1.UpdateSignatureResponse
-	(*DeleteSignatureRequest)(nil),       // 63: mailplane.mailboxes.v1.DeleteSignatureRequest
-	(*DeleteSignatureResponse)(nil),      // 64: mailplane.mailboxes.v1.DeleteSignatureResponse
-	nil,                                  // 65: mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
-	(*timestamppb.Timestamp)(nil),        // 66: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 67: google.protobuf.FieldMask
+	(MailProtocol)(0),                    // 2: mailplane.mailboxes.v1.MailProtocol
+	(BulkJobState)(0),                    // 3: mailplane.mailboxes.v1.BulkJobState
+	(*MailService)(nil),                  // 4: mailplane.mailboxes.v1.MailService
+	(*Rights)(nil),                       // 5: mailplane.mailboxes.v1.Rights
+	(*AddressUser)(nil),                  // 6: mailplane.mailboxes.v1.AddressUser
+	(*Address)(nil),                      // 7: mailplane.mailboxes.v1.Address
+	(*NewUser)(nil),                      // 8: mailplane.mailboxes.v1.NewUser
+	(*AddressAccess)(nil),                // 9: mailplane.mailboxes.v1.AddressAccess
+	(*CreateMailServiceRequest)(nil),     // 10: mailplane.mailboxes.v1.CreateMailServiceRequest
+	(*CreateMailServiceResponse)(nil),    // 11: mailplane.mailboxes.v1.CreateMailServiceResponse
+	(*GetMailServiceRequest)(nil),        // 12: mailplane.mailboxes.v1.GetMailServiceRequest
+	(*GetMailServiceResponse)(nil),       // 13: mailplane.mailboxes.v1.GetMailServiceResponse
+	(*ListMailServicesRequest)(nil),      // 14: mailplane.mailboxes.v1.ListMailServicesRequest
+	(*ListMailServicesResponse)(nil),     // 15: mailplane.mailboxes.v1.ListMailServicesResponse
+	(*UpdateMailServiceRequest)(nil),     // 16: mailplane.mailboxes.v1.UpdateMailServiceRequest
+	(*UpdateMailServiceResponse)(nil),    // 17: mailplane.mailboxes.v1.UpdateMailServiceResponse
+	(*DeleteMailServiceRequest)(nil),     // 18: mailplane.mailboxes.v1.DeleteMailServiceRequest
+	(*DeleteMailServiceResponse)(nil),    // 19: mailplane.mailboxes.v1.DeleteMailServiceResponse
+	(*UndeleteMailServiceRequest)(nil),   // 20: mailplane.mailboxes.v1.UndeleteMailServiceRequest
+	(*UndeleteMailServiceResponse)(nil),  // 21: mailplane.mailboxes.v1.UndeleteMailServiceResponse
+	(*CreateAddressRequest)(nil),         // 22: mailplane.mailboxes.v1.CreateAddressRequest
+	(*CreateAddressResponse)(nil),        // 23: mailplane.mailboxes.v1.CreateAddressResponse
+	(*GetAddressRequest)(nil),            // 24: mailplane.mailboxes.v1.GetAddressRequest
+	(*GetAddressResponse)(nil),           // 25: mailplane.mailboxes.v1.GetAddressResponse
+	(*ListAddressesRequest)(nil),         // 26: mailplane.mailboxes.v1.ListAddressesRequest
+	(*ListAddressesResponse)(nil),        // 27: mailplane.mailboxes.v1.ListAddressesResponse
+	(*UpdateAddressRequest)(nil),         // 28: mailplane.mailboxes.v1.UpdateAddressRequest
+	(*UpdateAddressResponse)(nil),        // 29: mailplane.mailboxes.v1.UpdateAddressResponse
+	(*DeleteAddressRequest)(nil),         // 30: mailplane.mailboxes.v1.DeleteAddressRequest
+	(*DeleteAddressResponse)(nil),        // 31: mailplane.mailboxes.v1.DeleteAddressResponse
+	(*CreateReservationRequest)(nil),     // 32: mailplane.mailboxes.v1.CreateReservationRequest
+	(*CreateReservationResponse)(nil),    // 33: mailplane.mailboxes.v1.CreateReservationResponse
+	(*DeleteReservationRequest)(nil),     // 34: mailplane.mailboxes.v1.DeleteReservationRequest
+	(*DeleteReservationResponse)(nil),    // 35: mailplane.mailboxes.v1.DeleteReservationResponse
+	(*CheckSenderRequest)(nil),           // 36: mailplane.mailboxes.v1.CheckSenderRequest
+	(*CheckSenderResponse)(nil),          // 37: mailplane.mailboxes.v1.CheckSenderResponse
+	(*DevicePassword)(nil),               // 38: mailplane.mailboxes.v1.DevicePassword
+	(*CreateDevicePasswordRequest)(nil),  // 39: mailplane.mailboxes.v1.CreateDevicePasswordRequest
+	(*CreateDevicePasswordResponse)(nil), // 40: mailplane.mailboxes.v1.CreateDevicePasswordResponse
+	(*ListDevicePasswordsRequest)(nil),   // 41: mailplane.mailboxes.v1.ListDevicePasswordsRequest
+	(*ListDevicePasswordsResponse)(nil),  // 42: mailplane.mailboxes.v1.ListDevicePasswordsResponse
+	(*DeleteDevicePasswordRequest)(nil),  // 43: mailplane.mailboxes.v1.DeleteDevicePasswordRequest
+	(*DeleteDevicePasswordResponse)(nil), // 44: mailplane.mailboxes.v1.DeleteDevicePasswordResponse
+	(*AutoReply)(nil),                    // 45: mailplane.mailboxes.v1.AutoReply
+	(*GetAutoReplyRequest)(nil),          // 46: mailplane.mailboxes.v1.GetAutoReplyRequest
+	(*GetAutoReplyResponse)(nil),         // 47: mailplane.mailboxes.v1.GetAutoReplyResponse
+	(*UpdateAutoReplyRequest)(nil),       // 48: mailplane.mailboxes.v1.UpdateAutoReplyRequest
+	(*UpdateAutoReplyResponse)(nil),      // 49: mailplane.mailboxes.v1.UpdateAutoReplyResponse
+	(*BulkJob)(nil),                      // 50: mailplane.mailboxes.v1.BulkJob
+	(*GetBulkTemplateRequest)(nil),       // 51: mailplane.mailboxes.v1.GetBulkTemplateRequest
+	(*GetBulkTemplateResponse)(nil),      // 52: mailplane.mailboxes.v1.GetBulkTemplateResponse
+	(*CreateBulkJobRequest)(nil),         // 53: mailplane.mailboxes.v1.CreateBulkJobRequest
+	(*CreateBulkJobResponse)(nil),        // 54: mailplane.mailboxes.v1.CreateBulkJobResponse
+	(*GetBulkJobRequest)(nil),            // 55: mailplane.mailboxes.v1.GetBulkJobRequest
+	(*GetBulkJobResponse)(nil),           // 56: mailplane.mailboxes.v1.GetBulkJobResponse
+	(*Signature)(nil),                    // 57: mailplane.mailboxes.v1.Signature
+	(*CreateSignatureRequest)(nil),       // 58: mailplane.mailboxes.v1.CreateSignatureRequest
+	(*CreateSignatureResponse)(nil),      // 59: mailplane.mailboxes.v1.CreateSignatureResponse
+	(*ListSignaturesRequest)(nil),        // 60: mailplane.mailboxes.v1.ListSignaturesRequest
+	(*ListSignaturesResponse)(nil),       // 61: mailplane.mailboxes.v1.ListSignaturesResponse
+	(*UpdateSignatureRequest)(nil),       // 62: mailplane.mailboxes.v1.UpdateSignatureRequest
+	(*UpdateSignatureResponse)(nil),      // 63: mailplane.mailboxes.v1.UpdateSignatureResponse
+	(*DeleteSignatureRequest)(nil),       // 64: mailplane.mailboxes.v1.DeleteSignatureRequest
+	(*DeleteSignatureResponse)(nil),      // 65: mailplane.mailboxes.v1.DeleteSignatureResponse
+	nil,                                  // 66: mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
+	(*timestamppb.Timestamp)(nil),        // 67: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 68: google.protobuf.FieldMask
 }
 var file_mailplane_mailboxes_v1_mailboxes_proto_depIdxs = []int32{
-	66, // 0: mailplane.mailboxes.v1.MailService.create_time:type_name -> google.protobuf.Timestamp
-	66, // 1: mailplane.mailboxes.v1.MailService.delete_time:type_name -> google.protobuf.Timestamp
-	66, // 2: mailplane.mailboxes.v1.MailService.purge_time:type_name -> google.protobuf.Timestamp
-	4,  // 3: mailplane.mailboxes.v1.AddressUser.rights:type_name -> mailplane.mailboxes.v1.Rights
+	67, // 0: mailplane.mailboxes.v1.MailService.create_time:type_name -> google.protobuf.Timestamp
+	67, // 1: mailplane.mailboxes.v1.MailService.delete_time:type_name -> google.protobuf.Timestamp
+	67, // 2: mailplane.mailboxes.v1.MailService.purge_time:type_name -> google.protobuf.Timestamp
+	5,  // 3: mailplane.mailboxes.v1.AddressUser.rights:type_name -> mailplane.mailboxes.v1.Rights
 	1,  // 4: mailplane.mailboxes.v1.AddressUser.state:type_name -> mailplane.mailboxes.v1.AddressUserState
 	0,  // 5: mailplane.mailboxes.v1.Address.kind:type_name -> mailplane.mailboxes.v1.AddressKind
-	5,  // 6: mailplane.mailboxes.v1.Address.users:type_name -> mailplane.mailboxes.v1.AddressUser
-	66, // 7: mailplane.mailboxes.v1.Address.create_time:type_name -> google.protobuf.Timestamp
-	66, // 8: mailplane.mailboxes.v1.Address.update_time:type_name -> google.protobuf.Timestamp
-	7,  // 9: mailplane.mailboxes.v1.AddressAccess.new_user:type_name -> mailplane.mailboxes.v1.NewUser
-	3,  // 10: mailplane.mailboxes.v1.CreateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 11: mailplane.mailboxes.v1.CreateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 12: mailplane.mailboxes.v1.GetMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 13: mailplane.mailboxes.v1.ListMailServicesResponse.mail_services:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 14: mailplane.mailboxes.v1.UpdateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	67, // 15: mailplane.mailboxes.v1.UpdateMailServiceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 16: mailplane.mailboxes.v1.UpdateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 17: mailplane.mailboxes.v1.DeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	3,  // 18: mailplane.mailboxes.v1.UndeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	6,  // 19: mailplane.mailboxes.v1.CreateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
-	8,  // 20: mailplane.mailboxes.v1.CreateAddressRequest.access:type_name -> mailplane.mailboxes.v1.AddressAccess
-	6,  // 21: mailplane.mailboxes.v1.CreateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	65, // 22: mailplane.mailboxes.v1.CreateAddressResponse.invitation_links:type_name -> mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
-	6,  // 23: mailplane.mailboxes.v1.GetAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	6,  // 24: mailplane.mailboxes.v1.ListAddressesResponse.addresses:type_name -> mailplane.mailboxes.v1.Address
-	6,  // 25: mailplane.mailboxes.v1.UpdateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
-	67, // 26: mailplane.mailboxes.v1.UpdateAddressRequest.update_mask:type_name -> google.protobuf.FieldMask
-	6,  // 27: mailplane.mailboxes.v1.UpdateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	66, // 28: mailplane.mailboxes.v1.DevicePassword.create_time:type_name -> google.protobuf.Timestamp
-	66, // 29: mailplane.mailboxes.v1.DevicePassword.last_use_time:type_name -> google.protobuf.Timestamp
-	37, // 30: mailplane.mailboxes.v1.CreateDevicePasswordRequest.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
-	37, // 31: mailplane.mailboxes.v1.CreateDevicePasswordResponse.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
-	37, // 32: mailplane.mailboxes.v1.ListDevicePasswordsResponse.device_passwords:type_name -> mailplane.mailboxes.v1.DevicePassword
-	66, // 33: mailplane.mailboxes.v1.AutoReply.start_time:type_name -> google.protobuf.Timestamp
-	66, // 34: mailplane.mailboxes.v1.AutoReply.end_time:type_name -> google.protobuf.Timestamp
-	44, // 35: mailplane.mailboxes.v1.GetAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
-	44, // 36: mailplane.mailboxes.v1.UpdateAutoReplyRequest.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
-	44, // 37: mailplane.mailboxes.v1.UpdateAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
-	2,  // 38: mailplane.mailboxes.v1.BulkJob.state:type_name -> mailplane.mailboxes.v1.BulkJobState
-	66, // 39: mailplane.mailboxes.v1.BulkJob.create_time:type_name -> google.protobuf.Timestamp
-	66, // 40: mailplane.mailboxes.v1.BulkJob.end_time:type_name -> google.protobuf.Timestamp
-	49, // 41: mailplane.mailboxes.v1.CreateBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
-	49, // 42: mailplane.mailboxes.v1.GetBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
-	66, // 43: mailplane.mailboxes.v1.Signature.create_time:type_name -> google.protobuf.Timestamp
-	56, // 44: mailplane.mailboxes.v1.CreateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
-	56, // 45: mailplane.mailboxes.v1.CreateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
-	56, // 46: mailplane.mailboxes.v1.ListSignaturesResponse.signatures:type_name -> mailplane.mailboxes.v1.Signature
-	56, // 47: mailplane.mailboxes.v1.UpdateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
-	67, // 48: mailplane.mailboxes.v1.UpdateSignatureRequest.update_mask:type_name -> google.protobuf.FieldMask
-	56, // 49: mailplane.mailboxes.v1.UpdateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
-	9,  // 50: mailplane.mailboxes.v1.MailServiceService.CreateMailService:input_type -> mailplane.mailboxes.v1.CreateMailServiceRequest
-	11, // 51: mailplane.mailboxes.v1.MailServiceService.GetMailService:input_type -> mailplane.mailboxes.v1.GetMailServiceRequest
-	13, // 52: mailplane.mailboxes.v1.MailServiceService.ListMailServices:input_type -> mailplane.mailboxes.v1.ListMailServicesRequest
-	15, // 53: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:input_type -> mailplane.mailboxes.v1.UpdateMailServiceRequest
-	17, // 54: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:input_type -> mailplane.mailboxes.v1.DeleteMailServiceRequest
-	19, // 55: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:input_type -> mailplane.mailboxes.v1.UndeleteMailServiceRequest
-	21, // 56: mailplane.mailboxes.v1.AddressService.CreateAddress:input_type -> mailplane.mailboxes.v1.CreateAddressRequest
-	23, // 57: mailplane.mailboxes.v1.AddressService.GetAddress:input_type -> mailplane.mailboxes.v1.GetAddressRequest
-	25, // 58: mailplane.mailboxes.v1.AddressService.ListAddresses:input_type -> mailplane.mailboxes.v1.ListAddressesRequest
-	27, // 59: mailplane.mailboxes.v1.AddressService.UpdateAddress:input_type -> mailplane.mailboxes.v1.UpdateAddressRequest
-	29, // 60: mailplane.mailboxes.v1.AddressService.DeleteAddress:input_type -> mailplane.mailboxes.v1.DeleteAddressRequest
-	45, // 61: mailplane.mailboxes.v1.AddressService.GetAutoReply:input_type -> mailplane.mailboxes.v1.GetAutoReplyRequest
-	47, // 62: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:input_type -> mailplane.mailboxes.v1.UpdateAutoReplyRequest
-	50, // 63: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:input_type -> mailplane.mailboxes.v1.GetBulkTemplateRequest
-	52, // 64: mailplane.mailboxes.v1.BulkService.CreateBulkJob:input_type -> mailplane.mailboxes.v1.CreateBulkJobRequest
-	54, // 65: mailplane.mailboxes.v1.BulkService.GetBulkJob:input_type -> mailplane.mailboxes.v1.GetBulkJobRequest
-	57, // 66: mailplane.mailboxes.v1.SignatureService.CreateSignature:input_type -> mailplane.mailboxes.v1.CreateSignatureRequest
-	59, // 67: mailplane.mailboxes.v1.SignatureService.ListSignatures:input_type -> mailplane.mailboxes.v1.ListSignaturesRequest
-	61, // 68: mailplane.mailboxes.v1.SignatureService.UpdateSignature:input_type -> mailplane.mailboxes.v1.UpdateSignatureRequest
-	63, // 69: mailplane.mailboxes.v1.SignatureService.DeleteSignature:input_type -> mailplane.mailboxes.v1.DeleteSignatureRequest
-	38, // 70: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:input_type -> mailplane.mailboxes.v1.CreateDevicePasswordRequest
-	40, // 71: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:input_type -> mailplane.mailboxes.v1.ListDevicePasswordsRequest
-	42, // 72: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:input_type -> mailplane.mailboxes.v1.DeleteDevicePasswordRequest
-	31, // 73: mailplane.mailboxes.v1.ReservationService.CreateReservation:input_type -> mailplane.mailboxes.v1.CreateReservationRequest
-	33, // 74: mailplane.mailboxes.v1.ReservationService.DeleteReservation:input_type -> mailplane.mailboxes.v1.DeleteReservationRequest
-	35, // 75: mailplane.mailboxes.v1.SenderService.CheckSender:input_type -> mailplane.mailboxes.v1.CheckSenderRequest
-	10, // 76: mailplane.mailboxes.v1.MailServiceService.CreateMailService:output_type -> mailplane.mailboxes.v1.CreateMailServiceResponse
-	12, // 77: mailplane.mailboxes.v1.MailServiceService.GetMailService:output_type -> mailplane.mailboxes.v1.GetMailServiceResponse
-	14, // 78: mailplane.mailboxes.v1.MailServiceService.ListMailServices:output_type -> mailplane.mailboxes.v1.ListMailServicesResponse
-	16, // 79: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:output_type -> mailplane.mailboxes.v1.UpdateMailServiceResponse
-	18, // 80: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:output_type -> mailplane.mailboxes.v1.DeleteMailServiceResponse
-	20, // 81: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:output_type -> mailplane.mailboxes.v1.UndeleteMailServiceResponse
-	22, // 82: mailplane.mailboxes.v1.AddressService.CreateAddress:output_type -> mailplane.mailboxes.v1.CreateAddressResponse
-	24, // 83: mailplane.mailboxes.v1.AddressService.GetAddress:output_type -> mailplane.mailboxes.v1.GetAddressResponse
-	26, // 84: mailplane.mailboxes.v1.AddressService.ListAddresses:output_type -> mailplane.mailboxes.v1.ListAddressesResponse
-	28, // 85: mailplane.mailboxes.v1.AddressService.UpdateAddress:output_type -> mailplane.mailboxes.v1.UpdateAddressResponse
-	30, // 86: mailplane.mailboxes.v1.AddressService.DeleteAddress:output_type -> mailplane.mailboxes.v1.DeleteAddressResponse
-	46, // 87: mailplane.mailboxes.v1.AddressService.GetAutoReply:output_type -> mailplane.mailboxes.v1.GetAutoReplyResponse
-	48, // 88: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:output_type -> mailplane.mailboxes.v1.UpdateAutoReplyResponse
-	51, // 89: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:output_type -> mailplane.mailboxes.v1.GetBulkTemplateResponse
-	53, // 90: mailplane.mailboxes.v1.BulkService.CreateBulkJob:output_type -> mailplane.mailboxes.v1.CreateBulkJobResponse
-	55, // 91: mailplane.mailboxes.v1.BulkService.GetBulkJob:output_type -> mailplane.mailboxes.v1.GetBulkJobResponse
-	58, // 92: mailplane.mailboxes.v1.SignatureService.CreateSignature:output_type -> mailplane.mailboxes.v1.CreateSignatureResponse
-	60, // 93: mailplane.mailboxes.v1.SignatureService.ListSignatures:output_type -> mailplane.mailboxes.v1.ListSignaturesResponse
-	62, // 94: mailplane.mailboxes.v1.SignatureService.UpdateSignature:output_type -> mailplane.mailboxes.v1.UpdateSignatureResponse
-	64, // 95: mailplane.mailboxes.v1.SignatureService.DeleteSignature:output_type -> mailplane.mailboxes.v1.DeleteSignatureResponse
-	39, // 96: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:output_type -> mailplane.mailboxes.v1.CreateDevicePasswordResponse
-	41, // 97: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:output_type -> mailplane.mailboxes.v1.ListDevicePasswordsResponse
-	43, // 98: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:output_type -> mailplane.mailboxes.v1.DeleteDevicePasswordResponse
-	32, // 99: mailplane.mailboxes.v1.ReservationService.CreateReservation:output_type -> mailplane.mailboxes.v1.CreateReservationResponse
-	34, // 100: mailplane.mailboxes.v1.ReservationService.DeleteReservation:output_type -> mailplane.mailboxes.v1.DeleteReservationResponse
-	36, // 101: mailplane.mailboxes.v1.SenderService.CheckSender:output_type -> mailplane.mailboxes.v1.CheckSenderResponse
-	76, // [76:102] is the sub-list for method output_type
-	50, // [50:76] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	6,  // 6: mailplane.mailboxes.v1.Address.users:type_name -> mailplane.mailboxes.v1.AddressUser
+	67, // 7: mailplane.mailboxes.v1.Address.create_time:type_name -> google.protobuf.Timestamp
+	67, // 8: mailplane.mailboxes.v1.Address.update_time:type_name -> google.protobuf.Timestamp
+	8,  // 9: mailplane.mailboxes.v1.AddressAccess.new_user:type_name -> mailplane.mailboxes.v1.NewUser
+	4,  // 10: mailplane.mailboxes.v1.CreateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	4,  // 11: mailplane.mailboxes.v1.CreateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	4,  // 12: mailplane.mailboxes.v1.GetMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	4,  // 13: mailplane.mailboxes.v1.ListMailServicesResponse.mail_services:type_name -> mailplane.mailboxes.v1.MailService
+	4,  // 14: mailplane.mailboxes.v1.UpdateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	68, // 15: mailplane.mailboxes.v1.UpdateMailServiceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,  // 16: mailplane.mailboxes.v1.UpdateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	4,  // 17: mailplane.mailboxes.v1.DeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	4,  // 18: mailplane.mailboxes.v1.UndeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	7,  // 19: mailplane.mailboxes.v1.CreateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
+	9,  // 20: mailplane.mailboxes.v1.CreateAddressRequest.access:type_name -> mailplane.mailboxes.v1.AddressAccess
+	7,  // 21: mailplane.mailboxes.v1.CreateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	66, // 22: mailplane.mailboxes.v1.CreateAddressResponse.invitation_links:type_name -> mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
+	7,  // 23: mailplane.mailboxes.v1.GetAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	7,  // 24: mailplane.mailboxes.v1.ListAddressesResponse.addresses:type_name -> mailplane.mailboxes.v1.Address
+	7,  // 25: mailplane.mailboxes.v1.UpdateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
+	68, // 26: mailplane.mailboxes.v1.UpdateAddressRequest.update_mask:type_name -> google.protobuf.FieldMask
+	7,  // 27: mailplane.mailboxes.v1.UpdateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	67, // 28: mailplane.mailboxes.v1.DevicePassword.create_time:type_name -> google.protobuf.Timestamp
+	67, // 29: mailplane.mailboxes.v1.DevicePassword.last_use_time:type_name -> google.protobuf.Timestamp
+	2,  // 30: mailplane.mailboxes.v1.DevicePassword.protocols:type_name -> mailplane.mailboxes.v1.MailProtocol
+	38, // 31: mailplane.mailboxes.v1.CreateDevicePasswordRequest.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
+	38, // 32: mailplane.mailboxes.v1.CreateDevicePasswordResponse.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
+	38, // 33: mailplane.mailboxes.v1.ListDevicePasswordsResponse.device_passwords:type_name -> mailplane.mailboxes.v1.DevicePassword
+	67, // 34: mailplane.mailboxes.v1.AutoReply.start_time:type_name -> google.protobuf.Timestamp
+	67, // 35: mailplane.mailboxes.v1.AutoReply.end_time:type_name -> google.protobuf.Timestamp
+	45, // 36: mailplane.mailboxes.v1.GetAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	45, // 37: mailplane.mailboxes.v1.UpdateAutoReplyRequest.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	45, // 38: mailplane.mailboxes.v1.UpdateAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	3,  // 39: mailplane.mailboxes.v1.BulkJob.state:type_name -> mailplane.mailboxes.v1.BulkJobState
+	67, // 40: mailplane.mailboxes.v1.BulkJob.create_time:type_name -> google.protobuf.Timestamp
+	67, // 41: mailplane.mailboxes.v1.BulkJob.end_time:type_name -> google.protobuf.Timestamp
+	50, // 42: mailplane.mailboxes.v1.CreateBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
+	50, // 43: mailplane.mailboxes.v1.GetBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
+	67, // 44: mailplane.mailboxes.v1.Signature.create_time:type_name -> google.protobuf.Timestamp
+	57, // 45: mailplane.mailboxes.v1.CreateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
+	57, // 46: mailplane.mailboxes.v1.CreateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
+	57, // 47: mailplane.mailboxes.v1.ListSignaturesResponse.signatures:type_name -> mailplane.mailboxes.v1.Signature
+	57, // 48: mailplane.mailboxes.v1.UpdateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
+	68, // 49: mailplane.mailboxes.v1.UpdateSignatureRequest.update_mask:type_name -> google.protobuf.FieldMask
+	57, // 50: mailplane.mailboxes.v1.UpdateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
+	10, // 51: mailplane.mailboxes.v1.MailServiceService.CreateMailService:input_type -> mailplane.mailboxes.v1.CreateMailServiceRequest
+	12, // 52: mailplane.mailboxes.v1.MailServiceService.GetMailService:input_type -> mailplane.mailboxes.v1.GetMailServiceRequest
+	14, // 53: mailplane.mailboxes.v1.MailServiceService.ListMailServices:input_type -> mailplane.mailboxes.v1.ListMailServicesRequest
+	16, // 54: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:input_type -> mailplane.mailboxes.v1.UpdateMailServiceRequest
+	18, // 55: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:input_type -> mailplane.mailboxes.v1.DeleteMailServiceRequest
+	20, // 56: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:input_type -> mailplane.mailboxes.v1.UndeleteMailServiceRequest
+	22, // 57: mailplane.mailboxes.v1.AddressService.CreateAddress:input_type -> mailplane.mailboxes.v1.CreateAddressRequest
+	24, // 58: mailplane.mailboxes.v1.AddressService.GetAddress:input_type -> mailplane.mailboxes.v1.GetAddressRequest
+	26, // 59: mailplane.mailboxes.v1.AddressService.ListAddresses:input_type -> mailplane.mailboxes.v1.ListAddressesRequest
+	28, // 60: mailplane.mailboxes.v1.AddressService.UpdateAddress:input_type -> mailplane.mailboxes.v1.UpdateAddressRequest
+	30, // 61: mailplane.mailboxes.v1.AddressService.DeleteAddress:input_type -> mailplane.mailboxes.v1.DeleteAddressRequest
+	46, // 62: mailplane.mailboxes.v1.AddressService.GetAutoReply:input_type -> mailplane.mailboxes.v1.GetAutoReplyRequest
+	48, // 63: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:input_type -> mailplane.mailboxes.v1.UpdateAutoReplyRequest
+	51, // 64: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:input_type -> mailplane.mailboxes.v1.GetBulkTemplateRequest
+	53, // 65: mailplane.mailboxes.v1.BulkService.CreateBulkJob:input_type -> mailplane.mailboxes.v1.CreateBulkJobRequest
+	55, // 66: mailplane.mailboxes.v1.BulkService.GetBulkJob:input_type -> mailplane.mailboxes.v1.GetBulkJobRequest
+	58, // 67: mailplane.mailboxes.v1.SignatureService.CreateSignature:input_type -> mailplane.mailboxes.v1.CreateSignatureRequest
+	60, // 68: mailplane.mailboxes.v1.SignatureService.ListSignatures:input_type -> mailplane.mailboxes.v1.ListSignaturesRequest
+	62, // 69: mailplane.mailboxes.v1.SignatureService.UpdateSignature:input_type -> mailplane.mailboxes.v1.UpdateSignatureRequest
+	64, // 70: mailplane.mailboxes.v1.SignatureService.DeleteSignature:input_type -> mailplane.mailboxes.v1.DeleteSignatureRequest
+	39, // 71: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:input_type -> mailplane.mailboxes.v1.CreateDevicePasswordRequest
+	41, // 72: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:input_type -> mailplane.mailboxes.v1.ListDevicePasswordsRequest
+	43, // 73: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:input_type -> mailplane.mailboxes.v1.DeleteDevicePasswordRequest
+	32, // 74: mailplane.mailboxes.v1.ReservationService.CreateReservation:input_type -> mailplane.mailboxes.v1.CreateReservationRequest
+	34, // 75: mailplane.mailboxes.v1.ReservationService.DeleteReservation:input_type -> mailplane.mailboxes.v1.DeleteReservationRequest
+	36, // 76: mailplane.mailboxes.v1.SenderService.CheckSender:input_type -> mailplane.mailboxes.v1.CheckSenderRequest
+	11, // 77: mailplane.mailboxes.v1.MailServiceService.CreateMailService:output_type -> mailplane.mailboxes.v1.CreateMailServiceResponse
+	13, // 78: mailplane.mailboxes.v1.MailServiceService.GetMailService:output_type -> mailplane.mailboxes.v1.GetMailServiceResponse
+	15, // 79: mailplane.mailboxes.v1.MailServiceService.ListMailServices:output_type -> mailplane.mailboxes.v1.ListMailServicesResponse
+	17, // 80: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:output_type -> mailplane.mailboxes.v1.UpdateMailServiceResponse
+	19, // 81: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:output_type -> mailplane.mailboxes.v1.DeleteMailServiceResponse
+	21, // 82: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:output_type -> mailplane.mailboxes.v1.UndeleteMailServiceResponse
+	23, // 83: mailplane.mailboxes.v1.AddressService.CreateAddress:output_type -> mailplane.mailboxes.v1.CreateAddressResponse
+	25, // 84: mailplane.mailboxes.v1.AddressService.GetAddress:output_type -> mailplane.mailboxes.v1.GetAddressResponse
+	27, // 85: mailplane.mailboxes.v1.AddressService.ListAddresses:output_type -> mailplane.mailboxes.v1.ListAddressesResponse
+	29, // 86: mailplane.mailboxes.v1.AddressService.UpdateAddress:output_type -> mailplane.mailboxes.v1.UpdateAddressResponse
+	31, // 87: mailplane.mailboxes.v1.AddressService.DeleteAddress:output_type -> mailplane.mailboxes.v1.DeleteAddressResponse
+	47, // 88: mailplane.mailboxes.v1.AddressService.GetAutoReply:output_type -> mailplane.mailboxes.v1.GetAutoReplyResponse
+	49, // 89: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:output_type -> mailplane.mailboxes.v1.UpdateAutoReplyResponse
+	52, // 90: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:output_type -> mailplane.mailboxes.v1.GetBulkTemplateResponse
+	54, // 91: mailplane.mailboxes.v1.BulkService.CreateBulkJob:output_type -> mailplane.mailboxes.v1.CreateBulkJobResponse
+	56, // 92: mailplane.mailboxes.v1.BulkService.GetBulkJob:output_type -> mailplane.mailboxes.v1.GetBulkJobResponse
+	59, // 93: mailplane.mailboxes.v1.SignatureService.CreateSignature:output_type -> mailplane.mailboxes.v1.CreateSignatureResponse
+	61, // 94: mailplane.mailboxes.v1.SignatureService.ListSignatures:output_type -> mailplane.mailboxes.v1.ListSignaturesResponse
+	63, // 95: mailplane.mailboxes.v1.SignatureService.UpdateSignature:output_type -> mailplane.mailboxes.v1.UpdateSignatureResponse
+	65, // 96: mailplane.mailboxes.v1.SignatureService.DeleteSignature:output_type -> mailplane.mailboxes.v1.DeleteSignatureResponse
+	40, // 97: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:output_type -> mailplane.mailboxes.v1.CreateDevicePasswordResponse
+	42, // 98: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:output_type -> mailplane.mailboxes.v1.ListDevicePasswordsResponse
+	44, // 99: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:output_type -> mailplane.mailboxes.v1.DeleteDevicePasswordResponse
+	33, // 100: mailplane.mailboxes.v1.ReservationService.CreateReservation:output_type -> mailplane.mailboxes.v1.CreateReservationResponse
+	35, // 101: mailplane.mailboxes.v1.ReservationService.DeleteReservation:output_type -> mailplane.mailboxes.v1.DeleteReservationResponse
+	37, // 102: mailplane.mailboxes.v1.SenderService.CheckSender:output_type -> mailplane.mailboxes.v1.CheckSenderResponse
+	77, // [77:103] is the sub-list for method output_type
+	51, // [51:77] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_mailboxes_v1_mailboxes_proto_init() }
@@ -4099,7 +4168,7 @@ func file_mailplane_mailboxes_v1_mailboxes_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc), len(file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   7,
