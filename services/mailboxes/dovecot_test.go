@@ -163,6 +163,32 @@ func TestDovecotDevicePasswords(t *testing.T) {
 	setRights(nil)
 	t.Run("devices right given back", func(t *testing.T) { check(t, "sales@example.com", laptopPassword, ok) })
 
+	// The address's quota is Dovecot's: a message that does not fit is
+	// refused, one that does is stored.
+	if _, err := e.addrs.UpdateAddress(owner.ctx, &mailboxesv1.UpdateAddressRequest{
+		Address: &mailboxesv1.Address{Name: sales, QuotaBytes: 4096}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"quota_bytes"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		size int
+		want string
+	}{
+		{"a message within the quota", 1000, "a2 OK"},
+		{"a message over the quota", 8000, "a2 NO [OVERQUOTA]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := imap.appendMessage("sales@example.com", laptopPassword, tc.size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(got, tc.want) {
+				t.Errorf("APPEND of %d bytes: %q, want %q...", tc.size, got, tc.want)
+			}
+		})
+	}
+
 	if _, err := e.services.DeleteMailService(owner.ctx, &mailboxesv1.DeleteMailServiceRequest{Name: ms.GetMailService().GetName()}); err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +277,15 @@ mail_gid = {{.MailGID}}
 first_valid_uid = {{.MailUID}}
 first_valid_gid = {{.MailGID}}
 mail_location = maildir:~/Maildir
+# Quotas as deploy/mail/dovecot/README.md sets them up.
+mail_plugins = $mail_plugins quota
+protocol imap {
+  mail_plugins = $mail_plugins imap_quota
+}
+plugin {
+  quota = count:User quota
+  quota_vsizes = yes
+}
 service imap-login {
   inet_listener imap {
     address = 127.0.0.1
@@ -424,6 +459,45 @@ func (d *dovecot) authTest(t *testing.T, service, user, password string) bool {
 	}
 	t.Fatalf("doveadm auth test: %v\n%s", err, out)
 	return false
+}
+
+// appendMessage logs in and appends a message of about size bytes to the
+// INBOX, returning the APPEND's tagged answer.
+func (d *dovecot) appendMessage(user, password string, size int) (string, error) {
+	n := d.clients.Add(1) + 1
+	dialer := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(n>>8), byte(n))}}
+	conn, err := dialer.Dial("tcp", d.addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	c := textproto.NewConn(conn)
+	if _, err := c.ReadLine(); err != nil {
+		return "", fmt.Errorf("greeting: %w", err)
+	}
+	if line, err := imapCommand(c, "a1 LOGIN "+imapQuote(user)+" "+imapQuote(password)); err != nil || !strings.HasPrefix(line, "a1 OK") {
+		return "", fmt.Errorf("LOGIN: %q %v", line, err)
+	}
+	msg := "From: someone@example.net\r\nTo: " + user + "\r\nSubject: test\r\n\r\n" + strings.Repeat("x", size) + "\r\n"
+	// A synchronizing literal: the server says whether it takes the size
+	// before the message is sent.
+	if err := c.PrintfLine("a2 APPEND INBOX {%d}", len(msg)); err != nil {
+		return "", err
+	}
+	line, err := c.ReadLine()
+	if err != nil || !strings.HasPrefix(line, "+") {
+		return line, err
+	}
+	if _, err := io.WriteString(conn, msg+"\r\n"); err != nil {
+		return "", err
+	}
+	for {
+		line, err := c.ReadLine()
+		if err != nil || strings.HasPrefix(line, "a2 ") {
+			return line, err
+		}
+	}
 }
 
 func (d *dovecot) login(user, password string) (string, error) {
