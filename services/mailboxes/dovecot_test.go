@@ -188,6 +188,19 @@ func TestDovecotDevicePasswords(t *testing.T) {
 			}
 		})
 	}
+	// Dovecot copies the usage back (quota_clone); the address shows it.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		a, err := e.addrs.GetAddress(owner.ctx, &mailboxesv1.GetAddressRequest{Name: sales})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := a.GetAddress().GetUsageBytes(); u > 1000 && u < 4096 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("usage %d bytes, want the stored message's (1,000 to 4,096)", u)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	if _, err := e.services.DeleteMailService(owner.ctx, &mailboxesv1.DeleteMailServiceRequest{Name: ms.GetMailService().GetName()}); err != nil {
 		t.Fatal(err)
@@ -277,14 +290,24 @@ mail_gid = {{.MailGID}}
 first_valid_uid = {{.MailUID}}
 first_valid_gid = {{.MailGID}}
 mail_location = maildir:~/Maildir
-# Quotas as deploy/mail/dovecot/README.md sets them up.
-mail_plugins = $mail_plugins quota
+# Quotas and their usage as deploy/mail/dovecot/README.md sets them up.
+mail_plugins = $mail_plugins quota quota_clone
 protocol imap {
   mail_plugins = $mail_plugins imap_quota
 }
 plugin {
   quota = count:User quota
   quota_vsizes = yes
+  quota_clone_dict = proxy::mailplane-quota
+}
+dict {
+  mailplane-quota = pgsql:{{.Dir}}/mailplane-dict.conf.ext
+}
+service dict {
+  unix_listener dict {
+    mode = 0660
+    user = {{.MailUser}}
+  }
 }
 service imap-login {
   inet_listener imap {
@@ -341,6 +364,7 @@ func startDovecot(t *testing.T, bin string, pool *pgxpool.Pool) *dovecot {
 		InternalUser, InternalGroup string
 		LoginUser                   string
 		MailUID, MailGID            string
+		MailUser                    string
 	}{Dir: dir, Port: dovecotPort(t), Root: os.Geteuid() == 0}
 	if p.Root {
 		// Debian's package creates these users; the mail user is dovecot's
@@ -350,7 +374,7 @@ func startDovecot(t *testing.T, bin string, pool *pgxpool.Pool) *dovecot {
 		if err != nil {
 			t.Fatalf("dovecot runs as root and needs its users: %v", err)
 		}
-		p.MailUID, p.MailGID = u.Uid, u.Gid
+		p.MailUID, p.MailGID, p.MailUser = u.Uid, u.Gid, u.Username
 	} else {
 		u, err := user.Current()
 		if err != nil {
@@ -361,7 +385,7 @@ func startDovecot(t *testing.T, bin string, pool *pgxpool.Pool) *dovecot {
 			t.Fatal(err)
 		}
 		p.InternalUser, p.InternalGroup, p.LoginUser = u.Username, g.Name, u.Username
-		p.MailUID, p.MailGID = u.Uid, u.Gid
+		p.MailUID, p.MailGID, p.MailUser = u.Uid, u.Gid, u.Username
 	}
 	vmail := filepath.Join(dir, "vmail")
 	if err := os.Mkdir(vmail, 0o700); err != nil {
@@ -379,6 +403,8 @@ func startDovecot(t *testing.T, bin string, pool *pgxpool.Pool) *dovecot {
 	writeConf(t, filepath.Join(deploy, "mailplane-sql.conf.ext"), sqlConf,
 		confEdit{regexp.MustCompile(`(?m)^connect = .*$`), "connect = " + pgConnect(pool)},
 		confEdit{regexp.MustCompile(`'/srv/vmail/'`), "'" + vmail + "/'"})
+	writeConf(t, filepath.Join(deploy, "mailplane-dict.conf.ext"), filepath.Join(dir, "mailplane-dict.conf.ext"),
+		confEdit{regexp.MustCompile(`(?m)^connect = .*$`), "connect = " + pgConnect(pool)})
 	writeConf(t, filepath.Join(deploy, "conf.d", "90-mailplane-auth.conf"), filepath.Join(dir, "90-mailplane-auth.conf"),
 		confEdit{regexp.MustCompile(regexp.QuoteMeta("/etc/dovecot/mailplane-sql.conf.ext")), sqlConf})
 	var conf bytes.Buffer

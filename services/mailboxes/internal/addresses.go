@@ -82,7 +82,8 @@ var kinds = map[mailboxesv1.AddressKind]string{
 
 const (
 	addressColumns = `
-SELECT a.id, a.mail_service_id, a.local_part, a.local_key, a.kind, a.redirects, a.quota_bytes, a.usage_bytes,
+SELECT a.id, a.mail_service_id, a.local_part, a.local_key, a.kind, a.redirects, a.quota_bytes,
+       COALESCE((SELECT q.bytes FROM dovecot_quota q WHERE q.login = a.local_key || '@' || m.domain), 0),
        a.create_time, a.update_time, m.domain, m.organization_id,
        COALESCE((SELECT array_agg(l.local_key ORDER BY l.local_key) FROM local_parts l WHERE l.address_id = a.id AND l.is_alias), '{}'),
        COALESCE((SELECT jsonb_agg(jsonb_build_object('userId', u.user_id, 'email', u.email, 'invitation', u.invitation, 'rights', u.rights)
