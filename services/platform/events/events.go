@@ -63,7 +63,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, name, prefix stri
 }
 
 // Handler applies one event inside tx. Returning an error rolls back and has
-// the event redelivered later.
+// the event redelivered later. tx may hold other events of a batch, and a
+// batch that fails is applied again event by event: a handler acts through
+// tx only, so that running it again after a rollback changes nothing twice.
 type Handler func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error
 
 // Subscription is what a service consumes: a durable consumer name, the
