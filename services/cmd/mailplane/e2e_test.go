@@ -381,10 +381,26 @@ func TestDevStackREST(t *testing.T) {
 	if partnerLink == "" {
 		t.Fatalf("no invitation link: %v", shared.body)
 	}
+	// The address shows the partner as pending, with the invitation to
+	// resend: a new link, and the first one stops working.
+	sharedName := str(shared.body, "address", "name")
+	var invitation string
+	for _, u := range c.want(200, "GET", "/v1/"+sharedName, fresh, nil).body["users"].([]any) {
+		if u := u.(map[string]any); u["email"] == "partner@example.net" && u["state"] == "ADDRESS_USER_STATE_PENDING" {
+			invitation, _ = u["invitation"].(string)
+		}
+	}
+	if !strings.HasPrefix(invitation, demoOrg+"/invitations/") {
+		t.Fatalf("the pending partner's invitation is %q", invitation)
+	}
+	resent := str(c.want(200, "POST", "/v1/"+invitation+":resend", fresh, map[string]any{}).body, "link")
+	if resent == "" || resent == partnerLink {
+		t.Fatalf("resent link %q (first %q)", resent, partnerLink)
+	}
 	c.want(200, "POST", "/v1/auth:signUp", "", map[string]any{"email": "partner@example.net", "password": pw, "displayName": "Partner", "organizationDisplayName": "Partner's"})
 	partner := str(c.want(200, "POST", "/v1/auth:signIn", "", map[string]any{"email": "partner@example.net", "password": pw}).body, "accessToken")
-	c.want(200, "POST", "/v1/invitations:accept", partner, map[string]any{"token": partnerLink[strings.LastIndex(partnerLink, "/")+1:]})
-	sharedName := str(shared.body, "address", "name")
+	c.want(404, "POST", "/v1/invitations:accept", partner, map[string]any{"token": partnerLink[strings.LastIndex(partnerLink, "/")+1:]})
+	c.want(200, "POST", "/v1/invitations:accept", partner, map[string]any{"token": resent[strings.LastIndex(resent, "/")+1:]})
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		if r := c.do("GET", "/v1/"+sharedName, partner, nil); r.status == 200 {
 			break

@@ -721,8 +721,8 @@ func (s *Server) checkUsers(ctx context.Context, a *Address, in []*mailboxesv1.A
 		if err := validate.Email(e); err != nil {
 			return nil, errs.Field(fmt.Sprintf("address.users[%d].email", i), err.Error())
 		}
-		inv, ok := pending[e]
-		if !ok {
+		inv := pending[e]
+		if inv == "" { // new, or its invitation could not be made before
 			name, _, err := s.accounts.Invite(ctx, a.OrganizationID, e, "use the address "+a.Email())
 			if err != nil {
 				return nil, err
@@ -842,7 +842,7 @@ func addressProto(a *Address) *mailboxesv1.Address {
 		if u.UserID != nil {
 			pu.User = userName(*u.UserID)
 		} else {
-			pu.Email, pu.State = u.Email, mailboxesv1.AddressUserState_ADDRESS_USER_STATE_PENDING
+			pu.Email, pu.State, pu.Invitation = u.Email, mailboxesv1.AddressUserState_ADDRESS_USER_STATE_PENDING, u.Invitation
 		}
 		if u.Rights != nil {
 			pu.Rights = &mailboxesv1.Rights{AutoReply: u.Rights.AutoReply, Devices: u.Rights.Devices, Filters: u.Rights.Filters, Signatures: u.Rights.Signatures}

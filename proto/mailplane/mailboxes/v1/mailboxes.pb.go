@@ -438,7 +438,13 @@ type AddressUser struct {
 	// The user's rights on the address; unset: the default rights (all).
 	Rights *Rights `protobuf:"bytes,3,opt,name=rights,proto3" json:"rights,omitempty"`
 	// Where it stands.
-	State         AddressUserState `protobuf:"varint,4,opt,name=state,proto3,enum=mailplane.mailboxes.v1.AddressUserState" json:"state,omitempty"`
+	State AddressUserState `protobuf:"varint,4,opt,name=state,proto3,enum=mailplane.mailboxes.v1.AddressUserState" json:"state,omitempty"`
+	// While pending, the invitation in the accounts service
+	// ("organizations/{organization}/invitations/{invitation}"): resending
+	// it (POST /v1/{invitation}:resend) returns a new link and emails it
+	// again. Empty when the invitation could not be made; updating the
+	// address's users with the email tries again.
+	Invitation    string `protobuf:"bytes,5,opt,name=invitation,proto3" json:"invitation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -499,6 +505,13 @@ func (x *AddressUser) GetState() AddressUserState {
 		return x.State
 	}
 	return AddressUserState_ADDRESS_USER_STATE_UNSPECIFIED
+}
+
+func (x *AddressUser) GetInvitation() string {
+	if x != nil {
+		return x.Invitation
+	}
+	return ""
 }
 
 // Address is an email address on a mail service.
@@ -3706,12 +3719,15 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\afilters\x18\x03 \x01(\bR\afilters\x12\x1e\n" +
 	"\n" +
 	"signatures\x18\x04 \x01(\bR\n" +
-	"signatures\"\xaf\x01\n" +
+	"signatures\"\xcf\x01\n" +
 	"\vAddressUser\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x126\n" +
 	"\x06rights\x18\x03 \x01(\v2\x1e.mailplane.mailboxes.v1.RightsR\x06rights\x12>\n" +
-	"\x05state\x18\x04 \x01(\x0e2(.mailplane.mailboxes.v1.AddressUserStateR\x05state\"\xf7\x03\n" +
+	"\x05state\x18\x04 \x01(\x0e2(.mailplane.mailboxes.v1.AddressUserStateR\x05state\x12\x1e\n" +
+	"\n" +
+	"invitation\x18\x05 \x01(\tR\n" +
+	"invitation\"\xf7\x03\n" +
 	"\aAddress\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\n" +
