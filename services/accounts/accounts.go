@@ -139,7 +139,14 @@ func Subscriptions(pool *pgxpool.Pool, log *slog.Logger) []events.Subscription {
 				log.ErrorContext(ctx, "mail service event dropped: bad payload", "subject", m.Subject(), "error", err)
 				return nil
 			}
-			return internal.ApplyMailServiceChanged(ctx, tx, m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:], &ev)
+			if err := internal.ApplyMailServiceChanged(ctx, tx, m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:], &ev); err != nil {
+				if errs.Is(err, errs.InvalidArgument) {
+					log.ErrorContext(ctx, "mail service event dropped", "subject", m.Subject(), "error", err)
+					return nil
+				}
+				return err
+			}
+			return nil
 		},
 	}, {
 		Durable:  internal.AuditConsumer,

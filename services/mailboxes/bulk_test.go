@@ -317,8 +317,35 @@ func TestBulkCreate(t *testing.T) {
 	if n, err := e.svc.ResumeBulkJobs(ctx); err != nil || n != 0 {
 		t.Errorf("resumed %d jobs (%v) with none abandoned", n, err)
 	}
+	// A resumed run cut short by the process stopping leaves the job to be
+	// resumed again, not failed.
+	jobID := job.Name[strings.LastIndex(job.Name, "/")+1:]
+	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', end_time = NULL, csv = $2, update_time = now() - interval '2 minutes' WHERE id = $1", jobID, data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, "DELETE FROM addresses WHERE local_key LIKE 'user8%'"); err != nil {
+		t.Fatal(err)
+	}
+	stopping, stop := context.WithTimeout(ctx, 50*time.Millisecond)
+	e.svc.ResumeBulkJobs(stopping)
+	stop()
+	var state string
+	var kept bool
+	if err := e.pool.QueryRow(ctx, "SELECT state, csv IS NOT NULL FROM bulk_jobs WHERE id = $1", jobID).Scan(&state, &kept); err != nil || state != "running" || !kept {
+		t.Fatalf("job after an interrupted run: %s, file kept %v (%v); want running, kept", state, kept, err)
+	}
+	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET update_time = now() - interval '2 minutes' WHERE id = $1", jobID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.ResumeBulkJobs(ctx); err != nil || n != 1 {
+		t.Fatalf("resumed %d jobs (%v) after the interruption, want 1", n, err)
+	}
+	if n := count(countAddresses); n != before+10002 {
+		t.Errorf("%d addresses after the interrupted job was resumed, want %d", n, before+10002)
+	}
+
 	// A file that stopped its process five times is not run a sixth.
-	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', end_time = NULL, csv = $2, attempt = 5, update_time = now() - interval '2 minutes' WHERE id = $1",
+	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', end_time = NULL, csv = $2, resumes = 5, update_time = now() - interval '2 minutes' WHERE id = $1",
 		job.Name[strings.LastIndex(job.Name, "/")+1:], data); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
@@ -215,11 +216,20 @@ func TestMailServices(t *testing.T) {
 	}
 	_, err = e.services.UndeleteMailService(owner.ctx, &mailboxesv1.UndeleteMailServiceRequest{Name: ms.Name})
 	wantCode(t, err, codes.NotFound)
+	// Usage Dovecot reported for the domain's mailboxes goes with it.
+	if _, err := e.pool.Exec(context.Background(), "INSERT INTO dovecot_quota (login, bytes) VALUES ('info@xn--bcher-kva.example', 5000), ('info@other.example', 7000)"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.svc.Purge(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := create(stranger, stranger.org, "bücher.example"); err != nil {
 		t.Errorf("a purged domain is free again: %v", err)
+	}
+	var logins []string
+	rows, _ := e.pool.Query(context.Background(), "SELECT login FROM dovecot_quota")
+	if logins, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || strings.Join(logins, ",") != "info@other.example" {
+		t.Errorf("usage left after the purge: %v %v", logins, err)
 	}
 }
 
@@ -264,6 +274,7 @@ func TestAddresses(t *testing.T) {
 		{"an alias's local part", &mailboxesv1.Address{LocalPart: "VENTE"}, nil, codes.InvalidArgument, "address.localPart"},
 		{"an alias taken as an alias", &mailboxesv1.Address{LocalPart: "fresh", Aliases: []string{"free", "verkauf"}}, nil, codes.InvalidArgument, "address.aliases[1]"},
 		{"an alias taken as an address", &mailboxesv1.Address{LocalPart: "fresh", Aliases: []string{"SALES"}}, nil, codes.AlreadyExists, ""},
+		{"its own local part as an alias", &mailboxesv1.Address{LocalPart: "Fresh", Aliases: []string{"fresh"}}, nil, codes.InvalidArgument, "address.aliases"},
 		{"two dots", &mailboxesv1.Address{LocalPart: "a..b"}, nil, codes.InvalidArgument, "address.localPart"},
 		{"a space", &mailboxesv1.Address{LocalPart: "a b"}, nil, codes.InvalidArgument, "address.localPart"},
 		{"65 bytes", &mailboxesv1.Address{LocalPart: strings.Repeat("a", 65)}, nil, codes.InvalidArgument, "address.localPart"},
@@ -283,6 +294,11 @@ func TestAddresses(t *testing.T) {
 				t.Errorf("field %q, want %q", field(err), tt.field)
 			}
 		})
+	}
+	// The same person invited twice is invited once.
+	twice, err := create(&mailboxesv1.Address{LocalPart: "guests"}, &mailboxesv1.AddressAccess{InviteEmails: []string{"Guest@Partner.example", "guest@partner.example"}})
+	if err != nil || len(twice.GetAddress().GetUsers()) != 1 {
+		t.Errorf("invited twice: %v, %v", twice.GetAddress().GetUsers(), err)
 	}
 	// A refused create leaves nothing: "fresh" and its free alias are free.
 	if _, err := create(&mailboxesv1.Address{LocalPart: "fresh", Aliases: []string{"free"}}, nil); err != nil {
@@ -357,7 +373,7 @@ func TestAddresses(t *testing.T) {
 			break
 		}
 	}
-	if got := strings.Join(names, ","); got != "*,fresh,fw,info,no-reply,Sales,team" {
+	if got := strings.Join(names, ","); got != "*,fresh,fw,guests,info,no-reply,Sales,team" {
 		t.Errorf("owner's pages: %s", got)
 	}
 	_, err = e.addrs.UpdateAddress(anna.ctx, &mailboxesv1.UpdateAddressRequest{Address: &mailboxesv1.Address{Name: a.Name}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"quota_bytes"}}})
@@ -380,11 +396,22 @@ func TestAddresses(t *testing.T) {
 		t.Errorf("a dropped alias is free again: %v", err)
 	}
 
+	// The usage Dovecot reports shows on the address, and goes with it.
+	if _, err := e.pool.Exec(context.Background(), "INSERT INTO dovecot_quota (login, bytes) VALUES ('sales@acme.example', 12345)"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.addrs.GetAddress(owner.ctx, &mailboxesv1.GetAddressRequest{Name: a.Name}); err != nil || got.GetAddress().GetUsageBytes() != 12345 {
+		t.Errorf("usage %d (%v), want 12345", got.GetAddress().GetUsageBytes(), err)
+	}
 	if _, err := e.addrs.DeleteAddress(owner.ctx, &mailboxesv1.DeleteAddressRequest{Name: a.Name}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.addrs.GetAddress(owner.ctx, &mailboxesv1.GetAddressRequest{Name: a.Name})
 	wantCode(t, err, codes.NotFound)
+	var usage int
+	if e.pool.QueryRow(context.Background(), "SELECT count(*) FROM dovecot_quota").Scan(&usage); usage != 0 {
+		t.Errorf("%d usage rows left after the address was deleted", usage)
+	}
 
 	var events, audits int
 	e.pool.QueryRow(context.Background(), "SELECT count(*) FILTER (WHERE subject LIKE 'mailboxes.address.%'), count(*) FILTER (WHERE subject = 'mailboxes.audit.recorded') FROM outbox").Scan(&events, &audits)

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/errs"
 	"golang.org/x/net/idna"
 )
 
@@ -20,12 +21,14 @@ const DomainConsumer = "accounts-domains"
 func ApplyMailServiceChanged(ctx context.Context, tx pgx.Tx, verb string, ev *mailboxesv1.MailServiceChanged) error {
 	name := ev.GetMailService().GetName()
 	parts := strings.Split(name, "/")
+	// A bad name will never parse: InvalidArgument has the event dropped
+	// rather than retried.
 	if len(parts) != 4 || parts[0] != "organizations" || parts[2] != "mailServices" {
-		return fmt.Errorf("mail service event: bad name %q", name)
+		return errs.E(errs.InvalidArgument, "mail service event: bad name %q", name)
 	}
 	org, err := uuid.Parse(parts[1])
 	if err != nil {
-		return fmt.Errorf("mail service event: bad name %q", name)
+		return errs.E(errs.InvalidArgument, "mail service event: bad name %q", name)
 	}
 	domain := strings.ToLower(ev.GetMailService().GetDomain())
 	switch verb {

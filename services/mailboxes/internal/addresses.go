@@ -343,6 +343,9 @@ func checkAddress(in *mailboxesv1.Address, kind string) (localPart string, alias
 	if err != nil {
 		return "", nil, nil, err
 	}
+	if i := slices.Index(aliases, localKey(localPart)); i >= 0 {
+		return "", nil, nil, errs.Field("address.aliases", fmt.Sprintf("%q is the address's own local part", aliases[i]))
+	}
 	redirects, err = checkRedirects(kind, in.GetRedirectDestinations())
 	return localPart, aliases, redirects, err
 }
@@ -514,7 +517,9 @@ func (s *Server) checkAccess(ctx context.Context, org uuid.UUID, c Caller, in *m
 		if err := validate.Email(e); err != nil {
 			return nil, nil, errs.Field(fmt.Sprintf("access.inviteEmails[%d]", i), err.Error())
 		}
-		invites = append(invites, e)
+		if !slices.Contains(invites, e) {
+			invites = append(invites, e)
+		}
 	}
 	return users, invites, nil
 }
@@ -608,6 +613,9 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 		case "aliases":
 			if aliases, err = checkAliases(in.GetAliases()); err != nil {
 				return nil, err
+			}
+			if slices.Contains(aliases, a.LocalKey) {
+				return nil, errs.Field("address.aliases", fmt.Sprintf("%q is the address's own local part", a.LocalKey))
 			}
 			setAliases = true
 		case "quota_bytes", "quotaBytes":
@@ -746,6 +754,10 @@ func (s *Server) DeleteAddress(ctx context.Context, req *mailboxesv1.DeleteAddre
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, deleteAddress, a.ID); err != nil {
 			return fmt.Errorf("delete address: %w", err)
+		}
+		// A later address of the same name starts from zero.
+		if _, err := tx.Exec(ctx, "DELETE FROM dovecot_quota WHERE login = $1", a.LocalKey+"@"+a.Domain); err != nil {
+			return fmt.Errorf("delete address usage: %w", err)
 		}
 		if err := audit(ctx, tx, organizationName(a.OrganizationID), c, "mailboxes.address.delete", req.GetName(), map[string]string{"email": a.Email()}); err != nil {
 			return err

@@ -34,7 +34,7 @@ package mailboxes
 // skipped, the rest is created. A running job keeps its file in its row, so
 // one whose process stopped (its heartbeat is over a minute old) is resumed
 // the same way by the service's background work (RunBackground), with no
-// upload, at most maxBulkAttempts times; the file is dropped when the job
+// upload, at most maxBulkResumes times; the file is dropped when the job
 // ends.
 
 import (
@@ -77,8 +77,9 @@ const (
 	maxBulkErrors = 100
 	// maxQuotaMB keeps quota_mb * 2^20 far from overflowing.
 	maxQuotaMB = 1 << 24
-	// maxBulkAttempts is how many runs a job gets without an upload.
-	maxBulkAttempts = 5
+	// maxBulkResumes is how many times a job is resumed after its process
+	// stopped, without an upload.
+	maxBulkResumes = 5
 	// bulkJobTimeout bounds a job's run.
 	bulkJobTimeout = 10 * time.Minute
 	// A running job whose heartbeat (update_time, written with every batch)
@@ -583,17 +584,17 @@ RETURNING ` + bulkJobColumns
 	// restartBulkJob takes over a failed or abandoned job.
 	restartBulkJob = `
 UPDATE bulk_jobs SET state = 'running', total_rows = $2, done_rows = 0, error = '', end_time = NULL,
-       attempt = attempt + 1, update_time = now(), csv = $3, actor = $4
+       attempt = attempt + 1, resumes = 0, update_time = now(), csv = $3, actor = $4
 WHERE id = $1 AND (state = 'failed' OR (` + staleJob + `))
 RETURNING ` + bulkJobColumns
 
 	// resumeBulkJob takes over the longest abandoned job that kept its
 	// file, with what its run needs.
 	resumeBulkJob = `
-UPDATE bulk_jobs SET done_rows = 0, attempt = attempt + 1, update_time = now()
+UPDATE bulk_jobs SET done_rows = 0, attempt = attempt + 1, resumes = resumes + 1, update_time = now()
 WHERE id = (SELECT id FROM bulk_jobs WHERE ` + staleJob + ` AND csv IS NOT NULL
             ORDER BY update_time LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING ` + bulkJobColumns + `, csv, actor`
+RETURNING ` + bulkJobColumns + `, csv, actor, resumes`
 
 	bulkProgress = `UPDATE bulk_jobs SET done_rows = $3, update_time = now() WHERE id = $1 AND attempt = $2`
 
@@ -737,22 +738,23 @@ func (s *Server) ResumeBulkJobs(ctx context.Context) (int, error) {
 		j := &bulkJob{}
 		var data []byte
 		var actor string
+		var resumes int
 		err := s.pool.QueryRow(ctx, resumeBulkJob).Scan(&j.ID, &j.MailServiceID, &j.State, &j.TotalRows, &j.DoneRows,
-			&j.Error, &j.Attempt, &j.CreateTime, &j.EndTime, &j.Stale, &data, &actor)
+			&j.Error, &j.Attempt, &j.CreateTime, &j.EndTime, &j.Stale, &data, &actor, &resumes)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return n, nil
 		}
 		if err != nil {
 			return n, fmt.Errorf("resume bulk job: %w", err)
 		}
-		s.resumeBulkJob(ctx, j, data, actor)
+		s.resumeBulkJob(ctx, j, data, actor, resumes)
 	}
 }
 
 // resumeBulkJob runs job again from its file; a job that can no longer be
 // done (its mail service deleted, a name taken meanwhile) fails with the
 // reason.
-func (s *Server) resumeBulkJob(ctx context.Context, job *bulkJob, data []byte, actor string) {
+func (s *Server) resumeBulkJob(ctx context.Context, job *bulkJob, data []byte, actor string, resumes int) {
 	var org uuid.UUID
 	var domain string
 	var deleted bool
@@ -769,9 +771,9 @@ func (s *Server) resumeBulkJob(ctx context.Context, job *bulkJob, data []byte, a
 		return
 	}
 	switch {
-	case job.Attempt > maxBulkAttempts:
+	case resumes > maxBulkResumes:
 		// A file that stops its process every time must not do so forever.
-		run.fail(ctx, fmt.Sprintf("stopped %d times without finishing; upload the file again to retry", maxBulkAttempts))
+		run.fail(ctx, fmt.Sprintf("stopped %d times without finishing; upload the file again to retry", maxBulkResumes))
 	case deleted:
 		run.fail(ctx, "its mail service was deleted")
 	case be.err() != nil:
@@ -797,9 +799,9 @@ type bulkRun struct {
 // errSuperseded stops a run whose job another run took over.
 var errSuperseded = errors.New("bulk job taken over by another run")
 
-func (r *bulkRun) run(ctx context.Context) {
+func (r *bulkRun) run(parent context.Context) {
 	log := r.s.log.With("bulkJob", bulkJobName(r.org, r.job), "attempt", r.job.Attempt)
-	ctx, cancel := context.WithTimeout(ctx, bulkJobTimeout)
+	ctx, cancel := context.WithTimeout(parent, bulkJobTimeout)
 	defer cancel()
 	start := time.Now()
 	created, err := r.create(ctx)
@@ -809,6 +811,12 @@ func (r *bulkRun) run(ctx context.Context) {
 	}
 	if errors.Is(err, errSuperseded) {
 		log.WarnContext(ctx, "bulk job run superseded", "created", created)
+		return
+	}
+	if parent.Err() != nil {
+		// The process is stopping: the job stays running, its file kept,
+		// and is resumed once its heartbeat is a minute old.
+		log.InfoContext(ctx, "bulk job interrupted; it will be resumed", "created", created)
 		return
 	}
 	msg := "stopped by an internal error; upload the file again to create the rest"

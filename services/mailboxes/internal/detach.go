@@ -2,6 +2,7 @@ package mailboxes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -87,11 +88,18 @@ func ApplyPersonLeft(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
 	}
 	for _, l := range left {
 		a, err := loadAddress(ctx, tx, l.Organization, l.MailService, l.ID)
-		if err != nil {
+		if errors.Is(err, errAddressNotFound) {
+			// On a deleted mail service (restorable, not yet purged): no
+			// address to announce, but its passwords go all the same.
+			a = &Address{ID: l.ID, MailServiceID: l.MailService, OrganizationID: l.Organization}
+		} else if err != nil {
 			return fmt.Errorf("%s: %w", subject, err)
 		}
 		if err := revokeStrandedDevicePasswords(ctx, tx, a, actor); err != nil {
 			return err
+		}
+		if a.LocalPart == "" {
+			continue
 		}
 		if err := outbox.Write(ctx, tx, "mailboxes.address.updated", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: actor}); err != nil {
 			return err

@@ -102,8 +102,17 @@ SELECT gen_random_uuid(), address_id, $1, $2, md5($2) FROM address_users WHERE u
 	apply(&accountsv1.UserDeleted{User: userName(f.anna)})
 	check("anna deleted", []string{})
 
+	// On a deleted mail service (still restorable) too.
+	setUsers(f.anna)
+	device(f.anna, "anna watch")
+	if _, err := f.pool.Exec(ctx, "UPDATE mail_services SET delete_time = now()"); err != nil {
+		t.Fatal(err)
+	}
+	apply(&accountsv1.MemberDeleted{Member: &accountsv1.Member{Name: organizationName(f.org) + "/members/" + f.anna.String()}, Actor: userName(f.owner)})
+	check("anna removed while the mail service is deleted", []string{})
+
 	owner, anna := userName(f.owner), userName(f.anna)
-	want := []string{"anna phone by " + owner, "anna tablet by " + owner, "bob phone by " + owner, "anna laptop by " + anna}
+	want := []string{"anna phone by " + owner, "anna tablet by " + owner, "bob phone by " + owner, "anna laptop by " + anna, "anna watch by " + owner}
 	if diff := cmp.Diff(want, revokedEvents()); diff != "" {
 		t.Errorf("revoked events (-want +got)\n%s", diff)
 	}

@@ -256,6 +256,9 @@ func (s *Server) Purge(ctx context.Context) (int, error) {
 			return fmt.Errorf("purge mail services: %w", err)
 		}
 		for _, m := range ms {
+			if _, err := tx.Exec(ctx, "DELETE FROM dovecot_quota WHERE split_part(login, '@', 2) = $1", m.Domain); err != nil {
+				return fmt.Errorf("purge mail services: usage: %w", err)
+			}
 			if err := s.mailServiceEvent(ctx, tx, "purged", m, Caller{}); err != nil {
 				return err
 			}

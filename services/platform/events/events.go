@@ -102,8 +102,13 @@ INSERT INTO applied_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
 ON CONFLICT DO NOTHING
 RETURNING event_id`
 
-// maxBatch is how many waiting events one transaction applies at most.
-const maxBatch = 100
+const (
+	// maxBatch is how many waiting events one transaction applies at most.
+	maxBatch = 100
+	// drainTimeout bounds how long a stopping consumer applies what it
+	// was already given.
+	drainTimeout = 10 * time.Second
+)
 
 // Run consumes until ctx is done. Events that are already waiting when the
 // consumer gets to them are applied together, in one transaction, so a busy
@@ -126,12 +131,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.Durable, err)
 	}
+	// Messages still arrive while the consumer drains: they are applied,
+	// not left to wait for their ack deadline, for up to drainTimeout
+	// (then what is left fails and is redelivered to another consumer).
+	applyCtx, stopApplying := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopApplying()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(drainTimeout, stopApplying) })
+	defer stop()
 	applied := make(chan struct{})
 	go func() {
 		defer close(applied)
-		// Messages still arrive while the consumer drains: they are
-		// applied, not left to wait for their ack deadline.
-		c.applyAll(context.WithoutCancel(ctx), msgs)
+		c.applyAll(applyCtx, msgs)
 	}()
 	<-ctx.Done()
 	cc.Drain()
