@@ -127,6 +127,12 @@ func (s *Service) Run(ctx context.Context) error {
 // reports how many.
 func (s *Service) Purge(ctx context.Context) (int, error) { return s.server.Purge(ctx) }
 
+// AnnounceMailServices publishes the creation of mail services made before
+// the event had listeners, and reports how many.
+func (s *Service) AnnounceMailServices(ctx context.Context) (int, error) {
+	return s.server.AnnounceMailServices(ctx)
+}
+
 // ResumeBulkJobs finishes the bulk jobs whose process stopped half way and
 // reports how many it took over.
 func (s *Service) ResumeBulkJobs(ctx context.Context) (int, error) {

@@ -216,6 +216,23 @@ func TestMailServices(t *testing.T) {
 	}
 	_, err = e.services.UndeleteMailService(owner.ctx, &mailboxesv1.UndeleteMailServiceRequest{Name: ms.Name})
 	wantCode(t, err, codes.NotFound)
+	// Mail services made before their creation was announced are announced
+	// once (accounts learns its organizations' domains from it).
+	announced := func() (n int) {
+		e.pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE subject = 'mailboxes.mail_service.created'").Scan(&n)
+		return n
+	}
+	before := announced()
+	if _, err := e.pool.Exec(context.Background(), "UPDATE mail_services SET announced = false"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.AnnounceMailServices(context.Background()); err != nil || n != 1 || announced() != before+1 {
+		t.Errorf("announced %d (%v), %d events after %d", n, err, announced(), before)
+	}
+	if n, err := e.svc.AnnounceMailServices(context.Background()); err != nil || n != 0 {
+		t.Errorf("announced %d again (%v)", n, err)
+	}
+
 	// Usage Dovecot reported for the domain's mailboxes goes with it.
 	if _, err := e.pool.Exec(context.Background(), "INSERT INTO dovecot_quota (login, bytes) VALUES ('info@xn--bcher-kva.example', 5000), ('info@other.example', 7000)"); err != nil {
 		t.Fatal(err)

@@ -57,6 +57,13 @@ RETURNING id, organization_id, domain, display_name, create_time, update_time, d
 
 	// purgeMailServices removes, one transaction at a time, what was deleted
 	// longer ago than the restore period; addresses go with them (cascade).
+	// announceMailServices takes a batch of mail services that were never
+	// announced.
+	announceMailServices = `
+UPDATE mail_services SET announced = true WHERE id IN (
+    SELECT id FROM mail_services WHERE NOT announced LIMIT 100 FOR UPDATE SKIP LOCKED)
+RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+
 	purgeMailServices = `
 DELETE FROM mail_services WHERE id IN (
     SELECT id FROM mail_services WHERE delete_time <= now() - $1::interval LIMIT 100 FOR UPDATE SKIP LOCKED)
@@ -267,6 +274,31 @@ func (s *Server) Purge(ctx context.Context) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// AnnounceMailServices publishes mailboxes.mail_service.created for the mail
+// services made before the event had listeners, and reports how many.
+func (s *Server) AnnounceMailServices(ctx context.Context) (int, error) {
+	for n := 0; ; {
+		var ms []*MailService
+		err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+			rows, _ := tx.Query(ctx, announceMailServices)
+			var err error
+			if ms, err = pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[MailService]); err != nil {
+				return fmt.Errorf("announce mail services: %w", err)
+			}
+			for _, m := range ms {
+				if err := s.mailServiceEvent(ctx, tx, "created", m, Caller{}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil || len(ms) == 0 {
+			return n, err
+		}
+		n += len(ms)
+	}
 }
 
 func (s *Server) mailServiceProto(m *MailService) *mailboxesv1.MailService {

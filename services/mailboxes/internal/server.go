@@ -61,12 +61,14 @@ func auditRecord(ctx context.Context, org string, c Caller, action, target strin
 }
 
 // RunBackground does the service's periodic work until ctx is done: it
-// purges mail services deleted over restoreFor ago (hourly) and resumes
-// bulk jobs whose process stopped (every 30 s).
+// purges mail services deleted over restoreFor ago (hourly), resumes bulk
+// jobs whose process stopped (every 30 s) and announces mail services made
+// before their event had listeners (at start, then hourly).
 func (s *Server) RunBackground(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.every(ctx, time.Hour, "purge mail services", s.Purge) })
 	g.Go(func() error { return s.every(ctx, 30*time.Second, "resume bulk jobs", s.ResumeBulkJobs) })
+	g.Go(func() error { return s.every(ctx, time.Hour, "announce mail services", s.AnnounceMailServices) })
 	return g.Wait()
 }
 
