@@ -16,8 +16,6 @@ JOIN address_users au ON au.address_id = d.address_id AND au.user_id = d.user_id
 WHERE d.revoke_time IS NULL
   AND (au.rights IS NULL OR COALESCE((au.rights ->> 'devices')::boolean, false));
 
-DROP FUNCTION dovecot_login(text, text);
-
 -- +goose StatementBegin
 CREATE FUNCTION dovecot_login(p_login text, p_password text, p_service text) RETURNS TABLE (login text)
 LANGUAGE sql VOLATILE SECURITY DEFINER
@@ -46,7 +44,21 @@ SET search_path FROM CURRENT AS $$
 $$;
 -- +goose StatementEnd
 
+-- The two-argument form stays for a Dovecot whose configuration predates
+-- this migration (a rolling upgrade): it checks the password for any
+-- protocol, as before. Drop it once every Dovecot passes '%s'.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION dovecot_login(p_login text, p_password text) RETURNS TABLE (login text)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT AS $$
+    SELECT login FROM dovecot_login(p_login, p_password, 'imap')
+    UNION
+    SELECT login FROM dovecot_login(p_login, p_password, 'smtp')
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
+DROP FUNCTION dovecot_login(text, text);
 DROP FUNCTION dovecot_login(text, text, text);
 -- +goose StatementBegin
 CREATE FUNCTION dovecot_login(p_login text, p_password text) RETURNS TABLE (login text)
