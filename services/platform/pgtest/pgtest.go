@@ -14,7 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/mailplane/mailplane/services/platform/pg"
+	"github.com/pressly/goose/v3"
 )
 
 // EnvURL names the variable holding the test server's URL.
@@ -76,4 +78,31 @@ func NewPool(t testing.TB, schema string, migrations fs.FS) *pgxpool.Pool {
 		t.Fatal(err)
 	}
 	return pool
+}
+
+// CheckMigrationsReversible migrates schema on a fresh database, takes every
+// migration of the service back down, then up again: each Down section
+// must undo its Up, so that a release can be rolled back.
+func CheckMigrationsReversible(t *testing.T, schema string, migrations fs.FS) {
+	t.Helper()
+	ctx := context.Background()
+	pool := NewPool(t, schema, migrations)
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations,
+		goose.WithTableName(schema+".migrations"), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := p.DownTo(ctx, 0)
+	if err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	up, err := p.Up(ctx)
+	if err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+	if len(down) == 0 || len(up) != len(down) {
+		t.Errorf("%d migrations down, %d up again", len(down), len(up))
+	}
 }
