@@ -490,18 +490,11 @@ func (d *dovecot) authTest(t *testing.T, service, user, password string) bool {
 // appendMessage logs in and appends a message of about size bytes to the
 // INBOX, returning the APPEND's tagged answer.
 func (d *dovecot) appendMessage(user, password string, size int) (string, error) {
-	n := d.clients.Add(1) + 1
-	dialer := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(n>>8), byte(n))}}
-	conn, err := dialer.Dial("tcp", d.addr)
+	conn, c, err := d.dial()
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	c := textproto.NewConn(conn)
-	if _, err := c.ReadLine(); err != nil {
-		return "", fmt.Errorf("greeting: %w", err)
-	}
 	if line, err := imapCommand(c, "a1 LOGIN "+imapQuote(user)+" "+imapQuote(password)); err != nil || !strings.HasPrefix(line, "a1 OK") {
 		return "", fmt.Errorf("LOGIN: %q %v", line, err)
 	}
@@ -526,19 +519,30 @@ func (d *dovecot) appendMessage(user, password string, size int) (string, error)
 	}
 }
 
-func (d *dovecot) login(user, password string) (string, error) {
+// dial connects to Dovecot's IMAP port, from a loopback address of its own,
+// and reads the greeting.
+func (d *dovecot) dial() (net.Conn, *textproto.Conn, error) {
 	n := d.clients.Add(1) + 1 // 127.0.0.2 on
 	dialer := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(n>>8), byte(n))}}
 	conn, err := dialer.Dial("tcp", d.addr)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
-	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	c := textproto.NewConn(conn)
 	if _, err := c.ReadLine(); err != nil {
-		return "", fmt.Errorf("greeting: %w", err)
+		conn.Close()
+		return nil, nil, fmt.Errorf("greeting: %w", err)
 	}
+	return conn, c, nil
+}
+
+func (d *dovecot) login(user, password string) (string, error) {
+	conn, c, err := d.dial()
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
 	line, err := imapCommand(c, "a1 LOGIN "+imapQuote(user)+" "+imapQuote(password))
 	if err != nil {
 		return "", fmt.Errorf("LOGIN: %w", err)

@@ -472,6 +472,18 @@ func checkBulk(data []byte) (*bulkFile, *bulkErrors) {
 	return f, be
 }
 
+// checkBulkFile reads data once and checks it against mail service ms:
+// every problem comes back as one InvalidArgument error.
+func checkBulkFile(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, ms uuid.UUID, data []byte) (*bulkFile, error) {
+	f, be := checkBulk(data)
+	if err := checkTaken(ctx, q, ms, f, be); err != nil {
+		return nil, err
+	}
+	return f, be.err()
+}
+
 const selectTaken = `
 SELECT l.local_key, l.is_alias, COALESCE(l.holder, ''), COALESCE(a.kind, '')
 FROM local_parts l LEFT JOIN addresses a ON a.id = l.address_id
@@ -662,11 +674,8 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 		return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(org, prev)}, nil
 	}
 
-	f, be := checkBulk(data)
-	if err := checkTaken(ctx, s.pool, msID, f, be); err != nil {
-		return nil, err
-	}
-	if err := be.err(); err != nil {
+	f, err := checkBulkFile(ctx, s.pool, msID, data)
+	if err != nil {
 		return nil, err
 	}
 
@@ -765,8 +774,8 @@ func (s *Server) resumeBulkJob(ctx context.Context, job *bulkJob, data []byte, a
 		return
 	}
 	run := bulkRun{s: s, job: job, org: org, domain: domain, actor: actor, data: data}
-	f, be := checkBulk(data)
-	if err := checkTaken(ctx, s.pool, job.MailServiceID, f, be); err != nil {
+	f, err := checkBulkFile(ctx, s.pool, job.MailServiceID, data)
+	if err != nil && errs.KindOf(err) != errs.InvalidArgument {
 		s.log.ErrorContext(ctx, "resume bulk job", "bulkJob", job.ID, "error", err)
 		return
 	}
@@ -776,8 +785,8 @@ func (s *Server) resumeBulkJob(ctx context.Context, job *bulkJob, data []byte, a
 		run.fail(ctx, fmt.Sprintf("stopped %d times without finishing; upload the file again to retry", maxBulkResumes))
 	case deleted:
 		run.fail(ctx, "its mail service was deleted")
-	case be.err() != nil:
-		run.fail(ctx, "could not be resumed: "+be.err().Error())
+	case err != nil:
+		run.fail(ctx, "could not be resumed: "+err.Error())
 	default:
 		run.file = f
 		s.log.InfoContext(ctx, "bulk job resumed", "bulkJob", bulkJobName(org, job), "attempt", job.Attempt)

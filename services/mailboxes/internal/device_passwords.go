@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -97,22 +95,6 @@ func secretHash(password string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// checkDeviceName trims a device name and checks it is 1 to 100 printable
-// characters.
-func checkDeviceName(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	const field = "devicePassword.deviceName"
-	switch {
-	case s == "":
-		return "", errs.Field(field, "is required, e.g. \"Anna's iPhone\"")
-	case utf8.RuneCountInString(s) > 100:
-		return "", errs.Field(field, "must be at most 100 characters")
-	case strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
-		return "", errs.Field(field, "must not hold control characters")
-	}
-	return s, nil
-}
-
 // canCreateDevicePassword reports why c may not make a device password for
 // themselves on a: only a person who is a user of the address with the
 // "devices" right may. Owners and admins are no exception: they add
@@ -192,7 +174,7 @@ func collectDevicePasswords(rows pgx.Rows) ([]*DevicePassword, error) {
 // CreateDevicePassword generates a device password for the caller on an
 // address they use with the "devices" right, and returns it this once.
 func (s *Server) CreateDevicePassword(ctx context.Context, req *mailboxesv1.CreateDevicePasswordRequest) (*mailboxesv1.CreateDevicePasswordResponse, error) {
-	device, err := checkDeviceName(req.GetDevicePassword().GetDeviceName())
+	device, err := checkLabel("devicePassword.deviceName", req.GetDevicePassword().GetDeviceName())
 	if err != nil {
 		return nil, err
 	}

@@ -57,29 +57,6 @@ func TestSecretHash(t *testing.T) {
 	}
 }
 
-func TestCheckDeviceName(t *testing.T) {
-	for _, tc := range []struct {
-		in, want string
-		ok       bool
-	}{
-		{"Anna's iPhone", "Anna's iPhone", true},
-		{"  Laptop ", "Laptop", true},
-		{strings.Repeat("é", 100), strings.Repeat("é", 100), true},
-		{"", "", false},
-		{"   ", "", false},
-		{strings.Repeat("x", 101), "", false},
-		{"bad\nname", "", false},
-	} {
-		got, err := checkDeviceName(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("checkDeviceName(%q) = %q, %v; want %q, ok %v", tc.in, got, err, tc.want, tc.ok)
-		}
-		if err != nil && errs.KindOf(err) != errs.InvalidArgument {
-			t.Errorf("checkDeviceName(%q): kind %v, want InvalidArgument", tc.in, errs.KindOf(err))
-		}
-	}
-}
-
 func TestCanCreateDevicePassword(t *testing.T) {
 	anna, bob := uuid.New(), uuid.New()
 	a := &Address{LocalPart: "sales", Domain: "example.com", Users: []AddressUser{

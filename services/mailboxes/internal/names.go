@@ -5,6 +5,8 @@ package mailboxes
 
 import (
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/mailplane/mailplane/services/platform/errs"
@@ -55,4 +57,19 @@ func userID(field, name string) (uuid.UUID, error) {
 		return uuid.Nil, errs.Field(field, "must be a user name like users/{id}")
 	}
 	return id, nil
+}
+
+// checkLabel trims a name people give to things (a device, a signature) and
+// checks it is 1 to 100 printable characters; errors name field.
+func checkLabel(field, s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", errs.Field(field, "must not be blank")
+	case utf8.RuneCountInString(s) > 100:
+		return "", errs.Field(field, "must be at most 100 characters")
+	case strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return "", errs.Field(field, "must not hold control characters")
+	}
+	return s, nil
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -82,22 +81,6 @@ func signatureProto(s *Signature) *mailboxesv1.Signature {
 	}
 }
 
-// checkSignatureDisplayName trims a display name and checks it is 1 to 100
-// printable characters.
-func checkSignatureDisplayName(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	const field = "signature.displayName"
-	switch {
-	case s == "":
-		return "", errs.Field(field, "must not be blank")
-	case utf8.RuneCountInString(s) > 100:
-		return "", errs.Field(field, "must be at most 100 characters")
-	case strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
-		return "", errs.Field(field, "must not hold control characters")
-	}
-	return s, nil
-}
-
 // checkTemplate checks a signature template: not blank, at most 10000
 // characters, and every {{...}} one of the placeholders (spaces inside the
 // braces allowed, "{{ name }}").
@@ -133,7 +116,7 @@ func (s *Server) CreateSignature(ctx context.Context, req *mailboxesv1.CreateSig
 		return nil, err
 	}
 	org, msID := ids[0], ids[1]
-	display, err := checkSignatureDisplayName(req.GetSignature().GetDisplayName())
+	display, err := checkLabel("signature.displayName", req.GetSignature().GetDisplayName())
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +199,7 @@ func (s *Server) UpdateSignature(ctx context.Context, req *mailboxesv1.UpdateSig
 	for _, p := range paths {
 		switch p {
 		case "display_name", "displayName":
-			d, err := checkSignatureDisplayName(in.GetDisplayName())
+			d, err := checkLabel("signature.displayName", in.GetDisplayName())
 			if err != nil {
 				return nil, err
 			}

@@ -45,7 +45,7 @@ func TestCheckTemplate(t *testing.T) {
 	}
 }
 
-func TestCheckSignatureDisplayName(t *testing.T) {
+func TestCheckLabel(t *testing.T) {
 	for _, tt := range []struct {
 		in, want string
 		ok       bool
@@ -56,8 +56,9 @@ func TestCheckSignatureDisplayName(t *testing.T) {
 		{"   ", "", false},
 		{strings.Repeat("ü", 101), "", false},
 		{"a\nb", "", false},
+		{"Anna's iPhone", "Anna's iPhone", true},
 	} {
-		got, err := checkSignatureDisplayName(tt.in)
+		got, err := checkLabel("signature.displayName", tt.in)
 		if tt.ok && (err != nil || got != tt.want) {
 			t.Errorf("%q: %q, %v; want %q", tt.in, got, err, tt.want)
 		}
