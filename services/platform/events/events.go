@@ -5,7 +5,6 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -91,13 +90,9 @@ type Consumer struct {
 	Log      *slog.Logger
 }
 
+// recordApplied records event ids and returns those that were not applied
+// before.
 const recordApplied = `
-INSERT INTO applied_events (consumer, event_id) VALUES ($1, $2)
-ON CONFLICT DO NOTHING`
-
-// recordAppliedMany records a batch's event ids and returns those that were
-// not applied before.
-const recordAppliedMany = `
 INSERT INTO applied_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
 ON CONFLICT DO NOTHING
 RETURNING event_id`
@@ -173,99 +168,68 @@ func (c *Consumer) applyAll(ctx context.Context, msgs <-chan jetstream.Msg) {
 	}
 }
 
-// applyBatch applies batch in one transaction. If any event fails, the
-// transaction is rolled back and each event is applied on its own, so only
+// applyBatch applies batch in one transaction and acknowledges it. If any
+// event of several fails, each is applied again on its own, so that only
 // the failing one waits for redelivery.
 func (c *Consumer) applyBatch(ctx context.Context, batch []jetstream.Msg) {
-	if len(batch) == 1 {
-		c.apply(ctx, batch[0])
-		return
-	}
 	ids := make([]uuid.UUID, 0, len(batch))
 	valid := batch[:0:0]
 	for _, m := range batch {
-		id, ok := c.eventID(m)
-		if ok {
-			ids, valid = append(ids, id), append(valid, m)
-		}
-	}
-	err := pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, recordAppliedMany, c.Durable, ids)
-		fresh, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		id, err := uuid.Parse(m.Headers().Get(jetstream.MsgIDHeader))
 		if err != nil {
-			return err
+			// Not from an outbox: it can never be recorded, so never applied.
+			c.Log.Error("event without a valid id dropped", "consumer", c.Durable, "subject", m.Subject(), "eventId", m.Headers().Get(jetstream.MsgIDHeader))
+			_ = m.Term()
+			continue
 		}
-		isFresh := make(map[uuid.UUID]bool, len(fresh))
-		for _, id := range fresh {
-			isFresh[id] = true
-		}
+		ids, valid = append(ids, id), append(valid, m)
+	}
+	if len(valid) == 0 {
+		return
+	}
+	err := pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error { return c.applyTx(ctx, tx, valid, ids) })
+	switch {
+	case err == nil:
 		for i, m := range valid {
-			if !isFresh[ids[i]] {
-				continue // applied before: a redelivery
-			}
-			isFresh[ids[i]] = false // the same event twice in one batch
-			mctx := otel.GetTextMapPropagator().Extract(ctx, natsHeader(m.Headers()))
-			if err := c.Handle(mctx, tx, m); err != nil {
-				return fmt.Errorf("event %s: %w", ids[i], err)
+			if err := m.Ack(); err != nil {
+				c.Log.Warn("event ack failed", "consumer", c.Durable, "eventId", ids[i], "error", err)
 			}
 		}
-		return nil
-	})
-	if err != nil {
+	case len(valid) > 1:
 		c.Log.DebugContext(ctx, "event batch not applied; applying its events one by one", "consumer", c.Durable, "events", len(valid), "error", err)
 		for _, m := range valid {
-			c.apply(ctx, m)
-		}
-		return
-	}
-	for i, m := range valid {
-		if err := m.Ack(); err != nil {
-			c.Log.Warn("event ack failed", "consumer", c.Durable, "eventId", ids[i], "error", err)
-		}
-	}
-}
-
-// eventID returns m's outbox id. A message without one is not from an
-// outbox: it can never be recorded, so it is dropped.
-func (c *Consumer) eventID(m jetstream.Msg) (uuid.UUID, bool) {
-	id, err := uuid.Parse(m.Headers().Get(jetstream.MsgIDHeader))
-	if err != nil {
-		c.Log.Error("event without a valid id dropped", "consumer", c.Durable, "subject", m.Subject(), "eventId", m.Headers().Get(jetstream.MsgIDHeader))
-		_ = m.Term()
-		return uuid.Nil, false
-	}
-	return id, true
-}
-
-// apply applies one event in its own transaction.
-func (c *Consumer) apply(ctx context.Context, m jetstream.Msg) {
-	id, ok := c.eventID(m)
-	if !ok {
-		return
-	}
-	ctx = otel.GetTextMapPropagator().Extract(ctx, natsHeader(m.Headers()))
-	err := pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, recordApplied, c.Durable, id)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return errAlreadyApplied
-		}
-		return c.Handle(ctx, tx, m)
-	})
-	switch {
-	case err == nil || errors.Is(err, errAlreadyApplied):
-		if err := m.Ack(); err != nil {
-			c.Log.Warn("event ack failed", "consumer", c.Durable, "eventId", id, "error", err)
+			c.applyBatch(ctx, []jetstream.Msg{m})
 		}
 	default:
-		c.Log.ErrorContext(ctx, "event not applied; will be redelivered", "consumer", c.Durable, "subject", m.Subject(), "eventId", id, "error", err)
-		_ = m.NakWithDelay(5 * time.Second)
+		c.Log.ErrorContext(ctx, "event not applied; will be redelivered", "consumer", c.Durable, "subject", valid[0].Subject(), "eventId", ids[0], "error", err)
+		_ = valid[0].NakWithDelay(5 * time.Second)
 	}
 }
 
-var errAlreadyApplied = errors.New("event already applied")
+// applyTx records msgs (with their ids) as applied and applies those that
+// were not before, in tx.
+func (c *Consumer) applyTx(ctx context.Context, tx pgx.Tx, msgs []jetstream.Msg, ids []uuid.UUID) error {
+	rows, _ := tx.Query(ctx, recordApplied, c.Durable, ids)
+	fresh, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return err
+	}
+	isFresh := make(map[uuid.UUID]bool, len(fresh))
+	for _, id := range fresh {
+		isFresh[id] = true
+	}
+	for i, m := range msgs {
+		if !isFresh[ids[i]] {
+			continue // applied before: a redelivery
+		}
+		isFresh[ids[i]] = false // the same event twice in one batch
+		mctx := otel.GetTextMapPropagator().Extract(ctx, natsHeader(m.Headers()))
+		if err := c.Handle(mctx, tx, m); err != nil {
+			return fmt.Errorf("event %s: %w", ids[i], err)
+		}
+	}
+	return nil
+}
 
 // natsHeader carries trace context in NATS headers, whose keys, unlike
 // HTTP's, are case-sensitive.
