@@ -241,44 +241,44 @@ type cachedDomain struct {
 }
 
 // insertAddress stores a new address, its local parts and users, its audit
-// record and its event in one round trip: a batch sent outside a
-// transaction runs as one implicit transaction, so a statement that fails
-// undoes the others and no BEGIN or COMMIT round trip is needed. Why it
-// failed is asked afterwards, outside.
+// record and its event as one write of s.writes: one round trip, committed
+// with the other creates waiting at that moment. Why it failed is asked
+// afterwards, outside.
 func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users []uuid.UUID, invites []string) error {
 	keys := append([]string{a.LocalKey}, a.Aliases...)
 	isAlias := make([]bool, len(keys))
 	for i := 1; i < len(keys); i++ {
 		isAlias[i] = true
 	}
-	b := &pgx.Batch{}
-	b.Queue(insertAddressOnce, a.ID, a.MailServiceID, a.LocalPart, a.LocalKey, a.Kind, a.Redirects, a.QuotaBytes, a.OrganizationID)
-	b.Queue(insertLocalParts, a.MailServiceID, keys, a.ID, isAlias)
-	if len(users) > 0 {
-		b.Queue(insertAddressUsers, a.ID, users)
-	}
-	if len(invites) > 0 {
-		b.Queue(insertAddressInvitees, a.ID, invites)
-	}
 	name := addressName(a.OrganizationID, a.MailServiceID, a.ID)
 	a.CreateTime = time.Now()
 	a.UpdateTime = a.CreateTime
-	err := outbox.Queue(ctx, b,
+	events := []outbox.Event{
 		auditEvent(ctx, organizationName(a.OrganizationID), c, "mailboxes.address.create", name, map[string]string{"email": a.Email(), "kind": a.Kind}),
-		outbox.Event{Subject: "mailboxes.address.created", Msg: &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()}})
-	if err != nil {
-		return err
+		{Subject: "mailboxes.address.created", Msg: &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()}},
 	}
-	res := s.pool.SendBatch(ctx, b)
+	// The address, its names, users and events are one write: when the
+	// mail service is gone or a name is taken, the insert returns no row and
+	// the names' insert fails on its foreign key or primary key, undoing all.
 	var created time.Time
-	errInsert := res.QueryRow().Scan(&created)
-	err = res.Close()
-	if errInsert == nil && err == nil {
+	err := s.writes.Send(ctx, func(b *pgx.Batch) error {
+		b.Queue(insertAddressOnce, a.ID, a.MailServiceID, a.LocalPart, a.LocalKey, a.Kind, a.Redirects, a.QuotaBytes, a.OrganizationID).
+			QueryRow(func(r pgx.Row) error { return r.Scan(&created) })
+		b.Queue(insertLocalParts, a.MailServiceID, keys, a.ID, isAlias)
+		if len(users) > 0 {
+			b.Queue(insertAddressUsers, a.ID, users)
+		}
+		if len(invites) > 0 {
+			b.Queue(insertAddressInvitees, a.ID, invites)
+		}
+		return outbox.Queue(ctx, b, events...)
+	})
+	if err == nil {
 		a.CreateTime, a.UpdateTime = created, created
 		return nil
 	}
-	if !errors.Is(errInsert, pgx.ErrNoRows) && !pg.IsUniqueViolation(err, "") && !pg.IsForeignKeyViolation(err, "") {
-		return fmt.Errorf("insert address: %w", errors.Join(errInsert, err))
+	if !errors.Is(err, pgx.ErrNoRows) && !pg.IsUniqueViolation(err, "") && !pg.IsForeignKeyViolation(err, "") {
+		return fmt.Errorf("insert address: %w", err)
 	}
 	// The mail service is gone, or a name is taken.
 	if _, err := activeMailService(ctx, s.pool, a.OrganizationID, a.MailServiceID); err != nil {

@@ -12,6 +12,7 @@ import (
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/mailplane/mailplane/services/platform/pg"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -25,7 +26,9 @@ type Server struct {
 	mailboxesv1.UnimplementedBulkServiceServer
 	mailboxesv1.UnimplementedSignatureServiceServer
 
-	pool     *pgxpool.Pool
+	pool *pgxpool.Pool
+	// writes commits concurrent address creates together.
+	writes   *pg.Group
 	accounts Accounts
 	log      *slog.Logger
 	// restoreFor is how long a deleted mail service can be restored.
@@ -36,7 +39,7 @@ type Server struct {
 
 // NewServer returns a server over pool asking accounts about people.
 func NewServer(pool *pgxpool.Pool, accounts Accounts, log *slog.Logger) *Server {
-	return &Server{pool: pool, accounts: accounts, log: log, restoreFor: 30 * 24 * time.Hour}
+	return &Server{pool: pool, writes: pg.NewGroup(pool), accounts: accounts, log: log, restoreFor: 30 * 24 * time.Hour}
 }
 
 // audit publishes an audit record for the organization's log, kept by the

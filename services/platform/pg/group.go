@@ -1,0 +1,182 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Group commits the writes of concurrent callers together: the statements of
+// every write waiting when a round starts go to PostgreSQL in one round trip
+// and one transaction (group commit). Under load that halves what a small
+// write costs the database, whose commit and per-transaction work is then
+// paid once per round; a write that finds nobody waiting goes alone, with
+// nothing added to its latency.
+//
+// Each write still succeeds or fails on its own: when a combined round
+// fails, nothing of it is committed and every write in it is sent again
+// alone, so only the write at fault sees its error.
+type Group struct {
+	pool    *pgxpool.Pool
+	senders int // rounds in flight at most
+
+	mu      sync.Mutex
+	waiting []*write
+	rounds  int // rounds in flight
+}
+
+type write struct {
+	ctx   context.Context
+	queue func(*pgx.Batch) error
+	done  chan error
+}
+
+const (
+	// groupSenders leaves most of a service's pool (defaultMaxConns) to its
+	// other queries while still keeping a few rounds in flight.
+	groupSenders = 4
+	// groupMax bounds a round's transaction, and so the locks it holds.
+	groupMax = 100
+	// roundTimeout bounds a combined round, which no single caller owns.
+	roundTimeout = 30 * time.Second
+)
+
+// errAlone tells a write that its round failed and it must be sent alone.
+var errAlone = errors.New("pg: send alone")
+
+// NewGroup returns a Group sending through pool.
+func NewGroup(pool *pgxpool.Pool) *Group {
+	return &Group{pool: pool, senders: groupSenders}
+}
+
+// Send runs one write: queue puts its statements, with callbacks for their
+// results (pgx.QueuedQuery.QueryRow and the like), in b. Send returns when
+// they are committed, or with the first error of a statement or callback.
+//
+// queue may be called twice, again after a failed round, so it must set its
+// results afresh each time. As with pool.SendBatch, a write's statements are
+// one transaction that a failing statement undoes; a callback's error does
+// not undo statements that succeeded, so a write that can fail must fail in
+// SQL (a constraint, a statement that errors) rather than only in Go.
+func (g *Group) Send(ctx context.Context, queue func(b *pgx.Batch) error) error {
+	w := &write{ctx: ctx, queue: queue, done: make(chan error, 1)}
+	g.mu.Lock()
+	g.waiting = append(g.waiting, w)
+	lead := g.rounds < g.senders
+	if lead {
+		g.rounds++
+	}
+	g.mu.Unlock()
+	if lead {
+		g.round()
+	}
+	select {
+	case err := <-w.done:
+		if errors.Is(err, errAlone) {
+			return g.alone(ctx, queue)
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// round sends the writes waiting now, then hands on to another round if more
+// arrived meanwhile, so a caller who led one gets its answer without waiting
+// for the others.
+func (g *Group) round() {
+	g.mu.Lock()
+	n := min(len(g.waiting), groupMax)
+	ws := g.waiting[:n:n]
+	g.waiting = g.waiting[n:]
+	g.mu.Unlock()
+
+	switch len(ws) {
+	case 0:
+	case 1:
+		ws[0].done <- g.alone(ws[0].ctx, ws[0].queue)
+	default:
+		g.together(ws)
+	}
+
+	g.mu.Lock()
+	more := len(g.waiting) > 0
+	if !more {
+		g.rounds--
+	}
+	g.mu.Unlock()
+	if more {
+		go g.round()
+	}
+}
+
+// alone sends one write in PostgreSQL's implicit transaction: one round trip.
+func (g *Group) alone(ctx context.Context, queue func(*pgx.Batch) error) error {
+	b := &pgx.Batch{}
+	if err := queue(b); err != nil {
+		return err
+	}
+	return g.pool.SendBatch(ctx, b).Close()
+}
+
+// together sends ws in one transaction and tells each how it went.
+func (g *Group) together(ws []*write) {
+	ctx, cancel := context.WithTimeout(context.Background(), roundTimeout)
+	defer cancel()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	var sent []*write
+	for _, w := range ws {
+		if err := w.ctx.Err(); err != nil {
+			w.done <- err
+			continue
+		}
+		// Each write queues into a batch of its own first, so a queue that
+		// fails half-way leaves nothing behind in the round.
+		own := &pgx.Batch{}
+		if err := w.queue(own); err != nil {
+			w.done <- err
+			continue
+		}
+		b.QueuedQueries = append(b.QueuedQueries, own.QueuedQueries...)
+		sent = append(sent, w)
+	}
+	if len(sent) == 0 {
+		return
+	}
+	answer := errAlone
+	defer func() {
+		for _, w := range sent {
+			w.done <- answer
+		}
+	}()
+
+	c, err := g.pool.Acquire(ctx)
+	if err != nil {
+		return
+	}
+	defer c.Release() // a connection left inside a transaction is closed, not reused
+	// Statements and callbacks run first, and COMMIT only once all of them
+	// succeeded: a callback's error must undo the round like a statement's.
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
+		_, _ = c.Exec(ctx, "ROLLBACK")
+		return
+	}
+	_, err = c.Exec(ctx, "COMMIT")
+	var pe *pgconn.PgError
+	switch {
+	case err == nil:
+		answer = nil
+	case !errors.As(err, &pe):
+		// The connection failed while COMMIT was on its way: the round may
+		// or may not have committed, and sending its writes again could do
+		// them twice.
+		answer = fmt.Errorf("pg: commit of %d writes: outcome unknown: %w", len(sent), err)
+	}
+}
