@@ -40,7 +40,7 @@ type write struct {
 const (
 	// groupSenders leaves most of a service's pool (defaultMaxConns) to its
 	// other queries while still keeping a few rounds in flight.
-	groupSenders = 4
+	groupSenders = 2
 	// groupMax bounds a round's transaction, and so the locks it holds.
 	groupMax = 100
 	// roundTimeout bounds a combined round, which no single caller owns.
