@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -434,5 +436,71 @@ func TestAddresses(t *testing.T) {
 	e.pool.QueryRow(context.Background(), "SELECT count(*) FILTER (WHERE subject LIKE 'mailboxes.address.%'), count(*) FILTER (WHERE subject = 'mailboxes.audit.recorded') FROM outbox").Scan(&events, &audits)
 	if events < 8 || audits < 10 {
 		t.Errorf("%d address events and %d audit records in the outbox", events, audits)
+	}
+}
+
+// TestConcurrentCreates: creates arriving together are committed together
+// (pg.Group), yet each answers on its own: of three creates of one local
+// part (in any case) exactly one succeeds and the others learn that it is
+// taken, and an alias two creates both want goes to one of them.
+func TestConcurrentCreates(t *testing.T) {
+	e := start(t)
+	owner := e.person(t, "owner@example.com")
+	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "busy.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type attempt struct {
+		local, alias string
+		err          error
+	}
+	var attempts []*attempt
+	for i := range 10 {
+		for _, local := range []string{fmt.Sprintf("team%d", i), fmt.Sprintf("Team%d", i), fmt.Sprintf("TEAM%d", i)} {
+			attempts = append(attempts, &attempt{local: local})
+		}
+		attempts = append(attempts, &attempt{local: fmt.Sprintf("solo%d", i)})
+	}
+	attempts = append(attempts, &attempt{local: "left", alias: "both"}, &attempt{local: "right", alias: "both"})
+	var wg sync.WaitGroup
+	for _, a := range attempts {
+		wg.Go(func() {
+			in := &mailboxesv1.Address{LocalPart: a.local}
+			if a.alias != "" {
+				in.Aliases = []string{a.alias}
+			}
+			_, a.err = e.addrs.CreateAddress(owner.ctx, &mailboxesv1.CreateAddressRequest{Parent: ms.MailService.Name, Address: in})
+		})
+	}
+	wg.Wait()
+
+	created := map[string]int{} // lower-cased local part -> creates that succeeded
+	for _, a := range attempts {
+		key := strings.ToLower(a.local)
+		if a.alias != "" {
+			key = a.alias
+		}
+		switch st := status.Convert(a.err); {
+		case a.err == nil:
+			created[key]++
+		case st.Code() == codes.AlreadyExists && a.alias == "":
+		case st.Code() == codes.InvalidArgument && a.alias != "" && field(a.err) == "address.aliases[0]":
+		default:
+			t.Errorf("create %q: %v %q", a.local, st.Code(), st.Message())
+		}
+	}
+	for i := range 10 {
+		for _, key := range []string{fmt.Sprintf("team%d", i), fmt.Sprintf("solo%d", i)} {
+			if created[key] != 1 {
+				t.Errorf("%s created %d times, want once", key, created[key])
+			}
+		}
+	}
+	if created["both"] != 1 {
+		t.Errorf("the shared alias went to %d addresses, want one", created["both"])
+	}
+	var n int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM addresses`).Scan(&n); err != nil || n != 21 {
+		t.Errorf("%d addresses stored (%v), want 21", n, err)
 	}
 }
