@@ -13,11 +13,11 @@ import (
 )
 
 // Group commits the writes of concurrent callers together: the statements of
-// every write waiting when a round starts go to PostgreSQL in one round trip
-// and one transaction (group commit). Under load that halves what a small
-// write costs the database, whose commit and per-transaction work is then
-// paid once per round; a write that finds nobody waiting goes alone, with
-// nothing added to its latency.
+// every write waiting when a round starts go to PostgreSQL in one batch and
+// one transaction (group commit). Under load that halves what a small write
+// costs the database, whose round trips, commit and per-transaction work are
+// then paid once per round; a write that finds nobody waiting goes alone, in
+// one round trip, as it would without the Group.
 //
 // Each write still succeeds or fails on its own: when a combined round
 // fails, nothing of it is committed and every write in it is sent again
@@ -38,8 +38,10 @@ type write struct {
 }
 
 const (
-	// groupSenders leaves most of a service's pool (defaultMaxConns) to its
-	// other queries while still keeping a few rounds in flight.
+	// groupSenders is how many rounds may be in flight. Fewer rounds make
+	// bigger ones: on two cores, bench-address measured 3,800 creates/s with
+	// two, 3,300 with four and 3,100 with eight. Two, not one, so that one
+	// slow round does not hold up every write.
 	groupSenders = 2
 	// groupMax bounds a round's transaction, and so the locks it holds.
 	groupMax = 100
