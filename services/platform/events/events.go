@@ -80,7 +80,10 @@ type Subscription struct {
 // transaction that also records the event id, so an event redelivered after a
 // crash or a lost ack is recognised and skipped.
 type Consumer struct {
-	JS      jetstream.JetStream
+	JS jetstream.JetStream
+	// Pool may be nil for a handler that works outside any database and
+	// whose effect is the same done twice (removing a directory): events
+	// are then not recorded, and the handler gets a nil tx.
 	Pool    *pgxpool.Pool
 	Stream  string
 	Durable string
@@ -187,7 +190,12 @@ func (c *Consumer) applyBatch(ctx context.Context, batch []jetstream.Msg) {
 	if len(valid) == 0 {
 		return
 	}
-	err := pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error { return c.applyTx(ctx, tx, valid, ids) })
+	var err error
+	if c.Pool == nil {
+		err = c.applyTx(ctx, nil, valid, ids)
+	} else {
+		err = pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error { return c.applyTx(ctx, tx, valid, ids) })
+	}
 	switch {
 	case err == nil:
 		for i, m := range valid {
@@ -207,12 +215,15 @@ func (c *Consumer) applyBatch(ctx context.Context, batch []jetstream.Msg) {
 }
 
 // applyTx records msgs (with their ids) as applied and applies those that
-// were not before, in tx.
+// were not before, in tx; with no tx, it applies them all.
 func (c *Consumer) applyTx(ctx context.Context, tx pgx.Tx, msgs []jetstream.Msg, ids []uuid.UUID) error {
-	rows, _ := tx.Query(ctx, recordApplied, c.Durable, ids)
-	fresh, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
-		return err
+	fresh := ids
+	if tx != nil {
+		rows, _ := tx.Query(ctx, recordApplied, c.Durable, ids)
+		var err error
+		if fresh, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID]); err != nil {
+			return err
+		}
 	}
 	isFresh := make(map[uuid.UUID]bool, len(fresh))
 	for _, id := range fresh {

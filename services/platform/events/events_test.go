@@ -81,10 +81,18 @@ func setup(t *testing.T) *fixture {
 	return &fixture{pool: pool, js: js, logs: logs, log: log}
 }
 
-// run runs c until the test ends, then checks that Run returns.
+// run runs c on the test's database until the test ends, then checks that
+// Run returns.
 func (f *fixture) run(t *testing.T, c *events.Consumer) {
 	t.Helper()
-	c.JS, c.Pool, c.Log = f.js, f.pool, f.log
+	c.Pool = f.pool
+	f.runWithoutDatabase(t, c)
+}
+
+// runWithoutDatabase is run for a consumer with no database.
+func (f *fixture) runWithoutDatabase(t *testing.T, c *events.Consumer) {
+	t.Helper()
+	c.JS, c.Log = f.js, f.log
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -541,5 +549,56 @@ func TestTraceContextFollowsEvent(t *testing.T) {
 	}
 	if d.span.SpanID() != want.SpanID() || !d.span.IsRemote() {
 		t.Errorf("handler parent span = %v (remote %v), want the request's span %v", d.span.SpanID(), d.span.IsRemote(), want.SpanID())
+	}
+}
+
+// TestConsumerWithoutDatabase: a consumer with no pool hands each event to
+// its handler with no transaction and records nothing, so an event stored
+// again after the duplicate window is applied again (its handler must not
+// mind).
+func TestConsumerWithoutDatabase(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	_, err := f.js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: stream, Subjects: []string{prefix + ".>"}, Duplicates: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []int64
+	f.runWithoutDatabase(t, &events.Consumer{
+		Stream:   stream,
+		Durable:  "janitor",
+		Subjects: []string{"mailplane.accounts.>"},
+		Handle: func(_ context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			var v wrapperspb.Int64Value
+			if err := proto.Unmarshal(m.Data(), &v); err != nil {
+				return err
+			}
+			if tx != nil {
+				t.Errorf("event %d: got a transaction", v.Value)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, v.Value)
+			return nil
+		},
+	})
+	id := uuid.New()
+	f.publish(t, "accounts.organization.created", id, 1)
+	f.publish(t, "accounts.organization.created", uuid.New(), 2)
+	waitFor(t, 10*time.Second, "both events to be applied", func() bool { return f.caughtUp(t, stream, "janitor") })
+	waitFor(t, 10*time.Second, "the stream to store the first event again", func() bool {
+		return !f.publish(t, "accounts.organization.created", id, 1).Duplicate
+	})
+	waitFor(t, 10*time.Second, "the repeated event to be applied", func() bool { return f.caughtUp(t, stream, "janitor") })
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff([]int64{1, 2, 1}, got); diff != "" {
+		t.Errorf("events applied (-want +got):\n%s", diff)
+	}
+	if ids := f.appliedEvents(t); len(ids) != 0 {
+		t.Errorf("applied_events holds %v; a consumer without a database records nothing", ids)
 	}
 }
