@@ -48,7 +48,7 @@ func TestDovecotDevicePasswords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sales string
+	var sales, info string
 	for _, local := range []string{"Sales", "info"} {
 		a, err := e.addrs.CreateAddress(owner.ctx, &mailboxesv1.CreateAddressRequest{
 			Parent: ms.GetMailService().GetName(), Address: &mailboxesv1.Address{LocalPart: local},
@@ -59,6 +59,8 @@ func TestDovecotDevicePasswords(t *testing.T) {
 		}
 		if local == "Sales" {
 			sales = a.GetAddress().GetName()
+		} else {
+			info = a.GetAddress().GetName()
 		}
 	}
 
@@ -84,6 +86,7 @@ func TestDovecotDevicePasswords(t *testing.T) {
 	_, printerPassword := create("The printer", "MAIL_PROTOCOL_SMTP")
 
 	imap := startDovecot(t, bin, e.pool)
+	startMailstore(t, e.pool, imap.vmail)
 	check := func(t *testing.T, login, password, want string) {
 		t.Helper()
 		got, err := imap.login(login, password)
@@ -202,10 +205,38 @@ func TestDovecotDevicePasswords(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
+	// Dovecot keeps the mail where mailplane mailstore looks for it, and
+	// deleting an address through the REST edge removes it from the disk.
+	msHome := filepath.Join(imap.vmail, lastID(ms.GetMailService().GetName()))
+	salesHome, infoHome := filepath.Join(msHome, lastID(sales)), filepath.Join(msHome, lastID(info))
+	var infoDevice struct{ Password string }
+	edge.do(t, anna.token, "POST", "/v1/"+info+"/devicePasswords", map[string]any{"deviceName": "Anna's phone"}, &infoDevice)
+	if got, err := imap.appendMessage("info@example.com", infoDevice.Password, 500); err != nil || !strings.HasPrefix(got, "a2 OK") {
+		t.Fatalf("APPEND to info: %q, %v", got, err)
+	}
+	for _, home := range []string{salesHome, infoHome} {
+		if _, err := os.Stat(filepath.Join(home, "Maildir")); err != nil {
+			t.Fatalf("Dovecot's mail is not where the mail store looks: %v", err)
+		}
+	}
+	edge.do(t, owner.token, "DELETE", "/v1/"+info, nil, nil)
+	waitGone(t, infoHome)
+
 	if _, err := e.services.DeleteMailService(owner.ctx, &mailboxesv1.DeleteMailServiceRequest{Name: ms.GetMailService().GetName()}); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("mail service deleted", func(t *testing.T) { check(t, "sales@example.com", laptopPassword, refused) })
+	// Its mail stays while it can be restored, and goes with its purge.
+	if _, err := os.Stat(salesHome); err != nil {
+		t.Fatalf("mail of a restorable mail service: %v", err)
+	}
+	if _, err := e.pool.Exec(context.Background(), "UPDATE mail_services SET delete_time = now() - interval '31 days'"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.Purge(context.Background()); err != nil || n != 1 {
+		t.Fatalf("purged %d (%v), want 1", n, err)
+	}
+	waitGone(t, msHome)
 }
 
 // edge is the REST edge in front of a test's gRPC server.
@@ -334,6 +365,8 @@ type dovecot struct {
 	addr string
 	// conf is its configuration file, for doveadm.
 	conf string
+	// vmail holds the homes, as /srv/vmail does in deploy/mail/dovecot.
+	vmail string
 	// clients counts connections, each from its own loopback address:
 	// Dovecot 2.3 delays every failed login from an address more than the
 	// last (auth penalty, up to 15s), and nothing in its configuration
@@ -441,7 +474,7 @@ func startDovecot(t *testing.T, bin string, pool *pgxpool.Pool) *dovecot {
 		}
 	})
 
-	d := &dovecot{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Port)), conf: confPath}
+	d := &dovecot{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Port)), conf: confPath, vmail: vmail}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {

@@ -4,6 +4,7 @@
 //	mailplane dev [flags]              every service, NATS, PostgreSQL and the
 //	                                   REST edge in one process, for a laptop
 //	mailplane gateway [flags]          the REST edge alone, as in production
+//	mailplane mailstore [flags]        next to Dovecot: removes deleted mail
 //	mailplane keygen                   a new access-token key pair
 //
 // Every flag also reads a MAILPLANE_* environment variable; `mailplane serve
@@ -43,6 +44,7 @@ const usage = `usage:
   mailplane serve <service>... [flags]   run services (` + "accounts" + `)
   mailplane dev [flags]                  run everything locally (make run)
   mailplane gateway [flags]              run the REST edge
+  mailplane mailstore [flags]            next to Dovecot: remove the mail of deleted addresses
   mailplane keygen                       print a new token key pair as MAILPLANE_* settings
   mailplane <command> -h                 list the flags and their MAILPLANE_* variables
 `
@@ -59,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return dev(ctx, args[1:], getenv, stdout)
 	case "gateway":
 		return serveGateway(ctx, args[1:], getenv, stdout)
+	case "mailstore":
+		return serveMailstore(ctx, args[1:], getenv, stdout)
 	case "keygen":
 		return keygen(stdout)
 	default:

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/mailplane/mailplane/services/mailboxes"
+	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/telemetry"
+)
+
+// serveMailstore runs next to Dovecot, as the user owning the mail: it
+// removes the mail of deleted addresses and purged mail services. It needs
+// NATS only; the services create the event stream.
+func serveMailstore(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	l := config.NewLoader("mailplane mailstore", getenv, stdout)
+	var root, natsURL, stream, prefix, durable, logLevel string
+	l.String(&root, "mail-root", "", "absolute path of the directory holding Dovecot's homes (/srv/vmail in deploy/mail/dovecot)")
+	l.String(&natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
+	l.String(&stream, "event-stream", "MAILPLANE", "JetStream stream holding every service's events")
+	l.String(&prefix, "event-prefix", "mailplane", "first token of every event subject")
+	l.String(&durable, "mailstore-consumer", mailboxes.MailstoreConsumer, "durable consumer name; mail stores that do not share their disk need one each")
+	l.String(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := l.Parse(args); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if len(l.Args()) > 0 {
+		return fmt.Errorf("unexpected arguments %q", l.Args())
+	}
+	if err := checkMailRoot(root); err != nil {
+		return fmt.Errorf("configuration: mail-root (--mail-root, MAILPLANE_MAIL_ROOT): %w", err)
+	}
+	log, err := telemetry.NewLogger(stdout, logLevel)
+	if err != nil {
+		return err
+	}
+	nc, js, err := events.Connect(natsURL, "mailplane-mailstore", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	sub := mailboxes.MailstoreSubscription(root, log)
+	c := &events.Consumer{JS: js, Stream: stream, Durable: durable, Handle: sub.Handle, Log: log}
+	for _, s := range sub.Subjects {
+		c.Subjects = append(c.Subjects, prefix+"."+s)
+	}
+	log.Info("removing mail of deleted addresses", "mailRoot", root, "consumer", durable)
+	return c.Run(ctx)
+}
+
+// checkMailRoot refuses a root that could make the mail store remove the
+// wrong files: it must be an absolute path to an existing directory.
+func checkMailRoot(root string) error {
+	if root == "" {
+		return fmt.Errorf("required")
+	}
+	if !filepath.IsAbs(root) {
+		return fmt.Errorf("%q is not an absolute path", root)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", root)
+	}
+	return nil
+}
