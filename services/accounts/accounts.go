@@ -45,6 +45,9 @@ type Config struct {
 	SignInPerClient int
 	SignInWindow    time.Duration
 	TokenSigningKey string
+	// PasswordHashes is how many password hashes may run at once (each
+	// holds 19 MiB); 0: one per CPU.
+	PasswordHashes int
 
 	// PublicURL is the frontend's address; links in emails point there.
 	PublicURL string
@@ -68,6 +71,7 @@ func (c *Config) Register(l *config.Loader) {
 	l.Int(&c.SignInPerEmail, "sign-in-limit-per-email", 10, "sign-in attempts allowed per email in a window")
 	l.Int(&c.SignInPerClient, "sign-in-limit-per-client", 100, "sign-in attempts allowed per client address in a window")
 	l.Duration(&c.SignInWindow, "sign-in-limit-window", 15*time.Minute, "window of the sign-in limits")
+	l.Int(&c.PasswordHashes, "password-hash-concurrency", 0, "password hashes (argon2id, 19 MiB each) running at once; 0: one per CPU")
 	l.String(&c.TokenSigningKey, "token-signing-key", "", "base64 Ed25519 seed that signs access tokens (accounts only)")
 	l.String(&c.PublicURL, "public-url", "http://localhost:8080", "the frontend's base URL, which links in emails point to")
 	l.String(&c.SMTPAddr, "smtp-addr", "", "SMTP submission relay host:port (STARTTLS); empty: emails are logged, not sent")
@@ -90,6 +94,7 @@ func (c *Config) Validate() []error {
 	config.Check(&errs, c.SignInPerEmail > 0, "sign-in-limit-per-email", "want a positive number")
 	config.Check(&errs, c.SignInPerClient > 0, "sign-in-limit-per-client", "want a positive number")
 	config.Check(&errs, c.SignInWindow > 0, "sign-in-limit-window", "want a positive duration")
+	config.Check(&errs, c.PasswordHashes >= 0, "password-hash-concurrency", "want 0 (one per CPU) or more, got %d", c.PasswordHashes)
 	_, err := auth.ParsePrivateKey(c.TokenSigningKey)
 	config.Check(&errs, err == nil, "token-signing-key", "%v", err)
 	u, err := url.Parse(c.PublicURL)
@@ -113,7 +118,7 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		return err
 	}
 	s := internal.NewServer(internal.NewStore(pool), auth.NewSigner(key, c.AccessTokenTTL), c.RefreshTokenTTL,
-		internal.Limits{PerEmail: c.SignInPerEmail, PerClient: c.SignInPerClient, Window: c.SignInWindow}, c.PublicURL, log)
+		internal.Limits{PerEmail: c.SignInPerEmail, PerClient: c.SignInPerClient, Window: c.SignInWindow}, c.PasswordHashes, c.PublicURL, log)
 	accountsv1.RegisterAuthServiceServer(srv, s)
 	accountsv1.RegisterUserServiceServer(srv, s)
 	accountsv1.RegisterOrganizationServiceServer(srv, s)

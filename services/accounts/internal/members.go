@@ -87,7 +87,7 @@ var errBadSetupToken = errs.E(errs.NotFound, "this setup link is unknown, used o
 
 // SetInitialPassword sets a created user's first password.
 func (s *Server) SetInitialPassword(ctx context.Context, req *accountsv1.SetInitialPasswordRequest) (*accountsv1.SetInitialPasswordResponse, error) {
-	hash, err := hashPassword(req.GetPassword())
+	hash, err := s.passwords.hash(ctx, req.GetPassword())
 	if err != nil {
 		return nil, err
 	}

@@ -95,7 +95,11 @@ func (s *Server) DeleteCurrentUser(ctx context.Context, req *accountsv1.DeleteCu
 	if err != nil {
 		return nil, err
 	}
-	if ok, err := checkPassword(u.PasswordHash, req.GetPassword()); err != nil || !ok {
+	ok, err := s.passwords.check(ctx, u.PasswordHash, req.GetPassword())
+	if errs.Is(err, errs.ResourceExhausted) {
+		return nil, err
+	}
+	if err != nil || !ok {
 		return nil, errs.E(errs.PermissionDenied, "wrong password").WithReason("WRONG_PASSWORD")
 	}
 	err = pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {

@@ -40,14 +40,16 @@ type Server struct {
 	signer     *auth.Signer
 	refreshTTL time.Duration
 	limits     Limits
+	passwords  passwordWork
 	log        *slog.Logger
 	// publicURL is the frontend's address, which links in emails point to.
 	publicURL string
 }
 
-// NewServer returns a server over store issuing tokens with signer.
-func NewServer(store *Store, signer *auth.Signer, refreshTTL time.Duration, limits Limits, publicURL string, log *slog.Logger) *Server {
-	return &Server{store: store, signer: signer, refreshTTL: refreshTTL, limits: limits, publicURL: publicURL, log: log}
+// NewServer returns a server over store issuing tokens with signer, hashing
+// at most passwordHashes passwords at once (0: one per CPU).
+func NewServer(store *Store, signer *auth.Signer, refreshTTL time.Duration, limits Limits, passwordHashes int, publicURL string, log *slog.Logger) *Server {
+	return &Server{store: store, signer: signer, refreshTTL: refreshTTL, limits: limits, passwords: newPasswordWork(passwordHashes), publicURL: publicURL, log: log}
 }
 
 // SignUp creates a user, their organization, and makes them its owner.
@@ -59,7 +61,7 @@ func (s *Server) SignUp(ctx context.Context, req *accountsv1.SignUpRequest) (*ac
 	if supportedLanguage(lang) != lang {
 		return nil, errs.Field("language", "must be one of en, fr, de, it, es")
 	}
-	hash, err := hashPassword(req.GetPassword())
+	hash, err := s.passwords.hash(ctx, req.GetPassword())
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +104,7 @@ func (s *Server) SignIn(ctx context.Context, req *accountsv1.SignInRequest) (*ac
 	case !errs.Is(err, errs.NotFound):
 		return nil, fmt.Errorf("sign in: %w", err)
 	}
-	ok, err := checkPassword(hash, req.GetPassword())
+	ok, err := s.passwords.check(ctx, hash, req.GetPassword())
 	if err != nil {
 		return nil, fmt.Errorf("sign in: %w", err)
 	}
