@@ -49,7 +49,7 @@ lint: tools
 
 generate: tools
 	rm -f proto/mailplane/*/v1/*.pb.go
-	rm -rf gateway/internal/gen gateway/internal/openapi/*.json
+	rm -rf gateway/internal/gen gateway/internal/openapi/mailplane.swagger.json
 	buf generate
 
 # Fails when the committed generated code differs from what the .proto files
