@@ -150,7 +150,7 @@ func TestAuditFromOtherServices(t *testing.T) {
 	org := owner.Organization.Name
 	ns := natstest.Start(t)
 	log := slog.New(slog.DiscardHandler)
-	nc, js, err := events.Connect(ns.ClientURL(), "test", log)
+	nc, js, err := events.Connect(events.NATS{URL: ns.ClientURL()}, "test", log)
 	if err != nil {
 		t.Fatal(err)
 	}

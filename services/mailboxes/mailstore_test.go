@@ -25,7 +25,7 @@ func startMailstore(t *testing.T, pool *pgxpool.Pool, root string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.DiscardHandler)
 	ns := natstest.Start(t)
-	nc, js, err := events.Connect(ns.ClientURL(), "mailstoretest", log)
+	nc, js, err := events.Connect(events.NATS{URL: ns.ClientURL()}, "mailstoretest", log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/events"
 	"github.com/mailplane/mailplane/services/platform/telemetry"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/sync/errgroup"
@@ -72,7 +73,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	}()
-	s.NATSURL = ns.ClientURL()
+	s.NATS = events.NATS{URL: ns.ClientURL()}
 
 	if s.DatabaseURL == "" {
 		pg, err := newDevPostgres(d.DataDir, d.PostgresPort)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,9 +19,10 @@ import (
 // NATS only; the services create the event stream.
 func serveMailstore(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	l := config.NewLoader("mailplane mailstore", getenv, stdout)
-	var root, natsURL, stream, prefix, durable, logLevel string
+	var root, stream, prefix, durable, logLevel string
+	var cluster events.NATS
 	l.String(&root, "mail-root", "", "absolute path of the directory holding Dovecot's homes (/srv/vmail in deploy/mail/dovecot)")
-	l.String(&natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
+	cluster.Register(l)
 	l.String(&stream, "event-stream", "MAILPLANE", "JetStream stream holding every service's events")
 	l.String(&prefix, "event-prefix", "mailplane", "first token of every event subject")
 	l.String(&durable, "mailstore-consumer", mailboxes.MailstoreConsumer, "durable consumer name; mail stores that do not share their disk need one each")
@@ -31,18 +33,22 @@ func serveMailstore(ctx context.Context, args []string, getenv func(string) stri
 	if len(l.Args()) > 0 {
 		return fmt.Errorf("unexpected arguments %q", l.Args())
 	}
+	errs := cluster.Validate()
 	if err := checkMailRoot(root); err != nil {
-		return fmt.Errorf("configuration: mail-root (--mail-root, MAILPLANE_MAIL_ROOT): %w", err)
+		errs = append(errs, fmt.Errorf("mail-root (--mail-root, MAILPLANE_MAIL_ROOT): %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("configuration: %w", err)
 	}
 	log, err := telemetry.NewLogger(stdout, logLevel)
 	if err != nil {
 		return err
 	}
-	nc, js, err := events.Connect(natsURL, "mailplane-mailstore", log)
+	conn, js, err := events.Connect(cluster, "mailplane-mailstore", log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer conn.Close()
 	sub := mailboxes.MailstoreSubscription(root, log)
 	c := &events.Consumer{JS: js, Stream: stream, Durable: durable, Handle: sub.Handle, Log: log}
 	for _, s := range sub.Subjects {

@@ -23,7 +23,7 @@ import (
 // Ctrl-C stops it.
 func TestMailstoreCommand(t *testing.T) {
 	ns := natstest.Start(t)
-	nc, js, err := events.Connect(ns.ClientURL(), "test", slog.New(slog.DiscardHandler))
+	nc, js, err := events.Connect(events.NATS{URL: ns.ClientURL()}, "test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ type settings struct {
 	GRPCAddr        string
 	MetricsAddr     string
 	DatabaseURL     string
-	NATSURL         string
+	NATS            events.NATS
 	EventStream     string
 	EventPrefix     string
 	EventReplicas   int
@@ -51,7 +51,7 @@ func (s *settings) register(l *config.Loader) {
 	l.String(&s.GRPCAddr, "grpc-addr", ":9090", "gRPC listen address")
 	l.String(&s.MetricsAddr, "metrics-addr", ":9464", "Prometheus /metrics listen address; empty disables it")
 	l.String(&s.DatabaseURL, "database-url", "", "PostgreSQL URL, e.g. postgres://mailplane@db:5432/mailplane")
-	l.String(&s.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
+	s.NATS.Register(l)
 	l.String(&s.EventStream, "event-stream", "MAILPLANE", "JetStream stream holding every service's events")
 	l.String(&s.EventPrefix, "event-prefix", "mailplane", "first token of every event subject")
 	l.Int(&s.EventReplicas, "event-stream-replicas", 1, "replicas of the event stream in a NATS cluster (1, 3 or 5)")
@@ -66,7 +66,7 @@ func (s *settings) register(l *config.Loader) {
 func (s *settings) validate(names []string) error {
 	var errs []error
 	config.Check(&errs, s.DatabaseURL != "", "database-url", "required")
-	config.Check(&errs, s.NATSURL != "", "nats-url", "required")
+	errs = append(errs, s.NATS.Validate()...)
 	config.Check(&errs, s.EventStream != "" && !strings.ContainsAny(s.EventStream, ". *>"), "event-stream", "want a name without spaces, dots, * or >")
 	config.Check(&errs, s.EventPrefix != "" && !strings.ContainsAny(s.EventPrefix, " *>"), "event-prefix", "want a subject token without spaces, * or >")
 	config.Check(&errs, s.EventReplicas >= 1 && s.EventReplicas <= 5, "event-stream-replicas", "want 1 to 5, got %d", s.EventReplicas)
@@ -188,7 +188,7 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 	if err != nil {
 		return fmt.Errorf("token-public-key: %w", err)
 	}
-	nc, js, err := events.Connect(s.NATSURL, "mailplane-"+strings.Join(names, "-"), log)
+	nc, js, err := events.Connect(s.NATS, "mailplane-"+strings.Join(names, "-"), log)
 	if err != nil {
 		return err
 	}

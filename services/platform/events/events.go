@@ -19,8 +19,8 @@ import (
 
 // Connect opens a connection to NATS that keeps reconnecting, and its
 // JetStream context. Publishing waits at most 5 s for an acknowledgement.
-func Connect(url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url,
+func Connect(c NATS, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(c.URL, append(c.options(),
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
@@ -29,10 +29,10 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStrea
 				log.Warn("nats disconnected", "error", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
-	)
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	)...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats %s: %w", url, err)
+		return nil, nil, fmt.Errorf("connect to nats %s: %w", redacted(c.URL), err)
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(5*time.Second))
 	if err != nil {

@@ -73,7 +73,7 @@ func setup(t *testing.T) *fixture {
 	ns := natstest.Start(t)
 	logs := &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
-	nc, js, err := events.Connect(ns.ClientURL(), "eventstest", log)
+	nc, js, err := events.Connect(events.NATS{URL: ns.ClientURL()}, "eventstest", log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,9 @@ type Server struct {
 }
 
 // Start runs a JetStream-enabled server on a free loopback port, storing
-// under a temporary directory, shut down when t ends.
-func Start(t testing.TB) *Server {
+// under a temporary directory, shut down when t ends. Each of with may
+// change its options first (TLS, authentication).
+func Start(t testing.TB, with ...func(*server.Options)) *Server {
 	t.Helper()
 	opts := &server.Options{
 		Host:      "127.0.0.1",
@@ -29,6 +30,9 @@ func Start(t testing.TB) *Server {
 		StoreDir:  t.TempDir(),
 		NoSigs:    true,
 		NoLog:     true,
+	}
+	for _, f := range with {
+		f(opts)
 	}
 	s := &Server{opts: opts, t: t}
 	s.start()

@@ -34,7 +34,7 @@ func TestRelaySurvivesBrokerOutage(t *testing.T) {
 	ns := natstest.Start(t)
 	log := slog.New(slog.DiscardHandler)
 
-	nc, js, err := events.Connect(ns.ClientURL(), "test", log)
+	nc, js, err := events.Connect(events.NATS{URL: ns.ClientURL()}, "test", log)
 	if err != nil {
 		t.Fatal(err)
 	}
