@@ -35,7 +35,7 @@ func merge(doc, extra []byte) (string, error) {
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return "", fmt.Errorf("openapi: generated document: %w", err)
 	}
-	var paths, more map[string]json.RawMessage
+	var paths map[string]json.RawMessage
 	if err := json.Unmarshal(d["paths"], &paths); err != nil {
 		return "", fmt.Errorf("openapi: generated paths: %w", err)
 	}
@@ -43,8 +43,7 @@ func merge(doc, extra []byte) (string, error) {
 	if err := json.Unmarshal(extra, &e); err != nil {
 		return "", fmt.Errorf("openapi: routes.json: %w", err)
 	}
-	more = e.Paths
-	for p, ops := range more {
+	for p, ops := range e.Paths {
 		if _, ok := paths[p]; ok {
 			return "", fmt.Errorf("openapi: routes.json: %s is generated already", p)
 		}

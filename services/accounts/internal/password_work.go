@@ -11,39 +11,42 @@ import (
 // passwordWork bounds the password hashes (argon2id) running at once. Each
 // holds 19 MiB and a CPU for some 25 ms: more at once than the process has
 // CPUs only costs memory, and a burst of sign-ins must not get the process
-// killed for it. Calls wait their turn, for at most passwordWait.
-type passwordWork chan struct{}
-
-// passwordWait is how long a call waits for a turn before it is refused.
-const passwordWait = 10 * time.Second
+// killed for it. Calls wait their turn, for a while.
+type passwordWork struct {
+	turns chan struct{}
+	// wait is how long a call waits for a turn before it is refused.
+	wait time.Duration
+}
 
 // newPasswordWork lets n hashes run at once; n <= 0 means one per CPU.
-func newPasswordWork(n int) passwordWork {
+func newPasswordWork(n int) *passwordWork {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	return make(passwordWork, n)
+	return &passwordWork{turns: make(chan struct{}, n), wait: 10 * time.Second}
 }
 
 var errPasswordWorkBusy = errs.E(errs.ResourceExhausted, "too many password checks at once; try again in a moment").WithReason("PASSWORD_CHECKS_BUSY")
 
-// run runs f in its turn. A caller who gives up, or waits passwordWait,
-// gets an error and f does not run.
-func (w passwordWork) run(ctx context.Context, f func()) error {
-	ctx, cancel := context.WithTimeout(ctx, passwordWait)
-	defer cancel()
+// run runs f in its turn. A caller who gives up gets its context's error,
+// one who waits too long gets errPasswordWorkBusy, and f does not run.
+func (w *passwordWork) run(ctx context.Context, f func()) error {
+	timer := time.NewTimer(w.wait)
+	defer timer.Stop()
 	select {
-	case w <- struct{}{}:
+	case w.turns <- struct{}{}:
 	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
 		return errPasswordWorkBusy
 	}
-	defer func() { <-w }()
+	defer func() { <-w.turns }()
 	f()
 	return nil
 }
 
 // hash is hashPassword in its turn.
-func (w passwordWork) hash(ctx context.Context, password string) (hash string, err error) {
+func (w *passwordWork) hash(ctx context.Context, password string) (hash string, err error) {
 	if err := w.run(ctx, func() { hash, err = hashPassword(password) }); err != nil {
 		return "", err
 	}
@@ -51,7 +54,7 @@ func (w passwordWork) hash(ctx context.Context, password string) (hash string, e
 }
 
 // check is checkPassword in its turn.
-func (w passwordWork) check(ctx context.Context, hash, password string) (ok bool, err error) {
+func (w *passwordWork) check(ctx context.Context, hash, password string) (ok bool, err error) {
 	if err := w.run(ctx, func() { ok, err = checkPassword(hash, password) }); err != nil {
 		return false, err
 	}

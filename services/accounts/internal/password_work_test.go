@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -47,25 +48,30 @@ func TestPasswordWorkBounds(t *testing.T) {
 	}
 }
 
-// TestPasswordWorkGivesUp: a caller who gives up while every turn is taken
-// is told to come back, and its hash never runs.
+// TestPasswordWorkGivesUp: while every turn is taken, a caller who gives up
+// gets its own context's error, and one who waits too long is told to come
+// back (RESOURCE_EXHAUSTED, HTTP 429); neither hash runs.
 func TestPasswordWorkGivesUp(t *testing.T) {
 	w := newPasswordWork(1)
-	w <- struct{}{} // a hash that does not end
+	w.turns <- struct{}{} // a hash that does not end
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	ran := false
 	err := w.run(ctx, func() { ran = true })
-	if !errs.Is(err, errs.ResourceExhausted) || ran {
-		t.Fatalf("got %v (ran: %v), want ResourceExhausted without running", err, ran)
+	if !errors.Is(err, context.Canceled) || ran {
+		t.Fatalf("got %v (ran: %v), want the caller's context.Canceled without running", err, ran)
 	}
-	if _, err := w.hash(ctx, "a password"); !errs.Is(err, errs.ResourceExhausted) {
-		t.Errorf("hash: got %v, want ResourceExhausted", err)
+	if _, err := w.hash(ctx, "a password"); !errors.Is(err, context.Canceled) {
+		t.Errorf("hash: got %v, want context.Canceled", err)
+	}
+	w.wait = time.Millisecond
+	if ok, err := w.check(context.Background(), "", "a password"); !errs.Is(err, errs.ResourceExhausted) || ok {
+		t.Errorf("check after waiting: got %v, %v; want ResourceExhausted", ok, err)
 	}
 }
 
 func TestPasswordWorkDefault(t *testing.T) {
-	if got, want := cap(newPasswordWork(0)), runtime.GOMAXPROCS(0); got != want {
+	if got, want := cap(newPasswordWork(0).turns), runtime.GOMAXPROCS(0); got != want {
 		t.Errorf("%d hashes at once, want one per CPU (%d)", got, want)
 	}
 }

@@ -40,7 +40,7 @@ type Server struct {
 	signer     *auth.Signer
 	refreshTTL time.Duration
 	limits     Limits
-	passwords  passwordWork
+	passwords  *passwordWork
 	log        *slog.Logger
 	// publicURL is the frontend's address, which links in emails point to.
 	publicURL string

@@ -65,6 +65,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, name, prefix stri
 // the event redelivered later. tx may hold other events of a batch, and a
 // batch that fails is applied again event by event: a handler acts through
 // tx only, so that running it again after a rollback changes nothing twice.
+// A Consumer without a Pool passes a nil tx (see Consumer.Pool).
 type Handler func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error
 
 // Subscription is what a service consumes: a durable consumer name, the

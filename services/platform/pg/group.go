@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,8 +47,9 @@ const (
 	groupSenders = 2
 	// groupMax bounds a round's transaction, and so the locks it holds.
 	groupMax = 100
-	// roundTimeout bounds a combined round, which no single caller owns.
-	roundTimeout = 30 * time.Second
+	// roundTimeout bounds a combined round, which no single caller owns;
+	// its callers wait for it even when they give up meanwhile.
+	roundTimeout = 10 * time.Second
 )
 
 // errAlone tells a write that its round failed and it must be sent alone.
@@ -78,44 +81,74 @@ func (g *Group) Send(ctx context.Context, queue func(b *pgx.Batch) error) error 
 	if lead {
 		g.round()
 	}
+	var err error
 	select {
-	case err := <-w.done:
-		if errors.Is(err, errAlone) {
-			return g.alone(ctx, queue)
-		}
-		return err
+	case err = <-w.done:
 	case <-ctx.Done():
-		return ctx.Err()
+		if g.withdraw(w) {
+			return ctx.Err()
+		}
+		// A round has it: say what became of it, not that it was dropped.
+		err = <-w.done
 	}
+	if errors.Is(err, errAlone) {
+		return g.alone(ctx, queue)
+	}
+	return err
+}
+
+// withdraw takes w out of the writes waiting for a round, and reports
+// whether it was still there.
+func (g *Group) withdraw(w *write) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	i := slices.Index(g.waiting, w)
+	if i < 0 {
+		return false
+	}
+	g.waiting = slices.Delete(g.waiting, i, i+1)
+	return true
 }
 
 // round sends the writes waiting now, then hands on to another round if more
 // arrived meanwhile, so a caller who led one gets its answer without waiting
 // for the others.
 func (g *Group) round() {
+	defer func() {
+		g.mu.Lock()
+		more := len(g.waiting) > 0
+		if !more {
+			g.rounds--
+		}
+		g.mu.Unlock()
+		if more {
+			go g.round()
+		}
+	}()
 	g.mu.Lock()
 	n := min(len(g.waiting), groupMax)
-	ws := g.waiting[:n:n]
-	g.waiting = g.waiting[n:]
+	ws := slices.Clone(g.waiting[:n])
+	g.waiting = slices.Delete(g.waiting, 0, n)
 	g.mu.Unlock()
 
 	switch len(ws) {
 	case 0:
 	case 1:
-		ws[0].done <- g.alone(ws[0].ctx, ws[0].queue)
+		ws[0].done <- protect(func() error { return g.alone(ws[0].ctx, ws[0].queue) })
 	default:
 		g.together(ws)
 	}
+}
 
-	g.mu.Lock()
-	more := len(g.waiting) > 0
-	if !more {
-		g.rounds--
-	}
-	g.mu.Unlock()
-	if more {
-		go g.round()
-	}
+// protect runs f, making a panic its error: a bug in one write's code must
+// not leave the others without an answer, nor stop the rounds.
+func protect(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pg: panic in a write: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return f()
 }
 
 // alone sends one write in PostgreSQL's implicit transaction: one round trip.
@@ -124,7 +157,14 @@ func (g *Group) alone(ctx context.Context, queue func(*pgx.Batch) error) error {
 	if err := queue(b); err != nil {
 		return err
 	}
-	return g.pool.SendBatch(ctx, b).Close()
+	c, err := g.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// Released even when a callback panics (the pool then closes it), which
+	// pool.SendBatch would not do.
+	defer c.Release()
+	return c.SendBatch(ctx, b).Close()
 }
 
 // together sends ws in one transaction and tells each how it went.
@@ -142,7 +182,7 @@ func (g *Group) together(ws []*write) {
 		// Each write queues into a batch of its own first, so a queue that
 		// fails half-way leaves nothing behind in the round.
 		own := &pgx.Batch{}
-		if err := w.queue(own); err != nil {
+		if err := protect(func() error { return w.queue(own) }); err != nil {
 			w.done <- err
 			continue
 		}
@@ -152,6 +192,8 @@ func (g *Group) together(ws []*write) {
 	if len(sent) == 0 {
 		return
 	}
+	// Every write sent gets exactly one answer, whatever happens below:
+	// errAlone unless the round is known to have committed, or may have.
 	answer := errAlone
 	defer func() {
 		for _, w := range sent {
@@ -166,15 +208,18 @@ func (g *Group) together(ws []*write) {
 	defer c.Release() // a connection left inside a transaction is closed, not reused
 	// Statements and callbacks run first, and COMMIT only once all of them
 	// succeeded: a callback's error must undo the round like a statement's.
-	if err := c.SendBatch(ctx, b).Close(); err != nil {
+	// A callback that panics is sent again alone, in its caller's goroutine.
+	if err := protect(func() error { return c.SendBatch(ctx, b).Close() }); err != nil {
 		_, _ = c.Exec(ctx, "ROLLBACK")
 		return
 	}
-	_, err = c.Exec(ctx, "COMMIT")
+	tag, err := c.Exec(ctx, "COMMIT")
 	var pe *pgconn.PgError
 	switch {
-	case err == nil:
+	case err == nil && tag.String() == "COMMIT":
 		answer = nil
+	case err == nil:
+		// PostgreSQL answers ROLLBACK to a COMMIT of a failed transaction.
 	case !errors.As(err, &pe):
 		// The connection failed while COMMIT was on its way: the round may
 		// or may not have committed, and sending its writes again could do

@@ -261,3 +261,86 @@ func TestGroupSendsALoneWriteAlone(t *testing.T) {
 		t.Fatalf("row 3 of the failed write: %d (%v); want none", n, err)
 	}
 }
+
+// TestGroupAnswersACallerWhoGaveUpTooLate: a caller who gives up once its
+// write is in a round that goes on to commit is told it committed, not that
+// it was dropped.
+func TestGroupAnswersACallerWhoGaveUpTooLate(t *testing.T) {
+	f := newGroupFixture(t)
+	ctx := context.Background()
+	lock, err := f.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	if _, err := lock.Exec(ctx, `SELECT pg_advisory_lock(43)`); err != nil {
+		t.Fatal(err)
+	}
+	giveUp, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan error, 2)
+	for id, wctx := range map[int]context.Context{1: giveUp, 2: ctx} {
+		go func() {
+			results <- f.g.Send(wctx, func(b *pgx.Batch) error {
+				// The round waits on lock 43 until the test lets it go.
+				b.Queue(`SELECT pg_advisory_lock_shared(43), pg_advisory_unlock_shared(43)`)
+				b.Queue(`INSERT INTO grouped.rows VALUES ($1, txid_current())`, id)
+				return nil
+			})
+		}()
+	}
+	f.waitFor("both writes waiting", func() bool { return f.g.Waiting() == 2 })
+	f.release()
+	f.waitFor("their round waiting on lock 43", func() bool {
+		var n int
+		err := f.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+		return err == nil && n == 1
+	})
+	cancel()
+	if _, err := lock.Exec(ctx, `SELECT pg_advisory_unlock(43)`); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Errorf("a write of the committed round answered %v", err)
+		}
+	}
+	if rows := f.rows(); len(rows) != 2 {
+		t.Errorf("rows %v, want 1 and 2", rows)
+	}
+}
+
+// TestGroupSurvivesAPanic: a callback that panics in a round panics in its
+// own caller only; the others of the round are committed and the group
+// goes on taking writes.
+func TestGroupSurvivesAPanic(t *testing.T) {
+	f := newGroupFixture(t)
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		f.g.Send(context.Background(), func(b *pgx.Batch) error {
+			b.Queue(`INSERT INTO grouped.rows VALUES (99, txid_current()) RETURNING tx`).
+				QueryRow(func(pgx.Row) error { panic("a bug in a callback") })
+			return nil
+		})
+	}()
+	f.waitFor("the panicking write waiting", func() bool { return f.g.Waiting() == 1 })
+	res := f.insert([]int{1, 2, 3}, nil)
+	if p := <-panicked; p != "a bug in a callback" {
+		t.Errorf("the panicking caller got %v, want its panic", p)
+	}
+	for i, r := range res {
+		if r.err != nil {
+			t.Errorf("write %d: %v", i+1, r.err)
+		}
+	}
+	// Every round in flight has ended: one more write goes through.
+	err := f.g.Send(context.Background(), func(b *pgx.Batch) error {
+		b.Queue(`INSERT INTO grouped.rows VALUES (4, txid_current())`)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("a write after the panic: %v", err)
+	}
+}
