@@ -101,7 +101,7 @@ func str(m map[string]any, path ...string) string {
 // frontend would.
 func TestDevStackREST(t *testing.T) {
 	dbURL := pgtest.NewDatabase(t)
-	httpAddr := freeAddr(t)
+	httpAddr, metricsAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out bytes.Buffer
@@ -112,7 +112,7 @@ func TestDevStackREST(t *testing.T) {
 			"--database-url", dbURL,
 			"--grpc-addr", freeAddr(t),
 			"--http-addr", httpAddr,
-			"--metrics-addr", freeAddr(t),
+			"--metrics-addr", metricsAddr,
 			"--sign-in-limit-per-email", "5",
 			"--socketmap-addr", freeAddr(t),
 			"--policy-addr", freeAddr(t),
@@ -447,6 +447,27 @@ func TestDevStackREST(t *testing.T) {
 	openapi := c.want(200, "GET", "/openapi.json", "", nil)
 	if paths, _ := openapi.body["paths"].(map[string]any); paths["/v1/auth:signIn"] == nil {
 		t.Error("OpenAPI document lacks /v1/auth:signIn")
+	}
+
+	// The mailboxes' audit records travel through the outbox, JetStream and
+	// accounts' audit consumer, as the metrics SREs watch show.
+	var metrics string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if metrics = string(b); strings.Contains(metrics, `mailplane_events_applied_total{consumer="accounts-audit"`) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range []string{`mailplane_outbox_published_total{`, `service="mailboxes"`, `mailplane_outbox_delay_seconds_bucket{`,
+		`mailplane_events_applied_total{consumer="accounts-audit"`, `mailplane_events_lag_seconds_bucket{`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
 	}
 
 	cancel()

@@ -230,7 +230,7 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 					Durable: sub.Durable, Subjects: subjects, Handle: sub.Handle, Log: log.With("service", svc.name)})
 			}
 		}
-		relays = append(relays, &outbox.Relay{Pool: pool, JS: js, Prefix: s.EventPrefix, Log: log.With("service", svc.name)})
+		relays = append(relays, &outbox.Relay{Pool: pool, JS: js, Prefix: s.EventPrefix, Service: svc.name, Log: log.With("service", svc.name)})
 		srv.Health.SetServingStatus(svc.name, healthpb.HealthCheckResponse_SERVING)
 	}
 

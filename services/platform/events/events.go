@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Connect opens a connection to NATS that keeps reconnecting, and its
@@ -92,6 +94,38 @@ type Consumer struct {
 	Subjects []string
 	Handle   Handler
 	Log      *slog.Logger
+	// Meter reports the consumer's metrics; nil: the process's.
+	Meter metric.Meter
+
+	m consumerMetrics
+}
+
+// consumerMetrics are what SREs watch of a consumer: events applied, events
+// that failed and wait for redelivery, events dropped for good, and how
+// long after their publication events were applied (the consumer's lag).
+type consumerMetrics struct {
+	applied, failed, dropped metric.Int64Counter
+	lag                      metric.Float64Histogram
+	attrs                    metric.MeasurementOption
+}
+
+func (c *Consumer) setUpMetrics() {
+	m := c.Meter
+	if m == nil {
+		m = otel.Meter("github.com/mailplane/mailplane/services/platform/events")
+	}
+	// An instrument that cannot be made is a no-op: metrics never stop the
+	// consumer.
+	c.m.applied, _ = m.Int64Counter("mailplane.events.applied", metric.WithUnit("{event}"),
+		metric.WithDescription("Events applied (or recognised as applied before) and acknowledged."))
+	c.m.failed, _ = m.Int64Counter("mailplane.events.failed", metric.WithUnit("{event}"),
+		metric.WithDescription("Events whose handler failed; JetStream delivers them again."))
+	c.m.dropped, _ = m.Int64Counter("mailplane.events.dropped", metric.WithUnit("{event}"),
+		metric.WithDescription("Events without a valid id, never applied."))
+	c.m.lag, _ = m.Float64Histogram("mailplane.events.lag", metric.WithUnit("s"),
+		metric.WithDescription("Time from an event's publication to its application."),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+	c.m.attrs = metric.WithAttributes(attribute.String("consumer", c.Durable))
 }
 
 // recordApplied records event ids and returns those that were not applied
@@ -114,6 +148,7 @@ const (
 // stream costs one commit per batch rather than per event; an idle one is
 // applied event by event as it arrives.
 func (c *Consumer) Run(ctx context.Context) error {
+	c.setUpMetrics()
 	cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
 		Durable:        c.Durable,
 		FilterSubjects: c.Subjects,
@@ -184,6 +219,7 @@ func (c *Consumer) applyBatch(ctx context.Context, batch []jetstream.Msg) {
 			// Not from an outbox: it can never be recorded, so never applied.
 			c.Log.Error("event without a valid id dropped", "consumer", c.Durable, "subject", m.Subject(), "eventId", m.Headers().Get(jetstream.MsgIDHeader))
 			_ = m.Term()
+			c.m.dropped.Add(ctx, 1, c.m.attrs)
 			continue
 		}
 		ids, valid = append(ids, id), append(valid, m)
@@ -203,7 +239,11 @@ func (c *Consumer) applyBatch(ctx context.Context, batch []jetstream.Msg) {
 			if err := m.Ack(); err != nil {
 				c.Log.Warn("event ack failed", "consumer", c.Durable, "eventId", ids[i], "error", err)
 			}
+			if md, err := m.Metadata(); err == nil {
+				c.m.lag.Record(ctx, time.Since(md.Timestamp).Seconds(), c.m.attrs)
+			}
 		}
+		c.m.applied.Add(ctx, int64(len(valid)), c.m.attrs)
 	case len(valid) > 1:
 		c.Log.DebugContext(ctx, "event batch not applied; applying its events one by one", "consumer", c.Durable, "events", len(valid), "error", err)
 		for _, m := range valid {
@@ -212,6 +252,7 @@ func (c *Consumer) applyBatch(ctx context.Context, batch []jetstream.Msg) {
 	default:
 		c.Log.ErrorContext(ctx, "event not applied; will be redelivered", "consumer", c.Durable, "subject", valid[0].Subject(), "eventId", ids[0], "error", err)
 		_ = valid[0].NakWithDelay(5 * time.Second)
+		c.m.failed.Add(ctx, 1, c.m.attrs)
 	}
 }
 

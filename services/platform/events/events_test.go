@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/metrictest"
 	"github.com/mailplane/mailplane/services/platform/natstest"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -263,10 +264,12 @@ func TestConsumerRedeliversFailedEvent(t *testing.T) {
 	}
 	var calls atomic.Int32
 	apply := record("directory", &calls)
+	metrics := metrictest.New()
 	f.run(t, &events.Consumer{
 		Stream:   stream,
 		Durable:  "directory",
 		Subjects: []string{"mailplane.accounts.>"},
+		Meter:    metrics.Meter,
 		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
 			if err := apply(ctx, tx, m); err != nil {
 				return err
@@ -296,6 +299,12 @@ func TestConsumerRedeliversFailedEvent(t *testing.T) {
 	}
 	if !strings.Contains(f.logs.String(), id.String()) {
 		t.Errorf("the failure is not logged with the event id:\n%s", f.logs)
+	}
+	waitFor(t, 10*time.Second, "the metrics to count the application", func() bool {
+		return metrics.Sum(t, "mailplane.events.applied") == 1
+	})
+	if got := metrics.Sum(t, "mailplane.events.failed"); got != 1 {
+		t.Errorf("failed: %d, want 1", got)
 	}
 }
 
@@ -388,10 +397,12 @@ func TestConsumerAppliesWaitingEventsInBatches(t *testing.T) {
 	var mu sync.Mutex
 	txs := map[int64]bool{}
 	apply := record("directory", &calls)
+	metrics := metrictest.New()
 	f.run(t, &events.Consumer{
 		Stream:   stream,
 		Durable:  "directory",
 		Subjects: []string{"mailplane.accounts.>"},
+		Meter:    metrics.Meter,
 		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
 			var v wrapperspb.Int64Value
 			if err := proto.Unmarshal(m.Data(), &v); err != nil {
@@ -424,6 +435,18 @@ func TestConsumerAppliesWaitingEventsInBatches(t *testing.T) {
 	defer mu.Unlock()
 	if len(txs) >= n/2 {
 		t.Errorf("%d events were applied in %d transactions: not batched", n, len(txs))
+	}
+	// The metrics count messages: the event stored twice is acknowledged
+	// twice; the batch that failed was applied again at once, event by
+	// event, so no event failed for good.
+	waitFor(t, 10*time.Second, "the metrics to count every message", func() bool {
+		return metrics.Sum(t, "mailplane.events.applied") == n+1
+	})
+	if got := metrics.Sum(t, "mailplane.events.failed"); got != 0 {
+		t.Errorf("failed: %d, want 0", got)
+	}
+	if got := metrics.Count(t, "mailplane.events.lag"); got != n+1 {
+		t.Errorf("lag recorded %d times, want %d", got, n+1)
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/protobuf/proto"
 )
@@ -99,10 +101,42 @@ type Relay struct {
 	Interval time.Duration
 	// Batch is how many events one transaction publishes.
 	Batch int
+	// Service names the outbox in metrics ("accounts").
+	Service string
+	// Meter reports the relay's metrics; nil: the process's.
+	Meter metric.Meter
+
+	m relayMetrics
+}
+
+// relayMetrics are what SREs watch of a relay: how many events it
+// published, how many the broker refused, and how long events waited in
+// the outbox (the delay others see them with).
+type relayMetrics struct {
+	published, refused metric.Int64Counter
+	delay              metric.Float64Histogram
+	attrs              metric.MeasurementOption
+}
+
+func (r *Relay) setUpMetrics() {
+	m := r.Meter
+	if m == nil {
+		m = otel.Meter("github.com/mailplane/mailplane/services/platform/outbox")
+	}
+	// An instrument that cannot be made is a no-op: metrics never stop the
+	// relay.
+	r.m.published, _ = m.Int64Counter("mailplane.outbox.published", metric.WithUnit("{event}"),
+		metric.WithDescription("Events published to JetStream and removed from the outbox."))
+	r.m.refused, _ = m.Int64Counter("mailplane.outbox.refused", metric.WithUnit("{event}"),
+		metric.WithDescription("Events JetStream did not acknowledge; they stay in the outbox for the next try."))
+	r.m.delay, _ = m.Float64Histogram("mailplane.outbox.delay", metric.WithUnit("s"),
+		metric.WithDescription("Time from an event's commit to its publication."),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+	r.m.attrs = metric.WithAttributes(attribute.String("service", r.Service))
 }
 
 const selectBatch = `
-SELECT seq, id, subject, payload, headers FROM outbox
+SELECT seq, id, subject, payload, headers, created_at FROM outbox
 ORDER BY seq LIMIT $1
 FOR UPDATE SKIP LOCKED`
 
@@ -111,6 +145,7 @@ const deleteSent = `DELETE FROM outbox WHERE seq = ANY($1)`
 // Run publishes until ctx is done, then drains what is left for up to
 // drainTimeout so a clean shutdown leaves nothing behind.
 func (r *Relay) Run(ctx context.Context, drainTimeout time.Duration) error {
+	r.setUpMetrics()
 	interval := r.Interval
 	if interval <= 0 {
 		interval = 100 * time.Millisecond
@@ -159,18 +194,20 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 	if batch <= 0 {
 		batch = 256
 	}
-	var sent int
+	var sent, refused int
+	var delays []float64
 	err := pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, selectBatch, batch)
 		if err != nil {
 			return err
 		}
 		type event struct {
-			Seq     int64
-			ID      uuid.UUID
-			Subject string
-			Payload []byte
-			Headers map[string]string
+			Seq       int64
+			ID        uuid.UUID
+			Subject   string
+			Payload   []byte
+			Headers   map[string]string
+			CreatedAt time.Time
 		}
 		events, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
 		if err != nil || len(events) == 0 {
@@ -195,6 +232,7 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 			select {
 			case <-f.Ok():
 				acked = append(acked, events[i].Seq)
+				delays = append(delays, time.Since(events[i].CreatedAt).Seconds())
 			case err := <-f.Err():
 				errs = append(errs, fmt.Errorf("publish %s: %w", events[i].Subject, err))
 			case <-ctx.Done():
@@ -204,7 +242,7 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 		if _, err := tx.Exec(ctx, deleteSent, acked); err != nil {
 			return err
 		}
-		sent = len(acked)
+		sent, refused = len(acked), len(errs)
 		if len(errs) > 0 {
 			// Commit what was acknowledged; the rest stays for the retry.
 			r.Log.Warn("outbox relay: some events not acknowledged", "error", errors.Join(errs...))
@@ -214,8 +252,13 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 		}
 		return nil
 	})
-	if err != nil && sent > 0 {
-		sent = 0
+	r.m.refused.Add(ctx, int64(refused), r.m.attrs)
+	if err != nil {
+		return 0, err
 	}
-	return sent, err
+	r.m.published.Add(ctx, int64(sent), r.m.attrs)
+	for _, d := range delays {
+		r.m.delay.Record(ctx, d, r.m.attrs)
+	}
+	return sent, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/metrictest"
 	"github.com/mailplane/mailplane/services/platform/natstest"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -63,7 +64,8 @@ func TestRelaySurvivesBrokerOutage(t *testing.T) {
 
 	relayCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	relay := &outbox.Relay{Pool: pool, JS: js, Prefix: prefix, Log: log, Interval: 20 * time.Millisecond}
+	metrics := metrictest.New()
+	relay := &outbox.Relay{Pool: pool, JS: js, Prefix: prefix, Log: log, Interval: 20 * time.Millisecond, Service: "outboxtest", Meter: metrics.Meter}
 	go func() { done <- relay.Run(relayCtx, 5*time.Second) }()
 
 	// Let the relay fail against the dead broker for a while.
@@ -118,6 +120,12 @@ func TestRelaySurvivesBrokerOutage(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Fatalf("got %d distinct events, want %d", len(seen), n)
+	}
+	if got := metrics.Sum(t, "mailplane.outbox.published"); got != n {
+		t.Errorf("published: %d, want %d", got, n)
+	}
+	if got := metrics.Count(t, "mailplane.outbox.delay"); got != n {
+		t.Errorf("delay recorded %d times, want %d", got, n)
 	}
 }
 
