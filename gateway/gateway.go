@@ -126,14 +126,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 
 // dial returns a client connection to addr. Plain-text transport: inside the
 // cluster the backends are reached over the pod network (or loopback in dev).
-func dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr,
+// Calls take turns over every address the name resolves to (a headless
+// Service's pods), rather than all going to the first.
+func dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(roundRobin),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 			otelgrpc.WithFilter(filters.Not(filters.HealthCheck())),
 		)),
-	)
+	}, opts...)...)
 }
+
+// roundRobin is the gRPC service config spreading calls over the backends.
+const roundRobin = `{"loadBalancingConfig": [{"round_robin": {}}]}`
 
 // newMux routes the API and the edge's own endpoints. The own endpoints go
 // through the grpc-gateway mux too, so that an unknown path or a wrong method

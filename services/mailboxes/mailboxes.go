@@ -66,7 +66,10 @@ type mailServer struct {
 // Register adds the mailboxes services to srv. pool's search_path must be
 // Schema, migrated.
 func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) (*Service, error) {
+	// Calls take turns over accounts' pods (a headless Service resolves to
+	// each of them), as the gateway's do.
 	conn, err := grpc.NewClient(c.AccountsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
 	if err != nil {
 		return nil, fmt.Errorf("dial accounts at %s: %w", c.AccountsAddr, err)

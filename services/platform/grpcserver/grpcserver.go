@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
@@ -45,6 +46,11 @@ type Server struct {
 // streamWorkers is how many goroutines serve calls, kept between calls.
 const streamWorkers = 128
 
+// maxConnectionAge is how long a client connection lives before the server
+// asks the client to make a new one (gRPC adds ±10% so that clients do not
+// all come back at once).
+const maxConnectionAge = 5 * time.Minute
+
 // New returns a server whose interceptors log to log and verify access
 // tokens with verifier. Register services on it, then call Serve.
 func New(log *slog.Logger, verifier *auth.Verifier) *Server {
@@ -60,6 +66,9 @@ func New(log *slog.Logger, verifier *auth.Verifier) *Server {
 		// that finds them all busy still gets its own goroutine. An idle
 		// worker costs its stack.
 		grpc.NumStreamWorkers(streamWorkers),
+		// Clients reconnect every few minutes, and so find the replicas
+		// started since: the gateway balances over what it resolved.
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: maxConnectionAge, MaxConnectionAgeGrace: time.Minute}),
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(i.logging, i.errors, i.recover, i.authenticate, i.validate),
 		grpc.ChainStreamInterceptor(i.streamErrors, i.streamAuthenticate),
