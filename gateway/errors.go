@@ -16,7 +16,8 @@ import (
 
 // errorHandler answers an error as grpc-gateway does by default, a
 // google.rpc.Status in JSON with the HTTP status of its code, and adds
-// Retry-After when the status carries a google.rpc.RetryInfo.
+// Retry-After when the status carries a google.rpc.RetryInfo, and the
+// WWW-Authenticate that HTTP requires of a 401 (RFC 9110, 11.6.1).
 func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 	return func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 		if st := status.Convert(err); st.Code() == codes.Unavailable {
@@ -31,6 +32,9 @@ func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 			p.Message = "service unavailable; try again later"
 			err = status.FromProto(p).Err()
 		}
+		if status.Code(err) == codes.Unauthenticated {
+			w = bearerChallenge{w}
+		}
 		if d, ok := retryDelay(err); ok {
 			// Retry-After takes whole seconds; round up so that a client
 			// that obeys it is not refused again.
@@ -39,6 +43,18 @@ func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 		}
 		runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 	}
+}
+
+// bearerChallenge puts the scheme in the WWW-Authenticate of a 401, where
+// grpc-gateway writes the error's message (which is no challenge, and says
+// to every client why a token failed).
+type bearerChallenge struct{ http.ResponseWriter }
+
+func (w bearerChallenge) WriteHeader(code int) {
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mailplane"`)
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // retryDelay returns the delay of err's RetryInfo detail, if it has one.

@@ -232,6 +232,9 @@ func TestErrors(t *testing.T) {
 			if got := w.Header().Get("Retry-After"); got != tt.wantRetryAfter {
 				t.Errorf("Retry-After = %q, want %q", got, tt.wantRetryAfter)
 			}
+			if got, want := w.Header().Get("WWW-Authenticate"), tt.wantStatus == http.StatusUnauthorized; (got == `Bearer realm="mailplane"`) != want {
+				t.Errorf("WWW-Authenticate = %q on a %d", got, w.Code)
+			}
 			if got := w.Header().Get("Content-Type"); got != "application/json" {
 				t.Errorf("Content-Type = %q, want application/json", got)
 			}
