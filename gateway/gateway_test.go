@@ -466,7 +466,7 @@ func TestCORS(t *testing.T) {
 			wantStatus: http.StatusOK,
 			want: map[string]string{
 				"Access-Control-Allow-Origin":   app,
-				"Access-Control-Expose-Headers": "X-Request-Id, Retry-After, Content-Disposition",
+				"Access-Control-Expose-Headers": "X-Request-Id, Retry-After, Content-Disposition, Location, WWW-Authenticate",
 				"Vary":                          "Origin",
 			},
 		},

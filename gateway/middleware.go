@@ -174,7 +174,7 @@ func cors(origins []string, next http.Handler) http.Handler {
 		}
 		if ok {
 			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Content-Disposition")
+			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Content-Disposition, Location, WWW-Authenticate")
 		}
 		next.ServeHTTP(w, r)
 	})
