@@ -86,7 +86,7 @@ func TestDovecotDevicePasswords(t *testing.T) {
 	_, printerPassword := create("The printer", "MAIL_PROTOCOL_SMTP")
 
 	imap := startDovecot(t, bin, e.pool)
-	startMailstore(t, e.pool, imap.vmail)
+	startMailstore(t, e.pool, imap.vmail, doveadmPath(), "-c", imap.conf)
 	check := func(t *testing.T, login, password, want string) {
 		t.Helper()
 		got, err := imap.login(login, password)
@@ -147,7 +147,15 @@ func TestDovecotDevicePasswords(t *testing.T) {
 		}
 	}
 
+	// The phone is connected when its password is revoked: the mail store
+	// ends its session (doveadm kick), so it stops reading mail at once.
+	phoneConn, phoneIMAP, err := imap.session("sales@example.com", phonePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phoneConn.Close()
 	edge.do(t, anna.token, "DELETE", "/v1/"+phone, nil, nil)
+	t.Run("revoked while connected", func(t *testing.T) { waitDisconnected(t, phoneConn, phoneIMAP) })
 	t.Run("revoked", func(t *testing.T) { check(t, "sales@example.com", phonePassword, refused) })
 	t.Run("other device after the revocation", func(t *testing.T) { check(t, "sales@example.com", laptopPassword, ok) })
 
@@ -222,9 +230,15 @@ func TestDovecotDevicePasswords(t *testing.T) {
 	edge.do(t, owner.token, "DELETE", "/v1/"+info, nil, nil)
 	waitGone(t, infoHome)
 
+	laptopConn, laptopIMAP, err := imap.session("sales@example.com", laptopPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer laptopConn.Close()
 	if _, err := e.services.DeleteMailService(owner.ctx, &mailboxesv1.DeleteMailServiceRequest{Name: ms.GetMailService().GetName()}); err != nil {
 		t.Fatal(err)
 	}
+	t.Run("mail service deleted while connected", func(t *testing.T) { waitDisconnected(t, laptopConn, laptopIMAP) })
 	t.Run("mail service deleted", func(t *testing.T) { check(t, "sales@example.com", laptopPassword, refused) })
 	// Its mail goes with its purge (TestMailstore shows it stays until then).
 	if _, err := e.pool.Exec(context.Background(), "UPDATE mail_services SET delete_time = now() - interval '31 days'"); err != nil {
@@ -499,13 +513,17 @@ func startDovecot(t *testing.T, bin string, pool *pgxpool.Pool) *dovecot {
 // "a1 OK [CAPABILITY ...] Logged in" or "a1 NO [AUTHENTICATIONFAILED] ...".
 // authTest asks Dovecot's auth service, as service would (Postfix asks as
 // "smtp"), whether password opens user, with doveadm auth test.
+// doveadmPath is Debian's doveadm, which root's PATH may lack.
+func doveadmPath() string {
+	if p, err := exec.LookPath("doveadm"); err == nil {
+		return p
+	}
+	return "/usr/bin/doveadm"
+}
+
 func (d *dovecot) authTest(t *testing.T, service, user, password string) bool {
 	t.Helper()
-	doveadm, err := exec.LookPath("doveadm")
-	if err != nil {
-		doveadm = "/usr/bin/doveadm"
-	}
-	out, err := exec.Command(doveadm, "-c", d.conf, "auth", "test", "-x", "service="+service, user, password).CombinedOutput()
+	out, err := exec.Command(doveadmPath(), "-c", d.conf, "auth", "test", "-x", "service="+service, user, password).CombinedOutput()
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
@@ -565,6 +583,36 @@ func (d *dovecot) dial() (net.Conn, *textproto.Conn, error) {
 		return nil, nil, fmt.Errorf("greeting: %w", err)
 	}
 	return conn, c, nil
+}
+
+// session logs in and selects the INBOX, as a mail client keeps doing.
+func (d *dovecot) session(user, password string) (net.Conn, *textproto.Conn, error) {
+	conn, c, err := d.dial()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, cmd := range []string{"a1 LOGIN " + imapQuote(user) + " " + imapQuote(password), "a2 SELECT INBOX"} {
+		if line, err := imapCommand(c, cmd); err != nil || !strings.HasPrefix(line, cmd[:3]+"OK") {
+			conn.Close()
+			return nil, nil, fmt.Errorf("%s: %q %v", cmd[3:strings.IndexByte(cmd[3:], ' ')+3], line, err)
+		}
+	}
+	return conn, c, nil
+}
+
+// waitDisconnected waits for the server to end the session on conn.
+func waitDisconnected(t *testing.T, conn net.Conn, c *textproto.Conn) {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		line, err := c.ReadLine()
+		if errors.Is(err, io.EOF) || strings.HasPrefix(line, "* BYE") {
+			return
+		}
+		if err != nil {
+			t.Fatalf("the session is still open: %v", err)
+		}
+	}
 }
 
 func (d *dovecot) login(user, password string) (string, error) {

@@ -2,9 +2,12 @@ package mailboxes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	internal "github.com/mailplane/mailplane/services/mailboxes/internal"
@@ -16,26 +19,67 @@ import (
 // Mail stores that do not share their disk each need a consumer of their own.
 const MailstoreConsumer = "mailboxes-mailstore"
 
-// MailstoreSubscription removes from root, the directory holding Dovecot's
-// homes, the mail of deleted addresses and of purged mail services. It runs
-// next to Dovecot (`mailplane mailstore`), with no database: removing a
-// directory twice does no harm, so events need no record.
-func MailstoreSubscription(root string, log *slog.Logger) events.Subscription {
+// Mailstore is what `mailplane mailstore` does next to Dovecot, with no
+// database (ending sessions or removing a directory twice does no harm, so
+// events need no record): it ends the open sessions of revoked device
+// passwords, deleted addresses and deleted mail services, and removes the
+// mail of deleted addresses and purged mail services.
+type Mailstore struct {
+	// Root is the directory holding Dovecot's homes.
+	Root string
+	// Doveadm is the command that runs doveadm ("doveadm", or "doveadm -c
+	// /etc/dovecot/dovecot.conf"); empty: sessions are not ended.
+	Doveadm []string
+	Log     *slog.Logger
+}
+
+// Subscription is the mail store's durable consumer.
+func (s *Mailstore) Subscription() events.Subscription {
 	return events.Subscription{
-		Durable:  MailstoreConsumer,
-		Subjects: []string{"mailboxes.address.deleted", "mailboxes.mail_service.purged"},
-		Handle: func(ctx context.Context, _ pgx.Tx, m jetstream.Msg) error {
-			dir, err := internal.MailDir(root, m.Subject(), m.Data())
-			if err != nil {
-				// It will never parse: log it and move on.
-				log.ErrorContext(ctx, "mail store event dropped", "subject", m.Subject(), "error", err)
-				return nil
-			}
-			if err := os.RemoveAll(dir); err != nil {
-				return fmt.Errorf("remove mail: %w", err)
-			}
-			log.InfoContext(ctx, "mail removed", "subject", m.Subject(), "dir", dir)
-			return nil
-		},
+		Durable: MailstoreConsumer,
+		Subjects: []string{"mailboxes.address.deleted", "mailboxes.device_password.revoked",
+			"mailboxes.mail_service.deleted", "mailboxes.mail_service.purged"},
+		Handle: s.handle,
 	}
+}
+
+func (s *Mailstore) handle(ctx context.Context, _ pgx.Tx, m jetstream.Msg) error {
+	w, err := internal.MailstoreWorkFor(s.Root, m.Subject(), m.Data())
+	if err != nil {
+		// It will never parse: log it and move on.
+		s.Log.ErrorContext(ctx, "mail store event dropped", "subject", m.Subject(), "error", err)
+		return nil
+	}
+	if w.Kick != "" && len(s.Doveadm) > 0 {
+		if err := s.kick(ctx, w.Kick); err != nil {
+			return err
+		}
+	}
+	if w.Remove != "" {
+		if err := os.RemoveAll(w.Remove); err != nil {
+			return fmt.Errorf("remove mail: %w", err)
+		}
+		s.Log.InfoContext(ctx, "mail removed", "subject", m.Subject(), "dir", w.Remove)
+	}
+	return nil
+}
+
+// exitNoUser is doveadm kick's exit status when nobody matched
+// (EX_NOUSER, "no users kicked").
+const exitNoUser = 68
+
+// kick ends the Dovecot sessions of login (or of the logins a mask such as
+// "*@example.com" matches).
+func (s *Mailstore) kick(ctx context.Context, login string) error {
+	args := append(s.Doveadm[1:len(s.Doveadm):len(s.Doveadm)], "kick", "--", login)
+	out, err := exec.CommandContext(ctx, s.Doveadm[0], args...).CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit) && exit.ExitCode() == exitNoUser:
+		return nil // nobody was connected
+	case err != nil:
+		return fmt.Errorf("doveadm kick %s: %w: %s", login, err, strings.TrimSpace(string(out)))
+	}
+	s.Log.InfoContext(ctx, "sessions ended", "login", login, "doveadm", strings.TrimSpace(string(out)))
+	return nil
 }

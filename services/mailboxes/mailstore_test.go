@@ -19,11 +19,12 @@ import (
 
 // startMailstore runs what production runs between the mailboxes service
 // and the mail store: the outbox relay of pool into a JetStream of the
-// test's own, and `mailplane mailstore`'s consumer removing mail from root.
-func startMailstore(t *testing.T, pool *pgxpool.Pool, root string) {
+// test's own, and `mailplane mailstore`'s consumer removing mail from root
+// and ending sessions with doveadm (none: sessions are left alone).
+func startMailstore(t *testing.T, pool *pgxpool.Pool, root string, doveadm ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.DiscardHandler)
+	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ns := natstest.Start(t)
 	nc, js, err := events.Connect(events.NATS{URL: ns.ClientURL()}, "mailstoretest", log)
 	if err != nil {
@@ -32,7 +33,7 @@ func startMailstore(t *testing.T, pool *pgxpool.Pool, root string) {
 	if err := events.EnsureStream(ctx, js, "MAILPLANE", "mailplane", 1); err != nil {
 		t.Fatal(err)
 	}
-	sub := mailboxes.MailstoreSubscription(root, log)
+	sub := (&mailboxes.Mailstore{Root: root, Doveadm: doveadm, Log: log}).Subscription()
 	c := &events.Consumer{JS: js, Stream: "MAILPLANE", Durable: sub.Durable, Handle: sub.Handle, Log: log}
 	for _, s := range sub.Subjects {
 		c.Subjects = append(c.Subjects, "mailplane."+s)
@@ -47,6 +48,14 @@ func startMailstore(t *testing.T, pool *pgxpool.Pool, root string) {
 		<-done
 		nc.Close()
 	})
+}
+
+// testLog writes a log to the test's output, shown when it fails.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // waitGone waits until dir no longer exists.

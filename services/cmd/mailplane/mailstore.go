@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/config"
@@ -15,13 +16,15 @@ import (
 )
 
 // serveMailstore runs next to Dovecot, as the user owning the mail: it
+// ends the sessions of revoked device passwords and deleted addresses, and
 // removes the mail of deleted addresses and purged mail services. It needs
 // NATS only; the services create the event stream.
 func serveMailstore(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	l := config.NewLoader("mailplane mailstore", getenv, stdout)
-	var root, stream, prefix, durable, logLevel string
+	var root, doveadm, stream, prefix, durable, logLevel string
 	var cluster events.NATS
 	l.String(&root, "mail-root", "", "absolute path of the directory holding Dovecot's homes (/srv/vmail in deploy/mail/dovecot)")
+	l.String(&doveadm, "doveadm", "doveadm", "command running doveadm, to end sessions (\"doveadm -c /etc/dovecot/dovecot.conf\"); empty: sessions are not ended")
 	cluster.Register(l)
 	l.String(&stream, "event-stream", "MAILPLANE", "JetStream stream holding every service's events")
 	l.String(&prefix, "event-prefix", "mailplane", "first token of every event subject")
@@ -49,12 +52,13 @@ func serveMailstore(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	defer conn.Close()
-	sub := mailboxes.MailstoreSubscription(root, log)
+	store := &mailboxes.Mailstore{Root: root, Doveadm: strings.Fields(doveadm), Log: log}
+	sub := store.Subscription()
 	c := &events.Consumer{JS: js, Stream: stream, Durable: durable, Handle: sub.Handle, Log: log}
 	for _, s := range sub.Subjects {
 		c.Subjects = append(c.Subjects, prefix+"."+s)
 	}
-	log.Info("removing mail of deleted addresses", "mailRoot", root, "consumer", durable)
+	log.Info("looking after the mail store", "mailRoot", root, "doveadm", doveadm, "consumer", durable)
 	return c.Run(ctx)
 }
 

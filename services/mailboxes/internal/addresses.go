@@ -62,6 +62,14 @@ type Rights struct {
 // Email is the whole address.
 func (a *Address) Email() string { return a.LocalPart + "@" + a.Domain }
 
+// Login is the address's user name in Dovecot (dovecot_users.login).
+func (a *Address) Login() string { return a.LocalKey + "@" + a.Domain }
+
+// addressChanged is the event of a change to a.
+func addressChanged(a *Address, actor string) *mailboxesv1.AddressChanged {
+	return &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: actor, Login: a.Login()}
+}
+
 // hasUser reports whether user may use a.
 func (a *Address) hasUser(user uuid.UUID) bool {
 	for _, u := range a.Users {
@@ -255,7 +263,7 @@ func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users 
 	a.UpdateTime = a.CreateTime
 	events := []outbox.Event{
 		auditEvent(ctx, organizationName(a.OrganizationID), c, "mailboxes.address.create", name, map[string]string{"email": a.Email(), "kind": a.Kind}),
-		{Subject: "mailboxes.address.created", Msg: &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()}},
+		{Subject: "mailboxes.address.created", Msg: addressChanged(a, c.Name())},
 	}
 	// The address, its names, users and events are one write: when the
 	// mail service is gone or a name is taken, the insert returns no row and
@@ -683,7 +691,7 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 			map[string]string{"fields": strings.Join(paths, ",")}); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "mailboxes.address.updated", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()})
+		return outbox.Write(ctx, tx, "mailboxes.address.updated", addressChanged(a, c.Name()))
 	})
 	if err != nil {
 		return nil, err
@@ -756,13 +764,13 @@ func (s *Server) DeleteAddress(ctx context.Context, req *mailboxesv1.DeleteAddre
 			return fmt.Errorf("delete address: %w", err)
 		}
 		// A later address of the same name starts from zero.
-		if _, err := tx.Exec(ctx, "DELETE FROM dovecot_quota WHERE login = $1", a.LocalKey+"@"+a.Domain); err != nil {
+		if _, err := tx.Exec(ctx, "DELETE FROM dovecot_quota WHERE login = $1", a.Login()); err != nil {
 			return fmt.Errorf("delete address usage: %w", err)
 		}
 		if err := audit(ctx, tx, organizationName(a.OrganizationID), c, "mailboxes.address.delete", req.GetName(), map[string]string{"email": a.Email()}); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "mailboxes.address.deleted", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()})
+		return outbox.Write(ctx, tx, "mailboxes.address.deleted", addressChanged(a, c.Name()))
 	})
 	if err != nil {
 		return nil, err

@@ -215,7 +215,7 @@ func (s *Server) UpdateAutoReply(ctx context.Context, req *mailboxesv1.UpdateAut
 		if err := audit(ctx, tx, organizationName(a.OrganizationID), c, "mailboxes.autoReply.update", autoReplyName(a), details); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "mailboxes.auto_reply.updated", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: c.Name()})
+		return outbox.Write(ctx, tx, "mailboxes.auto_reply.updated", addressChanged(a, c.Name()))
 	})
 	if err != nil {
 		return nil, err

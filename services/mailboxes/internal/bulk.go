@@ -919,7 +919,7 @@ func (b *bulkBatch) add(row bulkRow) error {
 	aliases := slices.Clone(row.aliases)
 	slices.Sort(aliases)
 	ts := timestamppb.New(now)
-	payload, err := proto.Marshal(&mailboxesv1.AddressChanged{Actor: r.actor, Address: &mailboxesv1.Address{
+	payload, err := proto.Marshal(&mailboxesv1.AddressChanged{Actor: r.actor, Login: localKey(row.localPart) + "@" + r.domain, Address: &mailboxesv1.Address{
 		Name: addressName(r.org, r.job.MailServiceID, id), LocalPart: row.localPart, Email: row.localPart + "@" + r.domain,
 		Kind: kindProtos[kind], RedirectDestinations: row.redirects, Aliases: aliases, QuotaBytes: row.quota,
 		CreateTime: ts, UpdateTime: ts,

@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
-	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"google.golang.org/protobuf/proto"
 )
@@ -101,7 +100,7 @@ func ApplyPersonLeft(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
 		if a.LocalPart == "" {
 			continue
 		}
-		if err := outbox.Write(ctx, tx, "mailboxes.address.updated", &mailboxesv1.AddressChanged{Address: addressProto(a), Actor: actor}); err != nil {
+		if err := outbox.Write(ctx, tx, "mailboxes.address.updated", addressChanged(a, actor)); err != nil {
 			return err
 		}
 	}
@@ -118,7 +117,7 @@ func revokeStrandedDevicePasswords(ctx context.Context, tx pgx.Tx, a *Address, a
 	}
 	for _, d := range revoked {
 		err := outbox.Write(ctx, tx, "mailboxes.device_password.revoked",
-			&mailboxesv1.DevicePasswordRevoked{DevicePassword: devicePasswordProto(a, d), Actor: actor})
+			devicePasswordRevoked(a, d, actor))
 		if err != nil {
 			return err
 		}

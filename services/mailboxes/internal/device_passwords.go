@@ -119,6 +119,11 @@ func devicePasswordName(a *Address, id uuid.UUID) string {
 	return addressName(a.OrganizationID, a.MailServiceID, a.ID) + "/devicePasswords/" + id.String()
 }
 
+// devicePasswordRevoked is the event of d's revocation.
+func devicePasswordRevoked(a *Address, d *DevicePassword, actor string) *mailboxesv1.DevicePasswordRevoked {
+	return &mailboxesv1.DevicePasswordRevoked{DevicePassword: devicePasswordProto(a, d), Actor: actor, Login: a.Login()}
+}
+
 func devicePasswordProto(a *Address, d *DevicePassword) *mailboxesv1.DevicePassword {
 	p := &mailboxesv1.DevicePassword{
 		Name: devicePasswordName(a, d.ID), DeviceName: d.DeviceName, User: userName(d.UserID),
@@ -270,7 +275,7 @@ func (s *Server) DeleteDevicePassword(ctx context.Context, req *mailboxesv1.Dele
 			return err
 		}
 		return outbox.Write(ctx, tx, "mailboxes.device_password.revoked",
-			&mailboxesv1.DevicePasswordRevoked{DevicePassword: devicePasswordProto(a, d), Actor: c.Name()})
+			devicePasswordRevoked(a, d, c.Name()))
 	})
 	if err != nil {
 		return nil, err

@@ -86,7 +86,10 @@ type AddressChanged struct {
 	// The address after the change (before it, for a deletion).
 	Address *Address `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	// Who changed it.
-	Actor         string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The address's login in Dovecot: its local part in lower case @ its
+	// domain in ASCII ("sales@xn--bcher-kva.example").
+	Login         string `protobuf:"bytes,3,opt,name=login,proto3" json:"login,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -135,13 +138,23 @@ func (x *AddressChanged) GetActor() string {
 	return ""
 }
 
+func (x *AddressChanged) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
 // DevicePasswordRevoked: mailplane.mailboxes.device_password.revoked.
 type DevicePasswordRevoked struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The device password.
 	DevicePassword *DevicePassword `protobuf:"bytes,1,opt,name=device_password,json=devicePassword,proto3" json:"device_password,omitempty"`
 	// Who revoked it.
-	Actor         string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The login (in Dovecot) of its address, whose open sessions the mail
+	// store ends.
+	Login         string `protobuf:"bytes,3,opt,name=login,proto3" json:"login,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -190,6 +203,13 @@ func (x *DevicePasswordRevoked) GetActor() string {
 	return ""
 }
 
+func (x *DevicePasswordRevoked) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
 var File_mailplane_mailboxes_v1_events_proto protoreflect.FileDescriptor
 
 const file_mailplane_mailboxes_v1_events_proto_rawDesc = "" +
@@ -197,13 +217,15 @@ const file_mailplane_mailboxes_v1_events_proto_rawDesc = "" +
 	"#mailplane/mailboxes/v1/events.proto\x12\x16mailplane.mailboxes.v1\x1a&mailplane/mailboxes/v1/mailboxes.proto\"r\n" +
 	"\x12MailServiceChanged\x12F\n" +
 	"\fmail_service\x18\x01 \x01(\v2#.mailplane.mailboxes.v1.MailServiceR\vmailService\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actor\"a\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\"w\n" +
 	"\x0eAddressChanged\x129\n" +
 	"\aaddress\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.AddressR\aaddress\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actor\"~\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x14\n" +
+	"\x05login\x18\x03 \x01(\tR\x05login\"\x94\x01\n" +
 	"\x15DevicePasswordRevoked\x12O\n" +
 	"\x0fdevice_password\x18\x01 \x01(\v2&.mailplane.mailboxes.v1.DevicePasswordR\x0edevicePassword\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actorBIZGgithub.com/mailplane/mailplane/proto/mailplane/mailboxes/v1;mailboxesv1b\x06proto3"
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x14\n" +
+	"\x05login\x18\x03 \x01(\tR\x05loginBIZGgithub.com/mailplane/mailplane/proto/mailplane/mailboxes/v1;mailboxesv1b\x06proto3"
 
 var (
 	file_mailplane_mailboxes_v1_events_proto_rawDescOnce sync.Once
