@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	internal "github.com/mailplane/mailplane/services/mailboxes/internal"
@@ -43,6 +44,12 @@ func (s *Mailstore) Subscription() events.Subscription {
 	}
 }
 
+// kickTries is how many deliveries of an event may fail to end its
+// sessions (one every 5 s) before the mail store gives up on them: a
+// Dovecot that is down has no sessions to end, and an event held for ever
+// would hold up the ones after it.
+const kickTries = 12
+
 func (s *Mailstore) handle(ctx context.Context, _ pgx.Tx, m jetstream.Msg) error {
 	w, err := internal.MailstoreWorkFor(s.Root, m.Subject(), m.Data())
 	if err != nil {
@@ -50,27 +57,52 @@ func (s *Mailstore) handle(ctx context.Context, _ pgx.Tx, m jetstream.Msg) error
 		s.Log.ErrorContext(ctx, "mail store event dropped", "subject", m.Subject(), "error", err)
 		return nil
 	}
+	// Sessions end first, so that none writes into a home being removed;
+	// the home goes even when they could not be ended.
+	var kickErr error
 	if w.Kick != "" && len(s.Doveadm) > 0 {
-		if err := s.kick(ctx, w.Kick); err != nil {
-			return err
-		}
+		kickErr = s.kick(ctx, w.Kick)
 	}
 	if w.Remove != "" {
 		if err := os.RemoveAll(w.Remove); err != nil {
-			return fmt.Errorf("remove mail: %w", err)
+			return errors.Join(kickErr, fmt.Errorf("remove mail: %w", err))
 		}
 		s.Log.InfoContext(ctx, "mail removed", "subject", m.Subject(), "dir", w.Remove)
+	}
+	if kickErr != nil {
+		if md, err := m.Metadata(); err == nil && md.NumDelivered >= kickTries {
+			s.Log.ErrorContext(ctx, "sessions not ended; giving up", "subject", m.Subject(), "login", w.Kick, "tries", md.NumDelivered, "error", kickErr)
+			return nil
+		}
+		return kickErr
 	}
 	return nil
 }
 
-// exitNoUser is doveadm kick's exit status when nobody matched
-// (EX_NOUSER, "no users kicked").
+// Check makes sure doveadm can end sessions, so that a mail store that
+// cannot finds out at start rather than at the first revoked password.
+func (s *Mailstore) Check(ctx context.Context) error {
+	if len(s.Doveadm) == 0 {
+		return nil
+	}
+	// Nobody has this login: doveadm answers "no users kicked" when it
+	// could ask Dovecot.
+	return s.kick(ctx, "mailplane-check@invalid")
+}
+
+// exitNoUser is doveadm kick's exit status when nobody matched ("no users
+// kicked"; EX_NOHOST, doveadm's "not found"). A Dovecot it cannot reach
+// gives 75 (EX_TEMPFAIL).
 const exitNoUser = 68
+
+// kickTimeout bounds one doveadm kick: the consumer waits for it.
+const kickTimeout = 30 * time.Second
 
 // kick ends the Dovecot sessions of login (or of the logins a mask such as
 // "*@example.com" matches).
 func (s *Mailstore) kick(ctx context.Context, login string) error {
+	ctx, cancel := context.WithTimeout(ctx, kickTimeout)
+	defer cancel()
 	args := append(s.Doveadm[1:len(s.Doveadm):len(s.Doveadm)], "kick", "--", login)
 	out, err := exec.CommandContext(ctx, s.Doveadm[0], args...).CombinedOutput()
 	var exit *exec.ExitError

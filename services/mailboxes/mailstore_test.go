@@ -144,3 +144,28 @@ func TestMailstore(t *testing.T) {
 
 // lastID is the id at the end of a resource name.
 func lastID(name string) string { return name[strings.LastIndexByte(name, '/')+1:] }
+
+// TestMailstoreRemovesMailWhenSessionsCannotEnd: a doveadm that fails does
+// not keep a deleted address's mail on the disk.
+func TestMailstoreRemovesMailWhenSessionsCannotEnd(t *testing.T) {
+	e := start(t)
+	root := t.TempDir()
+	startMailstore(t, e.pool, root, "false")
+	owner := e.person(t, "owner@example.com")
+	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "store.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.addrs.CreateAddress(owner.ctx, &mailboxesv1.CreateAddressRequest{Parent: ms.MailService.Name, Address: &mailboxesv1.Address{LocalPart: "leaves"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(root, lastID(ms.MailService.Name), lastID(a.Address.Name))
+	if err := os.MkdirAll(filepath.Join(home, "Maildir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.addrs.DeleteAddress(owner.ctx, &mailboxesv1.DeleteAddressRequest{Name: a.Address.Name}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, home)
+}

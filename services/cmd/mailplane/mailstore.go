@@ -8,11 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/events"
 	"github.com/mailplane/mailplane/services/platform/telemetry"
+	"golang.org/x/sync/errgroup"
 )
 
 // serveMailstore runs next to Dovecot, as the user owning the mail: it
@@ -21,15 +23,16 @@ import (
 // NATS only; the services create the event stream.
 func serveMailstore(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	l := config.NewLoader("mailplane mailstore", getenv, stdout)
-	var root, doveadm, stream, prefix, durable, logLevel string
+	var root, doveadm, stream, prefix, durable, logLevel, metricsAddr string
 	var cluster events.NATS
 	l.String(&root, "mail-root", "", "absolute path of the directory holding Dovecot's homes (/srv/vmail in deploy/mail/dovecot)")
 	l.String(&doveadm, "doveadm", "doveadm", "command running doveadm, to end sessions (\"doveadm -c /etc/dovecot/dovecot.conf\"); empty: sessions are not ended")
 	cluster.Register(l)
 	l.String(&stream, "event-stream", "MAILPLANE", "JetStream stream holding every service's events")
 	l.String(&prefix, "event-prefix", "mailplane", "first token of every event subject")
-	l.String(&durable, "mailstore-consumer", mailboxes.MailstoreConsumer, "durable consumer name; mail stores that do not share their disk need one each")
+	l.String(&durable, "mailstore-consumer", mailboxes.MailstoreConsumer, "durable consumer name; each Dovecot host needs its own (sessions end on the host that runs doveadm)")
 	l.String(&logLevel, "log-level", "info", "debug, info, warn or error")
+	l.String(&metricsAddr, "metrics-addr", ":9464", "Prometheus /metrics listen address; empty disables it")
 	if err := l.Parse(args); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -47,19 +50,33 @@ func serveMailstore(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return err
 	}
+	store := &mailboxes.Mailstore{Root: root, Doveadm: strings.Fields(doveadm), Log: log}
+	if err := store.Check(ctx); err != nil {
+		return fmt.Errorf("configuration: doveadm (--doveadm, MAILPLANE_DOVEADM) cannot end sessions: %w "+
+			"(as a user other than root it needs Dovecot's anvil socket, see deploy/mail/dovecot/README.md; empty turns ending sessions off)", err)
+	}
+	tel, err := telemetry.Setup(ctx, "mailplane-mailstore", "")
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
 	conn, js, err := events.Connect(cluster, "mailplane-mailstore", log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	store := &mailboxes.Mailstore{Root: root, Doveadm: strings.Fields(doveadm), Log: log}
 	sub := store.Subscription()
 	c := &events.Consumer{JS: js, Stream: stream, Durable: durable, Handle: sub.Handle, Log: log}
 	for _, s := range sub.Subjects {
 		c.Subjects = append(c.Subjects, prefix+"."+s)
 	}
 	log.Info("looking after the mail store", "mailRoot", root, "doveadm", doveadm, "consumer", durable)
-	return c.Run(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.Run(gctx) })
+	if metricsAddr != "" {
+		g.Go(func() error { return serveHTTP(gctx, metricsAddr, tel.MetricsHandler(), 10*time.Second) })
+	}
+	return g.Wait()
 }
 
 // checkMailRoot refuses a root that could make the mail store remove the

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,12 +41,14 @@ func TestMailstoreCommand(t *testing.T) {
 		}
 	}
 
+	metricsAddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"mailstore", "--mail-root", root, "--nats-url", ns.ClientURL()}, func(string) string { return "" }, &out)
+		done <- run(ctx, []string{"mailstore", "--mail-root", root, "--nats-url", ns.ClientURL(), "--doveadm", "", "--metrics-addr", metricsAddr},
+			func(string) string { return "" }, &out)
 	}()
 	payload, _ := proto.Marshal(&mailboxesv1.AddressChanged{Address: &mailboxesv1.Address{
 		Name: "organizations/" + uuid.NewString() + "/mailServices/" + ms + "/addresses/" + gone,
@@ -63,6 +67,15 @@ func TestMailstoreCommand(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, ms, kept)); err != nil {
 		t.Errorf("another address's home: %v", err)
 	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `mailplane_events_applied_total{consumer="mailboxes-mailstore"`) {
+		t.Errorf("/metrics does not count the mail store's events:\n%s", metrics)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -71,6 +84,15 @@ func TestMailstoreCommand(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("mailstore did not stop")
+	}
+}
+
+// TestMailstoreDoveadm: a doveadm that cannot end sessions stops the mail
+// store at start, with what to do about it.
+func TestMailstoreDoveadm(t *testing.T) {
+	err := run(context.Background(), []string{"mailstore", "--mail-root", t.TempDir(), "--doveadm", "false"}, func(string) string { return "" }, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "MAILPLANE_DOVEADM") || !strings.Contains(err.Error(), "anvil") {
+		t.Fatalf("got %v, want an error naming the setting and the anvil socket", err)
 	}
 }
 

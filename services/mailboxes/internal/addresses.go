@@ -62,8 +62,14 @@ type Rights struct {
 // Email is the whole address.
 func (a *Address) Email() string { return a.LocalPart + "@" + a.Domain }
 
-// Login is the address's user name in Dovecot (dovecot_users.login).
-func (a *Address) Login() string { return a.LocalKey + "@" + a.Domain }
+// Login is the address's user name in Dovecot (dovecot_users.login), or ""
+// when a is not known that well.
+func (a *Address) Login() string {
+	if a.LocalKey == "" || a.Domain == "" {
+		return ""
+	}
+	return a.LocalKey + "@" + a.Domain
+}
 
 // addressChanged is the event of a change to a.
 func addressChanged(a *Address, actor string) *mailboxesv1.AddressChanged {

@@ -31,7 +31,7 @@ func Connect(c NATS, name string, log *slog.Logger) (*nats.Conn, jetstream.JetSt
 				log.Warn("nats disconnected", "error", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", redacted(nc.ConnectedUrl())) }),
 	)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nats %s: %w", redacted(c.URL), err)

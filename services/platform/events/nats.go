@@ -3,6 +3,7 @@ package events
 import (
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/nats-io/nats.go"
@@ -63,11 +64,18 @@ func (c *NATS) options() []nats.Option {
 	return opts
 }
 
-// redacted is url without the password it may carry.
-func redacted(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(an unparsable URL)"
+// redacted is urls (one or several, comma-separated, as nats.Connect takes
+// them) without the user, password or token they may carry.
+func redacted(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "(an unparsable URL)"
+			continue
+		}
+		u.User = nil
+		parts[i] = u.String()
 	}
-	return u.Redacted()
+	return strings.Join(parts, ",")
 }

@@ -128,7 +128,7 @@ func (r *Relay) setUpMetrics() {
 	r.m.published, _ = m.Int64Counter("mailplane.outbox.published", metric.WithUnit("{event}"),
 		metric.WithDescription("Events published to JetStream and removed from the outbox."))
 	r.m.refused, _ = m.Int64Counter("mailplane.outbox.refused", metric.WithUnit("{event}"),
-		metric.WithDescription("Events JetStream did not acknowledge; they stay in the outbox for the next try."))
+		metric.WithDescription("Publications JetStream did not acknowledge (an event retried is counted at each try); the events stay in the outbox."))
 	r.m.delay, _ = m.Float64Histogram("mailplane.outbox.delay", metric.WithUnit("s"),
 		metric.WithDescription("Time from an event's commit to its publication."),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
