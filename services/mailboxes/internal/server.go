@@ -39,7 +39,7 @@ type Server struct {
 
 // NewServer returns a server over pool asking accounts about people.
 func NewServer(pool *pgxpool.Pool, accounts Accounts, log *slog.Logger) *Server {
-	return &Server{pool: pool, writes: pg.NewGroup(pool), accounts: accounts, log: log, restoreFor: 30 * 24 * time.Hour}
+	return &Server{pool: pool, writes: pg.NewGroup(pool, "mailboxes.addresses", nil), accounts: accounts, log: log, restoreFor: 30 * 24 * time.Hour}
 }
 
 // audit publishes an audit record for the organization's log, kept by the

@@ -41,15 +41,35 @@ func (r *Reader) Sum(t testing.TB, name string) int64 {
 // Count is how many values the histogram name recorded.
 func (r *Reader) Count(t testing.TB, name string) uint64 {
 	t.Helper()
-	var n uint64
+	n, _ := r.histogram(t, name)
+	return n
+}
+
+// Total is the sum of the values the histogram name recorded.
+func (r *Reader) Total(t testing.TB, name string) float64 {
+	t.Helper()
+	_, total := r.histogram(t, name)
+	return total
+}
+
+func (r *Reader) histogram(t testing.TB, name string) (count uint64, total float64) {
+	t.Helper()
 	for _, m := range r.collect(t) {
-		if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == name {
+		if m.Name != name {
+			continue
+		}
+		switch h := m.Data.(type) {
+		case metricdata.Histogram[float64]:
 			for _, p := range h.DataPoints {
-				n += p.Count
+				count, total = count+p.Count, total+p.Sum
+			}
+		case metricdata.Histogram[int64]:
+			for _, p := range h.DataPoints {
+				count, total = count+p.Count, total+float64(p.Sum)
 			}
 		}
 	}
-	return n
+	return count, total
 }
 
 func (r *Reader) collect(t testing.TB) []metricdata.Metrics {

@@ -12,6 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Group commits the writes of concurrent callers together: the statements of
@@ -27,6 +30,13 @@ import (
 type Group struct {
 	pool    *pgxpool.Pool
 	senders int // rounds in flight at most
+
+	// writes counts the writes of each round; failed, the combined rounds
+	// that failed and were sent again write by write (double work, which a
+	// steady rate of conflicts would cause).
+	writes metric.Int64Histogram
+	failed metric.Int64Counter
+	attrs  metric.MeasurementOption
 
 	mu      sync.Mutex
 	waiting []*write
@@ -55,9 +65,20 @@ const (
 // errAlone tells a write that its round failed and it must be sent alone.
 var errAlone = errors.New("pg: send alone")
 
-// NewGroup returns a Group sending through pool.
-func NewGroup(pool *pgxpool.Pool) *Group {
-	return &Group{pool: pool, senders: groupSenders}
+// NewGroup returns a Group sending through pool, reporting as name (e.g.
+// "mailboxes.addresses") through meter (nil: the process's).
+func NewGroup(pool *pgxpool.Pool, name string, meter metric.Meter) *Group {
+	if meter == nil {
+		meter = otel.Meter("github.com/mailplane/mailplane/services/platform/pg")
+	}
+	g := &Group{pool: pool, senders: groupSenders, attrs: metric.WithAttributes(attribute.String("group", name))}
+	// An instrument that cannot be made is a no-op: metrics never stop writes.
+	g.writes, _ = meter.Int64Histogram("mailplane.pg.group.writes", metric.WithUnit("{write}"),
+		metric.WithDescription("Writes committed together in one round of a group commit."),
+		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 100))
+	g.failed, _ = meter.Int64Counter("mailplane.pg.group.failed", metric.WithUnit("{round}"),
+		metric.WithDescription("Combined rounds that failed; their writes were sent again one by one."))
+	return g
 }
 
 // Send runs one write: queue puts its statements, with callbacks for their
@@ -134,7 +155,9 @@ func (g *Group) round() {
 	switch len(ws) {
 	case 0:
 	case 1:
-		ws[0].done <- protect(func() error { return g.alone(ws[0].ctx, ws[0].queue) })
+		err := protect(func() error { return g.alone(ws[0].ctx, ws[0].queue) })
+		g.writes.Record(context.Background(), 1, g.attrs) // before the answer, which may end a test
+		ws[0].done <- err
 	default:
 		g.together(ws)
 	}
@@ -196,6 +219,11 @@ func (g *Group) together(ws []*write) {
 	// errAlone unless the round is known to have committed, or may have.
 	answer := errAlone
 	defer func() {
+		if answer == nil {
+			g.writes.Record(context.Background(), int64(len(sent)), g.attrs)
+		} else {
+			g.failed.Add(context.Background(), 1, g.attrs)
+		}
 		for _, w := range sent {
 			w.done <- answer
 		}

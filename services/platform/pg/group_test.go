@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mailplane/mailplane/services/platform/metrictest"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 )
@@ -20,6 +21,7 @@ type groupFixture struct {
 	t       *testing.T
 	pool    *pgxpool.Pool
 	g       *pg.Group
+	metrics *metrictest.Reader
 	release func()
 	holders sync.WaitGroup
 }
@@ -35,7 +37,8 @@ func newGroupFixture(t *testing.T) *groupFixture {
 	if _, err := lock.Exec(ctx, `SELECT pg_advisory_lock(42)`); err != nil {
 		t.Fatal(err)
 	}
-	f := &groupFixture{t: t, pool: pool, g: pg.NewGroup(pool)}
+	metrics := metrictest.New()
+	f := &groupFixture{t: t, pool: pool, g: pg.NewGroup(pool, "test", metrics.Meter), metrics: metrics}
 	var once sync.Once
 	f.release = func() {
 		once.Do(func() {
@@ -157,6 +160,14 @@ func TestGroupCommitsWaitingWritesTogether(t *testing.T) {
 			t.Errorf("write %d committed in transaction %d, write 1 in %d: want one transaction", id, res[i].tx, res[0].tx)
 		}
 	}
+	// The rounds holding the lock were one write each, then one of ten.
+	rounds, writes := f.metrics.Count(t, "mailplane.pg.group.writes"), f.metrics.Total(t, "mailplane.pg.group.writes")
+	if rounds != pg.GroupSenders+1 || writes != float64(pg.GroupSenders+len(ids)) {
+		t.Errorf("metrics: %d rounds of %v writes, want %d of %d", rounds, writes, pg.GroupSenders+1, pg.GroupSenders+len(ids))
+	}
+	if n := f.metrics.Sum(t, "mailplane.pg.group.failed"); n != 0 {
+		t.Errorf("%d failed rounds, want none", n)
+	}
 }
 
 // TestGroupIsolatesAFailingWrite: one write of a round breaks a constraint;
@@ -183,6 +194,9 @@ func TestGroupIsolatesAFailingWrite(t *testing.T) {
 		case rows[id] != res[i].tx:
 			t.Errorf("write %d: row holds tx %d, callback saw %d", id, rows[id], res[i].tx)
 		}
+	}
+	if n := f.metrics.Sum(t, "mailplane.pg.group.failed"); n != 1 {
+		t.Errorf("%d failed rounds, want 1", n)
 	}
 }
 
@@ -238,7 +252,7 @@ func TestGroupDropsACancelledWrite(t *testing.T) {
 func TestGroupSendsALoneWriteAlone(t *testing.T) {
 	ctx := context.Background()
 	pool := groupedPool(t)
-	g := pg.NewGroup(pool)
+	g := pg.NewGroup(pool, "test", nil)
 	var tx1, tx2 int64
 	err := g.Send(ctx, func(b *pgx.Batch) error {
 		b.Queue(`INSERT INTO grouped.rows VALUES (1, txid_current()) RETURNING tx`).QueryRow(func(r pgx.Row) error { return r.Scan(&tx1) })
