@@ -464,7 +464,7 @@ func TestDevStackREST(t *testing.T) {
 		}
 	}
 	for _, want := range []string{`mailplane_outbox_published_total{`, `service="mailboxes"`, `mailplane_outbox_delay_seconds_bucket{`,
-		`mailplane_events_applied_total{consumer="accounts-audit"`, `mailplane_events_lag_seconds_bucket{`} {
+		`mailplane_events_applied_total{consumer="accounts-audit"`, `mailplane_events_lag_seconds_bucket{`, `mailplane_pg_group_writes_bucket{group="mailboxes.addresses"`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics has no %s", want)
 		}
