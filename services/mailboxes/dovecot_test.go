@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -30,6 +29,7 @@ import (
 	"github.com/mailplane/mailplane/gateway"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/logtest"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
@@ -460,7 +460,7 @@ func startDovecot(t *testing.T, bin string, pool *pgxpool.Pool) *dovecot {
 		t.Fatal(err)
 	}
 
-	var out dovecotOutput
+	var out logtest.Buffer
 	cmd := exec.Command(bin, "-F", "-c", confPath)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -706,22 +706,4 @@ func dovecotPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// dovecotOutput collects a process's output written from two pipes.
-type dovecotOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *dovecotOutput) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *dovecotOutput) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mailplane/mailplane/services/platform/telemetry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
@@ -124,7 +125,7 @@ func (c *Consumer) setUpMetrics() {
 		metric.WithDescription("Events without a valid id, never applied."))
 	c.m.lag, _ = m.Float64Histogram("mailplane.events.lag", metric.WithUnit("s"),
 		metric.WithDescription("Time from an event's publication to its application."),
-		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+		metric.WithExplicitBucketBoundaries(telemetry.DelayBuckets()...))
 	c.m.attrs = metric.WithAttributes(attribute.String("consumer", c.Durable))
 }
 

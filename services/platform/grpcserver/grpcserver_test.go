@@ -2,7 +2,6 @@ package grpcserver_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -22,6 +21,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
+	"github.com/mailplane/mailplane/services/platform/logtest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -79,25 +79,11 @@ func (s *orgService) UpdateOrganization(_ context.Context, r *accountsv1.UpdateO
 	return &accountsv1.UpdateOrganizationResponse{Organization: r.Organization}, nil
 }
 
-// logBuffer collects the server's JSON logs, written from many goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// records returns the log records with message msg.
-func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
+// records returns the JSON log records in logs with message msg.
+func records(t *testing.T, logs *logtest.Buffer, msg string) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(l.b.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var r map[string]any
@@ -111,17 +97,11 @@ func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
 	return out
 }
 
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testServer is a grpcserver.Server serving on a loopback port, with a client.
 type testServer struct {
 	*grpcserver.Server
 	conn   *grpc.ClientConn
-	logs   *logBuffer
+	logs   *logtest.Buffer
 	signer *auth.Signer
 	users  *userService
 	auths  *authService
@@ -154,7 +134,7 @@ func start(t *testing.T, o options) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts := &testServer{
 		Server: grpcserver.New(log, auth.NewVerifier(pub)),
@@ -377,7 +357,7 @@ func TestErrorMapping(t *testing.T) {
 			}
 			if tt.logged != "" {
 				var found bool
-				for _, r := range srv.logs.records(t, "internal error") {
+				for _, r := range records(t, srv.logs, "internal error") {
 					found = found || (r["error"] == tt.logged && r["method"] == method && r["level"] == "ERROR")
 				}
 				if !found {
@@ -389,7 +369,7 @@ func TestErrorMapping(t *testing.T) {
 
 	// Every call has one access log record with its code, at ERROR only
 	// for internal errors.
-	calls := srv.logs.records(t, "grpc call")
+	calls := records(t, srv.logs, "grpc call")
 	if len(calls) != len(tests) {
 		t.Fatalf("%d access log records for %d calls:\n%s", len(calls), len(tests), srv.logs)
 	}
@@ -419,7 +399,7 @@ func TestPanicRecovery(t *testing.T) {
 	_, err := client.GetOrganization(ctx, &accountsv1.GetOrganizationRequest{Name: "organizations/panic"})
 	checkStatus(t, err, wantStatus{Code: codes.Internal, Message: "internal error"})
 
-	panics := srv.logs.records(t, "panic")
+	panics := records(t, srv.logs, "panic")
 	if len(panics) != 1 {
 		t.Fatalf("%d panic records in the log, want 1:\n%s", len(panics), srv.logs)
 	}
@@ -708,7 +688,7 @@ func TestStopAfterDrainTimeout(t *testing.T) {
 	if err := <-inFlight; status.Code(err) != codes.Unavailable {
 		t.Errorf("call cut off by the stop = %v, want Unavailable", err)
 	}
-	if len(srv.logs.records(t, "grpc: drain timed out; closing remaining calls")) != 1 {
+	if len(records(t, srv.logs, "grpc: drain timed out; closing remaining calls")) != 1 {
 		t.Errorf("drain timeout not logged:\n%s", srv.logs)
 	}
 }

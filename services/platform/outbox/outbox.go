@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mailplane/mailplane/services/platform/telemetry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
@@ -131,7 +132,7 @@ func (r *Relay) setUpMetrics() {
 		metric.WithDescription("Publications JetStream did not acknowledge (an event retried is counted at each try); the events stay in the outbox."))
 	r.m.delay, _ = m.Float64Histogram("mailplane.outbox.delay", metric.WithUnit("s"),
 		metric.WithDescription("Time from an event's commit to its publication."),
-		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+		metric.WithExplicitBucketBoundaries(telemetry.DelayBuckets()...))
 	r.m.attrs = metric.WithAttributes(attribute.String("service", r.Service))
 }
 

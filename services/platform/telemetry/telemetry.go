@@ -25,6 +25,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// DelayBuckets are the bounds, in seconds, of the histograms of how long
+// something waited (an event in the outbox, in the stream): from 5 ms, where
+// all is well, to 5 min, where something is stuck.
+func DelayBuckets() []float64 {
+	return []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
+}
+
 // Telemetry holds the providers a process reports through.
 type Telemetry struct {
 	Tracer   trace.TracerProvider
