@@ -84,7 +84,7 @@ func TestBulkCreate(t *testing.T) {
 	member := e.person(t, "member@example.com")
 	e.join(t, owner, member, "member@example.com", accountsv1.Role_ROLE_MEMBER)
 	stranger := e.person(t, "stranger@example.com")
-	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
+	ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func TestBulkCreate(t *testing.T) {
 func TestBulkConflict(t *testing.T) {
 	e := start(t)
 	owner := e.person(t, "owner@example.com")
-	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
+	ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestBulkMemory(t *testing.T) {
 	}
 	t.Logf("%-6s %-8s %-10s %-8s %-12s %-12s %s", "rows", "file", "time", "rows/s", "peak heap", "peak live", "allocated")
 	for i, n := range []int{10000, 20000, 40000, 80000} {
-		ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: fmt.Sprintf("bench%d.example", i)}})
+		ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: fmt.Sprintf("bench%d.example", i)}})
 		if err != nil {
 			t.Fatal(err)
 		}

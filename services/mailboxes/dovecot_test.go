@@ -44,7 +44,7 @@ func TestDovecotDevicePasswords(t *testing.T) {
 	owner := e.person(t, "owner@example.com")
 	anna := e.person(t, "anna@example.com")
 	e.join(t, owner, anna, "anna@example.com", accountsv1.Role_ROLE_MEMBER)
-	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "example.com"}})
+	ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	internal "github.com/mailplane/mailplane/services/mailboxes/internal"
 	"github.com/mailplane/mailplane/services/mailboxes/internal/migrations"
 	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/dns"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -36,6 +38,13 @@ type Config struct {
 	SocketmapAddr string
 	PolicyAddr    string
 	MilterAddr    string
+	// DNSResolver is the recursive resolver (host:port) asked for domains'
+	// verification records; empty: the first nameserver of
+	// /etc/resolv.conf.
+	DNSResolver string
+	// DomainCheckInterval is how often pending domain claims are checked
+	// (each claim's own checks back off from it, up to an hour).
+	DomainCheckInterval time.Duration
 }
 
 // Register adds the settings to l.
@@ -44,10 +53,16 @@ func (c *Config) Register(l *config.Loader) {
 	l.String(&c.SocketmapAddr, "socketmap-addr", "127.0.0.1:9101", "TCP address answering Postfix's socketmap lookups (mailboxes); empty: off")
 	l.String(&c.PolicyAddr, "policy-addr", "127.0.0.1:9102", "TCP address of the Postfix policy service (mailboxes); empty: off")
 	l.String(&c.MilterAddr, "milter-addr", "127.0.0.1:9103", "TCP address of the milter checking the From header (mailboxes); empty: off")
+	l.String(&c.DNSResolver, "dns-resolver", "", "DNS resolver host:port asked for domain verification records (mailboxes); empty: /etc/resolv.conf's first")
+	l.Duration(&c.DomainCheckInterval, "domain-check-interval", 5*time.Minute, "how often pending domain claims are checked (mailboxes)")
 }
 
 // Validate reports every bad setting.
-func (c *Config) Validate() []error { return nil }
+func (c *Config) Validate() []error {
+	var errs []error
+	config.Check(&errs, c.DomainCheckInterval >= time.Second, "domain-check-interval", "must be at least 1s")
+	return errs
+}
 
 // Service is the running service: its gRPC server and background work.
 type Service struct {
@@ -75,6 +90,12 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		return nil, fmt.Errorf("dial accounts at %s: %w", c.AccountsAddr, err)
 	}
 	s := internal.NewServer(pool, internal.NewAccountsClient(conn), log)
+	resolver, err := dns.NewResolver(c.DNSResolver, 5*time.Second)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("dns-resolver: %w", err)
+	}
+	s.SetResolver(resolver, c.DomainCheckInterval)
 	mailboxesv1.RegisterMailServiceServiceServer(srv, s)
 	mailboxesv1.RegisterAddressServiceServer(srv, s)
 	mailboxesv1.RegisterReservationServiceServer(srv, s)
@@ -115,6 +136,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.server.RunBackground(ctx) })
+	g.Go(func() error { return s.server.RunClaimChecks(ctx) })
 	for i, m := range s.mail {
 		g.Go(func() error {
 			if err := m.serve(ctx, lns[i]); err != nil {
@@ -135,6 +157,10 @@ func (s *Service) Purge(ctx context.Context) (int, error) { return s.server.Purg
 func (s *Service) AnnounceMailServices(ctx context.Context) (int, error) {
 	return s.server.AnnounceMailServices(ctx)
 }
+
+// CheckClaims looks for the verification records of pending domain claims
+// due for a look, and reports how many it verified or ended.
+func (s *Service) CheckClaims(ctx context.Context) (int, error) { return s.server.CheckClaims(ctx) }
 
 // ResumeBulkJobs finishes the bulk jobs whose process stopped half way and
 // reports how many it took over.

@@ -19,6 +19,7 @@ import (
 	"github.com/mailplane/mailplane/services/accounts"
 	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/auth"
+	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
@@ -40,6 +41,9 @@ type env struct {
 	reserve  mailboxesv1.ReservationServiceClient
 	svc      *mailboxes.Service
 	cc       *grpc.ClientConn
+	// dns is the DNS server the service asks for verification records,
+	// where tests publish what a customer would.
+	dns *dns.LocalServer
 }
 
 func (e *env) conn(*testing.T) *grpc.ClientConn { return e.cc }
@@ -80,7 +84,14 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := mailboxes.Register(srv.Server, pools[mailboxes.Schema], mailboxes.Config{AccountsAddr: lis.Addr().String()}, log)
+	zone, err := dns.ListenLocal("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { zone.Close() })
+	svc, err := mailboxes.Register(srv.Server, pools[mailboxes.Schema], mailboxes.Config{
+		AccountsAddr: lis.Addr().String(), DNSResolver: zone.Addr(), DomainCheckInterval: 50 * time.Millisecond,
+	}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +107,34 @@ func start(t *testing.T) *env {
 	return &env{
 		pool: pools[mailboxes.Schema], auth: accountsv1.NewAuthServiceClient(conn), orgs: accountsv1.NewOrganizationServiceClient(conn),
 		services: mailboxesv1.NewMailServiceServiceClient(conn), addrs: mailboxesv1.NewAddressServiceClient(conn),
-		reserve: mailboxesv1.NewReservationServiceClient(conn), svc: svc, cc: conn,
+		reserve: mailboxesv1.NewReservationServiceClient(conn), svc: svc, cc: conn, dns: zone,
 	}
+}
+
+// publish puts ms's verification record in the test's DNS, as its
+// organization would in its zone.
+func (e *env) publish(ms *mailboxesv1.MailService) {
+	r := ms.GetVerificationRecord()
+	e.dns.SetTXT(r.GetName(), 0, r.GetValue())
+}
+
+// createVerified claims a domain, publishes its record and verifies it: a
+// mail service ready to serve mail, as most tests need.
+func (e *env) createVerified(t *testing.T, ctx context.Context, req *mailboxesv1.CreateMailServiceRequest) (*mailboxesv1.CreateMailServiceResponse, error) {
+	t.Helper()
+	resp, err := e.services.CreateMailService(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	e.publish(resp.GetMailService())
+	v, err := e.services.VerifyMailService(ctx, &mailboxesv1.VerifyMailServiceRequest{Name: resp.GetMailService().GetName()})
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	if v.GetMailService().GetState() != mailboxesv1.MailServiceState_MAIL_SERVICE_STATE_VERIFIED {
+		return nil, fmt.Errorf("verify %s: %v (%s)", v.GetMailService().GetDomain(), v.GetMailService().GetState(), v.GetMailService().GetLastCheckResult())
+	}
+	return &mailboxesv1.CreateMailServiceResponse{MailService: v.GetMailService()}, nil
 }
 
 const password = "a long enough password"
@@ -165,10 +202,11 @@ func TestMailServices(t *testing.T) {
 		return resp.GetMailService(), err
 	}
 
-	ms, err := create(owner, owner.org, " Bücher.Example. ")
+	verified, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: " Bücher.Example. "}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ms := verified.GetMailService()
 	if ms.Domain != "xn--bcher-kva.example" || ms.UnicodeDomain != "bücher.example" || ms.DisplayName != "bücher.example" {
 		t.Errorf("mail service %v", ms)
 	}
@@ -260,7 +298,7 @@ func TestAddresses(t *testing.T) {
 	e.join(t, owner, anna, "anna@example.com", accountsv1.Role_ROLE_MEMBER)
 	e.join(t, owner, bob, "bob@example.com", accountsv1.Role_ROLE_MEMBER)
 	outsider := e.person(t, "outsider@example.com")
-	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
+	ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +484,7 @@ func TestAddresses(t *testing.T) {
 func TestConcurrentCreates(t *testing.T) {
 	e := start(t)
 	owner := e.person(t, "owner@example.com")
-	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "busy.example"}})
+	ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "busy.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}

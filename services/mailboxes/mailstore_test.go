@@ -95,7 +95,7 @@ func TestMailstore(t *testing.T) {
 	}
 	mailService := func(domain string) *mailboxesv1.MailService {
 		t.Helper()
-		ms, err := e.services.CreateMailService(ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: domain}})
+		ms, err := e.createVerified(t, ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: domain}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +152,7 @@ func TestMailstoreRemovesMailWhenSessionsCannotEnd(t *testing.T) {
 	root := t.TempDir()
 	startMailstore(t, e.pool, root, "false")
 	owner := e.person(t, "owner@example.com")
-	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "store.example"}})
+	ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "store.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}

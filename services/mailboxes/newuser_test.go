@@ -16,7 +16,7 @@ import (
 func TestAddressForANewUser(t *testing.T) {
 	e := start(t)
 	owner := e.person(t, "owner@example.com")
-	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
+	ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestAddressForANewUser(t *testing.T) {
 func TestNoAddressInADeletedMailService(t *testing.T) {
 	e := start(t)
 	owner := e.person(t, "owner@example.com")
-	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "gone.example"}})
+	ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "gone.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}

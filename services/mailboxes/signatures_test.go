@@ -29,7 +29,7 @@ func TestSignatures(t *testing.T) {
 	sigs := mailboxesv1.NewSignatureServiceClient(e.conn(t))
 	newService := func(domain string) string {
 		t.Helper()
-		ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: domain}})
+		ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: domain}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,7 +244,7 @@ func TestAutoReply(t *testing.T) {
 		e.join(t, owner, m.p, m.email, accountsv1.Role_ROLE_MEMBER)
 	}
 	stranger := e.person(t, "stranger@example.com")
-	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
+	ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func newDevicePasswordFixture(t *testing.T) *devicePasswordFixture {
 		sql  string
 		args []any
 	}{
-		{`INSERT INTO mail_services (id, organization_id, domain, display_name) VALUES ($1, $2, 'example.com', 'Example')`, []any{ms, f.org}},
+		{`INSERT INTO mail_services (id, organization_id, domain, display_name, state) VALUES ($1, $2, 'example.com', 'Example', 'verified')`, []any{ms, f.org}},
 		{`INSERT INTO addresses (id, mail_service_id, local_part, local_key, kind) VALUES ($1, $2, 'sales', 'sales', 'mailbox')`, []any{addr, ms}},
 		{`INSERT INTO local_parts (mail_service_id, local_key, address_id) VALUES ($1, 'sales', $2)`, []any{ms, addr}},
 		{`INSERT INTO address_users (address_id, user_id) VALUES ($1, $2)`, []any{addr, f.anna}},
@@ -356,6 +356,9 @@ func TestDovecotViews(t *testing.T) {
 		{"user back", "INSERT INTO address_users (address_id, user_id) SELECT id, '" + f.anna.String() + "' FROM addresses", []string{"sales@example.com"}},
 		{"mail service deleted", "UPDATE mail_services SET delete_time = now()", nil},
 		{"mail service restored", "UPDATE mail_services SET delete_time = NULL", []string{"sales@example.com"}},
+		{"domain not verified", "UPDATE mail_services SET state = 'pending'", nil},
+		{"claim lost", "UPDATE mail_services SET state = 'claim_lost'", nil},
+		{"domain verified", "UPDATE mail_services SET state = 'verified'", []string{"sales@example.com"}},
 		{"revoked", "UPDATE device_passwords SET revoke_time = now()", nil},
 	} {
 		if tc.change != "" {

@@ -2,7 +2,11 @@ package mailboxes
 
 import (
 	"errors"
+	"fmt"
+	"slices"
+	"sort"
 	"strings"
+	"unicode"
 
 	"golang.org/x/net/idna"
 )
@@ -39,6 +43,67 @@ func normalizeDomain(s string) (ascii, unicode string, err error) {
 		unicode = ascii
 	}
 	return ascii, unicode, nil
+}
+
+// allowedMixes are the sets of scripts one label may mix, after UTS #39's
+// "highly restrictive" level: Japanese, Chinese with Bopomofo and Korean
+// writing, each with Latin. Anything else mixing scripts (Latin "pаypal"
+// with a Cyrillic "а") is refused.
+var allowedMixes = [][]string{
+	{"Latin", "Han", "Hiragana", "Katakana"},
+	{"Latin", "Han", "Bopomofo"},
+	{"Latin", "Han", "Hangul"},
+}
+
+// checkScripts refuses a domain (in Unicode) having a label that mixes
+// scripts, the trick of look-alike domains. Digits, the hyphen and other
+// characters common to all scripts count for none.
+func checkScripts(domain string) error {
+	for _, label := range strings.Split(domain, ".") {
+		seen := map[string]bool{}
+		for _, r := range label {
+			if s := scriptOf(r); s != "" {
+				seen[s] = true
+			}
+		}
+		if len(seen) < 2 || slices.ContainsFunc(allowedMixes, func(mix []string) bool {
+			for s := range seen {
+				if !slices.Contains(mix, s) {
+					return false
+				}
+			}
+			return true
+		}) {
+			continue
+		}
+		names := make([]string, 0, len(seen))
+		for s := range seen {
+			names = append(names, s)
+		}
+		sort.Strings(names)
+		return fmt.Errorf("the label %q mixes scripts (%s); each label must be written in one script", label, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// scriptOf names r's Unicode script, or "" for characters of every script
+// (digits, the hyphen, combining marks).
+func scriptOf(r rune) string {
+	switch {
+	case r < 0x80:
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return "Latin"
+		}
+		return ""
+	case unicode.In(r, unicode.Common, unicode.Inherited):
+		return ""
+	}
+	for name, table := range unicode.Scripts {
+		if unicode.Is(table, r) {
+			return name
+		}
+	}
+	return ""
 }
 
 // atext are the characters RFC 5322 allows in a dot-atom besides letters and

@@ -11,7 +11,8 @@ import (
 )
 
 // The questions Postfix asks about mail, one query each. Only active mail
-// services (delete_time NULL) route mail. Keys arrive as "local@domain";
+// services (delete_time NULL) whose domain is verified route mail: a
+// pending claim may be anyone's. Keys arrive as "local@domain";
 // local parts are compared by their key (lower case), domains in ASCII.
 //
 // To Postfix a socketmap is a pattern table: it asks for the full address
@@ -21,7 +22,7 @@ import (
 // empty string when there is none) answers, and only then the catch-all.
 const (
 	// selectDomain: virtual_mailbox_domains.
-	selectDomain = `SELECT EXISTS (SELECT 1 FROM mail_services WHERE domain = $1 AND delete_time IS NULL)`
+	selectDomain = `SELECT EXISTS (SELECT 1 FROM mail_services WHERE domain = $1 AND delete_time IS NULL AND state = 'verified')`
 
 	// selectMailbox: virtual_mailbox_maps. Of the local part (or else the
 	// one without its extension), an address's own: mailboxes store mail;
@@ -32,7 +33,7 @@ SELECT CASE WHEN a.kind = 'mailbox' AND NOT lp.is_alias THEN ms.domain || '/' ||
 FROM mail_services ms
 JOIN local_parts lp ON lp.mail_service_id = ms.id
 LEFT JOIN addresses a ON a.id = lp.address_id
-WHERE ms.domain = $1 AND ms.delete_time IS NULL AND lp.local_key IN ($2, $3)
+WHERE ms.domain = $1 AND ms.delete_time IS NULL AND ms.state = 'verified' AND lp.local_key IN ($2, $3)
 ORDER BY lp.local_key = $2 DESC LIMIT 1`
 
 	// selectAlias: virtual_alias_maps, best row first:
@@ -41,7 +42,7 @@ ORDER BY lp.local_key = $2 DESC LIMIT 1`
 	//   rank 1: the local part without its extension;
 	//   rank 2: the domain's catch-all.
 	selectAlias = `
-WITH ms AS (SELECT id FROM mail_services WHERE domain = $1 AND delete_time IS NULL)
+WITH ms AS (SELECT id FROM mail_services WHERE domain = $1 AND delete_time IS NULL AND state = 'verified')
 SELECT CASE WHEN lp.local_key = $2 THEN 0 ELSE 1 END AS rank, lp.holder IS NOT NULL, lp.is_alias,
        COALESCE(a.kind, ''), COALESCE(a.local_key, ''), COALESCE(a.redirects, '{}')
 FROM ms JOIN local_parts lp ON lp.mail_service_id = ms.id LEFT JOIN addresses a ON a.id = lp.address_id
@@ -60,7 +61,7 @@ SELECT CASE WHEN a.kind IN ('mailbox', 'no_reply') THEN a.local_key END
 FROM mail_services ms
 JOIN local_parts lp ON lp.mail_service_id = ms.id
 LEFT JOIN addresses a ON a.id = lp.address_id
-WHERE ms.domain = $1 AND ms.delete_time IS NULL AND lp.local_key IN ($2, $3)
+WHERE ms.domain = $1 AND ms.delete_time IS NULL AND ms.state = 'verified' AND lp.local_key IN ($2, $3)
 ORDER BY lp.local_key = $2 DESC LIMIT 1`
 
 	// selectNoReply: whether the local part (or else the one without its
@@ -70,7 +71,7 @@ SELECT COALESCE(a.kind = 'no_reply', false)
 FROM mail_services ms
 JOIN local_parts lp ON lp.mail_service_id = ms.id
 LEFT JOIN addresses a ON a.id = lp.address_id
-WHERE ms.domain = $1 AND ms.delete_time IS NULL AND lp.local_key IN ($2, $3)
+WHERE ms.domain = $1 AND ms.delete_time IS NULL AND ms.state = 'verified' AND lp.local_key IN ($2, $3)
 ORDER BY lp.local_key = $2 DESC LIMIT 1`
 )
 

@@ -18,13 +18,17 @@ const (
 
 // lookupFixture is a small hosting: example.com with every kind of address,
 // aliases, reservations and a catch-all; other.example without a
-// catch-all; gone.example, deleted; an IDN domain of another organization.
+// catch-all; gone.example, deleted; an IDN domain of another organization;
+// pending.example, claimed but not verified, and another organization's
+// lost claim on example.com, each with addresses that must not be served.
 const lookupFixture = `
-INSERT INTO mail_services (id, organization_id, domain, display_name, delete_time) VALUES
-  ('00000000-0000-0000-0000-000000000001', '` + lookupOrg + `', 'example.com', 'Example', NULL),
-  ('00000000-0000-0000-0000-000000000002', '` + lookupOrg + `', 'other.example', 'Other', NULL),
-  ('00000000-0000-0000-0000-000000000003', '` + lookupOrg + `', 'gone.example', 'Gone', now() - interval '1 day'),
-  ('00000000-0000-0000-0000-000000000004', '` + lookupOtherOrg + `', 'xn--bcher-kva.example', 'Bücher', NULL);
+INSERT INTO mail_services (id, organization_id, domain, display_name, delete_time, state) VALUES
+  ('00000000-0000-0000-0000-000000000001', '` + lookupOrg + `', 'example.com', 'Example', NULL, 'verified'),
+  ('00000000-0000-0000-0000-000000000002', '` + lookupOrg + `', 'other.example', 'Other', NULL, 'verified'),
+  ('00000000-0000-0000-0000-000000000003', '` + lookupOrg + `', 'gone.example', 'Gone', now() - interval '1 day', 'verified'),
+  ('00000000-0000-0000-0000-000000000004', '` + lookupOtherOrg + `', 'xn--bcher-kva.example', 'Bücher', NULL, 'verified'),
+  ('00000000-0000-0000-0000-000000000005', '` + lookupOtherOrg + `', 'pending.example', 'Pending', NULL, 'pending'),
+  ('00000000-0000-0000-0000-000000000006', '` + lookupOtherOrg + `', 'example.com', 'Lost', NULL, 'claim_lost');
 
 INSERT INTO addresses (id, mail_service_id, local_part, local_key, kind, redirects) VALUES
   ('00000000-0000-0000-0001-000000000001', '00000000-0000-0000-0000-000000000001', 'sales', 'sales', 'mailbox', '{}'),
@@ -36,7 +40,12 @@ INSERT INTO addresses (id, mail_service_id, local_part, local_key, kind, redirec
   ('00000000-0000-0000-0001-000000000007', '00000000-0000-0000-0000-000000000002', 'boss', 'boss', 'mailbox', '{}'),
   ('00000000-0000-0000-0001-000000000008', '00000000-0000-0000-0000-000000000003', 'old', 'old', 'mailbox', '{}'),
   ('00000000-0000-0000-0001-000000000009', '00000000-0000-0000-0000-000000000003', '*', '*', 'catch_all', '{old@gone.example}'),
-  ('00000000-0000-0000-0001-000000000010', '00000000-0000-0000-0000-000000000004', 'info', 'info', 'mailbox', '{}');
+  ('00000000-0000-0000-0001-000000000010', '00000000-0000-0000-0000-000000000004', 'info', 'info', 'mailbox', '{}'),
+  ('00000000-0000-0000-0001-000000000011', '00000000-0000-0000-0000-000000000005', 'sales', 'sales', 'mailbox', '{}'),
+  ('00000000-0000-0000-0001-000000000012', '00000000-0000-0000-0000-000000000005', 'noreply', 'noreply', 'no_reply', '{}'),
+  ('00000000-0000-0000-0001-000000000013', '00000000-0000-0000-0000-000000000005', '*', '*', 'catch_all', '{sales@pending.example}'),
+  ('00000000-0000-0000-0001-000000000014', '00000000-0000-0000-0000-000000000006', 'thief', 'thief', 'mailbox', '{}'),
+  ('00000000-0000-0000-0001-000000000015', '00000000-0000-0000-0000-000000000006', '*', '*', 'catch_all', '{x@attacker.example}');
 
 INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holder)
 SELECT mail_service_id, local_key, id, false, NULL FROM addresses;
@@ -91,6 +100,7 @@ func TestLookupsDomain(t *testing.T) {
 		"sales@example.com":     false,
 		"example.com x":         false,
 		"com":                   false,
+		"pending.example":       false, // claimed, not verified
 	}
 	for domain, want := range tests {
 		t.Run(domain, func(t *testing.T) {
@@ -149,6 +159,8 @@ func TestLookupsMailbox(t *testing.T) {
 		"anna.smith+tag@example.com":          "example.com/anna.smith/",
 		"xn--bcher-kva.example@example.com":   "",
 		"sales@xn--bcher-kva.example.example": "",
+		"sales@pending.example":               "", // not verified
+		"thief@example.com":                   "", // another organization's lost claim
 	}
 	for _, k := range malformedKeys {
 		tests[k] = ""
@@ -199,6 +211,9 @@ func TestLookupsAlias(t *testing.T) {
 		"nobody@gone.example":      nil, // a deleted mail service's catch-all
 		"sales@unknown.example":    nil,
 		"someone@gmail.com":        nil,
+		"sales@pending.example":    nil,                   // not verified
+		"nobody@pending.example":   nil,                   // nor its catch-all
+		"thief@example.com":        {"sales@example.com"}, // a lost claim's address is nobody: the catch-all's
 	}
 	for _, k := range malformedKeys {
 		tests[k] = nil
@@ -244,6 +259,8 @@ func TestLookupsSenderLogins(t *testing.T) {
 		"old@gone.example":       nil,
 		"oldalias@gone.example":  nil,
 		"sales@other.example":    nil,
+		"sales@pending.example":  nil,
+		"thief@example.com":      nil,
 	}
 	for _, k := range malformedKeys {
 		tests[k] = nil
@@ -268,16 +285,17 @@ func TestLookupsNoReply(t *testing.T) {
 	l := NewLookups(newLookupPool(t))
 	ctx := context.Background()
 	tests := map[string]bool{
-		"noreply@example.com":    true,
-		"NoReply@Example.com":    true,
-		"donotreply@example.com": true,
-		"noreply+x@example.com":  true,
-		"sales@example.com":      false,
-		"nobody@example.com":     false,
-		"team@example.com":       false,
-		"noreply@other.example":  false,
-		"":                       false,
-		"noreply":                false,
+		"noreply@example.com":     true,
+		"NoReply@Example.com":     true,
+		"donotreply@example.com":  true,
+		"noreply+x@example.com":   true,
+		"sales@example.com":       false,
+		"nobody@example.com":      false,
+		"team@example.com":        false,
+		"noreply@other.example":   false,
+		"":                        false,
+		"noreply":                 false,
+		"noreply@pending.example": false,
 	}
 	for key, want := range tests {
 		t.Run(key, func(t *testing.T) {

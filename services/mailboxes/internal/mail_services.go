@@ -17,24 +17,35 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// MailService is a domain attached to an organization.
+// MailService is a domain attached to an organization: a claim until it is
+// verified (verify.go).
 type MailService struct {
-	ID             uuid.UUID
-	OrganizationID uuid.UUID
-	Domain         string
-	DisplayName    string
-	CreateTime     time.Time
-	UpdateTime     time.Time
-	DeleteTime     *time.Time
+	ID                uuid.UUID
+	OrganizationID    uuid.UUID
+	Domain            string
+	DisplayName       string
+	CreateTime        time.Time
+	UpdateTime        time.Time
+	DeleteTime        *time.Time
+	State             string
+	VerificationToken string
+	VerifyTime        *time.Time
+	LastCheckTime     *time.Time
+	LastCheckResult   string
 }
+
+// msColumns are MailService's columns, in its fields' order.
+const msColumns = `id, organization_id, domain, display_name, create_time, update_time, delete_time,
+state, verification_token, verify_time, last_check_time, last_check_result`
 
 const (
 	mailServiceColumns = `
-SELECT id, organization_id, domain, display_name, create_time, update_time, delete_time FROM mail_services`
+SELECT ` + msColumns + ` FROM mail_services`
 
 	insertMailService = `
-INSERT INTO mail_services (id, organization_id, domain, display_name) VALUES ($1, $2, $3, $4)
-RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+INSERT INTO mail_services (id, organization_id, domain, display_name, state, verification_token)
+VALUES ($1, $2, $3, $4, 'pending', $5)
+RETURNING ` + msColumns
 
 	selectMailService  = mailServiceColumns + ` WHERE id = $1 AND organization_id = $2`
 	selectMailServices = mailServiceColumns + `
@@ -43,17 +54,17 @@ WHERE organization_id = $1 AND ($2 OR delete_time IS NULL) ORDER BY domain`
 	renameMailService = `
 UPDATE mail_services SET display_name = $3, update_time = now()
 WHERE id = $1 AND organization_id = $2 AND delete_time IS NULL
-RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+RETURNING ` + msColumns
 
 	softDeleteMailService = `
 UPDATE mail_services SET delete_time = now(), update_time = now()
 WHERE id = $1 AND organization_id = $2 AND delete_time IS NULL
-RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+RETURNING ` + msColumns
 
 	undeleteMailService = `
 UPDATE mail_services SET delete_time = NULL, update_time = now()
 WHERE id = $1 AND organization_id = $2 AND delete_time > now() - $3::interval
-RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+RETURNING ` + msColumns
 
 	// purgeMailServices removes, one transaction at a time, what was deleted
 	// longer ago than the restore period; addresses go with them (cascade).
@@ -61,13 +72,13 @@ RETURNING id, organization_id, domain, display_name, create_time, update_time, d
 	// announced.
 	announceMailServices = `
 UPDATE mail_services SET announced = true WHERE id IN (
-    SELECT id FROM mail_services WHERE NOT announced LIMIT 100 FOR UPDATE SKIP LOCKED)
-RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+    SELECT id FROM mail_services WHERE NOT announced AND state = 'verified' LIMIT 100 FOR UPDATE SKIP LOCKED)
+RETURNING ` + msColumns
 
 	purgeMailServices = `
 DELETE FROM mail_services WHERE id IN (
     SELECT id FROM mail_services WHERE delete_time <= now() - $1::interval LIMIT 100 FOR UPDATE SKIP LOCKED)
-RETURNING id, organization_id, domain, display_name, create_time, update_time, delete_time`
+RETURNING ` + msColumns
 )
 
 var errMailServiceNotFound = errs.E(errs.NotFound, "mail service not found")
@@ -96,14 +107,18 @@ func (s *Server) mailServiceEvent(ctx context.Context, tx pgx.Tx, verb string, m
 	return outbox.Write(ctx, tx, "mailboxes.mail_service."+verb, &mailboxesv1.MailServiceChanged{MailService: s.mailServiceProto(m), Actor: c.Name()})
 }
 
-// CreateMailService attaches a domain.
+// CreateMailService claims a domain: the mail service is pending until its
+// verification record is found (verify.go).
 func (s *Server) CreateMailService(ctx context.Context, req *mailboxesv1.CreateMailServiceRequest) (*mailboxesv1.CreateMailServiceResponse, error) {
 	ids, err := parseName("parent", req.GetParent(), "organizations")
 	if err != nil {
 		return nil, err
 	}
 	org := ids[0]
-	ascii, _, err := normalizeDomain(req.GetMailService().GetDomain())
+	ascii, uni, err := normalizeDomain(req.GetMailService().GetDomain())
+	if err == nil {
+		err = checkScripts(uni)
+	}
 	if err != nil {
 		return nil, errs.Field("mailService.domain", err.Error())
 	}
@@ -113,14 +128,17 @@ func (s *Server) CreateMailService(ctx context.Context, req *mailboxesv1.CreateM
 	}
 	display := strings.TrimSpace(req.GetMailService().GetDisplayName())
 	if display == "" {
-		display, _ = idna.Lookup.ToUnicode(ascii)
+		display = uni
 	}
 	var m *MailService
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, insertMailService, uuid.Must(uuid.NewV7()), org, ascii, display)
+		if err := checkDomainFree(ctx, tx, org, ascii); err != nil {
+			return err
+		}
+		rows, _ := tx.Query(ctx, insertMailService, uuid.Must(uuid.NewV7()), org, ascii, display, newVerificationToken())
 		m, err = collectMailService(rows)
-		if pg.IsUniqueViolation(err, "mail_services_domain_key") {
-			return errs.E(errs.AlreadyExists, "the domain %s is already attached to a mail service", ascii).WithReason("DOMAIN_TAKEN")
+		if pg.IsUniqueViolation(err, "mail_services_one_claim") {
+			return domainError(errs.AlreadyExists, "DOMAIN_CLAIMED", "your organization already has a pending claim on "+ascii)
 		}
 		if err != nil {
 			return fmt.Errorf("insert mail service: %w", err)
@@ -128,7 +146,9 @@ func (s *Server) CreateMailService(ctx context.Context, req *mailboxesv1.CreateM
 		if err := audit(ctx, tx, organizationName(org), c, "mailboxes.mailService.create", mailServiceName(org, m.ID), map[string]string{"domain": ascii}); err != nil {
 			return err
 		}
-		return s.mailServiceEvent(ctx, tx, "created", m, c)
+		// Not "created": that tells the platform the organization hosts the
+		// domain, which only verification shows.
+		return s.mailServiceEvent(ctx, tx, "claimed", m, c)
 	})
 	if err != nil {
 		return nil, err
@@ -263,8 +283,12 @@ func (s *Server) Purge(ctx context.Context) (int, error) {
 			return fmt.Errorf("purge mail services: %w", err)
 		}
 		for _, m := range ms {
-			if _, err := tx.Exec(ctx, "DELETE FROM dovecot_quota WHERE split_part(login, '@', 2) = $1", m.Domain); err != nil {
-				return fmt.Errorf("purge mail services: usage: %w", err)
+			// A claim that was never verified owns none of the domain's
+			// mail (another organization's, maybe).
+			if m.State == stateVerified {
+				if _, err := tx.Exec(ctx, "DELETE FROM dovecot_quota WHERE split_part(login, '@', 2) = $1", m.Domain); err != nil {
+					return fmt.Errorf("purge mail services: usage: %w", err)
+				}
 			}
 			if err := s.mailServiceEvent(ctx, tx, "purged", m, Caller{}); err != nil {
 				return err
@@ -308,7 +332,20 @@ func (s *Server) mailServiceProto(m *MailService) *mailboxesv1.MailService {
 	}
 	p := &mailboxesv1.MailService{
 		Name: mailServiceName(m.OrganizationID, m.ID), Domain: m.Domain, UnicodeDomain: uni, DisplayName: m.DisplayName,
-		CreateTime: timestamppb.New(m.CreateTime),
+		CreateTime: timestamppb.New(m.CreateTime), State: stateProto(m.State), LastCheckResult: m.LastCheckResult,
+	}
+	if m.VerificationToken != "" { // none for mail services older than verification
+		name, value := verificationRecord(m)
+		p.VerificationRecord = &mailboxesv1.DnsRecord{Name: name, Type: "TXT", Value: value}
+	}
+	if m.LastCheckTime != nil {
+		p.LastCheckTime = timestamppb.New(*m.LastCheckTime)
+	}
+	if m.VerifyTime != nil {
+		p.VerifyTime = timestamppb.New(*m.VerifyTime)
+	}
+	if m.State == statePending {
+		p.ExpireTime = timestamppb.New(m.CreateTime.Add(claimFor))
 	}
 	if m.DeleteTime != nil {
 		p.DeleteTime = timestamppb.New(*m.DeleteTime)

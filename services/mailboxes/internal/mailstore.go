@@ -58,13 +58,22 @@ func MailstoreWorkFor(root, subject string, data []byte) (MailstoreWork, error) 
 			// Its mail stays while it can be restored; its sessions ended
 			// when it was deleted.
 			w.Remove = filepath.Join(root, ids[1].String())
-		} else if d := kickable(ev.GetMailService().GetDomain()); d != "" {
+		} else if d := kickable(ev.GetMailService().GetDomain()); d != "" && liveState(ev.GetMailService().GetState()) {
 			w.Kick = "*@" + d
 		}
 	default:
 		return w, fmt.Errorf("subject %s: not an event for the mail store", subject)
 	}
 	return w, nil
+}
+
+// liveState reports whether a mail service in state served mail: verified
+// (or older than verification, unspecified). A claim that was never
+// verified has no sessions, and the domain's may be another
+// organization's.
+func liveState(state mailboxesv1.MailServiceState) bool {
+	return state == mailboxesv1.MailServiceState_MAIL_SERVICE_STATE_VERIFIED ||
+		state == mailboxesv1.MailServiceState_MAIL_SERVICE_STATE_UNSPECIFIED
 }
 
 // kickable is s if doveadm can take it as one login or domain, else "":

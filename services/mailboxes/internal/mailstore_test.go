@@ -39,6 +39,12 @@ func TestMailstoreWorkFor(t *testing.T) {
 			MailstoreWork{Kick: "sales@example.com"}, false},
 		{"mail service deleted: its sessions end, its mail stays", "mailplane.mailboxes.mail_service.deleted", mailService(org+"/mailServices/"+ms, "xn--bcher-kva.example"),
 			MailstoreWork{Kick: "*@xn--bcher-kva.example"}, false},
+		{"a claim never verified deleted: the domain's sessions (maybe another organization's) stay", "mailplane.mailboxes.mail_service.deleted",
+			func() []byte {
+				b, _ := proto.Marshal(&mailboxesv1.MailServiceChanged{MailService: &mailboxesv1.MailService{Name: org + "/mailServices/" + ms, Domain: "example.com",
+					State: mailboxesv1.MailServiceState_MAIL_SERVICE_STATE_CLAIM_LOST}})
+				return b
+			}(), MailstoreWork{}, false},
 		{"mail service purged: its mail goes", "mailplane.mailboxes.mail_service.purged", mailService(org+"/mailServices/"+ms, "example.com"),
 			MailstoreWork{Remove: filepath.Join("/srv/vmail", ms)}, false},
 		{"a login doveadm would read as a mask is not kicked", "mailplane.mailboxes.address.deleted", deleted(org+"/mailServices/"+ms+"/addresses/"+addr, "a*b@example.com"),

@@ -103,6 +103,10 @@ func TestPolicyServer(t *testing.T) {
 			want: "REJECT 5.1.1 DoNotReply@example.com is a no-reply address; mail to it is not delivered",
 		},
 		{name: "to a mailbox", sender: "someone@gmail.com", recipient: "sales@example.com", want: "DUNNO"},
+		{
+			name: "a domain not verified sends nothing", login: "sales@pending.example", sender: "sales@pending.example", recipient: "someone@gmail.com",
+			want: `REJECT 5.7.1 the address "sales@pending.example" you signed in with cannot send mail`,
+		},
 		{name: "to the catch-all", sender: "someone@gmail.com", recipient: "nobody@example.com", want: "DUNNO"},
 		{name: "unauthenticated with our address", sender: "sales@example.com", recipient: "sales@example.com", want: "DUNNO"},
 	}

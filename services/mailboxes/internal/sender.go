@@ -14,11 +14,11 @@ import (
 )
 
 // selectLoginOrganization: the organization of the address a login names,
-// on an active mail service.
+// on an active, verified mail service.
 const selectLoginOrganization = `
 SELECT ms.organization_id
 FROM addresses a JOIN mail_services ms ON ms.id = a.mail_service_id
-WHERE ms.domain = $1 AND ms.delete_time IS NULL AND a.local_key = $2`
+WHERE ms.domain = $1 AND ms.delete_time IS NULL AND ms.state = 'verified' AND a.local_key = $2`
 
 // CheckSender applies the sender-identity rule ("Sender Mismatch"): a
 // person signed in as login may send only as that address or one of its

@@ -35,6 +35,10 @@ func TestCheckSender(t *testing.T) {
 		{name: "no-reply sends", login: "noreply@example.com", envelope: "noreply@example.com", from: "donotreply@example.com", wantAllowed: true},
 		{name: "IDN domain", login: "info@xn--bcher-kva.example", from: "info@bücher.example", wantAllowed: true},
 		{
+			name: "a domain not verified sends nothing", login: "sales@pending.example", envelope: "sales@pending.example",
+			wantReason: `the address "sales@pending.example" you signed in with cannot send mail`,
+		},
+		{
 			name: "another address of the domain", login: "sales@example.com", envelope: "boss@example.com",
 			wantReason: mismatch("boss@example.com", "used as sender", "sales@example.com"),
 		},

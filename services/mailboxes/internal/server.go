@@ -35,6 +35,8 @@ type Server struct {
 	restoreFor time.Duration
 	// domains remembers mail services' domains (uuid.UUID -> cachedDomain).
 	domains sync.Map
+	// verify looks for domains' verification records (verify.go).
+	verify verifier
 }
 
 // NewServer returns a server over pool asking accounts about people.

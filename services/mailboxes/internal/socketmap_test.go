@@ -108,6 +108,7 @@ func TestSocketmapPostmap(t *testing.T) {
 		{mapDomain, "xn--bcher-kva.example", "xn--bcher-kva.example"},
 		{mapDomain, "gone.example", ""},
 		{mapDomain, "unknown.example", ""},
+		{mapDomain, "pending.example", ""}, // claimed, not verified
 
 		{mapMailbox, "sales@example.com", "example.com/sales/"},
 		{mapMailbox, "Anna.Smith@Example.com", "example.com/anna.smith/"},
@@ -117,6 +118,8 @@ func TestSocketmapPostmap(t *testing.T) {
 		{mapMailbox, "fwd@example.com", ""},
 		{mapMailbox, "old@gone.example", ""},
 		{mapMailbox, "sales+news@example.com", "example.com/sales/"},
+		{mapMailbox, "sales@pending.example", ""},
+		{mapMailbox, "thief@example.com", ""}, // another organization's lost claim
 
 		{mapAlias, "sales@example.com", "sales@example.com"},           // identity mapping
 		{mapAlias, "SALES@EXAMPLE.COM", "sales@example.com"},           // case-insensitive
@@ -139,6 +142,9 @@ func TestSocketmapPostmap(t *testing.T) {
 		{mapAlias, "a@b@example.com", ""},
 		{mapAlias, `"sales"@example.com`, ""},
 		{mapAlias, "sales@", ""},
+		{mapAlias, "sales@pending.example", ""},
+		{mapAlias, "nobody@pending.example", ""},
+		{mapAlias, "thief@example.com", "sales@example.com"}, // the verified domain's catch-all, not the lost claim's
 
 		{mapSenderLogin, "sales@example.com", "sales@example.com"},
 		{mapSenderLogin, "contact@example.com", "sales@example.com"},
@@ -149,6 +155,7 @@ func TestSocketmapPostmap(t *testing.T) {
 		{mapSenderLogin, "nobody@example.com", ""},
 		{mapSenderLogin, "old@gone.example", ""},
 		{mapSenderLogin, "sales+news@example.com", "sales@example.com"},
+		{mapSenderLogin, "sales@pending.example", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"/"+tt.key, func(t *testing.T) {

@@ -28,6 +28,70 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// MailServiceState is where a claim on a domain stands.
+type MailServiceState int32
+
+const (
+	// Not set.
+	MailServiceState_MAIL_SERVICE_STATE_UNSPECIFIED MailServiceState = 0
+	// Claimed; waiting for the verification record to appear in DNS.
+	// Addresses can be prepared but receive, send and log in nothing.
+	MailServiceState_MAIL_SERVICE_STATE_PENDING MailServiceState = 1
+	// The organization proved control of the domain; its mail flows.
+	MailServiceState_MAIL_SERVICE_STATE_VERIFIED MailServiceState = 2
+	// Another organization verified the domain (or a parent or subdomain of
+	// it) first. The claim is over; delete the mail service.
+	MailServiceState_MAIL_SERVICE_STATE_CLAIM_LOST MailServiceState = 3
+	// The record did not appear within 7 days. Delete the mail service and
+	// claim the domain again.
+	MailServiceState_MAIL_SERVICE_STATE_EXPIRED MailServiceState = 4
+)
+
+// Enum value maps for MailServiceState.
+var (
+	MailServiceState_name = map[int32]string{
+		0: "MAIL_SERVICE_STATE_UNSPECIFIED",
+		1: "MAIL_SERVICE_STATE_PENDING",
+		2: "MAIL_SERVICE_STATE_VERIFIED",
+		3: "MAIL_SERVICE_STATE_CLAIM_LOST",
+		4: "MAIL_SERVICE_STATE_EXPIRED",
+	}
+	MailServiceState_value = map[string]int32{
+		"MAIL_SERVICE_STATE_UNSPECIFIED": 0,
+		"MAIL_SERVICE_STATE_PENDING":     1,
+		"MAIL_SERVICE_STATE_VERIFIED":    2,
+		"MAIL_SERVICE_STATE_CLAIM_LOST":  3,
+		"MAIL_SERVICE_STATE_EXPIRED":     4,
+	}
+)
+
+func (x MailServiceState) Enum() *MailServiceState {
+	p := new(MailServiceState)
+	*p = x
+	return p
+}
+
+func (x MailServiceState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MailServiceState) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[0].Descriptor()
+}
+
+func (MailServiceState) Type() protoreflect.EnumType {
+	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[0]
+}
+
+func (x MailServiceState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MailServiceState.Descriptor instead.
+func (MailServiceState) EnumDescriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{0}
+}
+
 // AddressKind is what an address does with mail.
 type AddressKind int32
 
@@ -75,11 +139,11 @@ func (x AddressKind) String() string {
 }
 
 func (AddressKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[0].Descriptor()
+	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[1].Descriptor()
 }
 
 func (AddressKind) Type() protoreflect.EnumType {
-	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[0]
+	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[1]
 }
 
 func (x AddressKind) Number() protoreflect.EnumNumber {
@@ -88,7 +152,7 @@ func (x AddressKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AddressKind.Descriptor instead.
 func (AddressKind) EnumDescriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{0}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{1}
 }
 
 // AddressUserState is where a user's access stands.
@@ -128,11 +192,11 @@ func (x AddressUserState) String() string {
 }
 
 func (AddressUserState) Descriptor() protoreflect.EnumDescriptor {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[1].Descriptor()
+	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[2].Descriptor()
 }
 
 func (AddressUserState) Type() protoreflect.EnumType {
-	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[1]
+	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[2]
 }
 
 func (x AddressUserState) Number() protoreflect.EnumNumber {
@@ -141,7 +205,7 @@ func (x AddressUserState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AddressUserState.Descriptor instead.
 func (AddressUserState) EnumDescriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{1}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{2}
 }
 
 // MailProtocol is a protocol a device password opens.
@@ -181,11 +245,11 @@ func (x MailProtocol) String() string {
 }
 
 func (MailProtocol) Descriptor() protoreflect.EnumDescriptor {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[2].Descriptor()
+	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[3].Descriptor()
 }
 
 func (MailProtocol) Type() protoreflect.EnumType {
-	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[2]
+	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[3]
 }
 
 func (x MailProtocol) Number() protoreflect.EnumNumber {
@@ -194,7 +258,7 @@ func (x MailProtocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MailProtocol.Descriptor instead.
 func (MailProtocol) EnumDescriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{2}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{3}
 }
 
 // BulkJobState is where a bulk job stands.
@@ -239,11 +303,11 @@ func (x BulkJobState) String() string {
 }
 
 func (BulkJobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[3].Descriptor()
+	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[4].Descriptor()
 }
 
 func (BulkJobState) Type() protoreflect.EnumType {
-	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[3]
+	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[4]
 }
 
 func (x BulkJobState) Number() protoreflect.EnumNumber {
@@ -252,7 +316,7 @@ func (x BulkJobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BulkJobState.Descriptor instead.
 func (BulkJobState) EnumDescriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{3}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{4}
 }
 
 // MailService is a domain attached to an organization.
@@ -271,7 +335,20 @@ type MailService struct {
 	// When it was deleted; unset while active.
 	DeleteTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
 	// When a deleted mail service is purged for good.
-	PurgeTime     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
+	PurgeTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
+	// Where the claim on the domain stands. Only a VERIFIED mail service's
+	// addresses receive, send and log in.
+	State MailServiceState `protobuf:"varint,8,opt,name=state,proto3,enum=mailplane.mailboxes.v1.MailServiceState" json:"state,omitempty"`
+	// The DNS record to publish to prove control of the domain.
+	VerificationRecord *DnsRecord `protobuf:"bytes,9,opt,name=verification_record,json=verificationRecord,proto3" json:"verification_record,omitempty"`
+	// When the record was last looked for.
+	LastCheckTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_check_time,json=lastCheckTime,proto3" json:"last_check_time,omitempty"`
+	// What the last look found, in words ("no TXT record at ...").
+	LastCheckResult string `protobuf:"bytes,11,opt,name=last_check_result,json=lastCheckResult,proto3" json:"last_check_result,omitempty"`
+	// When the domain was verified.
+	VerifyTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=verify_time,json=verifyTime,proto3" json:"verify_time,omitempty"`
+	// When a pending claim ends unverified (EXPIRED).
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -355,6 +432,112 @@ func (x *MailService) GetPurgeTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *MailService) GetState() MailServiceState {
+	if x != nil {
+		return x.State
+	}
+	return MailServiceState_MAIL_SERVICE_STATE_UNSPECIFIED
+}
+
+func (x *MailService) GetVerificationRecord() *DnsRecord {
+	if x != nil {
+		return x.VerificationRecord
+	}
+	return nil
+}
+
+func (x *MailService) GetLastCheckTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastCheckTime
+	}
+	return nil
+}
+
+func (x *MailService) GetLastCheckResult() string {
+	if x != nil {
+		return x.LastCheckResult
+	}
+	return ""
+}
+
+func (x *MailService) GetVerifyTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.VerifyTime
+	}
+	return nil
+}
+
+func (x *MailService) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// DnsRecord is a DNS record to publish.
+type DnsRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Owner name, ASCII: "_mailplane-verification.example.com".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Record type: "TXT".
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// Value: "mailplane-verification=...".
+	Value         string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DnsRecord) Reset() {
+	*x = DnsRecord{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DnsRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DnsRecord) ProtoMessage() {}
+
+func (x *DnsRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DnsRecord.ProtoReflect.Descriptor instead.
+func (*DnsRecord) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DnsRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DnsRecord) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *DnsRecord) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 // Rights are what a user may do with an address.
 type Rights struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -372,7 +555,7 @@ type Rights struct {
 
 func (x *Rights) Reset() {
 	*x = Rights{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[1]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +567,7 @@ func (x *Rights) String() string {
 func (*Rights) ProtoMessage() {}
 
 func (x *Rights) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[1]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +580,7 @@ func (x *Rights) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rights.ProtoReflect.Descriptor instead.
 func (*Rights) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{1}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Rights) GetAutoReply() bool {
@@ -451,7 +634,7 @@ type AddressUser struct {
 
 func (x *AddressUser) Reset() {
 	*x = AddressUser{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[2]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -463,7 +646,7 @@ func (x *AddressUser) String() string {
 func (*AddressUser) ProtoMessage() {}
 
 func (x *AddressUser) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[2]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -476,7 +659,7 @@ func (x *AddressUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddressUser.ProtoReflect.Descriptor instead.
 func (*AddressUser) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{2}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AddressUser) GetUser() string {
@@ -551,7 +734,7 @@ type Address struct {
 
 func (x *Address) Reset() {
 	*x = Address{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[3]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +746,7 @@ func (x *Address) String() string {
 func (*Address) ProtoMessage() {}
 
 func (x *Address) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[3]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +759,7 @@ func (x *Address) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Address.ProtoReflect.Descriptor instead.
 func (*Address) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{3}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Address) GetName() string {
@@ -675,7 +858,7 @@ type NewUser struct {
 
 func (x *NewUser) Reset() {
 	*x = NewUser{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[4]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +870,7 @@ func (x *NewUser) String() string {
 func (*NewUser) ProtoMessage() {}
 
 func (x *NewUser) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[4]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +883,7 @@ func (x *NewUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewUser.ProtoReflect.Descriptor instead.
 func (*NewUser) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{4}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *NewUser) GetDisplayName() string {
@@ -728,7 +911,7 @@ type AddressAccess struct {
 
 func (x *AddressAccess) Reset() {
 	*x = AddressAccess{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[5]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +923,7 @@ func (x *AddressAccess) String() string {
 func (*AddressAccess) ProtoMessage() {}
 
 func (x *AddressAccess) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[5]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +936,7 @@ func (x *AddressAccess) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddressAccess.ProtoReflect.Descriptor instead.
 func (*AddressAccess) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{5}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AddressAccess) GetCaller() bool {
@@ -797,7 +980,7 @@ type CreateMailServiceRequest struct {
 
 func (x *CreateMailServiceRequest) Reset() {
 	*x = CreateMailServiceRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[6]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +992,7 @@ func (x *CreateMailServiceRequest) String() string {
 func (*CreateMailServiceRequest) ProtoMessage() {}
 
 func (x *CreateMailServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[6]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +1005,7 @@ func (x *CreateMailServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMailServiceRequest.ProtoReflect.Descriptor instead.
 func (*CreateMailServiceRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{6}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateMailServiceRequest) GetParent() string {
@@ -850,7 +1033,7 @@ type CreateMailServiceResponse struct {
 
 func (x *CreateMailServiceResponse) Reset() {
 	*x = CreateMailServiceResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[7]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1045,7 @@ func (x *CreateMailServiceResponse) String() string {
 func (*CreateMailServiceResponse) ProtoMessage() {}
 
 func (x *CreateMailServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[7]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1058,7 @@ func (x *CreateMailServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMailServiceResponse.ProtoReflect.Descriptor instead.
 func (*CreateMailServiceResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{7}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateMailServiceResponse) GetMailService() *MailService {
@@ -896,7 +1079,7 @@ type GetMailServiceRequest struct {
 
 func (x *GetMailServiceRequest) Reset() {
 	*x = GetMailServiceRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[8]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1091,7 @@ func (x *GetMailServiceRequest) String() string {
 func (*GetMailServiceRequest) ProtoMessage() {}
 
 func (x *GetMailServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[8]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1104,7 @@ func (x *GetMailServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMailServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetMailServiceRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{8}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetMailServiceRequest) GetName() string {
@@ -942,7 +1125,7 @@ type GetMailServiceResponse struct {
 
 func (x *GetMailServiceResponse) Reset() {
 	*x = GetMailServiceResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[9]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1137,7 @@ func (x *GetMailServiceResponse) String() string {
 func (*GetMailServiceResponse) ProtoMessage() {}
 
 func (x *GetMailServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[9]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1150,7 @@ func (x *GetMailServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMailServiceResponse.ProtoReflect.Descriptor instead.
 func (*GetMailServiceResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{9}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetMailServiceResponse) GetMailService() *MailService {
@@ -990,7 +1173,7 @@ type ListMailServicesRequest struct {
 
 func (x *ListMailServicesRequest) Reset() {
 	*x = ListMailServicesRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[10]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1185,7 @@ func (x *ListMailServicesRequest) String() string {
 func (*ListMailServicesRequest) ProtoMessage() {}
 
 func (x *ListMailServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[10]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1198,7 @@ func (x *ListMailServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMailServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListMailServicesRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{10}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListMailServicesRequest) GetParent() string {
@@ -1043,7 +1226,7 @@ type ListMailServicesResponse struct {
 
 func (x *ListMailServicesResponse) Reset() {
 	*x = ListMailServicesResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[11]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1238,7 @@ func (x *ListMailServicesResponse) String() string {
 func (*ListMailServicesResponse) ProtoMessage() {}
 
 func (x *ListMailServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[11]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1251,7 @@ func (x *ListMailServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMailServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListMailServicesResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{11}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListMailServicesResponse) GetMailServices() []*MailService {
@@ -1091,7 +1274,7 @@ type UpdateMailServiceRequest struct {
 
 func (x *UpdateMailServiceRequest) Reset() {
 	*x = UpdateMailServiceRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[12]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1286,7 @@ func (x *UpdateMailServiceRequest) String() string {
 func (*UpdateMailServiceRequest) ProtoMessage() {}
 
 func (x *UpdateMailServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[12]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1299,7 @@ func (x *UpdateMailServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMailServiceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateMailServiceRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{12}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateMailServiceRequest) GetMailService() *MailService {
@@ -1144,7 +1327,7 @@ type UpdateMailServiceResponse struct {
 
 func (x *UpdateMailServiceResponse) Reset() {
 	*x = UpdateMailServiceResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[13]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1339,7 @@ func (x *UpdateMailServiceResponse) String() string {
 func (*UpdateMailServiceResponse) ProtoMessage() {}
 
 func (x *UpdateMailServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[13]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1352,7 @@ func (x *UpdateMailServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMailServiceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateMailServiceResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{13}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateMailServiceResponse) GetMailService() *MailService {
@@ -1190,7 +1373,7 @@ type DeleteMailServiceRequest struct {
 
 func (x *DeleteMailServiceRequest) Reset() {
 	*x = DeleteMailServiceRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[14]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1385,7 @@ func (x *DeleteMailServiceRequest) String() string {
 func (*DeleteMailServiceRequest) ProtoMessage() {}
 
 func (x *DeleteMailServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[14]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1398,7 @@ func (x *DeleteMailServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMailServiceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMailServiceRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{14}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteMailServiceRequest) GetName() string {
@@ -1236,7 +1419,7 @@ type DeleteMailServiceResponse struct {
 
 func (x *DeleteMailServiceResponse) Reset() {
 	*x = DeleteMailServiceResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[15]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1431,7 @@ func (x *DeleteMailServiceResponse) String() string {
 func (*DeleteMailServiceResponse) ProtoMessage() {}
 
 func (x *DeleteMailServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[15]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,10 +1444,103 @@ func (x *DeleteMailServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMailServiceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMailServiceResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{15}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteMailServiceResponse) GetMailService() *MailService {
+	if x != nil {
+		return x.MailService
+	}
+	return nil
+}
+
+// VerifyMailServiceRequest names the mail service.
+type VerifyMailServiceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyMailServiceRequest) Reset() {
+	*x = VerifyMailServiceRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyMailServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyMailServiceRequest) ProtoMessage() {}
+
+func (x *VerifyMailServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyMailServiceRequest.ProtoReflect.Descriptor instead.
+func (*VerifyMailServiceRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *VerifyMailServiceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// VerifyMailServiceResponse holds the mail service after the check: its
+// state, last check time and result.
+type VerifyMailServiceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mail service.
+	MailService   *MailService `protobuf:"bytes,1,opt,name=mail_service,json=mailService,proto3" json:"mail_service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyMailServiceResponse) Reset() {
+	*x = VerifyMailServiceResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyMailServiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyMailServiceResponse) ProtoMessage() {}
+
+func (x *VerifyMailServiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyMailServiceResponse.ProtoReflect.Descriptor instead.
+func (*VerifyMailServiceResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *VerifyMailServiceResponse) GetMailService() *MailService {
 	if x != nil {
 		return x.MailService
 	}
@@ -1282,7 +1558,7 @@ type UndeleteMailServiceRequest struct {
 
 func (x *UndeleteMailServiceRequest) Reset() {
 	*x = UndeleteMailServiceRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[16]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1570,7 @@ func (x *UndeleteMailServiceRequest) String() string {
 func (*UndeleteMailServiceRequest) ProtoMessage() {}
 
 func (x *UndeleteMailServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[16]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1583,7 @@ func (x *UndeleteMailServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeleteMailServiceRequest.ProtoReflect.Descriptor instead.
 func (*UndeleteMailServiceRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{16}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UndeleteMailServiceRequest) GetName() string {
@@ -1328,7 +1604,7 @@ type UndeleteMailServiceResponse struct {
 
 func (x *UndeleteMailServiceResponse) Reset() {
 	*x = UndeleteMailServiceResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[17]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1616,7 @@ func (x *UndeleteMailServiceResponse) String() string {
 func (*UndeleteMailServiceResponse) ProtoMessage() {}
 
 func (x *UndeleteMailServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[17]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1629,7 @@ func (x *UndeleteMailServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeleteMailServiceResponse.ProtoReflect.Descriptor instead.
 func (*UndeleteMailServiceResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{17}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UndeleteMailServiceResponse) GetMailService() *MailService {
@@ -1378,7 +1654,7 @@ type CreateAddressRequest struct {
 
 func (x *CreateAddressRequest) Reset() {
 	*x = CreateAddressRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[18]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1666,7 @@ func (x *CreateAddressRequest) String() string {
 func (*CreateAddressRequest) ProtoMessage() {}
 
 func (x *CreateAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[18]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1679,7 @@ func (x *CreateAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAddressRequest.ProtoReflect.Descriptor instead.
 func (*CreateAddressRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{18}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateAddressRequest) GetParent() string {
@@ -1443,7 +1719,7 @@ type CreateAddressResponse struct {
 
 func (x *CreateAddressResponse) Reset() {
 	*x = CreateAddressResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[19]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1731,7 @@ func (x *CreateAddressResponse) String() string {
 func (*CreateAddressResponse) ProtoMessage() {}
 
 func (x *CreateAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[19]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1744,7 @@ func (x *CreateAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAddressResponse.ProtoReflect.Descriptor instead.
 func (*CreateAddressResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{19}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateAddressResponse) GetAddress() *Address {
@@ -1503,7 +1779,7 @@ type GetAddressRequest struct {
 
 func (x *GetAddressRequest) Reset() {
 	*x = GetAddressRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[20]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1791,7 @@ func (x *GetAddressRequest) String() string {
 func (*GetAddressRequest) ProtoMessage() {}
 
 func (x *GetAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[20]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1804,7 @@ func (x *GetAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddressRequest.ProtoReflect.Descriptor instead.
 func (*GetAddressRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{20}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetAddressRequest) GetName() string {
@@ -1549,7 +1825,7 @@ type GetAddressResponse struct {
 
 func (x *GetAddressResponse) Reset() {
 	*x = GetAddressResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[21]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +1837,7 @@ func (x *GetAddressResponse) String() string {
 func (*GetAddressResponse) ProtoMessage() {}
 
 func (x *GetAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[21]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +1850,7 @@ func (x *GetAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddressResponse.ProtoReflect.Descriptor instead.
 func (*GetAddressResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{21}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetAddressResponse) GetAddress() *Address {
@@ -1599,7 +1875,7 @@ type ListAddressesRequest struct {
 
 func (x *ListAddressesRequest) Reset() {
 	*x = ListAddressesRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[22]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1887,7 @@ func (x *ListAddressesRequest) String() string {
 func (*ListAddressesRequest) ProtoMessage() {}
 
 func (x *ListAddressesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[22]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1900,7 @@ func (x *ListAddressesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddressesRequest.ProtoReflect.Descriptor instead.
 func (*ListAddressesRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{22}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListAddressesRequest) GetParent() string {
@@ -1661,7 +1937,7 @@ type ListAddressesResponse struct {
 
 func (x *ListAddressesResponse) Reset() {
 	*x = ListAddressesResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[23]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1949,7 @@ func (x *ListAddressesResponse) String() string {
 func (*ListAddressesResponse) ProtoMessage() {}
 
 func (x *ListAddressesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[23]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1962,7 @@ func (x *ListAddressesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddressesResponse.ProtoReflect.Descriptor instead.
 func (*ListAddressesResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{23}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListAddressesResponse) GetAddresses() []*Address {
@@ -1717,7 +1993,7 @@ type UpdateAddressRequest struct {
 
 func (x *UpdateAddressRequest) Reset() {
 	*x = UpdateAddressRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[24]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +2005,7 @@ func (x *UpdateAddressRequest) String() string {
 func (*UpdateAddressRequest) ProtoMessage() {}
 
 func (x *UpdateAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[24]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +2018,7 @@ func (x *UpdateAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAddressRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAddressRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{24}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpdateAddressRequest) GetAddress() *Address {
@@ -1770,7 +2046,7 @@ type UpdateAddressResponse struct {
 
 func (x *UpdateAddressResponse) Reset() {
 	*x = UpdateAddressResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[25]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +2058,7 @@ func (x *UpdateAddressResponse) String() string {
 func (*UpdateAddressResponse) ProtoMessage() {}
 
 func (x *UpdateAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[25]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +2071,7 @@ func (x *UpdateAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAddressResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAddressResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{25}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpdateAddressResponse) GetAddress() *Address {
@@ -1816,7 +2092,7 @@ type DeleteAddressRequest struct {
 
 func (x *DeleteAddressRequest) Reset() {
 	*x = DeleteAddressRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[26]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1828,7 +2104,7 @@ func (x *DeleteAddressRequest) String() string {
 func (*DeleteAddressRequest) ProtoMessage() {}
 
 func (x *DeleteAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[26]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1841,7 +2117,7 @@ func (x *DeleteAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAddressRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAddressRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{26}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteAddressRequest) GetName() string {
@@ -1860,7 +2136,7 @@ type DeleteAddressResponse struct {
 
 func (x *DeleteAddressResponse) Reset() {
 	*x = DeleteAddressResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[27]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +2148,7 @@ func (x *DeleteAddressResponse) String() string {
 func (*DeleteAddressResponse) ProtoMessage() {}
 
 func (x *DeleteAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[27]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +2161,7 @@ func (x *DeleteAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAddressResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAddressResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{27}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{30}
 }
 
 // CreateReservationRequest reserves a local part.
@@ -1903,7 +2179,7 @@ type CreateReservationRequest struct {
 
 func (x *CreateReservationRequest) Reset() {
 	*x = CreateReservationRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[28]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1915,7 +2191,7 @@ func (x *CreateReservationRequest) String() string {
 func (*CreateReservationRequest) ProtoMessage() {}
 
 func (x *CreateReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[28]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1928,7 +2204,7 @@ func (x *CreateReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReservationRequest.ProtoReflect.Descriptor instead.
 func (*CreateReservationRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{28}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateReservationRequest) GetParent() string {
@@ -1963,7 +2239,7 @@ type CreateReservationResponse struct {
 
 func (x *CreateReservationResponse) Reset() {
 	*x = CreateReservationResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[29]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2251,7 @@ func (x *CreateReservationResponse) String() string {
 func (*CreateReservationResponse) ProtoMessage() {}
 
 func (x *CreateReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[29]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2264,7 @@ func (x *CreateReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReservationResponse.ProtoReflect.Descriptor instead.
 func (*CreateReservationResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{29}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateReservationResponse) GetName() string {
@@ -2009,7 +2285,7 @@ type DeleteReservationRequest struct {
 
 func (x *DeleteReservationRequest) Reset() {
 	*x = DeleteReservationRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[30]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2297,7 @@ func (x *DeleteReservationRequest) String() string {
 func (*DeleteReservationRequest) ProtoMessage() {}
 
 func (x *DeleteReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[30]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2310,7 @@ func (x *DeleteReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteReservationRequest.ProtoReflect.Descriptor instead.
 func (*DeleteReservationRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{30}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteReservationRequest) GetName() string {
@@ -2053,7 +2329,7 @@ type DeleteReservationResponse struct {
 
 func (x *DeleteReservationResponse) Reset() {
 	*x = DeleteReservationResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[31]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2065,7 +2341,7 @@ func (x *DeleteReservationResponse) String() string {
 func (*DeleteReservationResponse) ProtoMessage() {}
 
 func (x *DeleteReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[31]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2078,7 +2354,7 @@ func (x *DeleteReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteReservationResponse.ProtoReflect.Descriptor instead.
 func (*DeleteReservationResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{31}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{34}
 }
 
 // CheckSenderRequest describes a message being submitted.
@@ -2096,7 +2372,7 @@ type CheckSenderRequest struct {
 
 func (x *CheckSenderRequest) Reset() {
 	*x = CheckSenderRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[32]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2384,7 @@ func (x *CheckSenderRequest) String() string {
 func (*CheckSenderRequest) ProtoMessage() {}
 
 func (x *CheckSenderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[32]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2397,7 @@ func (x *CheckSenderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSenderRequest.ProtoReflect.Descriptor instead.
 func (*CheckSenderRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{32}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CheckSenderRequest) GetLogin() string {
@@ -2158,7 +2434,7 @@ type CheckSenderResponse struct {
 
 func (x *CheckSenderResponse) Reset() {
 	*x = CheckSenderResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[33]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2446,7 @@ func (x *CheckSenderResponse) String() string {
 func (*CheckSenderResponse) ProtoMessage() {}
 
 func (x *CheckSenderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[33]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2459,7 @@ func (x *CheckSenderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSenderResponse.ProtoReflect.Descriptor instead.
 func (*CheckSenderResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{33}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CheckSenderResponse) GetAllowed() bool {
@@ -2221,7 +2497,7 @@ type DevicePassword struct {
 
 func (x *DevicePassword) Reset() {
 	*x = DevicePassword{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[34]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2509,7 @@ func (x *DevicePassword) String() string {
 func (*DevicePassword) ProtoMessage() {}
 
 func (x *DevicePassword) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[34]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2522,7 @@ func (x *DevicePassword) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicePassword.ProtoReflect.Descriptor instead.
 func (*DevicePassword) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{34}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DevicePassword) GetName() string {
@@ -2304,7 +2580,7 @@ type CreateDevicePasswordRequest struct {
 
 func (x *CreateDevicePasswordRequest) Reset() {
 	*x = CreateDevicePasswordRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[35]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2592,7 @@ func (x *CreateDevicePasswordRequest) String() string {
 func (*CreateDevicePasswordRequest) ProtoMessage() {}
 
 func (x *CreateDevicePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[35]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2605,7 @@ func (x *CreateDevicePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDevicePasswordRequest.ProtoReflect.Descriptor instead.
 func (*CreateDevicePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{35}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateDevicePasswordRequest) GetParent() string {
@@ -2359,7 +2635,7 @@ type CreateDevicePasswordResponse struct {
 
 func (x *CreateDevicePasswordResponse) Reset() {
 	*x = CreateDevicePasswordResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[36]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2647,7 @@ func (x *CreateDevicePasswordResponse) String() string {
 func (*CreateDevicePasswordResponse) ProtoMessage() {}
 
 func (x *CreateDevicePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[36]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2660,7 @@ func (x *CreateDevicePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDevicePasswordResponse.ProtoReflect.Descriptor instead.
 func (*CreateDevicePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{36}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateDevicePasswordResponse) GetDevicePassword() *DevicePassword {
@@ -2412,7 +2688,7 @@ type ListDevicePasswordsRequest struct {
 
 func (x *ListDevicePasswordsRequest) Reset() {
 	*x = ListDevicePasswordsRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[37]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2700,7 @@ func (x *ListDevicePasswordsRequest) String() string {
 func (*ListDevicePasswordsRequest) ProtoMessage() {}
 
 func (x *ListDevicePasswordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[37]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2713,7 @@ func (x *ListDevicePasswordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicePasswordsRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicePasswordsRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{37}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListDevicePasswordsRequest) GetParent() string {
@@ -2458,7 +2734,7 @@ type ListDevicePasswordsResponse struct {
 
 func (x *ListDevicePasswordsResponse) Reset() {
 	*x = ListDevicePasswordsResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[38]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2746,7 @@ func (x *ListDevicePasswordsResponse) String() string {
 func (*ListDevicePasswordsResponse) ProtoMessage() {}
 
 func (x *ListDevicePasswordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[38]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2759,7 @@ func (x *ListDevicePasswordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicePasswordsResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicePasswordsResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{38}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListDevicePasswordsResponse) GetDevicePasswords() []*DevicePassword {
@@ -2504,7 +2780,7 @@ type DeleteDevicePasswordRequest struct {
 
 func (x *DeleteDevicePasswordRequest) Reset() {
 	*x = DeleteDevicePasswordRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[39]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2516,7 +2792,7 @@ func (x *DeleteDevicePasswordRequest) String() string {
 func (*DeleteDevicePasswordRequest) ProtoMessage() {}
 
 func (x *DeleteDevicePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[39]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2529,7 +2805,7 @@ func (x *DeleteDevicePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDevicePasswordRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDevicePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{39}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeleteDevicePasswordRequest) GetName() string {
@@ -2548,7 +2824,7 @@ type DeleteDevicePasswordResponse struct {
 
 func (x *DeleteDevicePasswordResponse) Reset() {
 	*x = DeleteDevicePasswordResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[40]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +2836,7 @@ func (x *DeleteDevicePasswordResponse) String() string {
 func (*DeleteDevicePasswordResponse) ProtoMessage() {}
 
 func (x *DeleteDevicePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[40]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +2849,7 @@ func (x *DeleteDevicePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDevicePasswordResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDevicePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{40}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{43}
 }
 
 // AutoReply is an address's out-of-office answer. The mail server sends it
@@ -2600,7 +2876,7 @@ type AutoReply struct {
 
 func (x *AutoReply) Reset() {
 	*x = AutoReply{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[41]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2888,7 @@ func (x *AutoReply) String() string {
 func (*AutoReply) ProtoMessage() {}
 
 func (x *AutoReply) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[41]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2901,7 @@ func (x *AutoReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AutoReply.ProtoReflect.Descriptor instead.
 func (*AutoReply) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{41}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AutoReply) GetName() string {
@@ -2688,7 +2964,7 @@ type GetAutoReplyRequest struct {
 
 func (x *GetAutoReplyRequest) Reset() {
 	*x = GetAutoReplyRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[42]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2700,7 +2976,7 @@ func (x *GetAutoReplyRequest) String() string {
 func (*GetAutoReplyRequest) ProtoMessage() {}
 
 func (x *GetAutoReplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[42]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2713,7 +2989,7 @@ func (x *GetAutoReplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAutoReplyRequest.ProtoReflect.Descriptor instead.
 func (*GetAutoReplyRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{42}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetAutoReplyRequest) GetName() string {
@@ -2734,7 +3010,7 @@ type GetAutoReplyResponse struct {
 
 func (x *GetAutoReplyResponse) Reset() {
 	*x = GetAutoReplyResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[43]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2746,7 +3022,7 @@ func (x *GetAutoReplyResponse) String() string {
 func (*GetAutoReplyResponse) ProtoMessage() {}
 
 func (x *GetAutoReplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[43]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2759,7 +3035,7 @@ func (x *GetAutoReplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAutoReplyResponse.ProtoReflect.Descriptor instead.
 func (*GetAutoReplyResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{43}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetAutoReplyResponse) GetAutoReply() *AutoReply {
@@ -2780,7 +3056,7 @@ type UpdateAutoReplyRequest struct {
 
 func (x *UpdateAutoReplyRequest) Reset() {
 	*x = UpdateAutoReplyRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[44]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2792,7 +3068,7 @@ func (x *UpdateAutoReplyRequest) String() string {
 func (*UpdateAutoReplyRequest) ProtoMessage() {}
 
 func (x *UpdateAutoReplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[44]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2805,7 +3081,7 @@ func (x *UpdateAutoReplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAutoReplyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAutoReplyRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{44}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UpdateAutoReplyRequest) GetAutoReply() *AutoReply {
@@ -2826,7 +3102,7 @@ type UpdateAutoReplyResponse struct {
 
 func (x *UpdateAutoReplyResponse) Reset() {
 	*x = UpdateAutoReplyResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[45]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2838,7 +3114,7 @@ func (x *UpdateAutoReplyResponse) String() string {
 func (*UpdateAutoReplyResponse) ProtoMessage() {}
 
 func (x *UpdateAutoReplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[45]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2851,7 +3127,7 @@ func (x *UpdateAutoReplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAutoReplyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAutoReplyResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{45}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UpdateAutoReplyResponse) GetAutoReply() *AutoReply {
@@ -2884,7 +3160,7 @@ type BulkJob struct {
 
 func (x *BulkJob) Reset() {
 	*x = BulkJob{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[46]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +3172,7 @@ func (x *BulkJob) String() string {
 func (*BulkJob) ProtoMessage() {}
 
 func (x *BulkJob) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[46]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +3185,7 @@ func (x *BulkJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkJob.ProtoReflect.Descriptor instead.
 func (*BulkJob) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{46}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *BulkJob) GetName() string {
@@ -2972,7 +3248,7 @@ type GetBulkTemplateRequest struct {
 
 func (x *GetBulkTemplateRequest) Reset() {
 	*x = GetBulkTemplateRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[47]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3260,7 @@ func (x *GetBulkTemplateRequest) String() string {
 func (*GetBulkTemplateRequest) ProtoMessage() {}
 
 func (x *GetBulkTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[47]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3273,7 @@ func (x *GetBulkTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBulkTemplateRequest.ProtoReflect.Descriptor instead.
 func (*GetBulkTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{47}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetBulkTemplateRequest) GetParent() string {
@@ -3018,7 +3294,7 @@ type GetBulkTemplateResponse struct {
 
 func (x *GetBulkTemplateResponse) Reset() {
 	*x = GetBulkTemplateResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[48]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3030,7 +3306,7 @@ func (x *GetBulkTemplateResponse) String() string {
 func (*GetBulkTemplateResponse) ProtoMessage() {}
 
 func (x *GetBulkTemplateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[48]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3043,7 +3319,7 @@ func (x *GetBulkTemplateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBulkTemplateResponse.ProtoReflect.Descriptor instead.
 func (*GetBulkTemplateResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{48}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetBulkTemplateResponse) GetCsv() string {
@@ -3066,7 +3342,7 @@ type CreateBulkJobRequest struct {
 
 func (x *CreateBulkJobRequest) Reset() {
 	*x = CreateBulkJobRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[49]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3354,7 @@ func (x *CreateBulkJobRequest) String() string {
 func (*CreateBulkJobRequest) ProtoMessage() {}
 
 func (x *CreateBulkJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[49]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3367,7 @@ func (x *CreateBulkJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBulkJobRequest.ProtoReflect.Descriptor instead.
 func (*CreateBulkJobRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{49}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateBulkJobRequest) GetParent() string {
@@ -3119,7 +3395,7 @@ type CreateBulkJobResponse struct {
 
 func (x *CreateBulkJobResponse) Reset() {
 	*x = CreateBulkJobResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[50]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3131,7 +3407,7 @@ func (x *CreateBulkJobResponse) String() string {
 func (*CreateBulkJobResponse) ProtoMessage() {}
 
 func (x *CreateBulkJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[50]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3144,7 +3420,7 @@ func (x *CreateBulkJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBulkJobResponse.ProtoReflect.Descriptor instead.
 func (*CreateBulkJobResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{50}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateBulkJobResponse) GetJob() *BulkJob {
@@ -3165,7 +3441,7 @@ type GetBulkJobRequest struct {
 
 func (x *GetBulkJobRequest) Reset() {
 	*x = GetBulkJobRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[51]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3177,7 +3453,7 @@ func (x *GetBulkJobRequest) String() string {
 func (*GetBulkJobRequest) ProtoMessage() {}
 
 func (x *GetBulkJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[51]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3190,7 +3466,7 @@ func (x *GetBulkJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBulkJobRequest.ProtoReflect.Descriptor instead.
 func (*GetBulkJobRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{51}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetBulkJobRequest) GetName() string {
@@ -3211,7 +3487,7 @@ type GetBulkJobResponse struct {
 
 func (x *GetBulkJobResponse) Reset() {
 	*x = GetBulkJobResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[52]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3223,7 +3499,7 @@ func (x *GetBulkJobResponse) String() string {
 func (*GetBulkJobResponse) ProtoMessage() {}
 
 func (x *GetBulkJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[52]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3236,7 +3512,7 @@ func (x *GetBulkJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBulkJobResponse.ProtoReflect.Descriptor instead.
 func (*GetBulkJobResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{52}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetBulkJobResponse) GetJob() *BulkJob {
@@ -3263,7 +3539,7 @@ type Signature struct {
 
 func (x *Signature) Reset() {
 	*x = Signature{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[53]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3275,7 +3551,7 @@ func (x *Signature) String() string {
 func (*Signature) ProtoMessage() {}
 
 func (x *Signature) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[53]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3288,7 +3564,7 @@ func (x *Signature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Signature.ProtoReflect.Descriptor instead.
 func (*Signature) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{53}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Signature) GetName() string {
@@ -3332,7 +3608,7 @@ type CreateSignatureRequest struct {
 
 func (x *CreateSignatureRequest) Reset() {
 	*x = CreateSignatureRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[54]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3344,7 +3620,7 @@ func (x *CreateSignatureRequest) String() string {
 func (*CreateSignatureRequest) ProtoMessage() {}
 
 func (x *CreateSignatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[54]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3357,7 +3633,7 @@ func (x *CreateSignatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSignatureRequest.ProtoReflect.Descriptor instead.
 func (*CreateSignatureRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{54}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *CreateSignatureRequest) GetParent() string {
@@ -3385,7 +3661,7 @@ type CreateSignatureResponse struct {
 
 func (x *CreateSignatureResponse) Reset() {
 	*x = CreateSignatureResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[55]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3397,7 +3673,7 @@ func (x *CreateSignatureResponse) String() string {
 func (*CreateSignatureResponse) ProtoMessage() {}
 
 func (x *CreateSignatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[55]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3410,7 +3686,7 @@ func (x *CreateSignatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSignatureResponse.ProtoReflect.Descriptor instead.
 func (*CreateSignatureResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{55}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *CreateSignatureResponse) GetSignature() *Signature {
@@ -3431,7 +3707,7 @@ type ListSignaturesRequest struct {
 
 func (x *ListSignaturesRequest) Reset() {
 	*x = ListSignaturesRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[56]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3443,7 +3719,7 @@ func (x *ListSignaturesRequest) String() string {
 func (*ListSignaturesRequest) ProtoMessage() {}
 
 func (x *ListSignaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[56]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3456,7 +3732,7 @@ func (x *ListSignaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSignaturesRequest.ProtoReflect.Descriptor instead.
 func (*ListSignaturesRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{56}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListSignaturesRequest) GetParent() string {
@@ -3477,7 +3753,7 @@ type ListSignaturesResponse struct {
 
 func (x *ListSignaturesResponse) Reset() {
 	*x = ListSignaturesResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[57]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3489,7 +3765,7 @@ func (x *ListSignaturesResponse) String() string {
 func (*ListSignaturesResponse) ProtoMessage() {}
 
 func (x *ListSignaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[57]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3502,7 +3778,7 @@ func (x *ListSignaturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSignaturesResponse.ProtoReflect.Descriptor instead.
 func (*ListSignaturesResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{57}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListSignaturesResponse) GetSignatures() []*Signature {
@@ -3525,7 +3801,7 @@ type UpdateSignatureRequest struct {
 
 func (x *UpdateSignatureRequest) Reset() {
 	*x = UpdateSignatureRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[58]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3537,7 +3813,7 @@ func (x *UpdateSignatureRequest) String() string {
 func (*UpdateSignatureRequest) ProtoMessage() {}
 
 func (x *UpdateSignatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[58]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3550,7 +3826,7 @@ func (x *UpdateSignatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSignatureRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSignatureRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{58}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *UpdateSignatureRequest) GetSignature() *Signature {
@@ -3578,7 +3854,7 @@ type UpdateSignatureResponse struct {
 
 func (x *UpdateSignatureResponse) Reset() {
 	*x = UpdateSignatureResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[59]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3590,7 +3866,7 @@ func (x *UpdateSignatureResponse) String() string {
 func (*UpdateSignatureResponse) ProtoMessage() {}
 
 func (x *UpdateSignatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[59]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3603,7 +3879,7 @@ func (x *UpdateSignatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSignatureResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSignatureResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{59}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *UpdateSignatureResponse) GetSignature() *Signature {
@@ -3624,7 +3900,7 @@ type DeleteSignatureRequest struct {
 
 func (x *DeleteSignatureRequest) Reset() {
 	*x = DeleteSignatureRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[60]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3636,7 +3912,7 @@ func (x *DeleteSignatureRequest) String() string {
 func (*DeleteSignatureRequest) ProtoMessage() {}
 
 func (x *DeleteSignatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[60]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3649,7 +3925,7 @@ func (x *DeleteSignatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSignatureRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSignatureRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{60}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *DeleteSignatureRequest) GetName() string {
@@ -3668,7 +3944,7 @@ type DeleteSignatureResponse struct {
 
 func (x *DeleteSignatureResponse) Reset() {
 	*x = DeleteSignatureResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[61]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3680,7 +3956,7 @@ func (x *DeleteSignatureResponse) String() string {
 func (*DeleteSignatureResponse) ProtoMessage() {}
 
 func (x *DeleteSignatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[61]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3693,14 +3969,14 @@ func (x *DeleteSignatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSignatureResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSignatureResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{61}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{64}
 }
 
 var File_mailplane_mailboxes_v1_mailboxes_proto protoreflect.FileDescriptor
 
 const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\n" +
-	"&mailplane/mailboxes/v1/mailboxes.proto\x12\x16mailplane.mailboxes.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\xca\x02\n" +
+	"&mailplane/mailboxes/v1/mailboxes.proto\x12\x16mailplane.mailboxes.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\xc8\x05\n" +
 	"\vMailService\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\x06domain\x18\x02 \x01(\tB\a\xca\xf3\x18\x03 \xac\x02R\x06domain\x12%\n" +
@@ -3711,7 +3987,20 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\vdelete_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"deleteTime\x129\n" +
 	"\n" +
-	"purge_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\"{\n" +
+	"purge_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\x12>\n" +
+	"\x05state\x18\b \x01(\x0e2(.mailplane.mailboxes.v1.MailServiceStateR\x05state\x12R\n" +
+	"\x13verification_record\x18\t \x01(\v2!.mailplane.mailboxes.v1.DnsRecordR\x12verificationRecord\x12B\n" +
+	"\x0flast_check_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\rlastCheckTime\x12*\n" +
+	"\x11last_check_result\x18\v \x01(\tR\x0flastCheckResult\x12;\n" +
+	"\vverify_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"verifyTime\x12;\n" +
+	"\vexpire_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"I\n" +
+	"\tDnsRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"{\n" +
 	"\x06Rights\x12\x1d\n" +
 	"\n" +
 	"auto_reply\x18\x01 \x01(\bR\tautoReply\x12\x18\n" +
@@ -3777,6 +4066,10 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x18DeleteMailServiceRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"c\n" +
 	"\x19DeleteMailServiceResponse\x12F\n" +
+	"\fmail_service\x18\x01 \x01(\v2#.mailplane.mailboxes.v1.MailServiceR\vmailService\"6\n" +
+	"\x18VerifyMailServiceRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"c\n" +
+	"\x19VerifyMailServiceResponse\x12F\n" +
 	"\fmail_service\x18\x01 \x01(\v2#.mailplane.mailboxes.v1.MailServiceR\vmailService\"8\n" +
 	"\x1aUndeleteMailServiceRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"e\n" +
@@ -3922,7 +4215,13 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\tsignature\x18\x01 \x01(\v2!.mailplane.mailboxes.v1.SignatureR\tsignature\"4\n" +
 	"\x16DeleteSignatureRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x19\n" +
-	"\x17DeleteSignatureResponse*\x97\x01\n" +
+	"\x17DeleteSignatureResponse*\xba\x01\n" +
+	"\x10MailServiceState\x12\"\n" +
+	"\x1eMAIL_SERVICE_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aMAIL_SERVICE_STATE_PENDING\x10\x01\x12\x1f\n" +
+	"\x1bMAIL_SERVICE_STATE_VERIFIED\x10\x02\x12!\n" +
+	"\x1dMAIL_SERVICE_STATE_CLAIM_LOST\x10\x03\x12\x1e\n" +
+	"\x1aMAIL_SERVICE_STATE_EXPIRED\x10\x04*\x97\x01\n" +
 	"\vAddressKind\x12\x1c\n" +
 	"\x18ADDRESS_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ADDRESS_KIND_MAILBOX\x10\x01\x12\x19\n" +
@@ -3941,9 +4240,10 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x1aBULK_JOB_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16BULK_JOB_STATE_RUNNING\x10\x01\x12\x1c\n" +
 	"\x18BULK_JOB_STATE_SUCCEEDED\x10\x02\x12\x19\n" +
-	"\x15BULK_JOB_STATE_FAILED\x10\x032\xea\x05\n" +
+	"\x15BULK_JOB_STATE_FAILED\x10\x032\xe4\x06\n" +
 	"\x12MailServiceService\x12x\n" +
-	"\x11CreateMailService\x120.mailplane.mailboxes.v1.CreateMailServiceRequest\x1a1.mailplane.mailboxes.v1.CreateMailServiceResponse\x12o\n" +
+	"\x11CreateMailService\x120.mailplane.mailboxes.v1.CreateMailServiceRequest\x1a1.mailplane.mailboxes.v1.CreateMailServiceResponse\x12x\n" +
+	"\x11VerifyMailService\x120.mailplane.mailboxes.v1.VerifyMailServiceRequest\x1a1.mailplane.mailboxes.v1.VerifyMailServiceResponse\x12o\n" +
 	"\x0eGetMailService\x12-.mailplane.mailboxes.v1.GetMailServiceRequest\x1a..mailplane.mailboxes.v1.GetMailServiceResponse\x12u\n" +
 	"\x10ListMailServices\x12/.mailplane.mailboxes.v1.ListMailServicesRequest\x1a0.mailplane.mailboxes.v1.ListMailServicesResponse\x12x\n" +
 	"\x11UpdateMailService\x120.mailplane.mailboxes.v1.UpdateMailServiceRequest\x1a1.mailplane.mailboxes.v1.UpdateMailServiceResponse\x12x\n" +
@@ -3990,188 +4290,200 @@ func file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP() []byte {
 	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescData
 }
 
-var file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_mailplane_mailboxes_v1_mailboxes_proto_goTypes = []any{
-	(AddressKind)(0),                     // 0: mailplane.mailboxes.v1.AddressKind
-	(AddressUserState)(0),                // 1: mailplane.mailboxes.v1.AddressUserState
-	(MailProtocol)(0),                    // 2: mailplane.mailboxes.v1.MailProtocol
-	(BulkJobState)(0),                    // 3: mailplane.mailboxes.v1.BulkJobState
-	(*MailService)(nil),                  // 4: mailplane.mailboxes.v1.MailService
-	(*Rights)(nil),                       // 5: mailplane.mailboxes.v1.Rights
-	(*AddressUser)(nil),                  // 6: mailplane.mailboxes.v1.AddressUser
-	(*Address)(nil),                      // 7: mailplane.mailboxes.v1.Address
-	(*NewUser)(nil),                      // 8: mailplane.mailboxes.v1.NewUser
-	(*AddressAccess)(nil),                // 9: mailplane.mailboxes.v1.AddressAccess
-	(*CreateMailServiceRequest)(nil),     // 10: mailplane.mailboxes.v1.CreateMailServiceRequest
-	(*CreateMailServiceResponse)(nil),    // 11: mailplane.mailboxes.v1.CreateMailServiceResponse
-	(*GetMailServiceRequest)(nil),        // 12: mailplane.mailboxes.v1.GetMailServiceRequest
-	(*GetMailServiceResponse)(nil),       // 13: mailplane.mailboxes.v1.GetMailServiceResponse
-	(*ListMailServicesRequest)(nil),      // 14: mailplane.mailboxes.v1.ListMailServicesRequest
-	(*ListMailServicesResponse)(nil),     // 15: mailplane.mailboxes.v1.ListMailServicesResponse
-	(*UpdateMailServiceRequest)(nil),     // 16: mailplane.mailboxes.v1.UpdateMailServiceRequest
-	(*UpdateMailServiceResponse)(nil),    // 17: mailplane.mailboxes.v1.UpdateMailServiceResponse
-	(*DeleteMailServiceRequest)(nil),     // 18: mailplane.mailboxes.v1.DeleteMailServiceRequest
-	(*DeleteMailServiceResponse)(nil),    // 19: mailplane.mailboxes.v1.DeleteMailServiceResponse
-	(*UndeleteMailServiceRequest)(nil),   // 20: mailplane.mailboxes.v1.UndeleteMailServiceRequest
-	(*UndeleteMailServiceResponse)(nil),  // 21: mailplane.mailboxes.v1.UndeleteMailServiceResponse
-	(*CreateAddressRequest)(nil),         // 22: mailplane.mailboxes.v1.CreateAddressRequest
-	(*CreateAddressResponse)(nil),        // 23: mailplane.mailboxes.v1.CreateAddressResponse
-	(*GetAddressRequest)(nil),            // 24: mailplane.mailboxes.v1.GetAddressRequest
-	(*GetAddressResponse)(nil),           // 25: mailplane.mailboxes.v1.GetAddressResponse
-	(*ListAddressesRequest)(nil),         // 26: mailplane.mailboxes.v1.ListAddressesRequest
-	(*ListAddressesResponse)(nil),        // 27: mailplane.mailboxes.v1.ListAddressesResponse
-	(*UpdateAddressRequest)(nil),         // 28: mailplane.mailboxes.v1.UpdateAddressRequest
-	(*UpdateAddressResponse)(nil),        // 29: mailplane.mailboxes.v1.UpdateAddressResponse
-	(*DeleteAddressRequest)(nil),         // 30: mailplane.mailboxes.v1.DeleteAddressRequest
-	(*DeleteAddressResponse)(nil),        // 31: mailplane.mailboxes.v1.DeleteAddressResponse
-	(*CreateReservationRequest)(nil),     // 32: mailplane.mailboxes.v1.CreateReservationRequest
-	(*CreateReservationResponse)(nil),    // 33: mailplane.mailboxes.v1.CreateReservationResponse
-	(*DeleteReservationRequest)(nil),     // 34: mailplane.mailboxes.v1.DeleteReservationRequest
-	(*DeleteReservationResponse)(nil),    // 35: mailplane.mailboxes.v1.DeleteReservationResponse
-	(*CheckSenderRequest)(nil),           // 36: mailplane.mailboxes.v1.CheckSenderRequest
-	(*CheckSenderResponse)(nil),          // 37: mailplane.mailboxes.v1.CheckSenderResponse
-	(*DevicePassword)(nil),               // 38: mailplane.mailboxes.v1.DevicePassword
-	(*CreateDevicePasswordRequest)(nil),  // 39: mailplane.mailboxes.v1.CreateDevicePasswordRequest
-	(*CreateDevicePasswordResponse)(nil), // 40: mailplane.mailboxes.v1.CreateDevicePasswordResponse
-	(*ListDevicePasswordsRequest)(nil),   // 41: mailplane.mailboxes.v1.ListDevicePasswordsRequest
-	(*ListDevicePasswordsResponse)(nil),  // 42: mailplane.mailboxes.v1.ListDevicePasswordsResponse
-	(*DeleteDevicePasswordRequest)(nil),  // 43: mailplane.mailboxes.v1.DeleteDevicePasswordRequest
-	(*DeleteDevicePasswordResponse)(nil), // 44: mailplane.mailboxes.v1.DeleteDevicePasswordResponse
-	(*AutoReply)(nil),                    // 45: mailplane.mailboxes.v1.AutoReply
-	(*GetAutoReplyRequest)(nil),          // 46: mailplane.mailboxes.v1.GetAutoReplyRequest
-	(*GetAutoReplyResponse)(nil),         // 47: mailplane.mailboxes.v1.GetAutoReplyResponse
-	(*UpdateAutoReplyRequest)(nil),       // 48: mailplane.mailboxes.v1.UpdateAutoReplyRequest
-	(*UpdateAutoReplyResponse)(nil),      // 49: mailplane.mailboxes.v1.UpdateAutoReplyResponse
-	(*BulkJob)(nil),                      // 50: mailplane.mailboxes.v1.BulkJob
-	(*GetBulkTemplateRequest)(nil),       // 51: mailplane.mailboxes.v1.GetBulkTemplateRequest
-	(*GetBulkTemplateResponse)(nil),      // 52: mailplane.mailboxes.v1.GetBulkTemplateResponse
-	(*CreateBulkJobRequest)(nil),         // 53: mailplane.mailboxes.v1.CreateBulkJobRequest
-	(*CreateBulkJobResponse)(nil),        // 54: mailplane.mailboxes.v1.CreateBulkJobResponse
-	(*GetBulkJobRequest)(nil),            // 55: mailplane.mailboxes.v1.GetBulkJobRequest
-	(*GetBulkJobResponse)(nil),           // 56: mailplane.mailboxes.v1.GetBulkJobResponse
-	(*Signature)(nil),                    // 57: mailplane.mailboxes.v1.Signature
-	(*CreateSignatureRequest)(nil),       // 58: mailplane.mailboxes.v1.CreateSignatureRequest
-	(*CreateSignatureResponse)(nil),      // 59: mailplane.mailboxes.v1.CreateSignatureResponse
-	(*ListSignaturesRequest)(nil),        // 60: mailplane.mailboxes.v1.ListSignaturesRequest
-	(*ListSignaturesResponse)(nil),       // 61: mailplane.mailboxes.v1.ListSignaturesResponse
-	(*UpdateSignatureRequest)(nil),       // 62: mailplane.mailboxes.v1.UpdateSignatureRequest
-	(*UpdateSignatureResponse)(nil),      // 63: mailplane.mailboxes.v1.UpdateSignatureResponse
-	(*DeleteSignatureRequest)(nil),       // 64: mailplane.mailboxes.v1.DeleteSignatureRequest
-	(*DeleteSignatureResponse)(nil),      // 65: mailplane.mailboxes.v1.DeleteSignatureResponse
-	nil,                                  // 66: mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
-	(*timestamppb.Timestamp)(nil),        // 67: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 68: google.protobuf.FieldMask
+	(MailServiceState)(0),                // 0: mailplane.mailboxes.v1.MailServiceState
+	(AddressKind)(0),                     // 1: mailplane.mailboxes.v1.AddressKind
+	(AddressUserState)(0),                // 2: mailplane.mailboxes.v1.AddressUserState
+	(MailProtocol)(0),                    // 3: mailplane.mailboxes.v1.MailProtocol
+	(BulkJobState)(0),                    // 4: mailplane.mailboxes.v1.BulkJobState
+	(*MailService)(nil),                  // 5: mailplane.mailboxes.v1.MailService
+	(*DnsRecord)(nil),                    // 6: mailplane.mailboxes.v1.DnsRecord
+	(*Rights)(nil),                       // 7: mailplane.mailboxes.v1.Rights
+	(*AddressUser)(nil),                  // 8: mailplane.mailboxes.v1.AddressUser
+	(*Address)(nil),                      // 9: mailplane.mailboxes.v1.Address
+	(*NewUser)(nil),                      // 10: mailplane.mailboxes.v1.NewUser
+	(*AddressAccess)(nil),                // 11: mailplane.mailboxes.v1.AddressAccess
+	(*CreateMailServiceRequest)(nil),     // 12: mailplane.mailboxes.v1.CreateMailServiceRequest
+	(*CreateMailServiceResponse)(nil),    // 13: mailplane.mailboxes.v1.CreateMailServiceResponse
+	(*GetMailServiceRequest)(nil),        // 14: mailplane.mailboxes.v1.GetMailServiceRequest
+	(*GetMailServiceResponse)(nil),       // 15: mailplane.mailboxes.v1.GetMailServiceResponse
+	(*ListMailServicesRequest)(nil),      // 16: mailplane.mailboxes.v1.ListMailServicesRequest
+	(*ListMailServicesResponse)(nil),     // 17: mailplane.mailboxes.v1.ListMailServicesResponse
+	(*UpdateMailServiceRequest)(nil),     // 18: mailplane.mailboxes.v1.UpdateMailServiceRequest
+	(*UpdateMailServiceResponse)(nil),    // 19: mailplane.mailboxes.v1.UpdateMailServiceResponse
+	(*DeleteMailServiceRequest)(nil),     // 20: mailplane.mailboxes.v1.DeleteMailServiceRequest
+	(*DeleteMailServiceResponse)(nil),    // 21: mailplane.mailboxes.v1.DeleteMailServiceResponse
+	(*VerifyMailServiceRequest)(nil),     // 22: mailplane.mailboxes.v1.VerifyMailServiceRequest
+	(*VerifyMailServiceResponse)(nil),    // 23: mailplane.mailboxes.v1.VerifyMailServiceResponse
+	(*UndeleteMailServiceRequest)(nil),   // 24: mailplane.mailboxes.v1.UndeleteMailServiceRequest
+	(*UndeleteMailServiceResponse)(nil),  // 25: mailplane.mailboxes.v1.UndeleteMailServiceResponse
+	(*CreateAddressRequest)(nil),         // 26: mailplane.mailboxes.v1.CreateAddressRequest
+	(*CreateAddressResponse)(nil),        // 27: mailplane.mailboxes.v1.CreateAddressResponse
+	(*GetAddressRequest)(nil),            // 28: mailplane.mailboxes.v1.GetAddressRequest
+	(*GetAddressResponse)(nil),           // 29: mailplane.mailboxes.v1.GetAddressResponse
+	(*ListAddressesRequest)(nil),         // 30: mailplane.mailboxes.v1.ListAddressesRequest
+	(*ListAddressesResponse)(nil),        // 31: mailplane.mailboxes.v1.ListAddressesResponse
+	(*UpdateAddressRequest)(nil),         // 32: mailplane.mailboxes.v1.UpdateAddressRequest
+	(*UpdateAddressResponse)(nil),        // 33: mailplane.mailboxes.v1.UpdateAddressResponse
+	(*DeleteAddressRequest)(nil),         // 34: mailplane.mailboxes.v1.DeleteAddressRequest
+	(*DeleteAddressResponse)(nil),        // 35: mailplane.mailboxes.v1.DeleteAddressResponse
+	(*CreateReservationRequest)(nil),     // 36: mailplane.mailboxes.v1.CreateReservationRequest
+	(*CreateReservationResponse)(nil),    // 37: mailplane.mailboxes.v1.CreateReservationResponse
+	(*DeleteReservationRequest)(nil),     // 38: mailplane.mailboxes.v1.DeleteReservationRequest
+	(*DeleteReservationResponse)(nil),    // 39: mailplane.mailboxes.v1.DeleteReservationResponse
+	(*CheckSenderRequest)(nil),           // 40: mailplane.mailboxes.v1.CheckSenderRequest
+	(*CheckSenderResponse)(nil),          // 41: mailplane.mailboxes.v1.CheckSenderResponse
+	(*DevicePassword)(nil),               // 42: mailplane.mailboxes.v1.DevicePassword
+	(*CreateDevicePasswordRequest)(nil),  // 43: mailplane.mailboxes.v1.CreateDevicePasswordRequest
+	(*CreateDevicePasswordResponse)(nil), // 44: mailplane.mailboxes.v1.CreateDevicePasswordResponse
+	(*ListDevicePasswordsRequest)(nil),   // 45: mailplane.mailboxes.v1.ListDevicePasswordsRequest
+	(*ListDevicePasswordsResponse)(nil),  // 46: mailplane.mailboxes.v1.ListDevicePasswordsResponse
+	(*DeleteDevicePasswordRequest)(nil),  // 47: mailplane.mailboxes.v1.DeleteDevicePasswordRequest
+	(*DeleteDevicePasswordResponse)(nil), // 48: mailplane.mailboxes.v1.DeleteDevicePasswordResponse
+	(*AutoReply)(nil),                    // 49: mailplane.mailboxes.v1.AutoReply
+	(*GetAutoReplyRequest)(nil),          // 50: mailplane.mailboxes.v1.GetAutoReplyRequest
+	(*GetAutoReplyResponse)(nil),         // 51: mailplane.mailboxes.v1.GetAutoReplyResponse
+	(*UpdateAutoReplyRequest)(nil),       // 52: mailplane.mailboxes.v1.UpdateAutoReplyRequest
+	(*UpdateAutoReplyResponse)(nil),      // 53: mailplane.mailboxes.v1.UpdateAutoReplyResponse
+	(*BulkJob)(nil),                      // 54: mailplane.mailboxes.v1.BulkJob
+	(*GetBulkTemplateRequest)(nil),       // 55: mailplane.mailboxes.v1.GetBulkTemplateRequest
+	(*GetBulkTemplateResponse)(nil),      // 56: mailplane.mailboxes.v1.GetBulkTemplateResponse
+	(*CreateBulkJobRequest)(nil),         // 57: mailplane.mailboxes.v1.CreateBulkJobRequest
+	(*CreateBulkJobResponse)(nil),        // 58: mailplane.mailboxes.v1.CreateBulkJobResponse
+	(*GetBulkJobRequest)(nil),            // 59: mailplane.mailboxes.v1.GetBulkJobRequest
+	(*GetBulkJobResponse)(nil),           // 60: mailplane.mailboxes.v1.GetBulkJobResponse
+	(*Signature)(nil),                    // 61: mailplane.mailboxes.v1.Signature
+	(*CreateSignatureRequest)(nil),       // 62: mailplane.mailboxes.v1.CreateSignatureRequest
+	(*CreateSignatureResponse)(nil),      // 63: mailplane.mailboxes.v1.CreateSignatureResponse
+	(*ListSignaturesRequest)(nil),        // 64: mailplane.mailboxes.v1.ListSignaturesRequest
+	(*ListSignaturesResponse)(nil),       // 65: mailplane.mailboxes.v1.ListSignaturesResponse
+	(*UpdateSignatureRequest)(nil),       // 66: mailplane.mailboxes.v1.UpdateSignatureRequest
+	(*UpdateSignatureResponse)(nil),      // 67: mailplane.mailboxes.v1.UpdateSignatureResponse
+	(*DeleteSignatureRequest)(nil),       // 68: mailplane.mailboxes.v1.DeleteSignatureRequest
+	(*DeleteSignatureResponse)(nil),      // 69: mailplane.mailboxes.v1.DeleteSignatureResponse
+	nil,                                  // 70: mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
+	(*timestamppb.Timestamp)(nil),        // 71: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 72: google.protobuf.FieldMask
 }
 var file_mailplane_mailboxes_v1_mailboxes_proto_depIdxs = []int32{
-	67, // 0: mailplane.mailboxes.v1.MailService.create_time:type_name -> google.protobuf.Timestamp
-	67, // 1: mailplane.mailboxes.v1.MailService.delete_time:type_name -> google.protobuf.Timestamp
-	67, // 2: mailplane.mailboxes.v1.MailService.purge_time:type_name -> google.protobuf.Timestamp
-	5,  // 3: mailplane.mailboxes.v1.AddressUser.rights:type_name -> mailplane.mailboxes.v1.Rights
-	1,  // 4: mailplane.mailboxes.v1.AddressUser.state:type_name -> mailplane.mailboxes.v1.AddressUserState
-	0,  // 5: mailplane.mailboxes.v1.Address.kind:type_name -> mailplane.mailboxes.v1.AddressKind
-	6,  // 6: mailplane.mailboxes.v1.Address.users:type_name -> mailplane.mailboxes.v1.AddressUser
-	67, // 7: mailplane.mailboxes.v1.Address.create_time:type_name -> google.protobuf.Timestamp
-	67, // 8: mailplane.mailboxes.v1.Address.update_time:type_name -> google.protobuf.Timestamp
-	8,  // 9: mailplane.mailboxes.v1.AddressAccess.new_user:type_name -> mailplane.mailboxes.v1.NewUser
-	4,  // 10: mailplane.mailboxes.v1.CreateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	4,  // 11: mailplane.mailboxes.v1.CreateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	4,  // 12: mailplane.mailboxes.v1.GetMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	4,  // 13: mailplane.mailboxes.v1.ListMailServicesResponse.mail_services:type_name -> mailplane.mailboxes.v1.MailService
-	4,  // 14: mailplane.mailboxes.v1.UpdateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	68, // 15: mailplane.mailboxes.v1.UpdateMailServiceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	4,  // 16: mailplane.mailboxes.v1.UpdateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	4,  // 17: mailplane.mailboxes.v1.DeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	4,  // 18: mailplane.mailboxes.v1.UndeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	7,  // 19: mailplane.mailboxes.v1.CreateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
-	9,  // 20: mailplane.mailboxes.v1.CreateAddressRequest.access:type_name -> mailplane.mailboxes.v1.AddressAccess
-	7,  // 21: mailplane.mailboxes.v1.CreateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	66, // 22: mailplane.mailboxes.v1.CreateAddressResponse.invitation_links:type_name -> mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
-	7,  // 23: mailplane.mailboxes.v1.GetAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	7,  // 24: mailplane.mailboxes.v1.ListAddressesResponse.addresses:type_name -> mailplane.mailboxes.v1.Address
-	7,  // 25: mailplane.mailboxes.v1.UpdateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
-	68, // 26: mailplane.mailboxes.v1.UpdateAddressRequest.update_mask:type_name -> google.protobuf.FieldMask
-	7,  // 27: mailplane.mailboxes.v1.UpdateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	67, // 28: mailplane.mailboxes.v1.DevicePassword.create_time:type_name -> google.protobuf.Timestamp
-	67, // 29: mailplane.mailboxes.v1.DevicePassword.last_use_time:type_name -> google.protobuf.Timestamp
-	2,  // 30: mailplane.mailboxes.v1.DevicePassword.protocols:type_name -> mailplane.mailboxes.v1.MailProtocol
-	38, // 31: mailplane.mailboxes.v1.CreateDevicePasswordRequest.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
-	38, // 32: mailplane.mailboxes.v1.CreateDevicePasswordResponse.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
-	38, // 33: mailplane.mailboxes.v1.ListDevicePasswordsResponse.device_passwords:type_name -> mailplane.mailboxes.v1.DevicePassword
-	67, // 34: mailplane.mailboxes.v1.AutoReply.start_time:type_name -> google.protobuf.Timestamp
-	67, // 35: mailplane.mailboxes.v1.AutoReply.end_time:type_name -> google.protobuf.Timestamp
-	45, // 36: mailplane.mailboxes.v1.GetAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
-	45, // 37: mailplane.mailboxes.v1.UpdateAutoReplyRequest.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
-	45, // 38: mailplane.mailboxes.v1.UpdateAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
-	3,  // 39: mailplane.mailboxes.v1.BulkJob.state:type_name -> mailplane.mailboxes.v1.BulkJobState
-	67, // 40: mailplane.mailboxes.v1.BulkJob.create_time:type_name -> google.protobuf.Timestamp
-	67, // 41: mailplane.mailboxes.v1.BulkJob.end_time:type_name -> google.protobuf.Timestamp
-	50, // 42: mailplane.mailboxes.v1.CreateBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
-	50, // 43: mailplane.mailboxes.v1.GetBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
-	67, // 44: mailplane.mailboxes.v1.Signature.create_time:type_name -> google.protobuf.Timestamp
-	57, // 45: mailplane.mailboxes.v1.CreateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
-	57, // 46: mailplane.mailboxes.v1.CreateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
-	57, // 47: mailplane.mailboxes.v1.ListSignaturesResponse.signatures:type_name -> mailplane.mailboxes.v1.Signature
-	57, // 48: mailplane.mailboxes.v1.UpdateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
-	68, // 49: mailplane.mailboxes.v1.UpdateSignatureRequest.update_mask:type_name -> google.protobuf.FieldMask
-	57, // 50: mailplane.mailboxes.v1.UpdateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
-	10, // 51: mailplane.mailboxes.v1.MailServiceService.CreateMailService:input_type -> mailplane.mailboxes.v1.CreateMailServiceRequest
-	12, // 52: mailplane.mailboxes.v1.MailServiceService.GetMailService:input_type -> mailplane.mailboxes.v1.GetMailServiceRequest
-	14, // 53: mailplane.mailboxes.v1.MailServiceService.ListMailServices:input_type -> mailplane.mailboxes.v1.ListMailServicesRequest
-	16, // 54: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:input_type -> mailplane.mailboxes.v1.UpdateMailServiceRequest
-	18, // 55: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:input_type -> mailplane.mailboxes.v1.DeleteMailServiceRequest
-	20, // 56: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:input_type -> mailplane.mailboxes.v1.UndeleteMailServiceRequest
-	22, // 57: mailplane.mailboxes.v1.AddressService.CreateAddress:input_type -> mailplane.mailboxes.v1.CreateAddressRequest
-	24, // 58: mailplane.mailboxes.v1.AddressService.GetAddress:input_type -> mailplane.mailboxes.v1.GetAddressRequest
-	26, // 59: mailplane.mailboxes.v1.AddressService.ListAddresses:input_type -> mailplane.mailboxes.v1.ListAddressesRequest
-	28, // 60: mailplane.mailboxes.v1.AddressService.UpdateAddress:input_type -> mailplane.mailboxes.v1.UpdateAddressRequest
-	30, // 61: mailplane.mailboxes.v1.AddressService.DeleteAddress:input_type -> mailplane.mailboxes.v1.DeleteAddressRequest
-	46, // 62: mailplane.mailboxes.v1.AddressService.GetAutoReply:input_type -> mailplane.mailboxes.v1.GetAutoReplyRequest
-	48, // 63: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:input_type -> mailplane.mailboxes.v1.UpdateAutoReplyRequest
-	51, // 64: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:input_type -> mailplane.mailboxes.v1.GetBulkTemplateRequest
-	53, // 65: mailplane.mailboxes.v1.BulkService.CreateBulkJob:input_type -> mailplane.mailboxes.v1.CreateBulkJobRequest
-	55, // 66: mailplane.mailboxes.v1.BulkService.GetBulkJob:input_type -> mailplane.mailboxes.v1.GetBulkJobRequest
-	58, // 67: mailplane.mailboxes.v1.SignatureService.CreateSignature:input_type -> mailplane.mailboxes.v1.CreateSignatureRequest
-	60, // 68: mailplane.mailboxes.v1.SignatureService.ListSignatures:input_type -> mailplane.mailboxes.v1.ListSignaturesRequest
-	62, // 69: mailplane.mailboxes.v1.SignatureService.UpdateSignature:input_type -> mailplane.mailboxes.v1.UpdateSignatureRequest
-	64, // 70: mailplane.mailboxes.v1.SignatureService.DeleteSignature:input_type -> mailplane.mailboxes.v1.DeleteSignatureRequest
-	39, // 71: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:input_type -> mailplane.mailboxes.v1.CreateDevicePasswordRequest
-	41, // 72: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:input_type -> mailplane.mailboxes.v1.ListDevicePasswordsRequest
-	43, // 73: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:input_type -> mailplane.mailboxes.v1.DeleteDevicePasswordRequest
-	32, // 74: mailplane.mailboxes.v1.ReservationService.CreateReservation:input_type -> mailplane.mailboxes.v1.CreateReservationRequest
-	34, // 75: mailplane.mailboxes.v1.ReservationService.DeleteReservation:input_type -> mailplane.mailboxes.v1.DeleteReservationRequest
-	36, // 76: mailplane.mailboxes.v1.SenderService.CheckSender:input_type -> mailplane.mailboxes.v1.CheckSenderRequest
-	11, // 77: mailplane.mailboxes.v1.MailServiceService.CreateMailService:output_type -> mailplane.mailboxes.v1.CreateMailServiceResponse
-	13, // 78: mailplane.mailboxes.v1.MailServiceService.GetMailService:output_type -> mailplane.mailboxes.v1.GetMailServiceResponse
-	15, // 79: mailplane.mailboxes.v1.MailServiceService.ListMailServices:output_type -> mailplane.mailboxes.v1.ListMailServicesResponse
-	17, // 80: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:output_type -> mailplane.mailboxes.v1.UpdateMailServiceResponse
-	19, // 81: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:output_type -> mailplane.mailboxes.v1.DeleteMailServiceResponse
-	21, // 82: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:output_type -> mailplane.mailboxes.v1.UndeleteMailServiceResponse
-	23, // 83: mailplane.mailboxes.v1.AddressService.CreateAddress:output_type -> mailplane.mailboxes.v1.CreateAddressResponse
-	25, // 84: mailplane.mailboxes.v1.AddressService.GetAddress:output_type -> mailplane.mailboxes.v1.GetAddressResponse
-	27, // 85: mailplane.mailboxes.v1.AddressService.ListAddresses:output_type -> mailplane.mailboxes.v1.ListAddressesResponse
-	29, // 86: mailplane.mailboxes.v1.AddressService.UpdateAddress:output_type -> mailplane.mailboxes.v1.UpdateAddressResponse
-	31, // 87: mailplane.mailboxes.v1.AddressService.DeleteAddress:output_type -> mailplane.mailboxes.v1.DeleteAddressResponse
-	47, // 88: mailplane.mailboxes.v1.AddressService.GetAutoReply:output_type -> mailplane.mailboxes.v1.GetAutoReplyResponse
-	49, // 89: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:output_type -> mailplane.mailboxes.v1.UpdateAutoReplyResponse
-	52, // 90: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:output_type -> mailplane.mailboxes.v1.GetBulkTemplateResponse
-	54, // 91: mailplane.mailboxes.v1.BulkService.CreateBulkJob:output_type -> mailplane.mailboxes.v1.CreateBulkJobResponse
-	56, // 92: mailplane.mailboxes.v1.BulkService.GetBulkJob:output_type -> mailplane.mailboxes.v1.GetBulkJobResponse
-	59, // 93: mailplane.mailboxes.v1.SignatureService.CreateSignature:output_type -> mailplane.mailboxes.v1.CreateSignatureResponse
-	61, // 94: mailplane.mailboxes.v1.SignatureService.ListSignatures:output_type -> mailplane.mailboxes.v1.ListSignaturesResponse
-	63, // 95: mailplane.mailboxes.v1.SignatureService.UpdateSignature:output_type -> mailplane.mailboxes.v1.UpdateSignatureResponse
-	65, // 96: mailplane.mailboxes.v1.SignatureService.DeleteSignature:output_type -> mailplane.mailboxes.v1.DeleteSignatureResponse
-	40, // 97: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:output_type -> mailplane.mailboxes.v1.CreateDevicePasswordResponse
-	42, // 98: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:output_type -> mailplane.mailboxes.v1.ListDevicePasswordsResponse
-	44, // 99: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:output_type -> mailplane.mailboxes.v1.DeleteDevicePasswordResponse
-	33, // 100: mailplane.mailboxes.v1.ReservationService.CreateReservation:output_type -> mailplane.mailboxes.v1.CreateReservationResponse
-	35, // 101: mailplane.mailboxes.v1.ReservationService.DeleteReservation:output_type -> mailplane.mailboxes.v1.DeleteReservationResponse
-	37, // 102: mailplane.mailboxes.v1.SenderService.CheckSender:output_type -> mailplane.mailboxes.v1.CheckSenderResponse
-	77, // [77:103] is the sub-list for method output_type
-	51, // [51:77] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	71, // 0: mailplane.mailboxes.v1.MailService.create_time:type_name -> google.protobuf.Timestamp
+	71, // 1: mailplane.mailboxes.v1.MailService.delete_time:type_name -> google.protobuf.Timestamp
+	71, // 2: mailplane.mailboxes.v1.MailService.purge_time:type_name -> google.protobuf.Timestamp
+	0,  // 3: mailplane.mailboxes.v1.MailService.state:type_name -> mailplane.mailboxes.v1.MailServiceState
+	6,  // 4: mailplane.mailboxes.v1.MailService.verification_record:type_name -> mailplane.mailboxes.v1.DnsRecord
+	71, // 5: mailplane.mailboxes.v1.MailService.last_check_time:type_name -> google.protobuf.Timestamp
+	71, // 6: mailplane.mailboxes.v1.MailService.verify_time:type_name -> google.protobuf.Timestamp
+	71, // 7: mailplane.mailboxes.v1.MailService.expire_time:type_name -> google.protobuf.Timestamp
+	7,  // 8: mailplane.mailboxes.v1.AddressUser.rights:type_name -> mailplane.mailboxes.v1.Rights
+	2,  // 9: mailplane.mailboxes.v1.AddressUser.state:type_name -> mailplane.mailboxes.v1.AddressUserState
+	1,  // 10: mailplane.mailboxes.v1.Address.kind:type_name -> mailplane.mailboxes.v1.AddressKind
+	8,  // 11: mailplane.mailboxes.v1.Address.users:type_name -> mailplane.mailboxes.v1.AddressUser
+	71, // 12: mailplane.mailboxes.v1.Address.create_time:type_name -> google.protobuf.Timestamp
+	71, // 13: mailplane.mailboxes.v1.Address.update_time:type_name -> google.protobuf.Timestamp
+	10, // 14: mailplane.mailboxes.v1.AddressAccess.new_user:type_name -> mailplane.mailboxes.v1.NewUser
+	5,  // 15: mailplane.mailboxes.v1.CreateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	5,  // 16: mailplane.mailboxes.v1.CreateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	5,  // 17: mailplane.mailboxes.v1.GetMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	5,  // 18: mailplane.mailboxes.v1.ListMailServicesResponse.mail_services:type_name -> mailplane.mailboxes.v1.MailService
+	5,  // 19: mailplane.mailboxes.v1.UpdateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	72, // 20: mailplane.mailboxes.v1.UpdateMailServiceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	5,  // 21: mailplane.mailboxes.v1.UpdateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	5,  // 22: mailplane.mailboxes.v1.DeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	5,  // 23: mailplane.mailboxes.v1.VerifyMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	5,  // 24: mailplane.mailboxes.v1.UndeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	9,  // 25: mailplane.mailboxes.v1.CreateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
+	11, // 26: mailplane.mailboxes.v1.CreateAddressRequest.access:type_name -> mailplane.mailboxes.v1.AddressAccess
+	9,  // 27: mailplane.mailboxes.v1.CreateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	70, // 28: mailplane.mailboxes.v1.CreateAddressResponse.invitation_links:type_name -> mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
+	9,  // 29: mailplane.mailboxes.v1.GetAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	9,  // 30: mailplane.mailboxes.v1.ListAddressesResponse.addresses:type_name -> mailplane.mailboxes.v1.Address
+	9,  // 31: mailplane.mailboxes.v1.UpdateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
+	72, // 32: mailplane.mailboxes.v1.UpdateAddressRequest.update_mask:type_name -> google.protobuf.FieldMask
+	9,  // 33: mailplane.mailboxes.v1.UpdateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	71, // 34: mailplane.mailboxes.v1.DevicePassword.create_time:type_name -> google.protobuf.Timestamp
+	71, // 35: mailplane.mailboxes.v1.DevicePassword.last_use_time:type_name -> google.protobuf.Timestamp
+	3,  // 36: mailplane.mailboxes.v1.DevicePassword.protocols:type_name -> mailplane.mailboxes.v1.MailProtocol
+	42, // 37: mailplane.mailboxes.v1.CreateDevicePasswordRequest.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
+	42, // 38: mailplane.mailboxes.v1.CreateDevicePasswordResponse.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
+	42, // 39: mailplane.mailboxes.v1.ListDevicePasswordsResponse.device_passwords:type_name -> mailplane.mailboxes.v1.DevicePassword
+	71, // 40: mailplane.mailboxes.v1.AutoReply.start_time:type_name -> google.protobuf.Timestamp
+	71, // 41: mailplane.mailboxes.v1.AutoReply.end_time:type_name -> google.protobuf.Timestamp
+	49, // 42: mailplane.mailboxes.v1.GetAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	49, // 43: mailplane.mailboxes.v1.UpdateAutoReplyRequest.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	49, // 44: mailplane.mailboxes.v1.UpdateAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	4,  // 45: mailplane.mailboxes.v1.BulkJob.state:type_name -> mailplane.mailboxes.v1.BulkJobState
+	71, // 46: mailplane.mailboxes.v1.BulkJob.create_time:type_name -> google.protobuf.Timestamp
+	71, // 47: mailplane.mailboxes.v1.BulkJob.end_time:type_name -> google.protobuf.Timestamp
+	54, // 48: mailplane.mailboxes.v1.CreateBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
+	54, // 49: mailplane.mailboxes.v1.GetBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
+	71, // 50: mailplane.mailboxes.v1.Signature.create_time:type_name -> google.protobuf.Timestamp
+	61, // 51: mailplane.mailboxes.v1.CreateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
+	61, // 52: mailplane.mailboxes.v1.CreateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
+	61, // 53: mailplane.mailboxes.v1.ListSignaturesResponse.signatures:type_name -> mailplane.mailboxes.v1.Signature
+	61, // 54: mailplane.mailboxes.v1.UpdateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
+	72, // 55: mailplane.mailboxes.v1.UpdateSignatureRequest.update_mask:type_name -> google.protobuf.FieldMask
+	61, // 56: mailplane.mailboxes.v1.UpdateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
+	12, // 57: mailplane.mailboxes.v1.MailServiceService.CreateMailService:input_type -> mailplane.mailboxes.v1.CreateMailServiceRequest
+	22, // 58: mailplane.mailboxes.v1.MailServiceService.VerifyMailService:input_type -> mailplane.mailboxes.v1.VerifyMailServiceRequest
+	14, // 59: mailplane.mailboxes.v1.MailServiceService.GetMailService:input_type -> mailplane.mailboxes.v1.GetMailServiceRequest
+	16, // 60: mailplane.mailboxes.v1.MailServiceService.ListMailServices:input_type -> mailplane.mailboxes.v1.ListMailServicesRequest
+	18, // 61: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:input_type -> mailplane.mailboxes.v1.UpdateMailServiceRequest
+	20, // 62: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:input_type -> mailplane.mailboxes.v1.DeleteMailServiceRequest
+	24, // 63: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:input_type -> mailplane.mailboxes.v1.UndeleteMailServiceRequest
+	26, // 64: mailplane.mailboxes.v1.AddressService.CreateAddress:input_type -> mailplane.mailboxes.v1.CreateAddressRequest
+	28, // 65: mailplane.mailboxes.v1.AddressService.GetAddress:input_type -> mailplane.mailboxes.v1.GetAddressRequest
+	30, // 66: mailplane.mailboxes.v1.AddressService.ListAddresses:input_type -> mailplane.mailboxes.v1.ListAddressesRequest
+	32, // 67: mailplane.mailboxes.v1.AddressService.UpdateAddress:input_type -> mailplane.mailboxes.v1.UpdateAddressRequest
+	34, // 68: mailplane.mailboxes.v1.AddressService.DeleteAddress:input_type -> mailplane.mailboxes.v1.DeleteAddressRequest
+	50, // 69: mailplane.mailboxes.v1.AddressService.GetAutoReply:input_type -> mailplane.mailboxes.v1.GetAutoReplyRequest
+	52, // 70: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:input_type -> mailplane.mailboxes.v1.UpdateAutoReplyRequest
+	55, // 71: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:input_type -> mailplane.mailboxes.v1.GetBulkTemplateRequest
+	57, // 72: mailplane.mailboxes.v1.BulkService.CreateBulkJob:input_type -> mailplane.mailboxes.v1.CreateBulkJobRequest
+	59, // 73: mailplane.mailboxes.v1.BulkService.GetBulkJob:input_type -> mailplane.mailboxes.v1.GetBulkJobRequest
+	62, // 74: mailplane.mailboxes.v1.SignatureService.CreateSignature:input_type -> mailplane.mailboxes.v1.CreateSignatureRequest
+	64, // 75: mailplane.mailboxes.v1.SignatureService.ListSignatures:input_type -> mailplane.mailboxes.v1.ListSignaturesRequest
+	66, // 76: mailplane.mailboxes.v1.SignatureService.UpdateSignature:input_type -> mailplane.mailboxes.v1.UpdateSignatureRequest
+	68, // 77: mailplane.mailboxes.v1.SignatureService.DeleteSignature:input_type -> mailplane.mailboxes.v1.DeleteSignatureRequest
+	43, // 78: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:input_type -> mailplane.mailboxes.v1.CreateDevicePasswordRequest
+	45, // 79: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:input_type -> mailplane.mailboxes.v1.ListDevicePasswordsRequest
+	47, // 80: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:input_type -> mailplane.mailboxes.v1.DeleteDevicePasswordRequest
+	36, // 81: mailplane.mailboxes.v1.ReservationService.CreateReservation:input_type -> mailplane.mailboxes.v1.CreateReservationRequest
+	38, // 82: mailplane.mailboxes.v1.ReservationService.DeleteReservation:input_type -> mailplane.mailboxes.v1.DeleteReservationRequest
+	40, // 83: mailplane.mailboxes.v1.SenderService.CheckSender:input_type -> mailplane.mailboxes.v1.CheckSenderRequest
+	13, // 84: mailplane.mailboxes.v1.MailServiceService.CreateMailService:output_type -> mailplane.mailboxes.v1.CreateMailServiceResponse
+	23, // 85: mailplane.mailboxes.v1.MailServiceService.VerifyMailService:output_type -> mailplane.mailboxes.v1.VerifyMailServiceResponse
+	15, // 86: mailplane.mailboxes.v1.MailServiceService.GetMailService:output_type -> mailplane.mailboxes.v1.GetMailServiceResponse
+	17, // 87: mailplane.mailboxes.v1.MailServiceService.ListMailServices:output_type -> mailplane.mailboxes.v1.ListMailServicesResponse
+	19, // 88: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:output_type -> mailplane.mailboxes.v1.UpdateMailServiceResponse
+	21, // 89: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:output_type -> mailplane.mailboxes.v1.DeleteMailServiceResponse
+	25, // 90: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:output_type -> mailplane.mailboxes.v1.UndeleteMailServiceResponse
+	27, // 91: mailplane.mailboxes.v1.AddressService.CreateAddress:output_type -> mailplane.mailboxes.v1.CreateAddressResponse
+	29, // 92: mailplane.mailboxes.v1.AddressService.GetAddress:output_type -> mailplane.mailboxes.v1.GetAddressResponse
+	31, // 93: mailplane.mailboxes.v1.AddressService.ListAddresses:output_type -> mailplane.mailboxes.v1.ListAddressesResponse
+	33, // 94: mailplane.mailboxes.v1.AddressService.UpdateAddress:output_type -> mailplane.mailboxes.v1.UpdateAddressResponse
+	35, // 95: mailplane.mailboxes.v1.AddressService.DeleteAddress:output_type -> mailplane.mailboxes.v1.DeleteAddressResponse
+	51, // 96: mailplane.mailboxes.v1.AddressService.GetAutoReply:output_type -> mailplane.mailboxes.v1.GetAutoReplyResponse
+	53, // 97: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:output_type -> mailplane.mailboxes.v1.UpdateAutoReplyResponse
+	56, // 98: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:output_type -> mailplane.mailboxes.v1.GetBulkTemplateResponse
+	58, // 99: mailplane.mailboxes.v1.BulkService.CreateBulkJob:output_type -> mailplane.mailboxes.v1.CreateBulkJobResponse
+	60, // 100: mailplane.mailboxes.v1.BulkService.GetBulkJob:output_type -> mailplane.mailboxes.v1.GetBulkJobResponse
+	63, // 101: mailplane.mailboxes.v1.SignatureService.CreateSignature:output_type -> mailplane.mailboxes.v1.CreateSignatureResponse
+	65, // 102: mailplane.mailboxes.v1.SignatureService.ListSignatures:output_type -> mailplane.mailboxes.v1.ListSignaturesResponse
+	67, // 103: mailplane.mailboxes.v1.SignatureService.UpdateSignature:output_type -> mailplane.mailboxes.v1.UpdateSignatureResponse
+	69, // 104: mailplane.mailboxes.v1.SignatureService.DeleteSignature:output_type -> mailplane.mailboxes.v1.DeleteSignatureResponse
+	44, // 105: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:output_type -> mailplane.mailboxes.v1.CreateDevicePasswordResponse
+	46, // 106: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:output_type -> mailplane.mailboxes.v1.ListDevicePasswordsResponse
+	48, // 107: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:output_type -> mailplane.mailboxes.v1.DeleteDevicePasswordResponse
+	37, // 108: mailplane.mailboxes.v1.ReservationService.CreateReservation:output_type -> mailplane.mailboxes.v1.CreateReservationResponse
+	39, // 109: mailplane.mailboxes.v1.ReservationService.DeleteReservation:output_type -> mailplane.mailboxes.v1.DeleteReservationResponse
+	41, // 110: mailplane.mailboxes.v1.SenderService.CheckSender:output_type -> mailplane.mailboxes.v1.CheckSenderResponse
+	84, // [84:111] is the sub-list for method output_type
+	57, // [57:84] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_mailboxes_v1_mailboxes_proto_init() }
@@ -4184,8 +4496,8 @@ func file_mailplane_mailboxes_v1_mailboxes_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc), len(file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   63,
+			NumEnums:      5,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	MailServiceService_CreateMailService_FullMethodName   = "/mailplane.mailboxes.v1.MailServiceService/CreateMailService"
+	MailServiceService_VerifyMailService_FullMethodName   = "/mailplane.mailboxes.v1.MailServiceService/VerifyMailService"
 	MailServiceService_GetMailService_FullMethodName      = "/mailplane.mailboxes.v1.MailServiceService/GetMailService"
 	MailServiceService_ListMailServices_FullMethodName    = "/mailplane.mailboxes.v1.MailServiceService/ListMailServices"
 	MailServiceService_UpdateMailService_FullMethodName   = "/mailplane.mailboxes.v1.MailServiceService/UpdateMailService"
@@ -36,11 +37,21 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // MailServiceService manages the mail domains of an organization. A domain
-// belongs to at most one mail service across all organizations.
+// is claimed first (PENDING) and belongs to the organization once a TXT
+// record proves it controls the domain (VERIFIED); a verified domain belongs
+// to at most one mail service across all organizations.
 type MailServiceServiceClient interface {
-	// Attaches a domain. Internationalized names are accepted and stored in
-	// their ASCII (punycode) form. Owners and admins only.
+	// Claims a domain: the new mail service is PENDING and shows the TXT
+	// record to publish (verification). Internationalized names are accepted
+	// and stored in their ASCII (punycode) form; a label mixing scripts is
+	// refused. Refused when another organization verified the domain, a
+	// parent or a subdomain of it. Owners and admins only.
 	CreateMailService(ctx context.Context, in *CreateMailServiceRequest, opts ...grpc.CallOption) (*CreateMailServiceResponse, error)
+	// Checks a pending mail service's verification record in DNS now; the
+	// first claim whose record is found gets the domain, and the other
+	// organizations' claims end (CLAIM_LOST). Pending claims are also checked
+	// periodically. Owners and admins only.
+	VerifyMailService(ctx context.Context, in *VerifyMailServiceRequest, opts ...grpc.CallOption) (*VerifyMailServiceResponse, error)
 	// Returns a mail service.
 	GetMailService(ctx context.Context, in *GetMailServiceRequest, opts ...grpc.CallOption) (*GetMailServiceResponse, error)
 	// Lists an organization's mail services, by domain.
@@ -66,6 +77,16 @@ func (c *mailServiceServiceClient) CreateMailService(ctx context.Context, in *Cr
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateMailServiceResponse)
 	err := c.cc.Invoke(ctx, MailServiceService_CreateMailService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *mailServiceServiceClient) VerifyMailService(ctx context.Context, in *VerifyMailServiceRequest, opts ...grpc.CallOption) (*VerifyMailServiceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyMailServiceResponse)
+	err := c.cc.Invoke(ctx, MailServiceService_VerifyMailService_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -127,11 +148,21 @@ func (c *mailServiceServiceClient) UndeleteMailService(ctx context.Context, in *
 // for forward compatibility.
 //
 // MailServiceService manages the mail domains of an organization. A domain
-// belongs to at most one mail service across all organizations.
+// is claimed first (PENDING) and belongs to the organization once a TXT
+// record proves it controls the domain (VERIFIED); a verified domain belongs
+// to at most one mail service across all organizations.
 type MailServiceServiceServer interface {
-	// Attaches a domain. Internationalized names are accepted and stored in
-	// their ASCII (punycode) form. Owners and admins only.
+	// Claims a domain: the new mail service is PENDING and shows the TXT
+	// record to publish (verification). Internationalized names are accepted
+	// and stored in their ASCII (punycode) form; a label mixing scripts is
+	// refused. Refused when another organization verified the domain, a
+	// parent or a subdomain of it. Owners and admins only.
 	CreateMailService(context.Context, *CreateMailServiceRequest) (*CreateMailServiceResponse, error)
+	// Checks a pending mail service's verification record in DNS now; the
+	// first claim whose record is found gets the domain, and the other
+	// organizations' claims end (CLAIM_LOST). Pending claims are also checked
+	// periodically. Owners and admins only.
+	VerifyMailService(context.Context, *VerifyMailServiceRequest) (*VerifyMailServiceResponse, error)
 	// Returns a mail service.
 	GetMailService(context.Context, *GetMailServiceRequest) (*GetMailServiceResponse, error)
 	// Lists an organization's mail services, by domain.
@@ -155,6 +186,9 @@ type UnimplementedMailServiceServiceServer struct{}
 
 func (UnimplementedMailServiceServiceServer) CreateMailService(context.Context, *CreateMailServiceRequest) (*CreateMailServiceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateMailService not implemented")
+}
+func (UnimplementedMailServiceServiceServer) VerifyMailService(context.Context, *VerifyMailServiceRequest) (*VerifyMailServiceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyMailService not implemented")
 }
 func (UnimplementedMailServiceServiceServer) GetMailService(context.Context, *GetMailServiceRequest) (*GetMailServiceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMailService not implemented")
@@ -206,6 +240,24 @@ func _MailServiceService_CreateMailService_Handler(srv interface{}, ctx context.
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(MailServiceServiceServer).CreateMailService(ctx, req.(*CreateMailServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MailServiceService_VerifyMailService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyMailServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MailServiceServiceServer).VerifyMailService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MailServiceService_VerifyMailService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MailServiceServiceServer).VerifyMailService(ctx, req.(*VerifyMailServiceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -310,6 +362,10 @@ var MailServiceService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateMailService",
 			Handler:    _MailServiceService_CreateMailService_Handler,
+		},
+		{
+			MethodName: "VerifyMailService",
+			Handler:    _MailServiceService_VerifyMailService_Handler,
 		},
 		{
 			MethodName: "GetMailService",

@@ -81,6 +81,51 @@ func local_request_MailServiceService_CreateMailService_0(ctx context.Context, m
 	return msg, metadata, err
 }
 
+func request_MailServiceService_VerifyMailService_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.MailServiceServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.VerifyMailServiceRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.VerifyMailService(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_MailServiceService_VerifyMailService_0(ctx context.Context, marshaler runtime.Marshaler, server extMailboxesv1.MailServiceServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extMailboxesv1.VerifyMailServiceRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.VerifyMailService(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_MailServiceService_GetMailService_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.MailServiceServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq extMailboxesv1.GetMailServiceRequest
@@ -1071,6 +1116,26 @@ func RegisterMailServiceServiceHandlerServer(ctx context.Context, mux *runtime.S
 		}
 		forward_MailServiceService_CreateMailService_0(annotatedContext, mux, outboundMarshaler, w, req, response_MailServiceService_CreateMailService_0{resp.(*extMailboxesv1.CreateMailServiceResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_MailServiceService_VerifyMailService_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.mailboxes.v1.MailServiceService/VerifyMailService", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*}:verify"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_MailServiceService_VerifyMailService_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_MailServiceService_VerifyMailService_0(annotatedContext, mux, outboundMarshaler, w, req, response_MailServiceService_VerifyMailService_0{resp.(*extMailboxesv1.VerifyMailServiceResponse)}, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_MailServiceService_GetMailService_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1568,6 +1633,23 @@ func RegisterMailServiceServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_MailServiceService_CreateMailService_0(annotatedContext, mux, outboundMarshaler, w, req, response_MailServiceService_CreateMailService_0{resp.(*extMailboxesv1.CreateMailServiceResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_MailServiceService_VerifyMailService_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.mailboxes.v1.MailServiceService/VerifyMailService", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*}:verify"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_MailServiceService_VerifyMailService_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_MailServiceService_VerifyMailService_0(annotatedContext, mux, outboundMarshaler, w, req, response_MailServiceService_VerifyMailService_0{resp.(*extMailboxesv1.VerifyMailServiceResponse)}, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_MailServiceService_GetMailService_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1665,6 +1747,15 @@ func (m response_MailServiceService_CreateMailService_0) XXX_ResponseBody() inte
 	return response.MailService
 }
 
+type response_MailServiceService_VerifyMailService_0 struct {
+	*extMailboxesv1.VerifyMailServiceResponse
+}
+
+func (m response_MailServiceService_VerifyMailService_0) XXX_ResponseBody() interface{} {
+	response := m.VerifyMailServiceResponse
+	return response.MailService
+}
+
 type response_MailServiceService_GetMailService_0 struct {
 	*extMailboxesv1.GetMailServiceResponse
 }
@@ -1703,6 +1794,7 @@ func (m response_MailServiceService_UndeleteMailService_0) XXX_ResponseBody() in
 
 var (
 	pattern_MailServiceService_CreateMailService_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "organizations", "parent", "mailServices"}, ""))
+	pattern_MailServiceService_VerifyMailService_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "organizations", "mailServices", "name"}, "verify"))
 	pattern_MailServiceService_GetMailService_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "organizations", "mailServices", "name"}, ""))
 	pattern_MailServiceService_ListMailServices_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "organizations", "parent", "mailServices"}, ""))
 	pattern_MailServiceService_UpdateMailService_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "organizations", "mailServices", "mail_service.name"}, ""))
@@ -1712,6 +1804,7 @@ var (
 
 var (
 	forward_MailServiceService_CreateMailService_0   = runtime.ForwardResponseMessage
+	forward_MailServiceService_VerifyMailService_0   = runtime.ForwardResponseMessage
 	forward_MailServiceService_GetMailService_0      = runtime.ForwardResponseMessage
 	forward_MailServiceService_ListMailServices_0    = runtime.ForwardResponseMessage
 	forward_MailServiceService_UpdateMailService_0   = runtime.ForwardResponseMessage
