@@ -101,3 +101,22 @@ func TestServerFailure(t *testing.T) {
 		t.Errorf("a server that is gone: %v, want ErrServer", err)
 	}
 }
+
+// A local server holding no record of a name asks its upstream.
+func TestLocalServerForwards(t *testing.T) {
+	upstream := newServer(t)
+	upstream.SetTXT("real.example", 60, "from upstream")
+	local := newServer(t)
+	local.Forward(upstream.Addr())
+	local.SetTXT("demo.example", 60, "local")
+	r, err := NewResolver(local.Addr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"demo.example": "local", "real.example": "from upstream"} {
+		got, err := r.TXT(context.Background(), name)
+		if err != nil || len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %q, %v; want %q", name, got, err, want)
+		}
+	}
+}

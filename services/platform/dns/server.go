@@ -5,18 +5,21 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	mdns "github.com/miekg/dns"
 )
 
 // LocalServer is a small DNS server on loopback answering TXT questions
-// from records set at run time, over UDP and TCP on one port. `mailplane
-// dev` runs one so that its demo domain verifies offline; tests run one to
+// from records set at run time, over UDP and TCP on one port, and passing
+// other questions to an upstream resolver when it has one. `mailplane dev`
+// runs one so that its demo domain verifies offline; tests run one to
 // publish what a customer would.
 type LocalServer struct {
 	udp, tcp *mdns.Server
 
-	mu   sync.Mutex
+	mu       sync.Mutex
+	upstream string
 	txt  map[string][]string
 	ttl  map[string]uint32
 	hits map[string]int
@@ -45,6 +48,14 @@ func ListenLocal(addr string) (*LocalServer, error) {
 	go s.tcp.ActivateAndServe() //nolint:errcheck
 	started.Wait()
 	return s, nil
+}
+
+// Forward sends the questions about names the server holds no record of to
+// the resolver at addr (host:port), and relays its answers.
+func (s *LocalServer) Forward(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.upstream = addr
 }
 
 // Addr is the server's host:port, the same for UDP and TCP.
@@ -84,9 +95,12 @@ func (s *LocalServer) answer(w mdns.ResponseWriter, req *mdns.Msg) {
 		s.mu.Lock()
 		s.hits[name]++
 		values, ok := s.txt[name]
-		ttl := s.ttl[name]
+		ttl, upstream := s.ttl[name], s.upstream
 		s.mu.Unlock()
 		switch {
+		case !ok && upstream != "":
+			forward(w, req, upstream)
+			return
 		case !ok:
 			m.Rcode = mdns.RcodeNameError
 		case q.Qtype == mdns.TypeTXT:
@@ -99,6 +113,23 @@ func (s *LocalServer) answer(w mdns.ResponseWriter, req *mdns.Msg) {
 		}
 	}
 	w.WriteMsg(m) //nolint:errcheck // the client asks again
+}
+
+// forward asks upstream req and relays its answer.
+func forward(w mdns.ResponseWriter, req *mdns.Msg, upstream string) {
+	network := "udp"
+	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
+		network = "tcp"
+	}
+	c := &mdns.Client{Net: network, Timeout: 5 * time.Second}
+	in, _, err := c.Exchange(req, upstream)
+	if err != nil {
+		m := new(mdns.Msg)
+		m.SetRcode(req, mdns.RcodeServerFailure)
+		w.WriteMsg(m) //nolint:errcheck
+		return
+	}
+	w.WriteMsg(in) //nolint:errcheck
 }
 
 // splitTXT cuts v into the 255-byte strings a TXT record holds.
