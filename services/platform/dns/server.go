@@ -20,9 +20,9 @@ type LocalServer struct {
 
 	mu       sync.Mutex
 	upstream string
-	txt  map[string][]string
-	ttl  map[string]uint32
-	hits map[string]int
+	txt      map[string][]string
+	ttl      map[string]uint32
+	hits     map[string]int
 }
 
 // ListenLocal starts a server on host:port addr ("127.0.0.1:0" picks a
