@@ -16,8 +16,10 @@ import (
 
 	"github.com/mailplane/mailplane/gateway"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/events"
 	"github.com/mailplane/mailplane/services/platform/telemetry"
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -25,13 +27,16 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
-// The demo account seeded by `mailplane dev`.
+// The demo account seeded by `mailplane dev`, and its organization's
+// verified mail domain.
 const (
 	demoEmail    = "demo@mailplane.test"
 	demoPassword = "mailplane-demo-password"
+	demoDomain   = "mailplane.test"
 )
 
 // devSettings are the dev command's own settings, on top of settings.
@@ -90,6 +95,26 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}()
 	}
 
+	// The demo domain verifies offline: the mailboxes service asks a DNS
+	// server of this process, which holds the demo domain's verification
+	// record and passes every other question to the resolver configured
+	// (or the system's), so real domains verify too.
+	zone, err := dns.ListenLocal("127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("dev dns server: %w", err)
+	}
+	defer zone.Close()
+	upstream := s.Mailboxes.DNSResolver
+	if upstream == "" {
+		if upstream, err = dns.SystemServer(); err != nil {
+			log.Warn("dev dns server answers only the demo domain", "error", err)
+		}
+	}
+	if upstream != "" {
+		zone.Forward(upstream)
+	}
+	s.Mailboxes.DNSResolver = zone.Addr()
+
 	names := serviceNames()
 	if err := s.validate(names); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -109,7 +134,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return nil
 		}
 		addr = loopback(addr)
-		if err := seedDemo(gctx, addr); err != nil {
+		if err := seedDemo(gctx, addr, zone); err != nil {
 			return fmt.Errorf("seed demo account: %w", err)
 		}
 		g.Go(func() error {
@@ -185,8 +210,9 @@ func loopback(addr string) string {
 	return addr
 }
 
-// seedDemo signs the demo user up, once.
-func seedDemo(ctx context.Context, grpcAddr string) error {
+// seedDemo signs the demo user up, once, and gives its organization the
+// demo domain, verified through zone.
+func seedDemo(ctx context.Context, grpcAddr string, zone *dns.LocalServer) error {
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -198,10 +224,60 @@ func seedDemo(ctx context.Context, grpcAddr string) error {
 		DisplayName:             "Demo Owner",
 		OrganizationDisplayName: "Demo Organization",
 	})
-	if status.Code(err) == codes.AlreadyExists {
+	if err != nil && status.Code(err) != codes.AlreadyExists {
+		return err
+	}
+	if err := seedDemoDomain(ctx, conn, zone); err != nil {
+		return fmt.Errorf("demo domain %s: %w", demoDomain, err)
+	}
+	return nil
+}
+
+// seedDemoDomain claims the demo domain for the demo organization (once)
+// and, while the claim is pending, publishes its record in zone and
+// verifies it, as a customer would with their DNS host.
+func seedDemoDomain(ctx context.Context, conn *grpc.ClientConn, zone *dns.LocalServer) error {
+	in, err := accountsv1.NewAuthServiceClient(conn).SignIn(ctx, &accountsv1.SignInRequest{Email: demoEmail, Password: demoPassword})
+	if err != nil {
+		return fmt.Errorf("sign in: %w", err)
+	}
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+in.GetAccessToken())
+	me, err := accountsv1.NewUserServiceClient(conn).GetCurrentUser(ctx, &accountsv1.GetCurrentUserRequest{})
+	if err != nil || len(me.GetMemberships()) == 0 {
+		return fmt.Errorf("the demo organization: %v", err)
+	}
+	org, _, _ := strings.Cut(me.GetMemberships()[0].GetName(), "/members/")
+	services := mailboxesv1.NewMailServiceServiceClient(conn)
+	list, err := services.ListMailServices(ctx, &mailboxesv1.ListMailServicesRequest{Parent: org})
+	if err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	var ms *mailboxesv1.MailService
+	for _, m := range list.GetMailServices() {
+		if m.GetDomain() == demoDomain {
+			ms = m
+		}
+	}
+	if ms == nil {
+		resp, err := services.CreateMailService(ctx, &mailboxesv1.CreateMailServiceRequest{Parent: org, MailService: &mailboxesv1.MailService{Domain: demoDomain, DisplayName: "Demo"}})
+		if err != nil {
+			return fmt.Errorf("claim: %w", err)
+		}
+		ms = resp.GetMailService()
+	}
+	if ms.GetState() != mailboxesv1.MailServiceState_MAIL_SERVICE_STATE_PENDING {
 		return nil
 	}
-	return err
+	rec := ms.GetVerificationRecord()
+	zone.SetTXT(rec.GetName(), 0, rec.GetValue())
+	v, err := services.VerifyMailService(ctx, &mailboxesv1.VerifyMailServiceRequest{Name: ms.GetName()})
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if v.GetMailService().GetState() != mailboxesv1.MailServiceState_MAIL_SERVICE_STATE_VERIFIED {
+		return fmt.Errorf("not verified: %s", v.GetMailService().GetLastCheckResult())
+	}
+	return nil
 }
 
 func printWelcome(w io.Writer, httpAddr, grpcAddr string) {

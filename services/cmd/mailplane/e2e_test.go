@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 )
 
@@ -97,11 +98,31 @@ func str(m map[string]any, path ...string) string {
 	return s
 }
 
+// verify publishes the record of the mail service in ms (a create's reply)
+// in zone and verifies it, as a customer would.
+func verify(c *client, zone *dns.LocalServer, token string, ms reply) reply {
+	c.t.Helper()
+	zone.SetTXT(str(ms.body, "verificationRecord", "name"), 0, str(ms.body, "verificationRecord", "value"))
+	v := c.want(200, "POST", "/v1/"+str(ms.body, "name")+":verify", token, map[string]any{})
+	if str(v.body, "state") != "MAIL_SERVICE_STATE_VERIFIED" {
+		c.t.Fatalf("verify: %v", v.body)
+	}
+	return v
+}
+
 // TestDevStackREST starts `mailplane dev` and drives the REST edge as a
 // frontend would.
 func TestDevStackREST(t *testing.T) {
 	dbURL := pgtest.NewDatabase(t)
 	httpAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	// The DNS "out there" where customers publish their verification
+	// records: dev's own DNS server answers the demo domain and asks this
+	// one the rest.
+	zone, err := dns.ListenLocal("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zone.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out bytes.Buffer
@@ -117,6 +138,7 @@ func TestDevStackREST(t *testing.T) {
 			"--socketmap-addr", freeAddr(t),
 			"--policy-addr", freeAddr(t),
 			"--milter-addr", freeAddr(t),
+			"--dns-resolver", zone.Addr(),
 			"--log-level", "warn",
 		}, func(string) string { return "" }, &out)
 	}()
@@ -194,6 +216,12 @@ func TestDevStackREST(t *testing.T) {
 	demoToken := str(demo.body, "accessToken")
 	demoOrg := str(c.want(200, "GET", "/v1/users/me", demoToken, nil).body["memberships"].([]any)[0].(map[string]any), "name")
 	demoOrg = demoOrg[:strings.Index(demoOrg, "/members/")]
+	// The demo domain was verified by dev's own DNS server.
+	demoDomains, _ := c.want(200, "GET", "/v1/"+demoOrg+"/mailServices", demoToken, nil).body["mailServices"].([]any)
+	if len(demoDomains) != 1 || str(demoDomains[0].(map[string]any), "domain") != demoDomain ||
+		str(demoDomains[0].(map[string]any), "state") != "MAIL_SERVICE_STATE_VERIFIED" {
+		t.Errorf("the demo organization's mail services: %v", demoDomains)
+	}
 	// Another organization's resources, existing or not, are 404.
 	c.want(404, "GET", "/v1/"+demoOrg, token, nil)
 	c.want(404, "GET", "/v1/"+demoOrg+"/members", token, nil)
@@ -325,7 +353,7 @@ func TestDevStackREST(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(notHosted.body), "LOGIN_NOT_HOSTED") {
 		t.Errorf("release on a domain not hosted: %v", notHosted.body)
 	}
-	c.want(200, "POST", "/v1/"+demoOrg+"/mailServices", fresh, map[string]any{"domain": "example.com"})
+	verify(c, zone, fresh, c.want(200, "POST", "/v1/"+demoOrg+"/mailServices", fresh, map[string]any{"domain": "example.com"}))
 	var released reply
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		if released = c.do("POST", "/v1/"+inviteeMember+":releaseLogin", fresh, map[string]any{"confirm": true}); !strings.Contains(fmt.Sprint(released.body), "LOGIN_NOT_HOSTED") {
@@ -356,7 +384,11 @@ func TestDevStackREST(t *testing.T) {
 	if str(ms.body, "domain") != "xn--bcher-kva.example" || str(ms.body, "unicodeDomain") != "bücher.example" {
 		t.Errorf("mail service = %v", ms.body)
 	}
+	if str(ms.body, "state") != "MAIL_SERVICE_STATE_PENDING" || str(ms.body, "verificationRecord", "name") != "_mailplane-verification.xn--bcher-kva.example" {
+		t.Errorf("a new mail service is pending with its record: %v", ms.body)
+	}
 	c.want(409, "POST", "/v1/"+demoOrg+"/mailServices", fresh, map[string]any{"domain": "xn--bcher-kva.example"})
+	ms = verify(c, zone, fresh, ms)
 	badDomain := c.want(400, "POST", "/v1/"+demoOrg+"/mailServices", fresh, map[string]any{"domain": "not a domain"})
 	if field(badDomain) != "mailService.domain" {
 		t.Errorf("bad domain: %v", badDomain.body)
