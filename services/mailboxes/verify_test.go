@@ -212,3 +212,26 @@ func TestDomainCheckedPeriodically(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A login on a domain nobody proved to control would be a login on someone
+// else's domain (gmail.com): a new user whose login is the address waits
+// for verification.
+func TestNewUserWaitsForVerification(t *testing.T) {
+	e := start(t)
+	squatter := e.person(t, "squatter@example.com")
+	ms, err := e.claim(squatter, "gmail.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.addrs.CreateAddress(squatter.ctx, &mailboxesv1.CreateAddressRequest{Parent: ms.Name,
+		Address: &mailboxesv1.Address{LocalPart: "victim"}, Access: &mailboxesv1.AddressAccess{NewUser: &mailboxesv1.NewUser{DisplayName: "Victim"}}})
+	if wantCode(t, err, codes.FailedPrecondition); reason(err) != "DOMAIN_NOT_VERIFIED" || field(err) != "access.newUser" {
+		t.Errorf("a new user on a pending domain: %v", err)
+	}
+	// Nothing was made: neither the address nor, in accounts, the login.
+	list, err := e.addrs.ListAddresses(squatter.ctx, &mailboxesv1.ListAddressesRequest{Parent: ms.Name})
+	if err != nil || len(list.GetAddresses()) != 0 {
+		t.Errorf("addresses after the refusal: %v, %v", list.GetAddresses(), err)
+	}
+	e.person(t, "victim@gmail.example") // the real person can still sign up
+}

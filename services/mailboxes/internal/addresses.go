@@ -442,6 +442,11 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 	if (kind == "redirect" || kind == "catch_all") && (len(users) > 0 || len(invites) > 0 || newUser != nil) {
 		return nil, errs.Field("access", "a "+strings.ReplaceAll(kind, "_", "-")+" address has no users")
 	}
+	if newUser != nil {
+		if err := s.requireVerified(ctx, org, msID, "access.newUser"); err != nil {
+			return nil, err
+		}
+	}
 	id := uuid.Must(uuid.NewV7())
 	key := localKey(localPart)
 	a := &Address{ID: id, MailServiceID: msID, OrganizationID: org, LocalPart: localPart, LocalKey: key, Kind: kind,

@@ -354,6 +354,22 @@ func (s *Server) verifyClaim(ctx context.Context, m *MailService, result string)
 	return after, err
 }
 
+// requireVerified refuses, naming field, what needs org's mail service ms
+// verified: a login on a domain nobody proved to control would be a login
+// on someone else's domain (accounts would take its emails as ours).
+func (s *Server) requireVerified(ctx context.Context, org, ms uuid.UUID, field string) error {
+	m, err := activeMailService(ctx, s.pool, org, ms)
+	if err != nil {
+		return err
+	}
+	if m.State != stateVerified {
+		return &errs.Error{Kind: errs.FailedPrecondition, Reason: "DOMAIN_NOT_VERIFIED",
+			Message: field + ": the domain " + m.Domain + " is not verified yet; add the user once it is",
+			Fields:  []errs.FieldViolation{{Field: field, Description: "the domain " + m.Domain + " is not verified yet"}}}
+	}
+	return nil
+}
+
 // stateProto maps a stored state to the API's.
 func stateProto(state string) mailboxesv1.MailServiceState {
 	switch state {
