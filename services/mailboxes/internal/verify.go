@@ -198,7 +198,7 @@ func (s *Server) VerifyMailService(ctx context.Context, req *mailboxesv1.VerifyM
 	case stateClaimLost, stateExpired:
 		return nil, errs.E(errs.FailedPrecondition, "the claim on %s has ended (%s); delete this mail service and claim the domain again", m.Domain, m.LastCheckResult).WithReason("CLAIM_ENDED")
 	case statePending:
-		if m, err = s.checkClaim(ctx, m); err != nil {
+		if m, err = s.checkClaim(ctx, m, c); err != nil {
 			return nil, err
 		}
 	}
@@ -223,7 +223,7 @@ func (s *Server) CheckClaims(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("lease claims: %w", err)
 		}
 		for _, m := range ms {
-			after, err := s.checkClaim(ctx, m)
+			after, err := s.checkClaim(ctx, m, Caller{})
 			if err != nil {
 				return n, fmt.Errorf("check claim on %s: %w", m.Domain, err)
 			}
@@ -244,7 +244,8 @@ func (s *Server) RunClaimChecks(ctx context.Context) error {
 
 // checkClaim looks for pending m's record, and verifies m if it is there,
 // ends it if it is too old, or notes the look. It returns m as it is now.
-func (s *Server) checkClaim(ctx context.Context, m *MailService) (*MailService, error) {
+// c asked for the look (Caller{}: the periodic check).
+func (s *Server) checkClaim(ctx context.Context, m *MailService, c Caller) (*MailService, error) {
 	if s.verify.dns == nil {
 		return nil, errors.New("domain verification has no DNS resolver")
 	}
@@ -259,7 +260,7 @@ func (s *Server) checkClaim(ctx context.Context, m *MailService) (*MailService, 
 	}
 	for _, t := range txts {
 		if strings.TrimSpace(t) == value {
-			return s.verifyClaim(ctx, m, fmt.Sprintf("verified: found TXT %q at %s", value, name))
+			return s.verifyClaim(ctx, m, c, fmt.Sprintf("verified: found TXT %q at %s", value, name))
 		}
 	}
 	result := fmt.Sprintf("no TXT record %q at %s", value, name)
@@ -302,7 +303,7 @@ func (s *Server) endClaim(ctx context.Context, m *MailService, state, result str
 // verifyClaim gives m's domain to its organization, unless another
 // organization verified it (or a parent or subdomain) first, and ends the
 // other organizations' claims on it.
-func (s *Server) verifyClaim(ctx context.Context, m *MailService, result string) (*MailService, error) {
+func (s *Server) verifyClaim(ctx context.Context, m *MailService, c Caller, result string) (*MailService, error) {
 	var after *MailService
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(verifyLock)); err != nil {
@@ -335,7 +336,7 @@ func (s *Server) verifyClaim(ctx context.Context, m *MailService, result string)
 		}
 		// To the rest of the platform (accounts' organization domains), the
 		// mail service exists from now on.
-		if err := s.mailServiceEvent(ctx, tx, "created", after, Caller{}); err != nil {
+		if err := s.mailServiceEvent(ctx, tx, "created", after, c); err != nil {
 			return err
 		}
 		self, sub := related(m.Domain)

@@ -24,8 +24,11 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// MailServiceChanged: mailplane.mailboxes.mail_service.created, .updated,
-// .deleted (soft), .undeleted and .purged.
+// MailServiceChanged: mailplane.mailboxes.mail_service.claimed (a domain
+// claimed, pending verification), .created (the claim verified: from then
+// on the organization hosts the domain), .claim_ended (another
+// organization verified it first, or 7 days passed), .updated, .deleted
+// (soft), .undeleted and .purged.
 type MailServiceChanged struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The mail service after the change.
