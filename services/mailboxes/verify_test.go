@@ -2,6 +2,7 @@ package mailboxes_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +235,32 @@ func TestNewUserWaitsForVerification(t *testing.T) {
 		t.Errorf("addresses after the refusal: %v, %v", list.GetAddresses(), err)
 	}
 	e.person(t, "victim@gmail.example") // the real person can still sign up
+}
+
+// Pending claims cost DNS questions until they end: an organization holds
+// a bounded number.
+func TestDomainClaimsCapped(t *testing.T) {
+	e := start(t)
+	owner := e.person(t, "owner@example.com")
+	for i := range 20 {
+		if _, err := e.claim(owner, fmt.Sprintf("d%d.example", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := e.claim(owner, "one-too-many.example")
+	if wantCode(t, err, codes.ResourceExhausted); reason(err) != "TOO_MANY_CLAIMS" {
+		t.Errorf("claim 21: %v", err)
+	}
+	// A verified domain is no longer waiting: room for one more.
+	list, err := e.services.ListMailServices(owner.ctx, &mailboxesv1.ListMailServicesRequest{Parent: owner.org})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(list.GetMailServices()[0])
+	if _, err := e.services.VerifyMailService(owner.ctx, &mailboxesv1.VerifyMailServiceRequest{Name: list.GetMailServices()[0].GetName()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.claim(owner, "one-more.example"); err != nil {
+		t.Errorf("a claim after one was verified: %v", err)
+	}
 }

@@ -135,6 +135,9 @@ func (s *Server) CreateMailService(ctx context.Context, req *mailboxesv1.CreateM
 		if err := checkDomainFree(ctx, tx, org, ascii); err != nil {
 			return err
 		}
+		if err := checkClaims(ctx, tx, org); err != nil {
+			return err
+		}
 		rows, _ := tx.Query(ctx, insertMailService, uuid.Must(uuid.NewV7()), org, ascii, display, newVerificationToken())
 		m, err = collectMailService(rows)
 		if pg.IsUniqueViolation(err, "mail_services_one_claim") {

@@ -29,6 +29,9 @@ const (
 	verificationLabel  = "_mailplane-verification."
 	verificationPrefix = "mailplane-verification="
 	claimFor           = 7 * 24 * time.Hour
+	// maxClaims caps an organization's pending claims: each costs DNS
+	// questions until it ends.
+	maxClaims = 20
 	// verifyLock serializes verifications (pg_advisory_xact_lock), so that
 	// two claims found at once cannot both win.
 	verifyLock = 0x6d706c6e_76657269 // "mplnveri"
@@ -123,6 +126,19 @@ func checkDomainFree(ctx context.Context, tx pgx.Tx, org uuid.UUID, domain strin
 	default:
 		return domainError(errs.FailedPrecondition, "SUBDOMAIN_TAKEN", "its subdomain "+taken+" is verified by another organization")
 	}
+}
+
+// checkClaims refuses one claim too many for org.
+func checkClaims(ctx context.Context, tx pgx.Tx, org uuid.UUID) error {
+	var n int
+	err := tx.QueryRow(ctx, "SELECT count(*) FROM mail_services WHERE organization_id = $1 AND state = 'pending' AND delete_time IS NULL", org).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("count claims: %w", err)
+	}
+	if n >= maxClaims {
+		return errs.E(errs.ResourceExhausted, "your organization has %d domains waiting for verification, the most it may have; verify or delete some first", n).WithReason("TOO_MANY_CLAIMS")
+	}
+	return nil
 }
 
 func verifiedRelative(ctx context.Context, q interface {
