@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,5 +263,40 @@ func TestDomainClaimsCapped(t *testing.T) {
 	}
 	if _, err := e.claim(owner, "one-more.example"); err != nil {
 		t.Errorf("a claim after one was verified: %v", err)
+	}
+}
+
+// Two claims whose records are both found at once: one wins, the other's
+// claim ends.
+func TestDomainClaimsRace(t *testing.T) {
+	e := start(t)
+	a, b := e.person(t, "a@example.com"), e.person(t, "b@example.com")
+	msA, err := e.claim(a, "contested.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msB, err := e.claim(b, "contested.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.dns.SetTXT(msA.GetVerificationRecord().GetName(), 0, msA.GetVerificationRecord().GetValue(), msB.GetVerificationRecord().GetValue())
+	var wg sync.WaitGroup
+	for _, c := range []struct {
+		p  person
+		ms *mailboxesv1.MailService
+	}{{a, msA}, {b, msB}} {
+		wg.Go(func() {
+			_, err := e.services.VerifyMailService(c.p.ctx, &mailboxesv1.VerifyMailServiceRequest{Name: c.ms.Name})
+			if err != nil && reason(err) != "CLAIM_ENDED" {
+				t.Errorf("verify: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	states := map[mailboxesv1.MailServiceState]int{}
+	states[e.get(t, a, msA).GetState()]++
+	states[e.get(t, b, msB).GetState()]++
+	if states[stateVerified] != 1 || states[stateClaimLost] != 1 {
+		t.Errorf("states after a race: %v", states)
 	}
 }
