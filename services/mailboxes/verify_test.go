@@ -300,3 +300,31 @@ func TestDomainClaimsRace(t *testing.T) {
 		t.Errorf("states after a race: %v", states)
 	}
 }
+
+// A claim not verified within 7 days ends, and its record no longer counts.
+func TestDomainClaimExpires(t *testing.T) {
+	e := start(t)
+	owner := e.person(t, "owner@example.com")
+	ms, err := e.claim(owner, "slow.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(context.Background(), "UPDATE mail_services SET create_time = now() - interval '8 days'"); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(ms)
+	if n, err := e.svc.CheckClaims(context.Background()); err != nil || n != 1 {
+		t.Fatalf("checked: %d ended, %v", n, err)
+	}
+	if got := e.get(t, owner, ms); got.GetState() != mailboxesv1.MailServiceState_MAIL_SERVICE_STATE_EXPIRED {
+		t.Errorf("after 8 days: %v", got)
+	}
+	_, err = e.services.VerifyMailService(owner.ctx, &mailboxesv1.VerifyMailServiceRequest{Name: ms.Name})
+	if wantCode(t, err, codes.FailedPrecondition); reason(err) != "CLAIM_ENDED" {
+		t.Errorf("verify an expired claim: %v", err)
+	}
+	// Claiming again starts afresh.
+	if _, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "slow.example"}}); err != nil {
+		t.Errorf("claim again: %v", err)
+	}
+}

@@ -110,6 +110,10 @@ func TestMilter(t *testing.T) {
 			name: "a redirect cannot send", login: "fwd@example.com", sender: "fwd@example.com", from: []string{"fwd@example.com"},
 			want: reject(`5.7.1 the address "fwd@example.com" you signed in with cannot send mail`),
 		},
+		{
+			name: "a domain not verified sends nothing", login: "sales@pending.example", sender: "sales@pending.example", from: []string{"sales@pending.example"},
+			want: reject(`5.7.1 the address "sales@pending.example" you signed in with cannot send mail`),
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
