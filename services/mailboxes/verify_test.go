@@ -104,8 +104,19 @@ func TestDomainClaims(t *testing.T) {
 		t.Errorf("verify without the record: %v", got)
 	}
 
-	// The owner publishes its record: verified; the squatter's claim ends.
+	// Asked again at once, it answers that look again, without a new one.
 	e.publish(ms)
+	again, err := e.services.VerifyMailService(owner.ctx, &mailboxesv1.VerifyMailServiceRequest{Name: ms.Name})
+	if err != nil || again.GetMailService().GetState() != statePending ||
+		!again.GetMailService().GetLastCheckTime().AsTime().Equal(v.GetMailService().GetLastCheckTime().AsTime()) {
+		t.Errorf("verify again at once: %v, %v", again.GetMailService(), err)
+	}
+
+	// Later, the record published is found: verified; the squatter's claim
+	// ends.
+	if _, err := e.pool.Exec(context.Background(), "UPDATE mail_services SET last_check_time = now() - interval '1 minute'"); err != nil {
+		t.Fatal(err)
+	}
 	v, err = e.services.VerifyMailService(owner.ctx, &mailboxesv1.VerifyMailServiceRequest{Name: ms.Name})
 	if err != nil {
 		t.Fatal(err)
