@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"unicode"
 
@@ -80,7 +79,7 @@ func checkScripts(domain string) error {
 		for s := range seen {
 			names = append(names, s)
 		}
-		sort.Strings(names)
+		slices.Sort(names)
 		return fmt.Errorf("the label %q mixes scripts (%s); each label must be written in one script", label, strings.Join(names, ", "))
 	}
 	return nil
