@@ -112,16 +112,15 @@ var kindCodes = map[errs.Kind]codes.Code{
 	errs.Unauthenticated:    codes.Unauthenticated,
 	errs.Conflict:           codes.Aborted,
 	errs.ResourceExhausted:  codes.ResourceExhausted,
+	errs.Unavailable:        codes.Unavailable,
 }
 
 // Status converts err to a gRPC status: a classified error keeps its message
-// and details; anything else becomes a generic Internal.
+// and details; a failure to reach the database or another service is
+// Unavailable with a RetryInfo; anything else becomes a generic Internal.
 func Status(err error) *status.Status {
-	switch {
-	case errors.Is(err, context.Canceled):
+	if errors.Is(err, context.Canceled) {
 		return status.New(codes.Canceled, context.Canceled.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.New(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
 	}
 	// A status returned as is is a deliberate answer (grpc's own health
 	// service answers so). One wrapped in context comes from a call to
@@ -131,6 +130,9 @@ func Status(err error) *status.Status {
 	}
 	var e *errs.Error
 	if !errors.As(err, &e) {
+		e = classify(err)
+	}
+	if e == nil {
 		return status.New(codes.Internal, "internal error")
 	}
 	code, ok := kindCodes[e.Kind]
@@ -194,8 +196,12 @@ func (i *interceptors) errors(ctx context.Context, req any, info *grpc.UnaryServ
 // told.
 func (i *interceptors) mapError(ctx context.Context, method string, err error) error {
 	st := Status(err)
-	if st.Code() == codes.Internal {
+	switch {
+	case st.Code() == codes.Internal:
 		i.log.ErrorContext(ctx, "internal error", "method", method, "error", err.Error())
+	case st.Code() == codes.Unavailable && !errs.Is(err, errs.Unavailable):
+		// The caller hears "try again"; operators need the cause.
+		i.log.WarnContext(ctx, "unavailable", "method", method, "error", err.Error())
 	}
 	return st.Err()
 }
