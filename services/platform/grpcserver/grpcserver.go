@@ -101,6 +101,49 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, drain time.Duratio
 	return nil
 }
 
+// HealthInterval is how often Watch checks what a service needs, and
+// HealthTimeout how long one check may take: a probe reads a status at
+// most this old, and a check never piles up behind a slow database.
+const (
+	HealthInterval = 2 * time.Second
+	HealthTimeout  = time.Second
+)
+
+// Watch sets service's health status from check, run now and then every
+// HealthInterval, until ctx is done: SERVING while check succeeds,
+// NOT_SERVING while it fails. Readiness probes ask for service by name, so a
+// replica that cannot reach its database leaves the load balancer until it
+// can again; the whole server's status ("") stays as it is, for liveness,
+// since restarting the process would not bring the database back.
+func (s *Server) Watch(ctx context.Context, service string, check func(context.Context) error) {
+	var last error
+	first := true
+	for {
+		cctx, cancel := context.WithTimeout(ctx, HealthTimeout)
+		err := check(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil && (first || last == nil):
+			s.log.WarnContext(ctx, "not serving", "service", service, "error", err.Error())
+			s.Health.SetServingStatus(service, healthpb.HealthCheckResponse_NOT_SERVING)
+		case err == nil && (first || last != nil):
+			if !first {
+				s.log.InfoContext(ctx, "serving again", "service", service)
+			}
+			s.Health.SetServingStatus(service, healthpb.HealthCheckResponse_SERVING)
+		}
+		first, last = false, err
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(HealthInterval):
+		}
+	}
+}
+
 // kindCodes maps each error kind to its gRPC code: the one table.
 var kindCodes = map[errs.Kind]codes.Code{
 	errs.Internal:           codes.Internal,
