@@ -44,10 +44,13 @@ func unreachable(err error) bool {
 		return true
 	}
 	// Another service answered UNAVAILABLE, or could not be reached (the
-	// gRPC client says so itself).
+	// gRPC client says so itself), or did not answer in time.
 	var se interface{ GRPCStatus() *status.Status }
-	if errors.As(err, &se) && se.GRPCStatus().Code() == codes.Unavailable {
-		return true
+	if errors.As(err, &se) {
+		switch se.GRPCStatus().Code() {
+		case codes.Unavailable, codes.DeadlineExceeded:
+			return true
+		}
 	}
 	var oe *net.OpError
 	return errors.As(err, &oe) ||

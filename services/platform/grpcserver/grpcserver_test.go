@@ -337,6 +337,16 @@ func TestErrorMapping(t *testing.T) {
 			want: unavailable,
 		},
 		{
+			name: "another service too slow is unavailable",
+			err:  fmt.Errorf("check quota at billing.internal: %w", status.Error(codes.DeadlineExceeded, secret)),
+			want: unavailable,
+		},
+		{
+			name: "a deadline of our own is unavailable",
+			err:  fmt.Errorf("query: %w", context.DeadlineExceeded),
+			want: unavailable,
+		},
+		{
 			name: "a cancelled call stays cancelled",
 			err:  fmt.Errorf("query: %w", context.Canceled),
 			want: wantStatus{Code: codes.Canceled, Message: context.Canceled.Error()},
