@@ -48,6 +48,10 @@ type Config struct {
 	// ingress) whose X-Forwarded-For entries are believed when they are the
 	// peer; the client is then the nearest untrusted hop.
 	TrustedProxies []netip.Prefix
+	// Listener, when set, is where Run serves instead of listening on
+	// Addr: a process that binds all its ports before it starts anything
+	// passes it.
+	Listener net.Listener
 }
 
 const (
@@ -214,7 +218,7 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 // Run serves the edge on cfg.Addr until ctx is done, then stops accepting
 // connections and lets requests in flight finish within cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	if cfg.Addr == "" {
+	if cfg.Addr == "" && cfg.Listener == nil {
 		return errors.New("gateway: no HTTP listen address")
 	}
 	timeout := cfg.ShutdownTimeout
@@ -229,9 +233,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	// Listen here rather than in ListenAndServe so that a taken port is
 	// reported to the caller before Run blocks.
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("gateway: listen on %s: %w", cfg.Addr, err)
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return fmt.Errorf("gateway: listen on %s: %w", cfg.Addr, err)
+		}
 	}
 	srv := &http.Server{
 		Handler:           h,

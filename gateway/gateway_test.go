@@ -88,10 +88,40 @@ func startBackend(t *testing.T) (addr string, stop func()) {
 	srv := grpc.NewServer()
 	accountspb.RegisterUserServiceServer(srv, fakeUsers{})
 	accountspb.RegisterAuthServiceServer(srv, fakeAuth{})
-	healthpb.RegisterHealthServer(srv, health.NewServer())
+	hs := health.NewServer()
+	hs.SetServingStatus("accounts", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("mailboxes", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	return lis.Addr().String(), srv.Stop
+}
+
+// TestReadyFollowsServices checks that the edge is not ready while a
+// backend serves but says its service cannot (its database is down): the
+// whole server ("") still answers SERVING then.
+func TestReadyFollowsServices(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("accounts", healthpb.HealthCheckResponse_NOT_SERVING)
+	hs.SetServingStatus("mailboxes", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	h := newEdge(t, Config{AccountsAddr: lis.Addr().String()}, nil)
+
+	w := serve(h, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if got, want := strings.TrimSpace(w.Body.String()), `{"ready":false,"failing":{"accounts":"NOT_SERVING"}}`; w.Code != http.StatusServiceUnavailable || got != want {
+		t.Errorf("GET /readyz with accounts' database down = %d %s, want 503 %s", w.Code, got, want)
+	}
+	hs.SetServingStatus("accounts", healthpb.HealthCheckResponse_SERVING)
+	if w := serve(h, httptest.NewRequest(http.MethodGet, "/readyz", nil)); w.Code != http.StatusOK {
+		t.Errorf("GET /readyz once accounts serves again = %d %s, want 200", w.Code, w.Body)
+	}
 }
 
 // newEdge builds the edge in front of backend with cfg.

@@ -35,8 +35,9 @@ type readiness struct {
 }
 
 // readyz answers 200 when every backend's gRPC health check reports
-// SERVING for the whole server (service ""), and 503 otherwise, so that
-// Kubernetes sends traffic only to an edge that can serve it.
+// SERVING for its service ("accounts", "mailboxes": a service is SERVING
+// while its database answers), and 503 otherwise, so that Kubernetes sends
+// traffic only to an edge that can serve it.
 func readyz(backends []backend, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
@@ -45,7 +46,7 @@ func readyz(backends []backend, log *slog.Logger) http.HandlerFunc {
 		errs := make([]error, len(backends))
 		var wg sync.WaitGroup
 		for i, b := range backends {
-			wg.Go(func() { errs[i] = checkHealth(ctx, b.conn) })
+			wg.Go(func() { errs[i] = checkHealth(ctx, b.conn, b.name) })
 		}
 		wg.Wait()
 
@@ -77,8 +78,8 @@ type notServingError struct {
 
 func (e notServingError) Error() string { return "health status " + e.status.String() }
 
-func checkHealth(ctx context.Context, conn *grpc.ClientConn) error {
-	resp, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{})
+func checkHealth(ctx context.Context, conn *grpc.ClientConn, service string) error {
+	resp, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: service})
 	if err != nil {
 		return fmt.Errorf("health check %s: %w", conn.Target(), err)
 	}

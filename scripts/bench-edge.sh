@@ -21,10 +21,10 @@ psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATA
 db_url=$(python3 -c "import sys,urllib.parse as u; p=u.urlparse(sys.argv[1]); print(p._replace(path='/$DB').geturl())" "$ADMIN_URL")
 data=$(mktemp -d)
 bin/mailplane dev --data-dir "$data" --database-url "$db_url" --http-addr $HTTP --grpc-addr $GRPC \
-	--metrics-addr 127.0.0.1:19464 --socketmap-addr= --policy-addr= --milter-addr= --log-level warn >"$data/log" 2>&1 &
+	--metrics-addr 127.0.0.1:19464 --pprof-addr 127.0.0.1:16060 --socketmap-addr= --policy-addr= --milter-addr= --log-level warn >"$data/log" 2>&1 &
 pid=$!
 trap 'kill -INT $pid; wait $pid || true; rm -rf "$data"' EXIT
-[ -n "${PROFILE:-}" ] && echo "profiling at http://127.0.0.1:19464/debug/pprof/"
+[ -n "${PROFILE:-}" ] && echo "profiling at http://127.0.0.1:16060/debug/pprof/"
 for _ in $(seq 1 100); do curl -sf http://$HTTP/readyz >/dev/null && break; sleep 0.2; done
 
 curl -sf -X POST http://$HTTP/v1/auth:signUp -d '{"email":"bench@example.com","password":"benchmark password","displayName":"Bench","organizationDisplayName":"Bench"}' >/dev/null

@@ -68,14 +68,17 @@ func (c *Config) Validate() []error {
 type Service struct {
 	server *internal.Server
 	conn   *grpc.ClientConn
-	// mail are the servers Postfix talks to that are switched on.
+	// mail are the servers Postfix talks to that are switched on, and lns
+	// their listeners once Listen bound them.
 	mail []mailServer
+	lns  []net.Listener
 }
 
-// mailServer is one of the servers Postfix talks to.
+// mailServer is one of the servers Postfix talks to; setting names its
+// address's setting.
 type mailServer struct {
-	name, addr string
-	serve      func(context.Context, net.Listener) error
+	name, setting, addr string
+	serve               func(context.Context, net.Listener) error
 }
 
 // Register adds the mailboxes services to srv. pool's search_path must be
@@ -106,9 +109,9 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	lookups := internal.NewLookups(pool)
 	var mail []mailServer
 	for _, m := range []mailServer{
-		{"socketmap", c.SocketmapAddr, internal.NewSocketmapServer(lookups, log).Serve},
-		{"policy", c.PolicyAddr, internal.NewPolicyServer(lookups, log).Serve},
-		{"milter", c.MilterAddr, internal.NewMilterServer(lookups, log).Serve},
+		{"socketmap", "socketmap-addr", c.SocketmapAddr, internal.NewSocketmapServer(lookups, log).Serve},
+		{"policy", "policy-addr", c.PolicyAddr, internal.NewPolicyServer(lookups, log).Serve},
+		{"milter", "milter-addr", c.MilterAddr, internal.NewMilterServer(lookups, log).Serve},
 	} {
 		if m.addr != "" {
 			mail = append(mail, m)
@@ -117,15 +120,16 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	return &Service{server: s, conn: conn, mail: mail}, nil
 }
 
-// Run does the service's background work (purging mail services deleted
-// over 30 days ago, resuming bulk jobs whose process stopped) and serves
-// Postfix (socketmap lookups, policy, milter)
-// until ctx is done.
-func (s *Service) Run(ctx context.Context) error {
-	defer s.conn.Close()
-	var lns []net.Listener
+// Listen binds the ports Postfix talks to, so that a process can stop on a
+// taken port, naming it, before it says it serves. Run listens itself
+// when Listen was not called.
+func (s *Service) Listen() error {
+	if s.lns != nil {
+		return nil
+	}
+	lns := make([]net.Listener, 0, len(s.mail))
 	for _, m := range s.mail {
-		ln, err := net.Listen("tcp", m.addr)
+		ln, err := config.Listen(m.setting, m.addr)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -134,12 +138,25 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		lns = append(lns, ln)
 	}
+	s.lns = lns
+	return nil
+}
+
+// Run does the service's background work (purging mail services deleted
+// over 30 days ago, resuming bulk jobs whose process stopped) and serves
+// Postfix (socketmap lookups, policy, milter)
+// until ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.conn.Close()
+	if err := s.Listen(); err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.server.RunBackground(ctx) })
 	g.Go(func() error { return s.server.RunClaimChecks(ctx) })
 	for i, m := range s.mail {
 		g.Go(func() error {
-			if err := m.serve(ctx, lns[i]); err != nil {
+			if err := m.serve(ctx, s.lns[i]); err != nil {
 				return fmt.Errorf("%s on %s: %w", m.name, m.addr, err)
 			}
 			return nil

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -63,6 +62,13 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// The edge's port is bound before anything starts, as runServices does
+	// with the others: a port that is taken stops dev here, named.
+	httpLn, err := config.Listen("http-addr", d.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer httpLn.Close()
 	if err := os.MkdirAll(d.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -138,9 +144,9 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("seed demo account: %w", err)
 		}
 		g.Go(func() error {
-			return gateway.Run(gctx, gateway.Config{Addr: d.HTTPAddr, AccountsAddr: addr, CORSOrigins: origins, ShutdownTimeout: s.ShutdownTimeout}, log)
+			return gateway.Run(gctx, gateway.Config{Addr: d.HTTPAddr, Listener: httpLn, AccountsAddr: addr, CORSOrigins: origins, ShutdownTimeout: s.ShutdownTimeout}, log)
 		})
-		printWelcome(stdout, d.HTTPAddr, addr)
+		printWelcome(stdout, httpLn.Addr().String(), addr)
 		return nil
 	})
 	return g.Wait()
@@ -161,10 +167,10 @@ func devKeys(s *settings, dir string) error {
 	}
 	path := filepath.Join(dir, "token-signing-key")
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		seed := make([]byte, ed25519.SeedSize)
-		rand.Read(seed)
-		b = []byte(base64.StdEncoding.EncodeToString(seed))
+	// A key of an older dev, without the mark, is made again: serve must
+	// be able to tell every dev key (the dev stack's sessions end).
+	if errors.Is(err, os.ErrNotExist) || err == nil && !isDevKey(strings.TrimSpace(string(b))) {
+		b = []byte(newDevKey())
 		err = os.WriteFile(path, b, 0o600)
 	}
 	if err != nil {

@@ -47,6 +47,11 @@ func serveGateway(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	metrics, err := listenHTTP("metrics", "metrics-addr", metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer metrics.close()
 	tel, err := telemetry.Setup(ctx, "mailplane-gateway", otlp)
 	if err != nil {
 		return err
@@ -54,9 +59,7 @@ func serveGateway(ctx context.Context, args []string, getenv func(string) string
 	defer tel.Shutdown(context.WithoutCancel(ctx))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gateway.Run(gctx, c, log) })
-	if metricsAddr != "" {
-		g.Go(func() error { return serveHTTP(gctx, metricsAddr, tel.MetricsHandler(), c.ShutdownTimeout) })
-	}
+	metrics.serve(gctx, g, metricsHandler(tel), c.ShutdownTimeout)
 	return g.Wait()
 }
 

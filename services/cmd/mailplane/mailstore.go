@@ -55,6 +55,11 @@ func serveMailstore(ctx context.Context, args []string, getenv func(string) stri
 		return fmt.Errorf("configuration: doveadm (--doveadm, MAILPLANE_DOVEADM) cannot end sessions: %w "+
 			"(as a user other than root it needs Dovecot's anvil socket, see deploy/mail/dovecot/README.md; empty turns ending sessions off)", err)
 	}
+	metrics, err := listenHTTP("metrics", "metrics-addr", metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer metrics.close()
 	tel, err := telemetry.Setup(ctx, "mailplane-mailstore", "")
 	if err != nil {
 		return err
@@ -73,9 +78,7 @@ func serveMailstore(ctx context.Context, args []string, getenv func(string) stri
 	log.Info("looking after the mail store", "mailRoot", root, "doveadm", doveadm, "consumer", durable)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.Run(gctx) })
-	if metricsAddr != "" {
-		g.Go(func() error { return serveHTTP(gctx, metricsAddr, tel.MetricsHandler(), 10*time.Second) })
-	}
+	metrics.serve(gctx, g, metricsHandler(tel), 10*time.Second)
 	return g.Wait()
 }
 

@@ -33,6 +33,7 @@ import (
 type settings struct {
 	GRPCAddr        string
 	MetricsAddr     string
+	PprofAddr       string
 	DatabaseURL     string
 	NATS            events.NATS
 	EventStream     string
@@ -50,6 +51,7 @@ type settings struct {
 func (s *settings) register(l *config.Loader) {
 	l.String(&s.GRPCAddr, "grpc-addr", ":9090", "gRPC listen address")
 	l.String(&s.MetricsAddr, "metrics-addr", ":9464", "Prometheus /metrics listen address; empty disables it")
+	l.String(&s.PprofAddr, "pprof-addr", "", "loopback address serving /debug/pprof/ (no authentication), e.g. 127.0.0.1:6060; empty: off")
 	l.String(&s.DatabaseURL, "database-url", "", "PostgreSQL URL, e.g. postgres://mailplane@db:5432/mailplane")
 	s.NATS.Register(l)
 	l.String(&s.EventStream, "event-stream", "MAILPLANE", "JetStream stream holding every service's events")
@@ -73,6 +75,8 @@ func (s *settings) validate(names []string) error {
 	pub, err := auth.ParsePublicKey(s.TokenPublicKey)
 	config.Check(&errs, err == nil, "token-public-key", "%v", err)
 	config.Check(&errs, s.ShutdownTimeout > 0, "shutdown-timeout", "want a positive duration")
+	config.Check(&errs, s.PprofAddr == "" || isLoopback(s.PprofAddr), "pprof-addr",
+		"profiles have no authentication: want a loopback address like 127.0.0.1:6060 (kubectl port-forward reaches it), got %q", s.PprofAddr)
 	if slices.Contains(names, "mailboxes") {
 		errs = append(errs, s.Mailboxes.Validate()...)
 		config.Check(&errs, s.Mailboxes.AccountsAddr != "" || slices.Contains(names, "accounts"), "accounts-addr", "required when accounts is not served by this process")
@@ -124,6 +128,9 @@ func catalog() []service {
 				if err != nil {
 					return nil, err
 				}
+				if err := svc.Listen(); err != nil {
+					return nil, err
+				}
 				return svc.Run, nil
 			},
 			subscriptions: mailboxes.Subscriptions,
@@ -168,6 +175,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := s.validate(names); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
+	// serve is production: keys from dev or from the repository sign
+	// tokens that others can forge.
+	var errs []error
+	err = productionPublicKey(s.TokenPublicKey)
+	config.Check(&errs, err == nil, "token-public-key", "%v", err)
+	if slices.Contains(names, "accounts") {
+		err := productionSigningKey(s.Accounts.TokenSigningKey)
+		config.Check(&errs, err == nil, "token-signing-key", "%v", err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("configuration:\n%w", errors.Join(errs...))
+	}
 	log, err := telemetry.NewLogger(stdout, s.LogLevel)
 	if err != nil {
 		return err
@@ -176,8 +195,26 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 // runServices runs the named services on one gRPC server until ctx is done.
-// ready, when set, is called once the server is listening.
+// ready, when set, is called once every port is bound and the server serves.
 func runServices(ctx context.Context, s *settings, names []string, log *slog.Logger, ready func(grpcAddr string)) error {
+	// Bind the ports first: a port that is taken stops the process here,
+	// naming it, before it connects anywhere or says it serves.
+	lis, err := config.Listen("grpc-addr", s.GRPCAddr)
+	if err != nil {
+		return err
+	}
+	defer lis.Close()
+	metrics, err := listenHTTP("metrics", "metrics-addr", s.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	defer metrics.close()
+	profiles, err := listenHTTP("pprof", "pprof-addr", s.PprofAddr)
+	if err != nil {
+		return err
+	}
+	defer profiles.close()
+
 	tel, err := telemetry.Setup(ctx, "mailplane-"+strings.Join(names, "-"), s.OTLPEndpoint)
 	if err != nil {
 		return err
@@ -201,6 +238,7 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 	var relays []*outbox.Relay
 	var consumers []*events.Consumer
 	var workers []func(context.Context) error
+	probes := map[string]*pg.Probe{}
 	for _, svc := range catalog() {
 		if !slices.Contains(names, svc.name) {
 			continue
@@ -231,14 +269,15 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 			}
 		}
 		relays = append(relays, &outbox.Relay{Pool: pool, JS: js, Prefix: s.EventPrefix, Service: svc.name, Log: log.With("service", svc.name)})
+		// Ready while the database answers (grpcserver.Watch); NATS being
+		// down does not matter: writes wait in the outbox.
+		probe := pg.NewProbe(pool)
+		defer probe.Close()
+		probes[svc.name] = probe
 		srv.Health.SetServingStatus(svc.name, healthpb.HealthCheckResponse_SERVING)
 	}
 
-	lis, err := net.Listen("tcp", s.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("grpc listen: %w", err)
-	}
-	log.Info("serving", "services", names, "grpcAddr", lis.Addr().String(), "metricsAddr", s.MetricsAddr)
+	log.Info("serving", "services", names, "grpcAddr", lis.Addr().String(), "metricsAddr", s.MetricsAddr, "pprofAddr", s.PprofAddr)
 	if ready != nil {
 		ready(lis.Addr().String())
 	}
@@ -252,6 +291,9 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 		defer stopRelays()
 		return srv.Serve(gctx, lis, s.ShutdownTimeout)
 	})
+	for name, p := range probes {
+		g.Go(func() error { srv.Watch(gctx, name, p.Check); return nil })
+	}
 	for _, r := range relays {
 		g.Go(func() error { return r.Run(relayCtx, s.ShutdownTimeout) })
 	}
@@ -261,28 +303,88 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 	for _, w := range workers {
 		g.Go(func() error { return w(gctx) })
 	}
-	if s.MetricsAddr != "" {
-		g.Go(func() error { return serveHTTP(gctx, s.MetricsAddr, tel.MetricsHandler(), s.ShutdownTimeout) })
-	}
+	metrics.serve(gctx, g, metricsHandler(tel), s.ShutdownTimeout)
+	profiles.serve(gctx, g, pprofHandler(), s.ShutdownTimeout)
 	err = g.Wait()
 	log.Info("stopped", "services", names)
 	return err
 }
 
-// serveHTTP serves h on addr until ctx is done.
-func serveHTTP(ctx context.Context, addr string, h http.Handler, drain time.Duration) error {
+// httpListener is an HTTP port of the process besides the edge's: metrics,
+// profiles. A nil one is switched off.
+type httpListener struct {
+	name string
+	ln   net.Listener
+}
+
+// listenHTTP binds addr, the value of setting, for the HTTP server name;
+// it returns nil when addr is empty.
+func listenHTTP(name, setting, addr string) (*httpListener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := config.Listen(setting, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &httpListener{name: name, ln: ln}, nil
+}
+
+func (hl *httpListener) close() {
+	if hl != nil {
+		hl.ln.Close()
+	}
+}
+
+// serve serves h in g until ctx is done.
+func (hl *httpListener) serve(ctx context.Context, g *errgroup.Group, h http.Handler, drain time.Duration) {
+	if hl != nil {
+		g.Go(func() error { return serveHTTP(ctx, hl, h, drain) })
+	}
+}
+
+// metricsHandler serves /metrics for Prometheus, and nothing else: the
+// port is reachable from the whole cluster.
+func metricsHandler(tel *telemetry.Telemetry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", h)
-	// Profiles on the internal metrics port, for SREs chasing a hot path.
+	mux.Handle("/metrics", tel.MetricsHandler())
+	return mux
+}
+
+// pprofHandler serves Go's profiles. They show the program's insides and
+// cost CPU to take, so they are off unless pprof-addr is set, and then
+// only on loopback.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return mux
+}
+
+// isLoopback reports whether addr's host is a loopback name or address.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serveHTTP serves h on hl until ctx is done.
+func serveHTTP(ctx context.Context, hl *httpListener, h http.Handler, drain time.Duration) error {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
+	go func() { errc <- hs.Serve(hl.ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("metrics server: %w", err)
+		return fmt.Errorf("%s server: %w", hl.name, err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)

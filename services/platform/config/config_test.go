@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,4 +225,31 @@ func TestCheck(t *testing.T) {
 	if diff := cmp.Diff(want, messages(errors.Join(errs...))); diff != "" {
 		t.Errorf("Check errors (-want +got):\n%s", diff)
 	}
+}
+
+func TestListen(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+
+	_, err = config.Listen("socketmap-addr", addr)
+	want := "listen on " + addr + " (MAILPLANE_SOCKETMAP_ADDR): address already in use"
+	if err == nil || err.Error() != want {
+		t.Errorf("Listen on a taken port: %v, want %q", err, want)
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("Listen error %v is not EADDRINUSE", err)
+	}
+	_, err = config.Listen("grpc-addr", "nonsense")
+	if err == nil || !strings.HasPrefix(err.Error(), "listen on nonsense (MAILPLANE_GRPC_ADDR): ") {
+		t.Errorf("Listen on a bad address: %v", err)
+	}
+	ln, err := config.Listen("grpc-addr", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
 }

@@ -23,6 +23,10 @@ const (
 	Unauthenticated
 	Conflict
 	ResourceExhausted
+	// Unavailable: something the service needs (its database, another
+	// service) cannot be reached just now; the same request may succeed
+	// when tried again.
+	Unavailable
 )
 
 var kindNames = [...]string{
@@ -35,6 +39,7 @@ var kindNames = [...]string{
 	Unauthenticated:    "unauthenticated",
 	Conflict:           "conflict",
 	ResourceExhausted:  "resource exhausted",
+	Unavailable:        "unavailable",
 }
 
 func (k Kind) String() string {

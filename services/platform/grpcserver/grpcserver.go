@@ -101,6 +101,49 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, drain time.Duratio
 	return nil
 }
 
+// HealthInterval is how often Watch checks what a service needs, and
+// HealthTimeout how long one check may take: a probe reads a status at
+// most this old, and a check never piles up behind a slow database.
+const (
+	HealthInterval = 2 * time.Second
+	HealthTimeout  = time.Second
+)
+
+// Watch sets service's health status from check, run now and then every
+// HealthInterval, until ctx is done: SERVING while check succeeds,
+// NOT_SERVING while it fails. Readiness probes ask for service by name, so a
+// replica that cannot reach its database leaves the load balancer until it
+// can again; the whole server's status ("") stays as it is, for liveness,
+// since restarting the process would not bring the database back.
+func (s *Server) Watch(ctx context.Context, service string, check func(context.Context) error) {
+	var last error
+	first := true
+	for {
+		cctx, cancel := context.WithTimeout(ctx, HealthTimeout)
+		err := check(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil && (first || last == nil):
+			s.log.WarnContext(ctx, "not serving", "service", service, "error", err.Error())
+			s.Health.SetServingStatus(service, healthpb.HealthCheckResponse_NOT_SERVING)
+		case err == nil && (first || last != nil):
+			if !first {
+				s.log.InfoContext(ctx, "serving again", "service", service)
+			}
+			s.Health.SetServingStatus(service, healthpb.HealthCheckResponse_SERVING)
+		}
+		first, last = false, err
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(HealthInterval):
+		}
+	}
+}
+
 // kindCodes maps each error kind to its gRPC code: the one table.
 var kindCodes = map[errs.Kind]codes.Code{
 	errs.Internal:           codes.Internal,
@@ -112,16 +155,15 @@ var kindCodes = map[errs.Kind]codes.Code{
 	errs.Unauthenticated:    codes.Unauthenticated,
 	errs.Conflict:           codes.Aborted,
 	errs.ResourceExhausted:  codes.ResourceExhausted,
+	errs.Unavailable:        codes.Unavailable,
 }
 
 // Status converts err to a gRPC status: a classified error keeps its message
-// and details; anything else becomes a generic Internal.
+// and details; a failure to reach the database or another service is
+// Unavailable with a RetryInfo; anything else becomes a generic Internal.
 func Status(err error) *status.Status {
-	switch {
-	case errors.Is(err, context.Canceled):
+	if errors.Is(err, context.Canceled) {
 		return status.New(codes.Canceled, context.Canceled.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.New(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
 	}
 	// A status returned as is is a deliberate answer (grpc's own health
 	// service answers so). One wrapped in context comes from a call to
@@ -131,6 +173,9 @@ func Status(err error) *status.Status {
 	}
 	var e *errs.Error
 	if !errors.As(err, &e) {
+		e = classify(err)
+	}
+	if e == nil {
 		return status.New(codes.Internal, "internal error")
 	}
 	code, ok := kindCodes[e.Kind]
@@ -194,8 +239,12 @@ func (i *interceptors) errors(ctx context.Context, req any, info *grpc.UnaryServ
 // told.
 func (i *interceptors) mapError(ctx context.Context, method string, err error) error {
 	st := Status(err)
-	if st.Code() == codes.Internal {
+	switch {
+	case st.Code() == codes.Internal:
 		i.log.ErrorContext(ctx, "internal error", "method", method, "error", err.Error())
+	case st.Code() == codes.Unavailable && !errs.Is(err, errs.Unavailable):
+		// The caller hears "try again"; operators need the cause.
+		i.log.WarnContext(ctx, "unavailable", "method", method, "error", err.Error())
 	}
 	return st.Err()
 }

@@ -234,6 +234,13 @@ func checkStatus(t *testing.T, err error, want wantStatus) {
 	}
 }
 
+// unavailable is the answer to a failure to reach a dependency.
+var unavailable = wantStatus{
+	Code:    codes.Unavailable,
+	Message: "service unavailable; try again later",
+	Details: []proto.Message{&errdetails.RetryInfo{RetryDelay: durationpb.New(grpcserver.RetryAfter)}},
+}
+
 func TestErrorMapping(t *testing.T) {
 	const secret = "dial tcp 10.0.0.7:5432: password authentication failed for user mailplane"
 	tests := []struct {
@@ -320,9 +327,24 @@ func TestErrorMapping(t *testing.T) {
 		},
 		{
 			name:   "another service's status is translated, not forwarded",
-			err:    fmt.Errorf("check quota at billing.internal: %w", status.Error(codes.Unavailable, secret)),
+			err:    fmt.Errorf("check quota at billing.internal: %w", status.Error(codes.PermissionDenied, secret)),
 			want:   wantStatus{Code: codes.Internal, Message: "internal error"},
-			logged: "check quota at billing.internal: rpc error: code = Unavailable desc = " + secret,
+			logged: "check quota at billing.internal: rpc error: code = PermissionDenied desc = " + secret,
+		},
+		{
+			name: "another service unavailable is unavailable, without its words",
+			err:  fmt.Errorf("check quota at billing.internal: %w", status.Error(codes.Unavailable, secret)),
+			want: unavailable,
+		},
+		{
+			name: "another service too slow is unavailable",
+			err:  fmt.Errorf("check quota at billing.internal: %w", status.Error(codes.DeadlineExceeded, secret)),
+			want: unavailable,
+		},
+		{
+			name: "a deadline of our own is unavailable",
+			err:  fmt.Errorf("query: %w", context.DeadlineExceeded),
+			want: unavailable,
 		},
 		{
 			name: "a cancelled call stays cancelled",

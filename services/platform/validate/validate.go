@@ -26,7 +26,7 @@ type Validator struct {
 
 type fieldRule struct {
 	fd    protoreflect.FieldDescriptor
-	rules *apiv1.FieldRules // nil when only nested messages need a look
+	rules *apiv1.FieldRules // nil when the field has none of its own
 }
 
 // Check returns an InvalidArgument *errs.Error listing every violation in m,
@@ -41,32 +41,72 @@ func (v *Validator) Check(m proto.Message) error {
 }
 
 func (v *Validator) check(m protoreflect.Message, prefix string, vs *[]errs.FieldViolation) {
+	add := func(path, msg string) {
+		*vs = append(*vs, errs.FieldViolation{Field: path, Description: msg})
+	}
 	for _, fr := range v.rulesOf(m.Descriptor()) {
 		fd := fr.fd
 		path := prefix + fd.JSONName()
+		multiline := fr.rules.GetMultiline()
 		if fr.rules != nil {
 			if msg := violation(fr.rules, fd, m); msg != "" {
-				*vs = append(*vs, errs.FieldViolation{Field: path, Description: msg})
+				add(path, msg)
 				continue
 			}
 		}
-		if fd.Kind() != protoreflect.MessageKind || !m.Has(fd) {
+		if fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap() && m.Has(fd) {
+			if msg := Text(m.Get(fd).String(), multiline); msg != "" {
+				add(path, msg)
+				continue
+			}
+		}
+		if !m.Has(fd) {
 			continue
 		}
 		switch {
 		case fd.IsList():
 			l := m.Get(fd).List()
 			for i := range l.Len() {
-				v.check(l.Get(i).Message(), fmt.Sprintf("%s[%d].", path, i), vs)
+				elem := fmt.Sprintf("%s[%d]", path, i)
+				if fd.Kind() == protoreflect.StringKind {
+					if msg := Text(l.Get(i).String(), multiline); msg != "" {
+						add(elem, msg)
+					}
+					continue
+				}
+				v.check(l.Get(i).Message(), elem+".", vs)
 			}
-		case !fd.IsMap():
+		case fd.IsMap():
+			kd, vd := fd.MapKey(), fd.MapValue()
+			m.Get(fd).Map().Range(func(k protoreflect.MapKey, val protoreflect.Value) bool {
+				key := k.String()
+				if kd.Kind() == protoreflect.StringKind {
+					if msg := Text(key, false); msg != "" {
+						// The key itself is bad: name the map, not the key.
+						add(path, "key "+msg)
+						return true
+					}
+				}
+				elem := fmt.Sprintf("%s[%q]", path, key)
+				switch vd.Kind() {
+				case protoreflect.StringKind:
+					if msg := Text(val.String(), multiline); msg != "" {
+						add(elem, msg)
+					}
+				case protoreflect.MessageKind, protoreflect.GroupKind:
+					v.check(val.Message(), elem+".", vs)
+				}
+				return true
+			})
+		case fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind:
 			v.check(m.Get(fd).Message(), path+".", vs)
 		}
 	}
 }
 
-// rulesOf returns the fields of md that have rules or hold messages of our
-// own packages (which may have rules inside).
+// rulesOf returns the fields of md that need a look: those with rules, and
+// every string field and message field (every text a request carries is
+// checked, however deep).
 func (v *Validator) rulesOf(md protoreflect.MessageDescriptor) []fieldRule {
 	if r, ok := v.cache.Load(md.FullName()); ok {
 		return r.([]fieldRule)
@@ -79,13 +119,55 @@ func (v *Validator) rulesOf(md protoreflect.MessageDescriptor) []fieldRule {
 		if opts := fd.Options(); opts != nil && proto.HasExtension(opts, apiv1.E_Field) {
 			rules = proto.GetExtension(opts, apiv1.E_Field).(*apiv1.FieldRules)
 		}
-		nested := fd.Kind() == protoreflect.MessageKind && strings.HasPrefix(string(fd.Message().FullName()), "mailplane.")
-		if rules != nil || nested {
+		if rules != nil || holdsText(fd) {
 			out = append(out, fieldRule{fd: fd, rules: rules})
 		}
 	}
 	v.cache.Store(md.FullName(), out)
 	return out
+}
+
+// holdsText reports whether fd is, or may hold, a string.
+func holdsText(fd protoreflect.FieldDescriptor) bool {
+	if fd.IsMap() {
+		return holdsText(fd.MapKey()) || holdsText(fd.MapValue())
+	}
+	switch fd.Kind() {
+	case protoreflect.StringKind, protoreflect.MessageKind, protoreflect.GroupKind:
+		return true
+	}
+	return false
+}
+
+// Text checks s against the rule every text field follows, and returns what
+// is wrong with it or "". Text must be valid UTF-8 without NUL, control
+// characters (C0 other than tab, line feed and carriage return; DEL; C1) or
+// the bidi overrides and isolates that make text display in another order
+// than it is stored (U+202A-U+202E, U+2066-U+2069). Unless multiline, it
+// must also be one line: no tab, line feed or carriage return.
+//
+// PostgreSQL refuses NUL in text, so without this rule such a field would
+// reach the database and answer a 500; the other controls would end up in
+// mail headers, logs and the manager's screens.
+func Text(s string, multiline bool) string {
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			// U+FFFD itself is fine; a byte that decodes to nothing is not.
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+				return "must be valid UTF-8"
+			}
+		case r == '\t' || r == '\n' || r == '\r':
+			if !multiline {
+				return fmt.Sprintf("must be a single line (no tab or line break, found %U)", r)
+			}
+		case r < 0x20 || r >= 0x7f && r <= 0x9f:
+			return fmt.Sprintf("must not contain control characters (found %U)", r)
+		case r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069:
+			return fmt.Sprintf("must not contain bidirectional text controls (found %U)", r)
+		}
+	}
+	return ""
 }
 
 // violation describes what is wrong with field fd of m, or returns "".

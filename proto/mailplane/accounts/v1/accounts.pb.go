@@ -2486,7 +2486,7 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\blanguage\x18\x05 \x01(\tB\x06\xca\xf3\x18\x02\x18\x02R\blanguage\x12\x14\n" +
 	"\x05login\x18\x06 \x01(\tR\x05login\x12)\n" +
 	"\fphone_number\x18\a \x01(\tB\x06\xca\xf3\x18\x02(\x02R\vphoneNumber\x120\n" +
-	"\x14login_email_required\x18\b \x01(\bR\x12loginEmailRequired\"\x93\x02\n" +
+	"\x14login_email_required\x18\b \x01(\bR\x12loginEmailRequired\"\x95\x02\n" +
 	"\fOrganization\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\a\xca\xf3\x18\x03\x18\xc8\x01R\vdisplayName\x12;\n" +
@@ -2495,8 +2495,8 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12&\n" +
 	"\n" +
-	"legal_name\x18\x05 \x01(\tB\a\xca\xf3\x18\x03\x18\xc8\x01R\tlegalName\x12!\n" +
-	"\aaddress\x18\x06 \x01(\tB\a\xca\xf3\x18\x03\x18\xf4\x03R\aaddress\"\xd7\x01\n" +
+	"legal_name\x18\x05 \x01(\tB\a\xca\xf3\x18\x03\x18\xc8\x01R\tlegalName\x12#\n" +
+	"\aaddress\x18\x06 \x01(\tB\t\xca\xf3\x18\x05\x18\xf4\x038\x01R\aaddress\"\xd7\x01\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +

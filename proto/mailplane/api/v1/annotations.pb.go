@@ -95,7 +95,12 @@ type FieldRules struct {
 	// Syntax of a non-empty string.
 	Format Format `protobuf:"varint,5,opt,name=format,proto3,enum=mailplane.api.v1.Format" json:"format,omitempty"`
 	// The string must not be only white space.
-	NotBlank      bool `protobuf:"varint,6,opt,name=not_blank,json=notBlank,proto3" json:"not_blank,omitempty"`
+	NotBlank bool `protobuf:"varint,6,opt,name=not_blank,json=notBlank,proto3" json:"not_blank,omitempty"`
+	// The string may hold line breaks and tabs (a message body, a template).
+	// Every string field, with rules or without, refuses invalid UTF-8, NUL
+	// and other control characters, and bidi overrides; one that is not
+	// multiline also refuses line breaks and tabs.
+	Multiline     bool `protobuf:"varint,7,opt,name=multiline,proto3" json:"multiline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -168,6 +173,13 @@ func (x *FieldRules) GetFormat() Format {
 func (x *FieldRules) GetNotBlank() bool {
 	if x != nil {
 		return x.NotBlank
+	}
+	return false
+}
+
+func (x *FieldRules) GetMultiline() bool {
+	if x != nil {
+		return x.Multiline
 	}
 	return false
 }
@@ -267,7 +279,7 @@ var File_mailplane_api_v1_annotations_proto protoreflect.FileDescriptor
 
 const file_mailplane_api_v1_annotations_proto_rawDesc = "" +
 	"\n" +
-	"\"mailplane/api/v1/annotations.proto\x12\x10mailplane.api.v1\x1a google/protobuf/descriptor.proto\"\xce\x01\n" +
+	"\"mailplane/api/v1/annotations.proto\x12\x10mailplane.api.v1\x1a google/protobuf/descriptor.proto\"\xec\x01\n" +
 	"\n" +
 	"FieldRules\x12\x1a\n" +
 	"\brequired\x18\x01 \x01(\bR\brequired\x12\x1b\n" +
@@ -275,7 +287,8 @@ const file_mailplane_api_v1_annotations_proto_rawDesc = "" +
 	"\tmax_chars\x18\x03 \x01(\rR\bmaxChars\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\rR\bmaxBytes\x120\n" +
 	"\x06format\x18\x05 \x01(\x0e2\x18.mailplane.api.v1.FormatR\x06format\x12\x1b\n" +
-	"\tnot_blank\x18\x06 \x01(\bR\bnotBlank\"U\n" +
+	"\tnot_blank\x18\x06 \x01(\bR\bnotBlank\x12\x1c\n" +
+	"\tmultiline\x18\a \x01(\bR\tmultiline\"U\n" +
 	"\vMethodRules\x12\x16\n" +
 	"\x06public\x18\x01 \x01(\bR\x06public\x12.\n" +
 	"\x13allow_login_pending\x18\x02 \x01(\bR\x11allowLoginPending*C\n" +

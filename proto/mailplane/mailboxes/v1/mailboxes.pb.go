@@ -4146,12 +4146,12 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x10device_passwords\x18\x01 \x03(\v2&.mailplane.mailboxes.v1.DevicePasswordR\x0fdevicePasswords\"9\n" +
 	"\x1bDeleteDevicePasswordRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x1e\n" +
-	"\x1cDeleteDevicePasswordResponse\"\x96\x02\n" +
+	"\x1cDeleteDevicePasswordResponse\"\x98\x02\n" +
 	"\tAutoReply\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12!\n" +
-	"\asubject\x18\x03 \x01(\tB\a\xca\xf3\x18\x03\x18\xc8\x01R\asubject\x12!\n" +
-	"\amessage\x18\x04 \x01(\tB\a\xca\xf3\x18\x03\x18\x90NR\amessage\x129\n" +
+	"\asubject\x18\x03 \x01(\tB\a\xca\xf3\x18\x03\x18\xc8\x01R\asubject\x12#\n" +
+	"\amessage\x18\x04 \x01(\tB\t\xca\xf3\x18\x05\x18\x90N8\x01R\amessage\x129\n" +
 	"\n" +
 	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12#\n" +
@@ -4189,11 +4189,11 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x11GetBulkJobRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"G\n" +
 	"\x12GetBulkJobResponse\x121\n" +
-	"\x03job\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.BulkJobR\x03job\"\xac\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.BulkJobR\x03job\"\xae\x01\n" +
 	"\tSignature\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
-	"\fdisplay_name\x18\x02 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\vdisplayName\x12#\n" +
-	"\btemplate\x18\x03 \x01(\tB\a\xca\xf3\x18\x03\x18\x90NR\btemplate\x12;\n" +
+	"\fdisplay_name\x18\x02 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\vdisplayName\x12%\n" +
+	"\btemplate\x18\x03 \x01(\tB\t\xca\xf3\x18\x05\x18\x90N8\x01R\btemplate\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\"\x81\x01\n" +
 	"\x16CreateSignatureRequest\x12\x1e\n" +
