@@ -1,0 +1,369 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+// Request bodies are JSON, and only JSON: a field or enum name the API does
+// not know is refused rather than dropped (a dropped one can make a request
+// do something else than asked, e.g. a device password for every protocol
+// when the one named was misspelt), and so is text after the document.
+
+// jsonMarshaler is protojson with unknown fields and enum names refused.
+func jsonMarshaler() runtime.Marshaler {
+	return &runtime.HTTPBodyMarshaler{Marshaler: &strictJSON{JSONPb: runtime.JSONPb{
+		// grpc-gateway's default marshaler emits every unset field; answer
+		// with the fields that are set, as protojson does by default.
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}}
+}
+
+// strictJSON decodes with runtime.JSONPb and, when it refuses a body, finds
+// the member at fault.
+type strictJSON struct {
+	runtime.JSONPb
+}
+
+// Unmarshal decodes data, one JSON document, into v.
+func (m *strictJSON) Unmarshal(data []byte, v any) error {
+	if err := checkJSON(data); err != nil {
+		return err
+	}
+	if err := m.JSONPb.Unmarshal(data, v); err != nil {
+		return explain(data, v, err)
+	}
+	return nil
+}
+
+// NewDecoder returns a decoder of the whole of r as one JSON document. An
+// empty body decodes as io.EOF, which the generated handlers take as an
+// empty message.
+func (m *strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(data)) == 0 {
+			return io.EOF
+		}
+		return m.Unmarshal(data, v)
+	})
+}
+
+// bodyError is a request body the edge refused. The generated handlers turn
+// a decoding error into a status with its text (status.Errorf("%v")), so the
+// field travels in the text and errorHandler takes it out again
+// (parseBodyError) to answer a google.rpc.BadRequest naming it.
+type bodyError struct {
+	field string // JSON path, e.g. "address.kind"; empty: the body as a whole
+	desc  string
+}
+
+const (
+	bodyErrorPrefix      = "request body: "
+	bodyFieldErrorPrefix = "request body field "
+)
+
+func (e *bodyError) Error() string {
+	if e.field == "" {
+		return bodyErrorPrefix + e.desc
+	}
+	return bodyFieldErrorPrefix + strconv.Quote(e.field) + ": " + e.desc
+}
+
+// parseBodyError returns the bodyError whose text msg is.
+func parseBodyError(msg string) (*bodyError, bool) {
+	if desc, ok := strings.CutPrefix(msg, bodyErrorPrefix); ok {
+		return &bodyError{desc: desc}, true
+	}
+	rest, ok := strings.CutPrefix(msg, bodyFieldErrorPrefix)
+	if !ok {
+		return nil, false
+	}
+	q, err := strconv.QuotedPrefix(rest)
+	if err != nil {
+		return nil, false
+	}
+	desc, ok := strings.CutPrefix(rest[len(q):], ": ")
+	field, err := strconv.Unquote(q)
+	if !ok || err != nil {
+		return nil, false
+	}
+	return &bodyError{field: field, desc: desc}, true
+}
+
+// checkJSON refuses data unless it is exactly one JSON document.
+func checkJSON(data []byte) error {
+	d := json.NewDecoder(bytes.NewReader(data))
+	var v json.RawMessage
+	if err := d.Decode(&v); err != nil {
+		return &bodyError{desc: "not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return &bodyError{desc: "text after the JSON document"}
+	}
+	return nil
+}
+
+// explain describes why protojson refused data for v: the first member, in
+// key order, that it refuses on its own, found by decoding one member at a
+// time. Failing that, protojson's own words.
+func explain(data []byte, v any, err error) error {
+	if md := descriptorOf(v); md != nil {
+		if be := badMember(md, data, ""); be != nil {
+			return be
+		}
+	}
+	// protojson's errors start with "proto:" and a space or a no-break
+	// space, chosen at random per build so that nobody matches on them.
+	msg := strings.TrimLeft(strings.TrimPrefix(err.Error(), "proto:"), " \u00a0")
+	return &bodyError{desc: msg}
+}
+
+// descriptorOf returns the message descriptor of v, a message or a pointer
+// to a message pointer (a body that is one field of the request).
+func descriptorOf(v any) protoreflect.MessageDescriptor {
+	if m, ok := v.(proto.Message); ok {
+		return m.ProtoReflect().Descriptor()
+	}
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Pointer {
+		return nil
+	}
+	if m, ok := reflect.New(t.Elem().Elem()).Interface().(proto.Message); ok {
+		return m.ProtoReflect().Descriptor()
+	}
+	return nil
+}
+
+// badMember returns the first member of the JSON object data that protojson
+// refuses for md, or nil if it finds none.
+func badMember(md protoreflect.MessageDescriptor, data []byte, path string) *bodyError {
+	if wellKnown(md) {
+		return &bodyError{field: path, desc: "must be " + wellKnownForm(md)}
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return &bodyError{field: path, desc: "must be a JSON object"}
+	}
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		v := obj[k]
+		p := joinPath(path, k)
+		fd := md.Fields().ByJSONName(k)
+		if fd == nil {
+			fd = md.Fields().ByName(protoreflect.Name(k))
+		}
+		if fd == nil {
+			return &bodyError{field: p, desc: "unknown field"}
+		}
+		if accepts(md, k, v) {
+			continue
+		}
+		switch {
+		case fd.IsList():
+			var elems []json.RawMessage
+			if json.Unmarshal(v, &elems) != nil {
+				return &bodyError{field: p, desc: "must be a JSON array"}
+			}
+			for i, e := range elems {
+				ep := p + "[" + strconv.Itoa(i) + "]"
+				if be := badValue(fd, e, ep, func() bool { return accepts(md, k, listOf(e)) }); be != nil {
+					return be
+				}
+			}
+		case fd.IsMap():
+			var m map[string]json.RawMessage
+			if json.Unmarshal(v, &m) != nil {
+				return &bodyError{field: p, desc: "must be a JSON object"}
+			}
+			for _, key := range slices.Sorted(maps.Keys(m)) {
+				e := m[key]
+				ep := p + "[" + strconv.Quote(key) + "]"
+				one, _ := json.Marshal(map[string]json.RawMessage{key: e})
+				if be := badValue(fd.MapValue(), e, ep, func() bool { return accepts(md, k, one) }); be != nil {
+					return be
+				}
+			}
+		default:
+			if be := badValue(fd, v, p, func() bool { return false }); be != nil {
+				return be
+			}
+		}
+	}
+	return nil
+}
+
+// badValue describes what is wrong with v, a value of a field (one element
+// of a list or map field) that ok reports whether protojson accepts.
+func badValue(fd protoreflect.FieldDescriptor, v []byte, path string, ok func() bool) *bodyError {
+	if fd.Message() != nil && !wellKnown(fd.Message()) {
+		return badMember(fd.Message(), v, path)
+	}
+	if ok() {
+		return nil
+	}
+	return &bodyError{field: path, desc: describe(fd, v)}
+}
+
+// accepts reports whether protojson takes {"key": v} as a message of md.
+func accepts(md protoreflect.MessageDescriptor, key string, v []byte) bool {
+	one, err := json.Marshal(map[string]json.RawMessage{key: v})
+	if err != nil {
+		return false
+	}
+	return protojson.Unmarshal(one, dynamicpb.NewMessage(md)) == nil
+}
+
+func listOf(v []byte) []byte {
+	return append(append([]byte("["), v...), ']')
+}
+
+func joinPath(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+// maxEnumNames bounds the values an unknown enum name's error lists.
+const maxEnumNames = 20
+
+// describe says what a value of fd must be.
+func describe(fd protoreflect.FieldDescriptor, v []byte) string {
+	switch fd.Kind() {
+	case protoreflect.EnumKind:
+		var names []string
+		values := fd.Enum().Values()
+		for i := range values.Len() {
+			if n := string(values.Get(i).Name()); !strings.HasSuffix(n, "_UNSPECIFIED") && len(names) < maxEnumNames {
+				names = append(names, n)
+			}
+		}
+		return fmt.Sprintf("unknown value %s; one of %s", v, strings.Join(names, ", "))
+	case protoreflect.BoolKind:
+		return "must be true or false"
+	case protoreflect.StringKind:
+		return "must be a string"
+	case protoreflect.BytesKind:
+		return "must be a base64 string"
+	case protoreflect.FloatKind, protoreflect.DoubleKind:
+		return "must be a number"
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return "must be " + wellKnownForm(fd.Message())
+	default:
+		return "must be an integer"
+	}
+}
+
+// wellKnown reports whether protojson gives md a JSON form of its own.
+func wellKnown(md protoreflect.MessageDescriptor) bool {
+	return md.ParentFile() != nil && md.ParentFile().Package() == "google.protobuf"
+}
+
+func wellKnownForm(md protoreflect.MessageDescriptor) string {
+	switch md.FullName() {
+	case "google.protobuf.Timestamp":
+		return `an RFC 3339 time, e.g. "2026-01-02T15:04:05Z"`
+	case "google.protobuf.Duration":
+		return `a duration in seconds, e.g. "1.5s"`
+	case "google.protobuf.FieldMask":
+		return `field names separated by commas, e.g. "displayName,legalName"`
+	}
+	if wellKnown(md) {
+		return "a valid " + string(md.Name())
+	}
+	return "a JSON object"
+}
+
+// jsonContentType reports whether a request body of content type ct is
+// JSON: application/json or application/*+json, in UTF-8.
+func jsonContentType(ct string) bool {
+	typ, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	sub, ok := strings.CutPrefix(typ, "application/")
+	if !ok || sub != "json" && !strings.HasSuffix(sub, "+json") {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
+}
+
+// checkBody is the mux middleware that refuses a request body that is not
+// JSON (415), too large (413) or not exactly one JSON document (400) before
+// the route's handler sees it. Requests without a body pass, whatever their
+// Content-Type; the CSV upload checks its own body.
+func checkBody(mux *runtime.ServeMux) runtime.Middleware {
+	return func(next runtime.HandlerFunc) runtime.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+			if r.Body == nil || r.Body == http.NoBody || strings.HasSuffix(r.URL.Path, bulkCreateVerb) {
+				next(w, r, params)
+				return
+			}
+			_, out := runtime.MarshalerForRequest(mux, r)
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				runtime.HTTPError(r.Context(), mux, out, w, r, bodyReadError(err))
+				return
+			}
+			if len(body) > 0 {
+				if !jsonContentType(r.Header.Get("Content-Type")) {
+					runtime.HTTPError(r.Context(), mux, out, w, r, notJSONError())
+					return
+				}
+				if err := checkJSON(body); err != nil {
+					runtime.HTTPError(r.Context(), mux, out, w, r, status.Error(codes.InvalidArgument, err.Error()))
+					return
+				}
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			next(w, r, params)
+		}
+	}
+}
+
+// notJSONError is the 415 of a body that is not JSON.
+func notJSONError() error {
+	return &runtime.HTTPStatusError{
+		HTTPStatus: http.StatusUnsupportedMediaType,
+		Err:        status.Error(codes.InvalidArgument, "send the request body as JSON with Content-Type: application/json"),
+	}
+}
+
+// bodyReadError is the error of a request body that could not be read:
+// 413 when it is larger than the edge takes.
+func bodyReadError(err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return &runtime.HTTPStatusError{
+			HTTPStatus: http.StatusRequestEntityTooLarge,
+			Err:        status.Errorf(codes.InvalidArgument, "the request body is larger than %d MiB", tooBig.Limit>>20),
+		}
+	}
+	return &runtime.HTTPStatusError{
+		HTTPStatus: http.StatusBadRequest,
+		Err:        status.Error(codes.InvalidArgument, "could not read the request body"),
+	}
+}
