@@ -9,12 +9,14 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -71,35 +73,48 @@ func (m *strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 	})
 }
 
-// bodyError is a request body the edge refused. The generated handlers turn
-// a decoding error into a status with its text (status.Errorf("%v")), so the
-// field travels in the text and errorHandler takes it out again
-// (parseBodyError) to answer a google.rpc.BadRequest naming it.
-type bodyError struct {
-	field string // JSON path, e.g. "address.kind"; empty: the body as a whole
+// inputError is a part of a request the edge refused: a member of the body,
+// a query parameter, a header. The generated handlers turn a decoding error
+// into a status with its text (status.Errorf("%v")), so the field travels in
+// the text and errorHandler takes it out again (parseInputError) to answer a
+// google.rpc.BadRequest naming it.
+type inputError struct {
+	// field is the JSON path in the body ("address.kind"), the query
+	// parameter or the header; empty: the body as a whole.
+	field string
 	desc  string
+	// query tells that field is a query parameter.
+	query bool
 }
 
 const (
 	bodyErrorPrefix      = "request body: "
 	bodyFieldErrorPrefix = "request body field "
+	queryErrorPrefix     = "query parameter "
 )
 
-func (e *bodyError) Error() string {
-	if e.field == "" {
+func (e *inputError) Error() string {
+	switch {
+	case e.query:
+		return queryErrorPrefix + strconv.Quote(e.field) + ": " + e.desc
+	case e.field == "":
 		return bodyErrorPrefix + e.desc
 	}
 	return bodyFieldErrorPrefix + strconv.Quote(e.field) + ": " + e.desc
 }
 
-// parseBodyError returns the bodyError whose text msg is.
-func parseBodyError(msg string) (*bodyError, bool) {
+// parseInputError returns the inputError whose text msg is.
+func parseInputError(msg string) (*inputError, bool) {
 	if desc, ok := strings.CutPrefix(msg, bodyErrorPrefix); ok {
-		return &bodyError{desc: desc}, true
+		return &inputError{desc: desc}, true
 	}
 	rest, ok := strings.CutPrefix(msg, bodyFieldErrorPrefix)
+	query := false
 	if !ok {
-		return nil, false
+		if rest, ok = strings.CutPrefix(msg, queryErrorPrefix); !ok {
+			return nil, false
+		}
+		query = true
 	}
 	q, err := strconv.QuotedPrefix(rest)
 	if err != nil {
@@ -110,7 +125,55 @@ func parseBodyError(msg string) (*bodyError, bool) {
 	if !ok || err != nil {
 		return nil, false
 	}
-	return &bodyError{field: field, desc: desc}, true
+	return &inputError{field: field, desc: desc, query: query}, true
+}
+
+// strictQuery is grpc-gateway's query parser with unknown parameters
+// refused (a misspelt filter would otherwise list everything).
+type strictQuery struct {
+	runtime.DefaultQueryParser
+}
+
+// Parse sets msg's fields from the query parameters in values, except those
+// in filter (bound from the path or the body).
+func (p *strictQuery) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	// One parameter at a time, so that an error names its parameter.
+	seen := make(map[string]bool, len(values))
+	for _, key := range slices.Sorted(maps.Keys(values)) {
+		name, entry := key, ""
+		if i := strings.IndexByte(key, '['); i > 0 && strings.HasSuffix(key, "]") {
+			name, entry = key[:i], key[i:] // a map entry: labels[key]=value
+		}
+		md := msg.ProtoReflect().Descriptor()
+		var path []string
+		for seg := range strings.SplitSeq(name, ".") {
+			var fd protoreflect.FieldDescriptor
+			if md != nil {
+				if fd = md.Fields().ByName(protoreflect.Name(seg)); fd == nil {
+					fd = md.Fields().ByJSONName(seg)
+				}
+			}
+			if fd == nil {
+				return &inputError{field: key, desc: "unknown query parameter", query: true}
+			}
+			path = append(path, string(fd.Name()))
+			md = nil
+			if fd.Message() != nil && !fd.IsList() && !fd.IsMap() && !wellKnown(fd.Message()) {
+				md = fd.Message()
+			}
+		}
+		// Its proto name and its JSON name both set a field: refuse
+		// both at once rather than keep either.
+		field := strings.Join(path, ".") + entry
+		if seen[field] {
+			return &inputError{field: key, desc: "sets a field another parameter sets", query: true}
+		}
+		seen[field] = true
+		if err := p.DefaultQueryParser.Parse(msg, url.Values{key: values[key]}, filter); err != nil {
+			return &inputError{field: key, desc: err.Error(), query: true}
+		}
+	}
+	return nil
 }
 
 // checkJSON refuses data unless it is exactly one JSON document.
@@ -118,10 +181,10 @@ func checkJSON(data []byte) error {
 	d := json.NewDecoder(bytes.NewReader(data))
 	var v json.RawMessage
 	if err := d.Decode(&v); err != nil {
-		return &bodyError{desc: "not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+		return &inputError{desc: "not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
 	}
 	if _, err := d.Token(); err != io.EOF {
-		return &bodyError{desc: "text after the JSON document"}
+		return &inputError{desc: "text after the JSON document"}
 	}
 	return nil
 }
@@ -138,7 +201,7 @@ func explain(data []byte, v any, err error) error {
 	// protojson's errors start with "proto:" and a space or a no-break
 	// space, chosen at random per build so that nobody matches on them.
 	msg := strings.TrimLeft(strings.TrimPrefix(err.Error(), "proto:"), " \u00a0")
-	return &bodyError{desc: msg}
+	return &inputError{desc: msg}
 }
 
 // descriptorOf returns the message descriptor of v, a message or a pointer
@@ -159,13 +222,13 @@ func descriptorOf(v any) protoreflect.MessageDescriptor {
 
 // badMember returns the first member of the JSON object data that protojson
 // refuses for md, or nil if it finds none.
-func badMember(md protoreflect.MessageDescriptor, data []byte, path string) *bodyError {
+func badMember(md protoreflect.MessageDescriptor, data []byte, path string) *inputError {
 	if wellKnown(md) {
-		return &bodyError{field: path, desc: "must be " + wellKnownForm(md)}
+		return &inputError{field: path, desc: "must be " + wellKnownForm(md)}
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(data, &obj); err != nil {
-		return &bodyError{field: path, desc: "must be a JSON object"}
+		return &inputError{field: path, desc: "must be a JSON object"}
 	}
 	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		v := obj[k]
@@ -175,7 +238,7 @@ func badMember(md protoreflect.MessageDescriptor, data []byte, path string) *bod
 			fd = md.Fields().ByName(protoreflect.Name(k))
 		}
 		if fd == nil {
-			return &bodyError{field: p, desc: "unknown field"}
+			return &inputError{field: p, desc: "unknown field"}
 		}
 		if accepts(md, k, v) {
 			continue
@@ -184,7 +247,7 @@ func badMember(md protoreflect.MessageDescriptor, data []byte, path string) *bod
 		case fd.IsList():
 			var elems []json.RawMessage
 			if json.Unmarshal(v, &elems) != nil {
-				return &bodyError{field: p, desc: "must be a JSON array"}
+				return &inputError{field: p, desc: "must be a JSON array"}
 			}
 			for i, e := range elems {
 				ep := p + "[" + strconv.Itoa(i) + "]"
@@ -195,7 +258,7 @@ func badMember(md protoreflect.MessageDescriptor, data []byte, path string) *bod
 		case fd.IsMap():
 			var m map[string]json.RawMessage
 			if json.Unmarshal(v, &m) != nil {
-				return &bodyError{field: p, desc: "must be a JSON object"}
+				return &inputError{field: p, desc: "must be a JSON object"}
 			}
 			for _, key := range slices.Sorted(maps.Keys(m)) {
 				e := m[key]
@@ -216,14 +279,14 @@ func badMember(md protoreflect.MessageDescriptor, data []byte, path string) *bod
 
 // badValue describes what is wrong with v, a value of a field (one element
 // of a list or map field) that ok reports whether protojson accepts.
-func badValue(fd protoreflect.FieldDescriptor, v []byte, path string, ok func() bool) *bodyError {
+func badValue(fd protoreflect.FieldDescriptor, v []byte, path string, ok func() bool) *inputError {
 	if fd.Message() != nil && !wellKnown(fd.Message()) {
 		return badMember(fd.Message(), v, path)
 	}
 	if ok() {
 		return nil
 	}
-	return &bodyError{field: path, desc: describe(fd, v)}
+	return &inputError{field: path, desc: describe(fd, v)}
 }
 
 // accepts reports whether protojson takes {"key": v} as a message of md.

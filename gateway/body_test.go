@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -38,6 +39,13 @@ func (echoes) CreateDevicePassword(_ context.Context, req *mailboxespb.CreateDev
 
 func (echoes) UpdateOrganization(_ context.Context, req *accountspb.UpdateOrganizationRequest) (*accountspb.UpdateOrganizationResponse, error) {
 	return &accountspb.UpdateOrganizationResponse{Organization: req.GetOrganization()}, nil
+}
+
+func (echoes) ListMembers(_ context.Context, req *accountspb.ListMembersRequest) (*accountspb.ListMembersResponse, error) {
+	return &accountspb.ListMembersResponse{
+		Members:       []*accountspb.Member{{Name: req.GetParent(), DisplayName: strconv.Itoa(int(req.GetPageSize()))}},
+		NextPageToken: req.GetPageToken(),
+	}, nil
 }
 
 // startEchoes serves echoes, fakeAuth and fakeUsers on a loopback port.
@@ -293,5 +301,37 @@ func TestBulkCreateJSON(t *testing.T) {
 	case rec := <-got:
 		t.Errorf("the backend got a refused request: %q", rec.csv)
 	default:
+	}
+}
+
+// TestUnknownQueryParametersRefused: a query parameter the API does not know
+// is a 400 naming it, like an unknown body field, not ignored.
+func TestUnknownQueryParametersRefused(t *testing.T) {
+	h := newEdge(t, Config{AccountsAddr: startEchoes(t)}, nil)
+	const members = "/v1/organizations/acme/members"
+
+	for _, tt := range []struct{ query, wantField string }{
+		{"pageSise=10", "pageSise"},
+		{"pageSize=ten", "pageSize"},
+		{"pageToken=a&page_token=b", "page_token"},
+		{"member.role=x", "member.role"},
+	} {
+		t.Run(tt.query, func(t *testing.T) {
+			w := serve(h, httptest.NewRequest(http.MethodGet, members+"?"+tt.query, nil))
+			if field, _ := violation(t, w); w.Code != http.StatusBadRequest || field != tt.wantField {
+				t.Errorf("got %d %s, want 400 naming %s", w.Code, w.Body, tt.wantField)
+			}
+		})
+	}
+	for _, query := range []string{"pageSize=10&pageToken=t", "page_size=10&page_token=t", "pageSize=10&pageToken=t&parent=organizations/other"} {
+		t.Run(query, func(t *testing.T) {
+			w := serve(h, httptest.NewRequest(http.MethodGet, members+"?"+query, nil))
+			want := map[string]any{"members": []any{map[string]any{"name": "organizations/acme", "displayName": "10"}}, "nextPageToken": "t"}
+			var got map[string]any
+			json.Unmarshal(w.Body.Bytes(), &got)
+			if w.Code != http.StatusOK || !cmp.Equal(want, got) {
+				t.Errorf("got %d %s, want 200 %v", w.Code, w.Body, want)
+			}
+		})
 	}
 }

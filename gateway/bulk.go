@@ -128,7 +128,7 @@ func registerBulk(mux *runtime.ServeMux, mailboxes *grpc.ClientConn) error {
 			// the generated routes, the path names the parent.
 			req = &mailboxespb.CreateBulkJobRequest{}
 			if err := in.Unmarshal(body, req); err != nil {
-				var be *bodyError
+				var be *inputError
 				if errors.As(err, &be) {
 					err = be.status()
 				}

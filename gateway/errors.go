@@ -39,7 +39,7 @@ func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 		if st.Code() == codes.InvalidArgument && len(st.Details()) == 0 {
 			// A body the JSON decoder refused, as the generated handlers
 			// report it: name the field.
-			if be, ok := parseBodyError(st.Message()); ok {
+			if be, ok := parseInputError(st.Message()); ok {
 				err = be.status()
 			}
 		}
@@ -67,7 +67,7 @@ const unavailableRetryAfter = 2 * time.Second
 
 // status is e as a google.rpc.Status: INVALID_ARGUMENT, with a BadRequest
 // naming the field when there is one.
-func (e *bodyError) status() error {
+func (e *inputError) status() error {
 	if e.field == "" {
 		return status.Error(codes.InvalidArgument, e.Error())
 	}

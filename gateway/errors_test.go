@@ -65,7 +65,7 @@ func TestStatusAgreesWithCode(t *testing.T) {
 		{name: "backend: rate limited", method: "POST", path: "/v1/auth:signIn", contentType: "application/json", body: signIn("limited@example.com"), wantStatus: 429},
 		{name: "backend: unavailable", method: "POST", path: "/v1/auth:signIn", contentType: "application/json", body: signIn("down@example.com"), wantStatus: 503},
 		{name: "API token refused", method: "GET", path: "/v1/users/me", header: map[string]string{"Authorization": "Bearer mpt_secret"}, wantStatus: 401},
-		{name: "backend: unimplemented", method: "GET", path: "/v1/organizations/acme/members", wantStatus: 501},
+		{name: "backend: unimplemented", method: "GET", path: "/v1/organizations/acme/auditEntries", wantStatus: 501},
 		{name: "backend unreachable", h: dead, method: "GET", path: "/v1/users/me", wantStatus: 503},
 		{name: "bulk: not CSV", method: "POST", path: bulk, contentType: "application/xml", body: "<a/>", wantStatus: 415},
 		{name: "bulk: too large", method: "POST", path: bulk, contentType: "text/csv", body: strings.Repeat("a\n", maxBulkBytes/2+1), wantStatus: 413},

@@ -163,6 +163,9 @@ func newMux(ctx context.Context, accounts, mailboxes *grpc.ClientConn, backends 
 		// the method an X-HTTP-Method-Override header names.
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
+		// grpc-gateway keeps the query parser in a package variable: every
+		// edge in the process sets the same stateless one.
+		runtime.SetQueryParameterParser(&strictQuery{}),
 	)
 	registers := []struct {
 		name     string

@@ -87,7 +87,7 @@ func checkIdempotencyKey(mux *runtime.ServeMux) runtime.Middleware {
 			keys, sent := r.Header[idempotencyKeyHeader]
 			if sent && (len(keys) != 1 || keys[0] == "" || len(keys[0]) > maxIdempotencyKey || !printableASCII(keys[0])) {
 				_, out := runtime.MarshalerForRequest(mux, r)
-				be := &bodyError{field: idempotencyKeyHeader, desc: fmt.Sprintf("must be one value of 1 to %d printable ASCII characters", maxIdempotencyKey)}
+				be := &inputError{field: idempotencyKeyHeader, desc: fmt.Sprintf("must be one value of 1 to %d printable ASCII characters", maxIdempotencyKey)}
 				runtime.HTTPError(r.Context(), mux, out, w, r, be.status())
 				return
 			}
