@@ -335,3 +335,21 @@ func TestUnknownQueryParametersRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestFormPostsNotRerouted: a form POST (which any web page can make a
+// browser send) is not turned into the GET of its path, nor into the method
+// an X-HTTP-Method-Override header names, as grpc-gateway does by default.
+func TestFormPostsNotRerouted(t *testing.T) {
+	addr, _ := startBackend(t)
+	h := newEdge(t, Config{AccountsAddr: addr}, nil)
+
+	for _, override := range []string{"", "GET"} {
+		r := request(http.MethodPost, "/v1/users/me", "application/x-www-form-urlencoded", "a=b")
+		if override != "" {
+			r.Header.Set("X-HTTP-Method-Override", override)
+		}
+		if w := serve(h, r); w.Code != http.StatusMethodNotAllowed {
+			t.Errorf("form POST with override %q: status = %d, want 405; body %s", override, w.Code, w.Body)
+		}
+	}
+}
