@@ -250,6 +250,9 @@ func badMember(md protoreflect.MessageDescriptor, data []byte, path string) *inp
 				return &inputError{field: p, desc: "must be a JSON array"}
 			}
 			for i, e := range elems {
+				if i == maxExplainedElements {
+					return &inputError{field: p, desc: "holds a value that is not valid"}
+				}
 				ep := p + "[" + strconv.Itoa(i) + "]"
 				if be := badValue(fd, e, ep, func() bool { return accepts(md, k, listOf(e)) }); be != nil {
 					return be
@@ -260,7 +263,10 @@ func badMember(md protoreflect.MessageDescriptor, data []byte, path string) *inp
 			if json.Unmarshal(v, &m) != nil {
 				return &inputError{field: p, desc: "must be a JSON object"}
 			}
-			for _, key := range slices.Sorted(maps.Keys(m)) {
+			for i, key := range slices.Sorted(maps.Keys(m)) {
+				if i == maxExplainedElements {
+					return &inputError{field: p, desc: "holds a value that is not valid"}
+				}
 				e := m[key]
 				ep := p + "[" + strconv.Quote(key) + "]"
 				one, _ := json.Marshal(map[string]json.RawMessage{key: e})
@@ -282,6 +288,17 @@ func badMember(md protoreflect.MessageDescriptor, data []byte, path string) *inp
 func badValue(fd protoreflect.FieldDescriptor, v []byte, path string, ok func() bool) *inputError {
 	if fd.Message() != nil && !wellKnown(fd.Message()) {
 		return badMember(fd.Message(), v, path)
+	}
+	if fd.Kind() == protoreflect.EnumKind {
+		// The usual case, answered without decoding again: an enum name
+		// must be one of the enum's (a number is taken as it is).
+		var name string
+		if json.Unmarshal(v, &name) == nil {
+			if fd.Enum().Values().ByName(protoreflect.Name(name)) != nil {
+				return nil
+			}
+			return &inputError{field: path, desc: describe(fd, v)}
+		}
 	}
 	if ok() {
 		return nil
@@ -308,6 +325,11 @@ func joinPath(path, k string) string {
 	}
 	return path + "." + k
 }
+
+// maxExplainedElements bounds the elements of a list (entries of a map)
+// checked one by one for the culprit, which may cost a decoding each: a
+// 4 MiB body holds a million.
+const maxExplainedElements = 1000
 
 // maxEnumNames bounds the values an unknown enum name's error lists.
 const maxEnumNames = 20

@@ -147,6 +147,12 @@ func TestUnknownFieldsRefused(t *testing.T) {
 			wantField: "address.quotaBytes", wantDesc: "must be an integer",
 		},
 		{
+			name:   "a bad value deep in a long list",
+			method: http.MethodPost, path: devicePwPath,
+			body:      `{"deviceName":"iPhone","protocols":[` + strings.Repeat(`"MAIL_PROTOCOL_IMAP",`, 1500) + `"IMAP"]}`,
+			wantField: "protocols", wantDesc: "holds a value that is not valid",
+		},
+		{
 			name:   "object expected",
 			method: http.MethodPost, path: addressesPath,
 			body:      `{"address":"anna"}`,
@@ -350,6 +356,27 @@ func TestFormPostsNotRerouted(t *testing.T) {
 		}
 		if w := serve(h, r); w.Code != http.StatusMethodNotAllowed {
 			t.Errorf("form POST with override %q: status = %d, want 405; body %s", override, w.Code, w.Body)
+		}
+	}
+}
+
+// TestInputErrorText: what the generated handlers make of an inputError's
+// text is parsed back to the same error, whatever the field holds.
+func TestInputErrorText(t *testing.T) {
+	for _, want := range []*inputError{
+		{desc: "text after the JSON document"},
+		{field: "address.kind", desc: `unknown value "X"; one of A, B`},
+		{field: `labels["a\": b"]`, desc: "must be a string"},
+		{field: "pageSise", desc: "unknown query parameter", query: true},
+	} {
+		got, ok := parseInputError(want.Error())
+		if !ok || *got != *want {
+			t.Errorf("parseInputError(%q) = %+v, %v; want %+v", want.Error(), got, ok, want)
+		}
+	}
+	for _, msg := range []string{"", "invalid request", `request body field "unterminated: x`, `request body field "a" no colon`} {
+		if got, ok := parseInputError(msg); ok {
+			t.Errorf("parseInputError(%q) = %+v, want none", msg, got)
 		}
 	}
 }
