@@ -399,11 +399,13 @@ func jsonContentType(ct string) bool {
 // checkBody is the mux middleware that refuses a request body that is not
 // JSON (415), too large (413) or not exactly one JSON document (400) before
 // the route's handler sees it. Requests without a body pass, whatever their
-// Content-Type; the CSV upload checks its own body.
+// Content-Type, and so do GET and DELETE, whose routes take no body and
+// never read one; the CSV upload checks its own body.
 func checkBody(mux *runtime.ServeMux) runtime.Middleware {
 	return func(next runtime.HandlerFunc) runtime.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-			if r.Body == nil || r.Body == http.NoBody || strings.HasSuffix(r.URL.Path, bulkCreateVerb) {
+			takesBody := r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch
+			if !takesBody || r.Body == nil || r.Body == http.NoBody || strings.HasSuffix(r.URL.Path, bulkCreateVerb) {
 				next(w, r, params)
 				return
 			}

@@ -242,6 +242,9 @@ func TestBodyRefused(t *testing.T) {
 		// An empty body is an empty message, which the backend judges.
 		{name: "empty body", contentType: "text/plain", wantStatus: 400, wantMessage: "invalid request"},
 		{name: "unknown route", path: "/v1/nothing:here", contentType: "text/plain", body: signIn, wantStatus: 404},
+		// A route that takes no body ignores one (this backend has no
+		// such method: 501 shows the request reached it).
+		{name: "a body where none is taken", method: http.MethodDelete, path: "/v1/organizations/acme/members/u1", contentType: "text/plain", body: "x", wantStatus: 501},
 		{name: "too large", contentType: "application/json", body: `{"email":"` + strings.Repeat("a", maxBodyBytes) + `"}`, wantStatus: 413, wantMessage: "the request body is larger than 4 MiB"},
 	}
 	for _, tt := range tests {
