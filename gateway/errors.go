@@ -128,15 +128,13 @@ func consistent(err error) error {
 			}
 		}
 	} else if runtime.HTTPStatusFromCode(st.Code()) != httpErr.HTTPStatus {
-		p := st.Proto()
-		p.Code = int32(codes.Unknown)
-		if c, ok := statusCodes[httpErr.HTTPStatus]; ok {
-			p.Code = int32(c)
-		} else {
+		c, ok := statusCodes[httpErr.HTTPStatus]
+		if !ok {
 			// No code says this status: answer the code's own.
-			httpErr.HTTPStatus = runtime.HTTPStatusFromCode(st.Code())
-			return httpErr
+			return &runtime.HTTPStatusError{HTTPStatus: runtime.HTTPStatusFromCode(st.Code()), Err: st.Err()}
 		}
+		p := st.Proto()
+		p.Code = int32(c)
 		st = status.FromProto(p)
 	}
 	return &runtime.HTTPStatusError{HTTPStatus: httpErr.HTTPStatus, Err: st.Err()}
