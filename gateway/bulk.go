@@ -21,17 +21,24 @@ const (
 	// The CSV routes of BulkService. The generated handlers speak JSON only
 	// (the file would travel base64-encoded in a JSON string), so these two
 	// are written by hand: the template downloads as a .csv file, and the
-	// upload is the file itself as the request body. GetBulkJob keeps its
-	// generated JSON route.
+	// upload is the file itself as the request body, or the JSON form
+	// {"csv": base64}. GetBulkJob keeps its generated JSON route.
 	bulkTemplatePath   = "/v1/organizations/{organization}/mailServices/{mail_service}/addresses:template"
 	bulkCreatePath     = "/v1/organizations/{organization}/mailServices/{mail_service}/addresses:bulkCreate"
 	bulkTemplateMethod = "/mailplane.mailboxes.v1.BulkService/GetBulkTemplate"
 	bulkCreateMethod   = "/mailplane.mailboxes.v1.BulkService/CreateBulkJob"
 
+	// bulkCreateVerb ends the path of a bulk upload, which sets its own
+	// body limit and takes CSV as well as JSON.
+	bulkCreateVerb = "/addresses:bulkCreate"
+
 	// maxBulkBytes caps an uploaded file (100,000 rows at ~170 bytes). Note
 	// that the edge-wide maxBodyBytes applies first, and the backend takes
 	// messages up to its grpc.MaxRecvMsgSize (4 MiB by default).
 	maxBulkBytes = 16 << 20
+	// maxBulkJSONBytes caps the JSON form of an upload: the file in base64
+	// (4 bytes per 3) and room for the braces and the name.
+	maxBulkJSONBytes = (maxBulkBytes+2)/3*4 + 1<<10
 )
 
 // bulkContentTypes are the types a CSV file is sent with: browsers on
@@ -77,14 +84,16 @@ func registerBulk(mux *runtime.ServeMux, mailboxes *grpc.ClientConn) error {
 	}
 
 	err = mux.HandlePath(http.MethodPost, bulkCreatePath, func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-		_, out := runtime.MarshalerForRequest(mux, r)
+		in, out := runtime.MarshalerForRequest(mux, r)
 		fail := func(httpStatus int, code codes.Code, msg string) {
 			runtime.HTTPError(r.Context(), mux, out, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: status.Error(code, msg)})
 		}
-		if ct := r.Header.Get("Content-Type"); ct != "" {
+		ct := r.Header.Get("Content-Type")
+		isJSON := ct != "" && jsonContentType(ct)
+		if ct != "" && !isJSON {
 			typ, ps, err := mime.ParseMediaType(ct)
 			if err != nil || !bulkContentTypes[typ] {
-				fail(http.StatusUnsupportedMediaType, codes.InvalidArgument, "send the file as the request body with Content-Type: text/csv")
+				fail(http.StatusUnsupportedMediaType, codes.InvalidArgument, `send the file as the request body with Content-Type: text/csv, or as {"csv": "<the file in base64>"} with Content-Type: application/json`)
 				return
 			}
 			if cs, ok := ps["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
@@ -97,20 +106,43 @@ func registerBulk(mux *runtime.ServeMux, mailboxes *grpc.ClientConn) error {
 			runtime.HTTPError(r.Context(), mux, out, w, r, err)
 			return
 		}
+		limit := int64(maxBulkBytes)
+		if isJSON {
+			limit = maxBulkJSONBytes
+		}
 		// The edge-wide limit may be lower than ours: it wraps the body
 		// first, and answers the same error.
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBulkBytes))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				fail(http.StatusRequestEntityTooLarge, codes.InvalidArgument, fmt.Sprintf("the file is larger than %d MiB; split it into several files", tooBig.Limit>>20))
+				fail(http.StatusRequestEntityTooLarge, codes.InvalidArgument, fmt.Sprintf("the file is larger than %d MiB; split it into several files", maxBulkBytes>>20))
 				return
 			}
 			fail(http.StatusBadRequest, codes.InvalidArgument, "could not read the request body")
 			return
 		}
+		req := &mailboxespb.CreateBulkJobRequest{Csv: body}
+		if isJSON {
+			// The JSON form of the request, for gRPC-minded clients. As on
+			// the generated routes, the path names the parent.
+			req = &mailboxespb.CreateBulkJobRequest{}
+			if err := in.Unmarshal(body, req); err != nil {
+				var be *inputError
+				if errors.As(err, &be) {
+					err = be.status()
+				}
+				runtime.HTTPError(r.Context(), mux, out, w, r, err)
+				return
+			}
+			if len(req.GetCsv()) > maxBulkBytes {
+				fail(http.StatusRequestEntityTooLarge, codes.InvalidArgument, fmt.Sprintf("the file is larger than %d MiB; split it into several files", maxBulkBytes>>20))
+				return
+			}
+		}
+		req.Parent = parent(params)
 		var md runtime.ServerMetadata
-		resp, err := client.CreateBulkJob(ctx, &mailboxespb.CreateBulkJobRequest{Parent: parent(params), Csv: body},
+		resp, err := client.CreateBulkJob(ctx, req,
 			grpc.Header(&md.HeaderMD), grpc.Trailer(&md.TrailerMD), grpc.MaxCallSendMsgSize(maxBulkBytes+1<<10))
 		if err != nil {
 			if st := status.Convert(err); st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max") {

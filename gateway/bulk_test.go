@@ -177,7 +177,7 @@ func TestBulkCreate(t *testing.T) {
 	}
 
 	// What is not a UTF-8 CSV file never reaches the service.
-	for _, ct := range []string{"application/json", "multipart/form-data; boundary=x", "text/csv; charset=windows-1252"} {
+	for _, ct := range []string{"application/xml", "multipart/form-data; boundary=x", "text/csv; charset=windows-1252", "application/json; charset=latin1"} {
 		w := post(ct, file)
 		decode(w, &st)
 		if w.Code != http.StatusUnsupportedMediaType || st.Code != int(codes.InvalidArgument) {

@@ -22,7 +22,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	accountsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/mailboxes/v1"
@@ -110,7 +109,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 	limited := http.MaxBytesHandler(routes, maxBodyBytes)
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A bulk CSV upload is larger; its handler sets its own limit.
-		if strings.HasSuffix(r.URL.Path, "/addresses:bulkCreate") {
+		if strings.HasSuffix(r.URL.Path, bulkCreateVerb) {
 			routes.ServeHTTP(w, r)
 			return
 		}
@@ -149,18 +148,28 @@ const roundRobin = `{"loadBalancingConfig": [{"round_robin": {}}]}`
 // through the grpc-gateway mux too, so that an unknown path or a wrong method
 // gets the same JSON error as everywhere else.
 func newMux(ctx context.Context, accounts, mailboxes *grpc.ClientConn, backends []backend, trusted []netip.Prefix, log *slog.Logger) (*runtime.ServeMux, error) {
-	mux := runtime.NewServeMux(
-		// grpc-gateway's default marshaler emits every unset field; answer
-		// with the fields that are set, as protojson does by default.
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
-			Marshaler: &runtime.JSONPb{
-				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
-				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-			},
-		}),
+	var mux *runtime.ServeMux
+	mux = runtime.NewServeMux(
+		// Every request body is JSON, whatever the Content-Type says
+		// (checkBody refuses other types before the decoder runs).
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler()),
 		runtime.WithErrorHandler(errorHandler(log)),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithMetadata(outgoingMetadata(trusted)),
+		// Middlewares run on routed requests only: an unknown path is a
+		// 404 whatever its body. mux is set by the time they run.
+		runtime.WithMiddlewares(
+			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkBody(mux)(next) },
+			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkIdempotencyKey(mux)(next) },
+		),
+		// A form POST (which a browser sends cross-site without asking)
+		// would otherwise be routed to the GET route of its path, or to
+		// the method an X-HTTP-Method-Override header names.
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithDisableHTTPMethodOverride(),
+		// grpc-gateway keeps the query parser in a package variable: every
+		// edge in the process sets the same stateless one.
+		runtime.SetQueryParameterParser(&strictQuery{}),
 	)
 	registers := []struct {
 		name     string

@@ -65,6 +65,14 @@ func (fakeAuth) SignIn(_ context.Context, req *accountspb.SignInRequest) (*accou
 		})
 	case "wrong@example.com":
 		return nil, status.Error(codes.Unauthenticated, "wrong email or password")
+	case "down@example.com":
+		// As a service answers when its database is out of reach.
+		return nil, status.Error(codes.Unavailable, "database unavailable")
+	case "busy@example.com":
+		st, _ := status.New(codes.Unavailable, "password checks are busy").WithDetails(
+			&errdetails.ErrorInfo{Reason: "PASSWORD_CHECKS_BUSY", Domain: "mailplane"},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(5 * time.Second)})
+		return nil, st.Err()
 	}
 	return &accountspb.SignInResponse{AccessToken: "access", TokenType: "Bearer"}, nil
 }
@@ -223,7 +231,7 @@ func TestErrors(t *testing.T) {
 		{
 			name:   "field violation",
 			method: http.MethodPost, path: "/v1/auth:signIn",
-			body:       `{"password":"x","unknownField":1}`,
+			body:       `{"password":"x"}`,
 			wantStatus: http.StatusBadRequest,
 			want: rpcStatus{Code: 3, Message: "invalid request", Details: []map[string]any{{
 				"@type":           "type.googleapis.com/google.rpc.BadRequest",
@@ -247,7 +255,9 @@ func TestErrors(t *testing.T) {
 			name:   "wrong method",
 			method: http.MethodDelete, path: "/v1/users/me",
 			wantStatus: http.StatusMethodNotAllowed,
-			want:       rpcStatus{Code: 12, Message: "Method Not Allowed"},
+			want: rpcStatus{Code: 12, Message: "Method Not Allowed", Details: []map[string]any{
+				{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "METHOD_NOT_ALLOWED", "domain": "mailplane"},
+			}},
 		},
 	}
 	for _, tt := range tests {
@@ -449,7 +459,7 @@ func TestCORS(t *testing.T) {
 	allowedPreflight := map[string]string{
 		"Access-Control-Allow-Origin":  app,
 		"Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
-		"Access-Control-Allow-Headers": "Authorization, Content-Type, X-Request-Id",
+		"Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key, X-Request-Id",
 		"Access-Control-Max-Age":       "7200",
 		"Vary":                         "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
 	}

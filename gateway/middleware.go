@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/felixge/httpsnoop"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -59,7 +61,38 @@ func outgoingMetadata(trusted []netip.Prefix) func(context.Context, *http.Reques
 		if id := requestIDFrom(r.Context()); id != "" {
 			md.Set("x-request-id", id)
 		}
+		// checkIdempotencyKey has refused a key that is not valid.
+		if key := r.Header.Get(idempotencyKeyHeader); key != "" {
+			md.Set("idempotency-key", key)
+		}
 		return md
+	}
+}
+
+// idempotencyKeyHeader names the key a client gives a create so that
+// sending it again answers the first outcome again instead of creating
+// twice (the services keep the outcomes; AIP-155's request_id, in a header).
+const idempotencyKeyHeader = "Idempotency-Key"
+
+// maxIdempotencyKey is the longest Idempotency-Key taken.
+const maxIdempotencyKey = 128
+
+// checkIdempotencyKey is the mux middleware that refuses a request whose
+// Idempotency-Key is not one value of 1 to 128 printable ASCII characters,
+// so that what the backends get as "idempotency-key" is always one valid
+// key.
+func checkIdempotencyKey(mux *runtime.ServeMux) runtime.Middleware {
+	return func(next runtime.HandlerFunc) runtime.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+			keys, sent := r.Header[idempotencyKeyHeader]
+			if sent && (len(keys) != 1 || keys[0] == "" || len(keys[0]) > maxIdempotencyKey || !printableASCII(keys[0])) {
+				_, out := runtime.MarshalerForRequest(mux, r)
+				be := &inputError{field: idempotencyKeyHeader, desc: fmt.Sprintf("must be one value of 1 to %d printable ASCII characters", maxIdempotencyKey)}
+				runtime.HTTPError(r.Context(), mux, out, w, r, be.status())
+				return
+			}
+			next(w, r, params)
+		}
 	}
 }
 
@@ -164,7 +197,7 @@ func cors(origins []string, next http.Handler) http.Handler {
 			if ok {
 				h.Set("Access-Control-Allow-Origin", origin)
 				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, X-Request-Id")
 				h.Set("Access-Control-Max-Age", "7200") // the most Chromium honours
 			}
 			// A disallowed origin gets no CORS headers, which is how a

@@ -27,10 +27,10 @@ trap 'kill -INT $pid; wait $pid || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf http://$HTTP/readyz >/dev/null && break; sleep 0.2; done
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-curl -sf -X POST http://$HTTP/v1/auth:signUp -d '{"email":"bench@example.com","password":"benchmark password","displayName":"Bench","organizationDisplayName":"Bench"}' >/dev/null
-token=$(curl -sf -X POST http://$HTTP/v1/auth:signIn -d '{"email":"bench@example.com","password":"benchmark password"}' | json '["accessToken"]')
+curl -sf -X POST http://$HTTP/v1/auth:signUp -H 'Content-Type: application/json' -d '{"email":"bench@example.com","password":"benchmark password","displayName":"Bench","organizationDisplayName":"Bench"}' >/dev/null
+token=$(curl -sf -X POST http://$HTTP/v1/auth:signIn -H 'Content-Type: application/json' -d '{"email":"bench@example.com","password":"benchmark password"}' | json '["accessToken"]')
 org=$(curl -sf http://$HTTP/v1/users/me -H "Authorization: Bearer $token" | json '["memberships"][0]["name"].split("/members")[0]')
-ms=$(curl -sf -X POST http://$HTTP/v1/$org/mailServices -H "Authorization: Bearer $token" -d '{"domain":"bench.example"}' | json '["name"]')
+ms=$(curl -sf -X POST http://$HTTP/v1/$org/mailServices -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d '{"domain":"bench.example"}' | json '["name"]')
 
 cat >"$work/create.lua" <<LUA
 local n = 0

@@ -63,10 +63,10 @@ for n in $ROWS; do
 	pid=$!
 	for _ in $(seq 1 100); do curl -sf http://$HTTP/readyz >/dev/null && break; sleep 0.2; done
 
-	org=$(curl -sf -X POST http://$HTTP/v1/auth:signUp -d '{"email":"bench@example.com","password":"benchmark password","displayName":"Bench","organizationDisplayName":"Bench"}' | json 'd["organization"]["name"]')
-	token=$(curl -sf -X POST http://$HTTP/v1/auth:signIn -d '{"email":"bench@example.com","password":"benchmark password"}' | json 'd["accessToken"]')
+	org=$(curl -sf -X POST http://$HTTP/v1/auth:signUp -H 'Content-Type: application/json' -d '{"email":"bench@example.com","password":"benchmark password","displayName":"Bench","organizationDisplayName":"Bench"}' | json 'd["organization"]["name"]')
+	token=$(curl -sf -X POST http://$HTTP/v1/auth:signIn -H 'Content-Type: application/json' -d '{"email":"bench@example.com","password":"benchmark password"}' | json 'd["accessToken"]')
 	auth="Authorization: Bearer $token"
-	ms=$(curl -sf -X POST -H "$auth" http://$HTTP/v1/$org/mailServices -d '{"domain":"bench.example"}' | json 'd["name"]')
+	ms=$(curl -sf -X POST -H "$auth" http://$HTTP/v1/$org/mailServices -H 'Content-Type: application/json' -d '{"domain":"bench.example"}' | json 'd["name"]')
 	csv "$n" "$work/file.csv"
 	size=$(stat -c %s "$work/file.csv")
 

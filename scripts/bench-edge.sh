@@ -27,8 +27,8 @@ trap 'kill -INT $pid; wait $pid || true; rm -rf "$data"' EXIT
 [ -n "${PROFILE:-}" ] && echo "profiling at http://127.0.0.1:16060/debug/pprof/"
 for _ in $(seq 1 100); do curl -sf http://$HTTP/readyz >/dev/null && break; sleep 0.2; done
 
-curl -sf -X POST http://$HTTP/v1/auth:signUp -d '{"email":"bench@example.com","password":"benchmark password","displayName":"Bench","organizationDisplayName":"Bench"}' >/dev/null
-token=$(curl -sf -X POST http://$HTTP/v1/auth:signIn -d '{"email":"bench@example.com","password":"benchmark password"}' |
+curl -sf -X POST http://$HTTP/v1/auth:signUp -H 'Content-Type: application/json' -d '{"email":"bench@example.com","password":"benchmark password","displayName":"Bench","organizationDisplayName":"Bench"}' >/dev/null
+token=$(curl -sf -X POST http://$HTTP/v1/auth:signIn -H 'Content-Type: application/json' -d '{"email":"bench@example.com","password":"benchmark password"}' |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
 
 tck=$(getconf CLK_TCK)

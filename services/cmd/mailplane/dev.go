@@ -293,7 +293,7 @@ Mailplane is running.
   REST edge  %[1]s   (OpenAPI: %[1]s/openapi.json)
   gRPC       %[2]s
 Sign in as the demo owner:
-  curl -s -X POST %[1]s/v1/auth:signIn -d '{"email":"%[3]s","password":"%[4]s"}'
+  curl -s -X POST %[1]s/v1/auth:signIn -H 'Content-Type: application/json' -d '{"email":"%[3]s","password":"%[4]s"}'
 then call the API with the accessToken:
   curl -s %[1]s/v1/users/me -H "Authorization: Bearer $TOKEN"
 Ctrl-C stops everything; data stays in the data directory for the next run.
