@@ -206,3 +206,15 @@ func TestRevocationTakesEffect(t *testing.T) {
 		t.Errorf("errors logged:\n%s", first.out)
 	}
 }
+
+// TestReplayWindowChecked: a process without accounts still reads
+// access-token-ttl, to know how far back to replay revocations; a value
+// that would replay nothing stops it at start, naming the setting.
+func TestReplayWindowChecked(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(nil)
+	err := serve(context.Background(), []string{"mailboxes", "--database-url", "postgres://nowhere/db", "--accounts-addr", "127.0.0.1:1",
+		"--token-public-key", base64.StdEncoding.EncodeToString(pub), "--access-token-ttl", "-15m"}, func(string) string { return "" }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "access-token-ttl") {
+		t.Errorf("serve mailboxes with a negative access-token-ttl: %v, want an error naming access-token-ttl", err)
+	}
+}

@@ -78,6 +78,12 @@ func (s *settings) validate(names []string) error {
 		errs = append(errs, s.Mailboxes.Validate()...)
 		config.Check(&errs, s.Mailboxes.AccountsAddr != "" || slices.Contains(names, "accounts"), "accounts-addr", "required when accounts is not served by this process")
 	}
+	if !slices.Contains(names, "accounts") {
+		// Accounts checks it too; here it only says how far back to replay
+		// revocations (followRevocations).
+		ttl := s.Accounts.AccessTokenTTL
+		config.Check(&errs, ttl >= time.Minute && ttl <= 24*time.Hour, "access-token-ttl", "want between 1m and 24h, got %s", ttl)
+	}
 	if slices.Contains(names, "accounts") {
 		errs = append(errs, s.Accounts.Validate()...)
 		// A mismatched pair would only show as 401s on every call.
