@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/felixge/httpsnoop"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"google.golang.org/grpc"
@@ -20,9 +21,12 @@ const apiTokenPrefix = "mpt_"
 // exchanger swaps API token secrets in the Authorization header for the
 // short-lived access tokens the services verify themselves, so that no
 // service has to look API tokens up. It caches each exchange until shortly
-// before the access token expires: a revoked API token stops working within
-// that lifetime (a minute), and an active one costs accounts one call a
-// minute per edge replica.
+// before the access token expires, so an active token costs accounts one
+// call a minute per edge replica. Revoking an API token revokes its access
+// tokens in every service at once (they follow the revocations); the first
+// 401 a service answers for a cached access token drops it, and the next
+// call exchanges again, which a revoked token fails. So the edge needs no
+// NATS of its own to honour a revocation within the services' delay.
 type exchanger struct {
 	client accountsv1.AuthServiceClient
 	mux    *runtime.ServeMux
@@ -51,15 +55,36 @@ func (x *exchanger) wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		access, err := x.exchange(r.Context(), strings.TrimSpace(secret))
+		secret = strings.TrimSpace(secret)
+		access, err := x.exchange(r.Context(), secret)
 		if err != nil {
 			_, outbound := runtime.MarshalerForRequest(x.mux, r)
 			runtime.HTTPError(r.Context(), x.mux, outbound, w, r, err)
 			return
 		}
 		r.Header.Set("Authorization", "Bearer "+access)
-		next.ServeHTTP(w, r)
+		refused := false
+		next.ServeHTTP(httpsnoop.Wrap(w, httpsnoop.Hooks{
+			WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
+				return func(code int) {
+					refused = refused || code == http.StatusUnauthorized
+					next(code)
+				}
+			},
+		}), r)
+		if refused {
+			x.forget(secret)
+		}
 	})
+}
+
+// forget drops secret's cached exchange: a service refused its access
+// token, most likely because the API token was revoked.
+func (x *exchanger) forget(secret string) {
+	key := sha256.Sum256([]byte(secret))
+	x.mu.Lock()
+	delete(x.cache, key)
+	x.mu.Unlock()
 }
 
 // exchange returns a valid access token for secret.

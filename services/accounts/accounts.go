@@ -66,7 +66,7 @@ type Config struct {
 
 // Register adds the settings to l.
 func (c *Config) Register(l *config.Loader) {
-	l.Duration(&c.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens")
+	l.Duration(&c.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens; every service also replays this much of the revoked sessions at start")
 	l.Duration(&c.RefreshTokenTTL, "refresh-token-ttl", 30*24*time.Hour, "lifetime of refresh tokens")
 	l.Int(&c.SignInPerEmail, "sign-in-limit-per-email", 10, "sign-in attempts allowed per email in a window")
 	l.Int(&c.SignInPerClient, "sign-in-limit-per-client", 100, "sign-in attempts allowed per client address in a window")

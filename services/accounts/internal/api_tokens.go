@@ -34,8 +34,8 @@ type APIToken struct {
 	RevokeTime     *time.Time
 }
 
-// apiTokenAccessTTL is how long an access token exchanged for an API token
-// lives, and so how long a revoked API token may still be honoured.
+// apiTokenAccessTTL is the longest an access token exchanged for an API
+// token lives; revoking the token ends them at once (SessionsRevoked).
 const apiTokenAccessTTL = time.Minute
 
 // API token secrets read "mpt_<token id in hex>_<32 random bytes, base64url>":
@@ -113,8 +113,9 @@ func (s *Store) APITokens(ctx context.Context, org uuid.UUID) ([]*APIToken, erro
 
 var errAPITokenNotFound = errs.E(errs.NotFound, "API token not found")
 
-// RevokeAPIToken revokes org's token id on behalf of c.
-func (s *Store) RevokeAPIToken(ctx context.Context, c Caller, org, id uuid.UUID) error {
+// RevokeAPIToken revokes org's token id on behalf of c; the access tokens
+// exchanged for it, which expire by until, stop working everywhere at once.
+func (s *Store) RevokeAPIToken(ctx context.Context, c Caller, org, id uuid.UUID, until time.Time) error {
 	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, revokeAPIToken, id, org)
 		if err != nil {
@@ -122,6 +123,9 @@ func (s *Store) RevokeAPIToken(ctx context.Context, c Caller, org, id uuid.UUID)
 		}
 		if tag.RowsAffected() == 0 {
 			return errAPITokenNotFound
+		}
+		if err := publishRevoked(ctx, tx, []uuid.UUID{id}, until, accountsv1.RevocationReason_REVOCATION_REASON_API_TOKEN_REVOKED); err != nil {
+			return err
 		}
 		return insertAudit(ctx, tx, c.audit(org, "accounts.apiToken.delete", apiTokenName(org, id), nil))
 	})
@@ -227,7 +231,7 @@ func (s *Server) DeleteApiToken(ctx context.Context, req *accountsv1.DeleteApiTo
 		s.auditRefusal(ctx, c.audit(org, "accounts.apiToken.delete", req.GetName(), nil), err)
 		return nil, err
 	}
-	if err := s.store.RevokeAPIToken(ctx, c, org, id); err != nil {
+	if err := s.store.RevokeAPIToken(ctx, c, org, id, time.Now().Add(s.exchangeTTL())); err != nil {
 		return nil, err
 	}
 	return &accountsv1.DeleteApiTokenResponse{}, nil
@@ -245,7 +249,7 @@ func (s *Server) ExchangeApiToken(ctx context.Context, req *accountsv1.ExchangeA
 	if err != nil {
 		return nil, err
 	}
-	ttl := min(apiTokenAccessTTL, s.signer.TTL())
+	ttl := s.exchangeTTL()
 	if t.ExpireTime != nil {
 		ttl = min(ttl, t.ExpireTime.Sub(now))
 	}
@@ -255,6 +259,10 @@ func (s *Server) ExchangeApiToken(ctx context.Context, req *accountsv1.ExchangeA
 	}
 	return &accountsv1.ExchangeApiTokenResponse{AccessToken: access, ExpiresIn: int32(max(ttl/time.Second, 1))}, nil
 }
+
+// exchangeTTL is how long an access token exchanged for an API token
+// lives.
+func (s *Server) exchangeTTL() time.Duration { return min(apiTokenAccessTTL, s.signer.TTL()) }
 
 func parseAPITokenName(field, name string) (string, uuid.UUID, error) {
 	parts := strings.Split(name, "/")

@@ -132,6 +132,10 @@ func (s *Server) DeleteCurrentUser(ctx context.Context, req *accountsv1.DeleteCu
 				}
 			}
 		}
+		// Before the row goes, and its sessions with it (cascade).
+		if err := revokeSessionsOf(ctx, tx, id, s.sessionsEnd(), accountsv1.RevocationReason_REVOCATION_REASON_USER_DELETED); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, deleteUser, id); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}

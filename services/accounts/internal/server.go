@@ -118,10 +118,11 @@ func (s *Server) SignIn(ctx context.Context, req *accountsv1.SignInRequest) (*ac
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateRefreshToken(ctx, u.ID, refreshHash, time.Now().Add(s.refreshTTL)); err != nil {
+	session, err := s.store.CreateRefreshToken(ctx, u.ID, refreshHash, time.Now().Add(s.refreshTTL))
+	if err != nil {
 		return nil, err
 	}
-	access, err := s.accessToken(u)
+	access, err := s.accessToken(u, session.String())
 	if err != nil {
 		return nil, err
 	}
@@ -143,16 +144,16 @@ func (s *Server) limit(ctx context.Context, key string, allowed int) error {
 	return nil
 }
 
-// accessToken signs u's access token: a full one, or, while u must choose a
-// new login email, one that allows only that.
-func (s *Server) accessToken(u *User) (string, error) {
-	sign := s.signer.Sign
-	if u.LoginPending {
-		sign = s.signer.SignLoginPending
-	}
-	tok, _, err := sign(u.ID.String(), time.Now())
+// accessToken signs u's access token in session sid: a full one, or, while
+// u must choose a new login email, one that allows only that.
+func (s *Server) accessToken(u *User, sid string) (string, error) {
+	tok, _, err := s.signer.SignSession(u.ID.String(), sid, u.LoginPending, time.Now())
 	return tok, err
 }
+
+// sessionsEnd is when the access tokens issued until now have all expired:
+// how long a revocation made now must be remembered.
+func (s *Server) sessionsEnd() time.Time { return time.Now().Add(s.signer.TTL()) }
 
 // Refresh rotates a refresh token and issues a new access token.
 func (s *Server) Refresh(ctx context.Context, req *accountsv1.RefreshRequest) (*accountsv1.RefreshResponse, error) {
@@ -160,7 +161,7 @@ func (s *Server) Refresh(ctx context.Context, req *accountsv1.RefreshRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	id, err := s.store.RotateRefreshToken(ctx, hashRefreshToken(req.GetRefreshToken()), refreshHash, time.Now().Add(s.refreshTTL))
+	id, session, err := s.store.RotateRefreshToken(ctx, hashRefreshToken(req.GetRefreshToken()), refreshHash, time.Now().Add(s.refreshTTL), s.sessionsEnd())
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
@@ -168,16 +169,17 @@ func (s *Server) Refresh(ctx context.Context, req *accountsv1.RefreshRequest) (*
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
-	access, err := s.accessToken(u)
+	access, err := s.accessToken(u, session.String())
 	if err != nil {
 		return nil, err
 	}
 	return &accountsv1.RefreshResponse{AccessToken: access, RefreshToken: refresh, ExpiresIn: int32(s.signer.TTL().Seconds()), TokenType: "Bearer"}, nil
 }
 
-// SignOut revokes a refresh token.
+// SignOut ends the session of a refresh token; its access tokens stop
+// working everywhere at once.
 func (s *Server) SignOut(ctx context.Context, req *accountsv1.SignOutRequest) (*accountsv1.SignOutResponse, error) {
-	if err := s.store.RevokeRefreshToken(ctx, hashRefreshToken(req.GetRefreshToken())); err != nil {
+	if err := s.store.RevokeRefreshToken(ctx, hashRefreshToken(req.GetRefreshToken()), s.sessionsEnd()); err != nil {
 		return nil, err
 	}
 	return &accountsv1.SignOutResponse{}, nil

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -85,6 +87,17 @@ UPDATE refresh_tokens SET revoke_time = now() WHERE token_hash = $1 AND revoke_t
 
 	revokeFamily = `
 UPDATE refresh_tokens SET revoke_time = now() WHERE family_id = $1 AND revoke_time IS NULL`
+
+	// revokeFamilyOf ends the session a refresh token belongs to, whether
+	// that token is its current one or was rotated already.
+	revokeFamilyOf = `
+UPDATE refresh_tokens SET revoke_time = now()
+WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoke_time IS NULL
+RETURNING family_id`
+
+	revokeUserSessions = `
+UPDATE refresh_tokens SET revoke_time = now() WHERE user_id = $1 AND revoke_time IS NULL
+RETURNING family_id`
 
 	// hitAttempts counts one attempt in key's window, starting a new window
 	// when the current one is over.
@@ -369,28 +382,56 @@ func (s *Store) DeleteMember(ctx context.Context, c Caller, org, target uuid.UUI
 	})
 }
 
-// CreateRefreshToken stores a new session's refresh token.
-func (s *Store) CreateRefreshToken(ctx context.Context, user uuid.UUID, hash []byte, expire time.Time) error {
+// CreateRefreshToken stores a new session's refresh token and returns the
+// session's id (the token family's), which its access tokens carry.
+func (s *Store) CreateRefreshToken(ctx context.Context, user uuid.UUID, hash []byte, expire time.Time) (uuid.UUID, error) {
 	family, err := uuid.NewV7()
 	if err != nil {
-		return err
+		return uuid.Nil, err
 	}
 	if _, err := s.pool.Exec(ctx, insertRefreshToken, hash, family, user, expire); err != nil {
-		return fmt.Errorf("insert refresh token: %w", err)
+		return uuid.Nil, fmt.Errorf("insert refresh token: %w", err)
 	}
-	return nil
+	return family, nil
+}
+
+// publishRevoked writes, in tx, the event that has every service refuse
+// the access tokens of sessions from now on; until is when the last of
+// them expires.
+func publishRevoked(ctx context.Context, tx pgx.Tx, sessions []uuid.UUID, until time.Time, why accountsv1.RevocationReason) error {
+	if len(sessions) == 0 {
+		return nil
+	}
+	ev := &accountsv1.SessionsRevoked{ExpireTime: timestamppb.New(until), Reason: why}
+	for _, id := range sessions {
+		if !slices.Contains(ev.SessionIds, id.String()) {
+			ev.SessionIds = append(ev.SessionIds, id.String())
+		}
+	}
+	return outbox.Write(ctx, tx, auth.RevocationSubject, ev)
+}
+
+// revokeSessionsOf ends all of user's sessions in tx and publishes it;
+// until is when their last access token expires.
+func revokeSessionsOf(ctx context.Context, tx pgx.Tx, user uuid.UUID, until time.Time, why accountsv1.RevocationReason) error {
+	rows, _ := tx.Query(ctx, revokeUserSessions, user)
+	families, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return fmt.Errorf("revoke sessions: %w", err)
+	}
+	return publishRevoked(ctx, tx, families, until, why)
 }
 
 var errBadRefresh = errs.E(errs.Unauthenticated, "invalid, expired or revoked refresh token").WithReason("INVALID_REFRESH_TOKEN")
 
 // RotateRefreshToken uses up the token hashed as old and stores its
-// replacement, returning the session's user. Presenting a token that was
-// already rotated means it was copied: the whole session is revoked.
-func (s *Store) RotateRefreshToken(ctx context.Context, old, replacement []byte, expire time.Time) (uuid.UUID, error) {
-	var user uuid.UUID
+// replacement, returning the session's user and id. Presenting a token that
+// was already rotated means it was copied: the whole session is revoked,
+// its access tokens (which expire by until) with it.
+func (s *Store) RotateRefreshToken(ctx context.Context, old, replacement []byte, expire, until time.Time) (uuid.UUID, uuid.UUID, error) {
+	var user, family uuid.UUID
 	reused := false
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		var family uuid.UUID
 		var expireTime time.Time
 		var revokeTime *time.Time
 		err := tx.QueryRow(ctx, selectRefreshToken, old).Scan(&family, &user, &expireTime, &revokeTime)
@@ -402,8 +443,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old, replacement []byte,
 		}
 		if revokeTime != nil {
 			reused = true
-			_, err := tx.Exec(ctx, revokeFamily, family)
-			return err
+			tag, err := tx.Exec(ctx, revokeFamily, family)
+			if err != nil || tag.RowsAffected() == 0 {
+				return err // revoked before, and published then
+			}
+			return publishRevoked(ctx, tx, []uuid.UUID{family}, until, accountsv1.RevocationReason_REVOCATION_REASON_REFRESH_TOKEN_REUSE)
 		}
 		if !expireTime.After(time.Now()) {
 			return errBadRefresh
@@ -419,16 +463,22 @@ func (s *Store) RotateRefreshToken(ctx context.Context, old, replacement []byte,
 	if err == nil && reused {
 		err = errBadRefresh
 	}
-	return user, err
+	return user, family, err
 }
 
-// RevokeRefreshToken ends a session. Revoking an unknown token is not an
-// error: the caller's goal, a dead token, holds.
-func (s *Store) RevokeRefreshToken(ctx context.Context, hash []byte) error {
-	if _, err := s.pool.Exec(ctx, revokeRefreshToken, hash); err != nil {
-		return fmt.Errorf("revoke refresh token: %w", err)
-	}
-	return nil
+// RevokeRefreshToken ends the session of a refresh token (its current one
+// or one it used before), its access tokens (which expire by until) with
+// it. Revoking an unknown token is not an error: the caller's goal, a dead
+// token, holds.
+func (s *Store) RevokeRefreshToken(ctx context.Context, hash []byte, until time.Time) error {
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, revokeFamilyOf, hash)
+		families, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return fmt.Errorf("revoke refresh token: %w", err)
+		}
+		return publishRevoked(ctx, tx, families, until, accountsv1.RevocationReason_REVOCATION_REASON_SIGN_OUT)
+	})
 }
 
 // HitSignIn counts a sign-in attempt under key in a fixed window and returns

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -26,8 +27,6 @@ UPDATE users SET display_name = $2, phone_number = $3, language = $4, update_tim
 	lockUser = `
 SELECT id, email, display_name, password_hash, create_time, language, phone_number, login_pending
 FROM users WHERE id = $1 FOR UPDATE`
-
-	revokeUserSessions = `UPDATE refresh_tokens SET revoke_time = now() WHERE user_id = $1 AND revoke_time IS NULL`
 )
 
 // UpdateCurrentUser changes the caller's display name, phone or language.
@@ -99,7 +98,9 @@ func (s *Server) SetLoginEmail(ctx context.Context, req *accountsv1.SetLoginEmai
 	if err != nil {
 		return nil, err
 	}
-	access, err := s.accessToken(u)
+	// The new token stays in the caller's session.
+	p, _ := auth.FromContext(ctx)
+	access, err := s.accessToken(u, p.SessionID)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +162,7 @@ func (s *Server) ReleaseMemberLogin(ctx context.Context, req *accountsv1.Release
 		if _, err := tx.Exec(ctx, setLogin, target, login, true); err != nil {
 			return fmt.Errorf("release login: %w", err)
 		}
-		if _, err := tx.Exec(ctx, revokeUserSessions, target); err != nil {
+		if err := revokeSessionsOf(ctx, tx, target, s.sessionsEnd(), accountsv1.RevocationReason_REVOCATION_REASON_LOGIN_RELEASED); err != nil {
 			return fmt.Errorf("release login: %w", err)
 		}
 		if err := enqueueNotice(ctx, tx, &Notice{ID: uuid.Must(uuid.NewV7()), OrganizationID: &org, Channel: "sms", Recipient: u.PhoneNumber,

@@ -24,6 +24,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"github.com/mailplane/mailplane/services/platform/telemetry"
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -80,6 +81,12 @@ func (s *settings) validate(names []string) error {
 	if slices.Contains(names, "mailboxes") {
 		errs = append(errs, s.Mailboxes.Validate()...)
 		config.Check(&errs, s.Mailboxes.AccountsAddr != "" || slices.Contains(names, "accounts"), "accounts-addr", "required when accounts is not served by this process")
+	}
+	if !slices.Contains(names, "accounts") {
+		// Accounts checks it too; here it only says how far back to replay
+		// revocations (followRevocations).
+		ttl := s.Accounts.AccessTokenTTL
+		config.Check(&errs, ttl >= time.Minute && ttl <= 24*time.Hour, "access-token-ttl", "want between 1m and 24h, got %s", ttl)
 	}
 	if slices.Contains(names, "accounts") {
 		errs = append(errs, s.Accounts.Validate()...)
@@ -234,7 +241,13 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 		return err
 	}
 
-	srv := grpcserver.New(log, auth.NewVerifier(pub))
+	verifier := auth.NewVerifier(pub)
+	stopRevocations, err := followRevocations(ctx, js, s, verifier, log)
+	if err != nil {
+		return err
+	}
+	defer stopRevocations()
+	srv := grpcserver.New(log, verifier)
 	var relays []*outbox.Relay
 	var consumers []*events.Consumer
 	var workers []func(context.Context) error
@@ -308,6 +321,20 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 	err = g.Wait()
 	log.Info("stopped", "services", names)
 	return err
+}
+
+// followRevocations has v refuse the tokens of every session revoked
+// anywhere, as soon as accounts publishes it. Each process follows the
+// revocations itself (a durable consumer would give each to one replica
+// only), after replaying those whose tokens may still live, so that it
+// serves nothing before it knows them.
+func followRevocations(ctx context.Context, js jetstream.JetStream, s *settings, v *auth.Verifier, log *slog.Logger) (stop func(), err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// Every process reads access-token-ttl for this, not only accounts.
+	since := time.Now().Add(-s.Accounts.AccessTokenTTL - time.Minute)
+	return events.Follow(ctx, js, s.EventStream, []string{s.EventPrefix + "." + auth.RevocationSubject}, since,
+		func(m jetstream.Msg) error { return v.ApplyRevocation(m.Data()) }, log)
 }
 
 // httpListener is an HTTP port of the process besides the edge's: metrics,

@@ -2,6 +2,11 @@
 // every service. Tokens are JWTs signed with Ed25519 (EdDSA): only the
 // accounts service holds the private key; every other service verifies with
 // the public key, locally, with no call per request.
+//
+// Every access token names its session (the "sid" claim): a person's
+// sign-in or an API token. The accounts service publishes the sessions it
+// revokes (SessionsRevoked); each process applies them to its Verifier,
+// which refuses the tokens of a revoked session from then on.
 package auth
 
 import (
@@ -31,6 +36,10 @@ type Principal struct {
 	// LoginPending marks a person who must choose a new login email before
 	// anything else; only methods that allow it serve them.
 	LoginPending bool
+	// SessionID is the session the token belongs to: a person's sign-in
+	// (its refresh token family) or, for an API token, the token's id.
+	// Empty in tokens issued before sessions were named.
+	SessionID string
 }
 
 // claims are the JWT's claims. Typ tells an API token's access token from a
@@ -40,6 +49,7 @@ type claims struct {
 	Typ  string `json:"typ,omitempty"`
 	Org  string `json:"org,omitempty"`
 	Role string `json:"role,omitempty"`
+	Sid  string `json:"sid,omitempty"`
 }
 
 const (
@@ -82,10 +92,22 @@ func (s *Signer) SignLoginPending(userID string, now time.Time) (string, time.Ti
 	return s.sign(claims{RegisteredClaims: registered(userID, now, s.ttl), Typ: typLoginPending}, now.Add(s.ttl))
 }
 
+// SignSession returns an access token for userID in session sid, which
+// revoking the session makes worthless at once; with loginPending, only
+// methods allowing a pending login accept it.
+func (s *Signer) SignSession(userID, sid string, loginPending bool, now time.Time) (string, time.Time, error) {
+	c := claims{RegisteredClaims: registered(userID, now, s.ttl), Sid: sid}
+	if loginPending {
+		c.Typ = typLoginPending
+	}
+	return s.sign(c, now.Add(s.ttl))
+}
+
 // SignAPIToken returns an access token, living ttl, for the API token
-// tokenID acting in organization org with role.
+// tokenID acting in organization org with role. Its session is the API
+// token: revoking the token revokes the session.
 func (s *Signer) SignAPIToken(tokenID, org, role string, ttl time.Duration, now time.Time) (string, time.Time, error) {
-	return s.sign(claims{RegisteredClaims: registered(tokenID, now, ttl), Typ: typAPIToken, Org: org, Role: role}, now.Add(ttl))
+	return s.sign(claims{RegisteredClaims: registered(tokenID, now, ttl), Typ: typAPIToken, Org: org, Role: role, Sid: tokenID}, now.Add(ttl))
 }
 
 func registered(subject string, now time.Time, ttl time.Duration) jwt.RegisteredClaims {
@@ -110,13 +132,24 @@ func (s *Signer) TTL() time.Duration { return s.ttl }
 
 // Verifier checks access tokens. It remembers the tokens it verified until
 // they expire: a client sends the same token with every call for minutes,
-// and an Ed25519 check costs more than the rest of a small request.
+// and an Ed25519 check costs more than the rest of a small request. It
+// also remembers the sessions revoked (Revoke) and refuses their tokens.
 type Verifier struct {
 	parser *jwt.Parser
 	key    ed25519.PublicKey
 
 	mu       sync.Mutex
 	verified map[string]verified
+
+	// revoked maps a revoked session's id to when its last token expires
+	// (a time.Time); read on every call, written once per revocation, which
+	// is what sync.Map is for: reads take no lock.
+	revoked sync.Map
+	// rmu serialises revocations, counted in size; pruned is size after
+	// the last time expired ones were forgotten.
+	rmu          sync.Mutex
+	size, pruned int
+	now          func() time.Time
 }
 
 type verified struct {
@@ -127,16 +160,21 @@ type verified struct {
 // maxVerified bounds the verified-token cache; past it, expired entries go.
 const maxVerified = 10000
 
+// leeway is the clock skew tolerated between the accounts service and a
+// verifier.
+const leeway = 5 * time.Second
+
 // NewVerifier returns a verifier for tokens signed by key's private half.
 func NewVerifier(key ed25519.PublicKey) *Verifier {
 	return &Verifier{
 		key:      key,
 		verified: map[string]verified{},
+		now:      time.Now,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 			jwt.WithIssuer(issuer),
 			jwt.WithExpirationRequired(),
-			jwt.WithLeeway(5*time.Second),
+			jwt.WithLeeway(leeway),
 		),
 	}
 }
@@ -152,11 +190,17 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	hit, ok := v.verified[token]
 	v.mu.Unlock()
 	if ok && now.Before(hit.expires) {
+		if v.isRevoked(hit.p.SessionID) {
+			return Principal{}, ErrInvalidToken
+		}
 		return hit.p, nil
 	}
 	p, exp, err := v.verify(token)
 	if err != nil {
 		return Principal{}, err
+	}
+	if v.isRevoked(p.SessionID) {
+		return Principal{}, ErrInvalidToken
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -173,6 +217,58 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	return p, nil
 }
 
+// isRevoked reports whether session sid was revoked. A session is never
+// issued tokens again after its revocation, so no expiry needs checking
+// here: an entry outlives every token of its session.
+func (v *Verifier) isRevoked(sid string) bool {
+	if sid == "" {
+		return false
+	}
+	_, ok := v.revoked.Load(sid)
+	return ok
+}
+
+// Revoke refuses every token of session sid from now on. until is when its
+// last token expires at the latest: the revocation is forgotten (past the
+// clock-skew leeway) after it, when no token of the session is valid anyway.
+func (v *Verifier) Revoke(sid string, until time.Time) {
+	if sid == "" {
+		return
+	}
+	until = until.Add(leeway)
+	now := v.now()
+	if !now.Before(until) {
+		return
+	}
+	v.rmu.Lock()
+	defer v.rmu.Unlock()
+	if u, ok := v.revoked.Load(sid); !ok {
+		v.revoked.Store(sid, until)
+		v.size++
+	} else if u.(time.Time).Before(until) {
+		v.revoked.Store(sid, until)
+	}
+	// Forget what has expired whenever the set has doubled since the last
+	// time: amortised, a revocation costs O(1).
+	if v.size > 2*v.pruned+1024 {
+		v.revoked.Range(func(k, u any) bool {
+			if !now.Before(u.(time.Time)) {
+				v.revoked.Delete(k)
+				v.size--
+			}
+			return true
+		})
+		v.pruned = v.size
+	}
+}
+
+// Revoked is how many revoked sessions v remembers.
+func (v *Verifier) Revoked() int {
+	v.rmu.Lock()
+	defer v.rmu.Unlock()
+	return v.size
+}
+
 func (v *Verifier) verify(token string) (Principal, time.Time, error) {
 	var c claims
 	_, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.key, nil })
@@ -181,6 +277,7 @@ func (v *Verifier) verify(token string) (Principal, time.Time, error) {
 	}
 	exp := c.ExpiresAt.Time
 	p, err := c.principal()
+	p.SessionID = c.Sid
 	return p, exp, err
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/auth"
 )
 
-func newKey(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
+func newKey(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -264,7 +264,7 @@ func TestAPITokenPrincipal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(auth.Principal{TokenID: "t_1", OrganizationID: "o_1", Role: "admin"}, got); diff != "" {
+	if diff := cmp.Diff(auth.Principal{TokenID: "t_1", OrganizationID: "o_1", Role: "admin", SessionID: "t_1"}, got); diff != "" {
 		t.Errorf("principal (-want +got):\n%s", diff)
 	}
 	// An API token's access token without its organization is no token.

@@ -25,6 +25,72 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RevocationReason says why sessions were revoked.
+type RevocationReason int32
+
+const (
+	// Not given.
+	RevocationReason_REVOCATION_REASON_UNSPECIFIED RevocationReason = 0
+	// The person signed out.
+	RevocationReason_REVOCATION_REASON_SIGN_OUT RevocationReason = 1
+	// A refresh token was presented again after it was used: it was copied,
+	// and the whole session is revoked.
+	RevocationReason_REVOCATION_REASON_REFRESH_TOKEN_REUSE RevocationReason = 2
+	// The API token was revoked (deleted).
+	RevocationReason_REVOCATION_REASON_API_TOKEN_REVOKED RevocationReason = 3
+	// The person's login was released: all their sessions end.
+	RevocationReason_REVOCATION_REASON_LOGIN_RELEASED RevocationReason = 4
+	// The person deleted their account: all their sessions end.
+	RevocationReason_REVOCATION_REASON_USER_DELETED RevocationReason = 5
+)
+
+// Enum value maps for RevocationReason.
+var (
+	RevocationReason_name = map[int32]string{
+		0: "REVOCATION_REASON_UNSPECIFIED",
+		1: "REVOCATION_REASON_SIGN_OUT",
+		2: "REVOCATION_REASON_REFRESH_TOKEN_REUSE",
+		3: "REVOCATION_REASON_API_TOKEN_REVOKED",
+		4: "REVOCATION_REASON_LOGIN_RELEASED",
+		5: "REVOCATION_REASON_USER_DELETED",
+	}
+	RevocationReason_value = map[string]int32{
+		"REVOCATION_REASON_UNSPECIFIED":         0,
+		"REVOCATION_REASON_SIGN_OUT":            1,
+		"REVOCATION_REASON_REFRESH_TOKEN_REUSE": 2,
+		"REVOCATION_REASON_API_TOKEN_REVOKED":   3,
+		"REVOCATION_REASON_LOGIN_RELEASED":      4,
+		"REVOCATION_REASON_USER_DELETED":        5,
+	}
+)
+
+func (x RevocationReason) Enum() *RevocationReason {
+	p := new(RevocationReason)
+	*p = x
+	return p
+}
+
+func (x RevocationReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RevocationReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailplane_accounts_v1_events_proto_enumTypes[0].Descriptor()
+}
+
+func (RevocationReason) Type() protoreflect.EnumType {
+	return &file_mailplane_accounts_v1_events_proto_enumTypes[0]
+}
+
+func (x RevocationReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RevocationReason.Descriptor instead.
+func (RevocationReason) EnumDescriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_events_proto_rawDescGZIP(), []int{0}
+}
+
 // OrganizationCreated: mailplane.accounts.organization.created.
 type OrganizationCreated struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -535,6 +601,76 @@ func (x *OrganizationDeleted) GetOrganization() string {
 	return ""
 }
 
+// SessionsRevoked: mailplane.accounts.session.revoked. Access tokens carry
+// the id of the session they belong to (the "sid" claim); every process
+// that verifies access tokens follows this subject and refuses the tokens of
+// a revoked session as soon as it learns of it, without waiting for them to
+// expire.
+type SessionsRevoked struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sessions: a person's sign-in (the id of its refresh token family)
+	// or an API token (its id).
+	SessionIds []string `protobuf:"bytes,1,rep,name=session_ids,json=sessionIds,proto3" json:"session_ids,omitempty"`
+	// When the last access token of these sessions expires at the latest:
+	// past it, the revocation needs no remembering.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Why they were revoked.
+	Reason        RevocationReason `protobuf:"varint,3,opt,name=reason,proto3,enum=mailplane.accounts.v1.RevocationReason" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionsRevoked) Reset() {
+	*x = SessionsRevoked{}
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionsRevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionsRevoked) ProtoMessage() {}
+
+func (x *SessionsRevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionsRevoked.ProtoReflect.Descriptor instead.
+func (*SessionsRevoked) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SessionsRevoked) GetSessionIds() []string {
+	if x != nil {
+		return x.SessionIds
+	}
+	return nil
+}
+
+func (x *SessionsRevoked) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *SessionsRevoked) GetReason() RevocationReason {
+	if x != nil {
+		return x.Reason
+	}
+	return RevocationReason_REVOCATION_REASON_UNSPECIFIED
+}
+
 var File_mailplane_accounts_v1_events_proto protoreflect.FileDescriptor
 
 const file_mailplane_accounts_v1_events_proto_rawDesc = "" +
@@ -570,7 +706,20 @@ const file_mailplane_accounts_v1_events_proto_rawDesc = "" +
 	"\vUserDeleted\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\"9\n" +
 	"\x13OrganizationDeleted\x12\"\n" +
-	"\forganization\x18\x01 \x01(\tR\forganizationBGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
+	"\forganization\x18\x01 \x01(\tR\forganization\"\xb0\x01\n" +
+	"\x0fSessionsRevoked\x12\x1f\n" +
+	"\vsession_ids\x18\x01 \x03(\tR\n" +
+	"sessionIds\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12?\n" +
+	"\x06reason\x18\x03 \x01(\x0e2'.mailplane.accounts.v1.RevocationReasonR\x06reason*\xf3\x01\n" +
+	"\x10RevocationReason\x12!\n" +
+	"\x1dREVOCATION_REASON_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aREVOCATION_REASON_SIGN_OUT\x10\x01\x12)\n" +
+	"%REVOCATION_REASON_REFRESH_TOKEN_REUSE\x10\x02\x12'\n" +
+	"#REVOCATION_REASON_API_TOKEN_REVOKED\x10\x03\x12$\n" +
+	" REVOCATION_REASON_LOGIN_RELEASED\x10\x04\x12\"\n" +
+	"\x1eREVOCATION_REASON_USER_DELETED\x10\x05BGZEgithub.com/mailplane/mailplane/proto/mailplane/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_mailplane_accounts_v1_events_proto_rawDescOnce sync.Once
@@ -584,39 +733,44 @@ func file_mailplane_accounts_v1_events_proto_rawDescGZIP() []byte {
 	return file_mailplane_accounts_v1_events_proto_rawDescData
 }
 
-var file_mailplane_accounts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_mailplane_accounts_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_mailplane_accounts_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_mailplane_accounts_v1_events_proto_goTypes = []any{
-	(*OrganizationCreated)(nil),   // 0: mailplane.accounts.v1.OrganizationCreated
-	(*OrganizationUpdated)(nil),   // 1: mailplane.accounts.v1.OrganizationUpdated
-	(*MemberUpdated)(nil),         // 2: mailplane.accounts.v1.MemberUpdated
-	(*MemberDeleted)(nil),         // 3: mailplane.accounts.v1.MemberDeleted
-	(*AuditRecorded)(nil),         // 4: mailplane.accounts.v1.AuditRecorded
-	(*InvitationAccepted)(nil),    // 5: mailplane.accounts.v1.InvitationAccepted
-	(*LoginReleased)(nil),         // 6: mailplane.accounts.v1.LoginReleased
-	(*UserDeleted)(nil),           // 7: mailplane.accounts.v1.UserDeleted
-	(*OrganizationDeleted)(nil),   // 8: mailplane.accounts.v1.OrganizationDeleted
-	(*Organization)(nil),          // 9: mailplane.accounts.v1.Organization
-	(*Member)(nil),                // 10: mailplane.accounts.v1.Member
-	(Role)(0),                     // 11: mailplane.accounts.v1.Role
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(*AuditEntry)(nil),            // 13: mailplane.accounts.v1.AuditEntry
-	(*Invitation)(nil),            // 14: mailplane.accounts.v1.Invitation
+	(RevocationReason)(0),         // 0: mailplane.accounts.v1.RevocationReason
+	(*OrganizationCreated)(nil),   // 1: mailplane.accounts.v1.OrganizationCreated
+	(*OrganizationUpdated)(nil),   // 2: mailplane.accounts.v1.OrganizationUpdated
+	(*MemberUpdated)(nil),         // 3: mailplane.accounts.v1.MemberUpdated
+	(*MemberDeleted)(nil),         // 4: mailplane.accounts.v1.MemberDeleted
+	(*AuditRecorded)(nil),         // 5: mailplane.accounts.v1.AuditRecorded
+	(*InvitationAccepted)(nil),    // 6: mailplane.accounts.v1.InvitationAccepted
+	(*LoginReleased)(nil),         // 7: mailplane.accounts.v1.LoginReleased
+	(*UserDeleted)(nil),           // 8: mailplane.accounts.v1.UserDeleted
+	(*OrganizationDeleted)(nil),   // 9: mailplane.accounts.v1.OrganizationDeleted
+	(*SessionsRevoked)(nil),       // 10: mailplane.accounts.v1.SessionsRevoked
+	(*Organization)(nil),          // 11: mailplane.accounts.v1.Organization
+	(*Member)(nil),                // 12: mailplane.accounts.v1.Member
+	(Role)(0),                     // 13: mailplane.accounts.v1.Role
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*AuditEntry)(nil),            // 15: mailplane.accounts.v1.AuditEntry
+	(*Invitation)(nil),            // 16: mailplane.accounts.v1.Invitation
 }
 var file_mailplane_accounts_v1_events_proto_depIdxs = []int32{
-	9,  // 0: mailplane.accounts.v1.OrganizationCreated.organization:type_name -> mailplane.accounts.v1.Organization
-	9,  // 1: mailplane.accounts.v1.OrganizationUpdated.organization:type_name -> mailplane.accounts.v1.Organization
-	10, // 2: mailplane.accounts.v1.MemberUpdated.member:type_name -> mailplane.accounts.v1.Member
-	11, // 3: mailplane.accounts.v1.MemberUpdated.previous_role:type_name -> mailplane.accounts.v1.Role
-	12, // 4: mailplane.accounts.v1.MemberUpdated.update_time:type_name -> google.protobuf.Timestamp
-	10, // 5: mailplane.accounts.v1.MemberDeleted.member:type_name -> mailplane.accounts.v1.Member
-	13, // 6: mailplane.accounts.v1.AuditRecorded.entry:type_name -> mailplane.accounts.v1.AuditEntry
-	14, // 7: mailplane.accounts.v1.InvitationAccepted.invitation:type_name -> mailplane.accounts.v1.Invitation
-	10, // 8: mailplane.accounts.v1.InvitationAccepted.member:type_name -> mailplane.accounts.v1.Member
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	11, // 0: mailplane.accounts.v1.OrganizationCreated.organization:type_name -> mailplane.accounts.v1.Organization
+	11, // 1: mailplane.accounts.v1.OrganizationUpdated.organization:type_name -> mailplane.accounts.v1.Organization
+	12, // 2: mailplane.accounts.v1.MemberUpdated.member:type_name -> mailplane.accounts.v1.Member
+	13, // 3: mailplane.accounts.v1.MemberUpdated.previous_role:type_name -> mailplane.accounts.v1.Role
+	14, // 4: mailplane.accounts.v1.MemberUpdated.update_time:type_name -> google.protobuf.Timestamp
+	12, // 5: mailplane.accounts.v1.MemberDeleted.member:type_name -> mailplane.accounts.v1.Member
+	15, // 6: mailplane.accounts.v1.AuditRecorded.entry:type_name -> mailplane.accounts.v1.AuditEntry
+	16, // 7: mailplane.accounts.v1.InvitationAccepted.invitation:type_name -> mailplane.accounts.v1.Invitation
+	12, // 8: mailplane.accounts.v1.InvitationAccepted.member:type_name -> mailplane.accounts.v1.Member
+	14, // 9: mailplane.accounts.v1.SessionsRevoked.expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 10: mailplane.accounts.v1.SessionsRevoked.reason:type_name -> mailplane.accounts.v1.RevocationReason
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_accounts_v1_events_proto_init() }
@@ -632,13 +786,14 @@ func file_mailplane_accounts_v1_events_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_accounts_v1_events_proto_rawDesc), len(file_mailplane_accounts_v1_events_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   9,
+			NumEnums:      1,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_mailplane_accounts_v1_events_proto_goTypes,
 		DependencyIndexes: file_mailplane_accounts_v1_events_proto_depIdxs,
+		EnumInfos:         file_mailplane_accounts_v1_events_proto_enumTypes,
 		MessageInfos:      file_mailplane_accounts_v1_events_proto_msgTypes,
 	}.Build()
 	File_mailplane_accounts_v1_events_proto = out.File
