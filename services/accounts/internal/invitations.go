@@ -248,6 +248,20 @@ func (s *Server) managedInvitation(ctx context.Context, name, action string) (uu
 		s.auditRefusal(ctx, c.audit(org, action, name, nil), err)
 		return uuid.Nil, uuid.Nil, c, err
 	}
+	if role != Owner {
+		// Resending an owner's invitation hands its new link to the caller:
+		// only an owner may, as only an owner may invite one.
+		var invited Role
+		err := s.store.pool.QueryRow(ctx, "SELECT role FROM invitations WHERE id = $1 AND organization_id = $2", id, org).Scan(&invited)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return uuid.Nil, uuid.Nil, c, fmt.Errorf("invitation role: %w", err)
+		}
+		if invited == Owner {
+			err := errs.E(errs.PermissionDenied, "only an owner can manage an owner's invitation")
+			s.auditRefusal(ctx, c.audit(org, action, name, nil), err)
+			return uuid.Nil, uuid.Nil, c, err
+		}
+	}
 	return org, id, c, nil
 }
 

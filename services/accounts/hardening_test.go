@@ -1,0 +1,97 @@
+package accounts_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	internal "github.com/mailplane/mailplane/services/accounts/internal"
+	"github.com/mailplane/mailplane/services/platform/pg"
+	"google.golang.org/grpc/codes"
+)
+
+// hostDomain tells accounts, as the mailboxes service's event would, that
+// org hosts domain.
+func (e *env) hostDomain(t *testing.T, org, domain string) {
+	t.Helper()
+	ctx := context.Background()
+	ev := &mailboxesv1.MailServiceChanged{MailService: &mailboxesv1.MailService{Name: org + "/mailServices/" + uuid.NewString(), Domain: domain}}
+	if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error { return internal.ApplyMailServiceChanged(ctx, tx, "created", ev) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) setPhone(t *testing.T, u *accountsv1.User) {
+	t.Helper()
+	if _, err := e.pool.Exec(context.Background(), "UPDATE users SET phone_number = '+41791234567' WHERE id = $1", strings.TrimPrefix(u.Name, "users/")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOnlyAnOwnerActsOnAnOwner: an admin may release, remove or demote
+// members and admins, but not owners; an owner may.
+func TestOnlyAnOwnerActsOnAnOwner(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	founder := e.signUp(t, "founder@corp.example")
+	org := founder.Organization.Name
+	owner := e.signUp(t, "owner@corp.example")
+	admin := e.signUp(t, "admin@corp.example")
+	e.join(t, org, owner.User, "owner")
+	e.join(t, org, admin.User, "admin")
+	e.setPhone(t, owner.User)
+	e.hostDomain(t, org, "corp.example")
+	member := func(u *accountsv1.User) string { return org + "/members/" + strings.TrimPrefix(u.Name, "users/") }
+	asAdmin := e.as(t, "admin@corp.example")
+
+	_, err := e.orgs.ReleaseMemberLogin(asAdmin, &accountsv1.ReleaseMemberLoginRequest{Name: member(owner.User), Confirm: true})
+	wantCode(t, err, codes.PermissionDenied)
+	if _, err := e.auth.SignIn(ctx, &accountsv1.SignInRequest{Email: "owner@corp.example", Password: password}); err != nil {
+		t.Errorf("the owner lost their login to an admin: %v", err)
+	}
+	_, err = e.orgs.DeleteMember(asAdmin, &accountsv1.DeleteMemberRequest{Name: member(owner.User)})
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = e.orgs.UpdateMember(asAdmin, &accountsv1.UpdateMemberRequest{Member: &accountsv1.Member{Name: member(owner.User), Role: accountsv1.Role_ROLE_MEMBER}})
+	wantCode(t, err, codes.PermissionDenied)
+
+	// An owner's invitation: an admin may neither resend it (its new link
+	// is in the answer) nor revoke it.
+	asFounder := e.as(t, "founder@corp.example")
+	inv, err := e.invites.CreateInvitation(asFounder, &accountsv1.CreateInvitationRequest{Parent: org,
+		Invitation: &accountsv1.Invitation{Email: "co-owner@corp.example", Role: accountsv1.Role_ROLE_OWNER}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.invites.ResendInvitation(asAdmin, &accountsv1.ResendInvitationRequest{Name: inv.Invitation.Name})
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = e.invites.DeleteInvitation(asAdmin, &accountsv1.DeleteInvitationRequest{Name: inv.Invitation.Name})
+	wantCode(t, err, codes.PermissionDenied)
+	if _, err := e.invites.ResendInvitation(asFounder, &accountsv1.ResendInvitationRequest{Name: inv.Invitation.Name}); err != nil {
+		t.Errorf("owner resends an owner's invitation: %v", err)
+	}
+
+	denied := map[string]int{}
+	for _, l := range e.auditLog(t, asFounder, &accountsv1.ListAuditEntriesRequest{Parent: org}) {
+		if l.Outcome == accountsv1.Outcome_OUTCOME_DENIED {
+			denied[l.Action]++
+		}
+	}
+	for _, a := range []string{"accounts.login.release", "accounts.member.delete", "accounts.member.update", "accounts.invitation.resend", "accounts.invitation.delete"} {
+		if denied[a] != 1 {
+			t.Errorf("%s: %d denied entries, want 1 (all: %v)", a, denied[a], denied)
+		}
+	}
+
+	// An owner may release an owner's login.
+	resp, err := e.orgs.ReleaseMemberLogin(asFounder, &accountsv1.ReleaseMemberLoginRequest{Name: member(owner.User), Confirm: true})
+	if err != nil {
+		t.Fatalf("owner releases an owner's login: %v", err)
+	}
+	if resp.ReleasedEmail != "owner@corp.example" {
+		t.Errorf("released %q", resp.ReleasedEmail)
+	}
+}
