@@ -95,3 +95,46 @@ func TestOnlyAnOwnerActsOnAnOwner(t *testing.T) {
 		t.Errorf("released %q", resp.ReleasedEmail)
 	}
 }
+
+// TestEveryRefusalAudited: refusals for lack of rights land in the audit
+// log, reads included.
+func TestEveryRefusalAudited(t *testing.T) {
+	e := start(t)
+	founder := e.signUp(t, "founder@corp.example")
+	org := founder.Organization.Name
+	admin := e.signUp(t, "admin@corp.example")
+	mem := e.signUp(t, "member@corp.example")
+	e.join(t, org, admin.User, "admin")
+	e.join(t, org, mem.User, "member")
+	asFounder, asAdmin, asMember := e.as(t, "founder@corp.example"), e.as(t, "admin@corp.example"), e.as(t, "member@corp.example")
+
+	_, err := e.orgs.CreateMember(asAdmin, &accountsv1.CreateMemberRequest{Parent: org, Email: "boss@corp.example", DisplayName: "Boss", Role: accountsv1.Role_ROLE_OWNER})
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = e.invites.ListInvitations(asMember, &accountsv1.ListInvitationsRequest{Parent: org})
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = e.audit.ListAuditEntries(asMember, &accountsv1.ListAuditEntriesRequest{Parent: org})
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = e.notices.ListDeadNotices(asMember, &accountsv1.ListDeadNoticesRequest{Parent: org})
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = e.notices.RetryNotice(asMember, &accountsv1.RetryNoticeRequest{Name: org + "/notices/" + uuid.NewString()})
+	wantCode(t, err, codes.PermissionDenied)
+	inv, err := e.invites.CreateInvitation(asFounder, &accountsv1.CreateInvitationRequest{Parent: org,
+		Invitation: &accountsv1.Invitation{Email: "someone@else.example", Role: accountsv1.Role_ROLE_MEMBER}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.invites.AcceptInvitation(asMember, &accountsv1.AcceptInvitationRequest{Token: tokenOf(inv.Link)})
+	wantCode(t, err, codes.PermissionDenied)
+
+	denied := map[string]int{}
+	for _, l := range e.auditLog(t, asFounder, &accountsv1.ListAuditEntriesRequest{Parent: org}) {
+		if l.Outcome == accountsv1.Outcome_OUTCOME_DENIED {
+			denied[l.Action]++
+		}
+	}
+	for _, a := range []string{"accounts.member.create", "accounts.invitation.list", "accounts.auditEntry.list", "accounts.notice.list", "accounts.notice.retry", "accounts.invitation.accept"} {
+		if denied[a] != 1 {
+			t.Errorf("%s: %d denied entries, want 1 (all: %v)", a, denied[a], denied)
+		}
+	}
+}

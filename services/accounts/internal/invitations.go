@@ -213,12 +213,14 @@ func (s *Server) CreateInvitation(ctx context.Context, req *accountsv1.CreateInv
 
 // ListInvitations lists pending (and expired, unanswered) invitations.
 func (s *Server) ListInvitations(ctx context.Context, req *accountsv1.ListInvitationsRequest) (*accountsv1.ListInvitationsResponse, error) {
-	org, role, _, err := s.access(ctx, "parent", req.GetParent())
+	org, role, c, err := s.access(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
 	if !role.canManage() {
-		return nil, errs.E(errs.PermissionDenied, "only owners and admins can see invitations")
+		err := errs.E(errs.PermissionDenied, "only owners and admins can see invitations")
+		s.auditRefusal(ctx, c.audit(org, "accounts.invitation.list", req.GetParent()+"/invitations", nil), err)
+		return nil, err
 	}
 	rows, _ := s.store.pool.Query(ctx, selectOpenInvitations, org)
 	is, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Invitation])
@@ -363,7 +365,9 @@ func (s *Server) AcceptInvitation(ctx context.Context, req *accountsv1.AcceptInv
 			return fmt.Errorf("accept invitation: %w", err)
 		}
 		if email != i.Email {
-			return errs.E(errs.PermissionDenied, "this invitation is for %s; sign in with that email", i.Email).WithReason("INVITATION_OTHER_EMAIL")
+			err := errs.E(errs.PermissionDenied, "this invitation is for %s; sign in with that email", i.Email).WithReason("INVITATION_OTHER_EMAIL")
+			s.auditRefusal(ctx, c.audit(i.OrganizationID, "accounts.invitation.accept", invitationName(i.OrganizationID, i.ID), nil), err)
+			return err
 		}
 		if _, err := tx.Exec(ctx, joinOrganization, i.OrganizationID, user, i.Role); err != nil {
 			return fmt.Errorf("join organization: %w", err)

@@ -46,7 +46,9 @@ func (s *Server) CreateMember(ctx context.Context, req *accountsv1.CreateMemberR
 		s.auditRefusal(ctx, c.audit(org, "accounts.member.create", req.GetParent()+"/members", map[string]string{"email": email}), err)
 		return nil, err
 	case want == Owner && role != Owner:
-		return nil, errs.E(errs.PermissionDenied, "only an owner can make an owner")
+		err := errs.E(errs.PermissionDenied, "only an owner can make an owner")
+		s.auditRefusal(ctx, c.audit(org, "accounts.member.create", req.GetParent()+"/members", map[string]string{"email": email, "role": roleProto(want).String()}), err)
+		return nil, err
 	}
 	token, hash, err := newInvitationToken()
 	if err != nil {

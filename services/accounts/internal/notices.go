@@ -219,12 +219,14 @@ func (s *NoticeSender) deliver(ctx context.Context, n *Notice) error {
 
 // ListDeadNotices lists an organization's undeliverable notices.
 func (s *Server) ListDeadNotices(ctx context.Context, req *accountsv1.ListDeadNoticesRequest) (*accountsv1.ListDeadNoticesResponse, error) {
-	org, role, _, err := s.access(ctx, "parent", req.GetParent())
+	org, role, c, err := s.access(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
 	if !role.canManage() {
-		return nil, errs.E(errs.PermissionDenied, "only owners and admins can see undelivered notices")
+		err := errs.E(errs.PermissionDenied, "only owners and admins can see undelivered notices")
+		s.auditRefusal(ctx, c.audit(org, "accounts.notice.list", req.GetParent()+"/deadNotices", nil), err)
+		return nil, err
 	}
 	rows, _ := s.store.pool.Query(ctx, selectDeadNotices, org)
 	ns, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Notice])
@@ -250,7 +252,9 @@ func (s *Server) RetryNotice(ctx context.Context, req *accountsv1.RetryNoticeReq
 		return nil, err
 	}
 	if !role.canManage() {
-		return nil, errs.E(errs.PermissionDenied, "only owners and admins can retry notices")
+		err := errs.E(errs.PermissionDenied, "only owners and admins can retry notices")
+		s.auditRefusal(ctx, c.audit(org, "accounts.notice.retry", req.GetName(), nil), err)
+		return nil, err
 	}
 	var n *Notice
 	err = pgx.BeginFunc(ctx, s.store.pool, func(tx pgx.Tx) error {
