@@ -2,8 +2,15 @@ package accounts_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mailplane/mailplane/services/accounts"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -135,6 +142,111 @@ func TestEveryRefusalAudited(t *testing.T) {
 	for _, a := range []string{"accounts.member.create", "accounts.invitation.list", "accounts.auditEntry.list", "accounts.notice.list", "accounts.notice.retry", "accounts.invitation.accept"} {
 		if denied[a] != 1 {
 			t.Errorf("%s: %d denied entries, want 1 (all: %v)", a, denied[a], denied)
+		}
+	}
+}
+
+// from returns ctx as a call from client address addr, as the edge says
+// it.
+func from(ctx context.Context, addr string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "x-forwarded-for", addr)
+}
+
+func retryAfter(t *testing.T, err error) time.Duration {
+	t.Helper()
+	for _, d := range status.Convert(err).Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	t.Fatalf("%v: no retry delay", err)
+	return 0
+}
+
+// TestSignInLockoutIsPerClient: failing for someone's email from one
+// address does not lock them out from another; once all addresses together
+// exhaust the email's limit, only addresses the user signed in from before
+// still get in.
+func TestSignInLockoutIsPerClient(t *testing.T) {
+	e := startWith(t, func(c *accounts.Config) { c.SignInPerEmail, c.SignInPerEmailAll = 3, 8 })
+	ctx := context.Background()
+	e.signUp(t, "victim@example.com")
+	home, cafe := from(ctx, "198.51.100.7"), from(ctx, "192.0.2.9")
+	signIn := func(ctx context.Context, pw string) error {
+		_, err := e.auth.SignIn(ctx, &accountsv1.SignInRequest{Email: "victim@example.com", Password: pw})
+		return err
+	}
+	if err := signIn(home, password); err != nil {
+		t.Fatal(err)
+	}
+	attacker := from(ctx, "203.0.113.1")
+	for range 3 {
+		wantCode(t, signIn(attacker, "wrong password!"), codes.Unauthenticated)
+	}
+	err := signIn(attacker, "wrong password!")
+	if wantCode(t, err, codes.ResourceExhausted); reason(err) != "TOO_MANY_ATTEMPTS" || retryAfter(t, err) <= 0 {
+		t.Errorf("attacker: reason %q", reason(err))
+	}
+	if err := signIn(cafe, password); err != nil {
+		t.Errorf("the victim, from another address, after an attacker's failures: %v", err)
+	}
+
+	// A distributed attacker exhausts the email's limit across addresses.
+	for i := 2; i <= 4; i++ {
+		for range 3 {
+			signIn(from(ctx, fmt.Sprintf("203.0.113.%d", i)), "wrong password!")
+		}
+	}
+	err = signIn(from(ctx, "203.0.113.99"), password)
+	wantCode(t, err, codes.ResourceExhausted)
+	if err := signIn(home, password); err != nil {
+		t.Errorf("the victim, from an address they signed in from before: %v", err)
+	}
+	wantCode(t, signIn(from(ctx, "192.0.2.200"), password), codes.ResourceExhausted)
+}
+
+// TestPublicRoutesLimitedPerClient: every unauthenticated route answers 429
+// with Retry-After past its limit for one client address, and serves
+// another address.
+func TestPublicRoutesLimitedPerClient(t *testing.T) {
+	e := startWith(t, func(c *accounts.Config) { c.PublicPerClient = 3 })
+	ctx := context.Background()
+	flood := from(ctx, "203.0.113.1")
+	calls := map[string]func(context.Context) error{
+		"setInitialPassword": func(ctx context.Context) error {
+			_, err := e.auth.SetInitialPassword(ctx, &accountsv1.SetInitialPasswordRequest{Token: "garbage", Password: password})
+			return err
+		},
+		"signUp": func(ctx context.Context) error {
+			_, err := e.auth.SignUp(ctx, &accountsv1.SignUpRequest{Email: "taken@example.com", Password: password, DisplayName: "T", OrganizationDisplayName: "T"})
+			return err
+		},
+		"refresh": func(ctx context.Context) error {
+			_, err := e.auth.Refresh(ctx, &accountsv1.RefreshRequest{RefreshToken: "garbage"})
+			return err
+		},
+		"signOut": func(ctx context.Context) error {
+			_, err := e.auth.SignOut(ctx, &accountsv1.SignOutRequest{RefreshToken: "garbage"})
+			return err
+		},
+		"lookupInvitation": func(ctx context.Context) error {
+			_, err := e.invites.LookupInvitation(ctx, &accountsv1.LookupInvitationRequest{Token: "garbage"})
+			return err
+		},
+	}
+	e.signUp(t, "taken@example.com")
+	for name, call := range calls {
+		for range 3 {
+			if err := call(flood); status.Code(err) == codes.ResourceExhausted {
+				t.Fatalf("%s: limited before the limit: %v", name, err)
+			}
+		}
+		err := call(flood)
+		if wantCode(t, err, codes.ResourceExhausted); reason(err) != "TOO_MANY_REQUESTS" || retryAfter(t, err) <= 0 {
+			t.Errorf("%s: reason %q", name, reason(err))
+		}
+		if err := call(from(ctx, "198.51.100.7")); status.Code(err) == codes.ResourceExhausted {
+			t.Errorf("%s: another address is limited too: %v", name, err)
 		}
 	}
 }

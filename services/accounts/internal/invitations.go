@@ -321,6 +321,9 @@ var errBadInvitationToken = errs.E(errs.NotFound, "no invitation has this link; 
 
 // LookupInvitation tells the invitee what the link is for.
 func (s *Server) LookupInvitation(ctx context.Context, req *accountsv1.LookupInvitationRequest) (*accountsv1.LookupInvitationResponse, error) {
+	if err := s.publicLimit(ctx, "lookupInvitation"); err != nil {
+		return nil, err
+	}
 	var resp *accountsv1.LookupInvitationResponse
 	err := pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, selectInvitationToken, hashRefreshToken(req.GetToken()))
@@ -345,6 +348,10 @@ func (s *Server) LookupInvitation(ctx context.Context, req *accountsv1.LookupInv
 func (s *Server) AcceptInvitation(ctx context.Context, req *accountsv1.AcceptInvitationRequest) (*accountsv1.AcceptInvitationResponse, error) {
 	c, user, err := personFrom(ctx)
 	if err != nil {
+		return nil, err
+	}
+	// Signed in, but guessing links all the same: limited like the look-up.
+	if err := s.publicLimit(ctx, "acceptInvitation"); err != nil {
 		return nil, err
 	}
 	var m *Membership
