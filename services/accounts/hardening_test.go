@@ -250,3 +250,61 @@ func TestPublicRoutesLimitedPerClient(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteAccountPasswordLimited: the password check of account deletion
+// is limited like sign-in.
+func TestDeleteAccountPasswordLimited(t *testing.T) {
+	e := start(t) // 5 attempts per email per window
+	e.signUp(t, "me@example.com")
+	ctx := e.as(t, "me@example.com")
+	for range 5 {
+		_, err := e.users.DeleteCurrentUser(ctx, &accountsv1.DeleteCurrentUserRequest{Password: "wrong password!"})
+		wantCode(t, err, codes.PermissionDenied)
+	}
+	_, err := e.users.DeleteCurrentUser(ctx, &accountsv1.DeleteCurrentUserRequest{Password: "wrong password!"})
+	if wantCode(t, err, codes.ResourceExhausted); retryAfter(t, err) <= 0 {
+		t.Error("no retry delay")
+	}
+}
+
+// TestInvitationEmailsLimited: invitation emails, new or resent, are
+// limited per organization and per recipient in 24 hours.
+func TestInvitationEmailsLimited(t *testing.T) {
+	e := startWith(t, func(c *accounts.Config) { c.InvitationsPerOrganization, c.InvitationsPerRecipient = 6, 3 })
+	owner := e.signUp(t, "owner@example.com")
+	org := owner.Organization.Name
+	ctx := e.as(t, "owner@example.com")
+	invite := func(email string) (*accountsv1.CreateInvitationResponse, error) {
+		return e.invites.CreateInvitation(ctx, &accountsv1.CreateInvitationRequest{Parent: org,
+			Invitation: &accountsv1.Invitation{Email: email, Role: accountsv1.Role_ROLE_MEMBER}})
+	}
+	wantLimited := func(err error) {
+		t.Helper()
+		if wantCode(t, err, codes.ResourceExhausted); reason(err) != "TOO_MANY_INVITATIONS" || retryAfter(t, err) <= 0 {
+			t.Errorf("reason %q", reason(err))
+		}
+	}
+	inv, err := invite("a@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := e.invites.ResendInvitation(ctx, &accountsv1.ResendInvitationRequest{Name: inv.Invitation.Name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = e.invites.ResendInvitation(ctx, &accountsv1.ResendInvitationRequest{Name: inv.Invitation.Name})
+	wantLimited(err) // a third email to a@ in a day
+	for _, to := range []string{"b@example.com", "c@example.com", "d@example.com"} {
+		if _, err := invite(to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = invite("e@example.com")
+	wantLimited(err) // a seventh email from the organization
+	var n int
+	e.pool.QueryRow(context.Background(), "SELECT count(*) FROM notices WHERE template = 'invitation'").Scan(&n)
+	if n != 6 {
+		t.Errorf("%d invitation emails queued, want 6", n)
+	}
+}

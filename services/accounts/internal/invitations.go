@@ -121,6 +121,48 @@ SELECT o.display_name,
 FROM organizations o WHERE o.id = $1`
 )
 
+const (
+	// lockInvitationQuota serialises an organization's invitation emails,
+	// so that concurrent ones cannot all pass the count below.
+	lockInvitationQuota = `SELECT pg_advisory_xact_lock(hashtextextended('accounts.invitations:' || $1::text, 0))`
+
+	// countInvitationEmails counts the invitation emails queued in the last
+	// 24 hours by an organization, and to one recipient of it, with the
+	// oldest of each, whose passing frees a place.
+	countInvitationEmails = `
+SELECT count(*), COALESCE(min(create_time), now()),
+       count(*) FILTER (WHERE recipient = $2), COALESCE(min(create_time) FILTER (WHERE recipient = $2), now())
+FROM notices
+WHERE template = 'invitation' AND organization_id = $1 AND create_time > now() - interval '24 hours'`
+)
+
+// invitationQuota refuses one more invitation email from org to email past
+// the daily limits. The count is of notices in the database, so it holds
+// across replicas; tx holds the organization's quota until it ends.
+func (s *Server) invitationQuota(ctx context.Context, tx pgx.Tx, org uuid.UUID, email string) error {
+	if _, err := tx.Exec(ctx, lockInvitationQuota, org); err != nil {
+		return fmt.Errorf("invitation quota: %w", err)
+	}
+	var byOrg, toRecipient int
+	var oldestByOrg, oldestToRecipient time.Time
+	if err := tx.QueryRow(ctx, countInvitationEmails, org, email).Scan(&byOrg, &oldestByOrg, &toRecipient, &oldestToRecipient); err != nil {
+		return fmt.Errorf("invitation quota: %w", err)
+	}
+	var e *errs.Error
+	switch {
+	case byOrg >= s.limits.InvitationsPerOrganization:
+		e = errs.E(errs.ResourceExhausted, "the organization sent %d invitations in the last 24 hours, its limit; try again later", byOrg)
+		e.RetryAfter = time.Until(oldestByOrg.Add(24 * time.Hour))
+	case toRecipient >= s.limits.InvitationsPerRecipient:
+		e = errs.E(errs.ResourceExhausted, "%s was sent %d invitations in the last 24 hours, the limit; try again later", email, toRecipient)
+		e.RetryAfter = time.Until(oldestToRecipient.Add(24 * time.Hour))
+	default:
+		return nil
+	}
+	e.RetryAfter = max(e.RetryAfter.Round(time.Second), time.Second)
+	return e.WithReason("TOO_MANY_INVITATIONS")
+}
+
 func collectInvitation(rows pgx.Rows) (*Invitation, error) {
 	i, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Invitation])
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -188,6 +230,9 @@ func (s *Server) CreateInvitation(ctx context.Context, req *accountsv1.CreateInv
 		}
 		if member {
 			return errs.E(errs.AlreadyExists, "%s is already a member", email).WithReason("ALREADY_MEMBER")
+		}
+		if err := s.invitationQuota(ctx, tx, org, email); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, closeExpiredInvitation, org, email); err != nil {
 			return err
@@ -282,6 +327,9 @@ func (s *Server) ResendInvitation(ctx context.Context, req *accountsv1.ResendInv
 		rows, _ := tx.Query(ctx, resendInvitation, id, org, hash, invitationTTL)
 		var err error
 		if i, err = collectInvitation(rows); err != nil {
+			return err
+		}
+		if err := s.invitationQuota(ctx, tx, org, i.Email); err != nil {
 			return err
 		}
 		if err := s.queueInvitationEmail(ctx, tx, i, s.invitationLink(token)); err != nil {
