@@ -85,3 +85,38 @@ func TestSignInKeepsItsHashTurns(t *testing.T) {
 		t.Errorf("sign-up while its turns are taken: %v, want PASSWORD_CHECKS_BUSY", err)
 	}
 }
+
+// TestLimitCountersPruned: counters whose window is over do not pile up
+// (one per client address ever seen): starting a counter deletes them.
+func TestLimitCountersPruned(t *testing.T) {
+	s := newTestServer(t)
+	ctx := context.Background()
+	if _, err := s.store.pool.Exec(ctx, "INSERT INTO sign_in_attempts SELECT 'client:10.0.0.' || i, now() - interval '1 hour', 3 FROM generate_series(1, 50) i"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.publicLimit(ctx, "signUp"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := s.store.pool.QueryRow(ctx, "SELECT count(*) FROM sign_in_attempts").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d counters, want the live one", n)
+	}
+}
+
+// TestSignUpTakenEmailBeforeHash: a taken email is refused as such while
+// every hash turn is taken.
+func TestSignUpTakenEmailBeforeHash(t *testing.T) {
+	s := newTestServer(t)
+	if _, err := s.store.pool.Exec(context.Background(), insertUser, uuid.Must(uuid.NewV7()), "taken@example.com", "Taken", "", "en", ""); err != nil {
+		t.Fatal(err)
+	}
+	occupy(t, s.anonPasswords)
+	occupy(t, s.passwords)
+	_, err := s.SignUp(context.Background(), &accountsv1.SignUpRequest{Email: "taken@example.com", Password: "a long enough password", DisplayName: "T", OrganizationDisplayName: "T"})
+	if reasonOf(err) != "EMAIL_TAKEN" {
+		t.Errorf("taken email while hashes are busy: %v, want EMAIL_TAKEN", err)
+	}
+}

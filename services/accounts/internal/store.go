@@ -96,6 +96,11 @@ ON CONFLICT (key) DO UPDATE SET
 RETURNING attempts, window_start`
 
 	resetAttempts = `DELETE FROM sign_in_attempts WHERE key = $1`
+
+	// pruneAttempts deletes some counters whose window is over.
+	pruneAttempts = `
+DELETE FROM sign_in_attempts WHERE key IN (
+    SELECT key FROM sign_in_attempts WHERE window_start <= $1::timestamptz - $2::interval LIMIT 100)`
 )
 
 // Store keeps accounts in PostgreSQL.
@@ -438,6 +443,13 @@ func (s *Store) HitSignIn(ctx context.Context, key string, now time.Time, window
 	var start time.Time
 	if err := s.pool.QueryRow(ctx, hitAttempts, key, now, window).Scan(&n, &start); err != nil {
 		return 0, time.Time{}, fmt.Errorf("count sign-in attempt: %w", err)
+	}
+	if n == 1 {
+		// A counter started: a few dead ones go, so that the table holds
+		// about the counters of one window, however many addresses call.
+		if _, err := s.pool.Exec(ctx, pruneAttempts, now, window); err != nil {
+			return 0, time.Time{}, fmt.Errorf("prune sign-in attempts: %w", err)
+		}
 	}
 	return n, start.Add(window), nil
 }

@@ -10,6 +10,9 @@ CREATE TABLE sign_in_clients (
     PRIMARY KEY (user_id, client_address)
 );
 
+-- Counters whose window is over are pruned as new ones start.
+CREATE INDEX sign_in_attempts_window_start ON sign_in_attempts (window_start);
+
 -- Invitation emails are counted per organization and per recipient over
 -- the last 24 hours.
 CREATE INDEX notices_invitations_organization ON notices (organization_id, create_time) WHERE template = 'invitation';
@@ -18,4 +21,5 @@ CREATE INDEX notices_invitations_recipient ON notices (recipient, create_time) W
 -- +goose Down
 DROP INDEX notices_invitations_recipient;
 DROP INDEX notices_invitations_organization;
+DROP INDEX sign_in_attempts_window_start;
 DROP TABLE sign_in_clients;
