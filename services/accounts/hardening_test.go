@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -307,4 +309,63 @@ func TestInvitationEmailsLimited(t *testing.T) {
 	if n != 6 {
 		t.Errorf("%d invitation emails queued, want 6", n)
 	}
+}
+
+// TestCreatesAreIdempotent: a create sent again with the same idempotency
+// key (request_id, or the idempotency-key metadata the edge sets from the
+// Idempotency-Key header) answers the first outcome and creates nothing
+// twice, even when both arrive at once; another request with the same key
+// is refused.
+func TestCreatesAreIdempotent(t *testing.T) {
+	e := start(t)
+	owner := e.signUp(t, "owner@example.com")
+	org := owner.Organization.Name
+	ctx := e.as(t, "owner@example.com")
+
+	req := &accountsv1.CreateMemberRequest{Parent: org, Email: "new@example.com", DisplayName: "New", RequestId: uuid.NewString()}
+	answers := make([]*accountsv1.CreateMemberResponse, 3)
+	errors := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range answers {
+		wg.Go(func() { answers[i], errors[i] = e.orgs.CreateMember(ctx, req) })
+	}
+	wg.Wait()
+	for i := range answers {
+		if errors[i] != nil {
+			t.Fatalf("create %d: %v", i, errors[i])
+		}
+		if !proto.Equal(answers[i], answers[0]) {
+			t.Errorf("answer %d = %v, want the first, %v", i, answers[i], answers[0])
+		}
+	}
+	again, err := e.orgs.CreateMember(ctx, req)
+	if err != nil || !proto.Equal(again, answers[0]) {
+		t.Errorf("later retry = %v, %v; want the first answer", again, err)
+	}
+	other := proto.Clone(req).(*accountsv1.CreateMemberRequest)
+	other.Email = "other@example.com"
+	_, err = e.orgs.CreateMember(ctx, other)
+	if st := wantCode(t, err, codes.InvalidArgument); len(fieldsOf(st)) != 1 || fieldsOf(st)[0] != "requestId" {
+		t.Errorf("fields %v", fieldsOf(st))
+	}
+
+	keyed := metadata.AppendToOutgoingContext(ctx, "idempotency-key", "invite-"+uuid.NewString())
+	inv := &accountsv1.CreateInvitationRequest{Parent: org, Invitation: &accountsv1.Invitation{Email: "guest@example.com", Role: accountsv1.Role_ROLE_MEMBER}}
+	first, err := e.invites.CreateInvitation(keyed, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.invites.CreateInvitation(keyed, inv)
+	if err != nil || second.Link != first.Link || second.Invitation.Name != first.Invitation.Name {
+		t.Errorf("retry = %v, %v; want the first answer %v", second, err, first)
+	}
+	var users, emails int
+	e.pool.QueryRow(context.Background(), "SELECT count(*) FROM users WHERE email = 'new@example.com'").Scan(&users)
+	e.pool.QueryRow(context.Background(), "SELECT count(*) FROM notices WHERE recipient = 'guest@example.com'").Scan(&emails)
+	if users != 1 || emails != 1 {
+		t.Errorf("%d users and %d invitation emails, want 1 and 1", users, emails)
+	}
+	// Without a key, a second create is a second try: refused as a duplicate.
+	_, err = e.invites.CreateInvitation(ctx, inv)
+	wantCode(t, err, codes.AlreadyExists)
 }

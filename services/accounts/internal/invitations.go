@@ -217,13 +217,21 @@ func (s *Server) CreateInvitation(ctx context.Context, req *accountsv1.CreateInv
 	case want == Owner && role != Owner:
 		return nil, refuse(errs.E(errs.PermissionDenied, "only an owner can invite an owner"))
 	}
+	idem, err := newIdempotent(ctx, c, "CreateInvitation", req.GetRequestId(), req)
+	if err != nil {
+		return nil, err
+	}
 	token, hash, err := newInvitationToken()
 	if err != nil {
 		return nil, err
 	}
 	i := &Invitation{ID: uuid.Must(uuid.NewV7()), OrganizationID: org, Email: email, Role: want,
 		Purpose: strings.TrimSpace(in.GetPurpose()), Inviter: c.Name()}
+	resp := &accountsv1.CreateInvitationResponse{}
 	err = pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
+		if done, err := idem.replay(ctx, tx, resp); err != nil || done {
+			return err
+		}
 		var member bool
 		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.organization_id = $1 AND u.email = $2)", org, email).Scan(&member); err != nil {
 			return err
@@ -247,13 +255,17 @@ func (s *Server) CreateInvitation(ctx context.Context, req *accountsv1.CreateInv
 		if err := s.queueInvitationEmail(ctx, tx, i, s.invitationLink(token)); err != nil {
 			return err
 		}
+		resp = &accountsv1.CreateInvitationResponse{Invitation: invitationProto(i), Link: s.invitationLink(token)}
+		if err := idem.save(ctx, tx, invitationName(org, i.ID), resp); err != nil {
+			return err
+		}
 		return insertAudit(ctx, tx, c.audit(org, "accounts.invitation.create", invitationName(org, i.ID),
 			map[string]string{"email": email, "role": roleProto(want).String()}))
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &accountsv1.CreateInvitationResponse{Invitation: invitationProto(i), Link: s.invitationLink(token)}, nil
+	return resp, nil
 }
 
 // ListInvitations lists pending (and expired, unanswered) invitations.

@@ -52,13 +52,20 @@ func (s *Server) CreateMember(ctx context.Context, req *accountsv1.CreateMemberR
 		s.auditRefusal(ctx, c.audit(org, "accounts.member.create", req.GetParent()+"/members", map[string]string{"email": email, "role": roleProto(want).String()}), err)
 		return nil, err
 	}
+	idem, err := newIdempotent(ctx, c, "CreateMember", req.GetRequestId(), req)
+	if err != nil {
+		return nil, err
+	}
 	token, hash, err := newInvitationToken()
 	if err != nil {
 		return nil, err
 	}
 	u := &User{ID: uuid.Must(uuid.NewV7()), Email: email, DisplayName: strings.TrimSpace(req.GetDisplayName()), Language: languages[0]}
-	var m *Membership
+	resp := &accountsv1.CreateMemberResponse{}
 	err = pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
+		if done, err := idem.replay(ctx, tx, resp); err != nil || done {
+			return err
+		}
 		if !c.IsToken() {
 			// The new user reads notices in their administrator's language.
 			tx.QueryRow(ctx, "SELECT language FROM users WHERE id = $1", c.UserID).Scan(&u.Language)
@@ -75,8 +82,12 @@ func (s *Server) CreateMember(ctx context.Context, req *accountsv1.CreateMemberR
 		if _, err := tx.Exec(ctx, insertSetupToken, hash, u.ID, setupTTL); err != nil {
 			return fmt.Errorf("insert setup token: %w", err)
 		}
-		var err error
-		if m, err = membership(ctx, tx, org, u.ID); err != nil {
+		m, err := membership(ctx, tx, org, u.ID)
+		if err != nil {
+			return err
+		}
+		resp = &accountsv1.CreateMemberResponse{Member: memberProto(m), SetupLink: strings.TrimSuffix(s.publicURL, "/") + "/setup/" + token}
+		if err := idem.save(ctx, tx, memberName(org, u.ID), resp); err != nil {
 			return err
 		}
 		return insertAudit(ctx, tx, c.audit(org, "accounts.member.create", memberName(org, u.ID), map[string]string{"role": roleProto(want).String()}))
@@ -84,7 +95,7 @@ func (s *Server) CreateMember(ctx context.Context, req *accountsv1.CreateMemberR
 	if err != nil {
 		return nil, err
 	}
-	return &accountsv1.CreateMemberResponse{Member: memberProto(m), SetupLink: strings.TrimSuffix(s.publicURL, "/") + "/setup/" + token}, nil
+	return resp, nil
 }
 
 var errBadSetupToken = errs.E(errs.NotFound, "this setup link is unknown, used or expired; ask your administrator for a new one").WithReason("SETUP_LINK_INVALID")
