@@ -191,7 +191,14 @@ func (s *Server) limit(ctx context.Context, key string, allowed int) error {
 // publicLimit counts a call to the unauthenticated route from the client's
 // address and refuses it past the limit in the window.
 func (s *Server) publicLimit(ctx context.Context, route string) error {
-	return s.limitAs(ctx, "public:"+route+" client:"+grpcserver.ClientAddr(ctx), s.limits.PublicPerClient,
+	allowed := s.limits.PublicPerClient
+	if route == "refresh" || route == "signOut" {
+		// Every signed-in browser refreshes each access token lifetime:
+		// an office behind one address makes many such calls, and a
+		// refresh token cannot be guessed anyway.
+		allowed *= 10
+	}
+	return s.limitAs(ctx, "public:"+route+" client:"+grpcserver.ClientAddr(ctx), allowed,
 		errs.E(errs.ResourceExhausted, "too many requests from your address; try again later").WithReason("TOO_MANY_REQUESTS"))
 }
 
