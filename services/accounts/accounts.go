@@ -82,7 +82,7 @@ func (c *Config) Register(l *config.Loader) {
 	l.Duration(&c.RefreshTokenTTL, "refresh-token-ttl", 30*24*time.Hour, "lifetime of refresh tokens")
 	l.Int(&c.SignInPerEmail, "sign-in-limit-per-email", 10, "sign-in attempts allowed per email from one client address in a window")
 	l.Int(&c.SignInPerEmailAll, "sign-in-limit-per-email-all", 100, "sign-in attempts allowed per email from all client addresses in a window, except from addresses the user signed in from before")
-	l.Int(&c.PublicPerClient, "public-limit-per-client", 100, "calls to each unauthenticated route (sign-up, setup link, refresh, invitation links) allowed per client address in the sign-in window")
+	l.Int(&c.PublicPerClient, "public-limit-per-client", 100, "calls to each unauthenticated route (sign-up, setup link, invitation links; ten times as many for refresh and sign-out) allowed per client address in the sign-in window")
 	l.Int(&c.InvitationsPerOrganization, "invitation-limit-per-organization", 200, "invitation emails (new or resent) an organization may send in 24 hours")
 	l.Int(&c.InvitationsPerRecipient, "invitation-limit-per-recipient", 5, "invitation emails (new or resent) one address may receive in 24 hours")
 	l.Int(&c.SignInPerClient, "sign-in-limit-per-client", 100, "sign-in attempts allowed per client address in a window")
