@@ -41,10 +41,22 @@ var Migrations = migrations.FS
 type Config struct {
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
-	SignInPerEmail  int
-	SignInPerClient int
-	SignInWindow    time.Duration
-	TokenSigningKey string
+	// SignInPerEmail bounds one email's sign-in attempts from one client
+	// address in a window; SignInPerEmailAll, from all addresses together
+	// (an address the user signed in from before is not held by it).
+	SignInPerEmail    int
+	SignInPerEmailAll int
+	SignInPerClient   int
+	SignInWindow      time.Duration
+	// PublicPerClient bounds the calls to each unauthenticated route
+	// (sign-up, setup links, refresh, invitation links) from one client
+	// address in the sign-in window; 0: 100.
+	PublicPerClient int
+	// InvitationsPerOrganization and InvitationsPerRecipient bound the
+	// invitation emails sent (new or resent) in any 24 hours; 0: 200 and 5.
+	InvitationsPerOrganization int
+	InvitationsPerRecipient    int
+	TokenSigningKey            string
 	// PasswordHashes is how many password hashes may run at once (each
 	// holds 19 MiB); 0: one per CPU.
 	PasswordHashes int
@@ -68,7 +80,11 @@ type Config struct {
 func (c *Config) Register(l *config.Loader) {
 	l.Duration(&c.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens; every service also replays this much of the revoked sessions at start")
 	l.Duration(&c.RefreshTokenTTL, "refresh-token-ttl", 30*24*time.Hour, "lifetime of refresh tokens")
-	l.Int(&c.SignInPerEmail, "sign-in-limit-per-email", 10, "sign-in attempts allowed per email in a window")
+	l.Int(&c.SignInPerEmail, "sign-in-limit-per-email", 10, "sign-in attempts allowed per email from one client address in a window")
+	l.Int(&c.SignInPerEmailAll, "sign-in-limit-per-email-all", 100, "sign-in attempts allowed per email from all client addresses in a window, except from addresses the user signed in from before")
+	l.Int(&c.PublicPerClient, "public-limit-per-client", 100, "calls to each unauthenticated route (sign-up, setup link, invitation links; ten times as many for refresh and sign-out) allowed per client address in the sign-in window")
+	l.Int(&c.InvitationsPerOrganization, "invitation-limit-per-organization", 200, "invitation emails (new or resent) an organization may send in 24 hours")
+	l.Int(&c.InvitationsPerRecipient, "invitation-limit-per-recipient", 5, "invitation emails (new or resent) one address may receive in 24 hours")
 	l.Int(&c.SignInPerClient, "sign-in-limit-per-client", 100, "sign-in attempts allowed per client address in a window")
 	l.Duration(&c.SignInWindow, "sign-in-limit-window", 15*time.Minute, "window of the sign-in limits")
 	l.Int(&c.PasswordHashes, "password-hash-concurrency", 0, "password hashes (argon2id, 19 MiB each) running at once; 0: one per CPU")
@@ -93,6 +109,10 @@ func (c *Config) Validate() []error {
 	config.Check(&errs, c.RefreshTokenTTL >= c.AccessTokenTTL, "refresh-token-ttl", "want at least access-token-ttl, got %s", c.RefreshTokenTTL)
 	config.Check(&errs, c.SignInPerEmail > 0, "sign-in-limit-per-email", "want a positive number")
 	config.Check(&errs, c.SignInPerClient > 0, "sign-in-limit-per-client", "want a positive number")
+	config.Check(&errs, c.SignInPerEmailAll >= c.SignInPerEmail, "sign-in-limit-per-email-all", "want at least sign-in-limit-per-email (%d), got %d", c.SignInPerEmail, c.SignInPerEmailAll)
+	config.Check(&errs, c.PublicPerClient > 0, "public-limit-per-client", "want a positive number")
+	config.Check(&errs, c.InvitationsPerOrganization > 0, "invitation-limit-per-organization", "want a positive number")
+	config.Check(&errs, c.InvitationsPerRecipient > 0, "invitation-limit-per-recipient", "want a positive number")
 	config.Check(&errs, c.SignInWindow > 0, "sign-in-limit-window", "want a positive duration")
 	config.Check(&errs, c.PasswordHashes >= 0, "password-hash-concurrency", "want 0 (one per CPU) or more, got %d", c.PasswordHashes)
 	_, err := auth.ParsePrivateKey(c.TokenSigningKey)
@@ -117,8 +137,21 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
-	s := internal.NewServer(internal.NewStore(pool), auth.NewSigner(key, c.AccessTokenTTL), c.RefreshTokenTTL,
-		internal.Limits{PerEmail: c.SignInPerEmail, PerClient: c.SignInPerClient, Window: c.SignInWindow}, c.PasswordHashes, c.PublicURL, log)
+	// A Config built in code rather than loaded may leave the newer limits
+	// unset: they take their defaults.
+	orDefault := func(n, def int) int {
+		if n <= 0 {
+			return def
+		}
+		return n
+	}
+	limits := internal.Limits{
+		PerEmail: c.SignInPerEmail, PerEmailAll: orDefault(c.SignInPerEmailAll, 10*c.SignInPerEmail), PerClient: c.SignInPerClient, Window: c.SignInWindow,
+		PublicPerClient:            orDefault(c.PublicPerClient, 100),
+		InvitationsPerOrganization: orDefault(c.InvitationsPerOrganization, 200),
+		InvitationsPerRecipient:    orDefault(c.InvitationsPerRecipient, 5),
+	}
+	s := internal.NewServer(internal.NewStore(pool), auth.NewSigner(key, c.AccessTokenTTL), c.RefreshTokenTTL, limits, c.PasswordHashes, c.PublicURL, log)
 	accountsv1.RegisterAuthServiceServer(srv, s)
 	accountsv1.RegisterUserServiceServer(srv, s)
 	accountsv1.RegisterOrganizationServiceServer(srv, s)

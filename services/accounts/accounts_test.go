@@ -43,6 +43,12 @@ type env struct {
 // every interceptor runs, against a fresh database.
 func start(t testing.TB) *env {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith is start with settings changed by change.
+func startWith(t testing.TB, change func(*accounts.Config)) *env {
+	t.Helper()
 	pool := pgtest.NewPool(t, accounts.Schema, accounts.Migrations)
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	cfg := accounts.Config{
@@ -55,6 +61,9 @@ func start(t testing.TB) *env {
 		PublicURL:       "https://app.mailplane.test",
 		NoticeAttempts:  2,
 		NoticeRetry:     10 * time.Millisecond,
+	}
+	if change != nil {
+		change(&cfg)
 	}
 	srv := grpcserver.New(slog.New(slog.DiscardHandler), auth.NewVerifier(pub))
 	if err := accounts.Register(srv.Server, pool, cfg, slog.New(slog.DiscardHandler)); err != nil {

@@ -212,7 +212,9 @@ func TestInvitations(t *testing.T) {
 	}
 
 	log := e.auditLog(t, asOwner, &accountsv1.ListAuditEntriesRequest{Parent: org, Action: "accounts.invitation.accept"})
-	if len(log) != 1 || log[0].Actor != "new@example.com" {
+	// Newest first: the acceptance, then the other member's refused try.
+	if len(log) != 2 || log[0].Actor != "new@example.com" || log[0].Outcome != accountsv1.Outcome_OUTCOME_SUCCEEDED ||
+		log[1].Actor != "member@example.com" || log[1].Outcome != accountsv1.Outcome_OUTCOME_DENIED {
 		t.Errorf("audit of the acceptance: %v", log)
 	}
 }

@@ -99,12 +99,14 @@ type AuditCursor struct {
 
 // ListAuditEntries lists an organization's audit log. Owners and admins only.
 func (s *Server) ListAuditEntries(ctx context.Context, req *accountsv1.ListAuditEntriesRequest) (*accountsv1.ListAuditEntriesResponse, error) {
-	org, role, _, err := s.access(ctx, "parent", req.GetParent())
+	org, role, c, err := s.access(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
 	if !role.canManage() {
-		return nil, errs.E(errs.PermissionDenied, "only owners and admins can read the audit log")
+		err := errs.E(errs.PermissionDenied, "only owners and admins can read the audit log")
+		s.auditRefusal(ctx, c.audit(org, "accounts.auditEntry.list", req.GetParent()+"/auditEntries", nil), err)
+		return nil, err
 	}
 	size, err := pageSize(req.GetPageSize())
 	if err != nil {

@@ -121,6 +121,48 @@ SELECT o.display_name,
 FROM organizations o WHERE o.id = $1`
 )
 
+const (
+	// lockInvitationQuota serialises an organization's invitation emails,
+	// so that concurrent ones cannot all pass the count below.
+	lockInvitationQuota = `SELECT pg_advisory_xact_lock(hashtextextended('accounts.invitations:' || $1::text, 0))`
+
+	// countInvitationEmails counts the invitation emails queued in the last
+	// 24 hours by an organization, and to one recipient of it, with the
+	// oldest of each, whose passing frees a place.
+	countInvitationEmails = `
+SELECT count(*), COALESCE(min(create_time), now()),
+       count(*) FILTER (WHERE recipient = $2), COALESCE(min(create_time) FILTER (WHERE recipient = $2), now())
+FROM notices
+WHERE template = 'invitation' AND organization_id = $1 AND create_time > now() - interval '24 hours'`
+)
+
+// invitationQuota refuses one more invitation email from org to email past
+// the daily limits. The count is of notices in the database, so it holds
+// across replicas; tx holds the organization's quota until it ends.
+func (s *Server) invitationQuota(ctx context.Context, tx pgx.Tx, org uuid.UUID, email string) error {
+	if _, err := tx.Exec(ctx, lockInvitationQuota, org); err != nil {
+		return fmt.Errorf("invitation quota: %w", err)
+	}
+	var byOrg, toRecipient int
+	var oldestByOrg, oldestToRecipient time.Time
+	if err := tx.QueryRow(ctx, countInvitationEmails, org, email).Scan(&byOrg, &oldestByOrg, &toRecipient, &oldestToRecipient); err != nil {
+		return fmt.Errorf("invitation quota: %w", err)
+	}
+	var e *errs.Error
+	switch {
+	case byOrg >= s.limits.InvitationsPerOrganization:
+		e = errs.E(errs.ResourceExhausted, "the organization sent %d invitations in the last 24 hours, its limit; try again later", byOrg)
+		e.RetryAfter = time.Until(oldestByOrg.Add(24 * time.Hour))
+	case toRecipient >= s.limits.InvitationsPerRecipient:
+		e = errs.E(errs.ResourceExhausted, "%s was sent %d invitations in the last 24 hours, the limit; try again later", email, toRecipient)
+		e.RetryAfter = time.Until(oldestToRecipient.Add(24 * time.Hour))
+	default:
+		return nil
+	}
+	e.RetryAfter = max(e.RetryAfter.Round(time.Second), time.Second)
+	return e.WithReason("TOO_MANY_INVITATIONS")
+}
+
 func collectInvitation(rows pgx.Rows) (*Invitation, error) {
 	i, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Invitation])
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -175,19 +217,30 @@ func (s *Server) CreateInvitation(ctx context.Context, req *accountsv1.CreateInv
 	case want == Owner && role != Owner:
 		return nil, refuse(errs.E(errs.PermissionDenied, "only an owner can invite an owner"))
 	}
+	idem, err := newIdempotent(ctx, c, "CreateInvitation", req.GetRequestId(), req)
+	if err != nil {
+		return nil, err
+	}
 	token, hash, err := newInvitationToken()
 	if err != nil {
 		return nil, err
 	}
 	i := &Invitation{ID: uuid.Must(uuid.NewV7()), OrganizationID: org, Email: email, Role: want,
 		Purpose: strings.TrimSpace(in.GetPurpose()), Inviter: c.Name()}
+	resp := &accountsv1.CreateInvitationResponse{}
 	err = pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
+		if done, err := idem.replay(ctx, tx, resp); err != nil || done {
+			return err
+		}
 		var member bool
 		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.organization_id = $1 AND u.email = $2)", org, email).Scan(&member); err != nil {
 			return err
 		}
 		if member {
 			return errs.E(errs.AlreadyExists, "%s is already a member", email).WithReason("ALREADY_MEMBER")
+		}
+		if err := s.invitationQuota(ctx, tx, org, email); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, closeExpiredInvitation, org, email); err != nil {
 			return err
@@ -202,23 +255,29 @@ func (s *Server) CreateInvitation(ctx context.Context, req *accountsv1.CreateInv
 		if err := s.queueInvitationEmail(ctx, tx, i, s.invitationLink(token)); err != nil {
 			return err
 		}
+		resp = &accountsv1.CreateInvitationResponse{Invitation: invitationProto(i), Link: s.invitationLink(token)}
+		if err := idem.save(ctx, tx, invitationName(org, i.ID), resp); err != nil {
+			return err
+		}
 		return insertAudit(ctx, tx, c.audit(org, "accounts.invitation.create", invitationName(org, i.ID),
 			map[string]string{"email": email, "role": roleProto(want).String()}))
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &accountsv1.CreateInvitationResponse{Invitation: invitationProto(i), Link: s.invitationLink(token)}, nil
+	return resp, nil
 }
 
 // ListInvitations lists pending (and expired, unanswered) invitations.
 func (s *Server) ListInvitations(ctx context.Context, req *accountsv1.ListInvitationsRequest) (*accountsv1.ListInvitationsResponse, error) {
-	org, role, _, err := s.access(ctx, "parent", req.GetParent())
+	org, role, c, err := s.access(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
 	if !role.canManage() {
-		return nil, errs.E(errs.PermissionDenied, "only owners and admins can see invitations")
+		err := errs.E(errs.PermissionDenied, "only owners and admins can see invitations")
+		s.auditRefusal(ctx, c.audit(org, "accounts.invitation.list", req.GetParent()+"/invitations", nil), err)
+		return nil, err
 	}
 	rows, _ := s.store.pool.Query(ctx, selectOpenInvitations, org)
 	is, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Invitation])
@@ -248,6 +307,20 @@ func (s *Server) managedInvitation(ctx context.Context, name, action string) (uu
 		s.auditRefusal(ctx, c.audit(org, action, name, nil), err)
 		return uuid.Nil, uuid.Nil, c, err
 	}
+	if role != Owner {
+		// Resending an owner's invitation hands its new link to the caller:
+		// only an owner may, as only an owner may invite one.
+		var invited Role
+		err := s.store.pool.QueryRow(ctx, "SELECT role FROM invitations WHERE id = $1 AND organization_id = $2", id, org).Scan(&invited)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return uuid.Nil, uuid.Nil, c, fmt.Errorf("invitation role: %w", err)
+		}
+		if invited == Owner {
+			err := errs.E(errs.PermissionDenied, "only an owner can manage an owner's invitation")
+			s.auditRefusal(ctx, c.audit(org, action, name, nil), err)
+			return uuid.Nil, uuid.Nil, c, err
+		}
+	}
 	return org, id, c, nil
 }
 
@@ -266,6 +339,9 @@ func (s *Server) ResendInvitation(ctx context.Context, req *accountsv1.ResendInv
 		rows, _ := tx.Query(ctx, resendInvitation, id, org, hash, invitationTTL)
 		var err error
 		if i, err = collectInvitation(rows); err != nil {
+			return err
+		}
+		if err := s.invitationQuota(ctx, tx, org, i.Email); err != nil {
 			return err
 		}
 		if err := s.queueInvitationEmail(ctx, tx, i, s.invitationLink(token)); err != nil {
@@ -305,6 +381,9 @@ var errBadInvitationToken = errs.E(errs.NotFound, "no invitation has this link; 
 
 // LookupInvitation tells the invitee what the link is for.
 func (s *Server) LookupInvitation(ctx context.Context, req *accountsv1.LookupInvitationRequest) (*accountsv1.LookupInvitationResponse, error) {
+	if err := s.publicLimit(ctx, "lookupInvitation"); err != nil {
+		return nil, err
+	}
 	var resp *accountsv1.LookupInvitationResponse
 	err := pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, selectInvitationToken, hashRefreshToken(req.GetToken()))
@@ -331,6 +410,10 @@ func (s *Server) AcceptInvitation(ctx context.Context, req *accountsv1.AcceptInv
 	if err != nil {
 		return nil, err
 	}
+	// Signed in, but guessing links all the same: limited like the look-up.
+	if err := s.publicLimit(ctx, "acceptInvitation"); err != nil {
+		return nil, err
+	}
 	var m *Membership
 	err = pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, selectInvitationToken, hashRefreshToken(req.GetToken()))
@@ -349,7 +432,9 @@ func (s *Server) AcceptInvitation(ctx context.Context, req *accountsv1.AcceptInv
 			return fmt.Errorf("accept invitation: %w", err)
 		}
 		if email != i.Email {
-			return errs.E(errs.PermissionDenied, "this invitation is for %s; sign in with that email", i.Email).WithReason("INVITATION_OTHER_EMAIL")
+			err := errs.E(errs.PermissionDenied, "this invitation is for %s; sign in with that email", i.Email).WithReason("INVITATION_OTHER_EMAIL")
+			s.auditRefusal(ctx, c.audit(i.OrganizationID, "accounts.invitation.accept", invitationName(i.OrganizationID, i.ID), nil), err)
+			return err
 		}
 		if _, err := tx.Exec(ctx, joinOrganization, i.OrganizationID, user, i.Role); err != nil {
 			return fmt.Errorf("join organization: %w", err)

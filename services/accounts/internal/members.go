@@ -20,6 +20,8 @@ const setupTTL = 30 * 24 * time.Hour
 const (
 	insertSetupToken = `INSERT INTO setup_tokens (token_hash, user_id, expire_time) VALUES ($1, $2, now() + $3::interval)`
 
+	findSetupToken = `SELECT user_id FROM setup_tokens WHERE token_hash = $1 AND expire_time > now()`
+
 	// takeSetupToken uses a setup token up, returning its user.
 	takeSetupToken = `DELETE FROM setup_tokens WHERE token_hash = $1 AND expire_time > now() RETURNING user_id`
 
@@ -46,15 +48,24 @@ func (s *Server) CreateMember(ctx context.Context, req *accountsv1.CreateMemberR
 		s.auditRefusal(ctx, c.audit(org, "accounts.member.create", req.GetParent()+"/members", map[string]string{"email": email}), err)
 		return nil, err
 	case want == Owner && role != Owner:
-		return nil, errs.E(errs.PermissionDenied, "only an owner can make an owner")
+		err := errs.E(errs.PermissionDenied, "only an owner can make an owner")
+		s.auditRefusal(ctx, c.audit(org, "accounts.member.create", req.GetParent()+"/members", map[string]string{"email": email, "role": roleProto(want).String()}), err)
+		return nil, err
+	}
+	idem, err := newIdempotent(ctx, c, "CreateMember", req.GetRequestId(), req)
+	if err != nil {
+		return nil, err
 	}
 	token, hash, err := newInvitationToken()
 	if err != nil {
 		return nil, err
 	}
 	u := &User{ID: uuid.Must(uuid.NewV7()), Email: email, DisplayName: strings.TrimSpace(req.GetDisplayName()), Language: languages[0]}
-	var m *Membership
+	resp := &accountsv1.CreateMemberResponse{}
 	err = pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
+		if done, err := idem.replay(ctx, tx, resp); err != nil || done {
+			return err
+		}
 		if !c.IsToken() {
 			// The new user reads notices in their administrator's language.
 			tx.QueryRow(ctx, "SELECT language FROM users WHERE id = $1", c.UserID).Scan(&u.Language)
@@ -71,8 +82,12 @@ func (s *Server) CreateMember(ctx context.Context, req *accountsv1.CreateMemberR
 		if _, err := tx.Exec(ctx, insertSetupToken, hash, u.ID, setupTTL); err != nil {
 			return fmt.Errorf("insert setup token: %w", err)
 		}
-		var err error
-		if m, err = membership(ctx, tx, org, u.ID); err != nil {
+		m, err := membership(ctx, tx, org, u.ID)
+		if err != nil {
+			return err
+		}
+		resp = &accountsv1.CreateMemberResponse{Member: memberProto(m), SetupLink: strings.TrimSuffix(s.publicURL, "/") + "/setup/" + token}
+		if err := idem.save(ctx, tx, memberName(org, u.ID), resp); err != nil {
 			return err
 		}
 		return insertAudit(ctx, tx, c.audit(org, "accounts.member.create", memberName(org, u.ID), map[string]string{"role": roleProto(want).String()}))
@@ -80,14 +95,28 @@ func (s *Server) CreateMember(ctx context.Context, req *accountsv1.CreateMemberR
 	if err != nil {
 		return nil, err
 	}
-	return &accountsv1.CreateMemberResponse{Member: memberProto(m), SetupLink: strings.TrimSuffix(s.publicURL, "/") + "/setup/" + token}, nil
+	return resp, nil
 }
 
 var errBadSetupToken = errs.E(errs.NotFound, "this setup link is unknown, used or expired; ask your administrator for a new one").WithReason("SETUP_LINK_INVALID")
 
 // SetInitialPassword sets a created user's first password.
 func (s *Server) SetInitialPassword(ctx context.Context, req *accountsv1.SetInitialPasswordRequest) (*accountsv1.SetInitialPasswordResponse, error) {
-	hash, err := s.passwords.hash(ctx, req.GetPassword())
+	if err := s.publicLimit(ctx, "setInitialPassword"); err != nil {
+		return nil, err
+	}
+	// The token is checked before the password is hashed: a look-up costs
+	// next to nothing, a hash 19 MiB and a CPU for a while. It is used up
+	// only below, with the password set, so a failed hash leaves it working.
+	var user uuid.UUID
+	err := s.store.pool.QueryRow(ctx, findSetupToken, hashRefreshToken(req.GetToken())).Scan(&user)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errBadSetupToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("setup token: %w", err)
+	}
+	hash, err := s.anonPasswords.hash(ctx, req.GetPassword())
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -64,8 +65,12 @@ func render(name, lang string, params map[string]string) (subject, body string, 
 	if t == nil {
 		return "", "", fmt.Errorf("no template %q", name)
 	}
+	plain := make(map[string]string, len(params))
+	for k, v := range params {
+		plain[k] = plainText(v)
+	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, params); err != nil {
+	if err := t.Execute(&b, plain); err != nil {
 		return "", "", fmt.Errorf("render %s.%s: %w", name, lang, err)
 	}
 	text := b.String()
@@ -74,6 +79,22 @@ func render(name, lang string, params map[string]string) (subject, body string, 
 		text = strings.TrimPrefix(text, "\n")
 	}
 	return strings.TrimSpace(subject), text, nil
+}
+
+// plainText returns s fit to go into a notice as one line of text: line
+// breaks and other control characters become spaces, and the invisible
+// marks that reorder text (bidi controls) are dropped. Names come from
+// users: "Acme\nBcc: ..." or "Acme\u202Emoc.evil" must not shape the message.
+func plainText(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\u061c', r == '\u200e', r == '\u200f', '\u202a' <= r && r <= '\u202e', '\u2066' <= r && r <= '\u2069':
+			return -1
+		case unicode.IsControl(r), r == '\u2028', r == '\u2029':
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // supportedLanguage returns lang if notices are written in it, else "en".
@@ -219,12 +240,14 @@ func (s *NoticeSender) deliver(ctx context.Context, n *Notice) error {
 
 // ListDeadNotices lists an organization's undeliverable notices.
 func (s *Server) ListDeadNotices(ctx context.Context, req *accountsv1.ListDeadNoticesRequest) (*accountsv1.ListDeadNoticesResponse, error) {
-	org, role, _, err := s.access(ctx, "parent", req.GetParent())
+	org, role, c, err := s.access(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
 	if !role.canManage() {
-		return nil, errs.E(errs.PermissionDenied, "only owners and admins can see undelivered notices")
+		err := errs.E(errs.PermissionDenied, "only owners and admins can see undelivered notices")
+		s.auditRefusal(ctx, c.audit(org, "accounts.notice.list", req.GetParent()+"/deadNotices", nil), err)
+		return nil, err
 	}
 	rows, _ := s.store.pool.Query(ctx, selectDeadNotices, org)
 	ns, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Notice])
@@ -250,7 +273,9 @@ func (s *Server) RetryNotice(ctx context.Context, req *accountsv1.RetryNoticeReq
 		return nil, err
 	}
 	if !role.canManage() {
-		return nil, errs.E(errs.PermissionDenied, "only owners and admins can retry notices")
+		err := errs.E(errs.PermissionDenied, "only owners and admins can retry notices")
+		s.auditRefusal(ctx, c.audit(org, "accounts.notice.retry", req.GetName(), nil), err)
+		return nil, err
 	}
 	var n *Notice
 	err = pgx.BeginFunc(ctx, s.store.pool, func(tx pgx.Tx) error {

@@ -60,3 +60,15 @@ func (w *passwordWork) check(ctx context.Context, hash, password string) (ok boo
 	}
 	return ok, err
 }
+
+// splitPasswordWork returns the turns of sign-in and signed-in people's
+// password checks (n, or one per CPU when n <= 0) and, apart, those of
+// unauthenticated routes that hash a new password (half as many, at least
+// one). A flood of sign-ups or setup links thus waits for its own turns and
+// never takes sign-in's; at worst one and a half times n hashes run at once.
+func splitPasswordWork(n int) (signIn, anon *passwordWork) {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return newPasswordWork(n), newPasswordWork(max(1, n/2))
+}

@@ -91,6 +91,14 @@ func (s *Server) DeleteCurrentUser(ctx context.Context, req *accountsv1.DeleteCu
 	if err != nil {
 		return nil, err
 	}
+	// The password check is a sign-in by another door: limited alike, per
+	// user and per client address (the latter shared with sign-in).
+	if err := s.limit(ctx, "delete:"+userName(id), s.limits.PerEmail); err != nil {
+		return nil, err
+	}
+	if err := s.limit(ctx, "client:"+c.Addr, s.limits.PerClient); err != nil {
+		return nil, err
+	}
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
 		return nil, err

@@ -18,11 +18,23 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Limits bound sign-in attempts within a window.
+// Limits bound what a client may ask for: sign-in attempts and calls to
+// unauthenticated routes within Window, invitation notices per day.
 type Limits struct {
-	PerEmail  int
-	PerClient int
-	Window    time.Duration
+	// PerEmail bounds sign-in attempts for one email from one client
+	// address; PerEmailAll, for one email from all addresses together,
+	// except from addresses the user signed in from before.
+	PerEmail    int
+	PerEmailAll int
+	PerClient   int
+	Window      time.Duration
+	// PublicPerClient bounds the calls to each unauthenticated route from
+	// one client address.
+	PublicPerClient int
+	// InvitationsPerOrganization and InvitationsPerRecipient bound the
+	// invitation emails (new and resent) in any 24 hours.
+	InvitationsPerOrganization int
+	InvitationsPerRecipient    int
 }
 
 // Server implements the accounts gRPC services.
@@ -40,8 +52,12 @@ type Server struct {
 	signer     *auth.Signer
 	refreshTTL time.Duration
 	limits     Limits
-	passwords  *passwordWork
-	log        *slog.Logger
+	// passwords hashes for sign-in and for signed-in people's password
+	// checks; anonPasswords for unauthenticated routes that set a
+	// password (sign-up, setup links), which so cannot take sign-in's turns.
+	passwords     *passwordWork
+	anonPasswords *passwordWork
+	log           *slog.Logger
 	// publicURL is the frontend's address, which links in emails point to.
 	publicURL string
 }
@@ -49,7 +65,8 @@ type Server struct {
 // NewServer returns a server over store issuing tokens with signer, hashing
 // at most passwordHashes passwords at once (0: one per CPU).
 func NewServer(store *Store, signer *auth.Signer, refreshTTL time.Duration, limits Limits, passwordHashes int, publicURL string, log *slog.Logger) *Server {
-	return &Server{store: store, signer: signer, refreshTTL: refreshTTL, limits: limits, passwords: newPasswordWork(passwordHashes), publicURL: publicURL, log: log}
+	signIn, anon := splitPasswordWork(passwordHashes)
+	return &Server{store: store, signer: signer, refreshTTL: refreshTTL, limits: limits, passwords: signIn, anonPasswords: anon, publicURL: publicURL, log: log}
 }
 
 // SignUp creates a user, their organization, and makes them its owner.
@@ -61,11 +78,22 @@ func (s *Server) SignUp(ctx context.Context, req *accountsv1.SignUpRequest) (*ac
 	if supportedLanguage(lang) != lang {
 		return nil, errs.Field("language", "must be one of en, fr, de, it, es")
 	}
-	hash, err := s.passwords.hash(ctx, req.GetPassword())
+	if err := s.publicLimit(ctx, "signUp"); err != nil {
+		return nil, err
+	}
+	email := normalizeEmail(req.GetEmail())
+	// A taken email is refused before the costly hash (the answer says it
+	// is taken either way).
+	if _, err := s.store.UserByEmail(ctx, email); err == nil {
+		return nil, errEmailTaken
+	} else if !errs.Is(err, errs.NotFound) {
+		return nil, fmt.Errorf("sign up: %w", err)
+	}
+	hash, err := s.anonPasswords.hash(ctx, req.GetPassword())
 	if err != nil {
 		return nil, err
 	}
-	u := &User{ID: uuid.Must(uuid.NewV7()), Email: normalizeEmail(req.GetEmail()), DisplayName: strings.TrimSpace(req.GetDisplayName()),
+	u := &User{ID: uuid.Must(uuid.NewV7()), Email: email, DisplayName: strings.TrimSpace(req.GetDisplayName()),
 		PasswordHash: hash, Language: lang, PhoneNumber: req.GetPhoneNumber()}
 	o := &Organization{ID: uuid.Must(uuid.NewV7()), DisplayName: strings.TrimSpace(req.GetOrganizationDisplayName())}
 	if err := s.store.CreateUserWithOrganization(ctx, u, o, grpcserver.ClientAddr(ctx)); err != nil {
@@ -86,13 +114,35 @@ func (s *Server) SignIn(ctx context.Context, req *accountsv1.SignInRequest) (*ac
 	if email == "" {
 		return nil, errs.Field("email", "is required")
 	}
-	if err := s.limit(ctx, "email:"+email, s.limits.PerEmail); err != nil {
+	// Guesses are bounded per client address, and per email from each
+	// address, so an outsider cannot lock a user out by failing from
+	// elsewhere. All addresses together also have a bound per email, against
+	// guessing from many addresses; it does not apply to an address the user
+	// signed in from before. See docs/accounts.md.
+	client := grpcserver.ClientAddr(ctx)
+	if err := s.limit(ctx, "client:"+client, s.limits.PerClient); err != nil {
 		return nil, err
 	}
-	if err := s.limit(ctx, "client:"+grpcserver.ClientAddr(ctx), s.limits.PerClient); err != nil {
+	pair := "email:" + email + " client:" + client
+	if err := s.limit(ctx, pair, s.limits.PerEmail); err != nil {
 		return nil, err
 	}
 	u, err := s.store.UserByEmail(ctx, email)
+	if err != nil && !errs.Is(err, errs.NotFound) {
+		return nil, fmt.Errorf("sign in: %w", err)
+	}
+	if limited := s.limit(ctx, "email:"+email, s.limits.PerEmailAll); limited != nil {
+		if !errs.Is(limited, errs.ResourceExhausted) || u == nil {
+			return nil, limited
+		}
+		known, kerr := s.store.KnownClient(ctx, u.ID, client)
+		if kerr != nil {
+			return nil, fmt.Errorf("sign in: %w", kerr)
+		}
+		if !known {
+			return nil, limited
+		}
+	}
 	hash := dummyHash()
 	switch {
 	case err == nil && u.PasswordHash == "":
@@ -111,7 +161,10 @@ func (s *Server) SignIn(ctx context.Context, req *accountsv1.SignInRequest) (*ac
 	if !ok || u == nil {
 		return nil, errBadCredentials
 	}
-	if err := s.store.ResetSignIn(ctx, "email:"+email); err != nil {
+	if err := s.store.ResetSignIn(ctx, pair); err != nil {
+		return nil, err
+	}
+	if err := s.store.RememberClient(ctx, u.ID, client); err != nil {
 		return nil, err
 	}
 	refresh, refreshHash, err := newRefreshToken()
@@ -130,16 +183,37 @@ func (s *Server) SignIn(ctx context.Context, req *accountsv1.SignInRequest) (*ac
 		LoginEmailRequired: u.LoginPending}, nil
 }
 
-// limit counts an attempt under key and refuses it past max in the window.
+// limit counts a sign-in attempt under key and refuses it past allowed in
+// the window.
 func (s *Server) limit(ctx context.Context, key string, allowed int) error {
+	return s.limitAs(ctx, key, allowed, errs.E(errs.ResourceExhausted, "too many sign-in attempts; try again later").WithReason("TOO_MANY_ATTEMPTS"))
+}
+
+// publicLimit counts a call to the unauthenticated route from the client's
+// address and refuses it past the limit in the window.
+func (s *Server) publicLimit(ctx context.Context, route string) error {
+	allowed := s.limits.PublicPerClient
+	if route == "refresh" || route == "signOut" {
+		// Every signed-in browser refreshes each access token lifetime:
+		// an office behind one address makes many such calls, and a
+		// refresh token cannot be guessed anyway.
+		allowed *= 10
+	}
+	return s.limitAs(ctx, "public:"+route+" client:"+grpcserver.ClientAddr(ctx), allowed,
+		errs.E(errs.ResourceExhausted, "too many requests from your address; try again later").WithReason("TOO_MANY_REQUESTS"))
+}
+
+// limitAs counts a call under key and answers refusal, with when to retry,
+// past allowed in the window.
+func (s *Server) limitAs(ctx context.Context, key string, allowed int, refusal *errs.Error) error {
 	n, reset, err := s.store.HitSignIn(ctx, key, time.Now(), s.limits.Window)
 	if err != nil {
 		return err
 	}
 	if n > allowed {
-		e := errs.E(errs.ResourceExhausted, "too many sign-in attempts; try again later").WithReason("TOO_MANY_ATTEMPTS")
+		e := *refusal
 		e.RetryAfter = max(time.Until(reset).Round(time.Second), time.Second)
-		return e
+		return &e
 	}
 	return nil
 }
@@ -157,6 +231,9 @@ func (s *Server) sessionsEnd() time.Time { return time.Now().Add(s.signer.TTL())
 
 // Refresh rotates a refresh token and issues a new access token.
 func (s *Server) Refresh(ctx context.Context, req *accountsv1.RefreshRequest) (*accountsv1.RefreshResponse, error) {
+	if err := s.publicLimit(ctx, "refresh"); err != nil {
+		return nil, err
+	}
 	refresh, refreshHash, err := newRefreshToken()
 	if err != nil {
 		return nil, err
@@ -179,6 +256,9 @@ func (s *Server) Refresh(ctx context.Context, req *accountsv1.RefreshRequest) (*
 // SignOut ends the session of a refresh token; its access tokens stop
 // working everywhere at once.
 func (s *Server) SignOut(ctx context.Context, req *accountsv1.SignOutRequest) (*accountsv1.SignOutResponse, error) {
+	if err := s.publicLimit(ctx, "signOut"); err != nil {
+		return nil, err
+	}
 	if err := s.store.RevokeRefreshToken(ctx, hashRefreshToken(req.GetRefreshToken()), s.sessionsEnd()); err != nil {
 		return nil, err
 	}

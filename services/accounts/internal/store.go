@@ -109,6 +109,11 @@ ON CONFLICT (key) DO UPDATE SET
 RETURNING attempts, window_start`
 
 	resetAttempts = `DELETE FROM sign_in_attempts WHERE key = $1`
+
+	// pruneAttempts deletes some counters whose window is over.
+	pruneAttempts = `
+DELETE FROM sign_in_attempts WHERE key IN (
+    SELECT key FROM sign_in_attempts WHERE window_start <= $1::timestamptz - $2::interval LIMIT 100)`
 )
 
 // Store keeps accounts in PostgreSQL.
@@ -489,6 +494,13 @@ func (s *Store) HitSignIn(ctx context.Context, key string, now time.Time, window
 	if err := s.pool.QueryRow(ctx, hitAttempts, key, now, window).Scan(&n, &start); err != nil {
 		return 0, time.Time{}, fmt.Errorf("count sign-in attempt: %w", err)
 	}
+	if n == 1 {
+		// A counter started: a few dead ones go, so that the table holds
+		// about the counters of one window, however many addresses call.
+		if _, err := s.pool.Exec(ctx, pruneAttempts, now, window); err != nil {
+			return 0, time.Time{}, fmt.Errorf("prune sign-in attempts: %w", err)
+		}
+	}
 	return n, start.Add(window), nil
 }
 
@@ -498,4 +510,39 @@ func (s *Store) ResetSignIn(ctx context.Context, key string) error {
 		return fmt.Errorf("reset sign-in attempts: %w", err)
 	}
 	return nil
+}
+
+const (
+	selectKnownClient = `SELECT EXISTS (SELECT 1 FROM sign_in_clients WHERE user_id = $1 AND client_address = $2)`
+
+	rememberClient = `
+INSERT INTO sign_in_clients (user_id, client_address) VALUES ($1, $2)
+ON CONFLICT (user_id, client_address) DO UPDATE SET last_time = now()`
+
+	// forgetOldClients keeps the user's 20 latest addresses.
+	forgetOldClients = `
+DELETE FROM sign_in_clients WHERE user_id = $1 AND client_address NOT IN (
+    SELECT client_address FROM sign_in_clients WHERE user_id = $1 ORDER BY last_time DESC LIMIT 20)`
+)
+
+// KnownClient reports whether user signed in from addr lately.
+func (s *Store) KnownClient(ctx context.Context, user uuid.UUID, addr string) (bool, error) {
+	var known bool
+	if err := s.pool.QueryRow(ctx, selectKnownClient, user, addr).Scan(&known); err != nil {
+		return false, fmt.Errorf("known client: %w", err)
+	}
+	return known, nil
+}
+
+// RememberClient records that user signed in from addr.
+func (s *Store) RememberClient(ctx context.Context, user uuid.UUID, addr string) error {
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, rememberClient, user, addr); err != nil {
+			return fmt.Errorf("remember client: %w", err)
+		}
+		if _, err := tx.Exec(ctx, forgetOldClients, user); err != nil {
+			return fmt.Errorf("forget old clients: %w", err)
+		}
+		return nil
+	})
 }

@@ -138,8 +138,15 @@ func (s *Server) ReleaseMemberLogin(ctx context.Context, req *accountsv1.Release
 		if err != nil {
 			return errMemberNotFound
 		}
-		if _, err := membership(ctx, tx, org, target); err != nil {
+		tm, err := membership(ctx, tx, org, target)
+		if err != nil {
 			return err
+		}
+		// An admin who could release an owner's login could then create a
+		// member with that email and hold its setup link: the owner's
+		// account, taken over.
+		if tm.Role == Owner && role != Owner {
+			return errs.E(errs.PermissionDenied, "only an owner can release an owner's login")
 		}
 		switch {
 		case !strings.Contains(u.Email, "@"):

@@ -2262,7 +2262,12 @@ type CreateMemberRequest struct {
 	// The user's name.
 	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// The role; unset: member.
-	Role          Role `protobuf:"varint,4,opt,name=role,proto3,enum=mailplane.accounts.v1.Role" json:"role,omitempty"`
+	Role Role `protobuf:"varint,4,opt,name=role,proto3,enum=mailplane.accounts.v1.Role" json:"role,omitempty"`
+	// An idempotency key (AIP-155; a UUID is best): the same key from the
+	// same caller within 24 hours answers the first outcome again rather
+	// than creating twice. Unset: the `idempotency-key` metadata (the edge's
+	// `Idempotency-Key` header), if any.
+	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2323,6 +2328,13 @@ func (x *CreateMemberRequest) GetRole() Role {
 		return x.Role
 	}
 	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *CreateMemberRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // CreateMemberResponse is the new member and their setup link.
@@ -2617,12 +2629,14 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"exportTime\"A\n" +
 	"\x18DeleteCurrentUserRequest\x12%\n" +
 	"\bpassword\x18\x01 \x01(\tB\t\xca\xf3\x18\x05\b\x01 \x80\bR\bpassword\"\x1b\n" +
-	"\x19DeleteCurrentUserResponse\"\xb4\x01\n" +
+	"\x19DeleteCurrentUserResponse\"\xdb\x01\n" +
 	"\x13CreateMemberRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12\x1e\n" +
 	"\x05email\x18\x02 \x01(\tB\b\xca\xf3\x18\x04\b\x01(\x01R\x05email\x12,\n" +
 	"\fdisplay_name\x18\x03 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\vdisplayName\x12/\n" +
-	"\x04role\x18\x04 \x01(\x0e2\x1b.mailplane.accounts.v1.RoleR\x04role\"l\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x1b.mailplane.accounts.v1.RoleR\x04role\x12%\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\trequestId\"l\n" +
 	"\x14CreateMemberResponse\x125\n" +
 	"\x06member\x18\x01 \x01(\v2\x1d.mailplane.accounts.v1.MemberR\x06member\x12\x1d\n" +
 	"\n" +

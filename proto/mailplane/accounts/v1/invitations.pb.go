@@ -209,7 +209,12 @@ type CreateInvitationRequest struct {
 	// "organizations/{organization}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The invitee's email, role and optional purpose.
-	Invitation    *Invitation `protobuf:"bytes,2,opt,name=invitation,proto3" json:"invitation,omitempty"`
+	Invitation *Invitation `protobuf:"bytes,2,opt,name=invitation,proto3" json:"invitation,omitempty"`
+	// An idempotency key (AIP-155; a UUID is best): the same key from the
+	// same caller within 24 hours answers the first outcome again rather
+	// than inviting twice. Unset: the `idempotency-key` metadata (the edge's
+	// `Idempotency-Key` header), if any.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -256,6 +261,13 @@ func (x *CreateInvitationRequest) GetInvitation() *Invitation {
 		return x.Invitation
 	}
 	return nil
+}
+
+func (x *CreateInvitationRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // CreateInvitationResponse holds the invitation and its link.
@@ -835,12 +847,14 @@ const file_mailplane_accounts_v1_invitations_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vexpire_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x127\n" +
-	"\tsend_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bsendTime\"\x84\x01\n" +
+	"\tsend_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bsendTime\"\xab\x01\n" +
 	"\x17CreateInvitationRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12I\n" +
 	"\n" +
 	"invitation\x18\x02 \x01(\v2!.mailplane.accounts.v1.InvitationB\x06\xca\xf3\x18\x02\b\x01R\n" +
-	"invitation\"q\n" +
+	"invitation\x12%\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\trequestId\"q\n" +
 	"\x18CreateInvitationResponse\x12A\n" +
 	"\n" +
 	"invitation\x18\x01 \x01(\v2!.mailplane.accounts.v1.InvitationR\n" +
