@@ -75,13 +75,15 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		return nil, fmt.Errorf("dial accounts at %s: %w", c.AccountsAddr, err)
 	}
 	s := internal.NewServer(pool, internal.NewAccountsClient(conn), log)
-	mailboxesv1.RegisterMailServiceServiceServer(srv, s)
-	mailboxesv1.RegisterAddressServiceServer(srv, s)
-	mailboxesv1.RegisterReservationServiceServer(srv, s)
-	mailboxesv1.RegisterSenderServiceServer(srv, s)
-	mailboxesv1.RegisterDevicePasswordServiceServer(srv, s)
-	mailboxesv1.RegisterBulkServiceServer(srv, s)
-	mailboxesv1.RegisterSignatureServiceServer(srv, s)
+	// Each refusal is audited, by whichever method.
+	for _, desc := range []*grpc.ServiceDesc{
+		&mailboxesv1.MailServiceService_ServiceDesc, &mailboxesv1.AddressService_ServiceDesc,
+		&mailboxesv1.ReservationService_ServiceDesc, &mailboxesv1.SenderService_ServiceDesc,
+		&mailboxesv1.DevicePasswordService_ServiceDesc, &mailboxesv1.BulkService_ServiceDesc,
+		&mailboxesv1.SignatureService_ServiceDesc,
+	} {
+		srv.RegisterService(s.AuditRefusals(desc), s)
+	}
 	lookups := internal.NewLookups(pool)
 	var mail []mailServer
 	for _, m := range []mailServer{

@@ -73,6 +73,8 @@ type Accounts interface {
 	Role(ctx context.Context, org uuid.UUID) (Role, error)
 	// IsMember reports whether user belongs to org.
 	IsMember(ctx context.Context, org, user uuid.UUID) (bool, error)
+	// Owners returns org's owners.
+	Owners(ctx context.Context, org uuid.UUID) (map[uuid.UUID]bool, error)
 	// Invite invites email into org as a member, for purpose, and returns
 	// the invitation's name and link.
 	Invite(ctx context.Context, org uuid.UUID, email, purpose string) (name, link string, err error)
@@ -216,6 +218,29 @@ func (a *AccountsClient) IsMember(ctx context.Context, org, user uuid.UUID) (boo
 	}
 }
 
+// Owners lists org's members and keeps the owners.
+func (a *AccountsClient) Owners(ctx context.Context, org uuid.UUID) (map[uuid.UUID]bool, error) {
+	owners := map[uuid.UUID]bool{}
+	token := ""
+	for {
+		page, err := a.orgs.ListMembers(forward(ctx), &accountsv1.ListMembersRequest{Parent: organizationName(org), PageSize: 1000, PageToken: token})
+		if err != nil {
+			return nil, translate(err, "list members")
+		}
+		for _, m := range page.GetMembers() {
+			if m.GetRole() != accountsv1.Role_ROLE_OWNER {
+				continue
+			}
+			if id, err := uuid.Parse(strings.TrimPrefix(m.GetUser(), "users/")); err == nil {
+				owners[id] = true
+			}
+		}
+		if token = page.GetNextPageToken(); token == "" {
+			return owners, nil
+		}
+	}
+}
+
 // Invite creates an invitation in accounts.
 func (a *AccountsClient) Invite(ctx context.Context, org uuid.UUID, email, purpose string) (string, string, error) {
 	resp, err := a.inv.CreateInvitation(forward(ctx), &accountsv1.CreateInvitationRequest{
@@ -268,4 +293,24 @@ func (s *Server) manage(ctx context.Context, org uuid.UUID) (Caller, error) {
 		return c, errs.E(errs.PermissionDenied, "only owners and admins can do this")
 	}
 	return c, nil
+}
+
+// spareOwners refuses an action of a caller with role on what belongs to
+// users (being on an address, a device password) when one of them is an
+// owner of org and the caller is not: only an owner may act on an owner,
+// as only an owner may release an owner's login.
+func (s *Server) spareOwners(ctx context.Context, org uuid.UUID, role Role, refusal string, users ...uuid.UUID) error {
+	if role == Owner || len(users) == 0 {
+		return nil
+	}
+	owners, err := s.accounts.Owners(ctx, org)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if owners[u] {
+			return errs.E(errs.PermissionDenied, "%s", refusal).WithReason("OWNER_REQUIRED")
+		}
+	}
+	return nil
 }

@@ -640,6 +640,10 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 			if users, err = s.checkUsers(ctx, a, in.GetUsers()); err != nil {
 				return nil, err
 			}
+			if err := s.spareOwners(ctx, a.OrganizationID, role, "only an owner can take an owner off an address or change their rights on it",
+				changedUsers(a.Users, users)...); err != nil {
+				return nil, err
+			}
 			setUsers = true
 		case "signature":
 			if signature, err = parseAddressSignature(a, in.GetSignature()); err != nil {
@@ -756,6 +760,34 @@ func (s *Server) checkUsers(ctx context.Context, a *Address, in []*mailboxesv1.A
 	return out, nil
 }
 
+// changedUsers returns the users of before who are not in after, or are
+// with other rights.
+func changedUsers(before, after []AddressUser) []uuid.UUID {
+	kept := map[uuid.UUID]Rights{}
+	for _, u := range after {
+		if u.UserID != nil {
+			kept[*u.UserID] = rightsOf(u)
+		}
+	}
+	var out []uuid.UUID
+	for _, u := range before {
+		if u.UserID == nil {
+			continue
+		}
+		if r, ok := kept[*u.UserID]; !ok || r != rightsOf(u) {
+			out = append(out, *u.UserID)
+		}
+	}
+	return out
+}
+
+func rightsOf(u AddressUser) Rights {
+	if u.Rights == nil {
+		return allRights
+	}
+	return *u.Rights
+}
+
 // DeleteAddress deletes an address, its aliases and device passwords.
 func (s *Server) DeleteAddress(ctx context.Context, req *mailboxesv1.DeleteAddressRequest) (*mailboxesv1.DeleteAddressResponse, error) {
 	a, c, role, err := s.addressAccess(ctx, "name", req.GetName())
@@ -764,6 +796,9 @@ func (s *Server) DeleteAddress(ctx context.Context, req *mailboxesv1.DeleteAddre
 	}
 	if !role.canManage() {
 		return nil, errs.E(errs.PermissionDenied, "only owners and admins can delete an address")
+	}
+	if err := s.spareOwners(ctx, a.OrganizationID, role, "only an owner can delete an address an owner uses", changedUsers(a.Users, nil)...); err != nil {
+		return nil, err
 	}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, deleteAddress, a.ID); err != nil {

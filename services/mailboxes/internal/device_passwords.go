@@ -266,6 +266,11 @@ func (s *Server) DeleteDevicePassword(ctx context.Context, req *mailboxesv1.Dele
 		if !role.canManage() && d.UserID != c.UserID {
 			return errDevicePasswordNotFound
 		}
+		if d.UserID != c.UserID {
+			if err := s.spareOwners(ctx, a.OrganizationID, role, "only an owner can revoke an owner's device password", d.UserID); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.Exec(ctx, revokeDevicePassword, d.ID); err != nil {
 			return fmt.Errorf("revoke device password: %w", err)
 		}

@@ -111,6 +111,16 @@ func (f fakeAccounts) IsMember(_ context.Context, _, user uuid.UUID) (bool, erro
 	return ok, nil
 }
 
+func (f fakeAccounts) Owners(context.Context, uuid.UUID) (map[uuid.UUID]bool, error) {
+	owners := map[uuid.UUID]bool{}
+	for u, r := range f {
+		if r == Owner {
+			owners[u] = true
+		}
+	}
+	return owners, nil
+}
+
 func (f fakeAccounts) Invite(context.Context, uuid.UUID, string, string) (string, string, error) {
 	return "", "", errors.New("no invitations here")
 }
