@@ -71,10 +71,8 @@ func callerFrom(ctx context.Context) (Caller, error) {
 type Accounts interface {
 	// Role is the caller's role in org; NotFound when they have none.
 	Role(ctx context.Context, org uuid.UUID) (Role, error)
-	// IsMember reports whether user belongs to org.
-	IsMember(ctx context.Context, org, user uuid.UUID) (bool, error)
-	// Owners returns org's owners.
-	Owners(ctx context.Context, org uuid.UUID) (map[uuid.UUID]bool, error)
+	// Members returns the role of each member of org.
+	Members(ctx context.Context, org uuid.UUID) (map[uuid.UUID]Role, error)
 	// Invite invites email into org as a member, for purpose, and returns
 	// the invitation's name and link.
 	Invite(ctx context.Context, org uuid.UUID, email, purpose string) (name, link string, err error)
@@ -174,13 +172,8 @@ func (a *AccountsClient) memberships(ctx context.Context) (map[uuid.UUID]Role, e
 		if err != nil {
 			continue
 		}
-		switch m.GetRole() {
-		case accountsv1.Role_ROLE_OWNER:
-			roles[id] = Owner
-		case accountsv1.Role_ROLE_ADMIN:
-			roles[id] = Admin
-		case accountsv1.Role_ROLE_MEMBER:
-			roles[id] = Member
+		if r := roleOf(m.GetRole()); r != "" {
+			roles[id] = r
 		}
 	}
 	a.mu.Lock()
@@ -198,29 +191,9 @@ func (a *AccountsClient) memberships(ctx context.Context) (map[uuid.UUID]Role, e
 	return roles, nil
 }
 
-// IsMember lists org's members.
-func (a *AccountsClient) IsMember(ctx context.Context, org, user uuid.UUID) (bool, error) {
-	want := organizationName(org) + "/members/" + user.String()
-	token := ""
-	for {
-		page, err := a.orgs.ListMembers(forward(ctx), &accountsv1.ListMembersRequest{Parent: organizationName(org), PageSize: 1000, PageToken: token})
-		if err != nil {
-			return false, translate(err, "list members")
-		}
-		for _, m := range page.GetMembers() {
-			if m.GetName() == want {
-				return true, nil
-			}
-		}
-		if token = page.GetNextPageToken(); token == "" {
-			return false, nil
-		}
-	}
-}
-
-// Owners lists org's members and keeps the owners.
-func (a *AccountsClient) Owners(ctx context.Context, org uuid.UUID) (map[uuid.UUID]bool, error) {
-	owners := map[uuid.UUID]bool{}
+// Members lists org's members, with one call per 1000.
+func (a *AccountsClient) Members(ctx context.Context, org uuid.UUID) (map[uuid.UUID]Role, error) {
+	members := map[uuid.UUID]Role{}
 	token := ""
 	for {
 		page, err := a.orgs.ListMembers(forward(ctx), &accountsv1.ListMembersRequest{Parent: organizationName(org), PageSize: 1000, PageToken: token})
@@ -228,17 +201,27 @@ func (a *AccountsClient) Owners(ctx context.Context, org uuid.UUID) (map[uuid.UU
 			return nil, translate(err, "list members")
 		}
 		for _, m := range page.GetMembers() {
-			if m.GetRole() != accountsv1.Role_ROLE_OWNER {
-				continue
-			}
-			if id, err := uuid.Parse(strings.TrimPrefix(m.GetUser(), "users/")); err == nil {
-				owners[id] = true
+			id, err := uuid.Parse(strings.TrimPrefix(m.GetUser(), "users/"))
+			if r := roleOf(m.GetRole()); err == nil && r != "" {
+				members[id] = r
 			}
 		}
 		if token = page.GetNextPageToken(); token == "" {
-			return owners, nil
+			return members, nil
 		}
 	}
+}
+
+func roleOf(r accountsv1.Role) Role {
+	switch r {
+	case accountsv1.Role_ROLE_OWNER:
+		return Owner
+	case accountsv1.Role_ROLE_ADMIN:
+		return Admin
+	case accountsv1.Role_ROLE_MEMBER:
+		return Member
+	}
+	return ""
 }
 
 // Invite creates an invitation in accounts.
@@ -303,12 +286,12 @@ func (s *Server) spareOwners(ctx context.Context, org uuid.UUID, role Role, refu
 	if role == Owner || len(users) == 0 {
 		return nil
 	}
-	owners, err := s.accounts.Owners(ctx, org)
+	members, err := s.accounts.Members(ctx, org)
 	if err != nil {
 		return err
 	}
 	for _, u := range users {
-		if owners[u] {
+		if members[u] == Owner {
 			return errs.E(errs.PermissionDenied, "%s", refusal).WithReason("OWNER_REQUIRED")
 		}
 	}

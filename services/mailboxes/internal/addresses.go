@@ -220,14 +220,36 @@ func (s *Server) addressAccess(ctx context.Context, field, name string) (*Addres
 	return a, c, role, nil
 }
 
-// takeLocalPart claims key on ms for address id, or says who holds it.
-func takeLocalPart(ctx context.Context, tx pgx.Tx, ms uuid.UUID, key string, id uuid.UUID, alias bool, field string) error {
-	tag, err := tx.Exec(ctx, `INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, ms, key, id, alias)
-	if err != nil {
-		return fmt.Errorf("claim local part: %w", err)
+// claimAliases claims the keys $2 on mail service $1 as aliases of address
+// $3 and returns those it got.
+const claimAliases = `
+INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias)
+SELECT $1, k, $3, true FROM unnest($2::text[]) AS k
+ON CONFLICT DO NOTHING
+RETURNING local_key`
+
+// takeAliases claims aliases on ms for address id in one round trip, or
+// says who holds the first one taken.
+func takeAliases(ctx context.Context, tx pgx.Tx, ms, id uuid.UUID, aliases []string) error {
+	if len(aliases) == 0 {
+		return nil
 	}
-	if tag.RowsAffected() == 0 {
-		return takenError(ctx, tx, ms, key, field)
+	rows, _ := tx.Query(ctx, claimAliases, ms, aliases, id)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("claim aliases: %w", err)
+	}
+	if len(got) == len(aliases) {
+		return nil
+	}
+	claimed := make(map[string]bool, len(got))
+	for _, k := range got {
+		claimed[k] = true
+	}
+	for i, al := range aliases {
+		if !claimed[al] {
+			return takenError(ctx, tx, ms, al, fmt.Sprintf("address.aliases[%d]", i))
+		}
 	}
 	return nil
 }
@@ -364,7 +386,17 @@ func checkAddress(in *mailboxesv1.Address, kind string) (localPart string, alias
 	return localPart, aliases, redirects, err
 }
 
+// Caps on what one address holds; each check is linear in them.
+const (
+	maxAliases      = 50
+	maxRedirects    = 50
+	maxAddressUsers = 100
+)
+
 func checkAliases(in []string) ([]string, error) {
+	if len(in) > maxAliases {
+		return nil, errs.Field("address.aliases", fmt.Sprintf("at most %d aliases", maxAliases))
+	}
 	seen := map[string]bool{}
 	var out []string
 	for i, al := range in {
@@ -394,8 +426,8 @@ func checkRedirects(kind string, in []string) ([]string, error) {
 	if len(in) == 0 {
 		return nil, errs.Field("address.redirectDestinations", fmt.Sprintf("a %s address needs at least one destination", strings.ReplaceAll(kind, "_", "-")))
 	}
-	if len(in) > 50 {
-		return nil, errs.Field("address.redirectDestinations", "at most 50 destinations")
+	if len(in) > maxRedirects {
+		return nil, errs.Field("address.redirectDestinations", fmt.Sprintf("at most %d destinations", maxRedirects))
 	}
 	var out []string
 	for i, d := range in {
@@ -499,8 +531,12 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 // checkAccess resolves who may use a new address: user ids (the caller,
 // existing members) and emails to invite.
 func (s *Server) checkAccess(ctx context.Context, org uuid.UUID, c Caller, in *mailboxesv1.AddressAccess) ([]uuid.UUID, []string, error) {
+	if n := len(in.GetUsers()) + len(in.GetInviteEmails()); n > maxAddressUsers {
+		return nil, nil, errs.Field("access", fmt.Sprintf("at most %d users and invitations together", maxAddressUsers))
+	}
 	var users []uuid.UUID
 	seen := map[uuid.UUID]bool{}
+	var members map[uuid.UUID]Role // asked of accounts once, when needed
 	if in.GetCaller() {
 		if c.TokenID != "" {
 			return nil, nil, errs.Field("access.caller", "an API token is not a person who can use an address")
@@ -516,23 +552,25 @@ func (s *Server) checkAccess(ctx context.Context, org uuid.UUID, c Caller, in *m
 		if seen[id] {
 			continue
 		}
-		ok, err := s.accounts.IsMember(ctx, org, id)
-		if err != nil {
-			return nil, nil, err
+		if members == nil {
+			if members, err = s.accounts.Members(ctx, org); err != nil {
+				return nil, nil, err
+			}
 		}
-		if !ok {
+		if members[id] == "" {
 			return nil, nil, errs.Field(field, "is not a member of the organization; invite them by email instead")
 		}
 		users, seen[id] = append(users, id), true
 	}
 	var invites []string
+	invited := map[string]bool{}
 	for i, e := range in.GetInviteEmails() {
 		e = strings.ToLower(strings.TrimSpace(e))
 		if err := validate.Email(e); err != nil {
 			return nil, nil, errs.Field(fmt.Sprintf("access.inviteEmails[%d]", i), err.Error())
 		}
-		if !slices.Contains(invites, e) {
-			invites = append(invites, e)
+		if !invited[e] {
+			invites, invited[e] = append(invites, e), true
 		}
 	}
 	return users, invites, nil
@@ -662,10 +700,8 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 			if _, err := tx.Exec(ctx, deleteAliases, a.ID); err != nil {
 				return err
 			}
-			for i, al := range aliases {
-				if err := takeLocalPart(ctx, tx, a.MailServiceID, al, a.ID, true, fmt.Sprintf("address.aliases[%d]", i)); err != nil {
-					return err
-				}
+			if err := takeAliases(ctx, tx, a.MailServiceID, a.ID, aliases); err != nil {
+				return err
 			}
 		}
 		if setUsers {
@@ -715,6 +751,10 @@ func (s *Server) checkUsers(ctx context.Context, a *Address, in []*mailboxesv1.A
 	if (a.Kind == "redirect" || a.Kind == "catch_all") && len(in) > 0 {
 		return nil, errs.Field("address.users", "this kind of address has no users")
 	}
+	if len(in) > maxAddressUsers {
+		return nil, errs.Field("address.users", fmt.Sprintf("at most %d users", maxAddressUsers))
+	}
+	var members map[uuid.UUID]Role // asked of accounts once, when needed
 	pending := map[string]string{}
 	for _, u := range a.Users {
 		if u.UserID == nil {
@@ -733,11 +773,12 @@ func (s *Server) checkUsers(ctx context.Context, a *Address, in []*mailboxesv1.A
 			if err != nil {
 				return nil, err
 			}
-			ok, err := s.accounts.IsMember(ctx, a.OrganizationID, id)
-			if err != nil {
-				return nil, err
+			if members == nil {
+				if members, err = s.accounts.Members(ctx, a.OrganizationID); err != nil {
+					return nil, err
+				}
 			}
-			if !ok {
+			if members[id] == "" {
 				return nil, errs.Field(field, "is not a member of the organization")
 			}
 			out = append(out, AddressUser{UserID: &id, Rights: rights})

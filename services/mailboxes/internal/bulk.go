@@ -73,6 +73,11 @@ const (
 	bulkBatchRows = 1000
 	// maxBulkRows bounds a file; a bigger one is split.
 	maxBulkRows = 100_000
+	// maxBulkCell bounds a field of a file, in bytes: 50 destinations of
+	// 254 bytes fit; a row is at most numBulkColumns times as long.
+	maxBulkCell = 16 << 10
+	// maxBulkKeys bounds the local parts (names and aliases) a file claims.
+	maxBulkKeys = 200_000
 	// maxBulkErrors is how many problems an answer lists; it counts all.
 	maxBulkErrors = 100
 	// maxQuotaMB keeps quota_mb * 2^20 far from overflowing.
@@ -316,6 +321,13 @@ func (b *bulkReader) check(rec []string, be *bulkErrors) (bulkRow, bool) {
 	}
 	n := be.total
 	bad := func(line, c int, format string, args ...any) { be.add(line, bulkColumns[c], format, args...) }
+	for c, i := range b.cols {
+		if i >= 0 && len(rec[i]) > maxBulkCell {
+			line, _ := b.r.FieldPos(i)
+			bad(line, c, "is %d bytes long; at most %d", len(rec[i]), maxBulkCell)
+			return bulkRow{line: line}, false
+		}
+	}
 
 	var row bulkRow
 	lp, line := get(colLocalPart)
@@ -351,7 +363,13 @@ func (b *bulkReader) check(rec []string, be *bulkErrors) (bulkRow, bool) {
 
 	aliases, aliasLine := get(colAliases)
 	row.aliasLine = aliasLine
-	for _, al := range splitList(aliases) {
+	list := splitList(aliases)
+	if len(list) > maxAliases {
+		bad(aliasLine, colAliases, "has %d aliases; at most %d", len(list), maxAliases)
+		list = nil
+	}
+	seen := make(map[string]bool, len(list))
+	for _, al := range list {
 		ak := localKey(al)
 		switch err := checkLocalPart(al); {
 		case err != nil:
@@ -362,7 +380,8 @@ func (b *bulkReader) check(rec []string, be *bulkErrors) (bulkRow, bool) {
 			bad(aliasLine, colAliases, "alias %q belongs to the mail system itself", ak)
 		case ak == key:
 			bad(aliasLine, colAliases, "alias %q is the local part itself", al)
-		case !slices.Contains(row.aliases, ak):
+		case !seen[ak]:
+			seen[ak] = true
 			row.aliases = append(row.aliases, ak)
 		}
 	}
@@ -447,6 +466,13 @@ func checkBulk(data []byte) (*bulkFile, *bulkErrors) {
 				col = bulkColumns[colAliases]
 			}
 			be.add(int(u.line), col, "%q is already on line %d", key, prev.line)
+			return
+		}
+		if len(f.keys) >= maxBulkKeys {
+			if len(f.keys) == maxBulkKeys {
+				be.add(int(u.line), "", "the file claims more than %d local parts (names and aliases); split it into several files", maxBulkKeys)
+				f.keys[""] = keyUse{} // reported once
+			}
 			return
 		}
 		// The key may share memory with the whole line; keep only itself.
