@@ -1,11 +1,14 @@
 package mailboxes_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
@@ -68,5 +71,69 @@ func TestAddressCaps(t *testing.T) {
 	}
 	if _, err := create(&mailboxesv1.Address{LocalPart: "b0"}, nil); err != nil {
 		t.Errorf("an alias given up is free: %v", err)
+	}
+}
+
+// TestBulkLimits: an organization has at most BulkJobsRunning jobs running
+// and BulkUploadsPerHour uploads starting one per hour; over either, 429
+// with when to retry. Uploading a file whose job exists costs nothing.
+func TestBulkLimits(t *testing.T) {
+	e := startWith(t, mailboxes.Config{BulkJobsRunning: 1, BulkUploadsPerHour: 2})
+	ctx := context.Background()
+	owner := e.person(t, "owner@example.com")
+	ms, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bulk := mailboxesv1.NewBulkServiceClient(e.cc)
+	upload := func(data []byte) (*mailboxesv1.BulkJob, error) {
+		resp, err := bulk.CreateBulkJob(owner.ctx, &mailboxesv1.CreateBulkJobRequest{Parent: ms.MailService.Name, Csv: data})
+		return resp.GetJob(), err
+	}
+	exhausted := func(err error, reason string) {
+		t.Helper()
+		st := wantCode(t, err, codes.ResourceExhausted)
+		var gotReason string
+		var retry bool
+		for _, d := range st.Details() {
+			switch d := d.(type) {
+			case *errdetails.ErrorInfo:
+				gotReason = d.GetReason()
+			case *errdetails.RetryInfo:
+				retry = d.GetRetryDelay().AsDuration() > 0
+			}
+		}
+		if gotReason != reason || !retry || st.Message() == "" {
+			t.Errorf("reason %q, retry delay %v, message %q; want %q, a delay and a message", gotReason, retry, st.Message(), reason)
+		}
+	}
+
+	first, err := upload(bulkCSV(0, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitBulkJob(t, bulk, owner.ctx, first.Name)
+	// As if it were still running, and heard of just now.
+	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', end_time = NULL, update_time = now()"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = upload(bulkCSV(10, 20))
+	exhausted(err, "BULK_JOBS_RUNNING")
+	if again, err := upload(bulkCSV(0, 10)); err != nil || again.Name != first.Name {
+		t.Errorf("the running job's file again: %v, %v", again, err)
+	}
+	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'succeeded', end_time = now()"); err != nil {
+		t.Fatal(err)
+	}
+	second, err := upload(bulkCSV(10, 20))
+	if err != nil {
+		t.Fatalf("once the first job ended: %v", err)
+	}
+	waitBulkJob(t, bulk, owner.ctx, second.Name)
+	_, err = upload(bulkCSV(20, 30))
+	exhausted(err, "BULK_UPLOADS_PER_HOUR")
+	var jobs int
+	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM bulk_jobs").Scan(&jobs); err != nil || jobs != 2 {
+		t.Errorf("%d jobs (%v), want 2", jobs, err)
 	}
 }

@@ -36,6 +36,14 @@ type Config struct {
 	SocketmapAddr string
 	PolicyAddr    string
 	MilterAddr    string
+	// MailConns and MailConnsPerClient cap the connections each of those
+	// servers holds, in all and per client address.
+	MailConns          int
+	MailConnsPerClient int
+	// BulkJobsRunning caps an organization's running bulk jobs;
+	// BulkUploadsPerHour, the uploads that start or restart one.
+	BulkJobsRunning    int
+	BulkUploadsPerHour int
 }
 
 // Register adds the settings to l.
@@ -44,10 +52,25 @@ func (c *Config) Register(l *config.Loader) {
 	l.String(&c.SocketmapAddr, "socketmap-addr", "127.0.0.1:9101", "TCP address answering Postfix's socketmap lookups (mailboxes); empty: off")
 	l.String(&c.PolicyAddr, "policy-addr", "127.0.0.1:9102", "TCP address of the Postfix policy service (mailboxes); empty: off")
 	l.String(&c.MilterAddr, "milter-addr", "127.0.0.1:9103", "TCP address of the milter checking the From header (mailboxes); empty: off")
+	l.Int(&c.MailConns, "mail-conns", internal.DefaultConnTotal, "connections each of the socketmap, policy and milter servers holds at most (mailboxes)")
+	l.Int(&c.MailConnsPerClient, "mail-conns-per-client", internal.DefaultConnPerClient, "connections of one client address each of the socketmap, policy and milter servers holds at most (mailboxes)")
+	l.Int(&c.BulkJobsRunning, "bulk-jobs-running", internal.DefaultBulkJobsRunning, "bulk jobs an organization may have running at once (mailboxes)")
+	l.Int(&c.BulkUploadsPerHour, "bulk-uploads-per-hour", internal.DefaultBulkUploadsPerHour, "bulk uploads starting a job an organization may make per hour (mailboxes)")
 }
 
 // Validate reports every bad setting.
-func (c *Config) Validate() []error { return nil }
+func (c *Config) Validate() []error {
+	var errs []error
+	for _, s := range []struct {
+		name string
+		v    int
+	}{{"mail-conns", c.MailConns}, {"mail-conns-per-client", c.MailConnsPerClient}, {"bulk-jobs-running", c.BulkJobsRunning}, {"bulk-uploads-per-hour", c.BulkUploadsPerHour}} {
+		if s.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: must not be negative (0: the default)", s.name))
+		}
+	}
+	return errs
+}
 
 // Service is the running service: its gRPC server and background work.
 type Service struct {
@@ -75,6 +98,7 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		return nil, fmt.Errorf("dial accounts at %s: %w", c.AccountsAddr, err)
 	}
 	s := internal.NewServer(pool, internal.NewAccountsClient(conn), log)
+	s.SetBulkLimits(c.BulkJobsRunning, c.BulkUploadsPerHour)
 	// Each refusal is audited, by whichever method.
 	for _, desc := range []*grpc.ServiceDesc{
 		&mailboxesv1.MailServiceService_ServiceDesc, &mailboxesv1.AddressService_ServiceDesc,
@@ -85,11 +109,14 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		srv.RegisterService(s.AuditRefusals(desc), s)
 	}
 	lookups := internal.NewLookups(pool)
+	limits := internal.ConnLimits{Total: c.MailConns, PerClient: c.MailConnsPerClient}
+	sm, pol, mil := internal.NewSocketmapServer(lookups, log), internal.NewPolicyServer(lookups, log), internal.NewMilterServer(lookups, log)
+	sm.Limits, pol.Limits, mil.Limits = limits, limits, limits
 	var mail []mailServer
 	for _, m := range []mailServer{
-		{"socketmap", c.SocketmapAddr, internal.NewSocketmapServer(lookups, log).Serve},
-		{"policy", c.PolicyAddr, internal.NewPolicyServer(lookups, log).Serve},
-		{"milter", c.MilterAddr, internal.NewMilterServer(lookups, log).Serve},
+		{"socketmap", c.SocketmapAddr, sm.Serve},
+		{"policy", c.PolicyAddr, pol.Serve},
+		{"milter", c.MilterAddr, mil.Serve},
 	} {
 		if m.addr != "" {
 			mail = append(mail, m)

@@ -674,6 +674,67 @@ func bulkJobProto(org uuid.UUID, j *bulkJob) *mailboxesv1.BulkJob {
 	return p
 }
 
+// Default caps on an organization's bulk jobs.
+const (
+	DefaultBulkJobsRunning    = 2
+	DefaultBulkUploadsPerHour = 20
+)
+
+// SetBulkLimits caps an organization's running bulk jobs and its uploads
+// starting one per hour; 0 keeps the default.
+func (s *Server) SetBulkLimits(running, perHour int) {
+	if running > 0 {
+		s.bulkRunning = running
+	}
+	if perHour > 0 {
+		s.bulkPerHour = perHour
+	}
+}
+
+const (
+	// countRunningBulkJobs counts org $1's running jobs but $2.
+	countRunningBulkJobs = `
+SELECT count(*) FROM bulk_jobs j JOIN mail_services m ON m.id = j.mail_service_id
+WHERE m.organization_id = $1 AND j.state = 'running' AND j.id <> $2`
+
+	// countBulkUploads counts org $1's uploads of the last hour and says
+	// when the oldest of them stops counting.
+	countBulkUploads = `
+SELECT count(*), COALESCE(EXTRACT(EPOCH FROM min(create_time) + interval '1 hour' - now()), 0)::float8 FROM bulk_uploads
+WHERE organization_id = $1 AND create_time > now() - interval '1 hour'`
+
+	recordBulkUpload = `
+WITH old AS (DELETE FROM bulk_uploads WHERE organization_id = $1 AND create_time <= now() - interval '1 hour')
+INSERT INTO bulk_uploads (organization_id) VALUES ($1)`
+)
+
+// checkBulkQuota refuses a job of org over its caps; except is the job
+// being restarted, which does not count as running.
+func (s *Server) checkBulkQuota(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, org, except uuid.UUID) error {
+	var running int
+	if err := q.QueryRow(ctx, countRunningBulkJobs, org, except).Scan(&running); err != nil {
+		return fmt.Errorf("count running bulk jobs: %w", err)
+	}
+	if running >= s.bulkRunning {
+		e := errs.E(errs.ResourceExhausted, "the organization already has %d bulk jobs running; wait for one to end", running).WithReason("BULK_JOBS_RUNNING")
+		e.RetryAfter = 30 * time.Second
+		return e
+	}
+	var uploads int
+	var wait float64 // seconds
+	if err := q.QueryRow(ctx, countBulkUploads, org).Scan(&uploads, &wait); err != nil {
+		return fmt.Errorf("count bulk uploads: %w", err)
+	}
+	if uploads >= s.bulkPerHour {
+		e := errs.E(errs.ResourceExhausted, "the organization made %d bulk uploads in the last hour, the most it may", uploads).WithReason("BULK_UPLOADS_PER_HOUR")
+		e.RetryAfter = max(time.Duration(wait)*time.Second, time.Second)
+		return e
+	}
+	return nil
+}
+
 // CreateBulkJob checks a CSV file and starts creating its addresses.
 func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJobRequest) (*mailboxesv1.CreateBulkJobResponse, error) {
 	ids, err := parseName("parent", req.GetParent(), "organizations", "mailServices")
@@ -700,6 +761,15 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 		return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(org, prev)}, nil
 	}
 
+	// The caps are checked before the file, which costs more, and again
+	// under the organization's lock as the job starts.
+	except := uuid.Nil
+	if prev != nil {
+		except = prev.ID
+	}
+	if err := s.checkBulkQuota(ctx, s.pool, org, except); err != nil {
+		return nil, err
+	}
 	f, err := checkBulkFile(ctx, s.pool, msID, data)
 	if err != nil {
 		return nil, err
@@ -707,6 +777,15 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 
 	var job *bulkJob
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('mailboxes.bulk_uploads/' || $1::text, 0))", org); err != nil {
+			return fmt.Errorf("lock the organization's bulk jobs: %w", err)
+		}
+		if err := s.checkBulkQuota(ctx, tx, org, except); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, recordBulkUpload, org); err != nil {
+			return fmt.Errorf("record bulk upload: %w", err)
+		}
 		var rows pgx.Rows
 		if prev == nil {
 			rows, _ = tx.Query(ctx, insertBulkJob, uuid.Must(uuid.NewV7()), msID, sum[:], f.rows, data, c.Name())
@@ -723,6 +802,9 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 		})
 	})
 	if err != nil {
+		if errs.Is(err, errs.ResourceExhausted) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("start bulk job: %w", err)
 	}
 	if job == nil {
@@ -815,7 +897,20 @@ func (s *Server) resumeBulkJob(ctx context.Context, job *bulkJob, data []byte, a
 		run.fail(ctx, "could not be resumed: "+err.Error())
 	default:
 		run.file = f
-		s.log.InfoContext(ctx, "bulk job resumed", "bulkJob", bulkJobName(org, job), "attempt", job.Attempt)
+		// Each run is audited, as the upload that started the first was;
+		// the actor is whoever uploaded the file.
+		name := bulkJobName(org, job)
+		err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+			return outbox.Write(ctx, tx, "mailboxes.audit.recorded", auditRecord(ctx, organizationName(org), actor, "mailboxes.address.bulkCreate", name, map[string]string{
+				"rows": strconv.Itoa(f.rows), "toCreate": strconv.Itoa(f.rows - f.skipped), "existing": strconv.Itoa(f.skipped),
+				"attempt": strconv.Itoa(int(job.Attempt)), "resumed": "true",
+			}))
+		})
+		if err != nil {
+			s.log.ErrorContext(ctx, "resume bulk job: audit", "bulkJob", name, "error", err)
+			return
+		}
+		s.log.InfoContext(ctx, "bulk job resumed", "bulkJob", name, "attempt", job.Attempt)
 		run.run(ctx)
 	}
 }

@@ -43,22 +43,25 @@ type Server struct {
 	restoreFor time.Duration
 	// domains remembers mail services' domains (uuid.UUID -> cachedDomain).
 	domains sync.Map
+	// bulkRunning and bulkPerHour cap an organization's bulk jobs.
+	bulkRunning, bulkPerHour int
 }
 
 // NewServer returns a server over pool asking accounts about people.
 func NewServer(pool *pgxpool.Pool, accounts Accounts, log *slog.Logger) *Server {
-	return &Server{pool: pool, writes: pg.NewGroup(pool, "mailboxes.addresses", nil), accounts: accounts, log: log, restoreFor: 30 * 24 * time.Hour}
+	return &Server{pool: pool, writes: pg.NewGroup(pool, "mailboxes.addresses", nil), accounts: accounts, log: log, restoreFor: 30 * 24 * time.Hour,
+		bulkRunning: DefaultBulkJobsRunning, bulkPerHour: DefaultBulkUploadsPerHour}
 }
 
 // audit publishes an audit record for the organization's log, kept by the
 // accounts service, in tx.
 func audit(ctx context.Context, tx pgx.Tx, org string, c Caller, action, target string, details map[string]string) error {
-	return outbox.Write(ctx, tx, "mailboxes.audit.recorded", auditRecord(ctx, org, c, action, target, details))
+	return outbox.Write(ctx, tx, "mailboxes.audit.recorded", auditRecord(ctx, org, c.Name(), action, target, details))
 }
 
 // auditEvent is audit for a batch: the audit record as an event to queue.
 func auditEvent(ctx context.Context, org string, c Caller, action, target string, details map[string]string) outbox.Event {
-	return outbox.Event{Subject: "mailboxes.audit.recorded", Msg: auditRecord(ctx, org, c, action, target, details)}
+	return outbox.Event{Subject: "mailboxes.audit.recorded", Msg: auditRecord(ctx, org, c.Name(), action, target, details)}
 }
 
 // AuditRefusals returns a copy of desc, one of the service descriptions of
@@ -122,7 +125,7 @@ func (s *Server) auditRefusal(ctx context.Context, method string, req any, refus
 		}
 		action = "mailboxes." + resource + "." + strings.ToLower(method[:i])
 	}
-	rec := auditRecord(ctx, "organizations/"+org, c, action, target, map[string]string{"reason": refusal.Error()})
+	rec := auditRecord(ctx, "organizations/"+org, c.Name(), action, target, map[string]string{"reason": refusal.Error()})
 	rec.Entry.Outcome = accountsv1.Outcome_OUTCOME_DENIED
 	ctx = context.WithoutCancel(ctx)
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error { return outbox.Write(ctx, tx, "mailboxes.audit.recorded", rec) })
@@ -158,11 +161,11 @@ func requestTarget(req any) string {
 	return ""
 }
 
-func auditRecord(ctx context.Context, org string, c Caller, action, target string, details map[string]string) *accountsv1.AuditRecorded {
+func auditRecord(ctx context.Context, org, actor, action, target string, details map[string]string) *accountsv1.AuditRecorded {
 	return &accountsv1.AuditRecorded{
 		Organization: org,
 		Entry: &accountsv1.AuditEntry{
-			Actor: c.Name(), Action: action, Target: target, Outcome: accountsv1.Outcome_OUTCOME_SUCCEEDED,
+			Actor: actor, Action: action, Target: target, Outcome: accountsv1.Outcome_OUTCOME_SUCCEEDED,
 			ClientAddress: grpcserver.ClientAddr(ctx), Details: details,
 		},
 	}
