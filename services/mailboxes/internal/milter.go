@@ -137,9 +137,9 @@ type trackedListener struct {
 	counter *connCounter
 	idle    time.Duration
 	mu      sync.Mutex
-	conns  map[*trackedConn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	conns   map[*trackedConn]struct{}
+	closed  bool
+	wg      sync.WaitGroup
 }
 
 func (l *trackedListener) Accept() (net.Conn, error) {
