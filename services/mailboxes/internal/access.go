@@ -11,10 +11,12 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Role is the caller's role in an organization, as the accounts service
@@ -134,8 +136,31 @@ func translate(err error, what string) error {
 		return errs.E(errs.AlreadyExists, "%s", status.Convert(err).Message())
 	case codes.InvalidArgument:
 		return errs.E(errs.InvalidArgument, "%s", status.Convert(err).Message())
+	case codes.FailedPrecondition:
+		return errs.E(errs.FailedPrecondition, "%s", status.Convert(err).Message())
+	case codes.ResourceExhausted:
+		e := errs.E(errs.ResourceExhausted, "%s", status.Convert(err).Message())
+		e.RetryAfter = max(retryDelay(err), time.Second)
+		return e
+	case codes.Unavailable, codes.DeadlineExceeded:
+		// Accounts cannot be reached (or answer) just now: the caller may
+		// retry, which a 500 would not tell them. The status is answered as
+		// it is, not wrapped.
+		st, _ := status.New(codes.Unavailable, "the accounts service is unavailable; try again shortly").
+			WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
+		return st.Err()
 	}
 	return fmt.Errorf("%s: accounts: %w", what, err)
+}
+
+// retryDelay is the delay of err's RetryInfo, or 0.
+func retryDelay(err error) time.Duration {
+	for _, d := range status.Convert(err).Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
 }
 
 // Role asks accounts for the caller's memberships, or remembers them for a
