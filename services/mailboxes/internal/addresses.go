@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/idempotency"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"github.com/mailplane/mailplane/services/platform/validate"
@@ -280,7 +281,7 @@ type cachedDomain struct {
 // record and its event as one write of s.writes: one round trip, committed
 // with the other creates waiting at that moment. Why it failed is asked
 // afterwards, outside.
-func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users []uuid.UUID, invites []string) error {
+func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users []uuid.UUID, invites []string, idem idempotency.Request) error {
 	keys := append([]string{a.LocalKey}, a.Aliases...)
 	isAlias := make([]bool, len(keys))
 	for i := 1; i < len(keys); i++ {
@@ -298,6 +299,9 @@ func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users 
 	// the names' insert fails on its foreign key or primary key, undoing all.
 	var created time.Time
 	err := s.writes.Send(ctx, func(b *pgx.Batch) error {
+		// The key first: a concurrent create with the same key waits for
+		// it and fails on it, rather than on the address's names.
+		idem.Queue(b, name)
 		b.Queue(insertAddressOnce, a.ID, a.MailServiceID, a.LocalPart, a.LocalKey, a.Kind, a.Redirects, a.QuotaBytes, a.OrganizationID).
 			QueryRow(func(r pgx.Row) error { return r.Scan(&created) })
 		b.Queue(insertLocalParts, a.MailServiceID, keys, a.ID, isAlias)
@@ -312,6 +316,9 @@ func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users 
 	if err == nil {
 		a.CreateTime, a.UpdateTime = created, created
 		return nil
+	}
+	if idempotency.IsRace(err) {
+		return err
 	}
 	if !errors.Is(err, pgx.ErrNoRows) && !pg.IsUniqueViolation(err, "") && !pg.IsForeignKeyViolation(err, "") {
 		return fmt.Errorf("insert address: %w", err)
@@ -463,6 +470,10 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 	if err != nil {
 		return nil, err
 	}
+	idem, done, err := s.idempotencyKey(ctx, req, c, "CreateAddress")
+	if err != nil || done != "" {
+		return s.createdAddress(ctx, done, err)
+	}
 	users, invites, err := s.checkAccess(ctx, org, c, req.GetAccess())
 	if err != nil {
 		return nil, err
@@ -491,8 +502,9 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 	if a.Domain, err = s.domainOf(ctx, org, msID); err != nil {
 		return nil, err
 	}
-	if err := s.insertAddress(ctx, c, a, users, invites); err != nil {
-		return nil, err
+	if err := s.insertAddress(ctx, c, a, users, invites, idem); err != nil {
+		done, err := s.raced(ctx, idem, err)
+		return s.createdAddress(ctx, done, err)
 	}
 	resp := &mailboxesv1.CreateAddressResponse{Address: addressProto(a)}
 	if newUser != nil {
@@ -526,6 +538,23 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 		resp.InvitationLinks[e] = link
 	}
 	return resp, nil
+}
+
+// createdAddress answers a create again with the address name it made
+// (read afresh: links shown once are not shown again), or err.
+func (s *Server) createdAddress(ctx context.Context, name string, err error) (*mailboxesv1.CreateAddressResponse, error) {
+	if err != nil {
+		return nil, err
+	}
+	ids, err := parseName("name", name, "organizations", "mailServices", "addresses")
+	if err != nil {
+		return nil, fmt.Errorf("idempotency key names %q: %w", name, err)
+	}
+	a, err := loadAddress(ctx, s.pool, ids[0], ids[1], ids[2])
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.CreateAddressResponse{Address: addressProto(a)}, nil
 }
 
 // checkAccess resolves who may use a new address: user ids (the caller,
@@ -873,8 +902,19 @@ func (s *Server) CreateReservation(ctx context.Context, req *mailboxesv1.CreateR
 	if err != nil {
 		return nil, err
 	}
+	idem, done, err := s.idempotencyKey(ctx, req, c, "CreateReservation")
+	if err != nil {
+		return nil, err
+	}
+	if done != "" {
+		return &mailboxesv1.CreateReservationResponse{Name: done}, nil
+	}
 	key := localKey(req.GetLocalPart())
+	name := mailServiceName(ids[0], ids[1]) + "/reservations/" + key
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := idem.Insert(ctx, tx, name); err != nil {
+			return err
+		}
 		if _, err := activeMailService(ctx, tx, ids[0], ids[1]); err != nil {
 			return err
 		}
@@ -884,12 +924,14 @@ func (s *Server) CreateReservation(ctx context.Context, req *mailboxesv1.CreateR
 			}
 			return fmt.Errorf("reserve: %w", err)
 		}
-		return audit(ctx, tx, organizationName(ids[0]), c, "mailboxes.reservation.create", mailServiceName(ids[0], ids[1])+"/reservations/"+key, map[string]string{"holder": req.GetHolder()})
+		return audit(ctx, tx, organizationName(ids[0]), c, "mailboxes.reservation.create", name, map[string]string{"holder": req.GetHolder()})
 	})
 	if err != nil {
-		return nil, err
+		if name, err = s.raced(ctx, idem, err); err != nil {
+			return nil, err
+		}
 	}
-	return &mailboxesv1.CreateReservationResponse{Name: mailServiceName(ids[0], ids[1]) + "/reservations/" + key}, nil
+	return &mailboxesv1.CreateReservationResponse{Name: name}, nil
 }
 
 // DeleteReservation releases a reserved local part.

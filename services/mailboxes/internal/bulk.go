@@ -59,6 +59,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/idempotency"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"go.opentelemetry.io/otel"
@@ -746,6 +747,10 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 	if err != nil {
 		return nil, err
 	}
+	idem, done, err := s.idempotencyKey(ctx, req, c, "CreateBulkJob")
+	if err != nil || done != "" {
+		return s.createdBulkJob(ctx, done, err)
+	}
 	m, err := activeMailService(ctx, s.pool, org, msID)
 	if err != nil {
 		return nil, err
@@ -775,8 +780,15 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 		return nil, err
 	}
 
+	id := uuid.Must(uuid.NewV7())
+	if prev != nil {
+		id = prev.ID
+	}
 	var job *bulkJob
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := idem.Insert(ctx, tx, mailServiceName(org, msID)+"/bulkJobs/"+id.String()); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('mailboxes.bulk_uploads/' || $1::text, 0))", org); err != nil {
 			return fmt.Errorf("lock the organization's bulk jobs: %w", err)
 		}
@@ -788,22 +800,32 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 		}
 		var rows pgx.Rows
 		if prev == nil {
-			rows, _ = tx.Query(ctx, insertBulkJob, uuid.Must(uuid.NewV7()), msID, sum[:], f.rows, data, c.Name())
+			rows, _ = tx.Query(ctx, insertBulkJob, id, msID, sum[:], f.rows, data, c.Name())
 		} else {
 			rows, _ = tx.Query(ctx, restartBulkJob, prev.ID, f.rows, data, c.Name())
 		}
 		var err error
-		if job, err = collectBulkJob(rows); err != nil || job == nil {
+		if job, err = collectBulkJob(rows); err != nil {
 			return err
+		}
+		if job == nil {
+			return errBulkJobTaken
 		}
 		return audit(ctx, tx, organizationName(org), c, "mailboxes.address.bulkCreate", bulkJobName(org, job), map[string]string{
 			"rows": strconv.Itoa(f.rows), "toCreate": strconv.Itoa(f.rows - f.skipped), "existing": strconv.Itoa(f.skipped),
 			"sha256": hex.EncodeToString(sum[:]), "attempt": strconv.Itoa(int(job.Attempt)),
 		})
 	})
+	if errors.Is(err, errBulkJobTaken) {
+		job, err = nil, nil
+	}
 	if err != nil {
 		if errs.Is(err, errs.ResourceExhausted) {
 			return nil, err
+		}
+		if idempotency.IsRace(err) {
+			done, err := s.raced(ctx, idem, err)
+			return s.createdBulkJob(ctx, done, err)
 		}
 		return nil, fmt.Errorf("start bulk job: %w", err)
 	}
@@ -824,6 +846,31 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 	run := bulkRun{s: s, job: job, org: org, domain: m.Domain, actor: c.Name(), data: data, file: f}
 	go run.run(context.WithoutCancel(ctx))
 	return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(org, job)}, nil
+}
+
+// errBulkJobTaken undoes the start of a job that another upload of the
+// same file started or restarted first.
+var errBulkJobTaken = errors.New("bulk job started by another upload")
+
+// createdBulkJob answers an upload again with the job name it started,
+// read afresh, or err.
+func (s *Server) createdBulkJob(ctx context.Context, name string, err error) (*mailboxesv1.CreateBulkJobResponse, error) {
+	if err != nil {
+		return nil, err
+	}
+	ids, err := parseName("name", name, "organizations", "mailServices", "bulkJobs")
+	if err != nil {
+		return nil, fmt.Errorf("idempotency key names %q: %w", name, err)
+	}
+	rows, _ := s.pool.Query(ctx, selectBulkJob, ids[2], ids[1], ids[0])
+	job, err := collectBulkJob(rows)
+	if err != nil {
+		return nil, fmt.Errorf("get bulk job: %w", err)
+	}
+	if job == nil {
+		return nil, errs.E(errs.NotFound, "bulk job not found")
+	}
+	return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(ids[0], job)}, nil
 }
 
 // GetBulkJob returns a job and its progress.

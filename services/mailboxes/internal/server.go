@@ -16,6 +16,7 @@ import (
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
+	"github.com/mailplane/mailplane/services/platform/idempotency"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"golang.org/x/sync/errgroup"
@@ -62,6 +63,30 @@ func audit(ctx context.Context, tx pgx.Tx, org string, c Caller, action, target 
 // auditEvent is audit for a batch: the audit record as an event to queue.
 func auditEvent(ctx context.Context, org string, c Caller, action, target string, details map[string]string) outbox.Event {
 	return outbox.Event{Subject: "mailboxes.audit.recorded", Msg: auditRecord(ctx, org, c.Name(), action, target, details)}
+}
+
+// idempotencyKey reads req's idempotency key (AIP-155) for caller c and
+// method, and returns the name of what a first create with it made, or "".
+func (s *Server) idempotencyKey(ctx context.Context, req proto.Message, c Caller, method string) (idempotency.Request, string, error) {
+	r, err := idempotency.FromRequest(ctx, req, c.Name(), method)
+	if err != nil {
+		return r, "", err
+	}
+	name, _, err := r.Find(ctx, s.pool)
+	return r, name, err
+}
+
+// raced returns the name of what a concurrent create with r's key made,
+// when err says one committed first; "" otherwise.
+func (s *Server) raced(ctx context.Context, r idempotency.Request, err error) (string, error) {
+	if !idempotency.IsRace(err) {
+		return "", err
+	}
+	name, found, err := r.Find(ctx, s.pool)
+	if err == nil && !found {
+		err = errs.E(errs.Conflict, "a request with this idempotency key ran at the same time; try again")
+	}
+	return name, err
 }
 
 // AuditRefusals returns a copy of desc, one of the service descriptions of
@@ -173,13 +198,17 @@ func auditRecord(ctx context.Context, org, actor, action, target string, details
 
 // RunBackground does the service's periodic work until ctx is done: it
 // purges mail services deleted over restoreFor ago (hourly), resumes bulk
-// jobs whose process stopped (every 30 s) and announces mail services made
-// before their event had listeners (at start, then hourly).
+// jobs whose process stopped (every 30 s), announces mail services made
+// before their event had listeners (at start, then hourly) and forgets
+// idempotency keys over 24 hours old (hourly).
 func (s *Server) RunBackground(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.every(ctx, time.Hour, "purge mail services", s.Purge) })
 	g.Go(func() error { return s.every(ctx, 30*time.Second, "resume bulk jobs", s.ResumeBulkJobs) })
 	g.Go(func() error { return s.every(ctx, time.Hour, "announce mail services", s.AnnounceMailServices) })
+	g.Go(func() error {
+		return s.every(ctx, time.Hour, "purge idempotency keys", func(ctx context.Context) (int, error) { return idempotency.Purge(ctx, s.pool) })
+	})
 	return g.Wait()
 }
 
