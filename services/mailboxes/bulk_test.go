@@ -299,6 +299,7 @@ func TestBulkCreate(t *testing.T) {
 		job.Name[strings.LastIndex(job.Name, "/")+1:], data); err != nil {
 		t.Fatal(err)
 	}
+	audits = count(countAudits)
 	if n, err := e.svc.ResumeBulkJobs(ctx); err != nil || n != 1 {
 		t.Fatalf("resumed %d jobs (%v), want 1", n, err)
 	}
@@ -310,6 +311,10 @@ func TestBulkCreate(t *testing.T) {
 	}
 	if n := count(countCreated); n != events+10007 {
 		t.Errorf("%d address events after the job was resumed, want %d", n, events+10007)
+	}
+	// Each run has its audit record, the resumed one too.
+	if n := count(countAudits); n != audits+1 {
+		t.Errorf("%d audit records after the job was resumed, want %d", n, audits+1)
 	}
 	if n := count("SELECT count(*) FROM bulk_jobs WHERE csv IS NOT NULL"); n != 0 {
 		t.Errorf("%d finished jobs still hold their file", n)

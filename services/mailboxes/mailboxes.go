@@ -45,6 +45,14 @@ type Config struct {
 	// DomainCheckInterval is how often pending domain claims are checked
 	// (each claim's own checks back off from it, up to an hour).
 	DomainCheckInterval time.Duration
+	// MailConns and MailConnsPerClient cap the connections each of those
+	// servers holds, in all and per client address.
+	MailConns          int
+	MailConnsPerClient int
+	// BulkJobsRunning caps an organization's running bulk jobs;
+	// BulkUploadsPerHour, the uploads that start or restart one.
+	BulkJobsRunning    int
+	BulkUploadsPerHour int
 }
 
 // Register adds the settings to l.
@@ -55,12 +63,24 @@ func (c *Config) Register(l *config.Loader) {
 	l.String(&c.MilterAddr, "milter-addr", "127.0.0.1:9103", "TCP address of the milter checking the From header (mailboxes); empty: off")
 	l.String(&c.DNSResolver, "dns-resolver", "", "DNS resolver host:port asked for domain verification records (mailboxes); empty: /etc/resolv.conf's first")
 	l.Duration(&c.DomainCheckInterval, "domain-check-interval", 5*time.Minute, "how often pending domain claims are checked (mailboxes)")
+	l.Int(&c.MailConns, "mail-conns", internal.DefaultConnTotal, "connections each of the socketmap, policy and milter servers holds at most (mailboxes)")
+	l.Int(&c.MailConnsPerClient, "mail-conns-per-client", internal.DefaultConnPerClient, "connections of one client address each of the socketmap, policy and milter servers holds at most (mailboxes)")
+	l.Int(&c.BulkJobsRunning, "bulk-jobs-running", internal.DefaultBulkJobsRunning, "bulk jobs an organization may have running at once (mailboxes)")
+	l.Int(&c.BulkUploadsPerHour, "bulk-uploads-per-hour", internal.DefaultBulkUploadsPerHour, "bulk uploads starting a job an organization may make per hour (mailboxes)")
 }
 
 // Validate reports every bad setting.
 func (c *Config) Validate() []error {
 	var errs []error
 	config.Check(&errs, c.DomainCheckInterval >= time.Second, "domain-check-interval", "must be at least 1s")
+	for _, s := range []struct {
+		name string
+		v    int
+	}{{"mail-conns", c.MailConns}, {"mail-conns-per-client", c.MailConnsPerClient}, {"bulk-jobs-running", c.BulkJobsRunning}, {"bulk-uploads-per-hour", c.BulkUploadsPerHour}} {
+		if s.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: must not be negative (0: the default)", s.name))
+		}
+	}
 	return errs
 }
 
@@ -99,19 +119,25 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		return nil, fmt.Errorf("dns-resolver: %w", err)
 	}
 	s.SetResolver(resolver, c.DomainCheckInterval)
-	mailboxesv1.RegisterMailServiceServiceServer(srv, s)
-	mailboxesv1.RegisterAddressServiceServer(srv, s)
-	mailboxesv1.RegisterReservationServiceServer(srv, s)
-	mailboxesv1.RegisterSenderServiceServer(srv, s)
-	mailboxesv1.RegisterDevicePasswordServiceServer(srv, s)
-	mailboxesv1.RegisterBulkServiceServer(srv, s)
-	mailboxesv1.RegisterSignatureServiceServer(srv, s)
+	s.SetBulkLimits(c.BulkJobsRunning, c.BulkUploadsPerHour)
+	// Each refusal is audited, by whichever method.
+	for _, desc := range []*grpc.ServiceDesc{
+		&mailboxesv1.MailServiceService_ServiceDesc, &mailboxesv1.AddressService_ServiceDesc,
+		&mailboxesv1.ReservationService_ServiceDesc, &mailboxesv1.SenderService_ServiceDesc,
+		&mailboxesv1.DevicePasswordService_ServiceDesc, &mailboxesv1.BulkService_ServiceDesc,
+		&mailboxesv1.SignatureService_ServiceDesc,
+	} {
+		srv.RegisterService(s.AuditRefusals(desc), s)
+	}
 	lookups := internal.NewLookups(pool)
+	limits := internal.ConnLimits{Total: c.MailConns, PerClient: c.MailConnsPerClient}
+	sm, pol, mil := internal.NewSocketmapServer(lookups, log), internal.NewPolicyServer(lookups, log), internal.NewMilterServer(lookups, log)
+	sm.Limits, pol.Limits, mil.Limits = limits, limits, limits
 	var mail []mailServer
 	for _, m := range []mailServer{
-		{"socketmap", "socketmap-addr", c.SocketmapAddr, internal.NewSocketmapServer(lookups, log).Serve},
-		{"policy", "policy-addr", c.PolicyAddr, internal.NewPolicyServer(lookups, log).Serve},
-		{"milter", "milter-addr", c.MilterAddr, internal.NewMilterServer(lookups, log).Serve},
+		{"socketmap", "socketmap-addr", c.SocketmapAddr, sm.Serve},
+		{"policy", "policy-addr", c.PolicyAddr, pol.Serve},
+		{"milter", "milter-addr", c.MilterAddr, mil.Serve},
 	} {
 		if m.addr != "" {
 			mail = append(mail, m)

@@ -52,6 +52,13 @@ func (e *env) conn(*testing.T) *grpc.ClientConn { return e.cc }
 // `mailplane dev` does, against a fresh database.
 func start(t *testing.T) *env {
 	t.Helper()
+	return startWith(t, mailboxes.Config{})
+}
+
+// startWith is start with the mailboxes settings c (its AccountsAddr set
+// here).
+func startWith(t *testing.T, c mailboxes.Config) *env {
+	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	log := slog.New(slog.DiscardHandler)
@@ -89,9 +96,10 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { zone.Close() })
-	svc, err := mailboxes.Register(srv.Server, pools[mailboxes.Schema], mailboxes.Config{
-		AccountsAddr: lis.Addr().String(), DNSResolver: zone.Addr(), DomainCheckInterval: 50 * time.Millisecond,
-	}, log)
+	c.AccountsAddr = lis.Addr().String()
+	c.DNSResolver = zone.Addr()
+	c.DomainCheckInterval = 50 * time.Millisecond
+	svc, err := mailboxes.Register(srv.Server, pools[mailboxes.Schema], c, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,12 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Role is the caller's role in an organization, as the accounts service
@@ -71,8 +73,8 @@ func callerFrom(ctx context.Context) (Caller, error) {
 type Accounts interface {
 	// Role is the caller's role in org; NotFound when they have none.
 	Role(ctx context.Context, org uuid.UUID) (Role, error)
-	// IsMember reports whether user belongs to org.
-	IsMember(ctx context.Context, org, user uuid.UUID) (bool, error)
+	// Members returns the role of each member of org.
+	Members(ctx context.Context, org uuid.UUID) (map[uuid.UUID]Role, error)
 	// Invite invites email into org as a member, for purpose, and returns
 	// the invitation's name and link.
 	Invite(ctx context.Context, org uuid.UUID, email, purpose string) (name, link string, err error)
@@ -134,8 +136,31 @@ func translate(err error, what string) error {
 		return errs.E(errs.AlreadyExists, "%s", status.Convert(err).Message())
 	case codes.InvalidArgument:
 		return errs.E(errs.InvalidArgument, "%s", status.Convert(err).Message())
+	case codes.FailedPrecondition:
+		return errs.E(errs.FailedPrecondition, "%s", status.Convert(err).Message())
+	case codes.ResourceExhausted:
+		e := errs.E(errs.ResourceExhausted, "%s", status.Convert(err).Message())
+		e.RetryAfter = max(retryDelay(err), time.Second)
+		return e
+	case codes.Unavailable, codes.DeadlineExceeded:
+		// Accounts cannot be reached (or answer) just now: the caller may
+		// retry, which a 500 would not tell them. The status is answered as
+		// it is, not wrapped.
+		st, _ := status.New(codes.Unavailable, "the accounts service is unavailable; try again shortly").
+			WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
+		return st.Err()
 	}
 	return fmt.Errorf("%s: accounts: %w", what, err)
+}
+
+// retryDelay is the delay of err's RetryInfo, or 0.
+func retryDelay(err error) time.Duration {
+	for _, d := range status.Convert(err).Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
 }
 
 // Role asks accounts for the caller's memberships, or remembers them for a
@@ -172,13 +197,8 @@ func (a *AccountsClient) memberships(ctx context.Context) (map[uuid.UUID]Role, e
 		if err != nil {
 			continue
 		}
-		switch m.GetRole() {
-		case accountsv1.Role_ROLE_OWNER:
-			roles[id] = Owner
-		case accountsv1.Role_ROLE_ADMIN:
-			roles[id] = Admin
-		case accountsv1.Role_ROLE_MEMBER:
-			roles[id] = Member
+		if r := roleOf(m.GetRole()); r != "" {
+			roles[id] = r
 		}
 	}
 	a.mu.Lock()
@@ -196,24 +216,37 @@ func (a *AccountsClient) memberships(ctx context.Context) (map[uuid.UUID]Role, e
 	return roles, nil
 }
 
-// IsMember lists org's members.
-func (a *AccountsClient) IsMember(ctx context.Context, org, user uuid.UUID) (bool, error) {
-	want := organizationName(org) + "/members/" + user.String()
+// Members lists org's members, with one call per 1000.
+func (a *AccountsClient) Members(ctx context.Context, org uuid.UUID) (map[uuid.UUID]Role, error) {
+	members := map[uuid.UUID]Role{}
 	token := ""
 	for {
 		page, err := a.orgs.ListMembers(forward(ctx), &accountsv1.ListMembersRequest{Parent: organizationName(org), PageSize: 1000, PageToken: token})
 		if err != nil {
-			return false, translate(err, "list members")
+			return nil, translate(err, "list members")
 		}
 		for _, m := range page.GetMembers() {
-			if m.GetName() == want {
-				return true, nil
+			id, err := uuid.Parse(strings.TrimPrefix(m.GetUser(), "users/"))
+			if r := roleOf(m.GetRole()); err == nil && r != "" {
+				members[id] = r
 			}
 		}
 		if token = page.GetNextPageToken(); token == "" {
-			return false, nil
+			return members, nil
 		}
 	}
+}
+
+func roleOf(r accountsv1.Role) Role {
+	switch r {
+	case accountsv1.Role_ROLE_OWNER:
+		return Owner
+	case accountsv1.Role_ROLE_ADMIN:
+		return Admin
+	case accountsv1.Role_ROLE_MEMBER:
+		return Member
+	}
+	return ""
 }
 
 // Invite creates an invitation in accounts.
@@ -268,4 +301,24 @@ func (s *Server) manage(ctx context.Context, org uuid.UUID) (Caller, error) {
 		return c, errs.E(errs.PermissionDenied, "only owners and admins can do this")
 	}
 	return c, nil
+}
+
+// spareOwners refuses an action of a caller with role on what belongs to
+// users (being on an address, a device password) when one of them is an
+// owner of org and the caller is not: only an owner may act on an owner,
+// as only an owner may release an owner's login.
+func (s *Server) spareOwners(ctx context.Context, org uuid.UUID, role Role, refusal string, users ...uuid.UUID) error {
+	if role == Owner || len(users) == 0 {
+		return nil
+	}
+	members, err := s.accounts.Members(ctx, org)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if members[u] == Owner {
+			return errs.E(errs.PermissionDenied, "%s", refusal).WithReason("OWNER_REQUIRED")
+		}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/idempotency"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"github.com/mailplane/mailplane/services/platform/validate"
@@ -220,14 +221,36 @@ func (s *Server) addressAccess(ctx context.Context, field, name string) (*Addres
 	return a, c, role, nil
 }
 
-// takeLocalPart claims key on ms for address id, or says who holds it.
-func takeLocalPart(ctx context.Context, tx pgx.Tx, ms uuid.UUID, key string, id uuid.UUID, alias bool, field string) error {
-	tag, err := tx.Exec(ctx, `INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, ms, key, id, alias)
-	if err != nil {
-		return fmt.Errorf("claim local part: %w", err)
+// claimAliases claims the keys $2 on mail service $1 as aliases of address
+// $3 and returns those it got.
+const claimAliases = `
+INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias)
+SELECT $1, k, $3, true FROM unnest($2::text[]) AS k
+ON CONFLICT DO NOTHING
+RETURNING local_key`
+
+// takeAliases claims aliases on ms for address id in one round trip, or
+// says who holds the first one taken.
+func takeAliases(ctx context.Context, tx pgx.Tx, ms, id uuid.UUID, aliases []string) error {
+	if len(aliases) == 0 {
+		return nil
 	}
-	if tag.RowsAffected() == 0 {
-		return takenError(ctx, tx, ms, key, field)
+	rows, _ := tx.Query(ctx, claimAliases, ms, aliases, id)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("claim aliases: %w", err)
+	}
+	if len(got) == len(aliases) {
+		return nil
+	}
+	claimed := make(map[string]bool, len(got))
+	for _, k := range got {
+		claimed[k] = true
+	}
+	for i, al := range aliases {
+		if !claimed[al] {
+			return takenError(ctx, tx, ms, al, fmt.Sprintf("address.aliases[%d]", i))
+		}
 	}
 	return nil
 }
@@ -258,7 +281,7 @@ type cachedDomain struct {
 // record and its event as one write of s.writes: one round trip, committed
 // with the other creates waiting at that moment. Why it failed is asked
 // afterwards, outside.
-func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users []uuid.UUID, invites []string) error {
+func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users []uuid.UUID, invites []string, idem idempotency.Request) error {
 	keys := append([]string{a.LocalKey}, a.Aliases...)
 	isAlias := make([]bool, len(keys))
 	for i := 1; i < len(keys); i++ {
@@ -276,6 +299,9 @@ func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users 
 	// the names' insert fails on its foreign key or primary key, undoing all.
 	var created time.Time
 	err := s.writes.Send(ctx, func(b *pgx.Batch) error {
+		// The key first: a concurrent create with the same key waits for
+		// it and fails on it, rather than on the address's names.
+		idem.Queue(b, name)
 		b.Queue(insertAddressOnce, a.ID, a.MailServiceID, a.LocalPart, a.LocalKey, a.Kind, a.Redirects, a.QuotaBytes, a.OrganizationID).
 			QueryRow(func(r pgx.Row) error { return r.Scan(&created) })
 		b.Queue(insertLocalParts, a.MailServiceID, keys, a.ID, isAlias)
@@ -290,6 +316,9 @@ func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users 
 	if err == nil {
 		a.CreateTime, a.UpdateTime = created, created
 		return nil
+	}
+	if idempotency.IsRace(err) {
+		return err
 	}
 	if !errors.Is(err, pgx.ErrNoRows) && !pg.IsUniqueViolation(err, "") && !pg.IsForeignKeyViolation(err, "") {
 		return fmt.Errorf("insert address: %w", err)
@@ -364,7 +393,17 @@ func checkAddress(in *mailboxesv1.Address, kind string) (localPart string, alias
 	return localPart, aliases, redirects, err
 }
 
+// Caps on what one address holds; each check is linear in them.
+const (
+	maxAliases      = 50
+	maxRedirects    = 50
+	maxAddressUsers = 100
+)
+
 func checkAliases(in []string) ([]string, error) {
+	if len(in) > maxAliases {
+		return nil, errs.Field("address.aliases", fmt.Sprintf("at most %d aliases", maxAliases))
+	}
 	seen := map[string]bool{}
 	var out []string
 	for i, al := range in {
@@ -394,8 +433,8 @@ func checkRedirects(kind string, in []string) ([]string, error) {
 	if len(in) == 0 {
 		return nil, errs.Field("address.redirectDestinations", fmt.Sprintf("a %s address needs at least one destination", strings.ReplaceAll(kind, "_", "-")))
 	}
-	if len(in) > 50 {
-		return nil, errs.Field("address.redirectDestinations", "at most 50 destinations")
+	if len(in) > maxRedirects {
+		return nil, errs.Field("address.redirectDestinations", fmt.Sprintf("at most %d destinations", maxRedirects))
 	}
 	var out []string
 	for i, d := range in {
@@ -431,6 +470,10 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 	if err != nil {
 		return nil, err
 	}
+	idem, done, err := s.idempotencyKey(ctx, req, c, "CreateAddress")
+	if err != nil || done != "" {
+		return s.createdAddress(ctx, done, err)
+	}
 	users, invites, err := s.checkAccess(ctx, org, c, req.GetAccess())
 	if err != nil {
 		return nil, err
@@ -464,8 +507,9 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 	if a.Domain, err = s.domainOf(ctx, org, msID); err != nil {
 		return nil, err
 	}
-	if err := s.insertAddress(ctx, c, a, users, invites); err != nil {
-		return nil, err
+	if err := s.insertAddress(ctx, c, a, users, invites, idem); err != nil {
+		done, err := s.raced(ctx, idem, err)
+		return s.createdAddress(ctx, done, err)
 	}
 	resp := &mailboxesv1.CreateAddressResponse{Address: addressProto(a)}
 	if newUser != nil {
@@ -501,11 +545,32 @@ func (s *Server) CreateAddress(ctx context.Context, req *mailboxesv1.CreateAddre
 	return resp, nil
 }
 
+// createdAddress answers a create again with the address name it made
+// (read afresh: links shown once are not shown again), or err.
+func (s *Server) createdAddress(ctx context.Context, name string, err error) (*mailboxesv1.CreateAddressResponse, error) {
+	if err != nil {
+		return nil, err
+	}
+	ids, err := parseName("name", name, "organizations", "mailServices", "addresses")
+	if err != nil {
+		return nil, fmt.Errorf("idempotency key names %q: %w", name, err)
+	}
+	a, err := loadAddress(ctx, s.pool, ids[0], ids[1], ids[2])
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.CreateAddressResponse{Address: addressProto(a)}, nil
+}
+
 // checkAccess resolves who may use a new address: user ids (the caller,
 // existing members) and emails to invite.
 func (s *Server) checkAccess(ctx context.Context, org uuid.UUID, c Caller, in *mailboxesv1.AddressAccess) ([]uuid.UUID, []string, error) {
+	if n := len(in.GetUsers()) + len(in.GetInviteEmails()); n > maxAddressUsers {
+		return nil, nil, errs.Field("access", fmt.Sprintf("at most %d users and invitations together", maxAddressUsers))
+	}
 	var users []uuid.UUID
 	seen := map[uuid.UUID]bool{}
+	var members map[uuid.UUID]Role // asked of accounts once, when needed
 	if in.GetCaller() {
 		if c.TokenID != "" {
 			return nil, nil, errs.Field("access.caller", "an API token is not a person who can use an address")
@@ -521,23 +586,25 @@ func (s *Server) checkAccess(ctx context.Context, org uuid.UUID, c Caller, in *m
 		if seen[id] {
 			continue
 		}
-		ok, err := s.accounts.IsMember(ctx, org, id)
-		if err != nil {
-			return nil, nil, err
+		if members == nil {
+			if members, err = s.accounts.Members(ctx, org); err != nil {
+				return nil, nil, err
+			}
 		}
-		if !ok {
+		if members[id] == "" {
 			return nil, nil, errs.Field(field, "is not a member of the organization; invite them by email instead")
 		}
 		users, seen[id] = append(users, id), true
 	}
 	var invites []string
+	invited := map[string]bool{}
 	for i, e := range in.GetInviteEmails() {
 		e = strings.ToLower(strings.TrimSpace(e))
 		if err := validate.Email(e); err != nil {
 			return nil, nil, errs.Field(fmt.Sprintf("access.inviteEmails[%d]", i), err.Error())
 		}
-		if !slices.Contains(invites, e) {
-			invites = append(invites, e)
+		if !invited[e] {
+			invites, invited[e] = append(invites, e), true
 		}
 	}
 	return users, invites, nil
@@ -645,6 +712,10 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 			if users, err = s.checkUsers(ctx, a, in.GetUsers()); err != nil {
 				return nil, err
 			}
+			if err := s.spareOwners(ctx, a.OrganizationID, role, "only an owner can take an owner off an address or change their rights on it",
+				changedUsers(a.Users, users)...); err != nil {
+				return nil, err
+			}
 			setUsers = true
 		case "signature":
 			if signature, err = parseAddressSignature(a, in.GetSignature()); err != nil {
@@ -663,10 +734,8 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 			if _, err := tx.Exec(ctx, deleteAliases, a.ID); err != nil {
 				return err
 			}
-			for i, al := range aliases {
-				if err := takeLocalPart(ctx, tx, a.MailServiceID, al, a.ID, true, fmt.Sprintf("address.aliases[%d]", i)); err != nil {
-					return err
-				}
+			if err := takeAliases(ctx, tx, a.MailServiceID, a.ID, aliases); err != nil {
+				return err
 			}
 		}
 		if setUsers {
@@ -716,6 +785,10 @@ func (s *Server) checkUsers(ctx context.Context, a *Address, in []*mailboxesv1.A
 	if (a.Kind == "redirect" || a.Kind == "catch_all") && len(in) > 0 {
 		return nil, errs.Field("address.users", "this kind of address has no users")
 	}
+	if len(in) > maxAddressUsers {
+		return nil, errs.Field("address.users", fmt.Sprintf("at most %d users", maxAddressUsers))
+	}
+	var members map[uuid.UUID]Role // asked of accounts once, when needed
 	pending := map[string]string{}
 	for _, u := range a.Users {
 		if u.UserID == nil {
@@ -734,11 +807,12 @@ func (s *Server) checkUsers(ctx context.Context, a *Address, in []*mailboxesv1.A
 			if err != nil {
 				return nil, err
 			}
-			ok, err := s.accounts.IsMember(ctx, a.OrganizationID, id)
-			if err != nil {
-				return nil, err
+			if members == nil {
+				if members, err = s.accounts.Members(ctx, a.OrganizationID); err != nil {
+					return nil, err
+				}
 			}
-			if !ok {
+			if members[id] == "" {
 				return nil, errs.Field(field, "is not a member of the organization")
 			}
 			out = append(out, AddressUser{UserID: &id, Rights: rights})
@@ -761,6 +835,34 @@ func (s *Server) checkUsers(ctx context.Context, a *Address, in []*mailboxesv1.A
 	return out, nil
 }
 
+// changedUsers returns the users of before who are not in after, or are
+// with other rights.
+func changedUsers(before, after []AddressUser) []uuid.UUID {
+	kept := map[uuid.UUID]Rights{}
+	for _, u := range after {
+		if u.UserID != nil {
+			kept[*u.UserID] = rightsOf(u)
+		}
+	}
+	var out []uuid.UUID
+	for _, u := range before {
+		if u.UserID == nil {
+			continue
+		}
+		if r, ok := kept[*u.UserID]; !ok || r != rightsOf(u) {
+			out = append(out, *u.UserID)
+		}
+	}
+	return out
+}
+
+func rightsOf(u AddressUser) Rights {
+	if u.Rights == nil {
+		return allRights
+	}
+	return *u.Rights
+}
+
 // DeleteAddress deletes an address, its aliases and device passwords.
 func (s *Server) DeleteAddress(ctx context.Context, req *mailboxesv1.DeleteAddressRequest) (*mailboxesv1.DeleteAddressResponse, error) {
 	a, c, role, err := s.addressAccess(ctx, "name", req.GetName())
@@ -769,6 +871,9 @@ func (s *Server) DeleteAddress(ctx context.Context, req *mailboxesv1.DeleteAddre
 	}
 	if !role.canManage() {
 		return nil, errs.E(errs.PermissionDenied, "only owners and admins can delete an address")
+	}
+	if err := s.spareOwners(ctx, a.OrganizationID, role, "only an owner can delete an address an owner uses", changedUsers(a.Users, nil)...); err != nil {
+		return nil, err
 	}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, deleteAddress, a.ID); err != nil {
@@ -802,8 +907,19 @@ func (s *Server) CreateReservation(ctx context.Context, req *mailboxesv1.CreateR
 	if err != nil {
 		return nil, err
 	}
+	idem, done, err := s.idempotencyKey(ctx, req, c, "CreateReservation")
+	if err != nil {
+		return nil, err
+	}
+	if done != "" {
+		return &mailboxesv1.CreateReservationResponse{Name: done}, nil
+	}
 	key := localKey(req.GetLocalPart())
+	name := mailServiceName(ids[0], ids[1]) + "/reservations/" + key
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := idem.Insert(ctx, tx, name); err != nil {
+			return err
+		}
 		if _, err := activeMailService(ctx, tx, ids[0], ids[1]); err != nil {
 			return err
 		}
@@ -813,12 +929,14 @@ func (s *Server) CreateReservation(ctx context.Context, req *mailboxesv1.CreateR
 			}
 			return fmt.Errorf("reserve: %w", err)
 		}
-		return audit(ctx, tx, organizationName(ids[0]), c, "mailboxes.reservation.create", mailServiceName(ids[0], ids[1])+"/reservations/"+key, map[string]string{"holder": req.GetHolder()})
+		return audit(ctx, tx, organizationName(ids[0]), c, "mailboxes.reservation.create", name, map[string]string{"holder": req.GetHolder()})
 	})
 	if err != nil {
-		return nil, err
+		if name, err = s.raced(ctx, idem, err); err != nil {
+			return nil, err
+		}
 	}
-	return &mailboxesv1.CreateReservationResponse{Name: mailServiceName(ids[0], ids[1]) + "/reservations/" + key}, nil
+	return &mailboxesv1.CreateReservationResponse{Name: name}, nil
 }
 
 // DeleteReservation releases a reserved local part.

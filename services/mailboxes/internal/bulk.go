@@ -59,6 +59,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/idempotency"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"go.opentelemetry.io/otel"
@@ -73,6 +74,11 @@ const (
 	bulkBatchRows = 1000
 	// maxBulkRows bounds a file; a bigger one is split.
 	maxBulkRows = 100_000
+	// maxBulkCell bounds a field of a file, in bytes: 50 destinations of
+	// 254 bytes fit; a row is at most numBulkColumns times as long.
+	maxBulkCell = 16 << 10
+	// maxBulkKeys bounds the local parts (names and aliases) a file claims.
+	maxBulkKeys = 200_000
 	// maxBulkErrors is how many problems an answer lists; it counts all.
 	maxBulkErrors = 100
 	// maxQuotaMB keeps quota_mb * 2^20 far from overflowing.
@@ -316,6 +322,13 @@ func (b *bulkReader) check(rec []string, be *bulkErrors) (bulkRow, bool) {
 	}
 	n := be.total
 	bad := func(line, c int, format string, args ...any) { be.add(line, bulkColumns[c], format, args...) }
+	for c, i := range b.cols {
+		if i >= 0 && len(rec[i]) > maxBulkCell {
+			line, _ := b.r.FieldPos(i)
+			bad(line, c, "is %d bytes long; at most %d", len(rec[i]), maxBulkCell)
+			return bulkRow{line: line}, false
+		}
+	}
 
 	var row bulkRow
 	lp, line := get(colLocalPart)
@@ -351,7 +364,13 @@ func (b *bulkReader) check(rec []string, be *bulkErrors) (bulkRow, bool) {
 
 	aliases, aliasLine := get(colAliases)
 	row.aliasLine = aliasLine
-	for _, al := range splitList(aliases) {
+	list := splitList(aliases)
+	if len(list) > maxAliases {
+		bad(aliasLine, colAliases, "has %d aliases; at most %d", len(list), maxAliases)
+		list = nil
+	}
+	seen := make(map[string]bool, len(list))
+	for _, al := range list {
 		ak := localKey(al)
 		switch err := checkLocalPart(al); {
 		case err != nil:
@@ -362,7 +381,8 @@ func (b *bulkReader) check(rec []string, be *bulkErrors) (bulkRow, bool) {
 			bad(aliasLine, colAliases, "alias %q belongs to the mail system itself", ak)
 		case ak == key:
 			bad(aliasLine, colAliases, "alias %q is the local part itself", al)
-		case !slices.Contains(row.aliases, ak):
+		case !seen[ak]:
+			seen[ak] = true
 			row.aliases = append(row.aliases, ak)
 		}
 	}
@@ -447,6 +467,13 @@ func checkBulk(data []byte) (*bulkFile, *bulkErrors) {
 				col = bulkColumns[colAliases]
 			}
 			be.add(int(u.line), col, "%q is already on line %d", key, prev.line)
+			return
+		}
+		if len(f.keys) >= maxBulkKeys {
+			if len(f.keys) == maxBulkKeys {
+				be.add(int(u.line), "", "the file claims more than %d local parts (names and aliases); split it into several files", maxBulkKeys)
+				f.keys[""] = keyUse{} // reported once
+			}
 			return
 		}
 		// The key may share memory with the whole line; keep only itself.
@@ -648,6 +675,67 @@ func bulkJobProto(org uuid.UUID, j *bulkJob) *mailboxesv1.BulkJob {
 	return p
 }
 
+// Default caps on an organization's bulk jobs.
+const (
+	DefaultBulkJobsRunning    = 2
+	DefaultBulkUploadsPerHour = 20
+)
+
+// SetBulkLimits caps an organization's running bulk jobs and its uploads
+// starting one per hour; 0 keeps the default.
+func (s *Server) SetBulkLimits(running, perHour int) {
+	if running > 0 {
+		s.bulkRunning = running
+	}
+	if perHour > 0 {
+		s.bulkPerHour = perHour
+	}
+}
+
+const (
+	// countRunningBulkJobs counts org $1's running jobs but $2.
+	countRunningBulkJobs = `
+SELECT count(*) FROM bulk_jobs j JOIN mail_services m ON m.id = j.mail_service_id
+WHERE m.organization_id = $1 AND j.state = 'running' AND j.id <> $2`
+
+	// countBulkUploads counts org $1's uploads of the last hour and says
+	// when the oldest of them stops counting.
+	countBulkUploads = `
+SELECT count(*), COALESCE(EXTRACT(EPOCH FROM min(create_time) + interval '1 hour' - now()), 0)::float8 FROM bulk_uploads
+WHERE organization_id = $1 AND create_time > now() - interval '1 hour'`
+
+	recordBulkUpload = `
+WITH old AS (DELETE FROM bulk_uploads WHERE organization_id = $1 AND create_time <= now() - interval '1 hour')
+INSERT INTO bulk_uploads (organization_id) VALUES ($1)`
+)
+
+// checkBulkQuota refuses a job of org over its caps; except is the job
+// being restarted, which does not count as running.
+func (s *Server) checkBulkQuota(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, org, except uuid.UUID) error {
+	var running int
+	if err := q.QueryRow(ctx, countRunningBulkJobs, org, except).Scan(&running); err != nil {
+		return fmt.Errorf("count running bulk jobs: %w", err)
+	}
+	if running >= s.bulkRunning {
+		e := errs.E(errs.ResourceExhausted, "the organization already has %d bulk jobs running; wait for one to end", running).WithReason("BULK_JOBS_RUNNING")
+		e.RetryAfter = 30 * time.Second
+		return e
+	}
+	var uploads int
+	var wait float64 // seconds
+	if err := q.QueryRow(ctx, countBulkUploads, org).Scan(&uploads, &wait); err != nil {
+		return fmt.Errorf("count bulk uploads: %w", err)
+	}
+	if uploads >= s.bulkPerHour {
+		e := errs.E(errs.ResourceExhausted, "the organization made %d bulk uploads in the last hour, the most it may", uploads).WithReason("BULK_UPLOADS_PER_HOUR")
+		e.RetryAfter = max(time.Duration(wait)*time.Second, time.Second)
+		return e
+	}
+	return nil
+}
+
 // CreateBulkJob checks a CSV file and starts creating its addresses.
 func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJobRequest) (*mailboxesv1.CreateBulkJobResponse, error) {
 	ids, err := parseName("parent", req.GetParent(), "organizations", "mailServices")
@@ -658,6 +746,10 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 	c, err := s.manage(ctx, org)
 	if err != nil {
 		return nil, err
+	}
+	idem, done, err := s.idempotencyKey(ctx, req, c, "CreateBulkJob")
+	if err != nil || done != "" {
+		return s.createdBulkJob(ctx, done, err)
 	}
 	m, err := activeMailService(ctx, s.pool, org, msID)
 	if err != nil {
@@ -674,29 +766,67 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 		return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(org, prev)}, nil
 	}
 
+	// The caps are checked before the file, which costs more, and again
+	// under the organization's lock as the job starts.
+	except := uuid.Nil
+	if prev != nil {
+		except = prev.ID
+	}
+	if err := s.checkBulkQuota(ctx, s.pool, org, except); err != nil {
+		return nil, err
+	}
 	f, err := checkBulkFile(ctx, s.pool, msID, data)
 	if err != nil {
 		return nil, err
 	}
 
+	id := uuid.Must(uuid.NewV7())
+	if prev != nil {
+		id = prev.ID
+	}
 	var job *bulkJob
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := idem.Insert(ctx, tx, mailServiceName(org, msID)+"/bulkJobs/"+id.String()); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('mailboxes.bulk_uploads/' || $1::text, 0))", org); err != nil {
+			return fmt.Errorf("lock the organization's bulk jobs: %w", err)
+		}
+		if err := s.checkBulkQuota(ctx, tx, org, except); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, recordBulkUpload, org); err != nil {
+			return fmt.Errorf("record bulk upload: %w", err)
+		}
 		var rows pgx.Rows
 		if prev == nil {
-			rows, _ = tx.Query(ctx, insertBulkJob, uuid.Must(uuid.NewV7()), msID, sum[:], f.rows, data, c.Name())
+			rows, _ = tx.Query(ctx, insertBulkJob, id, msID, sum[:], f.rows, data, c.Name())
 		} else {
 			rows, _ = tx.Query(ctx, restartBulkJob, prev.ID, f.rows, data, c.Name())
 		}
 		var err error
-		if job, err = collectBulkJob(rows); err != nil || job == nil {
+		if job, err = collectBulkJob(rows); err != nil {
 			return err
+		}
+		if job == nil {
+			return errBulkJobTaken
 		}
 		return audit(ctx, tx, organizationName(org), c, "mailboxes.address.bulkCreate", bulkJobName(org, job), map[string]string{
 			"rows": strconv.Itoa(f.rows), "toCreate": strconv.Itoa(f.rows - f.skipped), "existing": strconv.Itoa(f.skipped),
 			"sha256": hex.EncodeToString(sum[:]), "attempt": strconv.Itoa(int(job.Attempt)),
 		})
 	})
+	if errors.Is(err, errBulkJobTaken) {
+		job, err = nil, nil
+	}
 	if err != nil {
+		if errs.Is(err, errs.ResourceExhausted) {
+			return nil, err
+		}
+		if idempotency.IsRace(err) {
+			done, err := s.raced(ctx, idem, err)
+			return s.createdBulkJob(ctx, done, err)
+		}
 		return nil, fmt.Errorf("start bulk job: %w", err)
 	}
 	if job == nil {
@@ -716,6 +846,31 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 	run := bulkRun{s: s, job: job, org: org, domain: m.Domain, actor: c.Name(), data: data, file: f}
 	go run.run(context.WithoutCancel(ctx))
 	return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(org, job)}, nil
+}
+
+// errBulkJobTaken undoes the start of a job that another upload of the
+// same file started or restarted first.
+var errBulkJobTaken = errors.New("bulk job started by another upload")
+
+// createdBulkJob answers an upload again with the job name it started,
+// read afresh, or err.
+func (s *Server) createdBulkJob(ctx context.Context, name string, err error) (*mailboxesv1.CreateBulkJobResponse, error) {
+	if err != nil {
+		return nil, err
+	}
+	ids, err := parseName("name", name, "organizations", "mailServices", "bulkJobs")
+	if err != nil {
+		return nil, fmt.Errorf("idempotency key names %q: %w", name, err)
+	}
+	rows, _ := s.pool.Query(ctx, selectBulkJob, ids[2], ids[1], ids[0])
+	job, err := collectBulkJob(rows)
+	if err != nil {
+		return nil, fmt.Errorf("get bulk job: %w", err)
+	}
+	if job == nil {
+		return nil, errs.E(errs.NotFound, "bulk job not found")
+	}
+	return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(ids[0], job)}, nil
 }
 
 // GetBulkJob returns a job and its progress.
@@ -789,7 +944,20 @@ func (s *Server) resumeBulkJob(ctx context.Context, job *bulkJob, data []byte, a
 		run.fail(ctx, "could not be resumed: "+err.Error())
 	default:
 		run.file = f
-		s.log.InfoContext(ctx, "bulk job resumed", "bulkJob", bulkJobName(org, job), "attempt", job.Attempt)
+		// Each run is audited, as the upload that started the first was;
+		// the actor is whoever uploaded the file.
+		name := bulkJobName(org, job)
+		err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+			return outbox.Write(ctx, tx, "mailboxes.audit.recorded", auditRecord(ctx, organizationName(org), actor, "mailboxes.address.bulkCreate", name, map[string]string{
+				"rows": strconv.Itoa(f.rows), "toCreate": strconv.Itoa(f.rows - f.skipped), "existing": strconv.Itoa(f.skipped),
+				"attempt": strconv.Itoa(int(job.Attempt)), "resumed": "true",
+			}))
+		})
+		if err != nil {
+			s.log.ErrorContext(ctx, "resume bulk job: audit", "bulkJob", name, "error", err)
+			return
+		}
+		s.log.InfoContext(ctx, "bulk job resumed", "bulkJob", name, "attempt", job.Attempt)
 		run.run(ctx)
 	}
 }

@@ -118,6 +118,12 @@ func TestCheckBulk(t *testing.T) {
 			`line 14, column local_part: "*" stands for the catch-all; create a catch-all address instead`,
 			`line 15, column aliases: alias "Self" is the local part itself`,
 		}},
+		{"too many aliases", header + "anna,," + strings.Repeat("a", 51) + ",,\n" + "bob,," + aliasList(51) + ",,\n" + "carl,," + aliasList(50) + ",,\n", 0, []string{
+			"line 3, column aliases: has 51 aliases; at most 50",
+		}},
+		{"a field too long", header + "anna,,,,\n" + "fw,redirect,," + strings.Repeat("x", 16385) + ",\n", 0, []string{
+			"line 3, column redirect_destinations: is 16385 bytes long; at most 16384",
+		}},
 		{"duplicates in the file", header +
 			"anna,,a1 A1,,\n" +
 			"Anna,,,,\n" +
@@ -140,6 +146,15 @@ func TestCheckBulk(t *testing.T) {
 			}
 		})
 	}
+}
+
+// aliasList is n aliases, separated by spaces.
+func aliasList(n int) string {
+	as := make([]string, n)
+	for i := range as {
+		as[i] = fmt.Sprintf("al%d", i)
+	}
+	return strings.Join(as, " ")
 }
 
 func TestBulkRows(t *testing.T) {

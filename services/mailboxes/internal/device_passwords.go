@@ -52,6 +52,9 @@ SELECT count(*) FROM device_passwords WHERE address_id = $1 AND user_id = $2 AND
 WHERE address_id = $1 AND revoke_time IS NULL AND ($2::uuid IS NULL OR user_id = $2)
 ORDER BY create_time DESC, id DESC`
 
+	selectDevicePassword = devicePasswordColumns + `
+WHERE id = $1 AND address_id = $2 AND revoke_time IS NULL`
+
 	selectDevicePasswordForUpdate = devicePasswordColumns + `
 WHERE id = $1 AND address_id = $2 AND revoke_time IS NULL FOR UPDATE`
 
@@ -194,9 +197,17 @@ func (s *Server) CreateDevicePassword(ctx context.Context, req *mailboxesv1.Crea
 	if err := canCreateDevicePassword(a, c); err != nil {
 		return nil, err
 	}
+	idem, done, err := s.idempotencyKey(ctx, req, c, "CreateDevicePassword")
+	if err != nil || done != "" {
+		return s.createdDevicePassword(ctx, a, done, err)
+	}
 	password := newSecret()
+	id := uuid.Must(uuid.NewV7())
 	var d *DevicePassword
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := idem.Insert(ctx, tx, devicePasswordName(a, id)); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.QueryRow(ctx, countDevicePasswords, a.ID, c.UserID).Scan(&n); err != nil {
 			return fmt.Errorf("count device passwords: %w", err)
@@ -204,7 +215,7 @@ func (s *Server) CreateDevicePassword(ctx context.Context, req *mailboxesv1.Crea
 		if n >= maxDevicePasswords {
 			return errs.E(errs.ResourceExhausted, "you already have %d device passwords on %s; delete one you no longer use", n, a.Email()).WithReason("TOO_MANY_DEVICE_PASSWORDS")
 		}
-		rows, _ := tx.Query(ctx, insertDevicePassword, uuid.Must(uuid.NewV7()), a.ID, c.UserID, device, secretHash(password), imap, smtp)
+		rows, _ := tx.Query(ctx, insertDevicePassword, id, a.ID, c.UserID, device, secretHash(password), imap, smtp)
 		ds, err := collectDevicePasswords(rows)
 		if err != nil {
 			return fmt.Errorf("insert device password: %w", err)
@@ -214,9 +225,32 @@ func (s *Server) CreateDevicePassword(ctx context.Context, req *mailboxesv1.Crea
 			map[string]string{"email": a.Email(), "deviceName": device, "protocols": protocolNames(d)})
 	})
 	if err != nil {
-		return nil, err
+		done, err := s.raced(ctx, idem, err)
+		return s.createdDevicePassword(ctx, a, done, err)
 	}
 	return &mailboxesv1.CreateDevicePasswordResponse{DevicePassword: devicePasswordProto(a, d), Password: password}, nil
+}
+
+// createdDevicePassword answers a create again with the device password
+// name it made on a, read afresh, or err. The password was shown once and
+// is not kept: the answer has none.
+func (s *Server) createdDevicePassword(ctx context.Context, a *Address, name string, err error) (*mailboxesv1.CreateDevicePasswordResponse, error) {
+	if err != nil {
+		return nil, err
+	}
+	ids, err := parseName("name", name, "organizations", "mailServices", "addresses", "devicePasswords")
+	if err != nil {
+		return nil, fmt.Errorf("idempotency key names %q: %w", name, err)
+	}
+	rows, _ := s.pool.Query(ctx, selectDevicePassword, ids[3], a.ID)
+	d, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[DevicePassword])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errDevicePasswordNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get device password: %w", err)
+	}
+	return &mailboxesv1.CreateDevicePasswordResponse{DevicePassword: devicePasswordProto(a, d)}, nil
 }
 
 // ListDevicePasswords lists an address's device passwords, newest first:
@@ -265,6 +299,11 @@ func (s *Server) DeleteDevicePassword(ctx context.Context, req *mailboxesv1.Dele
 		// Another user's password is as invisible to a member as in the list.
 		if !role.canManage() && d.UserID != c.UserID {
 			return errDevicePasswordNotFound
+		}
+		if d.UserID != c.UserID {
+			if err := s.spareOwners(ctx, a.OrganizationID, role, "only an owner can revoke an owner's device password", d.UserID); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, revokeDevicePassword, d.ID); err != nil {
 			return fmt.Errorf("revoke device password: %w", err)

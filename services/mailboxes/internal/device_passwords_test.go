@@ -106,9 +106,8 @@ func (f fakeAccounts) Role(ctx context.Context, _ uuid.UUID) (Role, error) {
 	return "", errs.E(errs.NotFound, "organization not found")
 }
 
-func (f fakeAccounts) IsMember(_ context.Context, _, user uuid.UUID) (bool, error) {
-	_, ok := f[user]
-	return ok, nil
+func (f fakeAccounts) Members(context.Context, uuid.UUID) (map[uuid.UUID]Role, error) {
+	return f, nil
 }
 
 func (f fakeAccounts) Invite(context.Context, uuid.UUID, string, string) (string, string, error) {

@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-milter"
 )
@@ -19,6 +20,8 @@ import (
 type MilterServer struct {
 	lookups *Lookups
 	log     *slog.Logger
+	// Limits bound its connections; zero: the defaults.
+	Limits ConnLimits
 }
 
 // NewMilterServer returns a milter deciding from lookups.
@@ -29,7 +32,8 @@ func NewMilterServer(lookups *Lookups, log *slog.Logger) *MilterServer {
 // Serve answers connections on ln until ctx is done, then closes ln and
 // every connection and returns nil once they are over.
 func (s *MilterServer) Serve(ctx context.Context, ln net.Listener) error {
-	tl := &trackedListener{Listener: ln, conns: map[*trackedConn]struct{}{}}
+	limits := s.Limits.or(DefaultSessionIdle)
+	tl := &trackedListener{Listener: ln, conns: map[*trackedConn]struct{}{}, counter: newConnCounter("milter", limits, s.log), idle: limits.Idle}
 	srv := &milter.Server{
 		NewMilter: func() milter.Milter { return &senderMilter{ctx: ctx, s: s} },
 		// Only MAIL FROM (for its macros), the headers and their end.
@@ -125,25 +129,39 @@ func milterReply(text string) milter.Response {
 
 // trackedListener remembers the connections it accepted, so that they can
 // be closed when the server stops: go-milter's Server only closes its
-// listeners.
+// listeners. It closes at once those over counter's caps, and gives each
+// read idle to come (go-milter sets no deadline while it waits for the
+// next command).
 type trackedListener struct {
 	net.Listener
-	mu     sync.Mutex
-	conns  map[*trackedConn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	counter *connCounter
+	idle    time.Duration
+	mu      sync.Mutex
+	conns   map[*trackedConn]struct{}
+	closed  bool
+	wg      sync.WaitGroup
 }
 
 func (l *trackedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	var c net.Conn
+	var host string
+	for {
+		var err error
+		if c, err = l.Listener.Accept(); err != nil {
+			return nil, err
+		}
+		var ok bool
+		if host, ok = l.counter.acquire(c); ok {
+			break
+		}
+		c.Close()
 	}
-	tc := &trackedConn{Conn: c, l: l}
+	tc := &trackedConn{Conn: c, l: l, host: host}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		c.Close()
+		l.counter.release(host)
 		return nil, net.ErrClosed
 	}
 	l.conns[tc] = struct{}{}
@@ -165,7 +183,13 @@ func (l *trackedListener) closeAll() {
 type trackedConn struct {
 	net.Conn
 	l    *trackedListener
+	host string
 	once sync.Once
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(c.l.idle))
+	return c.Conn.Read(p)
 }
 
 func (c *trackedConn) Close() error {
@@ -174,6 +198,7 @@ func (c *trackedConn) Close() error {
 		c.l.mu.Lock()
 		delete(c.l.conns, c)
 		c.l.mu.Unlock()
+		c.l.counter.release(c.host)
 		c.l.wg.Done()
 	})
 	return err

@@ -34,6 +34,8 @@ const (
 type PolicyServer struct {
 	lookups *Lookups
 	log     *slog.Logger
+	// Limits bound its connections; zero: the defaults.
+	Limits ConnLimits
 }
 
 // NewPolicyServer returns a policy server deciding from lookups.
@@ -44,14 +46,17 @@ func NewPolicyServer(lookups *Lookups, log *slog.Logger) *PolicyServer {
 // Serve answers connections on ln until ctx is done, then closes ln and
 // every connection and returns nil once they are over.
 func (s *PolicyServer) Serve(ctx context.Context, ln net.Listener) error {
-	return serveConns(ctx, ln, s.log, s.serveConn)
+	limits := s.Limits.or(DefaultSessionIdle)
+	return serveConns(ctx, ln, s.log, newConnCounter("policy", limits, s.log), func(ctx context.Context, c net.Conn) {
+		s.serveConn(ctx, c, limits.Idle)
+	})
 }
 
-func (s *PolicyServer) serveConn(ctx context.Context, c net.Conn) {
+func (s *PolicyServer) serveConn(ctx context.Context, c net.Conn, idle time.Duration) {
 	r := bufio.NewReaderSize(c, maxPolicyLine)
 	w := bufio.NewWriter(c)
 	for {
-		c.SetReadDeadline(time.Now().Add(idleTimeout))
+		c.SetReadDeadline(time.Now().Add(idle))
 		attrs, err := readPolicyRequest(r)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {

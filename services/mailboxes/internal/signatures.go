@@ -44,6 +44,9 @@ FROM signatures s JOIN mail_services m ON m.id = s.mail_service_id`
 	selectSignatures = signatureColumns + `
 WHERE s.mail_service_id = $1 AND m.organization_id = $2 ORDER BY lower(s.display_name), s.id`
 
+	selectSignature = signatureColumns + `
+WHERE s.id = $1 AND s.mail_service_id = $2 AND m.organization_id = $3 AND m.delete_time IS NULL`
+
 	selectSignatureForUpdate = signatureColumns + `
 WHERE s.id = $1 AND s.mail_service_id = $2 AND m.organization_id = $3 AND m.delete_time IS NULL
 FOR UPDATE OF s`
@@ -127,8 +130,15 @@ func (s *Server) CreateSignature(ctx context.Context, req *mailboxesv1.CreateSig
 	if err != nil {
 		return nil, err
 	}
+	idem, done, err := s.idempotencyKey(ctx, req, c, "CreateSignature")
+	if err != nil || done != "" {
+		return s.createdSignature(ctx, done, err)
+	}
 	sig := &Signature{ID: uuid.Must(uuid.NewV7()), MailServiceID: msID, OrganizationID: org, DisplayName: display, Template: req.GetSignature().GetTemplate()}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := idem.Insert(ctx, tx, signatureName(org, msID, sig.ID)); err != nil {
+			return err
+		}
 		if _, err := activeMailService(ctx, tx, org, msID); err != nil {
 			return err
 		}
@@ -150,7 +160,29 @@ func (s *Server) CreateSignature(ctx context.Context, req *mailboxesv1.CreateSig
 		return audit(ctx, tx, organizationName(org), c, "mailboxes.signature.create", signatureName(org, msID, sig.ID), map[string]string{"displayName": display})
 	})
 	if err != nil {
+		done, err := s.raced(ctx, idem, err)
+		return s.createdSignature(ctx, done, err)
+	}
+	return &mailboxesv1.CreateSignatureResponse{Signature: signatureProto(sig)}, nil
+}
+
+// createdSignature answers a create again with the signature name it
+// made, read afresh, or err.
+func (s *Server) createdSignature(ctx context.Context, name string, err error) (*mailboxesv1.CreateSignatureResponse, error) {
+	if err != nil {
 		return nil, err
+	}
+	ids, err := parseName("name", name, "organizations", "mailServices", "signatures")
+	if err != nil {
+		return nil, fmt.Errorf("idempotency key names %q: %w", name, err)
+	}
+	rows, _ := s.pool.Query(ctx, selectSignature, ids[2], ids[1], ids[0])
+	sig, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Signature])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errSignatureNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get signature: %w", err)
 	}
 	return &mailboxesv1.CreateSignatureResponse{Signature: signatureProto(sig)}, nil
 }

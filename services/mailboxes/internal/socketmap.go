@@ -21,12 +21,8 @@ const (
 	maxSocketmapRequest = 10000
 )
 
-// How long a mail server's connection may sit idle, and how long one answer
-// may take before the mail server is told to try again.
-const (
-	idleTimeout   = 10 * time.Minute
-	lookupTimeout = 10 * time.Second
-)
+// How long one answer may take before the mail server is told to try again.
+const lookupTimeout = 10 * time.Second
 
 // The maps the socketmap server answers, named in Postfix's configuration
 // as socketmap:inet:host:port:<name>.
@@ -44,6 +40,8 @@ const (
 type SocketmapServer struct {
 	lookups *Lookups
 	log     *slog.Logger
+	// Limits bound its connections; zero: the defaults.
+	Limits ConnLimits
 }
 
 // NewSocketmapServer returns a server answering from lookups.
@@ -54,14 +52,17 @@ func NewSocketmapServer(lookups *Lookups, log *slog.Logger) *SocketmapServer {
 // Serve answers connections on ln until ctx is done, then closes ln and
 // every connection and returns nil once they are over.
 func (s *SocketmapServer) Serve(ctx context.Context, ln net.Listener) error {
-	return serveConns(ctx, ln, s.log, s.serveConn)
+	limits := s.Limits.or(DefaultSocketmapIdle)
+	return serveConns(ctx, ln, s.log, newConnCounter("socketmap", limits, s.log), func(ctx context.Context, c net.Conn) {
+		s.serveConn(ctx, c, limits.Idle)
+	})
 }
 
-func (s *SocketmapServer) serveConn(ctx context.Context, c net.Conn) {
+func (s *SocketmapServer) serveConn(ctx context.Context, c net.Conn, idle time.Duration) {
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
 	for {
-		c.SetReadDeadline(time.Now().Add(idleTimeout))
+		c.SetReadDeadline(time.Now().Add(idle))
 		req, err := readNetstring(r, maxSocketmapRequest)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
@@ -163,9 +164,10 @@ func writeNetstring(w *bufio.Writer, s string) {
 }
 
 // serveConns accepts connections on ln and serves each with handle on its
-// own goroutine. When ctx is done it closes ln and every connection, waits
-// for the handlers and returns nil.
-func serveConns(ctx context.Context, ln net.Listener, log *slog.Logger, handle func(context.Context, net.Conn)) error {
+// own goroutine; one over the caps of cc is closed at once. When ctx is
+// done it closes ln and every connection, waits for the handlers and
+// returns nil.
+func serveConns(ctx context.Context, ln net.Listener, log *slog.Logger, cc *connCounter, handle func(context.Context, net.Conn)) error {
 	var (
 		mu    sync.Mutex
 		conns = map[net.Conn]struct{}{}
@@ -203,9 +205,15 @@ func serveConns(ctx context.Context, ln net.Listener, log *slog.Logger, handle f
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		host, ok := cc.acquire(c)
+		if !ok {
+			c.Close()
+			continue
+		}
 		mu.Lock()
 		if ctx.Err() != nil {
 			mu.Unlock()
+			cc.release(host)
 			c.Close()
 			continue
 		}
@@ -219,6 +227,7 @@ func serveConns(ctx context.Context, ln net.Listener, log *slog.Logger, handle f
 				delete(conns, c)
 				mu.Unlock()
 				c.Close()
+				cc.release(host)
 			}()
 			handle(ctx, c)
 		}()

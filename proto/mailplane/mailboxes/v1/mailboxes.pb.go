@@ -1647,7 +1647,14 @@ type CreateAddressRequest struct {
 	// The local part, kind, redirect destinations, aliases, quota.
 	Address *Address `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	// Who may use it.
-	Access        *AddressAccess `protobuf:"bytes,3,opt,name=access,proto3" json:"access,omitempty"`
+	Access *AddressAccess `protobuf:"bytes,3,opt,name=access,proto3" json:"access,omitempty"`
+	// An idempotency key (AIP-155): a UUID the client makes for this create
+	// and sends again when it retries. The same key from the same caller
+	// answers the first create's resource again, read afresh, for 24 hours;
+	// the same key with a different request is refused (ABORTED, reason
+	// IDEMPOTENCY_KEY_REUSED). Empty: the gRPC metadata "idempotency-key"
+	// (the edge's Idempotency-Key header), if any.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1701,6 +1708,13 @@ func (x *CreateAddressRequest) GetAccess() *AddressAccess {
 		return x.Access
 	}
 	return nil
+}
+
+func (x *CreateAddressRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // CreateAddressResponse holds the address.
@@ -2172,7 +2186,14 @@ type CreateReservationRequest struct {
 	// The local part.
 	LocalPart string `protobuf:"bytes,2,opt,name=local_part,json=localPart,proto3" json:"local_part,omitempty"`
 	// The service that holds it, e.g. "lists".
-	Holder        string `protobuf:"bytes,3,opt,name=holder,proto3" json:"holder,omitempty"`
+	Holder string `protobuf:"bytes,3,opt,name=holder,proto3" json:"holder,omitempty"`
+	// An idempotency key (AIP-155): a UUID the client makes for this create
+	// and sends again when it retries. The same key from the same caller
+	// answers the first create's resource again, read afresh, for 24 hours;
+	// the same key with a different request is refused (ABORTED, reason
+	// IDEMPOTENCY_KEY_REUSED). Empty: the gRPC metadata "idempotency-key"
+	// (the edge's Idempotency-Key header), if any.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2224,6 +2245,13 @@ func (x *CreateReservationRequest) GetLocalPart() string {
 func (x *CreateReservationRequest) GetHolder() string {
 	if x != nil {
 		return x.Holder
+	}
+	return ""
+}
+
+func (x *CreateReservationRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -2574,8 +2602,15 @@ type CreateDevicePasswordRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The device.
 	DevicePassword *DevicePassword `protobuf:"bytes,2,opt,name=device_password,json=devicePassword,proto3" json:"device_password,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// An idempotency key (AIP-155): a UUID the client makes for this create
+	// and sends again when it retries. The same key from the same caller
+	// answers the first create's resource again, read afresh, for 24 hours;
+	// the same key with a different request is refused (ABORTED, reason
+	// IDEMPOTENCY_KEY_REUSED). Empty: the gRPC metadata "idempotency-key"
+	// (the edge's Idempotency-Key header), if any.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateDevicePasswordRequest) Reset() {
@@ -2620,6 +2655,13 @@ func (x *CreateDevicePasswordRequest) GetDevicePassword() *DevicePassword {
 		return x.DevicePassword
 	}
 	return nil
+}
+
+func (x *CreateDevicePasswordRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // CreateDevicePasswordResponse holds the password, shown this once.
@@ -3335,7 +3377,14 @@ type CreateBulkJobRequest struct {
 	// "organizations/{organization}/mailServices/{mail_service}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The file, UTF-8, with or without a BOM.
-	Csv           []byte `protobuf:"bytes,2,opt,name=csv,proto3" json:"csv,omitempty"`
+	Csv []byte `protobuf:"bytes,2,opt,name=csv,proto3" json:"csv,omitempty"`
+	// An idempotency key (AIP-155): a UUID the client makes for this create
+	// and sends again when it retries. The same key from the same caller
+	// answers the first create's resource again, read afresh, for 24 hours;
+	// the same key with a different request is refused (ABORTED, reason
+	// IDEMPOTENCY_KEY_REUSED). Empty: the gRPC metadata "idempotency-key"
+	// (the edge's Idempotency-Key header), if any.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3382,6 +3431,13 @@ func (x *CreateBulkJobRequest) GetCsv() []byte {
 		return x.Csv
 	}
 	return nil
+}
+
+func (x *CreateBulkJobRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // CreateBulkJobResponse is the job, started.
@@ -3601,7 +3657,14 @@ type CreateSignatureRequest struct {
 	// "organizations/{organization}/mailServices/{mail_service}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The template.
-	Signature     *Signature `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	Signature *Signature `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	// An idempotency key (AIP-155): a UUID the client makes for this create
+	// and sends again when it retries. The same key from the same caller
+	// answers the first create's resource again, read afresh, for 24 hours;
+	// the same key with a different request is refused (ABORTED, reason
+	// IDEMPOTENCY_KEY_REUSED). Empty: the gRPC metadata "idempotency-key"
+	// (the edge's Idempotency-Key header), if any.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3648,6 +3711,13 @@ func (x *CreateSignatureRequest) GetSignature() *Signature {
 		return x.Signature
 	}
 	return nil
+}
+
+func (x *CreateSignatureRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // CreateSignatureResponse holds it.
@@ -4074,11 +4144,13 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x1aUndeleteMailServiceRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"e\n" +
 	"\x1bUndeleteMailServiceResponse\x12F\n" +
-	"\fmail_service\x18\x01 \x01(\v2#.mailplane.mailboxes.v1.MailServiceR\vmailService\"\xb8\x01\n" +
+	"\fmail_service\x18\x01 \x01(\v2#.mailplane.mailboxes.v1.MailServiceR\vmailService\"\xdf\x01\n" +
 	"\x14CreateAddressRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12A\n" +
 	"\aaddress\x18\x02 \x01(\v2\x1f.mailplane.mailboxes.v1.AddressB\x06\xca\xf3\x18\x02\b\x01R\aaddress\x12=\n" +
-	"\x06access\x18\x03 \x01(\v2%.mailplane.mailboxes.v1.AddressAccessR\x06access\"\xb4\x02\n" +
+	"\x06access\x18\x03 \x01(\v2%.mailplane.mailboxes.v1.AddressAccessR\x06access\x12%\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tB\x06\xca\xf3\x18\x02 $R\trequestId\"\xb4\x02\n" +
 	"\x15CreateAddressResponse\x129\n" +
 	"\aaddress\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.AddressR\aaddress\x12m\n" +
 	"\x10invitation_links\x18\x02 \x03(\v2B.mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntryR\x0finvitationLinks\x12-\n" +
@@ -4106,12 +4178,14 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\aaddress\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.AddressR\aaddress\"2\n" +
 	"\x14DeleteAddressRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x17\n" +
-	"\x15DeleteAddressResponse\"\x85\x01\n" +
+	"\x15DeleteAddressResponse\"\xac\x01\n" +
 	"\x18CreateReservationRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12'\n" +
 	"\n" +
 	"local_part\x18\x02 \x01(\tB\b\xca\xf3\x18\x04\b\x01 @R\tlocalPart\x12 \n" +
-	"\x06holder\x18\x03 \x01(\tB\b\xca\xf3\x18\x04\b\x01\x182R\x06holder\"/\n" +
+	"\x06holder\x18\x03 \x01(\tB\b\xca\xf3\x18\x04\b\x01\x182R\x06holder\x12%\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tB\x06\xca\xf3\x18\x02 $R\trequestId\"/\n" +
 	"\x19CreateReservationResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"6\n" +
 	"\x18DeleteReservationRequest\x12\x1a\n" +
@@ -4133,10 +4207,12 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12>\n" +
 	"\rlast_use_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vlastUseTime\x12B\n" +
-	"\tprotocols\x18\x06 \x03(\x0e2$.mailplane.mailboxes.v1.MailProtocolR\tprotocols\"\x96\x01\n" +
+	"\tprotocols\x18\x06 \x03(\x0e2$.mailplane.mailboxes.v1.MailProtocolR\tprotocols\"\xbd\x01\n" +
 	"\x1bCreateDevicePasswordRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12W\n" +
-	"\x0fdevice_password\x18\x02 \x01(\v2&.mailplane.mailboxes.v1.DevicePasswordB\x06\xca\xf3\x18\x02\b\x01R\x0edevicePassword\"\x8b\x01\n" +
+	"\x0fdevice_password\x18\x02 \x01(\v2&.mailplane.mailboxes.v1.DevicePasswordB\x06\xca\xf3\x18\x02\b\x01R\x0edevicePassword\x12%\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\x06\xca\xf3\x18\x02 $R\trequestId\"\x8b\x01\n" +
 	"\x1cCreateDevicePasswordResponse\x12O\n" +
 	"\x0fdevice_password\x18\x01 \x01(\v2&.mailplane.mailboxes.v1.DevicePasswordR\x0edevicePassword\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"<\n" +
@@ -4180,10 +4256,12 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x16GetBulkTemplateRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\"+\n" +
 	"\x17GetBulkTemplateResponse\x12\x10\n" +
-	"\x03csv\x18\x01 \x01(\tR\x03csv\"H\n" +
+	"\x03csv\x18\x01 \x01(\tR\x03csv\"o\n" +
 	"\x14CreateBulkJobRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12\x10\n" +
-	"\x03csv\x18\x02 \x01(\fR\x03csv\"J\n" +
+	"\x03csv\x18\x02 \x01(\fR\x03csv\x12%\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\x06\xca\xf3\x18\x02 $R\trequestId\"J\n" +
 	"\x15CreateBulkJobResponse\x121\n" +
 	"\x03job\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.BulkJobR\x03job\"/\n" +
 	"\x11GetBulkJobRequest\x12\x1a\n" +
@@ -4195,10 +4273,12 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\fdisplay_name\x18\x02 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\vdisplayName\x12%\n" +
 	"\btemplate\x18\x03 \x01(\tB\t\xca\xf3\x18\x05\x18\x90N8\x01R\btemplate\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x81\x01\n" +
+	"createTime\"\xa8\x01\n" +
 	"\x16CreateSignatureRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12G\n" +
-	"\tsignature\x18\x02 \x01(\v2!.mailplane.mailboxes.v1.SignatureB\x06\xca\xf3\x18\x02\b\x01R\tsignature\"Z\n" +
+	"\tsignature\x18\x02 \x01(\v2!.mailplane.mailboxes.v1.SignatureB\x06\xca\xf3\x18\x02\b\x01R\tsignature\x12%\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\x06\xca\xf3\x18\x02 $R\trequestId\"Z\n" +
 	"\x17CreateSignatureResponse\x12?\n" +
 	"\tsignature\x18\x01 \x01(\v2!.mailplane.mailboxes.v1.SignatureR\tsignature\"7\n" +
 	"\x15ListSignaturesRequest\x12\x1e\n" +

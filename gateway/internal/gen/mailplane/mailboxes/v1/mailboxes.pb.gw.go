@@ -763,6 +763,8 @@ func local_request_BulkService_GetBulkJob_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
+var filter_SignatureService_CreateSignature_0 = &utilities.DoubleArray{Encoding: map[string]int{"signature": 0, "parent": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
+
 func request_SignatureService_CreateSignature_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.SignatureServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq extMailboxesv1.CreateSignatureRequest
@@ -779,6 +781,12 @@ func request_SignatureService_CreateSignature_0(ctx context.Context, marshaler r
 	protoReq.Parent, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "parent", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_SignatureService_CreateSignature_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -803,6 +811,12 @@ func local_request_SignatureService_CreateSignature_0(ctx context.Context, marsh
 	protoReq.Parent, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "parent", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_SignatureService_CreateSignature_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.CreateSignature(ctx, &protoReq)
 	return msg, metadata, err
@@ -967,6 +981,8 @@ func local_request_SignatureService_DeleteSignature_0(ctx context.Context, marsh
 	return msg, metadata, err
 }
 
+var filter_DevicePasswordService_CreateDevicePassword_0 = &utilities.DoubleArray{Encoding: map[string]int{"device_password": 0, "parent": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
+
 func request_DevicePasswordService_CreateDevicePassword_0(ctx context.Context, marshaler runtime.Marshaler, client extMailboxesv1.DevicePasswordServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq extMailboxesv1.CreateDevicePasswordRequest
@@ -983,6 +999,12 @@ func request_DevicePasswordService_CreateDevicePassword_0(ctx context.Context, m
 	protoReq.Parent, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "parent", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_DevicePasswordService_CreateDevicePassword_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -1007,6 +1029,12 @@ func local_request_DevicePasswordService_CreateDevicePassword_0(ctx context.Cont
 	protoReq.Parent, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "parent", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_DevicePasswordService_CreateDevicePassword_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.CreateDevicePassword(ctx, &protoReq)
 	return msg, metadata, err
