@@ -54,6 +54,7 @@ func TestRevokedAPITokenCacheDropped(t *testing.T) {
 	signOut := func() int {
 		r := httptest.NewRequest(http.MethodPost, "/v1/auth:signOut", strings.NewReader(`{}`))
 		r.Header.Set("Authorization", "Bearer mpt_revocable")
+		r.Header.Set("Content-Type", "application/json")
 		return serve(h, r).Code
 	}
 	revoked.Store(false)

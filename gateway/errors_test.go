@@ -160,6 +160,9 @@ func TestReadyNotServing(t *testing.T) {
 	healthpb.RegisterHealthServer(srv, hs)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
+	for _, svc := range []string{"accounts", "mailboxes"} {
+		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
 	h := newEdge(t, Config{AccountsAddr: lis.Addr().String()}, nil)
 
 	ready := func(wantStatus int, want readiness) {
@@ -177,9 +180,13 @@ func TestReadyNotServing(t *testing.T) {
 		}
 	}
 	ready(http.StatusOK, readiness{Ready: true})
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	for _, svc := range []string{"accounts", "mailboxes"} {
+		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 	ready(http.StatusServiceUnavailable, readiness{Failing: map[string]string{"accounts": "NOT_SERVING", "mailboxes": "NOT_SERVING"}})
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, svc := range []string{"accounts", "mailboxes"} {
+		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
 	ready(http.StatusOK, readiness{Ready: true})
 }
 

@@ -277,6 +277,9 @@ func (g *edge) do(t *testing.T, token, method, path string, in, out any) {
 	}
 	req, _ := http.NewRequest(method, g.url+path, body)
 	req.Header.Set("Authorization", "Bearer "+token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

@@ -28,14 +28,9 @@ type LocalServer struct {
 // ListenLocal starts a server on host:port addr ("127.0.0.1:0" picks a
 // port) answering on UDP and TCP.
 func ListenLocal(addr string) (*LocalServer, error) {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, ln, err := listenPair(addr)
 	if err != nil {
-		return nil, fmt.Errorf("dns server on udp %s: %w", addr, err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("dns server on tcp %s: %w", pc.LocalAddr(), err)
+		return nil, err
 	}
 	s := &LocalServer{txt: map[string][]string{}, ttl: map[string]uint32{}, hits: map[string]int{}}
 	h := mdns.HandlerFunc(s.answer)
@@ -140,4 +135,25 @@ func splitTXT(v string) []string {
 		v = v[255:]
 	}
 	return append(out, v)
+}
+
+// listenPair binds one port for UDP and TCP. When the port is the kernel's
+// choice (":0"), the UDP port it picked may be taken for TCP by another
+// process: pick again, a few times.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for try := 0; ; try++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dns server on udp %s: %w", addr, err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || try == 10 {
+			return nil, nil, fmt.Errorf("dns server on tcp %s: %w", pc.LocalAddr(), err)
+		}
+	}
 }
