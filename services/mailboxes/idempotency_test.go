@@ -128,7 +128,15 @@ func TestIdempotentCreates(t *testing.T) {
 		}
 		jobNames = append(jobNames, resp.Job.Name)
 	}
-	for what, names := range map[string][]string{"signature": sigNames, "device password": dpNames, "reservation": resNames, "bulk job": jobNames} {
+	var msNames []string
+	for range 2 {
+		resp, err := e.services.CreateMailService(owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, RequestId: key, MailService: &mailboxesv1.MailService{Domain: "retried.example"}})
+		if err != nil {
+			t.Fatalf("mail service: %v", err)
+		}
+		msNames = append(msNames, resp.MailService.Name)
+	}
+	for what, names := range map[string][]string{"mail service": msNames, "signature": sigNames, "device password": dpNames, "reservation": resNames, "bulk job": jobNames} {
 		if names[0] != names[1] {
 			t.Errorf("%s retried: %q", what, names)
 		}
@@ -136,8 +144,8 @@ func TestIdempotentCreates(t *testing.T) {
 	if n := count("SELECT count(*) FROM device_passwords"); n != 1 {
 		t.Errorf("%d device passwords, want 1", n)
 	}
-	if n := count("SELECT count(*) FROM idempotency_keys"); n != 6 {
-		t.Errorf("%d keys kept, want 6: two addresses, four other creates", n)
+	if n := count("SELECT count(*) FROM idempotency_keys"); n != 7 {
+		t.Errorf("%d keys kept, want 7: two addresses, five other creates", n)
 	}
 }
 

@@ -126,19 +126,28 @@ func (s *Server) CreateMailService(ctx context.Context, req *mailboxesv1.CreateM
 	if err != nil {
 		return nil, err
 	}
+	idem, done, err := s.idempotencyKey(ctx, req, c, "CreateMailService")
+	if err != nil || done != "" {
+		return s.createdMailService(ctx, done, err)
+	}
 	display := strings.TrimSpace(req.GetMailService().GetDisplayName())
 	if display == "" {
 		display = uni
 	}
 	var m *MailService
+	id := uuid.Must(uuid.NewV7())
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		// The key first: a concurrent retry waits here for this create.
+		if err := idem.Insert(ctx, tx, mailServiceName(org, id)); err != nil {
+			return err
+		}
 		if err := checkDomainFree(ctx, tx, org, ascii); err != nil {
 			return err
 		}
 		if err := checkClaims(ctx, tx, org); err != nil {
 			return err
 		}
-		rows, _ := tx.Query(ctx, insertMailService, uuid.Must(uuid.NewV7()), org, ascii, display, newVerificationToken())
+		rows, _ := tx.Query(ctx, insertMailService, id, org, ascii, display, newVerificationToken())
 		m, err = collectMailService(rows)
 		if pg.IsUniqueViolation(err, "mail_services_one_claim") {
 			return domainError(errs.AlreadyExists, "DOMAIN_CLAIMED", "your organization already has a pending claim on "+ascii)
@@ -154,9 +163,23 @@ func (s *Server) CreateMailService(ctx context.Context, req *mailboxesv1.CreateM
 		return s.mailServiceEvent(ctx, tx, "claimed", m, c)
 	})
 	if err != nil {
-		return nil, err
+		done, err := s.raced(ctx, idem, err)
+		return s.createdMailService(ctx, done, err)
 	}
 	return &mailboxesv1.CreateMailServiceResponse{MailService: s.mailServiceProto(m)}, nil
+}
+
+// createdMailService answers a create again with the mail service name it
+// made, read afresh, or err.
+func (s *Server) createdMailService(ctx context.Context, name string, err error) (*mailboxesv1.CreateMailServiceResponse, error) {
+	if err != nil {
+		return nil, err
+	}
+	got, err := s.GetMailService(ctx, &mailboxesv1.GetMailServiceRequest{Name: name})
+	if err != nil {
+		return nil, err
+	}
+	return &mailboxesv1.CreateMailServiceResponse{MailService: got.GetMailService()}, nil
 }
 
 // GetMailService returns a mail service, deleted ones included.

@@ -973,7 +973,9 @@ type CreateMailServiceRequest struct {
 	// "organizations/{organization}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The domain (Unicode or ASCII) and display name.
-	MailService   *MailService `protobuf:"bytes,2,opt,name=mail_service,json=mailService,proto3" json:"mail_service,omitempty"`
+	MailService *MailService `protobuf:"bytes,2,opt,name=mail_service,json=mailService,proto3" json:"mail_service,omitempty"`
+	// An idempotency key (AIP-155), as in CreateSignatureRequest.request_id.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1020,6 +1022,13 @@ func (x *CreateMailServiceRequest) GetMailService() *MailService {
 		return x.MailService
 	}
 	return nil
+}
+
+func (x *CreateMailServiceRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // CreateMailServiceResponse holds the mail service.
@@ -4112,10 +4121,12 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x06caller\x18\x01 \x01(\bR\x06caller\x12\x14\n" +
 	"\x05users\x18\x02 \x03(\tR\x05users\x12#\n" +
 	"\rinvite_emails\x18\x03 \x03(\tR\finviteEmails\x12:\n" +
-	"\bnew_user\x18\x04 \x01(\v2\x1f.mailplane.mailboxes.v1.NewUserR\anewUser\"\x8a\x01\n" +
+	"\bnew_user\x18\x04 \x01(\v2\x1f.mailplane.mailboxes.v1.NewUserR\anewUser\"\xb1\x01\n" +
 	"\x18CreateMailServiceRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12N\n" +
-	"\fmail_service\x18\x02 \x01(\v2#.mailplane.mailboxes.v1.MailServiceB\x06\xca\xf3\x18\x02\b\x01R\vmailService\"c\n" +
+	"\fmail_service\x18\x02 \x01(\v2#.mailplane.mailboxes.v1.MailServiceB\x06\xca\xf3\x18\x02\b\x01R\vmailService\x12%\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\x06\xca\xf3\x18\x02 $R\trequestId\"c\n" +
 	"\x19CreateMailServiceResponse\x12F\n" +
 	"\fmail_service\x18\x01 \x01(\v2#.mailplane.mailboxes.v1.MailServiceR\vmailService\"3\n" +
 	"\x15GetMailServiceRequest\x12\x1a\n" +
