@@ -83,13 +83,24 @@ func TestOnlyAnOwnerActsOnAnOwner(t *testing.T) {
 		t.Errorf("owner resends an owner's invitation: %v", err)
 	}
 
+	// An owner's API token acts as an owner: an admin may not end it.
+	tok, err := e.tokens.CreateApiToken(asFounder, &accountsv1.CreateApiTokenRequest{Parent: org, ApiToken: &accountsv1.ApiToken{DisplayName: "deploy", Role: accountsv1.Role_ROLE_OWNER}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.tokens.DeleteApiToken(asAdmin, &accountsv1.DeleteApiTokenRequest{Name: tok.ApiToken.Name})
+	wantCode(t, err, codes.PermissionDenied)
+	if _, err := e.tokens.DeleteApiToken(asFounder, &accountsv1.DeleteApiTokenRequest{Name: tok.ApiToken.Name}); err != nil {
+		t.Errorf("owner revokes an owner token: %v", err)
+	}
+
 	denied := map[string]int{}
 	for _, l := range e.auditLog(t, asFounder, &accountsv1.ListAuditEntriesRequest{Parent: org}) {
 		if l.Outcome == accountsv1.Outcome_OUTCOME_DENIED {
 			denied[l.Action]++
 		}
 	}
-	for _, a := range []string{"accounts.login.release", "accounts.member.delete", "accounts.member.update", "accounts.invitation.resend", "accounts.invitation.delete"} {
+	for _, a := range []string{"accounts.login.release", "accounts.member.delete", "accounts.member.update", "accounts.invitation.resend", "accounts.invitation.delete", "accounts.apiToken.delete"} {
 		if denied[a] != 1 {
 			t.Errorf("%s: %d denied entries, want 1 (all: %v)", a, denied[a], denied)
 		}
@@ -125,6 +136,8 @@ func TestEveryRefusalAudited(t *testing.T) {
 	wantCode(t, err, codes.PermissionDenied)
 	_, err = e.notices.ListDeadNotices(asMember, &accountsv1.ListDeadNoticesRequest{Parent: org})
 	wantCode(t, err, codes.PermissionDenied)
+	_, err = e.tokens.ListApiTokens(asMember, &accountsv1.ListApiTokensRequest{Parent: org})
+	wantCode(t, err, codes.PermissionDenied)
 	_, err = e.notices.RetryNotice(asMember, &accountsv1.RetryNoticeRequest{Name: org + "/notices/" + uuid.NewString()})
 	wantCode(t, err, codes.PermissionDenied)
 	inv, err := e.invites.CreateInvitation(asFounder, &accountsv1.CreateInvitationRequest{Parent: org,
@@ -141,7 +154,7 @@ func TestEveryRefusalAudited(t *testing.T) {
 			denied[l.Action]++
 		}
 	}
-	for _, a := range []string{"accounts.member.create", "accounts.invitation.list", "accounts.auditEntry.list", "accounts.notice.list", "accounts.notice.retry", "accounts.invitation.accept"} {
+	for _, a := range []string{"accounts.member.create", "accounts.invitation.list", "accounts.auditEntry.list", "accounts.notice.list", "accounts.notice.retry", "accounts.invitation.accept", "accounts.apiToken.list"} {
 		if denied[a] != 1 {
 			t.Errorf("%s: %d denied entries, want 1 (all: %v)", a, denied[a], denied)
 		}

@@ -85,6 +85,8 @@ ORDER BY create_time DESC, id DESC`
 UPDATE api_tokens SET revoke_time = now()
 WHERE id = $1 AND organization_id = $2 AND revoke_time IS NULL`
 
+	selectAPITokenRole = `SELECT role FROM api_tokens WHERE id = $1 AND organization_id = $2 AND revoke_time IS NULL`
+
 	touchAPIToken = `UPDATE api_tokens SET last_use_time = now() WHERE id = $1`
 )
 
@@ -198,12 +200,14 @@ func (s *Server) CreateApiToken(ctx context.Context, req *accountsv1.CreateApiTo
 
 // ListApiTokens lists an organization's tokens.
 func (s *Server) ListApiTokens(ctx context.Context, req *accountsv1.ListApiTokensRequest) (*accountsv1.ListApiTokensResponse, error) {
-	org, role, _, err := s.access(ctx, "parent", req.GetParent())
+	org, role, c, err := s.access(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
 	if !role.canManage() {
-		return nil, errs.E(errs.PermissionDenied, "only owners and admins can list API tokens")
+		err := errs.E(errs.PermissionDenied, "only owners and admins can list API tokens")
+		s.auditRefusal(ctx, c.audit(org, "accounts.apiToken.list", req.GetParent()+"/apiTokens", nil), err)
+		return nil, err
 	}
 	ts, err := s.store.APITokens(ctx, org)
 	if err != nil {
@@ -230,6 +234,20 @@ func (s *Server) DeleteApiToken(ctx context.Context, req *accountsv1.DeleteApiTo
 		err := errs.E(errs.PermissionDenied, "only owners and admins can revoke API tokens")
 		s.auditRefusal(ctx, c.audit(org, "accounts.apiToken.delete", req.GetName(), nil), err)
 		return nil, err
+	}
+	if role != Owner {
+		// An owner's token acts as an owner: only an owner ends it, as
+		// only an owner made it.
+		var tokenRole Role
+		err := s.store.pool.QueryRow(ctx, selectAPITokenRole, id, org).Scan(&tokenRole)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("api token role: %w", err)
+		}
+		if tokenRole == Owner {
+			err := errs.E(errs.PermissionDenied, "only an owner can revoke an owner token")
+			s.auditRefusal(ctx, c.audit(org, "accounts.apiToken.delete", req.GetName(), nil), err)
+			return nil, err
+		}
 	}
 	if err := s.store.RevokeAPIToken(ctx, c, org, id, time.Now().Add(s.exchangeTTL())); err != nil {
 		return nil, err
