@@ -385,4 +385,20 @@ func TestCreatesAreIdempotent(t *testing.T) {
 	// Without a key, a second create is a second try: refused as a duplicate.
 	_, err = e.invites.CreateInvitation(ctx, inv)
 	wantCode(t, err, codes.AlreadyExists)
+
+	// An API token: the retry names the first token, without its secret.
+	tokReq := &accountsv1.CreateApiTokenRequest{Parent: org, RequestId: uuid.NewString(), ApiToken: &accountsv1.ApiToken{DisplayName: "ci", Role: accountsv1.Role_ROLE_MEMBER}}
+	tok1, err := e.tokens.CreateApiToken(ctx, tokReq)
+	if err != nil || tok1.Secret == "" {
+		t.Fatalf("create API token: %v, %v", tok1, err)
+	}
+	tok2, err := e.tokens.CreateApiToken(ctx, tokReq)
+	if err != nil || tok2.ApiToken.GetName() != tok1.ApiToken.Name || tok2.Secret != "" {
+		t.Errorf("API token retry = %v, %v; want %s without a secret", tok2, err, tok1.ApiToken.Name)
+	}
+	var tokens int
+	e.pool.QueryRow(context.Background(), "SELECT count(*) FROM api_tokens WHERE display_name = 'ci'").Scan(&tokens)
+	if tokens != 1 {
+		t.Errorf("%d API tokens, want 1", tokens)
+	}
 }

@@ -91,16 +91,27 @@ WHERE id = $1 AND organization_id = $2 AND revoke_time IS NULL`
 )
 
 // CreateAPIToken stores a new token on behalf of c.
-func (s *Store) CreateAPIToken(ctx context.Context, c Caller, t *APIToken) error {
-	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+// With idem, a retry of a create that was saved answers the saved token in
+// resp (without its secret) and reports so.
+func (s *Store) CreateAPIToken(ctx context.Context, c Caller, t *APIToken, idem *idempotent, resp *accountsv1.CreateApiTokenResponse) (replayed bool, err error) {
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if done, err := idem.replay(ctx, tx, resp); err != nil || done {
+			replayed = done
+			return err
+		}
 		err := tx.QueryRow(ctx, insertAPIToken, t.ID, t.OrganizationID, t.DisplayName, t.Role, t.SecretHash, t.CreatorID, t.ExpireTime).
 			Scan(&t.CreateTime)
 		if err != nil {
 			return fmt.Errorf("insert api token: %w", err)
 		}
 		details := map[string]string{"displayName": t.DisplayName, "role": roleProto(t.Role).String()}
-		return insertAudit(ctx, tx, c.audit(t.OrganizationID, "accounts.apiToken.create", apiTokenName(t.OrganizationID, t.ID), details))
+		if err := insertAudit(ctx, tx, c.audit(t.OrganizationID, "accounts.apiToken.create", apiTokenName(t.OrganizationID, t.ID), details)); err != nil {
+			return err
+		}
+		// The secret is not kept: it is shown once.
+		return idem.save(ctx, tx, apiTokenName(t.OrganizationID, t.ID), &accountsv1.CreateApiTokenResponse{ApiToken: apiTokenProto(t)})
 	})
+	return replayed, err
 }
 
 // APITokens lists org's tokens that are not revoked, newest first.
@@ -183,6 +194,10 @@ func (s *Server) CreateApiToken(ctx context.Context, req *accountsv1.CreateApiTo
 	case want == Owner && role != Owner:
 		return nil, refuse(errs.E(errs.PermissionDenied, "only an owner can create an owner token"))
 	}
+	idem, err := newIdempotent(ctx, c, "CreateApiToken", req.GetRequestId(), req)
+	if err != nil {
+		return nil, err
+	}
 	t := &APIToken{ID: uuid.Must(uuid.NewV7()), OrganizationID: org, DisplayName: strings.TrimSpace(in.GetDisplayName()), Role: want, ExpireTime: expire}
 	if !c.IsToken() {
 		t.CreatorID = &c.UserID
@@ -192,8 +207,13 @@ func (s *Server) CreateApiToken(ctx context.Context, req *accountsv1.CreateApiTo
 		return nil, err
 	}
 	t.SecretHash = hash
-	if err := s.store.CreateAPIToken(ctx, c, t); err != nil {
+	resp := &accountsv1.CreateApiTokenResponse{}
+	replayed, err := s.store.CreateAPIToken(ctx, c, t, idem, resp)
+	if err != nil {
 		return nil, err
+	}
+	if replayed {
+		return resp, nil
 	}
 	return &accountsv1.CreateApiTokenResponse{ApiToken: apiTokenProto(t), Secret: secret}, nil
 }

@@ -129,7 +129,12 @@ type CreateApiTokenRequest struct {
 	// "organizations/{organization}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The token's name, role and optional expiry.
-	ApiToken      *ApiToken `protobuf:"bytes,2,opt,name=api_token,json=apiToken,proto3" json:"api_token,omitempty"`
+	ApiToken *ApiToken `protobuf:"bytes,2,opt,name=api_token,json=apiToken,proto3" json:"api_token,omitempty"`
+	// An idempotency key (AIP-155; a UUID is best): the same key from the
+	// same caller within 24 hours answers the token made first again, without
+	// its secret (shown once only) rather than making a second token. Unset:
+	// the `idempotency-key` metadata (the edge's `Idempotency-Key` header).
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -176,6 +181,13 @@ func (x *CreateApiTokenRequest) GetApiToken() *ApiToken {
 		return x.ApiToken
 	}
 	return nil
+}
+
+func (x *CreateApiTokenRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // CreateApiTokenResponse holds the token and its secret.
@@ -422,10 +434,12 @@ const file_mailplane_accounts_v1_api_tokens_proto_rawDesc = "" +
 	"\acreator\x18\x05 \x01(\tR\acreator\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12>\n" +
-	"\rlast_use_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastUseTime\"}\n" +
+	"\rlast_use_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastUseTime\"\xa4\x01\n" +
 	"\x15CreateApiTokenRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12D\n" +
-	"\tapi_token\x18\x02 \x01(\v2\x1f.mailplane.accounts.v1.ApiTokenB\x06\xca\xf3\x18\x02\b\x01R\bapiToken\"n\n" +
+	"\tapi_token\x18\x02 \x01(\v2\x1f.mailplane.accounts.v1.ApiTokenB\x06\xca\xf3\x18\x02\b\x01R\bapiToken\x12%\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\trequestId\"n\n" +
 	"\x16CreateApiTokenResponse\x12<\n" +
 	"\tapi_token\x18\x01 \x01(\v2\x1f.mailplane.accounts.v1.ApiTokenR\bapiToken\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"6\n" +
