@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/idempotency"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -91,12 +92,10 @@ WHERE id = $1 AND organization_id = $2 AND revoke_time IS NULL`
 )
 
 // CreateAPIToken stores a new token on behalf of c.
-// With idem, a retry of a create that was saved answers the saved token in
-// resp (without its secret) and reports so.
-func (s *Store) CreateAPIToken(ctx context.Context, c Caller, t *APIToken, idem *idempotent, resp *accountsv1.CreateApiTokenResponse) (replayed bool, err error) {
-	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if done, err := idem.replay(ctx, tx, resp); err != nil || done {
-			replayed = done
+// idem is recorded first, so that a concurrent retry waits for this create.
+func (s *Store) CreateAPIToken(ctx context.Context, c Caller, t *APIToken, idem idempotency.Request) error {
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := idem.Insert(ctx, tx, apiTokenName(t.OrganizationID, t.ID)); err != nil {
 			return err
 		}
 		err := tx.QueryRow(ctx, insertAPIToken, t.ID, t.OrganizationID, t.DisplayName, t.Role, t.SecretHash, t.CreatorID, t.ExpireTime).
@@ -105,13 +104,8 @@ func (s *Store) CreateAPIToken(ctx context.Context, c Caller, t *APIToken, idem 
 			return fmt.Errorf("insert api token: %w", err)
 		}
 		details := map[string]string{"displayName": t.DisplayName, "role": roleProto(t.Role).String()}
-		if err := insertAudit(ctx, tx, c.audit(t.OrganizationID, "accounts.apiToken.create", apiTokenName(t.OrganizationID, t.ID), details)); err != nil {
-			return err
-		}
-		// The secret is not kept: it is shown once.
-		return idem.save(ctx, tx, apiTokenName(t.OrganizationID, t.ID), &accountsv1.CreateApiTokenResponse{ApiToken: apiTokenProto(t)})
+		return insertAudit(ctx, tx, c.audit(t.OrganizationID, "accounts.apiToken.create", apiTokenName(t.OrganizationID, t.ID), details))
 	})
-	return replayed, err
 }
 
 // APITokens lists org's tokens that are not revoked, newest first.
@@ -194,7 +188,7 @@ func (s *Server) CreateApiToken(ctx context.Context, req *accountsv1.CreateApiTo
 	case want == Owner && role != Owner:
 		return nil, refuse(errs.E(errs.PermissionDenied, "only an owner can create an owner token"))
 	}
-	idem, err := newIdempotent(ctx, c, "CreateApiToken", req.GetRequestId(), req)
+	idem, err := idempotencyKey(ctx, req, c, "CreateApiToken")
 	if err != nil {
 		return nil, err
 	}
@@ -207,15 +201,29 @@ func (s *Server) CreateApiToken(ctx context.Context, req *accountsv1.CreateApiTo
 		return nil, err
 	}
 	t.SecretHash = hash
-	resp := &accountsv1.CreateApiTokenResponse{}
-	replayed, err := s.store.CreateAPIToken(ctx, c, t, idem, resp)
-	if err != nil {
+	resp := &accountsv1.CreateApiTokenResponse{ApiToken: apiTokenProto(t), Secret: secret}
+	create := func() error {
+		if err := s.store.CreateAPIToken(ctx, c, t, idem); err != nil {
+			return err
+		}
+		resp.ApiToken = apiTokenProto(t) // with its create time
+		return nil
+	}
+	// A retry answers the token without its secret, which is shown once
+	// and kept nowhere.
+	replay := func(name string) error {
+		rows, _ := s.store.pool.Query(ctx, selectAPIToken, lastID(name))
+		first, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[APIToken])
+		if err != nil {
+			return fmt.Errorf("get api token: %w", err)
+		}
+		resp = &accountsv1.CreateApiTokenResponse{ApiToken: apiTokenProto(first)}
+		return nil
+	}
+	if err := s.keyed(ctx, idem, create, replay); err != nil {
 		return nil, err
 	}
-	if replayed {
-		return resp, nil
-	}
-	return &accountsv1.CreateApiTokenResponse{ApiToken: apiTokenProto(t), Secret: secret}, nil
+	return resp, nil
 }
 
 // ListApiTokens lists an organization's tokens.

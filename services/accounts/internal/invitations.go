@@ -217,52 +217,62 @@ func (s *Server) CreateInvitation(ctx context.Context, req *accountsv1.CreateInv
 	case want == Owner && role != Owner:
 		return nil, refuse(errs.E(errs.PermissionDenied, "only an owner can invite an owner"))
 	}
-	idem, err := newIdempotent(ctx, c, "CreateInvitation", req.GetRequestId(), req)
-	if err != nil {
-		return nil, err
-	}
-	token, hash, err := newInvitationToken()
+	idem, err := idempotencyKey(ctx, req, c, "CreateInvitation")
 	if err != nil {
 		return nil, err
 	}
 	i := &Invitation{ID: uuid.Must(uuid.NewV7()), OrganizationID: org, Email: email, Role: want,
 		Purpose: strings.TrimSpace(in.GetPurpose()), Inviter: c.Name()}
-	resp := &accountsv1.CreateInvitationResponse{}
-	err = pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
-		if done, err := idem.replay(ctx, tx, resp); err != nil || done {
-			return err
-		}
-		var member bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.organization_id = $1 AND u.email = $2)", org, email).Scan(&member); err != nil {
-			return err
-		}
-		if member {
-			return errs.E(errs.AlreadyExists, "%s is already a member", email).WithReason("ALREADY_MEMBER")
-		}
-		if err := s.invitationQuota(ctx, tx, org, email); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, closeExpiredInvitation, org, email); err != nil {
-			return err
-		}
-		err := tx.QueryRow(ctx, insertInvitation, i.ID, org, email, want, i.Purpose, hash, i.Inviter, invitationTTL).Scan(&i.CreateTime, &i.SendTime, &i.ExpireTime)
-		if pg.IsUniqueViolation(err, "invitations_open_email") {
-			return errs.E(errs.AlreadyExists, "%s already has a pending invitation; resend it instead", email).WithReason("INVITATION_PENDING")
-		}
+	var resp *accountsv1.CreateInvitationResponse
+	create := func() error {
+		token, hash, err := newInvitationToken()
 		if err != nil {
-			return fmt.Errorf("insert invitation: %w", err)
-		}
-		if err := s.queueInvitationEmail(ctx, tx, i, s.invitationLink(token)); err != nil {
 			return err
 		}
-		resp = &accountsv1.CreateInvitationResponse{Invitation: invitationProto(i), Link: s.invitationLink(token)}
-		if err := idem.save(ctx, tx, invitationName(org, i.ID), resp); err != nil {
+		return pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
+			if err := idem.Insert(ctx, tx, invitationName(org, i.ID)); err != nil {
+				return err
+			}
+			var member bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.organization_id = $1 AND u.email = $2)", org, email).Scan(&member); err != nil {
+				return err
+			}
+			if member {
+				return errs.E(errs.AlreadyExists, "%s is already a member", email).WithReason("ALREADY_MEMBER")
+			}
+			if err := s.invitationQuota(ctx, tx, org, email); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, closeExpiredInvitation, org, email); err != nil {
+				return err
+			}
+			err := tx.QueryRow(ctx, insertInvitation, i.ID, org, email, want, i.Purpose, hash, i.Inviter, invitationTTL).Scan(&i.CreateTime, &i.SendTime, &i.ExpireTime)
+			if pg.IsUniqueViolation(err, "invitations_open_email") {
+				return errs.E(errs.AlreadyExists, "%s already has a pending invitation; resend it instead", email).WithReason("INVITATION_PENDING")
+			}
+			if err != nil {
+				return fmt.Errorf("insert invitation: %w", err)
+			}
+			if err := s.queueInvitationEmail(ctx, tx, i, s.invitationLink(token)); err != nil {
+				return err
+			}
+			resp = &accountsv1.CreateInvitationResponse{Invitation: invitationProto(i), Link: s.invitationLink(token)}
+			return insertAudit(ctx, tx, c.audit(org, "accounts.invitation.create", invitationName(org, i.ID),
+				map[string]string{"email": email, "role": roleProto(want).String()}))
+		})
+	}
+	// A retry answers the invitation without its link: the link is not kept
+	// (the invitee has it by email; resending makes a new one).
+	replay := func(name string) error {
+		rows, _ := s.store.pool.Query(ctx, selectInvitation, lastID(name), org)
+		i, err := collectInvitation(rows)
+		if err != nil {
 			return err
 		}
-		return insertAudit(ctx, tx, c.audit(org, "accounts.invitation.create", invitationName(org, i.ID),
-			map[string]string{"email": email, "role": roleProto(want).String()}))
-	})
-	if err != nil {
+		resp = &accountsv1.CreateInvitationResponse{Invitation: invitationProto(i)}
+		return nil
+	}
+	if err := s.keyed(ctx, idem, create, replay); err != nil {
 		return nil, err
 	}
 	return resp, nil

@@ -52,45 +52,91 @@ func (s *Server) CreateMember(ctx context.Context, req *accountsv1.CreateMemberR
 		s.auditRefusal(ctx, c.audit(org, "accounts.member.create", req.GetParent()+"/members", map[string]string{"email": email, "role": roleProto(want).String()}), err)
 		return nil, err
 	}
-	idem, err := newIdempotent(ctx, c, "CreateMember", req.GetRequestId(), req)
-	if err != nil {
-		return nil, err
-	}
-	token, hash, err := newInvitationToken()
+	idem, err := idempotencyKey(ctx, req, c, "CreateMember")
 	if err != nil {
 		return nil, err
 	}
 	u := &User{ID: uuid.Must(uuid.NewV7()), Email: email, DisplayName: strings.TrimSpace(req.GetDisplayName()), Language: languages[0]}
-	resp := &accountsv1.CreateMemberResponse{}
-	err = pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
-		if done, err := idem.replay(ctx, tx, resp); err != nil || done {
-			return err
-		}
-		if !c.IsToken() {
-			// The new user reads notices in their administrator's language.
-			tx.QueryRow(ctx, "SELECT language FROM users WHERE id = $1", c.UserID).Scan(&u.Language)
-		}
-		if err := tx.QueryRow(ctx, insertUser, u.ID, u.Email, u.DisplayName, "", u.Language, "").Scan(&u.CreateTime); err != nil {
-			if pg.IsUniqueViolation(err, "users_email_key") {
-				return errEmailTaken
-			}
-			return fmt.Errorf("insert user: %w", err)
-		}
-		if _, err := tx.Exec(ctx, insertMembership, org, u.ID, want); err != nil {
-			return fmt.Errorf("insert membership: %w", err)
-		}
-		if _, err := tx.Exec(ctx, insertSetupToken, hash, u.ID, setupTTL); err != nil {
-			return fmt.Errorf("insert setup token: %w", err)
-		}
-		m, err := membership(ctx, tx, org, u.ID)
+	var resp *accountsv1.CreateMemberResponse
+	create := func() error {
+		token, hash, err := newInvitationToken()
 		if err != nil {
 			return err
 		}
-		resp = &accountsv1.CreateMemberResponse{Member: memberProto(m), SetupLink: strings.TrimSuffix(s.publicURL, "/") + "/setup/" + token}
-		if err := idem.save(ctx, tx, memberName(org, u.ID), resp); err != nil {
+		return pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
+			if err := idem.Insert(ctx, tx, memberName(org, u.ID)); err != nil {
+				return err
+			}
+			if !c.IsToken() {
+				// The new user reads notices in their administrator's language.
+				tx.QueryRow(ctx, "SELECT language FROM users WHERE id = $1", c.UserID).Scan(&u.Language)
+			}
+			if err := tx.QueryRow(ctx, insertUser, u.ID, u.Email, u.DisplayName, "", u.Language, "").Scan(&u.CreateTime); err != nil {
+				if pg.IsUniqueViolation(err, "users_email_key") {
+					return errEmailTaken
+				}
+				return fmt.Errorf("insert user: %w", err)
+			}
+			if _, err := tx.Exec(ctx, insertMembership, org, u.ID, want); err != nil {
+				return fmt.Errorf("insert membership: %w", err)
+			}
+			if _, err := tx.Exec(ctx, insertSetupToken, hash, u.ID, setupTTL); err != nil {
+				return fmt.Errorf("insert setup token: %w", err)
+			}
+			m, err := membership(ctx, tx, org, u.ID)
+			if err != nil {
+				return err
+			}
+			resp = &accountsv1.CreateMemberResponse{Member: memberProto(m), SetupLink: s.setupLink(token)}
+			return insertAudit(ctx, tx, c.audit(org, "accounts.member.create", memberName(org, u.ID), map[string]string{"role": roleProto(want).String()}))
+		})
+	}
+	replay := func(name string) (err error) {
+		resp, err = s.createdMember(ctx, org, lastID(name))
+		return err
+	}
+	if err := s.keyed(ctx, idem, create, replay); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (s *Server) setupLink(token string) string {
+	return strings.TrimSuffix(s.publicURL, "/") + "/setup/" + token
+}
+
+// createdMember answers a retried CreateMember. The setup link is not kept
+// anywhere (it is a password's worth), so while the user has chosen no
+// password the retry gets a new link, and the first stops working: the
+// client that retries did not get it.
+func (s *Server) createdMember(ctx context.Context, org, user uuid.UUID) (*accountsv1.CreateMemberResponse, error) {
+	resp := &accountsv1.CreateMemberResponse{}
+	err := pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
+		m, err := membership(ctx, tx, org, user)
+		if err != nil {
 			return err
 		}
-		return insertAudit(ctx, tx, c.audit(org, "accounts.member.create", memberName(org, u.ID), map[string]string{"role": roleProto(want).String()}))
+		resp.Member = memberProto(m)
+		// The user's row lock makes concurrent retries take turns.
+		var chosen bool
+		if err := tx.QueryRow(ctx, "SELECT password_hash <> '' FROM users WHERE id = $1 FOR UPDATE", user).Scan(&chosen); err != nil {
+			return fmt.Errorf("lock user: %w", err)
+		}
+		if chosen {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM setup_tokens WHERE user_id = $1", user); err != nil {
+			return fmt.Errorf("delete setup tokens: %w", err)
+		}
+		token, hash, err := newInvitationToken()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, insertSetupToken, hash, user, setupTTL); err != nil {
+			return fmt.Errorf("insert setup token: %w", err)
+		}
+		resp.SetupLink = s.setupLink(token)
+		return nil
 	})
 	if err != nil {
 		return nil, err

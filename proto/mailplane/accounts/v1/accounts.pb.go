@@ -2263,10 +2263,13 @@ type CreateMemberRequest struct {
 	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// The role; unset: member.
 	Role Role `protobuf:"varint,4,opt,name=role,proto3,enum=mailplane.accounts.v1.Role" json:"role,omitempty"`
-	// An idempotency key (AIP-155; a UUID is best): the same key from the
-	// same caller within 24 hours answers the first outcome again rather
-	// than creating twice. Unset: the `idempotency-key` metadata (the edge's
-	// `Idempotency-Key` header), if any.
+	// An idempotency key (AIP-155): a UUID the client makes for this create
+	// and sends again when it retries. The same key from the same caller
+	// answers the first create's member again for 24 hours, with a new setup
+	// link while the user has chosen no password (the first stops working);
+	// the same key with another request is refused (ABORTED, reason
+	// IDEMPOTENCY_KEY_REUSED). Empty: the gRPC metadata "idempotency-key"
+	// (the edge's Idempotency-Key header), if any.
 	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2636,7 +2639,7 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\fdisplay_name\x18\x03 \x01(\tB\t\xca\xf3\x18\x05\x18\xc8\x010\x01R\vdisplayName\x12/\n" +
 	"\x04role\x18\x04 \x01(\x0e2\x1b.mailplane.accounts.v1.RoleR\x04role\x12%\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\trequestId\"l\n" +
+	"request_id\x18\x05 \x01(\tB\x06\xca\xf3\x18\x02 $R\trequestId\"l\n" +
 	"\x14CreateMemberResponse\x125\n" +
 	"\x06member\x18\x01 \x01(\v2\x1d.mailplane.accounts.v1.MemberR\x06member\x12\x1d\n" +
 	"\n" +

@@ -130,10 +130,8 @@ type CreateApiTokenRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The token's name, role and optional expiry.
 	ApiToken *ApiToken `protobuf:"bytes,2,opt,name=api_token,json=apiToken,proto3" json:"api_token,omitempty"`
-	// An idempotency key (AIP-155; a UUID is best): the same key from the
-	// same caller within 24 hours answers the token made first again, without
-	// its secret (shown once only) rather than making a second token. Unset:
-	// the `idempotency-key` metadata (the edge's `Idempotency-Key` header).
+	// An idempotency key (AIP-155), as in CreateMemberRequest.request_id; a
+	// retry answers the first token without its secret, which is shown once.
 	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -439,7 +437,7 @@ const file_mailplane_accounts_v1_api_tokens_proto_rawDesc = "" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12D\n" +
 	"\tapi_token\x18\x02 \x01(\v2\x1f.mailplane.accounts.v1.ApiTokenB\x06\xca\xf3\x18\x02\b\x01R\bapiToken\x12%\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\trequestId\"n\n" +
+	"request_id\x18\x03 \x01(\tB\x06\xca\xf3\x18\x02 $R\trequestId\"n\n" +
 	"\x16CreateApiTokenResponse\x12<\n" +
 	"\tapi_token\x18\x01 \x01(\v2\x1f.mailplane.accounts.v1.ApiTokenR\bapiToken\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"6\n" +

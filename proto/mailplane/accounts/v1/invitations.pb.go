@@ -210,10 +210,9 @@ type CreateInvitationRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The invitee's email, role and optional purpose.
 	Invitation *Invitation `protobuf:"bytes,2,opt,name=invitation,proto3" json:"invitation,omitempty"`
-	// An idempotency key (AIP-155; a UUID is best): the same key from the
-	// same caller within 24 hours answers the first outcome again rather
-	// than inviting twice. Unset: the `idempotency-key` metadata (the edge's
-	// `Idempotency-Key` header), if any.
+	// An idempotency key (AIP-155), as in CreateMemberRequest.request_id; a
+	// retry answers the first invitation without its link, which the invitee
+	// has by email.
 	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -854,7 +853,7 @@ const file_mailplane_accounts_v1_invitations_proto_rawDesc = "" +
 	"invitation\x18\x02 \x01(\v2!.mailplane.accounts.v1.InvitationB\x06\xca\xf3\x18\x02\b\x01R\n" +
 	"invitation\x12%\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\trequestId\"q\n" +
+	"request_id\x18\x03 \x01(\tB\x06\xca\xf3\x18\x02 $R\trequestId\"q\n" +
 	"\x18CreateInvitationResponse\x12A\n" +
 	"\n" +
 	"invitation\x18\x01 \x01(\v2!.mailplane.accounts.v1.InvitationR\n" +
