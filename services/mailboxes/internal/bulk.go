@@ -858,19 +858,11 @@ func (s *Server) createdBulkJob(ctx context.Context, name string, err error) (*m
 	if err != nil {
 		return nil, err
 	}
-	ids, err := parseName("name", name, "organizations", "mailServices", "bulkJobs")
+	got, err := s.GetBulkJob(ctx, &mailboxesv1.GetBulkJobRequest{Name: name})
 	if err != nil {
-		return nil, fmt.Errorf("idempotency key names %q: %w", name, err)
+		return nil, err
 	}
-	rows, _ := s.pool.Query(ctx, selectBulkJob, ids[2], ids[1], ids[0])
-	job, err := collectBulkJob(rows)
-	if err != nil {
-		return nil, fmt.Errorf("get bulk job: %w", err)
-	}
-	if job == nil {
-		return nil, errs.E(errs.NotFound, "bulk job not found")
-	}
-	return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(ids[0], job)}, nil
+	return &mailboxesv1.CreateBulkJobResponse{Job: got.GetJob()}, nil
 }
 
 // GetBulkJob returns a job and its progress.
