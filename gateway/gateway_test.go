@@ -555,8 +555,18 @@ func TestOpenAPI(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
 		t.Fatalf("decode: %v", err)
 	}
-	if _, ok := doc.Paths["/v1/auth:signIn"]; !ok {
-		t.Errorf("paths lack /v1/auth:signIn; have %v", slices.Sorted(maps.Keys(doc.Paths)))
+	for _, p := range []string{
+		"/v1/auth:signIn",
+		"/v1/organizations/{organization}/mailServices/{mailService}/addresses",
+	} {
+		if _, ok := doc.Paths[p]; !ok {
+			t.Errorf("paths lack %s; have %v", p, slices.Sorted(maps.Keys(doc.Paths)))
+		}
+	}
+	for p := range doc.Paths {
+		if strings.Contains(p, "{name") || strings.Contains(p, "{parent") {
+			t.Errorf("path %s is not expanded", p)
+		}
 	}
 }
 

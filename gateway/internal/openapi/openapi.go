@@ -6,10 +6,13 @@
 package openapi
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
+	"unicode"
 )
 
 //go:embed mailplane.swagger.json
@@ -29,30 +32,159 @@ var document = sync.OnceValue(func() string {
 	return doc
 })
 
-// merge adds the paths of extra to those of doc.
+// info replaces what the generator takes from the first .proto file it
+// reads (its path as the title, "version not set").
+var info = map[string]any{
+	"title":   "Mailplane REST API",
+	"version": "v1",
+	"description": "The REST edge of Mailplane, the control plane of a mail hosting provider. " +
+		"Requests and responses are JSON (field names in lowerCamelCase) unless a route says otherwise. " +
+		"Sign in with POST /v1/auth:signIn and send the access token as \"Authorization: Bearer <token>\"; " +
+		"machines send an API token the same way. An error answers a google.rpc.Status (rpcStatus) " +
+		"whose code agrees with the HTTP status.",
+}
+
+// merge adds the paths of extra to those of the generated doc, after tidying
+// what the generator leaves rough: its title, the path parameters it makes
+// from resource names, and the error schema it describes nowhere.
 func merge(doc, extra []byte) (string, error) {
-	var d map[string]json.RawMessage
-	if err := json.Unmarshal(doc, &d); err != nil {
+	var d map[string]any
+	if err := decode(doc, &d); err != nil {
 		return "", fmt.Errorf("openapi: generated document: %w", err)
 	}
-	var paths map[string]json.RawMessage
-	if err := json.Unmarshal(d["paths"], &paths); err != nil {
-		return "", fmt.Errorf("openapi: generated paths: %w", err)
+	paths, ok := d["paths"].(map[string]any)
+	if !ok {
+		return "", fmt.Errorf("openapi: generated document has no paths")
 	}
-	var e struct{ Paths map[string]json.RawMessage }
-	if err := json.Unmarshal(extra, &e); err != nil {
+	paths = tidyPathParams(paths)
+	var e struct{ Paths map[string]any }
+	if err := decode(extra, &e); err != nil {
 		return "", fmt.Errorf("openapi: routes.json: %w", err)
 	}
-	for p, ops := range e.Paths {
+	for p, ops := range tidyPathParams(e.Paths) {
 		if _, ok := paths[p]; ok {
 			return "", fmt.Errorf("openapi: routes.json: %s is generated already", p)
 		}
 		paths[p] = ops
 	}
-	var err error
-	if d["paths"], err = json.Marshal(paths); err != nil {
-		return "", err
+	d["paths"] = paths
+	d["info"] = info
+	if defs, ok := d["definitions"].(map[string]any); ok {
+		describeErrors(defs)
 	}
 	out, err := json.MarshalIndent(d, "", "  ")
 	return string(out), err
+}
+
+// decode is json.Unmarshal keeping numbers as they were written.
+func decode(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+// singular corrects the generator's singulars. expand_slashed_path_patterns
+// names the parameter of "addresses/*" by cutting one "s": {addresse}.
+var singular = map[string]string{"addresse": "address"}
+
+// tidyPathParams renames the path parameters the generator made up from
+// resource-name patterns (see singular) and describes them, since the
+// generator gives them no description.
+func tidyPathParams(paths map[string]any) map[string]any {
+	out := make(map[string]any, len(paths))
+	for path, item := range paths {
+		segs := strings.Split(path, "/")
+		collection := make(map[string]string) // parameter -> the segment before it
+		for i, s := range segs {
+			name, rest, ok := pathParam(s)
+			if !ok {
+				continue
+			}
+			if fixed, ok := singular[name]; ok {
+				name = fixed
+				segs[i] = "{" + name + "}" + rest
+			}
+			if i > 0 {
+				collection[name] = segs[i-1]
+			}
+		}
+		ops, _ := item.(map[string]any)
+		for _, op := range ops {
+			op, _ := op.(map[string]any)
+			params, _ := op["parameters"].([]any)
+			for _, p := range params {
+				p, _ := p.(map[string]any)
+				if p["in"] != "path" {
+					continue
+				}
+				name, _ := p["name"].(string)
+				if fixed, ok := singular[name]; ok {
+					name = fixed
+					p["name"] = name
+				}
+				if c, ok := collection[name]; ok && p["description"] == nil {
+					p["description"] = fmt.Sprintf("The %s's ID: the segment after %s/ in its resource name.", words(name), c)
+				}
+			}
+		}
+		out[strings.Join(segs, "/")] = item
+	}
+	return out
+}
+
+// pathParam splits a path segment "{name}:verb" into "name" and ":verb".
+func pathParam(seg string) (name, rest string, ok bool) {
+	if !strings.HasPrefix(seg, "{") {
+		return "", "", false
+	}
+	name, rest, ok = strings.Cut(seg[1:], "}")
+	return name, rest, ok
+}
+
+// words spells a lowerCamelCase name as words: "mailService" is "mail service".
+func words(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if unicode.IsUpper(r) {
+			b.WriteByte(' ')
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// describeErrors describes the error body every route answers, which the
+// generator writes without descriptions (it is google.rpc.Status, not one of
+// ours).
+func describeErrors(defs map[string]any) {
+	describe := func(def, desc string, props map[string]string) {
+		d, ok := defs[def].(map[string]any)
+		if !ok {
+			return
+		}
+		if d["description"] == nil {
+			d["description"] = desc
+		}
+		ps, _ := d["properties"].(map[string]any)
+		for name, desc := range props {
+			if p, ok := ps[name].(map[string]any); ok && p["description"] == nil {
+				p["description"] = desc
+			}
+		}
+	}
+	describe("rpcStatus", "An error: every route answers one with an HTTP status of 400 or above.", map[string]string{
+		"code": "The gRPC status code (google.rpc.Code), which agrees with the HTTP status: " +
+			"3 INVALID_ARGUMENT (400), 16 UNAUTHENTICATED (401), 7 PERMISSION_DENIED (403), 5 NOT_FOUND (404), " +
+			"6 ALREADY_EXISTS and 10 ABORTED (409), 9 FAILED_PRECONDITION (400), 8 RESOURCE_EXHAUSTED (429), " +
+			"14 UNAVAILABLE (503), 13 INTERNAL (500).",
+		"message": "What went wrong, in English, for the developer; show your own words to users, " +
+			"chosen by code and details.",
+		"details": "Machine-readable details: google.rpc.BadRequest names each invalid field (fieldViolations), " +
+			"google.rpc.ErrorInfo carries a reason to branch on, google.rpc.RetryInfo says when to try again.",
+	})
+	describe("protobufAny", "One detail of an error, of the type @type names.", map[string]string{
+		"@type": "The detail's type, such as \"type.googleapis.com/google.rpc.BadRequest\"; " +
+			"the other properties are that message's fields in JSON.",
+	})
 }
