@@ -88,11 +88,12 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 // User is a person who signs in.
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Resource name: "users/{user}".
+	// Resource name: "users/{user}", {user} a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Login email, lower-cased.
+	// Login email, lower-cased; empty after a release until the user sets a
+	// new one (see login_email_required).
 	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
-	// Name shown to others.
+	// Name shown to others; never blank.
 	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// When the user signed up.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -101,9 +102,11 @@ type User struct {
 	// The login identifier: the login email, or a generated one after a
 	// release.
 	Login string `protobuf:"bytes,6,opt,name=login,proto3" json:"login,omitempty"`
-	// Phone number in E.164 form, for SMS notices.
+	// Phone number in E.164 form ("+41791234567"), for SMS notices (a login
+	// release is sent there); empty: none.
 	PhoneNumber string `protobuf:"bytes,7,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
-	// The user must choose a new login email before anything else.
+	// The user's login was released: they must choose a new login email
+	// (SetLoginEmail) before anything else.
 	LoginEmailRequired bool `protobuf:"varint,8,opt,name=login_email_required,json=loginEmailRequired,proto3" json:"login_email_required,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
@@ -198,17 +201,20 @@ func (x *User) GetLoginEmailRequired() bool {
 // Organization is a customer: it owns domains, addresses and members.
 type Organization struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Resource name: "organizations/{organization}".
+	// Resource name: "organizations/{organization}", {organization} a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Name shown in the manager; never blank.
+	// Name shown in the manager; never blank, at most 200 characters.
 	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// When the organization was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When its settings last changed.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	// The customer's legal name, as contracts (the DPA) name it.
+	// The customer's legal name, as contracts (the DPA) name it; at most 200
+	// characters. The DPA is refused (FAILED_PRECONDITION, reason
+	// LEGAL_DETAILS_MISSING) until it and the address are set.
 	LegalName string `protobuf:"bytes,5,opt,name=legal_name,json=legalName,proto3" json:"legal_name,omitempty"`
-	// The customer's postal address, one line per line.
+	// The customer's postal address, one line per line (line breaks
+	// allowed); at most 500 characters.
 	Address       string `protobuf:"bytes,6,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -289,7 +295,8 @@ func (x *Organization) GetAddress() string {
 // Member is a user's membership of an organization.
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Resource name: "organizations/{organization}/members/{user}".
+	// Resource name: "organizations/{organization}/members/{user}", {user}
+	// the member's user ID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The member's user: "users/{user}".
 	User string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
@@ -297,7 +304,7 @@ type Member struct {
 	Email string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
 	// The member's display name.
 	DisplayName string `protobuf:"bytes,4,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	// What the member may do.
+	// What the member may do; the only field UpdateMember changes.
 	Role Role `protobuf:"varint,5,opt,name=role,proto3,enum=mailplane.accounts.v1.Role" json:"role,omitempty"`
 	// When the user joined.
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -380,17 +387,19 @@ func (x *Member) GetCreateTime() *timestamppb.Timestamp {
 // SignUpRequest is the form a new customer fills in.
 type SignUpRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Login email.
+	// Login email, at most 254 bytes; stored lower-cased. Required.
 	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	// At least 12 characters, at most 1024 bytes.
+	// The password: at least 12 characters, at most 1024 bytes. Required.
 	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
-	// The user's name as others see it.
+	// The user's name as others see it; not blank, at most 200 characters.
 	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	// The new organization's name.
+	// The new organization's display name; not blank, at most 200
+	// characters.
 	OrganizationDisplayName string `protobuf:"bytes,4,opt,name=organization_display_name,json=organizationDisplayName,proto3" json:"organization_display_name,omitempty"`
 	// The language of notices: "en" (default), "fr", "de", "it" or "es".
 	Language string `protobuf:"bytes,5,opt,name=language,proto3" json:"language,omitempty"`
-	// Phone number in E.164 form (+41791234567), for SMS notices.
+	// Phone number in E.164 form ("+41791234567"), for SMS notices; empty:
+	// none, and the login can then not be released.
 	PhoneNumber   string `protobuf:"bytes,6,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -527,11 +536,11 @@ func (x *SignUpResponse) GetOrganization() *Organization {
 type SignInRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Login email. A user whose login was released signs in with the generated
-	// identifier instead, in login.
+	// identifier instead, in login, which is read only when email is empty.
 	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
 	// A generated login identifier (after a release); use email otherwise.
 	Login string `protobuf:"bytes,3,opt,name=login,proto3" json:"login,omitempty"`
-	// Password.
+	// The user's password, at most 1024 bytes. Required.
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -674,7 +683,9 @@ func (x *SignInResponse) GetLoginEmailRequired() bool {
 // RefreshRequest presents a refresh token.
 type RefreshRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// A refresh token from SignIn or a previous Refresh.
+	// A refresh token from SignIn or a previous Refresh, at most 256 bytes.
+	// Presenting one that was already used revokes the whole session
+	// (it was copied).
 	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -793,7 +804,7 @@ func (x *RefreshResponse) GetTokenType() string {
 // SignOutRequest presents the refresh token to revoke.
 type SignOutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The session's refresh token.
+	// The session's refresh token, as SignIn or Refresh returned it.
 	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1069,7 +1080,7 @@ func (x *GetCurrentUserResponse) GetMemberships() []*Member {
 // GetOrganizationRequest names an organization.
 type GetOrganizationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}".
+	// The organization's resource name: "organizations/{organization}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1161,7 +1172,7 @@ func (x *GetOrganizationResponse) GetOrganization() *Organization {
 // UpdateOrganizationRequest changes an organization's settings.
 type UpdateOrganizationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The organization, by name, with the new values.
+	// The organization, by name, with the new values. Required.
 	Organization *Organization `protobuf:"bytes,1,opt,name=organization,proto3" json:"organization,omitempty"`
 	// Fields to change: "display_name", "legal_name", "address". Empty means
 	// every updatable field the request sets.
@@ -1263,7 +1274,7 @@ func (x *UpdateOrganizationResponse) GetOrganization() *Organization {
 // ListMembersRequest names the organization whose members to list.
 type ListMembersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}".
+	// The organization's resource name: "organizations/{organization}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// At most this many members (default 50, at most 1000).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -1327,7 +1338,7 @@ func (x *ListMembersRequest) GetPageToken() string {
 // ListMembersResponse is one page of members.
 type ListMembersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The members.
+	// The members, oldest first.
 	Members []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
 	// Token for the next page; empty on the last one.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -1382,7 +1393,7 @@ func (x *ListMembersResponse) GetNextPageToken() string {
 // UpdateMemberRequest changes a member's role.
 type UpdateMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The member, by name, with the new role.
+	// The member, by name, with the new role. Required.
 	Member *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
 	// Fields to change; only "role" is updatable. Empty means "role".
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
@@ -1483,6 +1494,7 @@ func (x *UpdateMemberResponse) GetMember() *Member {
 // DeleteMemberRequest names the member to remove.
 type DeleteMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member's resource name:
 	// "organizations/{organization}/members/{user}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1566,7 +1578,7 @@ func (*DeleteMemberResponse) Descriptor() ([]byte, []int) {
 // GetDataProcessingAgreementRequest names the organization.
 type GetDataProcessingAgreementRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}".
+	// The organization's resource name: "organizations/{organization}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1612,7 +1624,7 @@ func (x *GetDataProcessingAgreementRequest) GetName() string {
 // GetDataProcessingAgreementResponse is the agreement.
 type GetDataProcessingAgreementResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The PDF document.
+	// The PDF document (application/pdf).
 	Pdf []byte `protobuf:"bytes,1,opt,name=pdf,proto3" json:"pdf,omitempty"`
 	// A file name to save it under, e.g. "mailplane-dpa-acme-sa-2026-11-25.pdf".
 	FileName      string `protobuf:"bytes,2,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
@@ -1667,7 +1679,9 @@ func (x *GetDataProcessingAgreementResponse) GetFileName() string {
 // UpdateCurrentUserRequest changes the caller's settings.
 type UpdateCurrentUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The new values.
+	// The new values: display_name (not blank),
+	// phone_number (E.164), language ("en", "fr", "de", "it" or "es").
+	// Required; its name is ignored, the user is always the caller.
 	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// Fields to change: "display_name", "phone_number", "language". Empty means
 	// every one of them the request sets.
@@ -1769,7 +1783,8 @@ func (x *UpdateCurrentUserResponse) GetUser() *User {
 // SetLoginEmailRequest names the new login email.
 type SetLoginEmailRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The email to sign in with from now on.
+	// The email to sign in with from now on, at most 254 bytes; refused when
+	// another account has it (ALREADY_EXISTS, reason EMAIL_TAKEN).
 	Email         string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1815,11 +1830,12 @@ func (x *SetLoginEmailRequest) GetEmail() string {
 // SetLoginEmailResponse carries fresh tokens for the new login.
 type SetLoginEmailResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The caller.
+	// The caller, with the new login email.
 	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	// A full access token (the pending one allowed nothing else).
+	// A full access token (the pending one allowed nothing else); send it as
+	// "Authorization: Bearer ...".
 	AccessToken string `protobuf:"bytes,2,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
-	// Seconds until it expires.
+	// Seconds until the access token expires.
 	ExpiresIn     int32 `protobuf:"varint,3,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1879,9 +1895,11 @@ func (x *SetLoginEmailResponse) GetExpiresIn() int32 {
 // ReleaseMemberLoginRequest names the member whose login is released.
 type ReleaseMemberLoginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member's resource name:
 	// "organizations/{organization}/members/{user}".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Must be true: the administrator confirms the release explicitly.
+	// Must be true: the administrator confirms the release explicitly; false
+	// is refused (INVALID_ARGUMENT).
 	Confirm       bool `protobuf:"varint,2,opt,name=confirm,proto3" json:"confirm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2026,11 +2044,11 @@ func (*ExportPersonalDataRequest) Descriptor() ([]byte, []int) {
 // Session is a signed-in session (a refresh token family member).
 type Session struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// When it started.
+	// When it started (the sign-in).
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// When it ends.
+	// When it ends unless refreshed.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	// When it was revoked, if it was.
+	// When it was revoked; unset if it was not.
 	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2092,9 +2110,10 @@ type ExportPersonalDataResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account.
 	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	// Organizations and roles.
+	// The organizations the caller belongs to, with their role in each.
 	Memberships []*Member `protobuf:"bytes,2,rep,name=memberships,proto3" json:"memberships,omitempty"`
-	// Sessions.
+	// Every session Mailplane still keeps, oldest first, ended and revoked
+	// ones included.
 	Sessions []*Session `protobuf:"bytes,3,rep,name=sessions,proto3" json:"sessions,omitempty"`
 	// Administrative actions the caller took, from the audit logs.
 	Actions []*AuditEntry `protobuf:"bytes,4,rep,name=actions,proto3" json:"actions,omitempty"`
@@ -2172,7 +2191,8 @@ func (x *ExportPersonalDataResponse) GetExportTime() *timestamppb.Timestamp {
 // DeleteCurrentUserRequest confirms the deletion.
 type DeleteCurrentUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The caller's password, to confirm.
+	// The caller's password, to confirm, at most 1024 bytes. Required; a wrong
+	// one is refused (PERMISSION_DENIED, reason WRONG_PASSWORD).
 	Password      string `protobuf:"bytes,1,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2255,13 +2275,14 @@ func (*DeleteCurrentUserResponse) Descriptor() ([]byte, []int) {
 // CreateMemberRequest describes the new user.
 type CreateMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}".
+	// The organization's resource name: "organizations/{organization}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The login email.
+	// The new user's login email, at most 254 bytes; refused when an account
+	// has it already (ALREADY_EXISTS): invite that person instead.
 	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
-	// The user's name.
+	// The user's name as others see it; not blank, at most 200 characters.
 	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	// The role; unset: member.
+	// The role; unset: ROLE_MEMBER. Only an owner creates an owner.
 	Role Role `protobuf:"varint,4,opt,name=role,proto3,enum=mailplane.accounts.v1.Role" json:"role,omitempty"`
 	// An idempotency key (AIP-155): a UUID the client makes for this create
 	// and sends again when it retries. The same key from the same caller
@@ -2398,7 +2419,7 @@ func (x *CreateMemberResponse) GetSetupLink() string {
 // SetInitialPasswordRequest sets a created user's password.
 type SetInitialPasswordRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The token from the setup link.
+	// The token from the setup link (at most 256 bytes); used up by this call.
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// At least 12 characters, at most 1024 bytes.
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`

@@ -37,7 +37,9 @@ const (
 //
 // AuthService signs people up and in, and manages their session tokens.
 type AuthServiceClient interface {
-	// Creates a user and a new organization with that user as its owner.
+	// Creates a user and a new organization with that user as its owner. An
+	// email that already has an account is refused (ALREADY_EXISTS, reason
+	// EMAIL_TAKEN). The new user then signs in with SignIn.
 	SignUp(ctx context.Context, in *SignUpRequest, opts ...grpc.CallOption) (*SignUpResponse, error)
 	// Exchanges an email and password for an access token and a refresh token.
 	// A wrong password and an unknown email get the same UNAUTHENTICATED answer.
@@ -134,7 +136,9 @@ func (c *authServiceClient) ExchangeApiToken(ctx context.Context, in *ExchangeAp
 //
 // AuthService signs people up and in, and manages their session tokens.
 type AuthServiceServer interface {
-	// Creates a user and a new organization with that user as its owner.
+	// Creates a user and a new organization with that user as its owner. An
+	// email that already has an account is refused (ALREADY_EXISTS, reason
+	// EMAIL_TAKEN). The new user then signs in with SignIn.
 	SignUp(context.Context, *SignUpRequest) (*SignUpResponse, error)
 	// Exchanges an email and password for an access token and a refresh token.
 	// A wrong password and an unknown email get the same UNAUTHENTICATED answer.

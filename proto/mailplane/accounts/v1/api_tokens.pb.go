@@ -26,19 +26,25 @@ const (
 // ApiToken is a credential for a machine.
 type ApiToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Resource name: "organizations/{organization}/apiTokens/{token}".
+	// Resource name: "organizations/{organization}/apiTokens/{token}", {token}
+	// a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// What the token is for, e.g. "billing sync".
+	// What the token is for, e.g. "billing sync"; not blank, at most 100
+	// characters.
 	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	// What the token may do in its organization.
+	// What the token may do in its organization: ROLE_OWNER, ROLE_ADMIN or
+	// ROLE_MEMBER (required when creating; only an owner creates an owner
+	// token).
 	Role Role `protobuf:"varint,3,opt,name=role,proto3,enum=mailplane.accounts.v1.Role" json:"role,omitempty"`
-	// When the token stops working; unset: never.
+	// When the token stops working; must be in the future when creating.
+	// Unset: never.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	// Who created it: "users/{user}".
+	// Who created it: "users/{user}". Output only.
 	Creator string `protobuf:"bytes,5,opt,name=creator,proto3" json:"creator,omitempty"`
 	// When it was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// When it was last exchanged for an access token (to the minute).
+	// When it was last exchanged for an access token (to the minute); unset:
+	// never used.
 	LastUseTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_use_time,json=lastUseTime,proto3" json:"last_use_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -126,9 +132,9 @@ func (x *ApiToken) GetLastUseTime() *timestamppb.Timestamp {
 // CreateApiTokenRequest describes the token to create.
 type CreateApiTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}".
+	// The organization's resource name: "organizations/{organization}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The token's name, role and optional expiry.
+	// The token's display name, role and optional expiry. Required.
 	ApiToken *ApiToken `protobuf:"bytes,2,opt,name=api_token,json=apiToken,proto3" json:"api_token,omitempty"`
 	// An idempotency key (AIP-155), as in CreateMemberRequest.request_id; a
 	// retry answers the first token without its secret, which is shown once.
@@ -246,7 +252,7 @@ func (x *CreateApiTokenResponse) GetSecret() string {
 // ListApiTokensRequest names the organization.
 type ListApiTokensRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}".
+	// The organization's resource name: "organizations/{organization}".
 	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -292,7 +298,8 @@ func (x *ListApiTokensRequest) GetParent() string {
 // ListApiTokensResponse lists the tokens, newest first.
 type ListApiTokensResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The tokens that are not revoked, expired ones included.
+	// The tokens that are not revoked, expired ones included, newest first;
+	// every one, no paging.
 	ApiTokens     []*ApiToken `protobuf:"bytes,1,rep,name=api_tokens,json=apiTokens,proto3" json:"api_tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -338,6 +345,7 @@ func (x *ListApiTokensResponse) GetApiTokens() []*ApiToken {
 // DeleteApiTokenRequest names the token to revoke.
 type DeleteApiTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's resource name:
 	// "organizations/{organization}/apiTokens/{token}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -83,7 +83,8 @@ func (Outcome) EnumDescriptor() ([]byte, []int) {
 // AuditEntry records one administrative action.
 type AuditEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Resource name: "organizations/{organization}/auditEntries/{entry}".
+	// Resource name: "organizations/{organization}/auditEntries/{entry}",
+	// {entry} a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Who acted: "users/{user}" or "organizations/{organization}/apiTokens/{token}".
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
@@ -91,15 +92,16 @@ type AuditEntry struct {
 	ActorDisplayName string `protobuf:"bytes,3,opt,name=actor_display_name,json=actorDisplayName,proto3" json:"actor_display_name,omitempty"`
 	// What was done, "<service>.<entity>.<verb>", e.g. "accounts.member.update".
 	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
-	// The resource acted on, by name.
+	// The resource acted on, by resource name.
 	Target string `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
-	// The client's IP address.
+	// The client's IP address (IPv4 or IPv6); empty when unknown.
 	ClientAddress string `protobuf:"bytes,6,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
 	// How it ended.
 	Outcome Outcome `protobuf:"varint,7,opt,name=outcome,proto3,enum=mailplane.accounts.v1.Outcome" json:"outcome,omitempty"`
-	// Facts about the change, e.g. {"previousRole": "ROLE_ADMIN"}.
+	// Facts about the change, e.g. {"previousRole": "ROLE_ADMIN"}; keys are
+	// lowerCamelCase and depend on the action. Empty when there are none.
 	Details map[string]string `protobuf:"bytes,8,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// When.
+	// When the action happened.
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -201,17 +203,18 @@ func (x *AuditEntry) GetCreateTime() *timestamppb.Timestamp {
 // ListAuditEntriesRequest filters an organization's audit log.
 type ListAuditEntriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}".
+	// The organization's resource name: "organizations/{organization}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Only entries by this actor ("users/{user}").
+	// Only entries by this actor ("users/{user}" or
+	// "organizations/{organization}/apiTokens/{token}"); empty: every actor.
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
-	// Only entries about this resource.
+	// Only entries about this resource, by exact name; empty: any.
 	Target string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
-	// Only this action ("accounts.member.update").
+	// Only this action ("accounts.member.update"), exactly; empty: any.
 	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
-	// Only entries at or after this time.
+	// Only entries at or after this time; unset: from the first.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	// Only entries before this time.
+	// Only entries before this time; unset: up to now.
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// At most this many entries (default 50, at most 1000).
 	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -310,7 +313,7 @@ func (x *ListAuditEntriesRequest) GetPageToken() string {
 // ListAuditEntriesResponse is one page of entries, newest first.
 type ListAuditEntriesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The entries.
+	// The entries, newest first.
 	AuditEntries []*AuditEntry `protobuf:"bytes,1,rep,name=audit_entries,json=auditEntries,proto3" json:"audit_entries,omitempty"`
 	// Token for the next page; empty on the last one.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`

@@ -87,24 +87,30 @@ func (InvitationState) EnumDescriptor() ([]byte, []int) {
 // Invitation asks a person to join an organization.
 type Invitation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Resource name: "organizations/{organization}/invitations/{invitation}".
+	// Resource name: "organizations/{organization}/invitations/{invitation}",
+	// {invitation} a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The invitee's email.
+	// The invitee's email, at most 254 bytes; stored lower-cased. Refused
+	// (ALREADY_EXISTS) when they are a member already (reason ALREADY_MEMBER)
+	// or have a pending invitation (reason INVITATION_PENDING).
 	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
-	// The role they will have.
+	// The role they will have: ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER
+	// (required; only an owner invites an owner).
 	Role Role `protobuf:"varint,3,opt,name=role,proto3,enum=mailplane.accounts.v1.Role" json:"role,omitempty"`
 	// Why, when another service invites (e.g. "mailboxes: use
-	// sales@example.com"); shown to the invitee.
+	// sales@example.com"); shown to the invitee. At most 200 characters;
+	// empty when a person invites.
 	Purpose string `protobuf:"bytes,4,opt,name=purpose,proto3" json:"purpose,omitempty"`
-	// Where it stands.
+	// Where it stands. Output only.
 	State InvitationState `protobuf:"varint,5,opt,name=state,proto3,enum=mailplane.accounts.v1.InvitationState" json:"state,omitempty"`
-	// Who invited: "users/{user}" (or an API token's name).
+	// Who invited: "users/{user}", or an API token's resource name
+	// ("organizations/{organization}/apiTokens/{token}"). Output only.
 	Inviter string `protobuf:"bytes,6,opt,name=inviter,proto3" json:"inviter,omitempty"`
 	// When it was made.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// When the link stops working.
+	// When the link stops working: 30 days after it was last sent.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	// When it was last sent.
+	// When it was last sent (created or resent).
 	SendTime      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=send_time,json=sendTime,proto3" json:"send_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -206,9 +212,9 @@ func (x *Invitation) GetSendTime() *timestamppb.Timestamp {
 // CreateInvitationRequest describes the invitation.
 type CreateInvitationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}".
+	// The organization's resource name: "organizations/{organization}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The invitee's email, role and optional purpose.
+	// The invitee's email, role and optional purpose. Required.
 	Invitation *Invitation `protobuf:"bytes,2,opt,name=invitation,proto3" json:"invitation,omitempty"`
 	// An idempotency key (AIP-155), as in CreateMemberRequest.request_id; a
 	// retry answers the first invitation without its link, which the invitee
@@ -274,7 +280,8 @@ type CreateInvitationResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The invitation.
 	Invitation *Invitation `protobuf:"bytes,1,opt,name=invitation,proto3" json:"invitation,omitempty"`
-	// The link the invitee received.
+	// The link the invitee received by email (valid 30 days), for the
+	// inviter to hand over too. Empty on a retry with the same request_id.
 	Link          string `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -327,7 +334,7 @@ func (x *CreateInvitationResponse) GetLink() string {
 // ListInvitationsRequest names the organization.
 type ListInvitationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}".
+	// The organization's resource name: "organizations/{organization}".
 	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -373,7 +380,7 @@ func (x *ListInvitationsRequest) GetParent() string {
 // ListInvitationsResponse lists pending invitations, newest first.
 type ListInvitationsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The invitations.
+	// The pending invitations, newest first; every one, no paging.
 	Invitations   []*Invitation `protobuf:"bytes,1,rep,name=invitations,proto3" json:"invitations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -419,6 +426,7 @@ func (x *ListInvitationsResponse) GetInvitations() []*Invitation {
 // ResendInvitationRequest names the invitation.
 type ResendInvitationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The invitation's resource name:
 	// "organizations/{organization}/invitations/{invitation}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -465,7 +473,7 @@ func (x *ResendInvitationRequest) GetName() string {
 // ResendInvitationResponse holds the new link.
 type ResendInvitationResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The invitation.
+	// The invitation, with its new send and expire times.
 	Invitation *Invitation `protobuf:"bytes,1,opt,name=invitation,proto3" json:"invitation,omitempty"`
 	// The new link, also emailed; the previous one no longer works.
 	Link          string `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"`
@@ -520,6 +528,7 @@ func (x *ResendInvitationResponse) GetLink() string {
 // DeleteInvitationRequest names the invitation to revoke.
 type DeleteInvitationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The invitation's resource name:
 	// "organizations/{organization}/invitations/{invitation}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -603,7 +612,8 @@ func (*DeleteInvitationResponse) Descriptor() ([]byte, []int) {
 // LookupInvitationRequest presents a link's token.
 type LookupInvitationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The token from the invitation link.
+	// The token from the invitation link (".../invitations/{token}", its
+	// last segment), at most 256 bytes.
 	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -655,9 +665,10 @@ type LookupInvitationResponse struct {
 	OrganizationDisplayName string `protobuf:"bytes,2,opt,name=organization_display_name,json=organizationDisplayName,proto3" json:"organization_display_name,omitempty"`
 	// The role offered.
 	Role Role `protobuf:"varint,3,opt,name=role,proto3,enum=mailplane.accounts.v1.Role" json:"role,omitempty"`
-	// Why, when a service invites.
+	// Why, when a service invites; empty when a person invited.
 	Purpose string `protobuf:"bytes,4,opt,name=purpose,proto3" json:"purpose,omitempty"`
-	// Whether an account with the email exists: sign in, or sign up first.
+	// Whether an account with the email exists: if so, sign in and accept;
+	// if not, sign up with that email first.
 	AccountExists bool `protobuf:"varint,5,opt,name=account_exists,json=accountExists,proto3" json:"account_exists,omitempty"`
 	// When the link stops working.
 	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
@@ -740,7 +751,8 @@ func (x *LookupInvitationResponse) GetExpireTime() *timestamppb.Timestamp {
 // AcceptInvitationRequest presents a link's token.
 type AcceptInvitationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The token from the invitation link.
+	// The token from the invitation link (".../invitations/{token}", its
+	// last segment), at most 256 bytes.
 	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -26,19 +26,21 @@ const (
 // Notice is a message to a person, by email or SMS.
 type Notice struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Resource name: "organizations/{organization}/notices/{notice}".
+	// Resource name: "organizations/{organization}/notices/{notice}",
+	// {notice} a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// "email" or "sms".
+	// How it is sent: "email" or "sms".
 	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
-	// The address or phone number.
+	// Where it is sent: an email address, or a phone number in E.164 form.
 	Recipient string `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
-	// What it says: "invitation", "login-released", ...
+	// What it says: "invitation" (an invitation link, by email) or
+	// "login-released" (the new login identifier, by SMS).
 	Template string `protobuf:"bytes,4,opt,name=template,proto3" json:"template,omitempty"`
-	// Delivery attempts so far.
+	// Delivery attempts so far, the first included.
 	Attempts int32 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
-	// The last failure.
+	// Why the last attempt failed, in the sender's words.
 	LastError string `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	// When it was made.
+	// When it was queued first.
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -126,7 +128,7 @@ func (x *Notice) GetCreateTime() *timestamppb.Timestamp {
 // ListDeadNoticesRequest names the organization.
 type ListDeadNoticesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}".
+	// The organization's resource name: "organizations/{organization}".
 	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -172,7 +174,7 @@ func (x *ListDeadNoticesRequest) GetParent() string {
 // ListDeadNoticesResponse lists dead notices.
 type ListDeadNoticesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The notices.
+	// The dead notices, newest first; every one, no paging.
 	Notices       []*Notice `protobuf:"bytes,1,rep,name=notices,proto3" json:"notices,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -218,6 +220,7 @@ func (x *ListDeadNoticesResponse) GetNotices() []*Notice {
 // RetryNoticeRequest names the notice.
 type RetryNoticeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The notice's resource name:
 	// "organizations/{organization}/notices/{notice}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -264,7 +267,7 @@ func (x *RetryNoticeRequest) GetName() string {
 // RetryNoticeResponse holds the notice, queued again.
 type RetryNoticeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The notice.
+	// The notice, queued for delivery again.
 	Notice        *Notice `protobuf:"bytes,1,opt,name=notice,proto3" json:"notice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
