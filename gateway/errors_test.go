@@ -22,7 +22,7 @@ import (
 // and whose ErrorInfo names the status.
 func TestStatusAgreesWithCode(t *testing.T) {
 	bulkAddr, _ := startBulk(t)
-	h := newEdge(t, Config{AccountsAddr: startEchoes(t), MailboxesAddr: bulkAddr}, nil)
+	h := newEdge(t, Config{AccountsAddr: startEchoes(t), Backends: map[string]string{"mailboxes": bulkAddr}}, nil)
 	// A port nothing listens on.
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -23,8 +23,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	accountsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/accounts/v1"
-	mailboxesv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/gateway/internal/openapi"
 )
 
@@ -33,11 +31,12 @@ type Config struct {
 	// Addr is the HTTP listen address, e.g. ":8080".
 	Addr string
 	// AccountsAddr is the gRPC address of the accounts service, e.g.
-	// "127.0.0.1:9090".
+	// "127.0.0.1:9090", and of every service Backends does not name (one
+	// process serving them all).
 	AccountsAddr string
-	// MailboxesAddr is the gRPC address of the mailboxes service; empty:
-	// AccountsAddr (both served by one process).
-	MailboxesAddr string
+	// Backends are the gRPC addresses of the other services, by name
+	// ("mailboxes": "mailplane-mailboxes:9090").
+	Backends map[string]string
 	// CORSOrigins are the browser origins allowed to call the API
 	// ("https://app.example.com"); "*" allows any; empty disables CORS.
 	CORSOrigins []string
@@ -75,20 +74,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 	if cfg.AccountsAddr == "" {
 		return nil, nil, errors.New("gateway: no accounts address")
 	}
-	accounts, err := dial(cfg.AccountsAddr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dial accounts at %s: %w", cfg.AccountsAddr, err)
-	}
-	mailboxesAddr := cfg.MailboxesAddr
-	if mailboxesAddr == "" {
-		mailboxesAddr = cfg.AccountsAddr
-	}
-	mailboxes, err := dial(mailboxesAddr)
-	if err != nil {
-		accounts.Close()
-		return nil, nil, fmt.Errorf("dial mailboxes at %s: %w", mailboxesAddr, err)
-	}
-	backends := []backend{{name: "accounts", conn: accounts}, {name: "mailboxes", conn: mailboxes}}
+	var backends []backend
 	closeAll := func() error {
 		var errs []error
 		for _, b := range backends {
@@ -98,14 +84,28 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 		}
 		return errors.Join(errs...)
 	}
+	for _, a := range apis {
+		addr := cfg.Backends[a.name]
+		if addr == "" {
+			addr = cfg.AccountsAddr
+		}
+		conn, err := dial(addr)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("dial %s at %s: %w", a.name, addr, err)
+		}
+		backends = append(backends, backend{name: a.name, conn: conn})
+	}
 
-	mux, err := newMux(ctx, accounts, mailboxes, backends, cfg.TrustedProxies, log)
+	mux, err := newMux(ctx, backends, cfg.TrustedProxies, log)
 	if err != nil {
 		closeAll()
 		return nil, nil, err
 	}
 
-	routes := newExchanger(accounts, mux).wrap(mux)
+	// Exchanging an API token for an access token is the accounts
+	// service's: apis lists it first.
+	routes := newExchanger(backends[0].conn, mux).wrap(mux)
 	limited := http.MaxBytesHandler(routes, maxBodyBytes)
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A bulk CSV upload is larger; its handler sets its own limit.
@@ -144,10 +144,11 @@ func dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 // roundRobin is the gRPC service config spreading calls over the backends.
 const roundRobin = `{"loadBalancingConfig": [{"round_robin": {}}]}`
 
-// newMux routes the API and the edge's own endpoints. The own endpoints go
-// through the grpc-gateway mux too, so that an unknown path or a wrong method
-// gets the same JSON error as everywhere else.
-func newMux(ctx context.Context, accounts, mailboxes *grpc.ClientConn, backends []backend, trusted []netip.Prefix, log *slog.Logger) (*runtime.ServeMux, error) {
+// newMux routes the API of apis[i] to backends[i], and the edge's own
+// endpoints. The own endpoints go through the grpc-gateway mux too, so that
+// an unknown path or a wrong method gets the same JSON error as everywhere
+// else.
+func newMux(ctx context.Context, backends []backend, trusted []netip.Prefix, log *slog.Logger) (*runtime.ServeMux, error) {
 	var mux *runtime.ServeMux
 	mux = runtime.NewServeMux(
 		// Every request body is JSON, whatever the Content-Type says
@@ -171,34 +172,18 @@ func newMux(ctx context.Context, accounts, mailboxes *grpc.ClientConn, backends 
 		// edge in the process sets the same stateless one.
 		runtime.SetQueryParameterParser(&strictQuery{}),
 	)
-	registers := []struct {
-		name     string
-		register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
-		conn     *grpc.ClientConn
-	}{
-		{"AuthService", accountsv1.RegisterAuthServiceHandler, accounts},
-		{"UserService", accountsv1.RegisterUserServiceHandler, accounts},
-		{"OrganizationService", accountsv1.RegisterOrganizationServiceHandler, accounts},
-		{"ApiTokenService", accountsv1.RegisterApiTokenServiceHandler, accounts},
-		{"AuditService", accountsv1.RegisterAuditServiceHandler, accounts},
-		{"InvitationService", accountsv1.RegisterInvitationServiceHandler, accounts},
-		{"NoticeService", accountsv1.RegisterNoticeServiceHandler, accounts},
-		{"MailServiceService", mailboxesv1.RegisterMailServiceServiceHandler, mailboxes},
-		{"AddressService", mailboxesv1.RegisterAddressServiceHandler, mailboxes},
-		{"DevicePasswordService", mailboxesv1.RegisterDevicePasswordServiceHandler, mailboxes},
-		{"BulkService", mailboxesv1.RegisterBulkServiceHandler, mailboxes},
-		{"SignatureService", mailboxesv1.RegisterSignatureServiceHandler, mailboxes},
-	}
-	for _, r := range registers {
-		if err := r.register(ctx, mux, r.conn); err != nil {
-			return nil, fmt.Errorf("register %s routes: %w", r.name, err)
+	for i, a := range apis {
+		conn := backends[i].conn
+		for _, register := range a.handlers {
+			if err := register(ctx, mux, conn); err != nil {
+				return nil, fmt.Errorf("register %s routes: %w", a.name, err)
+			}
 		}
-	}
-	if err := registerDPA(mux, accounts); err != nil {
-		return nil, fmt.Errorf("register data processing agreement route: %w", err)
-	}
-	if err := registerBulk(mux, mailboxes); err != nil {
-		return nil, fmt.Errorf("register bulk CSV routes: %w", err)
+		if a.routes != nil {
+			if err := a.routes(mux, conn); err != nil {
+				return nil, fmt.Errorf("register %s's own routes: %w", a.name, err)
+			}
+		}
 	}
 
 	own := []struct {

@@ -26,6 +26,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/events"
 	"github.com/mailplane/mailplane/services/platform/notify"
+	"github.com/mailplane/mailplane/services/platform/service"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -39,6 +40,8 @@ var Migrations = migrations.FS
 
 // Config holds the service's settings.
 type Config struct {
+	// AccessTokenTTL is the process's access-token-ttl, a setting every
+	// service reads (service.Process).
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 	// SignInPerEmail bounds one email's sign-in attempts from one client
@@ -78,7 +81,6 @@ type Config struct {
 
 // Register adds the settings to l.
 func (c *Config) Register(l *config.Loader) {
-	l.Duration(&c.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens; every service also replays this much of the revoked sessions at start")
 	l.Duration(&c.RefreshTokenTTL, "refresh-token-ttl", 30*24*time.Hour, "lifetime of refresh tokens")
 	l.Int(&c.SignInPerEmail, "sign-in-limit-per-email", 10, "sign-in attempts allowed per email from one client address in a window")
 	l.Int(&c.SignInPerEmailAll, "sign-in-limit-per-email-all", 100, "sign-in attempts allowed per email from all client addresses in a window, except from addresses the user signed in from before")
@@ -105,8 +107,6 @@ func (c *Config) Register(l *config.Loader) {
 // Validate reports every bad setting.
 func (c *Config) Validate() []error {
 	var errs []error
-	config.Check(&errs, c.AccessTokenTTL >= time.Minute && c.AccessTokenTTL <= 24*time.Hour, "access-token-ttl", "want between 1m and 24h, got %s", c.AccessTokenTTL)
-	config.Check(&errs, c.RefreshTokenTTL >= c.AccessTokenTTL, "refresh-token-ttl", "want at least access-token-ttl, got %s", c.RefreshTokenTTL)
 	config.Check(&errs, c.SignInPerEmail > 0, "sign-in-limit-per-email", "want a positive number")
 	config.Check(&errs, c.SignInPerClient > 0, "sign-in-limit-per-client", "want a positive number")
 	config.Check(&errs, c.SignInPerEmailAll >= c.SignInPerEmail, "sign-in-limit-per-email-all", "want at least sign-in-limit-per-email (%d), got %d", c.SignInPerEmail, c.SignInPerEmailAll)
@@ -128,6 +128,42 @@ func (c *Config) Validate() []error {
 	config.Check(&errs, c.NoticeAttempts > 0, "notice-attempts", "want a positive number")
 	config.Check(&errs, c.NoticeRetry > 0, "notice-retry", "want a positive duration")
 	return errs
+}
+
+// New returns the service as a process runs it, with its settings in c.
+func New(c *Config) service.Service {
+	return service.Service{
+		Name:       Schema,
+		Migrations: Migrations,
+		Settings:   c,
+		Check: func(p service.Process) []error {
+			var errs []error
+			config.Check(&errs, c.RefreshTokenTTL >= p.AccessTokenTTL, "refresh-token-ttl", "want at least access-token-ttl (%s), got %s", p.AccessTokenTTL, c.RefreshTokenTTL)
+			key, err := auth.ParsePrivateKey(c.TokenSigningKey)
+			if err != nil {
+				return errs // Validate named it.
+			}
+			if p.Production {
+				err := auth.ProductionSigningKey(c.TokenSigningKey)
+				config.Check(&errs, err == nil, "token-signing-key", "%v", err)
+			}
+			// A mismatched pair would only show as 401s on every call.
+			config.Check(&errs, p.TokenPublicKey == nil || p.TokenPublicKey.Equal(key.Public()), "token-public-key", "is not the public half of token-signing-key")
+			return errs
+		},
+		Start: func(_ context.Context, env service.Env) (service.Parts, error) {
+			cfg := *c
+			cfg.AccessTokenTTL = env.AccessTokenTTL
+			if err := Register(env.GRPC, env.Pool, cfg, env.Log); err != nil {
+				return service.Parts{}, err
+			}
+			notices, err := NoticeSender(env.Pool, cfg, env.Log)
+			if err != nil {
+				return service.Parts{}, err
+			}
+			return service.Parts{Subscriptions: Subscriptions(env.Pool, env.Log), Workers: []func(context.Context) error{notices}}, nil
+		},
+	}
 }
 
 // Register adds the accounts services to srv. pool's search_path must be

@@ -15,6 +15,7 @@ import (
 	"github.com/mailplane/mailplane/services/mailboxes/internal/migrations"
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/dns"
+	"github.com/mailplane/mailplane/services/platform/service"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -83,6 +84,38 @@ func (c *Config) Validate() []error {
 	}
 	return errs
 }
+
+// New returns the service as a process runs it, with its settings in c.
+func New(c *Config) service.Service {
+	return service.Service{
+		Name:       Schema,
+		Migrations: Migrations,
+		Settings:   c,
+		Check: func(p service.Process) []error {
+			var errs []error
+			config.Check(&errs, c.AccountsAddr != "" || p.Serves(accounts), "accounts-addr", "required when accounts is not served by this process")
+			return errs
+		},
+		Start: func(_ context.Context, env service.Env) (service.Parts, error) {
+			cfg := *c
+			if cfg.AccountsAddr == "" {
+				cfg.AccountsAddr = env.Addr
+			}
+			svc, err := Register(env.GRPC, env.Pool, cfg, env.Log)
+			if err != nil {
+				return service.Parts{}, err
+			}
+			// Bound now: a taken port stops the process before it serves.
+			if err := svc.Listen(); err != nil {
+				return service.Parts{}, err
+			}
+			return service.Parts{Subscriptions: Subscriptions(env.Pool, env.Log), Workers: []func(context.Context) error{svc.Run}}, nil
+		},
+	}
+}
+
+// accounts is the name of the service mailboxes asks for roles.
+const accounts = "accounts"
 
 // Service is the running service: its gRPC server and background work.
 type Service struct {

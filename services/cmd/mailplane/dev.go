@@ -16,10 +16,13 @@ import (
 	"github.com/mailplane/mailplane/gateway"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/accounts"
+	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/service"
 	"github.com/mailplane/mailplane/services/platform/telemetry"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/sync/errgroup"
@@ -48,7 +51,7 @@ type devSettings struct {
 
 func dev(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	l := config.NewLoader("mailplane dev", getenv, stdout)
-	var s settings
+	s := newSettings()
 	s.register(l)
 	var d devSettings
 	l.String(&d.DataDir, "data-dir", ".data", "where dev keeps NATS, PostgreSQL and keys between runs")
@@ -72,7 +75,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := os.MkdirAll(d.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	if err := devKeys(&s, d.DataDir); err != nil {
+	if err := devKeys(s, d.DataDir); err != nil {
 		return err
 	}
 
@@ -110,7 +113,8 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("dev dns server: %w", err)
 	}
 	defer zone.Close()
-	upstream := s.Mailboxes.DNSResolver
+	mc := settingsOf[*mailboxes.Config](s.services)
+	upstream := mc.DNSResolver
 	if upstream == "" {
 		if upstream, err = dns.SystemServer(); err != nil {
 			log.Warn("dev dns server answers only the demo domain", "error", err)
@@ -119,9 +123,9 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if upstream != "" {
 		zone.Forward(upstream)
 	}
-	s.Mailboxes.DNSResolver = zone.Addr()
+	mc.DNSResolver = zone.Addr()
 
-	names := serviceNames()
+	names := service.Names(s.services)
 	if err := s.validate(names); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
@@ -130,7 +134,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g, gctx := errgroup.WithContext(ctx)
 	grpcReady := make(chan string, 1)
 	g.Go(func() error {
-		return runServices(gctx, &s, names, log, func(addr string) { grpcReady <- addr })
+		return runServices(gctx, s, names, log, func(addr string) { grpcReady <- addr })
 	})
 	g.Go(func() error {
 		var addr string
@@ -155,9 +159,10 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 // devKeys loads the token key pair from the data directory, making it on
 // first run, unless both keys were configured.
 func devKeys(s *settings, dir string) error {
-	if s.Accounts.TokenSigningKey != "" {
+	ac := settingsOf[*accounts.Config](s.services)
+	if ac.TokenSigningKey != "" {
 		if s.TokenPublicKey == "" {
-			k, err := auth.ParsePrivateKey(s.Accounts.TokenSigningKey)
+			k, err := auth.ParsePrivateKey(ac.TokenSigningKey)
 			if err != nil {
 				return fmt.Errorf("token-signing-key: %w", err)
 			}
@@ -169,15 +174,15 @@ func devKeys(s *settings, dir string) error {
 	b, err := os.ReadFile(path)
 	// A key of an older dev, without the mark, is made again: serve must
 	// be able to tell every dev key (the dev stack's sessions end).
-	if errors.Is(err, os.ErrNotExist) || err == nil && !isDevKey(strings.TrimSpace(string(b))) {
-		b = []byte(newDevKey())
+	if errors.Is(err, os.ErrNotExist) || err == nil && !auth.IsDevKey(strings.TrimSpace(string(b))) {
+		b = []byte(auth.NewDevKey())
 		err = os.WriteFile(path, b, 0o600)
 	}
 	if err != nil {
 		return fmt.Errorf("token signing key: %w", err)
 	}
-	s.Accounts.TokenSigningKey = strings.TrimSpace(string(b))
-	k, err := auth.ParsePrivateKey(s.Accounts.TokenSigningKey)
+	ac.TokenSigningKey = strings.TrimSpace(string(b))
+	k, err := auth.ParsePrivateKey(ac.TokenSigningKey)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -22,7 +22,15 @@ func serveGateway(ctx context.Context, args []string, getenv func(string) string
 	var origins, proxies, logLevel, otlp, metricsAddr string
 	l.String(&c.Addr, "http-addr", ":8080", "REST edge listen address")
 	l.String(&c.AccountsAddr, "accounts-addr", "127.0.0.1:9090", "gRPC address of the accounts service")
-	l.String(&c.MailboxesAddr, "mailboxes-addr", "", "gRPC address of the mailboxes service; empty: accounts-addr")
+	// Every other service has its address setting, named after it.
+	c.Backends = map[string]string{}
+	addrs := map[string]*string{}
+	for _, name := range gateway.Services() {
+		if name != "accounts" {
+			addrs[name] = new(string)
+			l.String(addrs[name], name+"-addr", "", "gRPC address of the "+name+" service; empty: accounts-addr")
+		}
+	}
 	l.String(&origins, "cors-origins", "", `browser origins allowed to call the API, comma-separated; "*" for any; empty: no CORS`)
 	l.String(&proxies, "trusted-proxies", "", "networks of the proxies in front of the edge (CIDRs, comma-separated) whose X-Forwarded-For is believed")
 	l.Duration(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time requests in flight may take to finish on shutdown")
@@ -34,6 +42,9 @@ func serveGateway(ctx context.Context, args []string, getenv func(string) string
 	}
 	if len(l.Args()) > 0 {
 		return fmt.Errorf("unexpected arguments %q", l.Args())
+	}
+	for name, addr := range addrs {
+		c.Backends[name] = *addr
 	}
 	c.CORSOrigins = splitList(origins)
 	for _, p := range splitList(proxies) {

@@ -21,7 +21,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/mailplane/mailplane/services/platform/service"
 )
 
 func main() {
@@ -40,8 +43,9 @@ func main() {
 
 var errUsage = errors.New("usage")
 
-const usage = `usage:
-  mailplane serve <service>... [flags]   run services (` + "accounts" + `)
+// usage names every service the binary runs.
+var usage = `usage:
+  mailplane serve <service>... [flags]   run services (` + strings.Join(service.Names(services()), ", ") + `)
   mailplane dev [flags]                  run everything locally (make run)
   mailplane gateway [flags]              run the REST edge
   mailplane mailstore [flags]            next to Dovecot: remove the mail of deleted addresses

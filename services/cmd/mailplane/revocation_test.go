@@ -56,7 +56,7 @@ type stack struct {
 func startServices(t *testing.T, names []string, flags ...string) *stack {
 	t.Helper()
 	l := config.NewLoader("mailplane serve", func(string) string { return "" }, io.Discard)
-	var s settings
+	s := newSettings()
 	s.register(l)
 	if err := l.Parse(append([]string{"--grpc-addr", freeAddr(t), "--metrics-addr", "", "--log-level", "warn",
 		"--socketmap-addr", "", "--policy-addr", "", "--milter-addr", ""}, flags...)); err != nil {
@@ -72,7 +72,7 @@ func startServices(t *testing.T, names []string, flags ...string) *stack {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan string, 1), make(chan error, 1)
-	go func() { done <- runServices(ctx, &s, names, log, func(addr string) { ready <- addr }) }()
+	go func() { done <- runServices(ctx, s, names, log, func(addr string) { ready <- addr }) }()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case addr := <-ready:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mailplane/mailplane/services/accounts"
 	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/auth"
@@ -23,14 +21,24 @@ import (
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
+	"github.com/mailplane/mailplane/services/platform/service"
 	"github.com/mailplane/mailplane/services/platform/telemetry"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// settings are what a process running services needs.
+// services is every service the binary runs, in start order. Adding a
+// service adds a line here and nothing else in cmd.
+func services() []service.Service {
+	return []service.Service{
+		accounts.New(new(accounts.Config)),
+		mailboxes.New(new(mailboxes.Config)),
+	}
+}
+
+// settings are what a process running services needs: its own, and each
+// service's (in services[i].Settings).
 type settings struct {
 	GRPCAddr        string
 	MetricsAddr     string
@@ -43,11 +51,16 @@ type settings struct {
 	OTLPEndpoint    string
 	LogLevel        string
 	TokenPublicKey  string
+	AccessTokenTTL  time.Duration
 	ShutdownTimeout time.Duration
 
-	Accounts  accounts.Config
-	Mailboxes mailboxes.Config
+	services []service.Service
+	// production is set by serve: keys from dev or from the repository
+	// sign tokens that others can forge.
+	production bool
 }
+
+func newSettings() *settings { return &settings{services: services()} }
 
 func (s *settings) register(l *config.Loader) {
 	l.String(&s.GRPCAddr, "grpc-addr", ":9090", "gRPC listen address")
@@ -61,11 +74,28 @@ func (s *settings) register(l *config.Loader) {
 	l.String(&s.OTLPEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector host:port for traces; empty: no export")
 	l.String(&s.LogLevel, "log-level", "info", "debug, info, warn or error")
 	l.String(&s.TokenPublicKey, "token-public-key", "", "base64 Ed25519 public key that verifies access tokens")
+	l.Duration(&s.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens; every service also replays this much of the revoked sessions at start")
 	l.Duration(&s.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time to drain calls and events on shutdown")
-	s.Accounts.Register(l)
-	s.Mailboxes.Register(l)
+	for _, svc := range s.services {
+		if svc.Settings != nil {
+			svc.Settings.Register(l)
+		}
+	}
 }
 
+// process is what the process tells the named services it runs.
+func (s *settings) process(names []string) service.Process {
+	pub, _ := auth.ParsePublicKey(s.TokenPublicKey)
+	return service.Process{
+		Serves:         func(name string) bool { return slices.Contains(names, name) },
+		Production:     s.production,
+		TokenPublicKey: pub,
+		AccessTokenTTL: s.AccessTokenTTL,
+	}
+}
+
+// validate reports every bad setting of the process and of the named
+// services.
 func (s *settings) validate(names []string) error {
 	var errs []error
 	config.Check(&errs, s.DatabaseURL != "", "database-url", "required")
@@ -73,91 +103,56 @@ func (s *settings) validate(names []string) error {
 	config.Check(&errs, s.EventStream != "" && !strings.ContainsAny(s.EventStream, ". *>"), "event-stream", "want a name without spaces, dots, * or >")
 	config.Check(&errs, s.EventPrefix != "" && !strings.ContainsAny(s.EventPrefix, " *>"), "event-prefix", "want a subject token without spaces, * or >")
 	config.Check(&errs, s.EventReplicas >= 1 && s.EventReplicas <= 5, "event-stream-replicas", "want 1 to 5, got %d", s.EventReplicas)
-	pub, err := auth.ParsePublicKey(s.TokenPublicKey)
+	_, err := auth.ParsePublicKey(s.TokenPublicKey)
 	config.Check(&errs, err == nil, "token-public-key", "%v", err)
+	if err == nil && s.production {
+		err := auth.ProductionPublicKey(s.TokenPublicKey)
+		config.Check(&errs, err == nil, "token-public-key", "%v", err)
+	}
+	config.Check(&errs, s.AccessTokenTTL >= time.Minute && s.AccessTokenTTL <= 24*time.Hour, "access-token-ttl", "want between 1m and 24h, got %s", s.AccessTokenTTL)
 	config.Check(&errs, s.ShutdownTimeout > 0, "shutdown-timeout", "want a positive duration")
 	config.Check(&errs, s.PprofAddr == "" || isLoopback(s.PprofAddr), "pprof-addr",
 		"profiles have no authentication: want a loopback address like 127.0.0.1:6060 (kubectl port-forward reaches it), got %q", s.PprofAddr)
-	if slices.Contains(names, "mailboxes") {
-		errs = append(errs, s.Mailboxes.Validate()...)
-		config.Check(&errs, s.Mailboxes.AccountsAddr != "" || slices.Contains(names, "accounts"), "accounts-addr", "required when accounts is not served by this process")
-	}
-	if !slices.Contains(names, "accounts") {
-		// Accounts checks it too; here it only says how far back to replay
-		// revocations (followRevocations).
-		ttl := s.Accounts.AccessTokenTTL
-		config.Check(&errs, ttl >= time.Minute && ttl <= 24*time.Hour, "access-token-ttl", "want between 1m and 24h, got %s", ttl)
-	}
-	if slices.Contains(names, "accounts") {
-		errs = append(errs, s.Accounts.Validate()...)
-		// A mismatched pair would only show as 401s on every call.
-		if priv, err := auth.ParsePrivateKey(s.Accounts.TokenSigningKey); err == nil && pub != nil {
-			config.Check(&errs, pub.Equal(priv.Public()), "token-public-key", "is not the public half of token-signing-key")
+	p := s.process(names)
+	for _, svc := range s.served(names) {
+		if svc.Settings != nil {
+			errs = append(errs, svc.Settings.Validate()...)
+		}
+		if svc.Check != nil {
+			errs = append(errs, svc.Check(p)...)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// service is what the process needs to know to run one service.
-type service struct {
-	name       string
-	migrations fs.FS
-	// register adds the service to srv and returns its background work, if
-	// any, which runs as long as the server.
-	register func(srv *grpc.Server, pool *pgxpool.Pool, s *settings, log *slog.Logger) (func(context.Context) error, error)
-	// subscriptions, when set, are the events the service consumes.
-	subscriptions func(pool *pgxpool.Pool, log *slog.Logger) []events.Subscription
+// served returns the named services, in start order.
+func (s *settings) served(names []string) []service.Service {
+	var out []service.Service
+	for _, svc := range s.services {
+		if slices.Contains(names, svc.Name) {
+			out = append(out, svc)
+		}
+	}
+	return out
 }
 
-// catalog lists every service the binary can run, in start order.
-func catalog() []service {
-	return []service{
-		{
-			name:       accounts.Schema,
-			migrations: accounts.Migrations,
-			register: func(srv *grpc.Server, pool *pgxpool.Pool, s *settings, log *slog.Logger) (func(context.Context) error, error) {
-				if err := accounts.Register(srv, pool, s.Accounts, log); err != nil {
-					return nil, err
-				}
-				return accounts.NoticeSender(pool, s.Accounts, log)
-			},
-			subscriptions: accounts.Subscriptions,
-		},
-		{
-			name:       mailboxes.Schema,
-			migrations: mailboxes.Migrations,
-			register: func(srv *grpc.Server, pool *pgxpool.Pool, s *settings, log *slog.Logger) (func(context.Context) error, error) {
-				c := s.Mailboxes
-				if c.AccountsAddr == "" {
-					c.AccountsAddr = loopback(s.GRPCAddr)
-				}
-				svc, err := mailboxes.Register(srv, pool, c, log)
-				if err != nil {
-					return nil, err
-				}
-				if err := svc.Listen(); err != nil {
-					return nil, err
-				}
-				return svc.Run, nil
-			},
-			subscriptions: mailboxes.Subscriptions,
-		},
+// settingsOf returns the settings of type T among services: dev wires its
+// demo through them.
+func settingsOf[T service.Settings](services []service.Service) T {
+	for _, svc := range services {
+		if c, ok := svc.Settings.(T); ok {
+			return c
+		}
 	}
-}
-
-func serviceNames() []string {
-	var names []string
-	for _, s := range catalog() {
-		names = append(names, s.name)
-	}
-	return names
+	panic(fmt.Sprintf("no service has settings of type %T", *new(T)))
 }
 
 // splitServices separates the leading service names from the flags.
 func splitServices(args []string) (names, flags []string, err error) {
+	known := service.Names(services())
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		if !slices.Contains(serviceNames(), args[0]) {
-			return nil, nil, fmt.Errorf("unknown service %q; known: %s", args[0], strings.Join(serviceNames(), ", "))
+		if !slices.Contains(known, args[0]) {
+			return nil, nil, fmt.Errorf("unknown service %q; known: %s", args[0], strings.Join(known, ", "))
 		}
 		names = append(names, args[0])
 		args = args[1:]
@@ -171,34 +166,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	l := config.NewLoader("mailplane serve <service>...", getenv, stdout)
-	var s settings
+	s := newSettings()
 	s.register(l)
 	if err := l.Parse(flags); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	if len(names) == 0 {
-		return fmt.Errorf("name at least one service to serve: %s", strings.Join(serviceNames(), ", "))
+		return fmt.Errorf("name at least one service to serve: %s", strings.Join(service.Names(s.services), ", "))
 	}
+	s.production = true
 	if err := s.validate(names); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
-	}
-	// serve is production: keys from dev or from the repository sign
-	// tokens that others can forge.
-	var errs []error
-	err = productionPublicKey(s.TokenPublicKey)
-	config.Check(&errs, err == nil, "token-public-key", "%v", err)
-	if slices.Contains(names, "accounts") {
-		err := productionSigningKey(s.Accounts.TokenSigningKey)
-		config.Check(&errs, err == nil, "token-signing-key", "%v", err)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("configuration:\n%w", errors.Join(errs...))
 	}
 	log, err := telemetry.NewLogger(stdout, s.LogLevel)
 	if err != nil {
 		return err
 	}
-	return runServices(ctx, &s, names, log, nil)
+	return runServices(ctx, s, names, log, nil)
 }
 
 // runServices runs the named services on one gRPC server until ctx is done.
@@ -252,42 +236,36 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 	var consumers []*events.Consumer
 	var workers []func(context.Context) error
 	probes := map[string]*pg.Probe{}
-	for _, svc := range catalog() {
-		if !slices.Contains(names, svc.name) {
-			continue
-		}
-		pool, err := pg.Connect(ctx, s.DatabaseURL, svc.name)
+	for _, svc := range s.served(names) {
+		pool, err := pg.Connect(ctx, s.DatabaseURL, svc.Name)
 		if err != nil {
-			return fmt.Errorf("%s: %w", svc.name, err)
+			return fmt.Errorf("%s: %w", svc.Name, err)
 		}
 		defer pool.Close()
-		if err := pg.Migrate(ctx, pool, svc.name, svc.migrations, log); err != nil {
+		if err := pg.Migrate(ctx, pool, svc.Name, svc.Migrations, log); err != nil {
 			return err
 		}
-		work, err := svc.register(srv.Server, pool, s, log.With("service", svc.name))
+		svcLog := log.With("service", svc.Name)
+		parts, err := svc.Start(ctx, service.Env{Process: s.process(names), Pool: pool, GRPC: srv.Server, Addr: loopback(lis.Addr().String()), Log: svcLog})
 		if err != nil {
-			return fmt.Errorf("%s: %w", svc.name, err)
+			return fmt.Errorf("%s: %w", svc.Name, err)
 		}
-		if work != nil {
-			workers = append(workers, work)
-		}
-		if svc.subscriptions != nil {
-			for _, sub := range svc.subscriptions(pool, log) {
-				var subjects []string
-				for _, subj := range sub.Subjects {
-					subjects = append(subjects, s.EventPrefix+"."+subj)
-				}
-				consumers = append(consumers, &events.Consumer{JS: js, Pool: pool, Stream: s.EventStream,
-					Durable: sub.Durable, Subjects: subjects, Handle: sub.Handle, Log: log.With("service", svc.name)})
+		workers = append(workers, parts.Workers...)
+		for _, sub := range parts.Subscriptions {
+			var subjects []string
+			for _, subj := range sub.Subjects {
+				subjects = append(subjects, s.EventPrefix+"."+subj)
 			}
+			consumers = append(consumers, &events.Consumer{JS: js, Pool: pool, Stream: s.EventStream,
+				Durable: sub.Durable, Subjects: subjects, Handle: sub.Handle, Log: svcLog})
 		}
-		relays = append(relays, &outbox.Relay{Pool: pool, JS: js, Prefix: s.EventPrefix, Service: svc.name, Log: log.With("service", svc.name)})
+		relays = append(relays, &outbox.Relay{Pool: pool, JS: js, Prefix: s.EventPrefix, Service: svc.Name, Log: svcLog})
 		// Ready while the database answers (grpcserver.Watch); NATS being
 		// down does not matter: writes wait in the outbox.
 		probe := pg.NewProbe(pool)
 		defer probe.Close()
-		probes[svc.name] = probe
-		srv.Health.SetServingStatus(svc.name, healthpb.HealthCheckResponse_SERVING)
+		probes[svc.Name] = probe
+		srv.Health.SetServingStatus(svc.Name, healthpb.HealthCheckResponse_SERVING)
 	}
 
 	log.Info("serving", "services", names, "grpcAddr", lis.Addr().String(), "metricsAddr", s.MetricsAddr, "pprofAddr", s.PprofAddr)
@@ -332,7 +310,7 @@ func followRevocations(ctx context.Context, js jetstream.JetStream, s *settings,
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	// Every process reads access-token-ttl for this, not only accounts.
-	since := time.Now().Add(-s.Accounts.AccessTokenTTL - time.Minute)
+	since := time.Now().Add(-s.AccessTokenTTL - time.Minute)
 	return events.Follow(ctx, js, s.EventStream, []string{s.EventPrefix + "." + auth.RevocationSubject}, since,
 		func(m jetstream.Msg) error { return v.ApplyRevocation(m.Data()) }, log)
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailplane/mailplane/services/accounts"
+	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/logtest"
 	"github.com/mailplane/mailplane/services/platform/natstest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
@@ -33,8 +35,8 @@ func keyPair(t *testing.T, seed string) (string, string) {
 // refuses token keys that others hold: the key once committed to the
 // repository, and any key `mailplane dev` made.
 func TestServeRefusesDevelopmentKeys(t *testing.T) {
-	published, publishedPub := keyPair(t, publishedKeys[0])
-	dev, devPub := keyPair(t, newDevKey())
+	published, publishedPub := keyPair(t, auth.PublishedKeys[0])
+	dev, devPub := keyPair(t, auth.NewDevKey())
 	_, fresh, _ := ed25519.GenerateKey(nil)
 	good, goodPub := keyPair(t, base64.StdEncoding.EncodeToString(fresh.Seed()))
 
@@ -85,24 +87,24 @@ func TestServeRefusesDevelopmentKeys(t *testing.T) {
 // unmarked key left by an older dev.
 func TestDevKeysAreMarked(t *testing.T) {
 	dir := t.TempDir()
-	var s settings
-	if err := devKeys(&s, dir); err != nil {
+	s := newSettings()
+	if err := devKeys(s, dir); err != nil {
 		t.Fatal(err)
 	}
-	if !isDevKey(s.Accounts.TokenSigningKey) || productionSigningKey(s.Accounts.TokenSigningKey) == nil {
-		t.Errorf("dev made key %s, which serve would take", s.Accounts.TokenSigningKey)
+	if !auth.IsDevKey(settingsOf[*accounts.Config](s.services).TokenSigningKey) || auth.ProductionSigningKey(settingsOf[*accounts.Config](s.services).TokenSigningKey) == nil {
+		t.Errorf("dev made key %s, which serve would take", settingsOf[*accounts.Config](s.services).TokenSigningKey)
 	}
-	first := s.Accounts.TokenSigningKey
-	s = settings{}
-	if err := devKeys(&s, dir); err != nil || s.Accounts.TokenSigningKey != first {
-		t.Errorf("second run: key %s, %v; want the first, %s", s.Accounts.TokenSigningKey, err, first)
+	first := settingsOf[*accounts.Config](s.services).TokenSigningKey
+	s = newSettings()
+	if err := devKeys(s, dir); err != nil || settingsOf[*accounts.Config](s.services).TokenSigningKey != first {
+		t.Errorf("second run: key %s, %v; want the first, %s", settingsOf[*accounts.Config](s.services).TokenSigningKey, err, first)
 	}
-	if err := os.WriteFile(dir+"/token-signing-key", []byte(publishedKeys[0]), 0o600); err != nil {
+	if err := os.WriteFile(dir+"/token-signing-key", []byte(auth.PublishedKeys[0]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s = settings{}
-	if err := devKeys(&s, dir); err != nil || !isDevKey(s.Accounts.TokenSigningKey) {
-		t.Errorf("old unmarked key: now %s, %v; want a new marked one", s.Accounts.TokenSigningKey, err)
+	s = newSettings()
+	if err := devKeys(s, dir); err != nil || !auth.IsDevKey(settingsOf[*accounts.Config](s.services).TokenSigningKey) {
+		t.Errorf("old unmarked key: now %s, %v; want a new marked one", settingsOf[*accounts.Config](s.services).TokenSigningKey, err)
 	}
 }
 

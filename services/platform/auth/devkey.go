@@ -1,4 +1,4 @@
-package main
+package auth
 
 import (
 	"bytes"
@@ -7,8 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"slices"
-
-	"github.com/mailplane/mailplane/services/platform/auth"
 )
 
 // devKeyMark starts the seed of every token-signing key `mailplane dev`
@@ -18,21 +16,21 @@ import (
 // bytes after it are random.
 var devKeyMark = []byte("MPDEVKEY")
 
-// publishedKeys are signing keys that were made public, so that anyone can
+// PublishedKeys are signing keys that were made public, so that anyone can
 // forge tokens with them: the development key committed in services/.data
 // until December 2026.
-var publishedKeys = []string{"Da1EGgRP8ePBsvne5GGeFksnLyc4UyznIEoPz3gsOuM="}
+var PublishedKeys = []string{"Da1EGgRP8ePBsvne5GGeFksnLyc4UyznIEoPz3gsOuM="}
 
-// newDevKey returns a new development signing key (a base64 seed).
-func newDevKey() string {
+// NewDevKey returns a new development signing key (a base64 seed).
+func NewDevKey() string {
 	seed := make([]byte, ed25519.SeedSize)
 	copy(seed, devKeyMark)
 	rand.Read(seed[len(devKeyMark):])
 	return base64.StdEncoding.EncodeToString(seed)
 }
 
-// isDevKey reports whether the base64 seed key was made by `mailplane dev`.
-func isDevKey(key string) bool {
+// IsDevKey reports whether the base64 seed key was made by `mailplane dev`.
+func IsDevKey(key string) bool {
 	seed, err := base64.StdEncoding.DecodeString(key)
 	return err == nil && len(seed) == ed25519.SeedSize && bytes.HasPrefix(seed, devKeyMark)
 }
@@ -42,22 +40,22 @@ var (
 	errPublishedKey = errors.New("was published (committed to the repository): anyone can forge tokens with it; make one with mailplane keygen")
 )
 
-// productionSigningKey checks that key may sign tokens in production.
-func productionSigningKey(key string) error {
+// ProductionSigningKey checks that key may sign tokens in production.
+func ProductionSigningKey(key string) error {
 	switch {
-	case slices.Contains(publishedKeys, key):
+	case slices.Contains(PublishedKeys, key):
 		return errPublishedKey
-	case isDevKey(key):
+	case IsDevKey(key):
 		return errDevKey
 	}
 	return nil
 }
 
-// productionPublicKey checks that key, a base64 public key, is not the
+// ProductionPublicKey checks that key, a base64 public key, is not the
 // half of a published signing key: tokens it verifies could be forged.
-func productionPublicKey(key string) error {
-	for _, k := range publishedKeys {
-		priv, err := auth.ParsePrivateKey(k)
+func ProductionPublicKey(key string) error {
+	for _, k := range PublishedKeys {
+		priv, err := ParsePrivateKey(k)
 		if err != nil {
 			continue
 		}

@@ -1,0 +1,89 @@
+// Package service is what every Mailplane service is to the process that
+// runs it: a value naming its schema and migrations, its settings, and a
+// Start that registers its gRPC APIs and returns what runs beside them
+// (event subscriptions, background workers). `mailplane serve`, `mailplane
+// dev` and the usage text all read one list of these values.
+package service
+
+import (
+	"context"
+	"crypto/ed25519"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/events"
+	"google.golang.org/grpc"
+)
+
+// Service is one service as a process runs it.
+type Service struct {
+	// Name is how `mailplane serve` and the health checks name the
+	// service; it is also the PostgreSQL schema it owns.
+	Name string
+	// Migrations are the schema's SQL migrations (goose files).
+	Migrations fs.FS
+	// Settings are the service's own settings, or nil. Every process
+	// registers the settings of every service, so that `-h` lists them all
+	// and a Deployment may set them in any order; only the served
+	// services' settings are validated.
+	Settings Settings
+	// Check, when set, validates the service's settings against the
+	// process's: what Settings.Validate cannot know alone.
+	Check func(p Process) []error
+	// Start registers the service's gRPC APIs on env.GRPC and returns
+	// what runs beside them. It runs once the schema is migrated.
+	Start func(ctx context.Context, env Env) (Parts, error)
+}
+
+// Settings are a service's settings: flags with MAILPLANE_* variables.
+type Settings interface {
+	Register(l *config.Loader)
+	// Validate reports every bad setting, each naming its flag.
+	Validate() []error
+}
+
+// Process is what a process tells the services it runs: the settings they
+// share and which other services run beside them.
+type Process struct {
+	// Serves reports whether the process runs the named service.
+	Serves func(name string) bool
+	// Production is set by `mailplane serve`: keys made by `mailplane dev`
+	// or published in the repository are refused.
+	Production bool
+	// TokenPublicKey verifies access tokens, which live AccessTokenTTL.
+	TokenPublicKey ed25519.PublicKey
+	AccessTokenTTL time.Duration
+}
+
+// Env is what a service gets when it starts.
+type Env struct {
+	Process
+	// Pool's search_path is the service's schema, migrated.
+	Pool *pgxpool.Pool
+	// GRPC is the process's gRPC server; Addr, an address that dials it,
+	// for a service calling another that the same process runs.
+	GRPC *grpc.Server
+	Addr string
+	Log  *slog.Logger
+}
+
+// Parts run beside a service's gRPC APIs for as long as it serves.
+type Parts struct {
+	// Subscriptions are the events the service consumes; subjects
+	// without the process's event prefix.
+	Subscriptions []events.Subscription
+	// Workers run until their context ends; an error stops the process.
+	Workers []func(context.Context) error
+}
+
+// Names returns the names of services, in order.
+func Names(services []Service) []string {
+	names := make([]string, len(services))
+	for i, s := range services {
+		names[i] = s.Name
+	}
+	return names
+}
