@@ -1390,6 +1390,210 @@ func (x *ListMembersResponse) GetNextPageToken() string {
 	return ""
 }
 
+// GetMemberRequest names a member.
+type GetMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/members/{user}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMemberRequest) Reset() {
+	*x = GetMemberRequest{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMemberRequest) ProtoMessage() {}
+
+func (x *GetMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMemberRequest.ProtoReflect.Descriptor instead.
+func (*GetMemberRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetMemberRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetMemberResponse holds the member.
+type GetMemberResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member.
+	Member        *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMemberResponse) Reset() {
+	*x = GetMemberResponse{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMemberResponse) ProtoMessage() {}
+
+func (x *GetMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMemberResponse.ProtoReflect.Descriptor instead.
+func (*GetMemberResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetMemberResponse) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+// BatchGetMembersRequest names members of one organization.
+type BatchGetMembersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}": every name must be one of its members.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// "organizations/{organization}/members/{user}", at most 1000.
+	Names []string `protobuf:"bytes,2,rep,name=names,proto3" json:"names,omitempty"`
+	// Names that are not members are left out of the answer instead of
+	// failing the call with NOT_FOUND.
+	AllowMissing  bool `protobuf:"varint,3,opt,name=allow_missing,json=allowMissing,proto3" json:"allow_missing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchGetMembersRequest) Reset() {
+	*x = BatchGetMembersRequest{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchGetMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchGetMembersRequest) ProtoMessage() {}
+
+func (x *BatchGetMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchGetMembersRequest.ProtoReflect.Descriptor instead.
+func (*BatchGetMembersRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *BatchGetMembersRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *BatchGetMembersRequest) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *BatchGetMembersRequest) GetAllowMissing() bool {
+	if x != nil {
+		return x.AllowMissing
+	}
+	return false
+}
+
+// BatchGetMembersResponse holds the members asked for.
+type BatchGetMembersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The members, in the order of the request's names (without those left
+	// out by allow_missing).
+	Members       []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchGetMembersResponse) Reset() {
+	*x = BatchGetMembersResponse{}
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchGetMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchGetMembersResponse) ProtoMessage() {}
+
+func (x *BatchGetMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchGetMembersResponse.ProtoReflect.Descriptor instead.
+func (*BatchGetMembersResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *BatchGetMembersResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 // UpdateMemberRequest changes a member's role.
 type UpdateMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1403,7 +1607,7 @@ type UpdateMemberRequest struct {
 
 func (x *UpdateMemberRequest) Reset() {
 	*x = UpdateMemberRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[21]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1619,7 @@ func (x *UpdateMemberRequest) String() string {
 func (*UpdateMemberRequest) ProtoMessage() {}
 
 func (x *UpdateMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[21]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1632,7 @@ func (x *UpdateMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMemberRequest.ProtoReflect.Descriptor instead.
 func (*UpdateMemberRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{21}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpdateMemberRequest) GetMember() *Member {
@@ -1456,7 +1660,7 @@ type UpdateMemberResponse struct {
 
 func (x *UpdateMemberResponse) Reset() {
 	*x = UpdateMemberResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[22]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1672,7 @@ func (x *UpdateMemberResponse) String() string {
 func (*UpdateMemberResponse) ProtoMessage() {}
 
 func (x *UpdateMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[22]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1685,7 @@ func (x *UpdateMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMemberResponse.ProtoReflect.Descriptor instead.
 func (*UpdateMemberResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{22}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UpdateMemberResponse) GetMember() *Member {
@@ -1503,7 +1707,7 @@ type DeleteMemberRequest struct {
 
 func (x *DeleteMemberRequest) Reset() {
 	*x = DeleteMemberRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[23]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1719,7 @@ func (x *DeleteMemberRequest) String() string {
 func (*DeleteMemberRequest) ProtoMessage() {}
 
 func (x *DeleteMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[23]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1732,7 @@ func (x *DeleteMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMemberRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMemberRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{23}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteMemberRequest) GetName() string {
@@ -1547,7 +1751,7 @@ type DeleteMemberResponse struct {
 
 func (x *DeleteMemberResponse) Reset() {
 	*x = DeleteMemberResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[24]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1763,7 @@ func (x *DeleteMemberResponse) String() string {
 func (*DeleteMemberResponse) ProtoMessage() {}
 
 func (x *DeleteMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[24]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1776,7 @@ func (x *DeleteMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMemberResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMemberResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{24}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{28}
 }
 
 // GetDataProcessingAgreementRequest names the organization.
@@ -1586,7 +1790,7 @@ type GetDataProcessingAgreementRequest struct {
 
 func (x *GetDataProcessingAgreementRequest) Reset() {
 	*x = GetDataProcessingAgreementRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[25]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1802,7 @@ func (x *GetDataProcessingAgreementRequest) String() string {
 func (*GetDataProcessingAgreementRequest) ProtoMessage() {}
 
 func (x *GetDataProcessingAgreementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[25]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1815,7 @@ func (x *GetDataProcessingAgreementRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use GetDataProcessingAgreementRequest.ProtoReflect.Descriptor instead.
 func (*GetDataProcessingAgreementRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{25}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetDataProcessingAgreementRequest) GetName() string {
@@ -1634,7 +1838,7 @@ type GetDataProcessingAgreementResponse struct {
 
 func (x *GetDataProcessingAgreementResponse) Reset() {
 	*x = GetDataProcessingAgreementResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[26]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1850,7 @@ func (x *GetDataProcessingAgreementResponse) String() string {
 func (*GetDataProcessingAgreementResponse) ProtoMessage() {}
 
 func (x *GetDataProcessingAgreementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[26]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1863,7 @@ func (x *GetDataProcessingAgreementResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use GetDataProcessingAgreementResponse.ProtoReflect.Descriptor instead.
 func (*GetDataProcessingAgreementResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{26}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetDataProcessingAgreementResponse) GetPdf() []byte {
@@ -1692,7 +1896,7 @@ type UpdateCurrentUserRequest struct {
 
 func (x *UpdateCurrentUserRequest) Reset() {
 	*x = UpdateCurrentUserRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[27]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1908,7 @@ func (x *UpdateCurrentUserRequest) String() string {
 func (*UpdateCurrentUserRequest) ProtoMessage() {}
 
 func (x *UpdateCurrentUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[27]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1921,7 @@ func (x *UpdateCurrentUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCurrentUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCurrentUserRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{27}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateCurrentUserRequest) GetUser() *User {
@@ -1745,7 +1949,7 @@ type UpdateCurrentUserResponse struct {
 
 func (x *UpdateCurrentUserResponse) Reset() {
 	*x = UpdateCurrentUserResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[28]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1961,7 @@ func (x *UpdateCurrentUserResponse) String() string {
 func (*UpdateCurrentUserResponse) ProtoMessage() {}
 
 func (x *UpdateCurrentUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[28]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1974,7 @@ func (x *UpdateCurrentUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCurrentUserResponse.ProtoReflect.Descriptor instead.
 func (*UpdateCurrentUserResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{28}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdateCurrentUserResponse) GetUser() *User {
@@ -1792,7 +1996,7 @@ type SetLoginEmailRequest struct {
 
 func (x *SetLoginEmailRequest) Reset() {
 	*x = SetLoginEmailRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[29]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +2008,7 @@ func (x *SetLoginEmailRequest) String() string {
 func (*SetLoginEmailRequest) ProtoMessage() {}
 
 func (x *SetLoginEmailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[29]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +2021,7 @@ func (x *SetLoginEmailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLoginEmailRequest.ProtoReflect.Descriptor instead.
 func (*SetLoginEmailRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{29}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SetLoginEmailRequest) GetEmail() string {
@@ -1843,7 +2047,7 @@ type SetLoginEmailResponse struct {
 
 func (x *SetLoginEmailResponse) Reset() {
 	*x = SetLoginEmailResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[30]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1855,7 +2059,7 @@ func (x *SetLoginEmailResponse) String() string {
 func (*SetLoginEmailResponse) ProtoMessage() {}
 
 func (x *SetLoginEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[30]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1868,7 +2072,7 @@ func (x *SetLoginEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLoginEmailResponse.ProtoReflect.Descriptor instead.
 func (*SetLoginEmailResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{30}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SetLoginEmailResponse) GetUser() *User {
@@ -1907,7 +2111,7 @@ type ReleaseMemberLoginRequest struct {
 
 func (x *ReleaseMemberLoginRequest) Reset() {
 	*x = ReleaseMemberLoginRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[31]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2123,7 @@ func (x *ReleaseMemberLoginRequest) String() string {
 func (*ReleaseMemberLoginRequest) ProtoMessage() {}
 
 func (x *ReleaseMemberLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[31]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2136,7 @@ func (x *ReleaseMemberLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseMemberLoginRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseMemberLoginRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{31}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReleaseMemberLoginRequest) GetName() string {
@@ -1962,7 +2166,7 @@ type ReleaseMemberLoginResponse struct {
 
 func (x *ReleaseMemberLoginResponse) Reset() {
 	*x = ReleaseMemberLoginResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[32]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2178,7 @@ func (x *ReleaseMemberLoginResponse) String() string {
 func (*ReleaseMemberLoginResponse) ProtoMessage() {}
 
 func (x *ReleaseMemberLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[32]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2191,7 @@ func (x *ReleaseMemberLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseMemberLoginResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseMemberLoginResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{32}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReleaseMemberLoginResponse) GetMember() *Member {
@@ -2013,7 +2217,7 @@ type ExportPersonalDataRequest struct {
 
 func (x *ExportPersonalDataRequest) Reset() {
 	*x = ExportPersonalDataRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[33]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2229,7 @@ func (x *ExportPersonalDataRequest) String() string {
 func (*ExportPersonalDataRequest) ProtoMessage() {}
 
 func (x *ExportPersonalDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[33]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2242,7 @@ func (x *ExportPersonalDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportPersonalDataRequest.ProtoReflect.Descriptor instead.
 func (*ExportPersonalDataRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{33}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{37}
 }
 
 // Session is a signed-in session (a refresh token family member).
@@ -2056,7 +2260,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[34]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2272,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[34]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2285,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{34}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Session) GetCreateTime() *timestamppb.Timestamp {
@@ -2125,7 +2329,7 @@ type ExportPersonalDataResponse struct {
 
 func (x *ExportPersonalDataResponse) Reset() {
 	*x = ExportPersonalDataResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[35]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2341,7 @@ func (x *ExportPersonalDataResponse) String() string {
 func (*ExportPersonalDataResponse) ProtoMessage() {}
 
 func (x *ExportPersonalDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[35]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2354,7 @@ func (x *ExportPersonalDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportPersonalDataResponse.ProtoReflect.Descriptor instead.
 func (*ExportPersonalDataResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{35}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ExportPersonalDataResponse) GetUser() *User {
@@ -2200,7 +2404,7 @@ type DeleteCurrentUserRequest struct {
 
 func (x *DeleteCurrentUserRequest) Reset() {
 	*x = DeleteCurrentUserRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[36]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2416,7 @@ func (x *DeleteCurrentUserRequest) String() string {
 func (*DeleteCurrentUserRequest) ProtoMessage() {}
 
 func (x *DeleteCurrentUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[36]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2429,7 @@ func (x *DeleteCurrentUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCurrentUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCurrentUserRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{36}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteCurrentUserRequest) GetPassword() string {
@@ -2244,7 +2448,7 @@ type DeleteCurrentUserResponse struct {
 
 func (x *DeleteCurrentUserResponse) Reset() {
 	*x = DeleteCurrentUserResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[37]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2460,7 @@ func (x *DeleteCurrentUserResponse) String() string {
 func (*DeleteCurrentUserResponse) ProtoMessage() {}
 
 func (x *DeleteCurrentUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[37]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2473,7 @@ func (x *DeleteCurrentUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCurrentUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCurrentUserResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{37}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{41}
 }
 
 // CreateMemberRequest describes the new user.
@@ -2298,7 +2502,7 @@ type CreateMemberRequest struct {
 
 func (x *CreateMemberRequest) Reset() {
 	*x = CreateMemberRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[38]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2514,7 @@ func (x *CreateMemberRequest) String() string {
 func (*CreateMemberRequest) ProtoMessage() {}
 
 func (x *CreateMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[38]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +2527,7 @@ func (x *CreateMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMemberRequest.ProtoReflect.Descriptor instead.
 func (*CreateMemberRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{38}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateMemberRequest) GetParent() string {
@@ -2374,7 +2578,7 @@ type CreateMemberResponse struct {
 
 func (x *CreateMemberResponse) Reset() {
 	*x = CreateMemberResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[39]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2590,7 @@ func (x *CreateMemberResponse) String() string {
 func (*CreateMemberResponse) ProtoMessage() {}
 
 func (x *CreateMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[39]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2603,7 @@ func (x *CreateMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMemberResponse.ProtoReflect.Descriptor instead.
 func (*CreateMemberResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{39}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreateMemberResponse) GetMember() *Member {
@@ -2429,7 +2633,7 @@ type SetInitialPasswordRequest struct {
 
 func (x *SetInitialPasswordRequest) Reset() {
 	*x = SetInitialPasswordRequest{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[40]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2441,7 +2645,7 @@ func (x *SetInitialPasswordRequest) String() string {
 func (*SetInitialPasswordRequest) ProtoMessage() {}
 
 func (x *SetInitialPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[40]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2454,7 +2658,7 @@ func (x *SetInitialPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetInitialPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetInitialPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{40}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetInitialPasswordRequest) GetToken() string {
@@ -2480,7 +2684,7 @@ type SetInitialPasswordResponse struct {
 
 func (x *SetInitialPasswordResponse) Reset() {
 	*x = SetInitialPasswordResponse{}
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[41]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2492,7 +2696,7 @@ func (x *SetInitialPasswordResponse) String() string {
 func (*SetInitialPasswordResponse) ProtoMessage() {}
 
 func (x *SetInitialPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[41]
+	mi := &file_mailplane_accounts_v1_accounts_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2505,7 +2709,7 @@ func (x *SetInitialPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetInitialPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetInitialPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{41}
+	return file_mailplane_accounts_v1_accounts_proto_rawDescGZIP(), []int{45}
 }
 
 var File_mailplane_accounts_v1_accounts_proto protoreflect.FileDescriptor
@@ -2602,7 +2806,17 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"v\n" +
 	"\x13ListMembersResponse\x127\n" +
 	"\amembers\x18\x01 \x03(\v2\x1d.mailplane.accounts.v1.MemberR\amembers\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x91\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\".\n" +
+	"\x10GetMemberRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"J\n" +
+	"\x11GetMemberResponse\x125\n" +
+	"\x06member\x18\x01 \x01(\v2\x1d.mailplane.accounts.v1.MemberR\x06member\"s\n" +
+	"\x16BatchGetMembersRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12\x14\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\x12#\n" +
+	"\rallow_missing\x18\x03 \x01(\bR\fallowMissing\"R\n" +
+	"\x17BatchGetMembersResponse\x127\n" +
+	"\amembers\x18\x01 \x03(\v2\x1d.mailplane.accounts.v1.MemberR\amembers\"\x91\x01\n" +
 	"\x13UpdateMemberRequest\x12=\n" +
 	"\x06member\x18\x01 \x01(\v2\x1d.mailplane.accounts.v1.MemberB\x06\xca\xf3\x18\x02\b\x01R\x06member\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
@@ -2688,11 +2902,13 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x11UpdateCurrentUser\x12/.mailplane.accounts.v1.UpdateCurrentUserRequest\x1a0.mailplane.accounts.v1.UpdateCurrentUserResponse\x12r\n" +
 	"\rSetLoginEmail\x12+.mailplane.accounts.v1.SetLoginEmailRequest\x1a,.mailplane.accounts.v1.SetLoginEmailResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12y\n" +
 	"\x12ExportPersonalData\x120.mailplane.accounts.v1.ExportPersonalDataRequest\x1a1.mailplane.accounts.v1.ExportPersonalDataResponse\x12v\n" +
-	"\x11DeleteCurrentUser\x12/.mailplane.accounts.v1.DeleteCurrentUserRequest\x1a0.mailplane.accounts.v1.DeleteCurrentUserResponse2\xb2\a\n" +
+	"\x11DeleteCurrentUser\x12/.mailplane.accounts.v1.DeleteCurrentUserRequest\x1a0.mailplane.accounts.v1.DeleteCurrentUserResponse2\x84\t\n" +
 	"\x13OrganizationService\x12p\n" +
 	"\x0fGetOrganization\x12-.mailplane.accounts.v1.GetOrganizationRequest\x1a..mailplane.accounts.v1.GetOrganizationResponse\x12y\n" +
 	"\x12UpdateOrganization\x120.mailplane.accounts.v1.UpdateOrganizationRequest\x1a1.mailplane.accounts.v1.UpdateOrganizationResponse\x12d\n" +
-	"\vListMembers\x12).mailplane.accounts.v1.ListMembersRequest\x1a*.mailplane.accounts.v1.ListMembersResponse\x12g\n" +
+	"\vListMembers\x12).mailplane.accounts.v1.ListMembersRequest\x1a*.mailplane.accounts.v1.ListMembersResponse\x12^\n" +
+	"\tGetMember\x12'.mailplane.accounts.v1.GetMemberRequest\x1a(.mailplane.accounts.v1.GetMemberResponse\x12p\n" +
+	"\x0fBatchGetMembers\x12-.mailplane.accounts.v1.BatchGetMembersRequest\x1a..mailplane.accounts.v1.BatchGetMembersResponse\x12g\n" +
 	"\fUpdateMember\x12*.mailplane.accounts.v1.UpdateMemberRequest\x1a+.mailplane.accounts.v1.UpdateMemberResponse\x12g\n" +
 	"\fDeleteMember\x12*.mailplane.accounts.v1.DeleteMemberRequest\x1a+.mailplane.accounts.v1.DeleteMemberResponse\x12g\n" +
 	"\fCreateMember\x12*.mailplane.accounts.v1.CreateMemberRequest\x1a+.mailplane.accounts.v1.CreateMemberResponse\x12y\n" +
@@ -2712,7 +2928,7 @@ func file_mailplane_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_mailplane_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_mailplane_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_mailplane_accounts_v1_accounts_proto_goTypes = []any{
 	(Role)(0),                                  // 0: mailplane.accounts.v1.Role
 	(*User)(nil),                               // 1: mailplane.accounts.v1.User
@@ -2736,107 +2952,117 @@ var file_mailplane_accounts_v1_accounts_proto_goTypes = []any{
 	(*UpdateOrganizationResponse)(nil),         // 19: mailplane.accounts.v1.UpdateOrganizationResponse
 	(*ListMembersRequest)(nil),                 // 20: mailplane.accounts.v1.ListMembersRequest
 	(*ListMembersResponse)(nil),                // 21: mailplane.accounts.v1.ListMembersResponse
-	(*UpdateMemberRequest)(nil),                // 22: mailplane.accounts.v1.UpdateMemberRequest
-	(*UpdateMemberResponse)(nil),               // 23: mailplane.accounts.v1.UpdateMemberResponse
-	(*DeleteMemberRequest)(nil),                // 24: mailplane.accounts.v1.DeleteMemberRequest
-	(*DeleteMemberResponse)(nil),               // 25: mailplane.accounts.v1.DeleteMemberResponse
-	(*GetDataProcessingAgreementRequest)(nil),  // 26: mailplane.accounts.v1.GetDataProcessingAgreementRequest
-	(*GetDataProcessingAgreementResponse)(nil), // 27: mailplane.accounts.v1.GetDataProcessingAgreementResponse
-	(*UpdateCurrentUserRequest)(nil),           // 28: mailplane.accounts.v1.UpdateCurrentUserRequest
-	(*UpdateCurrentUserResponse)(nil),          // 29: mailplane.accounts.v1.UpdateCurrentUserResponse
-	(*SetLoginEmailRequest)(nil),               // 30: mailplane.accounts.v1.SetLoginEmailRequest
-	(*SetLoginEmailResponse)(nil),              // 31: mailplane.accounts.v1.SetLoginEmailResponse
-	(*ReleaseMemberLoginRequest)(nil),          // 32: mailplane.accounts.v1.ReleaseMemberLoginRequest
-	(*ReleaseMemberLoginResponse)(nil),         // 33: mailplane.accounts.v1.ReleaseMemberLoginResponse
-	(*ExportPersonalDataRequest)(nil),          // 34: mailplane.accounts.v1.ExportPersonalDataRequest
-	(*Session)(nil),                            // 35: mailplane.accounts.v1.Session
-	(*ExportPersonalDataResponse)(nil),         // 36: mailplane.accounts.v1.ExportPersonalDataResponse
-	(*DeleteCurrentUserRequest)(nil),           // 37: mailplane.accounts.v1.DeleteCurrentUserRequest
-	(*DeleteCurrentUserResponse)(nil),          // 38: mailplane.accounts.v1.DeleteCurrentUserResponse
-	(*CreateMemberRequest)(nil),                // 39: mailplane.accounts.v1.CreateMemberRequest
-	(*CreateMemberResponse)(nil),               // 40: mailplane.accounts.v1.CreateMemberResponse
-	(*SetInitialPasswordRequest)(nil),          // 41: mailplane.accounts.v1.SetInitialPasswordRequest
-	(*SetInitialPasswordResponse)(nil),         // 42: mailplane.accounts.v1.SetInitialPasswordResponse
-	(*timestamppb.Timestamp)(nil),              // 43: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 44: google.protobuf.FieldMask
-	(*AuditEntry)(nil),                         // 45: mailplane.accounts.v1.AuditEntry
+	(*GetMemberRequest)(nil),                   // 22: mailplane.accounts.v1.GetMemberRequest
+	(*GetMemberResponse)(nil),                  // 23: mailplane.accounts.v1.GetMemberResponse
+	(*BatchGetMembersRequest)(nil),             // 24: mailplane.accounts.v1.BatchGetMembersRequest
+	(*BatchGetMembersResponse)(nil),            // 25: mailplane.accounts.v1.BatchGetMembersResponse
+	(*UpdateMemberRequest)(nil),                // 26: mailplane.accounts.v1.UpdateMemberRequest
+	(*UpdateMemberResponse)(nil),               // 27: mailplane.accounts.v1.UpdateMemberResponse
+	(*DeleteMemberRequest)(nil),                // 28: mailplane.accounts.v1.DeleteMemberRequest
+	(*DeleteMemberResponse)(nil),               // 29: mailplane.accounts.v1.DeleteMemberResponse
+	(*GetDataProcessingAgreementRequest)(nil),  // 30: mailplane.accounts.v1.GetDataProcessingAgreementRequest
+	(*GetDataProcessingAgreementResponse)(nil), // 31: mailplane.accounts.v1.GetDataProcessingAgreementResponse
+	(*UpdateCurrentUserRequest)(nil),           // 32: mailplane.accounts.v1.UpdateCurrentUserRequest
+	(*UpdateCurrentUserResponse)(nil),          // 33: mailplane.accounts.v1.UpdateCurrentUserResponse
+	(*SetLoginEmailRequest)(nil),               // 34: mailplane.accounts.v1.SetLoginEmailRequest
+	(*SetLoginEmailResponse)(nil),              // 35: mailplane.accounts.v1.SetLoginEmailResponse
+	(*ReleaseMemberLoginRequest)(nil),          // 36: mailplane.accounts.v1.ReleaseMemberLoginRequest
+	(*ReleaseMemberLoginResponse)(nil),         // 37: mailplane.accounts.v1.ReleaseMemberLoginResponse
+	(*ExportPersonalDataRequest)(nil),          // 38: mailplane.accounts.v1.ExportPersonalDataRequest
+	(*Session)(nil),                            // 39: mailplane.accounts.v1.Session
+	(*ExportPersonalDataResponse)(nil),         // 40: mailplane.accounts.v1.ExportPersonalDataResponse
+	(*DeleteCurrentUserRequest)(nil),           // 41: mailplane.accounts.v1.DeleteCurrentUserRequest
+	(*DeleteCurrentUserResponse)(nil),          // 42: mailplane.accounts.v1.DeleteCurrentUserResponse
+	(*CreateMemberRequest)(nil),                // 43: mailplane.accounts.v1.CreateMemberRequest
+	(*CreateMemberResponse)(nil),               // 44: mailplane.accounts.v1.CreateMemberResponse
+	(*SetInitialPasswordRequest)(nil),          // 45: mailplane.accounts.v1.SetInitialPasswordRequest
+	(*SetInitialPasswordResponse)(nil),         // 46: mailplane.accounts.v1.SetInitialPasswordResponse
+	(*timestamppb.Timestamp)(nil),              // 47: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 48: google.protobuf.FieldMask
+	(*AuditEntry)(nil),                         // 49: mailplane.accounts.v1.AuditEntry
 }
 var file_mailplane_accounts_v1_accounts_proto_depIdxs = []int32{
-	43, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	43, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
-	43, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
+	47, // 0: mailplane.accounts.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	47, // 1: mailplane.accounts.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
+	47, // 2: mailplane.accounts.v1.Organization.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: mailplane.accounts.v1.Member.role:type_name -> mailplane.accounts.v1.Role
-	43, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
+	47, // 4: mailplane.accounts.v1.Member.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailplane.accounts.v1.SignUpResponse.user:type_name -> mailplane.accounts.v1.User
 	2,  // 6: mailplane.accounts.v1.SignUpResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	1,  // 7: mailplane.accounts.v1.GetCurrentUserResponse.user:type_name -> mailplane.accounts.v1.User
 	3,  // 8: mailplane.accounts.v1.GetCurrentUserResponse.memberships:type_name -> mailplane.accounts.v1.Member
 	2,  // 9: mailplane.accounts.v1.GetOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	2,  // 10: mailplane.accounts.v1.UpdateOrganizationRequest.organization:type_name -> mailplane.accounts.v1.Organization
-	44, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	48, // 11: mailplane.accounts.v1.UpdateOrganizationRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 12: mailplane.accounts.v1.UpdateOrganizationResponse.organization:type_name -> mailplane.accounts.v1.Organization
 	3,  // 13: mailplane.accounts.v1.ListMembersResponse.members:type_name -> mailplane.accounts.v1.Member
-	3,  // 14: mailplane.accounts.v1.UpdateMemberRequest.member:type_name -> mailplane.accounts.v1.Member
-	44, // 15: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 16: mailplane.accounts.v1.UpdateMemberResponse.member:type_name -> mailplane.accounts.v1.Member
-	1,  // 17: mailplane.accounts.v1.UpdateCurrentUserRequest.user:type_name -> mailplane.accounts.v1.User
-	44, // 18: mailplane.accounts.v1.UpdateCurrentUserRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 19: mailplane.accounts.v1.UpdateCurrentUserResponse.user:type_name -> mailplane.accounts.v1.User
-	1,  // 20: mailplane.accounts.v1.SetLoginEmailResponse.user:type_name -> mailplane.accounts.v1.User
-	3,  // 21: mailplane.accounts.v1.ReleaseMemberLoginResponse.member:type_name -> mailplane.accounts.v1.Member
-	43, // 22: mailplane.accounts.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	43, // 23: mailplane.accounts.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
-	43, // 24: mailplane.accounts.v1.Session.revoke_time:type_name -> google.protobuf.Timestamp
-	1,  // 25: mailplane.accounts.v1.ExportPersonalDataResponse.user:type_name -> mailplane.accounts.v1.User
-	3,  // 26: mailplane.accounts.v1.ExportPersonalDataResponse.memberships:type_name -> mailplane.accounts.v1.Member
-	35, // 27: mailplane.accounts.v1.ExportPersonalDataResponse.sessions:type_name -> mailplane.accounts.v1.Session
-	45, // 28: mailplane.accounts.v1.ExportPersonalDataResponse.actions:type_name -> mailplane.accounts.v1.AuditEntry
-	43, // 29: mailplane.accounts.v1.ExportPersonalDataResponse.export_time:type_name -> google.protobuf.Timestamp
-	0,  // 30: mailplane.accounts.v1.CreateMemberRequest.role:type_name -> mailplane.accounts.v1.Role
-	3,  // 31: mailplane.accounts.v1.CreateMemberResponse.member:type_name -> mailplane.accounts.v1.Member
-	4,  // 32: mailplane.accounts.v1.AuthService.SignUp:input_type -> mailplane.accounts.v1.SignUpRequest
-	6,  // 33: mailplane.accounts.v1.AuthService.SignIn:input_type -> mailplane.accounts.v1.SignInRequest
-	8,  // 34: mailplane.accounts.v1.AuthService.Refresh:input_type -> mailplane.accounts.v1.RefreshRequest
-	10, // 35: mailplane.accounts.v1.AuthService.SignOut:input_type -> mailplane.accounts.v1.SignOutRequest
-	41, // 36: mailplane.accounts.v1.AuthService.SetInitialPassword:input_type -> mailplane.accounts.v1.SetInitialPasswordRequest
-	12, // 37: mailplane.accounts.v1.AuthService.ExchangeApiToken:input_type -> mailplane.accounts.v1.ExchangeApiTokenRequest
-	14, // 38: mailplane.accounts.v1.UserService.GetCurrentUser:input_type -> mailplane.accounts.v1.GetCurrentUserRequest
-	28, // 39: mailplane.accounts.v1.UserService.UpdateCurrentUser:input_type -> mailplane.accounts.v1.UpdateCurrentUserRequest
-	30, // 40: mailplane.accounts.v1.UserService.SetLoginEmail:input_type -> mailplane.accounts.v1.SetLoginEmailRequest
-	34, // 41: mailplane.accounts.v1.UserService.ExportPersonalData:input_type -> mailplane.accounts.v1.ExportPersonalDataRequest
-	37, // 42: mailplane.accounts.v1.UserService.DeleteCurrentUser:input_type -> mailplane.accounts.v1.DeleteCurrentUserRequest
-	16, // 43: mailplane.accounts.v1.OrganizationService.GetOrganization:input_type -> mailplane.accounts.v1.GetOrganizationRequest
-	18, // 44: mailplane.accounts.v1.OrganizationService.UpdateOrganization:input_type -> mailplane.accounts.v1.UpdateOrganizationRequest
-	20, // 45: mailplane.accounts.v1.OrganizationService.ListMembers:input_type -> mailplane.accounts.v1.ListMembersRequest
-	22, // 46: mailplane.accounts.v1.OrganizationService.UpdateMember:input_type -> mailplane.accounts.v1.UpdateMemberRequest
-	24, // 47: mailplane.accounts.v1.OrganizationService.DeleteMember:input_type -> mailplane.accounts.v1.DeleteMemberRequest
-	39, // 48: mailplane.accounts.v1.OrganizationService.CreateMember:input_type -> mailplane.accounts.v1.CreateMemberRequest
-	32, // 49: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:input_type -> mailplane.accounts.v1.ReleaseMemberLoginRequest
-	26, // 50: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:input_type -> mailplane.accounts.v1.GetDataProcessingAgreementRequest
-	5,  // 51: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
-	7,  // 52: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
-	9,  // 53: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
-	11, // 54: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
-	42, // 55: mailplane.accounts.v1.AuthService.SetInitialPassword:output_type -> mailplane.accounts.v1.SetInitialPasswordResponse
-	13, // 56: mailplane.accounts.v1.AuthService.ExchangeApiToken:output_type -> mailplane.accounts.v1.ExchangeApiTokenResponse
-	15, // 57: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
-	29, // 58: mailplane.accounts.v1.UserService.UpdateCurrentUser:output_type -> mailplane.accounts.v1.UpdateCurrentUserResponse
-	31, // 59: mailplane.accounts.v1.UserService.SetLoginEmail:output_type -> mailplane.accounts.v1.SetLoginEmailResponse
-	36, // 60: mailplane.accounts.v1.UserService.ExportPersonalData:output_type -> mailplane.accounts.v1.ExportPersonalDataResponse
-	38, // 61: mailplane.accounts.v1.UserService.DeleteCurrentUser:output_type -> mailplane.accounts.v1.DeleteCurrentUserResponse
-	17, // 62: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
-	19, // 63: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
-	21, // 64: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
-	23, // 65: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
-	25, // 66: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
-	40, // 67: mailplane.accounts.v1.OrganizationService.CreateMember:output_type -> mailplane.accounts.v1.CreateMemberResponse
-	33, // 68: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:output_type -> mailplane.accounts.v1.ReleaseMemberLoginResponse
-	27, // 69: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:output_type -> mailplane.accounts.v1.GetDataProcessingAgreementResponse
-	51, // [51:70] is the sub-list for method output_type
-	32, // [32:51] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	3,  // 14: mailplane.accounts.v1.GetMemberResponse.member:type_name -> mailplane.accounts.v1.Member
+	3,  // 15: mailplane.accounts.v1.BatchGetMembersResponse.members:type_name -> mailplane.accounts.v1.Member
+	3,  // 16: mailplane.accounts.v1.UpdateMemberRequest.member:type_name -> mailplane.accounts.v1.Member
+	48, // 17: mailplane.accounts.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 18: mailplane.accounts.v1.UpdateMemberResponse.member:type_name -> mailplane.accounts.v1.Member
+	1,  // 19: mailplane.accounts.v1.UpdateCurrentUserRequest.user:type_name -> mailplane.accounts.v1.User
+	48, // 20: mailplane.accounts.v1.UpdateCurrentUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 21: mailplane.accounts.v1.UpdateCurrentUserResponse.user:type_name -> mailplane.accounts.v1.User
+	1,  // 22: mailplane.accounts.v1.SetLoginEmailResponse.user:type_name -> mailplane.accounts.v1.User
+	3,  // 23: mailplane.accounts.v1.ReleaseMemberLoginResponse.member:type_name -> mailplane.accounts.v1.Member
+	47, // 24: mailplane.accounts.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	47, // 25: mailplane.accounts.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	47, // 26: mailplane.accounts.v1.Session.revoke_time:type_name -> google.protobuf.Timestamp
+	1,  // 27: mailplane.accounts.v1.ExportPersonalDataResponse.user:type_name -> mailplane.accounts.v1.User
+	3,  // 28: mailplane.accounts.v1.ExportPersonalDataResponse.memberships:type_name -> mailplane.accounts.v1.Member
+	39, // 29: mailplane.accounts.v1.ExportPersonalDataResponse.sessions:type_name -> mailplane.accounts.v1.Session
+	49, // 30: mailplane.accounts.v1.ExportPersonalDataResponse.actions:type_name -> mailplane.accounts.v1.AuditEntry
+	47, // 31: mailplane.accounts.v1.ExportPersonalDataResponse.export_time:type_name -> google.protobuf.Timestamp
+	0,  // 32: mailplane.accounts.v1.CreateMemberRequest.role:type_name -> mailplane.accounts.v1.Role
+	3,  // 33: mailplane.accounts.v1.CreateMemberResponse.member:type_name -> mailplane.accounts.v1.Member
+	4,  // 34: mailplane.accounts.v1.AuthService.SignUp:input_type -> mailplane.accounts.v1.SignUpRequest
+	6,  // 35: mailplane.accounts.v1.AuthService.SignIn:input_type -> mailplane.accounts.v1.SignInRequest
+	8,  // 36: mailplane.accounts.v1.AuthService.Refresh:input_type -> mailplane.accounts.v1.RefreshRequest
+	10, // 37: mailplane.accounts.v1.AuthService.SignOut:input_type -> mailplane.accounts.v1.SignOutRequest
+	45, // 38: mailplane.accounts.v1.AuthService.SetInitialPassword:input_type -> mailplane.accounts.v1.SetInitialPasswordRequest
+	12, // 39: mailplane.accounts.v1.AuthService.ExchangeApiToken:input_type -> mailplane.accounts.v1.ExchangeApiTokenRequest
+	14, // 40: mailplane.accounts.v1.UserService.GetCurrentUser:input_type -> mailplane.accounts.v1.GetCurrentUserRequest
+	32, // 41: mailplane.accounts.v1.UserService.UpdateCurrentUser:input_type -> mailplane.accounts.v1.UpdateCurrentUserRequest
+	34, // 42: mailplane.accounts.v1.UserService.SetLoginEmail:input_type -> mailplane.accounts.v1.SetLoginEmailRequest
+	38, // 43: mailplane.accounts.v1.UserService.ExportPersonalData:input_type -> mailplane.accounts.v1.ExportPersonalDataRequest
+	41, // 44: mailplane.accounts.v1.UserService.DeleteCurrentUser:input_type -> mailplane.accounts.v1.DeleteCurrentUserRequest
+	16, // 45: mailplane.accounts.v1.OrganizationService.GetOrganization:input_type -> mailplane.accounts.v1.GetOrganizationRequest
+	18, // 46: mailplane.accounts.v1.OrganizationService.UpdateOrganization:input_type -> mailplane.accounts.v1.UpdateOrganizationRequest
+	20, // 47: mailplane.accounts.v1.OrganizationService.ListMembers:input_type -> mailplane.accounts.v1.ListMembersRequest
+	22, // 48: mailplane.accounts.v1.OrganizationService.GetMember:input_type -> mailplane.accounts.v1.GetMemberRequest
+	24, // 49: mailplane.accounts.v1.OrganizationService.BatchGetMembers:input_type -> mailplane.accounts.v1.BatchGetMembersRequest
+	26, // 50: mailplane.accounts.v1.OrganizationService.UpdateMember:input_type -> mailplane.accounts.v1.UpdateMemberRequest
+	28, // 51: mailplane.accounts.v1.OrganizationService.DeleteMember:input_type -> mailplane.accounts.v1.DeleteMemberRequest
+	43, // 52: mailplane.accounts.v1.OrganizationService.CreateMember:input_type -> mailplane.accounts.v1.CreateMemberRequest
+	36, // 53: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:input_type -> mailplane.accounts.v1.ReleaseMemberLoginRequest
+	30, // 54: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:input_type -> mailplane.accounts.v1.GetDataProcessingAgreementRequest
+	5,  // 55: mailplane.accounts.v1.AuthService.SignUp:output_type -> mailplane.accounts.v1.SignUpResponse
+	7,  // 56: mailplane.accounts.v1.AuthService.SignIn:output_type -> mailplane.accounts.v1.SignInResponse
+	9,  // 57: mailplane.accounts.v1.AuthService.Refresh:output_type -> mailplane.accounts.v1.RefreshResponse
+	11, // 58: mailplane.accounts.v1.AuthService.SignOut:output_type -> mailplane.accounts.v1.SignOutResponse
+	46, // 59: mailplane.accounts.v1.AuthService.SetInitialPassword:output_type -> mailplane.accounts.v1.SetInitialPasswordResponse
+	13, // 60: mailplane.accounts.v1.AuthService.ExchangeApiToken:output_type -> mailplane.accounts.v1.ExchangeApiTokenResponse
+	15, // 61: mailplane.accounts.v1.UserService.GetCurrentUser:output_type -> mailplane.accounts.v1.GetCurrentUserResponse
+	33, // 62: mailplane.accounts.v1.UserService.UpdateCurrentUser:output_type -> mailplane.accounts.v1.UpdateCurrentUserResponse
+	35, // 63: mailplane.accounts.v1.UserService.SetLoginEmail:output_type -> mailplane.accounts.v1.SetLoginEmailResponse
+	40, // 64: mailplane.accounts.v1.UserService.ExportPersonalData:output_type -> mailplane.accounts.v1.ExportPersonalDataResponse
+	42, // 65: mailplane.accounts.v1.UserService.DeleteCurrentUser:output_type -> mailplane.accounts.v1.DeleteCurrentUserResponse
+	17, // 66: mailplane.accounts.v1.OrganizationService.GetOrganization:output_type -> mailplane.accounts.v1.GetOrganizationResponse
+	19, // 67: mailplane.accounts.v1.OrganizationService.UpdateOrganization:output_type -> mailplane.accounts.v1.UpdateOrganizationResponse
+	21, // 68: mailplane.accounts.v1.OrganizationService.ListMembers:output_type -> mailplane.accounts.v1.ListMembersResponse
+	23, // 69: mailplane.accounts.v1.OrganizationService.GetMember:output_type -> mailplane.accounts.v1.GetMemberResponse
+	25, // 70: mailplane.accounts.v1.OrganizationService.BatchGetMembers:output_type -> mailplane.accounts.v1.BatchGetMembersResponse
+	27, // 71: mailplane.accounts.v1.OrganizationService.UpdateMember:output_type -> mailplane.accounts.v1.UpdateMemberResponse
+	29, // 72: mailplane.accounts.v1.OrganizationService.DeleteMember:output_type -> mailplane.accounts.v1.DeleteMemberResponse
+	44, // 73: mailplane.accounts.v1.OrganizationService.CreateMember:output_type -> mailplane.accounts.v1.CreateMemberResponse
+	37, // 74: mailplane.accounts.v1.OrganizationService.ReleaseMemberLogin:output_type -> mailplane.accounts.v1.ReleaseMemberLoginResponse
+	31, // 75: mailplane.accounts.v1.OrganizationService.GetDataProcessingAgreement:output_type -> mailplane.accounts.v1.GetDataProcessingAgreementResponse
+	55, // [55:76] is the sub-list for method output_type
+	34, // [34:55] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_accounts_v1_accounts_proto_init() }
@@ -2851,7 +3077,7 @@ func file_mailplane_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_accounts_v1_accounts_proto_rawDesc), len(file_mailplane_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   42,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

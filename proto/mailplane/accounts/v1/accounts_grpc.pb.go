@@ -636,6 +636,8 @@ const (
 	OrganizationService_GetOrganization_FullMethodName            = "/mailplane.accounts.v1.OrganizationService/GetOrganization"
 	OrganizationService_UpdateOrganization_FullMethodName         = "/mailplane.accounts.v1.OrganizationService/UpdateOrganization"
 	OrganizationService_ListMembers_FullMethodName                = "/mailplane.accounts.v1.OrganizationService/ListMembers"
+	OrganizationService_GetMember_FullMethodName                  = "/mailplane.accounts.v1.OrganizationService/GetMember"
+	OrganizationService_BatchGetMembers_FullMethodName            = "/mailplane.accounts.v1.OrganizationService/BatchGetMembers"
 	OrganizationService_UpdateMember_FullMethodName               = "/mailplane.accounts.v1.OrganizationService/UpdateMember"
 	OrganizationService_DeleteMember_FullMethodName               = "/mailplane.accounts.v1.OrganizationService/DeleteMember"
 	OrganizationService_CreateMember_FullMethodName               = "/mailplane.accounts.v1.OrganizationService/CreateMember"
@@ -656,6 +658,15 @@ type OrganizationServiceClient interface {
 	UpdateOrganization(ctx context.Context, in *UpdateOrganizationRequest, opts ...grpc.CallOption) (*UpdateOrganizationResponse, error)
 	// Lists the members of an organization, oldest first.
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
+	// Returns a member of an organization the caller belongs to. A user who
+	// is not a member (never was, or was removed) is NOT_FOUND, as is any
+	// member of an organization the caller does not belong to.
+	GetMember(ctx context.Context, in *GetMemberRequest, opts ...grpc.CallOption) (*GetMemberResponse, error)
+	// Returns several members of one organization at once, in the order
+	// asked: how another service learns whether the users it is given are
+	// members, and with which role. Any name that is not a member makes the
+	// whole call NOT_FOUND, unless allow_missing is set.
+	BatchGetMembers(ctx context.Context, in *BatchGetMembersRequest, opts ...grpc.CallOption) (*BatchGetMembersResponse, error)
 	// Changes a member's role. Owners and admins only; only an owner can make or
 	// unmake an owner, and the last owner can never be demoted.
 	UpdateMember(ctx context.Context, in *UpdateMemberRequest, opts ...grpc.CallOption) (*UpdateMemberResponse, error)
@@ -712,6 +723,26 @@ func (c *organizationServiceClient) ListMembers(ctx context.Context, in *ListMem
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListMembersResponse)
 	err := c.cc.Invoke(ctx, OrganizationService_ListMembers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *organizationServiceClient) GetMember(ctx context.Context, in *GetMemberRequest, opts ...grpc.CallOption) (*GetMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMemberResponse)
+	err := c.cc.Invoke(ctx, OrganizationService_GetMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *organizationServiceClient) BatchGetMembers(ctx context.Context, in *BatchGetMembersRequest, opts ...grpc.CallOption) (*BatchGetMembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchGetMembersResponse)
+	err := c.cc.Invoke(ctx, OrganizationService_BatchGetMembers_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -781,6 +812,15 @@ type OrganizationServiceServer interface {
 	UpdateOrganization(context.Context, *UpdateOrganizationRequest) (*UpdateOrganizationResponse, error)
 	// Lists the members of an organization, oldest first.
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
+	// Returns a member of an organization the caller belongs to. A user who
+	// is not a member (never was, or was removed) is NOT_FOUND, as is any
+	// member of an organization the caller does not belong to.
+	GetMember(context.Context, *GetMemberRequest) (*GetMemberResponse, error)
+	// Returns several members of one organization at once, in the order
+	// asked: how another service learns whether the users it is given are
+	// members, and with which role. Any name that is not a member makes the
+	// whole call NOT_FOUND, unless allow_missing is set.
+	BatchGetMembers(context.Context, *BatchGetMembersRequest) (*BatchGetMembersResponse, error)
 	// Changes a member's role. Owners and admins only; only an owner can make or
 	// unmake an owner, and the last owner can never be demoted.
 	UpdateMember(context.Context, *UpdateMemberRequest) (*UpdateMemberResponse, error)
@@ -821,6 +861,12 @@ func (UnimplementedOrganizationServiceServer) UpdateOrganization(context.Context
 }
 func (UnimplementedOrganizationServiceServer) ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListMembers not implemented")
+}
+func (UnimplementedOrganizationServiceServer) GetMember(context.Context, *GetMemberRequest) (*GetMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMember not implemented")
+}
+func (UnimplementedOrganizationServiceServer) BatchGetMembers(context.Context, *BatchGetMembersRequest) (*BatchGetMembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BatchGetMembers not implemented")
 }
 func (UnimplementedOrganizationServiceServer) UpdateMember(context.Context, *UpdateMemberRequest) (*UpdateMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateMember not implemented")
@@ -908,6 +954,42 @@ func _OrganizationService_ListMembers_Handler(srv interface{}, ctx context.Conte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(OrganizationServiceServer).ListMembers(ctx, req.(*ListMembersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrganizationService_GetMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrganizationServiceServer).GetMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrganizationService_GetMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrganizationServiceServer).GetMember(ctx, req.(*GetMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrganizationService_BatchGetMembers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchGetMembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrganizationServiceServer).BatchGetMembers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrganizationService_BatchGetMembers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrganizationServiceServer).BatchGetMembers(ctx, req.(*BatchGetMembersRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1020,6 +1102,14 @@ var OrganizationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListMembers",
 			Handler:    _OrganizationService_ListMembers_Handler,
+		},
+		{
+			MethodName: "GetMember",
+			Handler:    _OrganizationService_GetMember_Handler,
+		},
+		{
+			MethodName: "BatchGetMembers",
+			Handler:    _OrganizationService_BatchGetMembers_Handler,
 		},
 		{
 			MethodName: "UpdateMember",
