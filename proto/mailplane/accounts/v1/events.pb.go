@@ -210,7 +210,7 @@ type MemberUpdated struct {
 	PreviousRole Role `protobuf:"varint,2,opt,name=previous_role,json=previousRole,proto3,enum=mailplane.accounts.v1.Role" json:"previous_role,omitempty"`
 	// Who changed it: "users/{user}".
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
-	// When.
+	// When the role changed.
 	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -88,7 +88,7 @@ type AddressChanged struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The address after the change (before it, for a deletion).
 	Address *Address `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
-	// Who changed it.
+	// Who changed it, by resource name ("users/{user}" or an API token's).
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// The address's login in Dovecot: its local part in lower case @ its
 	// domain in ASCII ("sales@xn--bcher-kva.example").
@@ -153,7 +153,7 @@ type DevicePasswordRevoked struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The device password.
 	DevicePassword *DevicePassword `protobuf:"bytes,1,opt,name=device_password,json=devicePassword,proto3" json:"device_password,omitempty"`
-	// Who revoked it.
+	// Who revoked it, by resource name.
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// The login (in Dovecot) of its address, whose open sessions the mail
 	// store ends.

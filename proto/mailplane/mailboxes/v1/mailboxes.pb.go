@@ -322,32 +322,39 @@ func (BulkJobState) EnumDescriptor() ([]byte, []int) {
 // MailService is a domain attached to an organization.
 type MailService struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Resource name: "organizations/{organization}/mailServices/{mail_service}".
+	// Resource name: "organizations/{organization}/mailServices/{mail_service}",
+	// {mail_service} a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The domain in ASCII (punycode) form, lower-case: "xn--bcher-kva.example".
+	// When creating, Unicode or ASCII as a person types it, at most 300 bytes,
+	// with at least one dot; it cannot change afterwards.
 	Domain string `protobuf:"bytes,2,opt,name=domain,proto3" json:"domain,omitempty"`
-	// The domain in Unicode form, for display: "bücher.example".
+	// The domain in Unicode form, for display: "bücher.example". Output only.
 	UnicodeDomain string `protobuf:"bytes,3,opt,name=unicode_domain,json=unicodeDomain,proto3" json:"unicode_domain,omitempty"`
-	// Name shown in the manager; the domain by default.
+	// Name shown in the manager, at most 200 characters; empty when
+	// creating: the domain.
 	DisplayName string `protobuf:"bytes,4,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	// When it was created.
+	// When it was created (claimed).
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it was deleted; unset while active.
 	DeleteTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
-	// When a deleted mail service is purged for good.
+	// When a deleted mail service is purged for good (30 days after its
+	// deletion); unset while active.
 	PurgeTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
 	// Where the claim on the domain stands. Only a VERIFIED mail service's
 	// addresses receive, send and log in.
 	State MailServiceState `protobuf:"varint,8,opt,name=state,proto3,enum=mailplane.mailboxes.v1.MailServiceState" json:"state,omitempty"`
 	// The DNS record to publish to prove control of the domain.
 	VerificationRecord *DnsRecord `protobuf:"bytes,9,opt,name=verification_record,json=verificationRecord,proto3" json:"verification_record,omitempty"`
-	// When the record was last looked for.
+	// When the record was last looked for; unset: not yet.
 	LastCheckTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_check_time,json=lastCheckTime,proto3" json:"last_check_time,omitempty"`
-	// What the last look found, in words ("no TXT record at ...").
+	// What the last look found, in words ("no TXT record at ..."); empty:
+	// not looked yet.
 	LastCheckResult string `protobuf:"bytes,11,opt,name=last_check_result,json=lastCheckResult,proto3" json:"last_check_result,omitempty"`
-	// When the domain was verified.
+	// When the domain was verified; unset unless VERIFIED.
 	VerifyTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=verify_time,json=verifyTime,proto3" json:"verify_time,omitempty"`
-	// When a pending claim ends unverified (EXPIRED).
+	// When a pending claim ends unverified (EXPIRED): 7 days after the
+	// claim.
 	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -614,18 +621,19 @@ func (x *Rights) GetSignatures() bool {
 // AddressUser is a person who may use an address.
 type AddressUser struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "users/{user}", or empty while an invitation is pending.
+	// The user, "users/{user}", a member of the organization; empty while
+	// an invitation is pending.
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	// The invited email, while pending.
+	// The invited email, while pending; empty otherwise.
 	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
 	// The user's rights on the address; unset: the default rights (all).
 	Rights *Rights `protobuf:"bytes,3,opt,name=rights,proto3" json:"rights,omitempty"`
-	// Where it stands.
+	// Where it stands. Output only.
 	State AddressUserState `protobuf:"varint,4,opt,name=state,proto3,enum=mailplane.mailboxes.v1.AddressUserState" json:"state,omitempty"`
 	// While pending, the invitation in the accounts service
 	// ("organizations/{organization}/invitations/{invitation}"): resending
-	// it (POST /v1/{invitation}:resend) returns a new link and emails it
-	// again. Empty when the invitation could not be made; updating the
+	// it (POST /v1/organizations/{organization}/invitations/{invitation}:resend)
+	// returns a new link and emails it again. Empty when the invitation could not be made; updating the
 	// address's users with the email tries again.
 	Invitation    string `protobuf:"bytes,5,opt,name=invitation,proto3" json:"invitation,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -701,31 +709,42 @@ func (x *AddressUser) GetInvitation() string {
 type Address struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Resource name:
-	// "organizations/{organization}/mailServices/{mail_service}/addresses/{address}".
+	// "organizations/{organization}/mailServices/{mail_service}/addresses/{address}",
+	// {address} a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The part before "@", as given; unique regardless of case. For a
-	// catch-all, "*".
+	// The part before "@", as given: at most 64 bytes of letters, digits,
+	// dots (not first, last or two in a row) and !#$%&'*+-/=?^_`{|}~. Unique
+	// on the mail service regardless of case, aliases and reservations
+	// included. For a catch-all, "*". It cannot change after creation.
 	LocalPart string `protobuf:"bytes,2,opt,name=local_part,json=localPart,proto3" json:"local_part,omitempty"`
-	// The whole address, ASCII domain.
+	// The whole address, ASCII domain ("sales@xn--bcher-kva.example"). Output
+	// only.
 	Email string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
-	// What it does with mail.
+	// What it does with mail; unset when creating: ADDRESS_KIND_MAILBOX. It
+	// cannot change after creation.
 	Kind AddressKind `protobuf:"varint,4,opt,name=kind,proto3,enum=mailplane.mailboxes.v1.AddressKind" json:"kind,omitempty"`
-	// Who may use it (mailboxes and no-reply addresses).
+	// Who may use it (mailboxes and no-reply addresses; redirect and
+	// catch-all addresses have none), at most 100. Set at creation through
+	// CreateAddressRequest.access; UpdateAddress replaces the whole list.
 	Users []*AddressUser `protobuf:"bytes,5,rep,name=users,proto3" json:"users,omitempty"`
-	// Where a redirect or catch-all address forwards to: addresses, internal
-	// or external.
+	// Where a redirect or catch-all address forwards to: 1 to 50 email
+	// addresses, internal or external, stored lower-cased. Empty for the
+	// other kinds.
 	RedirectDestinations []string `protobuf:"bytes,6,rep,name=redirect_destinations,json=redirectDestinations,proto3" json:"redirect_destinations,omitempty"`
-	// Extra local parts that deliver here and are valid as its sender.
+	// Extra local parts that deliver here and are valid as its sender: at
+	// most 50, each following the rules of local_part, stored lower-cased.
 	Aliases []string `protobuf:"bytes,7,rep,name=aliases,proto3" json:"aliases,omitempty"`
-	// Storage quota in bytes; 0: the default.
+	// Storage quota in bytes, not negative; 0: the mail server's default.
 	QuotaBytes int64 `protobuf:"varint,8,opt,name=quota_bytes,json=quotaBytes,proto3" json:"quota_bytes,omitempty"`
-	// Storage used, in bytes, as the mail store last reported.
+	// Storage used, in bytes, as the mail store last reported; 0 until it
+	// reports. Output only.
 	UsageBytes int64 `protobuf:"varint,9,opt,name=usage_bytes,json=usageBytes,proto3" json:"usage_bytes,omitempty"`
 	// When it was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it last changed.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	// The signature template the address uses: "organizations/{organization}/mailServices/{mail_service}/signatures/{signature}";
+	// The signature template the address uses, one of its mail service's:
+	// "organizations/{organization}/mailServices/{mail_service}/signatures/{signature}";
 	// empty: none.
 	Signature     string `protobuf:"bytes,12,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -850,7 +869,7 @@ func (x *Address) GetSignature() string {
 // the address itself.
 type NewUser struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The user's name.
+	// The user's name as others see it; not blank, at most 200 characters.
 	DisplayName   string `protobuf:"bytes,1,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -897,13 +916,16 @@ func (x *NewUser) GetDisplayName() string {
 // (the address works, with no user and no password).
 type AddressAccess struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The caller.
+	// Whether the caller may use it too.
 	Caller bool `protobuf:"varint,1,opt,name=caller,proto3" json:"caller,omitempty"`
-	// Existing users of the organization: "users/{user}".
+	// Members of the organization who may use it: "users/{user}". Users and
+	// invite_emails together: at most 100.
 	Users []string `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
-	// External people, invited by email (valid 30 days).
+	// External people, invited by email (the link is valid 30 days); they
+	// can use the address once they accept.
 	InviteEmails []string `protobuf:"bytes,3,rep,name=invite_emails,json=inviteEmails,proto3" json:"invite_emails,omitempty"`
-	// A new user created for the address, whose login is the address itself.
+	// A new user created for the address, whose login is the address itself;
+	// unset: none. The answer carries their setup link.
 	NewUser       *NewUser `protobuf:"bytes,4,opt,name=new_user,json=newUser,proto3" json:"new_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -970,9 +992,9 @@ func (x *AddressAccess) GetNewUser() *NewUser {
 // CreateMailServiceRequest attaches a domain.
 type CreateMailServiceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}".
+	// The organization's resource name: "organizations/{organization}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The domain (Unicode or ASCII) and display name.
+	// The domain (Unicode or ASCII) and optional display name. Required.
 	MailService *MailService `protobuf:"bytes,2,opt,name=mail_service,json=mailService,proto3" json:"mail_service,omitempty"`
 	// An idempotency key (AIP-155), as in CreateSignatureRequest.request_id.
 	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -1034,7 +1056,7 @@ func (x *CreateMailServiceRequest) GetRequestId() string {
 // CreateMailServiceResponse holds the mail service.
 type CreateMailServiceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The mail service.
+	// The mail service, PENDING, with the verification record to publish.
 	MailService   *MailService `protobuf:"bytes,1,opt,name=mail_service,json=mailService,proto3" json:"mail_service,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1174,7 +1196,8 @@ type ListMailServicesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "organizations/{organization}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Include deleted mail services that can still be restored.
+	// Include deleted mail services that can still be restored (their
+	// delete_time is set); false: active ones only.
 	ShowDeleted   bool `protobuf:"varint,2,opt,name=show_deleted,json=showDeleted,proto3" json:"show_deleted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1273,7 +1296,8 @@ func (x *ListMailServicesResponse) GetMailServices() []*MailService {
 // UpdateMailServiceRequest renames a mail service.
 type UpdateMailServiceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The mail service, by name, with the new display name.
+	// The mail service, by name, with the new display name (not blank, at
+	// most 200 characters). Required.
 	MailService *MailService `protobuf:"bytes,1,opt,name=mail_service,json=mailService,proto3" json:"mail_service,omitempty"`
 	// Only "display_name" is updatable.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
@@ -1420,7 +1444,7 @@ func (x *DeleteMailServiceRequest) GetName() string {
 // DeleteMailServiceResponse holds the deleted mail service.
 type DeleteMailServiceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The mail service, with its purge time.
+	// The mail service, with its delete and purge times.
 	MailService   *MailService `protobuf:"bytes,1,opt,name=mail_service,json=mailService,proto3" json:"mail_service,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1651,11 +1675,15 @@ func (x *UndeleteMailServiceResponse) GetMailService() *MailService {
 // CreateAddressRequest creates an address.
 type CreateAddressRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mail service's resource name:
 	// "organizations/{organization}/mailServices/{mail_service}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The local part, kind, redirect destinations, aliases, quota.
+	// The local part, kind, redirect destinations, aliases and quota; its
+	// other fields are ignored (a signature is chosen with UpdateAddress).
+	// Required.
 	Address *Address `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	// Who may use it.
+	// Who may use it; unset: nobody (the address works, with no user and no
+	// password). Not for redirect and catch-all addresses.
 	Access *AddressAccess `protobuf:"bytes,3,opt,name=access,proto3" json:"access,omitempty"`
 	// An idempotency key (AIP-155): a UUID the client makes for this create
 	// and sends again when it retries. The same key from the same caller
@@ -1729,12 +1757,13 @@ func (x *CreateAddressRequest) GetRequestId() string {
 // CreateAddressResponse holds the address.
 type CreateAddressResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The address.
+	// The address, with its users.
 	Address *Address `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
-	// Links of the invitations sent to external people, by email.
+	// The links of the invitations sent to external people, keyed by the
+	// invited email; empty when nobody was invited.
 	InvitationLinks map[string]string `protobuf:"bytes,2,rep,name=invitation_links,json=invitationLinks,proto3" json:"invitation_links,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Where the new user chooses their password, when one was created; hand
-	// it over.
+	// it over, it is not sent. Empty otherwise.
 	NewUserSetupLink string `protobuf:"bytes,3,opt,name=new_user_setup_link,json=newUserSetupLink,proto3" json:"new_user_setup_link,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -1794,6 +1823,7 @@ func (x *CreateAddressResponse) GetNewUserSetupLink() string {
 // GetAddressRequest names an address.
 type GetAddressRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address's resource name:
 	// "organizations/{organization}/mailServices/{mail_service}/addresses/{address}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2005,10 +2035,11 @@ func (x *ListAddressesResponse) GetNextPageToken() string {
 // UpdateAddressRequest changes an address.
 type UpdateAddressRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The address, by name, with the new values.
+	// The address, by name, with the new values. Required.
 	Address *Address `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	// Fields to change: "users", "redirect_destinations", "aliases",
-	// "quota_bytes".
+	// "quota_bytes", "signature" (lowerCamelCase accepted too). Empty is
+	// refused (INVALID_ARGUMENT).
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2107,6 +2138,7 @@ func (x *UpdateAddressResponse) GetAddress() *Address {
 // DeleteAddressRequest names the address.
 type DeleteAddressRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address's resource name:
 	// "organizations/{organization}/mailServices/{mail_service}/addresses/{address}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2192,9 +2224,9 @@ type CreateReservationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "organizations/{organization}/mailServices/{mail_service}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The local part.
+	// The local part to keep, following the rules of Address.local_part.
 	LocalPart string `protobuf:"bytes,2,opt,name=local_part,json=localPart,proto3" json:"local_part,omitempty"`
-	// The service that holds it, e.g. "lists".
+	// The service that holds it, e.g. "lists"; at most 50 characters.
 	Holder string `protobuf:"bytes,3,opt,name=holder,proto3" json:"holder,omitempty"`
 	// An idempotency key (AIP-155): a UUID the client makes for this create
 	// and sends again when it retries. The same key from the same caller
@@ -2268,6 +2300,7 @@ func (x *CreateReservationRequest) GetRequestId() string {
 // CreateReservationResponse names the reservation.
 type CreateReservationResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reservation's resource name:
 	// "organizations/{organization}/mailServices/{mail_service}/reservations/{local_part}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2314,6 +2347,7 @@ func (x *CreateReservationResponse) GetName() string {
 // DeleteReservationRequest names the reservation.
 type DeleteReservationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reservation's resource name:
 	// "organizations/{organization}/mailServices/{mail_service}/reservations/{local_part}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2399,9 +2433,9 @@ type CheckSenderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The SASL login the client authenticated with (an address).
 	Login string `protobuf:"bytes,1,opt,name=login,proto3" json:"login,omitempty"`
-	// The envelope sender (MAIL FROM, Return-Path).
+	// The envelope sender (MAIL FROM, Return-Path); empty: none given.
 	EnvelopeSender string `protobuf:"bytes,2,opt,name=envelope_sender,json=envelopeSender,proto3" json:"envelope_sender,omitempty"`
-	// The address in the From header.
+	// The address in the From header; empty: none given.
 	FromHeader    string `protobuf:"bytes,3,opt,name=from_header,json=fromHeader,proto3" json:"from_header,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2463,7 +2497,7 @@ type CheckSenderResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Whether the login may send so.
 	Allowed bool `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
-	// Why not, for the person who sent it.
+	// Why not, in words for the person who sent it; empty when allowed.
 	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2516,17 +2550,19 @@ func (x *CheckSenderResponse) GetReason() string {
 // DevicePassword is a password one device uses for one address.
 type DevicePassword struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Resource name: "organizations/{organization}/mailServices/{mail_service}/addresses/{address}/devicePasswords/{device_password}".
+	// Resource name: "organizations/{organization}/mailServices/{mail_service}/addresses/{address}/devicePasswords/{device_password}",
+	// {device_password} a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The device, e.g. "Anna's iPhone".
+	// The device, e.g. "Anna's iPhone"; not blank, at most 100 characters.
 	DeviceName string `protobuf:"bytes,2,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
-	// Whose it is: "users/{user}".
+	// Whose it is: "users/{user}", the caller who created it. Output only.
 	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
 	// When it was made.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// When a mail server last accepted it.
+	// When a mail server last accepted it; unset: never used.
 	LastUseTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_use_time,json=lastUseTime,proto3" json:"last_use_time,omitempty"`
-	// What it may be used for; empty when creating: both IMAP and SMTP.
+	// What it may be used for: MAIL_PROTOCOL_IMAP, MAIL_PROTOCOL_SMTP or
+	// both; empty when creating: both.
 	Protocols     []MailProtocol `protobuf:"varint,6,rep,packed,name=protocols,proto3,enum=mailplane.mailboxes.v1.MailProtocol" json:"protocols,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2607,9 +2643,10 @@ func (x *DevicePassword) GetProtocols() []MailProtocol {
 // CreateDevicePasswordRequest names the address and the device.
 type CreateDevicePasswordRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address's resource name:
 	// "organizations/{organization}/mailServices/{mail_service}/addresses/{address}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The device.
+	// The device's name and the protocols the password opens. Required.
 	DevicePassword *DevicePassword `protobuf:"bytes,2,opt,name=device_password,json=devicePassword,proto3" json:"device_password,omitempty"`
 	// An idempotency key (AIP-155): a UUID the client makes for this create
 	// and sends again when it retries. The same key from the same caller
@@ -2678,7 +2715,8 @@ type CreateDevicePasswordResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The device password.
 	DevicePassword *DevicePassword `protobuf:"bytes,1,opt,name=device_password,json=devicePassword,proto3" json:"device_password,omitempty"`
-	// The password to type into the device; not stored, not shown again.
+	// The password to type into the device (generated); not stored, not
+	// shown again.
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2731,6 +2769,7 @@ func (x *CreateDevicePasswordResponse) GetPassword() string {
 // ListDevicePasswordsRequest names the address.
 type ListDevicePasswordsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address's resource name:
 	// "organizations/{organization}/mailServices/{mail_service}/addresses/{address}".
 	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2777,7 +2816,7 @@ func (x *ListDevicePasswordsRequest) GetParent() string {
 // ListDevicePasswordsResponse lists device passwords.
 type ListDevicePasswordsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The device passwords, newest first.
+	// The device passwords, newest first; every one, no paging.
 	DevicePasswords []*DevicePassword `protobuf:"bytes,1,rep,name=device_passwords,json=devicePasswords,proto3" json:"device_passwords,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -2823,6 +2862,7 @@ func (x *ListDevicePasswordsResponse) GetDevicePasswords() []*DevicePassword {
 // DeleteDevicePasswordRequest names the device password.
 type DeleteDevicePasswordRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device password's resource name:
 	// "organizations/{organization}/mailServices/{mail_service}/addresses/{address}/devicePasswords/{device_password}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2907,17 +2947,20 @@ func (*DeleteDevicePasswordResponse) Descriptor() ([]byte, []int) {
 // at most once per sender per interval.
 type AutoReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name:
 	// "organizations/{organization}/mailServices/{mail_service}/addresses/{address}/autoReply".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Whether it is on (within the dates, when set).
 	Enabled bool `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
-	// Subject of the answer; empty: "Auto: " and the original subject.
+	// Subject of the answer, one line of at most 200 characters; empty:
+	// "Auto: " and the original subject.
 	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
-	// The answer.
+	// The answer, plain text of at most 10,000 characters (line breaks
+	// kept); required to turn it on.
 	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
 	// From when; unset: now.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	// Until when; unset: until turned off.
+	// Until when, after start_time; unset: until turned off.
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// Days before the same sender is answered again (1 to 30; default 7).
 	IntervalDays  int32 `protobuf:"varint,7,opt,name=interval_days,json=intervalDays,proto3" json:"interval_days,omitempty"`
@@ -3007,7 +3050,8 @@ func (x *AutoReply) GetIntervalDays() int32 {
 // GetAutoReplyRequest names the auto-reply.
 type GetAutoReplyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// ".../addresses/{address}/autoReply".
+	// The auto-reply's resource name:
+	// "organizations/{organization}/mailServices/{mail_service}/addresses/{address}/autoReply".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3099,7 +3143,8 @@ func (x *GetAutoReplyResponse) GetAutoReply() *AutoReply {
 // UpdateAutoReplyRequest sets the auto-reply.
 type UpdateAutoReplyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The auto-reply, by name, with the new values.
+	// The auto-reply, by name, with the new values; every field is set (an
+	// unset one takes its default). Required.
 	AutoReply     *AutoReply `protobuf:"bytes,1,opt,name=auto_reply,json=autoReply,proto3" json:"auto_reply,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3191,7 +3236,9 @@ func (x *UpdateAutoReplyResponse) GetAutoReply() *AutoReply {
 // BulkJob creates the addresses of one CSV file.
 type BulkJob struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}/mailServices/{mail_service}/bulkJobs/{job}".
+	// Resource name:
+	// "organizations/{organization}/mailServices/{mail_service}/bulkJobs/{job}",
+	// {job} a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Where it stands.
 	State BulkJobState `protobuf:"varint,2,opt,name=state,proto3,enum=mailplane.mailboxes.v1.BulkJobState" json:"state,omitempty"`
@@ -3199,11 +3246,11 @@ type BulkJob struct {
 	TotalRows int32 `protobuf:"varint,3,opt,name=total_rows,json=totalRows,proto3" json:"total_rows,omitempty"`
 	// Rows done so far (created, or already there from an earlier upload).
 	DoneRows int32 `protobuf:"varint,4,opt,name=done_rows,json=doneRows,proto3" json:"done_rows,omitempty"`
-	// Why it failed.
+	// Why it failed; empty unless FAILED.
 	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
 	// When it started.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// When it ended.
+	// When it ended; unset while RUNNING.
 	EndTime       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3291,6 +3338,7 @@ func (x *BulkJob) GetEndTime() *timestamppb.Timestamp {
 // GetBulkTemplateRequest names the mail service.
 type GetBulkTemplateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mail service's resource name:
 	// "organizations/{organization}/mailServices/{mail_service}".
 	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -3337,7 +3385,7 @@ func (x *GetBulkTemplateRequest) GetParent() string {
 // GetBulkTemplateResponse is the template.
 type GetBulkTemplateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The CSV text.
+	// The CSV text: the header row and an example row.
 	Csv           string `protobuf:"bytes,1,opt,name=csv,proto3" json:"csv,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3385,7 +3433,10 @@ type CreateBulkJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "organizations/{organization}/mailServices/{mail_service}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The file, UTF-8, with or without a BOM.
+	// The CSV file (RFC 4180), UTF-8 with or without a BOM, at most 100,000
+	// rows: a header naming the columns (local_part required; kind, aliases,
+	// redirect_destinations, quota_mb optional, in any order), then one row
+	// per address.
 	Csv []byte `protobuf:"bytes,2,opt,name=csv,proto3" json:"csv,omitempty"`
 	// An idempotency key (AIP-155): a UUID the client makes for this create
 	// and sends again when it retries. The same key from the same caller
@@ -3498,7 +3549,8 @@ func (x *CreateBulkJobResponse) GetJob() *BulkJob {
 // GetBulkJobRequest names the job.
 type GetBulkJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// ".../bulkJobs/{job}".
+	// The job's resource name:
+	// "organizations/{organization}/mailServices/{mail_service}/bulkJobs/{job}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3590,11 +3642,16 @@ func (x *GetBulkJobResponse) GetJob() *BulkJob {
 // Signature is a signature template.
 type Signature struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "organizations/{organization}/mailServices/{mail_service}/signatures/{signature}".
+	// Resource name:
+	// "organizations/{organization}/mailServices/{mail_service}/signatures/{signature}",
+	// {signature} a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Its name in the manager.
+	// Its name in the manager; not blank, at most 100 characters.
 	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	// The text; {{name}}, {{email}} and {{organization}} are filled in.
+	// The text, not blank, at most 10,000 characters (line breaks kept);
+	// the placeholders {{name}} (the address user's name), {{email}} (the
+	// address) and {{organization}} are filled in, and no other {{...}} is
+	// accepted.
 	Template string `protobuf:"bytes,3,opt,name=template,proto3" json:"template,omitempty"`
 	// When it was created.
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -3663,9 +3720,11 @@ func (x *Signature) GetCreateTime() *timestamppb.Timestamp {
 // CreateSignatureRequest creates a signature template.
 type CreateSignatureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mail service's resource name:
 	// "organizations/{organization}/mailServices/{mail_service}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The template.
+	// The template: display name and text. Required. A mail service has at
+	// most 100.
 	Signature *Signature `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
 	// An idempotency key (AIP-155): a UUID the client makes for this create
 	// and sends again when it retries. The same key from the same caller
@@ -3778,6 +3837,7 @@ func (x *CreateSignatureResponse) GetSignature() *Signature {
 // ListSignaturesRequest names the mail service.
 type ListSignaturesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mail service's resource name:
 	// "organizations/{organization}/mailServices/{mail_service}".
 	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -3824,7 +3884,7 @@ func (x *ListSignaturesRequest) GetParent() string {
 // ListSignaturesResponse lists templates.
 type ListSignaturesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The templates, by display name.
+	// The templates, by display name; every one (at most 100), no paging.
 	Signatures    []*Signature `protobuf:"bytes,1,rep,name=signatures,proto3" json:"signatures,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3870,9 +3930,9 @@ func (x *ListSignaturesResponse) GetSignatures() []*Signature {
 // UpdateSignatureRequest changes a template.
 type UpdateSignatureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The template, by name, with the new values.
+	// The template, by name, with the new values. Required.
 	Signature *Signature `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
-	// "display_name", "template"; empty: both.
+	// Fields to change: "display_name", "template"; empty: both.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3971,7 +4031,8 @@ func (x *UpdateSignatureResponse) GetSignature() *Signature {
 // DeleteSignatureRequest names the template.
 type DeleteSignatureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// ".../signatures/{signature}".
+	// The template's resource name:
+	// "organizations/{organization}/mailServices/{mail_service}/signatures/{signature}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

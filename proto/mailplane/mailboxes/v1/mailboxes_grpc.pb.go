@@ -417,7 +417,8 @@ type AddressServiceClient interface {
 	// addresses they were given.
 	ListAddresses(ctx context.Context, in *ListAddressesRequest, opts ...grpc.CallOption) (*ListAddressesResponse, error)
 	// Updates an address: its users and their rights, redirect destinations,
-	// aliases, quota. Owners and admins only.
+	// aliases, quota, signature. Owners and admins; a user of the address
+	// with the signatures right may change its signature alone.
 	UpdateAddress(ctx context.Context, in *UpdateAddressRequest, opts ...grpc.CallOption) (*UpdateAddressResponse, error)
 	// Deletes an address. Owners and admins only.
 	DeleteAddress(ctx context.Context, in *DeleteAddressRequest, opts ...grpc.CallOption) (*DeleteAddressResponse, error)
@@ -522,7 +523,8 @@ type AddressServiceServer interface {
 	// addresses they were given.
 	ListAddresses(context.Context, *ListAddressesRequest) (*ListAddressesResponse, error)
 	// Updates an address: its users and their rights, redirect destinations,
-	// aliases, quota. Owners and admins only.
+	// aliases, quota, signature. Owners and admins; a user of the address
+	// with the signatures right may change its signature alone.
 	UpdateAddress(context.Context, *UpdateAddressRequest) (*UpdateAddressResponse, error)
 	// Deletes an address. Owners and admins only.
 	DeleteAddress(context.Context, *DeleteAddressRequest) (*DeleteAddressResponse, error)
