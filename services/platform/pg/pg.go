@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/pressly/goose/v3"
 )
 
@@ -64,9 +65,10 @@ func Connect(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// Migrate creates schema if needed and applies the platform's migrations, then
-// the service's (the *.sql files at the root of migrations). An advisory lock
-// held for the whole run lets several replicas start at once.
+// Migrate creates schema if needed and applies the platform's migrations,
+// then the service's (the *.sql files at the root of migrations), then
+// River's, whose job tables every service schema has (package jobs). An
+// advisory lock held for the whole run lets several replicas start at once.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations fs.FS, log *slog.Logger) error {
 	// The lock lives on a connection of its own: goose takes its connections
 	// from the pool, which may hold a single one.
@@ -116,7 +118,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 			log.Info("migration applied", "schema", schema, "migration", r.Source.Path, "duration", r.Duration)
 		}
 	}
-	return nil
+	return jobs.Migrate(ctx, pool, schema, log)
 }
 
 // InTx runs fn in a transaction, committing when it returns nil.
