@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // TypeHeader carries the full protobuf name of an event's payload.
@@ -74,21 +75,62 @@ func Queue(ctx context.Context, b *pgx.Batch, events ...Event) error {
 	return nil
 }
 
-// encode gives an event its id, and encodes its message and headers (the
-// payload's type and the current trace context).
+// outboxColumns are those WriteMany copies.
+var outboxColumns = []string{"id", "subject", "payload", "headers"}
+
+// WriteMany is Write for many events, as a bulk change makes them: one COPY
+// into the outbox in tx, in order. The events share ctx's trace context,
+// so headers are encoded once per message type.
+func WriteMany(ctx context.Context, tx pgx.Tx, events []Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	headers := map[protoreflect.FullName][]byte{}
+	rows := make([][]any, len(events))
+	for i, e := range events {
+		payload, err := proto.Marshal(e.Msg)
+		if err != nil {
+			return fmt.Errorf("outbox: marshal %s: %w", e.Subject, err)
+		}
+		typ := e.Msg.ProtoReflect().Descriptor().FullName()
+		h, ok := headers[typ]
+		if !ok {
+			h = encodeHeaders(ctx, typ)
+			headers[typ] = h
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("outbox: event id: %w", err)
+		}
+		rows[i] = []any{id, e.Subject, payload, h}
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("outbox: write %d events: %w", len(events), err)
+	}
+	return nil
+}
+
+// encode gives an event its id, and encodes its message and headers.
 func encode(ctx context.Context, subject string, msg proto.Message) (id uuid.UUID, payload, headers []byte, err error) {
 	payload, err = proto.Marshal(msg)
 	if err != nil {
 		return id, nil, nil, fmt.Errorf("outbox: marshal %s: %w", subject, err)
 	}
-	h := propagation.MapCarrier{TypeHeader: string(msg.ProtoReflect().Descriptor().FullName())}
-	otel.GetTextMapPropagator().Inject(ctx, h)
-	headers, _ = json.Marshal(h)
+	headers = encodeHeaders(ctx, msg.ProtoReflect().Descriptor().FullName())
 	id, err = uuid.NewV7()
 	if err != nil {
 		return id, nil, nil, fmt.Errorf("outbox: event id: %w", err)
 	}
 	return id, payload, headers, nil
+}
+
+// encodeHeaders are an event's headers: the payload's type and the trace
+// context of ctx.
+func encodeHeaders(ctx context.Context, typ protoreflect.FullName) []byte {
+	h := propagation.MapCarrier{TypeHeader: string(typ)}
+	otel.GetTextMapPropagator().Inject(ctx, h)
+	headers, _ := json.Marshal(h)
+	return headers
 }
 
 // Relay publishes a schema's outbox to JetStream.

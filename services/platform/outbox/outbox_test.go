@@ -194,3 +194,56 @@ func TestQueueStoresEventsInOrder(t *testing.T) {
 		t.Errorf("outbox holds %+v", got)
 	}
 }
+
+// TestWriteManyCopiesInOrder writes events of two types at once: they are
+// stored in order, each with its id, payload and type, and only if the
+// transaction commits.
+func TestWriteManyCopiesInOrder(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, "outboxtest", fstest.MapFS{})
+	var events []outbox.Event
+	for i := range 1000 {
+		events = append(events, outbox.Event{Subject: "test.thing.created", Msg: wrapperspb.Int64(int64(i))})
+	}
+	events = append(events, outbox.Event{Subject: "test.audit.recorded", Msg: wrapperspb.String("made")})
+
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.WriteMany(ctx, tx, events); err != nil {
+		t.Fatal(err)
+	}
+	tx.Rollback(ctx)
+	if n := outboxLen(t, pool); n != 0 {
+		t.Fatalf("%d events after a rollback", n)
+	}
+	if err := pg.InTx(ctx, pool, func(tx pgx.Tx) error { return outbox.WriteMany(ctx, tx, events) }); err != nil {
+		t.Fatal(err)
+	}
+
+	rows, _ := pool.Query(ctx, "SELECT id::text, subject, payload, headers->>'"+outbox.TypeHeader+"' FROM outbox ORDER BY seq")
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
+		ID, Subject string
+		Payload     []byte
+		Type        string
+	}])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(events) {
+		t.Fatalf("%d events stored, want %d", len(got), len(events))
+	}
+	ids := map[string]bool{}
+	for i, g := range got {
+		ids[g.ID] = true
+		want, _ := proto.Marshal(events[i].Msg)
+		wantType := string(events[i].Msg.ProtoReflect().Descriptor().FullName())
+		if g.Subject != events[i].Subject || string(g.Payload) != string(want) || g.Type != wantType {
+			t.Fatalf("event %d: %s %x %s, want %s %x %s", i, g.Subject, g.Payload, g.Type, events[i].Subject, want, wantType)
+		}
+	}
+	if len(ids) != len(events) {
+		t.Errorf("%d distinct ids for %d events", len(ids), len(events))
+	}
+}
