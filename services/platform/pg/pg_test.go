@@ -79,7 +79,9 @@ func TestMigrateConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"applied_events", "migrations", "outbox", "platform_migrations", "widgets"}
+	// River's tables are in every service schema (package jobs).
+	want := []string{"applied_events", "migrations", "outbox", "platform_migrations",
+		"river_job", "river_leader", "river_migration", "river_notification", "river_queue", "widgets"}
 	if diff := cmp.Diff(want, tables); diff != "" {
 		t.Errorf("tables in schema widgets (-want +got):\n%s", diff)
 	}
@@ -104,6 +106,11 @@ func TestMigrateConcurrently(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("versions in %s (-want +got):\n%s", table, diff)
 		}
+	}
+	var river, riverRows int
+	pool.QueryRow(ctx, "SELECT count(DISTINCT version), count(*) FROM widgets.river_migration").Scan(&river, &riverRows)
+	if river == 0 || river != riverRows {
+		t.Errorf("river_migration: %d versions in %d rows, want each once", river, riverRows)
 	}
 
 	// Nothing lands in public.
