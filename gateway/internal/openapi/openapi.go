@@ -46,7 +46,8 @@ var info = map[string]any{
 
 // merge adds the paths of extra to those of the generated doc, after tidying
 // what the generator leaves rough: its title, the path parameters it makes
-// from resource names, and the error schema it describes nowhere.
+// from resource names, the tags of services without a REST route, and the
+// error schema it describes nowhere.
 func merge(doc, extra []byte) (string, error) {
 	var d map[string]any
 	if err := decode(doc, &d); err != nil {
@@ -69,6 +70,7 @@ func merge(doc, extra []byte) (string, error) {
 	}
 	d["paths"] = paths
 	d["info"] = info
+	d["tags"] = usedTags(d["tags"], paths)
 	if defs, ok := d["definitions"].(map[string]any); ok {
 		describeErrors(defs)
 	}
@@ -152,6 +154,35 @@ func words(name string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// usedTags returns the tags some operation of paths has. The generator
+// lists a tag for every service, including those only other services call
+// over gRPC (ReservationService, SenderService), which would show in the
+// REST documentation as empty sections.
+func usedTags(tags any, paths map[string]any) []any {
+	used := make(map[string]bool)
+	for _, item := range paths {
+		ops, _ := item.(map[string]any)
+		for _, op := range ops {
+			op, _ := op.(map[string]any)
+			ts, _ := op["tags"].([]any)
+			for _, t := range ts {
+				if t, ok := t.(string); ok {
+					used[t] = true
+				}
+			}
+		}
+	}
+	all, _ := tags.([]any)
+	var out []any
+	for _, t := range all {
+		t, _ := t.(map[string]any)
+		if name, _ := t["name"].(string); used[name] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // describeErrors describes the error body every route answers, which the

@@ -127,6 +127,7 @@ func TestOperations(t *testing.T) {
 	for _, tag := range d.Tags {
 		described[tag.Name] = tag.Description != ""
 	}
+	used := make(map[string]bool)
 	ids := make(map[string]string)
 	for path, ops := range d.Paths {
 		for method, op := range ops {
@@ -140,10 +141,16 @@ func TestOperations(t *testing.T) {
 				t.Errorf("%s: operation %q tagged %v, want Service_Method tagged Service", where, op.OperationID, op.Tags)
 			}
 			for _, tag := range op.Tags {
+				used[tag] = true
 				if !described[tag] {
 					t.Errorf("%s: tag %s is not described among the document's tags", where, tag)
 				}
 			}
+		}
+	}
+	for _, tag := range d.Tags {
+		if !used[tag.Name] {
+			t.Errorf("tag %s has no operation: a service without REST routes shows as an empty section", tag.Name)
 		}
 	}
 }
