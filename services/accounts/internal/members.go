@@ -12,6 +12,7 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/pg"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // setupTTL is how long a created user's setup link works.
@@ -182,4 +183,89 @@ func (s *Server) SetInitialPassword(ctx context.Context, req *accountsv1.SetInit
 		return nil, err
 	}
 	return &accountsv1.SetInitialPasswordResponse{}, nil
+}
+
+// ListMembers lists an organization's members, oldest first.
+func (s *Server) ListMembers(ctx context.Context, req *accountsv1.ListMembersRequest) (*accountsv1.ListMembersResponse, error) {
+	org, _, _, err := s.access(ctx, "parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeCursor(req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	ms, err := s.store.Members(ctx, org, after, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &accountsv1.ListMembersResponse{}
+	if len(ms) > size {
+		ms = ms[:size]
+		last := ms[size-1]
+		resp.NextPageToken = encodeCursor(Cursor{CreateTime: last.CreateTime, UserID: last.UserID})
+	}
+	for _, m := range ms {
+		resp.Members = append(resp.Members, memberProto(m))
+	}
+	return resp, nil
+}
+
+// UpdateMember changes a member's role.
+func (s *Server) UpdateMember(ctx context.Context, req *accountsv1.UpdateMemberRequest) (*accountsv1.UpdateMemberResponse, error) {
+	c, err := callerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	org, target, err := parseMemberName("member.name", req.GetMember().GetName())
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range req.GetUpdateMask().GetPaths() {
+		if p != "role" {
+			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: role", p))
+		}
+	}
+	to, ok := roleFromProto(req.GetMember().GetRole())
+	if !ok {
+		return nil, errs.Field("member.role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER")
+	}
+	m, err := s.store.UpdateRole(ctx, c, org, target, to)
+	if err != nil {
+		s.auditRefusal(ctx, c.audit(org, "accounts.member.update", memberName(org, target), map[string]string{"role": roleProto(to).String()}), err)
+		return nil, err
+	}
+	return &accountsv1.UpdateMemberResponse{Member: memberProto(m)}, nil
+}
+
+// DeleteMember removes a member from an organization.
+func (s *Server) DeleteMember(ctx context.Context, req *accountsv1.DeleteMemberRequest) (*accountsv1.DeleteMemberResponse, error) {
+	c, err := callerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	org, target, err := parseMemberName("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.DeleteMember(ctx, c, org, target); err != nil {
+		s.auditRefusal(ctx, c.audit(org, "accounts.member.delete", memberName(org, target), nil), err)
+		return nil, err
+	}
+	return &accountsv1.DeleteMemberResponse{}, nil
+}
+
+func memberProto(m *Membership) *accountsv1.Member {
+	return &accountsv1.Member{
+		Name:        memberName(m.OrganizationID, m.UserID),
+		User:        userName(m.UserID),
+		Email:       m.Email,
+		DisplayName: m.DisplayName,
+		Role:        roleProto(m.Role),
+		CreateTime:  timestamppb.New(m.CreateTime),
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"golang.org/x/text/unicode/norm"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 const (
@@ -28,6 +29,40 @@ UPDATE users SET display_name = $2, phone_number = $3, language = $4, update_tim
 SELECT id, email, display_name, password_hash, create_time, language, phone_number, login_pending
 FROM users WHERE id = $1 FOR UPDATE`
 )
+
+// GetCurrentUser returns the caller and their memberships.
+func (s *Server) GetCurrentUser(ctx context.Context, _ *accountsv1.GetCurrentUserRequest) (*accountsv1.GetCurrentUserResponse, error) {
+	_, id, err := personFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.store.UserByID(ctx, id)
+	if errs.Is(err, errs.NotFound) {
+		// A valid token for a deleted user.
+		return nil, errs.E(errs.Unauthenticated, "the account no longer exists")
+	}
+	if err != nil {
+		return nil, err
+	}
+	ms, err := s.store.MembershipsOfUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	resp := &accountsv1.GetCurrentUserResponse{User: userProto(u)}
+	for _, m := range ms {
+		resp.Memberships = append(resp.Memberships, memberProto(m))
+	}
+	return resp, nil
+}
+
+func userProto(u *User) *accountsv1.User {
+	p := &accountsv1.User{Name: userName(u.ID), Login: u.Email, DisplayName: u.DisplayName, CreateTime: timestamppb.New(u.CreateTime),
+		Language: u.Language, PhoneNumber: u.PhoneNumber, LoginEmailRequired: u.LoginPending}
+	if strings.Contains(u.Email, "@") {
+		p.Email = u.Email
+	}
+	return p
+}
 
 // UpdateCurrentUser changes the caller's display name, phone or language.
 func (s *Server) UpdateCurrentUser(ctx context.Context, req *accountsv1.UpdateCurrentUserRequest) (*accountsv1.UpdateCurrentUserResponse, error) {
