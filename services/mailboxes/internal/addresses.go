@@ -117,10 +117,6 @@ WHERE a.mail_service_id = $1 AND a.local_key > $2
   AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM address_users u WHERE u.address_id = a.id AND u.user_id = $4))
 ORDER BY a.local_key LIMIT $3`
 
-	insertAddress = `
-INSERT INTO addresses (id, mail_service_id, local_part, local_key, kind, redirects, quota_bytes)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`
-
 	whoHolds = `SELECT address_id IS NOT NULL, is_alias, COALESCE(holder, '') FROM local_parts WHERE mail_service_id = $1 AND local_key = $2`
 
 	// insertAddressOnce inserts an address into an active mail service of
