@@ -25,9 +25,11 @@ import (
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/notify"
 	"github.com/mailplane/mailplane/services/platform/service"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/riverqueue/river"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
@@ -188,6 +190,12 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		InvitationsPerRecipient:    orDefault(c.InvitationsPerRecipient, 5),
 	}
 	s := internal.NewServer(internal.NewStore(pool), auth.NewSigner(key, c.AccessTokenTTL), c.RefreshTokenTTL, limits, c.PasswordHashes, c.PublicURL, log)
+	// Notices' jobs are inserted here and worked by NoticeSender's client.
+	inserter, err := jobs.New(pool, jobs.Config{Schema: Schema, Log: log})
+	if err != nil {
+		return err
+	}
+	s.SetNotices(internal.Notices{Jobs: inserter, Attempts: c.NoticeAttempts})
 	accountsv1.RegisterAuthServiceServer(srv, s)
 	accountsv1.RegisterUserServiceServer(srv, s)
 	accountsv1.RegisterOrganizationServiceServer(srv, s)
@@ -268,6 +276,11 @@ func NoticeSender(pool *pgxpool.Pool, c Config, log *slog.Logger) (func(context.
 	if c.SMSURL != "" {
 		sms = &notify.HTTPSMS{URL: c.SMSURL, Key: c.SMSKey}
 	}
-	s := &internal.NoticeSender{Pool: pool, Email: email, SMS: sms, Log: log, MaxAttempts: c.NoticeAttempts, FirstRetry: c.NoticeRetry, Poll: time.Second}
-	return s.Run, nil
+	workers := river.NewWorkers()
+	internal.AddNoticeSender(workers, &internal.NoticeSender{Pool: pool, Email: email, SMS: sms, Log: log, FirstRetry: c.NoticeRetry})
+	client, err := jobs.New(pool, jobs.Config{Schema: Schema, Workers: workers, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return jobs.Run(ctx, client) }, nil
 }

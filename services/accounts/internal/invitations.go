@@ -182,7 +182,7 @@ func (s *Server) queueInvitationEmail(ctx context.Context, tx pgx.Tx, i *Invitat
 		inviter = org
 	}
 	orgID := i.OrganizationID
-	return enqueueNotice(ctx, tx, &Notice{
+	return s.enqueueNotice(ctx, tx, &Notice{
 		ID: uuid.Must(uuid.NewV7()), OrganizationID: &orgID, Channel: "email", Recipient: i.Email, Language: lang, Template: "invitation",
 		Params: map[string]string{
 			"Organization": org, "Inviter": inviter, "Role": roleNames[lang][i.Role], "Purpose": i.Purpose,

@@ -17,7 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/notify"
+	"github.com/riverqueue/river"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -112,22 +114,17 @@ const (
 INSERT INTO notices (id, organization_id, channel, recipient, language, template, params)
 VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
-	// claimNotice takes the oldest due notice; SKIP LOCKED lets several
-	// replicas send side by side without sending anything twice.
-	claimNotice = `
+	// selectPendingNotice finds a notice its job is to deliver; one sent,
+	// dead or retried by another job is not.
+	selectPendingNotice = `
 SELECT id, organization_id, channel, recipient, language, template, params, attempts, last_error, create_time
-FROM notices
-WHERE state = 'pending' AND next_attempt_time <= now()
-ORDER BY next_attempt_time
-LIMIT 1
-FOR UPDATE SKIP LOCKED`
+FROM notices WHERE id = $1 AND state = 'pending'`
 
 	// markSent also erases the params, which may hold a secret link.
 	markSent = `UPDATE notices SET state = 'sent', sent_time = now(), attempts = attempts + 1, params = '{}' WHERE id = $1`
 
 	markFailed = `
-UPDATE notices SET attempts = attempts + 1, last_error = $2, next_attempt_time = $3,
-                   state = CASE WHEN $4 THEN 'dead' ELSE 'pending' END
+UPDATE notices SET attempts = attempts + 1, last_error = $2, state = CASE WHEN $3 THEN 'dead' ELSE 'pending' END
 WHERE id = $1`
 
 	selectDeadNotices = `
@@ -136,15 +133,43 @@ FROM notices WHERE organization_id = $1 AND state = 'dead'
 ORDER BY create_time DESC`
 
 	retryNotice = `
-UPDATE notices SET state = 'pending', attempts = 0, next_attempt_time = now()
+UPDATE notices SET state = 'pending', attempts = 0
 WHERE id = $1 AND organization_id = $2 AND state = 'dead'
 RETURNING id, organization_id, channel, recipient, language, template, params, attempts, last_error, create_time`
 )
 
-// enqueueNotice writes n in tx, to be sent once tx commits.
-func enqueueNotice(ctx context.Context, tx pgx.Tx, n *Notice) error {
+// noticeArgs is the job delivering a notice. The notice itself stays in
+// the notices table, where ListDeadNotices finds an organization's dead
+// ones and a sent one has its params erased.
+type noticeArgs struct {
+	ID uuid.UUID `json:"id"`
+}
+
+func (noticeArgs) Kind() string { return "notice" }
+
+// Notices queues notices for delivery.
+type Notices struct {
+	// Jobs inserts the delivery jobs; it need not work them.
+	Jobs *jobs.Client
+	// Attempts is how many times a notice is tried before it is dead.
+	Attempts int
+}
+
+// SetNotices says how the server queues notices.
+func (s *Server) SetNotices(n Notices) { s.notices = n }
+
+// enqueueNotice writes n in tx, with the job that sends it once tx commits.
+func (s *Server) enqueueNotice(ctx context.Context, tx pgx.Tx, n *Notice) error {
 	if _, err := tx.Exec(ctx, insertNotice, n.ID, n.OrganizationID, n.Channel, n.Recipient, n.Language, n.Template, n.Params); err != nil {
 		return fmt.Errorf("enqueue %s notice: %w", n.Template, err)
+	}
+	return s.queueNotice(ctx, tx, n)
+}
+
+// queueNotice inserts the job delivering n in tx.
+func (s *Server) queueNotice(ctx context.Context, tx pgx.Tx, n *Notice) error {
+	if _, err := s.notices.Jobs.InsertTx(ctx, tx, noticeArgs{ID: n.ID}, &river.InsertOpts{MaxAttempts: s.notices.Attempts}); err != nil {
+		return fmt.Errorf("queue %s notice: %w", n.Template, err)
 	}
 	return nil
 }
@@ -159,69 +184,56 @@ type SMSSender interface {
 	Send(ctx context.Context, s notify.SMS) error
 }
 
-// NoticeSender delivers queued notices, retrying failures with exponential
-// backoff; after MaxAttempts a notice is dead until an admin retries it.
+// NoticeSender is the worker of notice jobs: it delivers a notice, and
+// River retries a failed delivery with exponential backoff; after the
+// job's last attempt the notice is dead (and its job discarded) until an
+// admin retries it.
 type NoticeSender struct {
-	Pool        *pgxpool.Pool
-	Email       EmailSender
-	SMS         SMSSender
-	Log         *slog.Logger
-	MaxAttempts int
+	river.WorkerDefaults[noticeArgs]
+	Pool  *pgxpool.Pool
+	Email EmailSender
+	SMS   SMSSender
+	Log   *slog.Logger
 	// FirstRetry is the delay after the first failure; each next one doubles,
 	// up to an hour.
 	FirstRetry time.Duration
-	// Poll is how often an idle sender looks for due notices.
-	Poll time.Duration
 }
 
-// Run sends until ctx is done.
-func (s *NoticeSender) Run(ctx context.Context) error {
-	for {
-		sent, err := s.sendOne(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.Log.ErrorContext(ctx, "notice sender", "error", err)
-		}
-		if sent && err == nil {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(s.Poll):
-		}
+// AddNoticeSender registers s as the worker of notice jobs.
+func AddNoticeSender(workers *river.Workers, s *NoticeSender) { river.AddWorker(workers, s) }
+
+// Work delivers the job's notice, if it is still pending.
+func (s *NoticeSender) Work(ctx context.Context, job *river.Job[noticeArgs]) error {
+	rows, _ := s.Pool.Query(ctx, selectPendingNotice, job.Args.ID)
+	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Notice])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("find notice: %w", err)
+	}
+	if sendErr := s.deliver(ctx, n); sendErr != nil {
+		dead := job.Attempt >= job.MaxAttempts
+		level := slog.LevelWarn
+		if dead {
+			level = slog.LevelError
+		}
+		s.Log.Log(ctx, level, "notice not delivered", "notice", n.ID, "template", n.Template, "attempts", job.Attempt, "dead", dead, "error", sendErr)
+		if _, err := s.Pool.Exec(ctx, markFailed, n.ID, sendErr.Error(), dead); err != nil {
+			return fmt.Errorf("record failed notice: %w", err)
+		}
+		return sendErr
+	}
+	if _, err := s.Pool.Exec(ctx, markSent, n.ID); err != nil {
+		return fmt.Errorf("record sent notice: %w", err)
+	}
+	return nil
 }
 
-// sendOne delivers the oldest due notice, if any, and reports whether there
-// was one.
-func (s *NoticeSender) sendOne(ctx context.Context) (bool, error) {
-	found := false
-	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, claimNotice)
-		n, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Notice])
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("claim notice: %w", err)
-		}
-		found = true
-		if sendErr := s.deliver(ctx, n); sendErr != nil {
-			attempts := n.Attempts + 1
-			dead := attempts >= s.MaxAttempts
-			delay := min(s.FirstRetry<<min(attempts-1, 20), time.Hour)
-			level := slog.LevelWarn
-			if dead {
-				level = slog.LevelError
-			}
-			s.Log.Log(ctx, level, "notice not delivered", "notice", n.ID, "template", n.Template, "attempts", attempts, "dead", dead, "error", sendErr)
-			_, err := tx.Exec(ctx, markFailed, n.ID, sendErr.Error(), time.Now().Add(delay), dead)
-			return err
-		}
-		_, err = tx.Exec(ctx, markSent, n.ID)
-		return err
-	})
-	return found, err
+// NextRetry waits FirstRetry after the first failure, twice as long after
+// each next one, at most an hour.
+func (s *NoticeSender) NextRetry(job *river.Job[noticeArgs]) time.Time {
+	return jobs.Backoff(job.Attempt, s.FirstRetry, time.Hour)
 }
 
 func (s *NoticeSender) deliver(ctx context.Context, n *Notice) error {
@@ -287,6 +299,9 @@ func (s *Server) RetryNotice(ctx context.Context, req *accountsv1.RetryNoticeReq
 		}
 		if err != nil {
 			return fmt.Errorf("retry notice: %w", err)
+		}
+		if err := s.queueNotice(ctx, tx, n); err != nil {
+			return err
 		}
 		return insertAudit(ctx, tx, c.audit(org, "accounts.notice.retry", req.GetName(), map[string]string{"template": n.Template}))
 	})

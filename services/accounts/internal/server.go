@@ -59,6 +59,7 @@ type Server struct {
 	log           *slog.Logger
 	// publicURL is the frontend's address, which links in emails point to.
 	publicURL string
+	notices   Notices
 }
 
 // NewServer returns a server over store issuing tokens with signer, hashing

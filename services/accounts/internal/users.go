@@ -207,7 +207,7 @@ func (s *Server) ReleaseMemberLogin(ctx context.Context, req *accountsv1.Release
 		if err := revokeSessionsOf(ctx, tx, target, s.sessionsEnd(), accountsv1.RevocationReason_REVOCATION_REASON_LOGIN_RELEASED); err != nil {
 			return fmt.Errorf("release login: %w", err)
 		}
-		if err := enqueueNotice(ctx, tx, &Notice{ID: uuid.Must(uuid.NewV7()), OrganizationID: &org, Channel: "sms", Recipient: u.PhoneNumber,
+		if err := s.enqueueNotice(ctx, tx, &Notice{ID: uuid.Must(uuid.NewV7()), OrganizationID: &org, Channel: "sms", Recipient: u.PhoneNumber,
 			Language: supportedLanguage(u.Language), Template: "login-released", Params: map[string]string{"Login": login}}); err != nil {
 			return err
 		}

@@ -66,9 +66,10 @@ func Connect(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 }
 
 // Migrate creates schema if needed and applies the platform's migrations,
-// then the service's (the *.sql files at the root of migrations), then
-// River's, whose job tables every service schema has (package jobs). An
-// advisory lock held for the whole run lets several replicas start at once.
+// then River's, whose job tables every service schema has (package jobs),
+// then the service's (the *.sql files at the root of migrations), which so
+// may queue jobs. An advisory lock held for the whole run lets several
+// replicas start at once.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations fs.FS, log *slog.Logger) error {
 	// The lock lives on a connection of its own: goose takes its connections
 	// from the pool, which may hold a single one.
@@ -117,8 +118,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 		for _, r := range results {
 			log.Info("migration applied", "schema", schema, "migration", r.Source.Path, "duration", r.Duration)
 		}
+		if m.table == "platform_migrations" {
+			if err := jobs.Migrate(ctx, pool, schema, log); err != nil {
+				return err
+			}
+		}
 	}
-	return jobs.Migrate(ctx, pool, schema, log)
+	return nil
 }
 
 // InTx runs fn in a transaction, committing when it returns nil.
