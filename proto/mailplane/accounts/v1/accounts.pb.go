@@ -1278,8 +1278,17 @@ type ListMembersRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// At most this many members (default 50, at most 1000).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// The next_page_token of a previous call.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// The next_page_token of a previous call with the same parent, filter and
+	// order_by.
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only the members that match, in a subset of AIP-160: terms joined by
+	// AND, each `field = "value"`. `email` takes a login, in any case, or a
+	// prefix ending in * (`email = "ann*"`); `role` takes a role
+	// (`role = "ROLE_ADMIN"`). Empty: every member.
+	Filter string `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	// "create_time" (the default, oldest first) or "email", then " desc" for
+	// the reverse order.
+	OrderBy       string `protobuf:"bytes,5,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1335,13 +1344,29 @@ func (x *ListMembersRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListMembersRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ListMembersRequest) GetOrderBy() string {
+	if x != nil {
+		return x.OrderBy
+	}
+	return ""
+}
+
 // ListMembersResponse is one page of members.
 type ListMembersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The members, oldest first.
+	// The members, oldest first unless order_by says otherwise.
 	Members []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
 	// Token for the next page; empty on the last one.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// How many members match the filter, over every page.
+	TotalSize     int32 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1388,6 +1413,13 @@ func (x *ListMembersResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListMembersResponse) GetTotalSize() int32 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
 }
 
 // GetMemberRequest names a member.
@@ -2798,15 +2830,19 @@ const file_mailplane_accounts_v1_accounts_proto_rawDesc = "" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"e\n" +
 	"\x1aUpdateOrganizationResponse\x12G\n" +
-	"\forganization\x18\x01 \x01(\v2#.mailplane.accounts.v1.OrganizationR\forganization\"p\n" +
+	"\forganization\x18\x01 \x01(\v2#.mailplane.accounts.v1.OrganizationR\forganization\"\xb4\x01\n" +
 	"\x12ListMembersRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"v\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x1f\n" +
+	"\x06filter\x18\x04 \x01(\tB\a\xca\xf3\x18\x03 \x80\x04R\x06filter\x12!\n" +
+	"\border_by\x18\x05 \x01(\tB\x06\xca\xf3\x18\x02 @R\aorderBy\"\x95\x01\n" +
 	"\x13ListMembersResponse\x127\n" +
 	"\amembers\x18\x01 \x03(\v2\x1d.mailplane.accounts.v1.MemberR\amembers\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\".\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\".\n" +
 	"\x10GetMemberRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"J\n" +
 	"\x11GetMemberResponse\x125\n" +

@@ -1918,10 +1918,20 @@ type ListAddressesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "organizations/{organization}/mailServices/{mail_service}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// At most this many (default 100, at most 1000).
+	// At most this many (default 50, at most 1000).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// The next_page_token of a previous call.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// The next_page_token of a previous call with the same parent, filter and
+	// order_by.
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only the addresses that match, in a subset of AIP-160: terms joined by
+	// AND, each `field = "value"`. `local_part` takes a local part, in any
+	// case, or a prefix ending in * (`local_part = "sal*"`; the catch-all is
+	// `local_part = "\*"`); `user` takes a user's name and keeps the addresses
+	// shared with them (`user = "users/{user}"`). Empty: every address.
+	Filter string `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	// "local_part" (the default) or "create_time", then " desc" for the
+	// reverse order.
+	OrderBy       string `protobuf:"bytes,5,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1977,13 +1987,29 @@ func (x *ListAddressesRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListAddressesRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ListAddressesRequest) GetOrderBy() string {
+	if x != nil {
+		return x.OrderBy
+	}
+	return ""
+}
+
 // ListAddressesResponse is a page of addresses.
 type ListAddressesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The addresses, by local part.
+	// The addresses, by local part unless order_by says otherwise.
 	Addresses []*Address `protobuf:"bytes,1,rep,name=addresses,proto3" json:"addresses,omitempty"`
 	// Token for the next page; empty on the last.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// How many addresses match the filter, over every page.
+	TotalSize     int32 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2030,6 +2056,13 @@ func (x *ListAddressesResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListAddressesResponse) GetTotalSize() int32 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
 }
 
 // UpdateAddressRequest changes an address.
@@ -4233,15 +4266,19 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x11GetAddressRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"O\n" +
 	"\x12GetAddressResponse\x129\n" +
-	"\aaddress\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.AddressR\aaddress\"r\n" +
+	"\aaddress\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.AddressR\aaddress\"\xb6\x01\n" +
 	"\x14ListAddressesRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"~\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x1f\n" +
+	"\x06filter\x18\x04 \x01(\tB\a\xca\xf3\x18\x03 \x80\x04R\x06filter\x12!\n" +
+	"\border_by\x18\x05 \x01(\tB\x06\xca\xf3\x18\x02 @R\aorderBy\"\x9d\x01\n" +
 	"\x15ListAddressesResponse\x12=\n" +
 	"\taddresses\x18\x01 \x03(\v2\x1f.mailplane.mailboxes.v1.AddressR\taddresses\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x96\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\"\x96\x01\n" +
 	"\x14UpdateAddressRequest\x12A\n" +
 	"\aaddress\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.AddressB\x06\xca\xf3\x18\x02\b\x01R\aaddress\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
