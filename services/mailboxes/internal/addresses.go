@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/idempotency"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -109,13 +111,6 @@ FROM addresses a JOIN mail_services m ON m.id = a.mail_service_id`
 
 	selectAddress = addressColumns + `
 WHERE a.id = $1 AND a.mail_service_id = $2 AND m.organization_id = $3 AND m.delete_time IS NULL`
-
-	// selectAddresses pages by local key; a member sees only the addresses
-	// they were given ($5 is their user id, NULL for managers).
-	selectAddresses = addressColumns + `
-WHERE a.mail_service_id = $1 AND a.local_key > $2
-  AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM address_users u WHERE u.address_id = a.id AND u.user_id = $4))
-ORDER BY a.local_key LIMIT $3`
 
 	whoHolds = `SELECT address_id IS NOT NULL, is_alias, COALESCE(holder, '') FROM local_parts WHERE mail_service_id = $1 AND local_key = $2`
 
@@ -612,12 +607,80 @@ func (s *Server) GetAddress(ctx context.Context, req *mailboxesv1.GetAddressRequ
 	return &mailboxesv1.GetAddressResponse{Address: addressProto(a)}, nil
 }
 
+// The addresses of a mail service ($1) a List shows: a member sees only
+// those they were given ($2, their user id; NULL for managers). $3 to $5
+// are the filter, NULL where it has no term: a local key, a prefix of one,
+// a user the address is shared with.
+const (
+	addressesWhere = `
+WHERE a.mail_service_id = $1
+  AND ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM address_users u WHERE u.address_id = a.id AND u.user_id = $2))
+  AND ($3::text IS NULL OR a.local_key = $3)
+  AND ($4::text IS NULL OR starts_with(a.local_key, $4))
+  AND ($5::uuid IS NULL OR EXISTS (SELECT 1 FROM address_users u WHERE u.address_id = a.id AND u.user_id = $5))`
+
+	countAddresses = `SELECT count(*) FROM addresses a` + addressesWhere
+)
+
+// addressPage returns the query for one page of addresses in order o: $6 is
+// the limit, $7 and $8 the sort key and id of the previous page's last
+// address (NULL on the first page). Pages are keyset, never OFFSET, so
+// they stay fast and skip nothing while addresses come and go.
+func addressPage(o aip.Order) string {
+	switch o {
+	case aip.Order{Field: "local_part", Desc: true}:
+		return addressColumns + addressesWhere + `
+  AND ($7::text IS NULL OR (a.local_key, a.id) < ($7, $8::uuid))
+ORDER BY a.local_key DESC, a.id DESC LIMIT $6`
+	case aip.Order{Field: "create_time"}:
+		return addressColumns + addressesWhere + `
+  AND ($7::timestamptz IS NULL OR (a.create_time, a.id) > ($7, $8::uuid))
+ORDER BY a.create_time, a.id LIMIT $6`
+	case aip.Order{Field: "create_time", Desc: true}:
+		return addressColumns + addressesWhere + `
+  AND ($7::timestamptz IS NULL OR (a.create_time, a.id) < ($7, $8::uuid))
+ORDER BY a.create_time DESC, a.id DESC LIMIT $6`
+	}
+	return addressColumns + addressesWhere + `
+  AND ($7::text IS NULL OR (a.local_key, a.id) > ($7, $8::uuid))
+ORDER BY a.local_key, a.id LIMIT $6`
+}
+
 // ListAddresses lists a mail service's addresses.
 func (s *Server) ListAddresses(ctx context.Context, req *mailboxesv1.ListAddressesRequest) (*mailboxesv1.ListAddressesResponse, error) {
 	ids, err := parseName("parent", req.GetParent(), "organizations", "mailServices")
 	if err != nil {
 		return nil, err
 	}
+	filter, err := aip.ParseFilter(req.GetFilter(), map[string]aip.Match{"local_part": aip.Prefix, "user": aip.Equal})
+	if err != nil {
+		return nil, err
+	}
+	// args are $1 to $5 of addressesWhere.
+	args := []any{ids[1], nil, nil, nil, nil}
+	if t, ok := filter.Get("local_part"); ok && t.Prefix {
+		args[3] = localKey(t.Value)
+	} else if ok {
+		args[2] = localKey(t.Value)
+	}
+	if t, ok := filter.Get("user"); ok {
+		if args[4], err = userID("filter", t.Value); err != nil {
+			return nil, err
+		}
+	}
+	order, err := aip.ParseOrderBy(req.GetOrderBy(), aip.Order{Field: "local_part"}, "local_part", "create_time")
+	if err != nil {
+		return nil, err
+	}
+	page, err := aip.ParsePage(req.GetPageSize(), req.GetPageToken(), "ListAddresses", req.GetParent(), filter.String(), order.String())
+	if err != nil {
+		return nil, err
+	}
+	after, err := addressCursor(order, page.After)
+	if err != nil {
+		return nil, err
+	}
+
 	c, role, err := s.access(ctx, ids[0])
 	if err != nil {
 		return nil, err
@@ -625,36 +688,55 @@ func (s *Server) ListAddresses(ctx context.Context, req *mailboxesv1.ListAddress
 	if _, err := activeMailService(ctx, s.pool, ids[0], ids[1]); err != nil {
 		return nil, err
 	}
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		return nil, errs.Field("pageSize", "must not be negative")
-	case size == 0:
-		size = 100
-	case size > 1000:
-		size = 1000
-	}
-	var member *uuid.UUID
 	if !role.canManage() {
 		if c.TokenID != "" {
 			return &mailboxesv1.ListAddressesResponse{}, nil
 		}
-		member = &c.UserID
+		args[1] = c.UserID
 	}
-	rows, _ := s.pool.Query(ctx, selectAddresses, ids[1], req.GetPageToken(), size+1, member)
+	resp := &mailboxesv1.ListAddressesResponse{}
+	if err := s.pool.QueryRow(ctx, countAddresses, args...).Scan(&resp.TotalSize); err != nil {
+		return nil, fmt.Errorf("count addresses: %w", err)
+	}
+	rows, _ := s.pool.Query(ctx, addressPage(order), append(args, page.Size+1, after[0], after[1])...)
 	as, err := collectAddresses(rows)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
-	resp := &mailboxesv1.ListAddressesResponse{}
-	if len(as) > size {
-		as = as[:size]
-		resp.NextPageToken = as[size-1].LocalKey
-	}
+	as, resp.NextPageToken = aip.Trim(page, as, func(a *Address) []string {
+		if order.Field == "create_time" {
+			return []string{strconv.FormatInt(a.CreateTime.UnixMicro(), 10), a.ID.String()}
+		}
+		return []string{a.LocalKey, a.ID.String()}
+	})
 	for _, a := range as {
 		resp.Addresses = append(resp.Addresses, addressProto(a))
 	}
 	return resp, nil
+}
+
+// addressCursor turns the sort keys a page token holds back into the
+// values addressPage compares: a local key or a create time, and an id;
+// nils on the first page.
+func addressCursor(o aip.Order, keys []string) ([2]any, error) {
+	if keys == nil {
+		return [2]any{}, nil
+	}
+	if len(keys) != 2 {
+		return [2]any{}, aip.BadPageToken()
+	}
+	id, err := uuid.Parse(keys[1])
+	if err != nil {
+		return [2]any{}, aip.BadPageToken()
+	}
+	if o.Field != "create_time" {
+		return [2]any{keys[0], id}, nil
+	}
+	micros, err := strconv.ParseInt(keys[0], 10, 64)
+	if err != nil {
+		return [2]any{}, aip.BadPageToken()
+	}
+	return [2]any{time.UnixMicro(micros), id}, nil
 }
 
 // UpdateAddress changes an address's users, destinations, aliases or quota.
@@ -664,15 +746,15 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 		return nil, err
 	}
 	in := req.GetAddress()
-	paths := req.GetUpdateMask().GetPaths()
+	paths, err := aip.UpdatePaths(req.GetUpdateMask(), in, "users", "redirect_destinations", "aliases", "quota_bytes", "signature")
+	if err != nil {
+		return nil, err
+	}
 	if !role.canManage() {
 		// Users with the signatures right may choose the signature alone.
 		if err := canChooseSignature(a, c, paths); err != nil {
 			return nil, err
 		}
-	}
-	if len(paths) == 0 {
-		return nil, errs.Field("updateMask", "name the fields to change: users, redirectDestinations, aliases, quotaBytes, signature")
 	}
 	redirects, quota := a.Redirects, a.QuotaBytes
 	if redirects == nil {
@@ -685,7 +767,7 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 	setSignature := false
 	for _, p := range paths {
 		switch p {
-		case "redirect_destinations", "redirectDestinations":
+		case "redirect_destinations":
 			if redirects, err = checkRedirects(a.Kind, in.GetRedirectDestinations()); err != nil {
 				return nil, err
 			}
@@ -697,7 +779,7 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 				return nil, errs.Field("address.aliases", fmt.Sprintf("%q is the address's own local part", a.LocalKey))
 			}
 			setAliases = true
-		case "quota_bytes", "quotaBytes":
+		case "quota_bytes":
 			if quota = in.GetQuotaBytes(); quota < 0 {
 				return nil, errs.Field("address.quotaBytes", "must not be negative")
 			}
@@ -715,8 +797,6 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 				return nil, err
 			}
 			setSignature = true
-		default:
-			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: users, redirectDestinations, aliases, quotaBytes, signature", p))
 		}
 	}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -226,10 +227,9 @@ func (s *Server) UpdateMailService(ctx context.Context, req *mailboxesv1.UpdateM
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range req.GetUpdateMask().GetPaths() {
-		if p != "display_name" && p != "displayName" {
-			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: displayName", p))
-		}
+	// display_name is the one updatable field: the mask only has to be valid.
+	if _, err := aip.UpdatePaths(req.GetUpdateMask(), req.GetMailService(), "display_name"); err != nil {
+		return nil, err
 	}
 	display := strings.TrimSpace(req.GetMailService().GetDisplayName())
 	if display == "" {

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 )
 
@@ -30,33 +31,19 @@ func userName(id uuid.UUID) string { return "users/" + id.String() }
 // words: parseName("organizations/o/mailServices/m", "organizations",
 // "mailServices") returns [o, m].
 func parseName(field, name string, collections ...string) ([]uuid.UUID, error) {
-	parts := strings.Split(name, "/")
-	example := ""
-	for _, c := range collections {
-		example += c + "/{id}/"
-	}
-	bad := errs.Field(field, "must be a name like "+strings.TrimSuffix(example, "/"))
-	if len(parts) != 2*len(collections) {
-		return nil, bad
-	}
-	ids := make([]uuid.UUID, len(collections))
+	pattern := make([]string, len(collections))
 	for i, c := range collections {
-		id, err := uuid.Parse(parts[2*i+1])
-		if parts[2*i] != c || err != nil {
-			return nil, bad
-		}
-		ids[i] = id
+		pattern[i] = c + "/{id}"
 	}
-	return ids, nil
+	return aip.ParseIDs(field, name, strings.Join(pattern, "/"))
 }
 
 func userID(field, name string) (uuid.UUID, error) {
-	rest, ok := strings.CutPrefix(name, "users/")
-	id, err := uuid.Parse(rest)
-	if !ok || err != nil {
-		return uuid.Nil, errs.Field(field, "must be a user name like users/{id}")
+	ids, err := aip.ParseIDs(field, name, "users/{user}")
+	if err != nil {
+		return uuid.Nil, err
 	}
-	return id, nil
+	return ids[0], nil
 }
 
 // checkLabel trims a name people give to things (a device, a signature) and

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -223,14 +224,14 @@ func (s *Server) UpdateSignature(ctx context.Context, req *mailboxesv1.UpdateSig
 	if err != nil {
 		return nil, err
 	}
-	paths := req.GetUpdateMask().GetPaths()
-	if len(paths) == 0 {
-		paths = []string{"display_name", "template"}
+	paths, err := aip.UpdatePaths(req.GetUpdateMask(), in, "display_name", "template")
+	if err != nil {
+		return nil, err
 	}
 	var display, template *string
 	for _, p := range paths {
 		switch p {
-		case "display_name", "displayName":
+		case "display_name":
 			d, err := checkLabel("signature.displayName", in.GetDisplayName())
 			if err != nil {
 				return nil, err
@@ -242,8 +243,6 @@ func (s *Server) UpdateSignature(ctx context.Context, req *mailboxesv1.UpdateSig
 			}
 			t := in.GetTemplate()
 			template = &t
-		default:
-			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: displayName, template", p))
 		}
 	}
 	c, err := s.manage(ctx, ids[0])

@@ -99,7 +99,10 @@ func Trim[T any](p Page, items []T, keys func(T) []string) ([]T, string) {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func errBadToken() error { return errs.Field("pageToken", "is not a token from a previous page") }
+// BadPageToken is the error for a page token that does not hold what its
+// list put in it; services return it when the sort keys in Page.After do not
+// parse.
+func BadPageToken() error { return errs.Field("pageToken", "is not a token from a previous page") }
 
 func errOtherQuery() error {
 	return errs.Field("pageToken", "belongs to another query: keep parent, filter and orderBy as they were for the first page")
@@ -107,15 +110,15 @@ func errOtherQuery() error {
 
 func decodeToken(token string, query [8]byte) ([]string, error) {
 	if len(token) > maxTokenLen {
-		return nil, errBadToken()
+		return nil, BadPageToken()
 	}
 	b, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil || len(b) < 1+8+1+4 {
-		return nil, errBadToken()
+		return nil, BadPageToken()
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(body, castagnoli) != sum || body[0] != tokenVersion {
-		return nil, errBadToken()
+		return nil, BadPageToken()
 	}
 	if !bytes.Equal(body[1:9], query[:]) {
 		return nil, errOtherQuery()
@@ -123,20 +126,20 @@ func decodeToken(token string, query [8]byte) ([]string, error) {
 	rest := body[9:]
 	n, w := binary.Uvarint(rest)
 	if w <= 0 || n > uint64(len(rest)) {
-		return nil, errBadToken()
+		return nil, BadPageToken()
 	}
 	rest = rest[w:]
 	after := make([]string, 0, n)
 	for range n {
 		l, w := binary.Uvarint(rest)
 		if w <= 0 || l > uint64(len(rest)-w) {
-			return nil, errBadToken()
+			return nil, BadPageToken()
 		}
 		after = append(after, string(rest[w:w+int(l)]))
 		rest = rest[w+int(l):]
 	}
 	if len(rest) != 0 {
-		return nil, errBadToken()
+		return nil, BadPageToken()
 	}
 	return after, nil
 }
