@@ -8,8 +8,10 @@ BUF_VERSION          := v1.75.0
 PROTOC_GEN_GO        := v1.36.12
 PROTOC_GEN_GO_GRPC   := v1.6.2
 GRPC_GATEWAY_VERSION := v2.33.0
+# staticcheck's module version (honnef.co/go/tools), not its 2026.x release name.
+STATICCHECK_VERSION  := v0.8.2
 TOOLS ?= $(HOME)/.cache/mailplane/tools
-TOOLBIN := $(TOOLS)/bin-$(BUF_VERSION)-$(PROTOC_GEN_GO)-$(PROTOC_GEN_GO_GRPC)-$(GRPC_GATEWAY_VERSION)
+TOOLBIN := $(TOOLS)/bin-$(BUF_VERSION)-$(PROTOC_GEN_GO)-$(PROTOC_GEN_GO_GRPC)-$(GRPC_GATEWAY_VERSION)-$(STATICCHECK_VERSION)
 export PATH := $(TOOLBIN):$(PATH)
 
 # Integration tests use this PostgreSQL server (each test makes its own database).
@@ -45,6 +47,7 @@ lint: tools
 	buf format --diff --exit-code
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet $(PKGS)
+	staticcheck $(PKGS)
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy -diff) || { echo "go mod tidy needed in $$m"; exit 1; }; done
 
 generate: tools
@@ -66,6 +69,7 @@ $(TOOLBIN)/.done:
 	GOBIN=$(TOOLBIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
 	GOBIN=$(TOOLBIN) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
 	GOBIN=$(TOOLBIN) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
+	GOBIN=$(TOOLBIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	touch $@
 
 # go work sync can raise a module's requirements, so tidy again after it.
