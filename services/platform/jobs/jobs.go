@@ -163,6 +163,16 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.L
 	return nil
 }
 
+// Migrations are River's migrations, in the order Migrate applies them;
+// they change only with River's version.
+func Migrations() ([]rivermigrate.Migration, error) {
+	m, err := rivermigrate.New(riverpgxv5.New(nil), &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, fmt.Errorf("river migrations: %w", err)
+	}
+	return m.AllVersions(), nil
+}
+
 // Unique makes one job of its kind and args at a time: another insert
 // while one is waiting, running or to be retried finds it instead
 // (JobInsertResult.UniqueSkippedAsDuplicate), and one that completed, was

@@ -4,13 +4,16 @@ package pg
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -69,7 +72,7 @@ func Connect(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 // then River's, whose job tables every service schema has (package jobs),
 // then the service's (the *.sql files at the root of migrations), which so
 // may queue jobs. An advisory lock held for the whole run lets several
-// replicas start at once.
+// replicas start at once. Whatever it applies goes into Fingerprint too.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations fs.FS, log *slog.Logger) error {
 	// The lock lives on a connection of its own: goose takes its connections
 	// from the pool, which may hold a single one.
@@ -125,6 +128,47 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 		}
 	}
 	return nil
+}
+
+// Fingerprint identifies what Migrate applies to schema from migrations: the
+// schema's name, the platform's migrations, River's and the service's. Two
+// databases migrated with the same fingerprint hold the same tables, so
+// tests name the template databases they copy after it.
+func Fingerprint(schema string, migrations fs.FS) (string, error) {
+	h := sha256.New()
+	// Lengths keep one migration's end from passing for the next's start.
+	add := func(kind, name string, b []byte) {
+		fmt.Fprintf(h, "%s %s %d\n", kind, name, len(b))
+		h.Write(b)
+	}
+	add("schema", schema, nil)
+	river, err := jobs.Migrations()
+	if err != nil {
+		return "", fmt.Errorf("fingerprint migrations of %s: %w", schema, err)
+	}
+	for _, m := range river {
+		add("river", strconv.Itoa(m.Version), []byte(m.SQLUp))
+	}
+	for _, m := range []struct {
+		kind string
+		fsys fs.FS
+	}{
+		{"platform", platformMigrations},
+		{"service", migrations},
+	} {
+		err := fs.WalkDir(m.fsys, ".", func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(m.fsys, path)
+			add(m.kind, path, b)
+			return err
+		})
+		if err != nil {
+			return "", fmt.Errorf("fingerprint %s migrations of %s: %w", m.kind, schema, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // InTx runs fn in a transaction, committing when it returns nil.
