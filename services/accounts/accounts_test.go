@@ -3,9 +3,6 @@ package accounts_test
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +12,10 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/accounts"
 	"github.com/mailplane/mailplane/services/platform/auth"
-	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
+	"github.com/mailplane/mailplane/services/platform/servicetest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -39,8 +34,8 @@ type env struct {
 	cfg     accounts.Config
 }
 
-// start runs the accounts service on a real gRPC server over loopback, so
-// every interceptor runs, against a fresh database.
+// start runs the accounts service on a real gRPC server over loopback
+// (servicetest), so every interceptor runs, against a fresh database.
 func start(t testing.TB) *env {
 	t.Helper()
 	return startWith(t, nil)
@@ -50,48 +45,34 @@ func start(t testing.TB) *env {
 func startWith(t testing.TB, change func(*accounts.Config)) *env {
 	t.Helper()
 	pool := pgtest.NewPool(t, accounts.Schema, accounts.Migrations)
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	cfg := accounts.Config{
-		AccessTokenTTL:  15 * time.Minute,
-		RefreshTokenTTL: time.Hour,
-		SignInPerEmail:  5,
-		SignInPerClient: 1000,
-		SignInWindow:    time.Minute,
-		TokenSigningKey: base64.StdEncoding.EncodeToString(priv.Seed()),
-		PublicURL:       "https://app.mailplane.test",
-		NoticeAttempts:  2,
-		NoticeRetry:     10 * time.Millisecond,
-	}
-	if change != nil {
-		change(&cfg)
-	}
-	srv := grpcserver.New(slog.New(slog.DiscardHandler), auth.NewVerifier(pub))
-	if err := accounts.Register(srv.Server, pool, cfg, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis, time.Second) }()
-	t.Cleanup(func() { cancel(); <-done })
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	var cfg accounts.Config
+	s := servicetest.Start(t, func(s *servicetest.Server) error {
+		cfg = accounts.Config{
+			AccessTokenTTL:  15 * time.Minute,
+			RefreshTokenTTL: time.Hour,
+			SignInPerEmail:  5,
+			SignInPerClient: 1000,
+			SignInWindow:    time.Minute,
+			TokenSigningKey: s.SigningKey(),
+			PublicURL:       "https://app.mailplane.test",
+			NoticeAttempts:  2,
+			NoticeRetry:     10 * time.Millisecond,
+		}
+		if change != nil {
+			change(&cfg)
+		}
+		return accounts.Register(s.GRPC.Server, pool, cfg, s.Log)
+	})
 	return &env{
 		pool:    pool,
-		auth:    accountsv1.NewAuthServiceClient(conn),
-		users:   accountsv1.NewUserServiceClient(conn),
-		orgs:    accountsv1.NewOrganizationServiceClient(conn),
-		tokens:  accountsv1.NewApiTokenServiceClient(conn),
-		audit:   accountsv1.NewAuditServiceClient(conn),
-		invites: accountsv1.NewInvitationServiceClient(conn),
-		notices: accountsv1.NewNoticeServiceClient(conn),
-		signer:  auth.NewSigner(priv, 15*time.Minute),
+		auth:    accountsv1.NewAuthServiceClient(s.Conn),
+		users:   accountsv1.NewUserServiceClient(s.Conn),
+		orgs:    accountsv1.NewOrganizationServiceClient(s.Conn),
+		tokens:  accountsv1.NewApiTokenServiceClient(s.Conn),
+		audit:   accountsv1.NewAuditServiceClient(s.Conn),
+		invites: accountsv1.NewInvitationServiceClient(s.Conn),
+		notices: accountsv1.NewNoticeServiceClient(s.Conn),
+		signer:  auth.NewSigner(s.Key, 15*time.Minute),
 		cfg:     cfg,
 	}
 }

@@ -2,11 +2,7 @@ package mailboxes_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
 	"fmt"
-	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -18,15 +14,13 @@ import (
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/accounts"
 	"github.com/mailplane/mailplane/services/mailboxes"
-	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/dns"
-	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
+	"github.com/mailplane/mailplane/services/platform/servicetest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -48,8 +42,8 @@ type env struct {
 
 func (e *env) conn(*testing.T) *grpc.ClientConn { return e.cc }
 
-// start runs accounts and mailboxes on one gRPC server over loopback, as
-// `mailplane dev` does, against a fresh database.
+// start runs accounts and mailboxes on one gRPC server over loopback
+// (servicetest), as `mailplane dev` does, against a fresh database.
 func start(t *testing.T) *env {
 	t.Helper()
 	return startWith(t, mailboxes.Config{})
@@ -60,8 +54,9 @@ func start(t *testing.T) *env {
 func startWith(t *testing.T, c mailboxes.Config) *env {
 	t.Helper()
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	log := slog.New(slog.DiscardHandler)
+	url := pgtest.NewMigratedDatabase(t,
+		pgtest.Schema{Name: accounts.Schema, Migrations: accounts.Migrations},
+		pgtest.Schema{Name: mailboxes.Schema, Migrations: mailboxes.Migrations})
 	pools := map[string]*pgxpool.Pool{}
 	for _, schema := range []string{accounts.Schema, mailboxes.Schema} {
 		pool, err := pg.Connect(ctx, url, schema)
@@ -69,49 +64,29 @@ func startWith(t *testing.T, c mailboxes.Config) *env {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
-		fsys := accounts.Migrations
-		if schema == mailboxes.Schema {
-			fsys = mailboxes.Migrations
-		}
-		if err := pg.Migrate(ctx, pool, schema, fsys, log); err != nil {
-			t.Fatal(err)
-		}
 		pools[schema] = pool
-	}
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	srv := grpcserver.New(log, auth.NewVerifier(pub))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = accounts.Register(srv.Server, pools[accounts.Schema], accounts.Config{
-		AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour, SignInPerEmail: 100, SignInPerClient: 1000, SignInWindow: time.Minute,
-		TokenSigningKey: base64.StdEncoding.EncodeToString(priv.Seed()), PublicURL: "https://app.mailplane.test",
-	}, log)
-	if err != nil {
-		t.Fatal(err)
 	}
 	zone, err := dns.ListenLocal("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { zone.Close() })
-	c.AccountsAddr = lis.Addr().String()
-	c.DNSResolver = zone.Addr()
-	c.DomainCheckInterval = 50 * time.Millisecond
-	svc, err := mailboxes.Register(srv.Server, pools[mailboxes.Schema], c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, lis, time.Second) }()
-	t.Cleanup(func() { cancel(); <-done })
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	var svc *mailboxes.Service
+	s := servicetest.Start(t, func(s *servicetest.Server) error {
+		err := accounts.Register(s.GRPC.Server, pools[accounts.Schema], accounts.Config{
+			AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour, SignInPerEmail: 100, SignInPerClient: 1000, SignInWindow: time.Minute,
+			TokenSigningKey: s.SigningKey(), PublicURL: "https://app.mailplane.test",
+		}, s.Log)
+		if err != nil {
+			return err
+		}
+		c.AccountsAddr = s.Addr
+		c.DNSResolver = zone.Addr()
+		c.DomainCheckInterval = 50 * time.Millisecond
+		svc, err = mailboxes.Register(s.GRPC.Server, pools[mailboxes.Schema], c, s.Log)
+		return err
+	})
+	conn := s.Conn
 	return &env{
 		pool: pools[mailboxes.Schema], auth: accountsv1.NewAuthServiceClient(conn), orgs: accountsv1.NewOrganizationServiceClient(conn),
 		services: mailboxesv1.NewMailServiceServiceClient(conn), addrs: mailboxesv1.NewAddressServiceClient(conn),
