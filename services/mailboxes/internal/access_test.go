@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -30,7 +31,7 @@ func TestAccountsUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	s := &Server{accounts: NewAccountsClient(conn)}
+	s := &Server{roles: access.NewRoles(NewAccountsClient(conn), roleTTL)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ctx = auth.WithPrincipal(ctx, auth.Principal{UserID: uuid.NewString()})

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/idempotency"
@@ -190,10 +191,10 @@ func loadAddress(ctx context.Context, q interface {
 // addressAccess loads the address named name for the caller: owners and
 // admins see every address, members only those they were given (others are
 // NotFound).
-func (s *Server) addressAccess(ctx context.Context, field, name string) (*Address, Caller, Role, error) {
+func (s *Server) addressAccess(ctx context.Context, field, name string) (*Address, access.Caller, access.Role, error) {
 	ids, err := parseName(field, name, "organizations", "mailServices", "addresses")
 	if err != nil {
-		return nil, Caller{}, "", err
+		return nil, access.Caller{}, "", err
 	}
 	c, role, err := s.access(ctx, ids[0])
 	if err != nil {
@@ -203,7 +204,7 @@ func (s *Server) addressAccess(ctx context.Context, field, name string) (*Addres
 	if err != nil {
 		return nil, c, "", err
 	}
-	if !role.canManage() && (c.TokenID != "" || !a.hasUser(c.UserID)) {
+	if !role.CanManage() && (c.IsToken() || !a.hasUser(c.UserID)) {
 		return nil, c, "", errAddressNotFound
 	}
 	return a, c, role, nil
@@ -269,7 +270,7 @@ type cachedDomain struct {
 // record and its event as one write of s.writes: one round trip, committed
 // with the other creates waiting at that moment. Why it failed is asked
 // afterwards, outside.
-func (s *Server) insertAddress(ctx context.Context, c Caller, a *Address, users []uuid.UUID, invites []string, idem idempotency.Request) error {
+func (s *Server) insertAddress(ctx context.Context, c access.Caller, a *Address, users []uuid.UUID, invites []string, idem idempotency.Request) error {
 	keys := append([]string{a.LocalKey}, a.Aliases...)
 	isAlias := make([]bool, len(keys))
 	for i := 1; i < len(keys); i++ {
@@ -470,15 +471,16 @@ func (s *Server) createdAddress(ctx context.Context, name string, err error) (*m
 
 // checkAccess resolves who may use a new address: user ids (the caller,
 // existing members) and emails to invite.
-func (s *Server) checkAccess(ctx context.Context, org uuid.UUID, c Caller, in *mailboxesv1.AddressAccess) ([]uuid.UUID, []string, error) {
+func (s *Server) checkAccess(ctx context.Context, org uuid.UUID, c access.Caller, in *mailboxesv1.AddressAccess) ([]uuid.UUID, []string, error) {
 	if n := len(in.GetUsers()) + len(in.GetInviteEmails()); n > maxAddressUsers {
 		return nil, nil, errs.Field("access", fmt.Sprintf("at most %d users and invitations together", maxAddressUsers))
 	}
 	var users []uuid.UUID
 	seen := map[uuid.UUID]bool{}
-	var members map[uuid.UUID]Role // asked of accounts once, when needed
+	// Accounts is asked once, when the first user is met, about them all.
+	var members map[uuid.UUID]access.Role
 	if in.GetCaller() {
-		if c.TokenID != "" {
+		if c.IsToken() {
 			return nil, nil, errs.Field("access.caller", "an API token is not a person who can use an address")
 		}
 		users, seen[c.UserID] = append(users, c.UserID), true
@@ -493,7 +495,7 @@ func (s *Server) checkAccess(ctx context.Context, org uuid.UUID, c Caller, in *m
 			continue
 		}
 		if members == nil {
-			if members, err = s.accounts.Members(ctx, org); err != nil {
+			if members, err = s.accounts.Members(ctx, org, userIDs(in.GetUsers())); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -606,8 +608,8 @@ func (s *Server) ListAddresses(ctx context.Context, req *mailboxesv1.ListAddress
 	if _, err := activeMailService(ctx, s.pool, ids[0], ids[1]); err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
-		if c.TokenID != "" {
+	if !role.CanManage() {
+		if c.IsToken() {
 			return &mailboxesv1.ListAddressesResponse{}, nil
 		}
 		args[1] = c.UserID
@@ -668,7 +670,7 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 	if err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
+	if !role.CanManage() {
 		// Users with the signatures right may choose the signature alone.
 		if err := canChooseSignature(a, c, paths); err != nil {
 			return nil, err
@@ -779,7 +781,8 @@ func (s *Server) checkUsers(ctx context.Context, a *Address, in []*mailboxesv1.A
 	if len(in) > maxAddressUsers {
 		return nil, errs.Field("address.users", fmt.Sprintf("at most %d users", maxAddressUsers))
 	}
-	var members map[uuid.UUID]Role // asked of accounts once, when needed
+	// Accounts is asked once, when the first user is met, about them all.
+	var members map[uuid.UUID]access.Role
 	pending := map[string]string{}
 	for _, u := range a.Users {
 		if u.UserID == nil {
@@ -799,7 +802,11 @@ func (s *Server) checkUsers(ctx context.Context, a *Address, in []*mailboxesv1.A
 				return nil, err
 			}
 			if members == nil {
-				if members, err = s.accounts.Members(ctx, a.OrganizationID); err != nil {
+				var names []string
+				for _, u := range in {
+					names = append(names, u.GetUser())
+				}
+				if members, err = s.accounts.Members(ctx, a.OrganizationID, userIDs(names)); err != nil {
 					return nil, err
 				}
 			}
@@ -860,7 +867,7 @@ func (s *Server) DeleteAddress(ctx context.Context, req *mailboxesv1.DeleteAddre
 	if err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
+	if !role.CanManage() {
 		return nil, errs.E(errs.PermissionDenied, "only owners and admins can delete an address")
 	}
 	if err := s.spareOwners(ctx, a.OrganizationID, role, "only an owner can delete an address an owner uses", changedUsers(a.Users, nil)...); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -40,8 +41,8 @@ var allRights = Rights{AutoReply: true, Devices: true, Filters: true, Signatures
 
 // userRights returns c's rights on a, and whether c is one of its users at
 // all (an API token never is).
-func (a *Address) userRights(c Caller) (Rights, bool) {
-	if c.TokenID != "" {
+func (a *Address) userRights(c access.Caller) (Rights, bool) {
+	if c.IsToken() {
 		return Rights{}, false
 	}
 	for _, u := range a.Users {
@@ -57,8 +58,8 @@ func (a *Address) userRights(c Caller) (Rights, bool) {
 
 // canUseAutoReply reports why c may not read or set a's auto-reply: owners
 // and admins may, and its users with the "auto-reply" right.
-func canUseAutoReply(a *Address, c Caller, role Role) error {
-	if role.canManage() {
+func canUseAutoReply(a *Address, c access.Caller, role access.Role) error {
+	if role.CanManage() {
 		return nil
 	}
 	if r, ok := a.userRights(c); !ok || !r.AutoReply {
@@ -154,10 +155,10 @@ func collectAutoReply(rows pgx.Rows) (*AutoReply, error) {
 
 // autoReplyAddress is the address of the auto-reply named name, for the
 // caller, who must be allowed to use it.
-func (s *Server) autoReplyAddress(ctx context.Context, field, name string) (*Address, Caller, error) {
+func (s *Server) autoReplyAddress(ctx context.Context, field, name string) (*Address, access.Caller, error) {
 	addr, ok := strings.CutSuffix(name, "/autoReply")
 	if _, err := parseName(field, addr, "organizations", "mailServices", "addresses"); !ok || err != nil {
-		return nil, Caller{}, errs.Field(field, "must be a name like organizations/{id}/mailServices/{id}/addresses/{id}/autoReply")
+		return nil, access.Caller{}, errs.Field(field, "must be a name like organizations/{id}/mailServices/{id}/addresses/{id}/autoReply")
 	}
 	a, c, role, err := s.addressAccess(ctx, field, addr)
 	if err != nil {

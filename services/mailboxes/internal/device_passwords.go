@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -102,8 +103,8 @@ func secretHash(password string) string {
 // themselves on a: only a person who is a user of the address with the
 // "devices" right may. Owners and admins are no exception: they add
 // themselves to the address's users first.
-func canCreateDevicePassword(a *Address, c Caller) error {
-	if c.TokenID != "" {
+func canCreateDevicePassword(a *Address, c access.Caller) error {
+	if c.IsToken() {
 		return errs.E(errs.PermissionDenied, "a device password belongs to a person; an API token cannot create one").WithReason("PERSON_REQUIRED")
 	}
 	for _, u := range a.Users {
@@ -261,7 +262,7 @@ func (s *Server) ListDevicePasswords(ctx context.Context, req *mailboxesv1.ListD
 		return nil, err
 	}
 	var user *uuid.UUID
-	if !role.canManage() {
+	if !role.CanManage() {
 		user = &c.UserID
 	}
 	rows, _ := s.pool.Query(ctx, selectDevicePasswords, a.ID, user)
@@ -297,7 +298,7 @@ func (s *Server) DeleteDevicePassword(ctx context.Context, req *mailboxesv1.Dele
 			return fmt.Errorf("get device password: %w", err)
 		}
 		// Another user's password is as invisible to a member as in the list.
-		if !role.canManage() && d.UserID != c.UserID {
+		if !role.CanManage() && d.UserID != c.UserID {
 			return errDevicePasswordNotFound
 		}
 		if d.UserID != c.UserID {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/mailboxes/internal/migrations"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
@@ -66,13 +67,13 @@ func TestCanCreateDevicePassword(t *testing.T) {
 	}}
 	for _, tc := range []struct {
 		name   string
-		caller Caller
+		caller access.Caller
 		want   errs.Kind // 0 (Internal): allowed
 	}{
-		{"user with default rights", Caller{UserID: anna}, 0},
-		{"user without the devices right", Caller{UserID: bob}, errs.PermissionDenied},
-		{"not a user (an owner, say)", Caller{UserID: uuid.New()}, errs.FailedPrecondition},
-		{"API token", Caller{TokenID: "t1", TokenOrg: uuid.New(), TokenRole: Owner}, errs.PermissionDenied},
+		{"user with default rights", access.Caller{UserID: anna}, 0},
+		{"user without the devices right", access.Caller{UserID: bob}, errs.PermissionDenied},
+		{"not a user (an owner, say)", access.Caller{UserID: uuid.New()}, errs.FailedPrecondition},
+		{"API token", access.Caller{TokenID: uuid.New(), TokenOrg: uuid.New(), TokenRole: access.Owner}, errs.PermissionDenied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := canCreateDevicePassword(a, tc.caller)
@@ -89,25 +90,29 @@ func TestCanCreateDevicePassword(t *testing.T) {
 	}
 	b := *a
 	b.Users = []AddressUser{{UserID: &bob, Rights: &Rights{Devices: true}}}
-	if err := canCreateDevicePassword(&b, Caller{UserID: bob}); err != nil {
+	if err := canCreateDevicePassword(&b, access.Caller{UserID: bob}); err != nil {
 		t.Errorf("user with the devices right: %v", err)
 	}
 }
 
 // fakeAccounts gives each user a role in every organization.
-type fakeAccounts map[uuid.UUID]Role
+type fakeAccounts map[uuid.UUID]access.Role
 
-func (f fakeAccounts) Role(ctx context.Context, _ uuid.UUID) (Role, error) {
-	p, _ := auth.FromContext(ctx)
-	id, _ := uuid.Parse(p.UserID)
-	if r, ok := f[id]; ok {
+func (f fakeAccounts) Role(_ context.Context, _, user uuid.UUID) (access.Role, error) {
+	if r, ok := f[user]; ok {
 		return r, nil
 	}
-	return "", errs.E(errs.NotFound, "organization not found")
+	return "", errs.E(errs.NotFound, "member not found")
 }
 
-func (f fakeAccounts) Members(context.Context, uuid.UUID) (map[uuid.UUID]Role, error) {
-	return f, nil
+func (f fakeAccounts) Members(_ context.Context, _ uuid.UUID, users []uuid.UUID) (map[uuid.UUID]access.Role, error) {
+	roles := map[uuid.UUID]access.Role{}
+	for _, u := range users {
+		if r, ok := f[u]; ok {
+			roles[u] = r
+		}
+	}
+	return roles, nil
 }
 
 func (f fakeAccounts) Invite(context.Context, uuid.UUID, string, string) (string, string, error) {
@@ -132,7 +137,7 @@ func newDevicePasswordFixture(t *testing.T) *devicePasswordFixture {
 	t.Helper()
 	pool := pgtest.NewPool(t, "mailboxes", migrations.FS)
 	f := &devicePasswordFixture{pool: pool, org: uuid.New(), owner: uuid.New(), anna: uuid.New(), bob: uuid.New(), stranger: uuid.New()}
-	f.srv = NewServer(pool, fakeAccounts{f.owner: Owner, f.anna: Member, f.bob: Member, f.stranger: Member}, slog.New(slog.DiscardHandler))
+	f.srv = NewServer(pool, fakeAccounts{f.owner: access.Owner, f.anna: access.Member, f.bob: access.Member, f.stranger: access.Member}, slog.New(slog.DiscardHandler))
 	ms, addr := uuid.New(), uuid.New()
 	ctx := t.Context()
 	for _, q := range []struct {
@@ -199,7 +204,7 @@ func TestCreateDevicePassword(t *testing.T) {
 		t.Errorf("audit records: %d, %v; want 1", audits, err)
 	}
 
-	tokenCtx := auth.WithPrincipal(t.Context(), auth.Principal{TokenID: "t1", OrganizationID: f.org.String(), Role: "owner"})
+	tokenCtx := auth.WithPrincipal(t.Context(), auth.Principal{TokenID: uuid.NewString(), OrganizationID: f.org.String(), Role: "owner"})
 	for _, tc := range []struct {
 		name string
 		ctx  context.Context

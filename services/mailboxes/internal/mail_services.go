@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -104,7 +105,7 @@ func activeMailService(ctx context.Context, q interface {
 	return m, err
 }
 
-func (s *Server) mailServiceEvent(ctx context.Context, tx pgx.Tx, verb string, m *MailService, c Caller) error {
+func (s *Server) mailServiceEvent(ctx context.Context, tx pgx.Tx, verb string, m *MailService, c access.Caller) error {
 	return outbox.Write(ctx, tx, "mailboxes.mail_service."+verb, &mailboxesv1.MailServiceChanged{MailService: s.mailServiceProto(m), Actor: c.Name()})
 }
 
@@ -282,7 +283,7 @@ func (s *Server) UndeleteMailService(ctx context.Context, req *mailboxesv1.Undel
 
 // changeMailService runs one UPDATE ... RETURNING on org's mail service ms,
 // with its audit record and event.
-func (s *Server) changeMailService(ctx context.Context, c Caller, org, ms uuid.UUID, verb, action, query string, args ...any) (*MailService, error) {
+func (s *Server) changeMailService(ctx context.Context, c access.Caller, org, ms uuid.UUID, verb, action, query string, args ...any) (*MailService, error) {
 	var m *MailService
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, query, append([]any{ms, org}, args...)...)
@@ -316,7 +317,7 @@ func (s *Server) Purge(ctx context.Context) (int, error) {
 					return fmt.Errorf("purge mail services: usage: %w", err)
 				}
 			}
-			if err := s.mailServiceEvent(ctx, tx, "purged", m, Caller{}); err != nil {
+			if err := s.mailServiceEvent(ctx, tx, "purged", m, access.Caller{}); err != nil {
 				return err
 			}
 		}
@@ -338,7 +339,7 @@ func (s *Server) AnnounceMailServices(ctx context.Context) (int, error) {
 				return fmt.Errorf("announce mail services: %w", err)
 			}
 			for _, m := range ms {
-				if err := s.mailServiceEvent(ctx, tx, "created", m, Caller{}); err != nil {
+				if err := s.mailServiceEvent(ctx, tx, "created", m, access.Caller{}); err != nil {
 					return err
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 )
 
@@ -81,7 +82,7 @@ func bareAddress(s string) string {
 // organization the login's address is in; to anyone else, the address does
 // not exist.
 func (s *Server) CheckSender(ctx context.Context, req *mailboxesv1.CheckSenderRequest) (*mailboxesv1.CheckSenderResponse, error) {
-	if _, err := callerFrom(ctx); err != nil {
+	if _, err := access.CallerFrom(ctx); err != nil {
 		return nil, err
 	}
 	login := strings.TrimSpace(req.GetLogin())

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
@@ -106,7 +107,7 @@ func TestCheckSender(t *testing.T) {
 func TestServerCheckSender(t *testing.T) {
 	s := NewServer(newLookupPool(t), nil, slog.New(slog.DiscardHandler))
 	token := func(org string) context.Context {
-		return auth.WithPrincipal(context.Background(), auth.Principal{TokenID: "tok", OrganizationID: org, Role: "member"})
+		return auth.WithPrincipal(context.Background(), auth.Principal{TokenID: uuid.NewString(), OrganizationID: org, Role: "member"})
 	}
 	tests := []struct {
 		name     string

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"github.com/mailplane/mailplane/services/platform/idempotency"
@@ -39,7 +40,9 @@ type Server struct {
 	// writes commits concurrent address creates together.
 	writes   *pg.Group
 	accounts Accounts
-	log      *slog.Logger
+	// roles learns callers' roles from accounts.
+	roles *access.Roles
+	log   *slog.Logger
 	// restoreFor is how long a deleted mail service can be restored.
 	restoreFor time.Duration
 	// domains remembers mail services' domains (uuid.UUID -> cachedDomain).
@@ -52,24 +55,24 @@ type Server struct {
 
 // NewServer returns a server over pool asking accounts about people.
 func NewServer(pool *pgxpool.Pool, accounts Accounts, log *slog.Logger) *Server {
-	return &Server{pool: pool, writes: pg.NewGroup(pool, "mailboxes.addresses", nil), accounts: accounts, log: log, restoreFor: 30 * 24 * time.Hour,
+	return &Server{pool: pool, writes: pg.NewGroup(pool, "mailboxes.addresses", nil), accounts: accounts, roles: access.NewRoles(accounts, roleTTL), log: log, restoreFor: 30 * 24 * time.Hour,
 		bulkRunning: DefaultBulkJobsRunning, bulkPerHour: DefaultBulkUploadsPerHour}
 }
 
 // audit publishes an audit record for the organization's log, kept by the
 // accounts service, in tx.
-func audit(ctx context.Context, tx pgx.Tx, org string, c Caller, action, target string, details map[string]string) error {
+func audit(ctx context.Context, tx pgx.Tx, org string, c access.Caller, action, target string, details map[string]string) error {
 	return outbox.Write(ctx, tx, "mailboxes.audit.recorded", auditRecord(ctx, org, c.Name(), action, target, details))
 }
 
 // auditEvent is audit for a batch: the audit record as an event to queue.
-func auditEvent(ctx context.Context, org string, c Caller, action, target string, details map[string]string) outbox.Event {
+func auditEvent(ctx context.Context, org string, c access.Caller, action, target string, details map[string]string) outbox.Event {
 	return outbox.Event{Subject: "mailboxes.audit.recorded", Msg: auditRecord(ctx, org, c.Name(), action, target, details)}
 }
 
 // idempotencyKey reads req's idempotency key (AIP-155) for caller c and
 // method, and returns the name of what a first create with it made, or "".
-func (s *Server) idempotencyKey(ctx context.Context, req proto.Message, c Caller, method string) (idempotency.Request, string, error) {
+func (s *Server) idempotencyKey(ctx context.Context, req proto.Message, c access.Caller, method string) (idempotency.Request, string, error) {
 	r, err := idempotency.FromRequest(ctx, req, c.Name(), method)
 	if err != nil {
 		return r, "", err
@@ -129,7 +132,7 @@ var refusalActions = map[string]string{"CreateBulkJob": "mailboxes.address.bulkC
 // auditRefusal records that method was refused to the caller, in a
 // transaction of its own: a refusal has no other.
 func (s *Server) auditRefusal(ctx context.Context, method string, req any, refusal error) {
-	c, err := callerFrom(ctx)
+	c, err := access.CallerFrom(ctx)
 	if err != nil {
 		return
 	}

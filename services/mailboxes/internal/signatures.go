@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -325,7 +326,7 @@ func lockSignature(ctx context.Context, tx pgx.Tx, org, ms, id uuid.UUID) (*Sign
 // may not make the update named by paths on a: they may choose the
 // address's signature, and only that, when they use it with the
 // "signatures" right.
-func canChooseSignature(a *Address, c Caller, paths []string) error {
+func canChooseSignature(a *Address, c access.Caller, paths []string) error {
 	if len(paths) == 0 || slices.ContainsFunc(paths, func(p string) bool { return p != "signature" }) {
 		return errs.E(errs.PermissionDenied, "only owners and admins can change an address")
 	}

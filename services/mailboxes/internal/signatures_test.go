@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 )
 
@@ -77,17 +78,17 @@ func TestCanChooseSignature(t *testing.T) {
 	}}
 	for _, tt := range []struct {
 		name   string
-		c      Caller
+		c      access.Caller
 		paths  []string
 		reason string // "" when allowed
 		kind   errs.Kind
 	}{
-		{"default rights", Caller{UserID: anna}, []string{"signature"}, "", 0},
-		{"other fields too", Caller{UserID: anna}, []string{"signature", "quota_bytes"}, "", errs.PermissionDenied},
-		{"no fields", Caller{UserID: anna}, nil, "", errs.PermissionDenied},
-		{"without the right", Caller{UserID: bob}, []string{"signature"}, "SIGNATURES_RIGHT_REQUIRED", errs.PermissionDenied},
-		{"not a user", Caller{UserID: uuid.New()}, []string{"signature"}, "SIGNATURES_RIGHT_REQUIRED", errs.PermissionDenied},
-		{"an API token", Caller{TokenID: "t"}, []string{"signature"}, "SIGNATURES_RIGHT_REQUIRED", errs.PermissionDenied},
+		{"default rights", access.Caller{UserID: anna}, []string{"signature"}, "", 0},
+		{"other fields too", access.Caller{UserID: anna}, []string{"signature", "quota_bytes"}, "", errs.PermissionDenied},
+		{"no fields", access.Caller{UserID: anna}, nil, "", errs.PermissionDenied},
+		{"without the right", access.Caller{UserID: bob}, []string{"signature"}, "SIGNATURES_RIGHT_REQUIRED", errs.PermissionDenied},
+		{"not a user", access.Caller{UserID: uuid.New()}, []string{"signature"}, "SIGNATURES_RIGHT_REQUIRED", errs.PermissionDenied},
+		{"an API token", access.Caller{TokenID: uuid.New()}, []string{"signature"}, "SIGNATURES_RIGHT_REQUIRED", errs.PermissionDenied},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := canChooseSignature(a, tt.c, tt.paths)

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/pg"
 )
@@ -245,7 +246,7 @@ func (s *Server) CheckClaims(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("lease claims: %w", err)
 		}
 		for _, m := range ms {
-			after, err := s.checkClaim(ctx, m, Caller{})
+			after, err := s.checkClaim(ctx, m, access.Caller{})
 			if err != nil {
 				return n, fmt.Errorf("check claim on %s: %w", m.Domain, err)
 			}
@@ -266,8 +267,8 @@ func (s *Server) RunClaimChecks(ctx context.Context) error {
 
 // checkClaim looks for pending m's record, and verifies m if it is there,
 // ends it if it is too old, or notes the look. It returns m as it is now.
-// c asked for the look (Caller{}: the periodic check).
-func (s *Server) checkClaim(ctx context.Context, m *MailService, c Caller) (*MailService, error) {
+// c asked for the look (access.Caller{}: the periodic check).
+func (s *Server) checkClaim(ctx context.Context, m *MailService, c access.Caller) (*MailService, error) {
 	if s.verify.dns == nil {
 		return nil, errors.New("domain verification has no DNS resolver")
 	}
@@ -317,7 +318,7 @@ func (s *Server) endClaim(ctx context.Context, m *MailService, state, result str
 		} else if err != nil {
 			return fmt.Errorf("end claim: %w", err)
 		}
-		return s.mailServiceEvent(ctx, tx, "claim_ended", after, Caller{})
+		return s.mailServiceEvent(ctx, tx, "claim_ended", after, access.Caller{})
 	})
 	return after, err
 }
@@ -325,7 +326,7 @@ func (s *Server) endClaim(ctx context.Context, m *MailService, state, result str
 // verifyClaim gives m's domain to its organization, unless another
 // organization verified it (or a parent or subdomain) first, and ends the
 // other organizations' claims on it.
-func (s *Server) verifyClaim(ctx context.Context, m *MailService, c Caller, result string) (*MailService, error) {
+func (s *Server) verifyClaim(ctx context.Context, m *MailService, c access.Caller, result string) (*MailService, error) {
 	var after *MailService
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(verifyLock)); err != nil {
@@ -350,7 +351,7 @@ func (s *Server) verifyClaim(ctx context.Context, m *MailService, c Caller, resu
 			if after, err = collectMailService(rows); err != nil {
 				return fmt.Errorf("end claim: %w", err)
 			}
-			return s.mailServiceEvent(ctx, tx, "claim_ended", after, Caller{})
+			return s.mailServiceEvent(ctx, tx, "claim_ended", after, access.Caller{})
 		}
 		rows, _ = tx.Query(ctx, markVerified, m.ID, result)
 		if after, err = collectMailService(rows); err != nil {
@@ -368,7 +369,7 @@ func (s *Server) verifyClaim(ctx context.Context, m *MailService, c Caller, resu
 			return fmt.Errorf("end other claims: %w", err)
 		}
 		for _, r := range rivals {
-			if err := s.mailServiceEvent(ctx, tx, "claim_ended", r, Caller{}); err != nil {
+			if err := s.mailServiceEvent(ctx, tx, "claim_ended", r, access.Caller{}); err != nil {
 				return err
 			}
 		}
