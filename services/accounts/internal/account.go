@@ -14,25 +14,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"golang.org/x/crypto/argon2"
 )
-
-// Role is what a member may do in an organization.
-type Role string
-
-// The roles, as stored.
-const (
-	Owner  Role = "owner"
-	Admin  Role = "admin"
-	Member Role = "member"
-)
-
-// valid reports whether r is one of the roles.
-func (r Role) valid() bool { return r == Owner || r == Admin || r == Member }
-
-// canManage reports whether r may change settings and roles.
-func (r Role) canManage() bool { return r == Owner || r == Admin }
 
 // User is a person who signs in.
 type User struct {
@@ -62,7 +47,7 @@ type Membership struct {
 	UserID         uuid.UUID
 	Email          string
 	DisplayName    string
-	Role           Role
+	Role           access.Role
 	CreateTime     time.Time
 }
 
@@ -71,14 +56,14 @@ func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(
 
 // checkRoleChange applies the role rules to actor changing target's role to
 // to, given the organization's number of owners.
-func checkRoleChange(actor, target, to Role, owners int) error {
-	if !actor.canManage() {
+func checkRoleChange(actor, target, to access.Role, owners int) error {
+	if !actor.CanManage() {
 		return errs.E(errs.PermissionDenied, "only owners and admins can change roles")
 	}
-	if (target == Owner || to == Owner) && actor != Owner {
+	if (target == access.Owner || to == access.Owner) && actor != access.Owner {
 		return errs.E(errs.PermissionDenied, "only an owner can make or unmake an owner")
 	}
-	if target == Owner && to != Owner && owners <= 1 {
+	if target == access.Owner && to != access.Owner && owners <= 1 {
 		return errs.E(errs.FailedPrecondition, "the last owner cannot be demoted; make another member owner first").WithReason("LAST_OWNER")
 	}
 	return nil
@@ -86,16 +71,16 @@ func checkRoleChange(actor, target, to Role, owners int) error {
 
 // checkRemoval applies the rules to actor removing target from an
 // organization. Anyone may leave, but the last owner cannot.
-func checkRemoval(actor, target Role, self bool, owners int) error {
+func checkRemoval(actor, target access.Role, self bool, owners int) error {
 	if !self {
-		if !actor.canManage() {
+		if !actor.CanManage() {
 			return errs.E(errs.PermissionDenied, "only owners and admins can remove members")
 		}
-		if target == Owner && actor != Owner {
+		if target == access.Owner && actor != access.Owner {
 			return errs.E(errs.PermissionDenied, "only an owner can remove an owner")
 		}
 	}
-	if target == Owner && owners <= 1 {
+	if target == access.Owner && owners <= 1 {
 		return errs.E(errs.FailedPrecondition, "the last owner cannot be removed; make another member owner first").WithReason("LAST_OWNER")
 	}
 	return nil

@@ -4,27 +4,28 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 )
 
 func TestCheckRoleChange(t *testing.T) {
 	tests := []struct {
 		name              string
-		actor, target, to Role
+		actor, target, to access.Role
 		owners            int
 		want              errs.Kind
 		wantOK            bool
 	}{
-		{"owner promotes member to admin", Owner, Member, Admin, 1, 0, true},
-		{"admin promotes member to admin", Admin, Member, Admin, 1, 0, true},
-		{"admin demotes admin", Admin, Admin, Member, 1, 0, true},
-		{"member cannot change roles", Member, Member, Admin, 1, errs.PermissionDenied, false},
-		{"admin cannot make an owner", Admin, Member, Owner, 1, errs.PermissionDenied, false},
-		{"admin cannot demote an owner", Admin, Owner, Member, 2, errs.PermissionDenied, false},
-		{"owner makes another owner", Owner, Admin, Owner, 1, 0, true},
-		{"owner demotes one of two owners", Owner, Owner, Admin, 2, 0, true},
-		{"last owner cannot be demoted", Owner, Owner, Admin, 1, errs.FailedPrecondition, false},
-		{"owner to owner is a no-op", Owner, Owner, Owner, 1, 0, true},
+		{"owner promotes member to admin", access.Owner, access.Member, access.Admin, 1, 0, true},
+		{"admin promotes member to admin", access.Admin, access.Member, access.Admin, 1, 0, true},
+		{"admin demotes admin", access.Admin, access.Admin, access.Member, 1, 0, true},
+		{"member cannot change roles", access.Member, access.Member, access.Admin, 1, errs.PermissionDenied, false},
+		{"admin cannot make an owner", access.Admin, access.Member, access.Owner, 1, errs.PermissionDenied, false},
+		{"admin cannot demote an owner", access.Admin, access.Owner, access.Member, 2, errs.PermissionDenied, false},
+		{"owner makes another owner", access.Owner, access.Admin, access.Owner, 1, 0, true},
+		{"owner demotes one of two owners", access.Owner, access.Owner, access.Admin, 2, 0, true},
+		{"last owner cannot be demoted", access.Owner, access.Owner, access.Admin, 1, errs.FailedPrecondition, false},
+		{"owner to owner is a no-op", access.Owner, access.Owner, access.Owner, 1, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,18 +46,18 @@ func TestCheckRoleChange(t *testing.T) {
 func TestCheckRemoval(t *testing.T) {
 	tests := []struct {
 		name          string
-		actor, target Role
+		actor, target access.Role
 		self          bool
 		owners        int
 		want          errs.Kind
 		wantOK        bool
 	}{
-		{"admin removes member", Admin, Member, false, 1, 0, true},
-		{"member removes member", Member, Member, false, 1, errs.PermissionDenied, false},
-		{"member leaves", Member, Member, true, 1, 0, true},
-		{"admin removes owner", Admin, Owner, false, 2, errs.PermissionDenied, false},
-		{"owner removes one of two owners", Owner, Owner, false, 2, 0, true},
-		{"last owner leaves", Owner, Owner, true, 1, errs.FailedPrecondition, false},
+		{"admin removes member", access.Admin, access.Member, false, 1, 0, true},
+		{"member removes member", access.Member, access.Member, false, 1, errs.PermissionDenied, false},
+		{"member leaves", access.Member, access.Member, true, 1, 0, true},
+		{"admin removes owner", access.Admin, access.Owner, false, 2, errs.PermissionDenied, false},
+		{"owner removes one of two owners", access.Owner, access.Owner, false, 2, 0, true},
+		{"last owner leaves", access.Owner, access.Owner, true, 1, errs.FailedPrecondition, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

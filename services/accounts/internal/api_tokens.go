@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/idempotency"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -26,7 +27,7 @@ type APIToken struct {
 	ID             uuid.UUID
 	OrganizationID uuid.UUID
 	DisplayName    string
-	Role           Role
+	Role           access.Role
 	SecretHash     []byte
 	CreatorID      *uuid.UUID
 	CreateTime     time.Time
@@ -93,7 +94,7 @@ WHERE id = $1 AND organization_id = $2 AND revoke_time IS NULL`
 
 // CreateAPIToken stores a new token on behalf of c.
 // idem is recorded first, so that a concurrent retry waits for this create.
-func (s *Store) CreateAPIToken(ctx context.Context, c Caller, t *APIToken, idem idempotency.Request) error {
+func (s *Store) CreateAPIToken(ctx context.Context, c access.Caller, t *APIToken, idem idempotency.Request) error {
 	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := idem.Insert(ctx, tx, apiTokenName(t.OrganizationID, t.ID)); err != nil {
 			return err
@@ -103,8 +104,8 @@ func (s *Store) CreateAPIToken(ctx context.Context, c Caller, t *APIToken, idem 
 		if err != nil {
 			return fmt.Errorf("insert api token: %w", err)
 		}
-		details := map[string]string{"displayName": t.DisplayName, "role": roleProto(t.Role).String()}
-		return insertAudit(ctx, tx, c.audit(t.OrganizationID, "accounts.apiToken.create", apiTokenName(t.OrganizationID, t.ID), details))
+		details := map[string]string{"displayName": t.DisplayName, "role": t.Role.Proto().String()}
+		return insertAudit(ctx, tx, auditEntry(c, t.OrganizationID, "accounts.apiToken.create", apiTokenName(t.OrganizationID, t.ID), details))
 	})
 }
 
@@ -122,7 +123,7 @@ var errAPITokenNotFound = errs.E(errs.NotFound, "API token not found")
 
 // RevokeAPIToken revokes org's token id on behalf of c; the access tokens
 // exchanged for it, which expire by until, stop working everywhere at once.
-func (s *Store) RevokeAPIToken(ctx context.Context, c Caller, org, id uuid.UUID, until time.Time) error {
+func (s *Store) RevokeAPIToken(ctx context.Context, c access.Caller, org, id uuid.UUID, until time.Time) error {
 	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, revokeAPIToken, id, org)
 		if err != nil {
@@ -134,7 +135,7 @@ func (s *Store) RevokeAPIToken(ctx context.Context, c Caller, org, id uuid.UUID,
 		if err := publishRevoked(ctx, tx, []uuid.UUID{id}, until, accountsv1.RevocationReason_REVOCATION_REASON_API_TOKEN_REVOKED); err != nil {
 			return err
 		}
-		return insertAudit(ctx, tx, c.audit(org, "accounts.apiToken.delete", apiTokenName(org, id), nil))
+		return insertAudit(ctx, tx, auditEntry(c, org, "accounts.apiToken.delete", apiTokenName(org, id), nil))
 	})
 }
 
@@ -166,7 +167,7 @@ func (s *Server) CreateApiToken(ctx context.Context, req *accountsv1.CreateApiTo
 		return nil, err
 	}
 	in := req.GetApiToken()
-	want, ok := roleFromProto(in.GetRole())
+	want, ok := access.RoleFromProto(in.GetRole())
 	if !ok {
 		return nil, errs.Field("apiToken.role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER")
 	}
@@ -179,13 +180,13 @@ func (s *Server) CreateApiToken(ctx context.Context, req *accountsv1.CreateApiTo
 		expire = &t
 	}
 	refuse := func(err error) error {
-		s.auditRefusal(ctx, c.audit(org, "accounts.apiToken.create", req.GetParent()+"/apiTokens", map[string]string{"displayName": in.GetDisplayName()}), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.apiToken.create", req.GetParent()+"/apiTokens", map[string]string{"displayName": in.GetDisplayName()}), err)
 		return err
 	}
 	switch {
-	case !role.canManage():
+	case !role.CanManage():
 		return nil, refuse(errs.E(errs.PermissionDenied, "only owners and admins can create API tokens"))
-	case want == Owner && role != Owner:
+	case want == access.Owner && role != access.Owner:
 		return nil, refuse(errs.E(errs.PermissionDenied, "only an owner can create an owner token"))
 	}
 	idem, err := idempotencyKey(ctx, req, c, "CreateApiToken")
@@ -232,9 +233,9 @@ func (s *Server) ListApiTokens(ctx context.Context, req *accountsv1.ListApiToken
 	if err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
+	if !role.CanManage() {
 		err := errs.E(errs.PermissionDenied, "only owners and admins can list API tokens")
-		s.auditRefusal(ctx, c.audit(org, "accounts.apiToken.list", req.GetParent()+"/apiTokens", nil), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.apiToken.list", req.GetParent()+"/apiTokens", nil), err)
 		return nil, err
 	}
 	ts, err := s.store.APITokens(ctx, org)
@@ -258,22 +259,22 @@ func (s *Server) DeleteApiToken(ctx context.Context, req *accountsv1.DeleteApiTo
 	if err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
+	if !role.CanManage() {
 		err := errs.E(errs.PermissionDenied, "only owners and admins can revoke API tokens")
-		s.auditRefusal(ctx, c.audit(org, "accounts.apiToken.delete", req.GetName(), nil), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.apiToken.delete", req.GetName(), nil), err)
 		return nil, err
 	}
-	if role != Owner {
+	if role != access.Owner {
 		// An owner's token acts as an owner: only an owner ends it, as
 		// only an owner made it.
-		var tokenRole Role
+		var tokenRole access.Role
 		err := s.store.pool.QueryRow(ctx, selectAPITokenRole, id, org).Scan(&tokenRole)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return nil, fmt.Errorf("api token role: %w", err)
 		}
-		if tokenRole == Owner {
+		if tokenRole == access.Owner {
 			err := errs.E(errs.PermissionDenied, "only an owner can revoke an owner token")
-			s.auditRefusal(ctx, c.audit(org, "accounts.apiToken.delete", req.GetName(), nil), err)
+			s.auditRefusal(ctx, auditEntry(c, org, "accounts.apiToken.delete", req.GetName(), nil), err)
 			return nil, err
 		}
 	}
@@ -324,7 +325,7 @@ func apiTokenProto(t *APIToken) *accountsv1.ApiToken {
 	p := &accountsv1.ApiToken{
 		Name:        apiTokenName(t.OrganizationID, t.ID),
 		DisplayName: t.DisplayName,
-		Role:        roleProto(t.Role),
+		Role:        t.Role.Proto(),
 		CreateTime:  timestamppb.New(t.CreateTime),
 	}
 	if t.CreatorID != nil {

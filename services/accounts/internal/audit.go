@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -39,8 +40,8 @@ type AuditEntry struct {
 	CreateTime       time.Time
 }
 
-// audit returns the entry for c's action on target in org.
-func (c Caller) audit(org uuid.UUID, action, target string, details map[string]string) *AuditEntry {
+// auditEntry returns the entry for c's action on target in org.
+func auditEntry(c access.Caller, org uuid.UUID, action, target string, details map[string]string) *AuditEntry {
 	return &AuditEntry{
 		ID:             uuid.Must(uuid.NewV7()),
 		OrganizationID: org,
@@ -103,9 +104,9 @@ func (s *Server) ListAuditEntries(ctx context.Context, req *accountsv1.ListAudit
 	if err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
+	if !role.CanManage() {
 		err := errs.E(errs.PermissionDenied, "only owners and admins can read the audit log")
-		s.auditRefusal(ctx, c.audit(org, "accounts.auditEntry.list", req.GetParent()+"/auditEntries", nil), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.auditEntry.list", req.GetParent()+"/auditEntries", nil), err)
 		return nil, err
 	}
 	size, err := pageSize(req.GetPageSize())

@@ -115,8 +115,8 @@ func (s *Server) GetDataProcessingAgreement(ctx context.Context, req *accountsv1
 	if err != nil {
 		return nil, err
 	}
-	entry := c.audit(org, "accounts.dpa.download", req.GetName(), nil)
-	if !role.canManage() {
+	entry := auditEntry(c, org, "accounts.dpa.download", req.GetName(), nil)
+	if !role.CanManage() {
 		err := errs.E(errs.PermissionDenied, "only owners and admins can download the data processing agreement")
 		s.auditRefusal(ctx, entry, err)
 		return nil, err

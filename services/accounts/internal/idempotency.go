@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/google/uuid"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/idempotency"
 	"google.golang.org/protobuf/proto"
@@ -11,7 +12,7 @@ import (
 
 // idempotencyKey reads the idempotency key of c's create (method) with req:
 // its request_id or the edge's Idempotency-Key (platform/idempotency).
-func idempotencyKey(ctx context.Context, req proto.Message, c Caller, method string) (idempotency.Request, error) {
+func idempotencyKey(ctx context.Context, req proto.Message, c access.Caller, method string) (idempotency.Request, error) {
 	return idempotency.FromRequest(ctx, req, c.Name(), method)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -26,7 +27,7 @@ type Invitation struct {
 	ID             uuid.UUID
 	OrganizationID uuid.UUID
 	Email          string
-	Role           Role
+	Role           access.Role
 	Purpose        string
 	Inviter        string
 	CreateTime     time.Time
@@ -202,19 +203,19 @@ func (s *Server) CreateInvitation(ctx context.Context, req *accountsv1.CreateInv
 		return nil, err
 	}
 	in := req.GetInvitation()
-	want, ok := roleFromProto(in.GetRole())
+	want, ok := access.RoleFromProto(in.GetRole())
 	if !ok {
 		return nil, errs.Field("invitation.role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER")
 	}
 	email := normalizeEmail(in.GetEmail())
 	refuse := func(err error) error {
-		s.auditRefusal(ctx, c.audit(org, "accounts.invitation.create", req.GetParent()+"/invitations", map[string]string{"email": email}), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.invitation.create", req.GetParent()+"/invitations", map[string]string{"email": email}), err)
 		return err
 	}
 	switch {
-	case !role.canManage():
+	case !role.CanManage():
 		return nil, refuse(errs.E(errs.PermissionDenied, "only owners and admins can invite"))
-	case want == Owner && role != Owner:
+	case want == access.Owner && role != access.Owner:
 		return nil, refuse(errs.E(errs.PermissionDenied, "only an owner can invite an owner"))
 	}
 	idem, err := idempotencyKey(ctx, req, c, "CreateInvitation")
@@ -257,8 +258,8 @@ func (s *Server) CreateInvitation(ctx context.Context, req *accountsv1.CreateInv
 				return err
 			}
 			resp = &accountsv1.CreateInvitationResponse{Invitation: invitationProto(i), Link: s.invitationLink(token)}
-			return insertAudit(ctx, tx, c.audit(org, "accounts.invitation.create", invitationName(org, i.ID),
-				map[string]string{"email": email, "role": roleProto(want).String()}))
+			return insertAudit(ctx, tx, auditEntry(c, org, "accounts.invitation.create", invitationName(org, i.ID),
+				map[string]string{"email": email, "role": want.Proto().String()}))
 		})
 	}
 	// A retry answers the invitation without its link: the link is not kept
@@ -284,9 +285,9 @@ func (s *Server) ListInvitations(ctx context.Context, req *accountsv1.ListInvita
 	if err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
+	if !role.CanManage() {
 		err := errs.E(errs.PermissionDenied, "only owners and admins can see invitations")
-		s.auditRefusal(ctx, c.audit(org, "accounts.invitation.list", req.GetParent()+"/invitations", nil), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.invitation.list", req.GetParent()+"/invitations", nil), err)
 		return nil, err
 	}
 	rows, _ := s.store.pool.Query(ctx, selectOpenInvitations, org)
@@ -302,32 +303,32 @@ func (s *Server) ListInvitations(ctx context.Context, req *accountsv1.ListInvita
 }
 
 // managedInvitation checks the caller may manage the invitation named name.
-func (s *Server) managedInvitation(ctx context.Context, name, action string) (uuid.UUID, uuid.UUID, Caller, error) {
+func (s *Server) managedInvitation(ctx context.Context, name, action string) (uuid.UUID, uuid.UUID, access.Caller, error) {
 	parts := strings.Split(name, "/")
 	id, err := uuid.Parse(parts[len(parts)-1])
 	if len(parts) != 4 || parts[2] != "invitations" || err != nil {
-		return uuid.Nil, uuid.Nil, Caller{}, errs.Field("name", "must be an invitation name like organizations/{id}/invitations/{invitation}")
+		return uuid.Nil, uuid.Nil, access.Caller{}, errs.Field("name", "must be an invitation name like organizations/{id}/invitations/{invitation}")
 	}
 	org, role, c, err := s.access(ctx, "name", parts[0]+"/"+parts[1])
 	if err != nil {
 		return uuid.Nil, uuid.Nil, c, err
 	}
-	if !role.canManage() {
+	if !role.CanManage() {
 		err := errs.E(errs.PermissionDenied, "only owners and admins can manage invitations")
-		s.auditRefusal(ctx, c.audit(org, action, name, nil), err)
+		s.auditRefusal(ctx, auditEntry(c, org, action, name, nil), err)
 		return uuid.Nil, uuid.Nil, c, err
 	}
-	if role != Owner {
+	if role != access.Owner {
 		// Resending an owner's invitation hands its new link to the caller:
 		// only an owner may, as only an owner may invite one.
-		var invited Role
+		var invited access.Role
 		err := s.store.pool.QueryRow(ctx, "SELECT role FROM invitations WHERE id = $1 AND organization_id = $2", id, org).Scan(&invited)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return uuid.Nil, uuid.Nil, c, fmt.Errorf("invitation role: %w", err)
 		}
-		if invited == Owner {
+		if invited == access.Owner {
 			err := errs.E(errs.PermissionDenied, "only an owner can manage an owner's invitation")
-			s.auditRefusal(ctx, c.audit(org, action, name, nil), err)
+			s.auditRefusal(ctx, auditEntry(c, org, action, name, nil), err)
 			return uuid.Nil, uuid.Nil, c, err
 		}
 	}
@@ -357,7 +358,7 @@ func (s *Server) ResendInvitation(ctx context.Context, req *accountsv1.ResendInv
 		if err := s.queueInvitationEmail(ctx, tx, i, s.invitationLink(token)); err != nil {
 			return err
 		}
-		return insertAudit(ctx, tx, c.audit(org, "accounts.invitation.resend", req.GetName(), map[string]string{"email": i.Email}))
+		return insertAudit(ctx, tx, auditEntry(c, org, "accounts.invitation.resend", req.GetName(), map[string]string{"email": i.Email}))
 	})
 	if err != nil {
 		return nil, err
@@ -379,7 +380,7 @@ func (s *Server) DeleteInvitation(ctx context.Context, req *accountsv1.DeleteInv
 		if tag.RowsAffected() == 0 {
 			return errs.E(errs.NotFound, "no pending invitation by that name")
 		}
-		return insertAudit(ctx, tx, c.audit(org, "accounts.invitation.delete", req.GetName(), nil))
+		return insertAudit(ctx, tx, auditEntry(c, org, "accounts.invitation.delete", req.GetName(), nil))
 	})
 	if err != nil {
 		return nil, err
@@ -407,7 +408,7 @@ func (s *Server) LookupInvitation(ctx context.Context, req *accountsv1.LookupInv
 		if err := i.usable(time.Now()); err != nil {
 			return err
 		}
-		resp = &accountsv1.LookupInvitationResponse{Email: i.Email, Role: roleProto(i.Role), Purpose: i.Purpose, ExpireTime: timestamppb.New(i.ExpireTime)}
+		resp = &accountsv1.LookupInvitationResponse{Email: i.Email, Role: i.Role.Proto(), Purpose: i.Purpose, ExpireTime: timestamppb.New(i.ExpireTime)}
 		return tx.QueryRow(ctx, "SELECT o.display_name, EXISTS (SELECT 1 FROM users WHERE email = $2) FROM organizations o WHERE o.id = $1",
 			i.OrganizationID, i.Email).Scan(&resp.OrganizationDisplayName, &resp.AccountExists)
 	})
@@ -416,7 +417,7 @@ func (s *Server) LookupInvitation(ctx context.Context, req *accountsv1.LookupInv
 
 // AcceptInvitation joins the signed-in invitee to the organization.
 func (s *Server) AcceptInvitation(ctx context.Context, req *accountsv1.AcceptInvitationRequest) (*accountsv1.AcceptInvitationResponse, error) {
-	c, user, err := personFrom(ctx)
+	c, user, err := access.PersonFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -443,7 +444,7 @@ func (s *Server) AcceptInvitation(ctx context.Context, req *accountsv1.AcceptInv
 		}
 		if email != i.Email {
 			err := errs.E(errs.PermissionDenied, "this invitation is for %s; sign in with that email", i.Email).WithReason("INVITATION_OTHER_EMAIL")
-			s.auditRefusal(ctx, c.audit(i.OrganizationID, "accounts.invitation.accept", invitationName(i.OrganizationID, i.ID), nil), err)
+			s.auditRefusal(ctx, auditEntry(c, i.OrganizationID, "accounts.invitation.accept", invitationName(i.OrganizationID, i.ID), nil), err)
 			return err
 		}
 		if _, err := tx.Exec(ctx, joinOrganization, i.OrganizationID, user, i.Role); err != nil {
@@ -457,8 +458,8 @@ func (s *Server) AcceptInvitation(ctx context.Context, req *accountsv1.AcceptInv
 		}
 		now := time.Now()
 		i.AcceptTime = &now
-		if err := insertAudit(ctx, tx, c.audit(i.OrganizationID, "accounts.invitation.accept", invitationName(i.OrganizationID, i.ID),
-			map[string]string{"role": roleProto(m.Role).String()})); err != nil {
+		if err := insertAudit(ctx, tx, auditEntry(c, i.OrganizationID, "accounts.invitation.accept", invitationName(i.OrganizationID, i.ID),
+			map[string]string{"role": m.Role.Proto().String()})); err != nil {
 			return err
 		}
 		return outbox.Write(ctx, tx, "accounts.invitation.accepted", &accountsv1.InvitationAccepted{Invitation: invitationProto(i), Member: memberProto(m)})
@@ -477,7 +478,7 @@ func invitationProto(i *Invitation) *accountsv1.Invitation {
 	return &accountsv1.Invitation{
 		Name:       invitationName(i.OrganizationID, i.ID),
 		Email:      i.Email,
-		Role:       roleProto(i.Role),
+		Role:       i.Role.Proto(),
 		Purpose:    i.Purpose,
 		State:      i.state(time.Now()),
 		Inviter:    i.Inviter,

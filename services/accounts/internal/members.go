@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -35,22 +36,22 @@ func (s *Server) CreateMember(ctx context.Context, req *accountsv1.CreateMemberR
 	if err != nil {
 		return nil, err
 	}
-	want := Member
+	want := access.Member
 	if req.GetRole() != accountsv1.Role_ROLE_UNSPECIFIED {
 		var ok bool
-		if want, ok = roleFromProto(req.GetRole()); !ok {
+		if want, ok = access.RoleFromProto(req.GetRole()); !ok {
 			return nil, errs.Field("role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER")
 		}
 	}
 	email := normalizeEmail(req.GetEmail())
 	switch {
-	case !role.canManage():
+	case !role.CanManage():
 		err := errs.E(errs.PermissionDenied, "only owners and admins can create members")
-		s.auditRefusal(ctx, c.audit(org, "accounts.member.create", req.GetParent()+"/members", map[string]string{"email": email}), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.member.create", req.GetParent()+"/members", map[string]string{"email": email}), err)
 		return nil, err
-	case want == Owner && role != Owner:
+	case want == access.Owner && role != access.Owner:
 		err := errs.E(errs.PermissionDenied, "only an owner can make an owner")
-		s.auditRefusal(ctx, c.audit(org, "accounts.member.create", req.GetParent()+"/members", map[string]string{"email": email, "role": roleProto(want).String()}), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.member.create", req.GetParent()+"/members", map[string]string{"email": email, "role": want.Proto().String()}), err)
 		return nil, err
 	}
 	idem, err := idempotencyKey(ctx, req, c, "CreateMember")
@@ -89,7 +90,7 @@ func (s *Server) CreateMember(ctx context.Context, req *accountsv1.CreateMemberR
 				return err
 			}
 			resp = &accountsv1.CreateMemberResponse{Member: memberProto(m), SetupLink: s.setupLink(token)}
-			return insertAudit(ctx, tx, c.audit(org, "accounts.member.create", memberName(org, u.ID), map[string]string{"role": roleProto(want).String()}))
+			return insertAudit(ctx, tx, auditEntry(c, org, "accounts.member.create", memberName(org, u.ID), map[string]string{"role": want.Proto().String()}))
 		})
 	}
 	replay := func(name string) (err error) {
@@ -185,6 +186,77 @@ func (s *Server) SetInitialPassword(ctx context.Context, req *accountsv1.SetInit
 	return &accountsv1.SetInitialPasswordResponse{}, nil
 }
 
+// selectMembershipsOf is selectMembership for several users at once.
+const selectMembershipsOf = membershipColumns + `
+WHERE m.organization_id = $1 AND m.user_id = ANY($2)`
+
+// maxBatchMembers is the most names BatchGetMembers takes.
+const maxBatchMembers = 1000
+
+// GetMember returns a member of an organization the caller belongs to.
+func (s *Server) GetMember(ctx context.Context, req *accountsv1.GetMemberRequest) (*accountsv1.GetMemberResponse, error) {
+	org, user, err := parseMemberName("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.roles.Access(ctx, org); err != nil {
+		return nil, err
+	}
+	m, err := s.store.Membership(ctx, org, user)
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.GetMemberResponse{Member: memberProto(m)}, nil
+}
+
+// BatchGetMembers returns members of one organization the caller belongs
+// to, in the order asked.
+func (s *Server) BatchGetMembers(ctx context.Context, req *accountsv1.BatchGetMembersRequest) (*accountsv1.BatchGetMembersResponse, error) {
+	org, err := parseOrganizationName("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	if len(req.GetNames()) > maxBatchMembers {
+		return nil, errs.Field("names", fmt.Sprintf("at most %d names", maxBatchMembers))
+	}
+	users := make([]uuid.UUID, len(req.GetNames()))
+	for i, name := range req.GetNames() {
+		field := fmt.Sprintf("names[%d]", i)
+		o, u, err := parseMemberName(field, name)
+		if err != nil {
+			return nil, err
+		}
+		if o != org {
+			return nil, errs.Field(field, "must be a member of parent")
+		}
+		users[i] = u
+	}
+	if _, _, err := s.roles.Access(ctx, org); err != nil {
+		return nil, err
+	}
+	rows, _ := s.store.pool.Query(ctx, selectMembershipsOf, org, users)
+	ms, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Membership])
+	if err != nil {
+		return nil, fmt.Errorf("get members: %w", err)
+	}
+	found := make(map[uuid.UUID]*Membership, len(ms))
+	for _, m := range ms {
+		found[m.UserID] = m
+	}
+	resp := &accountsv1.BatchGetMembersResponse{}
+	for i, u := range users {
+		m, ok := found[u]
+		if !ok {
+			if req.GetAllowMissing() {
+				continue
+			}
+			return nil, errs.E(errs.NotFound, "%s: member not found", req.GetNames()[i])
+		}
+		resp.Members = append(resp.Members, memberProto(m))
+	}
+	return resp, nil
+}
+
 // ListMembers lists an organization's members, oldest first.
 func (s *Server) ListMembers(ctx context.Context, req *accountsv1.ListMembersRequest) (*accountsv1.ListMembersResponse, error) {
 	org, _, _, err := s.access(ctx, "parent", req.GetParent())
@@ -217,7 +289,7 @@ func (s *Server) ListMembers(ctx context.Context, req *accountsv1.ListMembersReq
 
 // UpdateMember changes a member's role.
 func (s *Server) UpdateMember(ctx context.Context, req *accountsv1.UpdateMemberRequest) (*accountsv1.UpdateMemberResponse, error) {
-	c, err := callerFrom(ctx)
+	c, err := access.CallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -230,13 +302,13 @@ func (s *Server) UpdateMember(ctx context.Context, req *accountsv1.UpdateMemberR
 			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: role", p))
 		}
 	}
-	to, ok := roleFromProto(req.GetMember().GetRole())
+	to, ok := access.RoleFromProto(req.GetMember().GetRole())
 	if !ok {
 		return nil, errs.Field("member.role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER")
 	}
 	m, err := s.store.UpdateRole(ctx, c, org, target, to)
 	if err != nil {
-		s.auditRefusal(ctx, c.audit(org, "accounts.member.update", memberName(org, target), map[string]string{"role": roleProto(to).String()}), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.member.update", memberName(org, target), map[string]string{"role": to.Proto().String()}), err)
 		return nil, err
 	}
 	return &accountsv1.UpdateMemberResponse{Member: memberProto(m)}, nil
@@ -244,7 +316,7 @@ func (s *Server) UpdateMember(ctx context.Context, req *accountsv1.UpdateMemberR
 
 // DeleteMember removes a member from an organization.
 func (s *Server) DeleteMember(ctx context.Context, req *accountsv1.DeleteMemberRequest) (*accountsv1.DeleteMemberResponse, error) {
-	c, err := callerFrom(ctx)
+	c, err := access.CallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +325,7 @@ func (s *Server) DeleteMember(ctx context.Context, req *accountsv1.DeleteMemberR
 		return nil, err
 	}
 	if err := s.store.DeleteMember(ctx, c, org, target); err != nil {
-		s.auditRefusal(ctx, c.audit(org, "accounts.member.delete", memberName(org, target), nil), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.member.delete", memberName(org, target), nil), err)
 		return nil, err
 	}
 	return &accountsv1.DeleteMemberResponse{}, nil
@@ -265,7 +337,7 @@ func memberProto(m *Membership) *accountsv1.Member {
 		User:        userName(m.UserID),
 		Email:       m.Email,
 		DisplayName: m.DisplayName,
-		Role:        roleProto(m.Role),
+		Role:        m.Role.Proto(),
 		CreateTime:  timestamppb.New(m.CreateTime),
 	}
 }

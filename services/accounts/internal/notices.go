@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/notify"
@@ -35,12 +36,12 @@ var templateFiles embed.FS
 var templates = template.Must(template.New("").Option("missingkey=error").ParseFS(templateFiles, "templates/*.txt"))
 
 // roleNames are the roles as each language says them.
-var roleNames = map[string]map[Role]string{
-	"en": {Owner: "owner", Admin: "administrator", Member: "member"},
-	"fr": {Owner: "propriétaire", Admin: "administrateur", Member: "membre"},
-	"de": {Owner: "Inhaber", Admin: "Administrator", Member: "Mitglied"},
-	"it": {Owner: "proprietario", Admin: "amministratore", Member: "membro"},
-	"es": {Owner: "propietario", Admin: "administrador", Member: "miembro"},
+var roleNames = map[string]map[access.Role]string{
+	"en": {access.Owner: "owner", access.Admin: "administrator", access.Member: "member"},
+	"fr": {access.Owner: "propriétaire", access.Admin: "administrateur", access.Member: "membre"},
+	"de": {access.Owner: "Inhaber", access.Admin: "Administrator", access.Member: "Mitglied"},
+	"it": {access.Owner: "proprietario", access.Admin: "amministratore", access.Member: "membro"},
+	"es": {access.Owner: "propietario", access.Admin: "administrador", access.Member: "miembro"},
 }
 
 // Notice is a message to a person, waiting for delivery or delivered.
@@ -256,9 +257,9 @@ func (s *Server) ListDeadNotices(ctx context.Context, req *accountsv1.ListDeadNo
 	if err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
+	if !role.CanManage() {
 		err := errs.E(errs.PermissionDenied, "only owners and admins can see undelivered notices")
-		s.auditRefusal(ctx, c.audit(org, "accounts.notice.list", req.GetParent()+"/deadNotices", nil), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.notice.list", req.GetParent()+"/deadNotices", nil), err)
 		return nil, err
 	}
 	rows, _ := s.store.pool.Query(ctx, selectDeadNotices, org)
@@ -284,9 +285,9 @@ func (s *Server) RetryNotice(ctx context.Context, req *accountsv1.RetryNoticeReq
 	if err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
+	if !role.CanManage() {
 		err := errs.E(errs.PermissionDenied, "only owners and admins can retry notices")
-		s.auditRefusal(ctx, c.audit(org, "accounts.notice.retry", req.GetName(), nil), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.notice.retry", req.GetName(), nil), err)
 		return nil, err
 	}
 	var n *Notice
@@ -303,7 +304,7 @@ func (s *Server) RetryNotice(ctx context.Context, req *accountsv1.RetryNoticeReq
 		if err := s.queueNotice(ctx, tx, n); err != nil {
 			return err
 		}
-		return insertAudit(ctx, tx, c.audit(org, "accounts.notice.retry", req.GetName(), map[string]string{"template": n.Template}))
+		return insertAudit(ctx, tx, auditEntry(c, org, "accounts.notice.retry", req.GetName(), map[string]string{"template": n.Template}))
 	})
 	if err != nil {
 		return nil, err

@@ -28,9 +28,9 @@ func (s *Server) UpdateOrganization(ctx context.Context, req *accountsv1.UpdateO
 	if err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
+	if !role.CanManage() {
 		err := errs.E(errs.PermissionDenied, "only owners and admins can change the organization")
-		s.auditRefusal(ctx, c.audit(org, "accounts.organization.update", organizationName(org), nil), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.organization.update", organizationName(org), nil), err)
 		return nil, err
 	}
 	in := req.GetOrganization()

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -44,7 +45,7 @@ WHERE actor = $1`
 
 // ExportPersonalData returns the caller's personal data.
 func (s *Server) ExportPersonalData(ctx context.Context, _ *accountsv1.ExportPersonalDataRequest) (*accountsv1.ExportPersonalDataResponse, error) {
-	_, id, err := personFrom(ctx)
+	_, id, err := access.PersonFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +88,7 @@ func (s *Server) ExportPersonalData(ctx context.Context, _ *accountsv1.ExportPer
 
 // DeleteCurrentUser deletes the caller's account and personal data.
 func (s *Server) DeleteCurrentUser(ctx context.Context, req *accountsv1.DeleteCurrentUserRequest) (*accountsv1.DeleteCurrentUserResponse, error) {
-	c, id, err := personFrom(ctx)
+	c, id, err := access.PersonFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +114,7 @@ func (s *Server) DeleteCurrentUser(ctx context.Context, req *accountsv1.DeleteCu
 	err = pg.InTx(ctx, s.store.pool, func(tx pgx.Tx) error {
 		type orgOf struct {
 			ID              uuid.UUID
-			Role            Role
+			Role            access.Role
 			Members, Owners int
 		}
 		rows, _ := tx.Query(ctx, orgsOfLeaver, id)
@@ -122,12 +123,12 @@ func (s *Server) DeleteCurrentUser(ctx context.Context, req *accountsv1.DeleteCu
 			return fmt.Errorf("organizations of the user: %w", err)
 		}
 		for _, o := range orgs {
-			if o.Role == Owner && o.Owners == 1 && o.Members > 1 {
+			if o.Role == access.Owner && o.Owners == 1 && o.Members > 1 {
 				return errs.E(errs.FailedPrecondition, "you are the last owner of %s: make another member owner first", organizationName(o.ID)).WithReason("LAST_OWNER")
 			}
 		}
 		for _, o := range orgs {
-			e := c.audit(o.ID, "accounts.user.delete", userName(id), nil)
+			e := auditEntry(c, o.ID, "accounts.user.delete", userName(id), nil)
 			if err := insertAudit(ctx, tx, e); err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
@@ -48,6 +49,7 @@ type Server struct {
 	accountsv1.UnimplementedNoticeServiceServer
 
 	store      *Store
+	roles      *access.Roles // from store, afresh each time
 	signer     *auth.Signer
 	refreshTTL time.Duration
 	limits     Limits
@@ -66,7 +68,7 @@ type Server struct {
 // at most passwordHashes passwords at once (0: one per CPU).
 func NewServer(store *Store, signer *auth.Signer, refreshTTL time.Duration, limits Limits, passwordHashes int, publicURL string, log *slog.Logger) *Server {
 	signIn, anon := splitPasswordWork(passwordHashes)
-	return &Server{store: store, signer: signer, refreshTTL: refreshTTL, limits: limits, passwords: signIn, anonPasswords: anon, publicURL: publicURL, log: log}
+	return &Server{store: store, roles: access.NewRoles(store, 0), signer: signer, refreshTTL: refreshTTL, limits: limits, passwords: signIn, anonPasswords: anon, publicURL: publicURL, log: log}
 }
 
 // limit counts a sign-in attempt under key and refuses it past allowed in
@@ -106,8 +108,8 @@ func (s *Server) limitAs(ctx context.Context, key string, allowed int, refusal *
 
 // access returns the organization named name and the caller's role in it. A
 // caller from another organization gets NotFound, whether or not it exists.
-func (s *Server) access(ctx context.Context, field, name string) (uuid.UUID, Role, Caller, error) {
-	c, err := callerFrom(ctx)
+func (s *Server) access(ctx context.Context, field, name string) (uuid.UUID, access.Role, access.Caller, error) {
+	c, err := access.CallerFrom(ctx)
 	if err != nil {
 		return uuid.Nil, "", c, err
 	}
@@ -115,20 +117,11 @@ func (s *Server) access(ctx context.Context, field, name string) (uuid.UUID, Rol
 	if err != nil {
 		return uuid.Nil, "", c, err
 	}
-	if c.IsToken() {
-		if c.TokenOrg != org {
-			return uuid.Nil, "", c, errOrgNotFound
-		}
-		return org, c.TokenRole, c, nil
-	}
-	m, err := s.store.Membership(ctx, org, c.UserID)
-	if errs.Is(err, errs.NotFound) {
-		return uuid.Nil, "", c, errOrgNotFound
-	}
+	c, role, err := s.roles.Access(ctx, org)
 	if err != nil {
 		return uuid.Nil, "", c, err
 	}
-	return org, m.Role, c, nil
+	return org, role, c, nil
 }
 
 const (
@@ -222,27 +215,3 @@ func decodeCursor(token string) (Cursor, error) {
 }
 
 // Proto conversions.
-
-func roleProto(r Role) accountsv1.Role {
-	switch r {
-	case Owner:
-		return accountsv1.Role_ROLE_OWNER
-	case Admin:
-		return accountsv1.Role_ROLE_ADMIN
-	case Member:
-		return accountsv1.Role_ROLE_MEMBER
-	}
-	return accountsv1.Role_ROLE_UNSPECIFIED
-}
-
-func roleFromProto(p accountsv1.Role) (Role, bool) {
-	switch p {
-	case accountsv1.Role_ROLE_OWNER:
-		return Owner, true
-	case accountsv1.Role_ROLE_ADMIN:
-		return Admin, true
-	case accountsv1.Role_ROLE_MEMBER:
-		return Member, true
-	}
-	return "", false
-}

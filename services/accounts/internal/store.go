@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -129,7 +130,7 @@ var errEmailTaken = errs.E(errs.AlreadyExists, "an account with this email alrea
 // CreateUserWithOrganization stores a new user, a new organization and the
 // user as its owner. addr is the client's address, for the audit log.
 func (s *Store) CreateUserWithOrganization(ctx context.Context, u *User, o *Organization, addr string) error {
-	founder := Caller{UserID: u.ID, Addr: addr}
+	founder := access.Caller{UserID: u.ID, Addr: addr}
 	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, insertUser, u.ID, u.Email, u.DisplayName, u.PasswordHash, u.Language, u.PhoneNumber).Scan(&u.CreateTime); err != nil {
 			if pg.IsUniqueViolation(err, "users_email_key") {
@@ -140,10 +141,10 @@ func (s *Store) CreateUserWithOrganization(ctx context.Context, u *User, o *Orga
 		if err := tx.QueryRow(ctx, insertOrganization, o.ID, o.DisplayName).Scan(&o.CreateTime, &o.UpdateTime, &o.LegalName); err != nil {
 			return fmt.Errorf("insert organization: %w", err)
 		}
-		if _, err := tx.Exec(ctx, insertMembership, o.ID, u.ID, Owner); err != nil {
+		if _, err := tx.Exec(ctx, insertMembership, o.ID, u.ID, access.Owner); err != nil {
 			return fmt.Errorf("insert membership: %w", err)
 		}
-		e := founder.audit(o.ID, "accounts.organization.create", organizationName(o.ID), nil)
+		e := auditEntry(founder, o.ID, "accounts.organization.create", organizationName(o.ID), nil)
 		if err := insertAudit(ctx, tx, e); err != nil {
 			return err
 		}
@@ -193,7 +194,7 @@ func (s *Store) Organization(ctx context.Context, id uuid.UUID) (*Organization, 
 
 // UpdateOrganization applies change to an organization on behalf of c;
 // changed names the fields it sets, for the audit log.
-func (s *Store) UpdateOrganization(ctx context.Context, c Caller, id uuid.UUID, change func(*Organization), changed map[string]string) (*Organization, error) {
+func (s *Store) UpdateOrganization(ctx context.Context, c access.Caller, id uuid.UUID, change func(*Organization), changed map[string]string) (*Organization, error) {
 	var o *Organization
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, lockOrganization, id)
@@ -209,7 +210,7 @@ func (s *Store) UpdateOrganization(ctx context.Context, c Caller, id uuid.UUID, 
 		if o, err = pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByPos[Organization]); err != nil {
 			return fmt.Errorf("update organization: %w", err)
 		}
-		if err := insertAudit(ctx, tx, c.audit(id, "accounts.organization.update", organizationName(id), changed)); err != nil {
+		if err := insertAudit(ctx, tx, auditEntry(c, id, "accounts.organization.update", organizationName(id), changed)); err != nil {
 			return err
 		}
 		return outbox.Write(ctx, tx, "accounts.organization.updated", &accountsv1.OrganizationUpdated{
@@ -226,6 +227,16 @@ var errMemberNotFound = errs.E(errs.NotFound, "member not found")
 // the user is not a member.
 func (s *Store) Membership(ctx context.Context, org, user uuid.UUID) (*Membership, error) {
 	return membership(ctx, s.pool, org, user)
+}
+
+// Role is user's role in org, for access.Roles; NotFound when user is not
+// a member.
+func (s *Store) Role(ctx context.Context, org, user uuid.UUID) (access.Role, error) {
+	m, err := s.Membership(ctx, org, user)
+	if err != nil {
+		return "", err
+	}
+	return m.Role, nil
 }
 
 // querier is what a pool and a transaction have in common.
@@ -272,18 +283,18 @@ func (s *Store) Members(ctx context.Context, org uuid.UUID, after Cursor, limit 
 }
 
 // lockedRoles locks org's memberships and returns each member's role.
-func lockedRoles(ctx context.Context, tx pgx.Tx, org uuid.UUID) (map[uuid.UUID]Role, int, error) {
+func lockedRoles(ctx context.Context, tx pgx.Tx, org uuid.UUID) (map[uuid.UUID]access.Role, int, error) {
 	rows, err := tx.Query(ctx, lockMembers, org)
 	if err != nil {
 		return nil, 0, fmt.Errorf("lock members: %w", err)
 	}
-	roles := map[uuid.UUID]Role{}
+	roles := map[uuid.UUID]access.Role{}
 	owners := 0
 	var id uuid.UUID
-	var role Role
+	var role access.Role
 	_, err = pgx.ForEachRow(rows, []any{&id, &role}, func() error {
 		roles[id] = role
-		if role == Owner {
+		if role == access.Owner {
 			owners++
 		}
 		return nil
@@ -296,7 +307,7 @@ func lockedRoles(ctx context.Context, tx pgx.Tx, org uuid.UUID) (map[uuid.UUID]R
 
 // actorRole is c's role in org, whose members' roles are roles. A caller
 // from elsewhere learns nothing: NotFound.
-func actorRole(c Caller, org uuid.UUID, roles map[uuid.UUID]Role) (Role, error) {
+func actorRole(c access.Caller, org uuid.UUID, roles map[uuid.UUID]access.Role) (access.Role, error) {
 	if c.IsToken() {
 		if c.TokenOrg != org {
 			return "", errOrgNotFound
@@ -312,7 +323,7 @@ func actorRole(c Caller, org uuid.UUID, roles map[uuid.UUID]Role) (Role, error) 
 
 // UpdateRole changes target's role in org on behalf of c, under the role
 // rules.
-func (s *Store) UpdateRole(ctx context.Context, c Caller, org, target uuid.UUID, to Role) (*Membership, error) {
+func (s *Store) UpdateRole(ctx context.Context, c access.Caller, org, target uuid.UUID, to access.Role) (*Membership, error) {
 	var m *Membership
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		roles, owners, err := lockedRoles(ctx, tx, org)
@@ -336,14 +347,14 @@ func (s *Store) UpdateRole(ctx context.Context, c Caller, org, target uuid.UUID,
 		if m, err = membership(ctx, tx, org, target); err != nil {
 			return err
 		}
-		e := c.audit(org, "accounts.member.update", memberName(org, target),
-			map[string]string{"previousRole": roleProto(from).String(), "role": roleProto(to).String()})
+		e := auditEntry(c, org, "accounts.member.update", memberName(org, target),
+			map[string]string{"previousRole": from.Proto().String(), "role": to.Proto().String()})
 		if err := insertAudit(ctx, tx, e); err != nil {
 			return err
 		}
 		return outbox.Write(ctx, tx, "accounts.member.updated", &accountsv1.MemberUpdated{
 			Member:       memberProto(m),
-			PreviousRole: roleProto(from),
+			PreviousRole: from.Proto(),
 			Actor:        c.Name(),
 			UpdateTime:   timestamppb.Now(),
 		})
@@ -352,7 +363,7 @@ func (s *Store) UpdateRole(ctx context.Context, c Caller, org, target uuid.UUID,
 }
 
 // DeleteMember removes target from org on behalf of c.
-func (s *Store) DeleteMember(ctx context.Context, c Caller, org, target uuid.UUID) error {
+func (s *Store) DeleteMember(ctx context.Context, c access.Caller, org, target uuid.UUID) error {
 	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		roles, owners, err := lockedRoles(ctx, tx, org)
 		if err != nil {
@@ -376,7 +387,7 @@ func (s *Store) DeleteMember(ctx context.Context, c Caller, org, target uuid.UUI
 		if _, err := tx.Exec(ctx, deleteMembership, org, target); err != nil {
 			return fmt.Errorf("delete membership: %w", err)
 		}
-		e := c.audit(org, "accounts.member.delete", memberName(org, target), map[string]string{"role": roleProto(targetRole).String()})
+		e := auditEntry(c, org, "accounts.member.delete", memberName(org, target), map[string]string{"role": targetRole.Proto().String()})
 		if err := insertAudit(ctx, tx, e); err != nil {
 			return err
 		}

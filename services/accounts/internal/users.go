@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -32,7 +33,7 @@ FROM users WHERE id = $1 FOR UPDATE`
 
 // GetCurrentUser returns the caller and their memberships.
 func (s *Server) GetCurrentUser(ctx context.Context, _ *accountsv1.GetCurrentUserRequest) (*accountsv1.GetCurrentUserResponse, error) {
-	_, id, err := personFrom(ctx)
+	_, id, err := access.PersonFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +67,7 @@ func userProto(u *User) *accountsv1.User {
 
 // UpdateCurrentUser changes the caller's display name, phone or language.
 func (s *Server) UpdateCurrentUser(ctx context.Context, req *accountsv1.UpdateCurrentUserRequest) (*accountsv1.UpdateCurrentUserResponse, error) {
-	_, id, err := personFrom(ctx)
+	_, id, err := access.PersonFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +114,7 @@ func (s *Server) UpdateCurrentUser(ctx context.Context, req *accountsv1.UpdateCu
 
 // SetLoginEmail makes email the caller's login, ending a pending login.
 func (s *Server) SetLoginEmail(ctx context.Context, req *accountsv1.SetLoginEmailRequest) (*accountsv1.SetLoginEmailResponse, error) {
-	_, id, err := personFrom(ctx)
+	_, id, err := access.PersonFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +146,7 @@ func (s *Server) SetLoginEmail(ctx context.Context, req *accountsv1.SetLoginEmai
 // ReleaseMemberLogin frees a member's login email: they get a generated
 // login by SMS and must choose a new login email at their next sign-in.
 func (s *Server) ReleaseMemberLogin(ctx context.Context, req *accountsv1.ReleaseMemberLoginRequest) (*accountsv1.ReleaseMemberLoginResponse, error) {
-	c, err := callerFrom(ctx)
+	c, err := access.CallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -157,9 +158,9 @@ func (s *Server) ReleaseMemberLogin(ctx context.Context, req *accountsv1.Release
 	if err != nil {
 		return nil, err
 	}
-	if !role.canManage() {
+	if !role.CanManage() {
 		err := errs.E(errs.PermissionDenied, "only owners and admins can release a login")
-		s.auditRefusal(ctx, c.audit(org, "accounts.login.release", req.GetName(), nil), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.login.release", req.GetName(), nil), err)
 		return nil, err
 	}
 	if !req.GetConfirm() {
@@ -180,7 +181,7 @@ func (s *Server) ReleaseMemberLogin(ctx context.Context, req *accountsv1.Release
 		// An admin who could release an owner's login could then create a
 		// member with that email and hold its setup link: the owner's
 		// account, taken over.
-		if tm.Role == Owner && role != Owner {
+		if tm.Role == access.Owner && role != access.Owner {
 			return errs.E(errs.PermissionDenied, "only an owner can release an owner's login")
 		}
 		switch {
@@ -214,13 +215,13 @@ func (s *Server) ReleaseMemberLogin(ctx context.Context, req *accountsv1.Release
 		if m, err = membership(ctx, tx, org, target); err != nil {
 			return err
 		}
-		if err := insertAudit(ctx, tx, c.audit(org, "accounts.login.release", req.GetName(), map[string]string{"releasedEmail": released})); err != nil {
+		if err := insertAudit(ctx, tx, auditEntry(c, org, "accounts.login.release", req.GetName(), map[string]string{"releasedEmail": released})); err != nil {
 			return err
 		}
 		return outbox.Write(ctx, tx, "accounts.user.login_released", &accountsv1.LoginReleased{User: userName(target), ReleasedEmail: released, Actor: c.Name()})
 	})
 	if err != nil {
-		s.auditRefusal(ctx, c.audit(org, "accounts.login.release", req.GetName(), nil), err)
+		s.auditRefusal(ctx, auditEntry(c, org, "accounts.login.release", req.GetName(), nil), err)
 		return nil, err
 	}
 	return &accountsv1.ReleaseMemberLoginResponse{Member: memberProto(m), ReleasedEmail: released}, nil

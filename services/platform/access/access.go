@@ -117,3 +117,14 @@ func CallerFrom(ctx context.Context) (Caller, error) {
 	c.UserID = id
 	return c, nil
 }
+
+// PersonFrom returns the calling person and their user id, refusing API
+// tokens.
+func PersonFrom(ctx context.Context) (Caller, uuid.UUID, error) {
+	c, err := CallerFrom(ctx)
+	if err != nil {
+		return c, uuid.Nil, err
+	}
+	id, err := c.Person()
+	return c, id, err
+}
