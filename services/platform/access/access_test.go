@@ -82,7 +82,7 @@ func member(name string, r accountsv1.Role) *accountsv1.Member {
 }
 
 // serve runs f on a real gRPC server and returns a client connection to it.
-func serve(t *testing.T, f *fakeAccounts) *grpc.ClientConn {
+func serve(t testing.TB, f *fakeAccounts) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
@@ -306,17 +306,7 @@ func TestAccountsMembers(t *testing.T) {
 func BenchmarkEightConcurrentLookups(b *testing.B) {
 	org := uuid.New()
 	f := &fakeAccounts{roles: map[string]accountsv1.Role{}}
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	accountsv1.RegisterOrganizationServiceServer(srv, f)
-	go srv.Serve(lis)
-	defer srv.Stop()
-	conn, err := grpc.NewClient("passthrough:///bufconn", grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
+	conn := serve(b, f)
 	src := access.NewAccounts(conn)
 	users := make([]uuid.UUID, b.N)
 	for i := range users {
