@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/idempotency"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -312,13 +313,11 @@ func (s *Server) ExchangeApiToken(ctx context.Context, req *accountsv1.ExchangeA
 func (s *Server) exchangeTTL() time.Duration { return min(apiTokenAccessTTL, s.signer.TTL()) }
 
 func parseAPITokenName(field, name string) (string, uuid.UUID, error) {
-	parts := strings.Split(name, "/")
-	if len(parts) == 4 && parts[0] == "organizations" && parts[2] == "apiTokens" {
-		if id, err := uuid.Parse(parts[3]); err == nil {
-			return parts[0] + "/" + parts[1], id, nil
-		}
+	ids, err := aip.ParseIDs(field, name, "organizations/{organization}/apiTokens/{api_token}")
+	if err != nil {
+		return "", uuid.Nil, err
 	}
-	return "", uuid.Nil, errs.Field(field, "must be an API token name like organizations/{id}/apiTokens/{token}")
+	return organizationName(ids[0]), ids[1], nil
 }
 
 func apiTokenProto(t *APIToken) *accountsv1.ApiToken {

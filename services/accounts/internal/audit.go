@@ -2,16 +2,14 @@ package accounts
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -109,10 +107,6 @@ func (s *Server) ListAuditEntries(ctx context.Context, req *accountsv1.ListAudit
 		s.auditRefusal(ctx, auditEntry(c, org, "accounts.auditEntry.list", req.GetParent()+"/auditEntries", nil), err)
 		return nil, err
 	}
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
 	f := AuditFilter{Actor: req.GetActor(), Target: req.GetTarget(), Action: req.GetAction()}
 	if req.GetStartTime() != nil {
 		f.Start = req.GetStartTime().AsTime()
@@ -123,23 +117,26 @@ func (s *Server) ListAuditEntries(ctx context.Context, req *accountsv1.ListAudit
 	if !f.Start.IsZero() && !f.End.IsZero() && !f.End.After(f.Start) {
 		return nil, errs.Field("endTime", "must be after startTime")
 	}
-	if req.GetPageToken() != "" {
-		c, err := decodeAuditCursor(req.GetPageToken())
-		if err != nil {
-			return nil, err
-		}
-		f.After = &c
+	page, err := aip.ParsePage(req.GetPageSize(), req.GetPageToken(), "ListAuditEntries", req.GetParent(),
+		f.Actor, f.Target, f.Action, aip.TimeKey(f.Start), aip.TimeKey(f.End))
+	if err != nil {
+		return nil, err
 	}
-	entries, err := s.store.AuditEntries(ctx, org, f, size+1)
+	afterTime, afterID, err := page.Cursor(true)
+	if err != nil {
+		return nil, err
+	}
+	if afterTime != nil {
+		f.After = &AuditCursor{CreateTime: afterTime.(time.Time), ID: afterID.(uuid.UUID)}
+	}
+	entries, err := s.store.AuditEntries(ctx, org, f, page.Size+1)
 	if err != nil {
 		return nil, err
 	}
 	resp := &accountsv1.ListAuditEntriesResponse{}
-	if len(entries) > size {
-		entries = entries[:size]
-		last := entries[size-1]
-		resp.NextPageToken = encodeAuditCursor(AuditCursor{CreateTime: last.CreateTime, ID: last.ID})
-	}
+	entries, resp.NextPageToken = aip.Trim(page, entries, func(e *AuditEntry) []string {
+		return []string{aip.TimeKey(e.CreateTime), e.ID.String()}
+	})
 	for _, e := range entries {
 		resp.AuditEntries = append(resp.AuditEntries, auditEntryProto(e))
 	}
@@ -182,25 +179,6 @@ func outcomeFromProto(o accountsv1.Outcome) (Outcome, bool) {
 		return Failed, true
 	}
 	return "", false
-}
-
-func encodeAuditCursor(c AuditCursor) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreateTime.UnixMicro(), 10) + "." + c.ID.String()))
-}
-
-func decodeAuditCursor(token string) (AuditCursor, error) {
-	bad := errs.Field("pageToken", "is not a token from a previous page")
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil {
-		return AuditCursor{}, bad
-	}
-	ts, id, ok := strings.Cut(string(b), ".")
-	micros, err1 := strconv.ParseInt(ts, 10, 64)
-	u, err2 := uuid.Parse(id)
-	if !ok || err1 != nil || err2 != nil {
-		return AuditCursor{}, bad
-	}
-	return AuditCursor{CreateTime: time.UnixMicro(micros), ID: u}, nil
 }
 
 // AuditConsumer is the durable consumer that keeps other services' audit

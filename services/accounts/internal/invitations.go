@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -304,12 +305,12 @@ func (s *Server) ListInvitations(ctx context.Context, req *accountsv1.ListInvita
 
 // managedInvitation checks the caller may manage the invitation named name.
 func (s *Server) managedInvitation(ctx context.Context, name, action string) (uuid.UUID, uuid.UUID, access.Caller, error) {
-	parts := strings.Split(name, "/")
-	id, err := uuid.Parse(parts[len(parts)-1])
-	if len(parts) != 4 || parts[2] != "invitations" || err != nil {
-		return uuid.Nil, uuid.Nil, access.Caller{}, errs.Field("name", "must be an invitation name like organizations/{id}/invitations/{invitation}")
+	ids, err := aip.ParseIDs("name", name, "organizations/{organization}/invitations/{invitation}")
+	if err != nil {
+		return uuid.Nil, uuid.Nil, access.Caller{}, err
 	}
-	org, role, c, err := s.access(ctx, "name", parts[0]+"/"+parts[1])
+	id := ids[1]
+	org, role, c, err := s.access(ctx, "name", organizationName(ids[0]))
 	if err != nil {
 		return uuid.Nil, uuid.Nil, c, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -257,30 +258,95 @@ func (s *Server) BatchGetMembers(ctx context.Context, req *accountsv1.BatchGetMe
 	return resp, nil
 }
 
-// ListMembers lists an organization's members, oldest first.
+// The members of an organization ($1) a List shows; $2 to $4 are the
+// filter, NULL where it has no term: a login, a prefix of one, a role.
+const (
+	membersWhere = `
+WHERE m.organization_id = $1
+  AND ($2::text IS NULL OR u.email = $2)
+  AND ($3::text IS NULL OR starts_with(u.email, $3))
+  AND ($4::text IS NULL OR m.role = $4)`
+
+	countMembers = `SELECT count(*) FROM memberships m JOIN users u ON u.id = m.user_id` + membersWhere
+)
+
+// memberPage returns the query for one page of members in order o: $5 is
+// the limit, $6 and $7 the sort key and user id of the previous page's last
+// member (NULL on the first page). Pages are keyset, never OFFSET.
+func memberPage(o aip.Order) string {
+	switch o {
+	case aip.Order{Field: "create_time", Desc: true}:
+		return membershipColumns + membersWhere + `
+  AND ($6::timestamptz IS NULL OR (m.create_time, m.user_id) < ($6, $7::uuid))
+ORDER BY m.create_time DESC, m.user_id DESC LIMIT $5`
+	case aip.Order{Field: "email"}:
+		return membershipColumns + membersWhere + `
+  AND ($6::text IS NULL OR (u.email, m.user_id) > ($6, $7::uuid))
+ORDER BY u.email, m.user_id LIMIT $5`
+	case aip.Order{Field: "email", Desc: true}:
+		return membershipColumns + membersWhere + `
+  AND ($6::text IS NULL OR (u.email, m.user_id) < ($6, $7::uuid))
+ORDER BY u.email DESC, m.user_id DESC LIMIT $5`
+	}
+	return membershipColumns + membersWhere + `
+  AND ($6::timestamptz IS NULL OR (m.create_time, m.user_id) > ($6, $7::uuid))
+ORDER BY m.create_time, m.user_id LIMIT $5`
+}
+
+// ListMembers lists an organization's members, oldest first unless asked
+// otherwise.
 func (s *Server) ListMembers(ctx context.Context, req *accountsv1.ListMembersRequest) (*accountsv1.ListMembersResponse, error) {
+	filter, err := aip.ParseFilter(req.GetFilter(), map[string]aip.Match{"email": aip.Prefix, "role": aip.Equal})
+	if err != nil {
+		return nil, err
+	}
+	// args are $2 to $4 of membersWhere.
+	args := []any{nil, nil, nil}
+	if t, ok := filter.Get("email"); ok && t.Prefix {
+		args[1] = strings.ToLower(t.Value)
+	} else if ok {
+		args[0] = strings.ToLower(t.Value)
+	}
+	if t, ok := filter.Get("role"); ok {
+		r, ok := access.RoleFromProto(accountsv1.Role(accountsv1.Role_value[t.Value]))
+		if !ok {
+			return nil, errs.Field("filter", fmt.Sprintf("%q: a role is ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER", t.Value))
+		}
+		args[2] = string(r)
+	}
+	order, err := aip.ParseOrderBy(req.GetOrderBy(), aip.Order{Field: "create_time"}, "create_time", "email")
+	if err != nil {
+		return nil, err
+	}
+	page, err := aip.ParsePage(req.GetPageSize(), req.GetPageToken(), "ListMembers", req.GetParent(), filter.String(), order.String())
+	if err != nil {
+		return nil, err
+	}
+	afterKey, afterID, err := page.Cursor(order.Field == "create_time")
+	if err != nil {
+		return nil, err
+	}
+
 	org, _, _, err := s.access(ctx, "parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodeCursor(req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	ms, err := s.store.Members(ctx, org, after, size+1)
-	if err != nil {
-		return nil, err
-	}
+	args = append([]any{org}, args...)
 	resp := &accountsv1.ListMembersResponse{}
-	if len(ms) > size {
-		ms = ms[:size]
-		last := ms[size-1]
-		resp.NextPageToken = encodeCursor(Cursor{CreateTime: last.CreateTime, UserID: last.UserID})
+	if err := s.store.pool.QueryRow(ctx, countMembers, args...).Scan(&resp.TotalSize); err != nil {
+		return nil, fmt.Errorf("count members: %w", err)
 	}
+	rows, _ := s.store.pool.Query(ctx, memberPage(order), append(args, page.Size+1, afterKey, afterID)...)
+	ms, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Membership])
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
+	}
+	ms, resp.NextPageToken = aip.Trim(page, ms, func(m *Membership) []string {
+		if order.Field == "email" {
+			return []string{m.Email, m.UserID.String()}
+		}
+		return []string{aip.TimeKey(m.CreateTime), m.UserID.String()}
+	})
 	for _, m := range ms {
 		resp.Members = append(resp.Members, memberProto(m))
 	}
@@ -297,10 +363,9 @@ func (s *Server) UpdateMember(ctx context.Context, req *accountsv1.UpdateMemberR
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range req.GetUpdateMask().GetPaths() {
-		if p != "role" {
-			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: role", p))
-		}
+	// role is the one updatable field: the mask only has to be valid.
+	if _, err := aip.UpdatePaths(req.GetUpdateMask(), req.GetMember(), "role"); err != nil {
+		return nil, err
 	}
 	to, ok := access.RoleFromProto(req.GetMember().GetRole())
 	if !ok {

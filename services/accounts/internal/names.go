@@ -1,10 +1,8 @@
 package accounts
 
 import (
-	"strings"
-
 	"github.com/google/uuid"
-	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/aip"
 )
 
 // Resource names: builders and parsers.
@@ -19,22 +17,17 @@ func apiTokenName(org, token uuid.UUID) string {
 }
 
 func parseOrganizationName(field, name string) (uuid.UUID, error) {
-	rest, ok := strings.CutPrefix(name, "organizations/")
-	id, err := uuid.Parse(rest)
-	if !ok || err != nil || strings.Contains(rest, "/") {
-		return uuid.Nil, errs.Field(field, "must be an organization name like organizations/{id}")
+	ids, err := aip.ParseIDs(field, name, "organizations/{organization}")
+	if err != nil {
+		return uuid.Nil, err
 	}
-	return id, nil
+	return ids[0], nil
 }
 
 func parseMemberName(field, name string) (org, user uuid.UUID, err error) {
-	parts := strings.Split(name, "/")
-	if len(parts) == 4 && parts[0] == "organizations" && parts[2] == "members" {
-		org, err1 := uuid.Parse(parts[1])
-		user, err2 := uuid.Parse(parts[3])
-		if err1 == nil && err2 == nil {
-			return org, user, nil
-		}
+	ids, err := aip.ParseIDs(field, name, "organizations/{organization}/members/{member}")
+	if err != nil {
+		return uuid.Nil, uuid.Nil, err
 	}
-	return uuid.Nil, uuid.Nil, errs.Field(field, "must be a member name like organizations/{id}/members/{user}")
+	return ids[0], ids[1], nil
 }

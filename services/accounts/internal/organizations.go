@@ -39,15 +39,12 @@ func (s *Server) UpdateOrganization(ctx context.Context, req *accountsv1.UpdateO
 		"legal_name":   strings.TrimSpace(in.GetLegalName()),
 		"address":      strings.TrimSpace(in.GetAddress()),
 	}
-	set, err := masked(req.GetUpdateMask().GetPaths(), fields)
+	set, err := masked(req.GetUpdateMask(), in, fields)
 	if err != nil {
 		return nil, err
 	}
 	if v, ok := set["display_name"]; ok && v == "" {
 		return nil, errs.Field("organization.displayName", "must not be blank")
-	}
-	if len(set) == 0 {
-		return nil, errs.Field("updateMask", "names no field to change")
 	}
 	changed := map[string]string{}
 	for p, v := range set {

@@ -2,20 +2,20 @@ package accounts
 
 import (
 	"context"
-	"encoding/base64"
-	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
 // Limits bound what a client may ask for: sign-in attempts and calls to
@@ -124,94 +124,19 @@ func (s *Server) access(ctx context.Context, field, name string) (uuid.UUID, acc
 	return org, role, c, nil
 }
 
-const (
-	defaultPageSize = 50
-	maxPageSize     = 1000
-)
-
-// masked returns the fields (proto name → new value) an update mask names,
-// or, for an empty mask, those the request sets, as AIP-134 has it.
-func masked(paths []string, fields map[string]string) (map[string]string, error) {
-	set := map[string]string{}
-	for _, p := range paths {
-		p = snakeCase(p)
-		v, ok := fields[p]
-		if !ok {
-			var names []string
-			for f := range fields {
-				names = append(names, camelCase(f))
-			}
-			slices.Sort(names)
-			return nil, errs.Field("updateMask", fmt.Sprintf("field %q cannot be updated; updatable: %s", p, strings.Join(names, ", ")))
-		}
-		set[p] = v
+// masked returns the new value (proto name → value) of each field an
+// update changes, by the one rule of aip.UpdatePaths; fields holds every
+// updatable field's value.
+func masked(mask *fieldmaskpb.FieldMask, resource proto.Message, fields map[string]string) (map[string]string, error) {
+	paths, err := aip.UpdatePaths(mask, resource, slices.Sorted(maps.Keys(fields))...)
+	if err != nil {
+		return nil, err
 	}
-	if len(paths) == 0 {
-		for p, v := range fields {
-			if v != "" {
-				set[p] = v
-			}
-		}
+	set := make(map[string]string, len(paths))
+	for _, p := range paths {
+		set[p] = fields[p]
 	}
 	return set, nil
-}
-
-// camelCase turns a proto field name ("legal_name") into its JSON name.
-func camelCase(f string) string {
-	parts := strings.Split(f, "_")
-	for i := 1; i < len(parts); i++ {
-		parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
-	}
-	return strings.Join(parts, "")
-}
-
-// snakeCase turns a field mask path's JSON form ("legalName") into its
-// proto form ("legal_name"); gRPC callers send the latter, REST the former.
-func snakeCase(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		if 'A' <= r && r <= 'Z' {
-			b.WriteByte('_')
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// pageSize applies the default and the maximum to a requested page size.
-func pageSize(n int32) (int, error) {
-	switch {
-	case n < 0:
-		return 0, errs.Field("pageSize", "must not be negative")
-	case n == 0:
-		return defaultPageSize, nil
-	case n > maxPageSize:
-		return maxPageSize, nil
-	}
-	return int(n), nil
-}
-
-func encodeCursor(c Cursor) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreateTime.UnixMicro(), 10) + "." + c.UserID.String()))
-}
-
-func decodeCursor(token string) (Cursor, error) {
-	if token == "" {
-		return Cursor{}, nil
-	}
-	bad := errs.Field("pageToken", "is not a token from a previous page")
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil {
-		return Cursor{}, bad
-	}
-	ts, id, ok := strings.Cut(string(b), ".")
-	micros, err1 := strconv.ParseInt(ts, 10, 64)
-	user, err2 := uuid.Parse(id)
-	if !ok || err1 != nil || err2 != nil {
-		return Cursor{}, bad
-	}
-	return Cursor{CreateTime: time.UnixMicro(micros), UserID: user}, nil
 }
 
 // Proto conversions.

@@ -59,11 +59,6 @@ WHERE m.organization_id = $1 AND m.user_id = $2`
 WHERE m.user_id = $1 ORDER BY m.create_time, m.organization_id`
 
 	// Keyset pagination: members after (create_time, user_id).
-	selectMembers = membershipColumns + `
-WHERE m.organization_id = $1 AND (m.create_time, m.user_id) > ($2, $3)
-ORDER BY m.create_time, m.user_id
-LIMIT $4`
-
 	// lockMembers serialises role changes within one organization, so two
 	// owners demoting each other at once cannot leave it without an owner.
 	lockMembers = `
@@ -262,22 +257,6 @@ func (s *Store) MembershipsOfUser(ctx context.Context, user uuid.UUID) ([]*Membe
 	ms, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Membership])
 	if err != nil {
 		return nil, fmt.Errorf("list memberships: %w", err)
-	}
-	return ms, nil
-}
-
-// Cursor is a position in a member list.
-type Cursor struct {
-	CreateTime time.Time
-	UserID     uuid.UUID
-}
-
-// Members lists up to limit members of org after cursor.
-func (s *Store) Members(ctx context.Context, org uuid.UUID, after Cursor, limit int) ([]*Membership, error) {
-	rows, _ := s.pool.Query(ctx, selectMembers, org, after.CreateTime, after.UserID, limit)
-	ms, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Membership])
-	if err != nil {
-		return nil, fmt.Errorf("list members: %w", err)
 	}
 	return ms, nil
 }

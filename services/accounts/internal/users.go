@@ -77,7 +77,7 @@ func (s *Server) UpdateCurrentUser(ctx context.Context, req *accountsv1.UpdateCu
 		"phone_number": in.GetPhoneNumber(),
 		"language":     in.GetLanguage(),
 	}
-	set, err := masked(req.GetUpdateMask().GetPaths(), fields)
+	set, err := masked(req.GetUpdateMask(), in, fields)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -596,7 +595,7 @@ func (s *Server) ListAddresses(ctx context.Context, req *mailboxesv1.ListAddress
 	if err != nil {
 		return nil, err
 	}
-	after, err := addressCursor(order, page.After)
+	afterKey, afterID, err := page.Cursor(order.Field == "create_time")
 	if err != nil {
 		return nil, err
 	}
@@ -618,14 +617,14 @@ func (s *Server) ListAddresses(ctx context.Context, req *mailboxesv1.ListAddress
 	if err := s.pool.QueryRow(ctx, countAddresses, args...).Scan(&resp.TotalSize); err != nil {
 		return nil, fmt.Errorf("count addresses: %w", err)
 	}
-	rows, _ := s.pool.Query(ctx, addressPage(order), append(args, page.Size+1, after[0], after[1])...)
+	rows, _ := s.pool.Query(ctx, addressPage(order), append(args, page.Size+1, afterKey, afterID)...)
 	as, err := collectAddresses(rows)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
 	as, resp.NextPageToken = aip.Trim(page, as, func(a *Address) []string {
 		if order.Field == "create_time" {
-			return []string{strconv.FormatInt(a.CreateTime.UnixMicro(), 10), a.ID.String()}
+			return []string{aip.TimeKey(a.CreateTime), a.ID.String()}
 		}
 		return []string{a.LocalKey, a.ID.String()}
 	})
@@ -633,30 +632,6 @@ func (s *Server) ListAddresses(ctx context.Context, req *mailboxesv1.ListAddress
 		resp.Addresses = append(resp.Addresses, addressProto(a))
 	}
 	return resp, nil
-}
-
-// addressCursor turns the sort keys a page token holds back into the
-// values addressPage compares: a local key or a create time, and an id;
-// nils on the first page.
-func addressCursor(o aip.Order, keys []string) ([2]any, error) {
-	if keys == nil {
-		return [2]any{}, nil
-	}
-	if len(keys) != 2 {
-		return [2]any{}, aip.BadPageToken()
-	}
-	id, err := uuid.Parse(keys[1])
-	if err != nil {
-		return [2]any{}, aip.BadPageToken()
-	}
-	if o.Field != "create_time" {
-		return [2]any{keys[0], id}, nil
-	}
-	micros, err := strconv.ParseInt(keys[0], 10, 64)
-	if err != nil {
-		return [2]any{}, aip.BadPageToken()
-	}
-	return [2]any{time.UnixMicro(micros), id}, nil
 }
 
 // UpdateAddress changes an address's users, destinations, aliases or quota.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
@@ -310,4 +311,39 @@ func FuzzPageToken(f *testing.F) {
 			t.Fatalf("ParsePage(%q): %v", token, err)
 		}
 	})
+}
+
+func TestCursor(t *testing.T) {
+	p, _ := ParsePage(0, "", "q")
+	if k, id, err := p.Cursor(true); k != nil || id != nil || err != nil {
+		t.Errorf("first page: %v %v %v", k, id, err)
+	}
+	when, u := time.UnixMicro(1_780_000_000_123_456), uuid.New()
+	for _, tt := range []struct {
+		keys    []string
+		isTime  bool
+		wantKey any
+		err     bool
+	}{
+		{[]string{TimeKey(when), u.String()}, true, when, false},
+		{[]string{"sales", u.String()}, false, "sales", false},
+		{[]string{"sales", u.String()}, true, nil, true},
+		{[]string{"sales", "x"}, false, nil, true},
+		{[]string{"sales"}, false, nil, true},
+	} {
+		next, err := ParsePage(0, p.Next(tt.keys...), "q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, id, err := next.Cursor(tt.isTime)
+		if tt.err {
+			if field(err) != "pageToken" {
+				t.Errorf("Cursor(%v) error %v, want pageToken", tt.keys, err)
+			}
+			continue
+		}
+		if err != nil || id != u || !cmp.Equal(k, tt.wantKey) {
+			t.Errorf("Cursor(%v) = %v, %v, %v", tt.keys, k, id, err)
+		}
+	}
 }

@@ -6,7 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"hash/crc32"
+	"strconv"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/mailplane/mailplane/services/platform/errs"
 )
 
@@ -84,6 +87,36 @@ func (p Page) Next(after ...string) string {
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// TimeKey spells a time as a sort key for Next: its microseconds since the
+// epoch, PostgreSQL's resolution, so the next page compares exactly.
+func TimeKey(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+
+// Cursor returns what most lists page from, the sort key and id of the
+// previous page's last item, given to Next as (key, id.String()) or
+// (TimeKey(t), id.String()). The key is a string, or a time.Time when
+// isTime; both are nil on the first page, for a keyset condition such as
+// ($7::text IS NULL OR (a.local_key, a.id) > ($7, $8)).
+func (p Page) Cursor(isTime bool) (key, id any, err error) {
+	if p.After == nil {
+		return nil, nil, nil
+	}
+	if len(p.After) != 2 {
+		return nil, nil, BadPageToken()
+	}
+	u, err := uuid.Parse(p.After[1])
+	if err != nil {
+		return nil, nil, BadPageToken()
+	}
+	if !isTime {
+		return p.After[0], u, nil
+	}
+	micros, err := strconv.ParseInt(p.After[0], 10, 64)
+	if err != nil {
+		return nil, nil, BadPageToken()
+	}
+	return time.UnixMicro(micros), u, nil
 }
 
 // Trim cuts items, fetched with a limit of p.Size+1, to p.Size and returns
