@@ -1174,8 +1174,10 @@ type UpdateOrganizationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The organization, by name, with the new values. Required.
 	Organization *Organization `protobuf:"bytes,1,opt,name=organization,proto3" json:"organization,omitempty"`
-	// Fields to change: "display_name", "legal_name", "address". Empty means
-	// every updatable field the request sets.
+	// Fields to change: "display_name", "legal_name", "address".
+	// Without a mask (or an empty one): the updatable fields the request
+	// sets (non-zero); "*": all of them. A mask naming another field, or an
+	// update that changes nothing, is INVALID_ARGUMENT.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1631,7 +1633,9 @@ type UpdateMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The member, by name, with the new role. Required.
 	Member *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
-	// Fields to change; only "role" is updatable. Empty means "role".
+	// Fields to change; only "role" is updatable. Without a mask (or an empty
+	// one): "role" if the request sets it. A mask naming another field, or an
+	// update that changes nothing, is INVALID_ARGUMENT.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1919,8 +1923,10 @@ type UpdateCurrentUserRequest struct {
 	// phone_number (E.164), language ("en", "fr", "de", "it" or "es").
 	// Required; its name is ignored, the user is always the caller.
 	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	// Fields to change: "display_name", "phone_number", "language". Empty means
-	// every one of them the request sets.
+	// Fields to change: "display_name", "phone_number", "language".
+	// Without a mask (or an empty one): the updatable fields the request
+	// sets (non-zero); "*": all of them. A mask naming another field, or an
+	// update that changes nothing, is INVALID_ARGUMENT.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

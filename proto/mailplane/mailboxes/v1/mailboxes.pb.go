@@ -1299,8 +1299,9 @@ type UpdateMailServiceRequest struct {
 	// The mail service, by name, with the new display name (not blank, at
 	// most 200 characters). Required.
 	MailService *MailService `protobuf:"bytes,1,opt,name=mail_service,json=mailService,proto3" json:"mail_service,omitempty"`
-	// Fields to change; only "display_name" is updatable. Empty: the fields
-	// the request sets.
+	// Only "display_name" is updatable. Without a mask (or an empty one):
+	// "display_name" if the request sets it. A mask naming another field, or
+	// an update that changes nothing, is INVALID_ARGUMENT.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2072,10 +2073,10 @@ type UpdateAddressRequest struct {
 	// The address, by name, with the new values. Required.
 	Address *Address `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	// Fields to change: "users", "redirect_destinations", "aliases",
-	// "quota_bytes", "signature" (lowerCamelCase accepted too). Empty: the
-	// fields the request sets (not empty, not zero); "*": all of them, so that
-	// one can be cleared. A request that changes nothing is refused
-	// (INVALID_ARGUMENT).
+	// "quota_bytes", "signature" (lowerCamelCase accepted too).
+	// Without a mask (or an empty one): the updatable fields the request
+	// sets (non-zero); "*": all of them. A mask naming another field, or an
+	// update that changes nothing, is INVALID_ARGUMENT.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3968,8 +3969,10 @@ type UpdateSignatureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The template, by name, with the new values. Required.
 	Signature *Signature `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
-	// Fields to change: "display_name", "template". Empty: the fields the
-	// request sets; "*": both.
+	// Fields to change: "display_name", "template".
+	// Without a mask (or an empty one): the updatable fields the request
+	// sets (non-zero); "*": all of them. A mask naming another field, or an
+	// update that changes nothing, is INVALID_ARGUMENT.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
