@@ -7,6 +7,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/mailplane/mailplane/services/accounts/accountsevents"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"log/slog"
 	"net"
 	"net/mail"
@@ -137,6 +139,7 @@ func New(c *Config) service.Service {
 	return service.Service{
 		Name:       Schema,
 		Migrations: Migrations,
+		Publishes:  accountsevents.Subjects(),
 		Settings:   c,
 		Check: func(p service.Process) []error {
 			var errs []error
@@ -214,7 +217,7 @@ func Subscriptions(pool *pgxpool.Pool, log *slog.Logger) []events.Subscription {
 	store := internal.NewStore(pool)
 	return []events.Subscription{{
 		Durable:  internal.DomainConsumer,
-		Subjects: []string{"mailboxes.mail_service.created", "mailboxes.mail_service.purged"},
+		Subjects: []string{mailboxesevents.MailServiceCreated, mailboxesevents.MailServicePurged},
 		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
 			var ev mailboxesv1.MailServiceChanged
 			if err := proto.Unmarshal(m.Data(), &ev); err != nil {
@@ -232,7 +235,7 @@ func Subscriptions(pool *pgxpool.Pool, log *slog.Logger) []events.Subscription {
 		},
 	}, {
 		Durable:  internal.AuditConsumer,
-		Subjects: []string{"*.audit.recorded"},
+		Subjects: []string{accountsevents.AnyAuditRecorded},
 		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
 			var ev accountsv1.AuditRecorded
 			if err := proto.Unmarshal(m.Data(), &ev); err != nil {

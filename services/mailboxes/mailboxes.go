@@ -13,6 +13,7 @@ import (
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	internal "github.com/mailplane/mailplane/services/mailboxes/internal"
 	"github.com/mailplane/mailplane/services/mailboxes/internal/migrations"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/service"
@@ -90,6 +91,7 @@ func New(c *Config) service.Service {
 	return service.Service{
 		Name:       Schema,
 		Migrations: Migrations,
+		Publishes:  mailboxesevents.Subjects(),
 		Settings:   c,
 		Check: func(p service.Process) []error {
 			var errs []error

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	internal "github.com/mailplane/mailplane/services/mailboxes/internal"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/events"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -38,8 +39,8 @@ type Mailstore struct {
 func (s *Mailstore) Subscription() events.Subscription {
 	return events.Subscription{
 		Durable: MailstoreConsumer,
-		Subjects: []string{"mailboxes.address.deleted", "mailboxes.device_password.revoked",
-			"mailboxes.mail_service.deleted", "mailboxes.mail_service.purged"},
+		Subjects: []string{mailboxesevents.AddressDeleted, mailboxesevents.DevicePasswordRevoked,
+			mailboxesevents.MailServiceDeleted, mailboxesevents.MailServicePurged},
 		Handle: s.handle,
 	}
 }

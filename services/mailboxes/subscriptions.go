@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/accounts/accountsevents"
 	internal "github.com/mailplane/mailplane/services/mailboxes/internal"
 	"github.com/mailplane/mailplane/services/platform/events"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,13 +22,13 @@ import (
 func Subscriptions(_ *pgxpool.Pool, log *slog.Logger) []events.Subscription {
 	return []events.Subscription{{
 		Durable:  internal.PeopleConsumer,
-		Subjects: []string{"accounts.member.deleted", "accounts.user.deleted", "accounts.user.login_released"},
+		Subjects: []string{accountsevents.MemberDeleted, accountsevents.UserDeleted, accountsevents.UserLoginReleased},
 		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
 			var ev proto.Message
 			switch {
-			case strings.HasSuffix(m.Subject(), ".member.deleted"):
+			case strings.HasSuffix(m.Subject(), "."+accountsevents.MemberDeleted):
 				ev = &accountsv1.MemberDeleted{}
-			case strings.HasSuffix(m.Subject(), ".user.deleted"):
+			case strings.HasSuffix(m.Subject(), "."+accountsevents.UserDeleted):
 				ev = &accountsv1.UserDeleted{}
 			default:
 				ev = &accountsv1.LoginReleased{}
@@ -40,7 +41,7 @@ func Subscriptions(_ *pgxpool.Pool, log *slog.Logger) []events.Subscription {
 		},
 	}, {
 		Durable:  internal.InvitationConsumer,
-		Subjects: []string{"accounts.invitation.accepted"},
+		Subjects: []string{accountsevents.InvitationAccepted},
 		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
 			var ev accountsv1.InvitationAccepted
 			if err := proto.Unmarshal(m.Data(), &ev); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/accounts/accountsevents"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
@@ -463,7 +464,7 @@ func (s *Server) AcceptInvitation(ctx context.Context, req *accountsv1.AcceptInv
 			map[string]string{"role": m.Role.Proto().String()})); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "accounts.invitation.accepted", &accountsv1.InvitationAccepted{Invitation: invitationProto(i), Member: memberProto(m)})
+		return outbox.Write(ctx, tx, accountsevents.InvitationAccepted, &accountsv1.InvitationAccepted{Invitation: invitationProto(i), Member: memberProto(m)})
 	})
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/accounts/accountsevents"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -136,7 +137,7 @@ func (s *Server) DeleteCurrentUser(ctx context.Context, req *accountsv1.DeleteCu
 				if _, err := tx.Exec(ctx, deleteOrganization, o.ID); err != nil {
 					return fmt.Errorf("delete organization: %w", err)
 				}
-				if err := outbox.Write(ctx, tx, "accounts.organization.deleted", &accountsv1.OrganizationDeleted{Organization: organizationName(o.ID)}); err != nil {
+				if err := outbox.Write(ctx, tx, accountsevents.OrganizationDeleted, &accountsv1.OrganizationDeleted{Organization: organizationName(o.ID)}); err != nil {
 					return err
 				}
 			}
@@ -151,7 +152,7 @@ func (s *Server) DeleteCurrentUser(ctx context.Context, req *accountsv1.DeleteCu
 		if _, err := tx.Exec(ctx, pseudonymize, userName(id)); err != nil {
 			return fmt.Errorf("pseudonymize audit entries: %w", err)
 		}
-		return outbox.Write(ctx, tx, "accounts.user.deleted", &accountsv1.UserDeleted{User: userName(id)})
+		return outbox.Write(ctx, tx, accountsevents.UserDeleted, &accountsv1.UserDeleted{User: userName(id)})
 	})
 	if err != nil {
 		return nil, err

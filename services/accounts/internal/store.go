@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/accounts/accountsevents"
 	"github.com/mailplane/mailplane/services/platform/access"
-	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -143,7 +143,7 @@ func (s *Store) CreateUserWithOrganization(ctx context.Context, u *User, o *Orga
 		if err := insertAudit(ctx, tx, e); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "accounts.organization.created", &accountsv1.OrganizationCreated{
+		return outbox.Write(ctx, tx, accountsevents.OrganizationCreated, &accountsv1.OrganizationCreated{
 			Organization: organizationProto(o),
 			Owner:        userName(u.ID),
 		})
@@ -208,7 +208,7 @@ func (s *Store) UpdateOrganization(ctx context.Context, c access.Caller, id uuid
 		if err := insertAudit(ctx, tx, auditEntry(c, id, "accounts.organization.update", organizationName(id), changed)); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "accounts.organization.updated", &accountsv1.OrganizationUpdated{
+		return outbox.Write(ctx, tx, accountsevents.OrganizationUpdated, &accountsv1.OrganizationUpdated{
 			Organization: organizationProto(o),
 			Actor:        c.Name(),
 		})
@@ -331,7 +331,7 @@ func (s *Store) UpdateRole(ctx context.Context, c access.Caller, org, target uui
 		if err := insertAudit(ctx, tx, e); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "accounts.member.updated", &accountsv1.MemberUpdated{
+		return outbox.Write(ctx, tx, accountsevents.MemberUpdated, &accountsv1.MemberUpdated{
 			Member:       memberProto(m),
 			PreviousRole: from.Proto(),
 			Actor:        c.Name(),
@@ -370,7 +370,7 @@ func (s *Store) DeleteMember(ctx context.Context, c access.Caller, org, target u
 		if err := insertAudit(ctx, tx, e); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "accounts.member.deleted", &accountsv1.MemberDeleted{
+		return outbox.Write(ctx, tx, accountsevents.MemberDeleted, &accountsv1.MemberDeleted{
 			Member: memberProto(m),
 			Actor:  c.Name(),
 		})
@@ -403,7 +403,7 @@ func publishRevoked(ctx context.Context, tx pgx.Tx, sessions []uuid.UUID, until 
 			ev.SessionIds = append(ev.SessionIds, id.String())
 		}
 	}
-	return outbox.Write(ctx, tx, auth.RevocationSubject, ev)
+	return outbox.Write(ctx, tx, accountsevents.SessionRevoked, ev)
 }
 
 // revokeSessionsOf ends all of user's sessions in tx and publishes it;

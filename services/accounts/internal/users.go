@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/accounts/accountsevents"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
@@ -218,7 +219,7 @@ func (s *Server) ReleaseMemberLogin(ctx context.Context, req *accountsv1.Release
 		if err := insertAudit(ctx, tx, auditEntry(c, org, "accounts.login.release", req.GetName(), map[string]string{"releasedEmail": released})); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "accounts.user.login_released", &accountsv1.LoginReleased{User: userName(target), ReleasedEmail: released, Actor: c.Name()})
+		return outbox.Write(ctx, tx, accountsevents.UserLoginReleased, &accountsv1.LoginReleased{User: userName(target), ReleasedEmail: released, Actor: c.Name()})
 	})
 	if err != nil {
 		s.auditRefusal(ctx, auditEntry(c, org, "accounts.login.release", req.GetName(), nil), err)

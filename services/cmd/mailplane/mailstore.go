@@ -70,8 +70,12 @@ func serveMailstore(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	defer conn.Close()
+	catalog, err := eventCatalog(prefix, services())
+	if err != nil {
+		return err
+	}
 	sub := store.Subscription()
-	c := &events.Consumer{JS: js, Stream: stream, Durable: durable, Handle: sub.Handle, Log: log}
+	c := &events.Consumer{JS: js, Stream: stream, Durable: durable, Catalog: catalog, Handle: sub.Handle, Log: log}
 	for _, s := range sub.Subjects {
 		c.Subjects = append(c.Subjects, prefix+"."+s)
 	}

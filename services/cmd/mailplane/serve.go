@@ -231,6 +231,10 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 		return err
 	}
 	defer stopRevocations()
+	declared, err := eventCatalog(s.EventPrefix, s.services)
+	if err != nil {
+		return err
+	}
 	srv := grpcserver.New(log, verifier)
 	var relays []*outbox.Relay
 	var consumers []*events.Consumer
@@ -257,7 +261,7 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 				subjects = append(subjects, s.EventPrefix+"."+subj)
 			}
 			consumers = append(consumers, &events.Consumer{JS: js, Pool: pool, Stream: s.EventStream,
-				Durable: sub.Durable, Subjects: subjects, Handle: sub.Handle, Log: svcLog})
+				Durable: sub.Durable, Subjects: subjects, Catalog: declared, Handle: sub.Handle, Log: svcLog})
 		}
 		relays = append(relays, &outbox.Relay{Pool: pool, JS: js, Prefix: s.EventPrefix, Service: svc.Name, Log: svcLog})
 		// Ready while the database answers (grpcserver.Watch); NATS being

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
@@ -280,7 +281,7 @@ func (s *Server) insertAddress(ctx context.Context, c access.Caller, a *Address,
 	a.UpdateTime = a.CreateTime
 	events := []outbox.Event{
 		auditEvent(ctx, organizationName(a.OrganizationID), c, "mailboxes.address.create", name, map[string]string{"email": a.Email(), "kind": a.Kind}),
-		{Subject: "mailboxes.address.created", Msg: addressChanged(a, c.Name())},
+		{Subject: mailboxesevents.AddressCreated, Msg: addressChanged(a, c.Name())},
 	}
 	// The address, its names, users and events are one write: when the
 	// mail service is gone or a name is taken, the insert returns no row and
@@ -739,7 +740,7 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 			map[string]string{"fields": strings.Join(paths, ",")}); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "mailboxes.address.updated", addressChanged(a, c.Name()))
+		return outbox.Write(ctx, tx, mailboxesevents.AddressUpdated, addressChanged(a, c.Name()))
 	})
 	if err != nil {
 		return nil, err
@@ -859,7 +860,7 @@ func (s *Server) DeleteAddress(ctx context.Context, req *mailboxesv1.DeleteAddre
 		if err := audit(ctx, tx, organizationName(a.OrganizationID), c, "mailboxes.address.delete", req.GetName(), map[string]string{"email": a.Email()}); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "mailboxes.address.deleted", addressChanged(a, c.Name()))
+		return outbox.Write(ctx, tx, mailboxesevents.AddressDeleted, addressChanged(a, c.Name()))
 	})
 	if err != nil {
 		return nil, err

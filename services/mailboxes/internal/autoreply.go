@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -216,7 +217,7 @@ func (s *Server) UpdateAutoReply(ctx context.Context, req *mailboxesv1.UpdateAut
 		if err := audit(ctx, tx, organizationName(a.OrganizationID), c, "mailboxes.autoReply.update", autoReplyName(a), details); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "mailboxes.auto_reply.updated", addressChanged(a, c.Name()))
+		return outbox.Write(ctx, tx, mailboxesevents.AutoReplyUpdated, addressChanged(a, c.Name()))
 	})
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -113,7 +114,7 @@ func (s *Server) resumeBulkJob(ctx context.Context, job *bulkJob, data []byte, a
 		// the actor is whoever uploaded the file.
 		name := bulkJobName(org, job)
 		err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-			return outbox.Write(ctx, tx, "mailboxes.audit.recorded", auditRecord(ctx, organizationName(org), actor, "mailboxes.address.bulkCreate", name, map[string]string{
+			return outbox.Write(ctx, tx, mailboxesevents.AuditRecorded, auditRecord(ctx, organizationName(org), actor, "mailboxes.address.bulkCreate", name, map[string]string{
 				"rows": strconv.Itoa(f.rows), "toCreate": strconv.Itoa(f.rows - f.skipped), "existing": strconv.Itoa(f.skipped),
 				"attempt": strconv.Itoa(int(job.Attempt)), "resumed": "true",
 			}))
@@ -260,7 +261,7 @@ func (b *bulkBatch) add(row bulkRow) error {
 	if err != nil {
 		return fmt.Errorf("address event: %w", err)
 	}
-	b.events = append(b.events, []any{uuid.Must(uuid.NewV7()), "mailboxes.address.created", payload, b.headers})
+	b.events = append(b.events, []any{uuid.Must(uuid.NewV7()), mailboxesevents.AddressCreated, payload, b.headers})
 	if b.first == 0 {
 		b.first = row.line
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"google.golang.org/protobuf/proto"
 )
@@ -100,7 +101,7 @@ func ApplyPersonLeft(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
 		if a.LocalPart == "" {
 			continue
 		}
-		if err := outbox.Write(ctx, tx, "mailboxes.address.updated", addressChanged(a, actor)); err != nil {
+		if err := outbox.Write(ctx, tx, mailboxesevents.AddressUpdated, addressChanged(a, actor)); err != nil {
 			return err
 		}
 	}
@@ -116,7 +117,7 @@ func revokeStrandedDevicePasswords(ctx context.Context, tx pgx.Tx, a *Address, a
 		return fmt.Errorf("revoke device passwords: %w", err)
 	}
 	for _, d := range revoked {
-		err := outbox.Write(ctx, tx, "mailboxes.device_password.revoked",
+		err := outbox.Write(ctx, tx, mailboxesevents.DevicePasswordRevoked,
 			devicePasswordRevoked(a, d, actor))
 		if err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -314,7 +315,7 @@ func (s *Server) DeleteDevicePassword(ctx context.Context, req *mailboxesv1.Dele
 			map[string]string{"email": a.Email(), "deviceName": d.DeviceName, "user": userName(d.UserID)}); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, "mailboxes.device_password.revoked",
+		return outbox.Write(ctx, tx, mailboxesevents.DevicePasswordRevoked,
 			devicePasswordRevoked(a, d, c.Name()))
 	})
 	if err != nil {

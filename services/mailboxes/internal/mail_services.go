@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
@@ -105,8 +106,8 @@ func activeMailService(ctx context.Context, q interface {
 	return m, err
 }
 
-func (s *Server) mailServiceEvent(ctx context.Context, tx pgx.Tx, verb string, m *MailService, c access.Caller) error {
-	return outbox.Write(ctx, tx, "mailboxes.mail_service."+verb, &mailboxesv1.MailServiceChanged{MailService: s.mailServiceProto(m), Actor: c.Name()})
+func (s *Server) mailServiceEvent(ctx context.Context, tx pgx.Tx, subject string, m *MailService, c access.Caller) error {
+	return outbox.Write(ctx, tx, subject, &mailboxesv1.MailServiceChanged{MailService: s.mailServiceProto(m), Actor: c.Name()})
 }
 
 // CreateMailService claims a domain: the mail service is pending until its
@@ -162,7 +163,7 @@ func (s *Server) CreateMailService(ctx context.Context, req *mailboxesv1.CreateM
 		}
 		// Not "created": that tells the platform the organization hosts the
 		// domain, which only verification shows.
-		return s.mailServiceEvent(ctx, tx, "claimed", m, c)
+		return s.mailServiceEvent(ctx, tx, mailboxesevents.MailServiceClaimed, m, c)
 	})
 	if err != nil {
 		done, err := s.raced(ctx, idem, err)
@@ -240,7 +241,7 @@ func (s *Server) UpdateMailService(ctx context.Context, req *mailboxesv1.UpdateM
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.changeMailService(ctx, c, ids[0], ids[1], "updated", "mailboxes.mailService.update", renameMailService, display)
+	m, err := s.changeMailService(ctx, c, ids[0], ids[1], mailboxesevents.MailServiceUpdated, "mailboxes.mailService.update", renameMailService, display)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +258,7 @@ func (s *Server) DeleteMailService(ctx context.Context, req *mailboxesv1.DeleteM
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.changeMailService(ctx, c, ids[0], ids[1], "deleted", "mailboxes.mailService.delete", softDeleteMailService)
+	m, err := s.changeMailService(ctx, c, ids[0], ids[1], mailboxesevents.MailServiceDeleted, "mailboxes.mailService.delete", softDeleteMailService)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +275,7 @@ func (s *Server) UndeleteMailService(ctx context.Context, req *mailboxesv1.Undel
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.changeMailService(ctx, c, ids[0], ids[1], "undeleted", "mailboxes.mailService.undelete", undeleteMailService, s.restoreFor)
+	m, err := s.changeMailService(ctx, c, ids[0], ids[1], mailboxesevents.MailServiceUndeleted, "mailboxes.mailService.undelete", undeleteMailService, s.restoreFor)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +284,7 @@ func (s *Server) UndeleteMailService(ctx context.Context, req *mailboxesv1.Undel
 
 // changeMailService runs one UPDATE ... RETURNING on org's mail service ms,
 // with its audit record and event.
-func (s *Server) changeMailService(ctx context.Context, c access.Caller, org, ms uuid.UUID, verb, action, query string, args ...any) (*MailService, error) {
+func (s *Server) changeMailService(ctx context.Context, c access.Caller, org, ms uuid.UUID, subject, action, query string, args ...any) (*MailService, error) {
 	var m *MailService
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, query, append([]any{ms, org}, args...)...)
@@ -294,7 +295,7 @@ func (s *Server) changeMailService(ctx context.Context, c access.Caller, org, ms
 		if err := audit(ctx, tx, organizationName(org), c, action, mailServiceName(org, ms), nil); err != nil {
 			return err
 		}
-		return s.mailServiceEvent(ctx, tx, verb, m, c)
+		return s.mailServiceEvent(ctx, tx, subject, m, c)
 	})
 	return m, err
 }
@@ -317,7 +318,7 @@ func (s *Server) Purge(ctx context.Context) (int, error) {
 					return fmt.Errorf("purge mail services: usage: %w", err)
 				}
 			}
-			if err := s.mailServiceEvent(ctx, tx, "purged", m, access.Caller{}); err != nil {
+			if err := s.mailServiceEvent(ctx, tx, mailboxesevents.MailServicePurged, m, access.Caller{}); err != nil {
 				return err
 			}
 		}
@@ -339,7 +340,7 @@ func (s *Server) AnnounceMailServices(ctx context.Context) (int, error) {
 				return fmt.Errorf("announce mail services: %w", err)
 			}
 			for _, m := range ms {
-				if err := s.mailServiceEvent(ctx, tx, "created", m, access.Caller{}); err != nil {
+				if err := s.mailServiceEvent(ctx, tx, mailboxesevents.MailServiceCreated, m, access.Caller{}); err != nil {
 					return err
 				}
 			}

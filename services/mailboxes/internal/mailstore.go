@@ -7,6 +7,7 @@ import (
 	"unicode"
 
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -28,7 +29,7 @@ type MailstoreWork struct {
 func MailstoreWorkFor(root, subject string, data []byte) (MailstoreWork, error) {
 	var w MailstoreWork
 	switch {
-	case strings.HasSuffix(subject, ".address.deleted"):
+	case strings.HasSuffix(subject, "."+mailboxesevents.AddressDeleted):
 		var ev mailboxesv1.AddressChanged
 		if err := proto.Unmarshal(data, &ev); err != nil {
 			return w, fmt.Errorf("address event: %w", err)
@@ -39,13 +40,13 @@ func MailstoreWorkFor(root, subject string, data []byte) (MailstoreWork, error) 
 		}
 		w.Remove = filepath.Join(root, ids[1].String(), ids[2].String())
 		w.Kick = kickable(ev.GetLogin())
-	case strings.HasSuffix(subject, ".device_password.revoked"):
+	case strings.HasSuffix(subject, "."+mailboxesevents.DevicePasswordRevoked):
 		var ev mailboxesv1.DevicePasswordRevoked
 		if err := proto.Unmarshal(data, &ev); err != nil {
 			return w, fmt.Errorf("device password event: %w", err)
 		}
 		w.Kick = kickable(ev.GetLogin())
-	case strings.HasSuffix(subject, ".mail_service.deleted"), strings.HasSuffix(subject, ".mail_service.purged"):
+	case strings.HasSuffix(subject, "."+mailboxesevents.MailServiceDeleted), strings.HasSuffix(subject, "."+mailboxesevents.MailServicePurged):
 		var ev mailboxesv1.MailServiceChanged
 		if err := proto.Unmarshal(data, &ev); err != nil {
 			return w, fmt.Errorf("mail service event: %w", err)
@@ -54,7 +55,7 @@ func MailstoreWorkFor(root, subject string, data []byte) (MailstoreWork, error) 
 		if err != nil {
 			return w, err
 		}
-		if strings.HasSuffix(subject, ".purged") {
+		if strings.HasSuffix(subject, "."+mailboxesevents.MailServicePurged) {
 			// Its mail stays while it can be restored; its sessions ended
 			// when it was deleted.
 			w.Remove = filepath.Join(root, ids[1].String())

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
@@ -62,12 +63,12 @@ func NewServer(pool *pgxpool.Pool, accounts Accounts, log *slog.Logger) *Server 
 // audit publishes an audit record for the organization's log, kept by the
 // accounts service, in tx.
 func audit(ctx context.Context, tx pgx.Tx, org string, c access.Caller, action, target string, details map[string]string) error {
-	return outbox.Write(ctx, tx, "mailboxes.audit.recorded", auditRecord(ctx, org, c.Name(), action, target, details))
+	return outbox.Write(ctx, tx, mailboxesevents.AuditRecorded, auditRecord(ctx, org, c.Name(), action, target, details))
 }
 
 // auditEvent is audit for a batch: the audit record as an event to queue.
 func auditEvent(ctx context.Context, org string, c access.Caller, action, target string, details map[string]string) outbox.Event {
-	return outbox.Event{Subject: "mailboxes.audit.recorded", Msg: auditRecord(ctx, org, c.Name(), action, target, details)}
+	return outbox.Event{Subject: mailboxesevents.AuditRecorded, Msg: auditRecord(ctx, org, c.Name(), action, target, details)}
 }
 
 // idempotencyKey reads req's idempotency key (AIP-155) for caller c and
@@ -158,7 +159,7 @@ func (s *Server) auditRefusal(ctx context.Context, method string, req any, refus
 	rec := auditRecord(ctx, "organizations/"+org, c.Name(), action, target, map[string]string{"reason": refusal.Error()})
 	rec.Entry.Outcome = accountsv1.Outcome_OUTCOME_DENIED
 	ctx = context.WithoutCancel(ctx)
-	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error { return outbox.Write(ctx, tx, "mailboxes.audit.recorded", rec) })
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error { return outbox.Write(ctx, tx, mailboxesevents.AuditRecorded, rec) })
 	if err != nil {
 		s.log.ErrorContext(ctx, "audit: record refusal", "action", action, "error", err)
 	}

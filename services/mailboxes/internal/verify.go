@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -318,7 +319,7 @@ func (s *Server) endClaim(ctx context.Context, m *MailService, state, result str
 		} else if err != nil {
 			return fmt.Errorf("end claim: %w", err)
 		}
-		return s.mailServiceEvent(ctx, tx, "claim_ended", after, access.Caller{})
+		return s.mailServiceEvent(ctx, tx, mailboxesevents.MailServiceClaimEnded, after, access.Caller{})
 	})
 	return after, err
 }
@@ -351,7 +352,7 @@ func (s *Server) verifyClaim(ctx context.Context, m *MailService, c access.Calle
 			if after, err = collectMailService(rows); err != nil {
 				return fmt.Errorf("end claim: %w", err)
 			}
-			return s.mailServiceEvent(ctx, tx, "claim_ended", after, access.Caller{})
+			return s.mailServiceEvent(ctx, tx, mailboxesevents.MailServiceClaimEnded, after, access.Caller{})
 		}
 		rows, _ = tx.Query(ctx, markVerified, m.ID, result)
 		if after, err = collectMailService(rows); err != nil {
@@ -359,7 +360,7 @@ func (s *Server) verifyClaim(ctx context.Context, m *MailService, c access.Calle
 		}
 		// To the rest of the platform (accounts' organization domains), the
 		// mail service exists from now on.
-		if err := s.mailServiceEvent(ctx, tx, "created", after, c); err != nil {
+		if err := s.mailServiceEvent(ctx, tx, mailboxesevents.MailServiceCreated, after, c); err != nil {
 			return err
 		}
 		self, sub := related(m.Domain)
@@ -369,7 +370,7 @@ func (s *Server) verifyClaim(ctx context.Context, m *MailService, c access.Calle
 			return fmt.Errorf("end other claims: %w", err)
 		}
 		for _, r := range rivals {
-			if err := s.mailServiceEvent(ctx, tx, "claim_ended", r, access.Caller{}); err != nil {
+			if err := s.mailServiceEvent(ctx, tx, mailboxesevents.MailServiceClaimEnded, r, access.Caller{}); err != nil {
 				return err
 			}
 		}

@@ -93,8 +93,12 @@ type Consumer struct {
 	Durable string
 	// Subjects filter the stream (full subjects, prefix included).
 	Subjects []string
-	Handle   Handler
-	Log      *slog.Logger
+	// Catalog, when set, has Run refuse Subjects that match no subject a
+	// service declares. Processes always set it; tests may consume
+	// subjects of their own.
+	Catalog *Catalog
+	Handle  Handler
+	Log     *slog.Logger
 	// Meter reports the consumer's metrics; nil: the process's.
 	Meter metric.Meter
 
@@ -149,6 +153,11 @@ const (
 // stream costs one commit per batch rather than per event; an idle one is
 // applied event by event as it arrives.
 func (c *Consumer) Run(ctx context.Context) error {
+	if c.Catalog != nil {
+		if err := c.Catalog.Check(c.Subjects); err != nil {
+			return fmt.Errorf("consumer %s: %w", c.Durable, err)
+		}
+	}
 	c.setUpMetrics()
 	cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
 		Durable:        c.Durable,

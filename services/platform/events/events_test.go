@@ -441,17 +441,25 @@ func TestConsumersApplyIndependently(t *testing.T) {
 	if err := events.EnsureStream(context.Background(), f.js, stream, prefix, 1); err != nil {
 		t.Fatal(err)
 	}
+	// As a process would, each checks its filters against what services
+	// declare.
+	catalog, err := events.NewCatalog(prefix, []string{"accounts.organization.created", "accounts.member.deleted"}, []string{"domains.domain.created"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var billingCalls, directoryCalls atomic.Int32
 	f.run(t, &events.Consumer{
 		Stream:   stream,
 		Durable:  "billing",
 		Subjects: []string{"mailplane.accounts.organization.created"},
+		Catalog:  catalog,
 		Handle:   record("billing", &billingCalls),
 	})
 	f.run(t, &events.Consumer{
 		Stream:   stream,
 		Durable:  "directory",
 		Subjects: []string{"mailplane.accounts.organization.>", "mailplane.accounts.member.>"},
+		Catalog:  catalog,
 		Handle:   record("directory", &directoryCalls),
 	})
 

@@ -25,6 +25,11 @@ type Service struct {
 	Name string
 	// Migrations are the schema's SQL migrations (goose files).
 	Migrations fs.FS
+	// Publishes are the subjects of the service's events (its
+	// <name>events package's Subjects), relative to the event prefix.
+	// Every process knows every service's, served or not: a consumer
+	// whose filter matches none of them fails at start (events.Catalog).
+	Publishes []string
 	// Settings are the service's own settings, or nil. Every process
 	// registers the settings of every service, so that `-h` lists them all
 	// and a Deployment may set them in any order; only the served
