@@ -168,6 +168,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting, as a process may be
+		}
 		return fmt.Errorf("consumer %s: %w", c.Durable, err)
 	}
 	msgs := make(chan jetstream.Msg, maxBatch)

@@ -619,3 +619,15 @@ func TestConsumerWithoutDatabase(t *testing.T) {
 		t.Errorf("applied_events holds %v; a consumer without a database records nothing", ids)
 	}
 }
+
+// TestConsumerStoppedWhileStarting: a process stopped as it starts has
+// its consumers return without an error.
+func TestConsumerStoppedWhileStarting(t *testing.T) {
+	f := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := &events.Consumer{JS: f.js, Stream: stream, Durable: "people", Subjects: []string{"mailplane.accounts.member.deleted"}, Log: f.log}
+	if err := c.Run(ctx); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
