@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -361,10 +363,38 @@ func TestAutoReply(t *testing.T) {
 	_, err = set(owner, &mailboxesv1.AutoReply{Name: fw.Address.Name + "/autoReply", Enabled: true, Message: "x"})
 	wantCode(t, err, codes.FailedPrecondition)
 
-	var events int
-	e.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE subject = 'mailboxes.auto_reply.updated'`).Scan(&events)
-	if events != 2 {
-		t.Errorf("%d auto-reply events, want 2", events)
+	// Each change carries the auto-reply and its script, which whatever
+	// installs scripts takes as it is: anna's, then none once it is off.
+	evRows, err := e.pool.Query(context.Background(), `SELECT payload FROM outbox WHERE subject = 'mailboxes.auto_reply.updated' ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payloads, err := pgx.CollectRows(evRows, pgx.RowTo[[]byte])
+	if err != nil || len(payloads) != 2 {
+		t.Fatalf("%d auto-reply events, want 2 (%v)", len(payloads), err)
+	}
+	for i, want := range []struct {
+		enabled bool
+		script  []string
+	}{
+		{true, []string{`:subject "Away"`, "text:\nBack on Monday.\nAnna\n.\n", start.UTC().Format("2006-01-02T15:04:05Z")}},
+		{false, nil},
+	} {
+		var ev mailboxesv1.AddressChanged
+		if err := proto.Unmarshal(payloads[i], &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.GetAutoReply().GetName() != name || ev.GetAutoReply().GetEnabled() != want.enabled || ev.GetLogin() != "sales@acme.example" {
+			t.Errorf("event %d: %v", i, &ev)
+		}
+		if (ev.GetVacationSieve() != "") != want.enabled {
+			t.Errorf("event %d: script %q", i, ev.GetVacationSieve())
+		}
+		for _, w := range want.script {
+			if !strings.Contains(ev.GetVacationSieve(), w) {
+				t.Errorf("event %d: no %q in the script:\n%s", i, w, ev.GetVacationSieve())
+			}
+		}
 	}
 	// It goes with its address.
 	if _, err := e.addrs.DeleteAddress(owner.ctx, &mailboxesv1.DeleteAddressRequest{Name: addr.Address.Name}); err != nil {

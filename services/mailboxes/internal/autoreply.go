@@ -16,6 +16,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
+	"github.com/mailplane/mailplane/services/platform/sieve"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -191,9 +192,8 @@ func (s *Server) GetAutoReply(ctx context.Context, req *mailboxesv1.GetAutoReply
 // UpdateAutoReply sets an address's auto-reply, every field at once.
 //
 // It publishes mailboxes.auto_reply.updated with an AddressChanged naming
-// the address, so that what installs the Sieve script (vacationSieve) for
-// the mail server knows to read it again; the auto-reply itself is not in
-// the event, which needs no new message.
+// the address and carrying the auto-reply and its Sieve script, for what
+// installs the script for the mail server (the filters service).
 func (s *Server) UpdateAutoReply(ctx context.Context, req *mailboxesv1.UpdateAutoReplyRequest) (*mailboxesv1.UpdateAutoReplyResponse, error) {
 	a, c, err := s.autoReplyAddress(ctx, "autoReply.name", req.GetAutoReply().GetName())
 	if err != nil {
@@ -217,7 +217,15 @@ func (s *Server) UpdateAutoReply(ctx context.Context, req *mailboxesv1.UpdateAut
 		if err := audit(ctx, tx, organizationName(a.OrganizationID), c, "mailboxes.autoReply.update", autoReplyName(a), details); err != nil {
 			return err
 		}
-		return outbox.Write(ctx, tx, mailboxesevents.AutoReplyUpdated, addressChanged(a, c.Name()))
+		// checkAutoReply lets in nothing a Sieve string cannot hold: an
+		// error here is a bug.
+		script, err := vacationSieve(ar, time.Now())
+		if err != nil {
+			return fmt.Errorf("render auto-reply: %w", err)
+		}
+		ev := addressChanged(a, c.Name())
+		ev.AutoReply, ev.VacationSieve = autoReplyProto(a, ar), script
+		return outbox.Write(ctx, tx, mailboxesevents.AutoReplyUpdated, ev)
 	})
 	if err != nil {
 		return nil, err
@@ -225,65 +233,19 @@ func (s *Server) UpdateAutoReply(ctx context.Context, req *mailboxesv1.UpdateAut
 	return &mailboxesv1.UpdateAutoReplyResponse{AutoReply: autoReplyProto(a, ar)}, nil
 }
 
-// vacationSieve is the Sieve script (RFC 5228) answering mail with ar at
-// time now: the "vacation" action (RFC 5230), which the mail server
-// (Dovecot's Pigeonhole) sends at most once per sender per :days, guarded
-// by the start and end times with "currentdate" (RFC 5260) compared in UTC
-// as ISO 8601 text, which orders as time does. It is "" when there is
-// nothing to answer: the auto-reply is off or its end has passed. Lines end
-// in "\n", which Pigeonhole accepts.
-func vacationSieve(ar *AutoReply, now time.Time) string {
-	if ar == nil || !ar.Enabled || ar.EndTime != nil && !ar.EndTime.After(now) {
-		return ""
+// vacationSieve is the Sieve script answering mail with ar at time now
+// (sieve.Vacation), "" when there is nothing to answer: the auto-reply is
+// off or its end has passed.
+func vacationSieve(ar *AutoReply, now time.Time) (string, error) {
+	if ar == nil || !ar.Enabled {
+		return "", nil
 	}
-	var b strings.Builder
-	b.WriteString(`require ["vacation", "date", "relational"];` + "\n\n")
-	var guards []string
+	v := sieve.Vacation{Subject: ar.Subject, Message: ar.Message, Days: ar.IntervalDays}
 	if ar.StartTime != nil {
-		guards = append(guards, `currentdate :zone "+0000" :value "ge" "iso8601" `+sieveString(ar.StartTime.UTC().Format("2006-01-02T15:04:05Z")))
+		v.Start = *ar.StartTime
 	}
 	if ar.EndTime != nil {
-		guards = append(guards, `currentdate :zone "+0000" :value "lt" "iso8601" `+sieveString(ar.EndTime.UTC().Format("2006-01-02T15:04:05Z")))
+		v.End = *ar.EndTime
 	}
-	switch len(guards) {
-	case 1:
-		b.WriteString("if " + guards[0] + " {\n")
-	case 2:
-		b.WriteString("if allof (" + guards[0] + ",\n          " + guards[1] + ") {\n")
-	}
-	days := ar.IntervalDays
-	if days < 1 {
-		days = defaultIntervalDays
-	}
-	fmt.Fprintf(&b, "vacation :days %d", days)
-	if ar.Subject != "" {
-		b.WriteString(" :subject " + sieveString(ar.Subject))
-	}
-	b.WriteString(" " + sieveText(ar.Message) + ";\n")
-	if len(guards) > 0 {
-		b.WriteString("}\n")
-	}
-	return b.String()
-}
-
-// sieveString quotes s as a Sieve quoted string: backslashes and double
-// quotes escaped.
-func sieveString(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
-}
-
-// sieveText writes s as a Sieve multi-line string: "text:", the lines, a
-// line holding only "."; a line of s starting with "." gets one more
-// (dot-stuffing), so a line "." cannot end the string early.
-func sieveText(s string) string {
-	var b strings.Builder
-	b.WriteString("text:\n")
-	for _, line := range strings.Split(strings.TrimSuffix(strings.ReplaceAll(s, "\r\n", "\n"), "\n"), "\n") {
-		if strings.HasPrefix(line, ".") {
-			b.WriteByte('.')
-		}
-		b.WriteString(line + "\n")
-	}
-	b.WriteString(".\n")
-	return b.String()
+	return v.Script(now)
 }

@@ -34,8 +34,8 @@ const (
 	AddressUpdated = "mailboxes.address.updated"
 	// AddressDeleted carries an AddressChanged.
 	AddressDeleted = "mailboxes.address.deleted"
-	// AutoReplyUpdated carries an AddressChanged naming the address whose
-	// auto-reply changed.
+	// AutoReplyUpdated carries an AddressChanged with its auto_reply and
+	// vacation_sieve set (docs/mailboxes.md says how to install it).
 	AutoReplyUpdated = "mailboxes.auto_reply.updated"
 	// DevicePasswordRevoked carries a DevicePasswordRevoked.
 	DevicePasswordRevoked = "mailboxes.device_password.revoked"

@@ -83,7 +83,10 @@ func (x *MailServiceChanged) GetActor() string {
 	return ""
 }
 
-// AddressChanged: mailplane.mailboxes.address.created, .updated, .deleted.
+// AddressChanged: mailplane.mailboxes.address.created, .updated, .deleted;
+// and mailplane.mailboxes.auto_reply.updated, with auto_reply and
+// vacation_sieve set, for whatever installs the address's Sieve scripts
+// (the filters service; see docs/mailboxes.md).
 type AddressChanged struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The address after the change (before it, for a deletion).
@@ -92,7 +95,17 @@ type AddressChanged struct {
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// The address's login in Dovecot: its local part in lower case @ its
 	// domain in ASCII ("sales@xn--bcher-kva.example").
-	Login         string `protobuf:"bytes,3,opt,name=login,proto3" json:"login,omitempty"`
+	Login string `protobuf:"bytes,3,opt,name=login,proto3" json:"login,omitempty"`
+	// On auto_reply.updated only: the auto-reply after the change, all of
+	// it, so that the latest event is enough to install it. Rendered again
+	// with services/platform/sieve (Vacation.Script), it gives
+	// vacation_sieve.
+	AutoReply *AutoReply `protobuf:"bytes,4,opt,name=auto_reply,json=autoReply,proto3" json:"auto_reply,omitempty"`
+	// On auto_reply.updated only: the Sieve script (RFC 5228 and 5230) that
+	// sends the auto-reply, rendered when it was set; the mail server's
+	// clock applies its start and end times. Empty when the auto-reply is
+	// off or has ended: the installed script goes.
+	VacationSieve string `protobuf:"bytes,5,opt,name=vacation_sieve,json=vacationSieve,proto3" json:"vacation_sieve,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -144,6 +157,20 @@ func (x *AddressChanged) GetActor() string {
 func (x *AddressChanged) GetLogin() string {
 	if x != nil {
 		return x.Login
+	}
+	return ""
+}
+
+func (x *AddressChanged) GetAutoReply() *AutoReply {
+	if x != nil {
+		return x.AutoReply
+	}
+	return nil
+}
+
+func (x *AddressChanged) GetVacationSieve() string {
+	if x != nil {
+		return x.VacationSieve
 	}
 	return ""
 }
@@ -220,11 +247,14 @@ const file_mailplane_mailboxes_v1_events_proto_rawDesc = "" +
 	"#mailplane/mailboxes/v1/events.proto\x12\x16mailplane.mailboxes.v1\x1a&mailplane/mailboxes/v1/mailboxes.proto\"r\n" +
 	"\x12MailServiceChanged\x12F\n" +
 	"\fmail_service\x18\x01 \x01(\v2#.mailplane.mailboxes.v1.MailServiceR\vmailService\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actor\"w\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\"\xe0\x01\n" +
 	"\x0eAddressChanged\x129\n" +
 	"\aaddress\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.AddressR\aaddress\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x14\n" +
-	"\x05login\x18\x03 \x01(\tR\x05login\"\x94\x01\n" +
+	"\x05login\x18\x03 \x01(\tR\x05login\x12@\n" +
+	"\n" +
+	"auto_reply\x18\x04 \x01(\v2!.mailplane.mailboxes.v1.AutoReplyR\tautoReply\x12%\n" +
+	"\x0evacation_sieve\x18\x05 \x01(\tR\rvacationSieve\"\x94\x01\n" +
 	"\x15DevicePasswordRevoked\x12O\n" +
 	"\x0fdevice_password\x18\x01 \x01(\v2&.mailplane.mailboxes.v1.DevicePasswordR\x0edevicePassword\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x14\n" +
@@ -249,17 +279,19 @@ var file_mailplane_mailboxes_v1_events_proto_goTypes = []any{
 	(*DevicePasswordRevoked)(nil), // 2: mailplane.mailboxes.v1.DevicePasswordRevoked
 	(*MailService)(nil),           // 3: mailplane.mailboxes.v1.MailService
 	(*Address)(nil),               // 4: mailplane.mailboxes.v1.Address
-	(*DevicePassword)(nil),        // 5: mailplane.mailboxes.v1.DevicePassword
+	(*AutoReply)(nil),             // 5: mailplane.mailboxes.v1.AutoReply
+	(*DevicePassword)(nil),        // 6: mailplane.mailboxes.v1.DevicePassword
 }
 var file_mailplane_mailboxes_v1_events_proto_depIdxs = []int32{
 	3, // 0: mailplane.mailboxes.v1.MailServiceChanged.mail_service:type_name -> mailplane.mailboxes.v1.MailService
 	4, // 1: mailplane.mailboxes.v1.AddressChanged.address:type_name -> mailplane.mailboxes.v1.Address
-	5, // 2: mailplane.mailboxes.v1.DevicePasswordRevoked.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	5, // 2: mailplane.mailboxes.v1.AddressChanged.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	6, // 3: mailplane.mailboxes.v1.DevicePasswordRevoked.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_mailboxes_v1_events_proto_init() }
