@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -408,6 +409,15 @@ func TestDevStackREST(t *testing.T) {
 	c.want(400, "POST", "/v1/"+str(ms.body, "name")+"/addresses", fresh, map[string]any{"address": map[string]any{"localPart": "contact"}})
 	if list, _ := c.want(200, "GET", "/v1/"+str(ms.body, "name")+"/addresses", fresh, nil).body["addresses"].([]any); len(list) != 1 {
 		t.Errorf("addresses = %v", list)
+	}
+	// Lists filter, sort, count and page over REST as over gRPC.
+	q := url.Values{"filter": {`localPart = "inf*"`}, "orderBy": {"createTime desc"}, "pageSize": {"1"}}
+	if found := c.want(200, "GET", "/v1/"+str(ms.body, "name")+"/addresses?"+q.Encode(), fresh, nil); found.body["totalSize"] != 1.0 || found.body["nextPageToken"] != nil {
+		t.Errorf("filtered addresses = %v", found.body)
+	}
+	q.Set("filter", `local_part != "info"`)
+	if bad := c.want(400, "GET", "/v1/"+str(ms.body, "name")+"/addresses?"+q.Encode(), fresh, nil); field(bad) != "filter" {
+		t.Errorf("bad filter: %v", bad.body)
 	}
 	// An external person invited to use an address joins it once they
 	// accept: accounts' event reaches mailboxes through JetStream.
