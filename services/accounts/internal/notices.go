@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/notify"
@@ -276,12 +277,12 @@ func (s *Server) ListDeadNotices(ctx context.Context, req *accountsv1.ListDeadNo
 
 // RetryNotice queues a dead notice again.
 func (s *Server) RetryNotice(ctx context.Context, req *accountsv1.RetryNoticeRequest) (*accountsv1.RetryNoticeResponse, error) {
-	parts := strings.Split(req.GetName(), "/")
-	id, err := uuid.Parse(parts[len(parts)-1])
-	if len(parts) != 4 || parts[2] != "notices" || err != nil {
-		return nil, errs.Field("name", "must be a notice name like organizations/{id}/notices/{notice}")
+	ids, err := aip.ParseIDs("name", req.GetName(), "organizations/{organization}/notices/{notice}")
+	if err != nil {
+		return nil, err
 	}
-	org, role, c, err := s.access(ctx, "name", parts[0]+"/"+parts[1])
+	id := ids[1]
+	org, role, c, err := s.access(ctx, "name", organizationName(ids[0]))
 	if err != nil {
 		return nil, err
 	}

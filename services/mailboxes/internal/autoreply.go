@@ -13,6 +13,7 @@ import (
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
@@ -158,10 +159,10 @@ func collectAutoReply(rows pgx.Rows) (*AutoReply, error) {
 // autoReplyAddress is the address of the auto-reply named name, for the
 // caller, who must be allowed to use it.
 func (s *Server) autoReplyAddress(ctx context.Context, field, name string) (*Address, access.Caller, error) {
-	addr, ok := strings.CutSuffix(name, "/autoReply")
-	if _, err := parseName(field, addr, "organizations", "mailServices", "addresses"); !ok || err != nil {
-		return nil, access.Caller{}, errs.Field(field, "must be a name like organizations/{id}/mailServices/{id}/addresses/{id}/autoReply")
+	if _, err := aip.ParseIDs(field, name, "organizations/{id}/mailServices/{id}/addresses/{id}/autoReply"); err != nil {
+		return nil, access.Caller{}, err
 	}
+	addr := strings.TrimSuffix(name, "/autoReply")
 	a, c, role, err := s.addressAccess(ctx, field, addr)
 	if err != nil {
 		return nil, c, err
