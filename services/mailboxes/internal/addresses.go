@@ -653,9 +653,6 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 		}
 	}
 	redirects, quota := a.Redirects, a.QuotaBytes
-	if redirects == nil {
-		redirects = []string{}
-	}
 	var aliases []string
 	var users []AddressUser
 	setAliases, setUsers := false, false
@@ -694,6 +691,11 @@ func (s *Server) UpdateAddress(ctx context.Context, req *mailboxesv1.UpdateAddre
 			}
 			setSignature = true
 		}
+	}
+	if redirects == nil {
+		// The column is NOT NULL: no destinations is an empty array,
+		// whether the address had none or the update cleared them.
+		redirects = []string{}
 	}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, updateAddress, a.ID, redirects, quota); err != nil {
