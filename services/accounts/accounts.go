@@ -14,7 +14,6 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -224,7 +223,7 @@ func Subscriptions(pool *pgxpool.Pool, log *slog.Logger) []events.Subscription {
 				log.ErrorContext(ctx, "mail service event dropped: bad payload", "subject", m.Subject(), "error", err)
 				return nil
 			}
-			if err := internal.ApplyMailServiceChanged(ctx, tx, m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:], &ev); err != nil {
+			if err := internal.ApplyMailServiceChanged(ctx, tx, m.Subject(), &ev); err != nil {
 				if errs.Is(err, errs.InvalidArgument) {
 					log.ErrorContext(ctx, "mail service event dropped", "subject", m.Subject(), "error", err)
 					return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mailplane/mailplane/services/accounts"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -29,7 +30,9 @@ func (e *env) hostDomain(t *testing.T, org, domain string) {
 	t.Helper()
 	ctx := context.Background()
 	ev := &mailboxesv1.MailServiceChanged{MailService: &mailboxesv1.MailService{Name: org + "/mailServices/" + uuid.NewString(), Domain: domain}}
-	if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error { return internal.ApplyMailServiceChanged(ctx, tx, "created", ev) }); err != nil {
+	if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		return internal.ApplyMailServiceChanged(ctx, tx, mailboxesevents.MailServiceCreated, ev)
+	}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/accounts"
 	internal "github.com/mailplane/mailplane/services/accounts/internal"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -95,10 +96,10 @@ func TestLoginRelease(t *testing.T) {
 
 	// Only a login on one of the organization's mail domains is its to
 	// release: the mailboxes service's events say which those are.
-	host := func(verb, org, domain string) {
+	host := func(subject, org, domain string) {
 		t.Helper()
 		ev := &mailboxesv1.MailServiceChanged{MailService: &mailboxesv1.MailService{Name: org + "/mailServices/" + uuid.NewString(), Domain: domain}}
-		if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error { return internal.ApplyMailServiceChanged(ctx, tx, verb, ev) }); err != nil {
+		if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error { return internal.ApplyMailServiceChanged(ctx, tx, subject, ev) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,12 +111,12 @@ func TestLoginRelease(t *testing.T) {
 		}
 	}
 	wantNotHosted("no mail domain") // each refusal is audited as failed, like the others
-	host("created", vol.Organization.Name, "example.org")
+	host(mailboxesevents.MailServiceCreated, vol.Organization.Name, "example.org")
 	wantNotHosted("hosted by her own organization")
-	host("created", org, "example.org")
-	host("purged", org, "example.org")
+	host(mailboxesevents.MailServiceCreated, org, "example.org")
+	host(mailboxesevents.MailServicePurged, org, "example.org")
 	wantNotHosted("purged")
-	host("created", org, "example.org")
+	host(mailboxesevents.MailServiceCreated, org, "example.org")
 
 	resp, err := release(asOwner, vol.User, true)
 	if err != nil {

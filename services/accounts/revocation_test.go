@@ -14,6 +14,7 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	internal "github.com/mailplane/mailplane/services/accounts/internal"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"google.golang.org/protobuf/proto"
 )
@@ -153,7 +154,9 @@ func TestSessionRevocationsPublished(t *testing.T) {
 		}
 		e.join(t, owner.Organization.Name, vol.User, "member")
 		ev := &mailboxesv1.MailServiceChanged{MailService: &mailboxesv1.MailService{Name: owner.Organization.Name + "/mailServices/" + uuid.NewString(), Domain: "example.org"}}
-		if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error { return internal.ApplyMailServiceChanged(ctx, tx, "created", ev) }); err != nil {
+		if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+			return internal.ApplyMailServiceChanged(ctx, tx, mailboxesevents.MailServiceCreated, ev)
+		}); err != nil {
 			t.Fatal(err)
 		}
 		first, second := signIn("volunteer@example.org"), signIn("volunteer@example.org")

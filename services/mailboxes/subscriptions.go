@@ -3,7 +3,6 @@ package mailboxes
 import (
 	"context"
 	"log/slog"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,9 +25,9 @@ func Subscriptions(_ *pgxpool.Pool, log *slog.Logger) []events.Subscription {
 		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
 			var ev proto.Message
 			switch {
-			case strings.HasSuffix(m.Subject(), "."+accountsevents.MemberDeleted):
+			case events.SubjectIs(m.Subject(), accountsevents.MemberDeleted):
 				ev = &accountsv1.MemberDeleted{}
-			case strings.HasSuffix(m.Subject(), "."+accountsevents.UserDeleted):
+			case events.SubjectIs(m.Subject(), accountsevents.UserDeleted):
 				ev = &accountsv1.UserDeleted{}
 			default:
 				ev = &accountsv1.LoginReleased{}

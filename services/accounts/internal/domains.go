@@ -8,7 +8,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/events"
 	"golang.org/x/net/idna"
 )
 
@@ -17,8 +19,9 @@ import (
 const DomainConsumer = "accounts-domains"
 
 // ApplyMailServiceChanged records a mail service's domain as its
-// organization's when it is created, and forgets it when it is purged.
-func ApplyMailServiceChanged(ctx context.Context, tx pgx.Tx, verb string, ev *mailboxesv1.MailServiceChanged) error {
+// organization's when it is created, and forgets it when it is purged; the
+// event's subject says which.
+func ApplyMailServiceChanged(ctx context.Context, tx pgx.Tx, subject string, ev *mailboxesv1.MailServiceChanged) error {
 	name := ev.GetMailService().GetName()
 	parts := strings.Split(name, "/")
 	// A bad name will never parse: InvalidArgument has the event dropped
@@ -31,15 +34,15 @@ func ApplyMailServiceChanged(ctx context.Context, tx pgx.Tx, verb string, ev *ma
 		return errs.E(errs.InvalidArgument, "mail service event: bad name %q", name)
 	}
 	domain := strings.ToLower(ev.GetMailService().GetDomain())
-	switch verb {
-	case "created":
+	switch {
+	case events.SubjectIs(subject, mailboxesevents.MailServiceCreated):
 		_, err = tx.Exec(ctx, `INSERT INTO organization_domains (domain, organization_id) VALUES ($1, $2)
 ON CONFLICT (domain) DO UPDATE SET organization_id = excluded.organization_id`, domain, org)
-	case "purged":
+	case events.SubjectIs(subject, mailboxesevents.MailServicePurged):
 		_, err = tx.Exec(ctx, `DELETE FROM organization_domains WHERE domain = $1 AND organization_id = $2`, domain, org)
 	}
 	if err != nil {
-		return fmt.Errorf("mail service %s: %w", verb, err)
+		return fmt.Errorf("%s: %w", subject, err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
+	"github.com/mailplane/mailplane/services/platform/events"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -29,7 +30,7 @@ type MailstoreWork struct {
 func MailstoreWorkFor(root, subject string, data []byte) (MailstoreWork, error) {
 	var w MailstoreWork
 	switch {
-	case strings.HasSuffix(subject, "."+mailboxesevents.AddressDeleted):
+	case events.SubjectIs(subject, mailboxesevents.AddressDeleted):
 		var ev mailboxesv1.AddressChanged
 		if err := proto.Unmarshal(data, &ev); err != nil {
 			return w, fmt.Errorf("address event: %w", err)
@@ -40,13 +41,13 @@ func MailstoreWorkFor(root, subject string, data []byte) (MailstoreWork, error) 
 		}
 		w.Remove = filepath.Join(root, ids[1].String(), ids[2].String())
 		w.Kick = kickable(ev.GetLogin())
-	case strings.HasSuffix(subject, "."+mailboxesevents.DevicePasswordRevoked):
+	case events.SubjectIs(subject, mailboxesevents.DevicePasswordRevoked):
 		var ev mailboxesv1.DevicePasswordRevoked
 		if err := proto.Unmarshal(data, &ev); err != nil {
 			return w, fmt.Errorf("device password event: %w", err)
 		}
 		w.Kick = kickable(ev.GetLogin())
-	case strings.HasSuffix(subject, "."+mailboxesevents.MailServiceDeleted), strings.HasSuffix(subject, "."+mailboxesevents.MailServicePurged):
+	case events.SubjectIs(subject, mailboxesevents.MailServiceDeleted), events.SubjectIs(subject, mailboxesevents.MailServicePurged):
 		var ev mailboxesv1.MailServiceChanged
 		if err := proto.Unmarshal(data, &ev); err != nil {
 			return w, fmt.Errorf("mail service event: %w", err)
@@ -55,7 +56,7 @@ func MailstoreWorkFor(root, subject string, data []byte) (MailstoreWork, error) 
 		if err != nil {
 			return w, err
 		}
-		if strings.HasSuffix(subject, "."+mailboxesevents.MailServicePurged) {
+		if events.SubjectIs(subject, mailboxesevents.MailServicePurged) {
 			// Its mail stays while it can be restored; its sessions ended
 			// when it was deleted.
 			w.Remove = filepath.Join(root, ids[1].String())

@@ -56,6 +56,13 @@ func (c *Catalog) Check(filters []string) error {
 	return nil
 }
 
+// SubjectIs reports whether subject, as a handler receives it (after the
+// deployment's prefix), is want, a subject relative to the prefix such as
+// a <svc>events constant.
+func SubjectIs(subject, want string) bool {
+	return subject == want || strings.HasSuffix(subject, "."+want)
+}
+
 // isLiteral reports whether s is a subject without wildcards or empty
 // tokens.
 func isLiteral(s string) bool {

@@ -46,6 +46,24 @@ func TestCatalogCheck(t *testing.T) {
 	}
 }
 
+func TestSubjectIs(t *testing.T) {
+	for _, tt := range []struct {
+		subject, want string
+		is            bool
+	}{
+		{"mailplane.accounts.user.deleted", "accounts.user.deleted", true},
+		{"mp.eu.accounts.user.deleted", "accounts.user.deleted", true},
+		{"accounts.user.deleted", "accounts.user.deleted", true},
+		{"mailplane.accounts.member.deleted", "accounts.user.deleted", false},
+		{"mailplane.xaccounts.user.deleted", "accounts.user.deleted", false},
+		{"mailplane.accounts.user.deleted.x", "accounts.user.deleted", false},
+	} {
+		if got := events.SubjectIs(tt.subject, tt.want); got != tt.is {
+			t.Errorf("SubjectIs(%q, %q) = %v", tt.subject, tt.want, got)
+		}
+	}
+}
+
 func TestNewCatalogRefusesBadSubjects(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
