@@ -13,6 +13,7 @@ import (
 
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -262,12 +263,12 @@ func TestBulkCreate(t *testing.T) {
 		t.Errorf("%d address events, want %d", n, events+10002)
 	}
 
-	// A job whose process stopped half way (running, no heartbeat for a
-	// minute) is finished by uploading its file again.
+	// A job left running with no run queued (River gave up on it, or its
+	// queue was emptied by hand) is finished by uploading its file again.
 	if _, err := e.pool.Exec(ctx, "DELETE FROM addresses WHERE local_key IN ('user9000', 'user9001', 'user9991')"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', done_rows = 5000, end_time = NULL, update_time = now() - interval '2 minutes' WHERE id = $1",
+	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', done_rows = 5000, end_time = NULL WHERE id = $1",
 		job.Name[strings.LastIndex(job.Name, "/")+1:]); err != nil {
 		t.Fatal(err)
 	}
@@ -287,79 +288,8 @@ func TestBulkCreate(t *testing.T) {
 	if n := count(countCreated); n != events+10005 {
 		t.Errorf("%d address events after the resumed job, want %d", n, events+10005)
 	}
-
-	// The same, with nobody uploading again: the service resumes the job
-	// from the file it kept. The database is left as a process that stopped
-	// after 5,000 rows leaves it: the job running, its file kept, no
-	// heartbeat for two minutes, part of its addresses made.
-	if _, err := e.pool.Exec(ctx, "DELETE FROM addresses WHERE local_key IN ('user9000', 'user9002')"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', done_rows = 5000, end_time = NULL, csv = $2, update_time = now() - interval '2 minutes' WHERE id = $1",
-		job.Name[strings.LastIndex(job.Name, "/")+1:], data); err != nil {
-		t.Fatal(err)
-	}
-	audits = count(countAudits)
-	if n, err := e.svc.ResumeBulkJobs(ctx); err != nil || n != 1 {
-		t.Fatalf("resumed %d jobs (%v), want 1", n, err)
-	}
-	if resumed = waitBulkJob(t, bulk, owner.ctx, job.Name); resumed.State != mailboxesv1.BulkJobState_BULK_JOB_STATE_SUCCEEDED || resumed.DoneRows != 10000 {
-		t.Fatalf("job resumed by the service %v", resumed)
-	}
-	if n := count(countAddresses); n != before+10002 {
-		t.Errorf("%d addresses after the job was resumed, want %d", n, before+10002)
-	}
-	if n := count(countCreated); n != events+10007 {
-		t.Errorf("%d address events after the job was resumed, want %d", n, events+10007)
-	}
-	// Each run has its audit record, the resumed one too.
-	if n := count(countAudits); n != audits+1 {
-		t.Errorf("%d audit records after the job was resumed, want %d", n, audits+1)
-	}
 	if n := count("SELECT count(*) FROM bulk_jobs WHERE csv IS NOT NULL"); n != 0 {
 		t.Errorf("%d finished jobs still hold their file", n)
-	}
-	if n, err := e.svc.ResumeBulkJobs(ctx); err != nil || n != 0 {
-		t.Errorf("resumed %d jobs (%v) with none abandoned", n, err)
-	}
-	// A resumed run cut short by the process stopping leaves the job to be
-	// resumed again, not failed.
-	jobID := job.Name[strings.LastIndex(job.Name, "/")+1:]
-	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', end_time = NULL, csv = $2, update_time = now() - interval '2 minutes' WHERE id = $1", jobID, data); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.pool.Exec(ctx, "DELETE FROM addresses WHERE local_key LIKE 'user8%'"); err != nil {
-		t.Fatal(err)
-	}
-	stopping, stop := context.WithTimeout(ctx, 50*time.Millisecond)
-	e.svc.ResumeBulkJobs(stopping)
-	stop()
-	var state string
-	var kept bool
-	if err := e.pool.QueryRow(ctx, "SELECT state, csv IS NOT NULL FROM bulk_jobs WHERE id = $1", jobID).Scan(&state, &kept); err != nil || state != "running" || !kept {
-		t.Fatalf("job after an interrupted run: %s, file kept %v (%v); want running, kept", state, kept, err)
-	}
-	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET update_time = now() - interval '2 minutes' WHERE id = $1", jobID); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := e.svc.ResumeBulkJobs(ctx); err != nil || n != 1 {
-		t.Fatalf("resumed %d jobs (%v) after the interruption, want 1", n, err)
-	}
-	if n := count(countAddresses); n != before+10002 {
-		t.Errorf("%d addresses after the interrupted job was resumed, want %d", n, before+10002)
-	}
-
-	// A file that stopped its process five times is not run a sixth.
-	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', end_time = NULL, csv = $2, resumes = 5, update_time = now() - interval '2 minutes' WHERE id = $1",
-		job.Name[strings.LastIndex(job.Name, "/")+1:], data); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := e.svc.ResumeBulkJobs(ctx); err != nil || n != 1 {
-		t.Fatalf("resumed %d jobs (%v), want 1", n, err)
-	}
-	if got, _ := bulk.GetBulkJob(owner.ctx, &mailboxesv1.GetBulkJobRequest{Name: job.Name}); got.GetJob().GetState() != mailboxesv1.BulkJobState_BULK_JOB_STATE_FAILED ||
-		!strings.Contains(got.GetJob().GetError(), "stopped 5 times") {
-		t.Errorf("job after its fifth stop: %v", got.GetJob())
 	}
 
 	// Jobs are read by managers of their organization only.
@@ -386,15 +316,17 @@ func TestBulkConflict(t *testing.T) {
 	}
 	parent := ms.MailService.Name
 	bulk := mailboxesv1.NewBulkServiceClient(e.cc)
-	// A trigger reserves user2500 as the job starts, after the file was
-	// checked: as if someone took it by hand while the job ran.
+	// A trigger reserves user2500 as the job records its first 1,000 rows,
+	// after the file was checked: as if someone took it by hand while the
+	// job ran.
 	if _, err := e.pool.Exec(context.Background(), `
 CREATE FUNCTION take_user2500() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO local_parts (mail_service_id, local_key, holder) VALUES (NEW.mail_service_id, 'user2500', 'lists');
   RETURN NEW;
 END $$;
-CREATE TRIGGER take_user2500 AFTER INSERT ON bulk_jobs FOR EACH ROW EXECUTE FUNCTION take_user2500();`); err != nil {
+CREATE TRIGGER take_user2500 AFTER UPDATE OF done_rows ON bulk_jobs FOR EACH ROW WHEN (NEW.done_rows = 1000)
+EXECUTE FUNCTION take_user2500();`); err != nil {
 		t.Fatal(err)
 	}
 	data := bulkCSV(0, 5000)
@@ -411,6 +343,116 @@ CREATE TRIGGER take_user2500 AFTER INSERT ON bulk_jobs FOR EACH ROW EXECUTE FUNC
 	wantCode(t, err, codes.InvalidArgument)
 	if got := bulkFields(err); len(got) != 1 || got[0] != `line 2502, column local_part: "user2500" is reserved by the lists service` {
 		t.Errorf("violations %v", got)
+	}
+}
+
+// TestBulkResumedAfterCrash: the process running a bulk job dies half way
+// (its River job left running, the bulk job running at its checkpoint);
+// once another process starts, River's rescuer takes the job back and the
+// run continues from the checkpoint, creating each address once. A file
+// whose runs keep stopping fails after maxBulkResumes of them.
+func TestBulkResumedAfterCrash(t *testing.T) {
+	e := startEnv(t, mailboxes.Config{}, false)
+	ctx := context.Background()
+	owner := e.person(t, "owner@example.com")
+	ms, err := e.createVerified(t, owner.ctx, &mailboxesv1.CreateMailServiceRequest{Parent: owner.org, MailService: &mailboxesv1.MailService{Domain: "acme.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bulk := mailboxesv1.NewBulkServiceClient(e.cc)
+	count := func(query string) int {
+		t.Helper()
+		var n int
+		if err := e.pool.QueryRow(ctx, query).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// process starts a process working the service's jobs, and returns
+	// what stops it.
+	process := func() func() {
+		pctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- e.svc.WorkJobs(pctx) }()
+		return func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("jobs: %v", err)
+			}
+		}
+	}
+
+	data := bulkCSV(0, 3000)
+	resp, err := bulk.CreateBulkJob(owner.ctx, &mailboxesv1.CreateBulkJobRequest{Parent: ms.MailService.Name, Csv: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Queued with the job: no process works it yet.
+	if n := count("SELECT count(*) FROM river_job WHERE kind = 'bulk_create' AND state = 'available'"); n != 1 {
+		t.Fatalf("%d runs queued, want 1", n)
+	}
+	stop := process()
+	if job := waitBulkJob(t, bulk, owner.ctx, resp.Job.Name); job.State != mailboxesv1.BulkJobState_BULK_JOB_STATE_SUCCEEDED {
+		t.Fatalf("job %v", job)
+	}
+	stop()
+
+	// The database as a process that died after 2,000 rows leaves it: the
+	// rows past the checkpoint not made, the bulk job running with its
+	// file, River's job running since an hour, by nobody.
+	jobID := resp.Job.Name[strings.LastIndex(resp.Job.Name, "/")+1:]
+	crash := func(attempt int) {
+		t.Helper()
+		if _, err := e.pool.Exec(ctx, `DELETE FROM addresses WHERE local_key ~ '^user[0-9]+$' AND substr(local_key, 5)::int >= 2000`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', done_rows = 2000, end_time = NULL, csv = $2 WHERE id = $1", jobID, data); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = $1, attempted_at = now() - interval '1 hour',
+			attempted_by = '{dead-process}', finalized_at = NULL WHERE kind = 'bulk_create'`, attempt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crash(1)
+	addresses, events, audits := count("SELECT count(*) FROM addresses"), count("SELECT count(*) FROM outbox WHERE subject = 'mailboxes.address.created'"),
+		count("SELECT count(*) FROM outbox WHERE subject = 'mailboxes.audit.recorded'")
+
+	stop = process()
+	job := waitBulkJob(t, bulk, owner.ctx, resp.Job.Name)
+	stop()
+	if job.State != mailboxesv1.BulkJobState_BULK_JOB_STATE_SUCCEEDED || job.DoneRows != 3000 {
+		t.Fatalf("job after the crash %v", job)
+	}
+	if n := count("SELECT count(*) FROM addresses"); n != addresses+1000 {
+		t.Errorf("%d addresses, want %d: the 1,000 rows past the checkpoint", n, addresses+1000)
+	}
+	if n := count("SELECT count(*) FROM outbox WHERE subject = 'mailboxes.address.created'"); n != events+1000 {
+		t.Errorf("%d address events, want %d: one per address made", n, events+1000)
+	}
+	if n := count("SELECT count(*) FROM outbox WHERE subject = 'mailboxes.audit.recorded'"); n != audits+1 {
+		t.Errorf("%d audit records, want %d: the resumed run's", n, audits+1)
+	}
+	if n := count("SELECT count(*) FROM (SELECT local_key FROM addresses GROUP BY local_key HAVING count(*) > 1) d"); n != 0 {
+		t.Errorf("%d local parts made twice", n)
+	}
+	var attempt int
+	var firstError string
+	if err := e.pool.QueryRow(ctx, "SELECT attempt, errors[1]->>'error' FROM river_job WHERE kind = 'bulk_create'").Scan(&attempt, &firstError); err != nil || attempt != 2 || firstError != "Stuck job rescued by JobRescuer" {
+		t.Errorf("river job: attempt %d, first error %q (%v); want 2, rescued", attempt, firstError, err)
+	}
+
+	// A file whose process dies every time is not run forever: its last
+	// attempt marks it failed.
+	crash(6)
+	stop = process()
+	job = waitBulkJob(t, bulk, owner.ctx, resp.Job.Name)
+	stop()
+	if job.State != mailboxesv1.BulkJobState_BULK_JOB_STATE_FAILED || !strings.Contains(job.Error, "stopped 6 times") {
+		t.Errorf("job after its sixth stop: %v", job)
+	}
+	if n := count("SELECT count(*) FROM bulk_jobs WHERE csv IS NOT NULL"); n != 0 {
+		t.Errorf("%d ended jobs still hold their file", n)
 	}
 }
 

@@ -113,8 +113,11 @@ func TestBulkLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitBulkJob(t, bulk, owner.ctx, first.Name)
-	// As if it were still running, and heard of just now.
+	// As if it were still running: its run too.
 	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', end_time = NULL, update_time = now()"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, "UPDATE river_job SET state = 'running', attempted_at = now(), finalized_at = NULL WHERE kind = 'bulk_create'"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = upload(bulkCSV(10, 20))

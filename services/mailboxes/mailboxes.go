@@ -16,6 +16,7 @@ import (
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/dns"
+	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/service"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/errgroup"
@@ -123,6 +124,8 @@ const accounts = "accounts"
 type Service struct {
 	server *internal.Server
 	conn   *grpc.ClientConn
+	pool   *pgxpool.Pool
+	log    *slog.Logger
 	// mail are the servers Postfix talks to that are switched on, and lns
 	// their listeners once Listen bound them.
 	mail []mailServer
@@ -155,6 +158,13 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	}
 	s.SetResolver(resolver, c.DomainCheckInterval)
 	s.SetBulkLimits(c.BulkJobsRunning, c.BulkUploadsPerHour)
+	// Jobs are queued through this client and worked by Run's.
+	inserter, err := jobs.New(pool, jobs.Config{Schema: Schema, Log: log})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	s.SetJobs(inserter)
 	// Each refusal is audited, by whichever method.
 	for _, desc := range []*grpc.ServiceDesc{
 		&mailboxesv1.MailServiceService_ServiceDesc, &mailboxesv1.AddressService_ServiceDesc,
@@ -178,7 +188,7 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 			mail = append(mail, m)
 		}
 	}
-	return &Service{server: s, conn: conn, mail: mail}, nil
+	return &Service{server: s, conn: conn, mail: mail, pool: pool, log: log}, nil
 }
 
 // Listen binds the ports Postfix talks to, so that a process can stop on a
@@ -203,18 +213,21 @@ func (s *Service) Listen() error {
 	return nil
 }
 
-// Run does the service's background work (purging mail services deleted
-// over 30 days ago, resuming bulk jobs whose process stopped) and serves
-// Postfix (socketmap lookups, policy, milter)
+// Run works the service's jobs (bulk creations) and its periodic work
+// (purging mail services deleted over 30 days ago, checking domain
+// claims...), and serves Postfix (socketmap lookups, policy, milter),
 // until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.conn.Close()
 	if err := s.Listen(); err != nil {
 		return err
 	}
+	client, err := jobs.New(s.pool, jobs.Config{Schema: Schema, Workers: s.server.Workers(), Periodic: s.server.Periodic(), Log: s.log})
+	if err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.server.RunBackground(ctx) })
-	g.Go(func() error { return s.server.RunClaimChecks(ctx) })
+	g.Go(func() error { return jobs.Run(ctx, client) })
 	for i, m := range s.mail {
 		g.Go(func() error {
 			if err := m.serve(ctx, s.lns[i]); err != nil {
@@ -240,8 +253,13 @@ func (s *Service) AnnounceMailServices(ctx context.Context) (int, error) {
 // due for a look, and reports how many it verified or ended.
 func (s *Service) CheckClaims(ctx context.Context) (int, error) { return s.server.CheckClaims(ctx) }
 
-// ResumeBulkJobs finishes the bulk jobs whose process stopped half way and
-// reports how many it took over.
-func (s *Service) ResumeBulkJobs(ctx context.Context) (int, error) {
-	return s.server.ResumeBulkJobs(ctx)
+// WorkJobs works the service's jobs (bulk creations), without its
+// periodic work, until ctx is done: for tests, which call the periodic work
+// themselves. Jobs are fetched at once, as jobs.ForTest does.
+func (s *Service) WorkJobs(ctx context.Context) error {
+	client, err := jobs.New(s.pool, jobs.ForTest(jobs.Config{Schema: Schema, Workers: s.server.Workers(), Log: s.log}))
+	if err != nil {
+		return err
+	}
+	return jobs.Run(ctx, client)
 }

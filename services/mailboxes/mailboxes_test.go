@@ -50,8 +50,16 @@ func start(t *testing.T) *env {
 }
 
 // startWith is start with the mailboxes settings c (its AccountsAddr set
-// here).
+// here). The service works its jobs (bulk creations), not its periodic
+// work, which tests call themselves.
 func startWith(t *testing.T, c mailboxes.Config) *env {
+	t.Helper()
+	return startEnv(t, c, true)
+}
+
+// startEnv is startWith, where the service works its jobs only if work is
+// set: a test that runs the service itself (Service.Run) passes false.
+func startEnv(t *testing.T, c mailboxes.Config, work bool) *env {
 	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewMigratedDatabase(t,
@@ -87,6 +95,17 @@ func startWith(t *testing.T, c mailboxes.Config) *env {
 		return err
 	})
 	conn := s.Conn
+	if work {
+		wctx, stop := context.WithCancel(ctx)
+		worked := make(chan error, 1)
+		go func() { worked <- svc.WorkJobs(wctx) }()
+		t.Cleanup(func() {
+			stop()
+			if err := <-worked; err != nil {
+				t.Errorf("jobs: %v", err)
+			}
+		})
+	}
 	return &env{
 		pool: pools[mailboxes.Schema], auth: accountsv1.NewAuthServiceClient(conn), orgs: accountsv1.NewOrganizationServiceClient(conn),
 		services: mailboxesv1.NewMailServiceServiceClient(conn), addrs: mailboxesv1.NewAddressServiceClient(conn),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -205,7 +206,7 @@ func TestDomainScripts(t *testing.T) {
 // Pending claims are checked periodically: one whose record appears is
 // verified without anyone asking.
 func TestDomainCheckedPeriodically(t *testing.T) {
-	e := start(t)
+	e := startEnv(t, mailboxes.Config{}, false)
 	owner := e.person(t, "owner@example.com")
 	ms, err := e.claim(owner, "later.example")
 	if err != nil {

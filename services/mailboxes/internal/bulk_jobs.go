@@ -15,10 +15,12 @@ package mailboxes
 // reading checks every row with the rules of CreateAddress and keeps only the
 // local parts the file claims (its own keys and its aliases, to find
 // duplicates in the file and, in one query, those already taken on the mail
-// service). When every row is valid, a job starts at once in a goroutine and
-// the second reading creates the addresses in batches of bulkBatchRows rows,
-// each batch one transaction of three COPYs (addresses, local_parts, outbox)
-// and the job's progress. Memory beyond the upload itself (a unary gRPC
+// service). When every row is valid, the job and its run (a River job,
+// package jobs) are queued in one transaction, and the run, on whichever
+// replica takes it, reads the file a second time and creates the addresses
+// in batches of bulkBatchRows rows, each batch one transaction of COPYs
+// (addresses, local_parts, the outbox through outbox.WriteMany) and the
+// job's progress. Memory beyond the upload itself (a unary gRPC
 // message) grows with the number of distinct local parts, a few dozen bytes
 // each, and one batch.
 //
@@ -31,11 +33,15 @@ package mailboxes
 // address of the same kind counts as done and is left as it is, and the same
 // file (same SHA-256) finds its job instead of starting another. A job that
 // failed is run again by uploading the file again: what was created is
-// skipped, the rest is created. A running job keeps its file in its row, so
-// one whose process stopped (its heartbeat is over a minute old) is resumed
-// the same way by the service's background work (RunBackground), with no
-// upload, at most maxBulkResumes times; the file is dropped when the job
-// ends.
+// skipped, the rest is created. A running job keeps its file in its row;
+// River retries a run that stopped (an error, a timeout, its process
+// stopping) and takes back one whose process died (its rescuer, after
+// bulkJobTimeout), at most maxBulkResumes times, and each retry continues
+// from the job's checkpoint (done_rows, committed with the rows it
+// counts). The last run completes its River job in its own transaction, so
+// a job is running exactly while River holds a run of it; one left running
+// without (River gave up, its queue was emptied) is taken over by the next
+// upload of its file. The file is dropped when the job ends.
 
 import (
 	"context"
@@ -55,9 +61,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// A running job whose heartbeat (update_time, written with every batch)
-// is older than a minute counts as abandoned: staleJob in SQL.
-const staleJob = `state = 'running' AND update_time < now() - interval '1 minute'`
 
 // bulkJob is a row of bulk_jobs.
 type bulkJob struct {
@@ -70,13 +73,10 @@ type bulkJob struct {
 	Attempt       int32
 	CreateTime    time.Time
 	EndTime       *time.Time
-	// Stale: running, and not heard of for a minute.
-	Stale bool
 }
 
 const (
-	bulkJobColumns = `id, mail_service_id, state, total_rows, done_rows, error, attempt, create_time, end_time,
-       (` + staleJob + `) AS stale`
+	bulkJobColumns = `id, mail_service_id, state, total_rows, done_rows, error, attempt, create_time, end_time`
 
 	selectBulkJobByContent = `SELECT ` + bulkJobColumns + ` FROM bulk_jobs WHERE mail_service_id = $1 AND content_sha256 = $2`
 
@@ -89,11 +89,12 @@ INSERT INTO bulk_jobs (id, mail_service_id, content_sha256, state, total_rows, c
 ON CONFLICT (mail_service_id, content_sha256) DO NOTHING
 RETURNING ` + bulkJobColumns
 
-	// restartBulkJob takes over a failed or abandoned job.
+	// restartBulkJob takes over a failed or abandoned job, from the start
+	// of its file; the attempt stops any run of it still going.
 	restartBulkJob = `
 UPDATE bulk_jobs SET state = 'running', total_rows = $2, done_rows = 0, error = '', end_time = NULL,
-       attempt = attempt + 1, resumes = 0, update_time = now(), csv = $3, actor = $4
-WHERE id = $1 AND (state = 'failed' OR (` + staleJob + `))
+       attempt = attempt + 1, update_time = now(), csv = $3, actor = $4
+WHERE id = $1 AND state <> 'succeeded'
 RETURNING ` + bulkJobColumns
 )
 
@@ -217,8 +218,7 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 	if err != nil || done != "" {
 		return s.createdBulkJob(ctx, done, err)
 	}
-	m, err := activeMailService(ctx, s.pool, org, msID)
-	if err != nil {
+	if _, err := activeMailService(ctx, s.pool, org, msID); err != nil {
 		return nil, err
 	}
 	data := req.GetCsv()
@@ -228,8 +228,18 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 	if err != nil {
 		return nil, fmt.Errorf("find bulk job: %w", err)
 	}
-	if prev != nil && (prev.State == "succeeded" || prev.State == "running" && !prev.Stale) {
-		return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(org, prev)}, nil
+	if prev != nil && prev.State != "failed" {
+		// A running job whose run River lost (every attempt used, its
+		// queue emptied by hand) is abandoned: this upload takes it over.
+		alive := true
+		if prev.State == "running" {
+			if alive, err = s.bulkRunQueued(ctx, prev.ID); err != nil {
+				return nil, err
+			}
+		}
+		if alive {
+			return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(org, prev)}, nil
+		}
 	}
 
 	// The caps are checked before the file, which costs more, and again
@@ -277,6 +287,11 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 		if job == nil {
 			return errBulkJobTaken
 		}
+		// The run is queued with the job: both or neither. A run still
+		// queued for a restarted job is found and kept.
+		if _, err := s.jobs.InsertTx(ctx, tx, bulkArgs{ID: job.ID}, bulkInsertOpts()); err != nil {
+			return fmt.Errorf("queue bulk job: %w", err)
+		}
 		return audit(ctx, tx, organizationName(org), c, "mailboxes.address.bulkCreate", bulkJobName(org, job), map[string]string{
 			"rows": strconv.Itoa(f.rows), "toCreate": strconv.Itoa(f.rows - f.skipped), "existing": strconv.Itoa(f.skipped),
 			"sha256": hex.EncodeToString(sum[:]), "attempt": strconv.Itoa(int(job.Attempt)),
@@ -306,11 +321,6 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 		}
 		return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(org, job)}, nil
 	}
-
-	// The job outlives the request: detached from its cancellation, it
-	// keeps its values (trace, caller's address) for the events.
-	run := bulkRun{s: s, job: job, org: org, domain: m.Domain, actor: c.Name(), data: data, file: f}
-	go run.run(context.WithoutCancel(ctx))
 	return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(org, job)}, nil
 }
 

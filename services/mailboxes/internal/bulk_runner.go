@@ -1,12 +1,15 @@
 package mailboxes
 
 // The run of a bulk job: the second reading of its file, which creates the
-// addresses in batches, and the resumption of jobs whose process stopped.
-// The whole flow is described in bulk_jobs.go.
+// addresses in batches. A run is a River job (bulkArgs), queued in the
+// transaction that starts the bulk job; River retries it after an error,
+// a timeout or a shutdown, and runs it again when its process died
+// (River's rescuer, after bulkJobTimeout). Each retry continues from the
+// job's checkpoint, done_rows, committed with the rows it counts. The whole
+// flow is described in bulk_jobs.go.
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -20,11 +23,12 @@ import (
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-	"google.golang.org/protobuf/proto"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -32,21 +36,25 @@ const (
 	// bulkBatchRows is how many rows one transaction creates; the job's
 	// progress moves by as many.
 	bulkBatchRows = 1000
-	// maxBulkResumes is how many times a job is resumed after its process
-	// stopped, without an upload.
+	// maxBulkResumes is how many times a run is retried after it stopped
+	// (an error, its process stopping or dying); one attempt more only
+	// marks the job failed, so that a file that stops its process every
+	// time does not do so forever.
 	maxBulkResumes = 5
-	// bulkJobTimeout bounds a job's run.
-	bulkJobTimeout = 10 * time.Minute
+	// bulkJobTimeout bounds one run; a run cut short continues from its
+	// checkpoint in the next. It is also how long River waits before it
+	// takes a run whose process died as abandoned. 100,000 rows take a
+	// few seconds.
+	bulkJobTimeout = 2 * time.Minute
 )
 
 const (
-	// resumeBulkJob takes over the longest abandoned job that kept its
-	// file, with what its run needs.
-	resumeBulkJob = `
-UPDATE bulk_jobs SET done_rows = 0, attempt = attempt + 1, resumes = resumes + 1, update_time = now()
-WHERE id = (SELECT id FROM bulk_jobs WHERE ` + staleJob + ` AND csv IS NOT NULL
-            ORDER BY update_time LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING ` + bulkJobColumns + `, csv, actor, resumes`
+	// claimBulkJob starts a run of a running job: its attempt stops any
+	// earlier run still writing.
+	claimBulkJob = `
+UPDATE bulk_jobs SET attempt = attempt + 1, update_time = now()
+WHERE id = $1 AND state = 'running' AND csv IS NOT NULL
+RETURNING ` + bulkJobColumns + `, csv, actor`
 
 	bulkProgress = `UPDATE bulk_jobs SET done_rows = $3, update_time = now() WHERE id = $1 AND attempt = $2`
 
@@ -59,73 +67,102 @@ UPDATE bulk_jobs SET state = 'failed', error = $3, update_time = now(), end_time
 WHERE id = $1 AND attempt = $2 AND state = 'running'`
 )
 
-// ResumeBulkJobs finishes the jobs whose process stopped half way (running,
-// no heartbeat for a minute), one after the other, from the file each kept,
-// and reports how many it took over. What the first run created is found
-// and skipped, as when the file is uploaded again.
-func (s *Server) ResumeBulkJobs(ctx context.Context) (int, error) {
-	for n := 0; ; n++ {
-		j := &bulkJob{}
-		var data []byte
-		var actor string
-		var resumes int
-		err := s.pool.QueryRow(ctx, resumeBulkJob).Scan(&j.ID, &j.MailServiceID, &j.State, &j.TotalRows, &j.DoneRows,
-			&j.Error, &j.Attempt, &j.CreateTime, &j.EndTime, &j.Stale, &data, &actor, &resumes)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return n, nil
-		}
-		if err != nil {
-			return n, fmt.Errorf("resume bulk job: %w", err)
-		}
-		s.resumeBulkJob(ctx, j, data, actor, resumes)
-	}
+// bulkArgs is the River job running the bulk job ID.
+type bulkArgs struct {
+	ID uuid.UUID `json:"id"`
 }
 
-// resumeBulkJob runs job again from its file; a job that can no longer be
+func (bulkArgs) Kind() string { return "bulk_create" }
+
+// bulkInsertOpts queue one run per bulk job at a time.
+func bulkInsertOpts() *river.InsertOpts {
+	return &river.InsertOpts{MaxAttempts: maxBulkResumes + 2, UniqueOpts: *jobs.Unique()}
+}
+
+// bulkRunQueued reports whether River holds a run of the bulk job id:
+// waiting, running or to be retried.
+func (s *Server) bulkRunQueued(ctx context.Context, id uuid.UUID) (bool, error) {
+	res, err := s.jobs.JobList(ctx, river.NewJobListParams().Kinds(bulkArgs{}.Kind()).
+		States(rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled).
+		Where("args->>'id' = @id", river.NamedArgs{"id": id.String()}).First(1))
+	if err != nil {
+		return false, fmt.Errorf("find the run of bulk job %s: %w", id, err)
+	}
+	return len(res.Jobs) > 0, nil
+}
+
+// bulkWorker runs bulk jobs.
+type bulkWorker struct {
+	river.WorkerDefaults[bulkArgs]
+	s *Server
+}
+
+func (w *bulkWorker) Timeout(*river.Job[bulkArgs]) time.Duration { return bulkJobTimeout }
+
+// NextRetry retries a run at once after a shutdown or a crash, and backs
+// off from errors that come again.
+func (w *bulkWorker) NextRetry(job *river.Job[bulkArgs]) time.Time {
+	return jobs.Backoff(job.Attempt, 100*time.Millisecond, time.Minute)
+}
+
+// Work runs the bulk job from its checkpoint. A job that can no longer be
 // done (its mail service deleted, a name taken meanwhile) fails with the
-// reason.
-func (s *Server) resumeBulkJob(ctx context.Context, job *bulkJob, data []byte, actor string, resumes int) {
+// reason; an error River retries is returned.
+func (w *bulkWorker) Work(ctx context.Context, job *river.Job[bulkArgs]) error {
+	s := w.s
+	var bj bulkJob
+	var data []byte
+	var actor string
+	err := s.pool.QueryRow(ctx, claimBulkJob, job.Args.ID).Scan(&bj.ID, &bj.MailServiceID, &bj.State, &bj.TotalRows, &bj.DoneRows,
+		&bj.Error, &bj.Attempt, &bj.CreateTime, &bj.EndTime, &data, &actor)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // it ended meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("claim bulk job: %w", err)
+	}
 	var org uuid.UUID
 	var domain string
 	var deleted bool
-	err := s.pool.QueryRow(ctx, "SELECT organization_id, domain, delete_time IS NOT NULL FROM mail_services WHERE id = $1", job.MailServiceID).
+	err = s.pool.QueryRow(ctx, "SELECT organization_id, domain, delete_time IS NOT NULL FROM mail_services WHERE id = $1", bj.MailServiceID).
 		Scan(&org, &domain, &deleted)
 	if err != nil {
-		s.log.ErrorContext(ctx, "resume bulk job: mail service", "bulkJob", job.ID, "error", err)
-		return
+		return fmt.Errorf("bulk job %s: mail service: %w", bj.ID, err)
 	}
-	run := bulkRun{s: s, job: job, org: org, domain: domain, actor: actor, data: data}
-	f, err := checkBulkFile(ctx, s.pool, job.MailServiceID, data)
-	if err != nil && errs.KindOf(err) != errs.InvalidArgument {
-		s.log.ErrorContext(ctx, "resume bulk job", "bulkJob", job.ID, "error", err)
-		return
+	run := bulkRun{s: s, job: &bj, org: org, domain: domain, actor: actor, data: data, from: int(bj.DoneRows), river: job}
+	if job.Attempt >= job.MaxAttempts {
+		run.fail(ctx, fmt.Sprintf("stopped %d times without finishing; upload the file again to retry", job.Attempt-1))
+		return nil
 	}
-	switch {
-	case resumes > maxBulkResumes:
-		// A file that stops its process every time must not do so forever.
-		run.fail(ctx, fmt.Sprintf("stopped %d times without finishing; upload the file again to retry", maxBulkResumes))
-	case deleted:
+	if deleted {
 		run.fail(ctx, "its mail service was deleted")
-	case err != nil:
+		return nil
+	}
+	f, err := checkBulkFile(ctx, s.pool, bj.MailServiceID, data)
+	if errs.KindOf(err) == errs.InvalidArgument {
 		run.fail(ctx, "could not be resumed: "+err.Error())
-	default:
-		run.file = f
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bulk job %s: %w", bj.ID, err)
+	}
+	run.file = f
+	name := bulkJobName(org, &bj)
+	if job.Attempt > 1 {
 		// Each run is audited, as the upload that started the first was;
 		// the actor is whoever uploaded the file.
-		name := bulkJobName(org, job)
 		err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 			return outbox.Write(ctx, tx, mailboxesevents.AuditRecorded, auditRecord(ctx, organizationName(org), actor, "mailboxes.address.bulkCreate", name, map[string]string{
 				"rows": strconv.Itoa(f.rows), "toCreate": strconv.Itoa(f.rows - f.skipped), "existing": strconv.Itoa(f.skipped),
-				"attempt": strconv.Itoa(int(job.Attempt)), "resumed": "true",
+				"attempt": strconv.Itoa(int(bj.Attempt)), "resumed": "true", "fromRow": strconv.Itoa(run.from),
 			}))
 		})
 		if err != nil {
-			s.log.ErrorContext(ctx, "resume bulk job: audit", "bulkJob", name, "error", err)
-			return
+			return fmt.Errorf("bulk job %s: audit: %w", name, err)
 		}
-		s.log.InfoContext(ctx, "bulk job resumed", "bulkJob", name, "attempt", job.Attempt)
-		run.run(ctx)
+		s.log.InfoContext(ctx, "bulk job resumed", "bulkJob", name, "attempt", bj.Attempt, "fromRow", run.from)
 	}
+	return run.run(ctx)
 }
 
 // bulkRun is one run of a job: the second reading of its file.
@@ -137,39 +174,42 @@ type bulkRun struct {
 	actor  string
 	data   []byte
 	file   *bulkFile
+	// from is the checkpoint: the data rows an earlier run created.
+	from int
+	// river is the River job of the run.
+	river *river.Job[bulkArgs]
 }
 
 // errSuperseded stops a run whose job another run took over.
 var errSuperseded = errors.New("bulk job taken over by another run")
 
-func (r *bulkRun) run(parent context.Context) {
+// run creates the job's addresses; an error it returns is River's to
+// retry.
+func (r *bulkRun) run(ctx context.Context) error {
 	log := r.s.log.With("bulkJob", bulkJobName(r.org, r.job), "attempt", r.job.Attempt)
-	ctx, cancel := context.WithTimeout(parent, bulkJobTimeout)
-	defer cancel()
 	start := time.Now()
 	created, err := r.create(ctx)
 	if err == nil {
 		log.InfoContext(ctx, "bulk job succeeded", "rows", r.file.rows, "created", created, "duration", time.Since(start))
-		return
+		return nil
 	}
 	if errors.Is(err, errSuperseded) {
 		log.WarnContext(ctx, "bulk job run superseded", "created", created)
-		return
+		return nil
 	}
-	if parent.Err() != nil {
-		// The process is stopping: the job stays running, its file kept,
-		// and is resumed once its heartbeat is a minute old.
+	if ctx.Err() != nil {
+		// The process is stopping, or the run took too long: the job
+		// stays running, its file kept, and River runs it again.
 		log.InfoContext(ctx, "bulk job interrupted; it will be resumed", "created", created)
-		return
+		return err
 	}
-	msg := "stopped by an internal error; upload the file again to create the rest"
 	var e *errs.Error
 	if errors.As(err, &e) {
-		msg = e.Message
-	} else {
-		log.ErrorContext(ctx, "bulk job failed", "created", created, "error", err)
+		r.fail(ctx, e.Message)
+		return nil
 	}
-	r.fail(ctx, msg)
+	log.ErrorContext(ctx, "bulk job stopped; it will be retried", "created", created, "error", err)
+	return err
 }
 
 // fail ends the run's job as failed, for the reason msg, even when ctx ran
@@ -177,9 +217,24 @@ func (r *bulkRun) run(parent context.Context) {
 func (r *bulkRun) fail(ctx context.Context, msg string) {
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer fcancel()
-	if _, err := r.s.pool.Exec(fctx, bulkFailed, r.job.ID, r.job.Attempt, msg); err != nil {
+	err := pg.InTx(fctx, r.s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(fctx, bulkFailed, r.job.ID, r.job.Attempt, msg); err != nil {
+			return err
+		}
+		return r.end(fctx, tx)
+	})
+	if err != nil {
 		r.s.log.ErrorContext(ctx, "mark bulk job failed", "bulkJob", r.job.ID, "error", err)
 	}
+}
+
+// end completes the run's River job in tx, which ends the bulk job: so a
+// bulk job is running exactly while River holds a run of it.
+func (r *bulkRun) end(ctx context.Context, tx pgx.Tx) error {
+	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, r.river); err != nil {
+		return fmt.Errorf("complete the run: %w", err)
+	}
+	return nil
 }
 
 // create makes the file's addresses, a batch per transaction, and reports
@@ -190,11 +245,7 @@ func (r *bulkRun) create(ctx context.Context) (int, error) {
 	if br == nil {
 		return 0, fmt.Errorf("read the file again: %w", be.err())
 	}
-	headers, err := eventHeaders(ctx, &mailboxesv1.AddressChanged{})
-	if err != nil {
-		return 0, err
-	}
-	b := bulkBatch{run: r, headers: headers}
+	b := bulkBatch{run: r}
 	created := 0
 	for {
 		row, valid, ok := br.next(be)
@@ -203,6 +254,9 @@ func (r *bulkRun) create(ctx context.Context) (int, error) {
 		}
 		if !valid {
 			return created, fmt.Errorf("line %d read differently the second time: %w", row.line, be.err())
+		}
+		if br.rows <= r.from {
+			continue // created by an earlier run
 		}
 		if !r.file.keys[row.key].skip {
 			if err := b.add(row); err != nil {
@@ -227,10 +281,9 @@ func (r *bulkRun) create(ctx context.Context) (int, error) {
 // bulkBatch is the rows of one transaction, ready for COPY.
 type bulkBatch struct {
 	run        *bulkRun
-	headers    []byte
 	addresses  [][]any
 	localParts [][]any
-	events     [][]any
+	events     []outbox.Event
 	// first and last line of the batch, to name where a conflict is.
 	first, last int
 }
@@ -253,15 +306,13 @@ func (b *bulkBatch) add(row bulkRow) error {
 	aliases := slices.Clone(row.aliases)
 	slices.Sort(aliases)
 	ts := timestamppb.New(now)
-	payload, err := proto.Marshal(&mailboxesv1.AddressChanged{Actor: r.actor, Login: localKey(row.localPart) + "@" + r.domain, Address: &mailboxesv1.Address{
-		Name: addressName(r.org, r.job.MailServiceID, id), LocalPart: row.localPart, Email: row.localPart + "@" + r.domain,
-		Kind: kindProtos[kind], RedirectDestinations: row.redirects, Aliases: aliases, QuotaBytes: row.quota,
-		CreateTime: ts, UpdateTime: ts,
+	b.events = append(b.events, outbox.Event{Subject: mailboxesevents.AddressCreated, Msg: &mailboxesv1.AddressChanged{
+		Actor: r.actor, Login: localKey(row.localPart) + "@" + r.domain, Address: &mailboxesv1.Address{
+			Name: addressName(r.org, r.job.MailServiceID, id), LocalPart: row.localPart, Email: row.localPart + "@" + r.domain,
+			Kind: kindProtos[kind], RedirectDestinations: row.redirects, Aliases: aliases, QuotaBytes: row.quota,
+			CreateTime: ts, UpdateTime: ts,
+		},
 	}})
-	if err != nil {
-		return fmt.Errorf("address event: %w", err)
-	}
-	b.events = append(b.events, []any{uuid.Must(uuid.NewV7()), mailboxesevents.AddressCreated, payload, b.headers})
 	if b.first == 0 {
 		b.first = row.line
 	}
@@ -272,7 +323,6 @@ func (b *bulkBatch) add(row bulkRow) error {
 var (
 	addressCopyColumns   = []string{"id", "mail_service_id", "local_part", "local_key", "kind", "redirects", "quota_bytes", "create_time", "update_time"}
 	localPartCopyColumns = []string{"mail_service_id", "local_key", "address_id", "is_alias"}
-	outboxCopyColumns    = []string{"id", "subject", "payload", "headers"}
 	conflictKey          = regexp.MustCompile(`=\([^,]*, (.*)\) already exists`)
 )
 
@@ -291,12 +341,13 @@ func (b *bulkBatch) flush(ctx context.Context, done int, last bool) (int, error)
 			}{
 				{"addresses", addressCopyColumns, b.addresses},
 				{"local_parts", localPartCopyColumns, b.localParts},
-				// outbox.Write, for many events at once.
-				{"outbox", outboxCopyColumns, b.events},
 			} {
 				if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
 					return b.conflict(err)
 				}
+			}
+			if err := outbox.WriteMany(ctx, tx, b.events); err != nil {
+				return err
 			}
 		}
 		q, args := bulkProgress, []any{r.job.ID, r.job.Attempt, done}
@@ -309,6 +360,9 @@ func (b *bulkBatch) flush(ctx context.Context, done int, last bool) (int, error)
 		}
 		if tag.RowsAffected() == 0 {
 			return errSuperseded
+		}
+		if last {
+			return r.end(ctx, tx)
 		}
 		return nil
 	})
@@ -333,12 +387,4 @@ func (b *bulkBatch) conflict(err error) error {
 		}
 	}
 	return errs.E(errs.Conflict, "a local part on lines %d to %d was taken while the job ran; upload the file again to create the rest", b.first, b.last)
-}
-
-// eventHeaders are the outbox headers outbox.Write gives an event like msg
-// written in ctx.
-func eventHeaders(ctx context.Context, msg proto.Message) ([]byte, error) {
-	h := propagation.MapCarrier{outbox.TypeHeader: string(msg.ProtoReflect().Descriptor().FullName())}
-	otel.GetTextMapPropagator().Inject(ctx, h)
-	return json.Marshal(h)
 }

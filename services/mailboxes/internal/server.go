@@ -19,9 +19,10 @@ import (
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"github.com/mailplane/mailplane/services/platform/idempotency"
+	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
-	"golang.org/x/sync/errgroup"
+	"github.com/riverqueue/river"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -52,6 +53,8 @@ type Server struct {
 	verify verifier
 	// bulkRunning and bulkPerHour cap an organization's bulk jobs.
 	bulkRunning, bulkPerHour int
+	// jobs queues bulk jobs in the transaction that starts them.
+	jobs *jobs.Client
 }
 
 // NewServer returns a server over pool asking accounts about people.
@@ -202,34 +205,26 @@ func auditRecord(ctx context.Context, org, actor, action, target string, details
 	}
 }
 
-// RunBackground does the service's periodic work until ctx is done: it
-// purges mail services deleted over restoreFor ago (hourly), resumes bulk
-// jobs whose process stopped (every 30 s), announces mail services made
-// before their event had listeners (at start, then hourly) and forgets
-// idempotency keys over 24 hours old (hourly).
-func (s *Server) RunBackground(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.every(ctx, time.Hour, "purge mail services", s.Purge) })
-	g.Go(func() error { return s.every(ctx, 30*time.Second, "resume bulk jobs", s.ResumeBulkJobs) })
-	g.Go(func() error { return s.every(ctx, time.Hour, "announce mail services", s.AnnounceMailServices) })
-	g.Go(func() error {
-		return s.every(ctx, time.Hour, "purge idempotency keys", func(ctx context.Context) (int, error) { return idempotency.Purge(ctx, s.pool) })
-	})
-	return g.Wait()
-}
-
-// every runs work every interval until ctx is done, logging what it did.
-func (s *Server) every(ctx context.Context, interval time.Duration, what string, work func(context.Context) (int, error)) error {
-	for {
-		if n, err := work(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, what, "error", err)
-		} else if n > 0 {
-			s.log.InfoContext(ctx, what, "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(interval):
-		}
+// Periodic is the service's periodic work, run by one replica at a time:
+// it purges mail services deleted over restoreFor ago, announces mail
+// services made before their event had listeners, forgets idempotency keys
+// over 24 hours old (each at start, then hourly) and checks pending domain
+// claims.
+func (s *Server) Periodic() []jobs.Periodic {
+	return []jobs.Periodic{
+		{Name: "purge mail services", Interval: time.Hour, Work: s.Purge},
+		{Name: "announce mail services", Interval: time.Hour, Work: s.AnnounceMailServices},
+		{Name: "purge idempotency keys", Interval: time.Hour, Work: func(ctx context.Context) (int, error) { return idempotency.Purge(ctx, s.pool) }},
+		{Name: "check domain claims", Interval: s.verify.every, Work: s.CheckClaims},
 	}
 }
+
+// Workers returns the workers of the service's jobs: bulk creations.
+func (s *Server) Workers() *river.Workers {
+	w := river.NewWorkers()
+	river.AddWorker(w, &bulkWorker{s: s})
+	return w
+}
+
+// SetJobs gives the server the client its RPCs queue jobs with.
+func (s *Server) SetJobs(c *jobs.Client) { s.jobs = c }

@@ -261,11 +261,6 @@ func (s *Server) CheckClaims(ctx context.Context) (int, error) {
 	}
 }
 
-// RunClaimChecks checks pending claims every interval until ctx is done.
-func (s *Server) RunClaimChecks(ctx context.Context) error {
-	return s.every(ctx, s.verify.every, "check domain claims", s.CheckClaims)
-}
-
 // checkClaim looks for pending m's record, and verifies m if it is there,
 // ends it if it is too old, or notes the look. It returns m as it is now.
 // c asked for the look (access.Caller{}: the periodic check).

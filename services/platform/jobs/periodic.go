@@ -30,7 +30,8 @@ func (p Periodic) job() *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(p.Interval), func() (river.JobArgs, *river.InsertOpts) {
 		return periodicArgs{Name: p.Name}, &river.InsertOpts{
 			MaxAttempts: periodicAttempts,
-			UniqueOpts:  river.UniqueOpts{ByArgs: true, ByPeriod: p.Interval},
+			// River counts periods in seconds at least.
+			UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: max(p.Interval, time.Second)},
 		}
 	}, &river.PeriodicJobOpts{RunOnStart: true})
 }
