@@ -61,7 +61,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-
 // bulkJob is a row of bulk_jobs.
 type bulkJob struct {
 	ID            uuid.UUID
