@@ -15,6 +15,9 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/accounts"
 	"github.com/mailplane/mailplane/services/platform/smtptest"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -267,4 +270,34 @@ func TestNoticeDeadLetters(t *testing.T) {
 	}
 	_, err := e.notices.RetryNotice(asOwner, &accountsv1.RetryNoticeRequest{Name: dead.Name})
 	wantCode(t, err, codes.NotFound)
+}
+
+// noticeJob is the args of the River job delivering a notice, as the test
+// reads them.
+type noticeJob struct {
+	ID string `json:"id"`
+}
+
+func (noticeJob) Kind() string { return "notice" }
+
+// TestNoticeQueuedWithChange: an invitation's email is queued in the
+// invitation's transaction, as a River job naming the notice, with the
+// configured attempts.
+func TestNoticeQueuedWithChange(t *testing.T) {
+	e := start(t)
+	owner := e.signUp(t, "owner@example.com")
+	asOwner := e.as(t, "owner@example.com")
+	if _, err := e.invites.CreateInvitation(asOwner, &accountsv1.CreateInvitationRequest{Parent: owner.Organization.Name,
+		Invitation: &accountsv1.Invitation{Email: "new@example.com", Role: accountsv1.Role_ROLE_MEMBER}}); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	if err := e.pool.QueryRow(context.Background(), "SELECT id::text FROM notices WHERE recipient = 'new@example.com'").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	job := rivertest.RequireInserted(context.Background(), t, riverpgxv5.New(e.pool), &noticeJob{}, &rivertest.RequireInsertedOpts{
+		MaxAttempts: e.cfg.NoticeAttempts, Schema: accounts.Schema, State: rivertype.JobStateAvailable})
+	if job.Args.ID != id {
+		t.Errorf("job for notice %s, want %s", job.Args.ID, id)
+	}
 }

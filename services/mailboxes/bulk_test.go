@@ -368,20 +368,6 @@ func TestBulkResumedAfterCrash(t *testing.T) {
 		}
 		return n
 	}
-	// process starts a process working the service's jobs, and returns
-	// what stops it.
-	process := func() func() {
-		pctx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- e.svc.WorkJobs(pctx) }()
-		return func() {
-			stop()
-			if err := <-done; err != nil {
-				t.Errorf("jobs: %v", err)
-			}
-		}
-	}
-
 	data := bulkCSV(0, 3000)
 	resp, err := bulk.CreateBulkJob(owner.ctx, &mailboxesv1.CreateBulkJobRequest{Parent: ms.MailService.Name, Csv: data})
 	if err != nil {
@@ -391,7 +377,7 @@ func TestBulkResumedAfterCrash(t *testing.T) {
 	if n := count("SELECT count(*) FROM river_job WHERE kind = 'bulk_create' AND state = 'available'"); n != 1 {
 		t.Fatalf("%d runs queued, want 1", n)
 	}
-	stop := process()
+	stop := workJobs(t, e.svc)
 	if job := waitBulkJob(t, bulk, owner.ctx, resp.Job.Name); job.State != mailboxesv1.BulkJobState_BULK_JOB_STATE_SUCCEEDED {
 		t.Fatalf("job %v", job)
 	}
@@ -418,7 +404,7 @@ func TestBulkResumedAfterCrash(t *testing.T) {
 	addresses, events, audits := count("SELECT count(*) FROM addresses"), count("SELECT count(*) FROM outbox WHERE subject = 'mailboxes.address.created'"),
 		count("SELECT count(*) FROM outbox WHERE subject = 'mailboxes.audit.recorded'")
 
-	stop = process()
+	stop = workJobs(t, e.svc)
 	job := waitBulkJob(t, bulk, owner.ctx, resp.Job.Name)
 	stop()
 	if job.State != mailboxesv1.BulkJobState_BULK_JOB_STATE_SUCCEEDED || job.DoneRows != 3000 {
@@ -445,7 +431,7 @@ func TestBulkResumedAfterCrash(t *testing.T) {
 	// A file whose process dies every time is not run forever: its last
 	// attempt marks it failed.
 	crash(6)
-	stop = process()
+	stop = workJobs(t, e.svc)
 	job = waitBulkJob(t, bulk, owner.ctx, resp.Job.Name)
 	stop()
 	if job.State != mailboxesv1.BulkJobState_BULK_JOB_STATE_FAILED || !strings.Contains(job.Error, "stopped 6 times") {

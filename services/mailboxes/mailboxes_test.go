@@ -96,20 +96,26 @@ func startEnv(t *testing.T, c mailboxes.Config, work bool) *env {
 	})
 	conn := s.Conn
 	if work {
-		wctx, stop := context.WithCancel(ctx)
-		worked := make(chan error, 1)
-		go func() { worked <- svc.WorkJobs(wctx) }()
-		t.Cleanup(func() {
-			stop()
-			if err := <-worked; err != nil {
-				t.Errorf("jobs: %v", err)
-			}
-		})
+		t.Cleanup(workJobs(t, svc))
 	}
 	return &env{
 		pool: pools[mailboxes.Schema], auth: accountsv1.NewAuthServiceClient(conn), orgs: accountsv1.NewOrganizationServiceClient(conn),
 		services: mailboxesv1.NewMailServiceServiceClient(conn), addrs: mailboxesv1.NewAddressServiceClient(conn),
 		reserve: mailboxesv1.NewReservationServiceClient(conn), svc: svc, cc: conn, dns: zone,
+	}
+}
+
+// workJobs starts svc working its jobs, as a process would, and returns
+// what stops it.
+func workJobs(t *testing.T, svc *mailboxes.Service) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.WorkJobs(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("jobs: %v", err)
+		}
 	}
 }
 

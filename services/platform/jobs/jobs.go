@@ -184,12 +184,13 @@ func Unique() *river.UniqueOpts {
 	}}
 }
 
-// Backoff is a retry delay growing from first, doubling at each attempt,
-// up to max; for a worker's NextRetry.
-func Backoff(attempt int, first, max time.Duration) time.Time {
+// Backoff is when to retry after attempt failed: first after the first
+// failure, twice as long after each next one, at most limit; for a
+// worker's NextRetry.
+func Backoff(attempt int, first, limit time.Duration) time.Time {
 	d := first << min(attempt-1, 30)
-	if d <= 0 || d > max {
-		d = max
+	if d <= 0 || d > limit {
+		d = limit
 	}
 	return time.Now().Add(d)
 }
