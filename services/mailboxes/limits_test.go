@@ -113,11 +113,14 @@ func TestBulkLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitBulkJob(t, bulk, owner.ctx, first.Name)
-	// As if it were still running: its run too.
+	// As if it were still running, its run to be retried. Not "running":
+	// River's completer, finishing the real run a moment later on a busy
+	// machine, would turn a running job back to completed, and the next
+	// upload would take the job over.
 	if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', end_time = NULL, update_time = now()"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.pool.Exec(ctx, "UPDATE river_job SET state = 'running', attempted_at = now(), finalized_at = NULL WHERE kind = 'bulk_create'"); err != nil {
+	if _, err := e.pool.Exec(ctx, "UPDATE river_job SET state = 'retryable', scheduled_at = now() + interval '1 hour', finalized_at = NULL WHERE kind = 'bulk_create'"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = upload(bulkCSV(10, 20))
