@@ -564,7 +564,7 @@ e1.example.com TXT "v=spf1 -exists:%(ir).sbl.example.com ?all"
 e1e.example.com TXT "v=spf1 exists:foo%(ir).sbl.example.com ?all"
 e1t.example.com TXT "v=spf1 exists:foo%.sbl.example.com ?all"
 e1a.example.com TXT "v=spf1 a:macro%%percent%_%_space%-url-space.example.com -all"
-macro%percent\032\032space%20url-space.example.com A 1.2.3.4
+macro%percent\ \ space%20url-space.example.com A 1.2.3.4
 e2.example.com TXT "v=spf1 -all exp=%{r}.example.com"
 e3.example.com TXT "v=spf1 -all exp=%{ir}.example.com"
 40.218.168.192.example.com TXT "Connections from %{c} not authorized."
