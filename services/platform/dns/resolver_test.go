@@ -17,7 +17,7 @@ import (
 // returns its address: a server that behaves as no LocalServer does.
 func handlerServer(t *testing.T, network string, h mdns.HandlerFunc) string {
 	t.Helper()
-	srv := &mdns.Server{Handler: h}
+	srv := &mdns.Server{Handler: h, MsgAcceptFunc: accept}
 	var addr string
 	if network == "udp" {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
