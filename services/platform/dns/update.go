@@ -45,7 +45,9 @@ func (e *UpdateError) Error() string {
 func (e *UpdateError) explain() string {
 	switch e.TSIGError {
 	case mdns.RcodeBadKey:
-		return "the server does not know our TSIG key (its name or algorithm differs)"
+		// Knot answers BADKEY too when its ACL does not let a known key
+		// change the records.
+		return "the server does not accept our TSIG key for this change (it does not know the key's name or algorithm, or its policy does not let the key change these records)"
 	case mdns.RcodeBadSig:
 		return "the server says our TSIG signature is wrong (the secret differs)"
 	case mdns.RcodeBadTime:

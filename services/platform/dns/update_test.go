@@ -109,8 +109,8 @@ func TestUpdaterErrors(t *testing.T) {
 		tsigError uint16
 		want      string
 	}{
-		{"wrong key name", func(u *Updater) { u.KeyName = "other" }, "example.com", mdns.RcodeNotAuth, mdns.RcodeBadKey, "does not know our TSIG key"},
-		{"wrong algorithm", func(u *Updater) { u.Algorithm = "hmac-sha512" }, "example.com", mdns.RcodeNotAuth, mdns.RcodeBadKey, "does not know our TSIG key"},
+		{"wrong key name", func(u *Updater) { u.KeyName = "other" }, "example.com", mdns.RcodeNotAuth, mdns.RcodeBadKey, "does not accept our TSIG key"},
+		{"wrong algorithm", func(u *Updater) { u.Algorithm = "hmac-sha512" }, "example.com", mdns.RcodeNotAuth, mdns.RcodeBadKey, "does not accept our TSIG key"},
 		{"wrong secret", func(u *Updater) { u.Secret = otherSecret }, "example.com", mdns.RcodeNotAuth, mdns.RcodeBadSig, "signature is wrong"},
 		{"zone not served", func(u *Updater) { u.Zone = "other.test" }, "other.test", mdns.RcodeNotAuth, 0, "refused our TSIG key"},
 		{"no updates taken", func(u *Updater) { u.Server = closed.Addr() }, "example.com", mdns.RcodeRefused, 0, "refused the update"},
