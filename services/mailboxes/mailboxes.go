@@ -41,10 +41,6 @@ type Config struct {
 	SocketmapAddr string
 	PolicyAddr    string
 	MilterAddr    string
-	// DNSResolver is the recursive resolver (host:port) asked for domains'
-	// verification records; empty: the first nameserver of
-	// /etc/resolv.conf.
-	DNSResolver string
 	// DomainCheckInterval is how often pending domain claims are checked
 	// (each claim's own checks back off from it, up to an hour).
 	DomainCheckInterval time.Duration
@@ -64,7 +60,6 @@ func (c *Config) Register(l *config.Loader) {
 	l.String(&c.SocketmapAddr, "socketmap-addr", "127.0.0.1:9101", "TCP address answering Postfix's socketmap lookups (mailboxes); empty: off")
 	l.String(&c.PolicyAddr, "policy-addr", "127.0.0.1:9102", "TCP address of the Postfix policy service (mailboxes); empty: off")
 	l.String(&c.MilterAddr, "milter-addr", "127.0.0.1:9103", "TCP address of the milter checking the From header (mailboxes); empty: off")
-	l.String(&c.DNSResolver, "dns-resolver", "", "DNS resolver host:port asked for domain verification records (mailboxes); empty: /etc/resolv.conf's first")
 	l.Duration(&c.DomainCheckInterval, "domain-check-interval", 5*time.Minute, "how often pending domain claims are checked (mailboxes)")
 	l.Int(&c.MailConns, "mail-conns", internal.DefaultConnTotal, "connections each of the socketmap, policy and milter servers holds at most (mailboxes)")
 	l.Int(&c.MailConnsPerClient, "mail-conns-per-client", internal.DefaultConnPerClient, "connections of one client address each of the socketmap, policy and milter servers holds at most (mailboxes)")
@@ -104,7 +99,7 @@ func New(c *Config) service.Service {
 			if cfg.AccountsAddr == "" {
 				cfg.AccountsAddr = env.Addr
 			}
-			svc, err := Register(env.GRPC, env.Pool, cfg, env.Log)
+			svc, err := Register(env.GRPC, env.Pool, cfg, env.DNS, env.Log)
 			if err != nil {
 				return service.Parts{}, err
 			}
@@ -140,8 +135,8 @@ type mailServer struct {
 }
 
 // Register adds the mailboxes services to srv. pool's search_path must be
-// Schema, migrated.
-func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) (*Service, error) {
+// Schema, migrated; resolver is asked for domains' verification records.
+func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, resolver *dns.Resolver, log *slog.Logger) (*Service, error) {
 	// Calls take turns over accounts' pods (a headless Service resolves to
 	// each of them), as the gateway's do.
 	conn, err := grpc.NewClient(c.AccountsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -151,11 +146,6 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		return nil, fmt.Errorf("dial accounts at %s: %w", c.AccountsAddr, err)
 	}
 	s := internal.NewServer(pool, internal.NewAccountsClient(conn), log)
-	resolver, err := dns.NewResolver(c.DNSResolver, 5*time.Second)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("dns-resolver: %w", err)
-	}
 	s.SetResolver(resolver, c.DomainCheckInterval)
 	s.SetBulkLimits(c.BulkJobsRunning, c.BulkUploadsPerHour)
 	// Jobs are queued through this client and worked by Run's.

@@ -89,9 +89,12 @@ func startEnv(t *testing.T, c mailboxes.Config, work bool) *env {
 			return err
 		}
 		c.AccountsAddr = s.Addr
-		c.DNSResolver = zone.Addr()
 		c.DomainCheckInterval = 50 * time.Millisecond
-		svc, err = mailboxes.Register(s.GRPC.Server, pools[mailboxes.Schema], c, s.Log)
+		resolver, err := dns.NewResolver(zone.Addr(), 5*time.Second)
+		if err != nil {
+			return err
+		}
+		svc, err = mailboxes.Register(s.GRPC.Server, pools[mailboxes.Schema], c, resolver, s.Log)
 		return err
 	})
 	conn := s.Conn

@@ -17,7 +17,6 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/accounts"
-	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/dns"
@@ -113,8 +112,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("dev dns server: %w", err)
 	}
 	defer zone.Close()
-	mc := settingsOf[*mailboxes.Config](s.services)
-	upstream := mc.DNSResolver
+	upstream := s.DNSResolver
 	if upstream == "" {
 		if upstream, err = dns.SystemServer(); err != nil {
 			log.Warn("dev dns server answers only the demo domain", "error", err)
@@ -123,7 +121,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if upstream != "" {
 		zone.Forward(upstream)
 	}
-	mc.DNSResolver = zone.Addr()
+	s.DNSResolver = zone.Addr()
 
 	names := service.Names(s.services)
 	if err := s.validate(names); err != nil {

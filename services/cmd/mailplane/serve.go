@@ -17,6 +17,7 @@ import (
 	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/events"
 	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -53,6 +54,7 @@ type settings struct {
 	TokenPublicKey  string
 	AccessTokenTTL  time.Duration
 	ShutdownTimeout time.Duration
+	DNSResolver     string
 
 	services []service.Service
 	// production is set by serve: keys from dev or from the repository
@@ -76,6 +78,7 @@ func (s *settings) register(l *config.Loader) {
 	l.String(&s.TokenPublicKey, "token-public-key", "", "base64 Ed25519 public key that verifies access tokens")
 	l.Duration(&s.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens; every service also replays this much of the revoked sessions at start")
 	l.Duration(&s.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time to drain calls and events on shutdown")
+	l.String(&s.DNSResolver, "dns-resolver", "", "DNS resolver host:port asked about customers' domains (verification, security diagnostic); empty: /etc/resolv.conf's first")
 	for _, svc := range s.services {
 		if svc.Settings != nil {
 			svc.Settings.Register(l)
@@ -235,6 +238,10 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 	if err != nil {
 		return err
 	}
+	resolver, err := dns.NewResolver(s.DNSResolver, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("dns-resolver: %w", err)
+	}
 	srv := grpcserver.New(log, verifier)
 	var relays []*outbox.Relay
 	var consumers []*events.Consumer
@@ -250,7 +257,7 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 			return err
 		}
 		svcLog := log.With("service", svc.Name)
-		parts, err := svc.Start(ctx, service.Env{Process: s.process(names), Pool: pool, GRPC: srv.Server, Addr: loopback(lis.Addr().String()), Log: svcLog})
+		parts, err := svc.Start(ctx, service.Env{Process: s.process(names), Pool: pool, GRPC: srv.Server, Addr: loopback(lis.Addr().String()), Log: svcLog, DNS: resolver})
 		if err != nil {
 			return fmt.Errorf("%s: %w", svc.Name, err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/events"
 	"google.golang.org/grpc"
 )
@@ -73,6 +74,9 @@ type Env struct {
 	GRPC *grpc.Server
 	Addr string
 	Log  *slog.Logger
+	// DNS is the process's resolver (its dns-resolver setting), shared by
+	// the services that read their customers' zones, cache included.
+	DNS *dns.Resolver
 }
 
 // Parts run beside a service's gRPC APIs for as long as it serves.
