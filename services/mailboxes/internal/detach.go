@@ -11,6 +11,7 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/mailplane/mailplane/services/platform/validate"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -73,7 +74,7 @@ func ApplyPersonLeft(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
 		}
 		email := strings.ToLower(ev.GetReleasedEmail())
 		if at := strings.LastIndexByte(email, '@'); at > 0 {
-			if d, _, err := normalizeDomain(email[at+1:]); err == nil {
+			if d, _, err := validate.Domain(email[at+1:]); err == nil {
 				email = email[:at+1] + d
 			}
 		}

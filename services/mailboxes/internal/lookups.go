@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mailplane/mailplane/services/platform/validate"
 )
 
 // The questions Postfix asks about mail, one query each. Only active mail
@@ -103,7 +104,7 @@ func splitAddress(s string) (key, domain string, ok bool) {
 	if local != "*" && checkLocalPart(local) != nil {
 		return "", "", false
 	}
-	domain, _, err := normalizeDomain(domain)
+	domain, _, err := validate.Domain(domain)
 	if err != nil {
 		return "", "", false
 	}
@@ -124,7 +125,7 @@ func (l *Lookups) Domain(ctx context.Context, domain string) (bool, error) {
 	if strings.ContainsAny(domain, "@ \t\r\n") {
 		return false, nil
 	}
-	ascii, _, err := normalizeDomain(domain)
+	ascii, _, err := validate.Domain(domain)
 	if err != nil {
 		return false, nil
 	}

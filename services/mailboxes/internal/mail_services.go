@@ -16,6 +16,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
+	"github.com/mailplane/mailplane/services/platform/validate"
 	"golang.org/x/net/idna"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -118,7 +119,7 @@ func (s *Server) CreateMailService(ctx context.Context, req *mailboxesv1.CreateM
 		return nil, err
 	}
 	org := ids[0]
-	ascii, uni, err := normalizeDomain(req.GetMailService().GetDomain())
+	ascii, uni, err := validate.Domain(req.GetMailService().GetDomain())
 	if err == nil {
 		err = checkScripts(uni)
 	}
