@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	accountsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/accounts/v1"
+	dnssecurityv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/dnssecurity/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/mailboxes/v1"
 )
 
@@ -47,6 +48,14 @@ var apis = []api{
 			mailboxesv1.RegisterSignatureServiceHandler,
 		},
 		routes: registerBulk,
+	},
+	{
+		name: "dnssecurity",
+		handlers: []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+			dnssecurityv1.RegisterSecurityServiceHandler,
+			dnssecurityv1.RegisterSpfServiceHandler,
+			dnssecurityv1.RegisterDkimKeyServiceHandler,
+		},
 	},
 }
 

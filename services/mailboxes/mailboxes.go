@@ -32,8 +32,8 @@ var Migrations = migrations.FS
 
 // Config holds the service's settings.
 type Config struct {
-	// AccountsAddr is the accounts service's gRPC address; empty: this
-	// process's own gRPC address (both services in one process).
+	// AccountsAddr is the accounts service's gRPC address (the process's
+	// accounts-addr setting; empty: this process's own).
 	AccountsAddr string
 	// SocketmapAddr is where Postfix's table lookups (socketmap) are
 	// answered; PolicyAddr, its policy delegation; MilterAddr, the milter
@@ -56,7 +56,6 @@ type Config struct {
 
 // Register adds the settings to l.
 func (c *Config) Register(l *config.Loader) {
-	l.String(&c.AccountsAddr, "accounts-addr", "", "gRPC address of the accounts service (mailboxes); empty: this process")
 	l.String(&c.SocketmapAddr, "socketmap-addr", "127.0.0.1:9101", "TCP address answering Postfix's socketmap lookups (mailboxes); empty: off")
 	l.String(&c.PolicyAddr, "policy-addr", "127.0.0.1:9102", "TCP address of the Postfix policy service (mailboxes); empty: off")
 	l.String(&c.MilterAddr, "milter-addr", "127.0.0.1:9103", "TCP address of the milter checking the From header (mailboxes); empty: off")
@@ -91,11 +90,12 @@ func New(c *Config) service.Service {
 		Settings:   c,
 		Check: func(p service.Process) []error {
 			var errs []error
-			config.Check(&errs, c.AccountsAddr != "" || p.Serves(accounts), "accounts-addr", "required when accounts is not served by this process")
+			config.Check(&errs, p.AccountsAddr != "" || p.Serves(accounts), "accounts-addr", "required when accounts is not served by this process")
 			return errs
 		},
 		Start: func(_ context.Context, env service.Env) (service.Parts, error) {
 			cfg := *c
+			cfg.AccountsAddr = env.AccountsAddr
 			if cfg.AccountsAddr == "" {
 				cfg.AccountsAddr = env.Addr
 			}

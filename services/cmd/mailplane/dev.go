@@ -21,6 +21,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/secret"
 	"github.com/mailplane/mailplane/services/platform/service"
 	"github.com/mailplane/mailplane/services/platform/telemetry"
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -73,6 +74,9 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer httpLn.Close()
 	if err := os.MkdirAll(d.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := devSecretKeys(s, d.DataDir); err != nil {
+		return err
 	}
 	if err := devKeys(s, d.DataDir); err != nil {
 		return err
@@ -185,6 +189,25 @@ func devKeys(s *settings, dir string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	s.TokenPublicKey = base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
+	return nil
+}
+
+// devSecretKeys loads the key sealing stored secrets from the data
+// directory, making it on first run, unless one was configured.
+func devSecretKeys(s *settings, dir string) error {
+	if s.SecretKeys != "" {
+		return nil
+	}
+	path := filepath.Join(dir, "secret-keys")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		b = []byte(secret.NewDevKey())
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("secret keys: %w", err)
+	}
+	s.SecretKeys = strings.TrimSpace(string(b))
 	return nil
 }
 

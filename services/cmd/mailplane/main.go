@@ -24,6 +24,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/mailplane/mailplane/services/platform/secret"
 	"github.com/mailplane/mailplane/services/platform/service"
 )
 
@@ -75,14 +76,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 }
 
-// keygen prints a new Ed25519 key pair in the form the settings take: the
-// signing key for the accounts service only, the public key for every service.
+// keygen prints a new Ed25519 key pair in the form the settings take (the
+// signing key for the accounts service only, the public key for every
+// service) and a key encrypting the secrets services store.
 func keygen(stdout io.Writer) error {
 	pub, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "MAILPLANE_TOKEN_SIGNING_KEY=%s\nMAILPLANE_TOKEN_PUBLIC_KEY=%s\n",
-		base64.StdEncoding.EncodeToString(priv.Seed()), base64.StdEncoding.EncodeToString(pub))
+	fmt.Fprintf(stdout, "MAILPLANE_TOKEN_SIGNING_KEY=%s\nMAILPLANE_TOKEN_PUBLIC_KEY=%s\nMAILPLANE_SECRET_KEYS=%s\n",
+		base64.StdEncoding.EncodeToString(priv.Seed()), base64.StdEncoding.EncodeToString(pub), secret.NewKey())
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/natstest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
+	"github.com/mailplane/mailplane/services/platform/secret"
 	"github.com/mailplane/mailplane/services/platform/telemetry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -115,8 +116,9 @@ func TestRevocationTakesEffect(t *testing.T) {
 	}
 	flags := []string{"--database-url", dbURL, "--nats-url", ns.ClientURL(),
 		"--token-public-key", base64.StdEncoding.EncodeToString(pub),
-		"--token-signing-key", base64.StdEncoding.EncodeToString(priv.Seed())}
-	first := startServices(t, []string{"accounts", "mailboxes"}, flags...)
+		"--token-signing-key", base64.StdEncoding.EncodeToString(priv.Seed()), "--secret-keys", secret.NewKey()}
+	// Every service the edge routes to, so that the edge is ready.
+	first := startServices(t, []string{"accounts", "mailboxes", "dnssecurity"}, flags...)
 
 	httpAddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailplane/mailplane/services/accounts"
+	"github.com/mailplane/mailplane/services/dnssecurity"
 	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/config"
@@ -35,6 +36,7 @@ func services() []service.Service {
 	return []service.Service{
 		accounts.New(new(accounts.Config)),
 		mailboxes.New(new(mailboxes.Config)),
+		dnssecurity.New(new(dnssecurity.Config)),
 	}
 }
 
@@ -55,6 +57,8 @@ type settings struct {
 	AccessTokenTTL  time.Duration
 	ShutdownTimeout time.Duration
 	DNSResolver     string
+	AccountsAddr    string
+	SecretKeys      string
 
 	services []service.Service
 	// production is set by serve: keys from dev or from the repository
@@ -78,6 +82,8 @@ func (s *settings) register(l *config.Loader) {
 	l.String(&s.TokenPublicKey, "token-public-key", "", "base64 Ed25519 public key that verifies access tokens")
 	l.Duration(&s.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens; every service also replays this much of the revoked sessions at start")
 	l.Duration(&s.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time to drain calls and events on shutdown")
+	l.String(&s.AccountsAddr, "accounts-addr", "", "gRPC address of the accounts service, which the other services ask about people; empty: this process")
+	l.String(&s.SecretKeys, "secret-keys", "", "base64 AES-256 keys, comma-separated, encrypting the secrets services store (DKIM keys, TSIG secrets); the first encrypts, all decrypt; `mailplane keygen` makes one")
 	l.String(&s.DNSResolver, "dns-resolver", "", "DNS resolver host:port asked about customers' domains (verification, security diagnostic); empty: /etc/resolv.conf's first")
 	for _, svc := range s.services {
 		if svc.Settings != nil {
@@ -94,6 +100,8 @@ func (s *settings) process(names []string) service.Process {
 		Production:     s.production,
 		TokenPublicKey: pub,
 		AccessTokenTTL: s.AccessTokenTTL,
+		AccountsAddr:   s.AccountsAddr,
+		SecretKeys:     s.SecretKeys,
 	}
 }
 

@@ -62,6 +62,12 @@ type Process struct {
 	// TokenPublicKey verifies access tokens, which live AccessTokenTTL.
 	TokenPublicKey ed25519.PublicKey
 	AccessTokenTTL time.Duration
+	// AccountsAddr is the accounts service's gRPC address, for the
+	// services asking it about people; empty: this process's own.
+	AccountsAddr string
+	// SecretKeys encrypt the secrets services store (platform/secret's
+	// ParseKeys); the services that store any check it.
+	SecretKeys string
 }
 
 // Env is what a service gets when it starts.
