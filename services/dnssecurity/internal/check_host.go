@@ -11,7 +11,7 @@ import (
 	"github.com/mailplane/mailplane/services/dnssecurity/internal/spf"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
-	"github.com/mailplane/mailplane/services/platform/validate"
+	"golang.org/x/net/idna"
 )
 
 // Checks per caller: "test a sender" makes up to a few dozen DNS questions
@@ -57,9 +57,12 @@ func (s *Server) CheckHost(ctx context.Context, req *dnssecurityv1.CheckHostRequ
 // without a local part is postmaster's (4.3).
 func checkedSender(mailFrom, helo string) (sender, domain string, err error) {
 	mailFrom, helo = strings.TrimSpace(mailFrom), strings.TrimSuffix(strings.TrimSpace(helo), ".")
+	if a, err := idna.Lookup.ToASCII(helo); err == nil {
+		helo = a
+	}
 	if helo != "" {
-		if _, _, err := validate.Domain(helo); err != nil {
-			return "", "", errs.Field("helo", "want a host name, like mail.example.com: "+err.Error())
+		if !anyDomain(helo) {
+			return "", "", errs.Field("helo", "want a host name, like mail.example.com")
 		}
 	}
 	if mailFrom == "" {
@@ -73,8 +76,11 @@ func checkedSender(mailFrom, helo string) (sender, domain string, err error) {
 		local, d = "", mailFrom
 	}
 	d = strings.TrimSuffix(d, ".")
-	if _, _, err := validate.Domain(d); err != nil {
-		return "", "", errs.Field("mail_from", "want an address like user@example.com: "+err.Error())
+	if a, err := idna.Lookup.ToASCII(d); err == nil {
+		d = a
+	}
+	if !anyDomain(d) {
+		return "", "", errs.Field("mail_from", "want an address like user@example.com")
 	}
 	if local == "" {
 		local = "postmaster"
@@ -83,6 +89,26 @@ func checkedSender(mailFrom, helo string) (sender, domain string, err error) {
 		return "", "", errs.Field("mail_from", "the local part must not hold spaces or control characters")
 	}
 	return local + "@" + d, d, nil
+}
+
+// anyDomain reports whether d is a domain SPF can be asked about: any DNS
+// name of at least two labels of letters, digits, hyphens and underscores
+// (as _spf.example.com), Unicode names in their ASCII form.
+func anyDomain(d string) bool {
+	if len(d) > 253 || !strings.Contains(d, ".") {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func spfResultProto(c spf.Code) dnssecurityv1.SpfResult {

@@ -18,6 +18,7 @@ import (
 	"github.com/mailplane/mailplane/services/dnssecurity/internal/finding"
 	"github.com/mailplane/mailplane/services/dnssecurity/internal/mtasts"
 	"github.com/mailplane/mailplane/services/dnssecurity/internal/spf"
+	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	mdns "github.com/miekg/dns"
@@ -80,8 +81,8 @@ func (s *Server) check(ctx context.Context, domain string, held map[string]crypt
 	ctx, cancel := context.WithTimeout(ctx, diagnosticTimeout)
 	defer cancel()
 	var (
-		wg                    sync.WaitGroup
-		mx, sp, dk, dm, tlsfs []finding.Finding
+		wg                         sync.WaitGroup
+		mx, sp, dk, dm, tlsfs, sec []finding.Finding
 	)
 	wg.Go(func() { mx = checkMX(ctx, s.dns, domain, s.ours.MX) })
 	wg.Go(func() {
@@ -90,6 +91,7 @@ func (s *Server) check(ctx context.Context, domain string, held map[string]crypt
 	})
 	wg.Go(func() { dk = checkDKIM(ctx, s.dns, domain, held, others) })
 	wg.Go(func() { tlsfs = mtasts.Lint(ctx, s.dns, domain) })
+	wg.Go(func() { sec = checkDNSSEC(ctx, s.dns, domain) })
 	wg.Wait()
 	// DMARC says whether SPF and DKIM are in place, so it runs after them;
 	// its questions were mostly asked by then (and cached).
@@ -111,14 +113,38 @@ func (s *Server) check(ctx context.Context, domain string, held map[string]crypt
 		areaResult(dnssecurityv1.Area_AREA_DMARC, dm),
 		areaResult(dnssecurityv1.Area_AREA_MTA_STS, sts),
 		areaResult(dnssecurityv1.Area_AREA_TLS_RPT, rpt),
+		areaResult(dnssecurityv1.Area_AREA_DNSSEC, sec),
 	}
 	d := &dnssecurityv1.Diagnostic{Areas: areas, RunTime: timestamppb.Now()}
 	all := make([]finding.Finding, 0)
-	for _, fs := range [][]finding.Finding{mx, sp, dk, dm, tlsfs} {
+	for _, fs := range [][]finding.Finding{mx, sp, dk, dm, tlsfs, sec} {
 		all = append(all, fs...)
 	}
 	d.Status = statusProto(finding.Worst(all))
 	return d
+}
+
+// checkDNSSEC tells whether domain's zone is signed: a DNSKEY at the
+// domain or, for a name below its zone's apex, at the closest parent that
+// has one. Unsigned is a note, not a warning: most zones are.
+func checkDNSSEC(ctx context.Context, r *dns.Resolver, domain string) []finding.Finding {
+	for d := domain; strings.Count(d, ".") >= 1; d = d[strings.Index(d, ".")+1:] {
+		signed, err := r.Signed(ctx, d)
+		if err != nil {
+			return []finding.Finding{{
+				Code: "dnssec.dns_failure", Severity: finding.Unknown,
+				Message: fmt.Sprintf("We could not tell whether the zone of %s is signed: the DNS did not answer.", domain),
+				Fix:     "Nothing to change; we check again later.",
+			}}
+		}
+		if signed {
+			return []finding.Finding{{Code: "dnssec.signed", Message: fmt.Sprintf("The zone of %s is signed with DNSSEC: its records cannot be forged on the way.", domain)}}
+		}
+	}
+	return []finding.Finding{{
+		Code: "dnssec.unsigned", Message: fmt.Sprintf("The zone of %s is not signed with DNSSEC.", domain),
+		Fix: "If your DNS host offers DNSSEC, turn it on: it protects your records, MX included, from forgery.",
+	}}
 }
 
 // splitByPrefix splits fs into the findings whose code starts with prefix
