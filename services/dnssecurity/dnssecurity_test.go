@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	mdns "github.com/miekg/dns"
 	dnssecurityv1 "github.com/mailplane/mailplane/proto/mailplane/dnssecurity/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/dnssecurity"
@@ -25,6 +24,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 	"github.com/mailplane/mailplane/services/platform/secret"
 	"github.com/mailplane/mailplane/services/platform/servicetest"
+	mdns "github.com/miekg/dns"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
