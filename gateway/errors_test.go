@@ -160,7 +160,7 @@ func TestReadyNotServing(t *testing.T) {
 	healthpb.RegisterHealthServer(srv, hs)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
-	for _, svc := range []string{"accounts", "mailboxes"} {
+	for _, svc := range Services() {
 		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	}
 	h := newEdge(t, Config{AccountsAddr: lis.Addr().String()}, nil)
@@ -180,11 +180,15 @@ func TestReadyNotServing(t *testing.T) {
 		}
 	}
 	ready(http.StatusOK, readiness{Ready: true})
-	for _, svc := range []string{"accounts", "mailboxes"} {
+	for _, svc := range Services() {
 		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
-	ready(http.StatusServiceUnavailable, readiness{Failing: map[string]string{"accounts": "NOT_SERVING", "mailboxes": "NOT_SERVING"}})
-	for _, svc := range []string{"accounts", "mailboxes"} {
+	failing := map[string]string{}
+	for _, svc := range Services() {
+		failing[svc] = "NOT_SERVING"
+	}
+	ready(http.StatusServiceUnavailable, readiness{Failing: failing})
+	for _, svc := range Services() {
 		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	}
 	ready(http.StatusOK, readiness{Ready: true})

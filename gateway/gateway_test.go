@@ -97,8 +97,9 @@ func startBackend(t *testing.T) (addr string, stop func()) {
 	accountspb.RegisterUserServiceServer(srv, fakeUsers{})
 	accountspb.RegisterAuthServiceServer(srv, fakeAuth{})
 	hs := health.NewServer()
-	hs.SetServingStatus("accounts", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus("mailboxes", healthpb.HealthCheckResponse_SERVING)
+	for _, svc := range Services() {
+		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
 	healthpb.RegisterHealthServer(srv, hs)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
@@ -115,8 +116,10 @@ func TestReadyFollowsServices(t *testing.T) {
 	}
 	srv := grpc.NewServer()
 	hs := health.NewServer()
+	for _, svc := range Services() {
+		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
 	hs.SetServingStatus("accounts", healthpb.HealthCheckResponse_NOT_SERVING)
-	hs.SetServingStatus("mailboxes", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
