@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mailplane/mailplane/gateway"
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
+	dnssecurityv1 "github.com/mailplane/mailplane/proto/mailplane/dnssecurity/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/accounts"
 	"github.com/mailplane/mailplane/services/platform/auth"
@@ -126,6 +128,19 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 		zone.Forward(upstream)
 	}
 	s.DNSResolver = zone.Addr()
+	// The demo domain's zone is hosted here too, with one SPF mistake, so
+	// that the Global Security page shows a red finding that "Correct"
+	// fixes, offline, through a signed update to this server.
+	if err := zone.SetZone(demoZone); err != nil {
+		return fmt.Errorf("dev dns zone: %w", err)
+	}
+	tsig, err := devTSIG(d.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := zone.AllowUpdates(demoTSIGKey, "hmac-sha256", tsig); err != nil {
+		return fmt.Errorf("dev dns zone: %w", err)
+	}
 
 	names := service.Names(s.services)
 	if err := s.validate(names); err != nil {
@@ -146,7 +161,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return nil
 		}
 		addr = loopback(addr)
-		if err := seedDemo(gctx, addr, zone); err != nil {
+		if err := seedDemo(gctx, addr, zone, tsig); err != nil {
 			return fmt.Errorf("seed demo account: %w", err)
 		}
 		g.Go(func() error {
@@ -190,6 +205,43 @@ func devKeys(s *settings, dir string) error {
 	}
 	s.TokenPublicKey = base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
 	return nil
+}
+
+// demoZone is the demo domain's zone as `mailplane dev` serves it at each
+// start: mail comes to our MX hosts, but the SPF record misses our include
+// and ends in ?all (the mistake "Correct" fixes); _spf is what our
+// platform publishes (the spf-include setting's default).
+const demoZone = `$ORIGIN mailplane.test.
+@      0 SOA ns1.mailplane.test. hostmaster.mailplane.test. 1 3600 900 604800 0
+@      0 NS  ns1.mailplane.test.
+ns1    0 A   127.0.0.1
+@      0 MX  10 mx1.mailplane.test.
+@      0 MX  20 mx2.mailplane.test.
+mx1    0 A   127.0.0.1
+mx2    0 A   127.0.0.1
+@      0 TXT "v=spf1 mx ?all"
+_spf   0 TXT "v=spf1 ip4:127.0.0.0/8 -all"
+_dmarc 0 TXT "v=DMARC1; p=none; rua=mailto:dmarc@mailplane.test"
+`
+
+// demoTSIGKey names the key signing the demo zone's updates.
+const demoTSIGKey = "mailplane-dev-update."
+
+// devTSIG loads the demo zone's TSIG secret from the data directory,
+// making it on first run.
+func devTSIG(dir string) (string, error) {
+	path := filepath.Join(dir, "demo-zone-tsig")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key := make([]byte, 32)
+		rand.Read(key)
+		b = []byte(base64.StdEncoding.EncodeToString(key))
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		return "", fmt.Errorf("demo zone tsig: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // devSecretKeys loads the key sealing stored secrets from the data
@@ -244,7 +296,7 @@ func loopback(addr string) string {
 
 // seedDemo signs the demo user up, once, and gives its organization the
 // demo domain, verified through zone.
-func seedDemo(ctx context.Context, grpcAddr string, zone *dns.LocalServer) error {
+func seedDemo(ctx context.Context, grpcAddr string, zone *dns.LocalServer, tsig string) error {
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -259,8 +311,55 @@ func seedDemo(ctx context.Context, grpcAddr string, zone *dns.LocalServer) error
 	if err != nil && status.Code(err) != codes.AlreadyExists {
 		return err
 	}
-	if err := seedDemoDomain(ctx, conn, zone); err != nil {
+	ctx, org, err := signInDemo(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if err := seedDemoDomain(ctx, conn, org, zone); err != nil {
 		return fmt.Errorf("demo domain %s: %w", demoDomain, err)
+	}
+	if err := seedDemoZone(ctx, conn, org, zone, tsig); err != nil {
+		return fmt.Errorf("demo zone %s: %w", demoDomain, err)
+	}
+	return nil
+}
+
+// signInDemo signs the demo owner in: ctx carries their access token, org
+// names their organization.
+func signInDemo(ctx context.Context, conn *grpc.ClientConn) (context.Context, string, error) {
+	in, err := accountsv1.NewAuthServiceClient(conn).SignIn(ctx, &accountsv1.SignInRequest{Email: demoEmail, Password: demoPassword})
+	if err != nil {
+		return ctx, "", fmt.Errorf("sign in: %w", err)
+	}
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+in.GetAccessToken())
+	me, err := accountsv1.NewUserServiceClient(conn).GetCurrentUser(ctx, &accountsv1.GetCurrentUserRequest{})
+	if err != nil || len(me.GetMemberships()) == 0 {
+		return ctx, "", fmt.Errorf("the demo organization: %v", err)
+	}
+	org, _, _ := strings.Cut(me.GetMemberships()[0].GetName(), "/members/")
+	return ctx, org, nil
+}
+
+// seedDemoZone registers the demo zone as one we host, at this run's
+// address (the dev DNS server's port changes from run to run).
+func seedDemoZone(ctx context.Context, conn *grpc.ClientConn, org string, zone *dns.LocalServer, tsig string) error {
+	zones := dnssecurityv1.NewHostedZoneServiceClient(conn)
+	list, err := zones.ListHostedZones(ctx, &dnssecurityv1.ListHostedZonesRequest{Parent: org})
+	if err != nil {
+		return fmt.Errorf("list hosted zones: %w", err)
+	}
+	for _, z := range list.GetHostedZones() {
+		if z.GetDomain() == demoDomain {
+			if _, err := zones.DeleteHostedZone(ctx, &dnssecurityv1.DeleteHostedZoneRequest{Name: z.GetName()}); err != nil {
+				return fmt.Errorf("delete the last run's: %w", err)
+			}
+		}
+	}
+	_, err = zones.CreateHostedZone(ctx, &dnssecurityv1.CreateHostedZoneRequest{Parent: org, HostedZone: &dnssecurityv1.HostedZone{
+		Domain: demoDomain, Primary: zone.Addr(), Servers: []string{zone.Addr()}, TsigKeyName: demoTSIGKey, TsigSecret: tsig,
+	}})
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
 	}
 	return nil
 }
@@ -268,17 +367,7 @@ func seedDemo(ctx context.Context, grpcAddr string, zone *dns.LocalServer) error
 // seedDemoDomain claims the demo domain for the demo organization (once)
 // and, while the claim is pending, publishes its record in zone and
 // verifies it, as a customer would with their DNS host.
-func seedDemoDomain(ctx context.Context, conn *grpc.ClientConn, zone *dns.LocalServer) error {
-	in, err := accountsv1.NewAuthServiceClient(conn).SignIn(ctx, &accountsv1.SignInRequest{Email: demoEmail, Password: demoPassword})
-	if err != nil {
-		return fmt.Errorf("sign in: %w", err)
-	}
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+in.GetAccessToken())
-	me, err := accountsv1.NewUserServiceClient(conn).GetCurrentUser(ctx, &accountsv1.GetCurrentUserRequest{})
-	if err != nil || len(me.GetMemberships()) == 0 {
-		return fmt.Errorf("the demo organization: %v", err)
-	}
-	org, _, _ := strings.Cut(me.GetMemberships()[0].GetName(), "/members/")
+func seedDemoDomain(ctx context.Context, conn *grpc.ClientConn, org string, zone *dns.LocalServer) error {
 	services := mailboxesv1.NewMailServiceServiceClient(conn)
 	list, err := services.ListMailServices(ctx, &mailboxesv1.ListMailServicesRequest{Parent: org})
 	if err != nil {

@@ -227,6 +227,8 @@ func TestDevStackREST(t *testing.T) {
 		str(demoDomains[0].(map[string]any), "state") != "MAIL_SERVICE_STATE_VERIFIED" {
 		t.Errorf("the demo organization's mail services: %v", demoDomains)
 	}
+	globalSecurity(t, c, demoToken, str(demoDomains[0].(map[string]any), "name"), token)
+
 	// Another organization's resources, existing or not, are 404.
 	c.want(404, "GET", "/v1/"+demoOrg, token, nil)
 	c.want(404, "GET", "/v1/"+demoOrg+"/members", token, nil)
@@ -536,4 +538,61 @@ func tampered(t *testing.T, token string) string {
 		t.Fatalf("access token %q is not a JWT", token)
 	}
 	return parts[0] + "." + parts[1] + "x." + parts[2]
+}
+
+// globalSecurity is the demo of item 7 of the DNS security issue, over
+// REST and offline: the demo domain's Global Security page shows the SPF
+// mistake dev's zone holds in red; "Correct" writes the fixed record to
+// dev's own DNS server with a signed update; the change is applied and
+// SPF turns green. other, a token of another organization, sees nothing.
+func globalSecurity(t *testing.T, c *client, token, ms, other string) {
+	t.Helper()
+	security := "/v1/" + ms + "/security"
+	var spfArea map[string]any
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		page := c.want(200, "GET", security, token, nil)
+		if d, ok := page.body["diagnostic"].(map[string]any); ok {
+			if page.body["hosted"] != true {
+				t.Errorf("the demo zone is not hosted: %v", page.body)
+			}
+			for _, a := range d["areas"].([]any) {
+				if str(a.(map[string]any), "area") == "AREA_SPF" {
+					spfArea = a.(map[string]any)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no diagnostic of the demo domain: %v", page.body)
+		}
+	}
+	if str(spfArea, "status") != "SECURITY_STATUS_ERROR" {
+		t.Errorf("the demo SPF area = %v, want SECURITY_STATUS_ERROR", spfArea)
+	}
+	c.want(404, "GET", security, other, nil)
+	change := c.want(200, "POST", security+":correctSpf", token, map[string]any{})
+	if str(change.body, "state") != "CHANGE_STATE_PROPAGATING" || !strings.Contains(str(change.body, "after", "value"), "include:_spf.mailplane.test") {
+		t.Errorf("Correct = %v", change.body)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		changes, _ := c.want(200, "GET", security+"/changes", token, nil).body["changes"].([]any)
+		if len(changes) > 0 && str(changes[0].(map[string]any), "state") == "CHANGE_STATE_APPLIED" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the correction was not applied: %v", changes)
+		}
+	}
+	d := c.want(200, "POST", security+":diagnose", token, map[string]any{})
+	for _, a := range d.body["areas"].([]any) {
+		if str(a.(map[string]any), "area") == "AREA_SPF" && str(a.(map[string]any), "status") != "SECURITY_STATUS_OK" {
+			t.Errorf("SPF after Correct = %v, want SECURITY_STATUS_OK", a)
+		}
+	}
+	// Test a sender, for any domain.
+	r := c.want(200, "POST", "/v1/spf:checkHost", token, map[string]any{"ip": "127.0.0.1", "mailFrom": "someone@mailplane.test"})
+	if str(r.body, "result") != "SPF_RESULT_PASS" {
+		t.Errorf("checkHost = %v, want SPF_RESULT_PASS", r.body)
+	}
+	c.want(400, "POST", "/v1/spf:checkHost", token, map[string]any{"ip": "not an ip", "mailFrom": "someone@mailplane.test"})
 }
