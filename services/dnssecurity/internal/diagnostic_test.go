@@ -166,7 +166,9 @@ sub.broken.test. TXT "x"
 }
 
 func TestAreaResult(t *testing.T) {
-	f := func(code string, sev finding.Severity) finding.Finding { return finding.Finding{Code: code, Severity: sev} }
+	f := func(code string, sev finding.Severity) finding.Finding {
+		return finding.Finding{Code: code, Severity: sev}
+	}
 	for _, c := range []struct {
 		name  string
 		in    []finding.Finding
