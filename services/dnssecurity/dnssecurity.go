@@ -190,6 +190,18 @@ func (s *Service) Run(ctx context.Context) error {
 	return jobs.Run(ctx, client)
 }
 
+// RetireDKIMKeys removes the records of the keys whose grace period ended,
+// and reports how many (periodic work, called by tests).
+func (s *Service) RetireDKIMKeys(ctx context.Context) (int, error) {
+	return s.server.RetireDKIMKeys(ctx)
+}
+
+// QueueDailyDiagnostics queues the diagnostics due, and reports how many
+// (periodic work, called by tests).
+func (s *Service) QueueDailyDiagnostics(ctx context.Context) (int, error) {
+	return s.server.QueueDailyDiagnostics(ctx)
+}
+
 // WorkJobs works the service's jobs without its periodic work until ctx
 // is done: for tests. Jobs are fetched at once, as jobs.ForTest does.
 func (s *Service) WorkJobs(ctx context.Context) error {

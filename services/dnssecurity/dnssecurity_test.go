@@ -476,6 +476,53 @@ func TestDKIMRotation(t *testing.T) {
 	if got := area(run.GetDiagnostic(), dnssecurityv1.Area_AREA_DKIM); got.GetStatus() != dnssecurityv1.SecurityStatus_SECURITY_STATUS_OK {
 		t.Errorf("DKIM after rotation %v %v, want OK", got.GetStatus(), codesOf(got))
 	}
+
+	// Within its grace period the old key stays; after it, its record goes.
+	ctx := context.Background()
+	if n, err := e.svc.RetireDKIMKeys(ctx); err != nil || n != 0 {
+		t.Errorf("retire within the grace period: %d, %v; want 0", n, err)
+	}
+	if _, err := e.pool.Exec(ctx, "UPDATE dkim_keys SET retire_time = now() - interval '1 minute' WHERE selector = 'first'"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.RetireDKIMKeys(ctx); err != nil || n != 1 {
+		t.Fatalf("retire after the grace period: %d, %v; want 1", n, err)
+	}
+	if got := e.zone.Records("first._domainkey.example.test.", mdns.TypeTXT); len(got) != 0 {
+		t.Errorf("the retired key's record: %v, want none", got)
+	}
+	if s := states(); s["first"] != dnssecurityv1.DkimKeyState_DKIM_KEY_STATE_RETIRED || s[second] != dnssecurityv1.DkimKeyState_DKIM_KEY_STATE_ACTIVE {
+		t.Errorf("after retirement: %v", s)
+	}
+}
+
+// TestDailyDiagnostics: the hourly run queues a diagnostic of each mail
+// service whose last one is a day old, and none of the others.
+func TestDailyDiagnostics(t *testing.T) {
+	e := start(t)
+	admin := e.as(e.org, "admin")
+	first := e.diagnosed(admin).GetDiagnostic().GetRunTime().AsTime()
+	ctx := context.Background()
+	// Its job is done (River marks it so a moment after it stored the
+	// diagnostic); until then, queueing another would find it and add none.
+	e.eventually("the first diagnostic's job completed", func() bool {
+		var done bool
+		err := e.pool.QueryRow(ctx, "SELECT bool_and(state = 'completed') FROM river_job WHERE kind = 'diagnose'").Scan(&done)
+		return err == nil && done
+	})
+	if n, err := e.svc.QueueDailyDiagnostics(ctx); err != nil || n != 0 {
+		t.Errorf("queued %d (%v) right after a diagnostic, want 0", n, err)
+	}
+	if _, err := e.pool.Exec(ctx, "UPDATE diagnostics SET run_time = now() - interval '25 hours'"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.QueueDailyDiagnostics(ctx); err != nil || n != 1 {
+		t.Fatalf("queued %d (%v) a day later, want 1", n, err)
+	}
+	e.eventually("the daily diagnostic", func() bool {
+		resp, err := e.security.GetDomainSecurity(admin, &dnssecurityv1.GetDomainSecurityRequest{Name: e.ms + "/security"})
+		return err == nil && resp.GetDomainSecurity().GetDiagnostic().GetRunTime().AsTime().After(first)
+	})
 }
 
 // TestDmarcWizard: the recommendation is written first-tag-v, second-p,

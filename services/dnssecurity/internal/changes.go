@@ -220,8 +220,9 @@ func isSPF(txt string) bool {
 // z, or records the instructions when we do not host the zone, and
 // follows it until every authoritative server answers with it.
 func (s *Server) writeChange(ctx context.Context, caller access.Caller, m *mailService, z *hostedZone, c *change, set []string) error {
-	c.id, c.org, c.ms, c.actor, c.createTime = uuid.Must(uuid.NewV7()), m.org, m.id, caller.Name(), time.Now()
+	c.id, c.org, c.ms, c.actor, c.createTime = uuid.Must(uuid.NewV7()), m.org, m.id, actorName(caller), time.Now()
 	c.state = dnssecurityv1.ChangeState_CHANGE_STATE_PROPAGATING
+	c.instructions = fmt.Sprintf("Written to the zone of %s. DNS changes can take up to 48 hours to reach every server; this page follows it.", m.domain)
 	if z == nil {
 		c.state = dnssecurityv1.ChangeState_CHANGE_STATE_TO_PUBLISH
 		c.instructions = fmt.Sprintf("We do not host the zone of %s. At your DNS provider, publish a TXT record named %s with the value %s%s. DNS changes can take up to 48 hours to reach every server; this page follows it.",

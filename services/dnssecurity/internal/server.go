@@ -95,8 +95,26 @@ func audit(ctx context.Context, tx pgx.Tx, org uuid.UUID, c access.Caller, actio
 	return outbox.Write(ctx, tx, dnssecurityevents.AuditRecorded, &accountsv1.AuditRecorded{
 		Organization: "organizations/" + org.String(),
 		Entry: &accountsv1.AuditEntry{
-			Actor: c.Name(), Action: action, Target: target, Outcome: accountsv1.Outcome_OUTCOME_SUCCEEDED,
+			Actor: actorName(c), ActorDisplayName: actorDisplay(c), Action: action, Target: target, Outcome: accountsv1.Outcome_OUTCOME_SUCCEEDED,
 			ClientAddress: grpcserver.ClientAddr(ctx), Details: details,
 		},
 	})
+}
+
+// actorName is who did something, as changes and audit records name them:
+// the caller, or "" for the service itself (a zero Caller: a key retired
+// on schedule).
+func actorName(c access.Caller) string {
+	if c == (access.Caller{}) {
+		return ""
+	}
+	return c.Name()
+}
+
+// actorDisplay names the service itself in the audit log.
+func actorDisplay(c access.Caller) string {
+	if c == (access.Caller{}) {
+		return "Mailplane (DNS security)"
+	}
+	return ""
 }
