@@ -65,10 +65,16 @@ func (w *periodicWorker) Work(ctx context.Context, job *river.Job[periodicArgs])
 	return nil
 }
 
-// Timeout lets a run take up to its interval: the next one is due then.
+// minPeriodicTimeout is the least time a run gets, however short its
+// interval: a run cut off half-way may leave work leased to it until the
+// lease ends (mailboxes' claim checks: 10 minutes).
+const minPeriodicTimeout = time.Minute
+
+// Timeout lets a run take up to its interval (the next one is due then),
+// and at least minPeriodicTimeout.
 func (w *periodicWorker) Timeout(job *river.Job[periodicArgs]) time.Duration {
 	if p, ok := w.byName[job.Args.Name]; ok {
-		return p.Interval
+		return max(p.Interval, minPeriodicTimeout)
 	}
 	return 0
 }
