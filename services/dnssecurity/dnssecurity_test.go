@@ -308,6 +308,35 @@ func TestDiagnosticAndCorrect(t *testing.T) {
 	}
 }
 
+// TestRefusedUpdate: a primary refusing our update (a wrong TSIG secret)
+// fails the correction with the server's reason, changes nothing in the
+// zone, and records the attempt as FAILED.
+func TestRefusedUpdate(t *testing.T) {
+	e := start(t)
+	admin := e.as(e.org, "admin")
+	e.diagnosed(admin)
+	_, err := e.zones.CreateHostedZone(admin, &dnssecurityv1.CreateHostedZoneRequest{
+		Parent: "organizations/" + e.org.String(),
+		HostedZone: &dnssecurityv1.HostedZone{Domain: "example.test", Primary: e.zone.Addr(), Servers: []string{e.zone.Addr()},
+			TsigKeyName: "update-key", TsigSecret: base64.StdEncoding.EncodeToString([]byte("not the zone's secret at all"))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.zone.Records("example.test.", mdns.TypeTXT)
+	_, err = e.security.CorrectSpf(admin, &dnssecurityv1.CorrectSpfRequest{Name: e.ms + "/security"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "refused") {
+		t.Errorf("Correct with a wrong key: %v, want FailedPrecondition saying the server refused", err)
+	}
+	if after := e.zone.Records("example.test.", mdns.TypeTXT); len(after) != len(before) {
+		t.Errorf("apex TXT after a refused update: %v, want %v", after, before)
+	}
+	list, err := e.security.ListChanges(admin, &dnssecurityv1.ListChangesRequest{Parent: e.ms + "/security"})
+	if err != nil || len(list.GetChanges()) != 1 || list.GetChanges()[0].GetState() != dnssecurityv1.ChangeState_CHANGE_STATE_FAILED || list.GetChanges()[0].GetError() == "" {
+		t.Errorf("changes after a refused update: %v, %v; want one FAILED with its error", list.GetChanges(), err)
+	}
+}
+
 // TestAccess: members read, owners and admins act, another organization
 // gets NotFound, and bad names and fields are InvalidArgument naming them.
 func TestAccess(t *testing.T) {

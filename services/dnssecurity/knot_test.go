@@ -240,8 +240,9 @@ func TestKnotWrongSecret(t *testing.T) {
 	if got := knotTXT(t, k, "example.test."); !slices.Equal(got, before) {
 		t.Errorf("apex TXT on Knot after a refused Correct = %q, want %q", got, before)
 	}
-	if cs := e.changes(admin); len(cs) != 0 {
-		t.Errorf("changes after a refused Correct: %v, want none", cs)
+	// The attempt is recorded, as FAILED with the server's reason.
+	if cs := e.changes(admin); len(cs) != 1 || cs[0].GetState() != dnssecurityv1.ChangeState_CHANGE_STATE_FAILED || !strings.Contains(cs[0].GetError(), "BADSIG") {
+		t.Errorf("changes after a refused Correct: %v, want one FAILED naming BADSIG", cs)
 	}
 
 	_, err = e.keys.CreateDkimKey(admin, &dnssecurityv1.CreateDkimKeyRequest{Parent: e.ms, DkimKey: &dnssecurityv1.DkimKey{Selector: "k1"}})
@@ -255,7 +256,7 @@ func TestKnotWrongSecret(t *testing.T) {
 	if err != nil || len(list.GetDkimKeys()) != 0 {
 		t.Errorf("keys after a refused key: %v, %v; want none", list.GetDkimKeys(), err)
 	}
-	if cs := e.changes(admin); len(cs) != 0 {
-		t.Errorf("changes after a refused key: %v, want none", cs)
+	if cs := e.changes(admin); len(cs) != 2 || cs[0].GetKind() != dnssecurityv1.ChangeKind_CHANGE_KIND_DKIM_PUBLISH || cs[0].GetState() != dnssecurityv1.ChangeState_CHANGE_STATE_FAILED {
+		t.Errorf("changes after a refused key: %v, want the refused publication on top, FAILED", cs)
 	}
 }

@@ -5,7 +5,7 @@
 //	                                   REST edge in one process, for a laptop
 //	mailplane gateway [flags]          the REST edge alone, as in production
 //	mailplane mailstore [flags]        next to Dovecot: removes deleted mail
-//	mailplane keygen                   a new access-token key pair
+//	mailplane keygen                   new access-token keys and a secret key
 //
 // Every flag also reads a MAILPLANE_* environment variable; `mailplane serve
 // -h` lists them.
@@ -50,7 +50,7 @@ var usage = `usage:
   mailplane dev [flags]                  run everything locally (make run)
   mailplane gateway [flags]              run the REST edge
   mailplane mailstore [flags]            next to Dovecot: remove the mail of deleted addresses
-  mailplane keygen                       print a new token key pair as MAILPLANE_* settings
+  mailplane keygen                       print new token keys and a secret key as MAILPLANE_* settings
   mailplane <command> -h                 list the flags and their MAILPLANE_* variables
 `
 

@@ -83,7 +83,7 @@ func (s *settings) register(l *config.Loader) {
 	l.Duration(&s.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens; every service also replays this much of the revoked sessions at start")
 	l.Duration(&s.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time to drain calls and events on shutdown")
 	l.String(&s.AccountsAddr, "accounts-addr", "", "gRPC address of the accounts service, which the other services ask about people; empty: this process")
-	l.String(&s.SecretKeys, "secret-keys", "", "base64 AES-256 keys, comma-separated, encrypting the secrets services store (DKIM keys, TSIG secrets); the first encrypts, all decrypt; `mailplane keygen` makes one")
+	l.String(&s.SecretKeys, "secret-keys", "", "base64 AES-256 keys, comma-separated, encrypting the secrets services store (DKIM keys, TSIG secrets); the first encrypts, all decrypt; mailplane keygen makes one")
 	l.String(&s.DNSResolver, "dns-resolver", "", "DNS resolver host:port asked about customers' domains (verification, security diagnostic); empty: /etc/resolv.conf's first")
 	for _, svc := range s.services {
 		if svc.Settings != nil {

@@ -225,10 +225,16 @@ func (s *Server) writeChange(ctx context.Context, caller access.Caller, m *mailS
 	c.instructions = fmt.Sprintf("Written to the zone of %s. DNS changes can take up to 48 hours to reach every server; this page follows it.", m.domain)
 	if z == nil {
 		c.state = dnssecurityv1.ChangeState_CHANGE_STATE_TO_PUBLISH
-		c.instructions = fmt.Sprintf("We do not host the zone of %s. At your DNS provider, publish a TXT record named %s with the value %s%s. DNS changes can take up to 48 hours to reach every server; this page follows it.",
-			m.domain, c.name, c.after, replacing(c.before))
+		if c.after == "" {
+			c.instructions = fmt.Sprintf("We do not host the zone of %s. At your DNS provider, remove the TXT record named %s (%s). DNS changes can take up to 48 hours to reach every server; this page follows it.",
+				m.domain, c.name, c.before)
+		} else {
+			c.instructions = fmt.Sprintf("We do not host the zone of %s. At your DNS provider, publish a TXT record named %s with the value %s%s. DNS changes can take up to 48 hours to reach every server; this page follows it.",
+				m.domain, c.name, c.after, replacing(c.before))
+		}
 	}
-	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	var refused error
+	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if z != nil {
 			// Sent inside the transaction: when the server refuses, nothing
 			// is recorded as written.
@@ -240,8 +246,14 @@ func (s *Server) writeChange(ctx context.Context, caller access.Caller, m *mailS
 			for i, v := range set {
 				values[i] = dkim.Strings(v)
 			}
-			if err := u.ReplaceTXT(ctx, c.name, recordTTL, values...); err != nil {
-				return errs.E(errs.FailedPrecondition, "the zone's primary server refused the change: %v", err)
+			if len(values) == 0 {
+				err = u.DeleteTXT(ctx, c.name)
+			} else {
+				err = u.ReplaceTXT(ctx, c.name, recordTTL, values...)
+			}
+			if err != nil {
+				refused = errs.E(errs.FailedPrecondition, "the zone's primary server refused the change: %v", err)
+				return refused
 			}
 		}
 		if _, err := tx.Exec(ctx, insertChange, c.id, c.ms, int16(c.kind), c.name, c.before, c.after, int16(c.state), c.instructions, c.err, c.actor); err != nil {
@@ -250,9 +262,29 @@ func (s *Server) writeChange(ctx context.Context, caller access.Caller, m *mailS
 		if _, err := s.jobs.InsertTx(ctx, tx, followArgs{Change: c.id}, &river.InsertOpts{MaxAttempts: 100, UniqueOpts: *jobs.Unique()}); err != nil {
 			return fmt.Errorf("queue following the change: %w", err)
 		}
-		return audit(ctx, tx, m.org, caller, "dnssecurity.record."+strings.ToLower(strings.TrimPrefix(c.kind.String(), "CHANGE_KIND_")),
-			changeName(c.org, c.ms, c.id), map[string]string{"record": c.name, "before": c.before, "after": c.after, "hosted": fmt.Sprint(z != nil)})
+		return s.auditChange(ctx, tx, caller, c, z != nil)
 	})
+	if refused == nil {
+		return err
+	}
+	// Refused: nothing was written, and the attempt is recorded as such.
+	c.state, c.err, c.instructions = dnssecurityv1.ChangeState_CHANGE_STATE_FAILED, refused.Error(), ""
+	if err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, insertChange, c.id, c.ms, int16(c.kind), c.name, c.before, c.after, int16(c.state), c.instructions, c.err, c.actor); err != nil {
+			return fmt.Errorf("record the refused change: %w", err)
+		}
+		return s.auditChange(ctx, tx, caller, c, true)
+	}); err != nil {
+		s.log.ErrorContext(ctx, "record refused change", "record", c.name, "error", err)
+	}
+	return refused
+}
+
+// auditChange records c in the organization's audit log.
+func (s *Server) auditChange(ctx context.Context, tx pgx.Tx, caller access.Caller, c *change, hosted bool) error {
+	return audit(ctx, tx, c.org, caller, "dnssecurity.record."+strings.ToLower(strings.TrimPrefix(c.kind.String(), "CHANGE_KIND_")),
+		changeName(c.org, c.ms, c.id), map[string]string{"record": c.name, "before": c.before, "after": c.after,
+			"hosted": fmt.Sprint(hosted), "state": strings.ToLower(strings.TrimPrefix(c.state.String(), "CHANGE_STATE_")), "error": c.err})
 }
 
 func replacing(before string) string {
@@ -342,7 +374,9 @@ func (w *followWorker) Work(ctx context.Context, job *river.Job[followArgs]) err
 		if err != nil {
 			s.log.InfoContext(ctx, "change not checked", "change", c.id, "error", err)
 		}
-		return river.JobSnooze(min(10*time.Second<<min(job.Attempt, 8), 30*time.Minute))
+		// River does not count snoozes as attempts: the pause grows with
+		// the change's age instead, from 2 s to half an hour.
+		return river.JobSnooze(min(max(time.Since(c.createTime)/10, 2*time.Second), 30*time.Minute))
 	}
 	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var at time.Time
