@@ -25,8 +25,10 @@ var testOurs = Ours{
 	IPs:        []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
 }
 
-// ourRecords is what the platform publishes: the SPF include.
+// ourRecords is what the platform publishes: the SPF include and the
+// address of an MX host (SPF's mx terms ask it).
 const ourRecords = `_spf.mailplane.test. TXT "v=spf1 ip4:192.0.2.0/24 -all"
+mx1.mailplane.test. A 192.0.2.25
 `
 
 // serve starts platform/dns's LocalServer on loopback holding the
