@@ -218,8 +218,9 @@ func TestKnotDKIMKey(t *testing.T) {
 }
 
 // TestKnotWrongSecret: with a TSIG secret Knot does not know, Correct and
-// a new DKIM key fail as FailedPrecondition saying the server refused,
-// and nothing is recorded as written, in Knot or in the service.
+// a new DKIM key fail as FailedPrecondition saying the server refused;
+// Knot's records are unchanged, no key is kept, and each attempt is
+// recorded as a FAILED change with the server's reason, not as written.
 func TestKnotWrongSecret(t *testing.T) {
 	e, k := startKnot(t)
 	admin := e.as(e.org, "admin")
