@@ -574,3 +574,38 @@ func TestDmarcWizard(t *testing.T) {
 		t.Errorf("before = %v, want the published record", resp.GetChange().GetBefore())
 	}
 }
+
+// TestLimits: a mail service has at most 10 DKIM keys that are not
+// retired, and a caller's diagnostics, checks and changes are rate
+// limited.
+func TestLimits(t *testing.T) {
+	e := start(t)
+	admin := e.as(e.org, "admin")
+	e.diagnosed(admin)
+	for i := range 10 {
+		_, err := e.keys.CreateDkimKey(admin, &dnssecurityv1.CreateDkimKeyRequest{Parent: e.ms,
+			DkimKey: &dnssecurityv1.DkimKey{Algorithm: dnssecurityv1.DkimAlgorithm_DKIM_ALGORITHM_ED25519}})
+		if err != nil {
+			t.Fatalf("key %d: %v", i+1, err)
+		}
+	}
+	_, err := e.keys.CreateDkimKey(admin, &dnssecurityv1.CreateDkimKeyRequest{Parent: e.ms,
+		DkimKey: &dnssecurityv1.DkimKey{Algorithm: dnssecurityv1.DkimAlgorithm_DKIM_ALGORITHM_ED25519}})
+	wantCode(t, err, codes.ResourceExhausted, "")
+
+	other := e.as(e.org, "admin")
+	var limited bool
+	for range 50 {
+		_, err := e.security.RunDiagnostic(other, &dnssecurityv1.RunDiagnosticRequest{Name: e.ms + "/security"})
+		if status.Code(err) == codes.ResourceExhausted {
+			limited = true
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !limited {
+		t.Error("50 diagnostics at once were all run, want the caller limited")
+	}
+}

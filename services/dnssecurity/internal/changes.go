@@ -216,10 +216,19 @@ func isSPF(txt string) bool {
 	return strings.EqualFold(txt, "v=spf1") || len(txt) > 7 && strings.EqualFold(txt[:7], "v=spf1 ")
 }
 
+// maxChanges is how many changes a mail service's history keeps; older
+// ones go as new ones come (the audit log keeps them all).
+const maxChanges = 1000
+
 // writeChange writes c's record (set is the whole TXT set at c.name) to
 // z, or records the instructions when we do not host the zone, and
 // follows it until every authoritative server answers with it.
 func (s *Server) writeChange(ctx context.Context, caller access.Caller, m *mailService, z *hostedZone, c *change, set []string) error {
+	if caller != (access.Caller{}) {
+		if err := s.checks.allow(caller, "changes"); err != nil {
+			return err
+		}
+	}
 	c.id, c.org, c.ms, c.actor, c.createTime = uuid.Must(uuid.NewV7()), m.org, m.id, actorName(caller), time.Now()
 	c.state = dnssecurityv1.ChangeState_CHANGE_STATE_PROPAGATING
 	c.instructions = fmt.Sprintf("Written to the zone of %s. DNS changes can take up to 48 hours to reach every server; this page follows it.", m.domain)
@@ -258,6 +267,10 @@ func (s *Server) writeChange(ctx context.Context, caller access.Caller, m *mailS
 		}
 		if _, err := tx.Exec(ctx, insertChange, c.id, c.ms, int16(c.kind), c.name, c.before, c.after, int16(c.state), c.instructions, c.err, c.actor); err != nil {
 			return fmt.Errorf("record change: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM changes WHERE mail_service_id = $1 AND id IN (
+  SELECT id FROM changes WHERE mail_service_id = $1 ORDER BY id DESC OFFSET $2)`, c.ms, maxChanges); err != nil {
+			return fmt.Errorf("forget old changes: %w", err)
 		}
 		if _, err := s.jobs.InsertTx(ctx, tx, followArgs{Change: c.id}, &river.InsertOpts{MaxAttempts: 100, UniqueOpts: *jobs.Unique()}); err != nil {
 			return fmt.Errorf("queue following the change: %w", err)

@@ -14,9 +14,10 @@ import (
 	"golang.org/x/net/idna"
 )
 
-// Checks per caller: "test a sender" makes up to a few dozen DNS questions
-// about any domain, so a caller gets checkBurst at once and checkRate per
-// minute after that.
+// Calls per caller of what costs DNS questions or writes (test a sender,
+// a diagnostic, a change): up to a few dozen questions about any domain
+// each, so a caller gets checkBurst at once and checkRate per minute after
+// that.
 const (
 	checkBurst = 20
 	checkRate  = 60
@@ -36,10 +37,8 @@ func (s *Server) CheckHost(ctx context.Context, req *dnssecurityv1.CheckHostRequ
 	if err != nil {
 		return nil, err
 	}
-	if wait := s.checks.take(c.Name(), time.Now()); wait > 0 {
-		e := errs.E(errs.ResourceExhausted, "too many sender checks; try again in %s", wait.Round(time.Second))
-		e.RetryAfter = wait
-		return nil, e
+	if err := s.checks.allow(c, "sender checks"); err != nil {
+		return nil, err
 	}
 	r := spf.CheckHost(ctx, s.dns, ip, domain, sender, spf.Options{HELO: req.GetHelo()})
 	return &dnssecurityv1.CheckHostResponse{
@@ -146,6 +145,17 @@ type bucket struct {
 // maxBuckets bounds the callers remembered; full buckets are forgotten
 // first, as they hold nothing a new bucket would not.
 const maxBuckets = 100000
+
+// allow spends a token of c's bucket, or says when to try again.
+func (b *buckets) allow(c access.Caller, what string) error {
+	wait := b.take(c.Name(), time.Now())
+	if wait <= 0 {
+		return nil
+	}
+	e := errs.E(errs.ResourceExhausted, "too many %s; try again in %s", what, wait.Round(time.Second))
+	e.RetryAfter = wait
+	return e
+}
 
 // take spends a token of key's bucket and returns 0, or how long until one
 // is there.

@@ -2,6 +2,7 @@ package dnssecurity
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -21,8 +22,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// maxDKIMKeys caps the keys a mail service keeps, retired ones included.
-const maxDKIMKeys = 50
+// maxDKIMKeys caps the keys of a mail service that are not retired (each
+// is a record in its zone and a DNS question per diagnostic); retired keys
+// are kept for the record and do not count.
+const maxDKIMKeys = 10
 
 // Key states, as stored (DkimKeyState).
 const (
@@ -146,14 +149,16 @@ func (s *Server) newKey(ctx context.Context, c access.Caller, org, msID uuid.UUI
 		return nil, err
 	}
 	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM dkim_keys WHERE mail_service_id = $1`, msID).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM dkim_keys WHERE mail_service_id = $1 AND state <> 4`, msID).Scan(&n); err != nil {
 		return nil, fmt.Errorf("count dkim keys: %w", err)
 	}
 	if n >= maxDKIMKeys {
-		return nil, errs.E(errs.ResourceExhausted, "a mail service keeps at most %d DKIM keys", maxDKIMKeys)
+		return nil, errs.E(errs.ResourceExhausted, "a mail service has at most %d DKIM keys that are not retired", maxDKIMKeys)
 	}
 	if selector == "" {
-		selector = fmt.Sprintf("mp%s%d", time.Now().UTC().Format("20060102"), n+1)
+		// The date and a random suffix: unique without a count that
+		// retired keys would confuse.
+		selector = fmt.Sprintf("mp%s%s", time.Now().UTC().Format("20060102"), strings.ToLower(rand.Text()[:4]))
 	}
 	kind := dkim.RSA
 	if alg == dnssecurityv1.DkimAlgorithm_DKIM_ALGORITHM_ED25519 {
@@ -270,8 +275,9 @@ func (s *Server) ListDkimKeys(ctx context.Context, req *dnssecurityv1.ListDkimKe
 	if _, err := findMailService(ctx, s.pool, org, msID); err != nil {
 		return nil, err
 	}
-	// A mail service holds at most maxDKIMKeys keys: one page.
-	rows, _ := s.pool.Query(ctx, dkimKeyColumns+` WHERE k.mail_service_id = $1 AND m.organization_id = $2 ORDER BY k.create_time DESC, k.selector`, msID, org)
+	// A mail service holds few keys (maxDKIMKeys live, and those retired,
+	// one per rotation): one page, newest first, at most 1000.
+	rows, _ := s.pool.Query(ctx, dkimKeyColumns+` WHERE k.mail_service_id = $1 AND m.organization_id = $2 ORDER BY k.create_time DESC, k.selector LIMIT 1000`, msID, org)
 	keys, err := pgx.CollectRows(rows, scanDKIMKey)
 	if err != nil {
 		return nil, fmt.Errorf("list dkim keys: %w", err)

@@ -108,7 +108,11 @@ func (s *Server) RunDiagnostic(ctx context.Context, req *dnssecurityv1.RunDiagno
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.roles.Manage(ctx, org); err != nil {
+	c, err := s.roles.Manage(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checks.allow(c, "diagnostics"); err != nil {
 		return nil, err
 	}
 	m, err := findMailService(ctx, s.pool, org, msID)

@@ -53,7 +53,8 @@ type Server struct {
 	box *secret.Box
 	// jobs queues diagnostics and propagation checks with their change.
 	jobs *jobs.Client
-	// checks limits each caller's "test a sender".
+	// checks limits each caller's calls that cost DNS questions or write
+	// (check_host.go).
 	checks buckets
 	// dkimGrace is how long a replaced DKIM key stays published.
 	dkimGrace time.Duration
