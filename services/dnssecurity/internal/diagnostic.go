@@ -195,6 +195,12 @@ func checkMX(ctx context.Context, r spf.Resolver, domain string, ours []string) 
 	}
 	record := strings.Join(records, ", ")
 	switch {
+	case len(records) == 1 && len(foreign) == 1 && foreign[0] == "":
+		// A null MX (RFC 7505): the domain says it takes no mail at all.
+		return []finding.Finding{{
+			Code: "mx.null", Severity: finding.Error, Record: record, Fix: fix,
+			Message: fmt.Sprintf("%s publishes a null MX record: it declares that it accepts no mail, so your addresses here receive nothing.", domain),
+		}}
 	case len(foreign) == len(records):
 		return []finding.Finding{{
 			Code: "mx.not_ours", Severity: finding.Error, Record: record, Fix: fix,

@@ -98,7 +98,7 @@ null.test. MX 0 .
 		{"other.test", "mx.not_ours", finding.Error, "mx.elsewhere.example"},
 		{"partly.test", "mx.partly_ours", finding.Warning, "mx.elsewhere.example"},
 		// A null MX (RFC 7505): the domain takes no mail, so none for us.
-		{"null.test", "mx.not_ours", finding.Error, ""},
+		{"null.test", "mx.null", finding.Error, ""},
 		{"servfail.test", "mx.dns_failure", finding.Unknown, ""},
 		{"dropped.test", "mx.dns_failure", finding.Unknown, ""},
 	} {
