@@ -46,9 +46,13 @@ const customerZone = `$ORIGIN example.test.
 @      0 NS  ns1.example.test.
 @      0 MX  10 mx1.mailplane.test.
 @      0 TXT "v=spf1 ip4:198.51.100.7 ?all"
-@      0 TXT "site-verification=abc123"
+@      0 TXT "site-verification=abc123 \"quoted\" café"
 _dmarc 0 TXT "v=DMARC1; p=none; rua=mailto:dmarc@example.test"
 `
+
+// siteVerification is the other apex TXT record of customerZone, as
+// published: Correct must keep it byte for byte.
+const siteVerification = `site-verification=abc123 "quoted" café`
 
 type env struct {
 	t        *testing.T
@@ -283,10 +287,10 @@ func TestDiagnosticAndCorrect(t *testing.T) {
 	}
 	var apex []string
 	for _, rr := range e.zone.Records("example.test.", mdns.TypeTXT) {
-		apex = append(apex, strings.Join(rr.(*mdns.TXT).Txt, ""))
+		apex = append(apex, dns.TXTValue(rr.(*mdns.TXT)))
 	}
 	slices.Sort(apex)
-	if want := []string{"site-verification=abc123", fixed}; !slices.Equal(apex, want) {
+	if want := []string{siteVerification, fixed}; !slices.Equal(apex, want) {
 		t.Errorf("apex TXT after Correct = %q, want %q", apex, want)
 	}
 	e.eventually("the change applied", func() bool {

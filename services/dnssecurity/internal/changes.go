@@ -17,6 +17,7 @@ import (
 	"github.com/mailplane/mailplane/services/dnssecurity/internal/spf"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/aip"
+	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -205,7 +206,7 @@ func (s *Server) currentTXT(ctx context.Context, z *hostedZone, name string) ([]
 	var out []string
 	for _, rr := range rrs {
 		if t, ok := rr.(*mdns.TXT); ok {
-			out = append(out, strings.Join(t.Txt, ""))
+			out = append(out, dns.TXTValue(t))
 		}
 	}
 	return out, nil
@@ -253,7 +254,7 @@ func (s *Server) writeChange(ctx context.Context, caller access.Caller, m *mailS
 			}
 			values := make([][]string, len(set))
 			for i, v := range set {
-				values[i] = dkim.Strings(v)
+				values[i] = dns.TXTStrings(v)
 			}
 			if len(values) == 0 {
 				err = u.DeleteTXT(ctx, c.name)
@@ -427,7 +428,7 @@ func (s *Server) answeredEverywhere(ctx context.Context, m *mailService, c *chan
 		}
 		found := false
 		for _, rr := range rrs {
-			if t, ok := rr.(*mdns.TXT); ok && strings.Join(t.Txt, "") == c.after {
+			if t, ok := rr.(*mdns.TXT); ok && dns.TXTValue(t) == c.after {
 				found = true
 			}
 		}

@@ -113,7 +113,7 @@ func (r *Resolver) TXT(ctx context.Context, name string) ([]string, error) {
 	var txts []string
 	for _, rr := range rrs {
 		if t, ok := rr.(*mdns.TXT); ok {
-			txts = append(txts, strings.Join(t.Txt, ""))
+			txts = append(txts, TXTValue(t))
 		}
 	}
 	return txts, nil

@@ -154,7 +154,7 @@ func (s *LocalServer) SetTXT(name string, ttl uint32, values ...string) {
 	name = mdns.CanonicalName(name)
 	rrs := make([]mdns.RR, len(values))
 	for i, v := range values {
-		rrs[i] = &mdns.TXT{Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeTXT, Class: mdns.ClassINET, Ttl: ttl}, Txt: splitTXT(v)}
+		rrs[i] = &mdns.TXT{Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeTXT, Class: mdns.ClassINET, Ttl: ttl}, Txt: TXTStrings(v)}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -371,16 +371,6 @@ func forward(w mdns.ResponseWriter, req *mdns.Msg, upstream string) {
 		return
 	}
 	w.WriteMsg(in) //nolint:errcheck
-}
-
-// splitTXT cuts v into the 255-byte strings a TXT record holds.
-func splitTXT(v string) []string {
-	var out []string
-	for len(v) > 255 {
-		out = append(out, v[:255])
-		v = v[255:]
-	}
-	return append(out, v)
 }
 
 // listenPair binds one port for UDP and TCP. When the port is the kernel's

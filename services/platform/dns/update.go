@@ -71,7 +71,8 @@ func (e *UpdateError) explain() string {
 }
 
 // ReplaceTXT replaces name's TXT records with one record per value, each
-// value being the record's strings (255 bytes at most each), with ttl: it
+// value being the record's strings (255 bytes at most each) in
+// presentation form, as TXTStrings makes them, with ttl: it
 // deletes the RRset and adds the new records in one update, applied at once
 // by the server. No value deletes the records. name is absolute, in the zone.
 func (u *Updater) ReplaceTXT(ctx context.Context, name string, ttl uint32, values ...[]string) error {
@@ -85,8 +86,8 @@ func (u *Updater) ReplaceTXT(ctx context.Context, name string, ttl uint32, value
 			return fmt.Errorf("replace %s TXT: value %d has no string", name, i+1)
 		}
 		for _, s := range v {
-			if len(s) > 255 {
-				return fmt.Errorf("replace %s TXT: value %d has a string of %d bytes, more than 255", name, i+1, len(s))
+			if n := len(TXTValue(&mdns.TXT{Txt: []string{s}})); n > 255 {
+				return fmt.Errorf("replace %s TXT: value %d has a string of %d bytes, more than 255", name, i+1, n)
 			}
 		}
 		rrs[i] = &mdns.TXT{Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeTXT, Class: mdns.ClassINET, Ttl: ttl}, Txt: v}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mailplane/mailplane/services/platform/dns"
 	mdns "github.com/miekg/dns"
 
 	"github.com/mailplane/mailplane/services/dnssecurity/internal/finding"
@@ -132,7 +133,7 @@ func lookupTXT(ctx context.Context, r Resolver, name string) ([]string, error) {
 	var out []string
 	for _, rr := range rrs {
 		if t, ok := rr.(*mdns.TXT); ok {
-			out = append(out, strings.Join(t.Txt, ""))
+			out = append(out, dns.TXTValue(t))
 		}
 	}
 	return out, nil

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/mailplane/mailplane/services/platform/dns"
 	mdns "github.com/miekg/dns"
 
 	"github.com/mailplane/mailplane/services/dnssecurity/internal/finding"
@@ -295,7 +296,7 @@ func records(ctx context.Context, r Resolver, name, prefix string) ([]string, er
 		if !ok {
 			continue
 		}
-		if s := strings.Join(t.Txt, ""); strings.HasPrefix(s, prefix) {
+		if s := dns.TXTValue(t); strings.HasPrefix(s, prefix) {
 			out = append(out, s)
 		}
 	}
