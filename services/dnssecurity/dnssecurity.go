@@ -171,10 +171,13 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, resolver *dns.Reso
 		return nil, err
 	}
 	s.SetJobs(inserter)
-	dnssecurityv1.RegisterSecurityServiceServer(srv, s)
-	dnssecurityv1.RegisterSpfServiceServer(srv, s)
-	dnssecurityv1.RegisterDkimKeyServiceServer(srv, s)
-	dnssecurityv1.RegisterHostedZoneServiceServer(srv, s)
+	// Each refusal is audited, by whichever method.
+	for _, desc := range []*grpc.ServiceDesc{
+		&dnssecurityv1.SecurityService_ServiceDesc, &dnssecurityv1.SpfService_ServiceDesc,
+		&dnssecurityv1.DkimKeyService_ServiceDesc, &dnssecurityv1.HostedZoneService_ServiceDesc,
+	} {
+		srv.RegisterService(s.AuditRefusals(desc), s)
+	}
 	return &Service{server: s, conn: conn, pool: pool, log: log}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	dnssecurityv1 "github.com/mailplane/mailplane/proto/mailplane/dnssecurity/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/dnssecurity"
@@ -354,6 +355,28 @@ func TestAccess(t *testing.T) {
 	if _, err := e.security.CorrectSpf(member, &dnssecurityv1.CorrectSpfRequest{Name: e.ms + "/security"}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("member corrects SPF: %v, want PermissionDenied", err)
 	}
+	// Each refusal is in the organization's audit log, named by action.
+	var denied []string
+	rows, err := e.pool.Query(context.Background(), "SELECT payload FROM outbox WHERE subject = 'dnssecurity.audit.recorded' ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var payload []byte
+		if err := rows.Scan(&payload); err != nil {
+			t.Fatal(err)
+		}
+		var ev accountsv1.AuditRecorded
+		if err := proto.Unmarshal(payload, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.GetEntry().GetOutcome() == accountsv1.Outcome_OUTCOME_DENIED && ev.GetOrganization() == "organizations/"+e.org.String() {
+			denied = append(denied, ev.GetEntry().GetAction())
+		}
+	}
+	if want := []string{"dnssecurity.diagnostic.run", "dnssecurity.spf.correct"}; !slices.Equal(denied, want) {
+		t.Errorf("refusals audited: %q, want %q", denied, want)
+	}
 	other := e.as(uuid.Must(uuid.NewV7()), "owner")
 	if _, err := e.security.GetDomainSecurity(other, &dnssecurityv1.GetDomainSecurityRequest{Name: e.ms + "/security"}); status.Code(err) != codes.NotFound {
 		t.Errorf("another organization reads: %v, want NotFound", err)
@@ -362,7 +385,7 @@ func TestAccess(t *testing.T) {
 		t.Errorf("another organization lists keys: %v, want NotFound", err)
 	}
 	admin := e.as(e.org, "admin")
-	_, err := e.security.GetDomainSecurity(admin, &dnssecurityv1.GetDomainSecurityRequest{Name: "organizations/x/mailServices/y/security"})
+	_, err = e.security.GetDomainSecurity(admin, &dnssecurityv1.GetDomainSecurityRequest{Name: "organizations/x/mailServices/y/security"})
 	wantCode(t, err, codes.InvalidArgument, "name")
 	_, err = e.security.UpdateDomainSecurity(admin, &dnssecurityv1.UpdateDomainSecurityRequest{DomainSecurity: &dnssecurityv1.DomainSecurity{
 		Name: e.ms + "/security", OtherDkimSelectors: []string{"s1", "bad selector"}}})

@@ -9,16 +9,16 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	dnssecurityv1 "github.com/mailplane/mailplane/proto/mailplane/dnssecurity/v1"
 	"github.com/mailplane/mailplane/services/dnssecurity/dnssecurityevents"
 	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/auditlog"
 	"github.com/mailplane/mailplane/services/platform/dns"
-	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/secret"
 	"github.com/riverqueue/river"
+	"google.golang.org/grpc"
 )
 
 // roleTTL is how long a caller's role is remembered (see mailboxes).
@@ -93,13 +93,17 @@ func (s *Server) Periodic() []jobs.Periodic {
 // audit publishes an audit record for the organization's log, kept by the
 // accounts service, in tx.
 func audit(ctx context.Context, tx pgx.Tx, org uuid.UUID, c access.Caller, action, target string, details map[string]string) error {
-	return outbox.Write(ctx, tx, dnssecurityevents.AuditRecorded, &accountsv1.AuditRecorded{
-		Organization: "organizations/" + org.String(),
-		Entry: &accountsv1.AuditEntry{
-			Actor: actorName(c), ActorDisplayName: actorDisplay(c), Action: action, Target: target, Outcome: accountsv1.Outcome_OUTCOME_SUCCEEDED,
-			ClientAddress: grpcserver.ClientAddr(ctx), Details: details,
-		},
-	})
+	rec := auditlog.Record(ctx, "organizations/"+org.String(), actorName(c), action, target, details)
+	rec.Entry.ActorDisplayName = actorDisplay(c)
+	return outbox.Write(ctx, tx, dnssecurityevents.AuditRecorded, rec)
+}
+
+// AuditRefusals returns a copy of desc, one of the service descriptions of
+// Server, whose every method records each refusal (PermissionDenied) in the
+// organization's audit log.
+func (s *Server) AuditRefusals(desc *grpc.ServiceDesc) *grpc.ServiceDesc {
+	l := &auditlog.Log{Service: "dnssecurity", Subject: dnssecurityevents.AuditRecorded, Pool: s.pool, Log: s.log}
+	return l.Refusals(desc)
 }
 
 // actorName is who did something, as changes and audit records name them:

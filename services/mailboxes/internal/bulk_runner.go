@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
+	"github.com/mailplane/mailplane/services/platform/auditlog"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -152,7 +153,7 @@ func (w *bulkWorker) Work(ctx context.Context, job *river.Job[bulkArgs]) error {
 		// Each run is audited, as the upload that started the first was;
 		// the actor is whoever uploaded the file.
 		err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-			return outbox.Write(ctx, tx, mailboxesevents.AuditRecorded, auditRecord(ctx, organizationName(org), actor, "mailboxes.address.bulkCreate", name, map[string]string{
+			return outbox.Write(ctx, tx, mailboxesevents.AuditRecorded, auditlog.Record(ctx, organizationName(org), actor, "mailboxes.address.bulkCreate", name, map[string]string{
 				"rows": strconv.Itoa(f.rows), "toCreate": strconv.Itoa(f.rows - f.skipped), "existing": strconv.Itoa(f.skipped),
 				"attempt": strconv.Itoa(int(bj.Attempt)), "resumed": "true", "fromRow": strconv.Itoa(run.from),
 			}))

@@ -3,21 +3,16 @@ package mailboxes
 import (
 	"context"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/auditlog"
 	"github.com/mailplane/mailplane/services/platform/errs"
-	"github.com/mailplane/mailplane/services/platform/grpcserver"
 	"github.com/mailplane/mailplane/services/platform/idempotency"
 	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -25,7 +20,6 @@ import (
 	"github.com/riverqueue/river"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Server implements the mailboxes gRPC services.
@@ -66,12 +60,12 @@ func NewServer(pool *pgxpool.Pool, accounts Accounts, log *slog.Logger) *Server 
 // audit publishes an audit record for the organization's log, kept by the
 // accounts service, in tx.
 func audit(ctx context.Context, tx pgx.Tx, org string, c access.Caller, action, target string, details map[string]string) error {
-	return outbox.Write(ctx, tx, mailboxesevents.AuditRecorded, auditRecord(ctx, org, c.Name(), action, target, details))
+	return outbox.Write(ctx, tx, mailboxesevents.AuditRecorded, auditlog.Record(ctx, org, c.Name(), action, target, details))
 }
 
 // auditEvent is audit for a batch: the audit record as an event to queue.
 func auditEvent(ctx context.Context, org string, c access.Caller, action, target string, details map[string]string) outbox.Event {
-	return outbox.Event{Subject: mailboxesevents.AuditRecorded, Msg: auditRecord(ctx, org, c.Name(), action, target, details)}
+	return outbox.Event{Subject: mailboxesevents.AuditRecorded, Msg: auditlog.Record(ctx, org, c.Name(), action, target, details)}
 }
 
 // idempotencyKey reads req's idempotency key (AIP-155) for caller c and
@@ -100,109 +94,11 @@ func (s *Server) raced(ctx context.Context, r idempotency.Request, err error) (s
 
 // AuditRefusals returns a copy of desc, one of the service descriptions of
 // Server, whose every method records each refusal (PermissionDenied) in the
-// organization's audit log. Refusals are recorded here, in one place, so no
-// RPC can forget one; actions that succeed are recorded by each RPC in its
-// own transaction.
+// organization's audit log (auditlog.Log.Refusals).
 func (s *Server) AuditRefusals(desc *grpc.ServiceDesc) *grpc.ServiceDesc {
-	d := *desc
-	d.Methods = slices.Clone(desc.Methods)
-	for i, m := range d.Methods {
-		handle := m.Handler
-		d.Methods[i].Handler = func(srv any, ctx context.Context, dec func(any) error, next grpc.UnaryServerInterceptor) (any, error) {
-			// The refusal is seen inside the server's interceptors, where
-			// the caller is known and the error not yet a gRPC status.
-			return handle(srv, ctx, dec, func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-				audited := func(ctx context.Context, req any) (any, error) {
-					resp, err := h(ctx, req)
-					if errs.Is(err, errs.PermissionDenied) {
-						s.auditRefusal(ctx, info.FullMethod, req, err)
-					}
-					return resp, err
-				}
-				if next == nil {
-					return audited(ctx, req)
-				}
-				return next(ctx, req, info, audited)
-			})
-		}
-	}
-	return &d
-}
-
-// refusalActions are the audit actions whose name does not follow from
-// their method's (CreateAddress: mailboxes.address.create).
-var refusalActions = map[string]string{"CreateBulkJob": "mailboxes.address.bulkCreate"}
-
-// auditRefusal records that method was refused to the caller, in a
-// transaction of its own: a refusal has no other.
-func (s *Server) auditRefusal(ctx context.Context, method string, req any, refusal error) {
-	c, err := access.CallerFrom(ctx)
-	if err != nil {
-		return
-	}
-	target := requestTarget(req)
-	org, _, _ := strings.Cut(strings.TrimPrefix(target, "organizations/"), "/")
-	if _, err := uuid.Parse(org); err != nil || !strings.HasPrefix(target, "organizations/") {
-		return
-	}
-	method = method[strings.LastIndex(method, "/")+1:]
-	action, ok := refusalActions[method]
-	if !ok {
-		// The verb is the method's first word, the resource the rest.
-		i := strings.IndexFunc(method[1:], unicode.IsUpper) + 1
-		if i == 0 {
-			i = len(method)
-		}
-		resource := method[i:]
-		if resource != "" {
-			resource = strings.ToLower(resource[:1]) + resource[1:]
-		}
-		action = "mailboxes." + resource + "." + strings.ToLower(method[:i])
-	}
-	rec := auditRecord(ctx, "organizations/"+org, c.Name(), action, target, map[string]string{"reason": refusal.Error()})
-	rec.Entry.Outcome = accountsv1.Outcome_OUTCOME_DENIED
-	ctx = context.WithoutCancel(ctx)
-	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error { return outbox.Write(ctx, tx, mailboxesevents.AuditRecorded, rec) })
-	if err != nil {
-		s.log.ErrorContext(ctx, "audit: record refusal", "action", action, "error", err)
-	}
-}
-
-// requestTarget is the resource a request acts on: its name, its parent,
-// or the name of the resource it carries (an update's).
-func requestTarget(req any) string {
-	m, ok := req.(proto.Message)
-	if !ok {
-		return ""
-	}
-	r := m.ProtoReflect()
-	fields := r.Descriptor().Fields()
-	for _, name := range []protoreflect.Name{"name", "parent"} {
-		if f := fields.ByName(name); f != nil && f.Kind() == protoreflect.StringKind {
-			return r.Get(f).String()
-		}
-	}
-	for i := range fields.Len() {
-		f := fields.Get(i)
-		if f.Kind() != protoreflect.MessageKind || f.IsList() || f.IsMap() || !r.Has(f) {
-			continue
-		}
-		inner := r.Get(f).Message()
-		if n := inner.Descriptor().Fields().ByName("name"); n != nil && n.Kind() == protoreflect.StringKind {
-			return inner.Get(n).String()
-		}
-	}
-	return ""
-}
-
-func auditRecord(ctx context.Context, org, actor, action, target string, details map[string]string) *accountsv1.AuditRecorded {
-	return &accountsv1.AuditRecorded{
-		Organization: org,
-		Entry: &accountsv1.AuditEntry{
-			Actor: actor, Action: action, Target: target, Outcome: accountsv1.Outcome_OUTCOME_SUCCEEDED,
-			ClientAddress: grpcserver.ClientAddr(ctx), Details: details,
-		},
-	}
+	l := &auditlog.Log{Service: "mailboxes", Subject: mailboxesevents.AuditRecorded, Pool: s.pool, Log: s.log,
+		Actions: map[string]string{"CreateBulkJob": "mailboxes.address.bulkCreate"}}
+	return l.Refusals(desc)
 }
 
 // Periodic is the service's periodic work, run by one replica at a time:
