@@ -112,7 +112,7 @@ func New(c *Config) service.Service {
 		Settings:   c,
 		Check: func(p service.Process) []error {
 			var errs []error
-			config.Check(&errs, p.AccountsAddr != "" || p.Serves(accounts), "accounts-addr", "required when accounts is not served by this process")
+			p.CheckAddr(&errs, accounts)
 			_, err := secret.ParseKeys(p.SecretKeys)
 			config.Check(&errs, err == nil, "secret-keys", "%v", err)
 			if err == nil && p.Production {
@@ -123,10 +123,7 @@ func New(c *Config) service.Service {
 		},
 		Start: func(_ context.Context, env service.Env) (service.Parts, error) {
 			cfg := *c
-			cfg.AccountsAddr, cfg.SecretKeys = env.AccountsAddr, env.SecretKeys
-			if cfg.AccountsAddr == "" {
-				cfg.AccountsAddr = env.Addr
-			}
+			cfg.AccountsAddr, cfg.SecretKeys = env.ServiceAddr(accounts), env.SecretKeys
 			svc, err := Register(env.GRPC, env.Pool, cfg, env.DNS, env.Log)
 			if err != nil {
 				return service.Parts{}, err

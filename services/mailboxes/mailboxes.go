@@ -90,15 +90,12 @@ func New(c *Config) service.Service {
 		Settings:   c,
 		Check: func(p service.Process) []error {
 			var errs []error
-			config.Check(&errs, p.AccountsAddr != "" || p.Serves(accounts), "accounts-addr", "required when accounts is not served by this process")
+			p.CheckAddr(&errs, accounts)
 			return errs
 		},
 		Start: func(_ context.Context, env service.Env) (service.Parts, error) {
 			cfg := *c
-			cfg.AccountsAddr = env.AccountsAddr
-			if cfg.AccountsAddr == "" {
-				cfg.AccountsAddr = env.Addr
-			}
+			cfg.AccountsAddr = env.ServiceAddr(accounts)
 			svc, err := Register(env.GRPC, env.Pool, cfg, env.DNS, env.Log)
 			if err != nil {
 				return service.Parts{}, err

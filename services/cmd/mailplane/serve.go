@@ -57,7 +57,8 @@ type settings struct {
 	AccessTokenTTL  time.Duration
 	ShutdownTimeout time.Duration
 	DNSResolver     string
-	AccountsAddr    string
+	// addrs are the services' <name>-addr settings.
+	addrs map[string]*string
 	SecretKeys      string
 
 	services []service.Service
@@ -82,7 +83,11 @@ func (s *settings) register(l *config.Loader) {
 	l.String(&s.TokenPublicKey, "token-public-key", "", "base64 Ed25519 public key that verifies access tokens")
 	l.Duration(&s.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens; every service also replays this much of the revoked sessions at start")
 	l.Duration(&s.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time to drain calls and events on shutdown")
-	l.String(&s.AccountsAddr, "accounts-addr", "", "gRPC address of the accounts service, which the other services ask about people; empty: this process")
+	s.addrs = map[string]*string{}
+	for _, svc := range s.services {
+		s.addrs[svc.Name] = new(string)
+		l.String(s.addrs[svc.Name], svc.Name+"-addr", "", "gRPC address of the "+svc.Name+" service, for the services that call it; empty: this process")
+	}
 	l.String(&s.SecretKeys, "secret-keys", "", "base64 AES-256 keys, comma-separated, encrypting the secrets services store (DKIM keys, TSIG secrets); the first encrypts, all decrypt; mailplane keygen makes one")
 	l.String(&s.DNSResolver, "dns-resolver", "", "DNS resolver host:port asked about customers' domains (verification, security diagnostic); empty: /etc/resolv.conf's first")
 	for _, svc := range s.services {
@@ -100,9 +105,18 @@ func (s *settings) process(names []string) service.Process {
 		Production:     s.production,
 		TokenPublicKey: pub,
 		AccessTokenTTL: s.AccessTokenTTL,
-		AccountsAddr:   s.AccountsAddr,
+		Addrs:          s.addrValues(),
 		SecretKeys:     s.SecretKeys,
 	}
+}
+
+// addrValues are the <name>-addr settings, by service name.
+func (s *settings) addrValues() map[string]string {
+	m := make(map[string]string, len(s.addrs))
+	for name, a := range s.addrs {
+		m[name] = *a
+	}
+	return m
 }
 
 // validate reports every bad setting of the process and of the named

@@ -62,12 +62,19 @@ type Process struct {
 	// TokenPublicKey verifies access tokens, which live AccessTokenTTL.
 	TokenPublicKey ed25519.PublicKey
 	AccessTokenTTL time.Duration
-	// AccountsAddr is the accounts service's gRPC address, for the
-	// services asking it about people; empty: this process's own.
-	AccountsAddr string
+	// Addrs are the gRPC addresses of the services, by name (their
+	// <name>-addr settings), for the services that call them; a service
+	// missing or empty here is this process's own.
+	Addrs map[string]string
 	// SecretKeys encrypt the secrets services store (platform/secret's
 	// ParseKeys); the services that store any check it.
 	SecretKeys string
+}
+
+// CheckAddr reports, in errs, a service the process neither runs nor
+// knows the address of.
+func (p Process) CheckAddr(errs *[]error, name string) {
+	config.Check(errs, p.Addrs[name] != "" || p.Serves(name), name+"-addr", "required when %s is not served by this process", name)
 }
 
 // Env is what a service gets when it starts.
@@ -83,6 +90,15 @@ type Env struct {
 	// DNS is the process's resolver (its dns-resolver setting), shared by
 	// the services that read their customers' zones, cache included.
 	DNS *dns.Resolver
+}
+
+// ServiceAddr is the gRPC address that reaches service name: its setting,
+// or this process.
+func (e Env) ServiceAddr(name string) string {
+	if a := e.Addrs[name]; a != "" {
+		return a
+	}
+	return e.Addr
 }
 
 // Parts run beside a service's gRPC APIs for as long as it serves.
