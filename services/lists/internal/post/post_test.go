@@ -349,8 +349,8 @@ func TestSubjectPrefix(t *testing.T) {
 func TestReplyTo(t *testing.T) {
 	const raw = "From: Jane Doe <jane@example.org>\r\nTo: team@example.com\r\nCc: bob@example.net\r\nReply-To: jane.home@example.org\r\nSubject: x\r\n\r\nhi\r\n"
 	tests := []struct {
-		mode               ReplyMode
-		from, replyTo, cc  string
+		mode              ReplyMode
+		from, replyTo, cc string
 	}{
 		{ReplyToSender, "Jane Doe <jane@example.org>", "jane.home@example.org", "bob@example.net"},
 		{ReplyToList, "Jane Doe <jane@example.org>", "Team <team@example.com>, jane.home@example.org", "bob@example.net"},
@@ -389,7 +389,7 @@ func TestReplyTo(t *testing.T) {
 	// Via the list with a non-ASCII name and none at all.
 	for in, want := range map[string]string{
 		"From: =?utf-8?q?J=C3=BCrgen?= <j@example.de>": "Jürgen via Team",
-		"From: j@example.de":                          "j at example.de via Team",
+		"From: j@example.de":                           "j at example.de via Team",
 	} {
 		p, err := Prepare([]byte(in+"\r\nSubject: x\r\n\r\nhi\r\n"), List{Address: "team@example.com", Name: "Team", ReplyTo: ReplyViaList})
 		if err != nil {
