@@ -8,6 +8,7 @@ import (
 
 	accountsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/accounts/v1"
 	dnssecurityv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/dnssecurity/v1"
+	listsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/lists/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/mailboxes/v1"
 )
 
@@ -55,6 +56,13 @@ var apis = []api{
 			dnssecurityv1.RegisterSecurityServiceHandler,
 			dnssecurityv1.RegisterSpfServiceHandler,
 			dnssecurityv1.RegisterDkimKeyServiceHandler,
+		},
+	},
+	{
+		name: "lists",
+		handlers: []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+			listsv1.RegisterListServiceHandler,
+			listsv1.RegisterMemberServiceHandler,
 		},
 	},
 }

@@ -5,9 +5,7 @@ package accounts
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -16,7 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
-	"golang.org/x/crypto/argon2"
+	"github.com/mailplane/mailplane/services/platform/passwords"
 )
 
 // User is a person who signs in.
@@ -86,63 +84,10 @@ func checkRemoval(actor, target access.Role, self bool, owners int) error {
 	return nil
 }
 
-// Password hashing: argon2id with the OWASP Password Storage Cheat Sheet's
-// first recommended configuration (19 MiB, 2 iterations, 1 lane).
-const (
-	argonMemoryKiB = 19 * 1024
-	argonTime      = 2
-	argonThreads   = 1
-	argonKeyLen    = 32
-	argonSaltLen   = 16
-)
-
-// hashPassword returns a PHC-format argon2id hash of password.
-func hashPassword(password string) (string, error) {
-	salt := make([]byte, argonSaltLen)
-	if _, err := rand.Read(salt); err != nil {
-		return "", fmt.Errorf("password salt: %w", err)
-	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen)
-	b64 := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, argonMemoryKiB, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
-}
-
-var errBadHash = errors.New("malformed password hash")
-
-// checkPassword reports whether password matches a hash made by
-// hashPassword, with the parameters stored in the hash.
-func checkPassword(hash, password string) (bool, error) {
-	parts := strings.Split(hash, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false, errBadHash
-	}
-	var version int
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return false, errBadHash
-	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
-		return false, errBadHash
-	}
-	b64 := base64.RawStdEncoding
-	salt, err := b64.DecodeString(parts[4])
-	if err != nil {
-		return false, errBadHash
-	}
-	want, err := b64.DecodeString(parts[5])
-	if err != nil {
-		return false, errBadHash
-	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
-}
-
 // dummyHash is checked against when the email is unknown, so that an unknown
 // email takes as long to refuse as a wrong password.
 var dummyHash = sync.OnceValue(func() string {
-	h, err := hashPassword("mailplane-dummy-password")
+	h, err := passwords.Hash("mailplane-dummy-password")
 	if err != nil {
 		panic(err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/passwords"
 )
 
 func TestCheckRoleChange(t *testing.T) {
@@ -70,7 +71,7 @@ func TestCheckRemoval(t *testing.T) {
 }
 
 func TestPasswordHash(t *testing.T) {
-	h, err := hashPassword("correct horse battery")
+	h, err := passwords.Hash("correct horse battery")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,27 +86,27 @@ func TestPasswordHash(t *testing.T) {
 		{"correct horse batterY", false},
 		{"", false},
 	} {
-		ok, err := checkPassword(h, tt.password)
+		ok, err := passwords.Check(h, tt.password)
 		if err != nil || ok != tt.want {
-			t.Errorf("checkPassword(%q) = %v, %v; want %v", tt.password, ok, err, tt.want)
+			t.Errorf("passwords.Check(%q) = %v, %v; want %v", tt.password, ok, err, tt.want)
 		}
 	}
-	if h2, _ := hashPassword("correct horse battery"); h2 == h {
+	if h2, _ := passwords.Hash("correct horse battery"); h2 == h {
 		t.Error("two hashes of one password are equal: salt not random")
 	}
-	if _, err := checkPassword("$bcrypt$whatever", "x"); err == nil {
+	if _, err := passwords.Check("$bcrypt$whatever", "x"); err == nil {
 		t.Error("malformed hash accepted")
 	}
 }
 
 // BenchmarkCheckPassword measures the argon2id verification alone.
 func BenchmarkCheckPassword(b *testing.B) {
-	h, err := hashPassword("correct horse battery")
+	h, err := passwords.Hash("correct horse battery")
 	if err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if ok, _ := checkPassword(h, "correct horse battery"); !ok {
+		if ok, _ := passwords.Check(h, "correct horse battery"); !ok {
 			b.Fatal("mismatch")
 		}
 	}

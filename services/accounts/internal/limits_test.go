@@ -13,6 +13,7 @@ import (
 	"github.com/mailplane/mailplane/services/accounts/internal/migrations"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/passwords"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 )
 
@@ -69,7 +70,7 @@ func TestSetupTokenCheckedBeforeHash(t *testing.T) {
 // routes taken (a flood of sign-ups), sign-in still gets one.
 func TestSignInKeepsItsHashTurns(t *testing.T) {
 	s := newTestServer(t)
-	hash, err := hashPassword("a long enough password")
+	hash, err := passwords.Hash("a long enough password")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/passwords"
 )
 
 // passwordWork bounds the password hashes (argon2id) running at once. Each
@@ -47,7 +48,7 @@ func (w *passwordWork) run(ctx context.Context, f func()) error {
 
 // hash is hashPassword in its turn.
 func (w *passwordWork) hash(ctx context.Context, password string) (hash string, err error) {
-	if err := w.run(ctx, func() { hash, err = hashPassword(password) }); err != nil {
+	if err := w.run(ctx, func() { hash, err = passwords.Hash(password) }); err != nil {
 		return "", err
 	}
 	return hash, err
@@ -55,7 +56,7 @@ func (w *passwordWork) hash(ctx context.Context, password string) (hash string, 
 
 // check is checkPassword in its turn.
 func (w *passwordWork) check(ctx context.Context, hash, password string) (ok bool, err error) {
-	if err := w.run(ctx, func() { ok, err = checkPassword(hash, password) }); err != nil {
+	if err := w.run(ctx, func() { ok, err = passwords.Check(hash, password) }); err != nil {
 		return false, err
 	}
 	return ok, err

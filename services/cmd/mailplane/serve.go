@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailplane/mailplane/services/accounts"
 	"github.com/mailplane/mailplane/services/dnssecurity"
+	"github.com/mailplane/mailplane/services/lists"
 	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/auth"
 	"github.com/mailplane/mailplane/services/platform/config"
@@ -37,6 +38,7 @@ func services() []service.Service {
 		accounts.New(new(accounts.Config)),
 		mailboxes.New(new(mailboxes.Config)),
 		dnssecurity.New(new(dnssecurity.Config)),
+		lists.New(),
 	}
 }
 

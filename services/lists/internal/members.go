@@ -1,0 +1,195 @@
+package lists
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/lists/listsevents"
+	"github.com/mailplane/mailplane/services/platform/aip"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/mailplane/mailplane/services/platform/pg"
+	"github.com/mailplane/mailplane/services/platform/validate"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// maxMembers caps a list's members.
+const maxMembers = 100000
+
+const (
+	memberColumns = `SELECT id, email, email_key, display_name, create_time FROM members`
+	insertMember  = `INSERT INTO members (id, list_id, email, email_key, display_name) VALUES ($1, $2, $3, $4, $5)`
+	// addMember counts the member in, refusing a full list.
+	addMember    = `UPDATE lists SET member_count = member_count + 1 WHERE id = $1 AND member_count < $2`
+	removeMember = `UPDATE lists SET member_count = member_count - 1 WHERE id = $1`
+)
+
+type member struct {
+	id                  uuid.UUID
+	email, key, display string
+	createTime          time.Time
+}
+
+func scanMember(row pgx.CollectableRow) (*member, error) {
+	m := &member{}
+	return m, row.Scan(&m.id, &m.email, &m.key, &m.display, &m.createTime)
+}
+
+func (m *member) proto(ids listIDs) *listsv1.Member {
+	return &listsv1.Member{Name: memberName(ids.org, ids.ms, ids.list, m.id), Email: m.email, DisplayName: m.display, CreateTime: timestamppb.New(m.createTime)}
+}
+
+// emailKey is how an address is compared: its local part as written, its
+// domain in lower case (RFC 5321 leaves the local part's case to its
+// server).
+func emailKey(email string) string {
+	at := strings.LastIndexByte(email, '@')
+	return email[:at] + strings.ToLower(email[at:])
+}
+
+// CreateMember adds a member, by a moderator.
+func (s *Server) CreateMember(ctx context.Context, req *listsv1.CreateMemberRequest) (*listsv1.CreateMemberResponse, error) {
+	ids, err := parseList("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	in := req.GetMember()
+	email := strings.TrimSpace(in.GetEmail())
+	if err := validate.Email(email); err != nil || email == "" {
+		return nil, errs.Field("member.email", "want an address like ann@example.com")
+	}
+	c, err := s.roles.Manage(ctx, ids.org)
+	if err != nil {
+		return nil, err
+	}
+	m := &member{id: uuid.Must(uuid.NewV7()), email: email, key: emailKey(email), display: strings.TrimSpace(in.GetDisplayName()), createTime: time.Now()}
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := findList(ctx, tx, ids); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, addMember, ids.list, maxMembers)
+		if err != nil {
+			return fmt.Errorf("count member: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return errs.E(errs.ResourceExhausted, "a list has at most %d members", maxMembers)
+		}
+		if _, err := tx.Exec(ctx, insertMember, m.id, ids.list, m.email, m.key, m.display); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.ConstraintName == "members_email" {
+				return errs.E(errs.AlreadyExists, "%s is a member already", email)
+			}
+			return fmt.Errorf("insert member: %w", err)
+		}
+		if err := outbox.Write(ctx, tx, listsevents.MemberCreated, &listsv1.MemberChanged{List: listName(ids.org, ids.ms, ids.list), Member: m.proto(ids), Actor: c.Name()}); err != nil {
+			return err
+		}
+		return audit(ctx, tx, ids.org, c, "lists.member.create", memberName(ids.org, ids.ms, ids.list, m.id), map[string]string{"email": email})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &listsv1.CreateMemberResponse{Member: m.proto(ids)}, nil
+}
+
+// ListMembers lists a list's members, by address.
+func (s *Server) ListMembers(ctx context.Context, req *listsv1.ListMembersRequest) (*listsv1.ListMembersResponse, error) {
+	ids, err := parseList("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	filter, err := aip.ParseFilter(req.GetFilter(), map[string]aip.Match{"email": aip.Prefix})
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.roles.Access(ctx, ids.org); err != nil {
+		return nil, err
+	}
+	page, err := aip.ParsePage(req.GetPageSize(), req.GetPageToken(), "ListMembers", req.GetParent(), req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := findList(ctx, s.pool, ids); err != nil {
+		return nil, err
+	}
+	// The prefix is matched on the lower-cased address: people search in
+	// any case.
+	var match *string
+	exact := false
+	if t, ok := filter.Get("email"); ok {
+		v := strings.ToLower(t.Value)
+		match, exact = &v, !t.Prefix
+	}
+	var after *string
+	if len(page.After) == 1 {
+		after = &page.After[0]
+	}
+	const where = ` WHERE list_id = $1 AND ($2::text IS NULL OR CASE WHEN $3 THEN lower(email) = $2 ELSE starts_with(lower(email), $2) END)`
+	rows, _ := s.pool.Query(ctx, memberColumns+where+` AND ($4::text IS NULL OR email_key > $4) ORDER BY email_key LIMIT $5`, ids.list, match, exact, after, page.Size+1)
+	ms, err := pgx.CollectRows(rows, scanMember)
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
+	}
+	var total int32
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM members`+where, ids.list, match, exact).Scan(&total); err != nil {
+		return nil, fmt.Errorf("count members: %w", err)
+	}
+	ms, next := aip.Trim(page, ms, func(m *member) []string { return []string{m.key} })
+	resp := &listsv1.ListMembersResponse{NextPageToken: next, TotalSize: total}
+	for _, m := range ms {
+		resp.Members = append(resp.Members, m.proto(ids))
+	}
+	return resp, nil
+}
+
+// DeleteMember removes a member: the address is erased, and only when and
+// how consent was given and withdrawn is kept.
+func (s *Server) DeleteMember(ctx context.Context, req *listsv1.DeleteMemberRequest) (*listsv1.DeleteMemberResponse, error) {
+	v, err := aip.ParseIDs("name", req.GetName(), "organizations/{organization}/mailServices/{mail_service}/lists/{list}/members/{member}")
+	if err != nil {
+		return nil, err
+	}
+	ids := listIDs{v[0], v[1], v[2]}
+	c, err := s.roles.Manage(ctx, ids.org)
+	if err != nil {
+		return nil, err
+	}
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := findList(ctx, tx, ids); err != nil {
+			return err
+		}
+		rows, _ := tx.Query(ctx, `DELETE FROM members WHERE id = $1 AND list_id = $2 RETURNING id, email, email_key, display_name, create_time`, v[3], ids.list)
+		m, err := pgx.CollectOneRow(rows, scanMember)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errs.E(errs.NotFound, "member not found")
+		}
+		if err != nil {
+			return fmt.Errorf("delete member: %w", err)
+		}
+		if _, err := tx.Exec(ctx, removeMember, ids.list); err != nil {
+			return fmt.Errorf("count member out: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO consents (id, list_id, given_time, given_by, withdrawn_by) VALUES ($1, $2, $3, $4, $5)`,
+			uuid.Must(uuid.NewV7()), ids.list, m.createTime, "added by a moderator", "removed by a moderator"); err != nil {
+			return fmt.Errorf("record consent: %w", err)
+		}
+		// The event names the member, not their address: erased means
+		// erased, in the event stream too.
+		gone := &listsv1.Member{Name: memberName(ids.org, ids.ms, ids.list, m.id)}
+		if err := outbox.Write(ctx, tx, listsevents.MemberDeleted, &listsv1.MemberChanged{List: listName(ids.org, ids.ms, ids.list), Member: gone, Actor: c.Name()}); err != nil {
+			return err
+		}
+		return audit(ctx, tx, ids.org, c, "lists.member.delete", req.GetName(), nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &listsv1.DeleteMemberResponse{}, nil
+}

@@ -1,0 +1,51 @@
+// Package lists implements the lists service: discussion lists on a mail
+// service's domain, their settings, moderators and members.
+package lists
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/lists/listsevents"
+	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/auditlog"
+	"github.com/mailplane/mailplane/services/platform/outbox"
+	"google.golang.org/grpc"
+)
+
+// roleTTL is how long a caller's role is remembered (see mailboxes).
+const roleTTL = 5 * time.Second
+
+// Server implements the lists gRPC services.
+type Server struct {
+	listsv1.UnimplementedListServiceServer
+	listsv1.UnimplementedMemberServiceServer
+
+	pool      *pgxpool.Pool
+	roles     *access.Roles
+	mailboxes Mailboxes
+	log       *slog.Logger
+}
+
+// NewServer returns a server over pool, asking roles of src and reserving
+// addresses in mailboxes.
+func NewServer(pool *pgxpool.Pool, src access.Source, mailboxes Mailboxes, log *slog.Logger) *Server {
+	return &Server{pool: pool, roles: access.NewRoles(src, roleTTL), mailboxes: mailboxes, log: log}
+}
+
+// audit publishes an audit record for the organization's log, in tx.
+func audit(ctx context.Context, tx pgx.Tx, org uuid.UUID, c access.Caller, action, target string, details map[string]string) error {
+	return outbox.Write(ctx, tx, listsevents.AuditRecorded, auditlog.Record(ctx, "organizations/"+org.String(), c.Name(), action, target, details))
+}
+
+// AuditRefusals returns a copy of desc whose every method records each
+// refusal (PermissionDenied) in the organization's audit log.
+func (s *Server) AuditRefusals(desc *grpc.ServiceDesc) *grpc.ServiceDesc {
+	l := &auditlog.Log{Service: "lists", Subject: listsevents.AuditRecorded, Pool: s.pool, Log: s.log}
+	return l.Refusals(desc)
+}

@@ -1,0 +1,24 @@
+// Package listsevents names the subjects of the lists service's events,
+// relative to the process's event prefix. Publishers and consumers use
+// these constants, never strings.
+package listsevents
+
+const (
+	// ListCreated carries a ListChanged.
+	ListCreated = "lists.list.created"
+	// ListUpdated carries a ListChanged.
+	ListUpdated = "lists.list.updated"
+	// ListDeleted carries a ListChanged.
+	ListDeleted = "lists.list.deleted"
+	// MemberCreated carries a MemberChanged.
+	MemberCreated = "lists.member.created"
+	// MemberDeleted carries a MemberChanged.
+	MemberDeleted = "lists.member.deleted"
+	// AuditRecorded carries an accounts AuditRecorded.
+	AuditRecorded = "lists.audit.recorded"
+)
+
+// Subjects are every subject the service publishes.
+func Subjects() []string {
+	return []string{ListCreated, ListUpdated, ListDeleted, MemberCreated, MemberDeleted, AuditRecorded}
+}
