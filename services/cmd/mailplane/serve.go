@@ -60,8 +60,8 @@ type settings struct {
 	ShutdownTimeout time.Duration
 	DNSResolver     string
 	// addrs are the services' <name>-addr settings.
-	addrs map[string]*string
-	SecretKeys      string
+	addrs      map[string]*string
+	SecretKeys string
 
 	services []service.Service
 	// production is set by serve: keys from dev or from the repository

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/lists/internal/commands"
 	"github.com/mailplane/mailplane/services/lists/listsevents"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
@@ -33,17 +34,9 @@ const (
 	maxMessageSize     = 50 << 20
 )
 
-// robotSuffixes are the list's robot addresses, reserved with it.
-var robotSuffixes = []string{"", "-request", "-join", "-leave", "-owner", "-bounces", "-confirm"}
-
-// robots returns the local parts a list reserves.
-func robots(localKey string) []string {
-	out := make([]string, len(robotSuffixes))
-	for i, s := range robotSuffixes {
-		out[i] = localKey + s
-	}
-	return out
-}
+// robots returns the local parts a list reserves: its own and its robot
+// addresses' (commands.Robots).
+func robots(localKey string) []string { return commands.Robots(localKey) }
 
 // localPartRE is what a list's local part may be: its robot addresses
 // ("-bounces+member=…") must stay valid local parts, so letters, digits and
@@ -269,7 +262,7 @@ func (s *Server) CreateList(ctx context.Context, req *listsv1.CreateListRequest)
 		if err := s.mailboxes.Reserve(ctx, org, ms, lp, uuid.NewSHA1(l.id, []byte(lp))); err != nil {
 			release()
 			if errs.Is(err, errs.AlreadyExists) {
-				return nil, errs.E(errs.AlreadyExists, "list.localPart: %s@%s is taken; a list needs its address and %s free", lp, l.domain, strings.Join(robotSuffixes[1:], ", "))
+				return nil, errs.E(errs.AlreadyExists, "list.localPart: %s@%s is taken; a list needs its address and %s free", lp, l.domain, strings.Join(robots(key)[1:], ", "))
 			}
 			return nil, err
 		}

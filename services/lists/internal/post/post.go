@@ -227,10 +227,10 @@ func Prepare(raw []byte, l List) (*Post, error) {
 
 	from, err := mh.AddressList("From")
 	if err != nil {
-		return nil, fmt.Errorf("From: %w", err)
+		return nil, fmt.Errorf("the From header: %w", err)
 	}
 	if len(from) == 0 {
-		return nil, errors.New("From: missing")
+		return nil, errors.New("the From header is missing")
 	}
 	p.Author = from[0].Address
 	if p.To, err = addresses(mh, "To"); err != nil {
@@ -346,7 +346,7 @@ func (p *Post) listHeaders(h *textproto.Header) {
 func (p *Post) subject(h *mail.Header) error {
 	s, err := h.Subject()
 	if err != nil {
-		return fmt.Errorf("Subject %q: %w", h.Get("Subject"), err)
+		return fmt.Errorf("the Subject header %q: %w", h.Get("Subject"), err)
 	}
 	p.Subject = s
 	if p.l.Prefix == "" {
@@ -441,7 +441,7 @@ func (p *Post) replyTo(h *mail.Header, author *mail.Address) error {
 	h.SetAddressList("From", []*mail.Address{{Name: who + " via " + p.l.name(), Address: p.l.Address}})
 	cc, err := h.AddressList("Cc")
 	if err != nil {
-		return fmt.Errorf("Cc: %w", err)
+		return fmt.Errorf("the Cc header: %w", err)
 	}
 	for _, a := range cc {
 		if sameAddress(a.Address, author.Address) {

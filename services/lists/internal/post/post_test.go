@@ -491,8 +491,8 @@ func TestPrepareErrors(t *testing.T) {
 		l         List
 		want      string
 	}{
-		{"no From", "Subject: x\r\n\r\nhi", testList(), "From: missing"},
-		{"bad From", "From: <<<\r\n\r\nhi", testList(), "From:"},
+		{"no From", "Subject: x\r\n\r\nhi", testList(), "From header is missing"},
+		{"bad From", "From: <<<\r\n\r\nhi", testList(), "From header"},
 		{"bad To", "From: a@b.example\r\nTo: ,,<@>\r\n\r\nhi", testList(), "To:"},
 		{"header line without colon", "From: a@b.example\r\nthis is not a header\r\n\r\nhi", testList(), "malformed MIME header line"},
 		{"continuation first", " folded\r\nFrom: a@b.example\r\n\r\nhi", testList(), "header"},
