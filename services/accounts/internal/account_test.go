@@ -1,12 +1,10 @@
 package accounts
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
-	"github.com/mailplane/mailplane/services/platform/passwords"
 )
 
 func TestCheckRoleChange(t *testing.T) {
@@ -67,47 +65,5 @@ func TestCheckRemoval(t *testing.T) {
 				t.Fatalf("got %v, want ok=%v kind %v", err, tt.wantOK, tt.want)
 			}
 		})
-	}
-}
-
-func TestPasswordHash(t *testing.T) {
-	h, err := passwords.Hash("correct horse battery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
-		t.Errorf("hash %q does not record the OWASP parameters", h)
-	}
-	for _, tt := range []struct {
-		password string
-		want     bool
-	}{
-		{"correct horse battery", true},
-		{"correct horse batterY", false},
-		{"", false},
-	} {
-		ok, err := passwords.Check(h, tt.password)
-		if err != nil || ok != tt.want {
-			t.Errorf("passwords.Check(%q) = %v, %v; want %v", tt.password, ok, err, tt.want)
-		}
-	}
-	if h2, _ := passwords.Hash("correct horse battery"); h2 == h {
-		t.Error("two hashes of one password are equal: salt not random")
-	}
-	if _, err := passwords.Check("$bcrypt$whatever", "x"); err == nil {
-		t.Error("malformed hash accepted")
-	}
-}
-
-// BenchmarkCheckPassword measures the argon2id verification alone.
-func BenchmarkCheckPassword(b *testing.B) {
-	h, err := passwords.Hash("correct horse battery")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if ok, _ := passwords.Check(h, "correct horse battery"); !ok {
-			b.Fatal("mismatch")
-		}
 	}
 }
