@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
@@ -13,8 +14,11 @@ import (
 	"github.com/mailplane/mailplane/services/lists/internal/migrations"
 	"github.com/mailplane/mailplane/services/lists/listsevents"
 	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/service"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -32,21 +36,68 @@ const (
 	mailboxes = "mailboxes"
 )
 
-// New returns the service as a process runs it.
-func New() service.Service {
+// Config holds the service's settings.
+type Config struct {
+	// AccountsAddr and MailboxesAddr reach those services (the process's
+	// accounts-addr and mailboxes-addr; empty: this process's own).
+	AccountsAddr, MailboxesAddr string
+	// LMTPAddr is where the MTA delivers the lists' mail (LMTP, TCP
+	// host:port); empty: off.
+	LMTPAddr string
+	// Relay is the SMTP relay posts go out through.
+	Relay Relay
+}
+
+// Relay is the SMTP relay the lists send through.
+type Relay = internal.Relay
+
+// Register adds the settings to l.
+func (c *Config) Register(l *config.Loader) {
+	l.String(&c.LMTPAddr, "lmtp-addr", "127.0.0.1:9104", "TCP address of the LMTP server the MTA delivers list addresses' mail to (lists); empty: off")
+	l.String(&c.Relay.Addr, "smtp-relay", "", "SMTP relay host:port the lists send posts through, STARTTLS required unless smtp-relay-insecure (lists); empty: copies are logged, not sent")
+	l.String(&c.Relay.Username, "smtp-relay-username", "", "SMTP AUTH user at smtp-relay (lists); empty: no AUTH")
+	l.String(&c.Relay.Password, "smtp-relay-password", "", "SMTP AUTH password at smtp-relay (lists)")
+	l.Bool(&c.Relay.Insecure, "smtp-relay-insecure", false, "no STARTTLS with smtp-relay: only for a relay on loopback (lists)")
+}
+
+// Validate reports every bad setting.
+func (c *Config) Validate() []error {
+	var errs []error
+	for _, a := range []struct{ name, v string }{{"lmtp-addr", c.LMTPAddr}, {"smtp-relay", c.Relay.Addr}} {
+		if a.v != "" {
+			_, _, err := net.SplitHostPort(a.v)
+			config.Check(&errs, err == nil, a.name, "want host:port, got %q", a.v)
+		}
+	}
+	return errs
+}
+
+// New returns the service as a process runs it, with its settings in c.
+func New(c *Config) service.Service {
 	return service.Service{
 		Name:       Schema,
 		Migrations: Migrations,
 		Publishes:  listsevents.Subjects(),
+		Settings:   c,
 		Check: func(p service.Process) []error {
 			var errs []error
 			p.CheckAddr(&errs, accounts)
 			p.CheckAddr(&errs, mailboxes)
+			if p.Production && c.Relay.Addr == "" {
+				errs = append(errs, fmt.Errorf("smtp-relay: required in production (%s): posts would not reach the members", config.EnvName("smtp-relay")))
+			}
 			return errs
 		},
 		Start: func(_ context.Context, env service.Env) (service.Parts, error) {
-			svc, err := Register(env.GRPC, env.Pool, env.ServiceAddr(accounts), env.ServiceAddr(mailboxes), env.Log)
+			cfg := *c
+			cfg.AccountsAddr, cfg.MailboxesAddr = env.ServiceAddr(accounts), env.ServiceAddr(mailboxes)
+			svc, err := Register(env.GRPC, env.Pool, cfg, env.Log)
 			if err != nil {
+				return service.Parts{}, err
+			}
+			// Bound now: a taken port stops the process before it serves.
+			if err := svc.Listen(); err != nil {
+				svc.close()
 				return service.Parts{}, err
 			}
 			return service.Parts{Workers: []func(context.Context) error{svc.Run}}, nil
@@ -56,14 +107,20 @@ func New() service.Service {
 
 // Service is the running service.
 type Service struct {
-	conns []*grpc.ClientConn
+	server *internal.Server
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	conns  []*grpc.ClientConn
+	lmtp   string
+	ln     net.Listener
 }
 
 // Register adds the lists services to srv. pool's search_path must be
-// Schema, migrated; accountsAddr and mailboxesAddr reach those services.
-func Register(srv *grpc.Server, pool *pgxpool.Pool, accountsAddr, mailboxesAddr string, log *slog.Logger) (*Service, error) {
-	svc := &Service{}
-	for _, addr := range []string{accountsAddr, mailboxesAddr} {
+// Schema, migrated; c's AccountsAddr and MailboxesAddr reach those
+// services.
+func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) (*Service, error) {
+	svc := &Service{pool: pool, log: log, lmtp: c.LMTPAddr}
+	for _, addr := range []string{c.AccountsAddr, c.MailboxesAddr} {
 		// Calls take turns over the pods (a headless Service resolves to
 		// each of them), as the gateway's do.
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -76,6 +133,14 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, accountsAddr, mailboxesAddr 
 		svc.conns = append(svc.conns, conn)
 	}
 	s := internal.NewServer(pool, access.NewAccounts(svc.conns[0]), internal.NewMailboxesClient(svc.conns[1]), log)
+	// Posts are queued through this client and worked by Run's.
+	inserter, err := jobs.New(pool, jobs.Config{Schema: Schema, Log: log})
+	if err != nil {
+		svc.close()
+		return nil, err
+	}
+	s.SetMail(inserter, c.Relay)
+	svc.server = s
 	// Each refusal is audited, by whichever method.
 	for _, desc := range []*grpc.ServiceDesc{&listsv1.ListService_ServiceDesc, &listsv1.MemberService_ServiceDesc} {
 		srv.RegisterService(s.AuditRefusals(desc), s)
@@ -83,15 +148,66 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, accountsAddr, mailboxesAddr 
 	return svc, nil
 }
 
-// Run holds the service's connections until ctx is done.
-func (s *Service) Run(ctx context.Context) error {
-	<-ctx.Done()
-	s.close()
+// Listen binds the LMTP port, so that a process can stop on a taken
+// port, naming it, before it says it serves. Run listens itself when
+// Listen was not called.
+func (s *Service) Listen() error {
+	if s.ln != nil || s.lmtp == "" {
+		return nil
+	}
+	ln, err := config.Listen("lmtp-addr", s.lmtp)
+	if err != nil {
+		return fmt.Errorf("lmtp: %w", err)
+	}
+	s.ln = ln
 	return nil
+}
+
+// LMTPAddr is the address the LMTP server listens on once Listen bound
+// it ("127.0.0.1:0" in tests gives a free port); empty when off.
+func (s *Service) LMTPAddr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Run serves LMTP and works the service's jobs (the distribution of
+// posts) until ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	return s.run(ctx, jobs.Config{Schema: Schema, Workers: s.server.Workers(), Log: s.log})
+}
+
+// RunForTest is Run with jobs fetched at once (jobs.ForTest).
+func (s *Service) RunForTest(ctx context.Context) error {
+	return s.run(ctx, jobs.ForTest(jobs.Config{Schema: Schema, Workers: s.server.Workers(), Log: s.log}))
+}
+
+func (s *Service) run(ctx context.Context, jc jobs.Config) error {
+	defer s.close()
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	client, err := jobs.New(s.pool, jc)
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return jobs.Run(ctx, client) })
+	if s.ln != nil {
+		g.Go(func() error {
+			if err := s.server.ServeLMTP(ctx, s.ln); err != nil {
+				return fmt.Errorf("lmtp on %s: %w", s.lmtp, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 func (s *Service) close() {
 	for _, c := range s.conns {
 		c.Close()
 	}
+	s.conns = nil
 }

@@ -139,6 +139,7 @@ func TestDevStackREST(t *testing.T) {
 			"--socketmap-addr", freeAddr(t),
 			"--policy-addr", freeAddr(t),
 			"--milter-addr", freeAddr(t),
+			"--lmtp-addr", freeAddr(t),
 			"--dns-resolver", zone.Addr(),
 			"--log-level", "warn",
 		}, func(string) string { return "" }, &out)

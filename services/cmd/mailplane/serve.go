@@ -38,7 +38,7 @@ func services() []service.Service {
 		accounts.New(new(accounts.Config)),
 		mailboxes.New(new(mailboxes.Config)),
 		dnssecurity.New(new(dnssecurity.Config)),
-		lists.New(),
+		lists.New(new(lists.Config)),
 	}
 }
 

@@ -124,6 +124,7 @@ func servingStack(t *testing.T) map[string]string {
 		"MAILPLANE_SOCKETMAP_ADDR":    freeAddr(t),
 		"MAILPLANE_POLICY_ADDR":       freeAddr(t),
 		"MAILPLANE_MILTER_ADDR":       freeAddr(t),
+		"MAILPLANE_LMTP_ADDR":         freeAddr(t),
 		"MAILPLANE_SHUTDOWN_TIMEOUT":  "5s",
 	}
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/mailplane/mailplane/services/lists/listsevents"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/auditlog"
+	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/riverqueue/river"
 	"google.golang.org/grpc"
 )
 
@@ -30,12 +32,26 @@ type Server struct {
 	roles     *access.Roles
 	mailboxes Mailboxes
 	log       *slog.Logger
+	// jobs queues posts' distribution; relay sends the copies.
+	jobs  *jobs.Client
+	relay Relay
 }
 
 // NewServer returns a server over pool, asking roles of src and reserving
 // addresses in mailboxes.
 func NewServer(pool *pgxpool.Pool, src access.Source, mailboxes Mailboxes, log *slog.Logger) *Server {
 	return &Server{pool: pool, roles: access.NewRoles(src, roleTTL), mailboxes: mailboxes, log: log}
+}
+
+// SetMail sets what the mail path needs: the jobs client posts are
+// queued through and the relay their copies go out by.
+func (s *Server) SetMail(c *jobs.Client, relay Relay) { s.jobs, s.relay = c, relay }
+
+// Workers are the service's job workers.
+func (s *Server) Workers() *river.Workers {
+	w := river.NewWorkers()
+	river.AddWorker(w, &distributeWorker{s: s})
+	return w
 }
 
 // audit publishes an audit record for the organization's log, in tx.

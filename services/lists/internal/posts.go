@@ -1,0 +1,114 @@
+package lists
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	gomessage "github.com/emersion/go-message"
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/lists/internal/post"
+	"github.com/mailplane/mailplane/services/platform/pg"
+)
+
+const (
+	insertPost = `INSERT INTO posts (id, list_id, sender, subject, message_id, raw) VALUES ($1, $2, $3, $4, $5, $6)`
+	insertHeld = `INSERT INTO held_posts (id, list_id, sender, subject, raw, reason) VALUES ($1, $2, $3, $4, $5, $6)`
+	isMember   = `SELECT EXISTS (SELECT 1 FROM members WHERE list_id = $1 AND email_key = $2)`
+)
+
+// postList is what post.Prepare needs of l.
+func postList(l *list) post.List {
+	mode := post.ReplyToSender
+	switch listsv1.ReplyTo(l.replyTo) {
+	case listsv1.ReplyTo_REPLY_TO_LIST:
+		mode = post.ReplyToList
+	case listsv1.ReplyTo_REPLY_TO_VIA_LIST:
+		mode = post.ReplyViaList
+	}
+	return post.List{
+		Address: l.localPart + "@" + l.domain, Name: l.displayName, Prefix: l.prefix, ReplyTo: mode,
+		Announce:   listsv1.PostingPolicy(l.posting) == listsv1.PostingPolicy_POSTING_POLICY_MODERATORS,
+		FooterText: l.footerText, FooterHTML: l.footerHTML,
+	}
+}
+
+func mailHeader(h textproto.Header) gomail.Header {
+	return gomail.Header{Header: gomessage.Header{Header: h}}
+}
+
+// addressKey is how the posting policy compares addresses, as
+// post.Recipients and the members table do: the local part as written,
+// the domain without case (RFC 5321 §2.4).
+func addressKey(a string) string {
+	at := strings.LastIndexByte(a, '@')
+	if at < 0 {
+		return a
+	}
+	return a[:at] + strings.ToLower(a[at:])
+}
+
+// holdReason says why l's posting policy holds a post by author, or ""
+// when it lets it through. The author is the From address, which members
+// see and which Mailman checks too; the envelope sender is the
+// author's provider's business (a forwarder rewrites it).
+//
+// Moderators named as organization users ("users/{id}") cannot be
+// matched yet: lists cannot resolve a user's address (accounts has no
+// call for it), so only moderators given by email count here.
+func (s *Server) holdReason(ctx context.Context, q pgx.Tx, l *list, author string) (string, error) {
+	key := addressKey(author)
+	for _, m := range l.moderators {
+		if m.Email != "" && addressKey(m.Email) == key {
+			return "", nil
+		}
+	}
+	policy := listsv1.PostingPolicy(l.posting)
+	if policy == listsv1.PostingPolicy_POSTING_POLICY_MODERATORS {
+		return "the list is for announcements: only moderators post", nil
+	}
+	var member bool
+	if err := q.QueryRow(ctx, isMember, l.id, key).Scan(&member); err != nil {
+		return "", fmt.Errorf("is member: %w", err)
+	}
+	if member {
+		return "", nil
+	}
+	return "the sender is not a member of the list", nil
+}
+
+// storePost queues p (raw as received) for distribution to l's members,
+// or holds it for a moderator when the posting policy says so; the job is
+// inserted in the post's transaction, so neither exists without the
+// other.
+func (s *Server) storePost(ctx context.Context, l *list, p *post.Post, raw []byte) (id uuid.UUID, held bool, err error) {
+	id = uuid.Must(uuid.NewV7())
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		reason, err := s.holdReason(ctx, tx, l, p.Author)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			held = true
+			if _, err := tx.Exec(ctx, insertHeld, id, l.id, p.Author, p.Subject, raw, reason); err != nil {
+				return fmt.Errorf("hold post: %w", err)
+			}
+			return nil
+		}
+		if _, err := tx.Exec(ctx, insertPost, id, l.id, p.Author, p.Subject, p.MessageID, raw); err != nil {
+			return fmt.Errorf("insert post: %w", err)
+		}
+		if s.jobs == nil {
+			return fmt.Errorf("queue post: no jobs client")
+		}
+		if _, err := s.jobs.InsertTx(ctx, tx, distributeArgs{Post: id}, nil); err != nil {
+			return fmt.Errorf("queue post: %w", err)
+		}
+		return nil
+	})
+	return id, held, err
+}
