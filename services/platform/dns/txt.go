@@ -8,25 +8,51 @@ import (
 )
 
 // TXTValue returns a TXT record's value as published: its strings joined
-// (RFC 7208 3.3, RFC 6376 3.6.2.2), with the escapes of miekg/dns's
-// presentation form (\" \\ \DDD), in which mdns.TXT.Txt holds them, undone.
-func TXTValue(t *mdns.TXT) string {
+// (RFC 7208 3.3, RFC 6376 3.6.2.2), each unescaped (TXTParts).
+func TXTValue(t *mdns.TXT) string { return strings.Join(TXTParts(t), "") }
+
+// TXTValues returns the values of the TXT records among rrs.
+func TXTValues(rrs []mdns.RR) []string {
+	var out []string
+	for _, rr := range rrs {
+		if t, ok := rr.(*mdns.TXT); ok {
+			out = append(out, TXTValue(t))
+		}
+	}
+	return out
+}
+
+// TXTParts returns a TXT record's strings as published: miekg/dns holds
+// them in presentation form, with `"` and `\` escaped and bytes outside
+// printable ASCII as \DDD.
+func TXTParts(t *mdns.TXT) []string {
+	out := make([]string, len(t.Txt))
+	for i, s := range t.Txt {
+		out[i] = unescape(s)
+	}
+	return out
+}
+
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
 	var b strings.Builder
-	for _, s := range t.Txt {
-		for i := 0; i < len(s); i++ {
-			c := s[i]
-			if c != '\\' || i+1 == len(s) {
-				b.WriteByte(c)
-				continue
-			}
-			if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
-				b.WriteByte(byte((int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0')) & 0xff))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 == len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+			if n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0'); n < 256 {
+				b.WriteByte(byte(n))
 				i += 3
 				continue
 			}
-			b.WriteByte(s[i+1])
-			i++
 		}
+		i++
+		b.WriteByte(s[i])
 	}
 	return b.String()
 }

@@ -156,11 +156,5 @@ func lookupTXT(ctx context.Context, r Resolver, name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, rr := range rrs {
-		if t, ok := rr.(*mdns.TXT); ok {
-			out = append(out, dns.TXTValue(t))
-		}
-	}
-	return out, nil
+	return dns.TXTValues(rrs), nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailplane/mailplane/services/platform/dns"
 	mdns "github.com/miekg/dns"
 )
 
@@ -525,7 +526,7 @@ func (c *checker) explain(ctx context.Context, o outcome) string {
 	var txts []string
 	for _, rr := range rrs {
 		if txt, ok := rr.(*mdns.TXT); ok {
-			txts = append(txts, strings.Join(txtStrings(txt), ""))
+			txts = append(txts, dns.TXTValue(txt))
 		}
 	}
 	if err != nil || len(txts) != 1 {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/mailplane/mailplane/services/platform/dns"
 	mdns "github.com/miekg/dns"
 )
 
@@ -34,42 +35,6 @@ const (
 	maxNames = 10
 )
 
-// txtStrings returns the strings of a TXT record as published: miekg/dns
-// hands them in presentation form, with `"` and `\` escaped and other bytes
-// outside printable ASCII as \DDD.
-func txtStrings(t *mdns.TXT) []string {
-	out := make([]string, len(t.Txt))
-	for i, s := range t.Txt {
-		out[i] = unescapeTXT(s)
-	}
-	return out
-}
-
-func unescapeTXT(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' || i+1 == len(s) {
-			b.WriteByte(c)
-			continue
-		}
-		if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
-			n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0')
-			if n < 256 {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		i++
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
@@ -82,7 +47,7 @@ func spfRecords(rrs []mdns.RR) (records []string, parts [][]string) {
 		if !ok {
 			continue
 		}
-		ss := txtStrings(t)
+		ss := dns.TXTParts(t)
 		rec := strings.Join(ss, "")
 		if isSPF(rec) {
 			records = append(records, rec)
