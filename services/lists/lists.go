@@ -83,14 +83,16 @@ func New(c *Config) service.Service {
 			var errs []error
 			p.CheckAddr(&errs, accounts)
 			p.CheckAddr(&errs, mailboxes)
-			if p.Production && c.Relay.Addr == "" {
-				errs = append(errs, fmt.Errorf("smtp-relay: required in production (%s): posts would not reach the members", config.EnvName("smtp-relay")))
-			}
 			return errs
 		},
 		Start: func(_ context.Context, env service.Env) (service.Parts, error) {
 			cfg := *c
 			cfg.AccountsAddr, cfg.MailboxesAddr = env.ServiceAddr(accounts), env.ServiceAddr(mailboxes)
+			if cfg.Relay.Addr == "" {
+				// Not an error: the Deployment does not set it yet, and a
+				// process without lists' mail path must still serve the API.
+				env.Log.Warn("smtp-relay is not set: the lists' posts are logged, not sent", "setting", config.EnvName("smtp-relay"))
+			}
 			svc, err := Register(env.GRPC, env.Pool, cfg, env.Log)
 			if err != nil {
 				return service.Parts{}, err
