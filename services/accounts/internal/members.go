@@ -274,23 +274,10 @@ WHERE m.organization_id = $1
 // the limit, $6 and $7 the sort key and user id of the previous page's last
 // member (NULL on the first page). Pages are keyset, never OFFSET.
 func memberPage(o aip.Order) string {
-	switch o {
-	case aip.Order{Field: "create_time", Desc: true}:
-		return membershipColumns + membersWhere + `
-  AND ($6::timestamptz IS NULL OR (m.create_time, m.user_id) < ($6, $7::uuid))
-ORDER BY m.create_time DESC, m.user_id DESC LIMIT $5`
-	case aip.Order{Field: "email"}:
-		return membershipColumns + membersWhere + `
-  AND ($6::text IS NULL OR (u.email, m.user_id) > ($6, $7::uuid))
-ORDER BY u.email, m.user_id LIMIT $5`
-	case aip.Order{Field: "email", Desc: true}:
-		return membershipColumns + membersWhere + `
-  AND ($6::text IS NULL OR (u.email, m.user_id) < ($6, $7::uuid))
-ORDER BY u.email DESC, m.user_id DESC LIMIT $5`
+	if o.Field == "email" {
+		return membershipColumns + membersWhere + aip.Seek("u.email", "text", "m.user_id", o.Desc, 6, 5)
 	}
-	return membershipColumns + membersWhere + `
-  AND ($6::timestamptz IS NULL OR (m.create_time, m.user_id) > ($6, $7::uuid))
-ORDER BY m.create_time, m.user_id LIMIT $5`
+	return membershipColumns + membersWhere + aip.Seek("m.create_time", "timestamptz", "m.user_id", o.Desc, 6, 5)
 }
 
 // ListMembers lists an organization's members, oldest first unless asked

@@ -547,23 +547,10 @@ WHERE a.mail_service_id = $1
 // address (NULL on the first page). Pages are keyset, never OFFSET, so
 // they stay fast and skip nothing while addresses come and go.
 func addressPage(o aip.Order) string {
-	switch o {
-	case aip.Order{Field: "local_part", Desc: true}:
-		return addressColumns + addressesWhere + `
-  AND ($7::text IS NULL OR (a.local_key, a.id) < ($7, $8::uuid))
-ORDER BY a.local_key DESC, a.id DESC LIMIT $6`
-	case aip.Order{Field: "create_time"}:
-		return addressColumns + addressesWhere + `
-  AND ($7::timestamptz IS NULL OR (a.create_time, a.id) > ($7, $8::uuid))
-ORDER BY a.create_time, a.id LIMIT $6`
-	case aip.Order{Field: "create_time", Desc: true}:
-		return addressColumns + addressesWhere + `
-  AND ($7::timestamptz IS NULL OR (a.create_time, a.id) < ($7, $8::uuid))
-ORDER BY a.create_time DESC, a.id DESC LIMIT $6`
+	if o.Field == "create_time" {
+		return addressColumns + addressesWhere + aip.Seek("a.create_time", "timestamptz", "a.id", o.Desc, 7, 6)
 	}
-	return addressColumns + addressesWhere + `
-  AND ($7::text IS NULL OR (a.local_key, a.id) > ($7, $8::uuid))
-ORDER BY a.local_key, a.id LIMIT $6`
+	return addressColumns + addressesWhere + aip.Seek("a.local_key", "text", "a.id", o.Desc, 7, 6)
 }
 
 // ListAddresses lists a mail service's addresses.

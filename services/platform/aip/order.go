@@ -51,3 +51,22 @@ func ParseOrderBy(orderBy string, def Order, fields ...string) (Order, error) {
 	}
 	return o, nil
 }
+
+// Seek is the tail of a keyset page query (never OFFSET): the condition
+// that starts after the previous page's last row, AND-ed to a WHERE, and
+// the ORDER BY and LIMIT. key is the sort column, of SQL type typ; id the
+// tie-breaking uuid column; $after and $after+1 are the last row's key and
+// id (NULL on the first page), $limit the page size. With key "u.email",
+// typ "text", id "m.user_id", after 6, limit 5, descending:
+//
+//	AND ($6::text IS NULL OR (u.email, m.user_id) < ($6, $7::uuid))
+//	ORDER BY u.email DESC, m.user_id DESC LIMIT $5
+func Seek(key, typ, id string, desc bool, after, limit int) string {
+	cmp, dir := ">", ""
+	if desc {
+		cmp, dir = "<", " DESC"
+	}
+	return fmt.Sprintf(`
+  AND ($%[1]d::%[2]s IS NULL OR (%[3]s, %[4]s) %[5]s ($%[1]d, $%[6]d::uuid))
+ORDER BY %[3]s%[7]s, %[4]s%[7]s LIMIT $%[8]d`, after, typ, key, id, cmp, after+1, dir, limit)
+}
