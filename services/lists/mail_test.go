@@ -467,3 +467,22 @@ func (ss *sinkSession) Data(r io.Reader) error {
 
 func (ss *sinkSession) Reset()        { ss.to = "" }
 func (ss *sinkSession) Logout() error { return nil }
+
+// TestPostTwoLists: one LMTP transaction to two lists gets one answer per
+// list (RFC 2033 §4.2): the post is too large for one, taken by the other.
+func TestPostTwoLists(t *testing.T) {
+	relay := smtptest.Start(t)
+	e := startMail(t, lists.Relay{Addr: relay.Addr, Username: relay.Username, Password: relay.Password, TLS: relay.ClientTLS})
+	if _, err := e.lists.CreateList(e.admin, &listsv1.CreateListRequest{Parent: e.ms, List: &listsv1.List{LocalPart: "all"}}); err != nil {
+		t.Fatal(err)
+	}
+	big := "From: ann@example.org\nSubject: big\nMessage-ID: <big@example.org>\n\n" + strings.Repeat("0123456789abcdef\n", 300)
+	got := e.deliver("ann@example.org", []string{"team@example.test", "all@example.test"}, big)
+	if got["team@example.test"].code != 552 || got["all@example.test"].code != 250 {
+		t.Errorf("answers %v, want 552 for team (4 KiB at most), 250 for all", got)
+	}
+	// ann is not a member of all: held there.
+	if n := e.count("held_posts"); n != 1 {
+		t.Errorf("%d posts held, want 1", n)
+	}
+}
