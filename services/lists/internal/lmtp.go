@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mailplane/mailplane/services/lists/internal/commands"
 	"github.com/mailplane/mailplane/services/lists/internal/post"
+	"golang.org/x/net/netutil"
 )
 
 // LMTP limits. A transaction carries at most maxLMTPRecipients list
@@ -26,6 +27,10 @@ import (
 const (
 	maxLMTPRecipients = 50
 	lmtpTimeout       = 5 * time.Minute
+	// maxLMTPConns caps the connections served at once; more wait to be
+	// accepted. Postfix runs at most default_process_limit (100) lmtp
+	// clients per host.
+	maxLMTPConns = 256
 )
 
 // The LMTP replies (RFC 3463 enhanced codes).
@@ -50,7 +55,7 @@ func (s *Server) ServeLMTP(ctx context.Context, ln net.Listener) error {
 	srv.ReadTimeout, srv.WriteTimeout = lmtpTimeout, lmtpTimeout
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()
-	err := srv.Serve(ln)
+	err := srv.Serve(netutil.LimitListener(ln, maxLMTPConns))
 	if ctx.Err() != nil || errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
