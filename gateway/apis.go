@@ -63,6 +63,7 @@ var apis = []api{
 		handlers: []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 			listsv1.RegisterListServiceHandler,
 			listsv1.RegisterMemberServiceHandler,
+			listsv1.RegisterModerationServiceHandler,
 		},
 	},
 }

@@ -143,6 +143,80 @@ func (x *MemberChanged) GetActor() string {
 	return ""
 }
 
+// HeldPostChanged: mailplane.lists.held_post.accepted, .rejected,
+// .discarded.
+type HeldPostChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The list's name.
+	List string `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	// The held post, as it was before the moderator's decision.
+	HeldPost *HeldPost `protobuf:"bytes,2,opt,name=held_post,json=heldPost,proto3" json:"held_post,omitempty"`
+	// Who decided, by resource name.
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The reason sent to the author, for .rejected.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeldPostChanged) Reset() {
+	*x = HeldPostChanged{}
+	mi := &file_mailplane_lists_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldPostChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldPostChanged) ProtoMessage() {}
+
+func (x *HeldPostChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldPostChanged.ProtoReflect.Descriptor instead.
+func (*HeldPostChanged) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *HeldPostChanged) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *HeldPostChanged) GetHeldPost() *HeldPost {
+	if x != nil {
+		return x.HeldPost
+	}
+	return nil
+}
+
+func (x *HeldPostChanged) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *HeldPostChanged) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_mailplane_lists_v1_events_proto protoreflect.FileDescriptor
 
 const file_mailplane_lists_v1_events_proto_rawDesc = "" +
@@ -154,7 +228,12 @@ const file_mailplane_lists_v1_events_proto_rawDesc = "" +
 	"\rMemberChanged\x12\x12\n" +
 	"\x04list\x18\x01 \x01(\tR\x04list\x122\n" +
 	"\x06member\x18\x02 \x01(\v2\x1a.mailplane.lists.v1.MemberR\x06member\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actorBAZ?github.com/mailplane/mailplane/proto/mailplane/lists/v1;listsv1b\x06proto3"
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"\x8e\x01\n" +
+	"\x0fHeldPostChanged\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\tR\x04list\x129\n" +
+	"\theld_post\x18\x02 \x01(\v2\x1c.mailplane.lists.v1.HeldPostR\bheldPost\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reasonBAZ?github.com/mailplane/mailplane/proto/mailplane/lists/v1;listsv1b\x06proto3"
 
 var (
 	file_mailplane_lists_v1_events_proto_rawDescOnce sync.Once
@@ -168,21 +247,24 @@ func file_mailplane_lists_v1_events_proto_rawDescGZIP() []byte {
 	return file_mailplane_lists_v1_events_proto_rawDescData
 }
 
-var file_mailplane_lists_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_mailplane_lists_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_mailplane_lists_v1_events_proto_goTypes = []any{
-	(*ListChanged)(nil),   // 0: mailplane.lists.v1.ListChanged
-	(*MemberChanged)(nil), // 1: mailplane.lists.v1.MemberChanged
-	(*List)(nil),          // 2: mailplane.lists.v1.List
-	(*Member)(nil),        // 3: mailplane.lists.v1.Member
+	(*ListChanged)(nil),     // 0: mailplane.lists.v1.ListChanged
+	(*MemberChanged)(nil),   // 1: mailplane.lists.v1.MemberChanged
+	(*HeldPostChanged)(nil), // 2: mailplane.lists.v1.HeldPostChanged
+	(*List)(nil),            // 3: mailplane.lists.v1.List
+	(*Member)(nil),          // 4: mailplane.lists.v1.Member
+	(*HeldPost)(nil),        // 5: mailplane.lists.v1.HeldPost
 }
 var file_mailplane_lists_v1_events_proto_depIdxs = []int32{
-	2, // 0: mailplane.lists.v1.ListChanged.list:type_name -> mailplane.lists.v1.List
-	3, // 1: mailplane.lists.v1.MemberChanged.member:type_name -> mailplane.lists.v1.Member
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3, // 0: mailplane.lists.v1.ListChanged.list:type_name -> mailplane.lists.v1.List
+	4, // 1: mailplane.lists.v1.MemberChanged.member:type_name -> mailplane.lists.v1.Member
+	5, // 2: mailplane.lists.v1.HeldPostChanged.held_post:type_name -> mailplane.lists.v1.HeldPost
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_lists_v1_events_proto_init() }
@@ -197,7 +279,7 @@ func file_mailplane_lists_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_lists_v1_events_proto_rawDesc), len(file_mailplane_lists_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1448,6 +1448,494 @@ func (*DeleteMemberResponse) Descriptor() ([]byte, []int) {
 	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{18}
 }
 
+// HeldPost is a post the list's posting policy held for a moderator.
+type HeldPost struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name: "organizations/{organization}/mailServices/
+	// {mail_service}/lists/{list}/heldPosts/{held_post}", {held_post} a UUID.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The author: the post's From address.
+	Sender string `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	// The post's subject, decoded.
+	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	// Why it was held, in words a moderator reads.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The post's size as received, in bytes.
+	SizeBytes int64 `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// When it was received.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it is deleted unless a moderator acts before: create_time plus
+	// the service's held-post-ttl setting.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeldPost) Reset() {
+	*x = HeldPost{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldPost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldPost) ProtoMessage() {}
+
+func (x *HeldPost) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldPost.ProtoReflect.Descriptor instead.
+func (*HeldPost) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *HeldPost) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HeldPost) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *HeldPost) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *HeldPost) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *HeldPost) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *HeldPost) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *HeldPost) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// ListHeldPostsRequest asks for a page of a list's held posts.
+type ListHeldPostsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// At most this many (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of a previous call with the same parent.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHeldPostsRequest) Reset() {
+	*x = ListHeldPostsRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHeldPostsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHeldPostsRequest) ProtoMessage() {}
+
+func (x *ListHeldPostsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHeldPostsRequest.ProtoReflect.Descriptor instead.
+func (*ListHeldPostsRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListHeldPostsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListHeldPostsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListHeldPostsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListHeldPostsResponse is a page of held posts.
+type ListHeldPostsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The held posts, newest first.
+	HeldPosts []*HeldPost `protobuf:"bytes,1,rep,name=held_posts,json=heldPosts,proto3" json:"held_posts,omitempty"`
+	// Token for the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// How many posts the list holds, over every page.
+	TotalSize     int32 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHeldPostsResponse) Reset() {
+	*x = ListHeldPostsResponse{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHeldPostsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHeldPostsResponse) ProtoMessage() {}
+
+func (x *ListHeldPostsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHeldPostsResponse.ProtoReflect.Descriptor instead.
+func (*ListHeldPostsResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListHeldPostsResponse) GetHeldPosts() []*HeldPost {
+	if x != nil {
+		return x.HeldPosts
+	}
+	return nil
+}
+
+func (x *ListHeldPostsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListHeldPostsResponse) GetTotalSize() int32 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
+// AcceptHeldPostRequest names the held post to accept.
+type AcceptHeldPostRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}/heldPosts/{held_post}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptHeldPostRequest) Reset() {
+	*x = AcceptHeldPostRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptHeldPostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptHeldPostRequest) ProtoMessage() {}
+
+func (x *AcceptHeldPostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptHeldPostRequest.ProtoReflect.Descriptor instead.
+func (*AcceptHeldPostRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AcceptHeldPostRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// AcceptHeldPostResponse is empty: the post is no longer held.
+type AcceptHeldPostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptHeldPostResponse) Reset() {
+	*x = AcceptHeldPostResponse{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptHeldPostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptHeldPostResponse) ProtoMessage() {}
+
+func (x *AcceptHeldPostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptHeldPostResponse.ProtoReflect.Descriptor instead.
+func (*AcceptHeldPostResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{23}
+}
+
+// RejectHeldPostRequest names the held post to reject and says why.
+type RejectHeldPostRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}/heldPosts/{held_post}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Why, sent to the author; at most 1000 characters.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectHeldPostRequest) Reset() {
+	*x = RejectHeldPostRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectHeldPostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectHeldPostRequest) ProtoMessage() {}
+
+func (x *RejectHeldPostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectHeldPostRequest.ProtoReflect.Descriptor instead.
+func (*RejectHeldPostRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RejectHeldPostRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RejectHeldPostRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RejectHeldPostResponse is empty: the post is deleted.
+type RejectHeldPostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectHeldPostResponse) Reset() {
+	*x = RejectHeldPostResponse{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectHeldPostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectHeldPostResponse) ProtoMessage() {}
+
+func (x *RejectHeldPostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectHeldPostResponse.ProtoReflect.Descriptor instead.
+func (*RejectHeldPostResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{25}
+}
+
+// DiscardHeldPostRequest names the held post to discard.
+type DiscardHeldPostRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}/heldPosts/{held_post}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardHeldPostRequest) Reset() {
+	*x = DiscardHeldPostRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardHeldPostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardHeldPostRequest) ProtoMessage() {}
+
+func (x *DiscardHeldPostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardHeldPostRequest.ProtoReflect.Descriptor instead.
+func (*DiscardHeldPostRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DiscardHeldPostRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// DiscardHeldPostResponse is empty: the post is deleted.
+type DiscardHeldPostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardHeldPostResponse) Reset() {
+	*x = DiscardHeldPostResponse{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardHeldPostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardHeldPostResponse) ProtoMessage() {}
+
+func (x *DiscardHeldPostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardHeldPostResponse.ProtoReflect.Descriptor instead.
+func (*DiscardHeldPostResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{27}
+}
+
 var File_mailplane_lists_v1_lists_proto protoreflect.FileDescriptor
 
 const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
@@ -1536,7 +2024,39 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"total_size\x18\x03 \x01(\x05R\ttotalSize\"1\n" +
 	"\x13DeleteMemberRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x16\n" +
-	"\x14DeleteMemberResponse*y\n" +
+	"\x14DeleteMemberResponse\"\x81\x02\n" +
+	"\bHeldPost\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"r\n" +
+	"\x14ListHeldPostsRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x9b\x01\n" +
+	"\x15ListHeldPostsResponse\x12;\n" +
+	"\n" +
+	"held_posts\x18\x01 \x03(\v2\x1c.mailplane.lists.v1.HeldPostR\theldPosts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\"3\n" +
+	"\x15AcceptHeldPostRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x18\n" +
+	"\x16AcceptHeldPostResponse\"V\n" +
+	"\x15RejectHeldPostRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\x12!\n" +
+	"\x06reason\x18\x02 \x01(\tB\t\xca\xf3\x18\x05\b\x01\x18\xe8\aR\x06reason\"\x18\n" +
+	"\x16RejectHeldPostResponse\"4\n" +
+	"\x16DiscardHeldPostRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x19\n" +
+	"\x17DiscardHeldPostResponse*y\n" +
 	"\bLanguage\x12\x18\n" +
 	"\x14LANGUAGE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vLANGUAGE_EN\x10\x01\x12\x0f\n" +
@@ -1572,7 +2092,12 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\rMemberService\x12a\n" +
 	"\fCreateMember\x12'.mailplane.lists.v1.CreateMemberRequest\x1a(.mailplane.lists.v1.CreateMemberResponse\x12^\n" +
 	"\vListMembers\x12&.mailplane.lists.v1.ListMembersRequest\x1a'.mailplane.lists.v1.ListMembersResponse\x12a\n" +
-	"\fDeleteMember\x12'.mailplane.lists.v1.DeleteMemberRequest\x1a(.mailplane.lists.v1.DeleteMemberResponseBAZ?github.com/mailplane/mailplane/proto/mailplane/lists/v1;listsv1b\x06proto3"
+	"\fDeleteMember\x12'.mailplane.lists.v1.DeleteMemberRequest\x1a(.mailplane.lists.v1.DeleteMemberResponse2\xb7\x03\n" +
+	"\x11ModerationService\x12d\n" +
+	"\rListHeldPosts\x12(.mailplane.lists.v1.ListHeldPostsRequest\x1a).mailplane.lists.v1.ListHeldPostsResponse\x12g\n" +
+	"\x0eAcceptHeldPost\x12).mailplane.lists.v1.AcceptHeldPostRequest\x1a*.mailplane.lists.v1.AcceptHeldPostResponse\x12g\n" +
+	"\x0eRejectHeldPost\x12).mailplane.lists.v1.RejectHeldPostRequest\x1a*.mailplane.lists.v1.RejectHeldPostResponse\x12j\n" +
+	"\x0fDiscardHeldPost\x12*.mailplane.lists.v1.DiscardHeldPostRequest\x1a+.mailplane.lists.v1.DiscardHeldPostResponseBAZ?github.com/mailplane/mailplane/proto/mailplane/lists/v1;listsv1b\x06proto3"
 
 var (
 	file_mailplane_lists_v1_lists_proto_rawDescOnce sync.Once
@@ -1587,33 +2112,42 @@ func file_mailplane_lists_v1_lists_proto_rawDescGZIP() []byte {
 }
 
 var file_mailplane_lists_v1_lists_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mailplane_lists_v1_lists_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_mailplane_lists_v1_lists_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_mailplane_lists_v1_lists_proto_goTypes = []any{
-	(Language)(0),                 // 0: mailplane.lists.v1.Language
-	(SubscriptionPolicy)(0),       // 1: mailplane.lists.v1.SubscriptionPolicy
-	(PostingPolicy)(0),            // 2: mailplane.lists.v1.PostingPolicy
-	(ReplyTo)(0),                  // 3: mailplane.lists.v1.ReplyTo
-	(*Moderator)(nil),             // 4: mailplane.lists.v1.Moderator
-	(*List)(nil),                  // 5: mailplane.lists.v1.List
-	(*CreateListRequest)(nil),     // 6: mailplane.lists.v1.CreateListRequest
-	(*CreateListResponse)(nil),    // 7: mailplane.lists.v1.CreateListResponse
-	(*GetListRequest)(nil),        // 8: mailplane.lists.v1.GetListRequest
-	(*GetListResponse)(nil),       // 9: mailplane.lists.v1.GetListResponse
-	(*ListListsRequest)(nil),      // 10: mailplane.lists.v1.ListListsRequest
-	(*ListListsResponse)(nil),     // 11: mailplane.lists.v1.ListListsResponse
-	(*UpdateListRequest)(nil),     // 12: mailplane.lists.v1.UpdateListRequest
-	(*UpdateListResponse)(nil),    // 13: mailplane.lists.v1.UpdateListResponse
-	(*DeleteListRequest)(nil),     // 14: mailplane.lists.v1.DeleteListRequest
-	(*DeleteListResponse)(nil),    // 15: mailplane.lists.v1.DeleteListResponse
-	(*Member)(nil),                // 16: mailplane.lists.v1.Member
-	(*CreateMemberRequest)(nil),   // 17: mailplane.lists.v1.CreateMemberRequest
-	(*CreateMemberResponse)(nil),  // 18: mailplane.lists.v1.CreateMemberResponse
-	(*ListMembersRequest)(nil),    // 19: mailplane.lists.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),   // 20: mailplane.lists.v1.ListMembersResponse
-	(*DeleteMemberRequest)(nil),   // 21: mailplane.lists.v1.DeleteMemberRequest
-	(*DeleteMemberResponse)(nil),  // 22: mailplane.lists.v1.DeleteMemberResponse
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 24: google.protobuf.FieldMask
+	(Language)(0),                   // 0: mailplane.lists.v1.Language
+	(SubscriptionPolicy)(0),         // 1: mailplane.lists.v1.SubscriptionPolicy
+	(PostingPolicy)(0),              // 2: mailplane.lists.v1.PostingPolicy
+	(ReplyTo)(0),                    // 3: mailplane.lists.v1.ReplyTo
+	(*Moderator)(nil),               // 4: mailplane.lists.v1.Moderator
+	(*List)(nil),                    // 5: mailplane.lists.v1.List
+	(*CreateListRequest)(nil),       // 6: mailplane.lists.v1.CreateListRequest
+	(*CreateListResponse)(nil),      // 7: mailplane.lists.v1.CreateListResponse
+	(*GetListRequest)(nil),          // 8: mailplane.lists.v1.GetListRequest
+	(*GetListResponse)(nil),         // 9: mailplane.lists.v1.GetListResponse
+	(*ListListsRequest)(nil),        // 10: mailplane.lists.v1.ListListsRequest
+	(*ListListsResponse)(nil),       // 11: mailplane.lists.v1.ListListsResponse
+	(*UpdateListRequest)(nil),       // 12: mailplane.lists.v1.UpdateListRequest
+	(*UpdateListResponse)(nil),      // 13: mailplane.lists.v1.UpdateListResponse
+	(*DeleteListRequest)(nil),       // 14: mailplane.lists.v1.DeleteListRequest
+	(*DeleteListResponse)(nil),      // 15: mailplane.lists.v1.DeleteListResponse
+	(*Member)(nil),                  // 16: mailplane.lists.v1.Member
+	(*CreateMemberRequest)(nil),     // 17: mailplane.lists.v1.CreateMemberRequest
+	(*CreateMemberResponse)(nil),    // 18: mailplane.lists.v1.CreateMemberResponse
+	(*ListMembersRequest)(nil),      // 19: mailplane.lists.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),     // 20: mailplane.lists.v1.ListMembersResponse
+	(*DeleteMemberRequest)(nil),     // 21: mailplane.lists.v1.DeleteMemberRequest
+	(*DeleteMemberResponse)(nil),    // 22: mailplane.lists.v1.DeleteMemberResponse
+	(*HeldPost)(nil),                // 23: mailplane.lists.v1.HeldPost
+	(*ListHeldPostsRequest)(nil),    // 24: mailplane.lists.v1.ListHeldPostsRequest
+	(*ListHeldPostsResponse)(nil),   // 25: mailplane.lists.v1.ListHeldPostsResponse
+	(*AcceptHeldPostRequest)(nil),   // 26: mailplane.lists.v1.AcceptHeldPostRequest
+	(*AcceptHeldPostResponse)(nil),  // 27: mailplane.lists.v1.AcceptHeldPostResponse
+	(*RejectHeldPostRequest)(nil),   // 28: mailplane.lists.v1.RejectHeldPostRequest
+	(*RejectHeldPostResponse)(nil),  // 29: mailplane.lists.v1.RejectHeldPostResponse
+	(*DiscardHeldPostRequest)(nil),  // 30: mailplane.lists.v1.DiscardHeldPostRequest
+	(*DiscardHeldPostResponse)(nil), // 31: mailplane.lists.v1.DiscardHeldPostResponse
+	(*timestamppb.Timestamp)(nil),   // 32: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 33: google.protobuf.FieldMask
 }
 var file_mailplane_lists_v1_lists_proto_depIdxs = []int32{
 	4,  // 0: mailplane.lists.v1.List.moderators:type_name -> mailplane.lists.v1.Moderator
@@ -1621,40 +2155,51 @@ var file_mailplane_lists_v1_lists_proto_depIdxs = []int32{
 	1,  // 2: mailplane.lists.v1.List.subscription_policy:type_name -> mailplane.lists.v1.SubscriptionPolicy
 	2,  // 3: mailplane.lists.v1.List.posting_policy:type_name -> mailplane.lists.v1.PostingPolicy
 	3,  // 4: mailplane.lists.v1.List.reply_to:type_name -> mailplane.lists.v1.ReplyTo
-	23, // 5: mailplane.lists.v1.List.create_time:type_name -> google.protobuf.Timestamp
-	23, // 6: mailplane.lists.v1.List.update_time:type_name -> google.protobuf.Timestamp
+	32, // 5: mailplane.lists.v1.List.create_time:type_name -> google.protobuf.Timestamp
+	32, // 6: mailplane.lists.v1.List.update_time:type_name -> google.protobuf.Timestamp
 	5,  // 7: mailplane.lists.v1.CreateListRequest.list:type_name -> mailplane.lists.v1.List
 	5,  // 8: mailplane.lists.v1.CreateListResponse.list:type_name -> mailplane.lists.v1.List
 	5,  // 9: mailplane.lists.v1.GetListResponse.list:type_name -> mailplane.lists.v1.List
 	5,  // 10: mailplane.lists.v1.ListListsResponse.lists:type_name -> mailplane.lists.v1.List
 	5,  // 11: mailplane.lists.v1.UpdateListRequest.list:type_name -> mailplane.lists.v1.List
-	24, // 12: mailplane.lists.v1.UpdateListRequest.update_mask:type_name -> google.protobuf.FieldMask
+	33, // 12: mailplane.lists.v1.UpdateListRequest.update_mask:type_name -> google.protobuf.FieldMask
 	5,  // 13: mailplane.lists.v1.UpdateListResponse.list:type_name -> mailplane.lists.v1.List
-	23, // 14: mailplane.lists.v1.Member.create_time:type_name -> google.protobuf.Timestamp
+	32, // 14: mailplane.lists.v1.Member.create_time:type_name -> google.protobuf.Timestamp
 	16, // 15: mailplane.lists.v1.CreateMemberRequest.member:type_name -> mailplane.lists.v1.Member
 	16, // 16: mailplane.lists.v1.CreateMemberResponse.member:type_name -> mailplane.lists.v1.Member
 	16, // 17: mailplane.lists.v1.ListMembersResponse.members:type_name -> mailplane.lists.v1.Member
-	6,  // 18: mailplane.lists.v1.ListService.CreateList:input_type -> mailplane.lists.v1.CreateListRequest
-	8,  // 19: mailplane.lists.v1.ListService.GetList:input_type -> mailplane.lists.v1.GetListRequest
-	10, // 20: mailplane.lists.v1.ListService.ListLists:input_type -> mailplane.lists.v1.ListListsRequest
-	12, // 21: mailplane.lists.v1.ListService.UpdateList:input_type -> mailplane.lists.v1.UpdateListRequest
-	14, // 22: mailplane.lists.v1.ListService.DeleteList:input_type -> mailplane.lists.v1.DeleteListRequest
-	17, // 23: mailplane.lists.v1.MemberService.CreateMember:input_type -> mailplane.lists.v1.CreateMemberRequest
-	19, // 24: mailplane.lists.v1.MemberService.ListMembers:input_type -> mailplane.lists.v1.ListMembersRequest
-	21, // 25: mailplane.lists.v1.MemberService.DeleteMember:input_type -> mailplane.lists.v1.DeleteMemberRequest
-	7,  // 26: mailplane.lists.v1.ListService.CreateList:output_type -> mailplane.lists.v1.CreateListResponse
-	9,  // 27: mailplane.lists.v1.ListService.GetList:output_type -> mailplane.lists.v1.GetListResponse
-	11, // 28: mailplane.lists.v1.ListService.ListLists:output_type -> mailplane.lists.v1.ListListsResponse
-	13, // 29: mailplane.lists.v1.ListService.UpdateList:output_type -> mailplane.lists.v1.UpdateListResponse
-	15, // 30: mailplane.lists.v1.ListService.DeleteList:output_type -> mailplane.lists.v1.DeleteListResponse
-	18, // 31: mailplane.lists.v1.MemberService.CreateMember:output_type -> mailplane.lists.v1.CreateMemberResponse
-	20, // 32: mailplane.lists.v1.MemberService.ListMembers:output_type -> mailplane.lists.v1.ListMembersResponse
-	22, // 33: mailplane.lists.v1.MemberService.DeleteMember:output_type -> mailplane.lists.v1.DeleteMemberResponse
-	26, // [26:34] is the sub-list for method output_type
-	18, // [18:26] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	32, // 18: mailplane.lists.v1.HeldPost.create_time:type_name -> google.protobuf.Timestamp
+	32, // 19: mailplane.lists.v1.HeldPost.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 20: mailplane.lists.v1.ListHeldPostsResponse.held_posts:type_name -> mailplane.lists.v1.HeldPost
+	6,  // 21: mailplane.lists.v1.ListService.CreateList:input_type -> mailplane.lists.v1.CreateListRequest
+	8,  // 22: mailplane.lists.v1.ListService.GetList:input_type -> mailplane.lists.v1.GetListRequest
+	10, // 23: mailplane.lists.v1.ListService.ListLists:input_type -> mailplane.lists.v1.ListListsRequest
+	12, // 24: mailplane.lists.v1.ListService.UpdateList:input_type -> mailplane.lists.v1.UpdateListRequest
+	14, // 25: mailplane.lists.v1.ListService.DeleteList:input_type -> mailplane.lists.v1.DeleteListRequest
+	17, // 26: mailplane.lists.v1.MemberService.CreateMember:input_type -> mailplane.lists.v1.CreateMemberRequest
+	19, // 27: mailplane.lists.v1.MemberService.ListMembers:input_type -> mailplane.lists.v1.ListMembersRequest
+	21, // 28: mailplane.lists.v1.MemberService.DeleteMember:input_type -> mailplane.lists.v1.DeleteMemberRequest
+	24, // 29: mailplane.lists.v1.ModerationService.ListHeldPosts:input_type -> mailplane.lists.v1.ListHeldPostsRequest
+	26, // 30: mailplane.lists.v1.ModerationService.AcceptHeldPost:input_type -> mailplane.lists.v1.AcceptHeldPostRequest
+	28, // 31: mailplane.lists.v1.ModerationService.RejectHeldPost:input_type -> mailplane.lists.v1.RejectHeldPostRequest
+	30, // 32: mailplane.lists.v1.ModerationService.DiscardHeldPost:input_type -> mailplane.lists.v1.DiscardHeldPostRequest
+	7,  // 33: mailplane.lists.v1.ListService.CreateList:output_type -> mailplane.lists.v1.CreateListResponse
+	9,  // 34: mailplane.lists.v1.ListService.GetList:output_type -> mailplane.lists.v1.GetListResponse
+	11, // 35: mailplane.lists.v1.ListService.ListLists:output_type -> mailplane.lists.v1.ListListsResponse
+	13, // 36: mailplane.lists.v1.ListService.UpdateList:output_type -> mailplane.lists.v1.UpdateListResponse
+	15, // 37: mailplane.lists.v1.ListService.DeleteList:output_type -> mailplane.lists.v1.DeleteListResponse
+	18, // 38: mailplane.lists.v1.MemberService.CreateMember:output_type -> mailplane.lists.v1.CreateMemberResponse
+	20, // 39: mailplane.lists.v1.MemberService.ListMembers:output_type -> mailplane.lists.v1.ListMembersResponse
+	22, // 40: mailplane.lists.v1.MemberService.DeleteMember:output_type -> mailplane.lists.v1.DeleteMemberResponse
+	25, // 41: mailplane.lists.v1.ModerationService.ListHeldPosts:output_type -> mailplane.lists.v1.ListHeldPostsResponse
+	27, // 42: mailplane.lists.v1.ModerationService.AcceptHeldPost:output_type -> mailplane.lists.v1.AcceptHeldPostResponse
+	29, // 43: mailplane.lists.v1.ModerationService.RejectHeldPost:output_type -> mailplane.lists.v1.RejectHeldPostResponse
+	31, // 44: mailplane.lists.v1.ModerationService.DiscardHeldPost:output_type -> mailplane.lists.v1.DiscardHeldPostResponse
+	33, // [33:45] is the sub-list for method output_type
+	21, // [21:33] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_lists_v1_lists_proto_init() }
@@ -1668,9 +2213,9 @@ func file_mailplane_lists_v1_lists_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_lists_v1_lists_proto_rawDesc), len(file_mailplane_lists_v1_lists_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   19,
+			NumMessages:   28,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_mailplane_lists_v1_lists_proto_goTypes,
 		DependencyIndexes: file_mailplane_lists_v1_lists_proto_depIdxs,

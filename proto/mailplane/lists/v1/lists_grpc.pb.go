@@ -492,3 +492,247 @@ var MemberService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "mailplane/lists/v1/lists.proto",
 }
+
+const (
+	ModerationService_ListHeldPosts_FullMethodName   = "/mailplane.lists.v1.ModerationService/ListHeldPosts"
+	ModerationService_AcceptHeldPost_FullMethodName  = "/mailplane.lists.v1.ModerationService/AcceptHeldPost"
+	ModerationService_RejectHeldPost_FullMethodName  = "/mailplane.lists.v1.ModerationService/RejectHeldPost"
+	ModerationService_DiscardHeldPost_FullMethodName = "/mailplane.lists.v1.ModerationService/DiscardHeldPost"
+)
+
+// ModerationServiceClient is the client API for ModerationService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ModerationService is a list's moderation queue: the posts its posting
+// policy held, which a moderator accepts, rejects or discards. A service
+// of its own, as members have theirs: held posts are a resource of their
+// own (with their own REST collection), and every one of its calls is a
+// manager's, while ListService lets members read. Owners and admins
+// only; members are PERMISSION_DENIED, another organization NOT_FOUND.
+type ModerationServiceClient interface {
+	// Lists a list's held posts, newest first. A held post expires (is
+	// deleted unseen) at its expire_time.
+	ListHeldPosts(ctx context.Context, in *ListHeldPostsRequest, opts ...grpc.CallOption) (*ListHeldPostsResponse, error)
+	// Accepts a held post: it is distributed to the members as if its
+	// author had been allowed to post.
+	AcceptHeldPost(ctx context.Context, in *AcceptHeldPostRequest, opts ...grpc.CallOption) (*AcceptHeldPostResponse, error)
+	// Rejects a held post: its author is sent the reason, and the post is
+	// deleted.
+	RejectHeldPost(ctx context.Context, in *RejectHeldPostRequest, opts ...grpc.CallOption) (*RejectHeldPostResponse, error)
+	// Discards a held post: it is deleted and nobody is told (spam).
+	DiscardHeldPost(ctx context.Context, in *DiscardHeldPostRequest, opts ...grpc.CallOption) (*DiscardHeldPostResponse, error)
+}
+
+type moderationServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewModerationServiceClient(cc grpc.ClientConnInterface) ModerationServiceClient {
+	return &moderationServiceClient{cc}
+}
+
+func (c *moderationServiceClient) ListHeldPosts(ctx context.Context, in *ListHeldPostsRequest, opts ...grpc.CallOption) (*ListHeldPostsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListHeldPostsResponse)
+	err := c.cc.Invoke(ctx, ModerationService_ListHeldPosts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *moderationServiceClient) AcceptHeldPost(ctx context.Context, in *AcceptHeldPostRequest, opts ...grpc.CallOption) (*AcceptHeldPostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcceptHeldPostResponse)
+	err := c.cc.Invoke(ctx, ModerationService_AcceptHeldPost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *moderationServiceClient) RejectHeldPost(ctx context.Context, in *RejectHeldPostRequest, opts ...grpc.CallOption) (*RejectHeldPostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RejectHeldPostResponse)
+	err := c.cc.Invoke(ctx, ModerationService_RejectHeldPost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *moderationServiceClient) DiscardHeldPost(ctx context.Context, in *DiscardHeldPostRequest, opts ...grpc.CallOption) (*DiscardHeldPostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiscardHeldPostResponse)
+	err := c.cc.Invoke(ctx, ModerationService_DiscardHeldPost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModerationServiceServer is the server API for ModerationService service.
+// All implementations must embed UnimplementedModerationServiceServer
+// for forward compatibility.
+//
+// ModerationService is a list's moderation queue: the posts its posting
+// policy held, which a moderator accepts, rejects or discards. A service
+// of its own, as members have theirs: held posts are a resource of their
+// own (with their own REST collection), and every one of its calls is a
+// manager's, while ListService lets members read. Owners and admins
+// only; members are PERMISSION_DENIED, another organization NOT_FOUND.
+type ModerationServiceServer interface {
+	// Lists a list's held posts, newest first. A held post expires (is
+	// deleted unseen) at its expire_time.
+	ListHeldPosts(context.Context, *ListHeldPostsRequest) (*ListHeldPostsResponse, error)
+	// Accepts a held post: it is distributed to the members as if its
+	// author had been allowed to post.
+	AcceptHeldPost(context.Context, *AcceptHeldPostRequest) (*AcceptHeldPostResponse, error)
+	// Rejects a held post: its author is sent the reason, and the post is
+	// deleted.
+	RejectHeldPost(context.Context, *RejectHeldPostRequest) (*RejectHeldPostResponse, error)
+	// Discards a held post: it is deleted and nobody is told (spam).
+	DiscardHeldPost(context.Context, *DiscardHeldPostRequest) (*DiscardHeldPostResponse, error)
+	mustEmbedUnimplementedModerationServiceServer()
+}
+
+// UnimplementedModerationServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedModerationServiceServer struct{}
+
+func (UnimplementedModerationServiceServer) ListHeldPosts(context.Context, *ListHeldPostsRequest) (*ListHeldPostsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListHeldPosts not implemented")
+}
+func (UnimplementedModerationServiceServer) AcceptHeldPost(context.Context, *AcceptHeldPostRequest) (*AcceptHeldPostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcceptHeldPost not implemented")
+}
+func (UnimplementedModerationServiceServer) RejectHeldPost(context.Context, *RejectHeldPostRequest) (*RejectHeldPostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectHeldPost not implemented")
+}
+func (UnimplementedModerationServiceServer) DiscardHeldPost(context.Context, *DiscardHeldPostRequest) (*DiscardHeldPostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiscardHeldPost not implemented")
+}
+func (UnimplementedModerationServiceServer) mustEmbedUnimplementedModerationServiceServer() {}
+func (UnimplementedModerationServiceServer) testEmbeddedByValue()                           {}
+
+// UnsafeModerationServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ModerationServiceServer will
+// result in compilation errors.
+type UnsafeModerationServiceServer interface {
+	mustEmbedUnimplementedModerationServiceServer()
+}
+
+func RegisterModerationServiceServer(s grpc.ServiceRegistrar, srv ModerationServiceServer) {
+	// If the following call panics, it indicates UnimplementedModerationServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ModerationService_ServiceDesc, srv)
+}
+
+func _ModerationService_ListHeldPosts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListHeldPostsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModerationServiceServer).ListHeldPosts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModerationService_ListHeldPosts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModerationServiceServer).ListHeldPosts(ctx, req.(*ListHeldPostsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModerationService_AcceptHeldPost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcceptHeldPostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModerationServiceServer).AcceptHeldPost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModerationService_AcceptHeldPost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModerationServiceServer).AcceptHeldPost(ctx, req.(*AcceptHeldPostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModerationService_RejectHeldPost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectHeldPostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModerationServiceServer).RejectHeldPost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModerationService_RejectHeldPost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModerationServiceServer).RejectHeldPost(ctx, req.(*RejectHeldPostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModerationService_DiscardHeldPost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiscardHeldPostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModerationServiceServer).DiscardHeldPost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModerationService_DiscardHeldPost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModerationServiceServer).DiscardHeldPost(ctx, req.(*DiscardHeldPostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ModerationService_ServiceDesc is the grpc.ServiceDesc for ModerationService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ModerationService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "mailplane.lists.v1.ModerationService",
+	HandlerType: (*ModerationServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListHeldPosts",
+			Handler:    _ModerationService_ListHeldPosts_Handler,
+		},
+		{
+			MethodName: "AcceptHeldPost",
+			Handler:    _ModerationService_AcceptHeldPost_Handler,
+		},
+		{
+			MethodName: "RejectHeldPost",
+			Handler:    _ModerationService_RejectHeldPost_Handler,
+		},
+		{
+			MethodName: "DiscardHeldPost",
+			Handler:    _ModerationService_DiscardHeldPost_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "mailplane/lists/v1/lists.proto",
+}
