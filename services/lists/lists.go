@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
@@ -46,7 +47,17 @@ type Config struct {
 	LMTPAddr string
 	// Relay is the SMTP relay posts go out through.
 	Relay Relay
+	// HeldPostTTL is how long a held post waits for a moderator before
+	// it is deleted; zero: DefaultHeldPostTTL.
+	HeldPostTTL time.Duration
 }
+
+// DefaultHeldPostTTL is HeldPostTTL's default: two weeks.
+const DefaultHeldPostTTL = internal.DefaultHeldPostTTL
+
+// maxHeldPostTTL bounds held-post-ttl: a queue kept for longer is one
+// nobody reads.
+const maxHeldPostTTL = 365 * 24 * time.Hour
 
 // Relay is the SMTP relay the lists send through.
 type Relay = internal.Relay
@@ -57,6 +68,7 @@ func (c *Config) Register(l *config.Loader) {
 	l.String(&c.Relay.Addr, "smtp-relay", "", "SMTP relay host:port the lists send posts through, STARTTLS required unless smtp-relay-insecure (lists); empty: copies are logged, not sent")
 	l.String(&c.Relay.Username, "smtp-relay-username", "", "SMTP AUTH user at smtp-relay (lists); empty: no AUTH")
 	l.String(&c.Relay.Password, "smtp-relay-password", "", "SMTP AUTH password at smtp-relay (lists)")
+	l.Duration(&c.HeldPostTTL, "held-post-ttl", DefaultHeldPostTTL, "how long a post held for a moderator waits before it is deleted, at most 8760h (lists)")
 	l.Bool(&c.Relay.Insecure, "smtp-relay-insecure", false, "no STARTTLS with smtp-relay: only for a relay on loopback (lists)")
 }
 
@@ -69,6 +81,7 @@ func (c *Config) Validate() []error {
 			config.Check(&errs, err == nil, a.name, "want host:port, got %q", a.v)
 		}
 	}
+	config.Check(&errs, c.HeldPostTTL > 0 && c.HeldPostTTL <= maxHeldPostTTL, "held-post-ttl", "want a duration above 0 and at most 8760h, got %s", c.HeldPostTTL)
 	return errs
 }
 
@@ -142,9 +155,10 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		return nil, err
 	}
 	s.SetMail(inserter, c.Relay)
+	s.SetHeldPostTTL(c.HeldPostTTL)
 	svc.server = s
 	// Each refusal is audited, by whichever method.
-	for _, desc := range []*grpc.ServiceDesc{&listsv1.ListService_ServiceDesc, &listsv1.MemberService_ServiceDesc} {
+	for _, desc := range []*grpc.ServiceDesc{&listsv1.ListService_ServiceDesc, &listsv1.MemberService_ServiceDesc, &listsv1.ModerationService_ServiceDesc} {
 		srv.RegisterService(s.AuditRefusals(desc), s)
 	}
 	return svc, nil
@@ -175,14 +189,31 @@ func (s *Service) LMTPAddr() string {
 }
 
 // Run serves LMTP and works the service's jobs (the distribution of
-// posts) until ctx is done.
+// posts, the notices to held posts' authors, the expiry of held posts)
+// until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
-	return s.run(ctx, jobs.Config{Schema: Schema, Workers: s.server.Workers(), Log: s.log})
+	return s.run(ctx, s.jobsConfig())
 }
 
 // RunForTest is Run with jobs fetched at once (jobs.ForTest).
 func (s *Service) RunForTest(ctx context.Context) error {
-	return s.run(ctx, jobs.ForTest(jobs.Config{Schema: Schema, Workers: s.server.Workers(), Log: s.log}))
+	return s.run(ctx, jobs.ForTest(s.jobsConfig()))
+}
+
+func (s *Service) jobsConfig() jobs.Config {
+	return jobs.Config{Schema: Schema, Workers: s.server.Workers(), Log: s.log, Periodic: []jobs.Periodic{
+		{Name: "expire held posts", Interval: heldPostSweep, Work: s.server.ExpireHeldPosts},
+	}}
+}
+
+// heldPostSweep is how often expired held posts are deleted: a post
+// outlives its expire_time by at most this.
+const heldPostSweep = time.Hour
+
+// ExpireHeldPosts deletes the posts held longer than HeldPostTTL and
+// says how many: what the periodic "expire held posts" work does, hourly.
+func (s *Service) ExpireHeldPosts(ctx context.Context) (int, error) {
+	return s.server.ExpireHeldPosts(ctx)
 }
 
 func (s *Service) run(ctx context.Context, jc jobs.Config) error {

@@ -19,6 +19,10 @@ func memberName(org, ms, list, member uuid.UUID) string {
 	return listName(org, ms, list) + "/members/" + member.String()
 }
 
+func heldPostName(org, ms, list, held uuid.UUID) string {
+	return listName(org, ms, list) + "/heldPosts/" + held.String()
+}
+
 // parseMailService parses "organizations/{o}/mailServices/{m}".
 func parseMailService(field, name string) (org, ms uuid.UUID, err error) {
 	ids, err := aip.ParseIDs(field, name, "organizations/{organization}/mailServices/{mail_service}")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	gomessage "github.com/emersion/go-message"
 	gomail "github.com/emersion/go-message/mail"
@@ -17,7 +18,7 @@ import (
 
 const (
 	insertPost = `INSERT INTO posts (id, list_id, sender, subject, message_id, raw) VALUES ($1, $2, $3, $4, $5, $6)`
-	insertHeld = `INSERT INTO held_posts (id, list_id, sender, subject, raw, reason) VALUES ($1, $2, $3, $4, $5, $6)`
+	insertHeld = `INSERT INTO held_posts (id, list_id, sender, subject, raw, reason) VALUES ($1, $2, $3, $4, $5, $6) RETURNING create_time`
 	isMember   = `SELECT EXISTS (SELECT 1 FROM members WHERE list_id = $1 AND email_key = $2)`
 )
 
@@ -94,10 +95,13 @@ func (s *Server) storePost(ctx context.Context, l *list, p *post.Post, raw []byt
 		}
 		if reason != "" {
 			held = true
-			if _, err := tx.Exec(ctx, insertHeld, id, l.id, p.Author, p.Subject, raw, reason); err != nil {
+			var created time.Time
+			if err := tx.QueryRow(ctx, insertHeld, id, l.id, p.Author, p.Subject, raw, reason).Scan(&created); err != nil {
 				return fmt.Errorf("hold post: %w", err)
 			}
-			return nil
+			// One notice per held post, never more: it is queued with
+			// the post, and the job sends once.
+			return s.queueNotice(ctx, tx, noticeArgs{List: l.id, To: p.Author, Subject: p.Subject, Reason: reason, Expire: created.Add(s.heldTTL)})
 		}
 		if _, err := tx.Exec(ctx, insertPost, id, l.id, p.Author, p.Subject, p.MessageID, raw); err != nil {
 			return fmt.Errorf("insert post: %w", err)

@@ -27,6 +27,7 @@ const roleTTL = 5 * time.Second
 type Server struct {
 	listsv1.UnimplementedListServiceServer
 	listsv1.UnimplementedMemberServiceServer
+	listsv1.UnimplementedModerationServiceServer
 
 	pool      *pgxpool.Pool
 	roles     *access.Roles
@@ -35,22 +36,33 @@ type Server struct {
 	// jobs queues posts' distribution; relay sends the copies.
 	jobs  *jobs.Client
 	relay Relay
+	// heldTTL is how long a post waits for a moderator.
+	heldTTL time.Duration
 }
 
 // NewServer returns a server over pool, asking roles of src and reserving
 // addresses in mailboxes.
 func NewServer(pool *pgxpool.Pool, src access.Source, mailboxes Mailboxes, log *slog.Logger) *Server {
-	return &Server{pool: pool, roles: access.NewRoles(src, roleTTL), mailboxes: mailboxes, log: log}
+	return &Server{pool: pool, roles: access.NewRoles(src, roleTTL), mailboxes: mailboxes, log: log, heldTTL: DefaultHeldPostTTL}
 }
 
 // SetMail sets what the mail path needs: the jobs client posts are
 // queued through and the relay their copies go out by.
 func (s *Server) SetMail(c *jobs.Client, relay Relay) { s.jobs, s.relay = c, relay }
 
+// SetHeldPostTTL sets how long a held post waits for a moderator before
+// ExpireHeldPosts deletes it; d <= 0 keeps DefaultHeldPostTTL.
+func (s *Server) SetHeldPostTTL(d time.Duration) {
+	if d > 0 {
+		s.heldTTL = d
+	}
+}
+
 // Workers are the service's job workers.
 func (s *Server) Workers() *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, &distributeWorker{s: s})
+	river.AddWorker(w, &noticeWorker{s: s})
 	return w
 }
 

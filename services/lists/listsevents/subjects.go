@@ -14,11 +14,18 @@ const (
 	MemberCreated = "lists.member.created"
 	// MemberDeleted carries a MemberChanged.
 	MemberDeleted = "lists.member.deleted"
+	// HeldPostAccepted carries a HeldPostChanged.
+	HeldPostAccepted = "lists.held_post.accepted"
+	// HeldPostRejected carries a HeldPostChanged.
+	HeldPostRejected = "lists.held_post.rejected"
+	// HeldPostDiscarded carries a HeldPostChanged.
+	HeldPostDiscarded = "lists.held_post.discarded"
 	// AuditRecorded carries an accounts AuditRecorded.
 	AuditRecorded = "lists.audit.recorded"
 )
 
 // Subjects are every subject the service publishes.
 func Subjects() []string {
-	return []string{ListCreated, ListUpdated, ListDeleted, MemberCreated, MemberDeleted, AuditRecorded}
+	return []string{ListCreated, ListUpdated, ListDeleted, MemberCreated, MemberDeleted,
+		HeldPostAccepted, HeldPostRejected, HeldPostDiscarded, AuditRecorded}
 }

@@ -1,0 +1,331 @@
+package lists
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-smtp"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/lists/internal/commands"
+	"github.com/mailplane/mailplane/services/lists/internal/post"
+	"github.com/mailplane/mailplane/services/lists/listsevents"
+	"github.com/mailplane/mailplane/services/platform/aip"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/jobs"
+	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/mailplane/mailplane/services/platform/pg"
+	"github.com/riverqueue/river"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// DefaultHeldPostTTL is how long a post waits for a moderator before it
+// is deleted, unless the held-post-ttl setting says otherwise: Mailman's
+// max_days_to_hold is off by default, which lets a forgotten queue grow
+// for ever; two weeks spans a moderator's holiday.
+const DefaultHeldPostTTL = 14 * 24 * time.Hour
+
+// maxRejectReason caps the reason a moderator sends an author.
+const maxRejectReason = 1000
+
+const (
+	heldColumns = `id, sender, subject, reason, octet_length(raw), create_time`
+	// takeHeld deletes a held post and returns it: whichever decision a
+	// moderator takes, the post leaves the queue, and two moderators
+	// deciding at once find it only once.
+	takeHeld   = `DELETE FROM held_posts WHERE id = $1 AND list_id = $2 RETURNING ` + heldColumns + `, raw`
+	countHeld  = `SELECT count(*) FROM held_posts WHERE list_id = $1`
+	expireHeld = `DELETE FROM held_posts WHERE create_time < $1`
+)
+
+type heldPost struct {
+	id                      uuid.UUID
+	sender, subject, reason string
+	size                    int64
+	createTime              time.Time
+}
+
+func scanHeld(row pgx.CollectableRow) (*heldPost, error) {
+	h := &heldPost{}
+	return h, row.Scan(&h.id, &h.sender, &h.subject, &h.reason, &h.size, &h.createTime)
+}
+
+func (h *heldPost) proto(ids listIDs, ttl time.Duration) *listsv1.HeldPost {
+	return &listsv1.HeldPost{
+		Name: heldPostName(ids.org, ids.ms, ids.list, h.id), Sender: h.sender, Subject: h.subject, Reason: h.reason,
+		SizeBytes: h.size, CreateTime: timestamppb.New(h.createTime), ExpireTime: timestamppb.New(h.createTime.Add(ttl)),
+	}
+}
+
+// ListHeldPosts lists a list's held posts, newest first.
+func (s *Server) ListHeldPosts(ctx context.Context, req *listsv1.ListHeldPostsRequest) (*listsv1.ListHeldPostsResponse, error) {
+	ids, err := parseList("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	page, err := aip.ParsePage(req.GetPageSize(), req.GetPageToken(), "ListHeldPosts", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	afterKey, afterID, err := page.Cursor(true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.roles.Manage(ctx, ids.org); err != nil {
+		return nil, err
+	}
+	if _, err := findList(ctx, s.pool, ids); err != nil {
+		return nil, err
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT `+heldColumns+` FROM held_posts WHERE list_id = $1`+aip.Seek("create_time", "timestamptz", "id", true, 3, 2),
+		ids.list, page.Size+1, afterKey, afterID)
+	hs, err := pgx.CollectRows(rows, scanHeld)
+	if err != nil {
+		return nil, fmt.Errorf("list held posts: %w", err)
+	}
+	var total int32
+	if err := s.pool.QueryRow(ctx, countHeld, ids.list).Scan(&total); err != nil {
+		return nil, fmt.Errorf("count held posts: %w", err)
+	}
+	hs, next := aip.Trim(page, hs, func(h *heldPost) []string { return []string{aip.TimeKey(h.createTime), h.id.String()} })
+	resp := &listsv1.ListHeldPostsResponse{NextPageToken: next, TotalSize: total}
+	for _, h := range hs {
+		resp.HeldPosts = append(resp.HeldPosts, h.proto(ids, s.heldTTL))
+	}
+	return resp, nil
+}
+
+// decide is what the three decisions share: the caller must manage the
+// organization; in one transaction the post leaves the queue, then do
+// runs (queueing what the decision sends), and the event and the audit
+// record are written.
+func (s *Server) decide(ctx context.Context, name, verb, subject string, details map[string]string,
+	do func(tx pgx.Tx, l *list, h *heldPost, raw []byte) error) error {
+	v, err := aip.ParseIDs("name", name, "organizations/{organization}/mailServices/{mail_service}/lists/{list}/heldPosts/{held_post}")
+	if err != nil {
+		return err
+	}
+	ids := listIDs{v[0], v[1], v[2]}
+	c, err := s.roles.Manage(ctx, ids.org)
+	if err != nil {
+		return err
+	}
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		l, err := findList(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		var h heldPost
+		var raw []byte
+		err = tx.QueryRow(ctx, takeHeld, v[3], ids.list).Scan(&h.id, &h.sender, &h.subject, &h.reason, &h.size, &h.createTime, &raw)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errs.E(errs.NotFound, "held post not found")
+		}
+		if err != nil {
+			return fmt.Errorf("take held post: %w", err)
+		}
+		if err := do(tx, l, &h, raw); err != nil {
+			return err
+		}
+		ev := &listsv1.HeldPostChanged{List: listName(ids.org, ids.ms, ids.list), HeldPost: h.proto(ids, s.heldTTL), Actor: c.Name(), Reason: details["reason"]}
+		if err := outbox.Write(ctx, tx, subject, ev); err != nil {
+			return err
+		}
+		return audit(ctx, tx, ids.org, c, "lists.held_post."+verb, name, details)
+	})
+}
+
+// AcceptHeldPost distributes a held post: it becomes a post, and its
+// distribution is queued in the same transaction.
+func (s *Server) AcceptHeldPost(ctx context.Context, req *listsv1.AcceptHeldPostRequest) (*listsv1.AcceptHeldPostResponse, error) {
+	err := s.decide(ctx, req.GetName(), "accept", listsevents.HeldPostAccepted, nil, func(tx pgx.Tx, l *list, h *heldPost, raw []byte) error {
+		// Prepared with the list's settings of now, as the distribution
+		// will: a post they no longer allow (a smaller size limit) is
+		// refused here, where the moderator sees why, not in the job.
+		if int64(len(raw)) > l.maxBytes {
+			return errs.E(errs.FailedPrecondition, "the post's %d bytes are more than the list allows now (%d): reject or discard it", len(raw), l.maxBytes)
+		}
+		p, err := post.Prepare(raw, postList(l))
+		if err != nil {
+			return errs.E(errs.FailedPrecondition, "the list's settings no longer let this post through (%v): reject or discard it", err)
+		}
+		if _, err := tx.Exec(ctx, insertPost, h.id, l.id, p.Author, p.Subject, p.MessageID, raw); err != nil {
+			return fmt.Errorf("insert post: %w", err)
+		}
+		if s.jobs == nil {
+			return fmt.Errorf("queue post: no jobs client")
+		}
+		if _, err := s.jobs.InsertTx(ctx, tx, distributeArgs{Post: h.id}, nil); err != nil {
+			return fmt.Errorf("queue post: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &listsv1.AcceptHeldPostResponse{}, nil
+}
+
+// RejectHeldPost deletes a held post and sends its author the reason.
+func (s *Server) RejectHeldPost(ctx context.Context, req *listsv1.RejectHeldPostRequest) (*listsv1.RejectHeldPostResponse, error) {
+	reason := strings.TrimSpace(req.GetReason())
+	if reason == "" || len([]rune(reason)) > maxRejectReason {
+		return nil, errs.Field("reason", fmt.Sprintf("want the reason the author is sent, 1 to %d characters", maxRejectReason))
+	}
+	err := s.decide(ctx, req.GetName(), "reject", listsevents.HeldPostRejected, map[string]string{"reason": reason},
+		func(tx pgx.Tx, l *list, h *heldPost, _ []byte) error {
+			return s.queueNotice(ctx, tx, noticeArgs{List: l.id, To: h.sender, Subject: h.subject, Reason: reason, Rejected: true})
+		})
+	if err != nil {
+		return nil, err
+	}
+	return &listsv1.RejectHeldPostResponse{}, nil
+}
+
+// DiscardHeldPost deletes a held post without a word to its author: for
+// spam, whose sender is forged or glad of the confirmation.
+func (s *Server) DiscardHeldPost(ctx context.Context, req *listsv1.DiscardHeldPostRequest) (*listsv1.DiscardHeldPostResponse, error) {
+	err := s.decide(ctx, req.GetName(), "discard", listsevents.HeldPostDiscarded, nil, func(pgx.Tx, *list, *heldPost, []byte) error { return nil })
+	if err != nil {
+		return nil, err
+	}
+	return &listsv1.DiscardHeldPostResponse{}, nil
+}
+
+// ExpireHeldPosts deletes the posts held longer than the held-post-ttl
+// setting and says how many; the periodic "expire held posts" work. The
+// age is counted from create_time with the setting of now, so a shorter
+// setting applies to the queue at once, as expire_time shows it.
+// Expiry is no one's decision: it writes no event and no audit record,
+// and the author is not told (the notice said when the post expires).
+func (s *Server) ExpireHeldPosts(ctx context.Context) (int, error) {
+	tag, err := s.pool.Exec(ctx, expireHeld, time.Now().Add(-s.heldTTL))
+	if err != nil {
+		return 0, fmt.Errorf("expire held posts: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// queueNotice queues a mail to a held post's author, in tx: that it
+// awaits a moderator, or that it was rejected. Robot authors (no-reply,
+// list managers, bounces) are never written to: an answer to a machine
+// is at best lost, at worst answered.
+func (s *Server) queueNotice(ctx context.Context, tx pgx.Tx, a noticeArgs) error {
+	if commands.RobotSender(a.To) {
+		return nil
+	}
+	if s.jobs == nil {
+		return fmt.Errorf("queue notice: no jobs client")
+	}
+	if _, err := s.jobs.InsertTx(ctx, tx, a, nil); err != nil {
+		return fmt.Errorf("queue notice: %w", err)
+	}
+	return nil
+}
+
+// noticeArgs is the job sending a held post's author one mail: that it
+// awaits approval (with Reason why, and until Expire), or, when Rejected,
+// that a moderator rejected it (with Reason, the moderator's words).
+// What the mail says is in the args, not read from the held post, which
+// a rejection deletes and a moderator may accept before the job runs.
+type noticeArgs struct {
+	List     uuid.UUID `json:"list"`
+	To       string    `json:"to"`
+	Subject  string    `json:"subject"`
+	Reason   string    `json:"reason"`
+	Rejected bool      `json:"rejected,omitempty"`
+	Expire   time.Time `json:"expire"`
+}
+
+func (noticeArgs) Kind() string { return "held_post_notice" }
+
+type noticeWorker struct {
+	river.WorkerDefaults[noticeArgs]
+	s *Server
+}
+
+// NextRetry: as a post's copies, retried soon after a relay failure.
+func (w *noticeWorker) NextRetry(job *river.Job[noticeArgs]) time.Time {
+	return jobs.Backoff(job.Attempt, time.Second, 10*time.Minute)
+}
+
+func (w *noticeWorker) Work(ctx context.Context, job *river.Job[noticeArgs]) error {
+	s, a := w.s, job.Args
+	rows, err := s.pool.Query(ctx, listColumns+" WHERE id = $1", a.List)
+	if err != nil {
+		return fmt.Errorf("notice: list: %w", err)
+	}
+	l, err := pgx.CollectOneRow(rows, scanList)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // the list was deleted, and its queue with it
+	}
+	if err != nil {
+		return fmt.Errorf("notice: list: %w", err)
+	}
+	msg, err := noticeMessage(l, a, time.Now())
+	if err != nil {
+		return river.JobCancel(fmt.Errorf("notice to %s: %w", a.To, err))
+	}
+	log := s.log.With("list", l.localPart+"@"+l.domain, "to", a.To, "rejected", a.Rejected)
+	r := &relayConn{relay: s.relay, log: log}
+	defer r.close()
+	// From the -bounces address, as the copies are: a bounce of the
+	// notice reaches the bounce robot, which answers nobody.
+	err = r.send(ctx, l.localPart+"-bounces@"+l.domain, a.To, msg)
+	var se *smtp.SMTPError
+	if errors.As(err, &se) && se.Code >= 500 {
+		log.Warn("notice refused", "error", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("notice to %s: %w", a.To, err)
+	}
+	r.quit()
+	return nil
+}
+
+// noticeMessage writes the notice a as a mail from l's -owner address
+// (a reply reaches the moderators), marked as automatic (RFC 3834) so
+// that the author's vacation reply stays quiet.
+func noticeMessage(l *list, a noticeArgs, now time.Time) ([]byte, error) {
+	addr := l.localPart + "@" + l.domain
+	var h gomail.Header
+	h.SetDate(now)
+	h.SetAddressList("From", []*gomail.Address{{Name: l.displayName, Address: l.localPart + "-owner@" + l.domain}})
+	h.SetAddressList("To", []*gomail.Address{{Address: a.To}})
+	h.SetMessageID(uuid.Must(uuid.NewV7()).String() + "@" + l.domain)
+	h.Set("Auto-Submitted", "auto-replied")
+	h.Set("X-Auto-Response-Suppress", "All")
+	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	h.Set("Content-Transfer-Encoding", "quoted-printable")
+	var body string
+	if a.Rejected {
+		h.SetSubject("Your post to " + addr + " was rejected")
+		body = fmt.Sprintf("A moderator of %s rejected your post %q.\n\nTheir reason:\n\n%s\n", addr, a.Subject, a.Reason)
+	} else {
+		h.SetSubject("Your post to " + addr + " awaits approval")
+		body = fmt.Sprintf("Your post %q to %s awaits a moderator's approval: %s.\n", a.Subject, addr, a.Reason)
+		if !a.Expire.IsZero() {
+			body += fmt.Sprintf("\nIt is deleted if no moderator approves it by %s.\n", a.Expire.UTC().Format("Monday 2 January 2006, 15:04 MST"))
+		}
+	}
+	var buf bytes.Buffer
+	w, err := gomail.CreateSingleInlineWriter(&buf, h)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(w, body); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
