@@ -1,0 +1,56 @@
+package lists
+
+import (
+	"bytes"
+	"io"
+	"mime"
+	"mime/quotedprintable"
+	"net/mail"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNoticeMessage: whatever the author's subject and the moderator's
+// reason hold (non-ASCII, line breaks, header-like text), the notice is
+// one well-formed mail whose headers are its own.
+func TestNoticeMessage(t *testing.T) {
+	l := &list{localPart: "team", domain: "example.test", displayName: "Équipe"}
+	now := time.Date(2026, 12, 6, 4, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		a    noticeArgs
+		want []string
+	}{
+		{"held", noticeArgs{To: "ann@example.org", Subject: "Café", Reason: "the sender is not a member of the list", Expire: now.Add(DefaultHeldPostTTL)},
+			[]string{"awaits approval", `"Café"`, "not a member", "Sunday 20 December 2026"}},
+		{"rejected", noticeArgs{To: "ann@example.org", Subject: "x\r\nBcc: eve@example.com", Reason: "No.\r\nBcc: eve@example.com\n\nBye", Rejected: true},
+			[]string{"was rejected", "No.", "Bye"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := noticeMessage(l, tc.a, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := mail.ReadMessage(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatalf("notice does not parse: %v\n%s", err, raw)
+			}
+			if m.Header.Get("Bcc") != "" || m.Header.Get("Auto-Submitted") != "auto-replied" || m.Header.Get("To") != "<ann@example.org>" ||
+				!strings.Contains(m.Header.Get("From"), "team-owner@example.test") {
+				t.Errorf("headers %v", m.Header)
+			}
+			b, err := io.ReadAll(quotedprintable.NewReader(m.Body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			subj, _ := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+			text := subj + "\n" + string(b)
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("notice does not say %q:\n%s", w, text)
+				}
+			}
+		})
+	}
+}
