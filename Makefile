@@ -83,3 +83,4 @@ bench:
 	scripts/bench-edge.sh
 	scripts/bench-bulk.sh
 	scripts/bench-address.sh
+	scripts/bench-lists.sh
