@@ -64,6 +64,7 @@ var apis = []api{
 			listsv1.RegisterListServiceHandler,
 			listsv1.RegisterMemberServiceHandler,
 			listsv1.RegisterModerationServiceHandler,
+			listsv1.RegisterFormServiceHandler,
 		},
 	},
 }

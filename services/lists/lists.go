@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -50,7 +51,16 @@ type Config struct {
 	// HeldPostTTL is how long a held post waits for a moderator before
 	// it is deleted; zero: DefaultHeldPostTTL.
 	HeldPostTTL time.Duration
+	// EdgeURL is the edge's public base URL: the forms post to it, and
+	// one-click unsubscribe links (https only) point to it.
+	EdgeURL string
+	// FormLimit bounds the public form calls per client address; zero:
+	// internal.DefaultFormsPerClient per DefaultFormWindow.
+	FormLimit FormLimit
 }
+
+// FormLimit bounds the public form calls per client address.
+type FormLimit = internal.FormLimit
 
 // DefaultHeldPostTTL is HeldPostTTL's default: two weeks.
 const DefaultHeldPostTTL = internal.DefaultHeldPostTTL
@@ -69,6 +79,7 @@ func (c *Config) Register(l *config.Loader) {
 	l.String(&c.Relay.Username, "smtp-relay-username", "", "SMTP AUTH user at smtp-relay (lists); empty: no AUTH")
 	l.String(&c.Relay.Password, "smtp-relay-password", "", "SMTP AUTH password at smtp-relay (lists)")
 	l.Duration(&c.HeldPostTTL, "held-post-ttl", DefaultHeldPostTTL, "how long a post held for a moderator waits before it is deleted, at most 8760h (lists)")
+	l.String(&c.EdgeURL, "edge-url", "http://localhost:8080", "public base URL of the REST edge, https in production: the lists' web forms post to it and one-click unsubscribe links point to it (lists)")
 	l.Bool(&c.Relay.Insecure, "smtp-relay-insecure", false, "no STARTTLS with smtp-relay: only for a relay on loopback (lists)")
 }
 
@@ -81,8 +92,27 @@ func (c *Config) Validate() []error {
 			config.Check(&errs, err == nil, a.name, "want host:port, got %q", a.v)
 		}
 	}
+	config.Check(&errs, checkEdgeURL(c.EdgeURL) == nil, "edge-url", "%v", checkEdgeURL(c.EdgeURL))
 	config.Check(&errs, c.HeldPostTTL > 0 && c.HeldPostTTL <= maxHeldPostTTL, "held-post-ttl", "want a duration above 0 and at most 8760h, got %s", c.HeldPostTTL)
 	return errs
+}
+
+// checkEdgeURL accepts an https base URL, an http one on loopback
+// (development), or none.
+func checkEdgeURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("want a base URL like https://api.example.com, got %q", s)
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	if u.Scheme != "https" && !(u.Scheme == "http" && (host == "localhost" || ip != nil && ip.IsLoopback())) {
+		return fmt.Errorf("want https (http only on localhost), got %q", s)
+	}
+	return nil
 }
 
 // New returns the service as a process runs it, with its settings in c.
@@ -156,9 +186,11 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	}
 	s.SetMail(inserter, c.Relay)
 	s.SetHeldPostTTL(c.HeldPostTTL)
+	s.SetForms(c.EdgeURL, c.FormLimit)
 	svc.server = s
 	// Each refusal is audited, by whichever method.
-	for _, desc := range []*grpc.ServiceDesc{&listsv1.ListService_ServiceDesc, &listsv1.MemberService_ServiceDesc, &listsv1.ModerationService_ServiceDesc} {
+	for _, desc := range []*grpc.ServiceDesc{&listsv1.ListService_ServiceDesc, &listsv1.MemberService_ServiceDesc, &listsv1.ModerationService_ServiceDesc,
+		&listsv1.FormService_ServiceDesc, &listsv1.PublicFormService_ServiceDesc} {
 		srv.RegisterService(s.AuditRefusals(desc), s)
 	}
 	return svc, nil

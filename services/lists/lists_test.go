@@ -68,7 +68,7 @@ func start(t *testing.T) *env {
 		if _, err := mailboxes.Register(s.GRPC.Server, pools[mailboxes.Schema], mailboxes.Config{AccountsAddr: s.Addr}, resolver, s.Log); err != nil {
 			return err
 		}
-		_, err := lists.Register(s.GRPC.Server, pools[lists.Schema], lists.Config{AccountsAddr: s.Addr, MailboxesAddr: s.Addr}, s.Log)
+		_, err := lists.Register(s.GRPC.Server, pools[lists.Schema], lists.Config{AccountsAddr: s.Addr, MailboxesAddr: s.Addr, EdgeURL: "http://localhost:8080"}, s.Log)
 		return err
 	})
 	e := &env{t: t, srv: s, pool: pools[lists.Schema], lists: listsv1.NewListServiceClient(s.Conn), members: listsv1.NewMemberServiceClient(s.Conn),

@@ -135,7 +135,7 @@ func (w *distributeWorker) Work(ctx context.Context, job *river.Job[distributeAr
 			if len(post.Recipients([]string{m[0]}, p.Author, false, p.To, p.Cc)) == 0 {
 				continue // the author, or named in To or Cc
 			}
-			msg, err := p.For(m[0], "")
+			msg, err := p.For(m[0], s.oneClickURL(ctx, l, m[1]))
 			if err == nil {
 				err = r.send(ctx, post.VERP(bounces, m[0]), m[0], msg)
 			}

@@ -28,6 +28,8 @@ type Server struct {
 	listsv1.UnimplementedListServiceServer
 	listsv1.UnimplementedMemberServiceServer
 	listsv1.UnimplementedModerationServiceServer
+	listsv1.UnimplementedFormServiceServer
+	listsv1.UnimplementedPublicFormServiceServer
 
 	pool      *pgxpool.Pool
 	roles     *access.Roles
@@ -38,12 +40,16 @@ type Server struct {
 	relay Relay
 	// heldTTL is how long a post waits for a moderator.
 	heldTTL time.Duration
+	// forms holds the web forms' and one-click unsubscribe's settings.
+	forms formsState
 }
 
 // NewServer returns a server over pool, asking roles of src and reserving
 // addresses in mailboxes.
 func NewServer(pool *pgxpool.Pool, src access.Source, mailboxes Mailboxes, log *slog.Logger) *Server {
-	return &Server{pool: pool, roles: access.NewRoles(src, roleTTL), mailboxes: mailboxes, log: log, heldTTL: DefaultHeldPostTTL}
+	s := &Server{pool: pool, roles: access.NewRoles(src, roleTTL), mailboxes: mailboxes, log: log, heldTTL: DefaultHeldPostTTL}
+	s.SetForms("", FormLimit{})
+	return s
 }
 
 // SetMail sets what the mail path needs: the jobs client posts are
