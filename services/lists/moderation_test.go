@@ -127,37 +127,38 @@ func TestModeration(t *testing.T) {
 	if h.GetCreateTime().AsTime().Before(before.Add(-time.Minute)) {
 		t.Errorf("create_time %v, want about now", h.GetCreateTime().AsTime())
 	}
-	ms := waitMessages(t, relay, 1)
-	notice(t, ms[0], "zed@example.com", "awaits approval", "Cheap flights", "not a member", "deleted if no moderator")
+	ms := waitMessages(t, relay, 2)
+	notice(t, to(t, ms, "zed@example.com"), "zed@example.com", "awaits approval", "Cheap flights", "not a member", "deleted if no moderator")
+	decision(t, to(t, ms, "boss@elsewhere.example"), "zed@example.com", "Cheap flights")
 
 	// Accepted: distributed to every member, as a member's post is.
 	if _, err := mod.AcceptHeldPost(e.admin, &listsv1.AcceptHeldPostRequest{Name: h.GetName()}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitPosts(1)
-	ms = waitMessages(t, relay, 4)
-	var to []string
-	for _, m := range ms[1:] {
+	ms = waitMessages(t, relay, 5)
+	var copies []string
+	for _, m := range ms[2:] {
 		if subj := m.Parsed(t).Header.Get("Subject"); !strings.Contains(subj, "Cheap flights") {
 			t.Errorf("copy with subject %q", subj)
 		}
-		to = append(to, m.To...)
+		copies = append(copies, m.To...)
 	}
-	slices.Sort(to)
-	if want := []string{"ann@example.org", "bob@Example.org", "cat@example.net"}; !slices.Equal(to, want) {
-		t.Errorf("accepted post sent to %v, want %v", to, want)
+	slices.Sort(copies)
+	if want := []string{"ann@example.org", "bob@Example.org", "cat@example.net"}; !slices.Equal(copies, want) {
+		t.Errorf("accepted post sent to %v, want %v", copies, want)
 	}
 	_, err := mod.AcceptHeldPost(e.admin, &listsv1.AcceptHeldPostRequest{Name: h.GetName()})
 	wantCode(t, err, codes.NotFound, "held post")
 
 	// Rejected: the author gets the reason; no post exists to send.
 	h = e.hold("yan@example.com", "yan@example.com", "Off topic")
-	waitMessages(t, relay, 5)
+	waitMessages(t, relay, 7)
 	if _, err := mod.RejectHeldPost(e.admin, &listsv1.RejectHeldPostRequest{Name: h.GetName(), Reason: "Please keep to the team's work."}); err != nil {
 		t.Fatal(err)
 	}
-	ms = waitMessages(t, relay, 6)
-	notice(t, ms[5], "yan@example.com", "rejected", "Off topic", "Please keep to the team's work.")
+	ms = waitMessages(t, relay, 8)
+	notice(t, ms[7], "yan@example.com", "rejected", "Off topic", "Please keep to the team's work.")
 	if n := e.count("posts"); n != 1 {
 		t.Errorf("%d posts, want the accepted one only", n)
 	}
@@ -175,12 +176,38 @@ func TestModeration(t *testing.T) {
 	if n := e.notices(); n != 4 {
 		t.Errorf("%d notices queued, want 4 (three held, one rejected; none for the discard or the robot)", n)
 	}
-	waitMessages(t, relay, 7) // the discarded post's held notice
+	waitMessages(t, relay, 10) // the discarded post's held notice and decision mail
 	if n := e.count("posts"); n != 1 {
 		t.Errorf("%d posts, want the accepted one only", n)
 	}
 	if n := e.count("held_posts"); n != 0 {
 		t.Errorf("%d held posts, want none", n)
+	}
+}
+
+// to returns the one message of ms to addr.
+func to(t *testing.T, ms []smtptest.Message, addr string) smtptest.Message {
+	t.Helper()
+	var found []smtptest.Message
+	for _, m := range ms {
+		if slices.Equal(m.To, []string{addr}) {
+			found = append(found, m)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d messages to %s, want 1", len(found), addr)
+	}
+	return found[0]
+}
+
+// decision checks that m asks the moderators about sender's post with
+// subject, with the three mailto: links, from the -request address.
+func decision(t *testing.T, m smtptest.Message, sender, subject string) {
+	t.Helper()
+	text := notice(t, m, "boss@elsewhere.example", sender, subject, "mailto:team-request@example.test?subject=accept%20",
+		"mailto:team-request@example.test?subject=reject%20", "mailto:team-request@example.test?subject=discard%20")
+	if from := m.Parsed(t).Header.Get("From"); !strings.Contains(from, "team-request@example.test") {
+		t.Errorf("decision mail from %q, want the -request address:\n%s", from, text)
 	}
 }
 

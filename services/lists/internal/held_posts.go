@@ -1,11 +1,9 @@
 package lists
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
 	"github.com/mailplane/mailplane/services/lists/internal/commands"
+	"github.com/mailplane/mailplane/services/lists/internal/letters"
 	"github.com/mailplane/mailplane/services/lists/internal/post"
 	"github.com/mailplane/mailplane/services/lists/listsevents"
 	"github.com/mailplane/mailplane/services/platform/aip"
@@ -102,12 +101,10 @@ func (s *Server) ListHeldPosts(ctx context.Context, req *listsv1.ListHeldPostsRe
 	return resp, nil
 }
 
-// decide is what the three decisions share: the caller must manage the
-// organization; in one transaction the post leaves the queue, then do
-// runs (queueing what the decision sends), and the event and the audit
-// record are written.
-func (s *Server) decide(ctx context.Context, name, verb, subject string, details map[string]string,
-	do func(tx pgx.Tx, l *list, h *heldPost, raw []byte) error) error {
+// decide is what the three decisions over the API share: the caller
+// must manage the organization; in one transaction decideHeld carries
+// out verb and the audit record is written.
+func (s *Server) decide(ctx context.Context, name string, verb commands.Verb, reason string) error {
 	v, err := aip.ParseIDs("name", name, "organizations/{organization}/mailServices/{mail_service}/lists/{list}/heldPosts/{held_post}")
 	if err != nil {
 		return err
@@ -122,52 +119,89 @@ func (s *Server) decide(ctx context.Context, name, verb, subject string, details
 		if err != nil {
 			return err
 		}
-		var h heldPost
-		var raw []byte
-		err = tx.QueryRow(ctx, takeHeld, v[3], ids.list).Scan(&h.id, &h.sender, &h.subject, &h.reason, &h.size, &h.createTime, &raw)
-		if errors.Is(err, pgx.ErrNoRows) {
+		h, err := s.decideHeld(ctx, tx, l, v[3], verb, reason, c.Name())
+		if err != nil {
+			return err
+		}
+		if h == nil {
 			return errs.E(errs.NotFound, "held post not found")
 		}
-		if err != nil {
-			return fmt.Errorf("take held post: %w", err)
+		var details map[string]string
+		if reason != "" {
+			details = map[string]string{"reason": reason}
 		}
-		if err := do(tx, l, &h, raw); err != nil {
-			return err
-		}
-		ev := &listsv1.HeldPostChanged{List: listName(ids.org, ids.ms, ids.list), HeldPost: h.proto(ids, s.heldTTL), Actor: c.Name(), Reason: details["reason"]}
-		if err := outbox.Write(ctx, tx, subject, ev); err != nil {
-			return err
-		}
-		return audit(ctx, tx, ids.org, c, "lists.held_post."+verb, name, details)
+		return audit(ctx, tx, ids.org, c, "lists.held_post."+string(verb), name, details)
 	})
+}
+
+// decideHeld carries out a moderator's decision on l's held post id in
+// tx, over the API or by mail: the post leaves the queue (two moderators
+// deciding at once find it once), then accept queues its distribution,
+// reject the author's notice with reason, discard nothing; the event
+// names actor. It returns the post, nil when none is held under id.
+func (s *Server) decideHeld(ctx context.Context, tx pgx.Tx, l *list, id uuid.UUID, verb commands.Verb, reason, actor string) (*heldPost, error) {
+	var h heldPost
+	var raw []byte
+	err := tx.QueryRow(ctx, takeHeld, id, l.id).Scan(&h.id, &h.sender, &h.subject, &h.reason, &h.size, &h.createTime, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("take held post: %w", err)
+	}
+	// The decision mail's links die with the post.
+	if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE target = $1`, h.id); err != nil {
+		return nil, fmt.Errorf("delete tokens: %w", err)
+	}
+	subject := listsevents.HeldPostDiscarded
+	switch verb {
+	case commands.Accept:
+		subject = listsevents.HeldPostAccepted
+		if err := s.acceptHeld(ctx, tx, l, &h, raw); err != nil {
+			return nil, err
+		}
+	case commands.Reject:
+		subject = listsevents.HeldPostRejected
+		if err := s.queueNotice(ctx, tx, noticeArgs{List: l.id, To: h.sender, Subject: h.subject, Reason: reason, Rejected: true}); err != nil {
+			return nil, err
+		}
+	}
+	ids := listIDs{l.org, l.ms, l.id}
+	ev := &listsv1.HeldPostChanged{List: listName(l.org, l.ms, l.id), HeldPost: h.proto(ids, s.heldTTL), Actor: actor, Reason: reason}
+	if err := outbox.Write(ctx, tx, subject, ev); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// acceptHeld makes h a post and queues its distribution, in tx. It is
+// prepared with the list's settings of now, as the distribution will: a
+// post they no longer allow (a smaller size limit) is refused here,
+// where the moderator sees why, not in the job.
+func (s *Server) acceptHeld(ctx context.Context, tx pgx.Tx, l *list, h *heldPost, raw []byte) error {
+	if int64(len(raw)) > l.maxBytes {
+		return errs.E(errs.FailedPrecondition, "the post's %d bytes are more than the list allows now (%d): reject or discard it", len(raw), l.maxBytes)
+	}
+	p, err := post.Prepare(raw, postList(l))
+	if err != nil {
+		return errs.E(errs.FailedPrecondition, "the list's settings no longer let this post through (%v): reject or discard it", err)
+	}
+	if _, err := tx.Exec(ctx, insertPost, h.id, l.id, p.Author, p.Subject, p.MessageID, raw); err != nil {
+		return fmt.Errorf("insert post: %w", err)
+	}
+	if s.jobs == nil {
+		return fmt.Errorf("queue post: no jobs client")
+	}
+	if _, err := s.jobs.InsertTx(ctx, tx, distributeArgs{Post: h.id}, nil); err != nil {
+		return fmt.Errorf("queue post: %w", err)
+	}
+	return nil
 }
 
 // AcceptHeldPost distributes a held post: it becomes a post, and its
 // distribution is queued in the same transaction.
 func (s *Server) AcceptHeldPost(ctx context.Context, req *listsv1.AcceptHeldPostRequest) (*listsv1.AcceptHeldPostResponse, error) {
-	err := s.decide(ctx, req.GetName(), "accept", listsevents.HeldPostAccepted, nil, func(tx pgx.Tx, l *list, h *heldPost, raw []byte) error {
-		// Prepared with the list's settings of now, as the distribution
-		// will: a post they no longer allow (a smaller size limit) is
-		// refused here, where the moderator sees why, not in the job.
-		if int64(len(raw)) > l.maxBytes {
-			return errs.E(errs.FailedPrecondition, "the post's %d bytes are more than the list allows now (%d): reject or discard it", len(raw), l.maxBytes)
-		}
-		p, err := post.Prepare(raw, postList(l))
-		if err != nil {
-			return errs.E(errs.FailedPrecondition, "the list's settings no longer let this post through (%v): reject or discard it", err)
-		}
-		if _, err := tx.Exec(ctx, insertPost, h.id, l.id, p.Author, p.Subject, p.MessageID, raw); err != nil {
-			return fmt.Errorf("insert post: %w", err)
-		}
-		if s.jobs == nil {
-			return fmt.Errorf("queue post: no jobs client")
-		}
-		if _, err := s.jobs.InsertTx(ctx, tx, distributeArgs{Post: h.id}, nil); err != nil {
-			return fmt.Errorf("queue post: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.decide(ctx, req.GetName(), commands.Accept, ""); err != nil {
 		return nil, err
 	}
 	return &listsv1.AcceptHeldPostResponse{}, nil
@@ -179,11 +213,7 @@ func (s *Server) RejectHeldPost(ctx context.Context, req *listsv1.RejectHeldPost
 	if reason == "" || len([]rune(reason)) > maxRejectReason {
 		return nil, errs.Field("reason", fmt.Sprintf("want the reason the author is sent, 1 to %d characters", maxRejectReason))
 	}
-	err := s.decide(ctx, req.GetName(), "reject", listsevents.HeldPostRejected, map[string]string{"reason": reason},
-		func(tx pgx.Tx, l *list, h *heldPost, _ []byte) error {
-			return s.queueNotice(ctx, tx, noticeArgs{List: l.id, To: h.sender, Subject: h.subject, Reason: reason, Rejected: true})
-		})
-	if err != nil {
+	if err := s.decide(ctx, req.GetName(), commands.Reject, reason); err != nil {
 		return nil, err
 	}
 	return &listsv1.RejectHeldPostResponse{}, nil
@@ -192,8 +222,7 @@ func (s *Server) RejectHeldPost(ctx context.Context, req *listsv1.RejectHeldPost
 // DiscardHeldPost deletes a held post without a word to its author: for
 // spam, whose sender is forged or glad of the confirmation.
 func (s *Server) DiscardHeldPost(ctx context.Context, req *listsv1.DiscardHeldPostRequest) (*listsv1.DiscardHeldPostResponse, error) {
-	err := s.decide(ctx, req.GetName(), "discard", listsevents.HeldPostDiscarded, nil, func(pgx.Tx, *list, *heldPost, []byte) error { return nil })
-	if err != nil {
+	if err := s.decide(ctx, req.GetName(), commands.Discard, ""); err != nil {
 		return nil, err
 	}
 	return &listsv1.DiscardHeldPostResponse{}, nil
@@ -291,41 +320,30 @@ func (w *noticeWorker) Work(ctx context.Context, job *river.Job[noticeArgs]) err
 	return nil
 }
 
-// noticeMessage writes the notice a as a mail from l's -owner address
-// (a reply reaches the moderators), marked as automatic (RFC 3834) so
-// that the author's vacation reply stays quiet.
+// noticeMessage writes the notice a as a letter from l's -owner address
+// (a reply reaches the moderators), in l's language.
 func noticeMessage(l *list, a noticeArgs, now time.Time) ([]byte, error) {
-	addr := l.localPart + "@" + l.domain
-	var h gomail.Header
-	h.SetDate(now)
-	h.SetAddressList("From", []*gomail.Address{{Name: l.displayName, Address: l.localPart + "-owner@" + l.domain}})
-	h.SetAddressList("To", []*gomail.Address{{Address: a.To}})
-	h.SetMessageID(uuid.Must(uuid.NewV7()).String() + "@" + l.domain)
-	h.Set("Auto-Submitted", "auto-replied")
-	h.Set("X-Auto-Response-Suppress", "All")
-	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	h.Set("Content-Transfer-Encoding", "quoted-printable")
-	var body string
+	h := letters.Header{From: gomail.Address{Name: l.displayName, Address: l.robot("-owner")}, To: a.To, Domain: l.domain, Date: now}
 	if a.Rejected {
-		h.SetSubject("Your post to " + addr + " was rejected")
-		body = fmt.Sprintf("A moderator of %s rejected your post %q.\n\nTheir reason:\n\n%s\n", addr, a.Subject, a.Reason)
-	} else {
-		h.SetSubject("Your post to " + addr + " awaits approval")
-		body = fmt.Sprintf("Your post %q to %s awaits a moderator's approval: %s.\n", a.Subject, addr, a.Reason)
-		if !a.Expire.IsZero() {
-			body += fmt.Sprintf("\nIt is deleted if no moderator approves it by %s.\n", a.Expire.UTC().Format("Monday 2 January 2006, 15:04 MST"))
-		}
+		return letters.Write(h, letters.HeldPostRejected, l.lang(), letters.Data{"List": l.address(), "Subject": a.Subject, "Reason": a.Reason})
 	}
-	var buf bytes.Buffer
-	w, err := gomail.CreateSingleInlineWriter(&buf, h)
+	expire := ""
+	if !a.Expire.IsZero() {
+		expire = letters.Date(a.Expire)
+	}
+	return letters.Write(h, letters.HeldPostPending, l.lang(), letters.Data{"List": l.address(), "Subject": a.Subject, "Reason": holdReasonText(l.lang(), a.Reason), "Expire": expire})
+}
+
+// holdReasonText is a hold's reason in lang: holdReason's words are
+// English (the API shows them as stored), the letters the list's.
+func holdReasonText(lang letters.Lang, reason string) string {
+	k, ok := map[string]letters.Kind{reasonNotMember: letters.ReasonNotMember, reasonAnnounce: letters.ReasonAnnounce}[reason]
+	if !ok {
+		return reason
+	}
+	_, text, err := k.Render(lang, nil)
 	if err != nil {
-		return nil, err
+		return reason
 	}
-	if _, err := io.WriteString(w, body); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return text
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
 )
 
 // TestNoticeMessage: whatever the author's subject and the moderator's
@@ -23,12 +25,18 @@ func TestNoticeMessage(t *testing.T) {
 		want []string
 	}{
 		{"held", noticeArgs{To: "ann@example.org", Subject: "Café", Reason: "the sender is not a member of the list", Expire: now.Add(DefaultHeldPostTTL)},
-			[]string{"awaits approval", `"Café"`, "not a member", "Sunday 20 December 2026"}},
+			[]string{"awaits approval", `"Café"`, "not a member", "2026-12-20 04:00 UTC"}},
+		{"held, in the list's language", noticeArgs{To: "ann@example.org", Subject: "Café", Reason: "the sender is not a member of the list", Expire: now.Add(DefaultHeldPostTTL)},
+			[]string{"attend une approbation", "« Café »", "n'est pas membre", "2026-12-20 04:00 UTC"}},
 		{"rejected", noticeArgs{To: "ann@example.org", Subject: "x\r\nBcc: eve@example.com", Reason: "No.\r\nBcc: eve@example.com\n\nBye", Rejected: true},
 			[]string{"was rejected", "No.", "Bye"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			raw, err := noticeMessage(l, tc.a, now)
+			l := *l
+			if strings.Contains(tc.name, "language") {
+				l.language = int16(listsv1.Language_LANGUAGE_FR)
+			}
+			raw, err := noticeMessage(&l, tc.a, now)
 			if err != nil {
 				t.Fatal(err)
 			}

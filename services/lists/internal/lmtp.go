@@ -76,8 +76,9 @@ type lmtpSession struct {
 }
 
 type lmtpRcpt struct {
-	addr string
-	l    *list
+	addr  string
+	l     *list
+	robot commands.Robot
 }
 
 func (ss *lmtpSession) Reset()        { ss.from, ss.rcpts = "", nil }
@@ -102,10 +103,15 @@ func (ss *lmtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return errTemporary
 	case l == nil:
 		return errNoSuchList
-	case robot.Kind != commands.KindPost:
+	}
+	switch robot.Kind {
+	case commands.KindPost, commands.KindRequest, commands.KindJoin, commands.KindLeave, commands.KindConfirm:
+	case commands.KindBounces:
+		return errNotYet // the bounce robot's (helper "bounces")
+	default:
 		return errNotYet
 	}
-	ss.rcpts = append(ss.rcpts, lmtpRcpt{addr: to, l: l})
+	ss.rcpts = append(ss.rcpts, lmtpRcpt{addr: to, l: l, robot: robot})
 	return nil
 }
 
@@ -149,7 +155,12 @@ func (ss *lmtpSession) LMTPData(r io.Reader, status smtp.StatusCollector) error 
 	// refusal answers for all.
 	var first error
 	for _, rc := range ss.rcpts {
-		err := ss.s.receive(ctx, rc.l, ss.from, raw)
+		var err error
+		if rc.robot.Kind == commands.KindPost {
+			err = ss.s.receive(ctx, rc.l, ss.from, raw)
+		} else {
+			err = ss.s.receiveRobot(ctx, rc.l, rc.robot, ss.from, raw)
+		}
 		if status != nil {
 			status.SetStatus(rc.addr, err)
 		} else if first == nil {

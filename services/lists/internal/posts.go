@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/lists/internal/letters"
 	"github.com/mailplane/mailplane/services/lists/internal/post"
 	"github.com/mailplane/mailplane/services/platform/pg"
 )
@@ -20,6 +21,13 @@ const (
 	insertPost = `INSERT INTO posts (id, list_id, sender, subject, message_id, raw) VALUES ($1, $2, $3, $4, $5, $6)`
 	insertHeld = `INSERT INTO held_posts (id, list_id, sender, subject, raw, reason) VALUES ($1, $2, $3, $4, $5, $6) RETURNING create_time`
 	isMember   = `SELECT EXISTS (SELECT 1 FROM members WHERE list_id = $1 AND email_key = $2)`
+)
+
+// The reasons a post is held, as the API shows them (letters has them
+// in every language).
+const (
+	reasonAnnounce  = "the list is for announcements: only moderators post"
+	reasonNotMember = "the sender is not a member of the list"
 )
 
 // postList is what post.Prepare needs of l.
@@ -70,7 +78,7 @@ func (s *Server) holdReason(ctx context.Context, q pgx.Tx, l *list, author strin
 	}
 	policy := listsv1.PostingPolicy(l.posting)
 	if policy == listsv1.PostingPolicy_POSTING_POLICY_MODERATORS {
-		return "the list is for announcements: only moderators post", nil
+		return reasonAnnounce, nil
 	}
 	var member bool
 	if err := q.QueryRow(ctx, isMember, l.id, key).Scan(&member); err != nil {
@@ -79,7 +87,7 @@ func (s *Server) holdReason(ctx context.Context, q pgx.Tx, l *list, author strin
 	if member {
 		return "", nil
 	}
-	return "the sender is not a member of the list", nil
+	return reasonNotMember, nil
 }
 
 // storePost queues p (raw as received) for distribution to l's members,
@@ -101,7 +109,13 @@ func (s *Server) storePost(ctx context.Context, l *list, p *post.Post, raw []byt
 			}
 			// One notice per held post, never more: it is queued with
 			// the post, and the job sends once.
-			return s.queueNotice(ctx, tx, noticeArgs{List: l.id, To: p.Author, Subject: p.Subject, Reason: reason, Expire: created.Add(s.heldTTL)})
+			expire := created.Add(s.heldTTL)
+			if err := s.queueNotice(ctx, tx, noticeArgs{List: l.id, To: p.Author, Subject: p.Subject, Reason: reason, Expire: expire}); err != nil {
+				return err
+			}
+			// The moderators decide by mail as over the API.
+			return s.askModerators(ctx, tx, l, tokenModeratePost, id, letters.ModeratePost, letters.Data{
+				"Sender": p.Author, "Subject": p.Subject, "Reason": holdReasonText(l.lang(), reason), "Expire": letters.Date(expire)})
 		}
 		if _, err := tx.Exec(ctx, insertPost, id, l.id, p.Author, p.Subject, p.MessageID, raw); err != nil {
 			return fmt.Errorf("insert post: %w", err)

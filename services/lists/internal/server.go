@@ -69,6 +69,7 @@ func (s *Server) Workers() *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, &distributeWorker{s: s})
 	river.AddWorker(w, &noticeWorker{s: s})
+	river.AddWorker(w, &letterWorker{s: s})
 	return w
 }
 
