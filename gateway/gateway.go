@@ -118,6 +118,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 	if len(cfg.CORSOrigins) > 0 {
 		h = cors(cfg.CORSOrigins, h)
 	}
+	// The lists' public form endpoints have their own body limit and CORS
+	// (gateway/forms.go): they go round both.
+	for _, b := range backends {
+		if b.name == "lists" {
+			forms, api := newFormsHandler(b.conn, mux, cfg.TrustedProxies, log), h
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasPrefix(r.URL.Path, formsPrefix) {
+					forms.ServeHTTP(w, r)
+					return
+				}
+				api.ServeHTTP(w, r)
+			})
+		}
+	}
 	h = accessLog(log, h)
 	h = requestID(h)
 	h = otelhttp.NewHandler(h, "gateway", otelhttp.WithFilter(func(r *http.Request) bool {

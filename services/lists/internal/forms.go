@@ -431,14 +431,15 @@ func publicList(ctx context.Context, s *Server, field, address string) (*list, e
 // is the same whether the address is a member or not, and for a filled
 // honeypot, which does nothing.
 func (s *Server) SubmitForm(ctx context.Context, req *listsv1.SubmitFormRequest) (*listsv1.SubmitFormResponse, error) {
-	if err := s.publicLimit(ctx, "form"); err != nil {
-		return nil, err
-	}
+	// The list first, so that even the limit's refusal is in its language.
 	l, err := publicList(ctx, s, "list", strings.TrimSpace(req.GetList()))
 	if err != nil {
 		return nil, err
 	}
 	t := texts(l.language)
+	if err := s.publicLimit(ctx, "form"); err != nil {
+		return nil, refusal(l, err, t.tooMany)
+	}
 	f, err := loadForms(ctx, s.pool, l.id)
 	if err != nil {
 		return nil, err

@@ -14,7 +14,7 @@ type pageTexts struct {
 	contact                              string
 	unsubscribeTitle, unsubscribeAsk     string
 	unsubscribeButton, unsubscribed      string
-	badToken                             string
+	badToken, tooMany                    string
 }
 
 // pages holds the texts by listsv1.Language.
@@ -33,6 +33,7 @@ var pages = map[listsv1.Language]*pageTexts{
 		unsubscribeTitle: "Unsubscribe", unsubscribeAsk: "Do you want to stop receiving the mail of %s?",
 		unsubscribeButton: "Unsubscribe", unsubscribed: "You will no longer receive the mail of %s.",
 		badToken: "This unsubscribe link is not valid.",
+		tooMany:  "Too many requests came from your address. Please try again later.",
 	},
 	listsv1.Language_LANGUAGE_FR: {
 		code: "fr", email: "Adresse e-mail", name: "Nom (facultatif)", trap: "Laissez ce champ vide",
@@ -48,6 +49,7 @@ var pages = map[listsv1.Language]*pageTexts{
 		unsubscribeTitle: "Désinscription", unsubscribeAsk: "Voulez-vous ne plus recevoir les messages de %s ?",
 		unsubscribeButton: "Se désabonner", unsubscribed: "Vous ne recevrez plus les messages de %s.",
 		badToken: "Ce lien de désinscription n’est pas valide.",
+		tooMany:  "Trop de demandes sont venues de votre adresse. Veuillez réessayer plus tard.",
 	},
 	listsv1.Language_LANGUAGE_DE: {
 		code: "de", email: "E-Mail-Adresse", name: "Name (freiwillig)", trap: "Dieses Feld leer lassen",
@@ -63,6 +65,7 @@ var pages = map[listsv1.Language]*pageTexts{
 		unsubscribeTitle: "Abbestellen", unsubscribeAsk: "Möchten Sie die Nachrichten von %s nicht mehr erhalten?",
 		unsubscribeButton: "Abbestellen", unsubscribed: "Sie erhalten die Nachrichten von %s nicht mehr.",
 		badToken: "Dieser Abmeldelink ist ungültig.",
+		tooMany:  "Von Ihrer Adresse kamen zu viele Anfragen. Bitte versuchen Sie es später erneut.",
 	},
 	listsv1.Language_LANGUAGE_IT: {
 		code: "it", email: "Indirizzo e-mail", name: "Nome (facoltativo)", trap: "Lascia vuoto questo campo",
@@ -78,6 +81,7 @@ var pages = map[listsv1.Language]*pageTexts{
 		unsubscribeTitle: "Annulla l’iscrizione", unsubscribeAsk: "Vuoi smettere di ricevere i messaggi di %s?",
 		unsubscribeButton: "Annulla l’iscrizione", unsubscribed: "Non riceverai più i messaggi di %s.",
 		badToken: "Questo link di cancellazione non è valido.",
+		tooMany:  "Dal tuo indirizzo sono arrivate troppe richieste. Riprova più tardi.",
 	},
 	listsv1.Language_LANGUAGE_ES: {
 		code: "es", email: "Correo electrónico", name: "Nombre (opcional)", trap: "Deje este campo vacío",
@@ -93,6 +97,7 @@ var pages = map[listsv1.Language]*pageTexts{
 		unsubscribeTitle: "Darse de baja", unsubscribeAsk: "¿Desea dejar de recibir los mensajes de %s?",
 		unsubscribeButton: "Darse de baja", unsubscribed: "Ya no recibirá los mensajes de %s.",
 		badToken: "Este enlace de baja no es válido.",
+		tooMany:  "Han llegado demasiadas solicitudes desde su dirección. Inténtelo de nuevo más tarde.",
 	},
 }
 
