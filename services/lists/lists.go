@@ -235,12 +235,24 @@ func (s *Service) RunForTest(ctx context.Context) error {
 func (s *Service) jobsConfig() jobs.Config {
 	return jobs.Config{Schema: Schema, Workers: s.server.Workers(), Log: s.log, Periodic: []jobs.Periodic{
 		{Name: "expire held posts", Interval: heldPostSweep, Work: s.server.ExpireHeldPosts},
+		{Name: "sweep bounces", Interval: bounceSweep, Work: s.server.SweepBounces},
 	}}
 }
 
 // heldPostSweep is how often expired held posts are deleted: a post
 // outlives its expire_time by at most this.
 const heldPostSweep = time.Hour
+
+// bounceSweep is how often members disabled by bounces are warned or
+// removed when due: a warning or a removal comes at most this late.
+const bounceSweep = time.Hour
+
+// SweepBounces warns, or removes, the members bounces disabled whose
+// warning or removal is due, and says how many: what the periodic "sweep
+// bounces" work does, hourly.
+func (s *Service) SweepBounces(ctx context.Context) (int, error) {
+	return s.server.SweepBounces(ctx)
+}
 
 // ExpireHeldPosts deletes the posts held longer than HeldPostTTL and
 // says how many: what the periodic "expire held posts" work does, hourly.

@@ -33,7 +33,8 @@ const (
 	loadPost = `SELECT list_id, raw, sent_key, done_time IS NOT NULL FROM posts WHERE id = $1`
 	// memberPageSQL reads members after the checkpoint, in the order the
 	// checkpoint counts them.
-	memberPageSQL = `SELECT email, email_key FROM members WHERE list_id = $1 AND email_key > $2 ORDER BY email_key LIMIT $3`
+	// Members whose bounces disabled delivery are skipped.
+	memberPageSQL = `SELECT email, email_key FROM members WHERE list_id = $1 AND email_key > $2 AND delivery = 1 ORDER BY email_key LIMIT $3`
 	checkpoint    = `UPDATE posts SET sent_key = $2, sent_count = sent_count + $3, failed_count = failed_count + $4 WHERE id = $1`
 	postDone      = `UPDATE posts SET done_time = now() WHERE id = $1`
 )
@@ -146,11 +147,13 @@ func (w *distributeWorker) Work(ctx context.Context, job *river.Job[distributeAr
 				ok = 1
 				sent++
 			case errors.As(err, &se) && se.Code >= 500:
-				// Refused for good: a bounce without the round trip.
-				// Counting it against the member is the bounce handler's
-				// work, later.
+				// Refused for good: a bounce without the round trip,
+				// counted against the member as one.
 				log.Warn("copy refused", "member", m[0], "error", err)
 				failed++
+				if _, err := s.recordBounce(ctx, l.id, m[0], relayRefusal(se), time.Now()); err != nil {
+					return fmt.Errorf("post %s: bounce of %s: %w", job.Args.Post, m[0], err)
+				}
 			default:
 				return fmt.Errorf("post %s: send to %s: %w", job.Args.Post, m[0], err)
 			}

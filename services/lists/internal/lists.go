@@ -46,16 +46,20 @@ var localPartRE = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,48}[A-Za-z
 const (
 	listColumns = `SELECT id, organization_id, mail_service_id, local_part, domain, display_name, description, moderators,
   language, subscription_policy, posting_policy, reply_to, subject_prefix, max_message_bytes, footer_text, footer_html,
-  welcome_message, goodbye_message, moderator_password <> '', member_count, create_time, update_time FROM lists`
+  welcome_message, goodbye_message, moderator_password <> '', member_count, create_time, update_time,
+  bounce_score_threshold, bounce_info_stale_days, bounce_warnings, bounce_warning_interval_days FROM lists`
 	insertList = `
 INSERT INTO lists (id, organization_id, mail_service_id, local_part, local_key, domain, display_name, description, moderators,
   language, subscription_policy, posting_policy, reply_to, subject_prefix, max_message_bytes, footer_text, footer_html,
-  welcome_message, goodbye_message, moderator_password)
-VALUES ($1, $2, $3, $4, lower($4), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
+  welcome_message, goodbye_message, moderator_password,
+  bounce_score_threshold, bounce_info_stale_days, bounce_warnings, bounce_warning_interval_days)
+VALUES ($1, $2, $3, $4, lower($4), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`
 	updateList = `
 UPDATE lists SET display_name = $2, description = $3, moderators = $4, language = $5, subscription_policy = $6,
   posting_policy = $7, reply_to = $8, subject_prefix = $9, max_message_bytes = $10, footer_text = $11, footer_html = $12,
-  welcome_message = $13, goodbye_message = $14, moderator_password = COALESCE($15, moderator_password), update_time = now()
+  welcome_message = $13, goodbye_message = $14, moderator_password = COALESCE($15, moderator_password),
+  bounce_score_threshold = $16, bounce_info_stale_days = $17, bounce_warnings = $18, bounce_warning_interval_days = $19,
+  update_time = now()
 WHERE id = $1`
 )
 
@@ -75,6 +79,7 @@ type list struct {
 	memberCount              int32
 	createTime, updateTime   time.Time
 	password                 *string // a new hash to store, on updates
+	bounce                   bounceSettings
 }
 
 type moderator struct {
@@ -87,7 +92,8 @@ func scanList(row pgx.CollectableRow) (*list, error) {
 	var mods []byte
 	err := row.Scan(&l.id, &l.org, &l.ms, &l.localPart, &l.domain, &l.displayName, &l.description, &mods,
 		&l.language, &l.subscription, &l.posting, &l.replyTo, &l.prefix, &l.maxBytes, &l.footerText, &l.footerHTML,
-		&l.welcome, &l.goodbye, &l.hasPassword, &l.memberCount, &l.createTime, &l.updateTime)
+		&l.welcome, &l.goodbye, &l.hasPassword, &l.memberCount, &l.createTime, &l.updateTime,
+		&l.bounce.threshold, &l.bounce.staleDays, &l.bounce.warnings, &l.bounce.intervalDays)
 	if err == nil {
 		err = json.Unmarshal(mods, &l.moderators)
 	}
@@ -103,6 +109,7 @@ func (l *list) proto() *listsv1.List {
 		SubjectPrefix: l.prefix, MaxMessageBytes: l.maxBytes, FooterText: l.footerText, FooterHtml: l.footerHTML,
 		WelcomeMessage: l.welcome, GoodbyeMessage: l.goodbye, HasModeratorPassword: l.hasPassword,
 		MemberCount: l.memberCount, CreateTime: timestamppb.New(l.createTime), UpdateTime: timestamppb.New(l.updateTime),
+		BounceSettings: l.bounce.proto(),
 	}
 	for _, m := range l.moderators {
 		p.Moderators = append(p.Moderators, &listsv1.Moderator{User: m.User, Email: m.Email})
@@ -113,7 +120,7 @@ func (l *list) proto() *listsv1.List {
 // updatable are the fields UpdateList changes.
 var updatable = []string{"display_name", "description", "moderators", "language", "subscription_policy", "posting_policy",
 	"reply_to", "subject_prefix", "max_message_bytes", "footer_text", "footer_html", "welcome_message", "goodbye_message",
-	"moderator_password"}
+	"moderator_password", "bounce_settings"}
 
 // apply sets the fields paths of in on l, checking each; errors name the
 // field under prefix ("list.").
@@ -194,6 +201,10 @@ func (l *list) apply(in *listsv1.List, paths []string) error {
 				return err
 			}
 			l.password = &h
+		case "bounce_settings":
+			b, fv := parseBounceSettings(in.GetBounceSettings(), "list.bounceSettings.")
+			v = append(v, fv...)
+			l.bounce = b
 		}
 	}
 	if len(v) > 0 {
@@ -275,7 +286,8 @@ func (s *Server) CreateList(ctx context.Context, req *listsv1.CreateListRequest)
 	}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, insertList, l.id, org, ms, l.localPart, l.domain, l.displayName, l.description, mods,
-			l.language, l.subscription, l.posting, l.replyTo, l.prefix, l.maxBytes, l.footerText, l.footerHTML, l.welcome, l.goodbye, hash); err != nil {
+			l.language, l.subscription, l.posting, l.replyTo, l.prefix, l.maxBytes, l.footerText, l.footerHTML, l.welcome, l.goodbye, hash,
+			l.bounce.threshold, l.bounce.staleDays, l.bounce.warnings, l.bounce.intervalDays); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.ConstraintName == "lists_local_key" {
 				return errs.E(errs.AlreadyExists, "list.localPart: %s@%s is a list already", l.localPart, l.domain)
@@ -390,7 +402,8 @@ func (s *Server) UpdateList(ctx context.Context, req *listsv1.UpdateListRequest)
 		}
 		mods, _ := json.Marshal(l.moderators)
 		if _, err := tx.Exec(ctx, updateList, l.id, l.displayName, l.description, mods, l.language, l.subscription, l.posting,
-			l.replyTo, l.prefix, l.maxBytes, l.footerText, l.footerHTML, l.welcome, l.goodbye, l.password); err != nil {
+			l.replyTo, l.prefix, l.maxBytes, l.footerText, l.footerHTML, l.welcome, l.goodbye, l.password,
+			l.bounce.threshold, l.bounce.staleDays, l.bounce.warnings, l.bounce.intervalDays); err != nil {
 			return fmt.Errorf("update list: %w", err)
 		}
 		if l, err = findList(ctx, tx, ids); err != nil {

@@ -107,7 +107,7 @@ func (ss *lmtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	switch robot.Kind {
 	case commands.KindPost, commands.KindRequest, commands.KindJoin, commands.KindLeave, commands.KindConfirm:
 	case commands.KindBounces:
-		return errNotYet // the bounce robot's (helper "bounces")
+		// bounce_mail.go
 	default:
 		return errNotYet
 	}
@@ -156,9 +156,12 @@ func (ss *lmtpSession) LMTPData(r io.Reader, status smtp.StatusCollector) error 
 	var first error
 	for _, rc := range ss.rcpts {
 		var err error
-		if rc.robot.Kind == commands.KindPost {
+		switch rc.robot.Kind {
+		case commands.KindPost:
 			err = ss.s.receive(ctx, rc.l, ss.from, raw)
-		} else {
+		case commands.KindBounces:
+			err = ss.s.receiveBounce(ctx, rc.l, rc.addr, raw)
+		default:
 			err = ss.s.receiveRobot(ctx, rc.l, rc.robot, ss.from, raw)
 		}
 		if status != nil {

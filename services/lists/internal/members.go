@@ -24,7 +24,10 @@ import (
 const maxMembers = 100000
 
 const (
-	memberColumns = `SELECT id, email, email_key, display_name, create_time FROM members`
+	// memberFields are what scanMember reads, in its order.
+	memberFields = `id, email, email_key, display_name, create_time, delivery, delivery_disabled_time,
+  bounce_score, first_bounce_time, last_bounce_time, last_bounce_diagnostic, bounce_warnings_sent`
+	memberColumns = `SELECT ` + memberFields + ` FROM members`
 	insertMember  = `INSERT INTO members (id, list_id, email, email_key, display_name) VALUES ($1, $2, $3, $4, $5)`
 	// addMember counts the member in, refusing a full list.
 	addMember    = `UPDATE lists SET member_count = member_count + 1 WHERE id = $1 AND member_count < $2`
@@ -35,15 +38,35 @@ type member struct {
 	id                  uuid.UUID
 	email, key, display string
 	createTime          time.Time
+	// What bounces did (bounce.go); a new member's are zero.
+	delivery                  int16
+	disabledTime, first, last *time.Time
+	score, warningsSent       int32
+	diagnostic                string
 }
 
 func scanMember(row pgx.CollectableRow) (*member, error) {
 	m := &member{}
-	return m, row.Scan(&m.id, &m.email, &m.key, &m.display, &m.createTime)
+	return m, row.Scan(&m.id, &m.email, &m.key, &m.display, &m.createTime, &m.delivery, &m.disabledTime,
+		&m.score, &m.first, &m.last, &m.diagnostic, &m.warningsSent)
 }
 
 func (m *member) proto(ids listIDs) *listsv1.Member {
-	return &listsv1.Member{Name: memberName(ids.org, ids.ms, ids.list, m.id), Email: m.email, DisplayName: m.display, CreateTime: timestamppb.New(m.createTime)}
+	p := &listsv1.Member{Name: memberName(ids.org, ids.ms, ids.list, m.id), Email: m.email, DisplayName: m.display, CreateTime: timestamppb.New(m.createTime),
+		Delivery: listsv1.Delivery(m.delivery), DeliveryDisabledTime: optTime(m.disabledTime), BounceScore: m.score,
+		FirstBounceTime: optTime(m.first), LastBounceTime: optTime(m.last), LastBounceDiagnostic: m.diagnostic, BounceWarningsSent: m.warningsSent}
+	if p.Delivery == listsv1.Delivery_DELIVERY_UNSPECIFIED {
+		p.Delivery = listsv1.Delivery_DELIVERY_ENABLED // a member made here, not read back
+	}
+	return p
+}
+
+// optTime is t as a proto timestamp, nil when unset.
+func optTime(t *time.Time) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return timestamppb.New(*t)
 }
 
 // emailKey is how an address is compared: its local part as written, its
@@ -165,25 +188,7 @@ func (s *Server) DeleteMember(ctx context.Context, req *listsv1.DeleteMemberRequ
 		if _, err := findList(ctx, tx, ids); err != nil {
 			return err
 		}
-		rows, _ := tx.Query(ctx, `DELETE FROM members WHERE id = $1 AND list_id = $2 RETURNING id, email, email_key, display_name, create_time`, v[3], ids.list)
-		m, err := pgx.CollectOneRow(rows, scanMember)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errs.E(errs.NotFound, "member not found")
-		}
-		if err != nil {
-			return fmt.Errorf("delete member: %w", err)
-		}
-		if _, err := tx.Exec(ctx, removeMember, ids.list); err != nil {
-			return fmt.Errorf("count member out: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO consents (id, list_id, given_time, given_by, withdrawn_by) VALUES ($1, $2, $3, $4, $5)`,
-			uuid.Must(uuid.NewV7()), ids.list, m.createTime, "added by a moderator", "removed by a moderator"); err != nil {
-			return fmt.Errorf("record consent: %w", err)
-		}
-		// The event names the member, not their address: erased means
-		// erased, in the event stream too.
-		gone := &listsv1.Member{Name: memberName(ids.org, ids.ms, ids.list, m.id)}
-		if err := outbox.Write(ctx, tx, listsevents.MemberDeleted, &listsv1.MemberChanged{List: listName(ids.org, ids.ms, ids.list), Member: gone, Actor: c.Name()}); err != nil {
+		if _, err := eraseMember(ctx, tx, ids, v[3], "removed by a moderator", c.Name()); err != nil {
 			return err
 		}
 		return audit(ctx, tx, ids.org, c, "lists.member.delete", req.GetName(), nil)
@@ -192,4 +197,33 @@ func (s *Server) DeleteMember(ctx context.Context, req *listsv1.DeleteMemberRequ
 		return nil, err
 	}
 	return &listsv1.DeleteMemberResponse{}, nil
+}
+
+// eraseMember deletes member id of list ids in tx and returns it as it
+// was: the list counts it out, a consent record keeps when it was given
+// and how it was withdrawn (withdrawnBy), and the event names the member
+// only, by actor. NotFound when it is not the list's.
+func eraseMember(ctx context.Context, tx pgx.Tx, ids listIDs, id uuid.UUID, withdrawnBy, actor string) (*member, error) {
+	rows, _ := tx.Query(ctx, `DELETE FROM members WHERE id = $1 AND list_id = $2 RETURNING `+memberFields, id, ids.list)
+	m, err := pgx.CollectOneRow(rows, scanMember)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errs.E(errs.NotFound, "member not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("delete member: %w", err)
+	}
+	if _, err := tx.Exec(ctx, removeMember, ids.list); err != nil {
+		return nil, fmt.Errorf("count member out: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO consents (id, list_id, given_time, given_by, withdrawn_by) VALUES ($1, $2, $3, $4, $5)`,
+		uuid.Must(uuid.NewV7()), ids.list, m.createTime, "added by a moderator", withdrawnBy); err != nil {
+		return nil, fmt.Errorf("record consent: %w", err)
+	}
+	// The event names the member, not their address: erased means
+	// erased, in the event stream too.
+	gone := &listsv1.Member{Name: memberName(ids.org, ids.ms, ids.list, m.id)}
+	if err := outbox.Write(ctx, tx, listsevents.MemberDeleted, &listsv1.MemberChanged{List: listName(ids.org, ids.ms, ids.list), Member: gone, Actor: actor}); err != nil {
+		return nil, err
+	}
+	return m, nil
 }

@@ -12,6 +12,9 @@ const (
 	ListDeleted = "lists.list.deleted"
 	// MemberCreated carries a MemberChanged.
 	MemberCreated = "lists.member.created"
+	// MemberUpdated carries a MemberChanged: delivery disabled by
+	// bounces, or enabled again.
+	MemberUpdated = "lists.member.updated"
 	// MemberDeleted carries a MemberChanged.
 	MemberDeleted = "lists.member.deleted"
 	// HeldPostAccepted carries a HeldPostChanged.
@@ -26,6 +29,6 @@ const (
 
 // Subjects are every subject the service publishes.
 func Subjects() []string {
-	return []string{ListCreated, ListUpdated, ListDeleted, MemberCreated, MemberDeleted,
+	return []string{ListCreated, ListUpdated, ListDeleted, MemberCreated, MemberUpdated, MemberDeleted,
 		HeldPostAccepted, HeldPostRejected, HeldPostDiscarded, AuditRecorded}
 }

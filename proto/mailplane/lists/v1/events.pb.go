@@ -79,7 +79,7 @@ func (x *ListChanged) GetActor() string {
 	return ""
 }
 
-// MemberChanged: mailplane.lists.member.created, .deleted.
+// MemberChanged: mailplane.lists.member.created, .updated, .deleted.
 type MemberChanged struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The list's name.

@@ -268,6 +268,140 @@ func (ReplyTo) EnumDescriptor() ([]byte, []int) {
 	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{3}
 }
 
+// Delivery says whether a member receives the list's posts.
+type Delivery int32
+
+const (
+	// Not set; ENABLED.
+	Delivery_DELIVERY_UNSPECIFIED Delivery = 0
+	// The member receives posts.
+	Delivery_DELIVERY_ENABLED Delivery = 1
+	// The member's bounce score reached the list's threshold: no posts are
+	// sent to them; they are warned, then removed (see BounceSettings).
+	Delivery_DELIVERY_DISABLED_BY_BOUNCES Delivery = 2
+)
+
+// Enum value maps for Delivery.
+var (
+	Delivery_name = map[int32]string{
+		0: "DELIVERY_UNSPECIFIED",
+		1: "DELIVERY_ENABLED",
+		2: "DELIVERY_DISABLED_BY_BOUNCES",
+	}
+	Delivery_value = map[string]int32{
+		"DELIVERY_UNSPECIFIED":         0,
+		"DELIVERY_ENABLED":             1,
+		"DELIVERY_DISABLED_BY_BOUNCES": 2,
+	}
+)
+
+func (x Delivery) Enum() *Delivery {
+	p := new(Delivery)
+	*p = x
+	return p
+}
+
+func (x Delivery) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Delivery) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailplane_lists_v1_lists_proto_enumTypes[4].Descriptor()
+}
+
+func (Delivery) Type() protoreflect.EnumType {
+	return &file_mailplane_lists_v1_lists_proto_enumTypes[4]
+}
+
+func (x Delivery) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Delivery.Descriptor instead.
+func (Delivery) EnumDescriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{4}
+}
+
+// BounceSettings say what a member's bounces cost them, as Mailman 3's
+// bounce score does. A permanent delivery failure raises the member's
+// score by one, at most once a day; at the threshold, delivery is
+// disabled and the member is warned by mail, then removed and the
+// moderators told. Zero fields take the defaults.
+type BounceSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The score at which delivery is disabled; 0: 5. 1 to 100.
+	ScoreThreshold int32 `protobuf:"varint,1,opt,name=score_threshold,json=scoreThreshold,proto3" json:"score_threshold,omitempty"`
+	// A bounce more than this many days after the previous one starts a new
+	// score at 1; 0: 7. 1 to 365.
+	InfoStaleDays int32 `protobuf:"varint,2,opt,name=info_stale_days,json=infoStaleDays,proto3" json:"info_stale_days,omitempty"`
+	// Warnings mailed to a member once delivery is disabled, before they
+	// are removed; 0: 3. 1 to 10.
+	Warnings int32 `protobuf:"varint,3,opt,name=warnings,proto3" json:"warnings,omitempty"`
+	// Days between warnings, and from the last one to removal; 0: 7. 1 to
+	// 90.
+	WarningIntervalDays int32 `protobuf:"varint,4,opt,name=warning_interval_days,json=warningIntervalDays,proto3" json:"warning_interval_days,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *BounceSettings) Reset() {
+	*x = BounceSettings{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BounceSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BounceSettings) ProtoMessage() {}
+
+func (x *BounceSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BounceSettings.ProtoReflect.Descriptor instead.
+func (*BounceSettings) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *BounceSettings) GetScoreThreshold() int32 {
+	if x != nil {
+		return x.ScoreThreshold
+	}
+	return 0
+}
+
+func (x *BounceSettings) GetInfoStaleDays() int32 {
+	if x != nil {
+		return x.InfoStaleDays
+	}
+	return 0
+}
+
+func (x *BounceSettings) GetWarnings() int32 {
+	if x != nil {
+		return x.Warnings
+	}
+	return 0
+}
+
+func (x *BounceSettings) GetWarningIntervalDays() int32 {
+	if x != nil {
+		return x.WarningIntervalDays
+	}
+	return 0
+}
+
 // Moderator is a person with every right on a list.
 type Moderator struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -281,7 +415,7 @@ type Moderator struct {
 
 func (x *Moderator) Reset() {
 	*x = Moderator{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[0]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +427,7 @@ func (x *Moderator) String() string {
 func (*Moderator) ProtoMessage() {}
 
 func (x *Moderator) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[0]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +440,7 @@ func (x *Moderator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Moderator.ProtoReflect.Descriptor instead.
 func (*Moderator) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{0}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Moderator) GetUser() string {
@@ -371,14 +505,17 @@ type List struct {
 	// When it was created. Output only.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it last changed. Output only.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// What bounces cost a member. Update it whole ("bounce_settings" in the
+	// mask).
+	BounceSettings *BounceSettings `protobuf:"bytes,22,opt,name=bounce_settings,json=bounceSettings,proto3" json:"bounce_settings,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *List) Reset() {
 	*x = List{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[1]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +527,7 @@ func (x *List) String() string {
 func (*List) ProtoMessage() {}
 
 func (x *List) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[1]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +540,7 @@ func (x *List) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use List.ProtoReflect.Descriptor instead.
 func (*List) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{1}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *List) GetName() string {
@@ -553,6 +690,13 @@ func (x *List) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *List) GetBounceSettings() *BounceSettings {
+	if x != nil {
+		return x.BounceSettings
+	}
+	return nil
+}
+
 // CreateListRequest makes a list.
 type CreateListRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -566,7 +710,7 @@ type CreateListRequest struct {
 
 func (x *CreateListRequest) Reset() {
 	*x = CreateListRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[2]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +722,7 @@ func (x *CreateListRequest) String() string {
 func (*CreateListRequest) ProtoMessage() {}
 
 func (x *CreateListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[2]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +735,7 @@ func (x *CreateListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateListRequest.ProtoReflect.Descriptor instead.
 func (*CreateListRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{2}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateListRequest) GetParent() string {
@@ -619,7 +763,7 @@ type CreateListResponse struct {
 
 func (x *CreateListResponse) Reset() {
 	*x = CreateListResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[3]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +775,7 @@ func (x *CreateListResponse) String() string {
 func (*CreateListResponse) ProtoMessage() {}
 
 func (x *CreateListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[3]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +788,7 @@ func (x *CreateListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateListResponse.ProtoReflect.Descriptor instead.
 func (*CreateListResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{3}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateListResponse) GetList() *List {
@@ -665,7 +809,7 @@ type GetListRequest struct {
 
 func (x *GetListRequest) Reset() {
 	*x = GetListRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[4]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +821,7 @@ func (x *GetListRequest) String() string {
 func (*GetListRequest) ProtoMessage() {}
 
 func (x *GetListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[4]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +834,7 @@ func (x *GetListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetListRequest.ProtoReflect.Descriptor instead.
 func (*GetListRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{4}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetListRequest) GetName() string {
@@ -711,7 +855,7 @@ type GetListResponse struct {
 
 func (x *GetListResponse) Reset() {
 	*x = GetListResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[5]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +867,7 @@ func (x *GetListResponse) String() string {
 func (*GetListResponse) ProtoMessage() {}
 
 func (x *GetListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[5]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +880,7 @@ func (x *GetListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetListResponse.ProtoReflect.Descriptor instead.
 func (*GetListResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{5}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetListResponse) GetList() *List {
@@ -761,7 +905,7 @@ type ListListsRequest struct {
 
 func (x *ListListsRequest) Reset() {
 	*x = ListListsRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[6]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +917,7 @@ func (x *ListListsRequest) String() string {
 func (*ListListsRequest) ProtoMessage() {}
 
 func (x *ListListsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[6]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +930,7 @@ func (x *ListListsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListsRequest.ProtoReflect.Descriptor instead.
 func (*ListListsRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{6}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListListsRequest) GetParent() string {
@@ -823,7 +967,7 @@ type ListListsResponse struct {
 
 func (x *ListListsResponse) Reset() {
 	*x = ListListsResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[7]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +979,7 @@ func (x *ListListsResponse) String() string {
 func (*ListListsResponse) ProtoMessage() {}
 
 func (x *ListListsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[7]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +992,7 @@ func (x *ListListsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListsResponse.ProtoReflect.Descriptor instead.
 func (*ListListsResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{7}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListListsResponse) GetLists() []*List {
@@ -880,7 +1024,7 @@ type UpdateListRequest struct {
 
 func (x *UpdateListRequest) Reset() {
 	*x = UpdateListRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[8]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1036,7 @@ func (x *UpdateListRequest) String() string {
 func (*UpdateListRequest) ProtoMessage() {}
 
 func (x *UpdateListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[8]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1049,7 @@ func (x *UpdateListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateListRequest.ProtoReflect.Descriptor instead.
 func (*UpdateListRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{8}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateListRequest) GetList() *List {
@@ -933,7 +1077,7 @@ type UpdateListResponse struct {
 
 func (x *UpdateListResponse) Reset() {
 	*x = UpdateListResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[9]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1089,7 @@ func (x *UpdateListResponse) String() string {
 func (*UpdateListResponse) ProtoMessage() {}
 
 func (x *UpdateListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[9]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1102,7 @@ func (x *UpdateListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateListResponse.ProtoReflect.Descriptor instead.
 func (*UpdateListResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{9}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateListResponse) GetList() *List {
@@ -979,7 +1123,7 @@ type DeleteListRequest struct {
 
 func (x *DeleteListRequest) Reset() {
 	*x = DeleteListRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[10]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1135,7 @@ func (x *DeleteListRequest) String() string {
 func (*DeleteListRequest) ProtoMessage() {}
 
 func (x *DeleteListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[10]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1148,7 @@ func (x *DeleteListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteListRequest.ProtoReflect.Descriptor instead.
 func (*DeleteListRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{10}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteListRequest) GetName() string {
@@ -1023,7 +1167,7 @@ type DeleteListResponse struct {
 
 func (x *DeleteListResponse) Reset() {
 	*x = DeleteListResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[11]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1179,7 @@ func (x *DeleteListResponse) String() string {
 func (*DeleteListResponse) ProtoMessage() {}
 
 func (x *DeleteListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[11]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1192,7 @@ func (x *DeleteListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteListResponse.ProtoReflect.Descriptor instead.
 func (*DeleteListResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{11}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{12}
 }
 
 // Member is a list's member.
@@ -1062,14 +1206,33 @@ type Member struct {
 	// Their name, at most 100 characters.
 	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// When they joined. Output only.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Whether they receive posts. Output only.
+	Delivery Delivery `protobuf:"varint,5,opt,name=delivery,proto3,enum=mailplane.lists.v1.Delivery" json:"delivery,omitempty"`
+	// When their bounces disabled delivery; unset while it is enabled.
+	// Output only.
+	DeliveryDisabledTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=delivery_disabled_time,json=deliveryDisabledTime,proto3" json:"delivery_disabled_time,omitempty"`
+	// Their bounce score: the days with a permanent delivery failure, at
+	// most one a day, since the score last started (see BounceSettings).
+	// Output only.
+	BounceScore int32 `protobuf:"varint,7,opt,name=bounce_score,json=bounceScore,proto3" json:"bounce_score,omitempty"`
+	// The first bounce of the current score; unset when there is none.
+	// Output only.
+	FirstBounceTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=first_bounce_time,json=firstBounceTime,proto3" json:"first_bounce_time,omitempty"`
+	// The last bounce. Output only.
+	LastBounceTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_bounce_time,json=lastBounceTime,proto3" json:"last_bounce_time,omitempty"`
+	// What the remote server said of the last bounce, "550 5.1.1 user
+	// unknown". Output only.
+	LastBounceDiagnostic string `protobuf:"bytes,10,opt,name=last_bounce_diagnostic,json=lastBounceDiagnostic,proto3" json:"last_bounce_diagnostic,omitempty"`
+	// Warnings mailed since delivery was disabled. Output only.
+	BounceWarningsSent int32 `protobuf:"varint,11,opt,name=bounce_warnings_sent,json=bounceWarningsSent,proto3" json:"bounce_warnings_sent,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[12]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1244,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[12]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1257,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{12}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Member) GetName() string {
@@ -1125,6 +1288,55 @@ func (x *Member) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Member) GetDelivery() Delivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return Delivery_DELIVERY_UNSPECIFIED
+}
+
+func (x *Member) GetDeliveryDisabledTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeliveryDisabledTime
+	}
+	return nil
+}
+
+func (x *Member) GetBounceScore() int32 {
+	if x != nil {
+		return x.BounceScore
+	}
+	return 0
+}
+
+func (x *Member) GetFirstBounceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstBounceTime
+	}
+	return nil
+}
+
+func (x *Member) GetLastBounceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastBounceTime
+	}
+	return nil
+}
+
+func (x *Member) GetLastBounceDiagnostic() string {
+	if x != nil {
+		return x.LastBounceDiagnostic
+	}
+	return ""
+}
+
+func (x *Member) GetBounceWarningsSent() int32 {
+	if x != nil {
+		return x.BounceWarningsSent
+	}
+	return 0
+}
+
 // CreateMemberRequest adds a member.
 type CreateMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1138,7 +1350,7 @@ type CreateMemberRequest struct {
 
 func (x *CreateMemberRequest) Reset() {
 	*x = CreateMemberRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[13]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1362,7 @@ func (x *CreateMemberRequest) String() string {
 func (*CreateMemberRequest) ProtoMessage() {}
 
 func (x *CreateMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[13]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1375,7 @@ func (x *CreateMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMemberRequest.ProtoReflect.Descriptor instead.
 func (*CreateMemberRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{13}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateMemberRequest) GetParent() string {
@@ -1191,7 +1403,7 @@ type CreateMemberResponse struct {
 
 func (x *CreateMemberResponse) Reset() {
 	*x = CreateMemberResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[14]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1415,7 @@ func (x *CreateMemberResponse) String() string {
 func (*CreateMemberResponse) ProtoMessage() {}
 
 func (x *CreateMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[14]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1428,7 @@ func (x *CreateMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMemberResponse.ProtoReflect.Descriptor instead.
 func (*CreateMemberResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{14}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateMemberResponse) GetMember() *Member {
@@ -1245,7 +1457,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[15]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1469,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[15]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1482,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{15}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListMembersRequest) GetParent() string {
@@ -1316,7 +1528,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[16]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1540,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[16]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1553,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{16}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -1376,7 +1588,7 @@ type DeleteMemberRequest struct {
 
 func (x *DeleteMemberRequest) Reset() {
 	*x = DeleteMemberRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[17]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1600,7 @@ func (x *DeleteMemberRequest) String() string {
 func (*DeleteMemberRequest) ProtoMessage() {}
 
 func (x *DeleteMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[17]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1613,7 @@ func (x *DeleteMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMemberRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMemberRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{17}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteMemberRequest) GetName() string {
@@ -1420,7 +1632,7 @@ type DeleteMemberResponse struct {
 
 func (x *DeleteMemberResponse) Reset() {
 	*x = DeleteMemberResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[18]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1644,7 @@ func (x *DeleteMemberResponse) String() string {
 func (*DeleteMemberResponse) ProtoMessage() {}
 
 func (x *DeleteMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[18]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1657,201 @@ func (x *DeleteMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMemberResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMemberResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{18}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{19}
+}
+
+// EnableMemberDeliveryRequest names a member.
+type EnableMemberDeliveryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}/members/{member}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableMemberDeliveryRequest) Reset() {
+	*x = EnableMemberDeliveryRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableMemberDeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableMemberDeliveryRequest) ProtoMessage() {}
+
+func (x *EnableMemberDeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableMemberDeliveryRequest.ProtoReflect.Descriptor instead.
+func (*EnableMemberDeliveryRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EnableMemberDeliveryRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// EnableMemberDeliveryResponse is the member, delivery enabled.
+type EnableMemberDeliveryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member.
+	Member        *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableMemberDeliveryResponse) Reset() {
+	*x = EnableMemberDeliveryResponse{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableMemberDeliveryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableMemberDeliveryResponse) ProtoMessage() {}
+
+func (x *EnableMemberDeliveryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableMemberDeliveryResponse.ProtoReflect.Descriptor instead.
+func (*EnableMemberDeliveryResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *EnableMemberDeliveryResponse) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+// ExportMembersRequest names the list to export.
+type ExportMembersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}".
+	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportMembersRequest) Reset() {
+	*x = ExportMembersRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportMembersRequest) ProtoMessage() {}
+
+func (x *ExportMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportMembersRequest.ProtoReflect.Descriptor instead.
+func (*ExportMembersRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ExportMembersRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+// ExportMembersResponse is one chunk of the CSV file, shaped as
+// google.api.HttpBody (whose .proto the project does not vendor).
+type ExportMembersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "text/csv; charset=utf-8"; set on the first chunk only.
+	ContentType string `protobuf:"bytes,1,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// The next bytes of the file.
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportMembersResponse) Reset() {
+	*x = ExportMembersResponse{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportMembersResponse) ProtoMessage() {}
+
+func (x *ExportMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportMembersResponse.ProtoReflect.Descriptor instead.
+func (*ExportMembersResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExportMembersResponse) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *ExportMembersResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
 }
 
 // HeldPost is a post the list's posting policy held for a moderator.
@@ -1473,7 +1879,7 @@ type HeldPost struct {
 
 func (x *HeldPost) Reset() {
 	*x = HeldPost{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[19]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1485,7 +1891,7 @@ func (x *HeldPost) String() string {
 func (*HeldPost) ProtoMessage() {}
 
 func (x *HeldPost) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[19]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,7 +1904,7 @@ func (x *HeldPost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldPost.ProtoReflect.Descriptor instead.
 func (*HeldPost) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{19}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HeldPost) GetName() string {
@@ -1565,7 +1971,7 @@ type ListHeldPostsRequest struct {
 
 func (x *ListHeldPostsRequest) Reset() {
 	*x = ListHeldPostsRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[20]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +1983,7 @@ func (x *ListHeldPostsRequest) String() string {
 func (*ListHeldPostsRequest) ProtoMessage() {}
 
 func (x *ListHeldPostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[20]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +1996,7 @@ func (x *ListHeldPostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHeldPostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHeldPostsRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{20}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListHeldPostsRequest) GetParent() string {
@@ -1629,7 +2035,7 @@ type ListHeldPostsResponse struct {
 
 func (x *ListHeldPostsResponse) Reset() {
 	*x = ListHeldPostsResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[21]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +2047,7 @@ func (x *ListHeldPostsResponse) String() string {
 func (*ListHeldPostsResponse) ProtoMessage() {}
 
 func (x *ListHeldPostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[21]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +2060,7 @@ func (x *ListHeldPostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHeldPostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHeldPostsResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{21}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListHeldPostsResponse) GetHeldPosts() []*HeldPost {
@@ -1689,7 +2095,7 @@ type AcceptHeldPostRequest struct {
 
 func (x *AcceptHeldPostRequest) Reset() {
 	*x = AcceptHeldPostRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[22]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +2107,7 @@ func (x *AcceptHeldPostRequest) String() string {
 func (*AcceptHeldPostRequest) ProtoMessage() {}
 
 func (x *AcceptHeldPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[22]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +2120,7 @@ func (x *AcceptHeldPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptHeldPostRequest.ProtoReflect.Descriptor instead.
 func (*AcceptHeldPostRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{22}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AcceptHeldPostRequest) GetName() string {
@@ -1733,7 +2139,7 @@ type AcceptHeldPostResponse struct {
 
 func (x *AcceptHeldPostResponse) Reset() {
 	*x = AcceptHeldPostResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[23]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +2151,7 @@ func (x *AcceptHeldPostResponse) String() string {
 func (*AcceptHeldPostResponse) ProtoMessage() {}
 
 func (x *AcceptHeldPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[23]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +2164,7 @@ func (x *AcceptHeldPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptHeldPostResponse.ProtoReflect.Descriptor instead.
 func (*AcceptHeldPostResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{23}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{28}
 }
 
 // RejectHeldPostRequest names the held post to reject and says why.
@@ -1774,7 +2180,7 @@ type RejectHeldPostRequest struct {
 
 func (x *RejectHeldPostRequest) Reset() {
 	*x = RejectHeldPostRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[24]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +2192,7 @@ func (x *RejectHeldPostRequest) String() string {
 func (*RejectHeldPostRequest) ProtoMessage() {}
 
 func (x *RejectHeldPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[24]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +2205,7 @@ func (x *RejectHeldPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectHeldPostRequest.ProtoReflect.Descriptor instead.
 func (*RejectHeldPostRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{24}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RejectHeldPostRequest) GetName() string {
@@ -1825,7 +2231,7 @@ type RejectHeldPostResponse struct {
 
 func (x *RejectHeldPostResponse) Reset() {
 	*x = RejectHeldPostResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[25]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +2243,7 @@ func (x *RejectHeldPostResponse) String() string {
 func (*RejectHeldPostResponse) ProtoMessage() {}
 
 func (x *RejectHeldPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[25]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +2256,7 @@ func (x *RejectHeldPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectHeldPostResponse.ProtoReflect.Descriptor instead.
 func (*RejectHeldPostResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{25}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{30}
 }
 
 // DiscardHeldPostRequest names the held post to discard.
@@ -1864,7 +2270,7 @@ type DiscardHeldPostRequest struct {
 
 func (x *DiscardHeldPostRequest) Reset() {
 	*x = DiscardHeldPostRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[26]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2282,7 @@ func (x *DiscardHeldPostRequest) String() string {
 func (*DiscardHeldPostRequest) ProtoMessage() {}
 
 func (x *DiscardHeldPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[26]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2295,7 @@ func (x *DiscardHeldPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardHeldPostRequest.ProtoReflect.Descriptor instead.
 func (*DiscardHeldPostRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{26}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DiscardHeldPostRequest) GetName() string {
@@ -1908,7 +2314,7 @@ type DiscardHeldPostResponse struct {
 
 func (x *DiscardHeldPostResponse) Reset() {
 	*x = DiscardHeldPostResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[27]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1920,7 +2326,7 @@ func (x *DiscardHeldPostResponse) String() string {
 func (*DiscardHeldPostResponse) ProtoMessage() {}
 
 func (x *DiscardHeldPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[27]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1933,17 +2339,22 @@ func (x *DiscardHeldPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardHeldPostResponse.ProtoReflect.Descriptor instead.
 func (*DiscardHeldPostResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{27}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{32}
 }
 
 var File_mailplane_lists_v1_lists_proto protoreflect.FileDescriptor
 
 const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\n" +
-	"\x1emailplane/lists/v1/lists.proto\x12\x12mailplane.lists.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"H\n" +
+	"\x1emailplane/lists/v1/lists.proto\x12\x12mailplane.lists.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\xb1\x01\n" +
+	"\x0eBounceSettings\x12'\n" +
+	"\x0fscore_threshold\x18\x01 \x01(\x05R\x0escoreThreshold\x12&\n" +
+	"\x0finfo_stale_days\x18\x02 \x01(\x05R\rinfoStaleDays\x12\x1a\n" +
+	"\bwarnings\x18\x03 \x01(\x05R\bwarnings\x122\n" +
+	"\x15warning_interval_days\x18\x04 \x01(\x05R\x13warningIntervalDays\"H\n" +
 	"\tModerator\x12\x1a\n" +
 	"\x04user\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02 @R\x04user\x12\x1f\n" +
-	"\x05email\x18\x02 \x01(\tB\t\xca\xf3\x18\x05 \xfe\x01(\x01R\x05email\"\xad\b\n" +
+	"\x05email\x18\x02 \x01(\tB\t\xca\xf3\x18\x05 \xfe\x01(\x01R\x05email\"\xfa\b\n" +
 	"\x04List\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\n" +
@@ -1973,7 +2384,8 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\vcreate_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"i\n" +
+	"updateTime\x12K\n" +
+	"\x0fbounce_settings\x18\x16 \x01(\v2\".mailplane.lists.v1.BounceSettingsR\x0ebounceSettings\"i\n" +
 	"\x11CreateListRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x124\n" +
 	"\x04list\x18\x02 \x01(\v2\x18.mailplane.lists.v1.ListB\x06\xca\xf3\x18\x02\b\x01R\x04list\"B\n" +
@@ -1999,13 +2411,21 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\x04list\x18\x01 \x01(\v2\x18.mailplane.lists.v1.ListR\x04list\"/\n" +
 	"\x11DeleteListRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x14\n" +
-	"\x12DeleteListResponse\"\xa5\x01\n" +
+	"\x12DeleteListResponse\"\xca\x04\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\x05email\x18\x02 \x01(\tB\t\xca\xf3\x18\x05 \xfe\x01(\x01R\x05email\x12)\n" +
 	"\fdisplay_name\x18\x03 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\vdisplayName\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"q\n" +
+	"createTime\x128\n" +
+	"\bdelivery\x18\x05 \x01(\x0e2\x1c.mailplane.lists.v1.DeliveryR\bdelivery\x12P\n" +
+	"\x16delivery_disabled_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x14deliveryDisabledTime\x12!\n" +
+	"\fbounce_score\x18\a \x01(\x05R\vbounceScore\x12F\n" +
+	"\x11first_bounce_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0ffirstBounceTime\x12D\n" +
+	"\x10last_bounce_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0elastBounceTime\x124\n" +
+	"\x16last_bounce_diagnostic\x18\n" +
+	" \x01(\tR\x14lastBounceDiagnostic\x120\n" +
+	"\x14bounce_warnings_sent\x18\v \x01(\x05R\x12bounceWarningsSent\"q\n" +
 	"\x13CreateMemberRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12:\n" +
 	"\x06member\x18\x02 \x01(\v2\x1a.mailplane.lists.v1.MemberB\x06\xca\xf3\x18\x02\b\x01R\x06member\"J\n" +
@@ -2024,7 +2444,16 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"total_size\x18\x03 \x01(\x05R\ttotalSize\"1\n" +
 	"\x13DeleteMemberRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x16\n" +
-	"\x14DeleteMemberResponse\"\x81\x02\n" +
+	"\x14DeleteMemberResponse\"9\n" +
+	"\x1bEnableMemberDeliveryRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"R\n" +
+	"\x1cEnableMemberDeliveryResponse\x122\n" +
+	"\x06member\x18\x01 \x01(\v2\x1a.mailplane.lists.v1.MemberR\x06member\"6\n" +
+	"\x14ExportMembersRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\"N\n" +
+	"\x15ExportMembersResponse\x12!\n" +
+	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\x81\x02\n" +
 	"\bHeldPost\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x18\n" +
@@ -2079,7 +2508,11 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\x14REPLY_TO_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fREPLY_TO_SENDER\x10\x01\x12\x11\n" +
 	"\rREPLY_TO_LIST\x10\x02\x12\x15\n" +
-	"\x11REPLY_TO_VIA_LIST\x10\x032\xd2\x03\n" +
+	"\x11REPLY_TO_VIA_LIST\x10\x03*\\\n" +
+	"\bDelivery\x12\x18\n" +
+	"\x14DELIVERY_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10DELIVERY_ENABLED\x10\x01\x12 \n" +
+	"\x1cDELIVERY_DISABLED_BY_BOUNCES\x10\x022\xd2\x03\n" +
 	"\vListService\x12[\n" +
 	"\n" +
 	"CreateList\x12%.mailplane.lists.v1.CreateListRequest\x1a&.mailplane.lists.v1.CreateListResponse\x12R\n" +
@@ -2088,11 +2521,13 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\n" +
 	"UpdateList\x12%.mailplane.lists.v1.UpdateListRequest\x1a&.mailplane.lists.v1.UpdateListResponse\x12[\n" +
 	"\n" +
-	"DeleteList\x12%.mailplane.lists.v1.DeleteListRequest\x1a&.mailplane.lists.v1.DeleteListResponse2\xb5\x02\n" +
+	"DeleteList\x12%.mailplane.lists.v1.DeleteListRequest\x1a&.mailplane.lists.v1.DeleteListResponse2\x98\x04\n" +
 	"\rMemberService\x12a\n" +
 	"\fCreateMember\x12'.mailplane.lists.v1.CreateMemberRequest\x1a(.mailplane.lists.v1.CreateMemberResponse\x12^\n" +
 	"\vListMembers\x12&.mailplane.lists.v1.ListMembersRequest\x1a'.mailplane.lists.v1.ListMembersResponse\x12a\n" +
-	"\fDeleteMember\x12'.mailplane.lists.v1.DeleteMemberRequest\x1a(.mailplane.lists.v1.DeleteMemberResponse2\xb7\x03\n" +
+	"\fDeleteMember\x12'.mailplane.lists.v1.DeleteMemberRequest\x1a(.mailplane.lists.v1.DeleteMemberResponse\x12y\n" +
+	"\x14EnableMemberDelivery\x12/.mailplane.lists.v1.EnableMemberDeliveryRequest\x1a0.mailplane.lists.v1.EnableMemberDeliveryResponse\x12f\n" +
+	"\rExportMembers\x12(.mailplane.lists.v1.ExportMembersRequest\x1a).mailplane.lists.v1.ExportMembersResponse0\x012\xb7\x03\n" +
 	"\x11ModerationService\x12d\n" +
 	"\rListHeldPosts\x12(.mailplane.lists.v1.ListHeldPostsRequest\x1a).mailplane.lists.v1.ListHeldPostsResponse\x12g\n" +
 	"\x0eAcceptHeldPost\x12).mailplane.lists.v1.AcceptHeldPostRequest\x1a*.mailplane.lists.v1.AcceptHeldPostResponse\x12g\n" +
@@ -2111,95 +2546,111 @@ func file_mailplane_lists_v1_lists_proto_rawDescGZIP() []byte {
 	return file_mailplane_lists_v1_lists_proto_rawDescData
 }
 
-var file_mailplane_lists_v1_lists_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mailplane_lists_v1_lists_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_mailplane_lists_v1_lists_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_mailplane_lists_v1_lists_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_mailplane_lists_v1_lists_proto_goTypes = []any{
-	(Language)(0),                   // 0: mailplane.lists.v1.Language
-	(SubscriptionPolicy)(0),         // 1: mailplane.lists.v1.SubscriptionPolicy
-	(PostingPolicy)(0),              // 2: mailplane.lists.v1.PostingPolicy
-	(ReplyTo)(0),                    // 3: mailplane.lists.v1.ReplyTo
-	(*Moderator)(nil),               // 4: mailplane.lists.v1.Moderator
-	(*List)(nil),                    // 5: mailplane.lists.v1.List
-	(*CreateListRequest)(nil),       // 6: mailplane.lists.v1.CreateListRequest
-	(*CreateListResponse)(nil),      // 7: mailplane.lists.v1.CreateListResponse
-	(*GetListRequest)(nil),          // 8: mailplane.lists.v1.GetListRequest
-	(*GetListResponse)(nil),         // 9: mailplane.lists.v1.GetListResponse
-	(*ListListsRequest)(nil),        // 10: mailplane.lists.v1.ListListsRequest
-	(*ListListsResponse)(nil),       // 11: mailplane.lists.v1.ListListsResponse
-	(*UpdateListRequest)(nil),       // 12: mailplane.lists.v1.UpdateListRequest
-	(*UpdateListResponse)(nil),      // 13: mailplane.lists.v1.UpdateListResponse
-	(*DeleteListRequest)(nil),       // 14: mailplane.lists.v1.DeleteListRequest
-	(*DeleteListResponse)(nil),      // 15: mailplane.lists.v1.DeleteListResponse
-	(*Member)(nil),                  // 16: mailplane.lists.v1.Member
-	(*CreateMemberRequest)(nil),     // 17: mailplane.lists.v1.CreateMemberRequest
-	(*CreateMemberResponse)(nil),    // 18: mailplane.lists.v1.CreateMemberResponse
-	(*ListMembersRequest)(nil),      // 19: mailplane.lists.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),     // 20: mailplane.lists.v1.ListMembersResponse
-	(*DeleteMemberRequest)(nil),     // 21: mailplane.lists.v1.DeleteMemberRequest
-	(*DeleteMemberResponse)(nil),    // 22: mailplane.lists.v1.DeleteMemberResponse
-	(*HeldPost)(nil),                // 23: mailplane.lists.v1.HeldPost
-	(*ListHeldPostsRequest)(nil),    // 24: mailplane.lists.v1.ListHeldPostsRequest
-	(*ListHeldPostsResponse)(nil),   // 25: mailplane.lists.v1.ListHeldPostsResponse
-	(*AcceptHeldPostRequest)(nil),   // 26: mailplane.lists.v1.AcceptHeldPostRequest
-	(*AcceptHeldPostResponse)(nil),  // 27: mailplane.lists.v1.AcceptHeldPostResponse
-	(*RejectHeldPostRequest)(nil),   // 28: mailplane.lists.v1.RejectHeldPostRequest
-	(*RejectHeldPostResponse)(nil),  // 29: mailplane.lists.v1.RejectHeldPostResponse
-	(*DiscardHeldPostRequest)(nil),  // 30: mailplane.lists.v1.DiscardHeldPostRequest
-	(*DiscardHeldPostResponse)(nil), // 31: mailplane.lists.v1.DiscardHeldPostResponse
-	(*timestamppb.Timestamp)(nil),   // 32: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 33: google.protobuf.FieldMask
+	(Language)(0),                        // 0: mailplane.lists.v1.Language
+	(SubscriptionPolicy)(0),              // 1: mailplane.lists.v1.SubscriptionPolicy
+	(PostingPolicy)(0),                   // 2: mailplane.lists.v1.PostingPolicy
+	(ReplyTo)(0),                         // 3: mailplane.lists.v1.ReplyTo
+	(Delivery)(0),                        // 4: mailplane.lists.v1.Delivery
+	(*BounceSettings)(nil),               // 5: mailplane.lists.v1.BounceSettings
+	(*Moderator)(nil),                    // 6: mailplane.lists.v1.Moderator
+	(*List)(nil),                         // 7: mailplane.lists.v1.List
+	(*CreateListRequest)(nil),            // 8: mailplane.lists.v1.CreateListRequest
+	(*CreateListResponse)(nil),           // 9: mailplane.lists.v1.CreateListResponse
+	(*GetListRequest)(nil),               // 10: mailplane.lists.v1.GetListRequest
+	(*GetListResponse)(nil),              // 11: mailplane.lists.v1.GetListResponse
+	(*ListListsRequest)(nil),             // 12: mailplane.lists.v1.ListListsRequest
+	(*ListListsResponse)(nil),            // 13: mailplane.lists.v1.ListListsResponse
+	(*UpdateListRequest)(nil),            // 14: mailplane.lists.v1.UpdateListRequest
+	(*UpdateListResponse)(nil),           // 15: mailplane.lists.v1.UpdateListResponse
+	(*DeleteListRequest)(nil),            // 16: mailplane.lists.v1.DeleteListRequest
+	(*DeleteListResponse)(nil),           // 17: mailplane.lists.v1.DeleteListResponse
+	(*Member)(nil),                       // 18: mailplane.lists.v1.Member
+	(*CreateMemberRequest)(nil),          // 19: mailplane.lists.v1.CreateMemberRequest
+	(*CreateMemberResponse)(nil),         // 20: mailplane.lists.v1.CreateMemberResponse
+	(*ListMembersRequest)(nil),           // 21: mailplane.lists.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),          // 22: mailplane.lists.v1.ListMembersResponse
+	(*DeleteMemberRequest)(nil),          // 23: mailplane.lists.v1.DeleteMemberRequest
+	(*DeleteMemberResponse)(nil),         // 24: mailplane.lists.v1.DeleteMemberResponse
+	(*EnableMemberDeliveryRequest)(nil),  // 25: mailplane.lists.v1.EnableMemberDeliveryRequest
+	(*EnableMemberDeliveryResponse)(nil), // 26: mailplane.lists.v1.EnableMemberDeliveryResponse
+	(*ExportMembersRequest)(nil),         // 27: mailplane.lists.v1.ExportMembersRequest
+	(*ExportMembersResponse)(nil),        // 28: mailplane.lists.v1.ExportMembersResponse
+	(*HeldPost)(nil),                     // 29: mailplane.lists.v1.HeldPost
+	(*ListHeldPostsRequest)(nil),         // 30: mailplane.lists.v1.ListHeldPostsRequest
+	(*ListHeldPostsResponse)(nil),        // 31: mailplane.lists.v1.ListHeldPostsResponse
+	(*AcceptHeldPostRequest)(nil),        // 32: mailplane.lists.v1.AcceptHeldPostRequest
+	(*AcceptHeldPostResponse)(nil),       // 33: mailplane.lists.v1.AcceptHeldPostResponse
+	(*RejectHeldPostRequest)(nil),        // 34: mailplane.lists.v1.RejectHeldPostRequest
+	(*RejectHeldPostResponse)(nil),       // 35: mailplane.lists.v1.RejectHeldPostResponse
+	(*DiscardHeldPostRequest)(nil),       // 36: mailplane.lists.v1.DiscardHeldPostRequest
+	(*DiscardHeldPostResponse)(nil),      // 37: mailplane.lists.v1.DiscardHeldPostResponse
+	(*timestamppb.Timestamp)(nil),        // 38: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 39: google.protobuf.FieldMask
 }
 var file_mailplane_lists_v1_lists_proto_depIdxs = []int32{
-	4,  // 0: mailplane.lists.v1.List.moderators:type_name -> mailplane.lists.v1.Moderator
+	6,  // 0: mailplane.lists.v1.List.moderators:type_name -> mailplane.lists.v1.Moderator
 	0,  // 1: mailplane.lists.v1.List.language:type_name -> mailplane.lists.v1.Language
 	1,  // 2: mailplane.lists.v1.List.subscription_policy:type_name -> mailplane.lists.v1.SubscriptionPolicy
 	2,  // 3: mailplane.lists.v1.List.posting_policy:type_name -> mailplane.lists.v1.PostingPolicy
 	3,  // 4: mailplane.lists.v1.List.reply_to:type_name -> mailplane.lists.v1.ReplyTo
-	32, // 5: mailplane.lists.v1.List.create_time:type_name -> google.protobuf.Timestamp
-	32, // 6: mailplane.lists.v1.List.update_time:type_name -> google.protobuf.Timestamp
-	5,  // 7: mailplane.lists.v1.CreateListRequest.list:type_name -> mailplane.lists.v1.List
-	5,  // 8: mailplane.lists.v1.CreateListResponse.list:type_name -> mailplane.lists.v1.List
-	5,  // 9: mailplane.lists.v1.GetListResponse.list:type_name -> mailplane.lists.v1.List
-	5,  // 10: mailplane.lists.v1.ListListsResponse.lists:type_name -> mailplane.lists.v1.List
-	5,  // 11: mailplane.lists.v1.UpdateListRequest.list:type_name -> mailplane.lists.v1.List
-	33, // 12: mailplane.lists.v1.UpdateListRequest.update_mask:type_name -> google.protobuf.FieldMask
-	5,  // 13: mailplane.lists.v1.UpdateListResponse.list:type_name -> mailplane.lists.v1.List
-	32, // 14: mailplane.lists.v1.Member.create_time:type_name -> google.protobuf.Timestamp
-	16, // 15: mailplane.lists.v1.CreateMemberRequest.member:type_name -> mailplane.lists.v1.Member
-	16, // 16: mailplane.lists.v1.CreateMemberResponse.member:type_name -> mailplane.lists.v1.Member
-	16, // 17: mailplane.lists.v1.ListMembersResponse.members:type_name -> mailplane.lists.v1.Member
-	32, // 18: mailplane.lists.v1.HeldPost.create_time:type_name -> google.protobuf.Timestamp
-	32, // 19: mailplane.lists.v1.HeldPost.expire_time:type_name -> google.protobuf.Timestamp
-	23, // 20: mailplane.lists.v1.ListHeldPostsResponse.held_posts:type_name -> mailplane.lists.v1.HeldPost
-	6,  // 21: mailplane.lists.v1.ListService.CreateList:input_type -> mailplane.lists.v1.CreateListRequest
-	8,  // 22: mailplane.lists.v1.ListService.GetList:input_type -> mailplane.lists.v1.GetListRequest
-	10, // 23: mailplane.lists.v1.ListService.ListLists:input_type -> mailplane.lists.v1.ListListsRequest
-	12, // 24: mailplane.lists.v1.ListService.UpdateList:input_type -> mailplane.lists.v1.UpdateListRequest
-	14, // 25: mailplane.lists.v1.ListService.DeleteList:input_type -> mailplane.lists.v1.DeleteListRequest
-	17, // 26: mailplane.lists.v1.MemberService.CreateMember:input_type -> mailplane.lists.v1.CreateMemberRequest
-	19, // 27: mailplane.lists.v1.MemberService.ListMembers:input_type -> mailplane.lists.v1.ListMembersRequest
-	21, // 28: mailplane.lists.v1.MemberService.DeleteMember:input_type -> mailplane.lists.v1.DeleteMemberRequest
-	24, // 29: mailplane.lists.v1.ModerationService.ListHeldPosts:input_type -> mailplane.lists.v1.ListHeldPostsRequest
-	26, // 30: mailplane.lists.v1.ModerationService.AcceptHeldPost:input_type -> mailplane.lists.v1.AcceptHeldPostRequest
-	28, // 31: mailplane.lists.v1.ModerationService.RejectHeldPost:input_type -> mailplane.lists.v1.RejectHeldPostRequest
-	30, // 32: mailplane.lists.v1.ModerationService.DiscardHeldPost:input_type -> mailplane.lists.v1.DiscardHeldPostRequest
-	7,  // 33: mailplane.lists.v1.ListService.CreateList:output_type -> mailplane.lists.v1.CreateListResponse
-	9,  // 34: mailplane.lists.v1.ListService.GetList:output_type -> mailplane.lists.v1.GetListResponse
-	11, // 35: mailplane.lists.v1.ListService.ListLists:output_type -> mailplane.lists.v1.ListListsResponse
-	13, // 36: mailplane.lists.v1.ListService.UpdateList:output_type -> mailplane.lists.v1.UpdateListResponse
-	15, // 37: mailplane.lists.v1.ListService.DeleteList:output_type -> mailplane.lists.v1.DeleteListResponse
-	18, // 38: mailplane.lists.v1.MemberService.CreateMember:output_type -> mailplane.lists.v1.CreateMemberResponse
-	20, // 39: mailplane.lists.v1.MemberService.ListMembers:output_type -> mailplane.lists.v1.ListMembersResponse
-	22, // 40: mailplane.lists.v1.MemberService.DeleteMember:output_type -> mailplane.lists.v1.DeleteMemberResponse
-	25, // 41: mailplane.lists.v1.ModerationService.ListHeldPosts:output_type -> mailplane.lists.v1.ListHeldPostsResponse
-	27, // 42: mailplane.lists.v1.ModerationService.AcceptHeldPost:output_type -> mailplane.lists.v1.AcceptHeldPostResponse
-	29, // 43: mailplane.lists.v1.ModerationService.RejectHeldPost:output_type -> mailplane.lists.v1.RejectHeldPostResponse
-	31, // 44: mailplane.lists.v1.ModerationService.DiscardHeldPost:output_type -> mailplane.lists.v1.DiscardHeldPostResponse
-	33, // [33:45] is the sub-list for method output_type
-	21, // [21:33] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	38, // 5: mailplane.lists.v1.List.create_time:type_name -> google.protobuf.Timestamp
+	38, // 6: mailplane.lists.v1.List.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 7: mailplane.lists.v1.List.bounce_settings:type_name -> mailplane.lists.v1.BounceSettings
+	7,  // 8: mailplane.lists.v1.CreateListRequest.list:type_name -> mailplane.lists.v1.List
+	7,  // 9: mailplane.lists.v1.CreateListResponse.list:type_name -> mailplane.lists.v1.List
+	7,  // 10: mailplane.lists.v1.GetListResponse.list:type_name -> mailplane.lists.v1.List
+	7,  // 11: mailplane.lists.v1.ListListsResponse.lists:type_name -> mailplane.lists.v1.List
+	7,  // 12: mailplane.lists.v1.UpdateListRequest.list:type_name -> mailplane.lists.v1.List
+	39, // 13: mailplane.lists.v1.UpdateListRequest.update_mask:type_name -> google.protobuf.FieldMask
+	7,  // 14: mailplane.lists.v1.UpdateListResponse.list:type_name -> mailplane.lists.v1.List
+	38, // 15: mailplane.lists.v1.Member.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 16: mailplane.lists.v1.Member.delivery:type_name -> mailplane.lists.v1.Delivery
+	38, // 17: mailplane.lists.v1.Member.delivery_disabled_time:type_name -> google.protobuf.Timestamp
+	38, // 18: mailplane.lists.v1.Member.first_bounce_time:type_name -> google.protobuf.Timestamp
+	38, // 19: mailplane.lists.v1.Member.last_bounce_time:type_name -> google.protobuf.Timestamp
+	18, // 20: mailplane.lists.v1.CreateMemberRequest.member:type_name -> mailplane.lists.v1.Member
+	18, // 21: mailplane.lists.v1.CreateMemberResponse.member:type_name -> mailplane.lists.v1.Member
+	18, // 22: mailplane.lists.v1.ListMembersResponse.members:type_name -> mailplane.lists.v1.Member
+	18, // 23: mailplane.lists.v1.EnableMemberDeliveryResponse.member:type_name -> mailplane.lists.v1.Member
+	38, // 24: mailplane.lists.v1.HeldPost.create_time:type_name -> google.protobuf.Timestamp
+	38, // 25: mailplane.lists.v1.HeldPost.expire_time:type_name -> google.protobuf.Timestamp
+	29, // 26: mailplane.lists.v1.ListHeldPostsResponse.held_posts:type_name -> mailplane.lists.v1.HeldPost
+	8,  // 27: mailplane.lists.v1.ListService.CreateList:input_type -> mailplane.lists.v1.CreateListRequest
+	10, // 28: mailplane.lists.v1.ListService.GetList:input_type -> mailplane.lists.v1.GetListRequest
+	12, // 29: mailplane.lists.v1.ListService.ListLists:input_type -> mailplane.lists.v1.ListListsRequest
+	14, // 30: mailplane.lists.v1.ListService.UpdateList:input_type -> mailplane.lists.v1.UpdateListRequest
+	16, // 31: mailplane.lists.v1.ListService.DeleteList:input_type -> mailplane.lists.v1.DeleteListRequest
+	19, // 32: mailplane.lists.v1.MemberService.CreateMember:input_type -> mailplane.lists.v1.CreateMemberRequest
+	21, // 33: mailplane.lists.v1.MemberService.ListMembers:input_type -> mailplane.lists.v1.ListMembersRequest
+	23, // 34: mailplane.lists.v1.MemberService.DeleteMember:input_type -> mailplane.lists.v1.DeleteMemberRequest
+	25, // 35: mailplane.lists.v1.MemberService.EnableMemberDelivery:input_type -> mailplane.lists.v1.EnableMemberDeliveryRequest
+	27, // 36: mailplane.lists.v1.MemberService.ExportMembers:input_type -> mailplane.lists.v1.ExportMembersRequest
+	30, // 37: mailplane.lists.v1.ModerationService.ListHeldPosts:input_type -> mailplane.lists.v1.ListHeldPostsRequest
+	32, // 38: mailplane.lists.v1.ModerationService.AcceptHeldPost:input_type -> mailplane.lists.v1.AcceptHeldPostRequest
+	34, // 39: mailplane.lists.v1.ModerationService.RejectHeldPost:input_type -> mailplane.lists.v1.RejectHeldPostRequest
+	36, // 40: mailplane.lists.v1.ModerationService.DiscardHeldPost:input_type -> mailplane.lists.v1.DiscardHeldPostRequest
+	9,  // 41: mailplane.lists.v1.ListService.CreateList:output_type -> mailplane.lists.v1.CreateListResponse
+	11, // 42: mailplane.lists.v1.ListService.GetList:output_type -> mailplane.lists.v1.GetListResponse
+	13, // 43: mailplane.lists.v1.ListService.ListLists:output_type -> mailplane.lists.v1.ListListsResponse
+	15, // 44: mailplane.lists.v1.ListService.UpdateList:output_type -> mailplane.lists.v1.UpdateListResponse
+	17, // 45: mailplane.lists.v1.ListService.DeleteList:output_type -> mailplane.lists.v1.DeleteListResponse
+	20, // 46: mailplane.lists.v1.MemberService.CreateMember:output_type -> mailplane.lists.v1.CreateMemberResponse
+	22, // 47: mailplane.lists.v1.MemberService.ListMembers:output_type -> mailplane.lists.v1.ListMembersResponse
+	24, // 48: mailplane.lists.v1.MemberService.DeleteMember:output_type -> mailplane.lists.v1.DeleteMemberResponse
+	26, // 49: mailplane.lists.v1.MemberService.EnableMemberDelivery:output_type -> mailplane.lists.v1.EnableMemberDeliveryResponse
+	28, // 50: mailplane.lists.v1.MemberService.ExportMembers:output_type -> mailplane.lists.v1.ExportMembersResponse
+	31, // 51: mailplane.lists.v1.ModerationService.ListHeldPosts:output_type -> mailplane.lists.v1.ListHeldPostsResponse
+	33, // 52: mailplane.lists.v1.ModerationService.AcceptHeldPost:output_type -> mailplane.lists.v1.AcceptHeldPostResponse
+	35, // 53: mailplane.lists.v1.ModerationService.RejectHeldPost:output_type -> mailplane.lists.v1.RejectHeldPostResponse
+	37, // 54: mailplane.lists.v1.ModerationService.DiscardHeldPost:output_type -> mailplane.lists.v1.DiscardHeldPostResponse
+	41, // [41:55] is the sub-list for method output_type
+	27, // [27:41] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_lists_v1_lists_proto_init() }
@@ -2212,8 +2663,8 @@ func file_mailplane_lists_v1_lists_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_lists_v1_lists_proto_rawDesc), len(file_mailplane_lists_v1_lists_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   28,
+			NumEnums:      5,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -298,9 +298,11 @@ var ListService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	MemberService_CreateMember_FullMethodName = "/mailplane.lists.v1.MemberService/CreateMember"
-	MemberService_ListMembers_FullMethodName  = "/mailplane.lists.v1.MemberService/ListMembers"
-	MemberService_DeleteMember_FullMethodName = "/mailplane.lists.v1.MemberService/DeleteMember"
+	MemberService_CreateMember_FullMethodName         = "/mailplane.lists.v1.MemberService/CreateMember"
+	MemberService_ListMembers_FullMethodName          = "/mailplane.lists.v1.MemberService/ListMembers"
+	MemberService_DeleteMember_FullMethodName         = "/mailplane.lists.v1.MemberService/DeleteMember"
+	MemberService_EnableMemberDelivery_FullMethodName = "/mailplane.lists.v1.MemberService/EnableMemberDelivery"
+	MemberService_ExportMembers_FullMethodName        = "/mailplane.lists.v1.MemberService/ExportMembers"
 )
 
 // MemberServiceClient is the client API for MemberService service.
@@ -319,6 +321,18 @@ type MemberServiceClient interface {
 	// of when consent was given and withdrawn is kept. Owners and admins
 	// only.
 	DeleteMember(ctx context.Context, in *DeleteMemberRequest, opts ...grpc.CallOption) (*DeleteMemberResponse, error)
+	// Re-enables delivery to a member whose bounces disabled it, and clears
+	// their bounce score and warnings: what a moderator does when the member
+	// writes that their mailbox works again. Owners and admins only.
+	EnableMemberDelivery(ctx context.Context, in *EnableMemberDeliveryRequest, opts ...grpc.CallOption) (*EnableMemberDeliveryResponse, error)
+	// Streams a list's members as a CSV file (RFC 4180, UTF-8, a header
+	// row): email, display_name, create_time, delivery,
+	// delivery_disabled_time, bounce_score, first_bounce_time,
+	// last_bounce_time, last_bounce_diagnostic; by email. Each message is a
+	// chunk of the file, in order. Over REST, `GET .../members:export`
+	// answers the file itself (text/csv, as an attachment). Owners and
+	// admins only.
+	ExportMembers(ctx context.Context, in *ExportMembersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportMembersResponse], error)
 }
 
 type memberServiceClient struct {
@@ -359,6 +373,35 @@ func (c *memberServiceClient) DeleteMember(ctx context.Context, in *DeleteMember
 	return out, nil
 }
 
+func (c *memberServiceClient) EnableMemberDelivery(ctx context.Context, in *EnableMemberDeliveryRequest, opts ...grpc.CallOption) (*EnableMemberDeliveryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnableMemberDeliveryResponse)
+	err := c.cc.Invoke(ctx, MemberService_EnableMemberDelivery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *memberServiceClient) ExportMembers(ctx context.Context, in *ExportMembersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportMembersResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &MemberService_ServiceDesc.Streams[0], MemberService_ExportMembers_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportMembersRequest, ExportMembersResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type MemberService_ExportMembersClient = grpc.ServerStreamingClient[ExportMembersResponse]
+
 // MemberServiceServer is the server API for MemberService service.
 // All implementations must embed UnimplementedMemberServiceServer
 // for forward compatibility.
@@ -375,6 +418,18 @@ type MemberServiceServer interface {
 	// of when consent was given and withdrawn is kept. Owners and admins
 	// only.
 	DeleteMember(context.Context, *DeleteMemberRequest) (*DeleteMemberResponse, error)
+	// Re-enables delivery to a member whose bounces disabled it, and clears
+	// their bounce score and warnings: what a moderator does when the member
+	// writes that their mailbox works again. Owners and admins only.
+	EnableMemberDelivery(context.Context, *EnableMemberDeliveryRequest) (*EnableMemberDeliveryResponse, error)
+	// Streams a list's members as a CSV file (RFC 4180, UTF-8, a header
+	// row): email, display_name, create_time, delivery,
+	// delivery_disabled_time, bounce_score, first_bounce_time,
+	// last_bounce_time, last_bounce_diagnostic; by email. Each message is a
+	// chunk of the file, in order. Over REST, `GET .../members:export`
+	// answers the file itself (text/csv, as an attachment). Owners and
+	// admins only.
+	ExportMembers(*ExportMembersRequest, grpc.ServerStreamingServer[ExportMembersResponse]) error
 	mustEmbedUnimplementedMemberServiceServer()
 }
 
@@ -393,6 +448,12 @@ func (UnimplementedMemberServiceServer) ListMembers(context.Context, *ListMember
 }
 func (UnimplementedMemberServiceServer) DeleteMember(context.Context, *DeleteMemberRequest) (*DeleteMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteMember not implemented")
+}
+func (UnimplementedMemberServiceServer) EnableMemberDelivery(context.Context, *EnableMemberDeliveryRequest) (*EnableMemberDeliveryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnableMemberDelivery not implemented")
+}
+func (UnimplementedMemberServiceServer) ExportMembers(*ExportMembersRequest, grpc.ServerStreamingServer[ExportMembersResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportMembers not implemented")
 }
 func (UnimplementedMemberServiceServer) mustEmbedUnimplementedMemberServiceServer() {}
 func (UnimplementedMemberServiceServer) testEmbeddedByValue()                       {}
@@ -469,6 +530,35 @@ func _MemberService_DeleteMember_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MemberService_EnableMemberDelivery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnableMemberDeliveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MemberServiceServer).EnableMemberDelivery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MemberService_EnableMemberDelivery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MemberServiceServer).EnableMemberDelivery(ctx, req.(*EnableMemberDeliveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MemberService_ExportMembers_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportMembersRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(MemberServiceServer).ExportMembers(m, &grpc.GenericServerStream[ExportMembersRequest, ExportMembersResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type MemberService_ExportMembersServer = grpc.ServerStreamingServer[ExportMembersResponse]
+
 // MemberService_ServiceDesc is the grpc.ServiceDesc for MemberService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -488,8 +578,18 @@ var MemberService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "DeleteMember",
 			Handler:    _MemberService_DeleteMember_Handler,
 		},
+		{
+			MethodName: "EnableMemberDelivery",
+			Handler:    _MemberService_EnableMemberDelivery_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportMembers",
+			Handler:       _MemberService_ExportMembers_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "mailplane/lists/v1/lists.proto",
 }
 

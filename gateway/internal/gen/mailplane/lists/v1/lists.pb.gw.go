@@ -430,6 +430,51 @@ func local_request_MemberService_DeleteMember_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
+func request_MemberService_EnableMemberDelivery_0(ctx context.Context, marshaler runtime.Marshaler, client extListsv1.MemberServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extListsv1.EnableMemberDeliveryRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.EnableMemberDelivery(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_MemberService_EnableMemberDelivery_0(ctx context.Context, marshaler runtime.Marshaler, server extListsv1.MemberServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extListsv1.EnableMemberDeliveryRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.EnableMemberDelivery(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 var filter_ModerationService_ListHeldPosts_0 = &utilities.DoubleArray{Encoding: map[string]int{"parent": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
 func request_ModerationService_ListHeldPosts_0(ctx context.Context, marshaler runtime.Marshaler, client extListsv1.ModerationServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
@@ -794,6 +839,26 @@ func RegisterMemberServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		}
 		forward_MemberService_DeleteMember_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_MemberService_EnableMemberDelivery_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.lists.v1.MemberService/EnableMemberDelivery", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/lists/*/members/*}:enableDelivery"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_MemberService_EnableMemberDelivery_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_MemberService_EnableMemberDelivery_0(annotatedContext, mux, outboundMarshaler, w, req, response_MemberService_EnableMemberDelivery_0{resp.(*extListsv1.EnableMemberDeliveryResponse)}, mux.GetForwardResponseOptions()...)
+	})
 
 	return nil
 }
@@ -1142,6 +1207,23 @@ func RegisterMemberServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		}
 		forward_MemberService_DeleteMember_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_MemberService_EnableMemberDelivery_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.lists.v1.MemberService/EnableMemberDelivery", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/lists/*/members/*}:enableDelivery"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_MemberService_EnableMemberDelivery_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_MemberService_EnableMemberDelivery_0(annotatedContext, mux, outboundMarshaler, w, req, response_MemberService_EnableMemberDelivery_0{resp.(*extListsv1.EnableMemberDeliveryResponse)}, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -1154,16 +1236,27 @@ func (m response_MemberService_CreateMember_0) XXX_ResponseBody() interface{} {
 	return response.Member
 }
 
+type response_MemberService_EnableMemberDelivery_0 struct {
+	*extListsv1.EnableMemberDeliveryResponse
+}
+
+func (m response_MemberService_EnableMemberDelivery_0) XXX_ResponseBody() interface{} {
+	response := m.EnableMemberDeliveryResponse
+	return response.Member
+}
+
 var (
-	pattern_MemberService_CreateMember_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4, 2, 5}, []string{"v1", "organizations", "mailServices", "lists", "parent", "members"}, ""))
-	pattern_MemberService_ListMembers_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4, 2, 5}, []string{"v1", "organizations", "mailServices", "lists", "parent", "members"}, ""))
-	pattern_MemberService_DeleteMember_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 1, 0, 4, 8, 5, 5}, []string{"v1", "organizations", "mailServices", "lists", "members", "name"}, ""))
+	pattern_MemberService_CreateMember_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4, 2, 5}, []string{"v1", "organizations", "mailServices", "lists", "parent", "members"}, ""))
+	pattern_MemberService_ListMembers_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 4, 6, 5, 4, 2, 5}, []string{"v1", "organizations", "mailServices", "lists", "parent", "members"}, ""))
+	pattern_MemberService_DeleteMember_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 1, 0, 4, 8, 5, 5}, []string{"v1", "organizations", "mailServices", "lists", "members", "name"}, ""))
+	pattern_MemberService_EnableMemberDelivery_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 1, 0, 4, 8, 5, 5}, []string{"v1", "organizations", "mailServices", "lists", "members", "name"}, "enableDelivery"))
 )
 
 var (
-	forward_MemberService_CreateMember_0 = runtime.ForwardResponseMessage
-	forward_MemberService_ListMembers_0  = runtime.ForwardResponseMessage
-	forward_MemberService_DeleteMember_0 = runtime.ForwardResponseMessage
+	forward_MemberService_CreateMember_0         = runtime.ForwardResponseMessage
+	forward_MemberService_ListMembers_0          = runtime.ForwardResponseMessage
+	forward_MemberService_DeleteMember_0         = runtime.ForwardResponseMessage
+	forward_MemberService_EnableMemberDelivery_0 = runtime.ForwardResponseMessage
 )
 
 // RegisterModerationServiceHandlerFromEndpoint is same as RegisterModerationServiceHandler but
