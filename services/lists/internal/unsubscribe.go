@@ -10,14 +10,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
-	"github.com/mailplane/mailplane/services/lists/listsevents"
 	"github.com/mailplane/mailplane/services/platform/errs"
-	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
 )
 
@@ -221,62 +218,26 @@ func (s *Server) OneClickUnsubscribe(ctx context.Context, req *listsv1.OneClickU
 	}, nil
 }
 
-// eraseMember removes l's member whose email_key is key, as DeleteMember
-// does: the address is erased, only when and how consent was given and
-// withdrawn is kept, and the event names the member, not the address.
-// It reports whether there was such a member.
-func (s *Server) eraseMember(ctx context.Context, l *list, key, by string) (bool, error) {
-	found := false
+// eraseMember unsubscribes l's member whose email_key is key as a
+// confirmed leave does (robots' leave): the address is erased, the
+// consent record says how it was withdrawn, the member gets the list's
+// goodbye. It reports whether there was such a member.
+func (s *Server) eraseMember(ctx context.Context, l *list, key, how string) (bool, error) {
+	var found bool
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		var id uuid.UUID
-		var created time.Time
-		err := tx.QueryRow(ctx, `DELETE FROM members WHERE list_id = $1 AND email_key = $2 RETURNING id, create_time`, l.id, key).Scan(&id, &created)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("erase member: %w", err)
-		}
-		found = true
-		if _, err := tx.Exec(ctx, removeMember, l.id); err != nil {
-			return fmt.Errorf("count member out: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO consents (id, list_id, given_time, given_by, withdrawn_by) VALUES ($1, $2, $3, $4, $5)`,
-			uuid.Must(uuid.NewV7()), l.id, created, "subscribed", by); err != nil {
-			return fmt.Errorf("record consent: %w", err)
-		}
-		gone := &listsv1.Member{Name: memberName(l.org, l.ms, l.id, id)}
-		return outbox.Write(ctx, tx, listsevents.MemberDeleted, &listsv1.MemberChanged{List: listName(l.org, l.ms, l.id), Member: gone, Actor: by})
+		var err error
+		found, err = s.leave(ctx, tx, l, key, how, robotActor, false)
+		return err
 	})
 	return found, err
 }
 
-// formJoin and formLeave are the subscription core the forms call.
-//
-// TODO(forms): robots' requestJoin / requestLeave (internal/requests.go)
-// take their place once landed: the list's subscription policy with its
-// confirmation mail. Until then a form joins at once and leaves at once.
+// formJoin and formLeave are what a web form asks: the subscription core
+// (requests.go), by the list's policy, recorded as asked by form.
 func (s *Server) formJoin(ctx context.Context, l *list, email, name string) error {
-	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, insertMember+` ON CONFLICT (list_id, email_key) DO NOTHING`, uuid.Must(uuid.NewV7()), l.id, email, emailKey(email), name)
-		if err != nil {
-			return fmt.Errorf("insert member: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			return nil // a member already: the same answer
-		}
-		tag, err = tx.Exec(ctx, addMember, l.id, maxMembers)
-		if err != nil {
-			return fmt.Errorf("count member: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			return errs.E(errs.ResourceExhausted, "a list has at most %d members", maxMembers)
-		}
-		return nil
-	})
+	return s.requestJoin(ctx, l, email, name, "form")
 }
 
 func (s *Server) formLeave(ctx context.Context, l *list, email string) error {
-	_, err := s.eraseMember(ctx, l, emailKey(email), "web form")
-	return err
+	return s.requestLeave(ctx, l, email, "form")
 }
