@@ -41,6 +41,10 @@ type Config struct {
 	SocketmapAddr string
 	PolicyAddr    string
 	MilterAddr    string
+	// ListsLMTPAddr is the lists service's LMTP as Postfix reaches it
+	// (host:port): the socketmap's transport map sends list addresses
+	// there. Empty: list addresses are unknown to Postfix.
+	ListsLMTPAddr string
 	// DomainCheckInterval is how often pending domain claims are checked
 	// (each claim's own checks back off from it, up to an hour).
 	DomainCheckInterval time.Duration
@@ -59,6 +63,7 @@ func (c *Config) Register(l *config.Loader) {
 	l.String(&c.SocketmapAddr, "socketmap-addr", "127.0.0.1:9101", "TCP address answering Postfix's socketmap lookups (mailboxes); empty: off")
 	l.String(&c.PolicyAddr, "policy-addr", "127.0.0.1:9102", "TCP address of the Postfix policy service (mailboxes); empty: off")
 	l.String(&c.MilterAddr, "milter-addr", "127.0.0.1:9103", "TCP address of the milter checking the From header (mailboxes); empty: off")
+	l.String(&c.ListsLMTPAddr, "lists-lmtp-addr", "127.0.0.1:9104", "host:port of the lists service's LMTP as Postfix reaches it: the socketmap's transport map sends list addresses there (mailboxes); empty: Postfix refuses them")
 	l.Duration(&c.DomainCheckInterval, "domain-check-interval", 5*time.Minute, "how often pending domain claims are checked (mailboxes)")
 	l.Int(&c.MailConns, "mail-conns", internal.DefaultConnTotal, "connections each of the socketmap, policy and milter servers holds at most (mailboxes)")
 	l.Int(&c.MailConnsPerClient, "mail-conns-per-client", internal.DefaultConnPerClient, "connections of one client address each of the socketmap, policy and milter servers holds at most (mailboxes)")
@@ -70,6 +75,11 @@ func (c *Config) Register(l *config.Loader) {
 func (c *Config) Validate() []error {
 	var errs []error
 	config.Check(&errs, c.DomainCheckInterval >= time.Second, "domain-check-interval", "must be at least 1s")
+	if c.ListsLMTPAddr != "" {
+		if _, err := internal.LMTPTransport(c.ListsLMTPAddr); err != nil {
+			errs = append(errs, fmt.Errorf("lists-lmtp-addr: %w", err))
+		}
+	}
 	for _, s := range []struct {
 		name string
 		v    int
@@ -162,6 +172,14 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, resolver *dns.Reso
 		srv.RegisterService(s.AuditRefusals(desc), s)
 	}
 	lookups := internal.NewLookups(pool)
+	if c.ListsLMTPAddr != "" {
+		t, err := internal.LMTPTransport(c.ListsLMTPAddr)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("lists-lmtp-addr: %w", err)
+		}
+		lookups.Route(internal.HolderLists, t)
+	}
 	limits := internal.ConnLimits{Total: c.MailConns, PerClient: c.MailConnsPerClient}
 	sm, pol, mil := internal.NewSocketmapServer(lookups, log), internal.NewPolicyServer(lookups, log), internal.NewMilterServer(lookups, log)
 	sm.Limits, pol.Limits, mil.Limits = limits, limits, limits

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -29,8 +31,10 @@ const (
 	// one without its extension), an address's own: mailboxes store mail;
 	// a no-reply address receives nothing, a redirect or the catch-all
 	// stores nothing, an alias is resolved by the alias map first.
+	// A reservation answers with its holder, which Mailbox finds only when
+	// the holder's mail has a transport (see Transport).
 	selectMailbox = `
-SELECT CASE WHEN a.kind = 'mailbox' AND NOT lp.is_alias THEN ms.domain || '/' || a.local_key || '/' END
+SELECT CASE WHEN a.kind = 'mailbox' AND NOT lp.is_alias THEN ms.domain || '/' || a.local_key || '/' END, lp.holder
 FROM mail_services ms
 JOIN local_parts lp ON lp.mail_service_id = ms.id
 LEFT JOIN addresses a ON a.id = lp.address_id
@@ -65,6 +69,16 @@ LEFT JOIN addresses a ON a.id = lp.address_id
 WHERE ms.domain = $1 AND ms.delete_time IS NULL AND ms.state = 'verified' AND lp.local_key IN ($2, $3)
 ORDER BY lp.local_key = $2 DESC LIMIT 1`
 
+	// selectHolder: transport_maps. The service holding the local part (or
+	// else the one without its extension: "team-bounces+VERP" rides on
+	// "team-bounces"), NULL when an address of ours has it.
+	selectHolder = `
+SELECT lp.holder
+FROM mail_services ms
+JOIN local_parts lp ON lp.mail_service_id = ms.id
+WHERE ms.domain = $1 AND ms.delete_time IS NULL AND ms.state = 'verified' AND lp.local_key IN ($2, $3)
+ORDER BY lp.local_key = $2 DESC LIMIT 1`
+
 	// selectNoReply: whether the local part (or else the one without its
 	// extension) belongs to a no-reply address, as its own or as an alias.
 	selectNoReply = `
@@ -87,10 +101,43 @@ const recipientDelimiter = "+"
 // malformed key must never turn into an error (and a 4xx or 5xx) in Postfix.
 type Lookups struct {
 	pool *pgxpool.Pool
+	// transports maps a reservation's holder to the Postfix transport its
+	// mail goes to ("lmtp:inet:host:port"); a holder without one receives
+	// no mail through Postfix.
+	transports map[string]string
 }
 
 // NewLookups returns lookups over pool.
 func NewLookups(pool *pgxpool.Pool) *Lookups { return &Lookups{pool: pool} }
+
+// Route sends the mail of holder's reservations to transport, a Postfix
+// transport such as LMTPTransport's. Call it before the lookups are used.
+func (l *Lookups) Route(holder, transport string) {
+	if l.transports == nil {
+		l.transports = map[string]string{}
+	}
+	l.transports[holder] = transport
+}
+
+// HolderLists is the holder of the lists service's reservations: a list's
+// address and its robots' (team@, team-request@, team-bounces@...).
+const HolderLists = "lists"
+
+// LMTPTransport is the Postfix transport delivering over LMTP to addr
+// (host:port): "lmtp:inet:host:port", an IPv6 host in brackets.
+func LMTPTransport(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if host == "" {
+		return "", errors.New("a host is needed: Postfix connects to it")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	return "lmtp:inet:" + net.JoinHostPort(host, port), nil
+}
 
 // splitAddress splits a key "local@domain" into the local part's key (lower
 // case) and the domain's ASCII form (lower case). ok is false for anything
@@ -137,21 +184,52 @@ func (l *Lookups) Domain(ctx context.Context, domain string) (bool, error) {
 }
 
 // Mailbox returns where mail for email is stored, "domain/localkey/", when
-// email is a mailbox (virtual_mailbox_maps).
+// email is a mailbox (virtual_mailbox_maps). A local part reserved by a
+// holder with a transport (a list's address) is found too, with the
+// holder's name as value: Postfix must accept it at RCPT, and Transport
+// sends it to the holder before the value could be used as a path.
 func (l *Lookups) Mailbox(ctx context.Context, email string) (string, bool, error) {
 	key, domain, ok := splitAddress(email)
 	if !ok {
 		return "", false, nil
 	}
-	var path *string
-	err := l.pool.QueryRow(ctx, selectMailbox, domain, key, baseKey(key)).Scan(&path)
+	var path, holder *string
+	err := l.pool.QueryRow(ctx, selectMailbox, domain, key, baseKey(key)).Scan(&path, &holder)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows) || err == nil && path == nil:
+	case errors.Is(err, pgx.ErrNoRows):
 		return "", false, nil
 	case err != nil:
 		return "", false, fmt.Errorf("look up mailbox %q: %w", email, err)
+	case path != nil:
+		return *path, true, nil
+	case holder != nil && l.transports[*holder] != "":
+		return *holder, true, nil
 	}
-	return *path, true, nil
+	return "", false, nil
+}
+
+// Transport returns the Postfix transport of mail for email
+// (transport_maps): the holder's, for a local part reserved by a holder
+// with one (or whose base, without the "+extension", is). Anything else is
+// not found and goes by virtual_transport, to the mail store.
+func (l *Lookups) Transport(ctx context.Context, email string) (string, bool, error) {
+	if len(l.transports) == 0 {
+		return "", false, nil
+	}
+	key, domain, ok := splitAddress(email)
+	if !ok {
+		return "", false, nil
+	}
+	var holder *string
+	err := l.pool.QueryRow(ctx, selectHolder, domain, key, baseKey(key)).Scan(&holder)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) || err == nil && holder == nil:
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("look up transport %q: %w", email, err)
+	}
+	t, ok := l.transports[*holder]
+	return t, ok && t != "", nil
 }
 
 // Alias returns where mail for email goes (virtual_alias_maps):

@@ -56,6 +56,11 @@ INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holde
   ('00000000-0000-0000-0000-000000000001', 'donotreply', '00000000-0000-0000-0001-000000000003', true, NULL),
   ('00000000-0000-0000-0000-000000000001', 'team', NULL, false, 'lists'),
   ('00000000-0000-0000-0000-000000000001', 'team-join', NULL, false, 'lists'),
+  ('00000000-0000-0000-0000-000000000001', 'team-bounces', NULL, false, 'lists'),
+  ('00000000-0000-0000-0000-000000000001', 'team+vip', '00000000-0000-0000-0001-000000000001', true, NULL),
+  ('00000000-0000-0000-0000-000000000001', 'abuse', NULL, false, 'elsewhere'),
+  ('00000000-0000-0000-0000-000000000003', 'gonelist', NULL, false, 'lists'),
+  ('00000000-0000-0000-0000-000000000005', 'pendinglist', NULL, false, 'lists'),
   ('00000000-0000-0000-0000-000000000003', 'oldalias', '00000000-0000-0000-0001-000000000008', true, NULL);
 `
 
@@ -310,6 +315,100 @@ func TestLookupsNoReply(t *testing.T) {
 	}
 }
 
+// listsTransport is where the tests route the lists' reservations.
+const listsTransport = "lmtp:inet:127.0.0.1:9104"
+
+// TestLookupsRouted checks the lookups once the lists' reservations have a
+// transport: a list's addresses, with a detail too, are mailboxes to
+// Postfix (accepted at RCPT) that the transport map sends to the lists
+// service; everything else keeps its answer, and an address of ours, even
+// one that looks like a list's ("team+vip"), goes to the mail store.
+func TestLookupsRouted(t *testing.T) {
+	l := NewLookups(newLookupPool(t))
+	l.Route(HolderLists, listsTransport)
+	ctx := context.Background()
+	tests := []struct {
+		key, mailbox, transport string // "" means not found
+	}{
+		{"team@example.com", "lists", listsTransport},
+		{"Team@EXAMPLE.com", "lists", listsTransport},
+		{"team-join@example.com", "lists", listsTransport},
+		{"team-bounces@example.com", "lists", listsTransport},
+		{"team-bounces+ann=example.org@example.com", "lists", listsTransport},
+		{"Team-Bounces+Ann=Example.org@example.com", "lists", listsTransport},
+		// The lists service answers 550 to details it does not take.
+		{"team+x@example.com", "lists", listsTransport},
+		// An address of ours beats the reservation it extends.
+		{"team+vip@example.com", "", ""},
+		{"team-request@example.com", "", ""},    // not reserved here
+		{"abuse@example.com", "", ""},           // another holder, without a transport
+		{"team@other.example", "", ""},          // reserved on example.com only
+		{"gonelist@gone.example", "", ""},       // deleted mail service
+		{"pendinglist@pending.example", "", ""}, // not verified
+		{"sales@example.com", "example.com/sales/", ""},
+		{"sales+news@example.com", "example.com/sales/", ""},
+		{"nobody@example.com", "", ""},
+		{"fwd@example.com", "", ""},
+		{"team-bounces@example.com.unknown.example", "", ""},
+	}
+	for _, k := range malformedKeys {
+		tests = append(tests, struct{ key, mailbox, transport string }{k, "", ""})
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			mailbox, found, err := l.Mailbox(ctx, tt.key)
+			if err != nil || found != (tt.mailbox != "") || mailbox != tt.mailbox {
+				t.Errorf("Mailbox(%q) = %q, %v, %v; want %q", tt.key, mailbox, found, err, tt.mailbox)
+			}
+			transport, found, err := l.Transport(ctx, tt.key)
+			if err != nil || found != (tt.transport != "") || transport != tt.transport {
+				t.Errorf("Transport(%q) = %q, %v, %v; want %q", tt.key, transport, found, err, tt.transport)
+			}
+			// The alias map never swallows a reservation into the catch-all.
+			if tt.transport != "" {
+				if got, found, err := l.Alias(ctx, tt.key); found || err != nil {
+					t.Errorf("Alias(%q) = %q, %v, %v; want not found", tt.key, got, found, err)
+				}
+			}
+		})
+	}
+}
+
+// TestLookupsUnrouted checks that without a transport nothing is routed
+// and the lists' addresses stay unknown, as before.
+func TestLookupsUnrouted(t *testing.T) {
+	l := NewLookups(newLookupPool(t))
+	ctx := context.Background()
+	for _, key := range []string{"team@example.com", "team-bounces+a=b@example.com", "sales@example.com"} {
+		if got, found, err := l.Transport(ctx, key); found || err != nil {
+			t.Errorf("Transport(%q) = %q, %v, %v; want not found", key, got, found, err)
+		}
+	}
+	if got, found, err := l.Mailbox(ctx, "team-bounces+a=b@example.com"); found || err != nil {
+		t.Errorf("Mailbox(team-bounces+a=b@) = %q, %v, %v; want not found", got, found, err)
+	}
+}
+
+func TestLMTPTransport(t *testing.T) {
+	tests := []struct{ addr, want string }{
+		{"127.0.0.1:9104", "lmtp:inet:127.0.0.1:9104"},
+		{"mailplane-lists-lmtp:9104", "lmtp:inet:mailplane-lists-lmtp:9104"},
+		{"[::1]:9104", "lmtp:inet:[::1]:9104"},
+		{":9104", ""}, // Postfix needs a host to connect to
+		{"127.0.0.1", ""},
+		{"127.0.0.1:lmtp", ""},
+		{"127.0.0.1:0", ""},
+		{"127.0.0.1:70000", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		got, err := LMTPTransport(tt.addr)
+		if got != tt.want || (err != nil) != (tt.want == "") {
+			t.Errorf("LMTPTransport(%q) = %q, %v; want %q", tt.addr, got, err, tt.want)
+		}
+	}
+}
+
 func TestLookupsDatabaseDown(t *testing.T) {
 	l := closedLookups(t)
 	ctx := context.Background()
@@ -327,6 +426,10 @@ func TestLookupsDatabaseDown(t *testing.T) {
 	}
 	if _, err := l.NoReply(ctx, "sales@example.com"); err == nil {
 		t.Error("NoReply: no error")
+	}
+	l.Route(HolderLists, listsTransport)
+	if _, _, err := l.Transport(ctx, "team@example.com"); err == nil {
+		t.Error("Transport: no error")
 	}
 	// A malformed key never reaches the database.
 	if _, found, err := l.Alias(ctx, "@example.com"); found || err != nil {

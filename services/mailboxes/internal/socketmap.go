@@ -31,6 +31,7 @@ const (
 	mapMailbox     = "mailbox"     // virtual_mailbox_maps
 	mapAlias       = "alias"       // virtual_alias_maps
 	mapSenderLogin = "senderlogin" // smtpd_sender_login_maps
+	mapTransport   = "transport"   // transport_maps
 )
 
 // SocketmapServer answers Postfix's table lookups over the socketmap
@@ -104,6 +105,10 @@ func (s *SocketmapServer) answer(ctx context.Context, req string) string {
 		values, found, err = s.lookups.Alias(ctx, key)
 	case mapSenderLogin:
 		values, found, err = s.lookups.SenderLogins(ctx, key)
+	case mapTransport:
+		var t string
+		t, found, err = s.lookups.Transport(ctx, key)
+		values = []string{t}
 	default:
 		return "PERM no map named " + name
 	}

@@ -98,7 +98,9 @@ func TestSocketmapPostmap(t *testing.T) {
 	postmap := postmapCommand(t)
 	conf := postfixConfDir(t)
 	log := slog.New(slog.DiscardHandler)
-	addr := serveForTest(t, NewSocketmapServer(NewLookups(newLookupPool(t)), log).Serve)
+	lookups := NewLookups(newLookupPool(t))
+	lookups.Route(HolderLists, listsTransport)
+	addr := serveForTest(t, NewSocketmapServer(lookups, log).Serve)
 	tests := []struct {
 		name, key string
 		want      string // "" means not found
@@ -119,7 +121,21 @@ func TestSocketmapPostmap(t *testing.T) {
 		{mapMailbox, "old@gone.example", ""},
 		{mapMailbox, "sales+news@example.com", "example.com/sales/"},
 		{mapMailbox, "sales@pending.example", ""},
-		{mapMailbox, "thief@example.com", ""}, // another organization's lost claim
+		{mapMailbox, "thief@example.com", ""},     // another organization's lost claim
+		{mapMailbox, "team@example.com", "lists"}, // a list's address: known, for the transport below
+		{mapMailbox, "team-bounces+ann=example.org@example.com", "lists"},
+		{mapMailbox, "abuse@example.com", ""}, // reserved for a service without a transport
+
+		// Postfix asks for the full address only (see TestPostfixRoutesLists).
+		{mapTransport, "team@example.com", listsTransport},
+		{mapTransport, "TEAM-JOIN@example.com", listsTransport},
+		{mapTransport, "team-bounces+ann=example.org@example.com", listsTransport},
+		{mapTransport, "team+vip@example.com", ""}, // an alias of sales: the mail store
+		{mapTransport, "sales@example.com", ""},
+		{mapTransport, "nobody@example.com", ""},
+		{mapTransport, "abuse@example.com", ""},
+		{mapTransport, "example.com", ""},
+		{mapTransport, "team@gone.example", ""},
 
 		{mapAlias, "sales@example.com", "sales@example.com"},           // identity mapping
 		{mapAlias, "SALES@EXAMPLE.COM", "sales@example.com"},           // case-insensitive
@@ -206,6 +222,7 @@ func TestSocketmapFraming(t *testing.T) {
 		{"mailbox sales@example.com", "OK example.com/sales/"},
 		{"senderlogin contact@example.com", "OK sales@example.com"},
 		{"domain example.com", "OK example.com"},
+		{"transport team@example.com", "NOTFOUND "}, // not routed in this test
 		{"quota sales@example.com", "PERM no map named quota"},
 		{"alias", "PERM a request is \"name key\""},
 		{"alias ", "NOTFOUND "},
