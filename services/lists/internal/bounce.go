@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/lists/internal/letters"
 	"github.com/mailplane/mailplane/services/lists/listsevents"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/auditlog"
@@ -219,8 +220,10 @@ func (s *Server) sweepBatch(ctx context.Context, now time.Time) (int, error) {
 					return fmt.Errorf("sweep bounces: warned: %w", err)
 				}
 				left := time.Duration(l.bounce.warnings-d.sent) * time.Duration(l.bounce.intervalDays) * day
-				if err := s.queueBounceMail(ctx, tx, bounceMailArgs{List: l.id, To: d.email, Warning: d.sent + 1,
-					Warnings: l.bounce.warnings, Remove: now.Add(left), Diagnostic: d.diagnostic}); err != nil {
+				if err := s.queueLetter(ctx, tx, l, letter{to: d.email, from: "-owner", kind: letters.BounceWarning, data: letters.Data{
+					"List": l.address(), "Owner": l.robot("-owner"), "Warning": fmt.Sprint(d.sent + 1), "Warnings": fmt.Sprint(l.bounce.warnings),
+					"Diagnostic": d.diagnostic, "Remove": letters.Date(now.Add(left)),
+				}}); err != nil {
 					return err
 				}
 			case sweepRemove:
@@ -231,18 +234,15 @@ func (s *Server) sweepBatch(ctx context.Context, now time.Time) (int, error) {
 				if err := systemAudit(ctx, tx, l.org, "lists.member.delete", memberName(l.org, l.ms, l.id, d.id), map[string]string{"reason": "bounces"}); err != nil {
 					return err
 				}
-				told := false
-				for _, m := range l.moderators {
-					if m.Email == "" {
-						continue // a user: lists cannot learn their address yet
-					}
-					told = true
-					if err := s.queueBounceMail(ctx, tx, bounceMailArgs{List: l.id, To: m.Email, Removed: d.email,
-						Score: d.score, Diagnostic: d.diagnostic}); err != nil {
+				mods := l.moderatorEmails()
+				for _, m := range mods {
+					if err := s.queueLetter(ctx, tx, l, letter{to: m, from: "-owner", kind: letters.BounceRemoved, data: letters.Data{
+						"List": l.address(), "Email": d.email, "Score": fmt.Sprint(d.score), "Diagnostic": d.diagnostic,
+					}}); err != nil {
 						return err
 					}
 				}
-				s.log.Info("bounces: member removed", "list", l.id, "member", d.id, "moderatorsTold", told)
+				s.log.Info("bounces: member removed", "list", l.id, "member", d.id, "moderatorsTold", len(mods))
 			}
 		}
 		return nil

@@ -204,8 +204,13 @@ func (s *Server) DeleteMember(ctx context.Context, req *listsv1.DeleteMemberRequ
 // and how it was withdrawn (withdrawnBy), and the event names the member
 // only, by actor. NotFound when it is not the list's.
 func eraseMember(ctx context.Context, tx pgx.Tx, ids listIDs, id uuid.UUID, withdrawnBy, actor string) (*member, error) {
-	rows, _ := tx.Query(ctx, `DELETE FROM members WHERE id = $1 AND list_id = $2 RETURNING `+memberFields, id, ids.list)
-	m, err := pgx.CollectOneRow(rows, scanMember)
+	rows, _ := tx.Query(ctx, `DELETE FROM members WHERE id = $1 AND list_id = $2 RETURNING joined_by, `+memberFields, id, ids.list)
+	var givenBy string
+	m, err := pgx.CollectOneRow(rows, func(row pgx.CollectableRow) (*member, error) {
+		m := &member{}
+		return m, row.Scan(&givenBy, &m.id, &m.email, &m.key, &m.display, &m.createTime, &m.delivery, &m.disabledTime,
+			&m.score, &m.first, &m.last, &m.diagnostic, &m.warningsSent)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errs.E(errs.NotFound, "member not found")
 	}
@@ -216,7 +221,7 @@ func eraseMember(ctx context.Context, tx pgx.Tx, ids listIDs, id uuid.UUID, with
 		return nil, fmt.Errorf("count member out: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO consents (id, list_id, given_time, given_by, withdrawn_by) VALUES ($1, $2, $3, $4, $5)`,
-		uuid.Must(uuid.NewV7()), ids.list, m.createTime, "added by a moderator", withdrawnBy); err != nil {
+		uuid.Must(uuid.NewV7()), ids.list, m.createTime, givenBy, withdrawnBy); err != nil {
 		return nil, fmt.Errorf("record consent: %w", err)
 	}
 	// The event names the member, not their address: erased means

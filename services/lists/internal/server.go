@@ -70,7 +70,6 @@ func (s *Server) Workers() *river.Workers {
 	river.AddWorker(w, &distributeWorker{s: s})
 	river.AddWorker(w, &noticeWorker{s: s})
 	river.AddWorker(w, &letterWorker{s: s})
-	river.AddWorker(w, &bounceMailWorker{s: s})
 	return w
 }
 
