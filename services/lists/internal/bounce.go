@@ -65,7 +65,7 @@ DELETE FROM member_bounces WHERE member_id = $1 AND id NOT IN (
 	dueDisabled = `
 SELECT m.id, m.list_id, m.email, m.bounce_warnings_sent, m.last_warning_time, m.bounce_score, m.last_bounce_diagnostic
 FROM members m JOIN lists l ON l.id = m.list_id
-WHERE m.delivery = 2 AND (m.last_warning_time IS NULL OR m.last_warning_time <= $1 - make_interval(days => l.bounce_warning_interval_days))
+WHERE m.delivery = 2 AND (m.last_warning_time IS NULL OR m.last_warning_time <= $1::timestamptz - make_interval(days => l.bounce_warning_interval_days))
 ORDER BY m.delivery_disabled_time LIMIT $2 FOR UPDATE OF m SKIP LOCKED`
 	warned        = `UPDATE members SET bounce_warnings_sent = bounce_warnings_sent + 1, last_warning_time = $2 WHERE id = $1`
 	enableBounced = `
