@@ -108,7 +108,7 @@ func TestBenchSubscribe(t *testing.T) {
 			for range callers {
 				wg.Go(func() {
 					for i := next.Add(1) - 1; i < int64(to); i = next.Add(1) - 1 {
-						_, err := e.members.CreateMember(e.admin, &listsv1.CreateMemberRequest{Parent: list, Member: &listsv1.Member{Email: fmt.Sprintf("m%05d@example.net", i)}})
+						_, err := e.members.CreateMember(e.admin, &listsv1.CreateMemberRequest{Parent: list, Member: &listsv1.Member{Email: fmt.Sprintf("m%05d@example.net", i)}, Silent: true})
 						if err != nil {
 							errc <- fmt.Errorf("member %d: %w", i, err)
 							return
@@ -278,7 +278,7 @@ func TestBenchFanOut(t *testing.T) {
 		for range 8 {
 			wg.Go(func() {
 				for j := next.Add(1) - 1; j < int64(n); j = next.Add(1) - 1 {
-					if _, err := e.members.CreateMember(e.admin, &listsv1.CreateMemberRequest{Parent: list.GetName(), Member: &listsv1.Member{Email: fmt.Sprintf("f%05d@example.net", j)}}); err != nil {
+					if _, err := e.members.CreateMember(e.admin, &listsv1.CreateMemberRequest{Parent: list.GetName(), Member: &listsv1.Member{Email: fmt.Sprintf("f%05d@example.net", j)}, Silent: true}); err != nil {
 						t.Errorf("member %d: %v", j, err)
 						return
 					}

@@ -255,7 +255,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	relay := smtptest.Start(t)
 	fe := startForms(t)
 	for _, m := range []string{"ann@example.org", "bob@example.org"} {
-		if _, err := fe.members.CreateMember(fe.admin, &listsv1.CreateMemberRequest{Parent: fe.list.GetName(), Member: &listsv1.Member{Email: m}}); err != nil {
+		if _, err := fe.members.CreateMember(fe.admin, &listsv1.CreateMemberRequest{Parent: fe.list.GetName(), Member: &listsv1.Member{Email: m}, Silent: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -273,7 +273,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	e := &mailEnv{env: fe.env, lmtp: svc.LMTPAddr(), list: fe.list, svc: svc}
 	post := "From: Cat <cat@example.net>\nTo: team@example.test\nSubject: hi\nMessage-ID: <p@example.net>\n\nHello.\n"
-	if _, err := fe.members.CreateMember(fe.admin, &listsv1.CreateMemberRequest{Parent: fe.list.GetName(), Member: &listsv1.Member{Email: "cat@example.net"}}); err != nil {
+	if _, err := fe.members.CreateMember(fe.admin, &listsv1.CreateMemberRequest{Parent: fe.list.GetName(), Member: &listsv1.Member{Email: "cat@example.net"}, Silent: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.deliver("cat@example.net", []string{"team@example.test"}, post); got["team@example.test"].code != 250 {

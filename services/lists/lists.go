@@ -236,6 +236,7 @@ func (s *Service) jobsConfig() jobs.Config {
 	return jobs.Config{Schema: Schema, Workers: s.server.Workers(), Log: s.log, Periodic: []jobs.Periodic{
 		{Name: "expire held posts", Interval: heldPostSweep, Work: s.server.ExpireHeldPosts},
 		{Name: "sweep bounces", Interval: bounceSweep, Work: s.server.SweepBounces},
+		{Name: "expire subscription requests", Interval: heldPostSweep, Work: s.server.ExpireRequests},
 	}}
 }
 

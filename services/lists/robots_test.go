@@ -1,9 +1,11 @@
 package lists_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"mime"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -11,9 +13,11 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/mail"
+	"github.com/google/uuid"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
 	"github.com/mailplane/mailplane/services/lists"
 	"github.com/mailplane/mailplane/services/platform/smtptest"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
@@ -69,10 +73,11 @@ func (e *robotEnv) next(n int) letters {
 		if len(m.To) != 1 || len(from) != 1 {
 			e.t.Fatalf("letter to %v from %v", m.To, from)
 		}
-		if m.From != "team-bounces@example.test" {
+		if strings.HasPrefix(m.From, "team-bounces+") {
+			// A post's copy (VERP), not a letter.
+		} else if m.From != "team-bounces@example.test" {
 			e.t.Errorf("letter's envelope sender %s, want the -bounces address", m.From)
-		}
-		if got := r.Header.Get("Auto-Submitted"); got != "auto-replied" {
+		} else if got := r.Header.Get("Auto-Submitted"); got != "auto-replied" {
 			e.t.Errorf("letter's Auto-Submitted %q", got)
 		}
 		out = append(out, sent{to: m.To[0], from: from[0].Address, subject: subj, body: strings.ReplaceAll(string(b), "\r\n", "\n"), header: r.Header})
@@ -137,6 +142,24 @@ func says(t *testing.T, l sent, words ...string) {
 
 var tokenRE = regexp.MustCompile(`confirm ([0-9a-z]{32})`)
 
+// fromLink is the mail a client writes when the moderator clicks link
+// (RFC 6068): To and Subject from the link, the moderator's body.
+func fromLink(t *testing.T, link, from, body string) (to, msg string) {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil || u.Scheme != "mailto" {
+		t.Fatalf("link %q: %v", link, err)
+	}
+	to, err = url.PathUnescape(u.Opaque)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := u.Query().Get("subject")
+	return to, fmt.Sprintf("From: %s\nTo: %s\nSubject: %s\nMessage-ID: <%d@elsewhere.example>\n\n%s", from, to, mime.QEncoding.Encode("utf-8", subj), time.Now().UnixNano(), body)
+}
+
+var linkRE = regexp.MustCompile(`mailto:\S+`)
+
 // TestJoinConfirmed: a -join mail gets a confirmation in the list's
 // language (French) from the -confirm+TOKEN address; the reply a client
 // writes (Outlook's "RE:", HTML alternative, quoted text, signature)
@@ -194,4 +217,245 @@ Content-Type: text/html; charset=utf-8
 	e.send("zoe@example.com", "team-confirm+"+m[1]+"@example.test", "From: zoe@example.com\nSubject: Re: confirm\n\nok\n")
 	says(t, e.next(1).to(t, "zoe@example.com", "Résultat"), "inconnu, déjà utilisé ou expiré")
 	e.quiet()
+}
+
+// TestModeratedJoinByMail: with a moderated list, a join tells the
+// subscriber it waits and mails the moderator a decision with mailto:
+// links; the mail a client writes from the accept link subscribes the
+// address, the reject link's mail (the reason in the body) declines with
+// the reason. The pending subscriptions are listed over the API with
+// their reason meanwhile.
+func TestModeratedJoinByMail(t *testing.T) {
+	e := startRobots(t, listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_MODERATE, listsv1.Language_LANGUAGE_DE)
+	e.send("zoe@example.com", "team-join@example.test", "From: zoe@example.com\nSubject: join\n\n")
+	e.send("yan@example.com", "team-join@example.test", "From: yan@example.com\nSubject: join\n\n")
+	got := e.next(4)
+	says(t, got.to(t, "zoe@example.com", "wartet auf Freigabe"), "Moderator")
+	accept := linkRE.FindAllString(got.to(t, "boss@elsewhere.example", "zoe@example.com").body, -1)
+	reject := linkRE.FindAllString(got.to(t, "boss@elsewhere.example", "yan@example.com").body, -1)
+	if len(accept) != 3 || len(reject) != 3 {
+		t.Fatalf("decision links %v, %v: want accept, reject, discard", accept, reject)
+	}
+	resp, err := e.moderation().ListSubscriptionRequests(e.admin, &listsv1.ListSubscriptionRequestsRequest{Parent: e.list.GetName()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetSubscriptionRequests()) != 2 || resp.GetTotalSize() != 2 {
+		t.Fatalf("requests %v", resp)
+	}
+	for _, r := range resp.GetSubscriptionRequests() {
+		if r.GetState() != listsv1.SubscriptionRequest_STATE_AWAITING_MODERATOR || r.GetReason() != "awaits a moderator's approval" || r.GetVia() != "mail" {
+			t.Errorf("request %v", r)
+		}
+	}
+
+	// Accept by the link: the moderator's client sends it as is.
+	to, msg := fromLink(t, accept[0], "Boss <boss@elsewhere.example>", "")
+	e.send("boss@elsewhere.example", to, msg)
+	got = e.next(2)
+	says(t, got.to(t, "zoe@example.com", "Willkommen"), "Be kind.")
+	says(t, got.to(t, "boss@elsewhere.example", "Ergebnis"), "Erledigt.")
+	// Reject by the link, the reason written in the body above the
+	// signature.
+	to, msg = fromLink(t, reject[1], "boss@elsewhere.example", "Wir kennen Sie nicht.\n\n-- \nBoss\n")
+	e.send("boss@elsewhere.example", to, msg)
+	got = e.next(2)
+	says(t, got.to(t, "yan@example.com", "abgelehnt"), "Wir kennen Sie nicht.")
+	if strings.Contains(got.to(t, "yan@example.com", "abgelehnt").body, "Boss") {
+		t.Error("the signature went into the reason")
+	}
+	if m := e.members(); !slices.Contains(m, "zoe@example.com") || slices.Contains(m, "yan@example.com") {
+		t.Errorf("members %v", m)
+	}
+	// A decision is taken once: the accept link again is refused politely.
+	to, msg = fromLink(t, accept[0], "boss@elsewhere.example", "")
+	e.send("boss@elsewhere.example", to, msg)
+	says(t, e.next(1).to(t, "boss@elsewhere.example", "Ergebnis"), "unbekannt, schon benutzt oder abgelaufen")
+	if n := e.count("subscription_requests"); n != 0 {
+		t.Errorf("%d requests left", n)
+	}
+	e.quiet()
+}
+
+// TestHeldPostByMail: the held post's decision mail's accept link,
+// clicked, distributes the post.
+func TestHeldPostByMail(t *testing.T) {
+	e := startRobots(t, listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_CONFIRM, listsv1.Language_LANGUAGE_IT)
+	e.send("zed@example.com", "team@example.test", strangerPost("zed@example.com", "Offerta"))
+	got := e.next(2)
+	says(t, got.to(t, "zed@example.com", "attende approvazione"), "non è iscritto")
+	links := linkRE.FindAllString(got.to(t, "boss@elsewhere.example", "zed@example.com").body, -1)
+	if len(links) != 3 {
+		t.Fatalf("links %v", links)
+	}
+	to, msg := fromLink(t, links[0], "boss@elsewhere.example", "")
+	e.send("boss@elsewhere.example", to, msg)
+	e.waitPosts(1)
+	got = e.next(4)
+	says(t, got.to(t, "boss@elsewhere.example", "Risultato"), "Fatto.")
+	for _, m := range []string{"ann@example.org", "bob@Example.org", "cat@example.net"} {
+		got.to(t, m, "Offerta")
+	}
+}
+
+// TestLeaveAndRevealNothing: a member asking to join is told, in their
+// own mailbox, they are subscribed already; a stranger asking to leave
+// is told they are not; both answers are 250, as any. A member leaving
+// confirms by writing to the -confirm+TOKEN address and is seen off.
+func TestLeaveAndRevealNothing(t *testing.T) {
+	e := startRobots(t, listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_OPEN, listsv1.Language_LANGUAGE_ES)
+	e.send("ann@example.org", "team-join@example.test", "From: ann@example.org\nSubject: x\n\n")
+	e.send("nobody@example.com", "team-leave@example.test", "From: nobody@example.com\nSubject: x\n\n")
+	got := e.next(2)
+	says(t, got.to(t, "ann@example.org", "Ya estás suscrito"), "team-leave@example.test")
+	says(t, got.to(t, "nobody@example.com", "No estás suscrito"))
+	if n := len(e.members()); n != 3 {
+		t.Fatalf("%d members, want the 3 of before", n)
+	}
+
+	e.send("bob@Example.org", "team-leave@example.test", "From: bob@Example.org\nSubject: bye\n\n")
+	c := e.next(1).to(t, "bob@Example.org", "Confirma que dejas")
+	if !strings.HasPrefix(c.from, "team-confirm+") {
+		t.Fatalf("confirmation from %s", c.from)
+	}
+	e.send("bob@Example.org", c.from, "From: bob@Example.org\nSubject: ok\n\n")
+	says(t, e.next(1).to(t, "bob@Example.org", "Has dejado"), "Come back soon.")
+	if m := e.members(); slices.Contains(m, "bob@Example.org") {
+		t.Fatalf("members %v", m)
+	}
+	var by string
+	if err := e.pool.QueryRow(context.Background(), "SELECT given_by || ' / ' || withdrawn_by FROM consents").Scan(&by); err != nil || !strings.Contains(by, "confirmed by mail") {
+		t.Errorf("consent %q, %v", by, err)
+	}
+
+	// Open: a join subscribes at once and welcomes.
+	e.send("dan@example.com", "team-join@example.test", "From: Dan <dan@example.com>\nSubject: x\n\n")
+	says(t, e.next(1).to(t, "dan@example.com", "Bienvenido"), "Be kind.")
+	e.quiet()
+}
+
+// TestRobotsNeverLoop: mail from machines is taken and never answered;
+// a flood of requests for one address gets at most the hour's rate of
+// answers; a forged token gets a polite answer and changes nothing.
+func TestRobotsNeverLoop(t *testing.T) {
+	e := startRobots(t, listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_CONFIRM, listsv1.Language_LANGUAGE_EN)
+	for _, tc := range []struct{ envelope, msg string }{
+		{"zoe@example.com", "From: zoe@example.com\nAuto-Submitted: auto-replied\nSubject: Out of office\n\n"},
+		{"zoe@example.com", "From: zoe@example.com\nPrecedence: bulk\nSubject: news\n\n"},
+		{"", "From: MAILER-DAEMON@example.com\nSubject: Undelivered\n\n"},
+		{"other-request@example.net", "From: other-request@example.net\nSubject: confirm\n\n"},
+		{"zoe@example.com", "From: zoe@example.com\nList-Id: <x.example.net>\nSubject: x\n\n"},
+	} {
+		for _, rcpt := range []string{"team-join@example.test", "team-request@example.test", "team-leave@example.test"} {
+			e.send(tc.envelope, rcpt, tc.msg)
+		}
+	}
+	e.quiet()
+
+	e.send("eve@example.com", "team-confirm+0123456789abcdefghjkmnpqrstvwxyz@example.test", "From: eve@example.com\nSubject: x\n\n")
+	says(t, e.next(1).to(t, "eve@example.com", "results"), "unknown, used already or expired")
+
+	for range 15 {
+		e.send("eve@example.com", "team-join@example.test", "From: victim@example.org\nSubject: x\n\n")
+	}
+	e.next(10)
+	e.quiet()
+	if n := e.count("members"); n != 3 {
+		t.Errorf("%d members", n)
+	}
+}
+
+// TestRequestCommands: one mail of commands answered in one results mail:
+// help, a moderator's accept of an address with the password, a wrong
+// password, an unknown line, until "end".
+func TestRequestCommands(t *testing.T) {
+	e := startRobots(t, listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_CONFIRM, listsv1.Language_LANGUAGE_EN)
+	e.send("boss@elsewhere.example", "team-request@example.test", `From: boss@elsewhere.example
+Subject: =?UTF-8?Q?AW:_help?=
+MIME-Version: 1.0
+Content-Type: text/html; charset=utf-8
+
+<p>accept new@example.com</p><p>Approved: correct horse battery</p><p>frobnicate</p><p>end</p><p>accept late@example.com</p>
+`)
+	got := e.next(2)
+	res := got.to(t, "boss@elsewhere.example", "results")
+	says(t, res, "The commands of team@example.test", "> accept new@example.com\nDone.", "> frobnicate\nThis is no command")
+	if strings.Contains(res.body, "late@") {
+		t.Errorf("read past end:\n%s", res.body)
+	}
+	got.to(t, "new@example.com", "Welcome")
+
+	e.send("eve@example.com", "team-request@example.test", "From: eve@example.com\nSubject: accept eve2@example.com\nApproved: guess\n\n")
+	says(t, e.next(1).to(t, "eve@example.com", "results"), "Only a moderator may do this")
+	if m := e.members(); !slices.Contains(m, "new@example.com") || slices.Contains(m, "eve2@example.com") {
+		t.Errorf("members %v", m)
+	}
+}
+
+// TestCreateMemberNotices: a moderator's add welcomes with the list's
+// message, or the notice given, or says nothing when silent.
+func TestCreateMemberNotices(t *testing.T) {
+	e := startRobots(t, listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_CONFIRM, listsv1.Language_LANGUAGE_FR)
+	for _, r := range []*listsv1.CreateMemberRequest{
+		{Member: &listsv1.Member{Email: "a@example.com"}},
+		{Member: &listsv1.Member{Email: "b@example.com"}, Notice: "Bonjour B, voici la liste."},
+		{Member: &listsv1.Member{Email: "c@example.com"}, Silent: true, Notice: "unsent"},
+	} {
+		r.Parent = e.list.GetName()
+		if _, err := e.mailEnv.members.CreateMember(e.admin, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := e.next(2)
+	says(t, got.to(t, "a@example.com", "Bienvenue"), "Be kind.")
+	b := got.to(t, "b@example.com", "Bienvenue")
+	says(t, b, "Bonjour B, voici la liste.")
+	if strings.Contains(b.body, "Be kind.") {
+		t.Error("the notice and the list's welcome both")
+	}
+	e.quiet()
+	_, err := e.mailEnv.members.CreateMember(e.admin, &listsv1.CreateMemberRequest{Parent: e.list.GetName(), Member: &listsv1.Member{Email: "d@example.com"}, Notice: strings.Repeat("x", 5001)})
+	wantCode(t, err, codes.InvalidArgument, "notice")
+}
+
+// TestSubscriptionRequestsAPI: a request waiting for its subscriber is
+// listed with that reason, cannot be accepted (only discarded); another
+// organization sees nothing; members may not look.
+func TestSubscriptionRequestsAPI(t *testing.T) {
+	e := startRobots(t, listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_CONFIRM_THEN_MODERATE, listsv1.Language_LANGUAGE_EN)
+	e.send("zoe@example.com", "team-join@example.test", "From: zoe@example.com\nSubject: x\n\n")
+	c := e.next(1).to(t, "zoe@example.com", "Confirm")
+	mod := e.moderation()
+	resp, err := mod.ListSubscriptionRequests(e.admin, &listsv1.ListSubscriptionRequestsRequest{Parent: e.list.GetName()})
+	if err != nil || len(resp.GetSubscriptionRequests()) != 1 {
+		t.Fatalf("requests %v, %v", resp, err)
+	}
+	r := resp.GetSubscriptionRequests()[0]
+	if r.GetReason() != "awaits the subscriber's confirmation" || r.GetEmail() != "zoe@example.com" ||
+		r.GetExpireTime().AsTime().Sub(r.GetCreateTime().AsTime()) < 71*time.Hour {
+		t.Errorf("request %v", r)
+	}
+	_, err = mod.AcceptSubscriptionRequest(e.admin, &listsv1.AcceptSubscriptionRequestRequest{Name: r.GetName()})
+	wantCode(t, err, codes.FailedPrecondition, "confirm")
+	_, err = mod.ListSubscriptionRequests(e.as(uuid.New(), "owner"), &listsv1.ListSubscriptionRequestsRequest{Parent: e.list.GetName()})
+	wantCode(t, err, codes.NotFound, "")
+	_, err = mod.ListSubscriptionRequests(e.as(e.org, "member"), &listsv1.ListSubscriptionRequestsRequest{Parent: e.list.GetName()})
+	wantCode(t, err, codes.PermissionDenied, "")
+
+	// Confirmed: now it waits for a moderator, and the API accepts it.
+	e.send("zoe@example.com", c.from, "From: zoe@example.com\nSubject: ok\n\n")
+	got := e.next(2)
+	got.to(t, "zoe@example.com", "awaits approval")
+	got.to(t, "boss@elsewhere.example", "asks to join")
+	resp, _ = mod.ListSubscriptionRequests(e.admin, &listsv1.ListSubscriptionRequestsRequest{Parent: e.list.GetName()})
+	if r := resp.GetSubscriptionRequests(); len(r) != 1 || r[0].GetState() != listsv1.SubscriptionRequest_STATE_AWAITING_MODERATOR {
+		t.Fatalf("requests %v", r)
+	}
+	a, err := mod.AcceptSubscriptionRequest(e.admin, &listsv1.AcceptSubscriptionRequestRequest{Name: r.GetName()})
+	if err != nil || a.GetMember().GetEmail() != "zoe@example.com" {
+		t.Fatalf("accept: %v, %v", a, err)
+	}
+	e.next(1).to(t, "zoe@example.com", "Welcome")
+	_, err = mod.RejectSubscriptionRequest(e.admin, &listsv1.RejectSubscriptionRequestRequest{Name: r.GetName(), Reason: "no"})
+	wantCode(t, err, codes.NotFound, "subscription request")
 }

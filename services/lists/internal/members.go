@@ -77,7 +77,13 @@ func emailKey(email string) string {
 	return email[:at] + strings.ToLower(email[at:])
 }
 
-// CreateMember adds a member, by a moderator.
+// maxNotice caps the welcome text a moderator writes for one member.
+const maxNotice = 5000
+
+// CreateMember adds a member, by a moderator. The member is sent a
+// welcome (the list's welcome_message, or the request's notice, in the
+// list's words) unless the request is silent; a subscription of the
+// address that waited is settled by it.
 func (s *Server) CreateMember(ctx context.Context, req *listsv1.CreateMemberRequest) (*listsv1.CreateMemberResponse, error) {
 	ids, err := parseList("parent", req.GetParent())
 	if err != nil {
@@ -88,13 +94,18 @@ func (s *Server) CreateMember(ctx context.Context, req *listsv1.CreateMemberRequ
 	if err := validate.Email(email); err != nil || email == "" {
 		return nil, errs.Field("member.email", "want an address like ann@example.com")
 	}
+	notice := strings.TrimSpace(req.GetNotice())
+	if len([]rune(notice)) > maxNotice {
+		return nil, errs.Field("notice", fmt.Sprintf("at most %d characters", maxNotice))
+	}
 	c, err := s.roles.Manage(ctx, ids.org)
 	if err != nil {
 		return nil, err
 	}
 	m := &member{id: uuid.Must(uuid.NewV7()), email: email, key: emailKey(email), display: strings.TrimSpace(in.GetDisplayName()), createTime: time.Now()}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := findList(ctx, tx, ids); err != nil {
+		l, err := findList(ctx, tx, ids)
+		if err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, addMember, ids.list, maxMembers)
@@ -111,8 +122,20 @@ func (s *Server) CreateMember(ctx context.Context, req *listsv1.CreateMemberRequ
 			}
 			return fmt.Errorf("insert member: %w", err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM subscription_requests WHERE list_id = $1 AND email_key = $2`, ids.list, m.key); err != nil {
+			return fmt.Errorf("delete subscription request: %w", err)
+		}
 		if err := outbox.Write(ctx, tx, listsevents.MemberCreated, &listsv1.MemberChanged{List: listName(ids.org, ids.ms, ids.list), Member: m.proto(ids), Actor: c.Name()}); err != nil {
 			return err
+		}
+		if !req.GetSilent() {
+			text := l.welcome
+			if notice != "" {
+				text = notice
+			}
+			if err := s.welcome(ctx, tx, l, email, text); err != nil {
+				return err
+			}
 		}
 		return audit(ctx, tx, ids.org, c, "lists.member.create", memberName(ids.org, ids.ms, ids.list, m.id), map[string]string{"email": email})
 	})

@@ -322,6 +322,59 @@ func (Delivery) EnumDescriptor() ([]byte, []int) {
 	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{4}
 }
 
+// What it waits for.
+type SubscriptionRequest_State int32
+
+const (
+	// Not used.
+	SubscriptionRequest_STATE_UNSPECIFIED SubscriptionRequest_State = 0
+	// The subscriber has not confirmed yet (by the mail sent to them).
+	SubscriptionRequest_STATE_AWAITING_SUBSCRIBER SubscriptionRequest_State = 1
+	// A moderator must accept, reject or discard it.
+	SubscriptionRequest_STATE_AWAITING_MODERATOR SubscriptionRequest_State = 2
+)
+
+// Enum value maps for SubscriptionRequest_State.
+var (
+	SubscriptionRequest_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "STATE_AWAITING_SUBSCRIBER",
+		2: "STATE_AWAITING_MODERATOR",
+	}
+	SubscriptionRequest_State_value = map[string]int32{
+		"STATE_UNSPECIFIED":         0,
+		"STATE_AWAITING_SUBSCRIBER": 1,
+		"STATE_AWAITING_MODERATOR":  2,
+	}
+)
+
+func (x SubscriptionRequest_State) Enum() *SubscriptionRequest_State {
+	p := new(SubscriptionRequest_State)
+	*p = x
+	return p
+}
+
+func (x SubscriptionRequest_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SubscriptionRequest_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailplane_lists_v1_lists_proto_enumTypes[5].Descriptor()
+}
+
+func (SubscriptionRequest_State) Type() protoreflect.EnumType {
+	return &file_mailplane_lists_v1_lists_proto_enumTypes[5]
+}
+
+func (x SubscriptionRequest_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SubscriptionRequest_State.Descriptor instead.
+func (SubscriptionRequest_State) EnumDescriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{33, 0}
+}
+
 // BounceSettings say what a member's bounces cost them, as Mailman 3's
 // bounce score does. A permanent delivery failure raises the member's
 // score by one, at most once a day; at the threshold, delivery is
@@ -1343,7 +1396,13 @@ type CreateMemberRequest struct {
 	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The member; email is required.
-	Member        *Member `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	Member *Member `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	// Adds the member without a word: no welcome is mailed.
+	Silent bool `protobuf:"varint,3,opt,name=silent,proto3" json:"silent,omitempty"`
+	// The text of the welcome, in place of the list's welcome_message,
+	// framed by the list's words in its language; at most 5000 characters.
+	// Empty: the list's welcome_message. Ignored when silent.
+	Notice        string `protobuf:"bytes,4,opt,name=notice,proto3" json:"notice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1390,6 +1449,20 @@ func (x *CreateMemberRequest) GetMember() *Member {
 		return x.Member
 	}
 	return nil
+}
+
+func (x *CreateMemberRequest) GetSilent() bool {
+	if x != nil {
+		return x.Silent
+	}
+	return false
+}
+
+func (x *CreateMemberRequest) GetNotice() string {
+	if x != nil {
+		return x.Notice
+	}
+	return ""
 }
 
 // CreateMemberResponse is the new member.
@@ -2342,6 +2415,516 @@ func (*DiscardHeldPostResponse) Descriptor() ([]byte, []int) {
 	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{32}
 }
 
+// SubscriptionRequest is a subscription that waits.
+type SubscriptionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name: "organizations/{organization}/mailServices/
+	// {mail_service}/lists/{list}/subscriptionRequests/{subscription_request}",
+	// {subscription_request} a UUID.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The address asking to join.
+	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// The name it gave, if any.
+	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// What it waits for.
+	State SubscriptionRequest_State `protobuf:"varint,4,opt,name=state,proto3,enum=mailplane.lists.v1.SubscriptionRequest_State" json:"state,omitempty"`
+	// Why it waits, in words a moderator reads: "awaits a moderator's
+	// approval", "awaits the subscriber's confirmation".
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// How it was asked: "mail", "form".
+	Via string `protobuf:"bytes,6,opt,name=via,proto3" json:"via,omitempty"`
+	// When it was asked.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it is deleted unless acted on: 3 days after it was last asked
+	// while the subscriber must confirm, 180 days while a moderator must
+	// decide.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscriptionRequest) Reset() {
+	*x = SubscriptionRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscriptionRequest) ProtoMessage() {}
+
+func (x *SubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*SubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *SubscriptionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SubscriptionRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *SubscriptionRequest) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *SubscriptionRequest) GetState() SubscriptionRequest_State {
+	if x != nil {
+		return x.State
+	}
+	return SubscriptionRequest_STATE_UNSPECIFIED
+}
+
+func (x *SubscriptionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SubscriptionRequest) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
+func (x *SubscriptionRequest) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *SubscriptionRequest) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// ListSubscriptionRequestsRequest asks for a page of a list's waiting
+// subscriptions.
+type ListSubscriptionRequestsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// At most this many (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of a previous call with the same parent.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionRequestsRequest) Reset() {
+	*x = ListSubscriptionRequestsRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionRequestsRequest) ProtoMessage() {}
+
+func (x *ListSubscriptionRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionRequestsRequest.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListSubscriptionRequestsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListSubscriptionRequestsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSubscriptionRequestsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListSubscriptionRequestsResponse is a page of waiting subscriptions.
+type ListSubscriptionRequestsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The requests, newest first.
+	SubscriptionRequests []*SubscriptionRequest `protobuf:"bytes,1,rep,name=subscription_requests,json=subscriptionRequests,proto3" json:"subscription_requests,omitempty"`
+	// Token for the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// How many wait on the list, over every page.
+	TotalSize     int32 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionRequestsResponse) Reset() {
+	*x = ListSubscriptionRequestsResponse{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionRequestsResponse) ProtoMessage() {}
+
+func (x *ListSubscriptionRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionRequestsResponse.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListSubscriptionRequestsResponse) GetSubscriptionRequests() []*SubscriptionRequest {
+	if x != nil {
+		return x.SubscriptionRequests
+	}
+	return nil
+}
+
+func (x *ListSubscriptionRequestsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListSubscriptionRequestsResponse) GetTotalSize() int32 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
+// AcceptSubscriptionRequestRequest names the request to accept.
+type AcceptSubscriptionRequestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}/subscriptionRequests/{subscription_request}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptSubscriptionRequestRequest) Reset() {
+	*x = AcceptSubscriptionRequestRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptSubscriptionRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptSubscriptionRequestRequest) ProtoMessage() {}
+
+func (x *AcceptSubscriptionRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptSubscriptionRequestRequest.ProtoReflect.Descriptor instead.
+func (*AcceptSubscriptionRequestRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *AcceptSubscriptionRequestRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// AcceptSubscriptionRequestResponse is the new member.
+type AcceptSubscriptionRequestResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member.
+	Member        *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptSubscriptionRequestResponse) Reset() {
+	*x = AcceptSubscriptionRequestResponse{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptSubscriptionRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptSubscriptionRequestResponse) ProtoMessage() {}
+
+func (x *AcceptSubscriptionRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptSubscriptionRequestResponse.ProtoReflect.Descriptor instead.
+func (*AcceptSubscriptionRequestResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *AcceptSubscriptionRequestResponse) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+// RejectSubscriptionRequestRequest names the request to reject.
+type RejectSubscriptionRequestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}/subscriptionRequests/{subscription_request}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Why, sent to the address; at most 1000 characters; may be empty.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectSubscriptionRequestRequest) Reset() {
+	*x = RejectSubscriptionRequestRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectSubscriptionRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectSubscriptionRequestRequest) ProtoMessage() {}
+
+func (x *RejectSubscriptionRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectSubscriptionRequestRequest.ProtoReflect.Descriptor instead.
+func (*RejectSubscriptionRequestRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RejectSubscriptionRequestRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RejectSubscriptionRequestRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RejectSubscriptionRequestResponse is empty: the request is deleted.
+type RejectSubscriptionRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectSubscriptionRequestResponse) Reset() {
+	*x = RejectSubscriptionRequestResponse{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectSubscriptionRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectSubscriptionRequestResponse) ProtoMessage() {}
+
+func (x *RejectSubscriptionRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectSubscriptionRequestResponse.ProtoReflect.Descriptor instead.
+func (*RejectSubscriptionRequestResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{39}
+}
+
+// DiscardSubscriptionRequestRequest names the request to discard.
+type DiscardSubscriptionRequestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}/subscriptionRequests/{subscription_request}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardSubscriptionRequestRequest) Reset() {
+	*x = DiscardSubscriptionRequestRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardSubscriptionRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardSubscriptionRequestRequest) ProtoMessage() {}
+
+func (x *DiscardSubscriptionRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardSubscriptionRequestRequest.ProtoReflect.Descriptor instead.
+func (*DiscardSubscriptionRequestRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *DiscardSubscriptionRequestRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// DiscardSubscriptionRequestResponse is empty: the request is deleted.
+type DiscardSubscriptionRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardSubscriptionRequestResponse) Reset() {
+	*x = DiscardSubscriptionRequestResponse{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardSubscriptionRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardSubscriptionRequestResponse) ProtoMessage() {}
+
+func (x *DiscardSubscriptionRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardSubscriptionRequestResponse.ProtoReflect.Descriptor instead.
+func (*DiscardSubscriptionRequestResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{41}
+}
+
 var File_mailplane_lists_v1_lists_proto protoreflect.FileDescriptor
 
 const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
@@ -2425,10 +3008,12 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\x10last_bounce_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0elastBounceTime\x124\n" +
 	"\x16last_bounce_diagnostic\x18\n" +
 	" \x01(\tR\x14lastBounceDiagnostic\x120\n" +
-	"\x14bounce_warnings_sent\x18\v \x01(\x05R\x12bounceWarningsSent\"q\n" +
+	"\x14bounce_warnings_sent\x18\v \x01(\x05R\x12bounceWarningsSent\"\xaa\x01\n" +
 	"\x13CreateMemberRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12:\n" +
-	"\x06member\x18\x02 \x01(\v2\x1a.mailplane.lists.v1.MemberB\x06\xca\xf3\x18\x02\b\x01R\x06member\"J\n" +
+	"\x06member\x18\x02 \x01(\v2\x1a.mailplane.lists.v1.MemberB\x06\xca\xf3\x18\x02\b\x01R\x06member\x12\x16\n" +
+	"\x06silent\x18\x03 \x01(\bR\x06silent\x12\x1f\n" +
+	"\x06notice\x18\x04 \x01(\tB\a\xca\xf3\x18\x03\x18\x88'R\x06notice\"J\n" +
 	"\x14CreateMemberResponse\x122\n" +
 	"\x06member\x18\x01 \x01(\v2\x1a.mailplane.lists.v1.MemberR\x06member\"\x91\x01\n" +
 	"\x12ListMembersRequest\x12\x1e\n" +
@@ -2485,7 +3070,43 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\x16RejectHeldPostResponse\"4\n" +
 	"\x16DiscardHeldPostRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x19\n" +
-	"\x17DiscardHeldPostResponse*y\n" +
+	"\x17DiscardHeldPostResponse\"\xa8\x03\n" +
+	"\x13SubscriptionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12!\n" +
+	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12C\n" +
+	"\x05state\x18\x04 \x01(\x0e2-.mailplane.lists.v1.SubscriptionRequest.StateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x10\n" +
+	"\x03via\x18\x06 \x01(\tR\x03via\x12;\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"[\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19STATE_AWAITING_SUBSCRIBER\x10\x01\x12\x1c\n" +
+	"\x18STATE_AWAITING_MODERATOR\x10\x02\"}\n" +
+	"\x1fListSubscriptionRequestsRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xc7\x01\n" +
+	" ListSubscriptionRequestsResponse\x12\\\n" +
+	"\x15subscription_requests\x18\x01 \x03(\v2'.mailplane.lists.v1.SubscriptionRequestR\x14subscriptionRequests\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\">\n" +
+	" AcceptSubscriptionRequestRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"W\n" +
+	"!AcceptSubscriptionRequestResponse\x122\n" +
+	"\x06member\x18\x01 \x01(\v2\x1a.mailplane.lists.v1.MemberR\x06member\"_\n" +
+	" RejectSubscriptionRequestRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\x12\x1f\n" +
+	"\x06reason\x18\x02 \x01(\tB\a\xca\xf3\x18\x03\x18\xe8\aR\x06reason\"#\n" +
+	"!RejectSubscriptionRequestResponse\"?\n" +
+	"!DiscardSubscriptionRequestRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"$\n" +
+	"\"DiscardSubscriptionRequestResponse*y\n" +
 	"\bLanguage\x12\x18\n" +
 	"\x14LANGUAGE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vLANGUAGE_EN\x10\x01\x12\x0f\n" +
@@ -2527,12 +3148,16 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\vListMembers\x12&.mailplane.lists.v1.ListMembersRequest\x1a'.mailplane.lists.v1.ListMembersResponse\x12a\n" +
 	"\fDeleteMember\x12'.mailplane.lists.v1.DeleteMemberRequest\x1a(.mailplane.lists.v1.DeleteMemberResponse\x12y\n" +
 	"\x14EnableMemberDelivery\x12/.mailplane.lists.v1.EnableMemberDeliveryRequest\x1a0.mailplane.lists.v1.EnableMemberDeliveryResponse\x12f\n" +
-	"\rExportMembers\x12(.mailplane.lists.v1.ExportMembersRequest\x1a).mailplane.lists.v1.ExportMembersResponse0\x012\xb7\x03\n" +
+	"\rExportMembers\x12(.mailplane.lists.v1.ExportMembersRequest\x1a).mailplane.lists.v1.ExportMembersResponse0\x012\xe3\a\n" +
 	"\x11ModerationService\x12d\n" +
 	"\rListHeldPosts\x12(.mailplane.lists.v1.ListHeldPostsRequest\x1a).mailplane.lists.v1.ListHeldPostsResponse\x12g\n" +
 	"\x0eAcceptHeldPost\x12).mailplane.lists.v1.AcceptHeldPostRequest\x1a*.mailplane.lists.v1.AcceptHeldPostResponse\x12g\n" +
 	"\x0eRejectHeldPost\x12).mailplane.lists.v1.RejectHeldPostRequest\x1a*.mailplane.lists.v1.RejectHeldPostResponse\x12j\n" +
-	"\x0fDiscardHeldPost\x12*.mailplane.lists.v1.DiscardHeldPostRequest\x1a+.mailplane.lists.v1.DiscardHeldPostResponseBAZ?github.com/mailplane/mailplane/proto/mailplane/lists/v1;listsv1b\x06proto3"
+	"\x0fDiscardHeldPost\x12*.mailplane.lists.v1.DiscardHeldPostRequest\x1a+.mailplane.lists.v1.DiscardHeldPostResponse\x12\x85\x01\n" +
+	"\x18ListSubscriptionRequests\x123.mailplane.lists.v1.ListSubscriptionRequestsRequest\x1a4.mailplane.lists.v1.ListSubscriptionRequestsResponse\x12\x88\x01\n" +
+	"\x19AcceptSubscriptionRequest\x124.mailplane.lists.v1.AcceptSubscriptionRequestRequest\x1a5.mailplane.lists.v1.AcceptSubscriptionRequestResponse\x12\x88\x01\n" +
+	"\x19RejectSubscriptionRequest\x124.mailplane.lists.v1.RejectSubscriptionRequestRequest\x1a5.mailplane.lists.v1.RejectSubscriptionRequestResponse\x12\x8b\x01\n" +
+	"\x1aDiscardSubscriptionRequest\x125.mailplane.lists.v1.DiscardSubscriptionRequestRequest\x1a6.mailplane.lists.v1.DiscardSubscriptionRequestResponseBAZ?github.com/mailplane/mailplane/proto/mailplane/lists/v1;listsv1b\x06proto3"
 
 var (
 	file_mailplane_lists_v1_lists_proto_rawDescOnce sync.Once
@@ -2546,111 +3171,134 @@ func file_mailplane_lists_v1_lists_proto_rawDescGZIP() []byte {
 	return file_mailplane_lists_v1_lists_proto_rawDescData
 }
 
-var file_mailplane_lists_v1_lists_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_mailplane_lists_v1_lists_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_mailplane_lists_v1_lists_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_mailplane_lists_v1_lists_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_mailplane_lists_v1_lists_proto_goTypes = []any{
-	(Language)(0),                        // 0: mailplane.lists.v1.Language
-	(SubscriptionPolicy)(0),              // 1: mailplane.lists.v1.SubscriptionPolicy
-	(PostingPolicy)(0),                   // 2: mailplane.lists.v1.PostingPolicy
-	(ReplyTo)(0),                         // 3: mailplane.lists.v1.ReplyTo
-	(Delivery)(0),                        // 4: mailplane.lists.v1.Delivery
-	(*BounceSettings)(nil),               // 5: mailplane.lists.v1.BounceSettings
-	(*Moderator)(nil),                    // 6: mailplane.lists.v1.Moderator
-	(*List)(nil),                         // 7: mailplane.lists.v1.List
-	(*CreateListRequest)(nil),            // 8: mailplane.lists.v1.CreateListRequest
-	(*CreateListResponse)(nil),           // 9: mailplane.lists.v1.CreateListResponse
-	(*GetListRequest)(nil),               // 10: mailplane.lists.v1.GetListRequest
-	(*GetListResponse)(nil),              // 11: mailplane.lists.v1.GetListResponse
-	(*ListListsRequest)(nil),             // 12: mailplane.lists.v1.ListListsRequest
-	(*ListListsResponse)(nil),            // 13: mailplane.lists.v1.ListListsResponse
-	(*UpdateListRequest)(nil),            // 14: mailplane.lists.v1.UpdateListRequest
-	(*UpdateListResponse)(nil),           // 15: mailplane.lists.v1.UpdateListResponse
-	(*DeleteListRequest)(nil),            // 16: mailplane.lists.v1.DeleteListRequest
-	(*DeleteListResponse)(nil),           // 17: mailplane.lists.v1.DeleteListResponse
-	(*Member)(nil),                       // 18: mailplane.lists.v1.Member
-	(*CreateMemberRequest)(nil),          // 19: mailplane.lists.v1.CreateMemberRequest
-	(*CreateMemberResponse)(nil),         // 20: mailplane.lists.v1.CreateMemberResponse
-	(*ListMembersRequest)(nil),           // 21: mailplane.lists.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),          // 22: mailplane.lists.v1.ListMembersResponse
-	(*DeleteMemberRequest)(nil),          // 23: mailplane.lists.v1.DeleteMemberRequest
-	(*DeleteMemberResponse)(nil),         // 24: mailplane.lists.v1.DeleteMemberResponse
-	(*EnableMemberDeliveryRequest)(nil),  // 25: mailplane.lists.v1.EnableMemberDeliveryRequest
-	(*EnableMemberDeliveryResponse)(nil), // 26: mailplane.lists.v1.EnableMemberDeliveryResponse
-	(*ExportMembersRequest)(nil),         // 27: mailplane.lists.v1.ExportMembersRequest
-	(*ExportMembersResponse)(nil),        // 28: mailplane.lists.v1.ExportMembersResponse
-	(*HeldPost)(nil),                     // 29: mailplane.lists.v1.HeldPost
-	(*ListHeldPostsRequest)(nil),         // 30: mailplane.lists.v1.ListHeldPostsRequest
-	(*ListHeldPostsResponse)(nil),        // 31: mailplane.lists.v1.ListHeldPostsResponse
-	(*AcceptHeldPostRequest)(nil),        // 32: mailplane.lists.v1.AcceptHeldPostRequest
-	(*AcceptHeldPostResponse)(nil),       // 33: mailplane.lists.v1.AcceptHeldPostResponse
-	(*RejectHeldPostRequest)(nil),        // 34: mailplane.lists.v1.RejectHeldPostRequest
-	(*RejectHeldPostResponse)(nil),       // 35: mailplane.lists.v1.RejectHeldPostResponse
-	(*DiscardHeldPostRequest)(nil),       // 36: mailplane.lists.v1.DiscardHeldPostRequest
-	(*DiscardHeldPostResponse)(nil),      // 37: mailplane.lists.v1.DiscardHeldPostResponse
-	(*timestamppb.Timestamp)(nil),        // 38: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 39: google.protobuf.FieldMask
+	(Language)(0),                              // 0: mailplane.lists.v1.Language
+	(SubscriptionPolicy)(0),                    // 1: mailplane.lists.v1.SubscriptionPolicy
+	(PostingPolicy)(0),                         // 2: mailplane.lists.v1.PostingPolicy
+	(ReplyTo)(0),                               // 3: mailplane.lists.v1.ReplyTo
+	(Delivery)(0),                              // 4: mailplane.lists.v1.Delivery
+	(SubscriptionRequest_State)(0),             // 5: mailplane.lists.v1.SubscriptionRequest.State
+	(*BounceSettings)(nil),                     // 6: mailplane.lists.v1.BounceSettings
+	(*Moderator)(nil),                          // 7: mailplane.lists.v1.Moderator
+	(*List)(nil),                               // 8: mailplane.lists.v1.List
+	(*CreateListRequest)(nil),                  // 9: mailplane.lists.v1.CreateListRequest
+	(*CreateListResponse)(nil),                 // 10: mailplane.lists.v1.CreateListResponse
+	(*GetListRequest)(nil),                     // 11: mailplane.lists.v1.GetListRequest
+	(*GetListResponse)(nil),                    // 12: mailplane.lists.v1.GetListResponse
+	(*ListListsRequest)(nil),                   // 13: mailplane.lists.v1.ListListsRequest
+	(*ListListsResponse)(nil),                  // 14: mailplane.lists.v1.ListListsResponse
+	(*UpdateListRequest)(nil),                  // 15: mailplane.lists.v1.UpdateListRequest
+	(*UpdateListResponse)(nil),                 // 16: mailplane.lists.v1.UpdateListResponse
+	(*DeleteListRequest)(nil),                  // 17: mailplane.lists.v1.DeleteListRequest
+	(*DeleteListResponse)(nil),                 // 18: mailplane.lists.v1.DeleteListResponse
+	(*Member)(nil),                             // 19: mailplane.lists.v1.Member
+	(*CreateMemberRequest)(nil),                // 20: mailplane.lists.v1.CreateMemberRequest
+	(*CreateMemberResponse)(nil),               // 21: mailplane.lists.v1.CreateMemberResponse
+	(*ListMembersRequest)(nil),                 // 22: mailplane.lists.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),                // 23: mailplane.lists.v1.ListMembersResponse
+	(*DeleteMemberRequest)(nil),                // 24: mailplane.lists.v1.DeleteMemberRequest
+	(*DeleteMemberResponse)(nil),               // 25: mailplane.lists.v1.DeleteMemberResponse
+	(*EnableMemberDeliveryRequest)(nil),        // 26: mailplane.lists.v1.EnableMemberDeliveryRequest
+	(*EnableMemberDeliveryResponse)(nil),       // 27: mailplane.lists.v1.EnableMemberDeliveryResponse
+	(*ExportMembersRequest)(nil),               // 28: mailplane.lists.v1.ExportMembersRequest
+	(*ExportMembersResponse)(nil),              // 29: mailplane.lists.v1.ExportMembersResponse
+	(*HeldPost)(nil),                           // 30: mailplane.lists.v1.HeldPost
+	(*ListHeldPostsRequest)(nil),               // 31: mailplane.lists.v1.ListHeldPostsRequest
+	(*ListHeldPostsResponse)(nil),              // 32: mailplane.lists.v1.ListHeldPostsResponse
+	(*AcceptHeldPostRequest)(nil),              // 33: mailplane.lists.v1.AcceptHeldPostRequest
+	(*AcceptHeldPostResponse)(nil),             // 34: mailplane.lists.v1.AcceptHeldPostResponse
+	(*RejectHeldPostRequest)(nil),              // 35: mailplane.lists.v1.RejectHeldPostRequest
+	(*RejectHeldPostResponse)(nil),             // 36: mailplane.lists.v1.RejectHeldPostResponse
+	(*DiscardHeldPostRequest)(nil),             // 37: mailplane.lists.v1.DiscardHeldPostRequest
+	(*DiscardHeldPostResponse)(nil),            // 38: mailplane.lists.v1.DiscardHeldPostResponse
+	(*SubscriptionRequest)(nil),                // 39: mailplane.lists.v1.SubscriptionRequest
+	(*ListSubscriptionRequestsRequest)(nil),    // 40: mailplane.lists.v1.ListSubscriptionRequestsRequest
+	(*ListSubscriptionRequestsResponse)(nil),   // 41: mailplane.lists.v1.ListSubscriptionRequestsResponse
+	(*AcceptSubscriptionRequestRequest)(nil),   // 42: mailplane.lists.v1.AcceptSubscriptionRequestRequest
+	(*AcceptSubscriptionRequestResponse)(nil),  // 43: mailplane.lists.v1.AcceptSubscriptionRequestResponse
+	(*RejectSubscriptionRequestRequest)(nil),   // 44: mailplane.lists.v1.RejectSubscriptionRequestRequest
+	(*RejectSubscriptionRequestResponse)(nil),  // 45: mailplane.lists.v1.RejectSubscriptionRequestResponse
+	(*DiscardSubscriptionRequestRequest)(nil),  // 46: mailplane.lists.v1.DiscardSubscriptionRequestRequest
+	(*DiscardSubscriptionRequestResponse)(nil), // 47: mailplane.lists.v1.DiscardSubscriptionRequestResponse
+	(*timestamppb.Timestamp)(nil),              // 48: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 49: google.protobuf.FieldMask
 }
 var file_mailplane_lists_v1_lists_proto_depIdxs = []int32{
-	6,  // 0: mailplane.lists.v1.List.moderators:type_name -> mailplane.lists.v1.Moderator
+	7,  // 0: mailplane.lists.v1.List.moderators:type_name -> mailplane.lists.v1.Moderator
 	0,  // 1: mailplane.lists.v1.List.language:type_name -> mailplane.lists.v1.Language
 	1,  // 2: mailplane.lists.v1.List.subscription_policy:type_name -> mailplane.lists.v1.SubscriptionPolicy
 	2,  // 3: mailplane.lists.v1.List.posting_policy:type_name -> mailplane.lists.v1.PostingPolicy
 	3,  // 4: mailplane.lists.v1.List.reply_to:type_name -> mailplane.lists.v1.ReplyTo
-	38, // 5: mailplane.lists.v1.List.create_time:type_name -> google.protobuf.Timestamp
-	38, // 6: mailplane.lists.v1.List.update_time:type_name -> google.protobuf.Timestamp
-	5,  // 7: mailplane.lists.v1.List.bounce_settings:type_name -> mailplane.lists.v1.BounceSettings
-	7,  // 8: mailplane.lists.v1.CreateListRequest.list:type_name -> mailplane.lists.v1.List
-	7,  // 9: mailplane.lists.v1.CreateListResponse.list:type_name -> mailplane.lists.v1.List
-	7,  // 10: mailplane.lists.v1.GetListResponse.list:type_name -> mailplane.lists.v1.List
-	7,  // 11: mailplane.lists.v1.ListListsResponse.lists:type_name -> mailplane.lists.v1.List
-	7,  // 12: mailplane.lists.v1.UpdateListRequest.list:type_name -> mailplane.lists.v1.List
-	39, // 13: mailplane.lists.v1.UpdateListRequest.update_mask:type_name -> google.protobuf.FieldMask
-	7,  // 14: mailplane.lists.v1.UpdateListResponse.list:type_name -> mailplane.lists.v1.List
-	38, // 15: mailplane.lists.v1.Member.create_time:type_name -> google.protobuf.Timestamp
+	48, // 5: mailplane.lists.v1.List.create_time:type_name -> google.protobuf.Timestamp
+	48, // 6: mailplane.lists.v1.List.update_time:type_name -> google.protobuf.Timestamp
+	6,  // 7: mailplane.lists.v1.List.bounce_settings:type_name -> mailplane.lists.v1.BounceSettings
+	8,  // 8: mailplane.lists.v1.CreateListRequest.list:type_name -> mailplane.lists.v1.List
+	8,  // 9: mailplane.lists.v1.CreateListResponse.list:type_name -> mailplane.lists.v1.List
+	8,  // 10: mailplane.lists.v1.GetListResponse.list:type_name -> mailplane.lists.v1.List
+	8,  // 11: mailplane.lists.v1.ListListsResponse.lists:type_name -> mailplane.lists.v1.List
+	8,  // 12: mailplane.lists.v1.UpdateListRequest.list:type_name -> mailplane.lists.v1.List
+	49, // 13: mailplane.lists.v1.UpdateListRequest.update_mask:type_name -> google.protobuf.FieldMask
+	8,  // 14: mailplane.lists.v1.UpdateListResponse.list:type_name -> mailplane.lists.v1.List
+	48, // 15: mailplane.lists.v1.Member.create_time:type_name -> google.protobuf.Timestamp
 	4,  // 16: mailplane.lists.v1.Member.delivery:type_name -> mailplane.lists.v1.Delivery
-	38, // 17: mailplane.lists.v1.Member.delivery_disabled_time:type_name -> google.protobuf.Timestamp
-	38, // 18: mailplane.lists.v1.Member.first_bounce_time:type_name -> google.protobuf.Timestamp
-	38, // 19: mailplane.lists.v1.Member.last_bounce_time:type_name -> google.protobuf.Timestamp
-	18, // 20: mailplane.lists.v1.CreateMemberRequest.member:type_name -> mailplane.lists.v1.Member
-	18, // 21: mailplane.lists.v1.CreateMemberResponse.member:type_name -> mailplane.lists.v1.Member
-	18, // 22: mailplane.lists.v1.ListMembersResponse.members:type_name -> mailplane.lists.v1.Member
-	18, // 23: mailplane.lists.v1.EnableMemberDeliveryResponse.member:type_name -> mailplane.lists.v1.Member
-	38, // 24: mailplane.lists.v1.HeldPost.create_time:type_name -> google.protobuf.Timestamp
-	38, // 25: mailplane.lists.v1.HeldPost.expire_time:type_name -> google.protobuf.Timestamp
-	29, // 26: mailplane.lists.v1.ListHeldPostsResponse.held_posts:type_name -> mailplane.lists.v1.HeldPost
-	8,  // 27: mailplane.lists.v1.ListService.CreateList:input_type -> mailplane.lists.v1.CreateListRequest
-	10, // 28: mailplane.lists.v1.ListService.GetList:input_type -> mailplane.lists.v1.GetListRequest
-	12, // 29: mailplane.lists.v1.ListService.ListLists:input_type -> mailplane.lists.v1.ListListsRequest
-	14, // 30: mailplane.lists.v1.ListService.UpdateList:input_type -> mailplane.lists.v1.UpdateListRequest
-	16, // 31: mailplane.lists.v1.ListService.DeleteList:input_type -> mailplane.lists.v1.DeleteListRequest
-	19, // 32: mailplane.lists.v1.MemberService.CreateMember:input_type -> mailplane.lists.v1.CreateMemberRequest
-	21, // 33: mailplane.lists.v1.MemberService.ListMembers:input_type -> mailplane.lists.v1.ListMembersRequest
-	23, // 34: mailplane.lists.v1.MemberService.DeleteMember:input_type -> mailplane.lists.v1.DeleteMemberRequest
-	25, // 35: mailplane.lists.v1.MemberService.EnableMemberDelivery:input_type -> mailplane.lists.v1.EnableMemberDeliveryRequest
-	27, // 36: mailplane.lists.v1.MemberService.ExportMembers:input_type -> mailplane.lists.v1.ExportMembersRequest
-	30, // 37: mailplane.lists.v1.ModerationService.ListHeldPosts:input_type -> mailplane.lists.v1.ListHeldPostsRequest
-	32, // 38: mailplane.lists.v1.ModerationService.AcceptHeldPost:input_type -> mailplane.lists.v1.AcceptHeldPostRequest
-	34, // 39: mailplane.lists.v1.ModerationService.RejectHeldPost:input_type -> mailplane.lists.v1.RejectHeldPostRequest
-	36, // 40: mailplane.lists.v1.ModerationService.DiscardHeldPost:input_type -> mailplane.lists.v1.DiscardHeldPostRequest
-	9,  // 41: mailplane.lists.v1.ListService.CreateList:output_type -> mailplane.lists.v1.CreateListResponse
-	11, // 42: mailplane.lists.v1.ListService.GetList:output_type -> mailplane.lists.v1.GetListResponse
-	13, // 43: mailplane.lists.v1.ListService.ListLists:output_type -> mailplane.lists.v1.ListListsResponse
-	15, // 44: mailplane.lists.v1.ListService.UpdateList:output_type -> mailplane.lists.v1.UpdateListResponse
-	17, // 45: mailplane.lists.v1.ListService.DeleteList:output_type -> mailplane.lists.v1.DeleteListResponse
-	20, // 46: mailplane.lists.v1.MemberService.CreateMember:output_type -> mailplane.lists.v1.CreateMemberResponse
-	22, // 47: mailplane.lists.v1.MemberService.ListMembers:output_type -> mailplane.lists.v1.ListMembersResponse
-	24, // 48: mailplane.lists.v1.MemberService.DeleteMember:output_type -> mailplane.lists.v1.DeleteMemberResponse
-	26, // 49: mailplane.lists.v1.MemberService.EnableMemberDelivery:output_type -> mailplane.lists.v1.EnableMemberDeliveryResponse
-	28, // 50: mailplane.lists.v1.MemberService.ExportMembers:output_type -> mailplane.lists.v1.ExportMembersResponse
-	31, // 51: mailplane.lists.v1.ModerationService.ListHeldPosts:output_type -> mailplane.lists.v1.ListHeldPostsResponse
-	33, // 52: mailplane.lists.v1.ModerationService.AcceptHeldPost:output_type -> mailplane.lists.v1.AcceptHeldPostResponse
-	35, // 53: mailplane.lists.v1.ModerationService.RejectHeldPost:output_type -> mailplane.lists.v1.RejectHeldPostResponse
-	37, // 54: mailplane.lists.v1.ModerationService.DiscardHeldPost:output_type -> mailplane.lists.v1.DiscardHeldPostResponse
-	41, // [41:55] is the sub-list for method output_type
-	27, // [27:41] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	48, // 17: mailplane.lists.v1.Member.delivery_disabled_time:type_name -> google.protobuf.Timestamp
+	48, // 18: mailplane.lists.v1.Member.first_bounce_time:type_name -> google.protobuf.Timestamp
+	48, // 19: mailplane.lists.v1.Member.last_bounce_time:type_name -> google.protobuf.Timestamp
+	19, // 20: mailplane.lists.v1.CreateMemberRequest.member:type_name -> mailplane.lists.v1.Member
+	19, // 21: mailplane.lists.v1.CreateMemberResponse.member:type_name -> mailplane.lists.v1.Member
+	19, // 22: mailplane.lists.v1.ListMembersResponse.members:type_name -> mailplane.lists.v1.Member
+	19, // 23: mailplane.lists.v1.EnableMemberDeliveryResponse.member:type_name -> mailplane.lists.v1.Member
+	48, // 24: mailplane.lists.v1.HeldPost.create_time:type_name -> google.protobuf.Timestamp
+	48, // 25: mailplane.lists.v1.HeldPost.expire_time:type_name -> google.protobuf.Timestamp
+	30, // 26: mailplane.lists.v1.ListHeldPostsResponse.held_posts:type_name -> mailplane.lists.v1.HeldPost
+	5,  // 27: mailplane.lists.v1.SubscriptionRequest.state:type_name -> mailplane.lists.v1.SubscriptionRequest.State
+	48, // 28: mailplane.lists.v1.SubscriptionRequest.create_time:type_name -> google.protobuf.Timestamp
+	48, // 29: mailplane.lists.v1.SubscriptionRequest.expire_time:type_name -> google.protobuf.Timestamp
+	39, // 30: mailplane.lists.v1.ListSubscriptionRequestsResponse.subscription_requests:type_name -> mailplane.lists.v1.SubscriptionRequest
+	19, // 31: mailplane.lists.v1.AcceptSubscriptionRequestResponse.member:type_name -> mailplane.lists.v1.Member
+	9,  // 32: mailplane.lists.v1.ListService.CreateList:input_type -> mailplane.lists.v1.CreateListRequest
+	11, // 33: mailplane.lists.v1.ListService.GetList:input_type -> mailplane.lists.v1.GetListRequest
+	13, // 34: mailplane.lists.v1.ListService.ListLists:input_type -> mailplane.lists.v1.ListListsRequest
+	15, // 35: mailplane.lists.v1.ListService.UpdateList:input_type -> mailplane.lists.v1.UpdateListRequest
+	17, // 36: mailplane.lists.v1.ListService.DeleteList:input_type -> mailplane.lists.v1.DeleteListRequest
+	20, // 37: mailplane.lists.v1.MemberService.CreateMember:input_type -> mailplane.lists.v1.CreateMemberRequest
+	22, // 38: mailplane.lists.v1.MemberService.ListMembers:input_type -> mailplane.lists.v1.ListMembersRequest
+	24, // 39: mailplane.lists.v1.MemberService.DeleteMember:input_type -> mailplane.lists.v1.DeleteMemberRequest
+	26, // 40: mailplane.lists.v1.MemberService.EnableMemberDelivery:input_type -> mailplane.lists.v1.EnableMemberDeliveryRequest
+	28, // 41: mailplane.lists.v1.MemberService.ExportMembers:input_type -> mailplane.lists.v1.ExportMembersRequest
+	31, // 42: mailplane.lists.v1.ModerationService.ListHeldPosts:input_type -> mailplane.lists.v1.ListHeldPostsRequest
+	33, // 43: mailplane.lists.v1.ModerationService.AcceptHeldPost:input_type -> mailplane.lists.v1.AcceptHeldPostRequest
+	35, // 44: mailplane.lists.v1.ModerationService.RejectHeldPost:input_type -> mailplane.lists.v1.RejectHeldPostRequest
+	37, // 45: mailplane.lists.v1.ModerationService.DiscardHeldPost:input_type -> mailplane.lists.v1.DiscardHeldPostRequest
+	40, // 46: mailplane.lists.v1.ModerationService.ListSubscriptionRequests:input_type -> mailplane.lists.v1.ListSubscriptionRequestsRequest
+	42, // 47: mailplane.lists.v1.ModerationService.AcceptSubscriptionRequest:input_type -> mailplane.lists.v1.AcceptSubscriptionRequestRequest
+	44, // 48: mailplane.lists.v1.ModerationService.RejectSubscriptionRequest:input_type -> mailplane.lists.v1.RejectSubscriptionRequestRequest
+	46, // 49: mailplane.lists.v1.ModerationService.DiscardSubscriptionRequest:input_type -> mailplane.lists.v1.DiscardSubscriptionRequestRequest
+	10, // 50: mailplane.lists.v1.ListService.CreateList:output_type -> mailplane.lists.v1.CreateListResponse
+	12, // 51: mailplane.lists.v1.ListService.GetList:output_type -> mailplane.lists.v1.GetListResponse
+	14, // 52: mailplane.lists.v1.ListService.ListLists:output_type -> mailplane.lists.v1.ListListsResponse
+	16, // 53: mailplane.lists.v1.ListService.UpdateList:output_type -> mailplane.lists.v1.UpdateListResponse
+	18, // 54: mailplane.lists.v1.ListService.DeleteList:output_type -> mailplane.lists.v1.DeleteListResponse
+	21, // 55: mailplane.lists.v1.MemberService.CreateMember:output_type -> mailplane.lists.v1.CreateMemberResponse
+	23, // 56: mailplane.lists.v1.MemberService.ListMembers:output_type -> mailplane.lists.v1.ListMembersResponse
+	25, // 57: mailplane.lists.v1.MemberService.DeleteMember:output_type -> mailplane.lists.v1.DeleteMemberResponse
+	27, // 58: mailplane.lists.v1.MemberService.EnableMemberDelivery:output_type -> mailplane.lists.v1.EnableMemberDeliveryResponse
+	29, // 59: mailplane.lists.v1.MemberService.ExportMembers:output_type -> mailplane.lists.v1.ExportMembersResponse
+	32, // 60: mailplane.lists.v1.ModerationService.ListHeldPosts:output_type -> mailplane.lists.v1.ListHeldPostsResponse
+	34, // 61: mailplane.lists.v1.ModerationService.AcceptHeldPost:output_type -> mailplane.lists.v1.AcceptHeldPostResponse
+	36, // 62: mailplane.lists.v1.ModerationService.RejectHeldPost:output_type -> mailplane.lists.v1.RejectHeldPostResponse
+	38, // 63: mailplane.lists.v1.ModerationService.DiscardHeldPost:output_type -> mailplane.lists.v1.DiscardHeldPostResponse
+	41, // 64: mailplane.lists.v1.ModerationService.ListSubscriptionRequests:output_type -> mailplane.lists.v1.ListSubscriptionRequestsResponse
+	43, // 65: mailplane.lists.v1.ModerationService.AcceptSubscriptionRequest:output_type -> mailplane.lists.v1.AcceptSubscriptionRequestResponse
+	45, // 66: mailplane.lists.v1.ModerationService.RejectSubscriptionRequest:output_type -> mailplane.lists.v1.RejectSubscriptionRequestResponse
+	47, // 67: mailplane.lists.v1.ModerationService.DiscardSubscriptionRequest:output_type -> mailplane.lists.v1.DiscardSubscriptionRequestResponse
+	50, // [50:68] is the sub-list for method output_type
+	32, // [32:50] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_lists_v1_lists_proto_init() }
@@ -2663,8 +3311,8 @@ func file_mailplane_lists_v1_lists_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_lists_v1_lists_proto_rawDesc), len(file_mailplane_lists_v1_lists_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   33,
+			NumEnums:      6,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -594,10 +594,14 @@ var MemberService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ModerationService_ListHeldPosts_FullMethodName   = "/mailplane.lists.v1.ModerationService/ListHeldPosts"
-	ModerationService_AcceptHeldPost_FullMethodName  = "/mailplane.lists.v1.ModerationService/AcceptHeldPost"
-	ModerationService_RejectHeldPost_FullMethodName  = "/mailplane.lists.v1.ModerationService/RejectHeldPost"
-	ModerationService_DiscardHeldPost_FullMethodName = "/mailplane.lists.v1.ModerationService/DiscardHeldPost"
+	ModerationService_ListHeldPosts_FullMethodName              = "/mailplane.lists.v1.ModerationService/ListHeldPosts"
+	ModerationService_AcceptHeldPost_FullMethodName             = "/mailplane.lists.v1.ModerationService/AcceptHeldPost"
+	ModerationService_RejectHeldPost_FullMethodName             = "/mailplane.lists.v1.ModerationService/RejectHeldPost"
+	ModerationService_DiscardHeldPost_FullMethodName            = "/mailplane.lists.v1.ModerationService/DiscardHeldPost"
+	ModerationService_ListSubscriptionRequests_FullMethodName   = "/mailplane.lists.v1.ModerationService/ListSubscriptionRequests"
+	ModerationService_AcceptSubscriptionRequest_FullMethodName  = "/mailplane.lists.v1.ModerationService/AcceptSubscriptionRequest"
+	ModerationService_RejectSubscriptionRequest_FullMethodName  = "/mailplane.lists.v1.ModerationService/RejectSubscriptionRequest"
+	ModerationService_DiscardSubscriptionRequest_FullMethodName = "/mailplane.lists.v1.ModerationService/DiscardSubscriptionRequest"
 )
 
 // ModerationServiceClient is the client API for ModerationService service.
@@ -622,6 +626,20 @@ type ModerationServiceClient interface {
 	RejectHeldPost(ctx context.Context, in *RejectHeldPostRequest, opts ...grpc.CallOption) (*RejectHeldPostResponse, error)
 	// Discards a held post: it is deleted and nobody is told (spam).
 	DiscardHeldPost(ctx context.Context, in *DiscardHeldPostRequest, opts ...grpc.CallOption) (*DiscardHeldPostResponse, error)
+	// Lists a list's waiting subscriptions, newest first, with what each
+	// waits for: the subscriber's confirmation or a moderator's decision.
+	ListSubscriptionRequests(ctx context.Context, in *ListSubscriptionRequestsRequest, opts ...grpc.CallOption) (*ListSubscriptionRequestsResponse, error)
+	// Accepts a subscription waiting for a moderator: the address becomes a
+	// member and is sent the list's welcome. One still waiting for its
+	// subscriber's confirmation is FAILED_PRECONDITION: nobody is
+	// subscribed without their consent.
+	AcceptSubscriptionRequest(ctx context.Context, in *AcceptSubscriptionRequestRequest, opts ...grpc.CallOption) (*AcceptSubscriptionRequestResponse, error)
+	// Rejects a subscription waiting for a moderator: the address is sent
+	// the reason, if any, and the request is deleted.
+	RejectSubscriptionRequest(ctx context.Context, in *RejectSubscriptionRequestRequest, opts ...grpc.CallOption) (*RejectSubscriptionRequestResponse, error)
+	// Discards a waiting subscription, whatever it waits for: it is deleted
+	// and nobody is told.
+	DiscardSubscriptionRequest(ctx context.Context, in *DiscardSubscriptionRequestRequest, opts ...grpc.CallOption) (*DiscardSubscriptionRequestResponse, error)
 }
 
 type moderationServiceClient struct {
@@ -672,6 +690,46 @@ func (c *moderationServiceClient) DiscardHeldPost(ctx context.Context, in *Disca
 	return out, nil
 }
 
+func (c *moderationServiceClient) ListSubscriptionRequests(ctx context.Context, in *ListSubscriptionRequestsRequest, opts ...grpc.CallOption) (*ListSubscriptionRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSubscriptionRequestsResponse)
+	err := c.cc.Invoke(ctx, ModerationService_ListSubscriptionRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *moderationServiceClient) AcceptSubscriptionRequest(ctx context.Context, in *AcceptSubscriptionRequestRequest, opts ...grpc.CallOption) (*AcceptSubscriptionRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcceptSubscriptionRequestResponse)
+	err := c.cc.Invoke(ctx, ModerationService_AcceptSubscriptionRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *moderationServiceClient) RejectSubscriptionRequest(ctx context.Context, in *RejectSubscriptionRequestRequest, opts ...grpc.CallOption) (*RejectSubscriptionRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RejectSubscriptionRequestResponse)
+	err := c.cc.Invoke(ctx, ModerationService_RejectSubscriptionRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *moderationServiceClient) DiscardSubscriptionRequest(ctx context.Context, in *DiscardSubscriptionRequestRequest, opts ...grpc.CallOption) (*DiscardSubscriptionRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiscardSubscriptionRequestResponse)
+	err := c.cc.Invoke(ctx, ModerationService_DiscardSubscriptionRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModerationServiceServer is the server API for ModerationService service.
 // All implementations must embed UnimplementedModerationServiceServer
 // for forward compatibility.
@@ -694,6 +752,20 @@ type ModerationServiceServer interface {
 	RejectHeldPost(context.Context, *RejectHeldPostRequest) (*RejectHeldPostResponse, error)
 	// Discards a held post: it is deleted and nobody is told (spam).
 	DiscardHeldPost(context.Context, *DiscardHeldPostRequest) (*DiscardHeldPostResponse, error)
+	// Lists a list's waiting subscriptions, newest first, with what each
+	// waits for: the subscriber's confirmation or a moderator's decision.
+	ListSubscriptionRequests(context.Context, *ListSubscriptionRequestsRequest) (*ListSubscriptionRequestsResponse, error)
+	// Accepts a subscription waiting for a moderator: the address becomes a
+	// member and is sent the list's welcome. One still waiting for its
+	// subscriber's confirmation is FAILED_PRECONDITION: nobody is
+	// subscribed without their consent.
+	AcceptSubscriptionRequest(context.Context, *AcceptSubscriptionRequestRequest) (*AcceptSubscriptionRequestResponse, error)
+	// Rejects a subscription waiting for a moderator: the address is sent
+	// the reason, if any, and the request is deleted.
+	RejectSubscriptionRequest(context.Context, *RejectSubscriptionRequestRequest) (*RejectSubscriptionRequestResponse, error)
+	// Discards a waiting subscription, whatever it waits for: it is deleted
+	// and nobody is told.
+	DiscardSubscriptionRequest(context.Context, *DiscardSubscriptionRequestRequest) (*DiscardSubscriptionRequestResponse, error)
 	mustEmbedUnimplementedModerationServiceServer()
 }
 
@@ -715,6 +787,18 @@ func (UnimplementedModerationServiceServer) RejectHeldPost(context.Context, *Rej
 }
 func (UnimplementedModerationServiceServer) DiscardHeldPost(context.Context, *DiscardHeldPostRequest) (*DiscardHeldPostResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DiscardHeldPost not implemented")
+}
+func (UnimplementedModerationServiceServer) ListSubscriptionRequests(context.Context, *ListSubscriptionRequestsRequest) (*ListSubscriptionRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSubscriptionRequests not implemented")
+}
+func (UnimplementedModerationServiceServer) AcceptSubscriptionRequest(context.Context, *AcceptSubscriptionRequestRequest) (*AcceptSubscriptionRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcceptSubscriptionRequest not implemented")
+}
+func (UnimplementedModerationServiceServer) RejectSubscriptionRequest(context.Context, *RejectSubscriptionRequestRequest) (*RejectSubscriptionRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectSubscriptionRequest not implemented")
+}
+func (UnimplementedModerationServiceServer) DiscardSubscriptionRequest(context.Context, *DiscardSubscriptionRequestRequest) (*DiscardSubscriptionRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiscardSubscriptionRequest not implemented")
 }
 func (UnimplementedModerationServiceServer) mustEmbedUnimplementedModerationServiceServer() {}
 func (UnimplementedModerationServiceServer) testEmbeddedByValue()                           {}
@@ -809,6 +893,78 @@ func _ModerationService_DiscardHeldPost_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModerationService_ListSubscriptionRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSubscriptionRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModerationServiceServer).ListSubscriptionRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModerationService_ListSubscriptionRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModerationServiceServer).ListSubscriptionRequests(ctx, req.(*ListSubscriptionRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModerationService_AcceptSubscriptionRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcceptSubscriptionRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModerationServiceServer).AcceptSubscriptionRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModerationService_AcceptSubscriptionRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModerationServiceServer).AcceptSubscriptionRequest(ctx, req.(*AcceptSubscriptionRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModerationService_RejectSubscriptionRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectSubscriptionRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModerationServiceServer).RejectSubscriptionRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModerationService_RejectSubscriptionRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModerationServiceServer).RejectSubscriptionRequest(ctx, req.(*RejectSubscriptionRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModerationService_DiscardSubscriptionRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiscardSubscriptionRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModerationServiceServer).DiscardSubscriptionRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModerationService_DiscardSubscriptionRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModerationServiceServer).DiscardSubscriptionRequest(ctx, req.(*DiscardSubscriptionRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ModerationService_ServiceDesc is the grpc.ServiceDesc for ModerationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -831,6 +987,22 @@ var ModerationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DiscardHeldPost",
 			Handler:    _ModerationService_DiscardHeldPost_Handler,
+		},
+		{
+			MethodName: "ListSubscriptionRequests",
+			Handler:    _ModerationService_ListSubscriptionRequests_Handler,
+		},
+		{
+			MethodName: "AcceptSubscriptionRequest",
+			Handler:    _ModerationService_AcceptSubscriptionRequest_Handler,
+		},
+		{
+			MethodName: "RejectSubscriptionRequest",
+			Handler:    _ModerationService_RejectSubscriptionRequest_Handler,
+		},
+		{
+			MethodName: "DiscardSubscriptionRequest",
+			Handler:    _ModerationService_DiscardSubscriptionRequest_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
