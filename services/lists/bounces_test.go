@@ -58,7 +58,7 @@ func (e *mailEnv) member(email string) *listsv1.Member {
 
 func (e *mailEnv) addMember(email string) *listsv1.Member {
 	e.t.Helper()
-	resp, err := e.members.CreateMember(e.admin, &listsv1.CreateMemberRequest{Parent: e.list.GetName(), Member: &listsv1.Member{Email: email}})
+	resp, err := e.members.CreateMember(e.admin, &listsv1.CreateMemberRequest{Parent: e.list.GetName(), Member: &listsv1.Member{Email: email}, Silent: true})
 	if err != nil {
 		e.t.Fatal(err)
 	}
