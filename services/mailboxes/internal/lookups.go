@@ -71,9 +71,10 @@ ORDER BY lp.local_key = $2 DESC LIMIT 1`
 
 	// selectHolder: transport_maps. The service holding the local part (or
 	// else the one without its extension: "team-bounces+VERP" rides on
-	// "team-bounces"), NULL when an address of ours has it.
+	// "team-bounces"), NULL when an address of ours has it, and whether the
+	// local part itself matched.
 	selectHolder = `
-SELECT lp.holder
+SELECT lp.holder, lp.local_key = $2
 FROM mail_services ms
 JOIN local_parts lp ON lp.mail_service_id = ms.id
 WHERE ms.domain = $1 AND ms.delete_time IS NULL AND ms.state = 'verified' AND lp.local_key IN ($2, $3)
@@ -213,6 +214,26 @@ func (l *Lookups) Mailbox(ctx context.Context, email string) (string, bool, erro
 // with one (or whose base, without the "+extension", is). Anything else is
 // not found and goes by virtual_transport, to the mail store.
 func (l *Lookups) Transport(ctx context.Context, email string) (string, bool, error) {
+	t, _, err := l.transport(ctx, email)
+	return t, t != "", err
+}
+
+// Verify reports whether Postfix should ask the holder whether it takes
+// email before accepting it (check_recipient_access answering
+// reject_unverified_recipient): when email is a reservation's local part
+// with a "+extension" that is not reserved itself. The mailbox map accepts
+// any extension of a list's address, but the lists service takes only
+// some (team-bounces+VERP@, team-confirm+TOKEN@, not team+x@); refused at
+// RCPT, the others bounce nowhere. The holder alone knows which.
+func (l *Lookups) Verify(ctx context.Context, email string) (bool, error) {
+	t, exact, err := l.transport(ctx, email)
+	return t != "" && !exact, err
+}
+
+// transport returns the transport of the holder of email's local part, ""
+// when there is none, and whether the local part itself is reserved
+// (rather than the one without its extension).
+func (l *Lookups) transport(ctx context.Context, email string) (string, bool, error) {
 	if len(l.transports) == 0 {
 		return "", false, nil
 	}
@@ -220,16 +241,18 @@ func (l *Lookups) Transport(ctx context.Context, email string) (string, bool, er
 	if !ok {
 		return "", false, nil
 	}
-	var holder *string
-	err := l.pool.QueryRow(ctx, selectHolder, domain, key, baseKey(key)).Scan(&holder)
+	var (
+		holder *string
+		exact  bool
+	)
+	err := l.pool.QueryRow(ctx, selectHolder, domain, key, baseKey(key)).Scan(&holder, &exact)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows) || err == nil && holder == nil:
 		return "", false, nil
 	case err != nil:
 		return "", false, fmt.Errorf("look up transport %q: %w", email, err)
 	}
-	t, ok := l.transports[*holder]
-	return t, ok && t != "", nil
+	return l.transports[*holder], exact, nil
 }
 
 // Alias returns where mail for email goes (virtual_alias_maps):

@@ -329,30 +329,35 @@ func TestLookupsRouted(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		key, mailbox, transport string // "" means not found
+		verify                  bool
 	}{
-		{"team@example.com", "lists", listsTransport},
-		{"Team@EXAMPLE.com", "lists", listsTransport},
-		{"team-join@example.com", "lists", listsTransport},
-		{"team-bounces@example.com", "lists", listsTransport},
-		{"team-bounces+ann=example.org@example.com", "lists", listsTransport},
-		{"Team-Bounces+Ann=Example.org@example.com", "lists", listsTransport},
-		// The lists service answers 550 to details it does not take.
-		{"team+x@example.com", "lists", listsTransport},
+		{"team@example.com", "lists", listsTransport, false},
+		{"Team@EXAMPLE.com", "lists", listsTransport, false},
+		{"team-join@example.com", "lists", listsTransport, false},
+		{"team-bounces@example.com", "lists", listsTransport, false},
+		{"team-bounces+ann=example.org@example.com", "lists", listsTransport, true},
+		{"Team-Bounces+Ann=Example.org@example.com", "lists", listsTransport, true},
+		// The lists service answers 550 to details it does not take:
+		// Postfix asks it first (Verify).
+		{"team+x@example.com", "lists", listsTransport, true},
 		// An address of ours beats the reservation it extends.
-		{"team+vip@example.com", "", ""},
-		{"team-request@example.com", "", ""},    // not reserved here
-		{"abuse@example.com", "", ""},           // another holder, without a transport
-		{"team@other.example", "", ""},          // reserved on example.com only
-		{"gonelist@gone.example", "", ""},       // deleted mail service
-		{"pendinglist@pending.example", "", ""}, // not verified
-		{"sales@example.com", "example.com/sales/", ""},
-		{"sales+news@example.com", "example.com/sales/", ""},
-		{"nobody@example.com", "", ""},
-		{"fwd@example.com", "", ""},
-		{"team-bounces@example.com.unknown.example", "", ""},
+		{"team+vip@example.com", "", "", false},
+		{"team-request@example.com", "", "", false},    // not reserved here
+		{"abuse@example.com", "", "", false},           // another holder, without a transport
+		{"team@other.example", "", "", false},          // reserved on example.com only
+		{"gonelist@gone.example", "", "", false},       // deleted mail service
+		{"pendinglist@pending.example", "", "", false}, // not verified
+		{"sales@example.com", "example.com/sales/", "", false},
+		{"sales+news@example.com", "example.com/sales/", "", false},
+		{"nobody@example.com", "", "", false},
+		{"fwd@example.com", "", "", false},
+		{"team-bounces@example.com.unknown.example", "", "", false},
 	}
 	for _, k := range malformedKeys {
-		tests = append(tests, struct{ key, mailbox, transport string }{k, "", ""})
+		tests = append(tests, struct {
+			key, mailbox, transport string
+			verify                  bool
+		}{k, "", "", false})
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
@@ -363,6 +368,9 @@ func TestLookupsRouted(t *testing.T) {
 			transport, found, err := l.Transport(ctx, tt.key)
 			if err != nil || found != (tt.transport != "") || transport != tt.transport {
 				t.Errorf("Transport(%q) = %q, %v, %v; want %q", tt.key, transport, found, err, tt.transport)
+			}
+			if verify, err := l.Verify(ctx, tt.key); verify != tt.verify || err != nil {
+				t.Errorf("Verify(%q) = %v, %v; want %v", tt.key, verify, err, tt.verify)
 			}
 			// The alias map never swallows a reservation into the catch-all.
 			if tt.transport != "" {
@@ -430,6 +438,9 @@ func TestLookupsDatabaseDown(t *testing.T) {
 	l.Route(HolderLists, listsTransport)
 	if _, _, err := l.Transport(ctx, "team@example.com"); err == nil {
 		t.Error("Transport: no error")
+	}
+	if _, err := l.Verify(ctx, "team+x@example.com"); err == nil {
+		t.Error("Verify: no error")
 	}
 	// A malformed key never reaches the database.
 	if _, found, err := l.Alias(ctx, "@example.com"); found || err != nil {

@@ -42,7 +42,8 @@ INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holde
   ('00000000-0000-0000-0000-000000000001', 'team-confirm', NULL, false, 'lists')`); err != nil {
 		t.Fatal(err)
 	}
-	lists, store := startLMTP(t), startLMTP(t)
+	// The lists service takes the details of -bounces and -confirm only.
+	lists, store := startLMTP(t, "team+x@example.com"), startLMTP(t)
 	transport, err := LMTPTransport(lists.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +102,9 @@ INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holde
 	}
 	// Unknown addresses are still refused: the lists' are accepted because
 	// they are known, not because everything is.
-	for _, rcpt := range []string{"nobody@other.example", "team-request@other.example", "abuse@example.com"} {
+	// team+x@ is refused by the lists' LMTP, which Postfix asks before it
+	// answers (reject_unverified_recipient).
+	for _, rcpt := range []string{"nobody@other.example", "team-request@other.example", "abuse@example.com", "team+x@example.com"} {
 		var tp *textproto.Error
 		if err := c.Rcpt(rcpt); !errors.As(err, &tp) || tp.Code != 550 {
 			t.Errorf("RCPT TO:<%s> = %v, want 550", rcpt, err)
@@ -224,6 +227,7 @@ alias_maps =
 alias_database =
 relayhost =
 smtpd_peername_lookup = no
+address_verify_poll_delay = 1s
 `
 	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(main+conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -261,7 +265,7 @@ smtpd_peername_lookup = no
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		if t.Failed() {
+		if t.Failed() || testing.Verbose() {
 			if log, err := os.ReadFile(filepath.Join(dir, "maillog")); err == nil {
 				t.Logf("Postfix's log:\n%s", log)
 			}
@@ -283,21 +287,23 @@ smtpd_peername_lookup = no
 }
 
 // lmtpReceiver is an LMTP server taking every message, keeping the
-// recipients it was delivered to.
+// recipients it was delivered to, and refusing some recipients.
 type lmtpReceiver struct {
-	addr string
-	mu   sync.Mutex
-	rcpt []string
+	addr   string
+	refuse []string
+	mu     sync.Mutex
+	rcpt   []string
 }
 
-// startLMTP runs an LMTP receiver on loopback until the test ends.
-func startLMTP(t *testing.T) *lmtpReceiver {
+// startLMTP runs an LMTP receiver on loopback until the test ends. It
+// refuses the recipients refuse (550 5.1.1) and takes all others.
+func startLMTP(t *testing.T, refuse ...string) *lmtpReceiver {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &lmtpReceiver{addr: ln.Addr().String()}
+	r := &lmtpReceiver{addr: ln.Addr().String(), refuse: refuse}
 	srv := gosmtp.NewServer(r)
 	srv.LMTP = true
 	srv.Domain = "lmtp.test"
@@ -335,6 +341,9 @@ type lmtpSession struct {
 func (s *lmtpSession) Mail(string, *gosmtp.MailOptions) error { return nil }
 
 func (s *lmtpSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+	if slices.Contains(s.r.refuse, to) {
+		return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no such list address"}
+	}
 	s.to = append(s.to, to)
 	return nil
 }

@@ -32,6 +32,7 @@ const (
 	mapAlias       = "alias"       // virtual_alias_maps
 	mapSenderLogin = "senderlogin" // smtpd_sender_login_maps
 	mapTransport   = "transport"   // transport_maps
+	mapVerify      = "verify"      // check_recipient_access
 )
 
 // SocketmapServer answers Postfix's table lookups over the socketmap
@@ -109,6 +110,9 @@ func (s *SocketmapServer) answer(ctx context.Context, req string) string {
 		var t string
 		t, found, err = s.lookups.Transport(ctx, key)
 		values = []string{t}
+	case mapVerify:
+		found, err = s.lookups.Verify(ctx, key)
+		values = []string{"reject_unverified_recipient"}
 	default:
 		return "PERM no map named " + name
 	}

@@ -137,6 +137,13 @@ func TestSocketmapPostmap(t *testing.T) {
 		{mapTransport, "example.com", ""},
 		{mapTransport, "team@gone.example", ""},
 
+		{mapVerify, "team-bounces+ann=example.org@example.com", "reject_unverified_recipient"},
+		{mapVerify, "team+x@example.com", "reject_unverified_recipient"},
+		{mapVerify, "team@example.com", ""}, // reserved itself: the lists service takes it
+		{mapVerify, "team+vip@example.com", ""},
+		{mapVerify, "sales+news@example.com", ""},
+		{mapVerify, "abuse+x@example.com", ""},
+
 		{mapAlias, "sales@example.com", "sales@example.com"},           // identity mapping
 		{mapAlias, "SALES@EXAMPLE.COM", "sales@example.com"},           // case-insensitive
 		{mapAlias, "Anna.Smith@example.com", "anna.smith@example.com"}, // identity, folded
