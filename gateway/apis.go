@@ -66,6 +66,7 @@ var apis = []api{
 			listsv1.RegisterModerationServiceHandler,
 			listsv1.RegisterFormServiceHandler,
 		},
+		routes: registerListsExport,
 	},
 }
 
