@@ -45,7 +45,8 @@ func chromium(t *testing.T) string {
 // the honeypot lands there too and nothing is stored; an address the
 // service refuses shows the error page in the list's language, naming the
 // list's owner address. JavaScript of the site may post JSON while the
-// list allows the site's origin, and no longer once it does not.
+// list allows the site's origin, and no longer once it does not. A
+// one-click link opened in the browser unsubscribes only by its button.
 func TestFormsInChromium(t *testing.T) {
 	chrome := chromium(t)
 	e := startForms(t)
@@ -206,5 +207,23 @@ func TestFormsInChromium(t *testing.T) {
 	e.setRedirects("https://elsewhere.example/thanks")
 	if got := fetch("dan@example.org"); !strings.HasPrefix(got, "blocked") || pending("dan@example.org") != 0 {
 		t.Errorf("fetch from a site the list does not allow: %q, %d pending; want blocked, nothing stored", got, pending("dan@example.org"))
+	}
+
+	// A member opens the one-click link of a copy: the page asks, and only
+	// its button unsubscribes (the page's CSP lets it post to itself).
+	token := oneClickTokens(t, e, "eve@example.org")["eve@example.org"]
+	ctx, cancel = context.WithTimeout(browser, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(edgeURL+"/forms/one-click?token="+token), chromedp.WaitVisible(chromedp.CSS("main button"))); err != nil {
+		t.Fatal(err)
+	}
+	if !e.isMember("eve@example.org") {
+		t.Fatal("opening the one-click link unsubscribed")
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("main button")), chromedp.WaitNotPresent(chromedp.CSS("main form"))); err != nil {
+		t.Fatal(err)
+	}
+	if text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main"))); err != nil || !strings.Contains(text, "Vous ne recevrez plus les messages de team@example.test") || e.isMember("eve@example.org") {
+		t.Errorf("after the button: %q (%v), member %v", text, err, e.isMember("eve@example.org"))
 	}
 }
