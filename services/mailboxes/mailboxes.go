@@ -76,9 +76,8 @@ func (c *Config) Validate() []error {
 	var errs []error
 	config.Check(&errs, c.DomainCheckInterval >= time.Second, "domain-check-interval", "must be at least 1s")
 	if c.ListsLMTPAddr != "" {
-		if _, err := internal.LMTPTransport(c.ListsLMTPAddr); err != nil {
-			errs = append(errs, fmt.Errorf("lists-lmtp-addr: %w", err))
-		}
+		_, err := internal.LMTPTransport(c.ListsLMTPAddr)
+		config.Check(&errs, err == nil, "lists-lmtp-addr", "must be host:port, where Postfix reaches the lists' LMTP: %v", err)
 	}
 	for _, s := range []struct {
 		name string
