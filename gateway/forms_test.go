@@ -280,3 +280,41 @@ func TestOneClickEndpoints(t *testing.T) {
 		t.Errorf("%d unsubscribed, want 2", fake.oneClick)
 	}
 }
+
+// fakeFormService answers the managers' form API, echoing what it got.
+type fakeFormService struct {
+	listspb.UnimplementedFormServiceServer
+}
+
+func (fakeFormService) GenerateForms(_ context.Context, req *listspb.GenerateFormsRequest) (*listspb.GenerateFormsResponse, error) {
+	return &listspb.GenerateFormsResponse{SubscribeHtml: req.GetName() + " " + req.GetRedirectUrl()}, nil
+}
+
+func (fakeFormService) UpdateFormSettings(_ context.Context, req *listspb.UpdateFormSettingsRequest) (*listspb.UpdateFormSettingsResponse, error) {
+	return &listspb.UpdateFormSettingsResponse{FormSettings: req.GetFormSettings()}, nil
+}
+
+// TestFormServiceRoutes: the managers' form API is routed as the README
+// says.
+func TestFormServiceRoutes(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	listspb.RegisterFormServiceServer(srv, fakeFormService{})
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	edge := newEdge(t, Config{AccountsAddr: lis.Addr().String()}, nil)
+	const list = "organizations/o/mailServices/m/lists/l"
+	w := serve(edge, httptest.NewRequest("GET", "/v1/"+list+":generateForms?redirectUrl=https%3A%2F%2Fsite.example%2Fthanks", nil))
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"subscribeHtml":"`+list+` https://site.example/thanks"`) {
+		t.Errorf("generateForms: %d %s", w.Code, w.Body)
+	}
+	r := httptest.NewRequest("PATCH", "/v1/"+list+"/formSettings", strings.NewReader(`{"redirectUrls":["https://site.example/thanks"]}`))
+	r.Header.Set("Content-Type", "application/json")
+	w = serve(edge, r)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"name":"`+list+`/formSettings"`) || !strings.Contains(w.Body.String(), `"redirectUrls":["https://site.example/thanks"]`) {
+		t.Errorf("update: %d %s", w.Code, w.Body)
+	}
+}

@@ -177,6 +177,13 @@ func TestSubmitForm(t *testing.T) {
 		t.Errorf("honeypot: %v, %v, member %v; want success and nothing done", trapped, err, e.isMember("bot@example.org"))
 	}
 
+	// Whatever else a bot sends, a filled honeypot succeeds, sending it
+	// nowhere the list does not allow.
+	trappedBad, err := submit(&listsv1.SubmitFormRequest{Email: "not an address", RedirectUrl: "https://evil.example/", Trap: "x"})
+	if err != nil || trappedBad.GetRedirectUrl() != "" || trappedBad.GetPage().GetTitle() != first.GetPage().GetTitle() {
+		t.Errorf("honeypot with bad input: %v, %v; want success without redirect", trappedBad, err)
+	}
+
 	_, err = submit(&listsv1.SubmitFormRequest{Action: listsv1.FormAction_FORM_ACTION_SUBSCRIBE, Email: "not an address"})
 	wantCode(t, err, codes.InvalidArgument, "email")
 	lm, md := localized(t, err)
@@ -217,10 +224,10 @@ func TestSubmitForm(t *testing.T) {
 		t.Errorf("unsubscribing a stranger: %v, %v; want the member's answer %v", stranger, err, left)
 	}
 
-	// 8 calls counted so far (unknown lists are refused before the
+	// 9 calls counted so far (unknown lists are refused before the
 	// count, the NUL before the service); the limit is 20 per client
 	// address.
-	for i := 9; i <= 20; i++ {
+	for i := 10; i <= 20; i++ {
 		if _, err := submit(&listsv1.SubmitFormRequest{Action: listsv1.FormAction_FORM_ACTION_SUBSCRIBE, Email: "bot@example.org", Trap: "x"}); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}

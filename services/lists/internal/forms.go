@@ -445,10 +445,25 @@ func (s *Server) SubmitForm(ctx context.Context, req *listsv1.SubmitFormRequest)
 		return nil, err
 	}
 	redirect := req.GetRedirectUrl()
-	if redirect != "" && !f.redirectAllowed(redirect) {
+	redirectOK := redirect == "" || f.redirectAllowed(redirect)
+	action := req.GetAction()
+	address := l.localPart + "@" + l.domain
+	resp := &listsv1.SubmitFormResponse{RedirectUrl: redirect, Page: &listsv1.FormPage{Language: t.code, Title: t.thanks, Message: fmt.Sprintf(t.joinAsked, address)}}
+	if action == listsv1.FormAction_FORM_ACTION_UNSUBSCRIBE {
+		resp.Page.Message = fmt.Sprintf(t.leaveAsked, address)
+	}
+	if req.GetTrap() != "" {
+		// A bot is told it succeeded whatever else it sent, so that it
+		// learns nothing; it is sent nowhere the list does not allow.
+		if !redirectOK {
+			resp.RedirectUrl = ""
+		}
+		s.log.InfoContext(ctx, "form honeypot filled: nothing done", "list", address, "client", grpcserver.ClientAddr(ctx))
+		return resp, nil
+	}
+	if !redirectOK {
 		return nil, refusal(l, errs.Field("redirectUrl", "not a URL the list allows"), t.badRedirect)
 	}
-	action := req.GetAction()
 	if action != listsv1.FormAction_FORM_ACTION_SUBSCRIBE && action != listsv1.FormAction_FORM_ACTION_UNSUBSCRIBE {
 		return nil, refusal(l, errs.Field("action", "want FORM_ACTION_SUBSCRIBE or FORM_ACTION_UNSUBSCRIBE"), t.failed)
 	}
@@ -457,17 +472,6 @@ func (s *Server) SubmitForm(ctx context.Context, req *listsv1.SubmitFormRequest)
 		return nil, refusal(l, errs.Field("email", "want an address like ann@example.com"), t.badEmail)
 	}
 	name := strings.TrimSpace(req.GetDisplayName())
-	address := l.localPart + "@" + l.domain
-	resp := &listsv1.SubmitFormResponse{RedirectUrl: redirect, Page: &listsv1.FormPage{Language: t.code, Title: t.thanks}}
-	if action == listsv1.FormAction_FORM_ACTION_SUBSCRIBE {
-		resp.Page.Message = fmt.Sprintf(t.joinAsked, address)
-	} else {
-		resp.Page.Message = fmt.Sprintf(t.leaveAsked, address)
-	}
-	if req.GetTrap() != "" {
-		s.log.InfoContext(ctx, "form honeypot filled: nothing done", "list", address, "client", grpcserver.ClientAddr(ctx))
-		return resp, nil
-	}
 	if action == listsv1.FormAction_FORM_ACTION_SUBSCRIBE {
 		err = s.formJoin(ctx, l, email, name)
 	} else {
