@@ -281,3 +281,33 @@ func TestBounceSettings(t *testing.T) {
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"bounce_settings"}}})
 	wantCode(t, err, codes.InvalidArgument, "list.bounceSettings.scoreThreshold")
 }
+
+// TestBounceEnabledByMail: a warning carries a -confirm+TOKEN address;
+// the member's reply to it enables delivery again, once.
+func TestBounceEnabledByMail(t *testing.T) {
+	relay := smtptest.Start(t)
+	e := startMail(t, lists.Relay{Addr: relay.Addr, Username: relay.Username, Password: relay.Password, TLS: relay.ClientTLS})
+	e.waitSweep()
+	e.setBounceSettings(&listsv1.BounceSettings{ScoreThreshold: 1})
+	e.addMember("alice@example.net")
+	e.bounce(aliceVERP, "dsn-failed.eml")
+	if n, err := e.svc.SweepBounces(context.Background()); err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v", n, err)
+	}
+	warning := waitMessages(t, relay, 1)[0]
+	notice(t, warning, "alice@example.net", "warning 1 of 3")
+	from := warning.Parsed(t).Header.Get("From")
+	confirm := from[strings.Index(from, "<")+1 : strings.LastIndex(from, ">")]
+	if !strings.HasPrefix(confirm, "team-confirm+") {
+		t.Fatalf("warning from %q, want the -confirm+TOKEN address", from)
+	}
+	reply := "From: alice@example.net\nTo: " + confirm + "\nSubject: Re: " + warning.Parsed(t).Header.Get("Subject") + "\nMessage-ID: <back@example.net>\n\nMy mailbox works again.\n"
+	if got := e.deliver("alice@example.net", []string{confirm}, reply)[confirm]; got.code != 250 {
+		t.Fatalf("reply: %v", got)
+	}
+	m := e.member("alice@example.net")
+	if m.GetDelivery() != listsv1.Delivery_DELIVERY_ENABLED || m.GetBounceScore() != 0 {
+		t.Errorf("after the reply: %v", m)
+	}
+	notice(t, waitMessages(t, relay, 2)[1], "alice@example.net", "team@example.test again")
+}

@@ -67,11 +67,15 @@ SELECT m.id, m.list_id, m.email, m.bounce_warnings_sent, m.last_warning_time, m.
 FROM members m JOIN lists l ON l.id = m.list_id
 WHERE m.delivery = 2 AND (m.last_warning_time IS NULL OR m.last_warning_time <= $1::timestamptz - make_interval(days => l.bounce_warning_interval_days))
 ORDER BY m.delivery_disabled_time LIMIT $2 FOR UPDATE OF m SKIP LOCKED`
-	warned        = `UPDATE members SET bounce_warnings_sent = bounce_warnings_sent + 1, last_warning_time = $2 WHERE id = $1`
-	enableBounced = `
+	warned    = `UPDATE members SET bounce_warnings_sent = bounce_warnings_sent + 1, last_warning_time = $2 WHERE id = $1`
+	enableSet = `
 UPDATE members SET delivery = 1, delivery_disabled_time = NULL, bounce_score = 0, first_bounce_time = NULL,
   bounce_warnings_sent = 0, last_warning_time = NULL
-WHERE id = $1 AND list_id = $2 RETURNING ` + memberFields
+WHERE id = $1 AND list_id = $2`
+	enableBounced = enableSet + ` RETURNING ` + memberFields
+	// enableDisabled enables only a member bounces disabled: a warning's
+	// token does nothing to one a moderator enabled meanwhile.
+	enableDisabled = enableSet + ` AND delivery = 2 RETURNING ` + memberFields
 )
 
 // bounceReport is one permanent failure against a member.
@@ -220,8 +224,13 @@ func (s *Server) sweepBatch(ctx context.Context, now time.Time) (int, error) {
 					return fmt.Errorf("sweep bounces: warned: %w", err)
 				}
 				left := time.Duration(l.bounce.warnings-d.sent) * time.Duration(l.bounce.intervalDays) * day
-				if err := s.queueLetter(ctx, tx, l, letter{to: d.email, from: "-owner", kind: letters.BounceWarning, data: letters.Data{
-					"List": l.address(), "Owner": l.robot("-owner"), "Warning": fmt.Sprint(d.sent + 1), "Warnings": fmt.Sprint(l.bounce.warnings),
+				tok, expire, err := newToken(ctx, tx, l, tokenEnableDelivery, d.email, &d.id, subscriberTokenTTL)
+				if err != nil {
+					return err
+				}
+				if err := s.queueLetter(ctx, tx, l, letter{to: d.email, from: "-confirm+" + tok, kind: letters.BounceWarning, data: letters.Data{
+					"List": l.address(), "Owner": l.robot("-owner"), "Confirm": l.robot("-confirm+" + tok), "Expire": letters.Date(expire),
+					"Warning": fmt.Sprint(d.sent + 1), "Warnings": fmt.Sprint(l.bounce.warnings),
 					"Diagnostic": d.diagnostic, "Remove": letters.Date(now.Add(left)),
 				}}); err != nil {
 					return err

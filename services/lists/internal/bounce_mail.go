@@ -2,7 +2,15 @@ package lists
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/lists/internal/letters"
+	"github.com/mailplane/mailplane/services/lists/listsevents"
+	"github.com/mailplane/mailplane/services/platform/outbox"
 
 	"github.com/mailplane/mailplane/services/lists/internal/bounces"
 	"github.com/mailplane/mailplane/services/lists/internal/post"
@@ -74,4 +82,32 @@ func (s *Server) receiveBounce(ctx context.Context, l *list, rcpt string, raw []
 		log.Info("bounces: permanent failure", "member", t.addr, "status", t.f.Status, "isMember", found)
 	}
 	return nil
+}
+
+// tokenEnableDelivery is the action of the token a bounce warning
+// carries: the member (target, email) confirms their mailbox works, and
+// their delivery is enabled again. Only someone who reads that mailbox
+// has it.
+const tokenEnableDelivery = "enable_delivery"
+
+// enableByToken enables delivery to the member t names, as
+// EnableMemberDelivery does, and tells them. A member removed or enabled
+// meanwhile makes it a no-op: the token did its work, or has none left.
+func (s *Server) enableByToken(ctx context.Context, tx pgx.Tx, l *list, t *token) error {
+	if t.target == nil {
+		return nil
+	}
+	rows, _ := tx.Query(ctx, enableDisabled, *t.target, l.id)
+	m, err := pgx.CollectOneRow(rows, scanMember)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enable delivery: %w", err)
+	}
+	ids := listIDs{l.org, l.ms, l.id}
+	if err := outbox.Write(ctx, tx, listsevents.MemberUpdated, &listsv1.MemberChanged{List: listName(l.org, l.ms, l.id), Member: m.proto(ids), Actor: robotActor}); err != nil {
+		return err
+	}
+	return s.queueLetter(ctx, tx, l, letter{to: m.email, from: "-owner", kind: letters.BounceEnabled, data: letters.Data{"List": l.address()}})
 }

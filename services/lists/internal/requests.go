@@ -397,11 +397,13 @@ func (s *Server) leave(ctx context.Context, tx pgx.Tx, l *list, email, how, acto
 // false when the token is unknown, used or expired, or is a moderator's
 // (which confirm does not take): nothing changes then.
 func (s *Server) confirm(ctx context.Context, tx pgx.Tx, l *list, tok string) (bool, error) {
-	t, err := useToken(ctx, tx, l, tok, tokenJoin, tokenLeave)
+	t, err := useToken(ctx, tx, l, tok, tokenJoin, tokenLeave, tokenEnableDelivery)
 	if err != nil || t == nil {
 		return false, err
 	}
 	switch t.action {
+	case tokenEnableDelivery: // bounce_mail.go
+		return true, s.enableByToken(ctx, tx, l, t)
 	case tokenLeave:
 		_, err := s.leave(ctx, tx, l, t.email, "confirmed by mail", robotActor, false)
 		return true, err
