@@ -9,30 +9,24 @@ import (
 	"net"
 	"net/smtp"
 	"net/textproto"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/mailplane/mailplane/services/platform/postfixtest"
 )
 
 // TestPostfixRoutesLists runs a private Postfix instance configured with
-// deploy/mail/postfix/main.cf.fragment, its lookups, policy service and
-// milter served by this package, and sends mail to it over SMTP: a list's
-// addresses, a VERP bounce address among them, arrive at the lists' LMTP
-// with their full address; a mailbox's mail arrives at the mail store's
-// LMTP (virtual_transport, Dovecot's stand-in); an unknown address is
-// still refused at RCPT. Postfix starts only as root; the test is skipped
-// otherwise, and when Postfix is missing (except under CI=true).
+// deploy/mail/postfix/main.cf.fragment (postfixtest), its lookups, policy
+// service and milter served by this package, and sends mail to it over
+// SMTP: a list's addresses, a VERP bounce address among them, arrive at
+// the lists' LMTP with their full address; a mailbox's mail arrives at the
+// mail store's LMTP (virtual_transport, Dovecot's stand-in); unknown
+// addresses, and a list's the lists' LMTP refuses, are refused at RCPT.
 func TestPostfixRoutesLists(t *testing.T) {
-	postfix := postfixCommand(t)
+	postfixtest.Require(t)
 	pool := newLookupPool(t)
 	// A list's other robots, beside the fixture's team, team-join and
 	// team-bounces.
@@ -54,30 +48,10 @@ INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holde
 	socketmap := recordSocketmap(t, serveForTest(t, NewSocketmapServer(lookups, log).Serve))
 	policy := serveForTest(t, NewPolicyServer(lookups, log).Serve)
 	milter := serveForTest(t, NewMilterServer(lookups, log).Serve)
+	// The store's LMTP receiver stands in for Dovecot's.
+	pf := postfixtest.Start(t, postfixtest.Fragment(t, socketmap.addr, policy, milter, "lmtp:inet:"+store.addr))
 
-	fragment, err := os.ReadFile("../../../deploy/mail/postfix/main.cf.fragment")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := string(fragment)
-	for _, r := range []struct{ from, to string }{
-		{"127.0.0.1:9101", socketmap.addr}, {"127.0.0.1:9102", policy}, {"127.0.0.1:9103", milter},
-	} {
-		if !strings.Contains(conf, r.from) {
-			t.Fatalf("main.cf.fragment does not name %s", r.from)
-		}
-		conf = strings.ReplaceAll(conf, r.from, r.to)
-	}
-	// Dovecot's LMTP stand-in.
-	const dovecot = "virtual_transport = lmtp:unix:private/dovecot-lmtp"
-	if !strings.Contains(conf, dovecot) {
-		t.Fatalf("main.cf.fragment has no %q", dovecot)
-	}
-	conf = strings.Replace(conf, dovecot, "virtual_transport = lmtp:inet:"+store.addr, 1)
-	smtpdAddr := freeLoopbackAddr(t)
-	startPostfix(t, postfix, smtpdAddr, conf)
-
-	c, err := smtp.Dial(smtpdAddr)
+	c, err := smtp.Dial(pf.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,146 +118,6 @@ INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holde
 		}
 	}
 	t.Logf("socketmap requests: %q", asked)
-}
-
-// postfixCommand finds postfix, which Debian installs in /usr/sbin, and
-// skips the test when it is missing (except under CI=true) or when the
-// test does not run as root, which postfix start needs.
-func postfixCommand(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("postfix")
-	if err != nil {
-		path, err = exec.LookPath("/usr/sbin/postfix")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("postfix not found; CI needs it (apt-get install postfix)")
-		}
-		t.Skip("postfix not found (apt-get install postfix)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("postfix start needs root")
-	}
-	return path
-}
-
-// freeLoopbackAddr returns a loopback address with a port free right now.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startPostfix starts a Postfix instance of its own (configuration, queue
-// and log in a temporary directory) listening for SMTP on smtpdAddr only,
-// with conf appended to its main.cf, and stops it when the test ends. It is
-// the final destination of nothing but conf's virtual domains.
-func startPostfix(t *testing.T, postfix, smtpdAddr, conf string) {
-	t.Helper()
-	// Postfix's processes, running as the postfix user, need to reach the
-	// queue: not a t.TempDir, which is private to root.
-	dir, err := os.MkdirTemp("", "mailplane-postfix-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// The master takes its lock in data_directory, which must be the
-	// postfix user's; postfix start makes the queue's subdirectories.
-	if err := os.MkdirAll(filepath.Join(dir, "queue"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	u, err := user.Lookup("postfix")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if err := os.Chown(filepath.Join(dir, "data"), uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	main := `compatibility_level = 3.6
-queue_directory = ` + dir + `/queue
-data_directory = ` + dir + `/data
-maillog_file = ` + dir + `/maillog
-maillog_file_prefixes = ` + dir + `
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = mx.mailplane.test
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-relayhost =
-smtpd_peername_lookup = no
-address_verify_poll_delay = 1s
-`
-	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(main+conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	master, err := os.ReadFile("/etc/postfix/master.cf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "master.cf"), master, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run := func(name string, args ...string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-		}
-	}
-	postconf := filepath.Join(filepath.Dir(postfix), "postconf")
-	// No chroot (the queue directory holds no copy of /etc), no SMTP on
-	// port 25, and the test's port instead.
-	run(postconf, "-c", dir, "-F", "*/*/chroot = n")
-	run(postconf, "-c", dir, "-M#", "smtp/inet")
-	run(postconf, "-c", dir, "-Me", smtpdAddr+"/inet = "+smtpdAddr+" inet n - n - - smtpd")
-	run(postfix, "-c", dir, "start")
-	t.Cleanup(func() {
-		exec.Command(postfix, "-c", dir, "stop").Run()
-		// Stop only signals the master: wait until it is gone before the
-		// directory goes (status fails once it is).
-		for range 100 {
-			if exec.Command(postfix, "-c", dir, "status").Run() != nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if t.Failed() || testing.Verbose() {
-			if log, err := os.ReadFile(filepath.Join(dir, "maillog")); err == nil {
-				t.Logf("Postfix's log:\n%s", log)
-			}
-		}
-	})
-	// The master process opens the SMTP port a moment after start returns.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.Dial("tcp", smtpdAddr)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Postfix does not listen on %s: %v", smtpdAddr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // lmtpReceiver is an LMTP server taking every message, keeping the
