@@ -2,7 +2,7 @@
 // generate` makes from the .proto files and gateway/http.yaml
 // (mailplane.swagger.json), plus the routes the gateway writes by hand
 // because they answer or take something else than JSON (routes.json: the
-// CSV template and upload, the DPA's PDF).
+// CSV template and upload, the DPA's PDF, the lists' members CSV).
 package openapi
 
 import (

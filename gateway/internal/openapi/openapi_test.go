@@ -46,10 +46,11 @@ func served(t *testing.T) doc {
 func TestDocument(t *testing.T) {
 	d := served(t)
 	for path, method := range map[string]string{
-		"/v1/organizations/{organization}/mailServices/{mailService}/addresses":            "post",
-		"/v1/organizations/{organization}/mailServices/{mailService}/addresses:template":   "get",
-		"/v1/organizations/{organization}/mailServices/{mailService}/addresses:bulkCreate": "post",
-		"/v1/organizations/{organization}/dataProcessingAgreement":                         "get",
+		"/v1/organizations/{organization}/mailServices/{mailService}/addresses":                   "post",
+		"/v1/organizations/{organization}/mailServices/{mailService}/addresses:template":          "get",
+		"/v1/organizations/{organization}/mailServices/{mailService}/addresses:bulkCreate":        "post",
+		"/v1/organizations/{organization}/dataProcessingAgreement":                                "get",
+		"/v1/organizations/{organization}/mailServices/{mailService}/lists/{list}/members:export": "get",
 	} {
 		if _, ok := d.Paths[path][method]; !ok {
 			t.Errorf("%s %s is missing", strings.ToUpper(method), path)
