@@ -300,7 +300,6 @@ func TestPostRefused(t *testing.T) {
 		{"unknown list", "nobody@example.test", firstPost, 550, "no such list"},
 		{"unknown domain", "team@elsewhere.test", firstPost, 550, "no such list"},
 		{"list+tag", "team+tag@example.test", firstPost, 550, "no such list"},
-		{"robot not yet", "team-owner@example.test", firstPost, 450, "try again later"},
 		{"too large for the list", "team@example.test", big, 552, "4096"},
 		{"no From", "team@example.test", "Subject: hi\n\nbody\n", 554, "From"},
 		{"bad From", "team@example.test", "From: <<not an address\nSubject: hi\n\nbody\n", 554, "From"},

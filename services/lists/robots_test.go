@@ -459,3 +459,19 @@ func TestSubscriptionRequestsAPI(t *testing.T) {
 	_, err = mod.RejectSubscriptionRequest(e.admin, &listsv1.RejectSubscriptionRequestRequest{Name: r.GetName(), Reason: "no"})
 	wantCode(t, err, codes.NotFound, "subscription request")
 }
+
+// TestOwnerForwarded: mail to -owner reaches the moderators by email as
+// it came, from the -bounces address; an auto-reply to -owner does not.
+func TestOwnerForwarded(t *testing.T) {
+	e := startRobots(t, listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_CONFIRM, listsv1.Language_LANGUAGE_EN)
+	msg := "From: Zoë <zoe@example.com>\nTo: team-owner@example.test\nSubject: =?UTF-8?Q?Caf=C3=A9?= question\nDKIM-Signature: v=1; d=example.com; b=x\nMessage-ID: <o1@example.com>\n\nWho runs this list?\n"
+	e.send("zoe@example.com", "team-owner@example.test", msg)
+	ms := waitMessages(t, e.relay, 1)
+	if m := ms[0]; !slices.Equal(m.To, []string{"boss@elsewhere.example"}) || m.From != "team-bounces@example.test" ||
+		strings.ReplaceAll(string(m.Data), "\r\n", "\n") != msg {
+		t.Errorf("forwarded to %v from %s:\n%s", m.To, m.From, m.Data)
+	}
+	e.seen = 1
+	e.send("zoe@example.com", "team-owner@example.test", "From: zoe@example.com\nAuto-Submitted: auto-replied\nSubject: Away\n\n")
+	e.quiet()
+}

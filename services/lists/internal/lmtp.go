@@ -42,10 +42,10 @@ var (
 )
 
 // ServeLMTP serves LMTP (RFC 2033) on ln until ctx is done: the MTA
-// delivers list addresses' mail here. Only the post address takes mail
-// for now: a post is checked (size, structure, loops), then queued for
-// distribution or held by the posting policy; the robot addresses answer
-// 450 so the MTA keeps their mail until they do.
+// delivers list addresses' mail here. A post is checked (size,
+// structure, loops), then queued for distribution or held by the posting
+// policy; mail to a robot (-request, -join, -leave, -confirm+TOKEN,
+// -owner: robots.go; -bounces: bounce_mail.go) is done by it.
 func (s *Server) ServeLMTP(ctx context.Context, ln net.Listener) error {
 	srv := smtp.NewServer(lmtpBackend{s})
 	srv.LMTP = true
@@ -105,7 +105,7 @@ func (ss *lmtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return errNoSuchList
 	}
 	switch robot.Kind {
-	case commands.KindPost, commands.KindRequest, commands.KindJoin, commands.KindLeave, commands.KindConfirm:
+	case commands.KindPost, commands.KindRequest, commands.KindJoin, commands.KindLeave, commands.KindConfirm, commands.KindOwner:
 	case commands.KindBounces:
 		// bounce_mail.go
 	default:

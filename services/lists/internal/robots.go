@@ -21,8 +21,13 @@ import (
 )
 
 // maxRobotBytes caps a mail to a robot other than -owner: commands fit
-// in far less, and what a robot keeps it reads whole.
-const maxRobotBytes = 1 << 20
+// in far less, and what a robot keeps it reads whole. maxOwnerBytes caps
+// a mail to -owner, whose forwarding jobs carry it in their args (River
+// rewrites those at every retry): room for a screenshot, not an archive.
+const (
+	maxRobotBytes = 1 << 20
+	maxOwnerBytes = 5 << 20
+)
 
 // robotMail is a mail to one of a list's robots, read.
 type robotMail struct {
@@ -40,7 +45,7 @@ func (s *Server) receiveRobot(ctx context.Context, l *list, r commands.Robot, fr
 	log := s.log.With("list", l.address(), "robot", string(r.Kind), "from", from, "bytes", len(raw))
 	limit := int64(maxRobotBytes)
 	if r.Kind == commands.KindOwner {
-		limit = l.maxBytes
+		limit = min(l.maxBytes, maxOwnerBytes)
 	}
 	if int64(len(raw)) > limit {
 		log.Info("lmtp: robot mail refused: too large", "max", limit)
@@ -73,6 +78,8 @@ func (s *Server) receiveRobot(ctx context.Context, l *list, r commands.Robot, fr
 		err = s.confirmByAddress(ctx, l, r.Detail, m)
 	case commands.KindRequest:
 		err = s.request(ctx, l, m)
+	case commands.KindOwner:
+		err = s.forwardToOwners(ctx, l, m)
 	default:
 		return errNotYet
 	}
@@ -344,3 +351,33 @@ func (s *Server) decideByAddress(ctx context.Context, tx pgx.Tx, l *list, c comm
 // moderatorActor names a moderator deciding by mail in events: no user
 // of the organization, the address their mail came from.
 func moderatorActor(addr string) string { return "mailto:" + addr }
+
+// errNoOwner answers mail to -owner when no moderator has an address.
+var errNoOwner = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "this list's moderators cannot be reached by mail"}
+
+// forwardToOwners forwards m, a mail to l's -owner address, as it came
+// (its DKIM signature intact) to each moderator given by email, from the
+// -bounces address. Moderators named as users are not reached (lists
+// cannot learn their address). A sender past its rate of answers is
+// taken and not forwarded: the robots must not flood the moderators.
+func (s *Server) forwardToOwners(ctx context.Context, l *list, m *robotMail) error {
+	mods := l.moderatorEmails()
+	if len(mods) == 0 {
+		return errNoOwner
+	}
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		ok, err := allowReply(ctx, tx, l, m.sender)
+		if err != nil || !ok {
+			return err
+		}
+		if s.jobs == nil {
+			return fmt.Errorf("forward to owners: no jobs client")
+		}
+		for _, to := range mods {
+			if _, err := s.jobs.InsertTx(ctx, tx, letterArgs{List: l.id, To: to, Letter: "owner_forward", Msg: m.raw}, nil); err != nil {
+				return fmt.Errorf("forward to owners: %w", err)
+			}
+		}
+		return nil
+	})
+}
