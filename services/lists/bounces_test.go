@@ -311,3 +311,36 @@ func TestBounceEnabledByMail(t *testing.T) {
 	}
 	notice(t, waitMessages(t, relay, 2)[1], "alice@example.net", "team@example.test again")
 }
+
+// TestSweepMixed: one sweep handles every due member in its own way: a
+// first warning, a next one, a removal, and leaves one not due.
+func TestSweepMixed(t *testing.T) {
+	e := startMail(t, lists.Relay{}) // letters are logged
+	e.waitSweep()
+	e.addMember("dan@example.net")
+	for email, state := range map[string]struct {
+		sent int
+		ago  string
+	}{"ann@example.org": {0, ""}, "bob@Example.org": {1, "8 days"}, "cat@example.net": {3, "7 days 1 hour"}, "dan@example.net": {1, "6 days"}} {
+		var last any
+		if state.ago != "" {
+			last = state.ago
+		}
+		e.sql(`UPDATE members SET delivery = 2, delivery_disabled_time = now() - interval '30 days', bounce_score = 5, bounce_warnings_sent = $2,
+  last_warning_time = now() - $3::interval WHERE email = $1`, email, state.sent, last)
+	}
+	if n, err := e.svc.SweepBounces(context.Background()); err != nil || n != 3 {
+		t.Fatalf("sweep: %d, %v; want 3", n, err)
+	}
+	for email, want := range map[string]int32{"ann@example.org": 1, "bob@Example.org": 2, "dan@example.net": 1} {
+		if m := e.member(email); m.GetBounceWarningsSent() != want {
+			t.Errorf("%s: %d warnings sent, want %d", email, m.GetBounceWarningsSent(), want)
+		}
+	}
+	if e.member("cat@example.net") != nil {
+		t.Error("cat, warned thrice a week ago, is still a member")
+	}
+	if n, err := e.svc.SweepBounces(context.Background()); err != nil || n != 0 {
+		t.Errorf("second sweep: %d, %v; want 0", n, err)
+	}
+}

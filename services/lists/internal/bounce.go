@@ -61,11 +61,13 @@ WHERE id = $1 RETURNING ` + memberFields
 DELETE FROM member_bounces WHERE member_id = $1 AND id NOT IN (
   SELECT id FROM member_bounces WHERE member_id = $1 ORDER BY create_time DESC, id DESC LIMIT $2)`
 	// dueDisabled are the members bounces disabled whose next warning, or
-	// removal, is due at $1.
+	// removal, is due at $1. The interval is counted in seconds, as
+	// bounceSettings.step counts it: a day of the session's time zone may
+	// have 23 or 25 hours.
 	dueDisabled = `
 SELECT m.id, m.list_id, m.email, m.bounce_warnings_sent, m.last_warning_time, m.bounce_score, m.last_bounce_diagnostic
 FROM members m JOIN lists l ON l.id = m.list_id
-WHERE m.delivery = 2 AND (m.last_warning_time IS NULL OR m.last_warning_time <= $1::timestamptz - make_interval(days => l.bounce_warning_interval_days))
+WHERE m.delivery = 2 AND (m.last_warning_time IS NULL OR m.last_warning_time <= $1::timestamptz - make_interval(secs => l.bounce_warning_interval_days * 86400))
 ORDER BY m.delivery_disabled_time LIMIT $2 FOR UPDATE OF m SKIP LOCKED`
 	warned    = `UPDATE members SET bounce_warnings_sent = bounce_warnings_sent + 1, last_warning_time = $2 WHERE id = $1`
 	enableSet = `
@@ -180,17 +182,19 @@ func relayRefusal(se *smtp.SMTPError) bounceReport {
 func (s *Server) SweepBounces(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		n, err := s.sweepBatch(ctx, time.Now())
-		total += n
-		if err != nil || n < sweepBatch {
+		seen, done, err := s.sweepBatch(ctx, time.Now())
+		total += done
+		// A batch that did nothing would be read again: stop there.
+		if err != nil || seen < sweepBatch || done == 0 {
 			return total, err
 		}
 	}
 }
 
-func (s *Server) sweepBatch(ctx context.Context, now time.Time) (int, error) {
-	n := 0
-	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+// sweepBatch handles up to sweepBatch due members in one transaction and
+// says how many it read and how many it warned or removed.
+func (s *Server) sweepBatch(ctx context.Context, now time.Time) (seen, done int, err error) {
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		type due struct {
 			id, list          uuid.UUID
 			email, diagnostic string
@@ -201,13 +205,18 @@ func (s *Server) sweepBatch(ctx context.Context, now time.Time) (int, error) {
 		var ds []due
 		var d due
 		_, err := pgx.ForEachRow(rows, []any{&d.id, &d.list, &d.email, &d.sent, &d.lastWarning, &d.score, &d.diagnostic}, func() error {
-			ds = append(ds, d)
+			c := d
+			if d.lastWarning != nil { // scanned into again by the next row
+				t := *d.lastWarning
+				c.lastWarning = &t
+			}
+			ds = append(ds, c)
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("sweep bounces: %w", err)
 		}
-		n = len(ds)
+		seen = len(ds)
 		lists := map[uuid.UUID]*list{}
 		for _, d := range ds {
 			l := lists[d.list]
@@ -219,6 +228,8 @@ func (s *Server) sweepBatch(ctx context.Context, now time.Time) (int, error) {
 				lists[d.list] = l
 			}
 			switch l.bounce.step(d.sent, d.lastWarning, now) {
+			case sweepWait:
+				continue
 			case sweepWarn:
 				if _, err := tx.Exec(ctx, warned, d.id, now); err != nil {
 					return fmt.Errorf("sweep bounces: warned: %w", err)
@@ -253,10 +264,14 @@ func (s *Server) sweepBatch(ctx context.Context, now time.Time) (int, error) {
 				}
 				s.log.Info("bounces: member removed", "list", l.id, "member", d.id, "moderatorsTold", len(mods))
 			}
+			done++
 		}
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, 0, err
+	}
+	return seen, done, nil
 }
 
 // EnableMemberDelivery enables delivery to a member again, clearing
