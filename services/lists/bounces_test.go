@@ -181,6 +181,12 @@ func TestBounceThreshold(t *testing.T) {
 	if m.GetBounceScore() != 2 || m.GetDelivery() != listsv1.Delivery_DELIVERY_DISABLED_BY_BOUNCES || m.GetDeliveryDisabledTime() == nil {
 		t.Fatalf("at the threshold: %v", m)
 	}
+	disabled, err := e.members.ListMembers(e.admin, &listsv1.ListMembersRequest{Parent: e.list.GetName(), Filter: "delivery = DELIVERY_DISABLED_BY_BOUNCES"})
+	if err != nil || disabled.GetTotalSize() != 1 || disabled.GetMembers()[0].GetEmail() != "alice@example.net" {
+		t.Errorf("members disabled: %v, %v; want alice", disabled, err)
+	}
+	_, err = e.members.ListMembers(e.admin, &listsv1.ListMembersRequest{Parent: e.list.GetName(), Filter: "delivery = OFF"})
+	wantCode(t, err, codes.InvalidArgument, "filter")
 
 	// No copy for alice.
 	post := "From: Ann <ann@example.org>\nTo: team@example.test\nSubject: news\nMessage-ID: <news@example.org>\n\nhello\n"

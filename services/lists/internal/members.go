@@ -151,9 +151,18 @@ func (s *Server) ListMembers(ctx context.Context, req *listsv1.ListMembersReques
 	if err != nil {
 		return nil, err
 	}
-	filter, err := aip.ParseFilter(req.GetFilter(), map[string]aip.Match{"email": aip.Prefix})
+	filter, err := aip.ParseFilter(req.GetFilter(), map[string]aip.Match{"email": aip.Prefix, "delivery": aip.Equal})
 	if err != nil {
 		return nil, err
+	}
+	var delivery *int16
+	if t, ok := filter.Get("delivery"); ok {
+		v, ok := listsv1.Delivery_value[t.Value]
+		if !ok || v == 0 {
+			return nil, errs.Field("filter", "delivery takes DELIVERY_ENABLED or DELIVERY_DISABLED_BY_BOUNCES")
+		}
+		d := int16(v)
+		delivery = &d
 	}
 	if _, _, err := s.roles.Access(ctx, ids.org); err != nil {
 		return nil, err
@@ -177,14 +186,15 @@ func (s *Server) ListMembers(ctx context.Context, req *listsv1.ListMembersReques
 	if len(page.After) == 1 {
 		after = &page.After[0]
 	}
-	const where = ` WHERE list_id = $1 AND ($2::text IS NULL OR CASE WHEN $3 THEN lower(email) = $2 ELSE starts_with(lower(email), $2) END)`
-	rows, _ := s.pool.Query(ctx, memberColumns+where+` AND ($4::text IS NULL OR email_key > $4) ORDER BY email_key LIMIT $5`, ids.list, match, exact, after, page.Size+1)
+	const where = ` WHERE list_id = $1 AND ($2::text IS NULL OR CASE WHEN $3 THEN lower(email) = $2 ELSE starts_with(lower(email), $2) END)
+  AND ($4::smallint IS NULL OR delivery = $4)`
+	rows, _ := s.pool.Query(ctx, memberColumns+where+` AND ($5::text IS NULL OR email_key > $5) ORDER BY email_key LIMIT $6`, ids.list, match, exact, delivery, after, page.Size+1)
 	ms, err := pgx.CollectRows(rows, scanMember)
 	if err != nil {
 		return nil, fmt.Errorf("list members: %w", err)
 	}
 	var total int32
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM members`+where, ids.list, match, exact).Scan(&total); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM members`+where, ids.list, match, exact, delivery).Scan(&total); err != nil {
 		return nil, fmt.Errorf("count members: %w", err)
 	}
 	ms, next := aip.Trim(page, ms, func(m *member) []string { return []string{m.key} })

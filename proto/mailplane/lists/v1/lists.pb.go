@@ -1522,7 +1522,9 @@ type ListMembersRequest struct {
 	// filter.
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only the members that match, in a subset of AIP-160: `email = "ann*"`
-	// (a prefix, in any case) or an exact address. Empty: every member.
+	// (a prefix, in any case) or an exact address; `delivery =
+	// DELIVERY_DISABLED_BY_BOUNCES` (or DELIVERY_ENABLED); both joined by
+	// AND. Empty: every member.
 	Filter        string `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
