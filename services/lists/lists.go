@@ -255,6 +255,13 @@ func (s *Service) SweepBounces(ctx context.Context) (int, error) {
 	return s.server.SweepBounces(ctx)
 }
 
+// ExpireRequests deletes the subscriptions, tokens and answer counts
+// past their time: what the periodic "expire subscription requests"
+// work does, hourly.
+func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
+	return s.server.ExpireRequests(ctx)
+}
+
 // ExpireHeldPosts deletes the posts held longer than HeldPostTTL and
 // says how many: what the periodic "expire held posts" work does, hourly.
 func (s *Service) ExpireHeldPosts(ctx context.Context) (int, error) {

@@ -475,3 +475,30 @@ func TestOwnerForwarded(t *testing.T) {
 	e.send("zoe@example.com", "team-owner@example.test", "From: zoe@example.com\nAuto-Submitted: auto-replied\nSubject: Away\n\n")
 	e.quiet()
 }
+
+// TestExpiredToken: a confirmation past its three days is refused
+// politely and subscribes nobody; the hourly expiry then deletes the
+// request and the token.
+func TestExpiredToken(t *testing.T) {
+	e := startRobots(t, listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_CONFIRM, listsv1.Language_LANGUAGE_IT)
+	e.send("zoe@example.com", "team-join@example.test", "From: zoe@example.com\nSubject: x\n\n")
+	c := e.next(1).to(t, "zoe@example.com", "Conferma")
+	ctx := context.Background()
+	if _, err := e.pool.Exec(ctx, "UPDATE tokens SET expire_time = now() - interval '1 second'"); err != nil {
+		t.Fatal(err)
+	}
+	e.send("zoe@example.com", "team-request@example.test", "From: zoe@example.com\nSubject: Re: "+mime.QEncoding.Encode("utf-8", c.subject)+"\n\n> Qualcuno, forse tu\n")
+	says(t, e.next(1).to(t, "zoe@example.com", "Risultato"), "scaduto: non è cambiato nulla")
+	if m := e.members(); slices.Contains(m, "zoe@example.com") {
+		t.Fatalf("members %v", m)
+	}
+	if _, err := e.pool.Exec(ctx, "UPDATE subscription_requests SET update_time = now() - interval '73 hours'"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.ExpireRequests(ctx); err != nil || n < 1 {
+		t.Fatalf("expired %d, %v", n, err)
+	}
+	if n := e.count("subscription_requests") + e.count("tokens"); n != 0 {
+		t.Errorf("%d requests and tokens left", n)
+	}
+}

@@ -2,6 +2,7 @@ package lists
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -95,7 +96,7 @@ func (s *Server) decideOverAPI(ctx context.Context, name string, verb commands.V
 		}
 		var state int16
 		err = tx.QueryRow(ctx, `SELECT state FROM subscription_requests WHERE id = $1 AND list_id = $2 FOR UPDATE`, v[3], l.id).Scan(&state)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return errs.E(errs.NotFound, "subscription request not found")
 		}
 		if err != nil {
