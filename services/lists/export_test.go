@@ -92,6 +92,11 @@ func TestExportMembers(t *testing.T) {
 		t.Errorf("export (-want +got):\n%s", diff)
 	}
 
+	var audited int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = 'lists.audit.recorded' AND encode(payload, 'escape') LIKE '%lists.member.export%'`).Scan(&audited); err != nil || audited != 1 {
+		t.Errorf("%d audit records of the export (%v), want 1", audited, err)
+	}
+
 	_, _, err = export(e.as(e.org, "member"), e.members, l)
 	wantCode(t, err, codes.PermissionDenied, "")
 	other := uuid.Must(uuid.NewV7())

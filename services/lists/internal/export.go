@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/platform/pg"
 	"google.golang.org/grpc"
 )
 
@@ -40,10 +42,18 @@ func (s *Server) ExportMembers(req *listsv1.ExportMembersRequest, stream grpc.Se
 	if err != nil {
 		return err
 	}
-	if _, err := s.roles.Manage(ctx, ids.org); err != nil {
+	c, err := s.roles.Manage(ctx, ids.org)
+	if err != nil {
 		return err
 	}
 	if _, err := findList(ctx, s.pool, ids); err != nil {
+		return err
+	}
+	// Who took a copy of the members' addresses is the organization's to
+	// know (GDPR): recorded before the first byte leaves.
+	if err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		return audit(ctx, tx, ids.org, c, "lists.member.export", req.GetParent(), nil)
+	}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, exportTimeout)
