@@ -274,6 +274,16 @@ func TestModeratedJoinByMail(t *testing.T) {
 	if n := e.count("subscription_requests"); n != 0 {
 		t.Errorf("%d requests left", n)
 	}
+	// Both decisions are in the organization's audit log, by the
+	// moderator's address.
+	var audited int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE subject = 'lists.audit.recorded'
+AND position('mailto:boss@elsewhere.example'::bytea in payload) > 0`).Scan(&audited); err != nil {
+		t.Fatal(err)
+	}
+	if audited != 2 {
+		t.Errorf("%d audit records by the moderator's mail, want 2", audited)
+	}
 	e.quiet()
 }
 

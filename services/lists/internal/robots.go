@@ -15,7 +15,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/mailplane/mailplane/services/lists/internal/commands"
 	"github.com/mailplane/mailplane/services/lists/internal/letters"
+	"github.com/mailplane/mailplane/services/lists/listsevents"
+	"github.com/mailplane/mailplane/services/platform/auditlog"
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/passwords"
 	"github.com/mailplane/mailplane/services/platform/pg"
 )
@@ -314,7 +317,32 @@ func (s *Server) decideByToken(ctx context.Context, tx pgx.Tx, l *list, c comman
 	if !found {
 		return res(letters.ResBadToken), nil
 	}
+	kind := "subscription_request"
+	if t.action == tokenModeratePost {
+		kind = "held_post"
+	}
+	if err := auditByMail(ctx, tx, l, by, kind, c.Verb, *t.target, c.Reason); err != nil {
+		return "", err
+	}
 	return res(letters.ResDone), nil
+}
+
+// auditByMail records a moderator's decision by mail in the
+// organization's audit log, as the API's are, the actor being the
+// address the decision came from: no user of the organization acted.
+func auditByMail(ctx context.Context, tx pgx.Tx, l *list, by, kind string, verb commands.Verb, target uuid.UUID, reason string) error {
+	name := listName(l.org, l.ms, l.id)
+	if kind == "held_post" {
+		name = heldPostName(l.org, l.ms, l.id, target)
+	} else {
+		name += "/subscriptionRequests/" + target.String()
+	}
+	details := map[string]string{"via": "mail"}
+	if reason != "" {
+		details["reason"] = reason
+	}
+	rec := auditlog.Record(ctx, "organizations/"+l.org.String(), moderatorActor(by), "lists."+kind+"."+string(verb), name, details)
+	return outbox.Write(ctx, tx, listsevents.AuditRecorded, rec)
 }
 
 // decideByAddress carries out a moderator's accept, reject or discard of
@@ -330,11 +358,16 @@ func (s *Server) decideByAddress(ctx context.Context, tx pgx.Tx, l *list, c comm
 		if c.Verb != commands.Accept {
 			return res(letters.ResNotPending), nil
 		}
-		_, err := s.addMember(ctx, tx, l, c.Address, "", "added by a moderator by mail", moderatorActor(by))
+		m, err := s.addMember(ctx, tx, l, c.Address, "", "added by a moderator by mail", moderatorActor(by))
 		if errors.Is(err, errMemberExists) {
 			return res(letters.ResDone), nil
 		}
 		if err != nil {
+			return "", err
+		}
+		rec := auditlog.Record(ctx, "organizations/"+l.org.String(), moderatorActor(by), "lists.member.create",
+			memberName(l.org, l.ms, l.id, m.id), map[string]string{"email": c.Address, "via": "mail"})
+		if err := outbox.Write(ctx, tx, listsevents.AuditRecorded, rec); err != nil {
 			return "", err
 		}
 		return res(letters.ResDone), s.welcome(ctx, tx, l, c.Address, l.welcome)
@@ -343,6 +376,9 @@ func (s *Server) decideByAddress(ctx context.Context, tx pgx.Tx, l *list, c comm
 		return "", fmt.Errorf("find request: %w", err)
 	}
 	if _, err := s.decideRequest(ctx, tx, l, id, c.Verb, c.Reason, moderatorActor(by)); err != nil {
+		return "", err
+	}
+	if err := auditByMail(ctx, tx, l, by, "subscription_request", c.Verb, id, c.Reason); err != nil {
 		return "", err
 	}
 	return res(letters.ResDone), nil
