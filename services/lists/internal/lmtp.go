@@ -37,8 +37,10 @@ const (
 var (
 	errNoSuchList = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such list address"}
 	errBadAddress = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "malformed recipient address"}
-	errNotYet     = &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "this list robot does not take mail yet; try again later"}
-	errTemporary  = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "temporary failure; try again later"}
+	// errNotYet answers a robot address this version does not know (one
+	// a newer replica may): the MTA keeps the mail and retries.
+	errNotYet    = &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "this list robot does not take mail yet; try again later"}
+	errTemporary = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "temporary failure; try again later"}
 )
 
 // ServeLMTP serves LMTP (RFC 2033) on ln until ctx is done: the MTA
