@@ -512,3 +512,29 @@ func TestExpiredToken(t *testing.T) {
 		t.Errorf("%d requests and tokens left", n)
 	}
 }
+
+// TestRobotMailRefused: what a robot cannot read is refused at LMTP with
+// the right code, nothing done: too large, no From to answer, a MIME
+// structure that does not parse.
+func TestRobotMailRefused(t *testing.T) {
+	e := startRobots(t, listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_OPEN, listsv1.Language_LANGUAGE_EN)
+	for _, tc := range []struct {
+		name, rcpt, msg string
+		code            int
+	}{
+		{"too large", "team-request@example.test", "From: zoe@example.com\nSubject: help\n\n" + strings.Repeat("0123456789abcdef\n", 1<<16), 552},
+		{"no From", "team-join@example.test", "Subject: join\n\n", 554},
+		{"From without address", "team-leave@example.test", "From: Zoe\nSubject: x\n\n", 554},
+		{"broken MIME", "team-request@example.test", "From: zoe@example.com\nMIME-Version: 1.0\nContent-Type: multipart/mixed\n\nhelp\n", 554},
+		{"owner: larger than the list allows", "team-owner@example.test", "From: zoe@example.com\nSubject: x\n\n" + strings.Repeat("0123456789abcdef\n", 1<<8), 552},
+	} {
+		got := e.deliver("zoe@example.com", []string{tc.rcpt}, tc.msg)[tc.rcpt]
+		if got.code != tc.code {
+			t.Errorf("%s: answer %v, want %d", tc.name, got, tc.code)
+		}
+	}
+	e.quiet()
+	if n := len(e.members()); n != 3 {
+		t.Errorf("%d members, want the 3 of before", n)
+	}
+}
