@@ -284,6 +284,12 @@ AND position('mailto:boss@elsewhere.example'::bytea in payload) > 0`).Scan(&audi
 	if audited != 2 {
 		t.Errorf("%d audit records by the moderator's mail, want 2", audited)
 	}
+	for _, subject := range []string{"lists.subscription_request.accepted", "lists.subscription_request.rejected"} {
+		var n int
+		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE subject = $1`, subject).Scan(&n); err != nil || n != 1 {
+			t.Errorf("%d %s events, %v; want 1", n, subject, err)
+		}
+	}
 	e.quiet()
 }
 

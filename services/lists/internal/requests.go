@@ -452,6 +452,9 @@ func (s *Server) decideRequest(ctx context.Context, tx pgx.Tx, l *list, id uuid.
 	if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE target = $1`, r.id); err != nil {
 		return nil, fmt.Errorf("delete tokens: %w", err)
 	}
+	if err := requestEvent(ctx, tx, l, r, verb, reason, actor); err != nil {
+		return nil, err
+	}
 	switch verb {
 	case commands.Accept:
 		_, err := s.addMember(ctx, tx, l, r.email, r.display, r.via+", approved by a moderator", actor)
@@ -467,4 +470,16 @@ func (s *Server) decideRequest(ctx context.Context, tx pgx.Tx, l *list, id uuid.
 			data: letters.Data{"List": l.address(), "Email": r.email, "Reason": reason}})
 	}
 	return r, nil
+}
+
+// requestEvent writes the event of a moderator's decision on r.
+func requestEvent(ctx context.Context, tx pgx.Tx, l *list, r *subRequest, verb commands.Verb, reason, actor string) error {
+	subject := map[commands.Verb]string{
+		commands.Accept: listsevents.SubscriptionRequestAccepted, commands.Reject: listsevents.SubscriptionRequestRejected,
+	}[verb]
+	if subject == "" {
+		subject = listsevents.SubscriptionRequestDiscarded
+	}
+	ev := &listsv1.SubscriptionRequestChanged{List: listName(l.org, l.ms, l.id), SubscriptionRequest: r.proto(listIDs{l.org, l.ms, l.id}), Actor: actor, Reason: reason}
+	return outbox.Write(ctx, tx, subject, ev)
 }

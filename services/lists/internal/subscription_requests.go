@@ -94,17 +94,20 @@ func (s *Server) decideOverAPI(ctx context.Context, name string, verb commands.V
 		if err != nil {
 			return err
 		}
-		var state int16
-		err = tx.QueryRow(ctx, `SELECT state FROM subscription_requests WHERE id = $1 AND list_id = $2 FOR UPDATE`, v[3], l.id).Scan(&state)
+		rows, _ := tx.Query(ctx, `SELECT `+subRequestColumns+` FROM subscription_requests WHERE id = $1 AND list_id = $2 FOR UPDATE`, v[3], l.id)
+		r, err := pgx.CollectOneRow(rows, scanSubRequest)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errs.E(errs.NotFound, "subscription request not found")
 		}
 		if err != nil {
 			return fmt.Errorf("read subscription request: %w", err)
 		}
-		if state == awaitsSubscriber {
+		if r.state == awaitsSubscriber {
 			if verb != commands.Discard {
-				return errs.E(errs.FailedPrecondition, "the request %s: only a discard can end it before the subscriber confirms", requestReasons[state])
+				return errs.E(errs.FailedPrecondition, "the request %s: only a discard can end it before the subscriber confirms", requestReasons[r.state])
+			}
+			if err := requestEvent(ctx, tx, l, r, verb, "", c.Name()); err != nil {
+				return err
 			}
 			if _, err := tx.Exec(ctx, `DELETE FROM subscription_requests WHERE id = $1`, v[3]); err != nil {
 				return fmt.Errorf("delete subscription request: %w", err)

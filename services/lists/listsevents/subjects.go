@@ -23,6 +23,12 @@ const (
 	HeldPostRejected = "lists.held_post.rejected"
 	// HeldPostDiscarded carries a HeldPostChanged.
 	HeldPostDiscarded = "lists.held_post.discarded"
+	// SubscriptionRequestAccepted carries a SubscriptionRequestChanged.
+	SubscriptionRequestAccepted = "lists.subscription_request.accepted"
+	// SubscriptionRequestRejected carries a SubscriptionRequestChanged.
+	SubscriptionRequestRejected = "lists.subscription_request.rejected"
+	// SubscriptionRequestDiscarded carries a SubscriptionRequestChanged.
+	SubscriptionRequestDiscarded = "lists.subscription_request.discarded"
 	// AuditRecorded carries an accounts AuditRecorded.
 	AuditRecorded = "lists.audit.recorded"
 )
@@ -30,5 +36,6 @@ const (
 // Subjects are every subject the service publishes.
 func Subjects() []string {
 	return []string{ListCreated, ListUpdated, ListDeleted, MemberCreated, MemberUpdated, MemberDeleted,
-		HeldPostAccepted, HeldPostRejected, HeldPostDiscarded, AuditRecorded}
+		HeldPostAccepted, HeldPostRejected, HeldPostDiscarded,
+		SubscriptionRequestAccepted, SubscriptionRequestRejected, SubscriptionRequestDiscarded, AuditRecorded}
 }

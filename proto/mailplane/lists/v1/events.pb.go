@@ -217,6 +217,80 @@ func (x *HeldPostChanged) GetReason() string {
 	return ""
 }
 
+// SubscriptionRequestChanged: mailplane.lists.subscription_request.accepted,
+// .rejected, .discarded: a moderator's decision, by mail or over the API.
+type SubscriptionRequestChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The list's name.
+	List string `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	// The request, as it was before the decision.
+	SubscriptionRequest *SubscriptionRequest `protobuf:"bytes,2,opt,name=subscription_request,json=subscriptionRequest,proto3" json:"subscription_request,omitempty"`
+	// Who decided, by resource name ("mailto:<address>" by mail).
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The reason sent to the address, for .rejected.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscriptionRequestChanged) Reset() {
+	*x = SubscriptionRequestChanged{}
+	mi := &file_mailplane_lists_v1_events_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscriptionRequestChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscriptionRequestChanged) ProtoMessage() {}
+
+func (x *SubscriptionRequestChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_events_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscriptionRequestChanged.ProtoReflect.Descriptor instead.
+func (*SubscriptionRequestChanged) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_events_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SubscriptionRequestChanged) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *SubscriptionRequestChanged) GetSubscriptionRequest() *SubscriptionRequest {
+	if x != nil {
+		return x.SubscriptionRequest
+	}
+	return nil
+}
+
+func (x *SubscriptionRequestChanged) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *SubscriptionRequestChanged) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_mailplane_lists_v1_events_proto protoreflect.FileDescriptor
 
 const file_mailplane_lists_v1_events_proto_rawDesc = "" +
@@ -233,6 +307,11 @@ const file_mailplane_lists_v1_events_proto_rawDesc = "" +
 	"\x04list\x18\x01 \x01(\tR\x04list\x129\n" +
 	"\theld_post\x18\x02 \x01(\v2\x1c.mailplane.lists.v1.HeldPostR\bheldPost\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xba\x01\n" +
+	"\x1aSubscriptionRequestChanged\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\tR\x04list\x12Z\n" +
+	"\x14subscription_request\x18\x02 \x01(\v2'.mailplane.lists.v1.SubscriptionRequestR\x13subscriptionRequest\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reasonBAZ?github.com/mailplane/mailplane/proto/mailplane/lists/v1;listsv1b\x06proto3"
 
 var (
@@ -247,24 +326,27 @@ func file_mailplane_lists_v1_events_proto_rawDescGZIP() []byte {
 	return file_mailplane_lists_v1_events_proto_rawDescData
 }
 
-var file_mailplane_lists_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_mailplane_lists_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_mailplane_lists_v1_events_proto_goTypes = []any{
-	(*ListChanged)(nil),     // 0: mailplane.lists.v1.ListChanged
-	(*MemberChanged)(nil),   // 1: mailplane.lists.v1.MemberChanged
-	(*HeldPostChanged)(nil), // 2: mailplane.lists.v1.HeldPostChanged
-	(*List)(nil),            // 3: mailplane.lists.v1.List
-	(*Member)(nil),          // 4: mailplane.lists.v1.Member
-	(*HeldPost)(nil),        // 5: mailplane.lists.v1.HeldPost
+	(*ListChanged)(nil),                // 0: mailplane.lists.v1.ListChanged
+	(*MemberChanged)(nil),              // 1: mailplane.lists.v1.MemberChanged
+	(*HeldPostChanged)(nil),            // 2: mailplane.lists.v1.HeldPostChanged
+	(*SubscriptionRequestChanged)(nil), // 3: mailplane.lists.v1.SubscriptionRequestChanged
+	(*List)(nil),                       // 4: mailplane.lists.v1.List
+	(*Member)(nil),                     // 5: mailplane.lists.v1.Member
+	(*HeldPost)(nil),                   // 6: mailplane.lists.v1.HeldPost
+	(*SubscriptionRequest)(nil),        // 7: mailplane.lists.v1.SubscriptionRequest
 }
 var file_mailplane_lists_v1_events_proto_depIdxs = []int32{
-	3, // 0: mailplane.lists.v1.ListChanged.list:type_name -> mailplane.lists.v1.List
-	4, // 1: mailplane.lists.v1.MemberChanged.member:type_name -> mailplane.lists.v1.Member
-	5, // 2: mailplane.lists.v1.HeldPostChanged.held_post:type_name -> mailplane.lists.v1.HeldPost
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 0: mailplane.lists.v1.ListChanged.list:type_name -> mailplane.lists.v1.List
+	5, // 1: mailplane.lists.v1.MemberChanged.member:type_name -> mailplane.lists.v1.Member
+	6, // 2: mailplane.lists.v1.HeldPostChanged.held_post:type_name -> mailplane.lists.v1.HeldPost
+	7, // 3: mailplane.lists.v1.SubscriptionRequestChanged.subscription_request:type_name -> mailplane.lists.v1.SubscriptionRequest
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_lists_v1_events_proto_init() }
@@ -279,7 +361,7 @@ func file_mailplane_lists_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_lists_v1_events_proto_rawDesc), len(file_mailplane_lists_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
