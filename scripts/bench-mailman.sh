@@ -108,15 +108,17 @@ def counts():
         return json.load(r)
 
 def mailman_pids():
-    master = int(open(S + "/master.pid").read())
-    pids = [master]
+    """The master, its runners and their children (the REST runner's workers)."""
+    parent = {}
     for p in os.listdir("/proc"):
         if p.isdigit():
             try:
-                if int(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1]) == master:
-                    pids.append(int(p))
+                parent[int(p)] = int(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1])
             except OSError:
                 pass
+    pids = [int(open(S + "/master.pid").read())]
+    for p in pids:
+        pids += [c for c, pp in parent.items() if pp == p]
     return pids
 
 def status(pid, key):
@@ -124,6 +126,17 @@ def status(pid, key):
         if line.startswith(key + ":"):
             return int(line.split()[1])
     return 0
+
+def cpu(pids):
+    tck = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in pids:
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])
+        except OSError:
+            pass
+    return total / tck
 
 def name(pid):
     cmd = open(f"/proc/{pid}/cmdline").read().split("\0")
@@ -136,19 +149,20 @@ n = int(os.environ["SUBSCRIBE"])
 if n:
     rest("POST", "lists", fqdn_listname="team@example.com")
     print(f"\nsubscribe {n} members over REST, one call each, into team@example.com")
-    print(f"{'members':<12} {'members/s':>10}")
-    t0 = time.monotonic()
+    print(f"{'members':<12} {'members/s':>10} {'Mailman CPU per member':>23}")
+    pids = mailman_pids()
+    t0, c0 = time.monotonic(), cpu(pids)
     for i in range(n):
         rest("POST", "members", list_id="team.example.com", subscriber=f"m{i:05d}@example.net", pre_verified="true",
              pre_confirmed="true", pre_approved="true", send_welcome_message="false")
         if (i + 1) % 1000 == 0 or i + 1 == n:
-            t1 = time.monotonic()
-            print(f"{i - (i % 1000):>5}-{i + 1:<6} {(i % 1000 + 1) / (t1 - t0):>10.1f}", flush=True)
-            t0 = t1
+            t1, c1 = time.monotonic(), cpu(pids)
+            print(f"{i - (i % 1000):>5}-{i + 1:<6} {(i % 1000 + 1) / (t1 - t0):>10.1f} {(c1 - c0) / (i % 1000 + 1) * 1e3:>20.1f} ms", flush=True)
+            t0, c0 = t1, c1
 
 # 2. One personalized post per list size.
 print("\none post, personalize=individual with VERP and a footer naming the member")
-print(f"{'members':>7} {'seconds':>8} {'recipients/s':>12} {'personalized':>12} {'verp':>6} {'RSS sum MiB: before, peak':>26}  runners' peak RSS (VmHWM) MiB")
+print(f"{'members':>7} {'seconds':>8} {'recipients/s':>12} {'personalized':>12} {'verp':>6} {'RSS sum MiB: before, peak':>26} {'CPU/copy':>9}  runners' peak RSS (VmHWM) MiB")
 for size in map(int, os.environ["FANOUT"].split()):
     lname = f"fan{size}"
     rest("POST", "lists", fqdn_listname=f"{lname}@example.com")
@@ -162,7 +176,7 @@ for size in map(int, os.environ["FANOUT"].split()):
     for p in pids:
         with open(f"/proc/{p}/clear_refs", "w") as f:
             f.write("5")
-    before = sum(status(p, "VmRSS") for p in pids)
+    before, c0 = sum(status(p, "VmRSS") for p in pids), cpu(pids)
     msg = (f"From: Outsider <outsider@example.org>\r\nTo: {lname}@example.com\r\nSubject: Benchmark post\r\n"
            f"Message-ID: <bench-{lname}-{time.time()}@example.org>\r\nDate: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n"
            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nWho comes on Friday?\r\n" + "Some text of a post.\r\n" * 20)
@@ -180,7 +194,8 @@ for size in map(int, os.environ["FANOUT"].split()):
             raise SystemExit(f"only {c['messages']} of {size} copies after an hour")
         time.sleep(0.2)
     took = c["last"] - wall0  # from the end of DATA to the sink's last copy
+    cpu_copy = (cpu(pids) - c0) / size * 1e3
     hwm = sorted(((status(p, "VmHWM") // 1024, name(p)) for p in pids), reverse=True)
-    print(f"{size:>7} {took:>8.1f} {size / took:>12.1f} {c['personalized']:>12} {c['verp']:>6} {before // 1024:>12}, {peak // 1024:<12}  "
+    print(f"{size:>7} {took:>8.1f} {size / took:>12.1f} {c['personalized']:>12} {c['verp']:>6} {before // 1024:>12}, {peak // 1024:<12} {cpu_copy:>6.1f} ms  "
           + ", ".join(f"{n} {m}" for m, n in hwm[:4]), flush=True)
 PY
