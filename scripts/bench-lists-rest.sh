@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Subscribing through the REST edge, as Mailman's benchmark subscribes
 # through its REST API (scripts/bench-mailman.sh): the same Python driver,
-# one POST .../lists/{list}/members per member, one caller, a new HTTP
-# connection per call, members/s per 1,000. Runs `mailplane dev` (edge and
+# one POST .../lists/{list}/members?silent=true per member (no welcome, as
+# Mailman's send_welcome_message=false), one caller, a new HTTP connection
+# per call, members/s per 1,000. Runs `mailplane dev` (edge and
 # every service in one process) on a fresh database on the local
 # PostgreSQL (BENCH_DATABASE_URL), without TLS to it (sslmode=disable).
 #
@@ -41,7 +42,7 @@ tck=$(getconf CLK_TCK)
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "subscribe $SUBSCRIBE members through the REST edge, one call each, into team@bench.example"
-URL="http://$HTTP/v1/$list/members" TOKEN="$token" N="$SUBSCRIBE" PID="$pid" TCK="$tck" python3 - <<'PY'
+URL="http://$HTTP/v1/$list/members?silent=true" TOKEN="$token" N="$SUBSCRIBE" PID="$pid" TCK="$tck" python3 - <<'PY'
 import json, os, time, urllib.request
 
 url, token, n, pid, tck = os.environ["URL"], os.environ["TOKEN"], int(os.environ["N"]), os.environ["PID"], int(os.environ["TCK"])

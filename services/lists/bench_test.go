@@ -3,6 +3,7 @@ package lists_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/emersion/go-smtp"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
 	"github.com/mailplane/mailplane/services/lists"
+	"google.golang.org/grpc"
 )
 
 // The benchmarks of the lists service beside GNU Mailman's
@@ -236,6 +238,32 @@ Content-Type: text/plain; charset=us-ascii
 Who comes on Friday?
 `
 
+// startBench is startMail without its list, and with an https edge URL,
+// as in production: each copy carries its own one-click unsubscribe URL
+// (RFC 8058), a token sealed per member.
+func startBench(t *testing.T, relay lists.Relay) *mailEnv {
+	t.Helper()
+	e := start(t)
+	svc, err := lists.Register(grpc.NewServer(), e.pool, lists.Config{AccountsAddr: e.srv.Addr, MailboxesAddr: e.srv.Addr,
+		LMTPAddr: "127.0.0.1:0", EdgeURL: "https://edge.example/", Relay: relay}, e.srv.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.RunForTest(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return &mailEnv{env: e, lmtp: svc.LMTPAddr(), svc: svc}
+}
+
 // TestBenchFanOut posts once to lists of growing size (members added
 // through the API beforehand, not measured) and times the distribution
 // from the end of LMTP DATA to the last copy the sink counted: one
@@ -255,7 +283,7 @@ func TestBenchFanOut(t *testing.T) {
 		sizes = append(sizes, n)
 	}
 	readSink(t, counts) // is it there?
-	e := startMail(t, lists.Relay{Addr: sink, Insecure: true})
+	e := startBench(t, lists.Relay{Addr: sink, Insecure: true})
 	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/allocs:bytes"}}
 	read := func() (objects, allocs uint64) {
 		metrics.Read(samples)
@@ -334,7 +362,7 @@ func TestBenchFanOut(t *testing.T) {
 		sampler.Wait()
 		_, allocs := read()
 		took := time.Unix(0, int64(c.Last*1e9)).Sub(posted)
-		mib := func(kib int) string { return fmt.Sprintf("%.0f", float64(kib)/1024) }
+		mib := func(kib int) string { return fmt.Sprintf("%.1f", float64(kib)/1024) }
 		peak := procStatus(t, "VmHWM")[0]
 		t.Logf("%7d %8.2f %12.0f %12d %6d %16s %14s %10s %12s", n, took.Seconds(), float64(n)/took.Seconds(), c.Personalized, c.VERP,
 			mib(before), mib(peak), fmt.Sprintf("+%.1f MB", float64(peakObjects-min(peakObjects, objects0))/1e6),
