@@ -434,6 +434,49 @@ func TestCreateMemberNotices(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "notice")
 }
 
+// TestDeleteMemberNotices: a moderator's removal sees the member off with
+// the list's goodbye, or the notice given, or says nothing when silent;
+// each address is erased alike.
+func TestDeleteMemberNotices(t *testing.T) {
+	e := startRobots(t, listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_CONFIRM, listsv1.Language_LANGUAGE_FR)
+	names := map[string]string{}
+	for _, a := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+		m, err := e.mailEnv.members.CreateMember(e.admin, &listsv1.CreateMemberRequest{Parent: e.list.GetName(), Member: &listsv1.Member{Email: a}, Silent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names[a] = m.GetMember().GetName()
+	}
+	_, err := e.mailEnv.members.DeleteMember(e.admin, &listsv1.DeleteMemberRequest{Name: names["a@example.com"], Notice: strings.Repeat("x", 5001)})
+	wantCode(t, err, codes.InvalidArgument, "notice")
+	for _, r := range []*listsv1.DeleteMemberRequest{
+		{Name: names["a@example.com"]},
+		{Name: names["b@example.com"], Notice: "Au revoir B, merci."},
+		{Name: names["c@example.com"], Silent: true, Notice: "unsent"},
+	} {
+		if _, err := e.mailEnv.members.DeleteMember(e.admin, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := e.next(2)
+	says(t, got.to(t, "a@example.com", "Vous avez quitté"), "Come back soon.")
+	b := got.to(t, "b@example.com", "Vous avez quitté")
+	says(t, b, "Au revoir B, merci.")
+	if strings.Contains(b.body, "Come back soon.") {
+		t.Error("the notice and the list's goodbye both")
+	}
+	e.quiet()
+	for _, m := range e.members() {
+		if _, ok := names[m]; ok {
+			t.Errorf("%s still a member", m)
+		}
+	}
+	var consents int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM consents WHERE withdrawn_by = 'removed by a moderator'`).Scan(&consents); err != nil || consents != 3 {
+		t.Errorf("consent records: %d (%v), want 3", consents, err)
+	}
+}
+
 // TestSubscriptionRequestsAPI: a request waiting for its subscriber is
 // listed with that reason, cannot be accepted (only discarded); another
 // organization sees nothing; members may not look.

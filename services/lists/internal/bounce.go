@@ -248,7 +248,7 @@ func (s *Server) sweepBatch(ctx context.Context, now time.Time) (seen, done int,
 				}
 			case sweepRemove:
 				ids := listIDs{l.org, l.ms, l.id}
-				if _, err := eraseMember(ctx, tx, ids, d.id, "removed after bounces", systemActor); err != nil {
+				if _, err := eraseMember(ctx, tx, ids, d.id, "", "removed after bounces", systemActor); err != nil {
 					return err
 				}
 				if err := systemAudit(ctx, tx, l.org, "lists.member.delete", memberName(l.org, l.ms, l.id, d.id), map[string]string{"reason": "bounces"}); err != nil {

@@ -77,7 +77,8 @@ func emailKey(email string) string {
 	return email[:at] + strings.ToLower(email[at:])
 }
 
-// maxNotice caps the welcome text a moderator writes for one member.
+// maxNotice caps the welcome or goodbye text a moderator writes for one
+// member.
 const maxNotice = 5000
 
 // CreateMember adds a member, by a moderator. The member is sent a
@@ -205,12 +206,18 @@ func (s *Server) ListMembers(ctx context.Context, req *listsv1.ListMembersReques
 	return resp, nil
 }
 
-// DeleteMember removes a member: the address is erased, and only when and
-// how consent was given and withdrawn is kept.
+// DeleteMember removes a member, by a moderator: the address is erased,
+// and only when and how consent was given and withdrawn is kept. The
+// member is sent a goodbye (the list's goodbye_message, or the request's
+// notice, in the list's words) unless the request is silent.
 func (s *Server) DeleteMember(ctx context.Context, req *listsv1.DeleteMemberRequest) (*listsv1.DeleteMemberResponse, error) {
 	v, err := aip.ParseIDs("name", req.GetName(), "organizations/{organization}/mailServices/{mail_service}/lists/{list}/members/{member}")
 	if err != nil {
 		return nil, err
+	}
+	notice := strings.TrimSpace(req.GetNotice())
+	if len([]rune(notice)) > maxNotice {
+		return nil, errs.Field("notice", fmt.Sprintf("at most %d characters", maxNotice))
 	}
 	ids := listIDs{v[0], v[1], v[2]}
 	c, err := s.roles.Manage(ctx, ids.org)
@@ -218,13 +225,24 @@ func (s *Server) DeleteMember(ctx context.Context, req *listsv1.DeleteMemberRequ
 		return nil, err
 	}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := findList(ctx, tx, ids); err != nil {
+		l, err := findList(ctx, tx, ids)
+		if err != nil {
 			return err
 		}
-		if _, err := eraseMember(ctx, tx, ids, v[3], "removed by a moderator", c.Name()); err != nil {
+		m, err := eraseMember(ctx, tx, ids, v[3], "", "removed by a moderator", c.Name())
+		if err != nil {
 			return err
 		}
-		return audit(ctx, tx, ids.org, c, "lists.member.delete", req.GetName(), nil)
+		if !req.GetSilent() {
+			text := l.goodbye
+			if notice != "" {
+				text = notice
+			}
+			if err := s.goodbye(ctx, tx, l, m.email, text); err != nil {
+				return err
+			}
+		}
+		return audit(ctx, tx, ids.org, c, "lists.member.delete", req.GetName(), map[string]string{"silent": fmt.Sprint(req.GetSilent())})
 	})
 	if err != nil {
 		return nil, err
@@ -232,12 +250,20 @@ func (s *Server) DeleteMember(ctx context.Context, req *listsv1.DeleteMemberRequ
 	return &listsv1.DeleteMemberResponse{}, nil
 }
 
-// eraseMember deletes member id of list ids in tx and returns it as it
-// was: the list counts it out, a consent record keeps when it was given
-// and how it was withdrawn (withdrawnBy), and the event names the member
-// only, by actor. NotFound when it is not the list's.
-func eraseMember(ctx context.Context, tx pgx.Tx, ids listIDs, id uuid.UUID, withdrawnBy, actor string) (*member, error) {
-	rows, _ := tx.Query(ctx, `DELETE FROM members WHERE id = $1 AND list_id = $2 RETURNING joined_by, `+memberFields, id, ids.list)
+// eraseMember deletes a member of list ids in tx and returns it as it
+// was: the one erasure of a member, whoever asks (a moderator, the
+// member leaving, the bounce sweep). The member is found by id, or by
+// key (its email_key) when id is uuid.Nil. The list counts it out, a
+// consent record keeps when it was given and how it was withdrawn
+// (withdrawnBy), and the event names the member only, by actor. NotFound
+// when it is not the list's.
+func eraseMember(ctx context.Context, tx pgx.Tx, ids listIDs, id uuid.UUID, key, withdrawnBy, actor string) (*member, error) {
+	var rows pgx.Rows
+	if id != uuid.Nil {
+		rows, _ = tx.Query(ctx, `DELETE FROM members WHERE id = $1 AND list_id = $2 RETURNING joined_by, `+memberFields, id, ids.list)
+	} else {
+		rows, _ = tx.Query(ctx, `DELETE FROM members WHERE email_key = $1 AND list_id = $2 RETURNING joined_by, `+memberFields, key, ids.list)
+	}
 	var givenBy string
 	m, err := pgx.CollectOneRow(rows, func(row pgx.CollectableRow) (*member, error) {
 		m := &member{}

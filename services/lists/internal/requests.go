@@ -363,33 +363,21 @@ func (s *Server) leaveRequest(ctx context.Context, tx pgx.Tx, l *list, email, in
 // the consent record (given how, withdrawn how); the member is sent the
 // list's goodbye unless silent. It reports whether email was a member.
 func (s *Server) leave(ctx context.Context, tx pgx.Tx, l *list, email, how, actor string, silent bool) (bool, error) {
-	var id uuid.UUID
-	var given time.Time
-	var givenBy string
-	err := tx.QueryRow(ctx, `DELETE FROM members WHERE list_id = $1 AND email_key = $2 RETURNING id, create_time, joined_by`,
-		l.id, emailKey(email)).Scan(&id, &given, &givenBy)
-	if errors.Is(err, pgx.ErrNoRows) {
+	m, err := eraseMember(ctx, tx, listIDs{l.org, l.ms, l.id}, uuid.Nil, emailKey(email), how, actor)
+	if errs.Is(err, errs.NotFound) {
 		return false, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("delete member: %w", err)
+	if err != nil || silent {
+		return err == nil, err
 	}
-	if _, err := tx.Exec(ctx, removeMember, l.id); err != nil {
-		return false, fmt.Errorf("count member out: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO consents (id, list_id, given_time, given_by, withdrawn_by) VALUES ($1, $2, $3, $4, $5)`,
-		uuid.Must(uuid.NewV7()), l.id, given, givenBy, how); err != nil {
-		return false, fmt.Errorf("record consent: %w", err)
-	}
-	gone := &listsv1.Member{Name: memberName(l.org, l.ms, l.id, id)}
-	if err := outbox.Write(ctx, tx, listsevents.MemberDeleted, &listsv1.MemberChanged{List: listName(l.org, l.ms, l.id), Member: gone, Actor: actor}); err != nil {
-		return false, err
-	}
-	if silent {
-		return true, nil
-	}
-	return true, s.queueLetter(ctx, tx, l, letter{to: email, from: "-owner", kind: letters.Goodbye,
-		data: letters.Data{"List": l.address(), "Email": email, "Message": l.goodbye}})
+	return true, s.goodbye(ctx, tx, l, m.email, l.goodbye)
+}
+
+// goodbye queues the goodbye of email from l with message (the list's
+// goodbye message, or a moderator's notice).
+func (s *Server) goodbye(ctx context.Context, tx pgx.Tx, l *list, email, message string) error {
+	return s.queueLetter(ctx, tx, l, letter{to: email, from: "-owner", kind: letters.Goodbye,
+		data: letters.Data{"List": l.address(), "Email": email, "Message": message}})
 }
 
 // confirm carries out the subscriber's token tok on l, in tx: a join

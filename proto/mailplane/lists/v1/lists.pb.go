@@ -1656,7 +1656,13 @@ func (x *ListMembersResponse) GetTotalSize() int32 {
 type DeleteMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}/members/{member}".
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Removes the member without a word: no goodbye is mailed.
+	Silent bool `protobuf:"varint,2,opt,name=silent,proto3" json:"silent,omitempty"`
+	// The text of the goodbye, in place of the list's goodbye_message,
+	// framed by the list's words in its language; at most 5000 characters.
+	// Empty: the list's goodbye_message. Ignored when silent.
+	Notice        string `protobuf:"bytes,3,opt,name=notice,proto3" json:"notice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1694,6 +1700,20 @@ func (*DeleteMemberRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteMemberRequest) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteMemberRequest) GetSilent() bool {
+	if x != nil {
+		return x.Silent
+	}
+	return false
+}
+
+func (x *DeleteMemberRequest) GetNotice() string {
+	if x != nil {
+		return x.Notice
 	}
 	return ""
 }
@@ -3028,9 +3048,11 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\amembers\x18\x01 \x03(\v2\x1a.mailplane.lists.v1.MemberR\amembers\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
 	"\n" +
-	"total_size\x18\x03 \x01(\x05R\ttotalSize\"1\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\"j\n" +
 	"\x13DeleteMemberRequest\x12\x1a\n" +
-	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"\x16\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\x12\x16\n" +
+	"\x06silent\x18\x02 \x01(\bR\x06silent\x12\x1f\n" +
+	"\x06notice\x18\x03 \x01(\tB\a\xca\xf3\x18\x03\x18\x88'R\x06notice\"\x16\n" +
 	"\x14DeleteMemberResponse\"9\n" +
 	"\x1bEnableMemberDeliveryRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"R\n" +

@@ -318,8 +318,9 @@ type MemberServiceClient interface {
 	// Lists a list's members, by email.
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
 	// Removes a member; their address is erased, only an anonymous record
-	// of when consent was given and withdrawn is kept. Owners and admins
-	// only.
+	// of when consent was given and withdrawn is kept. The member is sent
+	// the list's goodbye_message (or the request's notice) unless the
+	// request is silent. Owners and admins only.
 	DeleteMember(ctx context.Context, in *DeleteMemberRequest, opts ...grpc.CallOption) (*DeleteMemberResponse, error)
 	// Re-enables delivery to a member whose bounces disabled it, and clears
 	// their bounce score and warnings: what a moderator does when the member
@@ -415,8 +416,9 @@ type MemberServiceServer interface {
 	// Lists a list's members, by email.
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
 	// Removes a member; their address is erased, only an anonymous record
-	// of when consent was given and withdrawn is kept. Owners and admins
-	// only.
+	// of when consent was given and withdrawn is kept. The member is sent
+	// the list's goodbye_message (or the request's notice) unless the
+	// request is silent. Owners and admins only.
 	DeleteMember(context.Context, *DeleteMemberRequest) (*DeleteMemberResponse, error)
 	// Re-enables delivery to a member whose bounces disabled it, and clears
 	// their bounce score and warnings: what a moderator does when the member
