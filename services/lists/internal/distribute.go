@@ -34,7 +34,7 @@ const (
 	// memberPageSQL reads members after the checkpoint, in the order the
 	// checkpoint counts them.
 	// Members whose bounces disabled delivery are skipped.
-	memberPageSQL = `SELECT email, email_key FROM members WHERE list_id = $1 AND email_key > $2 AND delivery = 1 ORDER BY email_key LIMIT $3`
+	memberPageSQL = `SELECT email, email_key, receive_own_posts FROM members WHERE list_id = $1 AND email_key > $2 AND delivery = 1 ORDER BY email_key LIMIT $3`
 	checkpoint    = `UPDATE posts SET sent_key = $2, sent_count = sent_count + $3, failed_count = failed_count + $4 WHERE id = $1`
 	postDone      = `UPDATE posts SET done_time = now() WHERE id = $1`
 )
@@ -119,10 +119,14 @@ func (w *distributeWorker) Work(ctx context.Context, job *river.Job[distributeAr
 		if err != nil {
 			return fmt.Errorf("post %s: members: %w", job.Args.Post, err)
 		}
-		var page [][2]string
-		var email, k string
-		_, err = pgx.ForEachRow(rows, []any{&email, &k}, func() error {
-			page = append(page, [2]string{email, k})
+		type recipient struct {
+			email, key string
+			ownPosts   bool
+		}
+		var page []recipient
+		var rc recipient
+		_, err = pgx.ForEachRow(rows, []any{&rc.email, &rc.key, &rc.ownPosts}, func() error {
+			page = append(page, rc)
 			return nil
 		})
 		if err != nil {
@@ -132,13 +136,13 @@ func (w *distributeWorker) Work(ctx context.Context, job *river.Job[distributeAr
 			break
 		}
 		for _, m := range page {
-			key = m[1]
-			if len(post.Recipients([]string{m[0]}, p.Author, false, p.To, p.Cc)) == 0 {
-				continue // the author, or named in To or Cc
+			key = m.key
+			if len(post.Recipients([]string{m.email}, p.Author, m.ownPosts, p.To, p.Cc)) == 0 {
+				continue // the author (unless they want their own), or named in To or Cc
 			}
-			msg, err := p.For(m[0], s.oneClickURL(ctx, l, m[1]))
+			msg, err := p.For(m.email, s.oneClickURL(ctx, l, m.key))
 			if err == nil {
-				err = r.send(ctx, post.VERP(bounces, m[0]), m[0], msg)
+				err = r.send(ctx, post.VERP(bounces, m.email), m.email, msg)
 			}
 			var se *smtp.SMTPError
 			ok := 0
@@ -149,13 +153,13 @@ func (w *distributeWorker) Work(ctx context.Context, job *river.Job[distributeAr
 			case errors.As(err, &se) && se.Code >= 500:
 				// Refused for good: a bounce without the round trip,
 				// counted against the member as one.
-				log.Warn("copy refused", "member", m[0], "error", err)
+				log.Warn("copy refused", "member", m.email, "error", err)
 				failed++
-				if _, err := s.recordBounce(ctx, l.id, m[0], relayRefusal(se), time.Now()); err != nil {
-					return fmt.Errorf("post %s: bounce of %s: %w", job.Args.Post, m[0], err)
+				if _, err := s.recordBounce(ctx, l.id, m.email, relayRefusal(se), time.Now()); err != nil {
+					return fmt.Errorf("post %s: bounce of %s: %w", job.Args.Post, m.email, err)
 				}
 			default:
-				return fmt.Errorf("post %s: send to %s: %w", job.Args.Post, m[0], err)
+				return fmt.Errorf("post %s: send to %s: %w", job.Args.Post, m.email, err)
 			}
 			if _, err := s.pool.Exec(ctx, checkpoint, job.Args.Post, key, ok, 1-ok); err != nil {
 				return fmt.Errorf("post %s: checkpoint: %w", job.Args.Post, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,9 +27,9 @@ const maxMembers = 100000
 const (
 	// memberFields are what scanMember reads, in its order.
 	memberFields = `id, email, email_key, display_name, create_time, delivery, delivery_disabled_time,
-  bounce_score, first_bounce_time, last_bounce_time, last_bounce_diagnostic, bounce_warnings_sent`
+  bounce_score, first_bounce_time, last_bounce_time, last_bounce_diagnostic, bounce_warnings_sent, receive_own_posts`
 	memberColumns = `SELECT ` + memberFields + ` FROM members`
-	insertMember  = `INSERT INTO members (id, list_id, email, email_key, display_name) VALUES ($1, $2, $3, $4, $5)`
+	insertMember  = `INSERT INTO members (id, list_id, email, email_key, display_name, receive_own_posts) VALUES ($1, $2, $3, $4, $5, $6)`
 	// addMember counts the member in, refusing a full list.
 	addMember    = `UPDATE lists SET member_count = member_count + 1 WHERE id = $1 AND member_count < $2`
 	removeMember = `UPDATE lists SET member_count = member_count - 1 WHERE id = $1`
@@ -43,18 +44,20 @@ type member struct {
 	disabledTime, first, last *time.Time
 	score, warningsSent       int32
 	diagnostic                string
+	ownPosts                  bool
 }
 
 func scanMember(row pgx.CollectableRow) (*member, error) {
 	m := &member{}
 	return m, row.Scan(&m.id, &m.email, &m.key, &m.display, &m.createTime, &m.delivery, &m.disabledTime,
-		&m.score, &m.first, &m.last, &m.diagnostic, &m.warningsSent)
+		&m.score, &m.first, &m.last, &m.diagnostic, &m.warningsSent, &m.ownPosts)
 }
 
 func (m *member) proto(ids listIDs) *listsv1.Member {
 	p := &listsv1.Member{Name: memberName(ids.org, ids.ms, ids.list, m.id), Email: m.email, DisplayName: m.display, CreateTime: timestamppb.New(m.createTime),
 		Delivery: listsv1.Delivery(m.delivery), DeliveryDisabledTime: optTime(m.disabledTime), BounceScore: m.score,
-		FirstBounceTime: optTime(m.first), LastBounceTime: optTime(m.last), LastBounceDiagnostic: m.diagnostic, BounceWarningsSent: m.warningsSent}
+		FirstBounceTime: optTime(m.first), LastBounceTime: optTime(m.last), LastBounceDiagnostic: m.diagnostic, BounceWarningsSent: m.warningsSent,
+		ReceiveOwnPosts: m.ownPosts}
 	if p.Delivery == listsv1.Delivery_DELIVERY_UNSPECIFIED {
 		p.Delivery = listsv1.Delivery_DELIVERY_ENABLED // a member made here, not read back
 	}
@@ -103,7 +106,8 @@ func (s *Server) CreateMember(ctx context.Context, req *listsv1.CreateMemberRequ
 	if err != nil {
 		return nil, err
 	}
-	m := &member{id: uuid.Must(uuid.NewV7()), email: email, key: emailKey(email), display: strings.TrimSpace(in.GetDisplayName()), createTime: time.Now()}
+	m := &member{id: uuid.Must(uuid.NewV7()), email: email, key: emailKey(email), display: strings.TrimSpace(in.GetDisplayName()), createTime: time.Now(),
+		ownPosts: in.GetReceiveOwnPosts()}
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		l, err := findList(ctx, tx, ids)
 		if err != nil {
@@ -116,7 +120,7 @@ func (s *Server) CreateMember(ctx context.Context, req *listsv1.CreateMemberRequ
 		if tag.RowsAffected() == 0 {
 			return errs.E(errs.ResourceExhausted, "a list has at most %d members", maxMembers)
 		}
-		if _, err := tx.Exec(ctx, insertMember, m.id, ids.list, m.email, m.key, m.display); err != nil {
+		if _, err := tx.Exec(ctx, insertMember, m.id, ids.list, m.email, m.key, m.display, m.ownPosts); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.ConstraintName == "members_email" {
 				return errs.E(errs.AlreadyExists, "%s is a member already", email)
@@ -144,6 +148,52 @@ func (s *Server) CreateMember(ctx context.Context, req *listsv1.CreateMemberRequ
 		return nil, err
 	}
 	return &listsv1.CreateMemberResponse{Member: m.proto(ids)}, nil
+}
+
+// UpdateMember changes a member's display name or whether they get their
+// own posts; the address stays (a new address is a new consent).
+func (s *Server) UpdateMember(ctx context.Context, req *listsv1.UpdateMemberRequest) (*listsv1.UpdateMemberResponse, error) {
+	in := req.GetMember()
+	v, err := aip.ParseIDs("member.name", in.GetName(), "organizations/{organization}/mailServices/{mail_service}/lists/{list}/members/{member}")
+	if err != nil {
+		return nil, err
+	}
+	ids := listIDs{v[0], v[1], v[2]}
+	paths, err := aip.UpdatePaths(req.GetUpdateMask(), in, "display_name", "receive_own_posts")
+	if err != nil {
+		return nil, err
+	}
+	display := strings.TrimSpace(in.GetDisplayName())
+	c, err := s.roles.Manage(ctx, ids.org)
+	if err != nil {
+		return nil, err
+	}
+	var m *member
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := findList(ctx, tx, ids); err != nil {
+			return err // another organization's list, by its id
+		}
+		rows, _ := tx.Query(ctx, `UPDATE members SET
+  display_name = CASE WHEN $3 THEN $4 ELSE display_name END,
+  receive_own_posts = CASE WHEN $5 THEN $6 ELSE receive_own_posts END
+WHERE id = $1 AND list_id = $2 RETURNING `+memberFields,
+			v[3], ids.list, slices.Contains(paths, "display_name"), display, slices.Contains(paths, "receive_own_posts"), in.GetReceiveOwnPosts())
+		m, err = pgx.CollectOneRow(rows, scanMember)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errs.E(errs.NotFound, "member not found")
+		}
+		if err != nil {
+			return fmt.Errorf("update member: %w", err)
+		}
+		if err := outbox.Write(ctx, tx, listsevents.MemberUpdated, &listsv1.MemberChanged{List: listName(ids.org, ids.ms, ids.list), Member: m.proto(ids), Actor: c.Name()}); err != nil {
+			return err
+		}
+		return audit(ctx, tx, ids.org, c, "lists.member.update", in.GetName(), map[string]string{"fields": strings.Join(paths, " ")})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &listsv1.UpdateMemberResponse{Member: m.proto(ids)}, nil
 }
 
 // ListMembers lists a list's members, by address.
@@ -268,7 +318,7 @@ func eraseMember(ctx context.Context, tx pgx.Tx, ids listIDs, id uuid.UUID, key,
 	m, err := pgx.CollectOneRow(rows, func(row pgx.CollectableRow) (*member, error) {
 		m := &member{}
 		return m, row.Scan(&givenBy, &m.id, &m.email, &m.key, &m.display, &m.createTime, &m.delivery, &m.disabledTime,
-			&m.score, &m.first, &m.last, &m.diagnostic, &m.warningsSent)
+			&m.score, &m.first, &m.last, &m.diagnostic, &m.warningsSent, &m.ownPosts)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errs.E(errs.NotFound, "member not found")

@@ -299,6 +299,7 @@ var ListService_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	MemberService_CreateMember_FullMethodName         = "/mailplane.lists.v1.MemberService/CreateMember"
+	MemberService_UpdateMember_FullMethodName         = "/mailplane.lists.v1.MemberService/UpdateMember"
 	MemberService_ListMembers_FullMethodName          = "/mailplane.lists.v1.MemberService/ListMembers"
 	MemberService_DeleteMember_FullMethodName         = "/mailplane.lists.v1.MemberService/DeleteMember"
 	MemberService_EnableMemberDelivery_FullMethodName = "/mailplane.lists.v1.MemberService/EnableMemberDelivery"
@@ -315,6 +316,9 @@ type MemberServiceClient interface {
 	// address that is already a member is ALREADY_EXISTS. Owners and admins
 	// only.
 	CreateMember(ctx context.Context, in *CreateMemberRequest, opts ...grpc.CallOption) (*CreateMemberResponse, error)
+	// Changes a member's display_name or receive_own_posts; the address
+	// never changes (remove and add). Owners and admins only.
+	UpdateMember(ctx context.Context, in *UpdateMemberRequest, opts ...grpc.CallOption) (*UpdateMemberResponse, error)
 	// Lists a list's members, by email.
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
 	// Removes a member; their address is erased, only an anonymous record
@@ -348,6 +352,16 @@ func (c *memberServiceClient) CreateMember(ctx context.Context, in *CreateMember
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateMemberResponse)
 	err := c.cc.Invoke(ctx, MemberService_CreateMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *memberServiceClient) UpdateMember(ctx context.Context, in *UpdateMemberRequest, opts ...grpc.CallOption) (*UpdateMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateMemberResponse)
+	err := c.cc.Invoke(ctx, MemberService_UpdateMember_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -413,6 +427,9 @@ type MemberServiceServer interface {
 	// address that is already a member is ALREADY_EXISTS. Owners and admins
 	// only.
 	CreateMember(context.Context, *CreateMemberRequest) (*CreateMemberResponse, error)
+	// Changes a member's display_name or receive_own_posts; the address
+	// never changes (remove and add). Owners and admins only.
+	UpdateMember(context.Context, *UpdateMemberRequest) (*UpdateMemberResponse, error)
 	// Lists a list's members, by email.
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
 	// Removes a member; their address is erased, only an anonymous record
@@ -444,6 +461,9 @@ type UnimplementedMemberServiceServer struct{}
 
 func (UnimplementedMemberServiceServer) CreateMember(context.Context, *CreateMemberRequest) (*CreateMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateMember not implemented")
+}
+func (UnimplementedMemberServiceServer) UpdateMember(context.Context, *UpdateMemberRequest) (*UpdateMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateMember not implemented")
 }
 func (UnimplementedMemberServiceServer) ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListMembers not implemented")
@@ -492,6 +512,24 @@ func _MemberService_CreateMember_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(MemberServiceServer).CreateMember(ctx, req.(*CreateMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MemberService_UpdateMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MemberServiceServer).UpdateMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MemberService_UpdateMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MemberServiceServer).UpdateMember(ctx, req.(*UpdateMemberRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -571,6 +609,10 @@ var MemberService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateMember",
 			Handler:    _MemberService_CreateMember_Handler,
+		},
+		{
+			MethodName: "UpdateMember",
+			Handler:    _MemberService_UpdateMember_Handler,
 		},
 		{
 			MethodName: "ListMembers",
