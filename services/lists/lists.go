@@ -10,19 +10,24 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/accounts/accountsevents"
 	internal "github.com/mailplane/mailplane/services/lists/internal"
 	"github.com/mailplane/mailplane/services/lists/internal/migrations"
 	"github.com/mailplane/mailplane/services/lists/listsevents"
-	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/events"
 	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/service"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 )
 
 // Schema is the PostgreSQL schema the service owns.
@@ -145,9 +150,35 @@ func New(c *Config) service.Service {
 				svc.close()
 				return service.Parts{}, err
 			}
-			return service.Parts{Workers: []func(context.Context) error{svc.Run}}, nil
+			return service.Parts{Subscriptions: Subscriptions(env.Log), Workers: []func(context.Context) error{svc.Run}}, nil
 		},
 	}
+}
+
+// Subscriptions are the events the service consumes: removed members,
+// deleted users and released logins, which keep the moderators named as
+// users true (internal.ApplyPersonLeft).
+func Subscriptions(log *slog.Logger) []events.Subscription {
+	return []events.Subscription{{
+		Durable:  internal.PeopleConsumer,
+		Subjects: []string{accountsevents.MemberDeleted, accountsevents.UserDeleted, accountsevents.UserLoginReleased},
+		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			var ev proto.Message
+			switch {
+			case events.SubjectIs(m.Subject(), accountsevents.MemberDeleted):
+				ev = &accountsv1.MemberDeleted{}
+			case events.SubjectIs(m.Subject(), accountsevents.UserDeleted):
+				ev = &accountsv1.UserDeleted{}
+			default:
+				ev = &accountsv1.LoginReleased{}
+			}
+			if err := proto.Unmarshal(m.Data(), ev); err != nil {
+				log.ErrorContext(ctx, "people event dropped: bad payload", "subject", m.Subject(), "error", err)
+				return nil
+			}
+			return internal.ApplyPersonLeft(ctx, tx, ev)
+		},
+	}}
 }
 
 // Service is the running service.
@@ -177,7 +208,7 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		}
 		svc.conns = append(svc.conns, conn)
 	}
-	s := internal.NewServer(pool, access.NewAccounts(svc.conns[0]), internal.NewMailboxesClient(svc.conns[1]), log)
+	s := internal.NewServer(pool, internal.NewAccountsClient(svc.conns[0]), internal.NewMailboxesClient(svc.conns[1]), log)
 	// Posts are queued through this client and worked by Run's.
 	inserter, err := jobs.New(pool, jobs.Config{Schema: Schema, Log: log})
 	if err != nil {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/lists"
@@ -25,15 +27,16 @@ import (
 )
 
 type env struct {
-	t       *testing.T
-	srv     *servicetest.Server
-	pool    *pgxpool.Pool
-	lists   listsv1.ListServiceClient
-	members listsv1.MemberServiceClient
-	addrs   mailboxesv1.AddressServiceClient
-	org     uuid.UUID
-	admin   context.Context
-	ms      string // a verified mail service, example.test
+	t        *testing.T
+	accounts *fakeAccounts
+	srv      *servicetest.Server
+	pool     *pgxpool.Pool
+	lists    listsv1.ListServiceClient
+	members  listsv1.MemberServiceClient
+	addrs    mailboxesv1.AddressServiceClient
+	org      uuid.UUID
+	admin    context.Context
+	ms       string // a verified mail service, example.test
 }
 
 // start runs mailboxes and lists on one gRPC server, as `mailplane dev`
@@ -64,7 +67,10 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	org := uuid.Must(uuid.NewV7())
+	accounts := &fakeAccounts{org: org, emails: map[string]string{modUser: modEmail}}
 	s := servicetest.Start(t, func(s *servicetest.Server) error {
+		accountsv1.RegisterOrganizationServiceServer(s.GRPC.Server, accounts)
 		if _, err := mailboxes.Register(s.GRPC.Server, pools[mailboxes.Schema], mailboxes.Config{AccountsAddr: s.Addr}, resolver, s.Log); err != nil {
 			return err
 		}
@@ -72,7 +78,7 @@ func start(t *testing.T) *env {
 		return err
 	})
 	e := &env{t: t, srv: s, pool: pools[lists.Schema], lists: listsv1.NewListServiceClient(s.Conn), members: listsv1.NewMemberServiceClient(s.Conn),
-		addrs: mailboxesv1.NewAddressServiceClient(s.Conn), org: uuid.Must(uuid.NewV7())}
+		addrs: mailboxesv1.NewAddressServiceClient(s.Conn), org: org, accounts: accounts}
 	e.admin = e.as(e.org, "admin")
 	services := mailboxesv1.NewMailServiceServiceClient(s.Conn)
 	created, err := services.CreateMailService(e.admin, &mailboxesv1.CreateMailServiceRequest{Parent: "organizations/" + e.org.String(), MailService: &mailboxesv1.MailService{Domain: "example.test"}})
@@ -86,6 +92,41 @@ func start(t *testing.T) *env {
 	}
 	e.ms = created.GetMailService().GetName()
 	return e
+}
+
+// modUser is a member of the test's organization, modEmail their login.
+const (
+	modUser  = "users/0193d2a5-0000-7000-8000-000000000001"
+	modEmail = "mod@example.org"
+)
+
+// fakeAccounts stands for the accounts service: BatchGetMembers answers
+// the members of org it knows (user name to login email), for callers of
+// org only, as accounts does.
+type fakeAccounts struct {
+	accountsv1.UnimplementedOrganizationServiceServer
+	org    uuid.UUID
+	mu     sync.Mutex
+	emails map[string]string
+}
+
+func (f *fakeAccounts) BatchGetMembers(ctx context.Context, req *accountsv1.BatchGetMembersRequest) (*accountsv1.BatchGetMembersResponse, error) {
+	p, _ := auth.FromContext(ctx)
+	if req.GetParent() != "organizations/"+f.org.String() || p.OrganizationID != f.org.String() {
+		return nil, status.Error(codes.NotFound, "organization not found")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := &accountsv1.BatchGetMembersResponse{}
+	for _, n := range req.GetNames() {
+		user := "users/" + n[strings.LastIndexByte(n, '/')+1:]
+		if email, ok := f.emails[user]; ok {
+			resp.Members = append(resp.Members, &accountsv1.Member{Name: n, User: user, Email: email, Role: accountsv1.Role_ROLE_MEMBER})
+		} else if !req.GetAllowMissing() {
+			return nil, status.Error(codes.NotFound, "member not found")
+		}
+	}
+	return resp, nil
 }
 
 // as is a caller with role in org, through an API token.

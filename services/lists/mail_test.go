@@ -40,7 +40,7 @@ func startMail(t *testing.T, relay lists.Relay) *mailEnv {
 	created, err := e.lists.CreateList(e.admin, &listsv1.CreateListRequest{Parent: e.ms, List: &listsv1.List{
 		LocalPart: "team", DisplayName: "Team", SubjectPrefix: "[team]", MaxMessageBytes: 4096,
 		FooterText: "You are subscribed as ${member}.",
-		Moderators: []*listsv1.Moderator{{Email: "boss@elsewhere.example"}, {User: "users/0193d2a5-0000-7000-8000-000000000001"}},
+		Moderators: []*listsv1.Moderator{{Email: "boss@elsewhere.example"}},
 	}})
 	if err != nil {
 		t.Fatal(err)

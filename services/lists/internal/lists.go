@@ -82,9 +82,14 @@ type list struct {
 	bounce                   bounceSettings
 }
 
+// moderator is a moderator as stored in lists.moderators: an email, or a
+// user of the organization with their login email as accounts last
+// answered (UserEmail, never shown in the API: the mail path's copy;
+// empty once the login was released).
 type moderator struct {
-	User  string `json:"user,omitempty"`
-	Email string `json:"email,omitempty"`
+	User      string `json:"user,omitempty"`
+	Email     string `json:"email,omitempty"`
+	UserEmail string `json:"user_email,omitempty"`
 }
 
 func scanList(row pgx.CollectableRow) (*list, error) {
@@ -140,6 +145,7 @@ func (l *list) apply(in *listsv1.List, paths []string) error {
 			}
 			l.moderators = nil
 			for i, m := range in.GetModerators() {
+				user := ""
 				switch {
 				case m.GetUser() != "" && m.GetEmail() != "":
 					bad(fmt.Sprintf("moderators[%d]", i), "set user or email, not both")
@@ -147,6 +153,9 @@ func (l *list) apply(in *listsv1.List, paths []string) error {
 					if _, err := aip.ParseIDs(fmt.Sprintf("list.moderators[%d].user", i), m.GetUser(), "users/{user}"); err != nil {
 						bad(fmt.Sprintf("moderators[%d].user", i), `want "users/{user}"`)
 					}
+					// Stored as accounts' events name users, so that they
+					// find it.
+					user = strings.ToLower(m.GetUser())
 				case m.GetEmail() != "":
 					if err := validate.Email(m.GetEmail()); err != nil {
 						bad(fmt.Sprintf("moderators[%d].email", i), err.Error())
@@ -154,7 +163,7 @@ func (l *list) apply(in *listsv1.List, paths []string) error {
 				default:
 					bad(fmt.Sprintf("moderators[%d]", i), "set user or email")
 				}
-				mod := moderator{User: m.GetUser(), Email: strings.TrimSpace(m.GetEmail())}
+				mod := moderator{User: user, Email: strings.TrimSpace(m.GetEmail())}
 				if !slices.Contains(l.moderators, mod) {
 					l.moderators = append(l.moderators, mod)
 				}
@@ -245,6 +254,9 @@ func (s *Server) CreateList(ctx context.Context, req *listsv1.CreateListRequest)
 	}
 	c, err := s.roles.Manage(ctx, org)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.resolveModerators(ctx, org, l.moderators); err != nil {
 		return nil, err
 	}
 	var n int
@@ -389,6 +401,17 @@ func (s *Server) UpdateList(ctx context.Context, req *listsv1.UpdateListRequest)
 	if err != nil {
 		return nil, err
 	}
+	// The users among the new moderators are asked of accounts before the
+	// transaction, which holds no row while another service answers.
+	var mods list
+	if slices.Contains(paths, "moderators") {
+		if err := mods.apply(in, []string{"moderators"}); err != nil {
+			return nil, err
+		}
+		if err := s.resolveModerators(ctx, ids.org, mods.moderators); err != nil {
+			return nil, err
+		}
+	}
 	var l *list
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if l, err = findList(ctx, tx, ids); err != nil {
@@ -396,6 +419,9 @@ func (s *Server) UpdateList(ctx context.Context, req *listsv1.UpdateListRequest)
 		}
 		if err := l.apply(in, paths); err != nil {
 			return err
+		}
+		if slices.Contains(paths, "moderators") {
+			l.moderators = mods.moderators
 		}
 		if slices.Contains(paths, "display_name") && l.displayName == "" {
 			l.displayName = l.localPart

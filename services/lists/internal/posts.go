@@ -65,14 +65,12 @@ func addressKey(a string) string {
 // when it lets it through. The author is the From address, which members
 // see and which Mailman checks too; the envelope sender is the
 // author's provider's business (a forwarder rewrites it).
-//
-// Moderators named as organization users ("users/{id}") cannot be
-// matched yet: lists cannot resolve a user's address (accounts has no
-// call for it), so only moderators given by email count here.
+// Moderators named as organization users are matched by their login
+// email (moderatorEmails).
 func (s *Server) holdReason(ctx context.Context, q pgx.Tx, l *list, author string) (string, error) {
 	key := addressKey(author)
-	for _, m := range l.moderators {
-		if m.Email != "" && addressKey(m.Email) == key {
+	for _, m := range l.moderatorEmails() {
+		if addressKey(m) == key {
 			return "", nil
 		}
 	}

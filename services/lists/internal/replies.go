@@ -44,14 +44,19 @@ func (l *list) lang() letters.Lang {
 func (l *list) address() string            { return l.localPart + "@" + l.domain }
 func (l *list) robot(suffix string) string { return l.localPart + suffix + "@" + l.domain }
 
-// moderatorEmails are the addresses of l's moderators given by email.
-// Moderators named as users are left out: lists cannot learn a user's
-// address (accounts has no call a service may make for it).
+// moderatorEmails are the addresses of l's moderators: those given by
+// email, and the login emails of those named as users (as accounts last
+// answered; a user whose login was released has none until a manager
+// saves the moderators again), each address once.
 func (l *list) moderatorEmails() []string {
 	var out []string
+	seen := map[string]bool{}
 	for _, m := range l.moderators {
-		if m.Email != "" {
-			out = append(out, m.Email)
+		for _, a := range []string{m.Email, m.UserEmail} {
+			if a != "" && !seen[addressKey(a)] {
+				seen[addressKey(a)] = true
+				out = append(out, a)
+			}
 		}
 	}
 	return out

@@ -392,9 +392,8 @@ func moderatorActor(addr string) string { return "mailto:" + addr }
 var errNoOwner = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "this list's moderators cannot be reached by mail"}
 
 // forwardToOwners forwards m, a mail to l's -owner address, as it came
-// (its DKIM signature intact) to each moderator given by email, from the
-// -bounces address. Moderators named as users are not reached (lists
-// cannot learn their address). A sender past its rate of answers is
+// (its DKIM signature intact) to each moderator's address
+// (moderatorEmails), from the -bounces address. A sender past its rate of answers is
 // taken and not forwarded: the robots must not flood the moderators.
 func (s *Server) forwardToOwners(ctx context.Context, l *list, m *robotMail) error {
 	mods := l.moderatorEmails()

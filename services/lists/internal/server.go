@@ -33,6 +33,7 @@ type Server struct {
 
 	pool      *pgxpool.Pool
 	roles     *access.Roles
+	accounts  Accounts
 	mailboxes Mailboxes
 	log       *slog.Logger
 	// jobs queues posts' distribution; relay sends the copies.
@@ -44,10 +45,10 @@ type Server struct {
 	forms formsState
 }
 
-// NewServer returns a server over pool, asking roles of src and reserving
-// addresses in mailboxes.
-func NewServer(pool *pgxpool.Pool, src access.Source, mailboxes Mailboxes, log *slog.Logger) *Server {
-	s := &Server{pool: pool, roles: access.NewRoles(src, roleTTL), mailboxes: mailboxes, log: log, heldTTL: DefaultHeldPostTTL}
+// NewServer returns a server over pool, asking accounts about people and
+// reserving addresses in mailboxes.
+func NewServer(pool *pgxpool.Pool, accounts Accounts, mailboxes Mailboxes, log *slog.Logger) *Server {
+	s := &Server{pool: pool, roles: access.NewRoles(accounts, roleTTL), accounts: accounts, mailboxes: mailboxes, log: log, heldTTL: DefaultHeldPostTTL}
 	s.SetForms("", FormLimit{})
 	return s
 }
