@@ -176,6 +176,12 @@ func TestJoinConfirmed(t *testing.T) {
 	if got := e.members(); slices.Contains(got, "zoe@example.com") {
 		t.Fatalf("member before confirming: %v", got)
 	}
+	// Asked again: a new confirmation, the same request (one event).
+	e.send("zoe@example.com", "team-join@example.test", "From: zoe@example.com\nSubject: again\n\n")
+	e.next(1).to(t, "zoe@example.com", "Confirm")
+	if n := e.events("lists.subscription_request.created"); n != 1 {
+		t.Errorf("%d requests created, want 1", n)
+	}
 	reply := fmt.Sprintf(`From: =?UTF-8?Q?Zo=C3=AB?= <zoe@example.com>
 To: team-request@example.test
 Subject: RE: %s
@@ -217,6 +223,19 @@ Content-Type: text/html; charset=utf-8
 	e.send("zoe@example.com", "team-confirm+"+m[1]+"@example.test", "From: zoe@example.com\nSubject: Re: confirm\n\nok\n")
 	says(t, e.next(1).to(t, "zoe@example.com", "Résultat"), "inconnu, déjà utilisé ou expiré")
 	e.quiet()
+	if n := e.events("lists.subscription_request.confirmed"); n != 1 {
+		t.Errorf("%d requests confirmed, want 1", n)
+	}
+}
+
+// events counts the events written on subject.
+func (e *robotEnv) events(subject string) int {
+	e.t.Helper()
+	var n int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE subject = $1`, subject).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
 }
 
 // TestModeratedJoinByMail: with a moderated list, a join tells the
@@ -284,10 +303,10 @@ AND position('mailto:boss@elsewhere.example'::bytea in payload) > 0`).Scan(&audi
 	if audited != 2 {
 		t.Errorf("%d audit records by the moderator's mail, want 2", audited)
 	}
-	for _, subject := range []string{"lists.subscription_request.accepted", "lists.subscription_request.rejected"} {
-		var n int
-		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE subject = $1`, subject).Scan(&n); err != nil || n != 1 {
-			t.Errorf("%d %s events, %v; want 1", n, subject, err)
+	for subject, want := range map[string]int{"lists.subscription_request.created": 2, "lists.subscription_request.confirmed": 0,
+		"lists.subscription_request.accepted": 1, "lists.subscription_request.rejected": 1} {
+		if n := e.events(subject); n != want {
+			t.Errorf("%d %s events; want %d", n, subject, want)
 		}
 	}
 	e.quiet()

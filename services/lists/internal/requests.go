@@ -211,7 +211,8 @@ func (s *Server) join(ctx context.Context, tx pgx.Tx, l *list, email, name, via,
 
 // upsertRequest records email's request to join l in state, or
 // refreshes the one waiting (a request a moderator must decide on stays
-// so), and returns it.
+// so), and returns it. A new request writes
+// lists.subscription_request.created; a refreshed one nothing.
 func upsertRequest(ctx context.Context, tx pgx.Tx, l *list, email, name, via string, state int16) (*subRequest, error) {
 	var n int
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM subscription_requests WHERE list_id = $1`, l.id).Scan(&n); err != nil {
@@ -224,10 +225,20 @@ func upsertRequest(ctx context.Context, tx pgx.Tx, l *list, email, name, via str
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (list_id, email_key) DO UPDATE SET display_name = EXCLUDED.display_name, via = EXCLUDED.via,
   state = GREATEST(subscription_requests.state, EXCLUDED.state), update_time = now()
-RETURNING `+subRequestColumns, uuid.Must(uuid.NewV7()), l.id, email, emailKey(email), name, via, state)
-	r, err := pgx.CollectOneRow(rows, scanSubRequest)
+RETURNING xmax = 0, `+subRequestColumns, uuid.Must(uuid.NewV7()), l.id, email, emailKey(email), name, via, state)
+	// xmax is 0 on a row this statement inserted, not on one it updated.
+	var inserted bool
+	r, err := pgx.CollectOneRow(rows, func(row pgx.CollectableRow) (*subRequest, error) {
+		r := &subRequest{}
+		return r, row.Scan(&inserted, &r.id, &r.email, &r.display, &r.via, &r.state, &r.createTime, &r.modified)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store request: %w", err)
+	}
+	if inserted {
+		if err := writeRequestEvent(ctx, tx, l, r, listsevents.SubscriptionRequestCreated, "", robotActor); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -407,6 +418,9 @@ func (s *Server) confirm(ctx context.Context, tx pgx.Tx, l *list, tok string) (b
 		if r.state == awaitsModerator {
 			return true, nil // confirmed twice
 		}
+		if err := writeRequestEvent(ctx, tx, l, r, listsevents.SubscriptionRequestConfirmed, "", robotActor); err != nil {
+			return false, err
+		}
 		if listsv1.SubscriptionPolicy(l.subscription) == listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_CONFIRM_THEN_MODERATE ||
 			listsv1.SubscriptionPolicy(l.subscription) == listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_MODERATE {
 			return true, s.awaitModerator(ctx, tx, l, r, "")
@@ -468,6 +482,12 @@ func requestEvent(ctx context.Context, tx pgx.Tx, l *list, r *subRequest, verb c
 	if subject == "" {
 		subject = listsevents.SubscriptionRequestDiscarded
 	}
+	return writeRequestEvent(ctx, tx, l, r, subject, reason, actor)
+}
+
+// writeRequestEvent writes a SubscriptionRequestChanged about r on
+// subject, in tx.
+func writeRequestEvent(ctx context.Context, tx pgx.Tx, l *list, r *subRequest, subject, reason, actor string) error {
 	ev := &listsv1.SubscriptionRequestChanged{List: listName(l.org, l.ms, l.id), SubscriptionRequest: r.proto(listIDs{l.org, l.ms, l.id}), Actor: actor, Reason: reason}
 	return outbox.Write(ctx, tx, subject, ev)
 }

@@ -23,6 +23,12 @@ const (
 	HeldPostRejected = "lists.held_post.rejected"
 	// HeldPostDiscarded carries a HeldPostChanged.
 	HeldPostDiscarded = "lists.held_post.discarded"
+	// SubscriptionRequestCreated carries a SubscriptionRequestChanged: a
+	// new request to join, by mail or form, before any confirmation.
+	SubscriptionRequestCreated = "lists.subscription_request.created"
+	// SubscriptionRequestConfirmed carries a SubscriptionRequestChanged:
+	// the subscriber confirmed (the request as it was before).
+	SubscriptionRequestConfirmed = "lists.subscription_request.confirmed"
 	// SubscriptionRequestAccepted carries a SubscriptionRequestChanged.
 	SubscriptionRequestAccepted = "lists.subscription_request.accepted"
 	// SubscriptionRequestRejected carries a SubscriptionRequestChanged.
@@ -37,5 +43,6 @@ const (
 func Subjects() []string {
 	return []string{ListCreated, ListUpdated, ListDeleted, MemberCreated, MemberUpdated, MemberDeleted,
 		HeldPostAccepted, HeldPostRejected, HeldPostDiscarded,
+		SubscriptionRequestCreated, SubscriptionRequestConfirmed,
 		SubscriptionRequestAccepted, SubscriptionRequestRejected, SubscriptionRequestDiscarded, AuditRecorded}
 }

@@ -217,15 +217,19 @@ func (x *HeldPostChanged) GetReason() string {
 	return ""
 }
 
-// SubscriptionRequestChanged: mailplane.lists.subscription_request.accepted,
-// .rejected, .discarded: a moderator's decision, by mail or over the API.
+// SubscriptionRequestChanged: mailplane.lists.subscription_request.created
+// (a new request to join, by mail or form), .confirmed (the subscriber
+// confirmed it), and .accepted, .rejected, .discarded (a moderator's
+// decision, by mail or over the API).
 type SubscriptionRequestChanged struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The list's name.
 	List string `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
-	// The request, as it was before the decision.
+	// The request: as created; as it was before the confirmation or the
+	// decision.
 	SubscriptionRequest *SubscriptionRequest `protobuf:"bytes,2,opt,name=subscription_request,json=subscriptionRequest,proto3" json:"subscription_request,omitempty"`
-	// Who decided, by resource name ("mailto:<address>" by mail).
+	// Who decided, by resource name ("mailto:<address>" by mail);
+	// "lists/robot" for .created and .confirmed.
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// The reason sent to the address, for .rejected.
 	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
