@@ -284,6 +284,15 @@ func TestPostDistributed(t *testing.T) {
 	if err := e.pool.QueryRow(context.Background(), "SELECT sum(sent_count), sum(failed_count) FROM posts").Scan(&sent, &failed); err != nil || sent != 3 || failed != 0 {
 		t.Errorf("posts counted %d sent, %d refused (%v); want 3, 0", sent, failed, err)
 	}
+	// The checkpoints' connection, which commits asynchronously, went
+	// back to the pool committing durably like the others.
+	for _, c := range e.pool.AcquireAllIdle(context.Background()) {
+		var v string
+		if err := c.QueryRow(context.Background(), "SHOW synchronous_commit").Scan(&v); err != nil || v != "on" {
+			t.Errorf("a pooled connection has synchronous_commit %q (%v), want on", v, err)
+		}
+		c.Release()
+	}
 }
 
 // TestPostRefused: what the list must not take is refused at LMTP with

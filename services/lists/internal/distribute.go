@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mailplane/mailplane/services/lists/internal/post"
 	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/riverqueue/river"
@@ -113,6 +114,11 @@ func (w *distributeWorker) Work(ctx context.Context, job *river.Job[distributeAr
 	r := &relayConn{relay: s.relay, log: log}
 	defer r.close()
 	bounces := l.localPart + "-bounces@" + l.domain
+	cp, err := asyncConn(ctx, s.pool)
+	if err != nil {
+		return fmt.Errorf("post %s: %w", job.Args.Post, err)
+	}
+	defer releaseAsync(cp)
 	var sent, failed int
 	for {
 		rows, err := s.pool.Query(ctx, memberPageSQL, l.id, key, memberPage)
@@ -161,7 +167,7 @@ func (w *distributeWorker) Work(ctx context.Context, job *river.Job[distributeAr
 			default:
 				return fmt.Errorf("post %s: send to %s: %w", job.Args.Post, m.email, err)
 			}
-			if _, err := s.pool.Exec(ctx, checkpoint, job.Args.Post, key, ok, 1-ok); err != nil {
+			if _, err := cp.Exec(ctx, checkpoint, job.Args.Post, key, ok, 1-ok); err != nil {
 				return fmt.Errorf("post %s: checkpoint: %w", job.Args.Post, err)
 			}
 		}
@@ -172,6 +178,39 @@ func (w *distributeWorker) Work(ctx context.Context, job *river.Job[distributeAr
 	log.Info("post distributed", "sent", sent, "refused", failed)
 	r.quit()
 	return nil
+}
+
+// asyncConn returns a connection of the pool whose commits do not wait
+// for their WAL flush (synchronous_commit off), for the checkpoints: a
+// copy then costs its SMTP transaction and a round trip, not a disk flush
+// as well (one flush per copy made the fan-out 3 to 8 times slower, see
+// docs/benchmarks.md). What it risks is narrow: a crash of PostgreSQL
+// itself (not of this process, nor a deploy) loses the checkpoints of
+// the last few hundred milliseconds, the WAL writer's delay, and those
+// members get a second copy. The post's done mark and everything else
+// still commit durably, on other connections.
+func asyncConn(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Conn, error) {
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint connection: %w", err)
+	}
+	if _, err := c.Exec(ctx, "SET synchronous_commit = off"); err != nil {
+		c.Release()
+		return nil, fmt.Errorf("checkpoint connection: %w", err)
+	}
+	return c, nil
+}
+
+// releaseAsync gives c back to the pool as it found it; a connection
+// that cannot be reset is closed, so that no other work commits
+// asynchronously by mistake.
+func releaseAsync(c *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Exec(ctx, "RESET synchronous_commit"); err != nil {
+		c.Conn().Close(ctx)
+	}
+	c.Release()
 }
 
 // relayConn is one connection to the relay, opened at the first copy and
