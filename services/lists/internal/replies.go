@@ -77,23 +77,33 @@ type letter struct {
 // The letter is rendered now, from what tx sees, so that it says what
 // was done even if the list changes before the job runs.
 func (s *Server) queueLetter(ctx context.Context, tx pgx.Tx, l *list, lt letter) error {
+	args, ok, err := renderLetter(l, lt)
+	if err != nil || !ok {
+		return err
+	}
+	if s.jobs == nil {
+		return fmt.Errorf("queue %s: no jobs client", lt.kind.Name)
+	}
+	if _, err := s.jobs.InsertTx(ctx, tx, args, nil); err != nil {
+		return fmt.Errorf("queue %s: %w", lt.kind.Name, err)
+	}
+	return nil
+}
+
+// renderLetter is lt for l as the job that sends it; false when lt is to
+// a robot address, which is never written to.
+func renderLetter(l *list, lt letter) (letterArgs, bool, error) {
 	if commands.RobotSender(lt.to) {
-		return nil
+		return letterArgs{}, false, nil
 	}
 	msg, err := letters.Write(letters.Header{
 		From: gomail.Address{Name: l.displayName, Address: l.robot(lt.from)}, To: lt.to,
 		InReplyTo: lt.inReplyTo, Domain: l.domain, Date: time.Now(),
 	}, lt.kind, l.lang(), lt.data)
 	if err != nil {
-		return err
+		return letterArgs{}, false, err
 	}
-	if s.jobs == nil {
-		return fmt.Errorf("queue %s: no jobs client", lt.kind.Name)
-	}
-	if _, err := s.jobs.InsertTx(ctx, tx, letterArgs{List: l.id, To: lt.to, Letter: lt.kind.Name, Msg: msg}, nil); err != nil {
-		return fmt.Errorf("queue %s: %w", lt.kind.Name, err)
-	}
-	return nil
+	return letterArgs{List: l.id, To: lt.to, Letter: lt.kind.Name, Msg: msg}, true, nil
 }
 
 // allowReply counts one answer to addr for l and reports whether it is

@@ -330,8 +330,13 @@ ON CONFLICT DO NOTHING RETURNING id`, m.id, l.id, m.email, m.key, m.display, how
 // welcome queues the welcome of email to l with message (the list's
 // welcome message, or a moderator's notice).
 func (s *Server) welcome(ctx context.Context, tx pgx.Tx, l *list, email, message string) error {
-	return s.queueLetter(ctx, tx, l, letter{to: email, from: "-owner", kind: letters.Welcome,
-		data: letters.Data{"List": l.address(), "Email": email, "Message": message, "Post": l.address(), "Leave": l.robot("-leave")}})
+	return s.queueLetter(ctx, tx, l, welcomeLetter(l, email, message))
+}
+
+// welcomeLetter is the welcome of email to l, saying message.
+func welcomeLetter(l *list, email, message string) letter {
+	return letter{to: email, from: "-owner", kind: letters.Welcome,
+		data: letters.Data{"List": l.address(), "Email": email, "Message": message, "Post": l.address(), "Leave": l.robot("-leave")}}
 }
 
 // requestLeave asks, on behalf of email, to unsubscribe it from l, as a

@@ -372,7 +372,7 @@ func (x SubscriptionRequest_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SubscriptionRequest_State.Descriptor instead.
 func (SubscriptionRequest_State) EnumDescriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{35, 0}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{37, 0}
 }
 
 // BounceSettings say what a member's bounces cost them, as Mailman 3's
@@ -1522,6 +1522,108 @@ func (x *CreateMemberResponse) GetMember() *Member {
 	return nil
 }
 
+// BatchCreateMembersRequest adds several members.
+type BatchCreateMembersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/lists/{list}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The members to add, 1 to 1000; each request's parent is this
+	// parent.
+	Requests      []*CreateMemberRequest `protobuf:"bytes,2,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCreateMembersRequest) Reset() {
+	*x = BatchCreateMembersRequest{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCreateMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCreateMembersRequest) ProtoMessage() {}
+
+func (x *BatchCreateMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCreateMembersRequest.ProtoReflect.Descriptor instead.
+func (*BatchCreateMembersRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *BatchCreateMembersRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *BatchCreateMembersRequest) GetRequests() []*CreateMemberRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// BatchCreateMembersResponse is the new members, in the requests' order.
+type BatchCreateMembersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The members.
+	Members       []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCreateMembersResponse) Reset() {
+	*x = BatchCreateMembersResponse{}
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCreateMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCreateMembersResponse) ProtoMessage() {}
+
+func (x *BatchCreateMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCreateMembersResponse.ProtoReflect.Descriptor instead.
+func (*BatchCreateMembersResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *BatchCreateMembersResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 // UpdateMemberRequest changes a member.
 type UpdateMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1536,7 +1638,7 @@ type UpdateMemberRequest struct {
 
 func (x *UpdateMemberRequest) Reset() {
 	*x = UpdateMemberRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[16]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1650,7 @@ func (x *UpdateMemberRequest) String() string {
 func (*UpdateMemberRequest) ProtoMessage() {}
 
 func (x *UpdateMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[16]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1663,7 @@ func (x *UpdateMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMemberRequest.ProtoReflect.Descriptor instead.
 func (*UpdateMemberRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{16}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateMemberRequest) GetMember() *Member {
@@ -1589,7 +1691,7 @@ type UpdateMemberResponse struct {
 
 func (x *UpdateMemberResponse) Reset() {
 	*x = UpdateMemberResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[17]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1703,7 @@ func (x *UpdateMemberResponse) String() string {
 func (*UpdateMemberResponse) ProtoMessage() {}
 
 func (x *UpdateMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[17]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1716,7 @@ func (x *UpdateMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMemberResponse.ProtoReflect.Descriptor instead.
 func (*UpdateMemberResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{17}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateMemberResponse) GetMember() *Member {
@@ -1645,7 +1747,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[18]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +1759,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[18]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +1772,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{18}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListMembersRequest) GetParent() string {
@@ -1716,7 +1818,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[19]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1830,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[19]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1843,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{19}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -1782,7 +1884,7 @@ type DeleteMemberRequest struct {
 
 func (x *DeleteMemberRequest) Reset() {
 	*x = DeleteMemberRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[20]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +1896,7 @@ func (x *DeleteMemberRequest) String() string {
 func (*DeleteMemberRequest) ProtoMessage() {}
 
 func (x *DeleteMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[20]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +1909,7 @@ func (x *DeleteMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMemberRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMemberRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{20}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteMemberRequest) GetName() string {
@@ -1840,7 +1942,7 @@ type DeleteMemberResponse struct {
 
 func (x *DeleteMemberResponse) Reset() {
 	*x = DeleteMemberResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[21]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +1954,7 @@ func (x *DeleteMemberResponse) String() string {
 func (*DeleteMemberResponse) ProtoMessage() {}
 
 func (x *DeleteMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[21]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +1967,7 @@ func (x *DeleteMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMemberResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMemberResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{21}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{23}
 }
 
 // EnableMemberDeliveryRequest names a member.
@@ -1879,7 +1981,7 @@ type EnableMemberDeliveryRequest struct {
 
 func (x *EnableMemberDeliveryRequest) Reset() {
 	*x = EnableMemberDeliveryRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[22]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +1993,7 @@ func (x *EnableMemberDeliveryRequest) String() string {
 func (*EnableMemberDeliveryRequest) ProtoMessage() {}
 
 func (x *EnableMemberDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[22]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2006,7 @@ func (x *EnableMemberDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableMemberDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*EnableMemberDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{22}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EnableMemberDeliveryRequest) GetName() string {
@@ -1925,7 +2027,7 @@ type EnableMemberDeliveryResponse struct {
 
 func (x *EnableMemberDeliveryResponse) Reset() {
 	*x = EnableMemberDeliveryResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[23]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2039,7 @@ func (x *EnableMemberDeliveryResponse) String() string {
 func (*EnableMemberDeliveryResponse) ProtoMessage() {}
 
 func (x *EnableMemberDeliveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[23]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2052,7 @@ func (x *EnableMemberDeliveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableMemberDeliveryResponse.ProtoReflect.Descriptor instead.
 func (*EnableMemberDeliveryResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{23}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EnableMemberDeliveryResponse) GetMember() *Member {
@@ -1971,7 +2073,7 @@ type ExportMembersRequest struct {
 
 func (x *ExportMembersRequest) Reset() {
 	*x = ExportMembersRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[24]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2085,7 @@ func (x *ExportMembersRequest) String() string {
 func (*ExportMembersRequest) ProtoMessage() {}
 
 func (x *ExportMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[24]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2098,7 @@ func (x *ExportMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportMembersRequest.ProtoReflect.Descriptor instead.
 func (*ExportMembersRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{24}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExportMembersRequest) GetParent() string {
@@ -2020,7 +2122,7 @@ type ExportMembersResponse struct {
 
 func (x *ExportMembersResponse) Reset() {
 	*x = ExportMembersResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[25]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2134,7 @@ func (x *ExportMembersResponse) String() string {
 func (*ExportMembersResponse) ProtoMessage() {}
 
 func (x *ExportMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[25]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2147,7 @@ func (x *ExportMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportMembersResponse.ProtoReflect.Descriptor instead.
 func (*ExportMembersResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{25}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ExportMembersResponse) GetContentType() string {
@@ -2087,7 +2189,7 @@ type HeldPost struct {
 
 func (x *HeldPost) Reset() {
 	*x = HeldPost{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[26]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2201,7 @@ func (x *HeldPost) String() string {
 func (*HeldPost) ProtoMessage() {}
 
 func (x *HeldPost) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[26]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2214,7 @@ func (x *HeldPost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldPost.ProtoReflect.Descriptor instead.
 func (*HeldPost) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{26}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HeldPost) GetName() string {
@@ -2179,7 +2281,7 @@ type ListHeldPostsRequest struct {
 
 func (x *ListHeldPostsRequest) Reset() {
 	*x = ListHeldPostsRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[27]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2191,7 +2293,7 @@ func (x *ListHeldPostsRequest) String() string {
 func (*ListHeldPostsRequest) ProtoMessage() {}
 
 func (x *ListHeldPostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[27]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2204,7 +2306,7 @@ func (x *ListHeldPostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHeldPostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHeldPostsRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{27}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListHeldPostsRequest) GetParent() string {
@@ -2243,7 +2345,7 @@ type ListHeldPostsResponse struct {
 
 func (x *ListHeldPostsResponse) Reset() {
 	*x = ListHeldPostsResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[28]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2357,7 @@ func (x *ListHeldPostsResponse) String() string {
 func (*ListHeldPostsResponse) ProtoMessage() {}
 
 func (x *ListHeldPostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[28]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2370,7 @@ func (x *ListHeldPostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHeldPostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHeldPostsResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{28}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListHeldPostsResponse) GetHeldPosts() []*HeldPost {
@@ -2303,7 +2405,7 @@ type AcceptHeldPostRequest struct {
 
 func (x *AcceptHeldPostRequest) Reset() {
 	*x = AcceptHeldPostRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[29]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +2417,7 @@ func (x *AcceptHeldPostRequest) String() string {
 func (*AcceptHeldPostRequest) ProtoMessage() {}
 
 func (x *AcceptHeldPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[29]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +2430,7 @@ func (x *AcceptHeldPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptHeldPostRequest.ProtoReflect.Descriptor instead.
 func (*AcceptHeldPostRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{29}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AcceptHeldPostRequest) GetName() string {
@@ -2347,7 +2449,7 @@ type AcceptHeldPostResponse struct {
 
 func (x *AcceptHeldPostResponse) Reset() {
 	*x = AcceptHeldPostResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[30]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2461,7 @@ func (x *AcceptHeldPostResponse) String() string {
 func (*AcceptHeldPostResponse) ProtoMessage() {}
 
 func (x *AcceptHeldPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[30]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2474,7 @@ func (x *AcceptHeldPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptHeldPostResponse.ProtoReflect.Descriptor instead.
 func (*AcceptHeldPostResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{30}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{32}
 }
 
 // RejectHeldPostRequest names the held post to reject and says why.
@@ -2388,7 +2490,7 @@ type RejectHeldPostRequest struct {
 
 func (x *RejectHeldPostRequest) Reset() {
 	*x = RejectHeldPostRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[31]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2502,7 @@ func (x *RejectHeldPostRequest) String() string {
 func (*RejectHeldPostRequest) ProtoMessage() {}
 
 func (x *RejectHeldPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[31]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2515,7 @@ func (x *RejectHeldPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectHeldPostRequest.ProtoReflect.Descriptor instead.
 func (*RejectHeldPostRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{31}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RejectHeldPostRequest) GetName() string {
@@ -2439,7 +2541,7 @@ type RejectHeldPostResponse struct {
 
 func (x *RejectHeldPostResponse) Reset() {
 	*x = RejectHeldPostResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[32]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2553,7 @@ func (x *RejectHeldPostResponse) String() string {
 func (*RejectHeldPostResponse) ProtoMessage() {}
 
 func (x *RejectHeldPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[32]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2464,7 +2566,7 @@ func (x *RejectHeldPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectHeldPostResponse.ProtoReflect.Descriptor instead.
 func (*RejectHeldPostResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{32}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{34}
 }
 
 // DiscardHeldPostRequest names the held post to discard.
@@ -2478,7 +2580,7 @@ type DiscardHeldPostRequest struct {
 
 func (x *DiscardHeldPostRequest) Reset() {
 	*x = DiscardHeldPostRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[33]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2592,7 @@ func (x *DiscardHeldPostRequest) String() string {
 func (*DiscardHeldPostRequest) ProtoMessage() {}
 
 func (x *DiscardHeldPostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[33]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2605,7 @@ func (x *DiscardHeldPostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardHeldPostRequest.ProtoReflect.Descriptor instead.
 func (*DiscardHeldPostRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{33}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DiscardHeldPostRequest) GetName() string {
@@ -2522,7 +2624,7 @@ type DiscardHeldPostResponse struct {
 
 func (x *DiscardHeldPostResponse) Reset() {
 	*x = DiscardHeldPostResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[34]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +2636,7 @@ func (x *DiscardHeldPostResponse) String() string {
 func (*DiscardHeldPostResponse) ProtoMessage() {}
 
 func (x *DiscardHeldPostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[34]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +2649,7 @@ func (x *DiscardHeldPostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardHeldPostResponse.ProtoReflect.Descriptor instead.
 func (*DiscardHeldPostResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{34}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{36}
 }
 
 // SubscriptionRequest is a subscription that waits.
@@ -2580,7 +2682,7 @@ type SubscriptionRequest struct {
 
 func (x *SubscriptionRequest) Reset() {
 	*x = SubscriptionRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[35]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2592,7 +2694,7 @@ func (x *SubscriptionRequest) String() string {
 func (*SubscriptionRequest) ProtoMessage() {}
 
 func (x *SubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[35]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2605,7 +2707,7 @@ func (x *SubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*SubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{35}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SubscriptionRequest) GetName() string {
@@ -2680,7 +2782,7 @@ type ListSubscriptionRequestsRequest struct {
 
 func (x *ListSubscriptionRequestsRequest) Reset() {
 	*x = ListSubscriptionRequestsRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[36]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2692,7 +2794,7 @@ func (x *ListSubscriptionRequestsRequest) String() string {
 func (*ListSubscriptionRequestsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[36]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2705,7 +2807,7 @@ func (x *ListSubscriptionRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{36}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListSubscriptionRequestsRequest) GetParent() string {
@@ -2744,7 +2846,7 @@ type ListSubscriptionRequestsResponse struct {
 
 func (x *ListSubscriptionRequestsResponse) Reset() {
 	*x = ListSubscriptionRequestsResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[37]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2756,7 +2858,7 @@ func (x *ListSubscriptionRequestsResponse) String() string {
 func (*ListSubscriptionRequestsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[37]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2769,7 +2871,7 @@ func (x *ListSubscriptionRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{37}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListSubscriptionRequestsResponse) GetSubscriptionRequests() []*SubscriptionRequest {
@@ -2804,7 +2906,7 @@ type AcceptSubscriptionRequestRequest struct {
 
 func (x *AcceptSubscriptionRequestRequest) Reset() {
 	*x = AcceptSubscriptionRequestRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[38]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +2918,7 @@ func (x *AcceptSubscriptionRequestRequest) String() string {
 func (*AcceptSubscriptionRequestRequest) ProtoMessage() {}
 
 func (x *AcceptSubscriptionRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[38]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +2931,7 @@ func (x *AcceptSubscriptionRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptSubscriptionRequestRequest.ProtoReflect.Descriptor instead.
 func (*AcceptSubscriptionRequestRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{38}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AcceptSubscriptionRequestRequest) GetName() string {
@@ -2850,7 +2952,7 @@ type AcceptSubscriptionRequestResponse struct {
 
 func (x *AcceptSubscriptionRequestResponse) Reset() {
 	*x = AcceptSubscriptionRequestResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[39]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2862,7 +2964,7 @@ func (x *AcceptSubscriptionRequestResponse) String() string {
 func (*AcceptSubscriptionRequestResponse) ProtoMessage() {}
 
 func (x *AcceptSubscriptionRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[39]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2875,7 +2977,7 @@ func (x *AcceptSubscriptionRequestResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use AcceptSubscriptionRequestResponse.ProtoReflect.Descriptor instead.
 func (*AcceptSubscriptionRequestResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{39}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AcceptSubscriptionRequestResponse) GetMember() *Member {
@@ -2898,7 +3000,7 @@ type RejectSubscriptionRequestRequest struct {
 
 func (x *RejectSubscriptionRequestRequest) Reset() {
 	*x = RejectSubscriptionRequestRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[40]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2910,7 +3012,7 @@ func (x *RejectSubscriptionRequestRequest) String() string {
 func (*RejectSubscriptionRequestRequest) ProtoMessage() {}
 
 func (x *RejectSubscriptionRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[40]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2923,7 +3025,7 @@ func (x *RejectSubscriptionRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectSubscriptionRequestRequest.ProtoReflect.Descriptor instead.
 func (*RejectSubscriptionRequestRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{40}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RejectSubscriptionRequestRequest) GetName() string {
@@ -2949,7 +3051,7 @@ type RejectSubscriptionRequestResponse struct {
 
 func (x *RejectSubscriptionRequestResponse) Reset() {
 	*x = RejectSubscriptionRequestResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[41]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2961,7 +3063,7 @@ func (x *RejectSubscriptionRequestResponse) String() string {
 func (*RejectSubscriptionRequestResponse) ProtoMessage() {}
 
 func (x *RejectSubscriptionRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[41]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2974,7 +3076,7 @@ func (x *RejectSubscriptionRequestResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RejectSubscriptionRequestResponse.ProtoReflect.Descriptor instead.
 func (*RejectSubscriptionRequestResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{41}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{43}
 }
 
 // DiscardSubscriptionRequestRequest names the request to discard.
@@ -2988,7 +3090,7 @@ type DiscardSubscriptionRequestRequest struct {
 
 func (x *DiscardSubscriptionRequestRequest) Reset() {
 	*x = DiscardSubscriptionRequestRequest{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[42]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3000,7 +3102,7 @@ func (x *DiscardSubscriptionRequestRequest) String() string {
 func (*DiscardSubscriptionRequestRequest) ProtoMessage() {}
 
 func (x *DiscardSubscriptionRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[42]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3013,7 +3115,7 @@ func (x *DiscardSubscriptionRequestRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use DiscardSubscriptionRequestRequest.ProtoReflect.Descriptor instead.
 func (*DiscardSubscriptionRequestRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{42}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DiscardSubscriptionRequestRequest) GetName() string {
@@ -3032,7 +3134,7 @@ type DiscardSubscriptionRequestResponse struct {
 
 func (x *DiscardSubscriptionRequestResponse) Reset() {
 	*x = DiscardSubscriptionRequestResponse{}
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[43]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3146,7 @@ func (x *DiscardSubscriptionRequestResponse) String() string {
 func (*DiscardSubscriptionRequestResponse) ProtoMessage() {}
 
 func (x *DiscardSubscriptionRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[43]
+	mi := &file_mailplane_lists_v1_lists_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3159,7 @@ func (x *DiscardSubscriptionRequestResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use DiscardSubscriptionRequestResponse.ProtoReflect.Descriptor instead.
 func (*DiscardSubscriptionRequestResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{43}
+	return file_mailplane_lists_v1_lists_proto_rawDescGZIP(), []int{45}
 }
 
 var File_mailplane_lists_v1_lists_proto protoreflect.FileDescriptor
@@ -3151,7 +3253,12 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\x06silent\x18\x03 \x01(\bR\x06silent\x12\x1f\n" +
 	"\x06notice\x18\x04 \x01(\tB\a\xca\xf3\x18\x03\x18\x88'R\x06notice\"J\n" +
 	"\x14CreateMemberResponse\x122\n" +
-	"\x06member\x18\x01 \x01(\v2\x1a.mailplane.lists.v1.MemberR\x06member\"\x8e\x01\n" +
+	"\x06member\x18\x01 \x01(\v2\x1a.mailplane.lists.v1.MemberR\x06member\"\x80\x01\n" +
+	"\x19BatchCreateMembersRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12C\n" +
+	"\brequests\x18\x02 \x03(\v2'.mailplane.lists.v1.CreateMemberRequestR\brequests\"R\n" +
+	"\x1aBatchCreateMembersResponse\x124\n" +
+	"\amembers\x18\x01 \x03(\v2\x1a.mailplane.lists.v1.MemberR\amembers\"\x8e\x01\n" +
 	"\x13UpdateMemberRequest\x12:\n" +
 	"\x06member\x18\x01 \x01(\v2\x1a.mailplane.lists.v1.MemberB\x06\xca\xf3\x18\x02\b\x01R\x06member\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
@@ -3286,9 +3393,10 @@ const file_mailplane_lists_v1_lists_proto_rawDesc = "" +
 	"\n" +
 	"UpdateList\x12%.mailplane.lists.v1.UpdateListRequest\x1a&.mailplane.lists.v1.UpdateListResponse\x12[\n" +
 	"\n" +
-	"DeleteList\x12%.mailplane.lists.v1.DeleteListRequest\x1a&.mailplane.lists.v1.DeleteListResponse2\xfb\x04\n" +
+	"DeleteList\x12%.mailplane.lists.v1.DeleteListRequest\x1a&.mailplane.lists.v1.DeleteListResponse2\xf0\x05\n" +
 	"\rMemberService\x12a\n" +
-	"\fCreateMember\x12'.mailplane.lists.v1.CreateMemberRequest\x1a(.mailplane.lists.v1.CreateMemberResponse\x12a\n" +
+	"\fCreateMember\x12'.mailplane.lists.v1.CreateMemberRequest\x1a(.mailplane.lists.v1.CreateMemberResponse\x12s\n" +
+	"\x12BatchCreateMembers\x12-.mailplane.lists.v1.BatchCreateMembersRequest\x1a..mailplane.lists.v1.BatchCreateMembersResponse\x12a\n" +
 	"\fUpdateMember\x12'.mailplane.lists.v1.UpdateMemberRequest\x1a(.mailplane.lists.v1.UpdateMemberResponse\x12^\n" +
 	"\vListMembers\x12&.mailplane.lists.v1.ListMembersRequest\x1a'.mailplane.lists.v1.ListMembersResponse\x12a\n" +
 	"\fDeleteMember\x12'.mailplane.lists.v1.DeleteMemberRequest\x1a(.mailplane.lists.v1.DeleteMemberResponse\x12y\n" +
@@ -3317,7 +3425,7 @@ func file_mailplane_lists_v1_lists_proto_rawDescGZIP() []byte {
 }
 
 var file_mailplane_lists_v1_lists_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_mailplane_lists_v1_lists_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_mailplane_lists_v1_lists_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_mailplane_lists_v1_lists_proto_goTypes = []any{
 	(Language)(0),                              // 0: mailplane.lists.v1.Language
 	(SubscriptionPolicy)(0),                    // 1: mailplane.lists.v1.SubscriptionPolicy
@@ -3341,36 +3449,38 @@ var file_mailplane_lists_v1_lists_proto_goTypes = []any{
 	(*Member)(nil),                             // 19: mailplane.lists.v1.Member
 	(*CreateMemberRequest)(nil),                // 20: mailplane.lists.v1.CreateMemberRequest
 	(*CreateMemberResponse)(nil),               // 21: mailplane.lists.v1.CreateMemberResponse
-	(*UpdateMemberRequest)(nil),                // 22: mailplane.lists.v1.UpdateMemberRequest
-	(*UpdateMemberResponse)(nil),               // 23: mailplane.lists.v1.UpdateMemberResponse
-	(*ListMembersRequest)(nil),                 // 24: mailplane.lists.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),                // 25: mailplane.lists.v1.ListMembersResponse
-	(*DeleteMemberRequest)(nil),                // 26: mailplane.lists.v1.DeleteMemberRequest
-	(*DeleteMemberResponse)(nil),               // 27: mailplane.lists.v1.DeleteMemberResponse
-	(*EnableMemberDeliveryRequest)(nil),        // 28: mailplane.lists.v1.EnableMemberDeliveryRequest
-	(*EnableMemberDeliveryResponse)(nil),       // 29: mailplane.lists.v1.EnableMemberDeliveryResponse
-	(*ExportMembersRequest)(nil),               // 30: mailplane.lists.v1.ExportMembersRequest
-	(*ExportMembersResponse)(nil),              // 31: mailplane.lists.v1.ExportMembersResponse
-	(*HeldPost)(nil),                           // 32: mailplane.lists.v1.HeldPost
-	(*ListHeldPostsRequest)(nil),               // 33: mailplane.lists.v1.ListHeldPostsRequest
-	(*ListHeldPostsResponse)(nil),              // 34: mailplane.lists.v1.ListHeldPostsResponse
-	(*AcceptHeldPostRequest)(nil),              // 35: mailplane.lists.v1.AcceptHeldPostRequest
-	(*AcceptHeldPostResponse)(nil),             // 36: mailplane.lists.v1.AcceptHeldPostResponse
-	(*RejectHeldPostRequest)(nil),              // 37: mailplane.lists.v1.RejectHeldPostRequest
-	(*RejectHeldPostResponse)(nil),             // 38: mailplane.lists.v1.RejectHeldPostResponse
-	(*DiscardHeldPostRequest)(nil),             // 39: mailplane.lists.v1.DiscardHeldPostRequest
-	(*DiscardHeldPostResponse)(nil),            // 40: mailplane.lists.v1.DiscardHeldPostResponse
-	(*SubscriptionRequest)(nil),                // 41: mailplane.lists.v1.SubscriptionRequest
-	(*ListSubscriptionRequestsRequest)(nil),    // 42: mailplane.lists.v1.ListSubscriptionRequestsRequest
-	(*ListSubscriptionRequestsResponse)(nil),   // 43: mailplane.lists.v1.ListSubscriptionRequestsResponse
-	(*AcceptSubscriptionRequestRequest)(nil),   // 44: mailplane.lists.v1.AcceptSubscriptionRequestRequest
-	(*AcceptSubscriptionRequestResponse)(nil),  // 45: mailplane.lists.v1.AcceptSubscriptionRequestResponse
-	(*RejectSubscriptionRequestRequest)(nil),   // 46: mailplane.lists.v1.RejectSubscriptionRequestRequest
-	(*RejectSubscriptionRequestResponse)(nil),  // 47: mailplane.lists.v1.RejectSubscriptionRequestResponse
-	(*DiscardSubscriptionRequestRequest)(nil),  // 48: mailplane.lists.v1.DiscardSubscriptionRequestRequest
-	(*DiscardSubscriptionRequestResponse)(nil), // 49: mailplane.lists.v1.DiscardSubscriptionRequestResponse
-	(*timestamppb.Timestamp)(nil),              // 50: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 51: google.protobuf.FieldMask
+	(*BatchCreateMembersRequest)(nil),          // 22: mailplane.lists.v1.BatchCreateMembersRequest
+	(*BatchCreateMembersResponse)(nil),         // 23: mailplane.lists.v1.BatchCreateMembersResponse
+	(*UpdateMemberRequest)(nil),                // 24: mailplane.lists.v1.UpdateMemberRequest
+	(*UpdateMemberResponse)(nil),               // 25: mailplane.lists.v1.UpdateMemberResponse
+	(*ListMembersRequest)(nil),                 // 26: mailplane.lists.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),                // 27: mailplane.lists.v1.ListMembersResponse
+	(*DeleteMemberRequest)(nil),                // 28: mailplane.lists.v1.DeleteMemberRequest
+	(*DeleteMemberResponse)(nil),               // 29: mailplane.lists.v1.DeleteMemberResponse
+	(*EnableMemberDeliveryRequest)(nil),        // 30: mailplane.lists.v1.EnableMemberDeliveryRequest
+	(*EnableMemberDeliveryResponse)(nil),       // 31: mailplane.lists.v1.EnableMemberDeliveryResponse
+	(*ExportMembersRequest)(nil),               // 32: mailplane.lists.v1.ExportMembersRequest
+	(*ExportMembersResponse)(nil),              // 33: mailplane.lists.v1.ExportMembersResponse
+	(*HeldPost)(nil),                           // 34: mailplane.lists.v1.HeldPost
+	(*ListHeldPostsRequest)(nil),               // 35: mailplane.lists.v1.ListHeldPostsRequest
+	(*ListHeldPostsResponse)(nil),              // 36: mailplane.lists.v1.ListHeldPostsResponse
+	(*AcceptHeldPostRequest)(nil),              // 37: mailplane.lists.v1.AcceptHeldPostRequest
+	(*AcceptHeldPostResponse)(nil),             // 38: mailplane.lists.v1.AcceptHeldPostResponse
+	(*RejectHeldPostRequest)(nil),              // 39: mailplane.lists.v1.RejectHeldPostRequest
+	(*RejectHeldPostResponse)(nil),             // 40: mailplane.lists.v1.RejectHeldPostResponse
+	(*DiscardHeldPostRequest)(nil),             // 41: mailplane.lists.v1.DiscardHeldPostRequest
+	(*DiscardHeldPostResponse)(nil),            // 42: mailplane.lists.v1.DiscardHeldPostResponse
+	(*SubscriptionRequest)(nil),                // 43: mailplane.lists.v1.SubscriptionRequest
+	(*ListSubscriptionRequestsRequest)(nil),    // 44: mailplane.lists.v1.ListSubscriptionRequestsRequest
+	(*ListSubscriptionRequestsResponse)(nil),   // 45: mailplane.lists.v1.ListSubscriptionRequestsResponse
+	(*AcceptSubscriptionRequestRequest)(nil),   // 46: mailplane.lists.v1.AcceptSubscriptionRequestRequest
+	(*AcceptSubscriptionRequestResponse)(nil),  // 47: mailplane.lists.v1.AcceptSubscriptionRequestResponse
+	(*RejectSubscriptionRequestRequest)(nil),   // 48: mailplane.lists.v1.RejectSubscriptionRequestRequest
+	(*RejectSubscriptionRequestResponse)(nil),  // 49: mailplane.lists.v1.RejectSubscriptionRequestResponse
+	(*DiscardSubscriptionRequestRequest)(nil),  // 50: mailplane.lists.v1.DiscardSubscriptionRequestRequest
+	(*DiscardSubscriptionRequestResponse)(nil), // 51: mailplane.lists.v1.DiscardSubscriptionRequestResponse
+	(*timestamppb.Timestamp)(nil),              // 52: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 53: google.protobuf.FieldMask
 }
 var file_mailplane_lists_v1_lists_proto_depIdxs = []int32{
 	7,  // 0: mailplane.lists.v1.List.moderators:type_name -> mailplane.lists.v1.Moderator
@@ -3378,79 +3488,83 @@ var file_mailplane_lists_v1_lists_proto_depIdxs = []int32{
 	1,  // 2: mailplane.lists.v1.List.subscription_policy:type_name -> mailplane.lists.v1.SubscriptionPolicy
 	2,  // 3: mailplane.lists.v1.List.posting_policy:type_name -> mailplane.lists.v1.PostingPolicy
 	3,  // 4: mailplane.lists.v1.List.reply_to:type_name -> mailplane.lists.v1.ReplyTo
-	50, // 5: mailplane.lists.v1.List.create_time:type_name -> google.protobuf.Timestamp
-	50, // 6: mailplane.lists.v1.List.update_time:type_name -> google.protobuf.Timestamp
+	52, // 5: mailplane.lists.v1.List.create_time:type_name -> google.protobuf.Timestamp
+	52, // 6: mailplane.lists.v1.List.update_time:type_name -> google.protobuf.Timestamp
 	6,  // 7: mailplane.lists.v1.List.bounce_settings:type_name -> mailplane.lists.v1.BounceSettings
 	8,  // 8: mailplane.lists.v1.CreateListRequest.list:type_name -> mailplane.lists.v1.List
 	8,  // 9: mailplane.lists.v1.CreateListResponse.list:type_name -> mailplane.lists.v1.List
 	8,  // 10: mailplane.lists.v1.GetListResponse.list:type_name -> mailplane.lists.v1.List
 	8,  // 11: mailplane.lists.v1.ListListsResponse.lists:type_name -> mailplane.lists.v1.List
 	8,  // 12: mailplane.lists.v1.UpdateListRequest.list:type_name -> mailplane.lists.v1.List
-	51, // 13: mailplane.lists.v1.UpdateListRequest.update_mask:type_name -> google.protobuf.FieldMask
+	53, // 13: mailplane.lists.v1.UpdateListRequest.update_mask:type_name -> google.protobuf.FieldMask
 	8,  // 14: mailplane.lists.v1.UpdateListResponse.list:type_name -> mailplane.lists.v1.List
-	50, // 15: mailplane.lists.v1.Member.create_time:type_name -> google.protobuf.Timestamp
+	52, // 15: mailplane.lists.v1.Member.create_time:type_name -> google.protobuf.Timestamp
 	4,  // 16: mailplane.lists.v1.Member.delivery:type_name -> mailplane.lists.v1.Delivery
-	50, // 17: mailplane.lists.v1.Member.delivery_disabled_time:type_name -> google.protobuf.Timestamp
-	50, // 18: mailplane.lists.v1.Member.first_bounce_time:type_name -> google.protobuf.Timestamp
-	50, // 19: mailplane.lists.v1.Member.last_bounce_time:type_name -> google.protobuf.Timestamp
+	52, // 17: mailplane.lists.v1.Member.delivery_disabled_time:type_name -> google.protobuf.Timestamp
+	52, // 18: mailplane.lists.v1.Member.first_bounce_time:type_name -> google.protobuf.Timestamp
+	52, // 19: mailplane.lists.v1.Member.last_bounce_time:type_name -> google.protobuf.Timestamp
 	19, // 20: mailplane.lists.v1.CreateMemberRequest.member:type_name -> mailplane.lists.v1.Member
 	19, // 21: mailplane.lists.v1.CreateMemberResponse.member:type_name -> mailplane.lists.v1.Member
-	19, // 22: mailplane.lists.v1.UpdateMemberRequest.member:type_name -> mailplane.lists.v1.Member
-	51, // 23: mailplane.lists.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
-	19, // 24: mailplane.lists.v1.UpdateMemberResponse.member:type_name -> mailplane.lists.v1.Member
-	19, // 25: mailplane.lists.v1.ListMembersResponse.members:type_name -> mailplane.lists.v1.Member
-	19, // 26: mailplane.lists.v1.EnableMemberDeliveryResponse.member:type_name -> mailplane.lists.v1.Member
-	50, // 27: mailplane.lists.v1.HeldPost.create_time:type_name -> google.protobuf.Timestamp
-	50, // 28: mailplane.lists.v1.HeldPost.expire_time:type_name -> google.protobuf.Timestamp
-	32, // 29: mailplane.lists.v1.ListHeldPostsResponse.held_posts:type_name -> mailplane.lists.v1.HeldPost
-	5,  // 30: mailplane.lists.v1.SubscriptionRequest.state:type_name -> mailplane.lists.v1.SubscriptionRequest.State
-	50, // 31: mailplane.lists.v1.SubscriptionRequest.create_time:type_name -> google.protobuf.Timestamp
-	50, // 32: mailplane.lists.v1.SubscriptionRequest.expire_time:type_name -> google.protobuf.Timestamp
-	41, // 33: mailplane.lists.v1.ListSubscriptionRequestsResponse.subscription_requests:type_name -> mailplane.lists.v1.SubscriptionRequest
-	19, // 34: mailplane.lists.v1.AcceptSubscriptionRequestResponse.member:type_name -> mailplane.lists.v1.Member
-	9,  // 35: mailplane.lists.v1.ListService.CreateList:input_type -> mailplane.lists.v1.CreateListRequest
-	11, // 36: mailplane.lists.v1.ListService.GetList:input_type -> mailplane.lists.v1.GetListRequest
-	13, // 37: mailplane.lists.v1.ListService.ListLists:input_type -> mailplane.lists.v1.ListListsRequest
-	15, // 38: mailplane.lists.v1.ListService.UpdateList:input_type -> mailplane.lists.v1.UpdateListRequest
-	17, // 39: mailplane.lists.v1.ListService.DeleteList:input_type -> mailplane.lists.v1.DeleteListRequest
-	20, // 40: mailplane.lists.v1.MemberService.CreateMember:input_type -> mailplane.lists.v1.CreateMemberRequest
-	22, // 41: mailplane.lists.v1.MemberService.UpdateMember:input_type -> mailplane.lists.v1.UpdateMemberRequest
-	24, // 42: mailplane.lists.v1.MemberService.ListMembers:input_type -> mailplane.lists.v1.ListMembersRequest
-	26, // 43: mailplane.lists.v1.MemberService.DeleteMember:input_type -> mailplane.lists.v1.DeleteMemberRequest
-	28, // 44: mailplane.lists.v1.MemberService.EnableMemberDelivery:input_type -> mailplane.lists.v1.EnableMemberDeliveryRequest
-	30, // 45: mailplane.lists.v1.MemberService.ExportMembers:input_type -> mailplane.lists.v1.ExportMembersRequest
-	33, // 46: mailplane.lists.v1.ModerationService.ListHeldPosts:input_type -> mailplane.lists.v1.ListHeldPostsRequest
-	35, // 47: mailplane.lists.v1.ModerationService.AcceptHeldPost:input_type -> mailplane.lists.v1.AcceptHeldPostRequest
-	37, // 48: mailplane.lists.v1.ModerationService.RejectHeldPost:input_type -> mailplane.lists.v1.RejectHeldPostRequest
-	39, // 49: mailplane.lists.v1.ModerationService.DiscardHeldPost:input_type -> mailplane.lists.v1.DiscardHeldPostRequest
-	42, // 50: mailplane.lists.v1.ModerationService.ListSubscriptionRequests:input_type -> mailplane.lists.v1.ListSubscriptionRequestsRequest
-	44, // 51: mailplane.lists.v1.ModerationService.AcceptSubscriptionRequest:input_type -> mailplane.lists.v1.AcceptSubscriptionRequestRequest
-	46, // 52: mailplane.lists.v1.ModerationService.RejectSubscriptionRequest:input_type -> mailplane.lists.v1.RejectSubscriptionRequestRequest
-	48, // 53: mailplane.lists.v1.ModerationService.DiscardSubscriptionRequest:input_type -> mailplane.lists.v1.DiscardSubscriptionRequestRequest
-	10, // 54: mailplane.lists.v1.ListService.CreateList:output_type -> mailplane.lists.v1.CreateListResponse
-	12, // 55: mailplane.lists.v1.ListService.GetList:output_type -> mailplane.lists.v1.GetListResponse
-	14, // 56: mailplane.lists.v1.ListService.ListLists:output_type -> mailplane.lists.v1.ListListsResponse
-	16, // 57: mailplane.lists.v1.ListService.UpdateList:output_type -> mailplane.lists.v1.UpdateListResponse
-	18, // 58: mailplane.lists.v1.ListService.DeleteList:output_type -> mailplane.lists.v1.DeleteListResponse
-	21, // 59: mailplane.lists.v1.MemberService.CreateMember:output_type -> mailplane.lists.v1.CreateMemberResponse
-	23, // 60: mailplane.lists.v1.MemberService.UpdateMember:output_type -> mailplane.lists.v1.UpdateMemberResponse
-	25, // 61: mailplane.lists.v1.MemberService.ListMembers:output_type -> mailplane.lists.v1.ListMembersResponse
-	27, // 62: mailplane.lists.v1.MemberService.DeleteMember:output_type -> mailplane.lists.v1.DeleteMemberResponse
-	29, // 63: mailplane.lists.v1.MemberService.EnableMemberDelivery:output_type -> mailplane.lists.v1.EnableMemberDeliveryResponse
-	31, // 64: mailplane.lists.v1.MemberService.ExportMembers:output_type -> mailplane.lists.v1.ExportMembersResponse
-	34, // 65: mailplane.lists.v1.ModerationService.ListHeldPosts:output_type -> mailplane.lists.v1.ListHeldPostsResponse
-	36, // 66: mailplane.lists.v1.ModerationService.AcceptHeldPost:output_type -> mailplane.lists.v1.AcceptHeldPostResponse
-	38, // 67: mailplane.lists.v1.ModerationService.RejectHeldPost:output_type -> mailplane.lists.v1.RejectHeldPostResponse
-	40, // 68: mailplane.lists.v1.ModerationService.DiscardHeldPost:output_type -> mailplane.lists.v1.DiscardHeldPostResponse
-	43, // 69: mailplane.lists.v1.ModerationService.ListSubscriptionRequests:output_type -> mailplane.lists.v1.ListSubscriptionRequestsResponse
-	45, // 70: mailplane.lists.v1.ModerationService.AcceptSubscriptionRequest:output_type -> mailplane.lists.v1.AcceptSubscriptionRequestResponse
-	47, // 71: mailplane.lists.v1.ModerationService.RejectSubscriptionRequest:output_type -> mailplane.lists.v1.RejectSubscriptionRequestResponse
-	49, // 72: mailplane.lists.v1.ModerationService.DiscardSubscriptionRequest:output_type -> mailplane.lists.v1.DiscardSubscriptionRequestResponse
-	54, // [54:73] is the sub-list for method output_type
-	35, // [35:54] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	20, // 22: mailplane.lists.v1.BatchCreateMembersRequest.requests:type_name -> mailplane.lists.v1.CreateMemberRequest
+	19, // 23: mailplane.lists.v1.BatchCreateMembersResponse.members:type_name -> mailplane.lists.v1.Member
+	19, // 24: mailplane.lists.v1.UpdateMemberRequest.member:type_name -> mailplane.lists.v1.Member
+	53, // 25: mailplane.lists.v1.UpdateMemberRequest.update_mask:type_name -> google.protobuf.FieldMask
+	19, // 26: mailplane.lists.v1.UpdateMemberResponse.member:type_name -> mailplane.lists.v1.Member
+	19, // 27: mailplane.lists.v1.ListMembersResponse.members:type_name -> mailplane.lists.v1.Member
+	19, // 28: mailplane.lists.v1.EnableMemberDeliveryResponse.member:type_name -> mailplane.lists.v1.Member
+	52, // 29: mailplane.lists.v1.HeldPost.create_time:type_name -> google.protobuf.Timestamp
+	52, // 30: mailplane.lists.v1.HeldPost.expire_time:type_name -> google.protobuf.Timestamp
+	34, // 31: mailplane.lists.v1.ListHeldPostsResponse.held_posts:type_name -> mailplane.lists.v1.HeldPost
+	5,  // 32: mailplane.lists.v1.SubscriptionRequest.state:type_name -> mailplane.lists.v1.SubscriptionRequest.State
+	52, // 33: mailplane.lists.v1.SubscriptionRequest.create_time:type_name -> google.protobuf.Timestamp
+	52, // 34: mailplane.lists.v1.SubscriptionRequest.expire_time:type_name -> google.protobuf.Timestamp
+	43, // 35: mailplane.lists.v1.ListSubscriptionRequestsResponse.subscription_requests:type_name -> mailplane.lists.v1.SubscriptionRequest
+	19, // 36: mailplane.lists.v1.AcceptSubscriptionRequestResponse.member:type_name -> mailplane.lists.v1.Member
+	9,  // 37: mailplane.lists.v1.ListService.CreateList:input_type -> mailplane.lists.v1.CreateListRequest
+	11, // 38: mailplane.lists.v1.ListService.GetList:input_type -> mailplane.lists.v1.GetListRequest
+	13, // 39: mailplane.lists.v1.ListService.ListLists:input_type -> mailplane.lists.v1.ListListsRequest
+	15, // 40: mailplane.lists.v1.ListService.UpdateList:input_type -> mailplane.lists.v1.UpdateListRequest
+	17, // 41: mailplane.lists.v1.ListService.DeleteList:input_type -> mailplane.lists.v1.DeleteListRequest
+	20, // 42: mailplane.lists.v1.MemberService.CreateMember:input_type -> mailplane.lists.v1.CreateMemberRequest
+	22, // 43: mailplane.lists.v1.MemberService.BatchCreateMembers:input_type -> mailplane.lists.v1.BatchCreateMembersRequest
+	24, // 44: mailplane.lists.v1.MemberService.UpdateMember:input_type -> mailplane.lists.v1.UpdateMemberRequest
+	26, // 45: mailplane.lists.v1.MemberService.ListMembers:input_type -> mailplane.lists.v1.ListMembersRequest
+	28, // 46: mailplane.lists.v1.MemberService.DeleteMember:input_type -> mailplane.lists.v1.DeleteMemberRequest
+	30, // 47: mailplane.lists.v1.MemberService.EnableMemberDelivery:input_type -> mailplane.lists.v1.EnableMemberDeliveryRequest
+	32, // 48: mailplane.lists.v1.MemberService.ExportMembers:input_type -> mailplane.lists.v1.ExportMembersRequest
+	35, // 49: mailplane.lists.v1.ModerationService.ListHeldPosts:input_type -> mailplane.lists.v1.ListHeldPostsRequest
+	37, // 50: mailplane.lists.v1.ModerationService.AcceptHeldPost:input_type -> mailplane.lists.v1.AcceptHeldPostRequest
+	39, // 51: mailplane.lists.v1.ModerationService.RejectHeldPost:input_type -> mailplane.lists.v1.RejectHeldPostRequest
+	41, // 52: mailplane.lists.v1.ModerationService.DiscardHeldPost:input_type -> mailplane.lists.v1.DiscardHeldPostRequest
+	44, // 53: mailplane.lists.v1.ModerationService.ListSubscriptionRequests:input_type -> mailplane.lists.v1.ListSubscriptionRequestsRequest
+	46, // 54: mailplane.lists.v1.ModerationService.AcceptSubscriptionRequest:input_type -> mailplane.lists.v1.AcceptSubscriptionRequestRequest
+	48, // 55: mailplane.lists.v1.ModerationService.RejectSubscriptionRequest:input_type -> mailplane.lists.v1.RejectSubscriptionRequestRequest
+	50, // 56: mailplane.lists.v1.ModerationService.DiscardSubscriptionRequest:input_type -> mailplane.lists.v1.DiscardSubscriptionRequestRequest
+	10, // 57: mailplane.lists.v1.ListService.CreateList:output_type -> mailplane.lists.v1.CreateListResponse
+	12, // 58: mailplane.lists.v1.ListService.GetList:output_type -> mailplane.lists.v1.GetListResponse
+	14, // 59: mailplane.lists.v1.ListService.ListLists:output_type -> mailplane.lists.v1.ListListsResponse
+	16, // 60: mailplane.lists.v1.ListService.UpdateList:output_type -> mailplane.lists.v1.UpdateListResponse
+	18, // 61: mailplane.lists.v1.ListService.DeleteList:output_type -> mailplane.lists.v1.DeleteListResponse
+	21, // 62: mailplane.lists.v1.MemberService.CreateMember:output_type -> mailplane.lists.v1.CreateMemberResponse
+	23, // 63: mailplane.lists.v1.MemberService.BatchCreateMembers:output_type -> mailplane.lists.v1.BatchCreateMembersResponse
+	25, // 64: mailplane.lists.v1.MemberService.UpdateMember:output_type -> mailplane.lists.v1.UpdateMemberResponse
+	27, // 65: mailplane.lists.v1.MemberService.ListMembers:output_type -> mailplane.lists.v1.ListMembersResponse
+	29, // 66: mailplane.lists.v1.MemberService.DeleteMember:output_type -> mailplane.lists.v1.DeleteMemberResponse
+	31, // 67: mailplane.lists.v1.MemberService.EnableMemberDelivery:output_type -> mailplane.lists.v1.EnableMemberDeliveryResponse
+	33, // 68: mailplane.lists.v1.MemberService.ExportMembers:output_type -> mailplane.lists.v1.ExportMembersResponse
+	36, // 69: mailplane.lists.v1.ModerationService.ListHeldPosts:output_type -> mailplane.lists.v1.ListHeldPostsResponse
+	38, // 70: mailplane.lists.v1.ModerationService.AcceptHeldPost:output_type -> mailplane.lists.v1.AcceptHeldPostResponse
+	40, // 71: mailplane.lists.v1.ModerationService.RejectHeldPost:output_type -> mailplane.lists.v1.RejectHeldPostResponse
+	42, // 72: mailplane.lists.v1.ModerationService.DiscardHeldPost:output_type -> mailplane.lists.v1.DiscardHeldPostResponse
+	45, // 73: mailplane.lists.v1.ModerationService.ListSubscriptionRequests:output_type -> mailplane.lists.v1.ListSubscriptionRequestsResponse
+	47, // 74: mailplane.lists.v1.ModerationService.AcceptSubscriptionRequest:output_type -> mailplane.lists.v1.AcceptSubscriptionRequestResponse
+	49, // 75: mailplane.lists.v1.ModerationService.RejectSubscriptionRequest:output_type -> mailplane.lists.v1.RejectSubscriptionRequestResponse
+	51, // 76: mailplane.lists.v1.ModerationService.DiscardSubscriptionRequest:output_type -> mailplane.lists.v1.DiscardSubscriptionRequestResponse
+	57, // [57:77] is the sub-list for method output_type
+	37, // [37:57] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_lists_v1_lists_proto_init() }
@@ -3464,7 +3578,7 @@ func file_mailplane_lists_v1_lists_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_lists_v1_lists_proto_rawDesc), len(file_mailplane_lists_v1_lists_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -299,6 +299,7 @@ var ListService_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	MemberService_CreateMember_FullMethodName         = "/mailplane.lists.v1.MemberService/CreateMember"
+	MemberService_BatchCreateMembers_FullMethodName   = "/mailplane.lists.v1.MemberService/BatchCreateMembers"
 	MemberService_UpdateMember_FullMethodName         = "/mailplane.lists.v1.MemberService/UpdateMember"
 	MemberService_ListMembers_FullMethodName          = "/mailplane.lists.v1.MemberService/ListMembers"
 	MemberService_DeleteMember_FullMethodName         = "/mailplane.lists.v1.MemberService/DeleteMember"
@@ -316,6 +317,16 @@ type MemberServiceClient interface {
 	// address that is already a member is ALREADY_EXISTS. Owners and admins
 	// only.
 	CreateMember(ctx context.Context, in *CreateMemberRequest, opts ...grpc.CallOption) (*CreateMemberResponse, error)
+	// Adds up to 1000 members at once, as an import does: each request is
+	// a CreateMember's (its parent the batch's, required as there), and all are added
+	// in one transaction, or none. Bad input, or an address twice in the
+	// batch, is INVALID_ARGUMENT, and addresses that are members already
+	// are ALREADY_EXISTS, each naming every requests[i].member.email
+	// concerned (BadRequest field violations), so that an importer can drop
+	// those and send the rest again. Each new member is welcomed unless their request is
+	// silent. The members come back in the requests' order. Owners and
+	// admins only.
+	BatchCreateMembers(ctx context.Context, in *BatchCreateMembersRequest, opts ...grpc.CallOption) (*BatchCreateMembersResponse, error)
 	// Changes a member's display_name or receive_own_posts; the address
 	// never changes (remove and add). Owners and admins only.
 	UpdateMember(ctx context.Context, in *UpdateMemberRequest, opts ...grpc.CallOption) (*UpdateMemberResponse, error)
@@ -352,6 +363,16 @@ func (c *memberServiceClient) CreateMember(ctx context.Context, in *CreateMember
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateMemberResponse)
 	err := c.cc.Invoke(ctx, MemberService_CreateMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *memberServiceClient) BatchCreateMembers(ctx context.Context, in *BatchCreateMembersRequest, opts ...grpc.CallOption) (*BatchCreateMembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchCreateMembersResponse)
+	err := c.cc.Invoke(ctx, MemberService_BatchCreateMembers_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -427,6 +448,16 @@ type MemberServiceServer interface {
 	// address that is already a member is ALREADY_EXISTS. Owners and admins
 	// only.
 	CreateMember(context.Context, *CreateMemberRequest) (*CreateMemberResponse, error)
+	// Adds up to 1000 members at once, as an import does: each request is
+	// a CreateMember's (its parent the batch's, required as there), and all are added
+	// in one transaction, or none. Bad input, or an address twice in the
+	// batch, is INVALID_ARGUMENT, and addresses that are members already
+	// are ALREADY_EXISTS, each naming every requests[i].member.email
+	// concerned (BadRequest field violations), so that an importer can drop
+	// those and send the rest again. Each new member is welcomed unless their request is
+	// silent. The members come back in the requests' order. Owners and
+	// admins only.
+	BatchCreateMembers(context.Context, *BatchCreateMembersRequest) (*BatchCreateMembersResponse, error)
 	// Changes a member's display_name or receive_own_posts; the address
 	// never changes (remove and add). Owners and admins only.
 	UpdateMember(context.Context, *UpdateMemberRequest) (*UpdateMemberResponse, error)
@@ -461,6 +492,9 @@ type UnimplementedMemberServiceServer struct{}
 
 func (UnimplementedMemberServiceServer) CreateMember(context.Context, *CreateMemberRequest) (*CreateMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateMember not implemented")
+}
+func (UnimplementedMemberServiceServer) BatchCreateMembers(context.Context, *BatchCreateMembersRequest) (*BatchCreateMembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BatchCreateMembers not implemented")
 }
 func (UnimplementedMemberServiceServer) UpdateMember(context.Context, *UpdateMemberRequest) (*UpdateMemberResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateMember not implemented")
@@ -512,6 +546,24 @@ func _MemberService_CreateMember_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(MemberServiceServer).CreateMember(ctx, req.(*CreateMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MemberService_BatchCreateMembers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchCreateMembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MemberServiceServer).BatchCreateMembers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MemberService_BatchCreateMembers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MemberServiceServer).BatchCreateMembers(ctx, req.(*BatchCreateMembersRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -609,6 +661,10 @@ var MemberService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateMember",
 			Handler:    _MemberService_CreateMember_Handler,
+		},
+		{
+			MethodName: "BatchCreateMembers",
+			Handler:    _MemberService_BatchCreateMembers_Handler,
 		},
 		{
 			MethodName: "UpdateMember",
