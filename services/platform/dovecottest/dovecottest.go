@@ -43,6 +43,11 @@ type Dovecot struct {
 	// file, for doveadm.
 	Addr string
 	Conf string
+	// LMTP and Sieve, set before Start, add Dovecot's LMTP and ManageSieve
+	// listeners (Debian: dovecot-lmtpd, dovecot-managesieved); Start sets
+	// their addresses.
+	LMTP, Sieve         bool
+	LMTPAddr, SieveAddr string
 
 	bin              string
 	root             bool
@@ -54,7 +59,14 @@ type Dovecot struct {
 	// last (auth penalty, up to 15s), and nothing in its configuration
 	// turns that off.
 	clients atomic.Uint32
+
+	port, lmtpPort, sievePort int
+	stop                      func()
 }
+
+// Stop stops a started Dovecot, as a crash or an upgrade would; Start runs
+// it again on the same ports.
+func (d *Dovecot) Stop() { d.stop() }
 
 // New prepares an instance, removed when t ends, skipping t when Dovecot
 // is not installed (Debian: dovecot-imapd, in /usr/sbin), except under
@@ -120,7 +132,7 @@ var baseConf = template.Must(template.New("dovecot.conf").Parse(`
 base_dir = {{.Dir}}/run
 state_dir = {{.Dir}}/state
 log_path = {{.Dir}}/dovecot.log
-protocols = imap
+protocols = imap{{if .LMTP}} lmtp{{end}}{{if .Sieve}} sieve{{end}}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -147,6 +159,25 @@ service imap-login {
   chroot =
 {{- end}}
 }
+{{- if .LMTP}}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = {{.LMTPPort}}
+  }
+}
+{{- end}}
+{{- if .Sieve}}
+service managesieve-login {
+  inet_listener sieve {
+    address = 127.0.0.1
+    port = {{.SievePort}}
+  }
+{{- if not .Root}}
+  chroot =
+{{- end}}
+}
+{{- end}}
 {{- if not .Root}}
 service anvil {
   chroot =
@@ -160,10 +191,23 @@ service anvil {
 // if t fails.
 func (d *Dovecot) Start(t testing.TB, conf string) {
 	t.Helper()
-	port := freePort(t)
+	// A restart (after Stop) keeps the ports: clients keep their addresses.
+	if d.port == 0 {
+		d.port = freePort(t)
+		if d.LMTP {
+			d.lmtpPort = freePort(t)
+			d.LMTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.lmtpPort))
+		}
+		if d.Sieve {
+			d.sievePort = freePort(t)
+			d.SieveAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.sievePort))
+		}
+	}
+	port, lmtpPort, sievePort := d.port, d.lmtpPort, d.sievePort
 	var b strings.Builder
 	err := baseConf.Execute(&b, map[string]any{
 		"Dir": d.Dir, "Port": port, "Root": d.root,
+		"LMTP": d.LMTP, "LMTPPort": lmtpPort, "Sieve": d.Sieve, "SievePort": sievePort,
 		"Internal": d.internal, "Group": d.group, "Login": d.login,
 		"MailUID": d.mailUID, "MailGID": d.mailGID,
 	})
@@ -185,7 +229,12 @@ func (d *Dovecot) Start(t testing.TB, conf string) {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
+	stopped := false
+	d.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		// SIGTERM lets the master stop its children; the group kill is for
 		// a master that does not.
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -199,7 +248,8 @@ func (d *Dovecot) Start(t testing.TB, conf string) {
 			log, _ := os.ReadFile(filepath.Join(d.Dir, "dovecot.log"))
 			t.Logf("dovecot.conf:\n%s\ndovecot output:\n%s\ndovecot.log:\n%s", b.String(), out.String(), log)
 		}
-	})
+	}
+	t.Cleanup(d.stop)
 
 	d.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(15 * time.Second)
@@ -401,4 +451,137 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Deliver hands msg (CRLF lines) from sender to the recipients over LMTP,
+// as Postfix does, and returns each recipient's answer after the data:
+// "250 ..." when it was delivered.
+func (d *Dovecot) Deliver(from string, to []string, msg string) ([]string, error) {
+	conn, err := net.DialTimeout("tcp", d.LMTPAddr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	c := textproto.NewConn(conn)
+	if _, _, err := c.ReadResponse(220); err != nil {
+		return nil, fmt.Errorf("greeting: %w", err)
+	}
+	if _, err := c.Cmd("LHLO localhost"); err != nil {
+		return nil, err
+	}
+	if _, _, err := c.ReadResponse(250); err != nil {
+		return nil, fmt.Errorf("LHLO: %w", err)
+	}
+	steps := []string{"MAIL FROM:<" + from + ">"}
+	for _, r := range to {
+		steps = append(steps, "RCPT TO:<"+r+">")
+	}
+	for _, s := range append(steps, "DATA") {
+		if _, err := c.Cmd("%s", s); err != nil {
+			return nil, err
+		}
+		want := 250
+		if s == "DATA" {
+			want = 354
+		}
+		if _, _, err := c.ReadResponse(want); err != nil {
+			return nil, fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	w := c.DotWriter()
+	io.WriteString(w, strings.ReplaceAll(msg, "\r\n", "\n"))
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	// LMTP answers once per recipient.
+	var answers []string
+	for range to {
+		code, text, err := c.ReadResponse(0)
+		if err != nil && code == 0 {
+			return answers, err
+		}
+		answers = append(answers, fmt.Sprintf("%d %s", code, text))
+	}
+	c.Cmd("QUIT")
+	return answers, nil
+}
+
+// Found is a message in a mailbox: where it is, and its flags.
+type Found struct {
+	Mailbox string
+	Flags   []string
+}
+
+// Find logs in and returns every message, in every mailbox, whose subject
+// contains subject, with its flags.
+func (d *Dovecot) Find(user, password, subject string) ([]Found, error) {
+	conn, c, err := d.Dial()
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if line, err := Command(c, "a1 LOGIN "+Quote(user)+" "+Quote(password)); err != nil || !strings.HasPrefix(line, "a1 OK") {
+		return nil, fmt.Errorf("LOGIN: %q %v", line, err)
+	}
+	var mailboxes []string
+	if err := untagged(c, `a2 LIST "" "*"`, func(line string) {
+		// * LIST (\HasNoChildren) "." "Spam" (or unquoted)
+		if !strings.HasPrefix(line, "* LIST ") {
+			return
+		}
+		_, rest, _ := strings.Cut(line, ") ")
+		_, name, _ := strings.Cut(rest, " ")
+		mailboxes = append(mailboxes, strings.Trim(name, `"`))
+	}); err != nil {
+		return nil, err
+	}
+	var found []Found
+	for i, m := range mailboxes {
+		if line, err := Command(c, fmt.Sprintf("s%d EXAMINE %s", i, Quote(m))); err != nil || !strings.HasPrefix(line, fmt.Sprintf("s%d OK", i)) {
+			return nil, fmt.Errorf("EXAMINE %s: %q %v", m, line, err)
+		}
+		var seqs []string
+		if err := untagged(c, fmt.Sprintf("q%d SEARCH SUBJECT %s", i, Quote(subject)), func(line string) {
+			if n, ok := strings.CutPrefix(line, "* SEARCH"); ok {
+				seqs = append(seqs, strings.Fields(n)...)
+			}
+		}); err != nil {
+			return nil, err
+		}
+		for j, n := range seqs {
+			if err := untagged(c, fmt.Sprintf("f%d.%d FETCH %s (FLAGS)", i, j, n), func(line string) {
+				if _, flags, ok := strings.Cut(line, "FLAGS ("); ok {
+					flags, _, _ = strings.Cut(flags, ")")
+					found = append(found, Found{Mailbox: m, Flags: strings.Fields(flags)})
+				}
+			}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	c.PrintfLine("z LOGOUT")
+	return found, nil
+}
+
+// untagged sends an IMAP command, hands each untagged answer to f, and
+// fails unless the tagged answer is OK.
+func untagged(c *textproto.Conn, cmd string, f func(string)) error {
+	tag, _, _ := strings.Cut(cmd, " ")
+	if err := c.PrintfLine("%s", cmd); err != nil {
+		return err
+	}
+	for {
+		line, err := c.ReadLine()
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(line, tag+" ") {
+			if !strings.HasPrefix(line, tag+" OK") {
+				return fmt.Errorf("%s: %s", cmd, line)
+			}
+			return nil
+		}
+		f(line)
+	}
 }

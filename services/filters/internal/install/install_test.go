@@ -1,0 +1,305 @@
+package install
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/mailplane/mailplane/services/platform/dovecottest"
+	"github.com/mailplane/mailplane/services/platform/pgtest"
+	"github.com/mailplane/mailplane/services/platform/sieve"
+)
+
+const (
+	alice    = "alice@example.org"
+	password = "alice-password"
+)
+
+// mailDovecot runs a Dovecot with LMTP and ManageSieve, configured with
+// deploy/mail/dovecot/conf.d/90-mailplane-sieve.conf (paths moved into the
+// instance, auto-replies to a sendmail that keeps them in Dir/sent), every
+// address's password "alice-password", and a userdb query of the same
+// shape as mailplane-sql.conf.ext's. It returns the instance, its
+// configuration (to start it again) and an installer for it.
+func mailDovecot(t *testing.T) (*dovecottest.Dovecot, string, *Installer) {
+	t.Helper()
+	url := os.Getenv(pgtest.EnvURL)
+	if url == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("MAILPLANE_TEST_DATABASE_URL is not set; CI needs it")
+		}
+		t.Skip("MAILPLANE_TEST_DATABASE_URL is not set (Dovecot's userdb is a pgsql query)")
+	}
+	pgc, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dovecottest.New(t)
+	d.LMTP, d.Sieve = true, true
+
+	deployed, err := os.ReadFile("../../../../deploy/mail/dovecot/conf.d/90-mailplane-sieve.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := filepath.Join(d.Dir, "sent")
+	if err := os.Mkdir(sent, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(sent, 0o777)
+	// Pigeonhole calls sendmail -i -f SENDER -- RECIPIENT.
+	sendmail := filepath.Join(d.Dir, "sendmail")
+	script := "#!/bin/sh\nf=" + sent + "/$(date +%s%N).$$\n{ echo \"$*\"; cat; } > \"$f.tmp\" && mv \"$f.tmp\" \"$f.eml\"\n"
+	if err := os.WriteFile(sendmail, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	masters := "mailplane-personal:{PLAIN}personal-secret\nmailplane-platform:{PLAIN}platform-secret\n"
+	if err := os.WriteFile(filepath.Join(d.Dir, "mailplane-masters"), []byte(masters), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sqlConf := "driver = pgsql\nconnect = " + dovecottest.PGConnect(pgc) + "\n" +
+		`user_query = SELECT '` + d.Vmail + `/' || '%u' AS home, ` +
+		`CASE WHEN '%{master_user}' = 'mailplane-platform' THEN 'file:~/sieve-platform' END AS sieve` + "\n"
+	if err := os.WriteFile(filepath.Join(d.Dir, "sql.conf.ext"), []byte(sqlConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.NewReplacer(
+		"/etc/dovecot/", d.Dir+"/",
+		"submission_host = 127.0.0.1:25", "sendmail_path = "+sendmail,
+	).Replace(string(deployed))
+	// Debian's 10-mail.conf makes the inbox namespace, which the deployed
+	// file adds the Spam folder to.
+	conf = "namespace inbox {\n  inbox = yes\n}\n" + conf + `
+postmaster_address = postmaster@example.org
+auth_master_user_separator = *
+passdb {
+  driver = static
+  args = password=` + password + `
+}
+userdb {
+  driver = sql
+  args = ` + d.Dir + `/sql.conf.ext
+}
+`
+	d.Start(t, conf)
+	in := &Installer{
+		Addr:     d.SieveAddr,
+		Personal: Login{"mailplane-personal", "personal-secret"},
+		Platform: Login{"mailplane-platform", "platform-secret"},
+		Timeout:  10 * time.Second,
+	}
+	return d, conf, in
+}
+
+// message is a message from sender to alice with the extra header lines.
+func message(from, subject, headers string) string {
+	return "From: " + from + "\r\nTo: " + alice + "\r\nSubject: " + subject + "\r\n" +
+		"Message-ID: <" + strings.ReplaceAll(subject, " ", ".") + "@example.net>\r\n" + headers + "\r\nHello.\r\n"
+}
+
+// deliver delivers msg to alice, failing t unless it is accepted.
+func deliver(t *testing.T, d *dovecottest.Dovecot, from, msg string) {
+	t.Helper()
+	answers, err := d.Deliver(from, []string{alice}, msg)
+	if err != nil || len(answers) != 1 || !strings.HasPrefix(answers[0], "250") {
+		t.Fatalf("deliver: %q %v", answers, err)
+	}
+}
+
+// where returns the mailbox and flags of the one message with subject.
+func where(t *testing.T, d *dovecottest.Dovecot, subject string) dovecottest.Found {
+	t.Helper()
+	found, err := d.Find(alice, password, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 {
+		t.Fatalf("%q is in %d places: %v", subject, len(found), found)
+	}
+	return found[0]
+}
+
+// replies returns the recipients of the auto-replies sent so far.
+func replies(t *testing.T, d *dovecottest.Dovecot) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(d.Dir, "sent", "*.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args, _, _ := strings.Cut(string(b), "\n")
+		_, rcpt, _ := strings.Cut(args, "-- ")
+		to = append(to, strings.TrimSpace(rcpt))
+	}
+	slices.Sort(to)
+	return to
+}
+
+var scripts = Scripts{
+	Before: `require ["fileinto", "mailbox"];
+if header :is "X-Spam-Flag" "YES" { fileinto :create "Spam"; stop; }
+`,
+	Personal: `require ["fileinto", "mailbox", "imap4flags"];
+if header :contains "Subject" "invoice" { addflag "\\Flagged"; fileinto :create "Invoices"; }
+`,
+	After: `require ["fileinto", "mailbox"];
+if exists "List-Id" { fileinto :create "Newsletters"; }
+`,
+}
+
+// TestInstallDeliver installs platform and personal scripts with an
+// auto-reply, delivers real mail over LMTP and finds each message where the
+// scripts put it, with its flags; each sender is answered once.
+func TestInstallDeliver(t *testing.T) {
+	d, _, in := mailDovecot(t)
+	s := scripts
+	var err error
+	s.Vacation, err = sieve.Vacation{Subject: "Away", Message: "Back on Monday.\n"}.Script(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Install(context.Background(), alice, s); err != nil {
+		t.Fatal(err)
+	}
+
+	deliver(t, d, "bob@example.net", message("bob@example.net", "spam one", "X-Spam-Flag: YES\r\n"))
+	deliver(t, d, "bob@example.net", message("bob@example.net", "invoice two", ""))
+	deliver(t, d, "bob@example.net", message("bob@example.net", "news three", "List-Id: <news.example.net>\r\n"))
+	deliver(t, d, "bob@example.net", message("bob@example.net", "plain four", ""))
+	deliver(t, d, "carol@example.net", message("carol@example.net", "plain five", ""))
+	deliver(t, d, "carol@example.net", message("carol@example.net", "plain six", ""))
+
+	for _, c := range []struct {
+		subject, mailbox string
+		flags            []string
+	}{
+		{"spam one", "Spam", nil},
+		{"invoice two", "Invoices", []string{`\Flagged`}},
+		{"news three", "Newsletters", nil},
+		{"plain four", "INBOX", nil},
+		{"plain five", "INBOX", nil},
+		{"plain six", "INBOX", nil},
+	} {
+		got := where(t, d, c.subject)
+		var flags []string
+		for _, f := range got.Flags {
+			if f != `\Recent` {
+				flags = append(flags, f)
+			}
+		}
+		if got.Mailbox != c.mailbox || !slices.Equal(flags, c.flags) {
+			t.Errorf("%q: in %s with %v, want %s with %v", c.subject, got.Mailbox, flags, c.mailbox, c.flags)
+		}
+	}
+	if got, want := replies(t, d), []string{"bob@example.net", "carol@example.net"}; !slices.Equal(got, want) {
+		t.Errorf("auto-replies to %v, want one to each of %v", got, want)
+	}
+
+	// Turning the auto-reply off stops it at once: a new sender is not
+	// answered.
+	s.Vacation = ""
+	if err := in.Install(context.Background(), alice, s); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, d, "dave@example.net", message("dave@example.net", "plain seven", ""))
+	if got := replies(t, d); len(got) != 2 {
+		t.Errorf("auto-replies after it was turned off: %v", got)
+	}
+}
+
+// TestCustomerSeesOwnScriptsOnly: the address's own ManageSieve login
+// lists the personal script only, and a script it stores under a platform
+// script's name changes nothing of the platform's.
+func TestCustomerSeesOwnScriptsOnly(t *testing.T) {
+	d, _, in := mailDovecot(t)
+	if err := in.Install(context.Background(), alice, scripts); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", d.SieveAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	c := &conn{r: bufio.NewReader(nc), w: nc}
+	if _, err := c.response(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.simple(`AUTHENTICATE "PLAIN" "` + b64("\x00"+alice+"\x00"+password) + `"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.putScript(BeforeName, "keep;\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.w.Write([]byte("LISTSCRIPTS\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := c.response()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(lines)
+	if want := []string{`"before"`, `"mailplane" ACTIVE`}; !slices.Equal(lines, want) {
+		t.Errorf("the customer's scripts: %q, want %q", lines, want)
+	}
+	deliver(t, d, "bob@example.net", message("bob@example.net", "spam one", "X-Spam-Flag: YES\r\n"))
+	if got := where(t, d, "spam one"); got.Mailbox != "Spam" {
+		t.Errorf("spam went to %s after the customer wrote a script named before", got.Mailbox)
+	}
+}
+
+// TestInstallDovecotDown: with Dovecot stopped Install fails (the job
+// retries it); once Dovecot is back the same Install succeeds and the
+// scripts work.
+func TestInstallDovecotDown(t *testing.T) {
+	d, conf, in := mailDovecot(t)
+	d.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := in.Install(ctx, alice, scripts); err == nil {
+		t.Fatal("Install succeeded with Dovecot stopped")
+	}
+	d.Start(t, conf)
+	if err := in.Install(ctx, alice, scripts); err != nil {
+		t.Fatalf("Install once Dovecot is back: %v", err)
+	}
+	deliver(t, d, "bob@example.net", message("bob@example.net", "invoice one", ""))
+	if got := where(t, d, "invoice one"); got.Mailbox != "Invoices" {
+		t.Errorf("invoice in %s", got.Mailbox)
+	}
+}
+
+// TestInstallBadScript: a script Dovecot does not compile is a
+// ScriptError naming it, and the scripts installed before stay.
+func TestInstallBadScript(t *testing.T) {
+	d, _, in := mailDovecot(t)
+	if err := in.Install(context.Background(), alice, scripts); err != nil {
+		t.Fatal(err)
+	}
+	bad := scripts
+	bad.Personal = "if header :contains \"Subject\" {\n"
+	err := in.Install(context.Background(), alice, bad)
+	var se *ScriptError
+	if !errors.As(err, &se) || se.Script != PersonalName {
+		t.Fatalf("Install of a broken script: %v, want a ScriptError for %s", err, PersonalName)
+	}
+	deliver(t, d, "bob@example.net", message("bob@example.net", "invoice one", ""))
+	if got := where(t, d, "invoice one"); got.Mailbox != "Invoices" {
+		t.Errorf("invoice in %s after a broken script was refused", got.Mailbox)
+	}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
