@@ -348,6 +348,16 @@ func (p *Post) subject(h *mail.Header) error {
 	if err != nil {
 		return fmt.Errorf("the Subject header %q: %w", h.Get("Subject"), err)
 	}
+	// The decoded subject is stored (PostgreSQL refuses NUL and invalid
+	// UTF-8 in text: the post would fail for good and the MTA retry it
+	// for days) and written into notices' headers: controls become
+	// spaces, bad bytes U+FFFD.
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 	p.Subject = s
 	if p.l.Prefix == "" {
 		return nil

@@ -1,0 +1,102 @@
+package lists_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/mailplane/mailplane/services/lists"
+	"github.com/mailplane/mailplane/services/platform/smtptest"
+)
+
+// nested is a message whose MIME parts nest depth deep.
+func nested(depth int) string {
+	var b strings.Builder
+	b.WriteString("From: ann@example.org\nSubject: deep\nMIME-Version: 1.0\n")
+	for i := range depth {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n", i, i)
+	}
+	b.WriteString("Content-Type: text/plain\n\nhi\n")
+	for i := depth - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "--b%d--\n", i)
+	}
+	return b.String()
+}
+
+// TestAttackLMTP: hostile mail over LMTP gets a clear answer per
+// recipient (never a dropped connection), a refused one stores nothing,
+// and the server takes the next post as before.
+func TestAttackLMTP(t *testing.T) {
+	relay := smtptest.Start(t)
+	e := startMail(t, lists.Relay{Addr: relay.Addr, Username: relay.Username, Password: relay.Password, TLS: relay.ClientTLS})
+	post := "From: ann@example.org\nSubject: hi\n\nhello\n"
+	many := make([]string, 1000)
+	for i := range many {
+		many[i] = fmt.Sprintf("x%d@example.test", i)
+	}
+	many[0] = "team@example.test"
+	stored := func() int {
+		return e.count("posts") + e.count("held_posts") + e.count("subscription_requests") + e.count("members")
+	}
+	for _, tc := range []struct {
+		name  string
+		rcpts []string
+		msg   string
+		// ok: codes acceptable for the first recipient.
+		ok []int
+	}{
+		{"NUL in the body", []string{"team@example.test"}, "From: ann@example.org\nSubject: nul\n\na\x00b\n", []int{250, 554}},
+		// The subject is stored: NUL and bad UTF-8 would fail the insert
+		// for good (a 451 the MTA retries for days).
+		{"NUL in the subject", []string{"team@example.test"}, "From: ann@example.org\nSubject: a\x00b\n\nhi\n", []int{250}},
+		{"encoded NUL and CRLF in the subject", []string{"team@example.test"}, "From: ann@example.org\nSubject: =?UTF-8?Q?a=00b=0D=0ABcc:_x@y.example?=\n\nhi\n", []int{250}},
+		{"encoded bad UTF-8 in the subject", []string{"team@example.test"}, "From: ann@example.org\nSubject: =?UTF-8?B?/w==?=\n\nhi\n", []int{250}},
+		{"raw Latin-1 in the subject", []string{"team@example.test"}, "From: ann@example.org\nSubject: caf\xe9\n\nhi\n", []int{250}},
+		{"a stranger's NUL subject, held", []string{"team@example.test"}, "From: zed@example.org\nSubject: =?UTF-8?Q?a=00b?=\n\nhi\n", []int{250}},
+		{"bare CR", []string{"team@example.test"}, "From: ann@example.org\nSubject: a\rBcc: x@y.example\n\nhi\rthere\n", []int{250, 554}},
+		{"control characters in From", []string{"team@example.test"}, "From: \"a\x01\x1b[2Jb\" <ann@example.org>\nSubject: ctl\n\nhi\n", []int{250, 554}},
+		{"a thousand recipients", many, post, []int{250}},
+		// Folded: go-smtp ends the connection on a line over 2000 bytes.
+		{"a header of a megabyte", []string{"team-request@example.test"}, "From: ann@example.org\nX-Big: a" + strings.Repeat("\n aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1<<14) + "\n\nsubscribe\n", []int{552, 554}},
+		{"MIME nested 2000 deep", []string{"team-request@example.test"}, nested(2000), []int{250, 552, 554}},
+		// go-smtp closes on a command line over 2000 bytes: 500.
+		{"a confirm token of 10 KB", []string{"team-confirm+" + strings.Repeat("A", 10<<10) + "@example.test"}, post, []int{500}},
+		{"a confirm token of 1 KB", []string{"team-confirm+" + strings.Repeat("A", 1<<10) + "@example.test"}, post, []int{250, 501, 550}},
+		{"a confirm token of garbage", []string{"team-confirm+%00..//@example.test"}, post, []int{250, 501, 550}},
+		{"a VERP of garbage", []string{"team-bounces+garbage@example.test", "team-bounces+==@example.test", "team-bounces+a=b=c@example.test"}, "From: MAILER-DAEMON@x.example\nSubject: bounce\n\ngarbage\n", []int{250, 550}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := stored()
+			got := e.deliver("ann@example.org", tc.rcpts, tc.msg)
+			if len(got) == 0 {
+				t.Fatal("no answer")
+			}
+			for _, r := range tc.rcpts[:1] {
+				a := got[r]
+				if !slicesContains(tc.ok, a.code) {
+					t.Errorf("%.60s: %d %q, want one of %v", r, a.code, a.msg, tc.ok)
+				}
+				if a.code != 250 && stored() != before {
+					t.Errorf("refused with %d but stored something", a.code)
+				}
+			}
+			for r, a := range got {
+				if a.code < 250 || a.code >= 600 {
+					t.Errorf("%.60s: %d %q, want an LMTP answer", r, a.code, a.msg)
+				}
+			}
+		})
+	}
+	if got := e.deliver("ann@example.org", []string{"team@example.test"}, firstPost)["team@example.test"]; got.code != 250 {
+		t.Errorf("a post after the attack: %v", got)
+	}
+}
+
+func slicesContains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
