@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"net"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,6 +33,13 @@ const (
 // shape as mailplane-sql.conf.ext's. It returns the instance, its
 // configuration (to start it again) and an installer for it.
 func mailDovecot(t *testing.T) (*dovecottest.Dovecot, string, *Installer) {
+	t.Helper()
+	return mailDovecotWith(t, nil)
+}
+
+// mailDovecotWith is mailDovecot with edit applied to the deployed
+// configuration first.
+func mailDovecotWith(t *testing.T, edit func(string) string) (*dovecottest.Dovecot, string, *Installer) {
 	t.Helper()
 	url := os.Getenv(pgtest.EnvURL)
 	if url == "" {
@@ -67,7 +76,9 @@ func mailDovecot(t *testing.T) (*dovecottest.Dovecot, string, *Installer) {
 	}
 	sqlConf := "driver = pgsql\nconnect = " + dovecottest.PGConnect(pgc) + "\n" +
 		`user_query = SELECT '` + d.Vmail + `/' || '%u' AS home, ` +
-		`CASE WHEN '%{master_user}' = 'mailplane-platform' THEN 'file:~/sieve-platform' END AS sieve` + "\n"
+		`CASE WHEN '%{master_user}' = 'mailplane-platform' THEN 'file:~/sieve-platform' END AS sieve` + "\n" +
+		// doveadm -A iterates over the addresses: here, alice.
+		`iterate_query = SELECT '` + alice + `' AS user` + "\n"
 	if err := os.WriteFile(filepath.Join(d.Dir, "sql.conf.ext"), []byte(sqlConf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +86,9 @@ func mailDovecot(t *testing.T) (*dovecottest.Dovecot, string, *Installer) {
 		"/etc/dovecot/", d.Dir+"/",
 		"submission_host = 127.0.0.1:25", "sendmail_path = "+sendmail,
 	).Replace(string(deployed))
+	if edit != nil {
+		conf = edit(conf)
+	}
 	// Debian's 10-mail.conf makes the inbox namespace, which the deployed
 	// file adds the Spam folder to.
 	conf = "namespace inbox {\n  inbox = yes\n}\n" + conf + `
@@ -175,7 +189,8 @@ func TestInstallDeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	deliver(t, d, "bob@example.net", message("bob@example.net", "spam one", "X-Spam-Flag: YES\r\n"))
+	// Spam stops before the auto-reply: eve is never answered.
+	deliver(t, d, "eve@example.net", message("eve@example.net", "spam one", "X-Spam-Flag: YES\r\n"))
 	deliver(t, d, "bob@example.net", message("bob@example.net", "invoice two", ""))
 	deliver(t, d, "bob@example.net", message("bob@example.net", "news three", "List-Id: <news.example.net>\r\n"))
 	deliver(t, d, "bob@example.net", message("bob@example.net", "plain four", ""))
@@ -303,3 +318,68 @@ func TestInstallBadScript(t *testing.T) {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// spamAt delivers n spam messages, which the before script files into Spam.
+func spamAt(t *testing.T, d *dovecottest.Dovecot, in *Installer, n int) {
+	t.Helper()
+	if err := in.Install(context.Background(), alice, scripts); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		deliver(t, d, "eve@example.net", message("eve@example.net", fmt.Sprintf("spam %d", i), "X-Spam-Flag: YES\r\n"))
+	}
+	if found, err := d.Find(alice, password, "spam"); err != nil || len(found) != n {
+		t.Fatalf("spam delivered: %v %v", found, err)
+	}
+}
+
+// TestSpamAutoexpunge: the deployed autoexpunge, shortened to a second,
+// empties Spam when the address's IMAP session ends.
+func TestSpamAutoexpunge(t *testing.T) {
+	d, _, in := mailDovecotWith(t, func(conf string) string {
+		if !strings.Contains(conf, "autoexpunge = 30d") {
+			t.Fatal("the deployed configuration has no autoexpunge = 30d")
+		}
+		return strings.Replace(conf, "autoexpunge = 30d", "autoexpunge = 1s", 1)
+	})
+	spamAt(t, d, in, 3)
+	time.Sleep(2 * time.Second)
+	if line, err := d.Login(alice, password); err != nil || !strings.Contains(line, "OK") {
+		t.Fatalf("login: %q %v", line, err)
+	}
+	// autoexpunge runs as the session ends, after LOGOUT is answered.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		found, err := d.Find(alice, password, "spam")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(found) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Spam still holds %v", found)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSpamSweep: the daily sweep (doveadm expunge -A mailbox Spam
+// savedbefore 30d, here 1s) empties Spam of an address nobody logs in to,
+// and leaves the INBOX alone.
+func TestSpamSweep(t *testing.T) {
+	d, _, in := mailDovecot(t)
+	spamAt(t, d, in, 2)
+	deliver(t, d, "bob@example.net", message("bob@example.net", "plain one", ""))
+	time.Sleep(2 * time.Second)
+	args := append(d.Doveadm(), "expunge", "-A", "mailbox", "Spam", "savedbefore", "1s")
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+	if found, err := d.Find(alice, password, "spam"); err != nil || len(found) != 0 {
+		t.Errorf("Spam after the sweep: %v %v", found, err)
+	}
+	if got := where(t, d, "plain one"); got.Mailbox != "INBOX" {
+		t.Errorf("plain one in %s", got.Mailbox)
+	}
+}
