@@ -70,7 +70,12 @@ func (s *Server) receiveRobot(ctx context.Context, l *list, r commands.Robot, fr
 	if err != nil || len(addrs) == 0 {
 		return malformed(log, fmt.Errorf("no From address to answer"))
 	}
-	m := &robotMail{raw: raw, header: h, sender: addrs[0].Address, name: addrs[0].Name}
+	// The name is stored with the request: one line of valid UTF-8 (a NUL
+	// would fail the insert for good, a 451 the MTA retries for days),
+	// at most the display name's length.
+	name := []rune(clean(addrs[0].Name, 4*maxDisplayNameRune))
+	name = name[:min(len(name), maxDisplayNameRune)]
+	m := &robotMail{raw: raw, header: h, sender: addrs[0].Address, name: string(name)}
 	m.messageID, _ = h.MessageID()
 	switch r.Kind {
 	case commands.KindJoin:
