@@ -383,3 +383,33 @@ func TestSpamSweep(t *testing.T) {
 		t.Errorf("plain one in %s", got.Mailbox)
 	}
 }
+
+// TestInstallRefusesBeforeSending: an address that would break the SASL
+// exchange, or a script past MaxScript, is refused without a connection
+// (the address points nowhere: a dial would fail differently).
+func TestInstallRefusesBeforeSending(t *testing.T) {
+	in := &Installer{Addr: "127.0.0.1:1"}
+	for _, c := range []struct {
+		name    string
+		address string
+		s       Scripts
+		script  string
+	}{
+		{"empty address", "", Scripts{}, ""},
+		{"NUL in address", "a\x00b@example.org", Scripts{}, ""},
+		{"CRLF in address", "a\r\nLOGOUT@example.org", Scripts{}, ""},
+		{"big personal", alice, Scripts{Personal: strings.Repeat("#", MaxScript+1)}, PersonalName},
+		{"big vacation", alice, Scripts{Vacation: strings.Repeat("#", MaxScript+1)}, VacationName},
+	} {
+		err := in.Install(context.Background(), c.address, c.s)
+		var se *ScriptError
+		switch {
+		case err == nil:
+			t.Errorf("%s: installed", c.name)
+		case c.script != "" && (!errors.As(err, &se) || se.Script != c.script):
+			t.Errorf("%s: %v, want a ScriptError for %s", c.name, err, c.script)
+		case c.script == "" && !strings.Contains(err.Error(), "invalid address"):
+			t.Errorf("%s: %v, want invalid address", c.name, err)
+		}
+	}
+}
