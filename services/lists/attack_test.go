@@ -61,7 +61,7 @@ func (e *attackEnv) rpcs(t *testing.T) []rpc {
 	t.Helper()
 	targets := map[string]string{
 		"CreateList": e.ms, "GetList": e.list, "ListLists": e.ms, "UpdateList": e.list, "DeleteList": e.list,
-		"CreateMember": e.list, "UpdateMember": e.member, "ListMembers": e.list, "DeleteMember": e.member,
+		"CreateMember": e.list, "BatchCreateMembers": e.list, "UpdateMember": e.member, "ListMembers": e.list, "DeleteMember": e.member,
 		"EnableMemberDelivery": e.member, "ExportMembers": e.list,
 		"ListHeldPosts": e.list, "AcceptHeldPost": e.held, "RejectHeldPost": e.held, "DiscardHeldPost": e.held,
 		"ListSubscriptionRequests": e.list, "AcceptSubscriptionRequest": e.request,
@@ -133,6 +133,8 @@ func valid(m proto.Message) proto.Message {
 		r.UpdateMask = &fieldmaskpb.FieldMask{Paths: []string{"description"}}
 	case *listsv1.CreateMemberRequest:
 		r.Member = &listsv1.Member{Email: "new@example.org"}
+	case *listsv1.BatchCreateMembersRequest:
+		r.Requests = []*listsv1.CreateMemberRequest{{Parent: r.Parent, Member: &listsv1.Member{Email: "new@example.org"}}}
 	case *listsv1.UpdateMemberRequest:
 		r.Member.DisplayName = "New"
 		r.UpdateMask = &fieldmaskpb.FieldMask{Paths: []string{"display_name"}}
