@@ -50,6 +50,8 @@ type Server struct {
 	messages []Message
 	// failures is how many deliveries to refuse (temporarily) first.
 	failures int
+	// open takes mail without AUTH (StartRelay).
+	open bool
 }
 
 // Start runs a server until t ends. It requires STARTTLS before AUTH and
@@ -70,6 +72,18 @@ func Start(t testing.TB) *Server {
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	go srv.Serve(lis)
 	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+// StartRelay runs a server, until t ends, that takes mail without AUTH, as
+// the loopback relay next to a mail server does (Postfix's mynetworks), for
+// clients that cannot authenticate, such as Dovecot's submission_host.
+func StartRelay(t testing.TB) *Server {
+	t.Helper()
+	s := Start(t)
+	s.mu.Lock()
+	s.open = true
+	s.mu.Unlock()
 	return s
 }
 
@@ -117,7 +131,10 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
-	if !ss.authed {
+	ss.s.mu.Lock()
+	open := ss.s.open
+	ss.s.mu.Unlock()
+	if !ss.authed && !open {
 		return smtp.ErrAuthRequired
 	}
 	ss.from = from

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/dovecottest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 	"github.com/mailplane/mailplane/services/platform/sieve"
+	"github.com/mailplane/mailplane/services/platform/smtptest"
 )
 
 const (
@@ -28,18 +30,19 @@ const (
 
 // mailDovecot runs a Dovecot with LMTP and ManageSieve, configured with
 // deploy/mail/dovecot/conf.d/90-mailplane-sieve.conf (paths moved into the
-// instance, auto-replies to a sendmail that keeps them in Dir/sent), every
+// instance, auto-replies to a loopback relay), every
 // address's password "alice-password", and a userdb query of the same
 // shape as mailplane-sql.conf.ext's. It returns the instance, its
 // configuration (to start it again) and an installer for it.
 func mailDovecot(t *testing.T) (*dovecottest.Dovecot, string, *Installer) {
 	t.Helper()
-	return mailDovecotWith(t, nil)
+	d, conf, in, _ := mailDovecotWith(t, nil)
+	return d, conf, in
 }
 
 // mailDovecotWith is mailDovecot with edit applied to the deployed
 // configuration first.
-func mailDovecotWith(t *testing.T, edit func(string) string) (*dovecottest.Dovecot, string, *Installer) {
+func mailDovecotWith(t *testing.T, edit func(string) string) (*dovecottest.Dovecot, string, *Installer, *smtptest.Server) {
 	t.Helper()
 	url := os.Getenv(pgtest.EnvURL)
 	if url == "" {
@@ -54,20 +57,10 @@ func mailDovecotWith(t *testing.T, edit func(string) string) (*dovecottest.Dovec
 	}
 	d := dovecottest.New(t)
 	d.LMTP, d.Sieve = true, true
+	relay := smtptest.StartRelay(t)
 
 	deployed, err := os.ReadFile("../../../../deploy/mail/dovecot/conf.d/90-mailplane-sieve.conf")
 	if err != nil {
-		t.Fatal(err)
-	}
-	sent := filepath.Join(d.Dir, "sent")
-	if err := os.Mkdir(sent, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(sent, 0o777)
-	// Pigeonhole calls sendmail -i -f SENDER -- RECIPIENT.
-	sendmail := filepath.Join(d.Dir, "sendmail")
-	script := "#!/bin/sh\nf=" + sent + "/$(date +%s%N).$$\n{ echo \"$*\"; cat; } > \"$f.tmp\" && mv \"$f.tmp\" \"$f.eml\"\n"
-	if err := os.WriteFile(sendmail, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	masters := "mailplane-personal:{PLAIN}personal-secret\nmailplane-platform:{PLAIN}platform-secret\n"
@@ -84,7 +77,7 @@ func mailDovecotWith(t *testing.T, edit func(string) string) (*dovecottest.Dovec
 	}
 	conf := strings.NewReplacer(
 		"/etc/dovecot/", d.Dir+"/",
-		"submission_host = 127.0.0.1:25", "sendmail_path = "+sendmail,
+		"submission_host = 127.0.0.1:25", "submission_host = "+relay.Addr,
 	).Replace(string(deployed))
 	if edit != nil {
 		conf = edit(conf)
@@ -110,7 +103,7 @@ userdb {
 		Platform: Login{"mailplane-platform", "platform-secret"},
 		Timeout:  10 * time.Second,
 	}
-	return d, conf, in
+	return d, conf, in, relay
 }
 
 // message is a message from sender to alice with the extra header lines.
@@ -141,22 +134,11 @@ func where(t *testing.T, d *dovecottest.Dovecot, subject string) dovecottest.Fou
 	return found[0]
 }
 
-// replies returns the recipients of the auto-replies sent so far.
-func replies(t *testing.T, d *dovecottest.Dovecot) []string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(d.Dir, "sent", "*.eml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+// replies returns the recipients of the auto-replies the relay got so far.
+func replies(relay *smtptest.Server) []string {
 	var to []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		args, _, _ := strings.Cut(string(b), "\n")
-		_, rcpt, _ := strings.Cut(args, "-- ")
-		to = append(to, strings.TrimSpace(rcpt))
+	for _, m := range relay.Messages() {
+		to = append(to, m.To...)
 	}
 	slices.Sort(to)
 	return to
@@ -178,7 +160,7 @@ if exists "List-Id" { fileinto :create "Newsletters"; }
 // auto-reply, delivers real mail over LMTP and finds each message where the
 // scripts put it, with its flags; each sender is answered once.
 func TestInstallDeliver(t *testing.T) {
-	d, _, in := mailDovecot(t)
+	d, _, in, relay := mailDovecotWith(t, nil)
 	s := scripts
 	var err error
 	s.Vacation, err = sieve.Vacation{Subject: "Away", Message: "Back on Monday.\n"}.Script(time.Now())
@@ -219,8 +201,15 @@ func TestInstallDeliver(t *testing.T) {
 			t.Errorf("%q: in %s with %v, want %s with %v", c.subject, got.Mailbox, flags, c.mailbox, c.flags)
 		}
 	}
-	if got, want := replies(t, d), []string{"bob@example.net", "carol@example.net"}; !slices.Equal(got, want) {
+	if got, want := replies(relay), []string{"bob@example.net", "carol@example.net"}; !slices.Equal(got, want) {
 		t.Errorf("auto-replies to %v, want one to each of %v", got, want)
+	}
+	for _, m := range relay.Messages() {
+		msg := m.Parsed(t)
+		body, _ := io.ReadAll(msg.Body)
+		if m.From != "" || msg.Header.Get("Subject") != "Away" || !strings.Contains(msg.Header.Get("From"), alice) || !strings.Contains(string(body), "Back on Monday.") {
+			t.Errorf("auto-reply from <%s>:\n%s", m.From, m.Data)
+		}
 	}
 
 	// Turning the auto-reply off stops it at once: a new sender is not
@@ -230,7 +219,7 @@ func TestInstallDeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	deliver(t, d, "dave@example.net", message("dave@example.net", "plain seven", ""))
-	if got := replies(t, d); len(got) != 2 {
+	if got := replies(relay); len(got) != 2 {
 		t.Errorf("auto-replies after it was turned off: %v", got)
 	}
 }
@@ -336,7 +325,7 @@ func spamAt(t *testing.T, d *dovecottest.Dovecot, in *Installer, n int) {
 // TestSpamAutoexpunge: the deployed autoexpunge, shortened to a second,
 // empties Spam when the address's IMAP session ends.
 func TestSpamAutoexpunge(t *testing.T) {
-	d, _, in := mailDovecotWith(t, func(conf string) string {
+	d, _, in, _ := mailDovecotWith(t, func(conf string) string {
 		if !strings.Contains(conf, "autoexpunge = 30d") {
 			t.Fatal("the deployed configuration has no autoexpunge = 30d")
 		}
