@@ -134,6 +134,19 @@ func parseFormURL(s string) (u *url.URL, origin bool, err error) {
 	if u.User != nil || u.Fragment != "" || strings.ContainsAny(s, " \t\r\n\\") {
 		return nil, false, errors.New("no user, fragment, spaces or backslashes")
 	}
+	// The host as browsers send it in Origin and go to: ASCII. A Unicode
+	// host ("bücher.example", "allowed。example", whose ideographic full
+	// stop browsers read as a dot) would never match the Origin a browser
+	// sends, nor the string a redirect is compared with.
+	if h := u.Hostname(); !loopback(h) && net.ParseIP(h) == nil {
+		ascii, _, err := validate.Domain(h)
+		if err != nil {
+			return nil, false, fmt.Errorf("host %q: %v", h, err)
+		}
+		if ascii != strings.ToLower(h) {
+			return nil, false, fmt.Errorf("write the host in ASCII: %s", ascii)
+		}
+	}
 	origin = (u.Path == "" || u.Path == "/") && u.RawQuery == "" && !u.ForceQuery
 	return u, origin, nil
 }
