@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -144,6 +145,10 @@ func (h *formsHandler) submit(w http.ResponseWriter, r *http.Request) {
 			Err: status.Error(codes.InvalidArgument, "send the form as application/x-www-form-urlencoded or application/json")})
 		return
 	}
+	if err := notUTF8("list", list, "email", f.Email, "name", f.Name, "redirect", f.Redirect, "website", f.Website); err != nil {
+		fail(err)
+		return
+	}
 	if f.List != "" && !strings.EqualFold(f.List, list) {
 		fail(inputStatus("list", "the body names another list than the path"))
 		return
@@ -191,6 +196,18 @@ func decodeFormJSON(body []byte, f *formFields) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return inputStatus("body", "text after the JSON object")
+	}
+	return nil
+}
+
+// notUTF8 refuses the first of its field, value pairs whose value is not
+// UTF-8: a proto string must be, and the call would fail as an internal
+// error before reaching the service.
+func notUTF8(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !utf8.ValidString(pairs[i+1]) {
+			return inputStatus(pairs[i], "must be valid UTF-8")
+		}
 	}
 	return nil
 }
@@ -244,6 +261,10 @@ func (h *formsHandler) preflight(w http.ResponseWriter, r *http.Request) {
 // and a button that posts what RFC 8058's POST posts. It unsubscribes
 // nobody: mail scanners open links.
 func (h *formsHandler) oneClickPage(w http.ResponseWriter, r *http.Request) {
+	if err := notUTF8("token", r.URL.Query().Get("token")); err != nil {
+		h.errorPage(w, r, err)
+		return
+	}
 	r = h.outgoing(r)
 	resp, err := h.client.GetUnsubscribePage(r.Context(), &listspb.GetUnsubscribePageRequest{Token: r.URL.Query().Get("token")})
 	if err != nil {
@@ -270,6 +291,9 @@ func (h *formsHandler) oneClick(w http.ResponseWriter, r *http.Request) {
 	default:
 		err = &runtime.HTTPStatusError{HTTPStatus: http.StatusUnsupportedMediaType,
 			Err: status.Error(codes.InvalidArgument, "send List-Unsubscribe=One-Click as application/x-www-form-urlencoded or multipart/form-data")}
+	}
+	if err == nil {
+		err = notUTF8("token", r.URL.Query().Get("token"))
 	}
 	if err == nil && r.PostForm.Get("List-Unsubscribe") != "One-Click" {
 		err = inputStatus("List-Unsubscribe", `want "One-Click"`)
