@@ -8,6 +8,7 @@ import (
 
 	accountsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/accounts/v1"
 	dnssecurityv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/dnssecurity/v1"
+	filtersv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/filters/v1"
 	listsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/lists/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/mailboxes/v1"
 )
@@ -67,6 +68,13 @@ var apis = []api{
 			listsv1.RegisterFormServiceHandler,
 		},
 		routes: registerListsExport,
+	},
+	{
+		name: "filters",
+		handlers: []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+			filtersv1.RegisterRuleServiceHandler,
+			filtersv1.RegisterFilterSettingsServiceHandler,
+		},
 	},
 }
 

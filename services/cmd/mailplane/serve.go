@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailplane/mailplane/services/accounts"
 	"github.com/mailplane/mailplane/services/dnssecurity"
+	"github.com/mailplane/mailplane/services/filters"
 	"github.com/mailplane/mailplane/services/lists"
 	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/auth"
@@ -39,6 +40,7 @@ func services() []service.Service {
 		mailboxes.New(new(mailboxes.Config)),
 		dnssecurity.New(new(dnssecurity.Config)),
 		lists.New(new(lists.Config)),
+		filters.New(new(filters.Config)),
 	}
 }
 

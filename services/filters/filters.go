@@ -1,0 +1,195 @@
+// Package filters is the filters service's one public entry: its schema,
+// and how to register it on a gRPC server.
+package filters
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
+	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/filters/filtersevents"
+	internal "github.com/mailplane/mailplane/services/filters/internal"
+	"github.com/mailplane/mailplane/services/filters/internal/migrations"
+	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/jobs"
+	"github.com/mailplane/mailplane/services/platform/service"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+)
+
+// Schema is the PostgreSQL schema the service owns.
+const Schema = "filters"
+
+// Migrations are the schema's SQL migrations.
+var Migrations = migrations.FS
+
+// accounts is the service filters asks for roles.
+const accounts = "accounts"
+
+// Config holds the service's settings.
+type Config struct {
+	// AccountsAddr reaches accounts (the process's accounts-addr; empty:
+	// this process's own).
+	AccountsAddr string
+	// MaxRules caps an address's rules; zero: internal.DefaultMaxRules.
+	MaxRules int
+	// Compiler and Installer compile and install an address's scripts;
+	// nil: changes stay pending until a process has them.
+	Compiler  Compiler
+	Installer Installer
+}
+
+// Installer puts an address's scripts in the mail store.
+type Installer = internal.Installer
+
+// Compiler turns an address's rules and settings into its scripts.
+type Compiler = internal.Compiler
+
+// Scripts are an address's Sieve scripts by name.
+type Scripts = internal.Scripts
+
+// Rule and Settings are what a Compiler compiles.
+type (
+	Rule     = internal.Rule
+	Settings = internal.Settings
+)
+
+// maxRulesCap bounds max-rules-per-address: a script of thousands of
+// rules runs on every delivery.
+const maxRulesCap = 5000
+
+// Register adds the settings to l.
+func (c *Config) Register(l *config.Loader) {
+	l.Int(&c.MaxRules, "max-rules-per-address", internal.DefaultMaxRules, "the most rules an address may have, at most 5000 (filters)")
+}
+
+// Validate reports every bad setting.
+func (c *Config) Validate() []error {
+	var errs []error
+	config.Check(&errs, c.MaxRules > 0 && c.MaxRules <= maxRulesCap, "max-rules-per-address", "want 1 to %d, got %d", maxRulesCap, c.MaxRules)
+	return errs
+}
+
+// New returns the service as a process runs it, with its settings in c.
+func New(c *Config) service.Service {
+	return service.Service{
+		Name:       Schema,
+		Migrations: Migrations,
+		Publishes:  filtersevents.Subjects(),
+		Settings:   c,
+		Check: func(p service.Process) []error {
+			var errs []error
+			p.CheckAddr(&errs, accounts)
+			return errs
+		},
+		Start: func(_ context.Context, env service.Env) (service.Parts, error) {
+			cfg := *c
+			cfg.AccountsAddr = env.ServiceAddr(accounts)
+			if cfg.Installer == nil {
+				// Not an error: the mail store side is not written yet;
+				// every change is kept pending and installed once it is.
+				env.Log.Warn("filters: no script installer yet: changes are kept pending, not installed")
+			}
+			svc, err := Register(env.GRPC, env.Pool, cfg, env.Log)
+			if err != nil {
+				return service.Parts{}, err
+			}
+			return service.Parts{Subscriptions: Subscriptions(env.Log), Workers: []func(context.Context) error{svc.Run}}, nil
+		},
+	}
+}
+
+// Subscriptions are the events the service consumes: mailboxes' address
+// events, which keep its copy of each address's users and rights, and
+// give a new address its default filters (internal.ApplyAddressChanged).
+func Subscriptions(log *slog.Logger) []events.Subscription {
+	return []events.Subscription{{
+		Durable:  internal.AddressConsumer,
+		Subjects: internal.AddressSubjects,
+		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			var ev mailboxesv1.AddressChanged
+			if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+				log.ErrorContext(ctx, "address event dropped: bad payload", "subject", m.Subject(), "error", err)
+				return nil
+			}
+			return internal.ApplyAddressChanged(ctx, tx, m.Subject(), &ev)
+		},
+	}}
+}
+
+// Service is the running service.
+type Service struct {
+	server *internal.Server
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	conn   *grpc.ClientConn
+}
+
+// Register adds the filters services to srv. pool's search_path must be
+// Schema, migrated; c.AccountsAddr reaches accounts.
+func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) (*Service, error) {
+	conn, err := grpc.NewClient(c.AccountsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", c.AccountsAddr, err)
+	}
+	s := internal.NewServer(pool, access.NewAccounts(conn), log)
+	s.SetMaxRules(c.MaxRules)
+	s.SetInstaller(c.Compiler, c.Installer)
+	inserter, err := jobs.New(pool, jobs.Config{Schema: Schema, Log: log})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	s.SetJobs(inserter)
+	for _, desc := range []*grpc.ServiceDesc{&filtersv1.RuleService_ServiceDesc, &filtersv1.FilterSettingsService_ServiceDesc} {
+		srv.RegisterService(s.AuditRefusals(desc), s)
+	}
+	return &Service{server: s, pool: pool, log: log, conn: conn}, nil
+}
+
+// reinstallSweep is how often addresses whose scripts are still to
+// install get a job again: a change made by an event, or one whose job
+// gave up while the mail store was down, is installed at most this late.
+const reinstallSweep = 5 * time.Minute
+
+// Run works the service's jobs (the installation of changed scripts)
+// until ctx is done.
+func (s *Service) Run(ctx context.Context) error { return s.run(ctx, s.jobsConfig()) }
+
+// RunForTest is Run with jobs fetched at once (jobs.ForTest).
+func (s *Service) RunForTest(ctx context.Context) error {
+	return s.run(ctx, jobs.ForTest(s.jobsConfig()))
+}
+
+// ReinstallPending queues the installation of every address whose
+// scripts are still to install, and says how many.
+func (s *Service) ReinstallPending(ctx context.Context) (int, error) {
+	return s.server.ReinstallPending(ctx)
+}
+
+func (s *Service) jobsConfig() jobs.Config {
+	return jobs.Config{Schema: Schema, Workers: s.server.Workers(), Log: s.log, Periodic: []jobs.Periodic{
+		{Name: "reinstall pending scripts", Interval: reinstallSweep, Work: s.server.ReinstallPending},
+	}}
+}
+
+func (s *Service) run(ctx context.Context, jc jobs.Config) error {
+	defer s.conn.Close()
+	client, err := jobs.New(s.pool, jc)
+	if err != nil {
+		return err
+	}
+	return jobs.Run(ctx, client)
+}

@@ -1,0 +1,154 @@
+package filters
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/mailplane/mailplane/services/platform/jobs"
+	"github.com/riverqueue/river"
+)
+
+// Scripts are an address's Sieve scripts by name, as the mail store
+// holds them.
+type Scripts map[string]string
+
+// Installer puts an address's scripts in the mail store (helper
+// "install" writes the Dovecot one). It must be idempotent: a retry
+// installs the same scripts again.
+type Installer interface {
+	Install(ctx context.Context, login string, scripts Scripts) error
+}
+
+// Compiler turns an address's rules and settings into its scripts (the
+// rules package's compiler).
+type Compiler interface {
+	Compile(rules []*Rule, settings *Settings) (Scripts, error)
+}
+
+// installArgs is the job that installs an address's scripts.
+type installArgs struct {
+	Address uuid.UUID `json:"address"`
+}
+
+func (installArgs) Kind() string { return "install_scripts" }
+
+// InsertOpts: one waiting job per address; a change while one waits is
+// picked up by it, since it reads the state when it runs.
+func (installArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: *jobs.Unique(), MaxAttempts: installAttempts}
+}
+
+// installAttempts bounds the retries of one job: with the backoff's hour
+// at most, a mail store down for about a day. The pending row stays
+// after that, and the next change (or ReinstallPending) tries again.
+const installAttempts = 30
+
+const (
+	upsertPending = `
+INSERT INTO pending_installs (address_id) VALUES ($1)
+ON CONFLICT (address_id) DO UPDATE SET version = pending_installs.version + 1`
+	selectPending = `
+SELECT p.version, a.login FROM pending_installs p JOIN addresses a ON a.id = p.address_id WHERE p.address_id = $1`
+	deletePending = `DELETE FROM pending_installs WHERE address_id = $1 AND version = $2`
+)
+
+// markPending records in tx that a's scripts changed and queues their
+// installation (the job is inserted by whoever holds a jobs client; the
+// event consumer has none and leaves it to ReinstallPending).
+func markPending(ctx context.Context, tx pgx.Tx, a uuid.UUID) error {
+	if _, err := tx.Exec(ctx, upsertPending, a); err != nil {
+		return fmt.Errorf("mark scripts to install: %w", err)
+	}
+	return nil
+}
+
+// changed marks a's scripts to install and queues the job, in tx.
+func (s *Server) changed(ctx context.Context, tx pgx.Tx, a uuid.UUID) error {
+	if err := markPending(ctx, tx, a); err != nil {
+		return err
+	}
+	if s.jobs == nil {
+		return nil
+	}
+	if _, err := s.jobs.InsertTx(ctx, tx, installArgs{Address: a}, nil); err != nil {
+		return fmt.Errorf("queue install: %w", err)
+	}
+	return nil
+}
+
+// ReinstallPending queues a job for every address whose scripts are
+// still to install (periodic work): changes made by events, and those
+// whose jobs gave up, are installed in the end.
+func (s *Server) ReinstallPending(ctx context.Context) (int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT address_id FROM pending_installs ORDER BY since LIMIT 10000`)
+	if err != nil {
+		return 0, fmt.Errorf("read pending installs: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return 0, fmt.Errorf("read pending installs: %w", err)
+	}
+	for _, id := range ids {
+		if _, err := s.jobs.Insert(ctx, installArgs{Address: id}, nil); err != nil {
+			return 0, fmt.Errorf("queue install: %w", err)
+		}
+	}
+	return len(ids), nil
+}
+
+type installWorker struct {
+	river.WorkerDefaults[installArgs]
+	s *Server
+}
+
+// NextRetry backs off from 10 s to an hour: a mail store that is down is
+// tried again without hammering it.
+func (w *installWorker) NextRetry(job *river.Job[installArgs]) time.Time {
+	return jobs.Backoff(job.Attempt, 10*time.Second, time.Hour)
+}
+
+func (w *installWorker) Work(ctx context.Context, job *river.Job[installArgs]) error {
+	return w.s.installAddress(ctx, job.Args.Address)
+}
+
+// installAddress compiles and installs a's scripts as they are now, and
+// clears the pending mark unless a change came meanwhile (its own job
+// installs it).
+func (s *Server) installAddress(ctx context.Context, a uuid.UUID) error {
+	var version int64
+	var login string
+	if err := s.pool.QueryRow(ctx, selectPending, a).Scan(&version, &login); err != nil {
+		if err == pgx.ErrNoRows {
+			return nil // installed already, or the address is gone
+		}
+		return fmt.Errorf("read pending install: %w", err)
+	}
+	if s.install == nil || s.compile == nil {
+		// Kept pending: installed once the process has an installer.
+		return nil
+	}
+	rules, settings, err := s.loadAll(ctx, a)
+	if err != nil {
+		return err
+	}
+	scripts, err := s.compile.Compile(rules, settings)
+	if err != nil {
+		return fmt.Errorf("compile scripts of %s: %w", login, err)
+	}
+	if err := s.install.Install(ctx, login, scripts); err != nil {
+		return fmt.Errorf("install scripts of %s: %w", login, err)
+	}
+	tag, err := s.pool.Exec(ctx, deletePending, a, version)
+	if err != nil {
+		return fmt.Errorf("clear pending install: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		// Changed while installing: this job's unique key kept the
+		// change's own job out, so this one runs again.
+		return river.JobSnooze(time.Second)
+	}
+	return nil
+}

@@ -1,0 +1,489 @@
+package filters
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
+	"github.com/mailplane/mailplane/services/filters/filtersevents"
+	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/aip"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/outbox"
+	"github.com/mailplane/mailplane/services/platform/pg"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// DefaultMaxRules caps an address's rules: more than a person maintains,
+// few enough that a script stays small.
+const DefaultMaxRules = 200
+
+// Caps of one rule.
+const (
+	maxConditions = 50
+	maxActions    = 20
+)
+
+// Rule is a stored rule.
+type Rule struct {
+	ID          uuid.UUID
+	Position    int
+	DisplayName string
+	Disabled    bool
+	MatchAny    bool
+	Conditions  []Condition
+	Actions     []Action
+	Created     time.Time
+	Updated     time.Time
+}
+
+// Condition is a rule's test, as stored (JSON).
+type Condition struct {
+	Field    filtersv1.Field    `json:"field"`
+	Header   string             `json:"header,omitempty"`
+	Operator filtersv1.Operator `json:"operator,omitempty"`
+	Value    string             `json:"value,omitempty"`
+	Negate   bool               `json:"negate,omitempty"`
+	Size     int64              `json:"size,omitempty"`
+}
+
+// Action is a rule's action, as stored (JSON).
+type Action struct {
+	Kind    filtersv1.ActionKind `json:"kind"`
+	Folder  string               `json:"folder,omitempty"`
+	Address string               `json:"address,omitempty"`
+	Message string               `json:"message,omitempty"`
+}
+
+const (
+	ruleColumns = `id, position, display_name, disabled, match_any, conditions, actions, create_time, update_time`
+	selectRules = `SELECT ` + ruleColumns + ` FROM rules WHERE address_id = $1 ORDER BY position`
+	selectRule  = `SELECT ` + ruleColumns + ` FROM rules WHERE address_id = $1 AND id = $2`
+	countRules  = `SELECT count(*) FROM rules WHERE address_id = $1`
+	// lockAddress serializes the changes of one address's order.
+	lockAddress = `SELECT id FROM addresses WHERE id = $1 FOR UPDATE`
+	shiftDown   = `UPDATE rules SET position = position + 1 WHERE address_id = $1 AND position >= $2`
+	insertRule  = `
+INSERT INTO rules (id, address_id, position, display_name, disabled, match_any, conditions, actions)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING create_time, update_time`
+	updateRule = `
+UPDATE rules SET display_name = $3, disabled = $4, match_any = $5, conditions = $6, actions = $7, update_time = now()
+WHERE address_id = $1 AND id = $2 RETURNING update_time`
+	deleteRule = `DELETE FROM rules WHERE address_id = $1 AND id = $2 RETURNING position`
+	closeGap   = `UPDATE rules SET position = position - 1 WHERE address_id = $1 AND position > $2`
+	// moveRule moves the rule from $3 to $4, shifting those between.
+	moveRule = `
+UPDATE rules SET position = CASE
+    WHEN id = $2 THEN $4::integer
+    WHEN $3::integer < $4::integer THEN position - 1
+    ELSE position + 1 END
+WHERE address_id = $1 AND position BETWEEN least($3::integer, $4::integer) AND greatest($3::integer, $4::integer)`
+)
+
+func scanRule(row pgx.Row) (*Rule, error) {
+	var r Rule
+	var conds, acts []byte
+	if err := row.Scan(&r.ID, &r.Position, &r.DisplayName, &r.Disabled, &r.MatchAny, &conds, &acts, &r.Created, &r.Updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(conds, &r.Conditions); err != nil {
+		return nil, fmt.Errorf("rule %s conditions: %w", r.ID, err)
+	}
+	if err := json.Unmarshal(acts, &r.Actions); err != nil {
+		return nil, fmt.Errorf("rule %s actions: %w", r.ID, err)
+	}
+	return &r, nil
+}
+
+func listRules(ctx context.Context, q pgx.Tx, a uuid.UUID) ([]*Rule, error) {
+	rows, err := q.Query(ctx, selectRules, a)
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	defer rows.Close()
+	var out []*Rule
+	for rows.Next() {
+		r, err := scanRule(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read rules: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (r *Rule) proto(a addressIDs) *filtersv1.Rule {
+	p := &filtersv1.Rule{
+		Name: ruleName(a, r.ID), DisplayName: r.DisplayName, Disabled: r.Disabled, Match: filtersv1.Match_MATCH_ALL,
+		Position: int32(r.Position), CreateTime: timestamppb.New(r.Created), UpdateTime: timestamppb.New(r.Updated),
+	}
+	if r.MatchAny {
+		p.Match = filtersv1.Match_MATCH_ANY
+	}
+	for _, c := range r.Conditions {
+		p.Conditions = append(p.Conditions, &filtersv1.Condition{Field: c.Field, Header: c.Header, Operator: c.Operator, Value: c.Value, Negate: c.Negate, SizeBytes: c.Size})
+	}
+	for _, ac := range r.Actions {
+		p.Actions = append(p.Actions, &filtersv1.Action{Kind: ac.Kind, Folder: ac.Folder, Address: ac.Address, Message: ac.Message})
+	}
+	return p
+}
+
+// headerName is a header field name (RFC 5322: printable ASCII but colon).
+var headerName = regexp.MustCompile(`^[!-9;-~]{1,200}$`)
+
+// ruleFrom checks p and returns the rule it describes; every error names
+// the field, under prefix ("rule").
+func ruleFrom(prefix string, p *filtersv1.Rule) (*Rule, error) {
+	r := &Rule{DisplayName: strings.TrimSpace(p.GetDisplayName()), Disabled: p.GetDisabled(), MatchAny: p.GetMatch() == filtersv1.Match_MATCH_ANY}
+	var vs []errs.FieldViolation
+	bad := func(field, format string, args ...any) {
+		vs = append(vs, errs.FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
+	}
+	if r.DisplayName == "" {
+		bad(prefix+".displayName", "required")
+	}
+	if len(p.GetConditions()) > maxConditions {
+		bad(prefix+".conditions", "at most %d conditions", maxConditions)
+	}
+	for i, c := range p.GetConditions() {
+		f := fmt.Sprintf("%s.conditions[%d]", prefix, i)
+		cond := Condition{Field: c.GetField(), Header: c.GetHeader(), Operator: c.GetOperator(), Value: c.GetValue(), Negate: c.GetNegate(), Size: c.GetSizeBytes()}
+		switch c.GetField() {
+		case filtersv1.Field_FIELD_UNSPECIFIED:
+			bad(f+".field", "required")
+		case filtersv1.Field_FIELD_SIZE:
+			if c.GetSizeBytes() <= 0 {
+				bad(f+".sizeBytes", "want a size above 0 bytes")
+			}
+		default:
+			if _, ok := filtersv1.Field_name[int32(c.GetField())]; !ok {
+				bad(f+".field", "unknown field %d", c.GetField())
+			}
+			if c.GetField() == filtersv1.Field_FIELD_HEADER && !headerName.MatchString(c.GetHeader()) {
+				bad(f+".header", "want a header name (printable ASCII, no colon), got %q", c.GetHeader())
+			}
+			switch c.GetOperator() {
+			case filtersv1.Operator_OPERATOR_UNSPECIFIED:
+				bad(f+".operator", "required")
+			case filtersv1.Operator_OPERATOR_REGEX:
+				if _, err := regexp.Compile(c.GetValue()); err != nil {
+					bad(f+".value", "invalid regular expression: %v", err)
+				}
+			}
+			if c.GetValue() == "" {
+				bad(f+".value", "required")
+			}
+			if !utf8.ValidString(c.GetValue()) || strings.ContainsAny(c.GetValue(), "\x00\r\n") {
+				bad(f+".value", "must be one line of text")
+			}
+		}
+		r.Conditions = append(r.Conditions, cond)
+	}
+	if len(p.GetActions()) == 0 {
+		bad(prefix+".actions", "at least one action")
+	}
+	if len(p.GetActions()) > maxActions {
+		bad(prefix+".actions", "at most %d actions", maxActions)
+	}
+	for i, ac := range p.GetActions() {
+		f := fmt.Sprintf("%s.actions[%d]", prefix, i)
+		act := Action{Kind: ac.GetKind()}
+		switch ac.GetKind() {
+		case filtersv1.ActionKind_ACTION_KIND_MOVE, filtersv1.ActionKind_ACTION_KIND_COPY:
+			if err := checkFolder(ac.GetFolder()); err != nil {
+				bad(f+".folder", "%v", err)
+			}
+			act.Folder = ac.GetFolder()
+		case filtersv1.ActionKind_ACTION_KIND_FORWARD:
+			if !plausibleAddress(ac.GetAddress()) {
+				bad(f+".address", "want an email address, got %q", ac.GetAddress())
+			}
+			act.Address = ac.GetAddress()
+		case filtersv1.ActionKind_ACTION_KIND_REJECT:
+			if strings.TrimSpace(ac.GetMessage()) == "" || !utf8.ValidString(ac.GetMessage()) || strings.ContainsRune(ac.GetMessage(), 0) {
+				bad(f+".message", "required, text")
+			}
+			act.Message = ac.GetMessage()
+		case filtersv1.ActionKind_ACTION_KIND_MARK_READ, filtersv1.ActionKind_ACTION_KIND_MARK_FLAGGED,
+			filtersv1.ActionKind_ACTION_KIND_DELETE, filtersv1.ActionKind_ACTION_KIND_STOP:
+		case filtersv1.ActionKind_ACTION_KIND_UNSPECIFIED:
+			bad(f+".kind", "required")
+		default:
+			bad(f+".kind", "unknown kind %d", ac.GetKind())
+		}
+		r.Actions = append(r.Actions, act)
+	}
+	if len(vs) > 0 {
+		return nil, errs.Fields(vs...)
+	}
+	return r, nil
+}
+
+// checkFolder accepts an IMAP folder name a person can type: levels
+// joined by "/", none empty, no control characters or IMAP wildcards.
+func checkFolder(f string) error {
+	switch {
+	case f == "":
+		return fmt.Errorf("required")
+	case utf8.RuneCountInString(f) > 255 || !utf8.ValidString(f):
+		return fmt.Errorf("at most 255 characters of text")
+	case strings.ContainsAny(f, "*%\\\"") || strings.ContainsFunc(f, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("%q: no control characters, *, %%, \\ or \"", f)
+	}
+	for _, level := range strings.Split(f, "/") {
+		if strings.TrimSpace(level) == "" || level == "." || level == ".." {
+			return fmt.Errorf("%q: an empty, . or .. level", f)
+		}
+	}
+	return nil
+}
+
+func plausibleAddress(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	return at > 0 && at < len(s)-1 && len(s) <= 254 && !strings.ContainsAny(s, " \t\r\n\x00\"<>,;")
+}
+
+func (s *Server) CreateRule(ctx context.Context, req *filtersv1.CreateRuleRequest) (*filtersv1.CreateRuleResponse, error) {
+	a, err := parseAddress("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.access(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	r, err := ruleFrom("rule", req.GetRule())
+	if err != nil {
+		return nil, err
+	}
+	if req.Position != nil && req.GetPosition() < 0 {
+		return nil, errs.Field("position", "want 0 or more")
+	}
+	r.ID = uuid.Must(uuid.NewV7())
+	conds, _ := json.Marshal(r.Conditions)
+	acts, _ := json.Marshal(r.Actions)
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockAddress, a.addr); err != nil {
+			return fmt.Errorf("lock address: %w", err)
+		}
+		var n int
+		if err := tx.QueryRow(ctx, countRules, a.addr).Scan(&n); err != nil {
+			return fmt.Errorf("count rules: %w", err)
+		}
+		if n >= s.maxRules {
+			return errs.E(errs.FailedPrecondition, "the address has %d rules, the most it may have: delete one first", n)
+		}
+		r.Position = n
+		if req.Position != nil && int(req.GetPosition()) < n {
+			r.Position = int(req.GetPosition())
+			if _, err := tx.Exec(ctx, shiftDown, a.addr, r.Position); err != nil {
+				return fmt.Errorf("make room: %w", err)
+			}
+		}
+		if err := tx.QueryRow(ctx, insertRule, r.ID, a.addr, r.Position, r.DisplayName, r.Disabled, r.MatchAny, conds, acts).Scan(&r.Created, &r.Updated); err != nil {
+			return fmt.Errorf("insert rule: %w", err)
+		}
+		return s.ruleChanged(ctx, tx, a, c, r, filtersevents.RuleCreated, "filters.rule.create")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &filtersv1.CreateRuleResponse{Rule: r.proto(a)}, nil
+}
+
+// ruleChanged writes a rule's event and audit record, and marks the
+// address's scripts to install, in tx.
+func (s *Server) ruleChanged(ctx context.Context, tx pgx.Tx, a addressIDs, c access.Caller, r *Rule, subject, action string) error {
+	if err := outbox.Write(ctx, tx, subject, &filtersv1.RuleChanged{Rule: r.proto(a), Actor: c.Name()}); err != nil {
+		return err
+	}
+	if err := audit(ctx, tx, a.org, c, action, ruleName(a, r.ID), nil); err != nil {
+		return err
+	}
+	return s.changed(ctx, tx, a.addr)
+}
+
+func (s *Server) GetRule(ctx context.Context, req *filtersv1.GetRuleRequest) (*filtersv1.GetRuleResponse, error) {
+	a, id, err := parseRule("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.access(ctx, a); err != nil {
+		return nil, err
+	}
+	r, err := scanRule(s.pool.QueryRow(ctx, selectRule, a.addr, id))
+	if err == pgx.ErrNoRows {
+		return nil, errs.E(errs.NotFound, "rule %s not found", req.GetName())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read rule: %w", err)
+	}
+	return &filtersv1.GetRuleResponse{Rule: r.proto(a)}, nil
+}
+
+func (s *Server) ListRules(ctx context.Context, req *filtersv1.ListRulesRequest) (*filtersv1.ListRulesResponse, error) {
+	a, err := parseAddress("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.access(ctx, a); err != nil {
+		return nil, err
+	}
+	resp := &filtersv1.ListRulesResponse{}
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rules, err := listRules(ctx, tx, a.addr)
+		for _, r := range rules {
+			resp.Rules = append(resp.Rules, r.proto(a))
+		}
+		return err
+	})
+	return resp, err
+}
+
+func (s *Server) UpdateRule(ctx context.Context, req *filtersv1.UpdateRuleRequest) (*filtersv1.UpdateRuleResponse, error) {
+	a, id, err := parseRule("rule.name", req.GetRule().GetName())
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.access(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	paths, err := aip.UpdatePaths(req.GetUpdateMask(), req.GetRule(), "display_name", "disabled", "match", "conditions", "actions")
+	if err != nil {
+		return nil, err
+	}
+	var r *Rule
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		old, err := scanRule(tx.QueryRow(ctx, selectRule+` FOR UPDATE`, a.addr, id))
+		if err == pgx.ErrNoRows {
+			return errs.E(errs.NotFound, "rule %s not found", req.GetRule().GetName())
+		}
+		if err != nil {
+			return fmt.Errorf("read rule: %w", err)
+		}
+		// The rule as it will be, checked whole, so that every error
+		// names its field.
+		next := old.proto(a)
+		in := req.GetRule()
+		for _, p := range paths {
+			switch p {
+			case "display_name":
+				next.DisplayName = in.GetDisplayName()
+			case "disabled":
+				next.Disabled = in.GetDisabled()
+			case "match":
+				next.Match = in.GetMatch()
+			case "conditions":
+				next.Conditions = in.GetConditions()
+			case "actions":
+				next.Actions = in.GetActions()
+			}
+		}
+		r, err = ruleFrom("rule", next)
+		if err != nil {
+			return err
+		}
+		r.ID, r.Position, r.Created = old.ID, old.Position, old.Created
+		conds, _ := json.Marshal(r.Conditions)
+		acts, _ := json.Marshal(r.Actions)
+		if err := tx.QueryRow(ctx, updateRule, a.addr, id, r.DisplayName, r.Disabled, r.MatchAny, conds, acts).Scan(&r.Updated); err != nil {
+			return fmt.Errorf("update rule: %w", err)
+		}
+		return s.ruleChanged(ctx, tx, a, c, r, filtersevents.RuleUpdated, "filters.rule.update")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &filtersv1.UpdateRuleResponse{Rule: r.proto(a)}, nil
+}
+
+func (s *Server) MoveRule(ctx context.Context, req *filtersv1.MoveRuleRequest) (*filtersv1.MoveRuleResponse, error) {
+	a, id, err := parseRule("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetPosition() < 0 {
+		return nil, errs.Field("position", "want 0 or more")
+	}
+	c, err := s.access(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	resp := &filtersv1.MoveRuleResponse{}
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockAddress, a.addr); err != nil {
+			return fmt.Errorf("lock address: %w", err)
+		}
+		r, err := scanRule(tx.QueryRow(ctx, selectRule, a.addr, id))
+		if err == pgx.ErrNoRows {
+			return errs.E(errs.NotFound, "rule %s not found", req.GetName())
+		}
+		if err != nil {
+			return fmt.Errorf("read rule: %w", err)
+		}
+		var n int
+		if err := tx.QueryRow(ctx, countRules, a.addr).Scan(&n); err != nil {
+			return fmt.Errorf("count rules: %w", err)
+		}
+		to := min(int(req.GetPosition()), n-1)
+		if _, err := tx.Exec(ctx, moveRule, a.addr, id, r.Position, to); err != nil {
+			return fmt.Errorf("move rule: %w", err)
+		}
+		r.Position = to
+		if err := s.ruleChanged(ctx, tx, a, c, r, filtersevents.RuleMoved, "filters.rule.move"); err != nil {
+			return err
+		}
+		rules, err := listRules(ctx, tx, a.addr)
+		for _, r := range rules {
+			resp.Rules = append(resp.Rules, r.proto(a))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (s *Server) DeleteRule(ctx context.Context, req *filtersv1.DeleteRuleRequest) (*filtersv1.DeleteRuleResponse, error) {
+	a, id, err := parseRule("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.access(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockAddress, a.addr); err != nil {
+			return fmt.Errorf("lock address: %w", err)
+		}
+		r, err := scanRule(tx.QueryRow(ctx, selectRule, a.addr, id))
+		if err == pgx.ErrNoRows {
+			return errs.E(errs.NotFound, "rule %s not found", req.GetName())
+		}
+		if err != nil {
+			return fmt.Errorf("read rule: %w", err)
+		}
+		if _, err := tx.Exec(ctx, deleteRule, a.addr, id); err != nil {
+			return fmt.Errorf("delete rule: %w", err)
+		}
+		if _, err := tx.Exec(ctx, closeGap, a.addr, r.Position); err != nil {
+			return fmt.Errorf("close gap: %w", err)
+		}
+		return s.ruleChanged(ctx, tx, a, c, r, filtersevents.RuleDeleted, "filters.rule.delete")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &filtersv1.DeleteRuleResponse{}, nil
+}
