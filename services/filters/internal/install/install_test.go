@@ -63,6 +63,27 @@ func mailDovecotWith(t *testing.T, edit func(string) string) (*dovecottest.Dovec
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The report scripts, and a mailplane-report that records its
+	// arguments, one file per report.
+	for _, dir := range []string{"sieve", "sieve-pipe", "reports"} {
+		if err := os.Mkdir(filepath.Join(d.Dir, dir), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(d.Dir, dir), 0o777) // past the umask: the mail user writes .svbin and reports
+	}
+	for _, name := range []string{"report-spam.sieve", "report-ham.sieve"} {
+		b, err := os.ReadFile("../../../../deploy/mail/dovecot/sieve/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d.Dir, "sieve", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report := "#!/bin/sh\ncat >/dev/null\necho \"$*\" > " + filepath.Join(d.Dir, "reports") + "/$(date +%s%N).$$\n"
+	if err := os.WriteFile(filepath.Join(d.Dir, "sieve-pipe", "mailplane-report"), []byte(report), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	masters := "mailplane-personal:{PLAIN}personal-secret\nmailplane-platform:{PLAIN}platform-secret\n"
 	if err := os.WriteFile(filepath.Join(d.Dir, "mailplane-masters"), []byte(masters), 0o644); err != nil {
 		t.Fatal(err)
@@ -399,6 +420,71 @@ func TestInstallRefusesBeforeSending(t *testing.T) {
 			t.Errorf("%s: %v, want a ScriptError for %s", c.name, err, c.script)
 		case c.script == "" && !strings.Contains(err.Error(), "invalid address"):
 			t.Errorf("%s: %v, want invalid address", c.name, err)
+		}
+	}
+}
+
+// reports returns the spam reports made so far, sorted.
+func reports(t *testing.T, d *dovecottest.Dovecot) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(d.Dir, "reports", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.TrimSpace(string(b)))
+	}
+	slices.Sort(got)
+	return got
+}
+
+// TestSpamReports: a message the customer moves into Spam over IMAP is a
+// spam report, one moved out of it a not-spam report, one moved from Spam
+// to the Trash no report.
+func TestSpamReports(t *testing.T) {
+	d, _, in := mailDovecot(t)
+	if err := in.Install(context.Background(), alice, scripts); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, d, "eve@example.net", message("eve@example.net", "spam one", "X-Spam-Flag: YES\r\n"))
+	deliver(t, d, "eve@example.net", message("eve@example.net", "spam two", "X-Spam-Flag: YES\r\n"))
+	deliver(t, d, "bob@example.net", message("bob@example.net", "plain three", ""))
+	if got := reports(t, d); len(got) != 0 {
+		t.Fatalf("reports from delivery: %v", got)
+	}
+
+	conn, c, err := d.Session(alice, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	run := func(cmd string) {
+		t.Helper()
+		tag, _, _ := strings.Cut(cmd, " ")
+		if line, err := dovecottest.Command(c, cmd); err != nil || !strings.HasPrefix(line, tag+" OK") {
+			t.Fatalf("%s: %q %v", cmd, line, err)
+		}
+	}
+	run("b1 CREATE Trash")
+	run("b2 SELECT INBOX")
+	run(`b3 MOVE 1:* Spam`) // plain three: the customer says spam
+	run("b4 SELECT Spam")
+	// spam one and two came first, plain three last.
+	run("b5 MOVE 1 INBOX") // spam one: not spam
+	run("b6 MOVE 1 Trash") // spam two: deleted
+	run("b7 LOGOUT")
+
+	if got, want := reports(t, d), []string{"ham " + alice, "spam " + alice}; !slices.Equal(got, want) {
+		t.Errorf("reports %q, want %q", got, want)
+	}
+	for subject, mailbox := range map[string]string{"spam one": "INBOX", "spam two": "Trash", "plain three": "Spam"} {
+		if got := where(t, d, subject); got.Mailbox != mailbox {
+			t.Errorf("%s in %s, want %s", subject, got.Mailbox, mailbox)
 		}
 	}
 }
