@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
@@ -169,6 +170,13 @@ func (p *strictQuery) Parse(msg proto.Message, values url.Values, filter *utilit
 			return &inputError{field: key, desc: "sets a field another parameter sets", query: true}
 		}
 		seen[field] = true
+		for _, v := range values[key] {
+			if !utf8.ValidString(v) {
+				// A proto string must be UTF-8: the call would fail as
+				// an internal error.
+				return &inputError{field: key, desc: "must be valid UTF-8", query: true}
+			}
+		}
 		if err := p.DefaultQueryParser.Parse(msg, url.Values{key: values[key]}, filter); err != nil {
 			return &inputError{field: key, desc: err.Error(), query: true}
 		}
