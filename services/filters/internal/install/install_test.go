@@ -269,6 +269,11 @@ func TestCustomerSeesOwnScriptsOnly(t *testing.T) {
 	if err := c.putScript(BeforeName, "keep;\n"); err != nil {
 		t.Fatal(err)
 	}
+	// The report scripts' pipe is for global scripts only.
+	var se *ScriptError
+	if err := c.putScript("pipe", `require "vnd.dovecot.pipe"; pipe "mailplane-report" ["spam", "x"];`+"\n"); !errors.As(err, &se) || !strings.Contains(se.Msg, "vnd.dovecot.pipe") {
+		t.Errorf("the customer stored a script using pipe: %v", err)
+	}
 	if _, err := c.w.Write([]byte("LISTSCRIPTS\r\n")); err != nil {
 		t.Fatal(err)
 	}
