@@ -49,6 +49,33 @@ const (
 	PersonalName = "mailplane"
 )
 
+// PersonalKey is the personal script's key in FromMap (its stored name is
+// PersonalName).
+const PersonalKey = "personal"
+
+// FromMap turns scripts keyed by name (BeforeName, VacationName,
+// PersonalKey, AfterName), as the filters service's job holds them, into
+// Scripts; a key it does not know is an error rather than a script
+// silently dropped.
+func FromMap(m map[string]string) (Scripts, error) {
+	var s Scripts
+	for k, v := range m {
+		switch k {
+		case BeforeName:
+			s.Before = v
+		case VacationName:
+			s.Vacation = v
+		case PersonalKey:
+			s.Personal = v
+		case AfterName:
+			s.After = v
+		default:
+			return Scripts{}, fmt.Errorf("unknown script %q (want %s, %s, %s or %s)", k, BeforeName, VacationName, PersonalKey, AfterName)
+		}
+	}
+	return s, nil
+}
+
 // MaxScript is the size above which a script is refused before it is sent
 // (Dovecot's own limit, sieve_max_script_size, is 1M by default).
 const MaxScript = 1 << 20

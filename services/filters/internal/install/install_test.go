@@ -493,3 +493,13 @@ func TestSpamReports(t *testing.T) {
 		}
 	}
 }
+
+func TestFromMap(t *testing.T) {
+	got, err := FromMap(map[string]string{"before": "b", "vacation": "v", "personal": "p", "after": "a"})
+	if want := (Scripts{Before: "b", Vacation: "v", Personal: "p", After: "a"}); err != nil || got != want {
+		t.Errorf("FromMap: %+v %v, want %+v", got, err, want)
+	}
+	if got, err := FromMap(map[string]string{"personal": "p", "mailplane": "x"}); err == nil {
+		t.Errorf("FromMap with an unknown name: %+v", got)
+	}
+}
