@@ -7,6 +7,7 @@
 #
 #   TestBenchSink       the sink alone: its ceiling
 #   TestBenchSubscribe  SUBSCRIBE members through the API, members/s per 1,000
+#   TestBenchSubscribeBatch  the same by BatchCreateMembers, 100 and 1,000 a call
 #   TestBenchFanOut     one post to each list size in FANOUT: recipients/s, RSS, heap
 #
 #   SUBSCRIBE=5000 FANOUT="1000 3000 10000" scripts/bench-lists.sh
@@ -23,6 +24,9 @@ export MAILPLANE_LISTS_BENCH=1
 export MAILPLANE_LISTS_BENCH_SUBSCRIBE=${SUBSCRIBE:-5000}
 export MAILPLANE_LISTS_BENCH_FANOUT=${FANOUT:-1000 3000 10000}
 export MAILPLANE_LISTS_BENCH_PROFILE=${PROFILE:-}
+# RUN narrows the benchmarks run (a regular expression of their names,
+# e.g. RUN='Subscribe|SubscribeBatch').
+run=${RUN:-Sink|Subscribe|SubscribeBatch|FanOut}
 export MAILPLANE_LISTS_BENCH_SINK=127.0.0.1:8025 MAILPLANE_LISTS_BENCH_SINK_HTTP=127.0.0.1:8026
 
 sink=
@@ -38,5 +42,5 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}'
 cd services
 go test -c -o /tmp/lists-bench.test ./lists/
 cd lists
-/tmp/lists-bench.test -test.count 1 -test.v -test.run 'TestBench(Sink|Subscribe|FanOut)$' | grep -v -E '^(=== RUN|PASS$)' | sed -E 's/^ +bench_test.go:[0-9]+: //'
+/tmp/lists-bench.test -test.count 1 -test.v -test.run "TestBench($run)\$" | grep -v -E '^(=== RUN|PASS$)' | sed -E 's/^ +bench_test.go:[0-9]+: //'
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -131,6 +131,49 @@ func TestBenchSubscribe(t *testing.T) {
 	}
 }
 
+// TestBenchSubscribeBatch subscribes members to an empty list as an
+// import does, MemberService.BatchCreateMembers over gRPC on loopback, one
+// caller, batches of 100 and then of 1,000 members into a list each, and
+// logs members/s for each 1,000: whether the rate holds as the list grows.
+func TestBenchSubscribeBatch(t *testing.T) {
+	n, err := strconv.Atoi(benchEnv(t, "SUBSCRIBE", "5000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t)
+	for _, size := range []int{100, 1000} {
+		created, err := e.lists.CreateList(e.admin, &listsv1.CreateListRequest{Parent: e.ms, List: &listsv1.List{LocalPart: fmt.Sprintf("batch%d", size)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list := created.GetList().GetName()
+		stop := profile(t, fmt.Sprintf("subscribe-batch-%d", size))
+		t.Logf("subscribe %d members, batches of %d, one caller, into %s", n, size, created.GetList().GetAddress())
+		t.Logf("%-12s %10s %14s", "members", "members/s", "CPU per member")
+		slice := max(min(1000, n), size)
+		for from := 0; from < n; from += slice {
+			to := min(from+slice, n)
+			started, cpu0 := time.Now(), cpuTime(t)
+			for i := from; i < to; i += size {
+				req := &listsv1.BatchCreateMembersRequest{Parent: list}
+				for j := i; j < min(i+size, to); j++ {
+					req.Requests = append(req.Requests, &listsv1.CreateMemberRequest{Parent: list, Member: &listsv1.Member{Email: fmt.Sprintf("m%05d@example.net", j)}, Silent: true})
+				}
+				if _, err := e.members.BatchCreateMembers(e.admin, req); err != nil {
+					t.Fatalf("members %d-%d: %v", i, i+len(req.Requests), err)
+				}
+			}
+			took := time.Since(started)
+			t.Logf("%5d-%-6d %10.0f %14s", from, to, float64(to-from)/took.Seconds(), ((cpuTime(t) - cpu0) / time.Duration(to-from)).Round(time.Microsecond))
+		}
+		stop()
+		l, err := e.lists.GetList(e.admin, &listsv1.GetListRequest{Name: list})
+		if err != nil || l.GetList().GetMemberCount() != int32(n) {
+			t.Errorf("member count %d (%v), want %d", l.GetList().GetMemberCount(), err, n)
+		}
+	}
+}
+
 // TestBenchSink measures the sink alone: what the fan-out would reach if
 // nothing but the SMTP transactions cost anything. Copies of the size the
 // lists service sends, one transaction each (MAIL, RCPT, DATA) with a
