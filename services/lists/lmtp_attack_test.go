@@ -107,3 +107,33 @@ func slicesContains(s []int, v int) bool {
 	}
 	return false
 }
+
+// TestAttackHeldFlood: posts forged in someone's name get that address
+// at most 10 notices an hour, and a list holds at most 1000 posts for its
+// moderators; past that a post is refused for now (452), nothing stored.
+func TestAttackHeldFlood(t *testing.T) {
+	relay := smtptest.Start(t)
+	e := startMail(t, lists.Relay{Addr: relay.Addr, Username: relay.Username, Password: relay.Password, TLS: relay.ClientTLS})
+	for i := range 12 {
+		e.hold("victim@example.org", "victim@example.org", fmt.Sprintf("flood %d", i))
+	}
+	if n := e.notices(); n != 10 {
+		t.Errorf("%d notices to the forged author for 12 posts, want 10", n)
+	}
+	// The queue filled to one short of the cap (copies of a held post).
+	e.sql(`INSERT INTO held_posts (id, list_id, sender, subject, raw, reason)
+SELECT gen_random_uuid(), list_id, sender, subject, raw, reason FROM held_posts, generate_series(1, 1000 - 12 - 1) LIMIT 1000 - 12 - 1`)
+	if got := e.deliver("x@example.org", []string{"team@example.test"}, strangerPost("x@example.org", "last"))["team@example.test"]; got.code != 250 {
+		t.Errorf("the 1000th held post: %v, want 250", got)
+	}
+	got := e.deliver("y@example.org", []string{"team@example.test"}, strangerPost("y@example.org", "one too many"))["team@example.test"]
+	if got.code != 452 || !strings.Contains(got.msg, "1000") {
+		t.Errorf("the 1001st held post: %v, want 452 naming the cap", got)
+	}
+	if n := e.count("held_posts"); n != 1000 {
+		t.Errorf("%d held posts, want 1000", n)
+	}
+	if got := e.deliver("ann@example.org", []string{"team@example.test"}, firstPost)["team@example.test"]; got.code != 250 {
+		t.Errorf("a member's post while the queue is full: %v, want 250", got)
+	}
+}

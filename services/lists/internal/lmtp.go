@@ -203,6 +203,11 @@ func (s *Server) receive(ctx context.Context, l *list, from string, raw []byte) 
 		return malformed(log, err)
 	}
 	id, held, err := s.storePost(ctx, l, p, raw)
+	if errors.Is(err, errHeldFull) {
+		log.Warn("lmtp: post refused: moderation queue full", "max", maxHeldPosts)
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1},
+			Message: fmt.Sprintf("the list's moderation queue is full (%d posts); try again later", maxHeldPosts)}
+	}
 	if err != nil {
 		log.Error("lmtp: store post", "error", err)
 		return errTemporary

@@ -2,6 +2,7 @@ package lists
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -88,6 +89,15 @@ func (s *Server) holdReason(ctx context.Context, q pgx.Tx, l *list, author strin
 	return reasonNotMember, nil
 }
 
+// maxHeldPosts caps the posts waiting for a moderator on one list: each
+// holds up to the list's largest message and mails the moderators, and
+// anyone may post. Past it a post held is refused for now (452), so that
+// its sender's MTA keeps it and retries.
+const maxHeldPosts = 1000
+
+// errHeldFull: the list holds maxHeldPosts already.
+var errHeldFull = errors.New("the moderation queue is full")
+
 // storePost queues p (raw as received) for distribution to l's members,
 // or holds it for a moderator when the posting policy says so; the job is
 // inserted in the post's transaction, so neither exists without the
@@ -101,15 +111,31 @@ func (s *Server) storePost(ctx context.Context, l *list, p *post.Post, raw []byt
 		}
 		if reason != "" {
 			held = true
+			var n int
+			if err := tx.QueryRow(ctx, countHeld, l.id).Scan(&n); err != nil {
+				return fmt.Errorf("count held posts: %w", err)
+			}
+			if n >= maxHeldPosts {
+				return errHeldFull
+			}
 			var created time.Time
 			if err := tx.QueryRow(ctx, insertHeld, id, l.id, p.Author, p.Subject, raw, reason).Scan(&created); err != nil {
 				return fmt.Errorf("hold post: %w", err)
 			}
-			// One notice per held post, never more: it is queued with
-			// the post, and the job sends once.
+			// At most one notice per held post: it is queued with the
+			// post, and the job sends once. A stranger's post names its
+			// author in a From anyone can write: the notices to one
+			// address count with the robots' answers, so that posts
+			// forged in someone's name do not flood them.
 			expire := created.Add(s.heldTTL)
-			if err := s.queueNotice(ctx, tx, noticeArgs{List: l.id, To: p.Author, Subject: p.Subject, Reason: reason, Expire: expire}); err != nil {
+			ok, err := allowReply(ctx, tx, l, p.Author)
+			if err != nil {
 				return err
+			}
+			if ok {
+				if err := s.queueNotice(ctx, tx, noticeArgs{List: l.id, To: p.Author, Subject: p.Subject, Reason: reason, Expire: expire}); err != nil {
+					return err
+				}
 			}
 			// The moderators decide by mail as over the API.
 			return s.askModerators(ctx, tx, l, tokenModeratePost, id, letters.ModeratePost, letters.Data{
