@@ -368,3 +368,32 @@ func TestAttackPages(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackCaps: what a manager can push has a cap, refused naming it.
+func TestAttackCaps(t *testing.T) {
+	e := startAttack(t)
+	mods := make([]*listsv1.Moderator, 51)
+	for i := range mods {
+		mods[i] = &listsv1.Moderator{Email: fmt.Sprintf("m%d@example.org", i)}
+	}
+	_, err := e.lists.UpdateList(e.admin, &listsv1.UpdateListRequest{List: &listsv1.List{Name: e.list, Moderators: mods}})
+	wantCode(t, err, codes.InvalidArgument, "list.moderators")
+	urls := make([]string, 21)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("https://s%d.example/", i)
+	}
+	forms := listsv1.NewFormServiceClient(e.srv.Conn)
+	_, err = forms.UpdateFormSettings(e.admin, &listsv1.UpdateFormSettingsRequest{FormSettings: &listsv1.FormSettings{Name: e.forms, RedirectUrls: urls}})
+	wantCode(t, err, codes.InvalidArgument, "formSettings.redirectUrls")
+	_, err = forms.UpdateFormSettings(e.admin, &listsv1.UpdateFormSettingsRequest{FormSettings: &listsv1.FormSettings{Name: e.forms, AllowedOrigins: urls}})
+	wantCode(t, err, codes.InvalidArgument, "formSettings.allowedOrigins")
+
+	// 200 lists per mail service: the first made them one.
+	for i := 1; i < 200; i++ {
+		if _, err := e.lists.CreateList(e.admin, &listsv1.CreateListRequest{Parent: e.ms, List: &listsv1.List{LocalPart: fmt.Sprintf("l%d", i)}}); err != nil {
+			t.Fatalf("list %d: %v", i+1, err)
+		}
+	}
+	_, err = e.lists.CreateList(e.admin, &listsv1.CreateListRequest{Parent: e.ms, List: &listsv1.List{LocalPart: "one-too-many"}})
+	wantCode(t, err, codes.ResourceExhausted, "200")
+}

@@ -137,3 +137,19 @@ SELECT gen_random_uuid(), list_id, sender, subject, raw, reason FROM held_posts,
 		t.Errorf("a member's post while the queue is full: %v, want 250", got)
 	}
 }
+
+// TestAttackRequestsFull: with 10000 subscriptions waiting, a join by
+// mail is answered (not retried for ever) and stores nothing.
+func TestAttackRequestsFull(t *testing.T) {
+	relay := smtptest.Start(t)
+	e := startMail(t, lists.Relay{Addr: relay.Addr, Username: relay.Username, Password: relay.Password, TLS: relay.ClientTLS})
+	e.sql(`INSERT INTO subscription_requests (id, list_id, email, email_key, via, state)
+SELECT gen_random_uuid(), id, 'w' || i || '@example.org', 'w' || i || '@example.org', 'mail', 1 FROM lists, generate_series(1, 10000) i`)
+	got := e.deliver("new@example.org", []string{"team-join@example.test"}, "From: new@example.org\nSubject: join\n\n")["team-join@example.test"]
+	if got.code == 451 || got.code < 250 {
+		t.Errorf("join with the queue full: %v, want an answer the MTA does not retry for ever", got)
+	}
+	if n := e.count("subscription_requests"); n != 10000 {
+		t.Errorf("%d requests, want 10000", n)
+	}
+}
