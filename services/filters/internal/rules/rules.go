@@ -455,31 +455,103 @@ func checkAddress(a string) error {
 // reads close to that. Where glibc and Go part, it is refused, so that a
 // rule never means one thing on delivery and another in "run now":
 // backslash before a letter or digit (\d \w \b \1: Perl classes in one,
-// GNU extensions or back-references in the other), empty groups and
-// alternatives, and repeats of nothing (like "*a" or "a**").
+// GNU extensions or back-references in the other), a backslash inside
+// brackets (literal in POSIX, an escape in Go), collating elements and
+// equivalence classes ("[.", "[="), a "{" that is not a repeat count, a
+// repeat after "^" or "$" or a non-ASCII character, empty groups and alternatives, nested repeats.
 func CheckRegex(re string) error {
-	for i := 0; i < len(re)-1; i++ {
-		if re[i] == '\\' {
-			c := re[i+1]
-			if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-				return fmt.Errorf("invalid regex: \\%c is not POSIX extended syntax", c)
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("invalid regex: "+format, args...)
+	}
+	prev := byte(0) // the last token outside brackets: 0 at the start
+	for i := 0; i < len(re); i++ {
+		switch c := re[i]; c {
+		case '\\':
+			if i+1 == len(re) {
+				return bad("trailing backslash")
+			}
+			n := re[i+1]
+			if n >= 'a' && n <= 'z' || n >= 'A' && n <= 'Z' || n >= '0' && n <= '9' {
+				return bad("\\%c is not POSIX extended syntax", n)
 			}
 			i++
+			prev = 'a'
+		case '[':
+			j := i + 1
+			if j < len(re) && re[j] == '^' {
+				j++
+			}
+			if j < len(re) && re[j] == ']' {
+				j++
+			}
+			for ; j < len(re) && re[j] != ']'; j++ {
+				switch {
+				case re[j] == '\\':
+					return bad("backslash inside brackets")
+				case re[j] == '[' && j+1 < len(re) && (re[j+1] == '.' || re[j+1] == '='):
+					return bad("collating elements and equivalence classes are not supported")
+				case re[j] == '[' && j+1 < len(re) && re[j+1] == ':':
+					k := strings.Index(re[j:], ":]")
+					if k < 0 {
+						return bad("unterminated character class")
+					}
+					j += k + 1
+				}
+			}
+			if j >= len(re) {
+				return bad("missing ]")
+			}
+			i = j
+			prev = 'a'
+		case '{':
+			k := strings.IndexByte(re[i:], '}')
+			if k < 0 || !repeatCount(re[i+1:i+k]) {
+				return bad("{ at byte %d is not a repeat count like {2} or {2,5} (write \\{ for the character)", i)
+			}
+			if prev == 0 || prev == '(' || prev == '|' || prev == '^' || prev == '$' || prev >= 0x80 {
+				return bad("repeat at byte %d follows nothing or a non-ASCII character", i)
+			}
+			i += k
+			prev = '*'
+		case '*', '+', '?':
+			if prev == 0 || prev == '(' || prev == '|' || prev == '^' || prev == '$' {
+				return bad("%c at byte %d follows nothing", c, i)
+			}
+			if prev >= 0x80 {
+				// glibc in Dovecot's C locale repeats the last byte, Go the
+				// last character.
+				return bad("%c at byte %d repeats a non-ASCII character: write (ä)%c", c, i, c)
+			}
+			prev = '*'
+		default:
+			prev = c
 		}
-	}
-	if strings.HasSuffix(re, `\`) && !strings.HasSuffix(re, `\\`) {
-		return fmt.Errorf("invalid regex: trailing backslash")
 	}
 	for _, s := range []string{"()", "(|", "|)", "||"} {
 		if strings.Contains(re, s) {
-			return fmt.Errorf("invalid regex: empty group or alternative %q", s)
+			return bad("empty group or alternative %q", s)
 		}
 	}
 	if strings.HasPrefix(re, "|") || strings.HasSuffix(re, "|") && !strings.HasSuffix(re, `\|`) {
-		return fmt.Errorf("invalid regex: empty alternative")
+		return bad("empty alternative")
 	}
 	if _, err := syntax.Parse(re, syntax.POSIX); err != nil {
-		return fmt.Errorf("invalid regex: %w", err)
+		return bad("%w", err)
 	}
 	return nil
+}
+
+// repeatCount reports whether s is the inside of a POSIX repeat: n, n, or
+// n,m, at most 255 (Go's own limit is 1000).
+func repeatCount(s string) bool {
+	lo, hi, comma := strings.Cut(s, ",")
+	n, err := strconv.Atoi(lo)
+	if err != nil || n > 255 || lo[0] == '+' || lo[0] == '-' {
+		return false
+	}
+	if !comma || hi == "" {
+		return true
+	}
+	m, err := strconv.Atoi(hi)
+	return err == nil && m >= n && m <= 255 && hi[0] != '+' && hi[0] != '-'
 }

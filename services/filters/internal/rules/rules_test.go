@@ -94,3 +94,23 @@ func TestValidateNames(t *testing.T) {
 		t.Errorf("201 rules: %v", err)
 	}
 }
+
+// TestRegexAgreesWithPigeonhole has sievec compile every regex that
+// CheckRegex accepts, among ones where Go and glibc part.
+func TestRegexAgreesWithPigeonhole(t *testing.T) {
+	accepted := 0
+	for _, re := range []string{`a{`, `a{x}`, `{1}`, `${x}`, `^*`, `$*`, `a**`, `a*?`, `[\]]`, `[[.a.]]`, `[[:alpha:]]+`, `[]a]`, `[^]a]`,
+		`a{2,3}`, `a{3,2}`, `(a|b)`, `()`, `a||b`, `\.`, `\{`, `x$`, `^x`, `a{256}`, `[a-`, `(`, `)`, `a)`, `*a`, `a|*`, `[[:foo:]]`, `ä+`, `.`, `a{1,}`} {
+		err := rules.CheckRegex(re)
+		t.Logf("%-12s %v", re, err)
+		if err != nil {
+			continue
+		}
+		accepted++
+		q := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(re)
+		sievec(t, "require \"regex\";\nif header :regex \"subject\" \""+q+"\" { stop; }\n")
+	}
+	if accepted < 10 {
+		t.Fatalf("only %d accepted", accepted)
+	}
+}
