@@ -129,6 +129,8 @@ func TestBatchCreateMembers(t *testing.T) {
 	if _, err := e.members.BatchCreateMembers(e.admin, &listsv1.BatchCreateMembersRequest{Parent: list, Requests: reqs("x1@example.org", "x2@example.org")}); err != nil {
 		t.Errorf("a batch that fills the list: %v", err)
 	}
+	_, err = e.members.CreateMember(e.admin, &listsv1.CreateMemberRequest{Parent: list, Member: &listsv1.Member{Email: "x3@example.org"}})
+	wantCode(t, err, codes.ResourceExhausted, "100000")
 
 	// 1,000 at once.
 	var many []string

@@ -79,6 +79,11 @@ func audit(ctx context.Context, tx pgx.Tx, org uuid.UUID, c access.Caller, actio
 	return outbox.Write(ctx, tx, listsevents.AuditRecorded, auditlog.Record(ctx, "organizations/"+org.String(), c.Name(), action, target, details))
 }
 
+// auditEvent is audit for a batch: the audit record as an event to queue.
+func auditEvent(ctx context.Context, org uuid.UUID, c access.Caller, action, target string, details map[string]string) outbox.Event {
+	return outbox.Event{Subject: listsevents.AuditRecorded, Msg: auditlog.Record(ctx, "organizations/"+org.String(), c.Name(), action, target, details)}
+}
+
 // AuditRefusals returns a copy of desc whose every method records each
 // refusal (PermissionDenied) in the organization's audit log.
 func (s *Server) AuditRefusals(desc *grpc.ServiceDesc) *grpc.ServiceDesc {
