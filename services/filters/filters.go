@@ -64,13 +64,13 @@ type (
 	Settings = internal.Settings
 )
 
-// maxRulesCap bounds max-rules-per-address: a script of thousands of
-// rules runs on every delivery.
-const maxRulesCap = 5000
+// maxRulesCap bounds max-rules-per-address: the rule model's cap
+// (rules.MaxRules), past which it refuses a list.
+const maxRulesCap = internal.DefaultMaxRules
 
 // Register adds the settings to l.
 func (c *Config) Register(l *config.Loader) {
-	l.Int(&c.MaxRules, "max-rules-per-address", internal.DefaultMaxRules, "the most rules an address may have, at most 5000 (filters)")
+	l.Int(&c.MaxRules, "max-rules-per-address", internal.DefaultMaxRules, "the most rules an address may have, at most 200 (filters)")
 }
 
 // Validate reports every bad setting.

@@ -194,7 +194,14 @@ func (e *env) eventually(what string, check func() bool) {
 	e.t.Helper()
 	for deadline := time.Now().Add(15 * time.Second); !check(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("%s: not after 15 s", what)
+			var jobs []string
+			rows, _ := e.pool.Query(context.Background(), `SELECT kind || ' ' || state || ' ' || attempt || ' ' || coalesce(errors::text, '') FROM river_job`)
+			for rows != nil && rows.Next() {
+				var j string
+				_ = rows.Scan(&j)
+				jobs = append(jobs, j)
+			}
+			e.t.Fatalf("%s: not after 15 s (jobs: %v; installed: %v)", what, jobs, e.inst.got)
 		}
 	}
 }
@@ -329,6 +336,16 @@ func TestRulesCapAndBadInput(t *testing.T) {
 			r.Conditions[0].Field, r.Conditions[0].Header = filtersv1.Field_FIELD_HEADER, "X-Bad: injected"
 		}},
 		{"rule.conditions[0].value", func(r *filtersv1.Rule) { r.Conditions[0].Value = "a\"\r\nstop;" }},
+		{"rule.conditions[0].operator", func(r *filtersv1.Rule) {
+			r.Conditions[0].Field, r.Conditions[0].Operator = filtersv1.Field_FIELD_BODY, filtersv1.Operator_OPERATOR_REGEX
+		}},
+		{"rule.conditions[0].sizeBytes", func(r *filtersv1.Rule) {
+			r.Conditions[0] = &filtersv1.Condition{Field: filtersv1.Field_FIELD_SIZE}
+		}},
+		{"rule.actions[0].kind", func(r *filtersv1.Rule) {
+			r.Actions = []*filtersv1.Action{{Kind: filtersv1.ActionKind_ACTION_KIND_STOP}, moveTo("Later")}
+		}},
+		{"rule.displayName", func(r *filtersv1.Rule) { r.DisplayName = " " }},
 		{"rule.actions[0].address", func(r *filtersv1.Rule) {
 			r.Actions[0] = &filtersv1.Action{Kind: filtersv1.ActionKind_ACTION_KIND_FORWARD, Address: "nobody"}
 		}},

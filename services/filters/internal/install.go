@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/mailplane/mailplane/services/platform/jobs"
+	"github.com/mailplane/mailplane/services/platform/pg"
 	"github.com/riverqueue/river"
 )
 
@@ -35,10 +36,13 @@ type installArgs struct {
 
 func (installArgs) Kind() string { return "install_scripts" }
 
-// InsertOpts: one waiting job per address; a change while one waits is
-// picked up by it, since it reads the state when it runs.
+// InsertOpts: a job per change, not one unique per address: River
+// records a job's completion after its Work returns, and a change in
+// that window would find the job "running" and queue none. Jobs of one
+// address take turns (installAddress's lock), and those that find
+// nothing pending are cheap.
 func (installArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: *jobs.Unique(), MaxAttempts: installAttempts}
+	return river.InsertOpts{MaxAttempts: installAttempts}
 }
 
 // installAttempts bounds the retries of one job: with the backoff's hour
@@ -53,6 +57,8 @@ ON CONFLICT (address_id) DO UPDATE SET version = pending_installs.version + 1`
 	selectPending = `
 SELECT p.version, a.login FROM pending_installs p JOIN addresses a ON a.id = p.address_id WHERE p.address_id = $1`
 	deletePending = `DELETE FROM pending_installs WHERE address_id = $1 AND version = $2`
+	// lockInstall makes the install jobs of one address take turns.
+	lockInstall = `SELECT pg_advisory_xact_lock(hashtextextended('filters.install/' || $1::text, 0))`
 )
 
 // markPending records in tx that a's scripts changed and queues their
@@ -92,7 +98,10 @@ func (s *Server) ReinstallPending(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("read pending installs: %w", err)
 	}
 	for _, id := range ids {
-		if _, err := s.jobs.Insert(ctx, installArgs{Address: id}, nil); err != nil {
+		// Unique among the sweep's own: a Dovecot down for hours gets one
+		// retrying job per address, not one more every sweep.
+		opts := &river.InsertOpts{MaxAttempts: installAttempts, UniqueOpts: *jobs.Unique()}
+		if _, err := s.jobs.Insert(ctx, installArgs{Address: id}, opts); err != nil {
 			return 0, fmt.Errorf("queue install: %w", err)
 		}
 	}
@@ -116,39 +125,40 @@ func (w *installWorker) Work(ctx context.Context, job *river.Job[installArgs]) e
 
 // installAddress compiles and installs a's scripts as they are now, and
 // clears the pending mark unless a change came meanwhile (its own job
-// installs it).
+// installs it). The jobs of one address take turns, holding a lock on
+// it for the install: otherwise an older state read first could be
+// installed last.
 func (s *Server) installAddress(ctx context.Context, a uuid.UUID) error {
-	var version int64
-	var login string
-	if err := s.pool.QueryRow(ctx, selectPending, a).Scan(&version, &login); err != nil {
-		if err == pgx.ErrNoRows {
-			return nil // installed already, or the address is gone
-		}
-		return fmt.Errorf("read pending install: %w", err)
-	}
 	if s.install == nil || s.compile == nil {
 		// Kept pending: installed once the process has an installer.
 		return nil
 	}
-	rules, settings, err := s.loadAll(ctx, a)
-	if err != nil {
-		return err
-	}
-	scripts, err := s.compile.Compile(rules, settings)
-	if err != nil {
-		return fmt.Errorf("compile scripts of %s: %w", login, err)
-	}
-	if err := s.install.Install(ctx, login, scripts); err != nil {
-		return fmt.Errorf("install scripts of %s: %w", login, err)
-	}
-	tag, err := s.pool.Exec(ctx, deletePending, a, version)
-	if err != nil {
-		return fmt.Errorf("clear pending install: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		// Changed while installing: this job's unique key kept the
-		// change's own job out, so this one runs again.
-		return river.JobSnooze(time.Second)
-	}
-	return nil
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockInstall, a); err != nil {
+			return fmt.Errorf("lock install: %w", err)
+		}
+		var version int64
+		var login string
+		if err := tx.QueryRow(ctx, selectPending, a).Scan(&version, &login); err != nil {
+			if err == pgx.ErrNoRows {
+				return nil // installed already, or the address is gone
+			}
+			return fmt.Errorf("read pending install: %w", err)
+		}
+		rules, settings, err := loadAll(ctx, tx, a)
+		if err != nil {
+			return err
+		}
+		scripts, err := s.compile.Compile(rules, settings)
+		if err != nil {
+			return fmt.Errorf("compile scripts of %s: %w", login, err)
+		}
+		if err := s.install.Install(ctx, login, scripts); err != nil {
+			return fmt.Errorf("install scripts of %s: %w", login, err)
+		}
+		if _, err := tx.Exec(ctx, deletePending, a, version); err != nil {
+			return fmt.Errorf("clear pending install: %w", err)
+		}
+		return nil
+	})
 }

@@ -3,16 +3,17 @@ package filters
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"regexp"
+	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
 	"github.com/mailplane/mailplane/services/filters/filtersevents"
+	"github.com/mailplane/mailplane/services/filters/internal/rules"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
@@ -21,15 +22,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// DefaultMaxRules caps an address's rules: more than a person maintains,
-// few enough that a script stays small.
-const DefaultMaxRules = 200
-
-// Caps of one rule.
-const (
-	maxConditions = 50
-	maxActions    = 20
-)
+// DefaultMaxRules caps an address's rules: the rule model's cap.
+const DefaultMaxRules = rules.MaxRules
 
 // Rule is a stored rule.
 type Rule struct {
@@ -136,115 +130,119 @@ func (r *Rule) proto(a addressIDs) *filtersv1.Rule {
 	return p
 }
 
-// headerName is a header field name (RFC 5322: printable ASCII but colon).
-var headerName = regexp.MustCompile(`^[!-9;-~]{1,200}$`)
-
 // ruleFrom checks p and returns the rule it describes; every error names
-// the field, under prefix ("rule").
+// the field, under prefix ("rule"). The enums are checked here; the rest
+// by the rule model's Validate (rules.Rule.Validate), the one authority
+// on what the Sieve compiler and run-now accept.
 func ruleFrom(prefix string, p *filtersv1.Rule) (*Rule, error) {
 	r := &Rule{DisplayName: strings.TrimSpace(p.GetDisplayName()), Disabled: p.GetDisabled(), MatchAny: p.GetMatch() == filtersv1.Match_MATCH_ANY}
 	var vs []errs.FieldViolation
 	bad := func(field, format string, args ...any) {
 		vs = append(vs, errs.FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
 	}
-	if r.DisplayName == "" {
-		bad(prefix+".displayName", "required")
-	}
-	if len(p.GetConditions()) > maxConditions {
-		bad(prefix+".conditions", "at most %d conditions", maxConditions)
+	if _, ok := filtersv1.Match_name[int32(p.GetMatch())]; !ok {
+		bad(prefix+".match", "unknown match %d", p.GetMatch())
 	}
 	for i, c := range p.GetConditions() {
 		f := fmt.Sprintf("%s.conditions[%d]", prefix, i)
-		cond := Condition{Field: c.GetField(), Header: c.GetHeader(), Operator: c.GetOperator(), Value: c.GetValue(), Negate: c.GetNegate(), Size: c.GetSizeBytes()}
-		switch c.GetField() {
-		case filtersv1.Field_FIELD_UNSPECIFIED:
+		switch _, known := filtersv1.Field_name[int32(c.GetField())]; {
+		case c.GetField() == filtersv1.Field_FIELD_UNSPECIFIED:
 			bad(f+".field", "required")
-		case filtersv1.Field_FIELD_SIZE:
+		case !known:
+			bad(f+".field", "unknown field %d", c.GetField())
+		case c.GetField() == filtersv1.Field_FIELD_SIZE:
 			if c.GetSizeBytes() <= 0 {
 				bad(f+".sizeBytes", "want a size above 0 bytes")
 			}
-		default:
-			if _, ok := filtersv1.Field_name[int32(c.GetField())]; !ok {
-				bad(f+".field", "unknown field %d", c.GetField())
-			}
-			if c.GetField() == filtersv1.Field_FIELD_HEADER && !headerName.MatchString(c.GetHeader()) {
-				bad(f+".header", "want a header name (printable ASCII, no colon), got %q", c.GetHeader())
-			}
-			switch c.GetOperator() {
-			case filtersv1.Operator_OPERATOR_UNSPECIFIED:
-				bad(f+".operator", "required")
-			case filtersv1.Operator_OPERATOR_REGEX:
-				if _, err := regexp.Compile(c.GetValue()); err != nil {
-					bad(f+".value", "invalid regular expression: %v", err)
-				}
-			}
-			if c.GetValue() == "" {
-				bad(f+".value", "required")
-			}
-			if !utf8.ValidString(c.GetValue()) || strings.ContainsAny(c.GetValue(), "\x00\r\n") {
-				bad(f+".value", "must be one line of text")
-			}
+		case c.GetOperator() == filtersv1.Operator_OPERATOR_UNSPECIFIED:
+			bad(f+".operator", "required")
 		}
-		r.Conditions = append(r.Conditions, cond)
-	}
-	if len(p.GetActions()) == 0 {
-		bad(prefix+".actions", "at least one action")
-	}
-	if len(p.GetActions()) > maxActions {
-		bad(prefix+".actions", "at most %d actions", maxActions)
+		r.Conditions = append(r.Conditions, Condition{Field: c.GetField(), Header: c.GetHeader(), Operator: c.GetOperator(), Value: c.GetValue(), Negate: c.GetNegate(), Size: c.GetSizeBytes()})
 	}
 	for i, ac := range p.GetActions() {
-		f := fmt.Sprintf("%s.actions[%d]", prefix, i)
-		act := Action{Kind: ac.GetKind()}
-		switch ac.GetKind() {
-		case filtersv1.ActionKind_ACTION_KIND_MOVE, filtersv1.ActionKind_ACTION_KIND_COPY:
-			if err := checkFolder(ac.GetFolder()); err != nil {
-				bad(f+".folder", "%v", err)
-			}
-			act.Folder = ac.GetFolder()
-		case filtersv1.ActionKind_ACTION_KIND_FORWARD:
-			if !plausibleAddress(ac.GetAddress()) {
-				bad(f+".address", "want an email address, got %q", ac.GetAddress())
-			}
-			act.Address = ac.GetAddress()
-		case filtersv1.ActionKind_ACTION_KIND_REJECT:
-			if strings.TrimSpace(ac.GetMessage()) == "" || !utf8.ValidString(ac.GetMessage()) || strings.ContainsRune(ac.GetMessage(), 0) {
-				bad(f+".message", "required, text")
-			}
-			act.Message = ac.GetMessage()
-		case filtersv1.ActionKind_ACTION_KIND_MARK_READ, filtersv1.ActionKind_ACTION_KIND_MARK_FLAGGED,
-			filtersv1.ActionKind_ACTION_KIND_DELETE, filtersv1.ActionKind_ACTION_KIND_STOP:
-		case filtersv1.ActionKind_ACTION_KIND_UNSPECIFIED:
-			bad(f+".kind", "required")
-		default:
-			bad(f+".kind", "unknown kind %d", ac.GetKind())
+		if _, ok := kinds[ac.GetKind()]; !ok {
+			bad(fmt.Sprintf("%s.actions[%d].kind", prefix, i), "required, one of move, copy, mark read, mark flagged, forward, reject, delete, stop")
 		}
-		r.Actions = append(r.Actions, act)
+		r.Actions = append(r.Actions, Action{Kind: ac.GetKind(), Folder: ac.GetFolder(), Address: ac.GetAddress(), Message: ac.GetMessage()})
 	}
 	if len(vs) > 0 {
+		return nil, errs.Fields(vs...)
+	}
+	if err := r.Model().Validate(0); err != nil {
+		var e rules.Error
+		if !errors.As(err, &e) {
+			return nil, fmt.Errorf("validate rule: %w", err)
+		}
+		for _, v := range e {
+			field := prefix + strings.TrimPrefix(v.Field, "rules[0]")
+			field = strings.Replace(field, prefix+".name", prefix+".displayName", 1)
+			field = strings.Replace(field, ".op", ".operator", 1)
+			if strings.Contains(field, ".conditions[") && strings.HasSuffix(field, ".value") {
+				// A size's value is sizeBytes in the API.
+				if c := conditionAt(r, field); c != nil && c.Field == filtersv1.Field_FIELD_SIZE {
+					field = strings.TrimSuffix(field, ".value") + ".sizeBytes"
+				}
+			}
+			vs = append(vs, errs.FieldViolation{Field: field, Description: v.Description})
+		}
 		return nil, errs.Fields(vs...)
 	}
 	return r, nil
 }
 
-// checkFolder accepts an IMAP folder name a person can type: levels
-// joined by "/", none empty, no control characters or IMAP wildcards.
-func checkFolder(f string) error {
-	switch {
-	case f == "":
-		return fmt.Errorf("required")
-	case utf8.RuneCountInString(f) > 255 || !utf8.ValidString(f):
-		return fmt.Errorf("at most 255 characters of text")
-	case strings.ContainsAny(f, "*%\\\"") || strings.ContainsFunc(f, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return fmt.Errorf("%q: no control characters, *, %%, \\ or \"", f)
+// conditionAt is the condition a field path like "rule.conditions[2].value"
+// names, or nil.
+func conditionAt(r *Rule, field string) *Condition {
+	var i int
+	if _, err := fmt.Sscanf(field[strings.Index(field, ".conditions[")+len(".conditions["):], "%d]", &i); err != nil || i < 0 || i >= len(r.Conditions) {
+		return nil
 	}
-	for _, level := range strings.Split(f, "/") {
-		if strings.TrimSpace(level) == "" || level == "." || level == ".." {
-			return fmt.Errorf("%q: an empty, . or .. level", f)
-		}
-	}
-	return nil
+	return &r.Conditions[i]
 }
+
+// kinds maps the API's action kinds to the model's.
+var kinds = map[filtersv1.ActionKind]rules.Kind{
+	filtersv1.ActionKind_ACTION_KIND_MOVE: rules.Move, filtersv1.ActionKind_ACTION_KIND_COPY: rules.Copy,
+	filtersv1.ActionKind_ACTION_KIND_MARK_READ: rules.MarkRead, filtersv1.ActionKind_ACTION_KIND_MARK_FLAGGED: rules.Flag,
+	filtersv1.ActionKind_ACTION_KIND_FORWARD: rules.Forward, filtersv1.ActionKind_ACTION_KIND_REJECT: rules.Reject,
+	filtersv1.ActionKind_ACTION_KIND_DELETE: rules.Delete, filtersv1.ActionKind_ACTION_KIND_STOP: rules.Stop,
+}
+
+var fields = map[filtersv1.Field]rules.Field{
+	filtersv1.Field_FIELD_FROM: rules.From, filtersv1.Field_FIELD_TO_CC: rules.ToCc, filtersv1.Field_FIELD_SUBJECT: rules.Subject,
+	filtersv1.Field_FIELD_HEADER: rules.Header, filtersv1.Field_FIELD_SIZE: rules.Size, filtersv1.Field_FIELD_BODY: rules.Body,
+}
+
+var ops = map[filtersv1.Operator]rules.Op{
+	filtersv1.Operator_OPERATOR_IS: rules.Is, filtersv1.Operator_OPERATOR_CONTAINS: rules.Contains,
+	filtersv1.Operator_OPERATOR_MATCHES: rules.Matches, filtersv1.Operator_OPERATOR_REGEX: rules.Regex,
+}
+
+// Model is r in the rule model the compiler and run-now take.
+func (r *Rule) Model() rules.Rule {
+	m := rules.Rule{Name: r.DisplayName, Enabled: !r.Disabled, Match: rules.All}
+	if r.MatchAny {
+		m.Match = rules.Any
+	}
+	for _, c := range r.Conditions {
+		mc := rules.Condition{Field: fields[c.Field], Header: c.Header, Op: ops[c.Operator], Value: c.Value, Negate: c.Negate}
+		if c.Field == filtersv1.Field_FIELD_SIZE {
+			// "larger than N"; negated, "not larger": under N+1.
+			mc.Op, mc.Value, mc.Negate = rules.Over, strconv.FormatInt(c.Size, 10), false
+			if c.Negate {
+				mc.Op, mc.Value = rules.Under, strconv.FormatInt(c.Size+1, 10)
+			}
+		}
+		m.Conditions = append(m.Conditions, mc)
+	}
+	for _, a := range r.Actions {
+		m.Actions = append(m.Actions, rules.Action{Kind: kinds[a.Kind], Folder: a.Folder, Address: a.Address, Message: a.Message})
+	}
+	return m
+}
+
+// checkFolder accepts an IMAP folder name the rule model accepts.
+func checkFolder(f string) error { return rules.CheckFolder(f) }
 
 func plausibleAddress(s string) bool {
 	at := strings.LastIndexByte(s, '@')

@@ -81,19 +81,17 @@ func (st *Settings) proto(a addressIDs) *filtersv1.FilterSettings {
 	}
 }
 
-// loadAll reads what a's scripts are compiled from.
-func (s *Server) loadAll(ctx context.Context, a uuid.UUID) (rules []*Rule, st *Settings, err error) {
-	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if rules, err = listRules(ctx, tx, a); err != nil {
-			return err
-		}
-		st, err = scanSettings(tx.QueryRow(ctx, selectSettings, a))
-		if err != nil {
-			return fmt.Errorf("read settings: %w", err)
-		}
-		return nil
-	})
-	return rules, st, err
+// loadAll reads what a's scripts are compiled from, in tx.
+func loadAll(ctx context.Context, tx pgx.Tx, a uuid.UUID) ([]*Rule, *Settings, error) {
+	rules, err := listRules(ctx, tx, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := scanSettings(tx.QueryRow(ctx, selectSettings, a))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read settings: %w", err)
+	}
+	return rules, st, nil
 }
 
 func (s *Server) GetFilterSettings(ctx context.Context, req *filtersv1.GetFilterSettingsRequest) (*filtersv1.GetFilterSettingsResponse, error) {

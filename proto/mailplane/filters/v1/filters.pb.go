@@ -1619,10 +1619,10 @@ var File_mailplane_filters_v1_filters_proto protoreflect.FileDescriptor
 
 const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\n" +
-	"\"mailplane/filters/v1/filters.proto\x12\x14mailplane.filters.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\xa4\x03\n" +
+	"\"mailplane/filters/v1/filters.proto\x12\x14mailplane.filters.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/api/v1/annotations.proto\"\xa3\x03\n" +
 	"\x04Rule\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
-	"\fdisplay_name\x18\x02 \x01(\tB\a\xca\xf3\x18\x03\x18\xc8\x01R\vdisplayName\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
+	"\fdisplay_name\x18\x02 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\vdisplayName\x12\x1a\n" +
 	"\bdisabled\x18\x03 \x01(\bR\bdisabled\x121\n" +
 	"\x05match\x18\x04 \x01(\x0e2\x1b.mailplane.filters.v1.MatchR\x05match\x12?\n" +
 	"\n" +
