@@ -43,13 +43,15 @@ func sievec(t testing.TB, script string) {
 }
 
 // sieveTest runs the scripts in sieve-test on mail (CRLF or LF lines),
-// before scripts first as sieve_before does, and returns what it says it
-// would do.
-func sieveTest(t testing.TB, mail string, before []string, script string) string {
+// before scripts first as sieve_before does, executing their actions
+// (-e: stored in a maildir under dir, outgoing mail printed, and the
+// checks only execution makes, like vacation not answering automatic
+// mail), and returns its log and dir.
+func sieveTest(t testing.TB, mail string, before []string, script string) (log, dir string) {
 	t.Helper()
 	bin := pigeonhole(t, "sieve-test")
-	dir := sieveDir(t)
-	args := []string{"-c", filepath.Join(dir, "dovecot.conf"), "-x", "+editheader", "-f", "sender@other.example", "-r", "anna@example.com"}
+	dir = sieveDir(t)
+	args := []string{"-e", "-c", filepath.Join(dir, "dovecot.conf"), "-x", "+editheader", "-f", "sender@other.example", "-r", "anna@example.com"}
 	for i, s := range before {
 		f := filepath.Join(dir, "before"+strconv.Itoa(i)+".sieve")
 		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
@@ -70,7 +72,7 @@ func sieveTest(t testing.TB, mail string, before []string, script string) string
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("sieve-test: %v\n%s%s\nscript:\n%s", err, stdout.String(), stderr.String(), script)
 	}
-	return strings.ReplaceAll(stdout.String()+stderr.String(), "\r\n", "\n")
+	return strings.ReplaceAll(stdout.String()+stderr.String(), "\r\n", "\n"), dir
 }
 
 // sieveDir is a directory for Pigeonhole's tools, which drop root
@@ -100,7 +102,9 @@ func sieveDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	conf := "mail_uid = " + u.Uid + "\nmail_gid = " + u.Gid + "\nfirst_valid_uid = " + u.Uid + "\nfirst_valid_gid = " + u.Gid +
-		"\nmail_location = maildir:" + filepath.Join(dir, "Maildir") + "\n"
+		"\nmail_location = maildir:" + filepath.Join(dir, "Maildir") + ":LAYOUT=fs\n" +
+		// The platform's folders have "/" between levels.
+		"namespace inbox {\n  inbox = yes\n  separator = /\n}\n"
 	if err := os.WriteFile(filepath.Join(dir, "dovecot.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
