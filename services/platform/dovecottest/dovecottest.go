@@ -530,7 +530,10 @@ func (d *Dovecot) Find(user, password, subject string) ([]Found, error) {
 		if !strings.HasPrefix(line, "* LIST ") {
 			return
 		}
-		_, rest, _ := strings.Cut(line, ") ")
+		attrs, rest, _ := strings.Cut(line, ") ")
+		if strings.Contains(attrs, `\Noselect`) || strings.Contains(attrs, `\NonExistent`) {
+			return // a parent that holds no mail: Work of Work/Inbound
+		}
 		_, name, _ := strings.Cut(rest, " ")
 		mailboxes = append(mailboxes, strings.Trim(name, `"`))
 	}); err != nil {

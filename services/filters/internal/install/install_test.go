@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/mailplane/mailplane/services/filters/internal/rules"
 	"github.com/mailplane/mailplane/services/platform/dovecottest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 	"github.com/mailplane/mailplane/services/platform/sieve"
@@ -501,5 +502,69 @@ func TestFromMap(t *testing.T) {
 	}
 	if got, err := FromMap(map[string]string{"personal": "p", "mailplane": "x"}); err == nil {
 		t.Errorf("FromMap with an unknown name: %+v", got)
+	}
+}
+
+// TestCompiledRules installs the rules compiler's script as the personal
+// one, under the platform's spam script, and finds each delivered message
+// where the rules say, with their flags: a nested folder created on
+// delivery, a copy, a flag, a negated condition, a stop, a delete.
+func TestCompiledRules(t *testing.T) {
+	d, _, in := mailDovecot(t)
+	personal, err := rules.Compile([]rules.Rule{
+		{Name: "Work", Enabled: true, Match: rules.All,
+			Conditions: []rules.Condition{{Field: rules.From, Op: rules.Contains, Value: "@work.example"}},
+			Actions:    []rules.Action{{Kind: rules.MarkRead}, {Kind: rules.Move, Folder: "Work/Inbound"}, {Kind: rules.Copy, Folder: "Work/v1.2"}, {Kind: rules.Stop}}},
+		{Name: "Lists", Enabled: true, Match: rules.Any,
+			Conditions: []rules.Condition{
+				{Field: rules.Header, Header: "List-Id", Op: rules.Regex, Value: `^<[a-z]+\.example\.org>$`},
+				{Field: rules.Subject, Op: rules.Contains, Value: `"; discard; "`},
+			},
+			Actions: []rules.Action{{Kind: rules.Flag}, {Kind: rules.Copy, Folder: "Lists"}}},
+		{Name: "Off", Enabled: false, Match: rules.All, Actions: []rules.Action{{Kind: rules.Delete}}},
+		{Name: "Pest", Enabled: true, Match: rules.All,
+			Conditions: []rules.Condition{{Field: rules.From, Op: rules.Is, Value: "pest@spam.example"}},
+			Actions:    []rules.Action{{Kind: rules.Delete}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := scripts
+	s.Personal = personal
+	if err := in.Install(context.Background(), alice, s); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, d, "ann@work.example", message("ann@work.example", "work one", ""))
+	deliver(t, d, "ann@work.example", message("ann@work.example", "work spam", "X-Spam-Flag: YES\r\n"))
+	deliver(t, d, "news@lists.example", message("news@lists.example", "list two", "List-Id: <news.example.org>\r\n"))
+	deliver(t, d, "x@example.net", message("x@example.net", `a "; discard; " three`, ""))
+	deliver(t, d, "pest@spam.example", message("pest@spam.example", "pest four", ""))
+	deliver(t, d, "bob@example.net", message("bob@example.net", "plain five", ""))
+
+	for _, c := range []struct {
+		subject string
+		want    []string // mailbox and flags of each copy, sorted
+	}{
+		{"work one", []string{`Work/Inbound \Seen`, `Work/v1.2 \Seen`}},
+		{"work spam", []string{"Spam"}},
+		// The platform's after script files List-Id mail into Newsletters,
+		// with the personal script's flag.
+		{"list two", []string{`Lists \Flagged`, `Newsletters \Flagged`}},
+		{`"; discard; "`, []string{`INBOX \Flagged`, `Lists \Flagged`}},
+		{"pest four", nil},
+		{"plain five", []string{"INBOX"}},
+	} {
+		found, err := d.Find(alice, password, c.subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, f := range found {
+			got = append(got, strings.TrimSpace(f.Mailbox+" "+strings.Join(slices.DeleteFunc(f.Flags, func(s string) bool { return s == `\Recent` }), " ")))
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%q: %q, want %q", c.subject, got, c.want)
+		}
 	}
 }
