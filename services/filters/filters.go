@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +15,7 @@ import (
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/filters/filtersevents"
 	internal "github.com/mailplane/mailplane/services/filters/internal"
+	"github.com/mailplane/mailplane/services/filters/internal/install"
 	"github.com/mailplane/mailplane/services/filters/internal/migrations"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/config"
@@ -43,11 +45,18 @@ type Config struct {
 	AccountsAddr string
 	// MaxRules caps an address's rules; zero: internal.DefaultMaxRules.
 	MaxRules int
+	// ManageSieve is the Dovecot the scripts are installed in: its
+	// ManageSieve address and the two master users (install.Installer);
+	// an empty Addr: none (changes stay pending).
+	ManageSieve ManageSieve
 	// Compiler and Installer compile and install an address's scripts;
-	// nil: changes stay pending until a process has them.
+	// nil: the rule compiler and ManageSieve (tests give fakes).
 	Compiler  Compiler
 	Installer Installer
 }
+
+// ManageSieve is where and as whom scripts are installed.
+type ManageSieve = install.Installer
 
 // Installer puts an address's scripts in the mail store.
 type Installer = internal.Installer
@@ -71,12 +80,23 @@ const maxRulesCap = internal.DefaultMaxRules
 // Register adds the settings to l.
 func (c *Config) Register(l *config.Loader) {
 	l.Int(&c.MaxRules, "max-rules-per-address", internal.DefaultMaxRules, "the most rules an address may have, at most 200 (filters)")
+	l.String(&c.ManageSieve.Addr, "managesieve-addr", "", "Dovecot's ManageSieve host:port the scripts are installed through (filters); empty: changes are kept, not installed")
+	l.String(&c.ManageSieve.Personal.User, "managesieve-master-user", "", "Dovecot master user whose sessions see an address's own Sieve storage (filters)")
+	l.String(&c.ManageSieve.Personal.Password, "managesieve-master-password", "", "its password (filters)")
+	l.String(&c.ManageSieve.Platform.User, "managesieve-platform-user", "", "Dovecot master user whose sessions see the platform's Sieve storage (filters)")
+	l.String(&c.ManageSieve.Platform.Password, "managesieve-platform-password", "", "its password (filters)")
 }
 
 // Validate reports every bad setting.
 func (c *Config) Validate() []error {
 	var errs []error
 	config.Check(&errs, c.MaxRules > 0 && c.MaxRules <= maxRulesCap, "max-rules-per-address", "want 1 to %d, got %d", maxRulesCap, c.MaxRules)
+	if m := c.ManageSieve; m.Addr != "" {
+		_, _, err := net.SplitHostPort(m.Addr)
+		config.Check(&errs, err == nil, "managesieve-addr", "want host:port, got %q", m.Addr)
+		config.Check(&errs, m.Personal.User != "" && m.Personal.Password != "", "managesieve-master-user", "a master user and its password are needed with managesieve-addr")
+		config.Check(&errs, m.Platform.User != "" && m.Platform.Password != "", "managesieve-platform-user", "a platform user and its password are needed with managesieve-addr")
+	}
 	return errs
 }
 
@@ -95,10 +115,10 @@ func New(c *Config) service.Service {
 		Start: func(_ context.Context, env service.Env) (service.Parts, error) {
 			cfg := *c
 			cfg.AccountsAddr = env.ServiceAddr(accounts)
-			if cfg.Installer == nil {
-				// Not an error: the mail store side is not written yet;
-				// every change is kept pending and installed once it is.
-				env.Log.Warn("filters: no script installer yet: changes are kept pending, not installed")
+			if cfg.ManageSieve.Addr == "" {
+				// Not an error: a process without Dovecot still serves the
+				// API; every change is kept pending and installed once set.
+				env.Log.Warn("managesieve-addr is not set: filter changes are kept, not installed", "setting", config.EnvName("managesieve-addr"))
 			}
 			svc, err := Register(env.GRPC, env.Pool, cfg, env.Log)
 			if err != nil {
@@ -146,6 +166,13 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	}
 	s := internal.NewServer(pool, access.NewAccounts(conn), log)
 	s.SetMaxRules(c.MaxRules)
+	if c.Compiler == nil {
+		c.Compiler = internal.RulesCompiler{}
+	}
+	if c.Installer == nil && c.ManageSieve.Addr != "" {
+		in := c.ManageSieve
+		c.Installer = internal.ManageSieve{In: &in}
+	}
 	s.SetInstaller(c.Compiler, c.Installer)
 	inserter, err := jobs.New(pool, jobs.Config{Schema: Schema, Log: log})
 	if err != nil {

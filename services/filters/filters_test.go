@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +52,12 @@ type env struct {
 // consumers on a stream of the test's own, and its jobs when work is set.
 func start(t *testing.T, work bool) *env {
 	t.Helper()
+	return startWith(t, work, fakeCompiler{})
+}
+
+// startWith is start with compiler (nil: the service's own).
+func startWith(t *testing.T, work bool, compiler filters.Compiler) *env {
+	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewMigratedDatabase(t, pgtest.Schema{Name: filters.Schema, Migrations: filters.Migrations})
 	pool, err := pg.Connect(ctx, url, filters.Schema)
@@ -62,7 +69,7 @@ func start(t *testing.T, work bool) *env {
 	accounts := &fakeAccounts{org: e.org}
 	e.srv = servicetest.Start(t, func(s *servicetest.Server) error {
 		accountsv1.RegisterOrganizationServiceServer(s.GRPC.Server, accounts)
-		e.svc, err = filters.Register(s.GRPC.Server, pool, filters.Config{AccountsAddr: s.Addr, MaxRules: 5, Compiler: fakeCompiler{}, Installer: e.inst}, s.Log)
+		e.svc, err = filters.Register(s.GRPC.Server, pool, filters.Config{AccountsAddr: s.Addr, MaxRules: 5, Compiler: compiler, Installer: e.inst}, s.Log)
 		return err
 	})
 	e.rules = filtersv1.NewRuleServiceClient(e.srv.Conn)
@@ -498,5 +505,26 @@ func TestInstallWaitsForTheMailStore(t *testing.T) {
 	e.eventually("installed once back", func() bool { return e.inst.installed("later@example.test") == "anti_spam=true;kept" })
 	e.eventually("nothing pending", func() bool {
 		return e.pool.QueryRow(context.Background(), `SELECT count(*) FROM pending_installs`).Scan(&pending) == nil && pending == 0
+	})
+}
+
+func TestInstallsCompiledRules(t *testing.T) {
+	e := startWith(t, true, nil)
+	addr := e.announce(mailboxesevents.AddressCreated, "", "boss")
+	e.known(addr)
+	r := rule("from the boss")
+	r.Actions = append(r.Actions, &filtersv1.Action{Kind: filtersv1.ActionKind_ACTION_KIND_MARK_FLAGGED})
+	if _, err := e.rules.CreateRule(e.admin, &filtersv1.CreateRuleRequest{Parent: addr, Rule: r}); err != nil {
+		t.Fatal(err)
+	}
+	off := rule("off")
+	off.Disabled = true
+	if _, err := e.rules.CreateRule(e.admin, &filtersv1.CreateRuleRequest{Parent: addr, Rule: off}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("the compiled script installed", func() bool {
+		s := e.inst.installed("boss@example.test")
+		return strings.Contains(s, `fileinto :create "Work/Boss"`) && strings.Contains(s, "# rule 2: off (disabled)") &&
+			strings.Contains(s, `"boss@"`) && strings.Contains(s, "\\Flagged")
 	})
 }
