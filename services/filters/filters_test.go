@@ -289,6 +289,33 @@ func TestRulesCRUDAndOrder(t *testing.T) {
 	if got := names(moved.GetRules()); !slices.Equal(got, []string{"c", "first", "b", "a"}) {
 		t.Fatalf("after move down %v", got)
 	}
+	// The whole order at once; a rule missing or named twice is refused.
+	list, _ = e.rules.ListRules(e.admin, &filtersv1.ListRulesRequest{Parent: addr})
+	var order []string
+	for _, r := range slices.Backward(list.GetRules()) {
+		order = append(order, r.GetName())
+	}
+	re, err := e.rules.ReorderRules(e.admin, &filtersv1.ReorderRulesRequest{Parent: addr, Rules: order})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(re.GetRules()); !slices.Equal(got, []string{"a", "b", "first", "c"}) {
+		t.Fatalf("after reorder %v", got)
+	}
+	_, err = e.rules.ReorderRules(e.admin, &filtersv1.ReorderRulesRequest{Parent: addr, Rules: order[:3]})
+	wantCode(t, err, codes.InvalidArgument, "rules")
+	_, err = e.rules.ReorderRules(e.admin, &filtersv1.ReorderRulesRequest{Parent: addr, Rules: append(order[:3:3], order[0])})
+	wantCode(t, err, codes.InvalidArgument, "rules[3]")
+	if _, err := e.rules.ReorderRules(e.admin, &filtersv1.ReorderRulesRequest{Parent: addr, Rules: nil}); err == nil {
+		t.Fatal("an empty order accepted")
+	}
+	var back []string
+	for _, r := range list.GetRules() {
+		back = append(back, r.GetName())
+	}
+	if _, err := e.rules.ReorderRules(e.admin, &filtersv1.ReorderRulesRequest{Parent: addr, Rules: back}); err != nil {
+		t.Fatal(err)
+	}
 	// Disable, then enable with a mask (false is not "set" without one).
 	up, err := e.rules.UpdateRule(e.admin, &filtersv1.UpdateRuleRequest{Rule: &filtersv1.Rule{Name: made[1].GetName(), Disabled: true}})
 	if err != nil || !up.GetRule().GetDisabled() || up.GetRule().GetDisplayName() != "b" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -445,6 +446,82 @@ func (s *Server) MoveRule(ctx context.Context, req *filtersv1.MoveRuleRequest) (
 			resp.Rules = append(resp.Rules, r.proto(a))
 		}
 		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// setPosition places a rule; the deferred unique constraint is checked
+// at commit, once every rule has its place.
+const setPosition = `UPDATE rules SET position = $3 WHERE address_id = $1 AND id = $2`
+
+func (s *Server) ReorderRules(ctx context.Context, req *filtersv1.ReorderRulesRequest) (*filtersv1.ReorderRulesResponse, error) {
+	a, err := parseAddress("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	if len(req.GetRules()) > rules.MaxRules {
+		return nil, errs.Field("rules", fmt.Sprintf("at most %d rules", rules.MaxRules))
+	}
+	order := make([]uuid.UUID, len(req.GetRules()))
+	seen := make(map[uuid.UUID]bool, len(order))
+	for i, n := range req.GetRules() {
+		field := fmt.Sprintf("rules[%d]", i)
+		ra, id, err := parseRule(field, n)
+		if err != nil {
+			return nil, err
+		}
+		if ra != a {
+			return nil, errs.Field(field, "not a rule of "+req.GetParent())
+		}
+		if seen[id] {
+			return nil, errs.Field(field, "named twice")
+		}
+		seen[id], order[i] = true, id
+	}
+	c, err := s.access(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	resp := &filtersv1.ReorderRulesResponse{}
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockAddress, a.addr); err != nil {
+			return fmt.Errorf("lock address: %w", err)
+		}
+		current, err := listRules(ctx, tx, a.addr)
+		if err != nil {
+			return err
+		}
+		for _, r := range current {
+			if !seen[r.ID] {
+				return errs.Field("rules", fmt.Sprintf("every rule of the address, each once: %s is missing", ruleName(a, r.ID)))
+			}
+		}
+		if len(order) != len(current) {
+			for i, id := range order {
+				if !slices.ContainsFunc(current, func(r *Rule) bool { return r.ID == id }) {
+					return errs.Field(fmt.Sprintf("rules[%d]", i), "no such rule")
+				}
+			}
+		}
+		for i, id := range order {
+			if _, err := tx.Exec(ctx, setPosition, a.addr, id, i); err != nil {
+				return fmt.Errorf("reorder: %w", err)
+			}
+		}
+		rules, err := listRules(ctx, tx, a.addr)
+		for _, r := range rules {
+			resp.Rules = append(resp.Rules, r.proto(a))
+		}
+		if err != nil {
+			return err
+		}
+		if err := audit(ctx, tx, a.org, c, "filters.rule.reorder", a.name(), nil); err != nil {
+			return err
+		}
+		return s.changed(ctx, tx, a.addr)
 	})
 	if err != nil {
 		return nil, err

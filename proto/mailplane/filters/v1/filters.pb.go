@@ -1071,6 +1071,107 @@ func (x *MoveRuleResponse) GetRules() []*Rule {
 	return nil
 }
 
+// ReorderRulesRequest sets an address's order.
+type ReorderRulesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Every rule of the address by name, each once, in the new order.
+	Rules         []string `protobuf:"bytes,2,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReorderRulesRequest) Reset() {
+	*x = ReorderRulesRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReorderRulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReorderRulesRequest) ProtoMessage() {}
+
+func (x *ReorderRulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReorderRulesRequest.ProtoReflect.Descriptor instead.
+func (*ReorderRulesRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReorderRulesRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ReorderRulesRequest) GetRules() []string {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+// ReorderRulesResponse is the address's rules in their new order.
+type ReorderRulesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rules, by position.
+	Rules         []*Rule `protobuf:"bytes,1,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReorderRulesResponse) Reset() {
+	*x = ReorderRulesResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReorderRulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReorderRulesResponse) ProtoMessage() {}
+
+func (x *ReorderRulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReorderRulesResponse.ProtoReflect.Descriptor instead.
+func (*ReorderRulesResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReorderRulesResponse) GetRules() []*Rule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
 // DeleteRuleRequest names a rule.
 type DeleteRuleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1082,7 +1183,7 @@ type DeleteRuleRequest struct {
 
 func (x *DeleteRuleRequest) Reset() {
 	*x = DeleteRuleRequest{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[13]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1195,7 @@ func (x *DeleteRuleRequest) String() string {
 func (*DeleteRuleRequest) ProtoMessage() {}
 
 func (x *DeleteRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[13]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1208,7 @@ func (x *DeleteRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRuleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRuleRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{13}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteRuleRequest) GetName() string {
@@ -1126,7 +1227,7 @@ type DeleteRuleResponse struct {
 
 func (x *DeleteRuleResponse) Reset() {
 	*x = DeleteRuleResponse{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[14]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1239,7 @@ func (x *DeleteRuleResponse) String() string {
 func (*DeleteRuleResponse) ProtoMessage() {}
 
 func (x *DeleteRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[14]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1252,7 @@ func (x *DeleteRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRuleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRuleResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{14}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{16}
 }
 
 // FilterSettings are an address's platform filters.
@@ -1186,7 +1287,7 @@ type FilterSettings struct {
 
 func (x *FilterSettings) Reset() {
 	*x = FilterSettings{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[15]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1299,7 @@ func (x *FilterSettings) String() string {
 func (*FilterSettings) ProtoMessage() {}
 
 func (x *FilterSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[15]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1312,7 @@ func (x *FilterSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterSettings.ProtoReflect.Descriptor instead.
 func (*FilterSettings) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{15}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FilterSettings) GetName() string {
@@ -1302,7 +1403,7 @@ type GetFilterSettingsRequest struct {
 
 func (x *GetFilterSettingsRequest) Reset() {
 	*x = GetFilterSettingsRequest{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[16]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1415,7 @@ func (x *GetFilterSettingsRequest) String() string {
 func (*GetFilterSettingsRequest) ProtoMessage() {}
 
 func (x *GetFilterSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[16]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1428,7 @@ func (x *GetFilterSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFilterSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetFilterSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{16}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetFilterSettingsRequest) GetName() string {
@@ -1348,7 +1449,7 @@ type GetFilterSettingsResponse struct {
 
 func (x *GetFilterSettingsResponse) Reset() {
 	*x = GetFilterSettingsResponse{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[17]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1461,7 @@ func (x *GetFilterSettingsResponse) String() string {
 func (*GetFilterSettingsResponse) ProtoMessage() {}
 
 func (x *GetFilterSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[17]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1474,7 @@ func (x *GetFilterSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFilterSettingsResponse.ProtoReflect.Descriptor instead.
 func (*GetFilterSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{17}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetFilterSettingsResponse) GetFilterSettings() *FilterSettings {
@@ -1397,7 +1498,7 @@ type UpdateFilterSettingsRequest struct {
 
 func (x *UpdateFilterSettingsRequest) Reset() {
 	*x = UpdateFilterSettingsRequest{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[18]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1510,7 @@ func (x *UpdateFilterSettingsRequest) String() string {
 func (*UpdateFilterSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateFilterSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[18]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1523,7 @@ func (x *UpdateFilterSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFilterSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateFilterSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{18}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateFilterSettingsRequest) GetFilterSettings() *FilterSettings {
@@ -1450,7 +1551,7 @@ type UpdateFilterSettingsResponse struct {
 
 func (x *UpdateFilterSettingsResponse) Reset() {
 	*x = UpdateFilterSettingsResponse{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[19]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1563,7 @@ func (x *UpdateFilterSettingsResponse) String() string {
 func (*UpdateFilterSettingsResponse) ProtoMessage() {}
 
 func (x *UpdateFilterSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[19]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1576,7 @@ func (x *UpdateFilterSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFilterSettingsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateFilterSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{19}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateFilterSettingsResponse) GetFilterSettings() *FilterSettings {
@@ -1506,7 +1607,7 @@ type BatchUpdateFilterSettingsRequest struct {
 
 func (x *BatchUpdateFilterSettingsRequest) Reset() {
 	*x = BatchUpdateFilterSettingsRequest{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[20]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1619,7 @@ func (x *BatchUpdateFilterSettingsRequest) String() string {
 func (*BatchUpdateFilterSettingsRequest) ProtoMessage() {}
 
 func (x *BatchUpdateFilterSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[20]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1632,7 @@ func (x *BatchUpdateFilterSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchUpdateFilterSettingsRequest.ProtoReflect.Descriptor instead.
 func (*BatchUpdateFilterSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{20}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BatchUpdateFilterSettingsRequest) GetParent() string {
@@ -1580,7 +1681,7 @@ type BatchUpdateFilterSettingsResponse struct {
 
 func (x *BatchUpdateFilterSettingsResponse) Reset() {
 	*x = BatchUpdateFilterSettingsResponse{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[21]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1693,7 @@ func (x *BatchUpdateFilterSettingsResponse) String() string {
 func (*BatchUpdateFilterSettingsResponse) ProtoMessage() {}
 
 func (x *BatchUpdateFilterSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[21]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1706,7 @@ func (x *BatchUpdateFilterSettingsResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use BatchUpdateFilterSettingsResponse.ProtoReflect.Descriptor instead.
 func (*BatchUpdateFilterSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{21}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BatchUpdateFilterSettingsResponse) GetUpdatedCount() int32 {
@@ -1672,6 +1773,11 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x05R\bposition\"D\n" +
 	"\x10MoveRuleResponse\x120\n" +
+	"\x05rules\x18\x01 \x03(\v2\x1a.mailplane.filters.v1.RuleR\x05rules\"C\n" +
+	"\x13ReorderRulesRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n" +
+	"\x05rules\x18\x02 \x03(\tR\x05rules\"H\n" +
+	"\x14ReorderRulesResponse\x120\n" +
 	"\x05rules\x18\x01 \x03(\v2\x1a.mailplane.filters.v1.RuleR\x05rules\"'\n" +
 	"\x11DeleteRuleRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
@@ -1745,7 +1851,7 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\x13ACTION_KIND_FORWARD\x10\x05\x12\x16\n" +
 	"\x12ACTION_KIND_REJECT\x10\x06\x12\x16\n" +
 	"\x12ACTION_KIND_DELETE\x10\a\x12\x14\n" +
-	"\x10ACTION_KIND_STOP\x10\b2\xc1\x04\n" +
+	"\x10ACTION_KIND_STOP\x10\b2\xa8\x05\n" +
 	"\vRuleService\x12_\n" +
 	"\n" +
 	"CreateRule\x12'.mailplane.filters.v1.CreateRuleRequest\x1a(.mailplane.filters.v1.CreateRuleResponse\x12V\n" +
@@ -1753,7 +1859,8 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\tListRules\x12&.mailplane.filters.v1.ListRulesRequest\x1a'.mailplane.filters.v1.ListRulesResponse\x12_\n" +
 	"\n" +
 	"UpdateRule\x12'.mailplane.filters.v1.UpdateRuleRequest\x1a(.mailplane.filters.v1.UpdateRuleResponse\x12Y\n" +
-	"\bMoveRule\x12%.mailplane.filters.v1.MoveRuleRequest\x1a&.mailplane.filters.v1.MoveRuleResponse\x12_\n" +
+	"\bMoveRule\x12%.mailplane.filters.v1.MoveRuleRequest\x1a&.mailplane.filters.v1.MoveRuleResponse\x12e\n" +
+	"\fReorderRules\x12).mailplane.filters.v1.ReorderRulesRequest\x1a*.mailplane.filters.v1.ReorderRulesResponse\x12_\n" +
 	"\n" +
 	"DeleteRule\x12'.mailplane.filters.v1.DeleteRuleRequest\x1a(.mailplane.filters.v1.DeleteRuleResponse2\x9b\x03\n" +
 	"\x15FilterSettingsService\x12t\n" +
@@ -1774,7 +1881,7 @@ func file_mailplane_filters_v1_filters_proto_rawDescGZIP() []byte {
 }
 
 var file_mailplane_filters_v1_filters_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mailplane_filters_v1_filters_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_mailplane_filters_v1_filters_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_mailplane_filters_v1_filters_proto_goTypes = []any{
 	(Match)(0),                                // 0: mailplane.filters.v1.Match
 	(Field)(0),                                // 1: mailplane.filters.v1.Field
@@ -1793,24 +1900,26 @@ var file_mailplane_filters_v1_filters_proto_goTypes = []any{
 	(*UpdateRuleResponse)(nil),                // 14: mailplane.filters.v1.UpdateRuleResponse
 	(*MoveRuleRequest)(nil),                   // 15: mailplane.filters.v1.MoveRuleRequest
 	(*MoveRuleResponse)(nil),                  // 16: mailplane.filters.v1.MoveRuleResponse
-	(*DeleteRuleRequest)(nil),                 // 17: mailplane.filters.v1.DeleteRuleRequest
-	(*DeleteRuleResponse)(nil),                // 18: mailplane.filters.v1.DeleteRuleResponse
-	(*FilterSettings)(nil),                    // 19: mailplane.filters.v1.FilterSettings
-	(*GetFilterSettingsRequest)(nil),          // 20: mailplane.filters.v1.GetFilterSettingsRequest
-	(*GetFilterSettingsResponse)(nil),         // 21: mailplane.filters.v1.GetFilterSettingsResponse
-	(*UpdateFilterSettingsRequest)(nil),       // 22: mailplane.filters.v1.UpdateFilterSettingsRequest
-	(*UpdateFilterSettingsResponse)(nil),      // 23: mailplane.filters.v1.UpdateFilterSettingsResponse
-	(*BatchUpdateFilterSettingsRequest)(nil),  // 24: mailplane.filters.v1.BatchUpdateFilterSettingsRequest
-	(*BatchUpdateFilterSettingsResponse)(nil), // 25: mailplane.filters.v1.BatchUpdateFilterSettingsResponse
-	(*timestamppb.Timestamp)(nil),             // 26: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),             // 27: google.protobuf.FieldMask
+	(*ReorderRulesRequest)(nil),               // 17: mailplane.filters.v1.ReorderRulesRequest
+	(*ReorderRulesResponse)(nil),              // 18: mailplane.filters.v1.ReorderRulesResponse
+	(*DeleteRuleRequest)(nil),                 // 19: mailplane.filters.v1.DeleteRuleRequest
+	(*DeleteRuleResponse)(nil),                // 20: mailplane.filters.v1.DeleteRuleResponse
+	(*FilterSettings)(nil),                    // 21: mailplane.filters.v1.FilterSettings
+	(*GetFilterSettingsRequest)(nil),          // 22: mailplane.filters.v1.GetFilterSettingsRequest
+	(*GetFilterSettingsResponse)(nil),         // 23: mailplane.filters.v1.GetFilterSettingsResponse
+	(*UpdateFilterSettingsRequest)(nil),       // 24: mailplane.filters.v1.UpdateFilterSettingsRequest
+	(*UpdateFilterSettingsResponse)(nil),      // 25: mailplane.filters.v1.UpdateFilterSettingsResponse
+	(*BatchUpdateFilterSettingsRequest)(nil),  // 26: mailplane.filters.v1.BatchUpdateFilterSettingsRequest
+	(*BatchUpdateFilterSettingsResponse)(nil), // 27: mailplane.filters.v1.BatchUpdateFilterSettingsResponse
+	(*timestamppb.Timestamp)(nil),             // 28: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),             // 29: google.protobuf.FieldMask
 }
 var file_mailplane_filters_v1_filters_proto_depIdxs = []int32{
 	0,  // 0: mailplane.filters.v1.Rule.match:type_name -> mailplane.filters.v1.Match
 	5,  // 1: mailplane.filters.v1.Rule.conditions:type_name -> mailplane.filters.v1.Condition
 	6,  // 2: mailplane.filters.v1.Rule.actions:type_name -> mailplane.filters.v1.Action
-	26, // 3: mailplane.filters.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	26, // 4: mailplane.filters.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	28, // 3: mailplane.filters.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	28, // 4: mailplane.filters.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailplane.filters.v1.Condition.field:type_name -> mailplane.filters.v1.Field
 	2,  // 6: mailplane.filters.v1.Condition.operator:type_name -> mailplane.filters.v1.Operator
 	3,  // 7: mailplane.filters.v1.Action.kind:type_name -> mailplane.filters.v1.ActionKind
@@ -1819,37 +1928,40 @@ var file_mailplane_filters_v1_filters_proto_depIdxs = []int32{
 	4,  // 10: mailplane.filters.v1.GetRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
 	4,  // 11: mailplane.filters.v1.ListRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
 	4,  // 12: mailplane.filters.v1.UpdateRuleRequest.rule:type_name -> mailplane.filters.v1.Rule
-	27, // 13: mailplane.filters.v1.UpdateRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	29, // 13: mailplane.filters.v1.UpdateRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
 	4,  // 14: mailplane.filters.v1.UpdateRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
 	4,  // 15: mailplane.filters.v1.MoveRuleResponse.rules:type_name -> mailplane.filters.v1.Rule
-	26, // 16: mailplane.filters.v1.FilterSettings.update_time:type_name -> google.protobuf.Timestamp
-	19, // 17: mailplane.filters.v1.GetFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	19, // 18: mailplane.filters.v1.UpdateFilterSettingsRequest.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	27, // 19: mailplane.filters.v1.UpdateFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	19, // 20: mailplane.filters.v1.UpdateFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	7,  // 21: mailplane.filters.v1.RuleService.CreateRule:input_type -> mailplane.filters.v1.CreateRuleRequest
-	9,  // 22: mailplane.filters.v1.RuleService.GetRule:input_type -> mailplane.filters.v1.GetRuleRequest
-	11, // 23: mailplane.filters.v1.RuleService.ListRules:input_type -> mailplane.filters.v1.ListRulesRequest
-	13, // 24: mailplane.filters.v1.RuleService.UpdateRule:input_type -> mailplane.filters.v1.UpdateRuleRequest
-	15, // 25: mailplane.filters.v1.RuleService.MoveRule:input_type -> mailplane.filters.v1.MoveRuleRequest
-	17, // 26: mailplane.filters.v1.RuleService.DeleteRule:input_type -> mailplane.filters.v1.DeleteRuleRequest
-	20, // 27: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:input_type -> mailplane.filters.v1.GetFilterSettingsRequest
-	22, // 28: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:input_type -> mailplane.filters.v1.UpdateFilterSettingsRequest
-	24, // 29: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:input_type -> mailplane.filters.v1.BatchUpdateFilterSettingsRequest
-	8,  // 30: mailplane.filters.v1.RuleService.CreateRule:output_type -> mailplane.filters.v1.CreateRuleResponse
-	10, // 31: mailplane.filters.v1.RuleService.GetRule:output_type -> mailplane.filters.v1.GetRuleResponse
-	12, // 32: mailplane.filters.v1.RuleService.ListRules:output_type -> mailplane.filters.v1.ListRulesResponse
-	14, // 33: mailplane.filters.v1.RuleService.UpdateRule:output_type -> mailplane.filters.v1.UpdateRuleResponse
-	16, // 34: mailplane.filters.v1.RuleService.MoveRule:output_type -> mailplane.filters.v1.MoveRuleResponse
-	18, // 35: mailplane.filters.v1.RuleService.DeleteRule:output_type -> mailplane.filters.v1.DeleteRuleResponse
-	21, // 36: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:output_type -> mailplane.filters.v1.GetFilterSettingsResponse
-	23, // 37: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:output_type -> mailplane.filters.v1.UpdateFilterSettingsResponse
-	25, // 38: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:output_type -> mailplane.filters.v1.BatchUpdateFilterSettingsResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	4,  // 16: mailplane.filters.v1.ReorderRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
+	28, // 17: mailplane.filters.v1.FilterSettings.update_time:type_name -> google.protobuf.Timestamp
+	21, // 18: mailplane.filters.v1.GetFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	21, // 19: mailplane.filters.v1.UpdateFilterSettingsRequest.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	29, // 20: mailplane.filters.v1.UpdateFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	21, // 21: mailplane.filters.v1.UpdateFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	7,  // 22: mailplane.filters.v1.RuleService.CreateRule:input_type -> mailplane.filters.v1.CreateRuleRequest
+	9,  // 23: mailplane.filters.v1.RuleService.GetRule:input_type -> mailplane.filters.v1.GetRuleRequest
+	11, // 24: mailplane.filters.v1.RuleService.ListRules:input_type -> mailplane.filters.v1.ListRulesRequest
+	13, // 25: mailplane.filters.v1.RuleService.UpdateRule:input_type -> mailplane.filters.v1.UpdateRuleRequest
+	15, // 26: mailplane.filters.v1.RuleService.MoveRule:input_type -> mailplane.filters.v1.MoveRuleRequest
+	17, // 27: mailplane.filters.v1.RuleService.ReorderRules:input_type -> mailplane.filters.v1.ReorderRulesRequest
+	19, // 28: mailplane.filters.v1.RuleService.DeleteRule:input_type -> mailplane.filters.v1.DeleteRuleRequest
+	22, // 29: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:input_type -> mailplane.filters.v1.GetFilterSettingsRequest
+	24, // 30: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:input_type -> mailplane.filters.v1.UpdateFilterSettingsRequest
+	26, // 31: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:input_type -> mailplane.filters.v1.BatchUpdateFilterSettingsRequest
+	8,  // 32: mailplane.filters.v1.RuleService.CreateRule:output_type -> mailplane.filters.v1.CreateRuleResponse
+	10, // 33: mailplane.filters.v1.RuleService.GetRule:output_type -> mailplane.filters.v1.GetRuleResponse
+	12, // 34: mailplane.filters.v1.RuleService.ListRules:output_type -> mailplane.filters.v1.ListRulesResponse
+	14, // 35: mailplane.filters.v1.RuleService.UpdateRule:output_type -> mailplane.filters.v1.UpdateRuleResponse
+	16, // 36: mailplane.filters.v1.RuleService.MoveRule:output_type -> mailplane.filters.v1.MoveRuleResponse
+	18, // 37: mailplane.filters.v1.RuleService.ReorderRules:output_type -> mailplane.filters.v1.ReorderRulesResponse
+	20, // 38: mailplane.filters.v1.RuleService.DeleteRule:output_type -> mailplane.filters.v1.DeleteRuleResponse
+	23, // 39: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:output_type -> mailplane.filters.v1.GetFilterSettingsResponse
+	25, // 40: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:output_type -> mailplane.filters.v1.UpdateFilterSettingsResponse
+	27, // 41: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:output_type -> mailplane.filters.v1.BatchUpdateFilterSettingsResponse
+	32, // [32:42] is the sub-list for method output_type
+	22, // [22:32] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_filters_v1_filters_proto_init() }
@@ -1858,14 +1970,14 @@ func file_mailplane_filters_v1_filters_proto_init() {
 		return
 	}
 	file_mailplane_filters_v1_filters_proto_msgTypes[3].OneofWrappers = []any{}
-	file_mailplane_filters_v1_filters_proto_msgTypes[20].OneofWrappers = []any{}
+	file_mailplane_filters_v1_filters_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_filters_v1_filters_proto_rawDesc), len(file_mailplane_filters_v1_filters_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -23,12 +23,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RuleService_CreateRule_FullMethodName = "/mailplane.filters.v1.RuleService/CreateRule"
-	RuleService_GetRule_FullMethodName    = "/mailplane.filters.v1.RuleService/GetRule"
-	RuleService_ListRules_FullMethodName  = "/mailplane.filters.v1.RuleService/ListRules"
-	RuleService_UpdateRule_FullMethodName = "/mailplane.filters.v1.RuleService/UpdateRule"
-	RuleService_MoveRule_FullMethodName   = "/mailplane.filters.v1.RuleService/MoveRule"
-	RuleService_DeleteRule_FullMethodName = "/mailplane.filters.v1.RuleService/DeleteRule"
+	RuleService_CreateRule_FullMethodName   = "/mailplane.filters.v1.RuleService/CreateRule"
+	RuleService_GetRule_FullMethodName      = "/mailplane.filters.v1.RuleService/GetRule"
+	RuleService_ListRules_FullMethodName    = "/mailplane.filters.v1.RuleService/ListRules"
+	RuleService_UpdateRule_FullMethodName   = "/mailplane.filters.v1.RuleService/UpdateRule"
+	RuleService_MoveRule_FullMethodName     = "/mailplane.filters.v1.RuleService/MoveRule"
+	RuleService_ReorderRules_FullMethodName = "/mailplane.filters.v1.RuleService/ReorderRules"
+	RuleService_DeleteRule_FullMethodName   = "/mailplane.filters.v1.RuleService/DeleteRule"
 )
 
 // RuleServiceClient is the client API for RuleService service.
@@ -52,6 +53,8 @@ type RuleServiceClient interface {
 	UpdateRule(ctx context.Context, in *UpdateRuleRequest, opts ...grpc.CallOption) (*UpdateRuleResponse, error)
 	// Moves a rule to a position in the address's order.
 	MoveRule(ctx context.Context, in *MoveRuleRequest, opts ...grpc.CallOption) (*MoveRuleResponse, error)
+	// Sets the whole order at once: every rule of the address, each once.
+	ReorderRules(ctx context.Context, in *ReorderRulesRequest, opts ...grpc.CallOption) (*ReorderRulesResponse, error)
 	// Deletes a rule.
 	DeleteRule(ctx context.Context, in *DeleteRuleRequest, opts ...grpc.CallOption) (*DeleteRuleResponse, error)
 }
@@ -114,6 +117,16 @@ func (c *ruleServiceClient) MoveRule(ctx context.Context, in *MoveRuleRequest, o
 	return out, nil
 }
 
+func (c *ruleServiceClient) ReorderRules(ctx context.Context, in *ReorderRulesRequest, opts ...grpc.CallOption) (*ReorderRulesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReorderRulesResponse)
+	err := c.cc.Invoke(ctx, RuleService_ReorderRules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ruleServiceClient) DeleteRule(ctx context.Context, in *DeleteRuleRequest, opts ...grpc.CallOption) (*DeleteRuleResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteRuleResponse)
@@ -145,6 +158,8 @@ type RuleServiceServer interface {
 	UpdateRule(context.Context, *UpdateRuleRequest) (*UpdateRuleResponse, error)
 	// Moves a rule to a position in the address's order.
 	MoveRule(context.Context, *MoveRuleRequest) (*MoveRuleResponse, error)
+	// Sets the whole order at once: every rule of the address, each once.
+	ReorderRules(context.Context, *ReorderRulesRequest) (*ReorderRulesResponse, error)
 	// Deletes a rule.
 	DeleteRule(context.Context, *DeleteRuleRequest) (*DeleteRuleResponse, error)
 	mustEmbedUnimplementedRuleServiceServer()
@@ -171,6 +186,9 @@ func (UnimplementedRuleServiceServer) UpdateRule(context.Context, *UpdateRuleReq
 }
 func (UnimplementedRuleServiceServer) MoveRule(context.Context, *MoveRuleRequest) (*MoveRuleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MoveRule not implemented")
+}
+func (UnimplementedRuleServiceServer) ReorderRules(context.Context, *ReorderRulesRequest) (*ReorderRulesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReorderRules not implemented")
 }
 func (UnimplementedRuleServiceServer) DeleteRule(context.Context, *DeleteRuleRequest) (*DeleteRuleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteRule not implemented")
@@ -286,6 +304,24 @@ func _RuleService_MoveRule_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RuleService_ReorderRules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReorderRulesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RuleServiceServer).ReorderRules(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RuleService_ReorderRules_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RuleServiceServer).ReorderRules(ctx, req.(*ReorderRulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RuleService_DeleteRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteRuleRequest)
 	if err := dec(in); err != nil {
@@ -330,6 +366,10 @@ var RuleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MoveRule",
 			Handler:    _RuleService_MoveRule_Handler,
+		},
+		{
+			MethodName: "ReorderRules",
+			Handler:    _RuleService_ReorderRules_Handler,
 		},
 		{
 			MethodName: "DeleteRule",
