@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailplane/mailplane/services/filters/internal/rules"
 )
 
 // Scripts are an address's scripts, in the order Dovecot runs them. An
@@ -72,6 +74,33 @@ func FromMap(m map[string]string) (Scripts, error) {
 		default:
 			return Scripts{}, fmt.Errorf("unknown script %q (want %s, %s, %s or %s)", k, BeforeName, VacationName, PersonalKey, AfterName)
 		}
+	}
+	return s, nil
+}
+
+// FromRules puts the rules package's scripts in their places: before and
+// after as rules.Platform.Scripts returns them ("mailplane-before",
+// "mailplane-vacation"; "mailplane-after"), personal as rules.Compile
+// does. A name it does not know is an error: Dovecot runs only the three
+// platform files, and a script installed nowhere would be a rule silently
+// dropped.
+func FromRules(before, after []rules.Script, personal string) (Scripts, error) {
+	s := Scripts{Personal: personal}
+	for _, sc := range before {
+		switch sc.Name {
+		case "mailplane-before":
+			s.Before = sc.Text
+		case "mailplane-vacation":
+			s.Vacation = sc.Text
+		default:
+			return Scripts{}, fmt.Errorf("unknown platform script %q before the personal one", sc.Name)
+		}
+	}
+	for _, sc := range after {
+		if sc.Name != "mailplane-after" {
+			return Scripts{}, fmt.Errorf("unknown platform script %q after the personal one", sc.Name)
+		}
+		s.After = sc.Text
 	}
 	return s, nil
 }

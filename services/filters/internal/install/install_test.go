@@ -568,3 +568,72 @@ func TestCompiledRules(t *testing.T) {
 		}
 	}
 }
+
+// TestPlatformRules installs what the rules package writes for an address
+// with every platform filter on (block list, spam, mention, auto-reply, ad
+// filter) and a personal rule, delivers real mail, and finds each message
+// where the platform says, with the answers the auto-reply sent.
+func TestPlatformRules(t *testing.T) {
+	d, _, in, relay := mailDovecotWith(t, nil)
+	vacation, err := sieve.Vacation{Subject: "Away", Message: "Back on Monday.\n"}.Script(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after, err := rules.Platform{
+		Block: []string{"pest.example"}, Allow: []string{"friend@spam.example"},
+		Spam: true, SpamFolder: "Spam",
+		Ads: true, NewsletterFolder: "Newsletters", NoticeFolder: "Notifications",
+		Mention: true, Tag: "[EXT]", OwnDomains: []string{"example.org"},
+	}.Scripts(vacation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	personal, err := rules.Compile([]rules.Rule{{Name: "Invoices", Enabled: true, Match: rules.All,
+		Conditions: []rules.Condition{{Field: rules.Subject, Op: rules.Contains, Value: "invoice"}},
+		Actions:    []rules.Action{{Kind: rules.Move, Folder: "Invoices"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := FromRules(before, after, personal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Before == "" || s.Vacation == "" || s.After == "" {
+		t.Fatalf("FromRules left a script out: %+v", s)
+	}
+	if err := in.Install(context.Background(), alice, s); err != nil {
+		t.Fatal(err)
+	}
+
+	deliver(t, d, "x@pest.example", message("x@pest.example", "blocked one", ""))
+	deliver(t, d, "eve@spam.example", message("eve@spam.example", "spam two", "X-Spam-Flag: YES\r\n"))
+	deliver(t, d, "friend@spam.example", message("friend@spam.example", "allowed three", "X-Spam-Flag: YES\r\n"))
+	deliver(t, d, "news@shop.example", message("news@shop.example", "news four", "List-Unsubscribe: <mailto:u@shop.example>\r\n"))
+	deliver(t, d, "bob@example.net", message("bob@example.net", "invoice five", ""))
+	deliver(t, d, "colleague@example.org", message("colleague@example.org", "internal six", ""))
+
+	for _, c := range []struct{ subject, mailbox string }{
+		{"blocked one", "Spam"},
+		{"spam two", "Spam"},
+		{"allowed three", "INBOX"},
+		{"news four", "Newsletters"},
+		{"invoice five", "Invoices"},
+		{"internal six", "INBOX"},
+	} {
+		if got := where(t, d, c.subject); got.Mailbox != c.mailbox {
+			t.Errorf("%q in %s, want %s", c.subject, got.Mailbox, c.mailbox)
+		}
+	}
+	// The mention tags external mail that stays, never the organization's.
+	if found, err := d.Find(alice, password, "[EXT] invoice five"); err != nil || len(found) != 1 {
+		t.Errorf("external mail without the tag: %v %v", found, err)
+	}
+	if found, err := d.Find(alice, password, "[EXT] internal six"); err != nil || len(found) != 0 {
+		t.Errorf("internal mail tagged: %v %v", found, err)
+	}
+	// Blocked and spam senders are never answered; the newsletter neither
+	// (Pigeonhole does not answer list mail).
+	if got, want := replies(relay), []string{"bob@example.net", "colleague@example.org", "friend@spam.example"}; !slices.Equal(got, want) {
+		t.Errorf("auto-replies to %v, want %v", got, want)
+	}
+}
