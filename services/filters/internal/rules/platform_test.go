@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -151,5 +152,52 @@ func TestMentionInPigeonhole(t *testing.T) {
 				t.Errorf("external header %v, want %v:\n%s", got, tt.external, msg)
 			}
 		})
+	}
+}
+
+// TestPlatformVariants compiles the platform's scripts for settings the
+// Pigeonhole test does not use: nothing on, spam alone, refusing blocked
+// mail without an allow list, odd folder names.
+func TestPlatformVariants(t *testing.T) {
+	for _, p := range []rules.Platform{
+		{},
+		{Spam: true, SpamFolder: "Junk"},
+		{Block: []string{"a@b.example"}, Refuse: true},
+		{Block: []string{"b.example"}, SpamFolder: `Sp"am\x`, Allow: []string{"c@b.example"}},
+		{Ads: true, NewsletterFolder: "News/Letters \"1\"", NoticeFolder: `Notices\`},
+		{Mention: true, Tag: `[EXT "\]`, OwnDomains: []string{"example.com"}},
+	} {
+		before, after, err := p.Scripts("")
+		if err != nil {
+			t.Fatalf("%+v: %v", p, err)
+		}
+		for _, s := range append(before, after...) {
+			sievec(t, s.Text)
+		}
+	}
+}
+
+func TestPlatformValidate(t *testing.T) {
+	for _, tt := range []struct {
+		p     rules.Platform
+		field string
+	}{
+		{rules.Platform{Block: []string{"bob@"}}, "block[0]"},
+		{rules.Platform{Block: []string{"x.example"}, SpamFolder: "a*b"}, "spam_folder"},
+		{rules.Platform{Allow: []string{"ok.example", "Bob <b@x.example>"}}, "allow[1]"},
+		{rules.Platform{Allow: []string{"\"a b\"@x.example"}}, "allow[0]"},
+		{rules.Platform{Allow: []string{"bücher.example"}}, "allow[0]"},
+		{rules.Platform{Allow: make([]string, rules.MaxList+1)}, "allow"},
+		{rules.Platform{Spam: true, SpamFolder: "${x}"}, "spam_folder"},
+		{rules.Platform{Ads: true, NewsletterFolder: "N"}, "notice_folder"},
+		{rules.Platform{Mention: true, Tag: "${subject}", OwnDomains: []string{"example.com"}}, "tag"},
+		{rules.Platform{Mention: true, Tag: "[EXT]"}, "own_domains"},
+		{rules.Platform{Mention: true, Tag: "[EXT]", OwnDomains: []string{"-x.example"}}, "own_domains[0]"},
+	} {
+		err := tt.p.Validate()
+		var e rules.Error
+		if !errors.As(err, &e) || e[0].Field != tt.field {
+			t.Errorf("%+v: want %s, got %v", tt.p, tt.field, err)
+		}
 	}
 }
