@@ -62,6 +62,31 @@ const Inbox = "INBOX"
 // decoded text of its text parts, flags applying to the stores after them
 // and to the implicit keep.
 func Evaluate(rules []Rule, m *Message) Outcome {
+	return Prepare(rules).Evaluate(m)
+}
+
+// Program is validated rules prepared for evaluating many messages: their
+// patterns compiled once.
+type Program struct {
+	rules []Rule
+	match [][]func(string) bool // per rule, per condition
+}
+
+// Prepare compiles the rules' patterns for Evaluate; rules must be
+// validated.
+func Prepare(rules []Rule) *Program {
+	p := &Program{rules: rules, match: make([][]func(string) bool, len(rules))}
+	for i, r := range rules {
+		for _, c := range r.Conditions {
+			p.match[i] = append(p.match[i], matcher(c.Op, c.Value))
+		}
+	}
+	return p
+}
+
+// Evaluate decides what the program's rules do to m (see the function
+// Evaluate).
+func (p *Program) Evaluate(m *Message) Outcome {
 	var out Outcome
 	var flags []string
 	keep := true
@@ -74,8 +99,8 @@ func Evaluate(rules []Rule, m *Message) Outcome {
 		out.Stores = append(out.Stores, Delivery{folder, slices.Clone(flags)})
 	}
 rules:
-	for _, r := range rules {
-		if !r.Enabled || !r.holds(m) {
+	for i, r := range p.rules {
+		if !r.Enabled || !r.holds(m, p.match[i]) {
 			continue
 		}
 		for _, a := range ordered(r.Actions) {
@@ -118,12 +143,12 @@ rules:
 	return out
 }
 
-func (r Rule) holds(m *Message) bool {
+func (r Rule) holds(m *Message, match []func(string) bool) bool {
 	if len(r.Conditions) == 0 {
 		return true
 	}
-	for _, c := range r.Conditions {
-		ok := c.holds(m) != c.Negate
+	for j, c := range r.Conditions {
+		ok := c.holds(m, match[j]) != c.Negate
 		if r.Match == Any && ok {
 			return true
 		}
@@ -134,7 +159,7 @@ func (r Rule) holds(m *Message) bool {
 	return r.Match == All
 }
 
-func (c Condition) holds(m *Message) bool {
+func (c Condition) holds(m *Message, match func(string) bool) bool {
 	var values []string
 	switch c.Field {
 	case Size:
@@ -155,7 +180,6 @@ func (c Condition) holds(m *Message) bool {
 	case Body:
 		values = []string{m.text()}
 	}
-	match := matcher(c.Op, c.Value)
 	return slices.ContainsFunc(values, match)
 }
 

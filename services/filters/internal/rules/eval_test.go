@@ -126,3 +126,38 @@ func maildir(t *testing.T, root string) []rules.Delivery {
 	}
 	return out
 }
+
+// FuzzEvaluate feeds Evaluate any message against the test rules and a
+// fuzzed condition: it must not panic, must decide the same twice, store
+// a message at most once per folder, and a failed run keeps it in the
+// INBOX alone.
+func FuzzEvaluate(f *testing.F) {
+	for _, raw := range sameMessages {
+		f.Add(raw, "winner", uint8(0), uint8(1))
+	}
+	f.Add("Subject: =?x?Q?=ZZ?=\nContent-Type: multipart/mixed; boundary=\"\"\n\n--\n", "*\\", uint8(2), uint8(2))
+	f.Fuzz(func(t *testing.T, raw, value string, field, op uint8) {
+		m, err := rules.ReadMessage([]byte(raw))
+		if err != nil {
+			return
+		}
+		rs := append(fuzzRules("fuzz", value, "X-A", "F", "", field, op, 0, false)[:1], sameRules...)
+		if rules.Validate(rs) != nil {
+			rs = sameRules
+		}
+		o := rules.Evaluate(rs, m)
+		if again := rules.Evaluate(rs, m); dump(again) != dump(o) {
+			t.Fatalf("%s, then %s", dump(o), dump(again))
+		}
+		seen := map[string]bool{}
+		for _, d := range o.Stores {
+			if seen[d.Folder] {
+				t.Fatalf("stored twice in %s: %s", d.Folder, dump(o))
+			}
+			seen[d.Folder] = true
+		}
+		if o.Failed && (len(o.Stores) != 1 || o.Stores[0].Folder != rules.Inbox || o.Reject != "") {
+			t.Fatalf("failed but %s", dump(o))
+		}
+	})
+}
