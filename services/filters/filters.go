@@ -124,15 +124,17 @@ func New(c *Config) service.Service {
 			if err != nil {
 				return service.Parts{}, err
 			}
-			return service.Parts{Subscriptions: Subscriptions(env.Log), Workers: []func(context.Context) error{svc.Run}}, nil
+			return service.Parts{Subscriptions: svc.Subscriptions(), Workers: []func(context.Context) error{svc.Run}}, nil
 		},
 	}
 }
 
 // Subscriptions are the events the service consumes: mailboxes' address
-// events, which keep its copy of each address's users and rights, and
-// give a new address its default filters (internal.ApplyAddressChanged).
-func Subscriptions(log *slog.Logger) []events.Subscription {
+// events, which keep its copy of each address's users and rights, give a
+// new address its default filters, and bring its auto-reply's script to
+// install (internal.ApplyAddressChanged).
+func (s *Service) Subscriptions() []events.Subscription {
+	log := s.log
 	return []events.Subscription{{
 		Durable:  internal.AddressConsumer,
 		Subjects: internal.AddressSubjects,
@@ -142,7 +144,11 @@ func Subscriptions(log *slog.Logger) []events.Subscription {
 				log.ErrorContext(ctx, "address event dropped: bad payload", "subject", m.Subject(), "error", err)
 				return nil
 			}
-			return internal.ApplyAddressChanged(ctx, tx, m.Subject(), &ev)
+			md, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("address event metadata: %w", err)
+			}
+			return s.server.ApplyAddressChanged(ctx, tx, m.Subject(), md.Sequence.Stream, &ev)
 		},
 	}}
 }

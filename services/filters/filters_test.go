@@ -89,7 +89,7 @@ func startWith(t *testing.T, work bool, compiler filters.Compiler) *env {
 	if err := events.EnsureStream(cctx, js, "FILTERSTEST", "mp", 1); err != nil {
 		t.Fatal(err)
 	}
-	for _, sub := range filters.Subscriptions(log) {
+	for _, sub := range e.svc.Subscriptions() {
 		c := &events.Consumer{JS: js, Pool: pool, Stream: "FILTERSTEST", Durable: sub.Durable, Handle: sub.Handle, Log: log}
 		for _, s := range sub.Subjects {
 			c.Subjects = append(c.Subjects, "mp."+s)
@@ -554,4 +554,28 @@ func TestInstallsCompiledRules(t *testing.T) {
 		return strings.Contains(s, `fileinto :create "Work/Boss"`) && strings.Contains(s, "# rule 2: off (disabled)") &&
 			strings.Contains(s, `"boss@"`) && strings.Contains(s, "\\Flagged")
 	})
+}
+
+func TestAutoReplyInstalled(t *testing.T) {
+	e := startWith(t, true, nil)
+	addr := e.announce(mailboxesevents.AddressCreated, "", "away")
+	e.known(addr)
+	vacation := func(script string) {
+		a := &mailboxesv1.Address{Name: addr, LocalPart: "away", Email: "away@example.test"}
+		data, _ := proto.Marshal(&mailboxesv1.AddressChanged{Address: a, Login: "away@example.test", VacationSieve: script})
+		if _, err := e.js.Publish(e.ctx, "mp."+mailboxesevents.AutoReplyUpdated, data, jetstream.WithMsgID(uuid.NewString())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := func() string {
+		e.inst.mu.Lock()
+		defer e.inst.mu.Unlock()
+		return e.inst.got["away@example.test"]["vacation"]
+	}
+	vacation("require \"vacation\";\nvacation \"first\";\n")
+	vacation("require \"vacation\";\nvacation \"second\";\n")
+	e.eventually("the latest auto-reply installed", func() bool { return strings.Contains(script(), `"second"`) })
+	// Off: mailboxes sends an empty script, which empties the installed one.
+	vacation("")
+	e.eventually("the auto-reply removed", func() bool { return script() == "" && e.inst.installed("away@example.test") != "" })
 }

@@ -21,7 +21,9 @@ const AddressConsumer = "filters-addresses"
 // copy of each address's users and their "filters" right rather than
 // asking mailboxes on every call: a rule edit then needs mailboxes up,
 // and the defaults of a new address are made from the same event.
-var AddressSubjects = []string{mailboxesevents.AddressCreated, mailboxesevents.AddressUpdated, mailboxesevents.AddressDeleted}
+// The auto-reply's events come through the same consumer, so that an
+// address's creation is applied before its auto-reply.
+var AddressSubjects = []string{mailboxesevents.AddressCreated, mailboxesevents.AddressUpdated, mailboxesevents.AddressDeleted, mailboxesevents.AutoReplyUpdated}
 
 const (
 	upsertAddress = `
@@ -38,12 +40,28 @@ SELECT u.filters FROM addresses a LEFT JOIN address_users u ON u.address_id = a.
 WHERE a.id = $1 AND a.organization_id = $2 AND a.mail_service_id = $4`
 )
 
-// ApplyAddressChanged records an address's creation, change or deletion
-// in tx; applying one twice changes nothing more.
-func ApplyAddressChanged(ctx context.Context, tx pgx.Tx, subject string, ev *mailboxesv1.AddressChanged) error {
+// setVacation keeps the auto-reply of the newest event only.
+const setVacation = `UPDATE addresses SET vacation_sieve = $2, vacation_seq = $3 WHERE id = $1 AND vacation_seq < $3`
+
+// ApplyAddressChanged records an address's creation, change or deletion,
+// or its auto-reply, in tx; seq is the event's stream sequence. Applying
+// one twice changes nothing more.
+func (s *Server) ApplyAddressChanged(ctx context.Context, tx pgx.Tx, subject string, seq uint64, ev *mailboxesv1.AddressChanged) error {
 	a, err := parseAddress("address.name", ev.GetAddress().GetName())
 	if err != nil {
 		return fmt.Errorf("address event with a bad name %q: %w", ev.GetAddress().GetName(), err)
+	}
+	if events.SubjectIs(subject, mailboxesevents.AutoReplyUpdated) {
+		// An address not known here was deleted since (its creation
+		// came first through this consumer): nothing to install.
+		tag, err := tx.Exec(ctx, setVacation, a.addr, ev.GetVacationSieve(), int64(seq))
+		if err != nil {
+			return fmt.Errorf("record auto-reply: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+		return s.changed(ctx, tx, a.addr)
 	}
 	if events.SubjectIs(subject, mailboxesevents.AddressDeleted) {
 		_, err := tx.Exec(ctx, deleteAddress, a.addr)
@@ -62,7 +80,7 @@ func ApplyAddressChanged(ctx context.Context, tx pgx.Tx, subject string, ev *mai
 	}
 	if tag.RowsAffected() == 1 {
 		// The defaults are scripts to install too.
-		if err := markPending(ctx, tx, a.addr); err != nil {
+		if err := s.changed(ctx, tx, a.addr); err != nil {
 			return err
 		}
 	}

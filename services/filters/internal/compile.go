@@ -11,14 +11,15 @@ import (
 )
 
 // RulesCompiler compiles an address's own rules with the rule model's
-// compiler into its personal script. The platform scripts (spam, ads,
+// compiler into its personal script, beside the auto-reply's script
+// mailboxes rendered (installed as is; empty removes it). The platform scripts (spam, ads,
 // block and allow lists, the mention) are not compiled yet: the settings
 // are stored and marked to install, and reach Dovecot once their
 // compiler exists.
 type RulesCompiler struct{}
 
-// Compile returns the personal script.
-func (RulesCompiler) Compile(rs []*Rule, _ *Settings) (Scripts, error) {
+// Compile returns the personal script and the auto-reply's.
+func (RulesCompiler) Compile(rs []*Rule, st *Settings) (Scripts, error) {
 	models := make([]rules.Rule, len(rs))
 	for i, r := range rs {
 		models[i] = r.Model()
@@ -27,7 +28,7 @@ func (RulesCompiler) Compile(rs []*Rule, _ *Settings) (Scripts, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Scripts{install.PersonalKey: personal}, nil
+	return Scripts{install.PersonalKey: personal, install.VacationName: st.Vacation}, nil
 }
 
 // ManageSieve installs scripts with the install package's ManageSieve

@@ -61,9 +61,7 @@ SELECT p.version, a.login FROM pending_installs p JOIN addresses a ON a.id = p.a
 	lockInstall = `SELECT pg_advisory_xact_lock(hashtextextended('filters.install/' || $1::text, 0))`
 )
 
-// markPending records in tx that a's scripts changed and queues their
-// installation (the job is inserted by whoever holds a jobs client; the
-// event consumer has none and leaves it to ReinstallPending).
+// markPending records in tx that a's scripts changed.
 func markPending(ctx context.Context, tx pgx.Tx, a uuid.UUID) error {
 	if _, err := tx.Exec(ctx, upsertPending, a); err != nil {
 		return fmt.Errorf("mark scripts to install: %w", err)

@@ -37,6 +37,9 @@ type Settings struct {
 	RejectBlocked      bool
 	ExternalMention    bool
 	Updated            time.Time
+	// Vacation is the auto-reply's script, as mailboxes rendered it;
+	// empty: none.
+	Vacation string
 }
 
 const (
@@ -90,6 +93,9 @@ func loadAll(ctx context.Context, tx pgx.Tx, a uuid.UUID) ([]*Rule, *Settings, e
 	st, err := scanSettings(tx.QueryRow(ctx, selectSettings, a))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read settings: %w", err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT vacation_sieve FROM addresses WHERE id = $1`, a).Scan(&st.Vacation); err != nil {
+		return nil, nil, fmt.Errorf("read auto-reply: %w", err)
 	}
 	return rules, st, nil
 }
