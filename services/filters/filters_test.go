@@ -466,6 +466,9 @@ func TestSettingsDefaultsAndUpdate(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "filterSettings.allowedSenders[1]")
 	_, err = e.settings.UpdateFilterSettings(e.admin, &filtersv1.UpdateFilterSettingsRequest{FilterSettings: &filtersv1.FilterSettings{Name: name, NewsletterFolder: "News\x01"}})
 	wantCode(t, err, codes.InvalidArgument, "filterSettings.newsletterFolder")
+	// What the platform compiler refuses is refused here, named.
+	_, err = e.settings.UpdateFilterSettings(e.admin, &filtersv1.UpdateFilterSettingsRequest{FilterSettings: &filtersv1.FilterSettings{Name: name, SpamFolder: "Spam${x}"}})
+	wantCode(t, err, codes.InvalidArgument, "filterSettings.spamFolder")
 }
 
 func TestBatchOverThousandAddresses(t *testing.T) {
@@ -549,6 +552,13 @@ func TestInstallsCompiledRules(t *testing.T) {
 	if _, err := e.rules.CreateRule(e.admin, &filtersv1.CreateRuleRequest{Parent: addr, Rule: off}); err != nil {
 		t.Fatal(err)
 	}
+	e.eventually("the platform scripts installed", func() bool {
+		e.inst.mu.Lock()
+		defer e.inst.mu.Unlock()
+		got := e.inst.got["boss@example.test"]
+		// Anti-spam and the ad filter are on by default.
+		return strings.Contains(got["before"], `"Spam"`) && strings.Contains(got["after"], `"Newsletters"`)
+	})
 	e.eventually("the compiled script installed", func() bool {
 		s := e.inst.installed("boss@example.test")
 		return strings.Contains(s, `fileinto :create "Work/Boss"`) && strings.Contains(s, "# rule 2: off (disabled)") &&

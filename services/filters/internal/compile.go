@@ -10,15 +10,13 @@ import (
 	"github.com/riverqueue/river"
 )
 
-// RulesCompiler compiles an address's own rules with the rule model's
-// compiler into its personal script, beside the auto-reply's script
-// mailboxes rendered (installed as is; empty removes it). The platform scripts (spam, ads,
-// block and allow lists, the mention) are not compiled yet: the settings
-// are stored and marked to install, and reach Dovecot once their
-// compiler exists.
+// RulesCompiler compiles an address's scripts with the rules package:
+// its own rules into the personal script, its settings into the
+// platform's before and after scripts, around the auto-reply's script
+// mailboxes rendered (installed as is; empty removes it).
 type RulesCompiler struct{}
 
-// Compile returns the personal script and the auto-reply's.
+// Compile returns the address's four scripts by install's names.
 func (RulesCompiler) Compile(rs []*Rule, st *Settings) (Scripts, error) {
 	models := make([]rules.Rule, len(rs))
 	for i, r := range rs {
@@ -28,7 +26,33 @@ func (RulesCompiler) Compile(rs []*Rule, st *Settings) (Scripts, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Scripts{install.PersonalKey: personal, install.VacationName: st.Vacation}, nil
+	before, after, err := st.platform().Scripts(st.Vacation)
+	if err != nil {
+		return nil, err
+	}
+	s, err := install.FromRules(before, after, personal)
+	if err != nil {
+		return nil, err
+	}
+	return Scripts{install.BeforeName: s.Before, install.VacationName: s.Vacation, install.PersonalKey: s.Personal, install.AfterName: s.After}, nil
+}
+
+// platform is st as the rules package's platform filters. The external
+// mail mention is left off: it needs the organization's own domains,
+// which this service does not track yet.
+func (st *Settings) platform() rules.Platform {
+	return rules.Platform{
+		Allow: st.Allowed, Block: st.Blocked, Refuse: st.RejectBlocked,
+		Spam: st.AntiSpam, SpamFolder: st.SpamFolder,
+		Ads: st.AdFilter, NewsletterFolder: st.NewsletterFolder, NoticeFolder: st.NotificationFolder,
+	}
+}
+
+// platformFields maps the rules package's platform field names to the
+// API's.
+var platformFields = map[string]string{
+	"allow": "allowedSenders", "block": "blockedSenders", "spam_folder": "spamFolder",
+	"newsletter_folder": "newsletterFolder", "notice_folder": "notificationFolder",
 }
 
 // ManageSieve installs scripts with the install package's ManageSieve

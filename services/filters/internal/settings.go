@@ -2,6 +2,7 @@ package filters
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
 	"github.com/mailplane/mailplane/services/filters/filtersevents"
+	"github.com/mailplane/mailplane/services/filters/internal/rules"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
@@ -176,6 +178,22 @@ func (s *Server) UpdateFilterSettings(ctx context.Context, req *filtersv1.Update
 				st.RejectBlocked = in.GetRejectBlocked()
 			case "external_mention":
 				st.ExternalMention = in.GetExternalMention()
+			}
+		}
+		if len(vs) == 0 {
+			// What the platform scripts' compiler accepts, too.
+			var e rules.Error
+			if err := st.platform().Validate(); errors.As(err, &e) {
+				for _, v := range e {
+					name, index, _ := strings.Cut(v.Field, "[")
+					field := "filterSettings." + platformFields[name]
+					if index != "" {
+						field += "[" + index
+					}
+					vs = append(vs, errs.FieldViolation{Field: field, Description: v.Description})
+				}
+			} else if err != nil {
+				return fmt.Errorf("validate settings: %w", err)
 			}
 		}
 		if len(vs) > 0 {
