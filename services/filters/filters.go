@@ -132,7 +132,8 @@ func New(c *Config) service.Service {
 // Subscriptions are the events the service consumes: mailboxes' address
 // events, which keep its copy of each address's users and rights, give a
 // new address its default filters, and bring its auto-reply's script to
-// install (internal.ApplyAddressChanged).
+// install (ApplyAddressChanged); and mailboxes' mail services, the
+// organization's own domains the external-mail mention leaves unmarked.
 func (s *Service) Subscriptions() []events.Subscription {
 	log := s.log
 	return []events.Subscription{{
@@ -149,6 +150,17 @@ func (s *Service) Subscriptions() []events.Subscription {
 				return fmt.Errorf("address event metadata: %w", err)
 			}
 			return s.server.ApplyAddressChanged(ctx, tx, m.Subject(), md.Sequence.Stream, &ev)
+		},
+	}, {
+		Durable:  internal.MailServiceConsumer,
+		Subjects: internal.MailServiceSubjects,
+		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			var ev mailboxesv1.MailServiceChanged
+			if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+				log.ErrorContext(ctx, "mail service event dropped: bad payload", "subject", m.Subject(), "error", err)
+				return nil
+			}
+			return s.server.ApplyMailServiceChanged(ctx, tx, m.Subject(), &ev)
 		},
 	}}
 }

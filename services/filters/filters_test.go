@@ -589,3 +589,30 @@ func TestAutoReplyInstalled(t *testing.T) {
 	vacation("")
 	e.eventually("the auto-reply removed", func() bool { return script() == "" && e.inst.installed("away@example.test") != "" })
 }
+
+func TestExternalMention(t *testing.T) {
+	e := startWith(t, true, nil)
+	addr := e.announce(mailboxesevents.AddressCreated, "", "ext")
+	e.known(addr)
+	before := func() string {
+		e.inst.mu.Lock()
+		defer e.inst.mu.Unlock()
+		return e.inst.got["ext@example.test"]["before"]
+	}
+	if _, err := e.settings.UpdateFilterSettings(e.admin, &filtersv1.UpdateFilterSettingsRequest{
+		FilterSettings: &filtersv1.FilterSettings{Name: addr + "/filterSettings", ExternalMention: true},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// No own domain known yet: nothing is marked (all would be external).
+	e.eventually("installed without the mention", func() bool { s := before(); return s != "" && !strings.Contains(s, "X-Mailplane-External") })
+	// The organization's domain verified: the mention spares it.
+	data, _ := proto.Marshal(&mailboxesv1.MailServiceChanged{MailService: &mailboxesv1.MailService{Name: e.ms, Domain: "Example.test"}})
+	if _, err := e.js.Publish(e.ctx, "mp."+mailboxesevents.MailServiceCreated, data, jetstream.WithMsgID(uuid.NewString())); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("installed with the mention", func() bool {
+		s := before()
+		return strings.Contains(s, "X-Mailplane-External") && strings.Contains(s, `"example.test"`)
+	})
+}

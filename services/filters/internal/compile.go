@@ -37,14 +37,19 @@ func (RulesCompiler) Compile(rs []*Rule, st *Settings) (Scripts, error) {
 	return Scripts{install.BeforeName: s.Before, install.VacationName: s.Vacation, install.PersonalKey: s.Personal, install.AfterName: s.After}, nil
 }
 
-// platform is st as the rules package's platform filters. The external
-// mail mention is left off: it needs the organization's own domains,
-// which this service does not track yet.
+// mentionTag goes before the subject of mail from outside the
+// organization.
+const mentionTag = "[External]"
+
+// platform is st as the rules package's platform filters. The mention
+// waits for the organization's first verified domain: without one,
+// every message would be "external".
 func (st *Settings) platform() rules.Platform {
 	return rules.Platform{
 		Allow: st.Allowed, Block: st.Blocked, Refuse: st.RejectBlocked,
 		Spam: st.AntiSpam, SpamFolder: st.SpamFolder,
 		Ads: st.AdFilter, NewsletterFolder: st.NewsletterFolder, NoticeFolder: st.NotificationFolder,
+		Mention: st.ExternalMention && len(st.OwnDomains) > 0, Tag: mentionTag, OwnDomains: st.OwnDomains,
 	}
 }
 

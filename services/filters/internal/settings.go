@@ -42,6 +42,9 @@ type Settings struct {
 	// Vacation is the auto-reply's script, as mailboxes rendered it;
 	// empty: none.
 	Vacation string
+	// OwnDomains are the organization's verified domains, whose mail the
+	// mention never marks.
+	OwnDomains []string
 }
 
 const (
@@ -98,6 +101,13 @@ func loadAll(ctx context.Context, tx pgx.Tx, a uuid.UUID) ([]*Rule, *Settings, e
 	}
 	if err := tx.QueryRow(ctx, `SELECT vacation_sieve FROM addresses WHERE id = $1`, a).Scan(&st.Vacation); err != nil {
 		return nil, nil, fmt.Errorf("read auto-reply: %w", err)
+	}
+	rows, err := tx.Query(ctx, selectOwnDomains, a)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read own domains: %w", err)
+	}
+	if st.OwnDomains, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, nil, fmt.Errorf("read own domains: %w", err)
 	}
 	return rules, st, nil
 }
