@@ -616,3 +616,41 @@ func TestExternalMention(t *testing.T) {
 		return strings.Contains(s, "X-Mailplane-External") && strings.Contains(s, `"example.test"`)
 	})
 }
+
+func TestSendersCSV(t *testing.T) {
+	e := start(t, false)
+	addr := e.announce(mailboxesevents.AddressCreated, "", "csv")
+	e.known(addr)
+	name := addr + "/filterSettings"
+	imp, err := e.settings.ImportSenders(e.admin, &filtersv1.ImportSendersRequest{Name: name, Csv: "sender,list\nspam.example,block\n\"Boss@Work.example\",allow\nads.example\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := imp.GetFilterSettings()
+	if !slices.Equal(st.GetBlockedSenders(), []string{"spam.example", "ads.example"}) || !slices.Equal(st.GetAllowedSenders(), []string{"boss@work.example"}) {
+		t.Fatalf("imported %v", st)
+	}
+	// Added to, not replaced, unless asked.
+	if _, err := e.settings.ImportSenders(e.admin, &filtersv1.ImportSendersRequest{Name: name, Csv: "more.example\n"}); err != nil {
+		t.Fatal(err)
+	}
+	exp, err := e.settings.ExportSenders(e.admin, &filtersv1.ExportSendersRequest{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "sender,list\nspam.example,block\nads.example,block\nmore.example,block\nboss@work.example,allow\n"; exp.GetCsv() != want {
+		t.Fatalf("export %q, want %q", exp.GetCsv(), want)
+	}
+	imp, err = e.settings.ImportSenders(e.admin, &filtersv1.ImportSendersRequest{Name: name, Csv: exp.GetCsv(), Replace: true})
+	if err != nil || len(imp.GetFilterSettings().GetBlockedSenders()) != 3 {
+		t.Fatalf("round trip: %v %v", imp, err)
+	}
+	for _, bad := range []string{"a.example,maybe\n", "a,b,c\n", "\"unclosed\n"} {
+		_, err := e.settings.ImportSenders(e.admin, &filtersv1.ImportSendersRequest{Name: name, Csv: bad})
+		wantCode(t, err, codes.InvalidArgument, "csv")
+	}
+	_, err = e.settings.ImportSenders(e.admin, &filtersv1.ImportSendersRequest{Name: name, Csv: "not a sender\n"})
+	wantCode(t, err, codes.InvalidArgument, "filterSettings.blockedSenders[3]")
+	_, err = e.settings.ExportSenders(e.as(uuid.Must(uuid.NewV7()), "admin"), &filtersv1.ExportSendersRequest{Name: name})
+	wantCode(t, err, codes.NotFound, "")
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"github.com/riverqueue/river"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -332,3 +333,5 @@ func camel(f string) string {
 	}
 	return strings.Join(parts, "")
 }
+
+func maskOf(paths ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: paths} }

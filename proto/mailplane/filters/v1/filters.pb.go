@@ -1716,6 +1716,210 @@ func (x *BatchUpdateFilterSettingsResponse) GetUpdatedCount() int32 {
 	return 0
 }
 
+// ExportSendersRequest names an address's settings.
+type ExportSendersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// .../addresses/{address}/filterSettings.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportSendersRequest) Reset() {
+	*x = ExportSendersRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportSendersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportSendersRequest) ProtoMessage() {}
+
+func (x *ExportSendersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportSendersRequest.ProtoReflect.Descriptor instead.
+func (*ExportSendersRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ExportSendersRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ExportSendersResponse is the senders as CSV.
+type ExportSendersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// RFC 4180 CSV: a header row "sender,list", then one row per sender,
+	// list "block" or "allow".
+	Csv           string `protobuf:"bytes,1,opt,name=csv,proto3" json:"csv,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportSendersResponse) Reset() {
+	*x = ExportSendersResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportSendersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportSendersResponse) ProtoMessage() {}
+
+func (x *ExportSendersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportSendersResponse.ProtoReflect.Descriptor instead.
+func (*ExportSendersResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ExportSendersResponse) GetCsv() string {
+	if x != nil {
+		return x.Csv
+	}
+	return ""
+}
+
+// ImportSendersRequest adds senders from CSV.
+type ImportSendersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// .../addresses/{address}/filterSettings.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// CSV as ExportSenders writes it (the header row is optional; a row of
+	// one column is a blocked sender). At most 1 MiB.
+	Csv string `protobuf:"bytes,2,opt,name=csv,proto3" json:"csv,omitempty"`
+	// Replace the lists instead of adding to them.
+	Replace       bool `protobuf:"varint,3,opt,name=replace,proto3" json:"replace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportSendersRequest) Reset() {
+	*x = ImportSendersRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportSendersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportSendersRequest) ProtoMessage() {}
+
+func (x *ImportSendersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportSendersRequest.ProtoReflect.Descriptor instead.
+func (*ImportSendersRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ImportSendersRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ImportSendersRequest) GetCsv() string {
+	if x != nil {
+		return x.Csv
+	}
+	return ""
+}
+
+func (x *ImportSendersRequest) GetReplace() bool {
+	if x != nil {
+		return x.Replace
+	}
+	return false
+}
+
+// ImportSendersResponse is the settings after the import.
+type ImportSendersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The settings.
+	FilterSettings *FilterSettings `protobuf:"bytes,1,opt,name=filter_settings,json=filterSettings,proto3" json:"filter_settings,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ImportSendersResponse) Reset() {
+	*x = ImportSendersResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportSendersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportSendersResponse) ProtoMessage() {}
+
+func (x *ImportSendersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportSendersResponse.ProtoReflect.Descriptor instead.
+func (*ImportSendersResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ImportSendersResponse) GetFilterSettings() *FilterSettings {
+	if x != nil {
+		return x.FilterSettings
+	}
+	return nil
+}
+
 var File_mailplane_filters_v1_filters_proto protoreflect.FileDescriptor
 
 const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
@@ -1819,7 +2023,18 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"_ad_filterB\x13\n" +
 	"\x11_external_mention\"H\n" +
 	"!BatchUpdateFilterSettingsResponse\x12#\n" +
-	"\rupdated_count\x18\x01 \x01(\x05R\fupdatedCount*<\n" +
+	"\rupdated_count\x18\x01 \x01(\x05R\fupdatedCount\"*\n" +
+	"\x14ExportSendersRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\")\n" +
+	"\x15ExportSendersResponse\x12\x10\n" +
+	"\x03csv\x18\x01 \x01(\tR\x03csv\"b\n" +
+	"\x14ImportSendersRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\x03csv\x18\x02 \x01(\tB\n" +
+	"\xca\xf3\x18\x06 \x80\x80@8\x01R\x03csv\x12\x18\n" +
+	"\areplace\x18\x03 \x01(\bR\areplace\"f\n" +
+	"\x15ImportSendersResponse\x12M\n" +
+	"\x0ffilter_settings\x18\x01 \x01(\v2$.mailplane.filters.v1.FilterSettingsR\x0efilterSettings*<\n" +
 	"\x05Match\x12\x15\n" +
 	"\x11MATCH_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tMATCH_ALL\x10\x01\x12\r\n" +
@@ -1862,11 +2077,13 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\bMoveRule\x12%.mailplane.filters.v1.MoveRuleRequest\x1a&.mailplane.filters.v1.MoveRuleResponse\x12e\n" +
 	"\fReorderRules\x12).mailplane.filters.v1.ReorderRulesRequest\x1a*.mailplane.filters.v1.ReorderRulesResponse\x12_\n" +
 	"\n" +
-	"DeleteRule\x12'.mailplane.filters.v1.DeleteRuleRequest\x1a(.mailplane.filters.v1.DeleteRuleResponse2\x9b\x03\n" +
+	"DeleteRule\x12'.mailplane.filters.v1.DeleteRuleRequest\x1a(.mailplane.filters.v1.DeleteRuleResponse2\xef\x04\n" +
 	"\x15FilterSettingsService\x12t\n" +
 	"\x11GetFilterSettings\x12..mailplane.filters.v1.GetFilterSettingsRequest\x1a/.mailplane.filters.v1.GetFilterSettingsResponse\x12}\n" +
 	"\x14UpdateFilterSettings\x121.mailplane.filters.v1.UpdateFilterSettingsRequest\x1a2.mailplane.filters.v1.UpdateFilterSettingsResponse\x12\x8c\x01\n" +
-	"\x19BatchUpdateFilterSettings\x126.mailplane.filters.v1.BatchUpdateFilterSettingsRequest\x1a7.mailplane.filters.v1.BatchUpdateFilterSettingsResponseBEZCgithub.com/mailplane/mailplane/proto/mailplane/filters/v1;filtersv1b\x06proto3"
+	"\x19BatchUpdateFilterSettings\x126.mailplane.filters.v1.BatchUpdateFilterSettingsRequest\x1a7.mailplane.filters.v1.BatchUpdateFilterSettingsResponse\x12h\n" +
+	"\rExportSenders\x12*.mailplane.filters.v1.ExportSendersRequest\x1a+.mailplane.filters.v1.ExportSendersResponse\x12h\n" +
+	"\rImportSenders\x12*.mailplane.filters.v1.ImportSendersRequest\x1a+.mailplane.filters.v1.ImportSendersResponseBEZCgithub.com/mailplane/mailplane/proto/mailplane/filters/v1;filtersv1b\x06proto3"
 
 var (
 	file_mailplane_filters_v1_filters_proto_rawDescOnce sync.Once
@@ -1881,7 +2098,7 @@ func file_mailplane_filters_v1_filters_proto_rawDescGZIP() []byte {
 }
 
 var file_mailplane_filters_v1_filters_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mailplane_filters_v1_filters_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_mailplane_filters_v1_filters_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_mailplane_filters_v1_filters_proto_goTypes = []any{
 	(Match)(0),                                // 0: mailplane.filters.v1.Match
 	(Field)(0),                                // 1: mailplane.filters.v1.Field
@@ -1911,15 +2128,19 @@ var file_mailplane_filters_v1_filters_proto_goTypes = []any{
 	(*UpdateFilterSettingsResponse)(nil),      // 25: mailplane.filters.v1.UpdateFilterSettingsResponse
 	(*BatchUpdateFilterSettingsRequest)(nil),  // 26: mailplane.filters.v1.BatchUpdateFilterSettingsRequest
 	(*BatchUpdateFilterSettingsResponse)(nil), // 27: mailplane.filters.v1.BatchUpdateFilterSettingsResponse
-	(*timestamppb.Timestamp)(nil),             // 28: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),             // 29: google.protobuf.FieldMask
+	(*ExportSendersRequest)(nil),              // 28: mailplane.filters.v1.ExportSendersRequest
+	(*ExportSendersResponse)(nil),             // 29: mailplane.filters.v1.ExportSendersResponse
+	(*ImportSendersRequest)(nil),              // 30: mailplane.filters.v1.ImportSendersRequest
+	(*ImportSendersResponse)(nil),             // 31: mailplane.filters.v1.ImportSendersResponse
+	(*timestamppb.Timestamp)(nil),             // 32: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),             // 33: google.protobuf.FieldMask
 }
 var file_mailplane_filters_v1_filters_proto_depIdxs = []int32{
 	0,  // 0: mailplane.filters.v1.Rule.match:type_name -> mailplane.filters.v1.Match
 	5,  // 1: mailplane.filters.v1.Rule.conditions:type_name -> mailplane.filters.v1.Condition
 	6,  // 2: mailplane.filters.v1.Rule.actions:type_name -> mailplane.filters.v1.Action
-	28, // 3: mailplane.filters.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	28, // 4: mailplane.filters.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	32, // 3: mailplane.filters.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	32, // 4: mailplane.filters.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailplane.filters.v1.Condition.field:type_name -> mailplane.filters.v1.Field
 	2,  // 6: mailplane.filters.v1.Condition.operator:type_name -> mailplane.filters.v1.Operator
 	3,  // 7: mailplane.filters.v1.Action.kind:type_name -> mailplane.filters.v1.ActionKind
@@ -1928,40 +2149,45 @@ var file_mailplane_filters_v1_filters_proto_depIdxs = []int32{
 	4,  // 10: mailplane.filters.v1.GetRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
 	4,  // 11: mailplane.filters.v1.ListRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
 	4,  // 12: mailplane.filters.v1.UpdateRuleRequest.rule:type_name -> mailplane.filters.v1.Rule
-	29, // 13: mailplane.filters.v1.UpdateRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	33, // 13: mailplane.filters.v1.UpdateRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
 	4,  // 14: mailplane.filters.v1.UpdateRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
 	4,  // 15: mailplane.filters.v1.MoveRuleResponse.rules:type_name -> mailplane.filters.v1.Rule
 	4,  // 16: mailplane.filters.v1.ReorderRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
-	28, // 17: mailplane.filters.v1.FilterSettings.update_time:type_name -> google.protobuf.Timestamp
+	32, // 17: mailplane.filters.v1.FilterSettings.update_time:type_name -> google.protobuf.Timestamp
 	21, // 18: mailplane.filters.v1.GetFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
 	21, // 19: mailplane.filters.v1.UpdateFilterSettingsRequest.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	29, // 20: mailplane.filters.v1.UpdateFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	33, // 20: mailplane.filters.v1.UpdateFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
 	21, // 21: mailplane.filters.v1.UpdateFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	7,  // 22: mailplane.filters.v1.RuleService.CreateRule:input_type -> mailplane.filters.v1.CreateRuleRequest
-	9,  // 23: mailplane.filters.v1.RuleService.GetRule:input_type -> mailplane.filters.v1.GetRuleRequest
-	11, // 24: mailplane.filters.v1.RuleService.ListRules:input_type -> mailplane.filters.v1.ListRulesRequest
-	13, // 25: mailplane.filters.v1.RuleService.UpdateRule:input_type -> mailplane.filters.v1.UpdateRuleRequest
-	15, // 26: mailplane.filters.v1.RuleService.MoveRule:input_type -> mailplane.filters.v1.MoveRuleRequest
-	17, // 27: mailplane.filters.v1.RuleService.ReorderRules:input_type -> mailplane.filters.v1.ReorderRulesRequest
-	19, // 28: mailplane.filters.v1.RuleService.DeleteRule:input_type -> mailplane.filters.v1.DeleteRuleRequest
-	22, // 29: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:input_type -> mailplane.filters.v1.GetFilterSettingsRequest
-	24, // 30: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:input_type -> mailplane.filters.v1.UpdateFilterSettingsRequest
-	26, // 31: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:input_type -> mailplane.filters.v1.BatchUpdateFilterSettingsRequest
-	8,  // 32: mailplane.filters.v1.RuleService.CreateRule:output_type -> mailplane.filters.v1.CreateRuleResponse
-	10, // 33: mailplane.filters.v1.RuleService.GetRule:output_type -> mailplane.filters.v1.GetRuleResponse
-	12, // 34: mailplane.filters.v1.RuleService.ListRules:output_type -> mailplane.filters.v1.ListRulesResponse
-	14, // 35: mailplane.filters.v1.RuleService.UpdateRule:output_type -> mailplane.filters.v1.UpdateRuleResponse
-	16, // 36: mailplane.filters.v1.RuleService.MoveRule:output_type -> mailplane.filters.v1.MoveRuleResponse
-	18, // 37: mailplane.filters.v1.RuleService.ReorderRules:output_type -> mailplane.filters.v1.ReorderRulesResponse
-	20, // 38: mailplane.filters.v1.RuleService.DeleteRule:output_type -> mailplane.filters.v1.DeleteRuleResponse
-	23, // 39: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:output_type -> mailplane.filters.v1.GetFilterSettingsResponse
-	25, // 40: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:output_type -> mailplane.filters.v1.UpdateFilterSettingsResponse
-	27, // 41: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:output_type -> mailplane.filters.v1.BatchUpdateFilterSettingsResponse
-	32, // [32:42] is the sub-list for method output_type
-	22, // [22:32] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	21, // 22: mailplane.filters.v1.ImportSendersResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	7,  // 23: mailplane.filters.v1.RuleService.CreateRule:input_type -> mailplane.filters.v1.CreateRuleRequest
+	9,  // 24: mailplane.filters.v1.RuleService.GetRule:input_type -> mailplane.filters.v1.GetRuleRequest
+	11, // 25: mailplane.filters.v1.RuleService.ListRules:input_type -> mailplane.filters.v1.ListRulesRequest
+	13, // 26: mailplane.filters.v1.RuleService.UpdateRule:input_type -> mailplane.filters.v1.UpdateRuleRequest
+	15, // 27: mailplane.filters.v1.RuleService.MoveRule:input_type -> mailplane.filters.v1.MoveRuleRequest
+	17, // 28: mailplane.filters.v1.RuleService.ReorderRules:input_type -> mailplane.filters.v1.ReorderRulesRequest
+	19, // 29: mailplane.filters.v1.RuleService.DeleteRule:input_type -> mailplane.filters.v1.DeleteRuleRequest
+	22, // 30: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:input_type -> mailplane.filters.v1.GetFilterSettingsRequest
+	24, // 31: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:input_type -> mailplane.filters.v1.UpdateFilterSettingsRequest
+	26, // 32: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:input_type -> mailplane.filters.v1.BatchUpdateFilterSettingsRequest
+	28, // 33: mailplane.filters.v1.FilterSettingsService.ExportSenders:input_type -> mailplane.filters.v1.ExportSendersRequest
+	30, // 34: mailplane.filters.v1.FilterSettingsService.ImportSenders:input_type -> mailplane.filters.v1.ImportSendersRequest
+	8,  // 35: mailplane.filters.v1.RuleService.CreateRule:output_type -> mailplane.filters.v1.CreateRuleResponse
+	10, // 36: mailplane.filters.v1.RuleService.GetRule:output_type -> mailplane.filters.v1.GetRuleResponse
+	12, // 37: mailplane.filters.v1.RuleService.ListRules:output_type -> mailplane.filters.v1.ListRulesResponse
+	14, // 38: mailplane.filters.v1.RuleService.UpdateRule:output_type -> mailplane.filters.v1.UpdateRuleResponse
+	16, // 39: mailplane.filters.v1.RuleService.MoveRule:output_type -> mailplane.filters.v1.MoveRuleResponse
+	18, // 40: mailplane.filters.v1.RuleService.ReorderRules:output_type -> mailplane.filters.v1.ReorderRulesResponse
+	20, // 41: mailplane.filters.v1.RuleService.DeleteRule:output_type -> mailplane.filters.v1.DeleteRuleResponse
+	23, // 42: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:output_type -> mailplane.filters.v1.GetFilterSettingsResponse
+	25, // 43: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:output_type -> mailplane.filters.v1.UpdateFilterSettingsResponse
+	27, // 44: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:output_type -> mailplane.filters.v1.BatchUpdateFilterSettingsResponse
+	29, // 45: mailplane.filters.v1.FilterSettingsService.ExportSenders:output_type -> mailplane.filters.v1.ExportSendersResponse
+	31, // 46: mailplane.filters.v1.FilterSettingsService.ImportSenders:output_type -> mailplane.filters.v1.ImportSendersResponse
+	35, // [35:47] is the sub-list for method output_type
+	23, // [23:35] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_filters_v1_filters_proto_init() }
@@ -1977,7 +2203,7 @@ func file_mailplane_filters_v1_filters_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_filters_v1_filters_proto_rawDesc), len(file_mailplane_filters_v1_filters_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   24,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -384,6 +384,8 @@ const (
 	FilterSettingsService_GetFilterSettings_FullMethodName         = "/mailplane.filters.v1.FilterSettingsService/GetFilterSettings"
 	FilterSettingsService_UpdateFilterSettings_FullMethodName      = "/mailplane.filters.v1.FilterSettingsService/UpdateFilterSettings"
 	FilterSettingsService_BatchUpdateFilterSettings_FullMethodName = "/mailplane.filters.v1.FilterSettingsService/BatchUpdateFilterSettings"
+	FilterSettingsService_ExportSenders_FullMethodName             = "/mailplane.filters.v1.FilterSettingsService/ExportSenders"
+	FilterSettingsService_ImportSenders_FullMethodName             = "/mailplane.filters.v1.FilterSettingsService/ImportSenders"
 )
 
 // FilterSettingsServiceClient is the client API for FilterSettingsService service.
@@ -402,6 +404,11 @@ type FilterSettingsServiceClient interface {
 	// mention on or off for many addresses of a mail service at once (the
 	// addresses named, or all of them). Owners and admins only.
 	BatchUpdateFilterSettings(ctx context.Context, in *BatchUpdateFilterSettingsRequest, opts ...grpc.CallOption) (*BatchUpdateFilterSettingsResponse, error)
+	// Returns the blocked and allowed senders as CSV.
+	ExportSenders(ctx context.Context, in *ExportSendersRequest, opts ...grpc.CallOption) (*ExportSendersResponse, error)
+	// Adds senders from CSV to the blocked and allowed lists, or replaces
+	// the lists with them. All or nothing: a bad row is 400 naming it.
+	ImportSenders(ctx context.Context, in *ImportSendersRequest, opts ...grpc.CallOption) (*ImportSendersResponse, error)
 }
 
 type filterSettingsServiceClient struct {
@@ -442,6 +449,26 @@ func (c *filterSettingsServiceClient) BatchUpdateFilterSettings(ctx context.Cont
 	return out, nil
 }
 
+func (c *filterSettingsServiceClient) ExportSenders(ctx context.Context, in *ExportSendersRequest, opts ...grpc.CallOption) (*ExportSendersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportSendersResponse)
+	err := c.cc.Invoke(ctx, FilterSettingsService_ExportSenders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *filterSettingsServiceClient) ImportSenders(ctx context.Context, in *ImportSendersRequest, opts ...grpc.CallOption) (*ImportSendersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportSendersResponse)
+	err := c.cc.Invoke(ctx, FilterSettingsService_ImportSenders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FilterSettingsServiceServer is the server API for FilterSettingsService service.
 // All implementations must embed UnimplementedFilterSettingsServiceServer
 // for forward compatibility.
@@ -458,6 +485,11 @@ type FilterSettingsServiceServer interface {
 	// mention on or off for many addresses of a mail service at once (the
 	// addresses named, or all of them). Owners and admins only.
 	BatchUpdateFilterSettings(context.Context, *BatchUpdateFilterSettingsRequest) (*BatchUpdateFilterSettingsResponse, error)
+	// Returns the blocked and allowed senders as CSV.
+	ExportSenders(context.Context, *ExportSendersRequest) (*ExportSendersResponse, error)
+	// Adds senders from CSV to the blocked and allowed lists, or replaces
+	// the lists with them. All or nothing: a bad row is 400 naming it.
+	ImportSenders(context.Context, *ImportSendersRequest) (*ImportSendersResponse, error)
 	mustEmbedUnimplementedFilterSettingsServiceServer()
 }
 
@@ -476,6 +508,12 @@ func (UnimplementedFilterSettingsServiceServer) UpdateFilterSettings(context.Con
 }
 func (UnimplementedFilterSettingsServiceServer) BatchUpdateFilterSettings(context.Context, *BatchUpdateFilterSettingsRequest) (*BatchUpdateFilterSettingsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BatchUpdateFilterSettings not implemented")
+}
+func (UnimplementedFilterSettingsServiceServer) ExportSenders(context.Context, *ExportSendersRequest) (*ExportSendersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportSenders not implemented")
+}
+func (UnimplementedFilterSettingsServiceServer) ImportSenders(context.Context, *ImportSendersRequest) (*ImportSendersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportSenders not implemented")
 }
 func (UnimplementedFilterSettingsServiceServer) mustEmbedUnimplementedFilterSettingsServiceServer() {}
 func (UnimplementedFilterSettingsServiceServer) testEmbeddedByValue()                               {}
@@ -552,6 +590,42 @@ func _FilterSettingsService_BatchUpdateFilterSettings_Handler(srv interface{}, c
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FilterSettingsService_ExportSenders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportSendersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterSettingsServiceServer).ExportSenders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FilterSettingsService_ExportSenders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterSettingsServiceServer).ExportSenders(ctx, req.(*ExportSendersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FilterSettingsService_ImportSenders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportSendersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterSettingsServiceServer).ImportSenders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FilterSettingsService_ImportSenders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterSettingsServiceServer).ImportSenders(ctx, req.(*ImportSendersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FilterSettingsService_ServiceDesc is the grpc.ServiceDesc for FilterSettingsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -570,6 +644,14 @@ var FilterSettingsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BatchUpdateFilterSettings",
 			Handler:    _FilterSettingsService_BatchUpdateFilterSettings_Handler,
+		},
+		{
+			MethodName: "ExportSenders",
+			Handler:    _FilterSettingsService_ExportSenders_Handler,
+		},
+		{
+			MethodName: "ImportSenders",
+			Handler:    _FilterSettingsService_ImportSenders_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -548,6 +548,90 @@ func local_request_FilterSettingsService_BatchUpdateFilterSettings_0(ctx context
 	return msg, metadata, err
 }
 
+func request_FilterSettingsService_ExportSenders_0(ctx context.Context, marshaler runtime.Marshaler, client extFiltersv1.FilterSettingsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.ExportSendersRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ExportSenders(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FilterSettingsService_ExportSenders_0(ctx context.Context, marshaler runtime.Marshaler, server extFiltersv1.FilterSettingsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.ExportSendersRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.ExportSenders(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_FilterSettingsService_ImportSenders_0(ctx context.Context, marshaler runtime.Marshaler, client extFiltersv1.FilterSettingsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.ImportSendersRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ImportSenders(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FilterSettingsService_ImportSenders_0(ctx context.Context, marshaler runtime.Marshaler, server extFiltersv1.FilterSettingsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.ImportSendersRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.ImportSenders(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterRuleServiceHandlerServer registers the http handlers for service RuleService to "mux".
 // UnaryRPC     :call RuleServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -763,6 +847,46 @@ func RegisterFilterSettingsServiceHandlerServer(ctx context.Context, mux *runtim
 			return
 		}
 		forward_FilterSettingsService_BatchUpdateFilterSettings_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_FilterSettingsService_ExportSenders_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/ExportSenders", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/addresses/*/filterSettings}:exportSenders"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FilterSettingsService_ExportSenders_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_ExportSenders_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_FilterSettingsService_ImportSenders_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/ImportSenders", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/addresses/*/filterSettings}:importSenders"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FilterSettingsService_ImportSenders_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_ImportSenders_0(annotatedContext, mux, outboundMarshaler, w, req, response_FilterSettingsService_ImportSenders_0{resp.(*extFiltersv1.ImportSendersResponse)}, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -1060,6 +1184,40 @@ func RegisterFilterSettingsServiceHandlerClient(ctx context.Context, mux *runtim
 		}
 		forward_FilterSettingsService_BatchUpdateFilterSettings_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_FilterSettingsService_ExportSenders_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/ExportSenders", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/addresses/*/filterSettings}:exportSenders"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FilterSettingsService_ExportSenders_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_ExportSenders_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_FilterSettingsService_ImportSenders_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/ImportSenders", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/addresses/*/filterSettings}:importSenders"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FilterSettingsService_ImportSenders_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_ImportSenders_0(annotatedContext, mux, outboundMarshaler, w, req, response_FilterSettingsService_ImportSenders_0{resp.(*extFiltersv1.ImportSendersResponse)}, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -1081,14 +1239,27 @@ func (m response_FilterSettingsService_UpdateFilterSettings_0) XXX_ResponseBody(
 	return response.FilterSettings
 }
 
+type response_FilterSettingsService_ImportSenders_0 struct {
+	*extFiltersv1.ImportSendersResponse
+}
+
+func (m response_FilterSettingsService_ImportSenders_0) XXX_ResponseBody() interface{} {
+	response := m.ImportSendersResponse
+	return response.FilterSettings
+}
+
 var (
 	pattern_FilterSettingsService_GetFilterSettings_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "name"}, ""))
 	pattern_FilterSettingsService_UpdateFilterSettings_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "filter_settings.name"}, ""))
 	pattern_FilterSettingsService_BatchUpdateFilterSettings_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "organizations", "mailServices", "parent", "filterSettings"}, "batchUpdate"))
+	pattern_FilterSettingsService_ExportSenders_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "name"}, "exportSenders"))
+	pattern_FilterSettingsService_ImportSenders_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "name"}, "importSenders"))
 )
 
 var (
 	forward_FilterSettingsService_GetFilterSettings_0         = runtime.ForwardResponseMessage
 	forward_FilterSettingsService_UpdateFilterSettings_0      = runtime.ForwardResponseMessage
 	forward_FilterSettingsService_BatchUpdateFilterSettings_0 = runtime.ForwardResponseMessage
+	forward_FilterSettingsService_ExportSenders_0             = runtime.ForwardResponseMessage
+	forward_FilterSettingsService_ImportSenders_0             = runtime.ForwardResponseMessage
 )

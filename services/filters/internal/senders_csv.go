@@ -1,0 +1,129 @@
+package filters
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/pg"
+)
+
+// sendersCSV writes the lists as CSV: "sender,list", list block or allow.
+func sendersCSV(st *Settings) string {
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	_ = w.Write([]string{"sender", "list"})
+	for _, l := range []struct {
+		name    string
+		senders []string
+	}{{"block", st.Blocked}, {"allow", st.Allowed}} {
+		for _, s := range l.senders {
+			_ = w.Write([]string{s, l.name})
+		}
+	}
+	w.Flush()
+	return b.String()
+}
+
+// parseSendersCSV reads CSV as sendersCSV writes it; a row of one column
+// is a blocked sender, a first row "sender,..." is the header. Errors
+// name the row ("csv" row N, from 1).
+func parseSendersCSV(text string) (block, allow []string, err error) {
+	r := csv.NewReader(strings.NewReader(text))
+	r.FieldsPerRecord = -1
+	r.TrimLeadingSpace = true
+	for n := 1; ; n++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return block, allow, nil
+		}
+		if err != nil {
+			return nil, nil, errs.Field("csv", fmt.Sprintf("row %d: %v", n, err))
+		}
+		if n == 1 && strings.EqualFold(strings.TrimSpace(rec[0]), "sender") {
+			continue
+		}
+		if len(rec) > 2 {
+			return nil, nil, errs.Field("csv", fmt.Sprintf("row %d: want sender,list, got %d columns", n, len(rec)))
+		}
+		sender := strings.TrimSpace(rec[0])
+		if sender == "" {
+			continue
+		}
+		list := "block"
+		if len(rec) == 2 {
+			list = strings.ToLower(strings.TrimSpace(rec[1]))
+		}
+		switch list {
+		case "block", "blocked", "":
+			block = append(block, sender)
+		case "allow", "allowed":
+			allow = append(allow, sender)
+		default:
+			return nil, nil, errs.Field("csv", fmt.Sprintf("row %d: list %q: want block or allow", n, rec[1]))
+		}
+	}
+}
+
+func (s *Server) ExportSenders(ctx context.Context, req *filtersv1.ExportSendersRequest) (*filtersv1.ExportSendersResponse, error) {
+	a, err := parseSettings("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.access(ctx, a); err != nil {
+		return nil, err
+	}
+	st, err := scanSettings(s.pool.QueryRow(ctx, selectSettings, a.addr))
+	if err == pgx.ErrNoRows {
+		return nil, errs.E(errs.NotFound, "filter settings %s not found", req.GetName())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read settings: %w", err)
+	}
+	return &filtersv1.ExportSendersResponse{Csv: sendersCSV(st)}, nil
+}
+
+func (s *Server) ImportSenders(ctx context.Context, req *filtersv1.ImportSendersRequest) (*filtersv1.ImportSendersResponse, error) {
+	a, err := parseSettings("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	block, allow, err := parseSendersCSV(req.GetCsv())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.access(ctx, a); err != nil {
+		return nil, err
+	}
+	var cur *Settings
+	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err = scanSettings(tx.QueryRow(ctx, selectSettings, a.addr))
+		return err
+	})
+	if err == pgx.ErrNoRows {
+		return nil, errs.E(errs.NotFound, "filter settings %s not found", req.GetName())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read settings: %w", err)
+	}
+	if !req.GetReplace() {
+		block, allow = append(cur.Blocked, block...), append(cur.Allowed, allow...)
+	}
+	// The lists are then saved as an update of both, with its checks,
+	// caps, event and install.
+	up, err := s.UpdateFilterSettings(ctx, &filtersv1.UpdateFilterSettingsRequest{
+		FilterSettings: &filtersv1.FilterSettings{Name: req.GetName(), BlockedSenders: block, AllowedSenders: allow},
+		UpdateMask:     maskOf("blocked_senders", "allowed_senders"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &filtersv1.ImportSendersResponse{FilterSettings: up.GetFilterSettings()}, nil
+}
