@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
 	"github.com/mailplane/mailplane/services/platform/errs"
-	"github.com/mailplane/mailplane/services/platform/pg"
 )
 
 // sendersCSV writes the lists as CSV: "sender,list", list block or allow.
@@ -99,31 +98,16 @@ func (s *Server) ImportSenders(ctx context.Context, req *filtersv1.ImportSenders
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.access(ctx, a); err != nil {
-		return nil, err
-	}
-	var cur *Settings
-	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		cur, err = scanSettings(tx.QueryRow(ctx, selectSettings, a.addr))
-		return err
-	})
-	if err == pgx.ErrNoRows {
-		return nil, errs.E(errs.NotFound, "filter settings %s not found", req.GetName())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read settings: %w", err)
-	}
-	if !req.GetReplace() {
-		block, allow = append(cur.Blocked, block...), append(cur.Allowed, allow...)
-	}
-	// The lists are then saved as an update of both, with its checks,
-	// caps, event and install.
-	up, err := s.UpdateFilterSettings(ctx, &filtersv1.UpdateFilterSettingsRequest{
-		FilterSettings: &filtersv1.FilterSettings{Name: req.GetName(), BlockedSenders: block, AllowedSenders: allow},
-		UpdateMask:     maskOf("blocked_senders", "allowed_senders"),
-	})
+	c, err := s.access(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	return &filtersv1.ImportSendersResponse{FilterSettings: up.GetFilterSettings()}, nil
+	// Saved as an update of both lists, with its checks, caps, event
+	// and install; added to the current lists under the row's lock.
+	st, err := s.saveSettings(ctx, a, c, &filtersv1.FilterSettings{Name: req.GetName(), BlockedSenders: block, AllowedSenders: allow},
+		[]string{"blocked_senders", "allowed_senders"}, !req.GetReplace())
+	if err != nil {
+		return nil, err
+	}
+	return &filtersv1.ImportSendersResponse{FilterSettings: st.proto(a)}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,12 +13,12 @@ import (
 	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
 	"github.com/mailplane/mailplane/services/filters/filtersevents"
 	"github.com/mailplane/mailplane/services/filters/internal/rules"
+	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"github.com/riverqueue/river"
-	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -146,7 +147,19 @@ func (s *Server) UpdateFilterSettings(ctx context.Context, req *filtersv1.Update
 	if err != nil {
 		return nil, err
 	}
+	st, err := s.saveSettings(ctx, a, c, in, paths, false)
+	if err != nil {
+		return nil, err
+	}
+	return &filtersv1.UpdateFilterSettingsResponse{FilterSettings: st.proto(a)}, nil
+}
+
+// saveSettings changes the paths of a's settings to in's values; with
+// add, the senders in in are added to the lists rather than replacing
+// them (the CSV import), read and written under the row's lock.
+func (s *Server) saveSettings(ctx context.Context, a addressIDs, c access.Caller, in *filtersv1.FilterSettings, paths []string, add bool) (*Settings, error) {
 	var st *Settings
+	var err error
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		st, err = scanSettings(tx.QueryRow(ctx, selectSettings+` FOR UPDATE`, a.addr))
 		if err == pgx.ErrNoRows {
@@ -163,6 +176,9 @@ func (s *Server) UpdateFilterSettings(ctx context.Context, req *filtersv1.Update
 			*dst = v
 		}
 		senders := func(field string, v []string, dst *[]string) {
+			if add {
+				v = append(slices.Clone(*dst), v...)
+			}
 			out, err := checkSenders(v)
 			if err != nil {
 				vs = append(vs, errs.FieldViolation{Field: "filterSettings." + camel(field) + err.field, Description: err.desc})
@@ -225,7 +241,7 @@ func (s *Server) UpdateFilterSettings(ctx context.Context, req *filtersv1.Update
 	if err != nil {
 		return nil, err
 	}
-	return &filtersv1.UpdateFilterSettingsResponse{FilterSettings: st.proto(a)}, nil
+	return st, nil
 }
 
 type senderError struct{ field, desc string }
@@ -333,5 +349,3 @@ func camel(f string) string {
 	}
 	return strings.Join(parts, "")
 }
-
-func maskOf(paths ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: paths} }
