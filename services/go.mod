@@ -6,6 +6,7 @@ require github.com/mailplane/mailplane/proto v0.0.0
 
 require (
 	github.com/chromedp/chromedp v0.23.1
+	github.com/emersion/go-imap v1.2.1
 	github.com/emersion/go-message v0.18.2
 	github.com/emersion/go-milter v0.5.0
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6

@@ -1,0 +1,115 @@
+// Package imapcopy copies whole mailboxes between IMAP accounts: every
+// folder, each message byte for byte with its flags, keywords and internal
+// date, duplicates once, resumable from checkpoints. The source is only
+// read (EXAMINE, BODY.PEEK); at the destination nothing is changed or
+// deleted, only appended. docs/imports.md ("Folders", "Duplicates") says
+// how folders are mapped and what makes two messages the same.
+package imapcopy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+)
+
+// Security is how a connection is protected.
+type Security int
+
+const (
+	TLS      Security = iota // implicit TLS (993)
+	StartTLS                 // STARTTLS on 143, refused if not offered
+	Plain                    // no TLS: loopback tests and the in-cluster Dovecot only
+)
+
+// Server is an IMAP server.
+type Server struct {
+	Host     string
+	Port     int
+	Security Security
+	// TLS nil: the system roots, ServerName = Host; an explicit exception
+	// sets its own.
+	TLS *tls.Config
+}
+
+// Account is a login on a server. For the destination the caller builds a
+// Dovecot master-user login ("address*master", the master password): no
+// customer password is stored for it.
+type Account struct {
+	Server
+	Login, Password string
+}
+
+// Errors of Check and Run, wrapped with the detail.
+var (
+	// ErrUnreachable: the dial or the greeting failed, or timed out.
+	ErrUnreachable = errors.New("imap server unreachable")
+	// ErrTLS: the certificate or the handshake was refused; the x509
+	// reason is in the message.
+	ErrTLS = errors.New("imap tls refused")
+	// ErrLogin: the credentials were refused.
+	ErrLogin = errors.New("imap login refused")
+)
+
+// Progress is where a job stands; counts are totals over the whole job
+// (all runs of it).
+type Progress struct {
+	FoldersTotal, FoldersDone                                      int
+	MessagesTotal, MessagesCopied, MessagesSkipped, MessagesFailed int64 // Skipped: duplicates
+	Bytes                                                          int64 // copied
+}
+
+// Failure is a message that could not be copied.
+type Failure struct {
+	Source  int    // index in Job.Sources
+	Folder  string // source folder name, decoded
+	UID     uint32
+	Subject string
+	Reason  string
+}
+
+// Checkpoints keeps a job's progress so a restarted job resumes and copies
+// nothing twice. The imports service implements it in PostgreSQL (one
+// transaction per Save).
+type Checkpoints interface {
+	// Load returns the saved state: per (source, folder) the UIDVALIDITY
+	// and last source UID done, and the progress.
+	Load(ctx context.Context) (State, error)
+	// Save records that folder's messages up to lastUID are done, the
+	// progress so far, and failures since the last Save.
+	Save(ctx context.Context, source int, folder string, uidValidity, lastUID uint32, p Progress, failed []Failure) error
+}
+
+// State is what Checkpoints.Load returns.
+type State struct {
+	Folders  map[FolderKey]FolderState
+	Progress Progress
+}
+
+// FolderKey names a source folder: the source's index in Job.Sources and
+// the folder's decoded name.
+type FolderKey struct {
+	Source int
+	Folder string
+}
+
+// FolderState is how far a source folder was copied.
+type FolderState struct {
+	UIDValidity, LastUID uint32
+	Done                 bool
+}
+
+// Job copies every folder of each source into the destination.
+type Job struct {
+	Sources     []Account // 1 or 2
+	Destination Account
+	Checkpoints Checkpoints
+	// Progress, optional, is called after each batch (for streaming to
+	// watchers).
+	Progress func(Progress)
+}
+
+// Run copies until done or ctx is cancelled (cancel = stop cleanly after
+// the current batch; the checkpoint stays).
+func Run(ctx context.Context, j Job) (Progress, error) {
+	return Progress{}, errors.New("imapcopy: Run is not implemented yet")
+}
