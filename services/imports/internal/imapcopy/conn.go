@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-imap"
 	"github.com/emersion/go-imap/client"
 )
 
@@ -151,13 +150,4 @@ func tlsError(addr string, err error) error {
 func isTLSAlert(err error) bool {
 	var alert tls.AlertError
 	return errors.As(err, &alert)
-}
-
-// statusErr makes an IMAP NO/BAD answer readable in a Failure's Reason.
-func statusErr(err error) string {
-	var se *imap.ErrStatusResp
-	if errors.As(err, &se) {
-		return se.Resp.Info
-	}
-	return err.Error()
 }

@@ -1,0 +1,109 @@
+package imapcopy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mailplane/mailplane/services/platform/dovecottest"
+	"github.com/mailplane/mailplane/services/platform/tlstest"
+)
+
+// TestCheck logs in over implicit TLS, STARTTLS and plain IMAP, and is
+// refused with the error kind the imports service tells the customer.
+func TestCheck(t *testing.T) {
+	d := dovecottest.New(t)
+	ca := tlstest.NewCA(t)
+	certFile, keyFile := tlstest.WriteFiles(t, d.Dir, ca.Issue("127.0.0.1"))
+	imaps := freePort(t)
+	d.Start(t, d.StoreConf(t, dovecottest.Store{Separator: "/", Users: map[string]string{"anna@example.test": "a secret"}})+fmt.Sprintf(`
+ssl = yes
+ssl_cert = <%s
+ssl_key = <%s
+service imap-login {
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = %d
+  }
+}
+`, certFile, keyFile, imaps))
+	plain := dovecottest.New(t)
+	plain.Start(t, plain.StoreConf(t, dovecottest.Store{Separator: "/", Users: map[string]string{"anna@example.test": "a secret"}}))
+
+	host, p, _ := net.SplitHostPort(d.Addr)
+	port, _ := strconv.Atoi(p)
+	trusted := &tls.Config{RootCAs: ca.Pool()}
+	account := func(port int, sec Security, cfg *tls.Config, password string) Account {
+		return Account{Server: Server{Host: host, Port: port, Security: sec, TLS: cfg}, Login: "anna@example.test", Password: password}
+	}
+	_, pp, _ := net.SplitHostPort(plain.Addr)
+	plainPort, _ := strconv.Atoi(pp)
+	for _, tc := range []struct {
+		name    string
+		a       Account
+		want    error
+		message string
+	}{
+		{"implicit TLS, the certificate's CA trusted", account(imaps, TLS, trusted, "a secret"), nil, ""},
+		{"STARTTLS, the certificate's CA trusted", account(port, StartTLS, trusted, "a secret"), nil, ""},
+		{"plain", account(plainPort, Plain, nil, "a secret"), nil, ""},
+		{"implicit TLS, an unknown CA", account(imaps, TLS, nil, "a secret"), ErrTLS, "certificate signed by unknown authority"},
+		{"STARTTLS, an unknown CA", account(port, StartTLS, nil, "a secret"), ErrTLS, "certificate signed by unknown authority"},
+		{"implicit TLS, another name", account(imaps, TLS, &tls.Config{RootCAs: ca.Pool(), ServerName: "imap.example.net"}, "a secret"), ErrTLS, "imap.example.net"},
+		{"implicit TLS on the plain port", account(port, TLS, trusted, "a secret"), ErrTLS, ""},
+		{"STARTTLS not offered", account(plainPort, StartTLS, trusted, "a secret"), ErrTLS, "does not offer STARTTLS"},
+		{"a wrong password", account(imaps, TLS, trusted, "another"), ErrLogin, "anna@example.test"},
+		{"nothing listening", account(freePort(t), Plain, nil, "a secret"), ErrUnreachable, "connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Check(context.Background(), tc.a)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.message) {
+				t.Fatalf("Check: %v, want %v with %q", err, tc.want, tc.message)
+			}
+		})
+	}
+
+	t.Run("a server that never greets", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		stop := make(chan struct{})
+		defer close(stop)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			c, err := l.Accept()
+			if err == nil {
+				cancel() // the caller gives up; Check must return at once
+				defer c.Close()
+				<-stop
+			}
+		}()
+		err = Check(ctx, Account{Server: Server{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, Security: Plain}})
+		if !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("Check: %v, want ErrUnreachable", err)
+		}
+	})
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
