@@ -51,6 +51,11 @@ type Outcome struct {
 	// forwarded the message); Pigeonhole then only keeps it, and so does
 	// Evaluate.
 	Failed bool
+	// Keep: the implicit keep stands (no move, delete or reject), and
+	// KeepFlags are the flags it stores with. On delivery the keep is the
+	// INBOX entry of Stores; run-now leaves the message where it is.
+	Keep      bool
+	KeepFlags []string
 }
 
 // Inbox is the folder of the implicit keep.
@@ -125,7 +130,7 @@ rules:
 				}
 			case Reject:
 				if len(out.Stores) > 0 || len(out.Forwards) > 0 {
-					return Outcome{Stores: []Delivery{{Folder: Inbox}}, Failed: true}
+					return Outcome{Stores: []Delivery{{Folder: Inbox}}, Failed: true, Keep: true}
 				}
 				out.Reject = a.Message
 				return out
@@ -139,6 +144,7 @@ rules:
 	}
 	if keep {
 		store(Inbox)
+		out.Keep, out.KeepFlags = true, flags
 	}
 	return out
 }
