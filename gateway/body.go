@@ -439,6 +439,25 @@ func checkBody(mux *runtime.ServeMux) runtime.Middleware {
 	}
 }
 
+// checkPathParams refuses a path parameter that is not UTF-8 once
+// unescaped (/v1/organizations/o%FF/...), 400 naming it: a proto string
+// must be UTF-8, so the call would fail as an internal error.
+func checkPathParams(mux *runtime.ServeMux) runtime.Middleware {
+	return func(next runtime.HandlerFunc) runtime.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+			for k, v := range params {
+				if !utf8.ValidString(v) {
+					_, out := runtime.MarshalerForRequest(mux, r)
+					err := &inputError{field: k, desc: "must be valid UTF-8"}
+					runtime.HTTPError(r.Context(), mux, out, w, r, err.status())
+					return
+				}
+			}
+			next(w, r, params)
+		}
+	}
+}
+
 // notJSONError is the 415 of a body that is not JSON.
 func notJSONError() error {
 	return &runtime.HTTPStatusError{

@@ -174,6 +174,7 @@ func newMux(ctx context.Context, backends []backend, trusted []netip.Prefix, log
 		// Middlewares run on routed requests only: an unknown path is a
 		// 404 whatever its body. mux is set by the time they run.
 		runtime.WithMiddlewares(
+			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkPathParams(mux)(next) },
 			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkBody(mux)(next) },
 			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkIdempotencyKey(mux)(next) },
 		),

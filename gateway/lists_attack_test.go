@@ -62,6 +62,8 @@ func TestListsRESTAttack(t *testing.T) {
 		{"unknown nested JSON field", "PATCH", list + "/formSettings", `{"redirectUrls":[],"name":{"x":1}}`, "name"},
 		{"not UTF-8 in the body", "PATCH", list + "/formSettings", "{\"redirectUrls\":[\"https://a.example/\xff\"]}", "redirectUrls"},
 		{"not UTF-8 in the query", "GET", list + ":generateForms?redirectUrl=%FF", "", "redirectUrl"},
+		{"not UTF-8 in the path", "GET", "/v1/organizations/o%FF/mailServices/m/lists/l:generateForms", "", "name"},
+		{"not UTF-8 in the path of a PATCH", "PATCH", "/v1/organizations/o/mailServices/m/lists/l%C3/formSettings", `{"redirectUrls":[]}`, "name"},
 		{"unknown query parameter", "GET", list + ":generateForms?admin=1", "", "admin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
