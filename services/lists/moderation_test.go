@@ -49,7 +49,7 @@ func (e *mailEnv) moderation() listsv1.ModerationServiceClient {
 func (e *mailEnv) notices() int {
 	e.t.Helper()
 	var n int
-	if err := e.pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job WHERE kind = 'held_post_notice'").Scan(&n); err != nil {
+	if err := e.pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job WHERE kind = 'list_letter' AND args->>'letter' IN ('held_post_pending', 'held_post_rejected')").Scan(&n); err != nil {
 		e.t.Fatal(err)
 	}
 	return n

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	gomail "github.com/emersion/go-message/mail"
-	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
@@ -18,10 +16,8 @@ import (
 	"github.com/mailplane/mailplane/services/lists/listsevents"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
-	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/outbox"
 	"github.com/mailplane/mailplane/services/platform/pg"
-	"github.com/riverqueue/river"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -162,7 +158,7 @@ func (s *Server) decideHeld(ctx context.Context, tx pgx.Tx, l *list, id uuid.UUI
 		}
 	case commands.Reject:
 		subject = listsevents.HeldPostRejected
-		if err := s.queueNotice(ctx, tx, noticeArgs{List: l.id, To: h.sender, Subject: h.subject, Reason: reason, Rejected: true}); err != nil {
+		if err := s.queueLetter(ctx, tx, l, heldNotice(l, notice{To: h.sender, Subject: h.subject, Reason: reason, Rejected: true})); err != nil {
 			return nil, err
 		}
 	}
@@ -242,96 +238,35 @@ func (s *Server) ExpireHeldPosts(ctx context.Context) (int, error) {
 	return int(tag.RowsAffected()), nil
 }
 
-// queueNotice queues a mail to a held post's author, in tx: that it
-// awaits a moderator, or that it was rejected. Robot authors (no-reply,
-// list managers, bounces) are never written to: an answer to a machine
-// is at best lost, at worst answered.
-func (s *Server) queueNotice(ctx context.Context, tx pgx.Tx, a noticeArgs) error {
-	if commands.RobotSender(a.To) {
-		return nil
-	}
-	if s.jobs == nil {
-		return fmt.Errorf("queue notice: no jobs client")
-	}
-	if _, err := s.jobs.InsertTx(ctx, tx, a, nil); err != nil {
-		return fmt.Errorf("queue notice: %w", err)
-	}
-	return nil
+// notice is what a held post's author is told: that the post awaits
+// approval (with Reason why, and until Expire), or, when Rejected, that a
+// moderator rejected it (with Reason, the moderator's words). It is
+// rendered when queued, not read from the held post, which a rejection
+// deletes and a moderator may accept before the letter goes.
+type notice struct {
+	To       string
+	Subject  string
+	Reason   string
+	Rejected bool
+	Expire   time.Time
 }
 
-// noticeArgs is the job sending a held post's author one mail: that it
-// awaits approval (with Reason why, and until Expire), or, when Rejected,
-// that a moderator rejected it (with Reason, the moderator's words).
-// What the mail says is in the args, not read from the held post, which
-// a rejection deletes and a moderator may accept before the job runs.
-type noticeArgs struct {
-	List     uuid.UUID `json:"list"`
-	To       string    `json:"to"`
-	Subject  string    `json:"subject"`
-	Reason   string    `json:"reason"`
-	Rejected bool      `json:"rejected,omitempty"`
-	Expire   time.Time `json:"expire"`
-}
-
-func (noticeArgs) Kind() string { return "held_post_notice" }
-
-type noticeWorker struct {
-	river.WorkerDefaults[noticeArgs]
-	s *Server
-}
-
-// NextRetry: as a post's copies, retried soon after a relay failure.
-func (w *noticeWorker) NextRetry(job *river.Job[noticeArgs]) time.Time {
-	return jobs.Backoff(job.Attempt, time.Second, 10*time.Minute)
-}
-
-func (w *noticeWorker) Work(ctx context.Context, job *river.Job[noticeArgs]) error {
-	s, a := w.s, job.Args
-	rows, err := s.pool.Query(ctx, listColumns+" WHERE id = $1", a.List)
-	if err != nil {
-		return fmt.Errorf("notice: list: %w", err)
-	}
-	l, err := pgx.CollectOneRow(rows, scanList)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil // the list was deleted, and its queue with it
-	}
-	if err != nil {
-		return fmt.Errorf("notice: list: %w", err)
-	}
-	msg, err := noticeMessage(l, a, time.Now())
-	if err != nil {
-		return river.JobCancel(fmt.Errorf("notice to %s: %w", a.To, err))
-	}
-	log := s.log.With("list", l.localPart+"@"+l.domain, "to", a.To, "rejected", a.Rejected)
-	r := &relayConn{relay: s.relay, log: log}
-	defer r.close()
-	// From the -bounces address, as the copies are: a bounce of the
-	// notice reaches the bounce robot, which answers nobody.
-	err = r.send(ctx, l.localPart+"-bounces@"+l.domain, a.To, msg)
-	var se *smtp.SMTPError
-	if errors.As(err, &se) && se.Code >= 500 {
-		log.Warn("notice refused", "error", err)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("notice to %s: %w", a.To, err)
-	}
-	r.quit()
-	return nil
-}
-
-// noticeMessage writes the notice a as a letter from l's -owner address
-// (a reply reaches the moderators), in l's language.
-func noticeMessage(l *list, a noticeArgs, now time.Time) ([]byte, error) {
-	h := letters.Header{From: gomail.Address{Name: l.displayName, Address: l.robot("-owner")}, To: a.To, Domain: l.domain, Date: now}
-	if a.Rejected {
-		return letters.Write(h, letters.HeldPostRejected, l.lang(), letters.Data{"List": l.address(), "Subject": a.Subject, "Reason": a.Reason})
+// heldNotice is n as a letter from l's -owner address (a reply reaches the
+// moderators), in l's language. queueLetter skips robot authors (no-reply,
+// list managers, bounces): an answer to a machine is at best lost, at
+// worst answered.
+func heldNotice(l *list, n notice) letter {
+	lt := letter{to: n.To, from: "-owner", data: letters.Data{"List": l.address(), "Subject": n.Subject}}
+	if n.Rejected {
+		lt.kind, lt.data["Reason"] = letters.HeldPostRejected, n.Reason
+		return lt
 	}
 	expire := ""
-	if !a.Expire.IsZero() {
-		expire = letters.Date(a.Expire)
+	if !n.Expire.IsZero() {
+		expire = letters.Date(n.Expire)
 	}
-	return letters.Write(h, letters.HeldPostPending, l.lang(), letters.Data{"List": l.address(), "Subject": a.Subject, "Reason": holdReasonText(l.lang(), a.Reason), "Expire": expire})
+	lt.kind, lt.data["Reason"], lt.data["Expire"] = letters.HeldPostPending, holdReasonText(l.lang(), n.Reason), expire
+	return lt
 }
 
 // holdReasonText is a hold's reason in lang: holdReason's words are

@@ -21,14 +21,14 @@ func TestNoticeMessage(t *testing.T) {
 	now := time.Date(2026, 12, 6, 4, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name string
-		a    noticeArgs
+		a    notice
 		want []string
 	}{
-		{"held", noticeArgs{To: "ann@example.org", Subject: "Café", Reason: "the sender is not a member of the list", Expire: now.Add(DefaultHeldPostTTL)},
+		{"held", notice{To: "ann@example.org", Subject: "Café", Reason: "the sender is not a member of the list", Expire: now.Add(DefaultHeldPostTTL)},
 			[]string{"awaits approval", `"Café"`, "not a member", "2026-12-20 04:00 UTC"}},
-		{"held, in the list's language", noticeArgs{To: "ann@example.org", Subject: "Café", Reason: "the sender is not a member of the list", Expire: now.Add(DefaultHeldPostTTL)},
+		{"held, in the list's language", notice{To: "ann@example.org", Subject: "Café", Reason: "the sender is not a member of the list", Expire: now.Add(DefaultHeldPostTTL)},
 			[]string{"attend une approbation", "« Café »", "n'est pas membre", "2026-12-20 04:00 UTC"}},
-		{"rejected", noticeArgs{To: "ann@example.org", Subject: "x\r\nBcc: eve@example.com", Reason: "No.\r\nBcc: eve@example.com\n\nBye", Rejected: true},
+		{"rejected", notice{To: "ann@example.org", Subject: "x\r\nBcc: eve@example.com", Reason: "No.\r\nBcc: eve@example.com\n\nBye", Rejected: true},
 			[]string{"was rejected", "No.", "Bye"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -36,10 +36,11 @@ func TestNoticeMessage(t *testing.T) {
 			if strings.Contains(tc.name, "language") {
 				l.language = int16(listsv1.Language_LANGUAGE_FR)
 			}
-			raw, err := noticeMessage(&l, tc.a, now)
-			if err != nil {
-				t.Fatal(err)
+			args, ok, err := renderLetter(&l, heldNotice(&l, tc.a))
+			if err != nil || !ok {
+				t.Fatal(ok, err)
 			}
+			raw := args.Msg
 			m, err := mail.ReadMessage(bytes.NewReader(raw))
 			if err != nil {
 				t.Fatalf("notice does not parse: %v\n%s", err, raw)

@@ -133,7 +133,7 @@ func (s *Server) storePost(ctx context.Context, l *list, p *post.Post, raw []byt
 				return err
 			}
 			if ok {
-				if err := s.queueNotice(ctx, tx, noticeArgs{List: l.id, To: p.Author, Subject: p.Subject, Reason: reason, Expire: expire}); err != nil {
+				if err := s.queueLetter(ctx, tx, l, heldNotice(l, notice{To: p.Author, Subject: p.Subject, Reason: reason, Expire: expire})); err != nil {
 					return err
 				}
 			}

@@ -69,7 +69,6 @@ func (s *Server) SetHeldPostTTL(d time.Duration) {
 func (s *Server) Workers() *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, &distributeWorker{s: s})
-	river.AddWorker(w, &noticeWorker{s: s})
 	river.AddWorker(w, &letterWorker{s: s})
 	return w
 }
