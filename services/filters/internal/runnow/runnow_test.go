@@ -1,9 +1,11 @@
 package runnow
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net/mail"
 	"slices"
 	"strings"
 	"testing"
@@ -49,6 +51,16 @@ func session(t testing.TB, d *dovecottest.Dovecot, address string) *client.Clien
 	return c
 }
 
+// seed appends msgs to address's folder.
+func seed(t testing.TB, d *dovecottest.Dovecot, address, folder string, msgs ...string) {
+	t.Helper()
+	var ms []dovecottest.Message
+	for _, m := range msgs {
+		ms = append(ms, dovecottest.Message{Folder: folder, Raw: []byte(m)})
+	}
+	d.Seed(t, address, password, []string{folder}, ms)
+}
+
 func msg(id, from, subject, headers, body string) string {
 	return "From: " + from + "\r\nTo: " + alice + "\r\nSubject: " + subject + "\r\nMessage-ID: <" + id + "@example.net>\r\n" +
 		"Date: Mon, 02 Nov 2026 10:00:00 +0000\r\n" + headers + "\r\n" + body + "\r\n"
@@ -58,8 +70,12 @@ func msg(id, from, subject, headers, body string) string {
 func where(t testing.TB, d *dovecottest.Dovecot, address string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	for _, s := range d.Mailbox(t, address, password) {
-		line := strings.TrimSuffix(strings.TrimPrefix(s.MessageID, "<"), "@example.net>")
+	for _, s := range d.Messages(t, address, password) {
+		m, err := mail.ReadMessage(bytes.NewReader(s.Raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := strings.TrimSuffix(strings.TrimPrefix(m.Header.Get("Message-Id"), "<"), "@example.net>")
 		if len(s.Flags) > 0 {
 			line += " " + strings.Join(s.Flags, ",")
 		}
@@ -76,7 +92,7 @@ func where(t testing.TB, d *dovecottest.Dovecot, address string) map[string][]st
 // the "address*master" login; a wrong password opens nothing.
 func TestMasterLogin(t *testing.T) {
 	d := mailDovecot(t)
-	d.Seed(t, alice, password, "INBOX", msg("one", "x@example.net", "one", "", "Hi."))
+	seed(t, d, alice, "INBOX", msg("one", "x@example.net", "one", "", "Hi."))
 
 	c := session(t, d, alice)
 	st, err := c.Select("INBOX", true)
@@ -114,7 +130,7 @@ var testRules = []rules.Rule{
 }
 
 func seedTest(t *testing.T, d *dovecottest.Dovecot) {
-	d.Seed(t, alice, password, "INBOX",
+	seed(t, d, alice, "INBOX",
 		msg("inv", "shop@example.net", "Your invoice", "", "Pay."),
 		msg("list", "x@example.net", "hello", "List-Id: Talk <talk.lists.example>\r\n", "Hi all."),
 		msg("boss", "boss@example.net", "Now", "", "Come."),
@@ -207,9 +223,9 @@ func TestSubfolders(t *testing.T) {
 	for _, sub := range []bool{false, true} {
 		t.Run(fmt.Sprint("subfolders=", sub), func(t *testing.T) {
 			d := mailDovecot(t)
-			d.Seed(t, alice, password, "Work", msg("w", "x@example.net", "tick w", "", "x"))
-			d.Seed(t, alice, password, "Work/Sub", msg("s", "x@example.net", "tick s", "", "x"))
-			d.Seed(t, alice, password, "Other", msg("o", "x@example.net", "tick o", "", "x"))
+			seed(t, d, alice, "Work", msg("w", "x@example.net", "tick w", "", "x"))
+			seed(t, d, alice, "Work/Sub", msg("s", "x@example.net", "tick s", "", "x"))
+			seed(t, d, alice, "Other", msg("o", "x@example.net", "tick o", "", "x"))
 			if _, err := Run(context.Background(), session(t, d, alice), Job{Rules: rs, Folder: "Work", Subfolders: sub}, nil,
 				func(Progress, []Entry) error { return nil }); err != nil {
 				t.Fatal(err)
@@ -235,7 +251,7 @@ func TestResume(t *testing.T) {
 	for i := range 7 {
 		msgs = append(msgs, msg(fmt.Sprint("m", i), "x@example.net", "copy me", "", "x"))
 	}
-	d.Seed(t, alice, password, "INBOX", msgs...)
+	seed(t, d, alice, "INBOX", msgs...)
 	rs := []rules.Rule{{Name: "copy", Enabled: true, Match: rules.All,
 		Actions: []rules.Action{{Kind: rules.Copy, Folder: "Copies"}, {Kind: rules.Flag}}}}
 	job := Job{Rules: rs, Folder: "INBOX", Batch: 3}
