@@ -45,6 +45,16 @@ type env struct {
 	js       jetstream.JetStream
 	ctx      context.Context
 	inst     *fakeInstaller
+	// wait bounds eventually; 0: 15 s.
+	wait time.Duration
+}
+
+// patience is how long eventually waits.
+func (e *env) patience() time.Duration {
+	if e.wait == 0 {
+		return 15 * time.Second
+	}
+	return e.wait
 }
 
 // start runs the service on a fresh database with a fake accounts (whose
@@ -58,6 +68,15 @@ func start(t *testing.T, work bool) *env {
 // startWith is start with compiler (nil: the service's own).
 func startWith(t *testing.T, work bool, compiler filters.Compiler) *env {
 	t.Helper()
+	inst := &fakeInstaller{got: map[string]filters.Scripts{}}
+	e := startConfig(t, work, filters.Config{MaxRules: 5, Compiler: compiler, Installer: inst})
+	e.inst = inst
+	return e
+}
+
+// startConfig is start with c (AccountsAddr set here).
+func startConfig(t *testing.T, work bool, c filters.Config) *env {
+	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewMigratedDatabase(t, pgtest.Schema{Name: filters.Schema, Migrations: filters.Migrations})
 	pool, err := pg.Connect(ctx, url, filters.Schema)
@@ -65,11 +84,12 @@ func startWith(t *testing.T, work bool, compiler filters.Compiler) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	e := &env{t: t, pool: pool, org: uuid.Must(uuid.NewV7()), inst: &fakeInstaller{got: map[string]filters.Scripts{}}}
+	e := &env{t: t, pool: pool, org: uuid.Must(uuid.NewV7())}
 	accounts := &fakeAccounts{org: e.org}
 	e.srv = servicetest.Start(t, func(s *servicetest.Server) error {
 		accountsv1.RegisterOrganizationServiceServer(s.GRPC.Server, accounts)
-		e.svc, err = filters.Register(s.GRPC.Server, pool, filters.Config{AccountsAddr: s.Addr, MaxRules: 5, Compiler: compiler, Installer: e.inst}, s.Log)
+		c.AccountsAddr = s.Addr
+		e.svc, err = filters.Register(s.GRPC.Server, pool, c, s.Log)
 		return err
 	})
 	e.rules = filtersv1.NewRuleServiceClient(e.srv.Conn)
@@ -199,7 +219,7 @@ func (e *env) known(address string) {
 
 func (e *env) eventually(what string, check func() bool) {
 	e.t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); !check(); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(e.patience()); !check(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			var jobs []string
 			rows, _ := e.pool.Query(context.Background(), `SELECT kind || ' ' || state || ' ' || attempt || ' ' || coalesce(errors::text, '') FROM river_job`)
@@ -208,7 +228,11 @@ func (e *env) eventually(what string, check func() bool) {
 				_ = rows.Scan(&j)
 				jobs = append(jobs, j)
 			}
-			e.t.Fatalf("%s: not after 15 s (jobs: %v; installed: %v)", what, jobs, e.inst.got)
+			var installed map[string]filters.Scripts
+			if e.inst != nil {
+				installed = e.inst.got
+			}
+			e.t.Fatalf("%s: not after %v (jobs: %v; installed: %v)", what, e.patience(), jobs, installed)
 		}
 	}
 }

@@ -516,6 +516,12 @@ type Found struct {
 // Find logs in and returns every message, in every mailbox, whose subject
 // contains subject, with its flags.
 func (d *Dovecot) Find(user, password, subject string) ([]Found, error) {
+	return d.Search(user, password, "SUBJECT "+Quote(subject))
+}
+
+// Search logs in and returns every message, in every mailbox, that the
+// IMAP SEARCH criteria match (`HEADER X-Spam ""`), with its flags.
+func (d *Dovecot) Search(user, password, criteria string) ([]Found, error) {
 	conn, c, err := d.Dial()
 	if err != nil {
 		return nil, err
@@ -545,7 +551,7 @@ func (d *Dovecot) Find(user, password, subject string) ([]Found, error) {
 			return nil, fmt.Errorf("EXAMINE %s: %q %v", m, line, err)
 		}
 		var seqs []string
-		if err := untagged(c, fmt.Sprintf("q%d SEARCH SUBJECT %s", i, Quote(subject)), func(line string) {
+		if err := untagged(c, fmt.Sprintf("q%d SEARCH %s", i, criteria), func(line string) {
 			if n, ok := strings.CutPrefix(line, "* SEARCH"); ok {
 				seqs = append(seqs, strings.Fields(n)...)
 			}
