@@ -117,7 +117,9 @@ func repliedTo(m *dovecottest.Mail) []string {
 	return to
 }
 
-func settingsMask(paths ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: paths} }
+func settingsMask(paths ...string) *fieldmaskpb.FieldMask {
+	return &fieldmaskpb.FieldMask{Paths: paths}
+}
 
 // TestServiceInDovecot: rules made through the API, the default platform
 // filters, block and allow lists, the mention and mailboxes' auto-reply,
