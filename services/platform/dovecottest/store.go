@@ -17,6 +17,8 @@ import (
 
 	"github.com/emersion/go-imap"
 	"github.com/emersion/go-imap/client"
+	"github.com/emersion/go-imap/commands"
+	"github.com/emersion/go-imap/responses"
 )
 
 // Store is a mail store for tests of IMAP clients that copy mail: users
@@ -195,23 +197,40 @@ func (d *Dovecot) Messages(t testing.TB, user, password string) []Message {
 		section := &imap.BodySectionName{Peek: true}
 		seq := new(imap.SeqSet)
 		seq.AddRange(1, st.Messages)
-		ch := make(chan *imap.Message, 16)
-		done := make(chan error, 1)
-		go func() {
-			done <- c.Fetch(seq, []imap.FetchItem{imap.FetchFlags, imap.FetchInternalDate, section.FetchItem()}, ch)
-		}()
-		for m := range ch {
-			raw, _ := io.ReadAll(m.GetBody(section))
+		// go-imap's FETCH lower-cases keywords: the flags are read as
+		// the server wrote them.
+		items := []imap.FetchItem{imap.FetchFlags, imap.FetchInternalDate, section.FetchItem()}
+		h := responses.HandlerFunc(func(resp imap.Resp) error {
+			name, fields, ok := imap.ParseNamedResp(resp)
+			if !ok || name != "FETCH" || len(fields) < 2 {
+				return responses.ErrUnhandled
+			}
+			kv, _ := fields[1].([]interface{})
+			m := &imap.Message{}
+			if err := m.Parse(kv); err != nil {
+				return err
+			}
 			var flags []string
-			for _, fl := range m.Flags {
-				if fl != imap.RecentFlag {
-					flags = append(flags, fl)
+			for i := 0; i+1 < len(kv); i += 2 {
+				if k, _ := imap.ParseString(kv[i]); strings.EqualFold(k, "FLAGS") {
+					list, _ := kv[i+1].([]interface{})
+					for _, fl := range list {
+						if s, _ := imap.ParseString(fl); s != imap.RecentFlag {
+							flags = append(flags, s)
+						}
+					}
 				}
 			}
 			sort.Strings(flags)
+			raw, _ := io.ReadAll(m.GetBody(section))
 			msgs = append(msgs, Message{Folder: f.Name, Flags: flags, Date: m.InternalDate, Raw: raw})
+			return nil
+		})
+		status, err := c.Execute(&commands.Fetch{SeqSet: seq, Items: items}, h)
+		if err == nil {
+			err = status.Err()
 		}
-		if err := <-done; err != nil {
+		if err != nil {
 			t.Fatalf("fetch %q: %v", f.Name, err)
 		}
 	}

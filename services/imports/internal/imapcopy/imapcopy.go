@@ -107,9 +107,3 @@ type Job struct {
 	// watchers).
 	Progress func(Progress)
 }
-
-// Run copies until done or ctx is cancelled (cancel = stop cleanly after
-// the current batch; the checkpoint stays).
-func Run(ctx context.Context, j Job) (Progress, error) {
-	return Progress{}, errors.New("imapcopy: Run is not implemented yet")
-}
