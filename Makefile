@@ -21,7 +21,7 @@ export MAILPLANE_TEST_DATABASE_URL
 MODULES := proto services gateway
 PKGS = $(shell go list -f '{{.Dir}}/...' -m)
 
-.PHONY: help run test unit lint generate check-generated tools build bench tidy
+.PHONY: help run test unit lint generate check-generated tools build bench tidy swagger-ui
 
 help:
 	@echo "make run        run every service, NATS, PostgreSQL and the REST edge (:8080)"
@@ -77,6 +77,24 @@ tidy:
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy); done
 	go work sync
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy); done
+
+# The API reference page's Swagger UI (gateway/internal/apidocs/README.md):
+# fetched from npm once, checked against the integrity npm publishes, and
+# committed, so that building and testing never need the network.
+SWAGGER_UI_VERSION ?= 5.36.0
+swagger-ui:
+	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	meta=$$(curl -fsS https://registry.npmjs.org/swagger-ui-dist/$(SWAGGER_UI_VERSION)); \
+	url=$$(printf '%s' "$$meta" | python3 -c 'import json,sys; print(json.load(sys.stdin)["dist"]["tarball"])'); \
+	want=$$(printf '%s' "$$meta" | python3 -c 'import json,sys; print(json.load(sys.stdin)["dist"]["integrity"])'); \
+	curl -fsS -o "$$tmp/ui.tgz" "$$url"; \
+	got="sha512-$$(openssl dgst -sha512 -binary "$$tmp/ui.tgz" | base64 -w0)"; \
+	[ "$$got" = "$$want" ] || { echo "swagger-ui-dist $(SWAGGER_UI_VERSION): integrity $$got, npm says $$want" >&2; exit 1; }; \
+	tar -xzf "$$tmp/ui.tgz" -C "$$tmp"; \
+	d=gateway/internal/apidocs; \
+	for f in swagger-ui-bundle.js swagger-ui.css; do gzip -9 -n -c "$$tmp/package/$$f" > "$$d/assets/$$f.gz"; done; \
+	cp "$$tmp/package/LICENSE" "$$d/LICENSE.swagger-ui"; cp "$$tmp/package/NOTICE" "$$d/NOTICE.swagger-ui"; \
+	echo "swagger-ui-dist $(SWAGGER_UI_VERSION) ($$got): set Version in $$d/apidocs.go and its README"
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./services/accounts/...

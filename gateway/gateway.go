@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/mailplane/mailplane/gateway/internal/apidocs"
 	"github.com/mailplane/mailplane/gateway/internal/openapi"
 )
 
@@ -208,6 +209,15 @@ func newMux(ctx context.Context, backends []backend, trusted []netip.Prefix, log
 		{"/healthz", healthz},
 		{"/readyz", readyz(backends, log)},
 		{"/openapi.json", serveOpenAPI},
+		// The reference page for frontend teams, rendering /openapi.json.
+		{"/docs", apidocs.Page},
+		{"/docs/init.js", apidocs.Init},
+	}
+	for _, name := range apidocs.Names() {
+		own = append(own, struct {
+			path string
+			h    http.HandlerFunc
+		}{"/docs/" + name, func(w http.ResponseWriter, r *http.Request) { apidocs.Asset(w, r, name) }})
 	}
 	for _, o := range own {
 		if err := mux.HandlePath(http.MethodGet, o.path, func(w http.ResponseWriter, r *http.Request, _ map[string]string) {

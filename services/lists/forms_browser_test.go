@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,24 +17,9 @@ import (
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
 	"github.com/mailplane/mailplane/services/lists"
 	"github.com/mailplane/mailplane/services/platform/auth"
+	"github.com/mailplane/mailplane/services/platform/browsertest"
 	"github.com/mailplane/mailplane/services/platform/servicetest"
 )
-
-// chromium returns the path of Debian's chromium. Without it the test
-// skips, except in CI, where it must run.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed, and CI must run the browser test: apt-get install chromium (.ci/run does)")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium): the browser test is skipped outside CI")
-	return ""
-}
 
 // TestFormsInChromium: the generated subscribe form, pasted on a page of
 // another origin than the edge's, is filled and submitted in headless
@@ -48,7 +31,7 @@ func chromium(t *testing.T) string {
 // list allows the site's origin, and no longer once it does not. A
 // one-click link opened in the browser unsubscribes only by its button.
 func TestFormsInChromium(t *testing.T) {
-	chrome := chromium(t)
+	browser := browsertest.New(t)
 	e := startForms(t)
 	if _, err := e.lists.UpdateList(e.admin, &listsv1.UpdateListRequest{List: &listsv1.List{Name: e.list.GetName(),
 		SubscriptionPolicy: listsv1.SubscriptionPolicy_SUBSCRIPTION_POLICY_CONFIRM}}); err != nil {
@@ -99,17 +82,6 @@ func TestFormsInChromium(t *testing.T) {
 	formHTML = forms.GetSubscribeHtml()
 	if !strings.Contains(formHTML, `action="`+edgeURL+`/forms/team@example.test/subscribe"`) {
 		t.Fatalf("the form does not post to the edge:\n%s", formHTML)
-	}
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.Flag("disable-dev-shm-usage", true))
-	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
-	defer cancel()
-	browser, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first run starts the browser, which lives as long as its
-	// context: no timeout on it; each step below has one.
-	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
 	}
 
 	const email, name, website = chromedp.CSS("#mailplane-team-subscribe-email"), chromedp.CSS("#mailplane-team-subscribe-name"), chromedp.CSS("#mailplane-team-subscribe-website")
