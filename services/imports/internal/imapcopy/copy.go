@@ -33,11 +33,11 @@ const (
 // Run copies until done or ctx is cancelled (cancel = stop cleanly after
 // the current batch; the checkpoint stays).
 func Run(ctx context.Context, j Job) (Progress, error) {
-	return runWith(ctx, j, limits{batchBytes: batchBytes, batchMessages: batchMessages})
+	return runWith(ctx, j, limits{batchBytes: batchBytes, batchMessages: batchMessages, maxMessage: MaxMessageBytes})
 }
 
 // limits are the batches' bounds; tests make them small.
-type limits struct{ batchBytes, batchMessages int }
+type limits struct{ batchBytes, batchMessages, maxMessage int }
 
 func runWith(ctx context.Context, j Job, l limits) (Progress, error) {
 	if n := len(j.Sources); n < 1 || n > 2 {
@@ -309,8 +309,8 @@ func fetchBatches(c *client.Client, todo []message, l limits, out chan<- batch, 
 		set := new(imap.SeqSet)
 		for n < len(todo) && n < l.batchMessages {
 			m := todo[n]
-			if m.size > MaxMessageBytes {
-				tooLarge = append(tooLarge, &fetched{uid: m.uid, failed: fmt.Sprintf("larger than %d MiB (%d bytes)", MaxMessageBytes>>20, m.size)})
+			if int(m.size) > l.maxMessage {
+				tooLarge = append(tooLarge, &fetched{uid: m.uid, failed: fmt.Sprintf("larger than %d MiB (%d bytes)", l.maxMessage>>20, m.size)})
 				n++
 				continue
 			}
@@ -379,22 +379,22 @@ func (r *run) appendBatch(msgs []*fetched, dest string) ([]*fetched, error) {
 	if len(todo) > 0 {
 		ok := false
 		if r.multiAppend && len(todo) > 1 {
-			st, err := r.dst.Execute(&appendCmd{mailbox: dest, msgs: todo}, nil)
+			refusal, err := r.append(dest, todo)
 			if err != nil {
 				return nil, err
 			}
-			ok = st.Type == imap.StatusRespOk
+			ok = refusal == ""
 		}
 		if !ok {
 			// One by one: a refused message (too large, a quota) does not
 			// keep the others out; MULTIAPPEND is all or nothing.
 			for _, m := range todo {
-				st, err := r.dst.Execute(&appendCmd{mailbox: dest, msgs: []*fetched{m}}, nil)
+				refusal, err := r.append(dest, []*fetched{m})
 				if err != nil {
 					return nil, err
 				}
-				if st.Type != imap.StatusRespOk {
-					m.failed = "the destination refused it: " + st.Info
+				if refusal != "" {
+					m.failed = "the destination refused it: " + refusal
 					r.index.remove(ids[m])
 					failed = append(failed, m)
 				}
@@ -409,6 +409,24 @@ func (r *run) appendBatch(msgs []*fetched, dest string) ([]*fetched, error) {
 	}
 	r.p.MessagesFailed += int64(len(failed))
 	return failed, nil
+}
+
+// append appends msgs to dest in one command and returns the
+// destination's refusal, if it refused them.
+func (r *run) append(dest string, msgs []*fetched) (refusal string, err error) {
+	st, err := r.dst.Execute(&appendCmd{mailbox: dest, msgs: msgs}, nil)
+	switch {
+	case err != nil && strings.Contains(err.Error(), "no continuation request received"):
+		// The server refused a literal's size before it was sent
+		// (Dovecot: "NO [LIMIT] Mail size is too large"); go-imap drops
+		// the answer and says only this. The connection is still in step.
+		return "too large for it, or over its quota", nil
+	case err != nil:
+		return "", err
+	case st.Type != imap.StatusRespOk:
+		return st.Info, nil
+	}
+	return "", nil
 }
 
 // appendCmd is APPEND with one message or more (MULTIAPPEND, RFC 3502),

@@ -3,7 +3,6 @@ package imapcopy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os/exec"
 	"sort"
@@ -95,7 +94,9 @@ func msg(id, subject, body string, extra ...string) []byte {
 	return []byte(b.String())
 }
 
-func newWorld(t *testing.T) *world {
+// newWorld starts and seeds the world; dstConf is added to the
+// destination's configuration.
+func newWorld(t *testing.T, dstConf string) *world {
 	t.Helper()
 	w := &world{src: dovecottest.New(t), dst: dovecottest.New(t)}
 	w.src.Start(t, w.src.StoreConf(t, dovecottest.Store{
@@ -110,7 +111,7 @@ func newWorld(t *testing.T) *world {
 		Master:         "mailplane-imports",
 		MasterPassword: "master secret",
 		SpecialUse:     map[string]string{"Sent": `\Sent`, "Drafts": `\Drafts`, "Trash": `\Trash`, "Junk": `\Junk`, "Archive": `\Archive`},
-	}))
+	})+dstConf)
 
 	date := func(s string) time.Time {
 		d, err := time.Parse(time.RFC3339, s)
@@ -237,7 +238,7 @@ func sortMessages(ms []dovecottest.Message) {
 // TestRun copies two sources into a destination, then again: the second
 // run copies nothing. The sources are unchanged.
 func TestRun(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, "")
 	before := w.src.Messages(t, anna, secret)
 	cp := &memCheckpoints{}
 	w.job.Checkpoints = cp
@@ -283,7 +284,7 @@ func TestRun(t *testing.T) {
 // a checkpoint after a batch was appended (a crash). The resumed job ends
 // with an exact copy.
 func TestResume(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, "")
 	cp := &memCheckpoints{}
 	w.job.Checkpoints = cp
 	l := limits{batchBytes: 1 << 20, batchMessages: 3}
@@ -322,7 +323,7 @@ func TestResume(t *testing.T) {
 // TestUIDValidity: a source folder whose UIDVALIDITY changed between two
 // runs is read again; nothing is copied twice, a new message is.
 func TestUIDValidity(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, "")
 	cp := &memCheckpoints{}
 	w.job.Checkpoints = cp
 	if _, err := Run(context.Background(), w.job); err != nil {
@@ -349,9 +350,39 @@ func TestUIDValidity(t *testing.T) {
 	}
 }
 
-// TestRefused: a message the destination refuses is a Failure, the others
-// are copied.
+// TestRefused: a message the destination refuses, or too large to copy,
+// is a Failure with the reason; the others are copied.
 func TestRefused(t *testing.T) {
-	t.Skip("TODO")
-	_ = fmt.Sprint
+	w := newWorld(t, `
+mail_plugins = $mail_plugins quota
+plugin {
+  quota = maildir:User quota
+  quota_max_mail_size = 1M
+}
+`)
+	cp := &memCheckpoints{}
+	w.job.Checkpoints = cp
+	p, err := runWith(context.Background(), w.job, limits{batchBytes: 1 << 20, batchMessages: 50, maxMessage: 4 << 20})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if p.MessagesFailed != 1 || p.MessagesCopied != w.wantCopied-1 {
+		t.Errorf("progress %+v, want 1 failed, %d copied", p, w.wantCopied-1)
+	}
+	if len(cp.failures) != 1 || cp.failures[0].Subject != "a large one" || cp.failures[0].Folder != "INBOX" || cp.failures[0].Source != 0 ||
+		!strings.Contains(cp.failures[0].Reason, "the destination refused it: too large for it") {
+		t.Errorf("failures %+v, want the large one refused by the destination", cp.failures)
+	}
+
+	// Larger than the engine copies: refused before it is fetched.
+	cp = &memCheckpoints{}
+	w.job.Checkpoints = cp
+	w.job.Destination = account(w.dst, dest+"*mailplane-imports", "master secret")
+	p, err = runWith(context.Background(), Job{Sources: w.job.Sources[:1], Destination: w.job.Destination, Checkpoints: cp}, limits{batchBytes: 1 << 20, batchMessages: 50, maxMessage: 1 << 20})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(cp.failures) != 1 || cp.failures[0].UID == 0 || !strings.Contains(cp.failures[0].Reason, "larger than 1 MiB") {
+		t.Errorf("failures %+v, want the large one too large", cp.failures)
+	}
 }
