@@ -74,6 +74,7 @@ var apis = []api{
 		handlers: []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 			filtersv1.RegisterRuleServiceHandler,
 			filtersv1.RegisterFilterSettingsServiceHandler,
+			filtersv1.RegisterFilterRunServiceHandler,
 		},
 	},
 }

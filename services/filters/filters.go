@@ -17,6 +17,7 @@ import (
 	internal "github.com/mailplane/mailplane/services/filters/internal"
 	"github.com/mailplane/mailplane/services/filters/internal/install"
 	"github.com/mailplane/mailplane/services/filters/internal/migrations"
+	"github.com/mailplane/mailplane/services/filters/internal/runnow"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/events"
@@ -49,6 +50,10 @@ type Config struct {
 	// ManageSieve address and the two master users (install.Installer);
 	// an empty Addr: none (changes stay pending).
 	ManageSieve ManageSieve
+	// IMAPAddr is Dovecot's IMAP host:port, where run-now and the Spam
+	// sweep log in as an address through ManageSieve.Personal (the same
+	// master user); empty: runs are refused.
+	IMAPAddr string
 	// Compiler and Installer compile and install an address's scripts;
 	// nil: the rule compiler and ManageSieve (tests give fakes).
 	Compiler  Compiler
@@ -83,6 +88,7 @@ func (c *Config) Register(l *config.Loader) {
 	l.String(&c.ManageSieve.Addr, "managesieve-addr", "", "Dovecot's ManageSieve host:port the scripts are installed through (filters); empty: changes are kept, not installed")
 	l.String(&c.ManageSieve.Personal.User, "managesieve-master-user", "", "Dovecot master user whose sessions see an address's own Sieve storage (filters)")
 	l.String(&c.ManageSieve.Personal.Password, "managesieve-master-password", "", "its password (filters)")
+	l.String(&c.IMAPAddr, "imap-addr", "", "Dovecot's IMAP host:port for run-now and the Spam sweep, as managesieve-master-user (filters); empty: no runs")
 	l.String(&c.ManageSieve.Platform.User, "managesieve-platform-user", "", "Dovecot master user whose sessions see the platform's Sieve storage (filters)")
 	l.String(&c.ManageSieve.Platform.Password, "managesieve-platform-password", "", "its password (filters)")
 }
@@ -96,6 +102,11 @@ func (c *Config) Validate() []error {
 		config.Check(&errs, err == nil, "managesieve-addr", "want host:port, got %q", m.Addr)
 		config.Check(&errs, m.Personal.User != "" && m.Personal.Password != "", "managesieve-master-user", "a master user and its password are needed with managesieve-addr")
 		config.Check(&errs, m.Platform.User != "" && m.Platform.Password != "", "managesieve-platform-user", "a platform user and its password are needed with managesieve-addr")
+	}
+	if c.IMAPAddr != "" {
+		_, _, err := net.SplitHostPort(c.IMAPAddr)
+		config.Check(&errs, err == nil, "imap-addr", "want host:port, got %q", c.IMAPAddr)
+		config.Check(&errs, c.ManageSieve.Personal.User != "" && c.ManageSieve.Personal.Password != "", "managesieve-master-user", "a master user and its password are needed with imap-addr")
 	}
 	return errs
 }
@@ -192,13 +203,14 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 		c.Installer = internal.ManageSieve{In: &in}
 	}
 	s.SetInstaller(c.Compiler, c.Installer)
+	s.SetIMAP(internal.IMAP{Addr: c.IMAPAddr, Master: runnow.Login(c.ManageSieve.Personal)})
 	inserter, err := jobs.New(pool, jobs.Config{Schema: Schema, Log: log})
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
 	s.SetJobs(inserter)
-	for _, desc := range []*grpc.ServiceDesc{&filtersv1.RuleService_ServiceDesc, &filtersv1.FilterSettingsService_ServiceDesc} {
+	for _, desc := range []*grpc.ServiceDesc{&filtersv1.RuleService_ServiceDesc, &filtersv1.FilterSettingsService_ServiceDesc, &filtersv1.FilterRunService_ServiceDesc} {
 		srv.RegisterService(s.AuditRefusals(desc), s)
 	}
 	return &Service{server: s, pool: pool, log: log, conn: conn}, nil

@@ -27,6 +27,7 @@ const roleTTL = 5 * time.Second
 type Server struct {
 	filtersv1.UnimplementedRuleServiceServer
 	filtersv1.UnimplementedFilterSettingsServiceServer
+	filtersv1.UnimplementedFilterRunServiceServer
 
 	pool  *pgxpool.Pool
 	roles *access.Roles
@@ -38,6 +39,8 @@ type Server struct {
 	compile Compiler
 	// maxRules caps an address's rules.
 	maxRules int
+	// imap reaches the mail store for run-now and the Spam sweep.
+	imap IMAP
 }
 
 // NewServer returns a server over pool, asking roles of src.
@@ -63,6 +66,7 @@ func (s *Server) SetMaxRules(n int) {
 func (s *Server) Workers() *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, &installWorker{s: s})
+	river.AddWorker(w, &runWorker{s: s})
 	return w
 }
 

@@ -288,6 +288,67 @@ func (ActionKind) EnumDescriptor() ([]byte, []int) {
 	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{3}
 }
 
+// FilterRunState is where a run stands.
+type FilterRunState int32
+
+const (
+	// Not set.
+	FilterRunState_FILTER_RUN_STATE_UNSPECIFIED FilterRunState = 0
+	// Queued or working.
+	FilterRunState_FILTER_RUN_STATE_RUNNING FilterRunState = 1
+	// Every message of the folders was seen.
+	FilterRunState_FILTER_RUN_STATE_SUCCEEDED FilterRunState = 2
+	// Stopped by an error; error says why. Messages changed stay changed.
+	FilterRunState_FILTER_RUN_STATE_FAILED FilterRunState = 3
+	// Stopped by CancelFilterRun. Messages changed stay changed.
+	FilterRunState_FILTER_RUN_STATE_CANCELLED FilterRunState = 4
+)
+
+// Enum value maps for FilterRunState.
+var (
+	FilterRunState_name = map[int32]string{
+		0: "FILTER_RUN_STATE_UNSPECIFIED",
+		1: "FILTER_RUN_STATE_RUNNING",
+		2: "FILTER_RUN_STATE_SUCCEEDED",
+		3: "FILTER_RUN_STATE_FAILED",
+		4: "FILTER_RUN_STATE_CANCELLED",
+	}
+	FilterRunState_value = map[string]int32{
+		"FILTER_RUN_STATE_UNSPECIFIED": 0,
+		"FILTER_RUN_STATE_RUNNING":     1,
+		"FILTER_RUN_STATE_SUCCEEDED":   2,
+		"FILTER_RUN_STATE_FAILED":      3,
+		"FILTER_RUN_STATE_CANCELLED":   4,
+	}
+)
+
+func (x FilterRunState) Enum() *FilterRunState {
+	p := new(FilterRunState)
+	*p = x
+	return p
+}
+
+func (x FilterRunState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FilterRunState) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailplane_filters_v1_filters_proto_enumTypes[4].Descriptor()
+}
+
+func (FilterRunState) Type() protoreflect.EnumType {
+	return &file_mailplane_filters_v1_filters_proto_enumTypes[4]
+}
+
+func (x FilterRunState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FilterRunState.Descriptor instead.
+func (FilterRunState) EnumDescriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{4}
+}
+
 // Rule is one of an address's rules: when its conditions match a
 // message, its actions run.
 type Rule struct {
@@ -1920,6 +1981,824 @@ func (x *ImportSendersResponse) GetFilterSettings() *FilterSettings {
 	return nil
 }
 
+// FilterRun is one application of rules to stored mail.
+type FilterRun struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// organizations/{organization}/mailServices/{mail_service}/addresses/{address}/filterRuns/{run}.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The rule to apply (its resource name), even a disabled one; empty:
+	// every enabled rule, in order.
+	Rule string `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The folder to go through, "/" between levels; empty: INBOX.
+	Folder string `protobuf:"bytes,3,opt,name=folder,proto3" json:"folder,omitempty"`
+	// Go through the folders under it too.
+	IncludeSubfolders bool `protobuf:"varint,4,opt,name=include_subfolders,json=includeSubfolders,proto3" json:"include_subfolders,omitempty"`
+	// Change nothing: list what would happen (ListFilterRunEntries).
+	DryRun bool `protobuf:"varint,5,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Where it stands. Output only.
+	State FilterRunState `protobuf:"varint,6,opt,name=state,proto3,enum=mailplane.filters.v1.FilterRunState" json:"state,omitempty"`
+	// Folders to go through, counted when the run starts. Output only.
+	FoldersTotal int32 `protobuf:"varint,7,opt,name=folders_total,json=foldersTotal,proto3" json:"folders_total,omitempty"`
+	// Folders gone through. Output only.
+	FoldersDone int32 `protobuf:"varint,8,opt,name=folders_done,json=foldersDone,proto3" json:"folders_done,omitempty"`
+	// Messages in the folders when the run started. Output only.
+	MessagesTotal int64 `protobuf:"varint,9,opt,name=messages_total,json=messagesTotal,proto3" json:"messages_total,omitempty"`
+	// Messages looked at so far. Output only.
+	MessagesDone int64 `protobuf:"varint,10,opt,name=messages_done,json=messagesDone,proto3" json:"messages_done,omitempty"`
+	// Messages the rules act on (or would). Output only.
+	MessagesMatched int64 `protobuf:"varint,11,opt,name=messages_matched,json=messagesMatched,proto3" json:"messages_matched,omitempty"`
+	// Messages changed (moved, copied, flagged or deleted). Output only.
+	MessagesChanged int64 `protobuf:"varint,12,opt,name=messages_changed,json=messagesChanged,proto3" json:"messages_changed,omitempty"`
+	// Messages that could not be read (unparsable, over 64 MiB): left as
+	// they are. Output only.
+	MessagesFailed int64 `protobuf:"varint,13,opt,name=messages_failed,json=messagesFailed,proto3" json:"messages_failed,omitempty"`
+	// Entries a dry run stored (at most 10,000). Output only.
+	EntryCount int32 `protobuf:"varint,14,opt,name=entry_count,json=entryCount,proto3" json:"entry_count,omitempty"`
+	// The dry run found more than 10,000 messages to act on; only the
+	// first 10,000 are listed. Output only.
+	EntriesTruncated bool `protobuf:"varint,15,opt,name=entries_truncated,json=entriesTruncated,proto3" json:"entries_truncated,omitempty"`
+	// Why it failed; empty unless FAILED. Output only.
+	Error string `protobuf:"bytes,16,opt,name=error,proto3" json:"error,omitempty"`
+	// When it was started. Output only.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it ended; unset while RUNNING. Output only.
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilterRun) Reset() {
+	*x = FilterRun{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilterRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilterRun) ProtoMessage() {}
+
+func (x *FilterRun) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilterRun.ProtoReflect.Descriptor instead.
+func (*FilterRun) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *FilterRun) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FilterRun) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *FilterRun) GetFolder() string {
+	if x != nil {
+		return x.Folder
+	}
+	return ""
+}
+
+func (x *FilterRun) GetIncludeSubfolders() bool {
+	if x != nil {
+		return x.IncludeSubfolders
+	}
+	return false
+}
+
+func (x *FilterRun) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *FilterRun) GetState() FilterRunState {
+	if x != nil {
+		return x.State
+	}
+	return FilterRunState_FILTER_RUN_STATE_UNSPECIFIED
+}
+
+func (x *FilterRun) GetFoldersTotal() int32 {
+	if x != nil {
+		return x.FoldersTotal
+	}
+	return 0
+}
+
+func (x *FilterRun) GetFoldersDone() int32 {
+	if x != nil {
+		return x.FoldersDone
+	}
+	return 0
+}
+
+func (x *FilterRun) GetMessagesTotal() int64 {
+	if x != nil {
+		return x.MessagesTotal
+	}
+	return 0
+}
+
+func (x *FilterRun) GetMessagesDone() int64 {
+	if x != nil {
+		return x.MessagesDone
+	}
+	return 0
+}
+
+func (x *FilterRun) GetMessagesMatched() int64 {
+	if x != nil {
+		return x.MessagesMatched
+	}
+	return 0
+}
+
+func (x *FilterRun) GetMessagesChanged() int64 {
+	if x != nil {
+		return x.MessagesChanged
+	}
+	return 0
+}
+
+func (x *FilterRun) GetMessagesFailed() int64 {
+	if x != nil {
+		return x.MessagesFailed
+	}
+	return 0
+}
+
+func (x *FilterRun) GetEntryCount() int32 {
+	if x != nil {
+		return x.EntryCount
+	}
+	return 0
+}
+
+func (x *FilterRun) GetEntriesTruncated() bool {
+	if x != nil {
+		return x.EntriesTruncated
+	}
+	return false
+}
+
+func (x *FilterRun) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *FilterRun) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *FilterRun) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+// FilterRunEntry is what the rules do (or would do) to one message.
+type FilterRunEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The folder the message is in.
+	Folder string `protobuf:"bytes,1,opt,name=folder,proto3" json:"folder,omitempty"`
+	// Its IMAP UID in that folder.
+	Uid uint32 `protobuf:"varint,2,opt,name=uid,proto3" json:"uid,omitempty"`
+	// Its Message-ID header.
+	MessageId string `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// Its From header.
+	From string `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
+	// Its Subject, decoded.
+	Subject string `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
+	// What happens, in order: `add flags \Seen`, `move to "Work"`, `copy
+	// to "Lists"`, `delete (expunged, ...)`; a forward or reject says it is
+	// not applied to stored mail.
+	Actions       []string `protobuf:"bytes,6,rep,name=actions,proto3" json:"actions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilterRunEntry) Reset() {
+	*x = FilterRunEntry{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilterRunEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilterRunEntry) ProtoMessage() {}
+
+func (x *FilterRunEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilterRunEntry.ProtoReflect.Descriptor instead.
+func (*FilterRunEntry) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *FilterRunEntry) GetFolder() string {
+	if x != nil {
+		return x.Folder
+	}
+	return ""
+}
+
+func (x *FilterRunEntry) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *FilterRunEntry) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *FilterRunEntry) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *FilterRunEntry) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *FilterRunEntry) GetActions() []string {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+// CreateFilterRunRequest starts a run.
+type CreateFilterRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address: organizations/{organization}/mailServices/{mail_service}/addresses/{address}.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// What to run: rule, folder, include_subfolders, dry_run. Required.
+	FilterRun     *FilterRun `protobuf:"bytes,2,opt,name=filter_run,json=filterRun,proto3" json:"filter_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFilterRunRequest) Reset() {
+	*x = CreateFilterRunRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFilterRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFilterRunRequest) ProtoMessage() {}
+
+func (x *CreateFilterRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFilterRunRequest.ProtoReflect.Descriptor instead.
+func (*CreateFilterRunRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CreateFilterRunRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *CreateFilterRunRequest) GetFilterRun() *FilterRun {
+	if x != nil {
+		return x.FilterRun
+	}
+	return nil
+}
+
+// CreateFilterRunResponse is the run, started.
+type CreateFilterRunResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run.
+	FilterRun     *FilterRun `protobuf:"bytes,1,opt,name=filter_run,json=filterRun,proto3" json:"filter_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFilterRunResponse) Reset() {
+	*x = CreateFilterRunResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFilterRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFilterRunResponse) ProtoMessage() {}
+
+func (x *CreateFilterRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFilterRunResponse.ProtoReflect.Descriptor instead.
+func (*CreateFilterRunResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CreateFilterRunResponse) GetFilterRun() *FilterRun {
+	if x != nil {
+		return x.FilterRun
+	}
+	return nil
+}
+
+// GetFilterRunRequest names a run.
+type GetFilterRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run's name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFilterRunRequest) Reset() {
+	*x = GetFilterRunRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFilterRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFilterRunRequest) ProtoMessage() {}
+
+func (x *GetFilterRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFilterRunRequest.ProtoReflect.Descriptor instead.
+func (*GetFilterRunRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetFilterRunRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetFilterRunResponse is the run.
+type GetFilterRunResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run.
+	FilterRun     *FilterRun `protobuf:"bytes,1,opt,name=filter_run,json=filterRun,proto3" json:"filter_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFilterRunResponse) Reset() {
+	*x = GetFilterRunResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFilterRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFilterRunResponse) ProtoMessage() {}
+
+func (x *GetFilterRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFilterRunResponse.ProtoReflect.Descriptor instead.
+func (*GetFilterRunResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetFilterRunResponse) GetFilterRun() *FilterRun {
+	if x != nil {
+		return x.FilterRun
+	}
+	return nil
+}
+
+// ListFilterRunsRequest asks for an address's runs.
+type ListFilterRunsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// At most this many (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFilterRunsRequest) Reset() {
+	*x = ListFilterRunsRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFilterRunsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFilterRunsRequest) ProtoMessage() {}
+
+func (x *ListFilterRunsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFilterRunsRequest.ProtoReflect.Descriptor instead.
+func (*ListFilterRunsRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListFilterRunsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListFilterRunsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListFilterRunsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListFilterRunsResponse is a page of runs, newest first.
+type ListFilterRunsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The runs.
+	FilterRuns []*FilterRun `protobuf:"bytes,1,rep,name=filter_runs,json=filterRuns,proto3" json:"filter_runs,omitempty"`
+	// The next page's token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFilterRunsResponse) Reset() {
+	*x = ListFilterRunsResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFilterRunsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFilterRunsResponse) ProtoMessage() {}
+
+func (x *ListFilterRunsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFilterRunsResponse.ProtoReflect.Descriptor instead.
+func (*ListFilterRunsResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListFilterRunsResponse) GetFilterRuns() []*FilterRun {
+	if x != nil {
+		return x.FilterRuns
+	}
+	return nil
+}
+
+func (x *ListFilterRunsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// CancelFilterRunRequest names a run.
+type CancelFilterRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run's name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelFilterRunRequest) Reset() {
+	*x = CancelFilterRunRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelFilterRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelFilterRunRequest) ProtoMessage() {}
+
+func (x *CancelFilterRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelFilterRunRequest.ProtoReflect.Descriptor instead.
+func (*CancelFilterRunRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CancelFilterRunRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// CancelFilterRunResponse is the run, cancelled.
+type CancelFilterRunResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run.
+	FilterRun     *FilterRun `protobuf:"bytes,1,opt,name=filter_run,json=filterRun,proto3" json:"filter_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelFilterRunResponse) Reset() {
+	*x = CancelFilterRunResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelFilterRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelFilterRunResponse) ProtoMessage() {}
+
+func (x *CancelFilterRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelFilterRunResponse.ProtoReflect.Descriptor instead.
+func (*CancelFilterRunResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *CancelFilterRunResponse) GetFilterRun() *FilterRun {
+	if x != nil {
+		return x.FilterRun
+	}
+	return nil
+}
+
+// ListFilterRunEntriesRequest asks for a dry run's entries.
+type ListFilterRunEntriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run's name.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// At most this many (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFilterRunEntriesRequest) Reset() {
+	*x = ListFilterRunEntriesRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFilterRunEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFilterRunEntriesRequest) ProtoMessage() {}
+
+func (x *ListFilterRunEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFilterRunEntriesRequest.ProtoReflect.Descriptor instead.
+func (*ListFilterRunEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListFilterRunEntriesRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListFilterRunEntriesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListFilterRunEntriesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListFilterRunEntriesResponse is a page of entries.
+type ListFilterRunEntriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries, in the order the run met the messages.
+	Entries []*FilterRunEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The next page's token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFilterRunEntriesResponse) Reset() {
+	*x = ListFilterRunEntriesResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFilterRunEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFilterRunEntriesResponse) ProtoMessage() {}
+
+func (x *ListFilterRunEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFilterRunEntriesResponse.ProtoReflect.Descriptor instead.
+func (*ListFilterRunEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListFilterRunEntriesResponse) GetEntries() []*FilterRunEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListFilterRunEntriesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_mailplane_filters_v1_filters_proto protoreflect.FileDescriptor
 
 const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
@@ -2034,7 +2913,71 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\xca\xf3\x18\x06 \x80\x80@8\x01R\x03csv\x12\x18\n" +
 	"\areplace\x18\x03 \x01(\bR\areplace\"f\n" +
 	"\x15ImportSendersResponse\x12M\n" +
-	"\x0ffilter_settings\x18\x01 \x01(\v2$.mailplane.filters.v1.FilterSettingsR\x0efilterSettings*<\n" +
+	"\x0ffilter_settings\x18\x01 \x01(\v2$.mailplane.filters.v1.FilterSettingsR\x0efilterSettings\"\xcc\x05\n" +
+	"\tFilterRun\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\x04rule\x18\x02 \x01(\tB\a\xca\xf3\x18\x03 \xac\x02R\x04rule\x12\x1f\n" +
+	"\x06folder\x18\x03 \x01(\tB\a\xca\xf3\x18\x03\x18\xff\x01R\x06folder\x12-\n" +
+	"\x12include_subfolders\x18\x04 \x01(\bR\x11includeSubfolders\x12\x17\n" +
+	"\adry_run\x18\x05 \x01(\bR\x06dryRun\x12:\n" +
+	"\x05state\x18\x06 \x01(\x0e2$.mailplane.filters.v1.FilterRunStateR\x05state\x12#\n" +
+	"\rfolders_total\x18\a \x01(\x05R\ffoldersTotal\x12!\n" +
+	"\ffolders_done\x18\b \x01(\x05R\vfoldersDone\x12%\n" +
+	"\x0emessages_total\x18\t \x01(\x03R\rmessagesTotal\x12#\n" +
+	"\rmessages_done\x18\n" +
+	" \x01(\x03R\fmessagesDone\x12)\n" +
+	"\x10messages_matched\x18\v \x01(\x03R\x0fmessagesMatched\x12)\n" +
+	"\x10messages_changed\x18\f \x01(\x03R\x0fmessagesChanged\x12'\n" +
+	"\x0fmessages_failed\x18\r \x01(\x03R\x0emessagesFailed\x12\x1f\n" +
+	"\ventry_count\x18\x0e \x01(\x05R\n" +
+	"entryCount\x12+\n" +
+	"\x11entries_truncated\x18\x0f \x01(\bR\x10entriesTruncated\x12\x14\n" +
+	"\x05error\x18\x10 \x01(\tR\x05error\x12;\n" +
+	"\vcreate_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x125\n" +
+	"\bend_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xa1\x01\n" +
+	"\x0eFilterRunEntry\x12\x16\n" +
+	"\x06folder\x18\x01 \x01(\tR\x06folder\x12\x10\n" +
+	"\x03uid\x18\x02 \x01(\rR\x03uid\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x03 \x01(\tR\tmessageId\x12\x12\n" +
+	"\x04from\x18\x04 \x01(\tR\x04from\x12\x18\n" +
+	"\asubject\x18\x05 \x01(\tR\asubject\x12\x18\n" +
+	"\aactions\x18\x06 \x03(\tR\aactions\"x\n" +
+	"\x16CreateFilterRunRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12F\n" +
+	"\n" +
+	"filter_run\x18\x02 \x01(\v2\x1f.mailplane.filters.v1.FilterRunB\x06\xca\xf3\x18\x02\b\x01R\tfilterRun\"Y\n" +
+	"\x17CreateFilterRunResponse\x12>\n" +
+	"\n" +
+	"filter_run\x18\x01 \x01(\v2\x1f.mailplane.filters.v1.FilterRunR\tfilterRun\")\n" +
+	"\x13GetFilterRunRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"V\n" +
+	"\x14GetFilterRunResponse\x12>\n" +
+	"\n" +
+	"filter_run\x18\x01 \x01(\v2\x1f.mailplane.filters.v1.FilterRunR\tfilterRun\"t\n" +
+	"\x15ListFilterRunsRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12&\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\a\xca\xf3\x18\x03 \x80\bR\tpageToken\"\x82\x01\n" +
+	"\x16ListFilterRunsResponse\x12@\n" +
+	"\vfilter_runs\x18\x01 \x03(\v2\x1f.mailplane.filters.v1.FilterRunR\n" +
+	"filterRuns\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n" +
+	"\x16CancelFilterRunRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"Y\n" +
+	"\x17CancelFilterRunResponse\x12>\n" +
+	"\n" +
+	"filter_run\x18\x01 \x01(\v2\x1f.mailplane.filters.v1.FilterRunR\tfilterRun\"z\n" +
+	"\x1bListFilterRunEntriesRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12&\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\a\xca\xf3\x18\x03 \x80\bR\tpageToken\"\x86\x01\n" +
+	"\x1cListFilterRunEntriesResponse\x12>\n" +
+	"\aentries\x18\x01 \x03(\v2$.mailplane.filters.v1.FilterRunEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*<\n" +
 	"\x05Match\x12\x15\n" +
 	"\x11MATCH_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tMATCH_ALL\x10\x01\x12\r\n" +
@@ -2066,7 +3009,13 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\x13ACTION_KIND_FORWARD\x10\x05\x12\x16\n" +
 	"\x12ACTION_KIND_REJECT\x10\x06\x12\x16\n" +
 	"\x12ACTION_KIND_DELETE\x10\a\x12\x14\n" +
-	"\x10ACTION_KIND_STOP\x10\b2\xa8\x05\n" +
+	"\x10ACTION_KIND_STOP\x10\b*\xad\x01\n" +
+	"\x0eFilterRunState\x12 \n" +
+	"\x1cFILTER_RUN_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18FILTER_RUN_STATE_RUNNING\x10\x01\x12\x1e\n" +
+	"\x1aFILTER_RUN_STATE_SUCCEEDED\x10\x02\x12\x1b\n" +
+	"\x17FILTER_RUN_STATE_FAILED\x10\x03\x12\x1e\n" +
+	"\x1aFILTER_RUN_STATE_CANCELLED\x10\x042\xa8\x05\n" +
 	"\vRuleService\x12_\n" +
 	"\n" +
 	"CreateRule\x12'.mailplane.filters.v1.CreateRuleRequest\x1a(.mailplane.filters.v1.CreateRuleResponse\x12V\n" +
@@ -2083,7 +3032,13 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\x14UpdateFilterSettings\x121.mailplane.filters.v1.UpdateFilterSettingsRequest\x1a2.mailplane.filters.v1.UpdateFilterSettingsResponse\x12\x8c\x01\n" +
 	"\x19BatchUpdateFilterSettings\x126.mailplane.filters.v1.BatchUpdateFilterSettingsRequest\x1a7.mailplane.filters.v1.BatchUpdateFilterSettingsResponse\x12h\n" +
 	"\rExportSenders\x12*.mailplane.filters.v1.ExportSendersRequest\x1a+.mailplane.filters.v1.ExportSendersResponse\x12h\n" +
-	"\rImportSenders\x12*.mailplane.filters.v1.ImportSendersRequest\x1a+.mailplane.filters.v1.ImportSendersResponseBEZCgithub.com/mailplane/mailplane/proto/mailplane/filters/v1;filtersv1b\x06proto3"
+	"\rImportSenders\x12*.mailplane.filters.v1.ImportSendersRequest\x1a+.mailplane.filters.v1.ImportSendersResponse2\xc5\x04\n" +
+	"\x10FilterRunService\x12n\n" +
+	"\x0fCreateFilterRun\x12,.mailplane.filters.v1.CreateFilterRunRequest\x1a-.mailplane.filters.v1.CreateFilterRunResponse\x12e\n" +
+	"\fGetFilterRun\x12).mailplane.filters.v1.GetFilterRunRequest\x1a*.mailplane.filters.v1.GetFilterRunResponse\x12k\n" +
+	"\x0eListFilterRuns\x12+.mailplane.filters.v1.ListFilterRunsRequest\x1a,.mailplane.filters.v1.ListFilterRunsResponse\x12n\n" +
+	"\x0fCancelFilterRun\x12,.mailplane.filters.v1.CancelFilterRunRequest\x1a-.mailplane.filters.v1.CancelFilterRunResponse\x12}\n" +
+	"\x14ListFilterRunEntries\x121.mailplane.filters.v1.ListFilterRunEntriesRequest\x1a2.mailplane.filters.v1.ListFilterRunEntriesResponseBEZCgithub.com/mailplane/mailplane/proto/mailplane/filters/v1;filtersv1b\x06proto3"
 
 var (
 	file_mailplane_filters_v1_filters_proto_rawDescOnce sync.Once
@@ -2097,97 +3052,129 @@ func file_mailplane_filters_v1_filters_proto_rawDescGZIP() []byte {
 	return file_mailplane_filters_v1_filters_proto_rawDescData
 }
 
-var file_mailplane_filters_v1_filters_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mailplane_filters_v1_filters_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_mailplane_filters_v1_filters_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_mailplane_filters_v1_filters_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_mailplane_filters_v1_filters_proto_goTypes = []any{
 	(Match)(0),                                // 0: mailplane.filters.v1.Match
 	(Field)(0),                                // 1: mailplane.filters.v1.Field
 	(Operator)(0),                             // 2: mailplane.filters.v1.Operator
 	(ActionKind)(0),                           // 3: mailplane.filters.v1.ActionKind
-	(*Rule)(nil),                              // 4: mailplane.filters.v1.Rule
-	(*Condition)(nil),                         // 5: mailplane.filters.v1.Condition
-	(*Action)(nil),                            // 6: mailplane.filters.v1.Action
-	(*CreateRuleRequest)(nil),                 // 7: mailplane.filters.v1.CreateRuleRequest
-	(*CreateRuleResponse)(nil),                // 8: mailplane.filters.v1.CreateRuleResponse
-	(*GetRuleRequest)(nil),                    // 9: mailplane.filters.v1.GetRuleRequest
-	(*GetRuleResponse)(nil),                   // 10: mailplane.filters.v1.GetRuleResponse
-	(*ListRulesRequest)(nil),                  // 11: mailplane.filters.v1.ListRulesRequest
-	(*ListRulesResponse)(nil),                 // 12: mailplane.filters.v1.ListRulesResponse
-	(*UpdateRuleRequest)(nil),                 // 13: mailplane.filters.v1.UpdateRuleRequest
-	(*UpdateRuleResponse)(nil),                // 14: mailplane.filters.v1.UpdateRuleResponse
-	(*MoveRuleRequest)(nil),                   // 15: mailplane.filters.v1.MoveRuleRequest
-	(*MoveRuleResponse)(nil),                  // 16: mailplane.filters.v1.MoveRuleResponse
-	(*ReorderRulesRequest)(nil),               // 17: mailplane.filters.v1.ReorderRulesRequest
-	(*ReorderRulesResponse)(nil),              // 18: mailplane.filters.v1.ReorderRulesResponse
-	(*DeleteRuleRequest)(nil),                 // 19: mailplane.filters.v1.DeleteRuleRequest
-	(*DeleteRuleResponse)(nil),                // 20: mailplane.filters.v1.DeleteRuleResponse
-	(*FilterSettings)(nil),                    // 21: mailplane.filters.v1.FilterSettings
-	(*GetFilterSettingsRequest)(nil),          // 22: mailplane.filters.v1.GetFilterSettingsRequest
-	(*GetFilterSettingsResponse)(nil),         // 23: mailplane.filters.v1.GetFilterSettingsResponse
-	(*UpdateFilterSettingsRequest)(nil),       // 24: mailplane.filters.v1.UpdateFilterSettingsRequest
-	(*UpdateFilterSettingsResponse)(nil),      // 25: mailplane.filters.v1.UpdateFilterSettingsResponse
-	(*BatchUpdateFilterSettingsRequest)(nil),  // 26: mailplane.filters.v1.BatchUpdateFilterSettingsRequest
-	(*BatchUpdateFilterSettingsResponse)(nil), // 27: mailplane.filters.v1.BatchUpdateFilterSettingsResponse
-	(*ExportSendersRequest)(nil),              // 28: mailplane.filters.v1.ExportSendersRequest
-	(*ExportSendersResponse)(nil),             // 29: mailplane.filters.v1.ExportSendersResponse
-	(*ImportSendersRequest)(nil),              // 30: mailplane.filters.v1.ImportSendersRequest
-	(*ImportSendersResponse)(nil),             // 31: mailplane.filters.v1.ImportSendersResponse
-	(*timestamppb.Timestamp)(nil),             // 32: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),             // 33: google.protobuf.FieldMask
+	(FilterRunState)(0),                       // 4: mailplane.filters.v1.FilterRunState
+	(*Rule)(nil),                              // 5: mailplane.filters.v1.Rule
+	(*Condition)(nil),                         // 6: mailplane.filters.v1.Condition
+	(*Action)(nil),                            // 7: mailplane.filters.v1.Action
+	(*CreateRuleRequest)(nil),                 // 8: mailplane.filters.v1.CreateRuleRequest
+	(*CreateRuleResponse)(nil),                // 9: mailplane.filters.v1.CreateRuleResponse
+	(*GetRuleRequest)(nil),                    // 10: mailplane.filters.v1.GetRuleRequest
+	(*GetRuleResponse)(nil),                   // 11: mailplane.filters.v1.GetRuleResponse
+	(*ListRulesRequest)(nil),                  // 12: mailplane.filters.v1.ListRulesRequest
+	(*ListRulesResponse)(nil),                 // 13: mailplane.filters.v1.ListRulesResponse
+	(*UpdateRuleRequest)(nil),                 // 14: mailplane.filters.v1.UpdateRuleRequest
+	(*UpdateRuleResponse)(nil),                // 15: mailplane.filters.v1.UpdateRuleResponse
+	(*MoveRuleRequest)(nil),                   // 16: mailplane.filters.v1.MoveRuleRequest
+	(*MoveRuleResponse)(nil),                  // 17: mailplane.filters.v1.MoveRuleResponse
+	(*ReorderRulesRequest)(nil),               // 18: mailplane.filters.v1.ReorderRulesRequest
+	(*ReorderRulesResponse)(nil),              // 19: mailplane.filters.v1.ReorderRulesResponse
+	(*DeleteRuleRequest)(nil),                 // 20: mailplane.filters.v1.DeleteRuleRequest
+	(*DeleteRuleResponse)(nil),                // 21: mailplane.filters.v1.DeleteRuleResponse
+	(*FilterSettings)(nil),                    // 22: mailplane.filters.v1.FilterSettings
+	(*GetFilterSettingsRequest)(nil),          // 23: mailplane.filters.v1.GetFilterSettingsRequest
+	(*GetFilterSettingsResponse)(nil),         // 24: mailplane.filters.v1.GetFilterSettingsResponse
+	(*UpdateFilterSettingsRequest)(nil),       // 25: mailplane.filters.v1.UpdateFilterSettingsRequest
+	(*UpdateFilterSettingsResponse)(nil),      // 26: mailplane.filters.v1.UpdateFilterSettingsResponse
+	(*BatchUpdateFilterSettingsRequest)(nil),  // 27: mailplane.filters.v1.BatchUpdateFilterSettingsRequest
+	(*BatchUpdateFilterSettingsResponse)(nil), // 28: mailplane.filters.v1.BatchUpdateFilterSettingsResponse
+	(*ExportSendersRequest)(nil),              // 29: mailplane.filters.v1.ExportSendersRequest
+	(*ExportSendersResponse)(nil),             // 30: mailplane.filters.v1.ExportSendersResponse
+	(*ImportSendersRequest)(nil),              // 31: mailplane.filters.v1.ImportSendersRequest
+	(*ImportSendersResponse)(nil),             // 32: mailplane.filters.v1.ImportSendersResponse
+	(*FilterRun)(nil),                         // 33: mailplane.filters.v1.FilterRun
+	(*FilterRunEntry)(nil),                    // 34: mailplane.filters.v1.FilterRunEntry
+	(*CreateFilterRunRequest)(nil),            // 35: mailplane.filters.v1.CreateFilterRunRequest
+	(*CreateFilterRunResponse)(nil),           // 36: mailplane.filters.v1.CreateFilterRunResponse
+	(*GetFilterRunRequest)(nil),               // 37: mailplane.filters.v1.GetFilterRunRequest
+	(*GetFilterRunResponse)(nil),              // 38: mailplane.filters.v1.GetFilterRunResponse
+	(*ListFilterRunsRequest)(nil),             // 39: mailplane.filters.v1.ListFilterRunsRequest
+	(*ListFilterRunsResponse)(nil),            // 40: mailplane.filters.v1.ListFilterRunsResponse
+	(*CancelFilterRunRequest)(nil),            // 41: mailplane.filters.v1.CancelFilterRunRequest
+	(*CancelFilterRunResponse)(nil),           // 42: mailplane.filters.v1.CancelFilterRunResponse
+	(*ListFilterRunEntriesRequest)(nil),       // 43: mailplane.filters.v1.ListFilterRunEntriesRequest
+	(*ListFilterRunEntriesResponse)(nil),      // 44: mailplane.filters.v1.ListFilterRunEntriesResponse
+	(*timestamppb.Timestamp)(nil),             // 45: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),             // 46: google.protobuf.FieldMask
 }
 var file_mailplane_filters_v1_filters_proto_depIdxs = []int32{
 	0,  // 0: mailplane.filters.v1.Rule.match:type_name -> mailplane.filters.v1.Match
-	5,  // 1: mailplane.filters.v1.Rule.conditions:type_name -> mailplane.filters.v1.Condition
-	6,  // 2: mailplane.filters.v1.Rule.actions:type_name -> mailplane.filters.v1.Action
-	32, // 3: mailplane.filters.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	32, // 4: mailplane.filters.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	6,  // 1: mailplane.filters.v1.Rule.conditions:type_name -> mailplane.filters.v1.Condition
+	7,  // 2: mailplane.filters.v1.Rule.actions:type_name -> mailplane.filters.v1.Action
+	45, // 3: mailplane.filters.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	45, // 4: mailplane.filters.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailplane.filters.v1.Condition.field:type_name -> mailplane.filters.v1.Field
 	2,  // 6: mailplane.filters.v1.Condition.operator:type_name -> mailplane.filters.v1.Operator
 	3,  // 7: mailplane.filters.v1.Action.kind:type_name -> mailplane.filters.v1.ActionKind
-	4,  // 8: mailplane.filters.v1.CreateRuleRequest.rule:type_name -> mailplane.filters.v1.Rule
-	4,  // 9: mailplane.filters.v1.CreateRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
-	4,  // 10: mailplane.filters.v1.GetRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
-	4,  // 11: mailplane.filters.v1.ListRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
-	4,  // 12: mailplane.filters.v1.UpdateRuleRequest.rule:type_name -> mailplane.filters.v1.Rule
-	33, // 13: mailplane.filters.v1.UpdateRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
-	4,  // 14: mailplane.filters.v1.UpdateRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
-	4,  // 15: mailplane.filters.v1.MoveRuleResponse.rules:type_name -> mailplane.filters.v1.Rule
-	4,  // 16: mailplane.filters.v1.ReorderRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
-	32, // 17: mailplane.filters.v1.FilterSettings.update_time:type_name -> google.protobuf.Timestamp
-	21, // 18: mailplane.filters.v1.GetFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	21, // 19: mailplane.filters.v1.UpdateFilterSettingsRequest.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	33, // 20: mailplane.filters.v1.UpdateFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	21, // 21: mailplane.filters.v1.UpdateFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	21, // 22: mailplane.filters.v1.ImportSendersResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	7,  // 23: mailplane.filters.v1.RuleService.CreateRule:input_type -> mailplane.filters.v1.CreateRuleRequest
-	9,  // 24: mailplane.filters.v1.RuleService.GetRule:input_type -> mailplane.filters.v1.GetRuleRequest
-	11, // 25: mailplane.filters.v1.RuleService.ListRules:input_type -> mailplane.filters.v1.ListRulesRequest
-	13, // 26: mailplane.filters.v1.RuleService.UpdateRule:input_type -> mailplane.filters.v1.UpdateRuleRequest
-	15, // 27: mailplane.filters.v1.RuleService.MoveRule:input_type -> mailplane.filters.v1.MoveRuleRequest
-	17, // 28: mailplane.filters.v1.RuleService.ReorderRules:input_type -> mailplane.filters.v1.ReorderRulesRequest
-	19, // 29: mailplane.filters.v1.RuleService.DeleteRule:input_type -> mailplane.filters.v1.DeleteRuleRequest
-	22, // 30: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:input_type -> mailplane.filters.v1.GetFilterSettingsRequest
-	24, // 31: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:input_type -> mailplane.filters.v1.UpdateFilterSettingsRequest
-	26, // 32: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:input_type -> mailplane.filters.v1.BatchUpdateFilterSettingsRequest
-	28, // 33: mailplane.filters.v1.FilterSettingsService.ExportSenders:input_type -> mailplane.filters.v1.ExportSendersRequest
-	30, // 34: mailplane.filters.v1.FilterSettingsService.ImportSenders:input_type -> mailplane.filters.v1.ImportSendersRequest
-	8,  // 35: mailplane.filters.v1.RuleService.CreateRule:output_type -> mailplane.filters.v1.CreateRuleResponse
-	10, // 36: mailplane.filters.v1.RuleService.GetRule:output_type -> mailplane.filters.v1.GetRuleResponse
-	12, // 37: mailplane.filters.v1.RuleService.ListRules:output_type -> mailplane.filters.v1.ListRulesResponse
-	14, // 38: mailplane.filters.v1.RuleService.UpdateRule:output_type -> mailplane.filters.v1.UpdateRuleResponse
-	16, // 39: mailplane.filters.v1.RuleService.MoveRule:output_type -> mailplane.filters.v1.MoveRuleResponse
-	18, // 40: mailplane.filters.v1.RuleService.ReorderRules:output_type -> mailplane.filters.v1.ReorderRulesResponse
-	20, // 41: mailplane.filters.v1.RuleService.DeleteRule:output_type -> mailplane.filters.v1.DeleteRuleResponse
-	23, // 42: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:output_type -> mailplane.filters.v1.GetFilterSettingsResponse
-	25, // 43: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:output_type -> mailplane.filters.v1.UpdateFilterSettingsResponse
-	27, // 44: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:output_type -> mailplane.filters.v1.BatchUpdateFilterSettingsResponse
-	29, // 45: mailplane.filters.v1.FilterSettingsService.ExportSenders:output_type -> mailplane.filters.v1.ExportSendersResponse
-	31, // 46: mailplane.filters.v1.FilterSettingsService.ImportSenders:output_type -> mailplane.filters.v1.ImportSendersResponse
-	35, // [35:47] is the sub-list for method output_type
-	23, // [23:35] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	5,  // 8: mailplane.filters.v1.CreateRuleRequest.rule:type_name -> mailplane.filters.v1.Rule
+	5,  // 9: mailplane.filters.v1.CreateRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
+	5,  // 10: mailplane.filters.v1.GetRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
+	5,  // 11: mailplane.filters.v1.ListRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
+	5,  // 12: mailplane.filters.v1.UpdateRuleRequest.rule:type_name -> mailplane.filters.v1.Rule
+	46, // 13: mailplane.filters.v1.UpdateRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	5,  // 14: mailplane.filters.v1.UpdateRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
+	5,  // 15: mailplane.filters.v1.MoveRuleResponse.rules:type_name -> mailplane.filters.v1.Rule
+	5,  // 16: mailplane.filters.v1.ReorderRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
+	45, // 17: mailplane.filters.v1.FilterSettings.update_time:type_name -> google.protobuf.Timestamp
+	22, // 18: mailplane.filters.v1.GetFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	22, // 19: mailplane.filters.v1.UpdateFilterSettingsRequest.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	46, // 20: mailplane.filters.v1.UpdateFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	22, // 21: mailplane.filters.v1.UpdateFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	22, // 22: mailplane.filters.v1.ImportSendersResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	4,  // 23: mailplane.filters.v1.FilterRun.state:type_name -> mailplane.filters.v1.FilterRunState
+	45, // 24: mailplane.filters.v1.FilterRun.create_time:type_name -> google.protobuf.Timestamp
+	45, // 25: mailplane.filters.v1.FilterRun.end_time:type_name -> google.protobuf.Timestamp
+	33, // 26: mailplane.filters.v1.CreateFilterRunRequest.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	33, // 27: mailplane.filters.v1.CreateFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	33, // 28: mailplane.filters.v1.GetFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	33, // 29: mailplane.filters.v1.ListFilterRunsResponse.filter_runs:type_name -> mailplane.filters.v1.FilterRun
+	33, // 30: mailplane.filters.v1.CancelFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	34, // 31: mailplane.filters.v1.ListFilterRunEntriesResponse.entries:type_name -> mailplane.filters.v1.FilterRunEntry
+	8,  // 32: mailplane.filters.v1.RuleService.CreateRule:input_type -> mailplane.filters.v1.CreateRuleRequest
+	10, // 33: mailplane.filters.v1.RuleService.GetRule:input_type -> mailplane.filters.v1.GetRuleRequest
+	12, // 34: mailplane.filters.v1.RuleService.ListRules:input_type -> mailplane.filters.v1.ListRulesRequest
+	14, // 35: mailplane.filters.v1.RuleService.UpdateRule:input_type -> mailplane.filters.v1.UpdateRuleRequest
+	16, // 36: mailplane.filters.v1.RuleService.MoveRule:input_type -> mailplane.filters.v1.MoveRuleRequest
+	18, // 37: mailplane.filters.v1.RuleService.ReorderRules:input_type -> mailplane.filters.v1.ReorderRulesRequest
+	20, // 38: mailplane.filters.v1.RuleService.DeleteRule:input_type -> mailplane.filters.v1.DeleteRuleRequest
+	23, // 39: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:input_type -> mailplane.filters.v1.GetFilterSettingsRequest
+	25, // 40: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:input_type -> mailplane.filters.v1.UpdateFilterSettingsRequest
+	27, // 41: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:input_type -> mailplane.filters.v1.BatchUpdateFilterSettingsRequest
+	29, // 42: mailplane.filters.v1.FilterSettingsService.ExportSenders:input_type -> mailplane.filters.v1.ExportSendersRequest
+	31, // 43: mailplane.filters.v1.FilterSettingsService.ImportSenders:input_type -> mailplane.filters.v1.ImportSendersRequest
+	35, // 44: mailplane.filters.v1.FilterRunService.CreateFilterRun:input_type -> mailplane.filters.v1.CreateFilterRunRequest
+	37, // 45: mailplane.filters.v1.FilterRunService.GetFilterRun:input_type -> mailplane.filters.v1.GetFilterRunRequest
+	39, // 46: mailplane.filters.v1.FilterRunService.ListFilterRuns:input_type -> mailplane.filters.v1.ListFilterRunsRequest
+	41, // 47: mailplane.filters.v1.FilterRunService.CancelFilterRun:input_type -> mailplane.filters.v1.CancelFilterRunRequest
+	43, // 48: mailplane.filters.v1.FilterRunService.ListFilterRunEntries:input_type -> mailplane.filters.v1.ListFilterRunEntriesRequest
+	9,  // 49: mailplane.filters.v1.RuleService.CreateRule:output_type -> mailplane.filters.v1.CreateRuleResponse
+	11, // 50: mailplane.filters.v1.RuleService.GetRule:output_type -> mailplane.filters.v1.GetRuleResponse
+	13, // 51: mailplane.filters.v1.RuleService.ListRules:output_type -> mailplane.filters.v1.ListRulesResponse
+	15, // 52: mailplane.filters.v1.RuleService.UpdateRule:output_type -> mailplane.filters.v1.UpdateRuleResponse
+	17, // 53: mailplane.filters.v1.RuleService.MoveRule:output_type -> mailplane.filters.v1.MoveRuleResponse
+	19, // 54: mailplane.filters.v1.RuleService.ReorderRules:output_type -> mailplane.filters.v1.ReorderRulesResponse
+	21, // 55: mailplane.filters.v1.RuleService.DeleteRule:output_type -> mailplane.filters.v1.DeleteRuleResponse
+	24, // 56: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:output_type -> mailplane.filters.v1.GetFilterSettingsResponse
+	26, // 57: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:output_type -> mailplane.filters.v1.UpdateFilterSettingsResponse
+	28, // 58: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:output_type -> mailplane.filters.v1.BatchUpdateFilterSettingsResponse
+	30, // 59: mailplane.filters.v1.FilterSettingsService.ExportSenders:output_type -> mailplane.filters.v1.ExportSendersResponse
+	32, // 60: mailplane.filters.v1.FilterSettingsService.ImportSenders:output_type -> mailplane.filters.v1.ImportSendersResponse
+	36, // 61: mailplane.filters.v1.FilterRunService.CreateFilterRun:output_type -> mailplane.filters.v1.CreateFilterRunResponse
+	38, // 62: mailplane.filters.v1.FilterRunService.GetFilterRun:output_type -> mailplane.filters.v1.GetFilterRunResponse
+	40, // 63: mailplane.filters.v1.FilterRunService.ListFilterRuns:output_type -> mailplane.filters.v1.ListFilterRunsResponse
+	42, // 64: mailplane.filters.v1.FilterRunService.CancelFilterRun:output_type -> mailplane.filters.v1.CancelFilterRunResponse
+	44, // 65: mailplane.filters.v1.FilterRunService.ListFilterRunEntries:output_type -> mailplane.filters.v1.ListFilterRunEntriesResponse
+	49, // [49:66] is the sub-list for method output_type
+	32, // [32:49] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_filters_v1_filters_proto_init() }
@@ -2202,10 +3189,10 @@ func file_mailplane_filters_v1_filters_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_filters_v1_filters_proto_rawDesc), len(file_mailplane_filters_v1_filters_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   28,
+			NumEnums:      5,
+			NumMessages:   40,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_mailplane_filters_v1_filters_proto_goTypes,
 		DependencyIndexes: file_mailplane_filters_v1_filters_proto_depIdxs,

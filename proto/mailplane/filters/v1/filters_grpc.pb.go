@@ -657,3 +657,287 @@ var FilterSettingsService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "mailplane/filters/v1/filters.proto",
 }
+
+const (
+	FilterRunService_CreateFilterRun_FullMethodName      = "/mailplane.filters.v1.FilterRunService/CreateFilterRun"
+	FilterRunService_GetFilterRun_FullMethodName         = "/mailplane.filters.v1.FilterRunService/GetFilterRun"
+	FilterRunService_ListFilterRuns_FullMethodName       = "/mailplane.filters.v1.FilterRunService/ListFilterRuns"
+	FilterRunService_CancelFilterRun_FullMethodName      = "/mailplane.filters.v1.FilterRunService/CancelFilterRun"
+	FilterRunService_ListFilterRunEntries_FullMethodName = "/mailplane.filters.v1.FilterRunService/ListFilterRunEntries"
+)
+
+// FilterRunServiceClient is the client API for FilterRunService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// FilterRunService applies an address's rules to mail already stored
+// ("run now"): one rule or all of them, on a folder and, on request, its
+// subfolders, as a background job whose progress is readable; a dry run
+// lists what would happen to which message instead. Forward and reject
+// are never applied to stored mail. Who may: as RuleService. One run at
+// a time per address.
+type FilterRunServiceClient interface {
+	// Starts a run. FAILED_PRECONDITION naming the run in progress when
+	// the address has one.
+	CreateFilterRun(ctx context.Context, in *CreateFilterRunRequest, opts ...grpc.CallOption) (*CreateFilterRunResponse, error)
+	// Returns a run with its progress.
+	GetFilterRun(ctx context.Context, in *GetFilterRunRequest, opts ...grpc.CallOption) (*GetFilterRunResponse, error)
+	// Lists an address's runs, newest first.
+	ListFilterRuns(ctx context.Context, in *ListFilterRunsRequest, opts ...grpc.CallOption) (*ListFilterRunsResponse, error)
+	// Stops a run. Messages already changed stay changed; a run that ended
+	// is FAILED_PRECONDITION.
+	CancelFilterRun(ctx context.Context, in *CancelFilterRunRequest, opts ...grpc.CallOption) (*CancelFilterRunResponse, error)
+	// Lists what a dry run found: per message the rules act on, what they
+	// would do, in the order the run met them.
+	ListFilterRunEntries(ctx context.Context, in *ListFilterRunEntriesRequest, opts ...grpc.CallOption) (*ListFilterRunEntriesResponse, error)
+}
+
+type filterRunServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewFilterRunServiceClient(cc grpc.ClientConnInterface) FilterRunServiceClient {
+	return &filterRunServiceClient{cc}
+}
+
+func (c *filterRunServiceClient) CreateFilterRun(ctx context.Context, in *CreateFilterRunRequest, opts ...grpc.CallOption) (*CreateFilterRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateFilterRunResponse)
+	err := c.cc.Invoke(ctx, FilterRunService_CreateFilterRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *filterRunServiceClient) GetFilterRun(ctx context.Context, in *GetFilterRunRequest, opts ...grpc.CallOption) (*GetFilterRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetFilterRunResponse)
+	err := c.cc.Invoke(ctx, FilterRunService_GetFilterRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *filterRunServiceClient) ListFilterRuns(ctx context.Context, in *ListFilterRunsRequest, opts ...grpc.CallOption) (*ListFilterRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFilterRunsResponse)
+	err := c.cc.Invoke(ctx, FilterRunService_ListFilterRuns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *filterRunServiceClient) CancelFilterRun(ctx context.Context, in *CancelFilterRunRequest, opts ...grpc.CallOption) (*CancelFilterRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelFilterRunResponse)
+	err := c.cc.Invoke(ctx, FilterRunService_CancelFilterRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *filterRunServiceClient) ListFilterRunEntries(ctx context.Context, in *ListFilterRunEntriesRequest, opts ...grpc.CallOption) (*ListFilterRunEntriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFilterRunEntriesResponse)
+	err := c.cc.Invoke(ctx, FilterRunService_ListFilterRunEntries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FilterRunServiceServer is the server API for FilterRunService service.
+// All implementations must embed UnimplementedFilterRunServiceServer
+// for forward compatibility.
+//
+// FilterRunService applies an address's rules to mail already stored
+// ("run now"): one rule or all of them, on a folder and, on request, its
+// subfolders, as a background job whose progress is readable; a dry run
+// lists what would happen to which message instead. Forward and reject
+// are never applied to stored mail. Who may: as RuleService. One run at
+// a time per address.
+type FilterRunServiceServer interface {
+	// Starts a run. FAILED_PRECONDITION naming the run in progress when
+	// the address has one.
+	CreateFilterRun(context.Context, *CreateFilterRunRequest) (*CreateFilterRunResponse, error)
+	// Returns a run with its progress.
+	GetFilterRun(context.Context, *GetFilterRunRequest) (*GetFilterRunResponse, error)
+	// Lists an address's runs, newest first.
+	ListFilterRuns(context.Context, *ListFilterRunsRequest) (*ListFilterRunsResponse, error)
+	// Stops a run. Messages already changed stay changed; a run that ended
+	// is FAILED_PRECONDITION.
+	CancelFilterRun(context.Context, *CancelFilterRunRequest) (*CancelFilterRunResponse, error)
+	// Lists what a dry run found: per message the rules act on, what they
+	// would do, in the order the run met them.
+	ListFilterRunEntries(context.Context, *ListFilterRunEntriesRequest) (*ListFilterRunEntriesResponse, error)
+	mustEmbedUnimplementedFilterRunServiceServer()
+}
+
+// UnimplementedFilterRunServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedFilterRunServiceServer struct{}
+
+func (UnimplementedFilterRunServiceServer) CreateFilterRun(context.Context, *CreateFilterRunRequest) (*CreateFilterRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateFilterRun not implemented")
+}
+func (UnimplementedFilterRunServiceServer) GetFilterRun(context.Context, *GetFilterRunRequest) (*GetFilterRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetFilterRun not implemented")
+}
+func (UnimplementedFilterRunServiceServer) ListFilterRuns(context.Context, *ListFilterRunsRequest) (*ListFilterRunsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFilterRuns not implemented")
+}
+func (UnimplementedFilterRunServiceServer) CancelFilterRun(context.Context, *CancelFilterRunRequest) (*CancelFilterRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelFilterRun not implemented")
+}
+func (UnimplementedFilterRunServiceServer) ListFilterRunEntries(context.Context, *ListFilterRunEntriesRequest) (*ListFilterRunEntriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFilterRunEntries not implemented")
+}
+func (UnimplementedFilterRunServiceServer) mustEmbedUnimplementedFilterRunServiceServer() {}
+func (UnimplementedFilterRunServiceServer) testEmbeddedByValue()                          {}
+
+// UnsafeFilterRunServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to FilterRunServiceServer will
+// result in compilation errors.
+type UnsafeFilterRunServiceServer interface {
+	mustEmbedUnimplementedFilterRunServiceServer()
+}
+
+func RegisterFilterRunServiceServer(s grpc.ServiceRegistrar, srv FilterRunServiceServer) {
+	// If the following call panics, it indicates UnimplementedFilterRunServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&FilterRunService_ServiceDesc, srv)
+}
+
+func _FilterRunService_CreateFilterRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateFilterRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterRunServiceServer).CreateFilterRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FilterRunService_CreateFilterRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterRunServiceServer).CreateFilterRun(ctx, req.(*CreateFilterRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FilterRunService_GetFilterRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFilterRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterRunServiceServer).GetFilterRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FilterRunService_GetFilterRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterRunServiceServer).GetFilterRun(ctx, req.(*GetFilterRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FilterRunService_ListFilterRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFilterRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterRunServiceServer).ListFilterRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FilterRunService_ListFilterRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterRunServiceServer).ListFilterRuns(ctx, req.(*ListFilterRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FilterRunService_CancelFilterRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelFilterRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterRunServiceServer).CancelFilterRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FilterRunService_CancelFilterRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterRunServiceServer).CancelFilterRun(ctx, req.(*CancelFilterRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FilterRunService_ListFilterRunEntries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFilterRunEntriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterRunServiceServer).ListFilterRunEntries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FilterRunService_ListFilterRunEntries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterRunServiceServer).ListFilterRunEntries(ctx, req.(*ListFilterRunEntriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// FilterRunService_ServiceDesc is the grpc.ServiceDesc for FilterRunService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var FilterRunService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "mailplane.filters.v1.FilterRunService",
+	HandlerType: (*FilterRunServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreateFilterRun",
+			Handler:    _FilterRunService_CreateFilterRun_Handler,
+		},
+		{
+			MethodName: "GetFilterRun",
+			Handler:    _FilterRunService_GetFilterRun_Handler,
+		},
+		{
+			MethodName: "ListFilterRuns",
+			Handler:    _FilterRunService_ListFilterRuns_Handler,
+		},
+		{
+			MethodName: "CancelFilterRun",
+			Handler:    _FilterRunService_CancelFilterRun_Handler,
+		},
+		{
+			MethodName: "ListFilterRunEntries",
+			Handler:    _FilterRunService_ListFilterRunEntries_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "mailplane/filters/v1/filters.proto",
+}

@@ -180,7 +180,8 @@ func Run(ctx context.Context, c *client.Client, job Job, from *Progress, report 
 			return p, err
 		}
 	}
-	return p, nil
+	// Every folder done: the checkpoint a resume finds nothing left in.
+	return p, report(p, nil)
 }
 
 type runner struct {
