@@ -128,6 +128,7 @@ func BenchmarkRunNow(b *testing.B) {
 			b.Fatalf("%s: %v %v", f, st, err)
 		}
 	}
+	c.Logout()
 	script, err := rules.Compile(benchRules)
 	if err != nil {
 		b.Fatal(err)
