@@ -2,7 +2,9 @@
 // generate` makes from the .proto files and gateway/http.yaml
 // (mailplane.swagger.json), plus the routes the gateway writes by hand
 // because they answer or take something else than JSON (routes.json: the
-// CSV template and upload, the DPA's PDF, the lists' members CSV).
+// CSV template and upload, the DPA's PDF, the lists' members CSV), and the
+// request and response examples of the main routes (examples.json, each
+// checked against its schema when the document is built).
 package openapi
 
 import (
@@ -10,6 +12,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -21,11 +24,14 @@ var generated []byte
 //go:embed routes.json
 var handWritten []byte
 
+//go:embed examples.json
+var examples []byte
+
 // Document returns the OpenAPI v2 (Swagger) document as JSON.
 func Document() string { return document() }
 
 var document = sync.OnceValue(func() string {
-	doc, err := merge(generated, handWritten)
+	doc, err := merge(generated, handWritten, examples)
 	if err != nil {
 		panic(err) // both are embedded: a test catches this before a build ships
 	}
@@ -47,8 +53,9 @@ var info = map[string]any{
 // merge adds the paths of extra to those of the generated doc, after tidying
 // what the generator leaves rough: its title, the path parameters it makes
 // from resource names, the tags of services without a REST route, and the
-// error schema it describes nowhere.
-func merge(doc, extra []byte) (string, error) {
+// error schema it describes nowhere; then it adds the request and response
+// examples of ex.
+func merge(doc, extra, ex []byte) (string, error) {
 	var d map[string]any
 	if err := decode(doc, &d); err != nil {
 		return "", fmt.Errorf("openapi: generated document: %w", err)
@@ -71,8 +78,10 @@ func merge(doc, extra []byte) (string, error) {
 	d["paths"] = paths
 	d["info"] = info
 	d["tags"] = usedTags(d["tags"], paths)
-	if defs, ok := d["definitions"].(map[string]any); ok {
-		describeErrors(defs)
+	defs, _ := d["definitions"].(map[string]any)
+	describeErrors(defs)
+	if err := addExamples(paths, defs, ex); err != nil {
+		return "", err
 	}
 	out, err := json.MarshalIndent(d, "", "  ")
 	return string(out), err
@@ -218,4 +227,131 @@ func describeErrors(defs map[string]any) {
 		"@type": "The detail's type, such as \"type.googleapis.com/google.rpc.BadRequest\"; " +
 			"the other properties are that message's fields in JSON.",
 	})
+}
+
+// addExamples sets the examples of ex ({"post /v1/...": {"request": ...,
+// "response": ...}}) on their operations: the request as the body
+// schema's example, the response as the 200 response's. Each must
+// conform to its schema (known fields, enum values), so that an example
+// does not outlive a change of the API.
+func addExamples(paths, defs map[string]any, ex []byte) error {
+	var all map[string]struct{ Request, Response any }
+	if err := decode(ex, &all); err != nil {
+		return fmt.Errorf("openapi: examples.json: %w", err)
+	}
+	for key, e := range all {
+		method, path, _ := strings.Cut(key, " ")
+		op, ok := dig(paths, path, method)
+		if !ok {
+			return fmt.Errorf("openapi: examples.json: no operation %s", key)
+		}
+		if e.Request != nil {
+			params, _ := op["parameters"].([]any)
+			var body map[string]any
+			for _, p := range params {
+				if p, ok := p.(map[string]any); ok && p["in"] == "body" {
+					body = p
+				}
+			}
+			if body == nil {
+				return fmt.Errorf("openapi: examples.json: %s takes no body", key)
+			}
+			schema, _ := body["schema"].(map[string]any)
+			if err := conforms(defs, schema, e.Request, "request"); err != nil {
+				return fmt.Errorf("openapi: examples.json: %s: %w", key, err)
+			}
+			// A $ref's siblings are ignored (OpenAPI v2): wrap it.
+			body["schema"] = map[string]any{"allOf": []any{schema}, "example": e.Request}
+		}
+		if e.Response != nil {
+			ok, _ := dig(op, "responses", "200")
+			if ok == nil {
+				return fmt.Errorf("openapi: examples.json: %s has no 200 response", key)
+			}
+			schema, _ := ok["schema"].(map[string]any)
+			if err := conforms(defs, schema, e.Response, "response"); err != nil {
+				return fmt.Errorf("openapi: examples.json: %s: %w", key, err)
+			}
+			ok["examples"] = map[string]any{"application/json": e.Response}
+		}
+	}
+	return nil
+}
+
+// dig follows keys through nested objects.
+func dig(m map[string]any, keys ...string) (map[string]any, bool) {
+	for _, k := range keys {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		m = next
+	}
+	return m, true
+}
+
+// conforms reports the first place where v does not fit schema: a field
+// the schema does not have, a value of another JSON type, or a string
+// outside an enum.
+func conforms(defs map[string]any, schema map[string]any, v any, at string) error {
+	for {
+		ref, ok := schema["$ref"].(string)
+		if !ok {
+			break
+		}
+		schema, _ = defs[strings.TrimPrefix(ref, "#/definitions/")].(map[string]any)
+		if schema == nil {
+			return fmt.Errorf("%s: no definition %s", at, ref)
+		}
+	}
+	if all, ok := schema["allOf"].([]any); ok && len(all) == 1 {
+		sub, _ := all[0].(map[string]any)
+		return conforms(defs, sub, v, at)
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		props, _ := schema["properties"].(map[string]any)
+		extra, _ := schema["additionalProperties"].(map[string]any)
+		if props == nil && extra == nil && schema["type"] != "object" {
+			return fmt.Errorf("%s: an object where the schema has %v", at, schema["type"])
+		}
+		for k, fv := range v {
+			sub, ok := props[k].(map[string]any)
+			if !ok {
+				if extra == nil {
+					return fmt.Errorf("%s.%s: no such field", at, k)
+				}
+				sub = extra
+			}
+			if err := conforms(defs, sub, fv, at+"."+k); err != nil {
+				return err
+			}
+		}
+	case []any:
+		if schema["type"] != "array" {
+			return fmt.Errorf("%s: an array where the schema has %v", at, schema["type"])
+		}
+		items, _ := schema["items"].(map[string]any)
+		for i, iv := range v {
+			if err := conforms(defs, items, iv, fmt.Sprintf("%s[%d]", at, i)); err != nil {
+				return err
+			}
+		}
+	case string:
+		if schema["type"] != "string" {
+			return fmt.Errorf("%s: a string where the schema has %v", at, schema["type"])
+		}
+		if enum, ok := schema["enum"].([]any); ok && !slices.Contains(enum, any(v)) {
+			return fmt.Errorf("%s: %q is not one of %v", at, v, enum)
+		}
+	case json.Number:
+		if t := schema["type"]; t != "integer" && t != "number" {
+			return fmt.Errorf("%s: a number where the schema has %v (64-bit integers are strings)", at, t)
+		}
+	case bool:
+		if schema["type"] != "boolean" {
+			return fmt.Errorf("%s: a boolean where the schema has %v", at, schema["type"])
+		}
+	}
+	return nil
 }

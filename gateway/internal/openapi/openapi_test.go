@@ -202,7 +202,7 @@ func checkProperties(t *testing.T, where string, s schema) {
 }
 
 func TestMergeRefusesAGeneratedPath(t *testing.T) {
-	_, err := merge([]byte(`{"paths": {"/v1/x": {}}}`), []byte(`{"paths": {"/v1/x": {}}}`))
+	_, err := merge([]byte(`{"paths": {"/v1/x": {}}}`), []byte(`{"paths": {"/v1/x": {}}}`), []byte(`{}`))
 	if err == nil {
 		t.Fatal("a hand-written route over a generated one was accepted")
 	}
@@ -227,5 +227,76 @@ func TestTidyPathParams(t *testing.T) {
 		`{"in":"query","name":"pageSize"}]}}}`
 	if string(out) != want {
 		t.Errorf("tidyPathParams =\n%s\nwant\n%s", out, want)
+	}
+}
+
+// TestExamples: the main routes carry a request and a response example,
+// and an example that does not fit its schema (a field the API does not
+// have, a value outside an enum) stops the document from being built.
+func TestExamples(t *testing.T) {
+	var d struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				In     string
+				Schema struct{ Example any }
+			}
+			Responses map[string]struct{ Examples map[string]any }
+		}
+	}
+	if err := json.Unmarshal([]byte(Document()), &d); err != nil {
+		t.Fatal(err)
+	}
+	for _, route := range []string{
+		"post /v1/auth:signIn",
+		"post /v1/organizations/{organization}/mailServices/{mailService}/addresses",
+		"post /v1/organizations/{organization}/mailServices/{mailService}/addresses/{address}/rules",
+		"post /v1/organizations/{organization}/mailServices/{mailService}/lists",
+	} {
+		method, path, _ := strings.Cut(route, " ")
+		op := d.Paths[path][method]
+		body := false
+		for _, p := range op.Parameters {
+			body = body || (p.In == "body" && p.Schema.Example != nil)
+		}
+		if !body || op.Responses["200"].Examples["application/json"] == nil {
+			t.Errorf("%s has no request or response example", route)
+		}
+	}
+
+	for name, ex := range map[string]string{
+		"unknown field": `{"post /v1/auth:signIn": {"request": {"email": "a@b.example", "passwd": "x"}}}`,
+		"bad enum":      `{"post /v1/organizations/{organization}/mailServices/{mailService}/addresses/{address}/rules": {"request": {"match": "MATCH_SOME"}}}`,
+		"int64 number":  `{"post /v1/organizations/{organization}/mailServices/{mailService}/addresses": {"request": {"address": {"quotaBytes": 5}}}}`,
+		"no route":      `{"post /v1/nowhere": {"request": {}}}`,
+	} {
+		if _, err := merge(generated, handWritten, []byte(ex)); err == nil {
+			t.Errorf("%s: the example is taken", name)
+		}
+	}
+}
+
+// TestEnums: every enum lists its values and describes each one (the
+// .proto comments), so that a frontend needs nothing but the reference.
+func TestEnums(t *testing.T) {
+	var d struct {
+		Definitions map[string]struct {
+			Enum        []string
+			Description string
+		}
+	}
+	if err := json.Unmarshal([]byte(Document()), &d); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for name, def := range d.Definitions {
+		for _, v := range def.Enum {
+			n++
+			if !strings.Contains(def.Description, " - "+v+": ") {
+				t.Errorf("%s: the value %s is not described", name, v)
+			}
+		}
+	}
+	if n < 100 {
+		t.Errorf("%d enum values, want every enum's", n)
 	}
 }
