@@ -230,6 +230,19 @@ func (s *Service) RunForTest(ctx context.Context) error {
 	return s.run(ctx, jobs.ForTest(s.jobsConfig()))
 }
 
+// QueueSpamPurges queues the purge of every address's old spam (the
+// daily sweep) and says how many.
+func (s *Service) QueueSpamPurges(ctx context.Context) (int, error) {
+	return s.server.QueueSpamPurges(ctx)
+}
+
+// PurgeSpam removes from an address's spam folder (address is its
+// resource name) the mail saved there before the day of before, as the
+// daily sweep's job does with 30 days ago, and says how many.
+func (s *Service) PurgeSpam(ctx context.Context, address string, before time.Time) (int, error) {
+	return s.server.PurgeSpamOf(ctx, address, before)
+}
+
 // ReinstallPending queues the installation of every address whose
 // scripts are still to install, and says how many.
 func (s *Service) ReinstallPending(ctx context.Context) (int, error) {
@@ -239,6 +252,7 @@ func (s *Service) ReinstallPending(ctx context.Context) (int, error) {
 func (s *Service) jobsConfig() jobs.Config {
 	return jobs.Config{Schema: Schema, Workers: s.server.Workers(), Log: s.log, Periodic: []jobs.Periodic{
 		{Name: "reinstall pending scripts", Interval: reinstallSweep, Work: s.server.ReinstallPending},
+		{Name: "purge old spam", Interval: internal.SpamSweepInterval, Work: s.server.QueueSpamPurges},
 	}}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/dovecottest"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
 const mailPassword = "user-password"
@@ -147,4 +149,60 @@ func TestFilterRuns(t *testing.T) {
 	// Another organization learns nothing.
 	_, err = runs.GetFilterRun(e.as(uuid.Must(uuid.NewV7()), "admin"), &filtersv1.GetFilterRunRequest{Name: real.GetFilterRun().GetName()})
 	wantCode(t, err, codes.NotFound, "")
+}
+
+// TestSpamSweep: the daily sweep queues a purge for each address whose
+// anti-spam filter is on; the purge keeps what was saved in Spam within
+// 30 days and removes what is older (here: saved before tomorrow), from
+// Spam only.
+func TestSpamSweep(t *testing.T) {
+	e, d, _ := startRuns(t)
+	on := e.announce(mailboxesevents.AddressCreated, "", "sales")
+	off := e.announce(mailboxesevents.AddressCreated, "", "quiet")
+	e.known(on)
+	e.known(off)
+	if _, err := e.settings.UpdateFilterSettings(e.admin, &filtersv1.UpdateFilterSettingsRequest{
+		FilterSettings: &filtersv1.FilterSettings{Name: off + "/filterSettings"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"anti_spam"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, login := range []string{"sales@example.test", "quiet@example.test"} {
+		spam := stored("s", "spam")
+		spam.Folder = "Spam"
+		d.Seed(t, login, mailPassword, nil, []dovecottest.Message{spam, stored("i", "ham")})
+	}
+	n, err := e.svc.QueueSpamPurges(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("queued %d: %v", n, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.svc.RunForTest(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.eventually("the purge job done", func() bool {
+		var left int
+		e.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'spam_purge' AND state <> 'completed'`).Scan(&left)
+		return left == 0
+	})
+	count := func(login string) map[string]int {
+		folders := map[string]int{}
+		for _, m := range d.Messages(t, login, mailPassword) {
+			folders[m.Folder]++
+		}
+		return folders
+	}
+	if got := count("sales@example.test"); got["Spam"] != 1 || got["INBOX"] != 1 {
+		t.Fatalf("spam saved today was purged: %v", got)
+	}
+	if n, err := e.svc.PurgeSpam(context.Background(), on, time.Now().AddDate(0, 0, 1)); err != nil || n != 1 {
+		t.Fatalf("purge before tomorrow: %d %v", n, err)
+	}
+	if got := count("sales@example.test"); got["Spam"] != 0 || got["INBOX"] != 1 {
+		t.Fatalf("after the purge: %v", got)
+	}
+	if n, err := e.svc.PurgeSpam(context.Background(), off, time.Now().AddDate(0, 0, 1)); err != nil || n != 0 {
+		t.Fatalf("an address with spam off: %d %v", n, err)
+	}
+	if got := count("quiet@example.test"); got["Spam"] != 1 {
+		t.Fatalf("spam off, yet purged: %v", got)
+	}
 }

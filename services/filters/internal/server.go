@@ -67,6 +67,7 @@ func (s *Server) Workers() *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, &installWorker{s: s})
 	river.AddWorker(w, &runWorker{s: s})
+	river.AddWorker(w, &spamPurgeWorker{s: s})
 	return w
 }
 

@@ -371,3 +371,40 @@ func TestSameAsDelivery(t *testing.T) {
 		t.Errorf("a rule did nothing on delivery: %v", delivered)
 	}
 }
+
+// TestPurge empties Spam of what was saved before the cutoff's day, and
+// only Spam: with SAVEDATE the saved date counts, so a message that
+// arrived 40 days ago but was saved in Spam today stays.
+func TestPurge(t *testing.T) {
+	d := mailDovecot(t)
+	old := time.Now().AddDate(0, 0, -40)
+	d.Seed(t, alice, password, []string{"Spam"}, []dovecottest.Message{
+		{Folder: "Spam", Raw: []byte(msg("s1", "x@example.net", "spam", "", "x")), Date: old},
+		{Folder: "Spam", Raw: []byte(msg("s2", "x@example.net", "spam", "", "x"))},
+		{Folder: "INBOX", Raw: []byte(msg("i1", "x@example.net", "ham", "", "x")), Date: old},
+	})
+	c := session(t, d, alice)
+	savedate, _ := c.Support("SAVEDATE")
+	t.Logf("SAVEDATE: %v", savedate)
+	n, err := Purge(c, "Spam", time.Now().AddDate(0, 0, -30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"INBOX": {"i1"}, "Spam": {"s1", "s2"}}
+	if !savedate {
+		want["Spam"] = []string{"s2"} // BEFORE: the internal date
+	}
+	if diff := cmp.Diff(want, where(t, d, alice)); diff != "" || n != 2-len(want["Spam"]) {
+		t.Fatalf("after a 30-day purge, %d purged (SAVEDATE %v) (-want +got):\n%s", n, savedate, diff)
+	}
+	// Saved before tomorrow: all of Spam, nothing else.
+	if n, err := Purge(c, "Spam", time.Now().AddDate(0, 0, 1)); err != nil || n != len(want["Spam"]) {
+		t.Fatalf("purge before tomorrow: %d %v", n, err)
+	}
+	if diff := cmp.Diff(map[string][]string{"INBOX": {"i1"}}, where(t, d, alice)); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if n, err := Purge(c, "Nowhere", time.Now()); err != nil || n != 0 {
+		t.Fatalf("a missing folder: %d %v", n, err)
+	}
+}
