@@ -2,6 +2,9 @@ package filters_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,8 @@ import (
 
 	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
 	"github.com/mailplane/mailplane/services/filters"
+	"github.com/mailplane/mailplane/services/filters/internal/rules"
+	"github.com/mailplane/mailplane/services/filters/internal/runnow"
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/dovecottest"
 	"google.golang.org/grpc/codes"
@@ -204,5 +209,94 @@ func TestSpamSweep(t *testing.T) {
 	}
 	if got := count("quiet@example.test"); got["Spam"] != 1 {
 		t.Fatalf("spam off, yet purged: %v", got)
+	}
+}
+
+// TestFilterRunResumes: a run interrupted after a batch (its checkpoint
+// stored, as the job stores it) is taken up by the next worker from that
+// checkpoint: every message is copied once. A run on a folder that does
+// not exist fails at once, saying so.
+func TestFilterRunResumes(t *testing.T) {
+	e, d, runs := startRuns(t)
+	addr := e.announce(mailboxesevents.AddressCreated, "", "sales")
+	e.known(addr)
+	login := "sales@example.test"
+	var msgs []dovecottest.Message
+	for i := range 6 {
+		msgs = append(msgs, stored(fmt.Sprint("m", i), "copy me"))
+	}
+	d.Seed(t, login, mailPassword, nil, msgs)
+	copyRule := &filtersv1.Rule{DisplayName: "copy", Actions: []*filtersv1.Action{{Kind: filtersv1.ActionKind_ACTION_KIND_COPY, Folder: "Copies"}}}
+	if _, err := e.rules.CreateRule(e.admin, &filtersv1.CreateRuleRequest{Parent: addr, Rule: copyRule}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := runs.CreateFilterRun(e.admin, &filtersv1.CreateFilterRunRequest{Parent: addr, FilterRun: &filtersv1.FilterRun{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first worker got through one batch of 2, then its process died.
+	c, err := runnow.Dial(context.Background(), d.Addr, login, runnow.Login{User: "mailplane-personal", Password: "personal-secret"}, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checkpoint runnow.Progress
+	crash := errors.New("crash")
+	job := runnow.Job{Rules: []rules.Rule{{Name: "copy", Enabled: true, Match: rules.All, Actions: []rules.Action{{Kind: rules.Copy, Folder: "Copies"}}}}, Folder: "INBOX", Batch: 2}
+	_, err = runnow.Run(context.Background(), c, job, nil, func(p runnow.Progress, _ []runnow.Entry) error {
+		checkpoint = p
+		if p.Done > 0 {
+			return crash
+		}
+		return nil
+	})
+	c.Logout()
+	if !errors.Is(err, crash) || checkpoint.Done != 2 {
+		t.Fatalf("first worker: %v %+v", err, checkpoint)
+	}
+	b, _ := json.Marshal(checkpoint)
+	id := run.GetFilterRun().GetName()[strings.LastIndexByte(run.GetFilterRun().GetName(), '/')+1:]
+	if _, err := e.pool.Exec(context.Background(), `UPDATE filter_runs SET progress = $2 WHERE id = $1`, id, b); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.svc.RunForTest(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var got *filtersv1.FilterRun
+	e.eventually("the run resumed and ended", func() bool {
+		resp, err := runs.GetFilterRun(e.admin, &filtersv1.GetFilterRunRequest{Name: run.GetFilterRun().GetName()})
+		got = resp.GetFilterRun()
+		return err == nil && got.GetState() != filtersv1.FilterRunState_FILTER_RUN_STATE_RUNNING
+	})
+	if got.GetState() != filtersv1.FilterRunState_FILTER_RUN_STATE_SUCCEEDED || got.GetMessagesDone() != 6 || got.GetMessagesChanged() != 6 {
+		t.Fatalf("resumed run: %v", got)
+	}
+	copies := map[string]int{}
+	for _, m := range d.Messages(t, login, mailPassword) {
+		if m.Folder == "Copies" {
+			copies[string(m.Raw)]++
+		}
+	}
+	if len(copies) != 6 {
+		t.Fatalf("%d messages copied, want 6", len(copies))
+	}
+	for raw, n := range copies {
+		if n != 1 {
+			t.Errorf("copied %d times: %.60q", n, raw)
+		}
+	}
+
+	missing, err := runs.CreateFilterRun(e.admin, &filtersv1.CreateFilterRunRequest{Parent: addr, FilterRun: &filtersv1.FilterRun{Folder: "Nowhere"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("the run on a missing folder ended", func() bool {
+		resp, err := runs.GetFilterRun(e.admin, &filtersv1.GetFilterRunRequest{Name: missing.GetFilterRun().GetName()})
+		got = resp.GetFilterRun()
+		return err == nil && got.GetState() != filtersv1.FilterRunState_FILTER_RUN_STATE_RUNNING
+	})
+	if got.GetState() != filtersv1.FilterRunState_FILTER_RUN_STATE_FAILED || !strings.Contains(got.GetError(), "Nowhere") {
+		t.Fatalf("run on a missing folder: %v", got)
 	}
 }

@@ -395,6 +395,12 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 		// The slice is over, or the process stops: go on from the
 		// checkpoint, without counting an attempt.
 		return river.JobSnooze(0)
+	case errors.Is(err, runnow.ErrNoFolder):
+		// Retrying cannot make the folder.
+		if err := w.s.endRun(ctx, job.Args.Run, filtersv1.FilterRunState_FILTER_RUN_STATE_FAILED, err.Error()); err != nil {
+			return err
+		}
+		return nil
 	}
 	if job.Attempt >= job.MaxAttempts {
 		w.s.endRun(context.WithoutCancel(ctx), job.Args.Run, filtersv1.FilterRunState_FILTER_RUN_STATE_FAILED, err.Error())

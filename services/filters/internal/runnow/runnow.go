@@ -142,6 +142,10 @@ type Entry struct {
 // checkpoint and the listing agree. An error from it ends the run.
 type Report func(p Progress, entries []Entry) error
 
+// ErrNoFolder is wrapped by Run's error when the folder to start from
+// does not exist: trying again does not help.
+var ErrNoFolder = errors.New("no such folder")
+
 // ErrCanceled is wrapped by Run's error when ctx ended it.
 var ErrCanceled = errors.New("run canceled")
 
@@ -223,6 +227,9 @@ func plan(c *client.Client, start string, subfolders bool) ([]Folder, error) {
 	var out []Folder
 	for _, n := range names {
 		st, err := c.Status(n, []imap.StatusItem{imap.StatusUidValidity, imap.StatusUidNext, imap.StatusMessages})
+		if err != nil && strings.Contains(strings.ToLower(err.Error()), "doesn't exist") {
+			return nil, fmt.Errorf("%w: %s", ErrNoFolder, n)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("status of %s: %w", n, err)
 		}
