@@ -9,6 +9,7 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/accounts/v1"
 	dnssecurityv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/dnssecurity/v1"
 	filtersv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/filters/v1"
+	importsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/imports/v1"
 	listsv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/lists/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/gateway/internal/gen/mailplane/mailboxes/v1"
 )
@@ -75,6 +76,12 @@ var apis = []api{
 			filtersv1.RegisterRuleServiceHandler,
 			filtersv1.RegisterFilterSettingsServiceHandler,
 			filtersv1.RegisterFilterRunServiceHandler,
+		},
+	},
+	{
+		name: "imports",
+		handlers: []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+			importsv1.RegisterImportServiceHandler,
 		},
 	},
 }

@@ -118,7 +118,7 @@ func TestRevocationTakesEffect(t *testing.T) {
 		"--token-public-key", base64.StdEncoding.EncodeToString(pub),
 		"--token-signing-key", base64.StdEncoding.EncodeToString(priv.Seed()), "--secret-keys", secret.NewKey()}
 	// Every service the edge routes to, so that the edge is ready.
-	first := startServices(t, []string{"accounts", "mailboxes", "dnssecurity", "lists", "filters"}, flags...)
+	first := startServices(t, []string{"accounts", "mailboxes", "dnssecurity", "lists", "filters", "imports"}, flags...)
 
 	httpAddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -16,6 +16,7 @@ import (
 	"github.com/mailplane/mailplane/services/accounts"
 	"github.com/mailplane/mailplane/services/dnssecurity"
 	"github.com/mailplane/mailplane/services/filters"
+	"github.com/mailplane/mailplane/services/imports"
 	"github.com/mailplane/mailplane/services/lists"
 	"github.com/mailplane/mailplane/services/mailboxes"
 	"github.com/mailplane/mailplane/services/platform/auth"
@@ -41,6 +42,7 @@ func services() []service.Service {
 		dnssecurity.New(new(dnssecurity.Config)),
 		lists.New(new(lists.Config)),
 		filters.New(new(filters.Config)),
+		imports.New(new(imports.Config)),
 	}
 }
 

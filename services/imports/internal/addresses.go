@@ -1,0 +1,128 @@
+package imports
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
+	"github.com/mailplane/mailplane/services/platform/access"
+	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/events"
+)
+
+// AddressConsumer is the durable consumer of mailboxes' address events.
+const AddressConsumer = "imports-addresses"
+
+// AddressSubjects are the events it consumes. The service keeps its own
+// copy of each address's login and users rather than asking mailboxes on
+// every import: the destination's Dovecot login and who may import into
+// it are all it needs.
+var AddressSubjects = []string{mailboxesevents.AddressCreated, mailboxesevents.AddressUpdated, mailboxesevents.AddressDeleted}
+
+const (
+	upsertAddress = `
+INSERT INTO addresses (id, organization_id, mail_service_id, email, login) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE SET email = excluded.email, login = excluded.login`
+	deleteAddressUsers = `DELETE FROM address_users WHERE address_id = $1`
+	insertAddressUser  = `INSERT INTO address_users (address_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`
+	deleteAddress      = `DELETE FROM addresses WHERE id = $1`
+)
+
+// ApplyAddressChanged records an address's creation, change or deletion
+// in tx. Applying one twice changes nothing more.
+func (s *Server) ApplyAddressChanged(ctx context.Context, tx pgx.Tx, subject string, ev *mailboxesv1.AddressChanged) error {
+	a, err := parseAddress("address.name", ev.GetAddress().GetName())
+	if err != nil {
+		return fmt.Errorf("address event with a bad name %q: %w", ev.GetAddress().GetName(), err)
+	}
+	if events.SubjectIs(subject, mailboxesevents.AddressDeleted) {
+		_, err := tx.Exec(ctx, deleteAddress, a.addr)
+		return err
+	}
+	email := strings.ToLower(ev.GetAddress().GetEmail())
+	login := ev.GetLogin()
+	if login == "" {
+		login = email
+	}
+	if _, err := tx.Exec(ctx, upsertAddress, a.addr, a.org, a.ms, email, login); err != nil {
+		return fmt.Errorf("record address: %w", err)
+	}
+	if _, err := tx.Exec(ctx, deleteAddressUsers, a.addr); err != nil {
+		return fmt.Errorf("address users: %w", err)
+	}
+	for _, u := range ev.GetAddress().GetUsers() {
+		id, ok := strings.CutPrefix(u.GetUser(), "users/")
+		if !ok {
+			continue // an invitation not yet accepted has no user
+		}
+		uid, err := uuid.Parse(id)
+		if err != nil {
+			continue
+		}
+		if _, err := tx.Exec(ctx, insertAddressUser, a.addr, uid); err != nil {
+			return fmt.Errorf("address user: %w", err)
+		}
+	}
+	return nil
+}
+
+// address is an address of the local copy.
+type address struct {
+	id, org, ms  uuid.UUID
+	email, login string
+	// user: the caller is one of its users.
+	user bool
+}
+
+func (a *address) name() string { return addressName(a.org, a.ms, a.id) }
+
+const selectAddressByID = `
+SELECT a.id, a.organization_id, a.mail_service_id, a.email, a.login,
+       EXISTS (SELECT 1 FROM address_users u WHERE u.address_id = a.id AND u.user_id = $3)
+FROM addresses a WHERE a.id = $1 AND a.organization_id = $2`
+
+const selectAddressByEmail = `
+SELECT a.id, a.organization_id, a.mail_service_id, a.email, a.login,
+       EXISTS (SELECT 1 FROM address_users u WHERE u.address_id = a.id AND u.user_id = $3)
+FROM addresses a WHERE lower(a.email) = lower($1) AND a.organization_id = $2`
+
+func scanAddress(row pgx.Row) (*address, error) {
+	var a address
+	err := row.Scan(&a.id, &a.org, &a.ms, &a.email, &a.login, &a.user)
+	return &a, err
+}
+
+// destination finds the address called name (or, when byEmail, with
+// that email) in org, which c may import into: owners and admins into
+// every address, a member into one they are a user of. Another
+// organization's address, or one not known here, is NotFound.
+func (s *Server) destination(ctx context.Context, c access.Caller, role access.Role, org uuid.UUID, field, name string, byEmail bool) (*address, error) {
+	var row pgx.Row
+	if byEmail {
+		row = s.pool.QueryRow(ctx, selectAddressByEmail, name, org, c.UserID)
+	} else {
+		ids, err := parseAddress(field, name)
+		if err != nil {
+			return nil, err
+		}
+		if ids.org != org {
+			return nil, errs.Field(field, "must be an address of the organization "+orgName(org))
+		}
+		row = s.pool.QueryRow(ctx, selectAddressByID+` AND a.mail_service_id = $4`, ids.addr, org, c.UserID, ids.ms)
+	}
+	a, err := scanAddress(row)
+	if err == pgx.ErrNoRows {
+		return nil, errs.E(errs.NotFound, "address %s not found", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read address: %w", err)
+	}
+	if role.CanManage() || (a.user && !c.IsToken()) {
+		return a, nil
+	}
+	return nil, errs.E(errs.PermissionDenied, "only owners, admins and the address's users can import into %s", a.email)
+}
