@@ -73,8 +73,10 @@ func (d *Dovecot) StartMail(t testing.TB, c MailConfig) string {
 	}
 	// Debian's 10-mail.conf makes the inbox namespace, which the deployed
 	// file adds the Spam folder to.
+	// auth_username_chars as 90-mailplane-auth.conf has it: any local part.
 	conf = "namespace inbox {\n  inbox = yes\n}\n" + conf + `
 postmaster_address = postmaster@example.org
+auth_username_chars =
 passdb {
   driver = static
   args = password=` + c.Password + `
