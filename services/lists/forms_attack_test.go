@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/platform/attacktest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -57,9 +58,9 @@ func TestAttackRedirects(t *testing.T) {
 		if err == nil && got.GetRedirectUrl() != "" {
 			t.Errorf("submit with redirect %q: sent to %q", u, got.GetRedirectUrl())
 		}
-		never(t, "submit "+u, err)
+		attacktest.Never(t, "submit "+u, err)
 		ok, err := e.public.CheckFormOrigin(ctx, &listsv1.CheckFormOriginRequest{List: "team@example.test", Origin: strings.TrimSuffix(u, "/thanks")})
-		never(t, "origin "+u, err)
+		attacktest.Never(t, "origin "+u, err)
 		if ok.GetAllowed() {
 			t.Errorf("origin %q allowed", u)
 		}
@@ -76,7 +77,7 @@ func TestAttackRedirects(t *testing.T) {
 func TestAttackPublic(t *testing.T) {
 	e := startForms(t)
 	ctx := context.Background()
-	for what, v := range hostile {
+	for what, v := range attacktest.Hostile {
 		for field, call := range map[string]func() error{
 			"list": func() error {
 				_, err := e.public.SubmitForm(ctx, &listsv1.SubmitFormRequest{List: v, Action: listsv1.FormAction_FORM_ACTION_SUBSCRIBE, Email: "a@example.org"})
