@@ -338,7 +338,7 @@ func TestAttackSettingsCaps(t *testing.T) {
 	attacktest.WantCode(t, imp(strings.Join(many, "\n")), codes.InvalidArgument, "blockedSenders")
 	for _, bad := range []string{
 		"a.example,maybe\n", "a,b,c\n", "\"unclosed\n", "a.example,block\nbad sender,block\n", "=cmd|' /C calc'!A0\n",
-		"a.example\x00,block\n", "sender,list\n\"a\"\"b\",allow\n",
+		"a.example\x00,block\n", ",block\n", "sender,list\n\"a\"\"b\",allow\n",
 	} {
 		err := imp(bad)
 		if status.Code(err) != codes.InvalidArgument || !(attacktest.Named(err, "csv") || attacktest.Named(err, "Senders")) {

@@ -54,7 +54,9 @@ func parseSendersCSV(text string) (block, allow []string, err error) {
 		}
 		sender := strings.TrimSpace(rec[0])
 		if sender == "" {
-			continue
+			// A blank line never gets here (the reader skips it): a row
+			// like ",allow" lost its sender, which the import must say.
+			return nil, nil, errs.Field("csv", fmt.Sprintf("row %d: no sender", n))
 		}
 		list := "block"
 		if len(rec) == 2 {
