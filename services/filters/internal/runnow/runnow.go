@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"mime"
 	"net"
 	"slices"
@@ -49,6 +50,9 @@ func Dial(ctx context.Context, addr, address string, master Login, timeout time.
 		return nil, fmt.Errorf("imap greeting: %w", err)
 	}
 	c.Timeout = timeout
+	// Its reader's errors reach the caller as the command's error; its
+	// own log would write plain text into the service's JSON logs.
+	c.ErrorLog = log.New(io.Discard, "", 0)
 	if err := c.Authenticate(sasl.NewPlainClient(address, master.User, master.Password)); err != nil {
 		c.Logout()
 		return nil, fmt.Errorf("imap login as %s through %s: %w", address, master.User, err)
