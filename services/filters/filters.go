@@ -25,6 +25,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/service"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
@@ -54,6 +55,12 @@ type Config struct {
 	// sweep log in as an address through ManageSieve.Personal (the same
 	// master user); empty: runs are refused.
 	IMAPAddr string
+	// ReportAddr is where the mail servers' spam reports are taken
+	// (filtersreport, HTTP); empty: off.
+	ReportAddr string
+	// ReportsPerHour caps an address's spam reports per hour; zero:
+	// internal.DefaultReportsPerHour.
+	ReportsPerHour int
 	// Compiler and Installer compile and install an address's scripts;
 	// nil: the rule compiler and ManageSieve (tests give fakes).
 	Compiler  Compiler
@@ -82,9 +89,14 @@ type (
 // (rules.MaxRules), past which it refuses a list.
 const maxRulesCap = internal.DefaultMaxRules
 
+// maxReportsPerHour bounds spam-reports-per-hour.
+const maxReportsPerHour = 100000
+
 // Register adds the settings to l.
 func (c *Config) Register(l *config.Loader) {
 	l.Int(&c.MaxRules, "max-rules-per-address", internal.DefaultMaxRules, "the most rules an address may have, at most 200 (filters)")
+	l.String(&c.ReportAddr, "report-addr", "127.0.0.1:9105", "TCP address taking the mail servers' spam reports (`mailplane report`, HTTP; only mail servers may reach it) (filters); empty: off")
+	l.Int(&c.ReportsPerHour, "spam-reports-per-hour", internal.DefaultReportsPerHour, "spam reports recorded per address per hour, at most 100000 (filters)")
 	l.String(&c.ManageSieve.Addr, "managesieve-addr", "", "Dovecot's ManageSieve host:port the scripts are installed through (filters); empty: changes are kept, not installed")
 	l.String(&c.ManageSieve.Personal.User, "managesieve-master-user", "", "Dovecot master user whose sessions see an address's own Sieve storage (filters)")
 	l.String(&c.ManageSieve.Personal.Password, "managesieve-master-password", "", "its password (filters)")
@@ -97,6 +109,11 @@ func (c *Config) Register(l *config.Loader) {
 func (c *Config) Validate() []error {
 	var errs []error
 	config.Check(&errs, c.MaxRules > 0 && c.MaxRules <= maxRulesCap, "max-rules-per-address", "want 1 to %d, got %d", maxRulesCap, c.MaxRules)
+	config.Check(&errs, c.ReportsPerHour > 0 && c.ReportsPerHour <= maxReportsPerHour, "spam-reports-per-hour", "want 1 to %d, got %d", maxReportsPerHour, c.ReportsPerHour)
+	if c.ReportAddr != "" {
+		_, _, err := net.SplitHostPort(c.ReportAddr)
+		config.Check(&errs, err == nil, "report-addr", "want host:port, got %q", c.ReportAddr)
+	}
 	if m := c.ManageSieve; m.Addr != "" {
 		_, _, err := net.SplitHostPort(m.Addr)
 		config.Check(&errs, err == nil, "managesieve-addr", "want host:port, got %q", m.Addr)
@@ -182,6 +199,8 @@ type Service struct {
 	pool   *pgxpool.Pool
 	log    *slog.Logger
 	conn   *grpc.ClientConn
+	report string
+	ln     net.Listener
 }
 
 // Register adds the filters services to srv. pool's search_path must be
@@ -195,6 +214,7 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	}
 	s := internal.NewServer(pool, access.NewAccounts(conn), log)
 	s.SetMaxRules(c.MaxRules)
+	s.SetReportsPerHour(c.ReportsPerHour)
 	if c.Compiler == nil {
 		c.Compiler = internal.RulesCompiler{}
 	}
@@ -213,7 +233,7 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	for _, desc := range []*grpc.ServiceDesc{&filtersv1.RuleService_ServiceDesc, &filtersv1.FilterSettingsService_ServiceDesc, &filtersv1.FilterRunService_ServiceDesc} {
 		srv.RegisterService(s.AuditRefusals(desc), s)
 	}
-	return &Service{server: s, pool: pool, log: log, conn: conn}, nil
+	return &Service{server: s, pool: pool, log: log, conn: conn, report: c.ReportAddr}, nil
 }
 
 // reinstallSweep is how often addresses whose scripts are still to
@@ -221,8 +241,9 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 // gave up while the mail store was down, is installed at most this late.
 const reinstallSweep = 5 * time.Minute
 
-// Run works the service's jobs (the installation of changed scripts)
-// until ctx is done.
+// Run works the service's jobs (the installation of changed scripts,
+// the pruning of old spam reports) and takes the mail servers' spam
+// reports on ReportAddr until ctx is done.
 func (s *Service) Run(ctx context.Context) error { return s.run(ctx, s.jobsConfig()) }
 
 // RunForTest is Run with jobs fetched at once (jobs.ForTest).
@@ -253,14 +274,52 @@ func (s *Service) jobsConfig() jobs.Config {
 	return jobs.Config{Schema: Schema, Workers: s.server.Workers(), Log: s.log, Periodic: []jobs.Periodic{
 		{Name: "reinstall pending scripts", Interval: reinstallSweep, Work: s.server.ReinstallPending},
 		{Name: "purge old spam", Interval: internal.SpamSweepInterval, Work: s.server.QueueSpamPurges},
+		{Name: "prune spam reports", Interval: time.Hour, Work: s.server.PruneSpamReports},
 	}}
+}
+
+// Listen binds the report port, so that a process can stop on a taken
+// port, naming it, before it says it serves. Run listens itself when
+// Listen was not called.
+func (s *Service) Listen() error {
+	if s.ln != nil || s.report == "" {
+		return nil
+	}
+	ln, err := config.Listen("report-addr", s.report)
+	if err != nil {
+		return fmt.Errorf("spam reports: %w", err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// ReportAddr is the address the report listener listens on once Listen
+// bound it ("127.0.0.1:0" in tests gives a free port); empty when off.
+func (s *Service) ReportAddr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
 }
 
 func (s *Service) run(ctx context.Context, jc jobs.Config) error {
 	defer s.conn.Close()
+	if err := s.Listen(); err != nil {
+		return err
+	}
 	client, err := jobs.New(s.pool, jc)
 	if err != nil {
 		return err
 	}
-	return jobs.Run(ctx, client)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return jobs.Run(ctx, client) })
+	if s.ln != nil {
+		g.Go(func() error {
+			if err := s.server.ServeReports(ctx, s.ln); err != nil {
+				return fmt.Errorf("spam reports on %s: %w", s.report, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }

@@ -89,8 +89,14 @@ func startConfig(t *testing.T, work bool, c filters.Config) *env {
 	e.srv = servicetest.Start(t, func(s *servicetest.Server) error {
 		accountsv1.RegisterOrganizationServiceServer(s.GRPC.Server, accounts)
 		c.AccountsAddr = s.Addr
+		if c.ReportAddr == "" {
+			c.ReportAddr, c.ReportsPerHour = "127.0.0.1:0", 3
+		}
 		e.svc, err = filters.Register(s.GRPC.Server, pool, c, s.Log)
-		return err
+		if err != nil {
+			return err
+		}
+		return e.svc.Listen()
 	})
 	e.rules = filtersv1.NewRuleServiceClient(e.srv.Conn)
 	e.settings = filtersv1.NewFilterSettingsServiceClient(e.srv.Conn)

@@ -140,6 +140,7 @@ func TestDevStackREST(t *testing.T) {
 			"--policy-addr", freeAddr(t),
 			"--milter-addr", freeAddr(t),
 			"--lmtp-addr", freeAddr(t),
+			"--report-addr", freeAddr(t),
 			"--dns-resolver", zone.Addr(),
 			"--log-level", "warn",
 		}, func(string) string { return "" }, &out)

@@ -5,6 +5,7 @@
 //	                                   REST edge in one process, for a laptop
 //	mailplane gateway [flags]          the REST edge alone, as in production
 //	mailplane mailstore [flags]        next to Dovecot: removes deleted mail
+//	mailplane report spam|ham <address> Dovecot's imapsieve: a spam report
 //	mailplane keygen                   new access-token keys and a secret key
 //
 // Every flag also reads a MAILPLANE_* environment variable; `mailplane serve
@@ -24,6 +25,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/mailplane/mailplane/services/filters/filtersreport"
 	"github.com/mailplane/mailplane/services/platform/secret"
 	"github.com/mailplane/mailplane/services/platform/service"
 )
@@ -50,6 +52,8 @@ var usage = `usage:
   mailplane dev [flags]                  run everything locally (make run)
   mailplane gateway [flags]              run the REST edge
   mailplane mailstore [flags]            next to Dovecot: remove the mail of deleted addresses
+  mailplane report [flags] spam|ham <address> < message
+                                         next to Dovecot: report a message moved into or out of Spam
   mailplane keygen                       print new token keys and a secret key as MAILPLANE_* settings
   mailplane <command> -h                 list the flags and their MAILPLANE_* variables
 `
@@ -68,6 +72,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return serveGateway(ctx, args[1:], getenv, stdout)
 	case "mailstore":
 		return serveMailstore(ctx, args[1:], getenv, stdout)
+	case "report":
+		// Never an error for the IMAP command that ran it: only bad flags.
+		return filtersreport.Command(ctx, args[1:], getenv, os.Stdin, stdout, os.Stderr)
 	case "keygen":
 		return keygen(stdout)
 	default:

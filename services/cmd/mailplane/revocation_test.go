@@ -60,7 +60,7 @@ func startServices(t *testing.T, names []string, flags ...string) *stack {
 	s := newSettings()
 	s.register(l)
 	if err := l.Parse(append([]string{"--grpc-addr", freeAddr(t), "--metrics-addr", "", "--log-level", "warn",
-		"--socketmap-addr", "", "--policy-addr", "", "--milter-addr", "", "--lmtp-addr", ""}, flags...)); err != nil {
+		"--socketmap-addr", "", "--policy-addr", "", "--milter-addr", "", "--lmtp-addr", "", "--report-addr", ""}, flags...)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.validate(names); err != nil {

@@ -125,6 +125,7 @@ func servingStack(t *testing.T) map[string]string {
 		"MAILPLANE_POLICY_ADDR":       freeAddr(t),
 		"MAILPLANE_MILTER_ADDR":       freeAddr(t),
 		"MAILPLANE_LMTP_ADDR":         freeAddr(t),
+		"MAILPLANE_REPORT_ADDR":       freeAddr(t),
 		"MAILPLANE_SHUTDOWN_TIMEOUT":  "5s",
 	}
 }

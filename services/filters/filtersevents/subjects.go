@@ -15,6 +15,9 @@ const (
 	RuleDeleted = "filters.rule.deleted"
 	// FilterSettingsUpdated carries a FilterSettingsChanged.
 	FilterSettingsUpdated = "filters.filter_settings.updated"
+	// SpamReportRecorded carries a SpamReported: a message moved into or
+	// out of Spam, for learning.
+	SpamReportRecorded = "filters.spam_report.recorded"
 	// AuditRecorded carries an accounts AuditRecorded.
 	AuditRecorded = "filters.audit.recorded"
 )
@@ -22,5 +25,5 @@ const (
 // Subjects returns every subject above, for the catalog consumers check
 // their filters against.
 func Subjects() []string {
-	return []string{RuleCreated, RuleUpdated, RuleMoved, RuleDeleted, FilterSettingsUpdated, AuditRecorded}
+	return []string{RuleCreated, RuleUpdated, RuleMoved, RuleDeleted, FilterSettingsUpdated, SpamReportRecorded, AuditRecorded}
 }

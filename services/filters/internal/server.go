@@ -41,11 +41,14 @@ type Server struct {
 	maxRules int
 	// imap reaches the mail store for run-now and the Spam sweep.
 	imap IMAP
+	// reportsPerHour caps the spam reports recorded for an address in an
+	// hour.
+	reportsPerHour int
 }
 
 // NewServer returns a server over pool, asking roles of src.
 func NewServer(pool *pgxpool.Pool, src access.Source, log *slog.Logger) *Server {
-	return &Server{pool: pool, roles: access.NewRoles(src, roleTTL), log: log, maxRules: DefaultMaxRules}
+	return &Server{pool: pool, roles: access.NewRoles(src, roleTTL), log: log, maxRules: DefaultMaxRules, reportsPerHour: DefaultReportsPerHour}
 }
 
 // SetJobs sets the client changes queue their installation through.

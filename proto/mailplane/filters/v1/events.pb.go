@@ -12,6 +12,7 @@ package filtersv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -23,6 +24,59 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// SpamVerdict is what a report says of a message.
+type SpamVerdict int32
+
+const (
+	// Not set.
+	SpamVerdict_SPAM_VERDICT_UNSPECIFIED SpamVerdict = 0
+	// Moved into Spam: the customer calls it spam.
+	SpamVerdict_SPAM_VERDICT_SPAM SpamVerdict = 1
+	// Moved out of Spam (not to the Trash): not spam.
+	SpamVerdict_SPAM_VERDICT_HAM SpamVerdict = 2
+)
+
+// Enum value maps for SpamVerdict.
+var (
+	SpamVerdict_name = map[int32]string{
+		0: "SPAM_VERDICT_UNSPECIFIED",
+		1: "SPAM_VERDICT_SPAM",
+		2: "SPAM_VERDICT_HAM",
+	}
+	SpamVerdict_value = map[string]int32{
+		"SPAM_VERDICT_UNSPECIFIED": 0,
+		"SPAM_VERDICT_SPAM":        1,
+		"SPAM_VERDICT_HAM":         2,
+	}
+)
+
+func (x SpamVerdict) Enum() *SpamVerdict {
+	p := new(SpamVerdict)
+	*p = x
+	return p
+}
+
+func (x SpamVerdict) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SpamVerdict) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailplane_filters_v1_events_proto_enumTypes[0].Descriptor()
+}
+
+func (SpamVerdict) Type() protoreflect.EnumType {
+	return &file_mailplane_filters_v1_events_proto_enumTypes[0]
+}
+
+func (x SpamVerdict) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SpamVerdict.Descriptor instead.
+func (SpamVerdict) EnumDescriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_events_proto_rawDescGZIP(), []int{0}
+}
 
 // RuleChanged: mailplane.filters.rule.created, .updated, .moved,
 // .deleted.
@@ -135,17 +189,237 @@ func (x *FilterSettingsChanged) GetActor() string {
 	return ""
 }
 
+// SpamReported: mailplane.filters.spam_report.recorded. A customer moved
+// a message into Spam (a spam report) or out of it (a not-spam report)
+// over IMAP, which Dovecot's imapsieve told the service
+// (deploy/mail/dovecot/sieve-pipe/mailplane-report). For a learner: the
+// message itself is not kept, only what identifies it and the spam
+// headers it carried.
+type SpamReported struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address the message is in, by resource name.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// The address as Dovecot's login (local@domain).
+	Login string `protobuf:"bytes,2,opt,name=login,proto3" json:"login,omitempty"`
+	// What the customer said of the message.
+	Verdict SpamVerdict `protobuf:"varint,3,opt,name=verdict,proto3,enum=mailplane.filters.v1.SpamVerdict" json:"verdict,omitempty"`
+	// Its Message-ID header, as it was (empty when it had none).
+	MessageId string `protobuf:"bytes,4,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// Its From header, as it was.
+	From string `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
+	// Its Subject, decoded (RFC 2047).
+	Subject string `protobuf:"bytes,6,opt,name=subject,proto3" json:"subject,omitempty"`
+	// The SHA-256 of the message as Dovecot stored it, in hex.
+	Sha256 string `protobuf:"bytes,7,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// Its size in bytes.
+	SizeBytes int64 `protobuf:"varint,8,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The spam filters' headers it carried (X-Spam*, X-Rspamd-*), in order.
+	SpamHeaders []*SpamHeader `protobuf:"bytes,9,rep,name=spam_headers,json=spamHeaders,proto3" json:"spam_headers,omitempty"`
+	// When the service recorded the report.
+	ReportTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
+	// The report's id (UUIDv7), for deduplication by a consumer.
+	Id            string `protobuf:"bytes,11,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpamReported) Reset() {
+	*x = SpamReported{}
+	mi := &file_mailplane_filters_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpamReported) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpamReported) ProtoMessage() {}
+
+func (x *SpamReported) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpamReported.ProtoReflect.Descriptor instead.
+func (*SpamReported) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SpamReported) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *SpamReported) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *SpamReported) GetVerdict() SpamVerdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return SpamVerdict_SPAM_VERDICT_UNSPECIFIED
+}
+
+func (x *SpamReported) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *SpamReported) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *SpamReported) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *SpamReported) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *SpamReported) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *SpamReported) GetSpamHeaders() []*SpamHeader {
+	if x != nil {
+		return x.SpamHeaders
+	}
+	return nil
+}
+
+func (x *SpamReported) GetReportTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReportTime
+	}
+	return nil
+}
+
+func (x *SpamReported) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// SpamHeader is one header line of a reported message.
+type SpamHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its name, as written.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its value, unfolded.
+	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpamHeader) Reset() {
+	*x = SpamHeader{}
+	mi := &file_mailplane_filters_v1_events_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpamHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpamHeader) ProtoMessage() {}
+
+func (x *SpamHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_events_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpamHeader.ProtoReflect.Descriptor instead.
+func (*SpamHeader) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_events_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SpamHeader) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SpamHeader) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 var File_mailplane_filters_v1_events_proto protoreflect.FileDescriptor
 
 const file_mailplane_filters_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"!mailplane/filters/v1/events.proto\x12\x14mailplane.filters.v1\x1a\"mailplane/filters/v1/filters.proto\"S\n" +
+	"!mailplane/filters/v1/events.proto\x12\x14mailplane.filters.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mailplane/filters/v1/filters.proto\"S\n" +
 	"\vRuleChanged\x12.\n" +
 	"\x04rule\x18\x01 \x01(\v2\x1a.mailplane.filters.v1.RuleR\x04rule\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\"|\n" +
 	"\x15FilterSettingsChanged\x12M\n" +
 	"\x0ffilter_settings\x18\x01 \x01(\v2$.mailplane.filters.v1.FilterSettingsR\x0efilterSettings\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actorBEZCgithub.com/mailplane/mailplane/proto/mailplane/filters/v1;filtersv1b\x06proto3"
+	"\x05actor\x18\x02 \x01(\tR\x05actor\"\x91\x03\n" +
+	"\fSpamReported\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05login\x18\x02 \x01(\tR\x05login\x12;\n" +
+	"\averdict\x18\x03 \x01(\x0e2!.mailplane.filters.v1.SpamVerdictR\averdict\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x04 \x01(\tR\tmessageId\x12\x12\n" +
+	"\x04from\x18\x05 \x01(\tR\x04from\x12\x18\n" +
+	"\asubject\x18\x06 \x01(\tR\asubject\x12\x16\n" +
+	"\x06sha256\x18\a \x01(\tR\x06sha256\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\b \x01(\x03R\tsizeBytes\x12C\n" +
+	"\fspam_headers\x18\t \x03(\v2 .mailplane.filters.v1.SpamHeaderR\vspamHeaders\x12;\n" +
+	"\vreport_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"reportTime\x12\x0e\n" +
+	"\x02id\x18\v \x01(\tR\x02id\"6\n" +
+	"\n" +
+	"SpamHeader\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value*X\n" +
+	"\vSpamVerdict\x12\x1c\n" +
+	"\x18SPAM_VERDICT_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11SPAM_VERDICT_SPAM\x10\x01\x12\x14\n" +
+	"\x10SPAM_VERDICT_HAM\x10\x02BEZCgithub.com/mailplane/mailplane/proto/mailplane/filters/v1;filtersv1b\x06proto3"
 
 var (
 	file_mailplane_filters_v1_events_proto_rawDescOnce sync.Once
@@ -159,21 +433,29 @@ func file_mailplane_filters_v1_events_proto_rawDescGZIP() []byte {
 	return file_mailplane_filters_v1_events_proto_rawDescData
 }
 
-var file_mailplane_filters_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_mailplane_filters_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_mailplane_filters_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_mailplane_filters_v1_events_proto_goTypes = []any{
-	(*RuleChanged)(nil),           // 0: mailplane.filters.v1.RuleChanged
-	(*FilterSettingsChanged)(nil), // 1: mailplane.filters.v1.FilterSettingsChanged
-	(*Rule)(nil),                  // 2: mailplane.filters.v1.Rule
-	(*FilterSettings)(nil),        // 3: mailplane.filters.v1.FilterSettings
+	(SpamVerdict)(0),              // 0: mailplane.filters.v1.SpamVerdict
+	(*RuleChanged)(nil),           // 1: mailplane.filters.v1.RuleChanged
+	(*FilterSettingsChanged)(nil), // 2: mailplane.filters.v1.FilterSettingsChanged
+	(*SpamReported)(nil),          // 3: mailplane.filters.v1.SpamReported
+	(*SpamHeader)(nil),            // 4: mailplane.filters.v1.SpamHeader
+	(*Rule)(nil),                  // 5: mailplane.filters.v1.Rule
+	(*FilterSettings)(nil),        // 6: mailplane.filters.v1.FilterSettings
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_mailplane_filters_v1_events_proto_depIdxs = []int32{
-	2, // 0: mailplane.filters.v1.RuleChanged.rule:type_name -> mailplane.filters.v1.Rule
-	3, // 1: mailplane.filters.v1.FilterSettingsChanged.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5, // 0: mailplane.filters.v1.RuleChanged.rule:type_name -> mailplane.filters.v1.Rule
+	6, // 1: mailplane.filters.v1.FilterSettingsChanged.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	0, // 2: mailplane.filters.v1.SpamReported.verdict:type_name -> mailplane.filters.v1.SpamVerdict
+	4, // 3: mailplane.filters.v1.SpamReported.spam_headers:type_name -> mailplane.filters.v1.SpamHeader
+	7, // 4: mailplane.filters.v1.SpamReported.report_time:type_name -> google.protobuf.Timestamp
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_filters_v1_events_proto_init() }
@@ -187,13 +469,14 @@ func file_mailplane_filters_v1_events_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_filters_v1_events_proto_rawDesc), len(file_mailplane_filters_v1_events_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   2,
+			NumEnums:      1,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_mailplane_filters_v1_events_proto_goTypes,
 		DependencyIndexes: file_mailplane_filters_v1_events_proto_depIdxs,
+		EnumInfos:         file_mailplane_filters_v1_events_proto_enumTypes,
 		MessageInfos:      file_mailplane_filters_v1_events_proto_msgTypes,
 	}.Build()
 	File_mailplane_filters_v1_events_proto = out.File
