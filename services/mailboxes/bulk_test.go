@@ -116,7 +116,7 @@ func TestBulkCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(tpl.Csv, "local_part,kind,aliases,redirect_destinations,quota_mb\r\n") {
+	if !strings.HasPrefix(tpl.Csv, "local_part,kind,aliases,redirect_destinations,quota_mb,users\r\n") {
 		t.Errorf("template %q", tpl.Csv)
 	}
 	_, err = bulk.GetBulkTemplate(stranger.ctx, &mailboxesv1.GetBulkTemplateRequest{Parent: parent})
@@ -392,7 +392,13 @@ func TestBulkResumedAfterCrash(t *testing.T) {
 		if _, err := e.pool.Exec(ctx, `DELETE FROM addresses WHERE local_key ~ '^user[0-9]+$' AND substr(local_key, 5)::int >= 2000`); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.pool.Exec(ctx, "UPDATE bulk_jobs SET state = 'running', done_rows = 2000, end_time = NULL, csv = $2 WHERE id = $1", jobID, data); err != nil {
+		if _, err := e.pool.Exec(ctx, "DELETE FROM bulk_job_rows WHERE job_id = $1 AND ordinal > 2000", jobID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.pool.Exec(ctx, `UPDATE bulk_jobs SET state = 'running', done_rows = 2000, end_time = NULL, csv = $2,
+			created_rows = (SELECT count(*) FROM bulk_job_rows WHERE job_id = $1 AND outcome = 'created'),
+			existing_rows = (SELECT count(*) FROM bulk_job_rows WHERE job_id = $1 AND outcome = 'already_exists'),
+			failed_rows = (SELECT count(*) FROM bulk_job_rows WHERE job_id = $1 AND outcome = 'failed') WHERE id = $1`, jobID, data); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = $1, attempted_at = now() - interval '1 hour',

@@ -32,6 +32,9 @@ type Accounts interface {
 	// CreateMember creates a user in org whose login is email, without a
 	// password yet, and returns them and the link where they choose one.
 	CreateMember(ctx context.Context, org uuid.UUID, email, displayName string) (user uuid.UUID, setupLink string, err error)
+	// MemberEmails returns the user of each of emails (lower-cased
+	// logins) who is a member of org; the others are left out.
+	MemberEmails(ctx context.Context, org uuid.UUID, emails map[string]bool) (map[string]uuid.UUID, error)
 }
 
 // AccountsClient is Accounts over the accounts service's gRPC API.
@@ -70,6 +73,35 @@ func (a *AccountsClient) CreateMember(ctx context.Context, org uuid.UUID, email,
 		return uuid.Nil, "", fmt.Errorf("create user %s: accounts answered user %q", email, resp.GetMember().GetUser())
 	}
 	return id, resp.GetSetupLink(), nil
+}
+
+// MemberEmails pages through org's members, a thousand a call, until it
+// has found every one of emails: one call per thousand members rather than
+// one per email, since a file names up to maxBulkEmails.
+func (a *AccountsClient) MemberEmails(ctx context.Context, org uuid.UUID, emails map[string]bool) (map[string]uuid.UUID, error) {
+	found := map[string]uuid.UUID{}
+	req := &accountsv1.ListMembersRequest{Parent: organizationName(org), PageSize: 1000}
+	for len(found) < len(emails) {
+		resp, err := a.orgs.ListMembers(access.Forward(ctx), req)
+		if err != nil {
+			return nil, access.FromAccounts(err, "list members")
+		}
+		for _, m := range resp.GetMembers() {
+			e := strings.ToLower(m.GetEmail())
+			if !emails[e] {
+				continue
+			}
+			id, err := uuid.Parse(strings.TrimPrefix(m.GetUser(), "users/"))
+			if err != nil {
+				return nil, fmt.Errorf("list members: accounts answered user %q", m.GetUser())
+			}
+			found[e] = id
+		}
+		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+			break
+		}
+	}
+	return found, nil
 }
 
 // access returns the caller and their role in org; another organization's

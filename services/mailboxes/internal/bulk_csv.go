@@ -14,9 +14,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mailplane/mailplane/services/platform/errs"
+	"github.com/mailplane/mailplane/services/platform/validate"
 )
 
 const (
@@ -31,6 +33,9 @@ const (
 	maxBulkErrors = 100
 	// maxQuotaMB keeps quota_mb * 2^20 far from overflowing.
 	maxQuotaMB = 1 << 24
+	// maxBulkEmails bounds the distinct user emails a file names: each is
+	// looked up among the organization's members as the file is uploaded.
+	maxBulkEmails = 10_000
 )
 
 // The columns of a file, by name in its first line, in any order. Only
@@ -41,15 +46,22 @@ const (
 	colAliases
 	colRedirects
 	colQuota
+	colUsers
 	numBulkColumns
 )
 
-var bulkColumns = [numBulkColumns]string{"local_part", "kind", "aliases", "redirect_destinations", "quota_mb"}
+var bulkColumns = [numBulkColumns]string{"local_part", "kind", "aliases", "redirect_destinations", "quota_mb", "users"}
+
+// bulkIgnored are columns a file may have that are not read: those the
+// error file (ExportBulkJobErrors) adds, so that it can be corrected and
+// uploaded as it is.
+var bulkIgnored = []string{"line", "error"}
 
 // bulkTemplate is the file GetBulkTemplate returns: the header and an
-// example row, with CRLF line ends as RFC 4180 has them.
-const bulkTemplate = "local_part,kind,aliases,redirect_destinations,quota_mb\r\n" +
-	"anna.smith,mailbox,anna asmith,,2048\r\n"
+// example row, with CRLF line ends as RFC 4180 has them. The example has
+// no users: an email there must be a member's.
+const bulkTemplate = "local_part,kind,aliases,redirect_destinations,quota_mb,users\r\n" +
+	"anna.smith,mailbox,anna asmith,,2048,\r\n"
 
 // bulkKinds are the kinds a file may create, indexed by keyUse.kind. A
 // catch-all is one per mail service and is created on its own.
@@ -117,6 +129,7 @@ type bulkRow struct {
 	aliases   []string
 	redirects []string
 	quota     int64
+	users     []string // login emails, lower-cased
 }
 
 // bulkReader reads the data rows of a file.
@@ -125,6 +138,11 @@ type bulkReader struct {
 	cols [numBulkColumns]int // the column's index in a record; -1: absent
 	rows int
 	done bool
+	// header is the first line's fields, as written.
+	header []string
+	// rec is the last row read, its fields as written; the next read
+	// reuses it.
+	rec []string
 }
 
 // newBulkReader reads the header of data; nil when the file cannot be read
@@ -163,7 +181,7 @@ func newBulkReader(data []byte, be *bulkErrors) *bulkReader {
 		be.add(1, "", "cannot be read: %v", csvReason(err))
 		return nil
 	}
-	b := &bulkReader{r: r}
+	b := &bulkReader{r: r, header: slices.Clone(header)}
 	for i := range b.cols {
 		b.cols[i] = -1
 	}
@@ -172,9 +190,8 @@ func newBulkReader(data []byte, be *bulkErrors) *bulkReader {
 		name := strings.ToLower(strings.TrimSpace(h))
 		c := slices.Index(bulkColumns[:], name)
 		switch {
-		case name == "users":
-			be.add(1, h, "users are not set from a file; give people access to the addresses once they exist")
-			ok = false
+		case c < 0 && slices.Contains(bulkIgnored, name):
+			// From the error file: read past.
 		case c < 0:
 			be.add(1, h, "is not a column of the template; the columns are %s", strings.Join(bulkColumns[:], ", "))
 			ok = false
@@ -244,6 +261,7 @@ func (b *bulkReader) next(be *bulkErrors) (row bulkRow, valid, ok bool) {
 			b.done = true
 			break
 		}
+		b.rec = rec
 		row, valid = b.check(rec, be)
 		return row, valid, true
 	}
@@ -348,6 +366,26 @@ func (b *bulkReader) check(rec []string, be *bulkErrors) (bulkRow, bool) {
 			row.quota = mb << 20
 		}
 	}
+	if us, uLine := get(colUsers); us != "" {
+		list := strings.FieldsFunc(us, func(r rune) bool { return r == ';' || r == ',' || unicode.IsSpace(r) })
+		switch {
+		case len(list) > maxAddressUsers:
+			bad(uLine, colUsers, "has %d users; at most %d", len(list), maxAddressUsers)
+		case kindOK && bulkKinds[row.kind] != "mailbox":
+			bad(uLine, colUsers, "a %s address has no users", strings.ReplaceAll(bulkKinds[row.kind], "_", "-"))
+		default:
+			for _, u := range list {
+				u = strings.ToLower(u)
+				if err := validate.Email(u); err != nil {
+					bad(uLine, colUsers, "%q %s", u, err)
+					continue
+				}
+				if !slices.Contains(row.users, u) {
+					row.users = append(row.users, u)
+				}
+			}
+		}
+	}
 	return row, be.total == n
 }
 
@@ -380,6 +418,10 @@ type bulkFile struct {
 	rows    int
 	skipped int // rows whose address exists already
 	keys    map[string]keyUse
+	header  []string
+	// emails are the users the file names, to look up among the
+	// organization's members.
+	emails map[string]bool
 }
 
 // keyUse is where a file claims a local part.
@@ -395,11 +437,12 @@ type keyUse struct {
 // the database.
 func checkBulk(data []byte) (*bulkFile, *bulkErrors) {
 	be := &bulkErrors{}
-	f := &bulkFile{keys: map[string]keyUse{}}
+	f := &bulkFile{keys: map[string]keyUse{}, emails: map[string]bool{}}
 	br := newBulkReader(data, be)
 	if br == nil {
 		return f, be
 	}
+	f.header = br.header
 	claim := func(key string, u keyUse) {
 		if prev, ok := f.keys[key]; ok {
 			col := bulkColumns[colLocalPart]
@@ -430,6 +473,14 @@ func checkBulk(data []byte) (*bulkFile, *bulkErrors) {
 		}
 		for _, al := range row.aliases {
 			claim(al, keyUse{row: n, line: int32(row.aliasLine), alias: true})
+		}
+		for _, u := range row.users {
+			if !f.emails[u] && len(f.emails) >= maxBulkEmails {
+				be.add(row.line, bulkColumns[colUsers], "the file names more than %d users; split it into several files", maxBulkEmails)
+				br.done = true
+				break
+			}
+			f.emails[strings.Clone(u)] = true
 		}
 	}
 	f.rows = br.rows

@@ -71,15 +71,18 @@ func TestCheckBulk(t *testing.T) {
 		{"empty", "", 0, []string{"csv: is empty; download the template, fill it in and upload it"}},
 		{"only the header", "\xef\xbb\xbf" + header, 0, []string{"csv: has no rows below the first line"}},
 		{"no header", "anna,mailbox\n", 0, []string{
-			"line 1, column anna: is not a column of the template; the columns are local_part, kind, aliases, redirect_destinations, quota_mb",
-			"line 1, column mailbox: is not a column of the template; the columns are local_part, kind, aliases, redirect_destinations, quota_mb",
+			"line 1, column anna: is not a column of the template; the columns are local_part, kind, aliases, redirect_destinations, quota_mb, users",
+			"line 1, column mailbox: is not a column of the template; the columns are local_part, kind, aliases, redirect_destinations, quota_mb, users",
 		}},
 		{"no local_part column", "kind\nmailbox\n", 0, []string{
-			"line 1: the first line must name the columns, local_part at least: local_part,kind,aliases,redirect_destinations,quota_mb",
+			"line 1: the first line must name the columns, local_part at least: local_part,kind,aliases,redirect_destinations,quota_mb,users",
 		}},
-		{"users column", "local_part,users\nanna,me\n", 0, []string{
-			"line 1, column users: users are not set from a file; give people access to the addresses once they exist",
+		{"users column", "local_part,users\nanna,Ann@Example.com; bob@example.com\ncarl,\n", 2, nil},
+		{"users in bad shape", "local_part,kind,users\nanna,,me\nnr,no_reply,a@example.com\n", 0, []string{
+			`line 2, column users: "me" must be an email address like name@example.com`,
+			"line 3, column users: a no-reply address has no users",
 		}},
+		{"the error file's columns are read past", "local_part,line,error\nanna,2,user x@example.com is not a member\n", 1, nil},
 		{"column twice", "local_part,kind,Kind\nanna,,\n", 0, []string{"line 1, column Kind: appears twice"}},
 		{"not UTF-8", header + "anna,,,,\nb\xe9b,,,,\n", 0, []string{`line 3: is not UTF-8 text; save the file as "CSV UTF-8"`}},
 		{"bad column count", header + "anna,,,,\nbob,mailbox\ncarl,,,,,\n", 0, []string{

@@ -8,8 +8,15 @@ package mailboxes
 // by spaces or commas; quota_mb, in MiB (empty or 0: the default). A file
 // whose first line has semicolons and no comma is read with semicolons, as
 // spreadsheets in decimal-comma locales save CSV. Rows of empty fields are
-// skipped. Users are not set from a file: checking each one is a member would
-// cost a call to accounts per row; access is given once the addresses exist.
+// skipped. users lists existing members of the organization by login email,
+// separated by semicolons (commas and spaces work too), given access with
+// the default rights, as CreateAddress's access.users; only a mailbox has
+// users. The file's emails are looked up among the members once, as it is
+// uploaded (MemberEmails: one call to accounts per thousand members), and
+// the answer is kept with the job, so that a run resumed later (it has no
+// caller's token) gives each row the same users. A row naming an email that
+// is not a member's FAILS with the email named, and the rest is created;
+// its fields are kept for the error file (ExportBulkJobErrors).
 //
 // CreateBulkJob reads the file twice and never holds it as rows. The first
 // reading checks every row with the rules of CreateAddress and keeps only the
@@ -47,6 +54,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -72,10 +80,13 @@ type bulkJob struct {
 	Attempt       int32
 	CreateTime    time.Time
 	EndTime       *time.Time
+	CreatedRows   int32
+	ExistingRows  int32
+	FailedRows    int32
 }
 
 const (
-	bulkJobColumns = `id, mail_service_id, state, total_rows, done_rows, error, attempt, create_time, end_time`
+	bulkJobColumns = `id, mail_service_id, state, total_rows, done_rows, error, attempt, create_time, end_time, created_rows, existing_rows, failed_rows`
 
 	selectBulkJobByContent = `SELECT ` + bulkJobColumns + ` FROM bulk_jobs WHERE mail_service_id = $1 AND content_sha256 = $2`
 
@@ -84,17 +95,22 @@ WHERE j.id = $1 AND j.mail_service_id = $2
   AND EXISTS (SELECT 1 FROM mail_services m WHERE m.id = j.mail_service_id AND m.organization_id = $3 AND m.delete_time IS NULL)`
 
 	insertBulkJob = `
-INSERT INTO bulk_jobs (id, mail_service_id, content_sha256, state, total_rows, csv, actor) VALUES ($1, $2, $3, 'running', $4, $5, $6)
+INSERT INTO bulk_jobs (id, mail_service_id, content_sha256, state, total_rows, csv, actor, header, members)
+VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8)
 ON CONFLICT (mail_service_id, content_sha256) DO NOTHING
 RETURNING ` + bulkJobColumns
 
-	// restartBulkJob takes over a failed or abandoned job, from the start
-	// of its file; the attempt stops any run of it still going.
+	// restartBulkJob takes over a failed, cancelled or abandoned job, from
+	// the start of its file; the attempt stops any run of it still going.
+	// Its rows' outcomes are written again (deleteBulkJobRows).
 	restartBulkJob = `
 UPDATE bulk_jobs SET state = 'running', total_rows = $2, done_rows = 0, error = '', end_time = NULL,
-       attempt = attempt + 1, update_time = now(), csv = $3, actor = $4
+       attempt = attempt + 1, update_time = now(), csv = $3, actor = $4, header = $5, members = $6,
+       created_rows = 0, existing_rows = 0, failed_rows = 0
 WHERE id = $1 AND state <> 'succeeded'
 RETURNING ` + bulkJobColumns
+
+	deleteBulkJobRows = `DELETE FROM bulk_job_rows WHERE job_id = $1`
 )
 
 func collectBulkJob(rows pgx.Rows) (*bulkJob, error) {
@@ -113,12 +129,14 @@ var bulkStates = map[string]mailboxesv1.BulkJobState{
 	"running":   mailboxesv1.BulkJobState_BULK_JOB_STATE_RUNNING,
 	"succeeded": mailboxesv1.BulkJobState_BULK_JOB_STATE_SUCCEEDED,
 	"failed":    mailboxesv1.BulkJobState_BULK_JOB_STATE_FAILED,
+	"cancelled": mailboxesv1.BulkJobState_BULK_JOB_STATE_CANCELLED,
 }
 
 func bulkJobProto(org uuid.UUID, j *bulkJob) *mailboxesv1.BulkJob {
 	p := &mailboxesv1.BulkJob{
 		Name: bulkJobName(org, j), State: bulkStates[j.State], TotalRows: j.TotalRows, DoneRows: j.DoneRows,
 		Error: j.Error, CreateTime: timestamppb.New(j.CreateTime),
+		CreatedRows: j.CreatedRows, AlreadyThereRows: j.ExistingRows, FailedRows: j.FailedRows,
 	}
 	if j.EndTime != nil {
 		p.EndTime = timestamppb.New(*j.EndTime)
@@ -230,11 +248,17 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 	if prev != nil && prev.State != "failed" {
 		// A running job whose run River lost (every attempt used, its
 		// queue emptied by hand) is abandoned: this upload takes it over.
-		alive := true
-		if prev.State == "running" {
+		// A cancelled job is started again once its run has stopped.
+		alive := prev.State == "succeeded"
+		if !alive {
 			if alive, err = s.bulkRunQueued(ctx, prev.ID); err != nil {
 				return nil, err
 			}
+		}
+		if alive && prev.State == "cancelled" {
+			e := errs.E(errs.FailedPrecondition, "the job of this file was cancelled and is still stopping; upload it again in a moment").WithReason("BULK_JOB_STOPPING")
+			e.RetryAfter = time.Second
+			return nil, e
 		}
 		if alive {
 			return &mailboxesv1.CreateBulkJobResponse{Job: bulkJobProto(org, prev)}, nil
@@ -253,6 +277,18 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 	f, err := checkBulkFile(ctx, s.pool, msID, data)
 	if err != nil {
 		return nil, err
+	}
+	// The users column's emails are looked up now, with the uploader's
+	// token: a run has none. One that is not a member fails its row.
+	members := map[string]uuid.UUID{}
+	if len(f.emails) > 0 {
+		if members, err = s.accounts.MemberEmails(ctx, org, f.emails); err != nil {
+			return nil, err
+		}
+	}
+	membersJSON, err := json.Marshal(members)
+	if err != nil {
+		return nil, fmt.Errorf("bulk job members: %w", err)
 	}
 
 	id := uuid.Must(uuid.NewV7())
@@ -275,9 +311,12 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 		}
 		var rows pgx.Rows
 		if prev == nil {
-			rows, _ = tx.Query(ctx, insertBulkJob, id, msID, sum[:], f.rows, data, c.Name())
+			rows, _ = tx.Query(ctx, insertBulkJob, id, msID, sum[:], f.rows, data, c.Name(), f.header, membersJSON)
 		} else {
-			rows, _ = tx.Query(ctx, restartBulkJob, prev.ID, f.rows, data, c.Name())
+			if _, err := tx.Exec(ctx, deleteBulkJobRows, prev.ID); err != nil {
+				return fmt.Errorf("restart bulk job: %w", err)
+			}
+			rows, _ = tx.Query(ctx, restartBulkJob, prev.ID, f.rows, data, c.Name(), f.header, membersJSON)
 		}
 		var err error
 		if job, err = collectBulkJob(rows); err != nil {
@@ -294,6 +333,7 @@ func (s *Server) CreateBulkJob(ctx context.Context, req *mailboxesv1.CreateBulkJ
 		return audit(ctx, tx, organizationName(org), c, "mailboxes.address.bulkCreate", bulkJobName(org, job), map[string]string{
 			"rows": strconv.Itoa(f.rows), "toCreate": strconv.Itoa(f.rows - f.skipped), "existing": strconv.Itoa(f.skipped),
 			"sha256": hex.EncodeToString(sum[:]), "attempt": strconv.Itoa(int(job.Attempt)),
+			"users": strconv.Itoa(len(f.emails)), "unknownUsers": strconv.Itoa(len(f.emails) - len(members)),
 		})
 	})
 	if errors.Is(err, errBulkJobTaken) {

@@ -55,13 +55,19 @@ const (
 	claimBulkJob = `
 UPDATE bulk_jobs SET attempt = attempt + 1, update_time = now()
 WHERE id = $1 AND state = 'running' AND csv IS NOT NULL
-RETURNING ` + bulkJobColumns + `, csv, actor`
+RETURNING ` + bulkJobColumns + `, csv, actor, members`
 
-	bulkProgress = `UPDATE bulk_jobs SET done_rows = $3, update_time = now() WHERE id = $1 AND attempt = $2`
+	// bulkProgress records a batch: the checkpoint and the counts. It
+	// writes nothing once the job was cancelled, which undoes the batch.
+	bulkProgress = `
+UPDATE bulk_jobs SET done_rows = $3, created_rows = created_rows + $4, existing_rows = existing_rows + $5,
+       failed_rows = failed_rows + $6, update_time = now()
+WHERE id = $1 AND attempt = $2 AND state = 'running'`
 
 	bulkSucceeded = `
-UPDATE bulk_jobs SET state = 'succeeded', done_rows = total_rows, update_time = now(), end_time = now(), csv = NULL
-WHERE id = $1 AND attempt = $2`
+UPDATE bulk_jobs SET state = 'succeeded', done_rows = total_rows, created_rows = created_rows + $3,
+       existing_rows = existing_rows + $4, failed_rows = failed_rows + $5, update_time = now(), end_time = now(), csv = NULL
+WHERE id = $1 AND attempt = $2 AND state = 'running'`
 
 	bulkFailed = `
 UPDATE bulk_jobs SET state = 'failed', error = $3, update_time = now(), end_time = now(), csv = NULL
@@ -114,8 +120,9 @@ func (w *bulkWorker) Work(ctx context.Context, job *river.Job[bulkArgs]) error {
 	var bj bulkJob
 	var data []byte
 	var actor string
+	var members map[string]uuid.UUID
 	err := s.pool.QueryRow(ctx, claimBulkJob, job.Args.ID).Scan(&bj.ID, &bj.MailServiceID, &bj.State, &bj.TotalRows, &bj.DoneRows,
-		&bj.Error, &bj.Attempt, &bj.CreateTime, &bj.EndTime, &data, &actor)
+		&bj.Error, &bj.Attempt, &bj.CreateTime, &bj.EndTime, &bj.CreatedRows, &bj.ExistingRows, &bj.FailedRows, &data, &actor, &members)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil // it ended meanwhile
 	}
@@ -130,7 +137,7 @@ func (w *bulkWorker) Work(ctx context.Context, job *river.Job[bulkArgs]) error {
 	if err != nil {
 		return fmt.Errorf("bulk job %s: mail service: %w", bj.ID, err)
 	}
-	run := bulkRun{s: s, job: &bj, org: org, domain: domain, actor: actor, data: data, from: int(bj.DoneRows), river: job}
+	run := bulkRun{s: s, job: &bj, org: org, domain: domain, actor: actor, data: data, members: members, from: int(bj.DoneRows), river: job}
 	if job.Attempt >= job.MaxAttempts {
 		run.fail(ctx, fmt.Sprintf("stopped %d times without finishing; upload the file again to retry", job.Attempt-1))
 		return nil
@@ -175,14 +182,18 @@ type bulkRun struct {
 	actor  string
 	data   []byte
 	file   *bulkFile
+	// members are the users column's emails that name members, as looked
+	// up when the file was uploaded.
+	members map[string]uuid.UUID
 	// from is the checkpoint: the data rows an earlier run created.
 	from int
 	// river is the River job of the run.
 	river *river.Job[bulkArgs]
 }
 
-// errSuperseded stops a run whose job another run took over.
-var errSuperseded = errors.New("bulk job taken over by another run")
+// errSuperseded stops a run whose job another run took over, or that was
+// cancelled.
+var errSuperseded = errors.New("bulk job taken over by another run or cancelled")
 
 // run creates the job's addresses; an error it returns is River's to
 // retry.
@@ -259,10 +270,13 @@ func (r *bulkRun) create(ctx context.Context) (int, error) {
 		if br.rows <= r.from {
 			continue // created by an earlier run
 		}
-		if !r.file.keys[row.key].skip {
-			if err := b.add(row); err != nil {
-				return created, err
-			}
+		switch missing := r.missingUser(row); {
+		case r.file.keys[row.key].skip:
+			b.outcome(br.rows, row, "already_exists", "", nil)
+		case missing != "":
+			b.outcome(br.rows, row, "failed", fmt.Sprintf("user %s is not a member of the organization; invite them, then upload the row again", missing), br.rec)
+		default:
+			b.add(br.rows, row)
 		}
 		if br.rows%bulkBatchRows == 0 {
 			n, err := b.flush(ctx, br.rows, false)
@@ -279,18 +293,51 @@ func (r *bulkRun) create(ctx context.Context) (int, error) {
 	return created + n, err
 }
 
+// missingUser returns the first of row's users who was not a member when
+// the file was uploaded, or "".
+func (r *bulkRun) missingUser(row bulkRow) string {
+	for _, u := range row.users {
+		if _, ok := r.members[u]; !ok {
+			return u
+		}
+	}
+	return ""
+}
+
 // bulkBatch is the rows of one transaction, ready for COPY.
 type bulkBatch struct {
 	run        *bulkRun
 	addresses  [][]any
 	localParts [][]any
+	users      [][]any
+	outcomes   [][]any
 	events     []outbox.Event
+	// counts of the batch's rows by outcome
+	created, existing, failed int
 	// first and last line of the batch, to name where a conflict is.
 	first, last int
 }
 
-func (b *bulkBatch) add(row bulkRow) error {
+// outcome records what became of the ordinal-th row; rec, the row's fields
+// as written, is kept for a failed row only.
+func (b *bulkBatch) outcome(ordinal int, row bulkRow, outcome, reason string, rec []string) {
+	var fields []string
+	switch outcome {
+	case "created":
+		b.created++
+	case "already_exists":
+		b.existing++
+	case "failed":
+		b.failed++
+		fields = slices.Clone(rec)
+	}
+	b.outcomes = append(b.outcomes, []any{b.run.job.ID, ordinal, row.line, row.localPart, outcome, reason, fields})
+}
+
+// add queues the ordinal-th row's address, with its names and users.
+func (b *bulkBatch) add(ordinal int, row bulkRow) {
 	r := b.run
+	b.outcome(ordinal, row, "created", "", nil)
 	id := uuid.Must(uuid.NewV7())
 	now := time.Now()
 	redirects := row.redirects
@@ -304,6 +351,12 @@ func (b *bulkBatch) add(row bulkRow) error {
 	for _, al := range row.aliases {
 		b.localParts = append(b.localParts, []any{ms, al, uid, true})
 	}
+	var users []*mailboxesv1.AddressUser
+	for _, u := range row.users {
+		uid := r.members[u]
+		b.users = append(b.users, []any{id, uid})
+		users = append(users, &mailboxesv1.AddressUser{User: userName(uid), State: mailboxesv1.AddressUserState_ADDRESS_USER_STATE_ACTIVE})
+	}
 	aliases := slices.Clone(row.aliases)
 	slices.Sort(aliases)
 	ts := timestamppb.New(now)
@@ -311,19 +364,20 @@ func (b *bulkBatch) add(row bulkRow) error {
 		Actor: r.actor, Login: localKey(row.localPart) + "@" + r.domain, Address: &mailboxesv1.Address{
 			Name: addressName(r.org, r.job.MailServiceID, id), LocalPart: row.localPart, Email: row.localPart + "@" + r.domain,
 			Kind: kindProtos[kind], RedirectDestinations: row.redirects, Aliases: aliases, QuotaBytes: row.quota,
-			CreateTime: ts, UpdateTime: ts,
+			Users: users, CreateTime: ts, UpdateTime: ts,
 		},
 	}})
 	if b.first == 0 {
 		b.first = row.line
 	}
 	b.last = row.line
-	return nil
 }
 
 var (
 	addressCopyColumns   = []string{"id", "mail_service_id", "local_part", "local_key", "kind", "redirects", "quota_bytes", "create_time", "update_time"}
 	localPartCopyColumns = []string{"mail_service_id", "local_key", "address_id", "is_alias"}
+	addressUserCopyColumns = []string{"address_id", "user_id"}
+	outcomeCopyColumns     = []string{"job_id", "ordinal", "line", "local_part", "outcome", "error", "record"}
 	conflictKey          = regexp.MustCompile(`=\([^,]*, (.*)\) already exists`)
 )
 
@@ -342,7 +396,11 @@ func (b *bulkBatch) flush(ctx context.Context, done int, last bool) (int, error)
 			}{
 				{"addresses", addressCopyColumns, b.addresses},
 				{"local_parts", localPartCopyColumns, b.localParts},
+				{"address_users", addressUserCopyColumns, b.users},
 			} {
+				if len(c.rows) == 0 {
+					continue
+				}
 				if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
 					return b.conflict(err)
 				}
@@ -351,9 +409,14 @@ func (b *bulkBatch) flush(ctx context.Context, done int, last bool) (int, error)
 				return err
 			}
 		}
-		q, args := bulkProgress, []any{r.job.ID, r.job.Attempt, done}
+		if len(b.outcomes) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"bulk_job_rows"}, outcomeCopyColumns, pgx.CopyFromRows(b.outcomes)); err != nil {
+				return fmt.Errorf("record row outcomes: %w", err)
+			}
+		}
+		q, args := bulkProgress, []any{r.job.ID, r.job.Attempt, done, b.created, b.existing, b.failed}
 		if last {
-			q, args = bulkSucceeded, args[:2]
+			q, args = bulkSucceeded, []any{r.job.ID, r.job.Attempt, b.created, b.existing, b.failed}
 		}
 		tag, err := tx.Exec(ctx, q, args...)
 		if err != nil {
@@ -367,8 +430,8 @@ func (b *bulkBatch) flush(ctx context.Context, done int, last bool) (int, error)
 		}
 		return nil
 	})
-	b.addresses, b.localParts, b.events = b.addresses[:0], b.localParts[:0], b.events[:0]
-	b.first, b.last = 0, 0
+	b.addresses, b.localParts, b.users, b.outcomes, b.events = b.addresses[:0], b.localParts[:0], b.users[:0], b.outcomes[:0], b.events[:0]
+	b.first, b.last, b.created, b.existing, b.failed = 0, 0, 0, 0, 0
 	if err != nil {
 		return 0, err
 	}

@@ -119,6 +119,10 @@ func (f fakeAccounts) Invite(context.Context, uuid.UUID, string, string) (string
 	return "", "", errors.New("no invitations here")
 }
 
+func (f fakeAccounts) MemberEmails(context.Context, uuid.UUID, map[string]bool) (map[string]uuid.UUID, error) {
+	return map[string]uuid.UUID{}, nil
+}
+
 func (f fakeAccounts) CreateMember(context.Context, uuid.UUID, string, string) (uuid.UUID, string, error) {
 	return uuid.Nil, "", errors.New("not used")
 }

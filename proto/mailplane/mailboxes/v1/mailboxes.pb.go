@@ -274,6 +274,9 @@ const (
 	// Stopped; error says why. Rows created stay; uploading the file again
 	// creates the rest.
 	BulkJobState_BULK_JOB_STATE_FAILED BulkJobState = 3
+	// Stopped by CancelBulkJob. Rows created stay; uploading the file again
+	// creates the rest.
+	BulkJobState_BULK_JOB_STATE_CANCELLED BulkJobState = 4
 )
 
 // Enum value maps for BulkJobState.
@@ -283,12 +286,14 @@ var (
 		1: "BULK_JOB_STATE_RUNNING",
 		2: "BULK_JOB_STATE_SUCCEEDED",
 		3: "BULK_JOB_STATE_FAILED",
+		4: "BULK_JOB_STATE_CANCELLED",
 	}
 	BulkJobState_value = map[string]int32{
 		"BULK_JOB_STATE_UNSPECIFIED": 0,
 		"BULK_JOB_STATE_RUNNING":     1,
 		"BULK_JOB_STATE_SUCCEEDED":   2,
 		"BULK_JOB_STATE_FAILED":      3,
+		"BULK_JOB_STATE_CANCELLED":   4,
 	}
 )
 
@@ -317,6 +322,65 @@ func (x BulkJobState) Number() protoreflect.EnumNumber {
 // Deprecated: Use BulkJobState.Descriptor instead.
 func (BulkJobState) EnumDescriptor() ([]byte, []int) {
 	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{4}
+}
+
+// BulkJobRowOutcome is what became of one row of a file.
+type BulkJobRowOutcome int32
+
+const (
+	// Not set.
+	BulkJobRowOutcome_BULK_JOB_ROW_OUTCOME_UNSPECIFIED BulkJobRowOutcome = 0
+	// The address was created, with the row's users.
+	BulkJobRowOutcome_BULK_JOB_ROW_OUTCOME_CREATED BulkJobRowOutcome = 1
+	// The address existed already with the same kind (the file, or a part
+	// of it, was uploaded before) and was left as it is.
+	BulkJobRowOutcome_BULK_JOB_ROW_OUTCOME_ALREADY_EXISTS BulkJobRowOutcome = 2
+	// The address was not created; error says why (a user email that is
+	// not a member of the organization).
+	BulkJobRowOutcome_BULK_JOB_ROW_OUTCOME_FAILED BulkJobRowOutcome = 3
+)
+
+// Enum value maps for BulkJobRowOutcome.
+var (
+	BulkJobRowOutcome_name = map[int32]string{
+		0: "BULK_JOB_ROW_OUTCOME_UNSPECIFIED",
+		1: "BULK_JOB_ROW_OUTCOME_CREATED",
+		2: "BULK_JOB_ROW_OUTCOME_ALREADY_EXISTS",
+		3: "BULK_JOB_ROW_OUTCOME_FAILED",
+	}
+	BulkJobRowOutcome_value = map[string]int32{
+		"BULK_JOB_ROW_OUTCOME_UNSPECIFIED":    0,
+		"BULK_JOB_ROW_OUTCOME_CREATED":        1,
+		"BULK_JOB_ROW_OUTCOME_ALREADY_EXISTS": 2,
+		"BULK_JOB_ROW_OUTCOME_FAILED":         3,
+	}
+)
+
+func (x BulkJobRowOutcome) Enum() *BulkJobRowOutcome {
+	p := new(BulkJobRowOutcome)
+	*p = x
+	return p
+}
+
+func (x BulkJobRowOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BulkJobRowOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[5].Descriptor()
+}
+
+func (BulkJobRowOutcome) Type() protoreflect.EnumType {
+	return &file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes[5]
+}
+
+func (x BulkJobRowOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BulkJobRowOutcome.Descriptor instead.
+func (BulkJobRowOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{5}
 }
 
 // MailService is a domain attached to an organization.
@@ -3288,7 +3352,14 @@ type BulkJob struct {
 	// When it started.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it ended; unset while RUNNING.
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Rows whose address was created.
+	CreatedRows int32 `protobuf:"varint,8,opt,name=created_rows,json=createdRows,proto3" json:"created_rows,omitempty"`
+	// Rows whose address was already there, left as it is.
+	AlreadyThereRows int32 `protobuf:"varint,9,opt,name=already_there_rows,json=alreadyThereRows,proto3" json:"already_there_rows,omitempty"`
+	// Rows that failed, each with its reason (ListBulkJobRows,
+	// ExportBulkJobErrors).
+	FailedRows    int32 `protobuf:"varint,10,opt,name=failed_rows,json=failedRows,proto3" json:"failed_rows,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3372,6 +3443,109 @@ func (x *BulkJob) GetEndTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *BulkJob) GetCreatedRows() int32 {
+	if x != nil {
+		return x.CreatedRows
+	}
+	return 0
+}
+
+func (x *BulkJob) GetAlreadyThereRows() int32 {
+	if x != nil {
+		return x.AlreadyThereRows
+	}
+	return 0
+}
+
+func (x *BulkJob) GetFailedRows() int32 {
+	if x != nil {
+		return x.FailedRows
+	}
+	return 0
+}
+
+// BulkJobRow is what became of one row of a job's file.
+type BulkJobRow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The row's place among the file's data rows, from 1.
+	Row int32 `protobuf:"varint,1,opt,name=row,proto3" json:"row,omitempty"`
+	// The line of the file the row starts on (the header is line 1).
+	Line int32 `protobuf:"varint,2,opt,name=line,proto3" json:"line,omitempty"`
+	// The row's local part, as written.
+	LocalPart string `protobuf:"bytes,3,opt,name=local_part,json=localPart,proto3" json:"local_part,omitempty"`
+	// What became of it.
+	Outcome BulkJobRowOutcome `protobuf:"varint,4,opt,name=outcome,proto3,enum=mailplane.mailboxes.v1.BulkJobRowOutcome" json:"outcome,omitempty"`
+	// Why it failed; empty unless FAILED.
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkJobRow) Reset() {
+	*x = BulkJobRow{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkJobRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkJobRow) ProtoMessage() {}
+
+func (x *BulkJobRow) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkJobRow.ProtoReflect.Descriptor instead.
+func (*BulkJobRow) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *BulkJobRow) GetRow() int32 {
+	if x != nil {
+		return x.Row
+	}
+	return 0
+}
+
+func (x *BulkJobRow) GetLine() int32 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *BulkJobRow) GetLocalPart() string {
+	if x != nil {
+		return x.LocalPart
+	}
+	return ""
+}
+
+func (x *BulkJobRow) GetOutcome() BulkJobRowOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return BulkJobRowOutcome_BULK_JOB_ROW_OUTCOME_UNSPECIFIED
+}
+
+func (x *BulkJobRow) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // GetBulkTemplateRequest names the mail service.
 type GetBulkTemplateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3384,7 +3558,7 @@ type GetBulkTemplateRequest struct {
 
 func (x *GetBulkTemplateRequest) Reset() {
 	*x = GetBulkTemplateRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[50]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3396,7 +3570,7 @@ func (x *GetBulkTemplateRequest) String() string {
 func (*GetBulkTemplateRequest) ProtoMessage() {}
 
 func (x *GetBulkTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[50]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3409,7 +3583,7 @@ func (x *GetBulkTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBulkTemplateRequest.ProtoReflect.Descriptor instead.
 func (*GetBulkTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{50}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetBulkTemplateRequest) GetParent() string {
@@ -3430,7 +3604,7 @@ type GetBulkTemplateResponse struct {
 
 func (x *GetBulkTemplateResponse) Reset() {
 	*x = GetBulkTemplateResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[51]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3442,7 +3616,7 @@ func (x *GetBulkTemplateResponse) String() string {
 func (*GetBulkTemplateResponse) ProtoMessage() {}
 
 func (x *GetBulkTemplateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[51]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3455,7 +3629,7 @@ func (x *GetBulkTemplateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBulkTemplateResponse.ProtoReflect.Descriptor instead.
 func (*GetBulkTemplateResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{51}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetBulkTemplateResponse) GetCsv() string {
@@ -3472,8 +3646,11 @@ type CreateBulkJobRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The CSV file (RFC 4180), UTF-8 with or without a BOM, at most 100,000
 	// rows: a header naming the columns (local_part required; kind, aliases,
-	// redirect_destinations, quota_mb optional, in any order), then one row
-	// per address.
+	// redirect_destinations, quota_mb, users optional, in any order), then
+	// one row per address. users lists existing members of the organization
+	// by login email, separated by semicolons, given access to the address
+	// with the default rights; a row naming one who is not a member FAILS
+	// (the rest of the file is created).
 	Csv []byte `protobuf:"bytes,2,opt,name=csv,proto3" json:"csv,omitempty"`
 	// An idempotency key (AIP-155): a UUID the client makes for this create
 	// and sends again when it retries. The same key from the same caller
@@ -3488,7 +3665,7 @@ type CreateBulkJobRequest struct {
 
 func (x *CreateBulkJobRequest) Reset() {
 	*x = CreateBulkJobRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[52]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3500,7 +3677,7 @@ func (x *CreateBulkJobRequest) String() string {
 func (*CreateBulkJobRequest) ProtoMessage() {}
 
 func (x *CreateBulkJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[52]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3513,7 +3690,7 @@ func (x *CreateBulkJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBulkJobRequest.ProtoReflect.Descriptor instead.
 func (*CreateBulkJobRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{52}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateBulkJobRequest) GetParent() string {
@@ -3548,7 +3725,7 @@ type CreateBulkJobResponse struct {
 
 func (x *CreateBulkJobResponse) Reset() {
 	*x = CreateBulkJobResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[53]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3560,7 +3737,7 @@ func (x *CreateBulkJobResponse) String() string {
 func (*CreateBulkJobResponse) ProtoMessage() {}
 
 func (x *CreateBulkJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[53]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3573,7 +3750,7 @@ func (x *CreateBulkJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBulkJobResponse.ProtoReflect.Descriptor instead.
 func (*CreateBulkJobResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{53}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CreateBulkJobResponse) GetJob() *BulkJob {
@@ -3595,7 +3772,7 @@ type GetBulkJobRequest struct {
 
 func (x *GetBulkJobRequest) Reset() {
 	*x = GetBulkJobRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[54]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3607,7 +3784,7 @@ func (x *GetBulkJobRequest) String() string {
 func (*GetBulkJobRequest) ProtoMessage() {}
 
 func (x *GetBulkJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[54]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3620,7 +3797,7 @@ func (x *GetBulkJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBulkJobRequest.ProtoReflect.Descriptor instead.
 func (*GetBulkJobRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{54}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetBulkJobRequest) GetName() string {
@@ -3641,7 +3818,7 @@ type GetBulkJobResponse struct {
 
 func (x *GetBulkJobResponse) Reset() {
 	*x = GetBulkJobResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[55]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3653,7 +3830,7 @@ func (x *GetBulkJobResponse) String() string {
 func (*GetBulkJobResponse) ProtoMessage() {}
 
 func (x *GetBulkJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[55]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3666,12 +3843,455 @@ func (x *GetBulkJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBulkJobResponse.ProtoReflect.Descriptor instead.
 func (*GetBulkJobResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{55}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetBulkJobResponse) GetJob() *BulkJob {
 	if x != nil {
 		return x.Job
+	}
+	return nil
+}
+
+// ListBulkJobsRequest asks for a mail service's jobs.
+type ListBulkJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// At most this many (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBulkJobsRequest) Reset() {
+	*x = ListBulkJobsRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBulkJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBulkJobsRequest) ProtoMessage() {}
+
+func (x *ListBulkJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBulkJobsRequest.ProtoReflect.Descriptor instead.
+func (*ListBulkJobsRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListBulkJobsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListBulkJobsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListBulkJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListBulkJobsResponse is a page of jobs, newest first.
+type ListBulkJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The jobs.
+	Jobs []*BulkJob `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// The next page's token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBulkJobsResponse) Reset() {
+	*x = ListBulkJobsResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBulkJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBulkJobsResponse) ProtoMessage() {}
+
+func (x *ListBulkJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBulkJobsResponse.ProtoReflect.Descriptor instead.
+func (*ListBulkJobsResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ListBulkJobsResponse) GetJobs() []*BulkJob {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *ListBulkJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// CancelBulkJobRequest names the job.
+type CancelBulkJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/bulkJobs/{job}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelBulkJobRequest) Reset() {
+	*x = CancelBulkJobRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelBulkJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelBulkJobRequest) ProtoMessage() {}
+
+func (x *CancelBulkJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelBulkJobRequest.ProtoReflect.Descriptor instead.
+func (*CancelBulkJobRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *CancelBulkJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// CancelBulkJobResponse is the job, cancelled.
+type CancelBulkJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job.
+	Job           *BulkJob `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelBulkJobResponse) Reset() {
+	*x = CancelBulkJobResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelBulkJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelBulkJobResponse) ProtoMessage() {}
+
+func (x *CancelBulkJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelBulkJobResponse.ProtoReflect.Descriptor instead.
+func (*CancelBulkJobResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *CancelBulkJobResponse) GetJob() *BulkJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// ListBulkJobRowsRequest asks for the rows of a job.
+type ListBulkJobRowsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job: "organizations/{organization}/mailServices/{mail_service}/bulkJobs/{job}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// At most this many (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only the rows with this outcome, in the AIP-160 form
+	// `outcome = FAILED` (CREATED, ALREADY_EXISTS, FAILED, or the whole enum
+	// value name). Empty: every row.
+	Filter        string `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBulkJobRowsRequest) Reset() {
+	*x = ListBulkJobRowsRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBulkJobRowsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBulkJobRowsRequest) ProtoMessage() {}
+
+func (x *ListBulkJobRowsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBulkJobRowsRequest.ProtoReflect.Descriptor instead.
+func (*ListBulkJobRowsRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ListBulkJobRowsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListBulkJobRowsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListBulkJobRowsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListBulkJobRowsRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+// ListBulkJobRowsResponse is a page of rows, in file order.
+type ListBulkJobRowsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rows.
+	Rows []*BulkJobRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	// The next page's token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBulkJobRowsResponse) Reset() {
+	*x = ListBulkJobRowsResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBulkJobRowsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBulkJobRowsResponse) ProtoMessage() {}
+
+func (x *ListBulkJobRowsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBulkJobRowsResponse.ProtoReflect.Descriptor instead.
+func (*ListBulkJobRowsResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ListBulkJobRowsResponse) GetRows() []*BulkJobRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *ListBulkJobRowsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ExportBulkJobErrorsRequest names the job.
+type ExportBulkJobErrorsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "organizations/{organization}/mailServices/{mail_service}/bulkJobs/{job}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportBulkJobErrorsRequest) Reset() {
+	*x = ExportBulkJobErrorsRequest{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportBulkJobErrorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportBulkJobErrorsRequest) ProtoMessage() {}
+
+func (x *ExportBulkJobErrorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportBulkJobErrorsRequest.ProtoReflect.Descriptor instead.
+func (*ExportBulkJobErrorsRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ExportBulkJobErrorsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ExportBulkJobErrorsResponse is one chunk of the CSV file, shaped as
+// google.api.HttpBody (whose .proto the project does not vendor).
+type ExportBulkJobErrorsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "text/csv; charset=utf-8"; set on the first chunk only.
+	ContentType string `protobuf:"bytes,1,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// The next bytes of the file.
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportBulkJobErrorsResponse) Reset() {
+	*x = ExportBulkJobErrorsResponse{}
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportBulkJobErrorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportBulkJobErrorsResponse) ProtoMessage() {}
+
+func (x *ExportBulkJobErrorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportBulkJobErrorsResponse.ProtoReflect.Descriptor instead.
+func (*ExportBulkJobErrorsResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ExportBulkJobErrorsResponse) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *ExportBulkJobErrorsResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
 	}
 	return nil
 }
@@ -3698,7 +4318,7 @@ type Signature struct {
 
 func (x *Signature) Reset() {
 	*x = Signature{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[56]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +4330,7 @@ func (x *Signature) String() string {
 func (*Signature) ProtoMessage() {}
 
 func (x *Signature) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[56]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +4343,7 @@ func (x *Signature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Signature.ProtoReflect.Descriptor instead.
 func (*Signature) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{56}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *Signature) GetName() string {
@@ -3776,7 +4396,7 @@ type CreateSignatureRequest struct {
 
 func (x *CreateSignatureRequest) Reset() {
 	*x = CreateSignatureRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[57]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3788,7 +4408,7 @@ func (x *CreateSignatureRequest) String() string {
 func (*CreateSignatureRequest) ProtoMessage() {}
 
 func (x *CreateSignatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[57]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3801,7 +4421,7 @@ func (x *CreateSignatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSignatureRequest.ProtoReflect.Descriptor instead.
 func (*CreateSignatureRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{57}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CreateSignatureRequest) GetParent() string {
@@ -3836,7 +4456,7 @@ type CreateSignatureResponse struct {
 
 func (x *CreateSignatureResponse) Reset() {
 	*x = CreateSignatureResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[58]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3848,7 +4468,7 @@ func (x *CreateSignatureResponse) String() string {
 func (*CreateSignatureResponse) ProtoMessage() {}
 
 func (x *CreateSignatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[58]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3861,7 +4481,7 @@ func (x *CreateSignatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSignatureResponse.ProtoReflect.Descriptor instead.
 func (*CreateSignatureResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{58}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateSignatureResponse) GetSignature() *Signature {
@@ -3883,7 +4503,7 @@ type ListSignaturesRequest struct {
 
 func (x *ListSignaturesRequest) Reset() {
 	*x = ListSignaturesRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[59]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3895,7 +4515,7 @@ func (x *ListSignaturesRequest) String() string {
 func (*ListSignaturesRequest) ProtoMessage() {}
 
 func (x *ListSignaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[59]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3908,7 +4528,7 @@ func (x *ListSignaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSignaturesRequest.ProtoReflect.Descriptor instead.
 func (*ListSignaturesRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{59}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListSignaturesRequest) GetParent() string {
@@ -3929,7 +4549,7 @@ type ListSignaturesResponse struct {
 
 func (x *ListSignaturesResponse) Reset() {
 	*x = ListSignaturesResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[60]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3941,7 +4561,7 @@ func (x *ListSignaturesResponse) String() string {
 func (*ListSignaturesResponse) ProtoMessage() {}
 
 func (x *ListSignaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[60]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3954,7 +4574,7 @@ func (x *ListSignaturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSignaturesResponse.ProtoReflect.Descriptor instead.
 func (*ListSignaturesResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{60}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListSignaturesResponse) GetSignatures() []*Signature {
@@ -3980,7 +4600,7 @@ type UpdateSignatureRequest struct {
 
 func (x *UpdateSignatureRequest) Reset() {
 	*x = UpdateSignatureRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[61]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3992,7 +4612,7 @@ func (x *UpdateSignatureRequest) String() string {
 func (*UpdateSignatureRequest) ProtoMessage() {}
 
 func (x *UpdateSignatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[61]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4005,7 +4625,7 @@ func (x *UpdateSignatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSignatureRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSignatureRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{61}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *UpdateSignatureRequest) GetSignature() *Signature {
@@ -4033,7 +4653,7 @@ type UpdateSignatureResponse struct {
 
 func (x *UpdateSignatureResponse) Reset() {
 	*x = UpdateSignatureResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[62]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4045,7 +4665,7 @@ func (x *UpdateSignatureResponse) String() string {
 func (*UpdateSignatureResponse) ProtoMessage() {}
 
 func (x *UpdateSignatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[62]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4058,7 +4678,7 @@ func (x *UpdateSignatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSignatureResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSignatureResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{62}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *UpdateSignatureResponse) GetSignature() *Signature {
@@ -4080,7 +4700,7 @@ type DeleteSignatureRequest struct {
 
 func (x *DeleteSignatureRequest) Reset() {
 	*x = DeleteSignatureRequest{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[63]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4092,7 +4712,7 @@ func (x *DeleteSignatureRequest) String() string {
 func (*DeleteSignatureRequest) ProtoMessage() {}
 
 func (x *DeleteSignatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[63]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4105,7 +4725,7 @@ func (x *DeleteSignatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSignatureRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSignatureRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{63}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DeleteSignatureRequest) GetName() string {
@@ -4124,7 +4744,7 @@ type DeleteSignatureResponse struct {
 
 func (x *DeleteSignatureResponse) Reset() {
 	*x = DeleteSignatureResponse{}
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[64]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4136,7 +4756,7 @@ func (x *DeleteSignatureResponse) String() string {
 func (*DeleteSignatureResponse) ProtoMessage() {}
 
 func (x *DeleteSignatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[64]
+	mi := &file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4149,7 +4769,7 @@ func (x *DeleteSignatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSignatureResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSignatureResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{64}
+	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP(), []int{73}
 }
 
 var File_mailplane_mailboxes_v1_mailboxes_proto protoreflect.FileDescriptor
@@ -4358,7 +4978,7 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"auto_reply\x18\x01 \x01(\v2!.mailplane.mailboxes.v1.AutoReplyB\x06\xca\xf3\x18\x02\b\x01R\tautoReply\"[\n" +
 	"\x17UpdateAutoReplyResponse\x12@\n" +
 	"\n" +
-	"auto_reply\x18\x01 \x01(\v2!.mailplane.mailboxes.v1.AutoReplyR\tautoReply\"\x9f\x02\n" +
+	"auto_reply\x18\x01 \x01(\v2!.mailplane.mailboxes.v1.AutoReplyR\tautoReply\"\x91\x03\n" +
 	"\aBulkJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
 	"\x05state\x18\x02 \x01(\x0e2$.mailplane.mailboxes.v1.BulkJobStateR\x05state\x12\x1d\n" +
@@ -4368,7 +4988,20 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x125\n" +
-	"\bend_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"8\n" +
+	"\bend_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12!\n" +
+	"\fcreated_rows\x18\b \x01(\x05R\vcreatedRows\x12,\n" +
+	"\x12already_there_rows\x18\t \x01(\x05R\x10alreadyThereRows\x12\x1f\n" +
+	"\vfailed_rows\x18\n" +
+	" \x01(\x05R\n" +
+	"failedRows\"\xac\x01\n" +
+	"\n" +
+	"BulkJobRow\x12\x10\n" +
+	"\x03row\x18\x01 \x01(\x05R\x03row\x12\x12\n" +
+	"\x04line\x18\x02 \x01(\x05R\x04line\x12\x1d\n" +
+	"\n" +
+	"local_part\x18\x03 \x01(\tR\tlocalPart\x12C\n" +
+	"\aoutcome\x18\x04 \x01(\x0e2).mailplane.mailboxes.v1.BulkJobRowOutcomeR\aoutcome\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"8\n" +
 	"\x16GetBulkTemplateRequest\x12\x1e\n" +
 	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\"+\n" +
 	"\x17GetBulkTemplateResponse\x12\x10\n" +
@@ -4383,7 +5016,33 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\x11GetBulkJobRequest\x12\x1a\n" +
 	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"G\n" +
 	"\x12GetBulkJobResponse\x121\n" +
-	"\x03job\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.BulkJobR\x03job\"\xae\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.BulkJobR\x03job\"z\n" +
+	"\x13ListBulkJobsRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12&\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\a\xca\xf3\x18\x03 \x80\bR\tpageToken\"s\n" +
+	"\x14ListBulkJobsResponse\x123\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x1f.mailplane.mailboxes.v1.BulkJobR\x04jobs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n" +
+	"\x14CancelBulkJobRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"J\n" +
+	"\x15CancelBulkJobResponse\x121\n" +
+	"\x03job\x18\x01 \x01(\v2\x1f.mailplane.mailboxes.v1.BulkJobR\x03job\"\x9e\x01\n" +
+	"\x16ListBulkJobRowsRequest\x12\x1e\n" +
+	"\x06parent\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12&\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\a\xca\xf3\x18\x03 \x80\bR\tpageToken\x12\x1f\n" +
+	"\x06filter\x18\x04 \x01(\tB\a\xca\xf3\x18\x03 \x80\x02R\x06filter\"y\n" +
+	"\x17ListBulkJobRowsResponse\x126\n" +
+	"\x04rows\x18\x01 \x03(\v2\".mailplane.mailboxes.v1.BulkJobRowR\x04rows\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"8\n" +
+	"\x1aExportBulkJobErrorsRequest\x12\x1a\n" +
+	"\x04name\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\b\x01R\x04name\"T\n" +
+	"\x1bExportBulkJobErrorsResponse\x12!\n" +
+	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xae\x01\n" +
 	"\tSignature\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\x06\xca\xf3\x18\x02\x18dR\vdisplayName\x12%\n" +
@@ -4431,12 +5090,18 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\fMailProtocol\x12\x1d\n" +
 	"\x19MAIL_PROTOCOL_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12MAIL_PROTOCOL_IMAP\x10\x01\x12\x16\n" +
-	"\x12MAIL_PROTOCOL_SMTP\x10\x02*\x83\x01\n" +
+	"\x12MAIL_PROTOCOL_SMTP\x10\x02*\xa1\x01\n" +
 	"\fBulkJobState\x12\x1e\n" +
 	"\x1aBULK_JOB_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16BULK_JOB_STATE_RUNNING\x10\x01\x12\x1c\n" +
 	"\x18BULK_JOB_STATE_SUCCEEDED\x10\x02\x12\x19\n" +
-	"\x15BULK_JOB_STATE_FAILED\x10\x032\xe4\x06\n" +
+	"\x15BULK_JOB_STATE_FAILED\x10\x03\x12\x1c\n" +
+	"\x18BULK_JOB_STATE_CANCELLED\x10\x04*\xa5\x01\n" +
+	"\x11BulkJobRowOutcome\x12$\n" +
+	" BULK_JOB_ROW_OUTCOME_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cBULK_JOB_ROW_OUTCOME_CREATED\x10\x01\x12'\n" +
+	"#BULK_JOB_ROW_OUTCOME_ALREADY_EXISTS\x10\x02\x12\x1f\n" +
+	"\x1bBULK_JOB_ROW_OUTCOME_FAILED\x10\x032\xe4\x06\n" +
 	"\x12MailServiceService\x12x\n" +
 	"\x11CreateMailService\x120.mailplane.mailboxes.v1.CreateMailServiceRequest\x1a1.mailplane.mailboxes.v1.CreateMailServiceResponse\x12x\n" +
 	"\x11VerifyMailService\x120.mailplane.mailboxes.v1.VerifyMailServiceRequest\x1a1.mailplane.mailboxes.v1.VerifyMailServiceResponse\x12o\n" +
@@ -4453,12 +5118,16 @@ const file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc = "" +
 	"\rUpdateAddress\x12,.mailplane.mailboxes.v1.UpdateAddressRequest\x1a-.mailplane.mailboxes.v1.UpdateAddressResponse\x12l\n" +
 	"\rDeleteAddress\x12,.mailplane.mailboxes.v1.DeleteAddressRequest\x1a-.mailplane.mailboxes.v1.DeleteAddressResponse\x12i\n" +
 	"\fGetAutoReply\x12+.mailplane.mailboxes.v1.GetAutoReplyRequest\x1a,.mailplane.mailboxes.v1.GetAutoReplyResponse\x12r\n" +
-	"\x0fUpdateAutoReply\x12..mailplane.mailboxes.v1.UpdateAutoReplyRequest\x1a/.mailplane.mailboxes.v1.UpdateAutoReplyResponse2\xd4\x02\n" +
+	"\x0fUpdateAutoReply\x12..mailplane.mailboxes.v1.UpdateAutoReplyRequest\x1a/.mailplane.mailboxes.v1.UpdateAutoReplyResponse2\xa4\x06\n" +
 	"\vBulkService\x12r\n" +
 	"\x0fGetBulkTemplate\x12..mailplane.mailboxes.v1.GetBulkTemplateRequest\x1a/.mailplane.mailboxes.v1.GetBulkTemplateResponse\x12l\n" +
 	"\rCreateBulkJob\x12,.mailplane.mailboxes.v1.CreateBulkJobRequest\x1a-.mailplane.mailboxes.v1.CreateBulkJobResponse\x12c\n" +
 	"\n" +
-	"GetBulkJob\x12).mailplane.mailboxes.v1.GetBulkJobRequest\x1a*.mailplane.mailboxes.v1.GetBulkJobResponse2\xdf\x03\n" +
+	"GetBulkJob\x12).mailplane.mailboxes.v1.GetBulkJobRequest\x1a*.mailplane.mailboxes.v1.GetBulkJobResponse\x12i\n" +
+	"\fListBulkJobs\x12+.mailplane.mailboxes.v1.ListBulkJobsRequest\x1a,.mailplane.mailboxes.v1.ListBulkJobsResponse\x12l\n" +
+	"\rCancelBulkJob\x12,.mailplane.mailboxes.v1.CancelBulkJobRequest\x1a-.mailplane.mailboxes.v1.CancelBulkJobResponse\x12r\n" +
+	"\x0fListBulkJobRows\x12..mailplane.mailboxes.v1.ListBulkJobRowsRequest\x1a/.mailplane.mailboxes.v1.ListBulkJobRowsResponse\x12\x80\x01\n" +
+	"\x13ExportBulkJobErrors\x122.mailplane.mailboxes.v1.ExportBulkJobErrorsRequest\x1a3.mailplane.mailboxes.v1.ExportBulkJobErrorsResponse0\x012\xdf\x03\n" +
 	"\x10SignatureService\x12r\n" +
 	"\x0fCreateSignature\x12..mailplane.mailboxes.v1.CreateSignatureRequest\x1a/.mailplane.mailboxes.v1.CreateSignatureResponse\x12o\n" +
 	"\x0eListSignatures\x12-.mailplane.mailboxes.v1.ListSignaturesRequest\x1a..mailplane.mailboxes.v1.ListSignaturesResponse\x12r\n" +
@@ -4486,200 +5155,222 @@ func file_mailplane_mailboxes_v1_mailboxes_proto_rawDescGZIP() []byte {
 	return file_mailplane_mailboxes_v1_mailboxes_proto_rawDescData
 }
 
-var file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_mailplane_mailboxes_v1_mailboxes_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_mailplane_mailboxes_v1_mailboxes_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
 var file_mailplane_mailboxes_v1_mailboxes_proto_goTypes = []any{
 	(MailServiceState)(0),                // 0: mailplane.mailboxes.v1.MailServiceState
 	(AddressKind)(0),                     // 1: mailplane.mailboxes.v1.AddressKind
 	(AddressUserState)(0),                // 2: mailplane.mailboxes.v1.AddressUserState
 	(MailProtocol)(0),                    // 3: mailplane.mailboxes.v1.MailProtocol
 	(BulkJobState)(0),                    // 4: mailplane.mailboxes.v1.BulkJobState
-	(*MailService)(nil),                  // 5: mailplane.mailboxes.v1.MailService
-	(*DnsRecord)(nil),                    // 6: mailplane.mailboxes.v1.DnsRecord
-	(*Rights)(nil),                       // 7: mailplane.mailboxes.v1.Rights
-	(*AddressUser)(nil),                  // 8: mailplane.mailboxes.v1.AddressUser
-	(*Address)(nil),                      // 9: mailplane.mailboxes.v1.Address
-	(*NewUser)(nil),                      // 10: mailplane.mailboxes.v1.NewUser
-	(*AddressAccess)(nil),                // 11: mailplane.mailboxes.v1.AddressAccess
-	(*CreateMailServiceRequest)(nil),     // 12: mailplane.mailboxes.v1.CreateMailServiceRequest
-	(*CreateMailServiceResponse)(nil),    // 13: mailplane.mailboxes.v1.CreateMailServiceResponse
-	(*GetMailServiceRequest)(nil),        // 14: mailplane.mailboxes.v1.GetMailServiceRequest
-	(*GetMailServiceResponse)(nil),       // 15: mailplane.mailboxes.v1.GetMailServiceResponse
-	(*ListMailServicesRequest)(nil),      // 16: mailplane.mailboxes.v1.ListMailServicesRequest
-	(*ListMailServicesResponse)(nil),     // 17: mailplane.mailboxes.v1.ListMailServicesResponse
-	(*UpdateMailServiceRequest)(nil),     // 18: mailplane.mailboxes.v1.UpdateMailServiceRequest
-	(*UpdateMailServiceResponse)(nil),    // 19: mailplane.mailboxes.v1.UpdateMailServiceResponse
-	(*DeleteMailServiceRequest)(nil),     // 20: mailplane.mailboxes.v1.DeleteMailServiceRequest
-	(*DeleteMailServiceResponse)(nil),    // 21: mailplane.mailboxes.v1.DeleteMailServiceResponse
-	(*VerifyMailServiceRequest)(nil),     // 22: mailplane.mailboxes.v1.VerifyMailServiceRequest
-	(*VerifyMailServiceResponse)(nil),    // 23: mailplane.mailboxes.v1.VerifyMailServiceResponse
-	(*UndeleteMailServiceRequest)(nil),   // 24: mailplane.mailboxes.v1.UndeleteMailServiceRequest
-	(*UndeleteMailServiceResponse)(nil),  // 25: mailplane.mailboxes.v1.UndeleteMailServiceResponse
-	(*CreateAddressRequest)(nil),         // 26: mailplane.mailboxes.v1.CreateAddressRequest
-	(*CreateAddressResponse)(nil),        // 27: mailplane.mailboxes.v1.CreateAddressResponse
-	(*GetAddressRequest)(nil),            // 28: mailplane.mailboxes.v1.GetAddressRequest
-	(*GetAddressResponse)(nil),           // 29: mailplane.mailboxes.v1.GetAddressResponse
-	(*ListAddressesRequest)(nil),         // 30: mailplane.mailboxes.v1.ListAddressesRequest
-	(*ListAddressesResponse)(nil),        // 31: mailplane.mailboxes.v1.ListAddressesResponse
-	(*UpdateAddressRequest)(nil),         // 32: mailplane.mailboxes.v1.UpdateAddressRequest
-	(*UpdateAddressResponse)(nil),        // 33: mailplane.mailboxes.v1.UpdateAddressResponse
-	(*DeleteAddressRequest)(nil),         // 34: mailplane.mailboxes.v1.DeleteAddressRequest
-	(*DeleteAddressResponse)(nil),        // 35: mailplane.mailboxes.v1.DeleteAddressResponse
-	(*CreateReservationRequest)(nil),     // 36: mailplane.mailboxes.v1.CreateReservationRequest
-	(*CreateReservationResponse)(nil),    // 37: mailplane.mailboxes.v1.CreateReservationResponse
-	(*DeleteReservationRequest)(nil),     // 38: mailplane.mailboxes.v1.DeleteReservationRequest
-	(*DeleteReservationResponse)(nil),    // 39: mailplane.mailboxes.v1.DeleteReservationResponse
-	(*CheckSenderRequest)(nil),           // 40: mailplane.mailboxes.v1.CheckSenderRequest
-	(*CheckSenderResponse)(nil),          // 41: mailplane.mailboxes.v1.CheckSenderResponse
-	(*DevicePassword)(nil),               // 42: mailplane.mailboxes.v1.DevicePassword
-	(*CreateDevicePasswordRequest)(nil),  // 43: mailplane.mailboxes.v1.CreateDevicePasswordRequest
-	(*CreateDevicePasswordResponse)(nil), // 44: mailplane.mailboxes.v1.CreateDevicePasswordResponse
-	(*ListDevicePasswordsRequest)(nil),   // 45: mailplane.mailboxes.v1.ListDevicePasswordsRequest
-	(*ListDevicePasswordsResponse)(nil),  // 46: mailplane.mailboxes.v1.ListDevicePasswordsResponse
-	(*DeleteDevicePasswordRequest)(nil),  // 47: mailplane.mailboxes.v1.DeleteDevicePasswordRequest
-	(*DeleteDevicePasswordResponse)(nil), // 48: mailplane.mailboxes.v1.DeleteDevicePasswordResponse
-	(*AutoReply)(nil),                    // 49: mailplane.mailboxes.v1.AutoReply
-	(*GetAutoReplyRequest)(nil),          // 50: mailplane.mailboxes.v1.GetAutoReplyRequest
-	(*GetAutoReplyResponse)(nil),         // 51: mailplane.mailboxes.v1.GetAutoReplyResponse
-	(*UpdateAutoReplyRequest)(nil),       // 52: mailplane.mailboxes.v1.UpdateAutoReplyRequest
-	(*UpdateAutoReplyResponse)(nil),      // 53: mailplane.mailboxes.v1.UpdateAutoReplyResponse
-	(*BulkJob)(nil),                      // 54: mailplane.mailboxes.v1.BulkJob
-	(*GetBulkTemplateRequest)(nil),       // 55: mailplane.mailboxes.v1.GetBulkTemplateRequest
-	(*GetBulkTemplateResponse)(nil),      // 56: mailplane.mailboxes.v1.GetBulkTemplateResponse
-	(*CreateBulkJobRequest)(nil),         // 57: mailplane.mailboxes.v1.CreateBulkJobRequest
-	(*CreateBulkJobResponse)(nil),        // 58: mailplane.mailboxes.v1.CreateBulkJobResponse
-	(*GetBulkJobRequest)(nil),            // 59: mailplane.mailboxes.v1.GetBulkJobRequest
-	(*GetBulkJobResponse)(nil),           // 60: mailplane.mailboxes.v1.GetBulkJobResponse
-	(*Signature)(nil),                    // 61: mailplane.mailboxes.v1.Signature
-	(*CreateSignatureRequest)(nil),       // 62: mailplane.mailboxes.v1.CreateSignatureRequest
-	(*CreateSignatureResponse)(nil),      // 63: mailplane.mailboxes.v1.CreateSignatureResponse
-	(*ListSignaturesRequest)(nil),        // 64: mailplane.mailboxes.v1.ListSignaturesRequest
-	(*ListSignaturesResponse)(nil),       // 65: mailplane.mailboxes.v1.ListSignaturesResponse
-	(*UpdateSignatureRequest)(nil),       // 66: mailplane.mailboxes.v1.UpdateSignatureRequest
-	(*UpdateSignatureResponse)(nil),      // 67: mailplane.mailboxes.v1.UpdateSignatureResponse
-	(*DeleteSignatureRequest)(nil),       // 68: mailplane.mailboxes.v1.DeleteSignatureRequest
-	(*DeleteSignatureResponse)(nil),      // 69: mailplane.mailboxes.v1.DeleteSignatureResponse
-	nil,                                  // 70: mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
-	(*timestamppb.Timestamp)(nil),        // 71: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 72: google.protobuf.FieldMask
+	(BulkJobRowOutcome)(0),               // 5: mailplane.mailboxes.v1.BulkJobRowOutcome
+	(*MailService)(nil),                  // 6: mailplane.mailboxes.v1.MailService
+	(*DnsRecord)(nil),                    // 7: mailplane.mailboxes.v1.DnsRecord
+	(*Rights)(nil),                       // 8: mailplane.mailboxes.v1.Rights
+	(*AddressUser)(nil),                  // 9: mailplane.mailboxes.v1.AddressUser
+	(*Address)(nil),                      // 10: mailplane.mailboxes.v1.Address
+	(*NewUser)(nil),                      // 11: mailplane.mailboxes.v1.NewUser
+	(*AddressAccess)(nil),                // 12: mailplane.mailboxes.v1.AddressAccess
+	(*CreateMailServiceRequest)(nil),     // 13: mailplane.mailboxes.v1.CreateMailServiceRequest
+	(*CreateMailServiceResponse)(nil),    // 14: mailplane.mailboxes.v1.CreateMailServiceResponse
+	(*GetMailServiceRequest)(nil),        // 15: mailplane.mailboxes.v1.GetMailServiceRequest
+	(*GetMailServiceResponse)(nil),       // 16: mailplane.mailboxes.v1.GetMailServiceResponse
+	(*ListMailServicesRequest)(nil),      // 17: mailplane.mailboxes.v1.ListMailServicesRequest
+	(*ListMailServicesResponse)(nil),     // 18: mailplane.mailboxes.v1.ListMailServicesResponse
+	(*UpdateMailServiceRequest)(nil),     // 19: mailplane.mailboxes.v1.UpdateMailServiceRequest
+	(*UpdateMailServiceResponse)(nil),    // 20: mailplane.mailboxes.v1.UpdateMailServiceResponse
+	(*DeleteMailServiceRequest)(nil),     // 21: mailplane.mailboxes.v1.DeleteMailServiceRequest
+	(*DeleteMailServiceResponse)(nil),    // 22: mailplane.mailboxes.v1.DeleteMailServiceResponse
+	(*VerifyMailServiceRequest)(nil),     // 23: mailplane.mailboxes.v1.VerifyMailServiceRequest
+	(*VerifyMailServiceResponse)(nil),    // 24: mailplane.mailboxes.v1.VerifyMailServiceResponse
+	(*UndeleteMailServiceRequest)(nil),   // 25: mailplane.mailboxes.v1.UndeleteMailServiceRequest
+	(*UndeleteMailServiceResponse)(nil),  // 26: mailplane.mailboxes.v1.UndeleteMailServiceResponse
+	(*CreateAddressRequest)(nil),         // 27: mailplane.mailboxes.v1.CreateAddressRequest
+	(*CreateAddressResponse)(nil),        // 28: mailplane.mailboxes.v1.CreateAddressResponse
+	(*GetAddressRequest)(nil),            // 29: mailplane.mailboxes.v1.GetAddressRequest
+	(*GetAddressResponse)(nil),           // 30: mailplane.mailboxes.v1.GetAddressResponse
+	(*ListAddressesRequest)(nil),         // 31: mailplane.mailboxes.v1.ListAddressesRequest
+	(*ListAddressesResponse)(nil),        // 32: mailplane.mailboxes.v1.ListAddressesResponse
+	(*UpdateAddressRequest)(nil),         // 33: mailplane.mailboxes.v1.UpdateAddressRequest
+	(*UpdateAddressResponse)(nil),        // 34: mailplane.mailboxes.v1.UpdateAddressResponse
+	(*DeleteAddressRequest)(nil),         // 35: mailplane.mailboxes.v1.DeleteAddressRequest
+	(*DeleteAddressResponse)(nil),        // 36: mailplane.mailboxes.v1.DeleteAddressResponse
+	(*CreateReservationRequest)(nil),     // 37: mailplane.mailboxes.v1.CreateReservationRequest
+	(*CreateReservationResponse)(nil),    // 38: mailplane.mailboxes.v1.CreateReservationResponse
+	(*DeleteReservationRequest)(nil),     // 39: mailplane.mailboxes.v1.DeleteReservationRequest
+	(*DeleteReservationResponse)(nil),    // 40: mailplane.mailboxes.v1.DeleteReservationResponse
+	(*CheckSenderRequest)(nil),           // 41: mailplane.mailboxes.v1.CheckSenderRequest
+	(*CheckSenderResponse)(nil),          // 42: mailplane.mailboxes.v1.CheckSenderResponse
+	(*DevicePassword)(nil),               // 43: mailplane.mailboxes.v1.DevicePassword
+	(*CreateDevicePasswordRequest)(nil),  // 44: mailplane.mailboxes.v1.CreateDevicePasswordRequest
+	(*CreateDevicePasswordResponse)(nil), // 45: mailplane.mailboxes.v1.CreateDevicePasswordResponse
+	(*ListDevicePasswordsRequest)(nil),   // 46: mailplane.mailboxes.v1.ListDevicePasswordsRequest
+	(*ListDevicePasswordsResponse)(nil),  // 47: mailplane.mailboxes.v1.ListDevicePasswordsResponse
+	(*DeleteDevicePasswordRequest)(nil),  // 48: mailplane.mailboxes.v1.DeleteDevicePasswordRequest
+	(*DeleteDevicePasswordResponse)(nil), // 49: mailplane.mailboxes.v1.DeleteDevicePasswordResponse
+	(*AutoReply)(nil),                    // 50: mailplane.mailboxes.v1.AutoReply
+	(*GetAutoReplyRequest)(nil),          // 51: mailplane.mailboxes.v1.GetAutoReplyRequest
+	(*GetAutoReplyResponse)(nil),         // 52: mailplane.mailboxes.v1.GetAutoReplyResponse
+	(*UpdateAutoReplyRequest)(nil),       // 53: mailplane.mailboxes.v1.UpdateAutoReplyRequest
+	(*UpdateAutoReplyResponse)(nil),      // 54: mailplane.mailboxes.v1.UpdateAutoReplyResponse
+	(*BulkJob)(nil),                      // 55: mailplane.mailboxes.v1.BulkJob
+	(*BulkJobRow)(nil),                   // 56: mailplane.mailboxes.v1.BulkJobRow
+	(*GetBulkTemplateRequest)(nil),       // 57: mailplane.mailboxes.v1.GetBulkTemplateRequest
+	(*GetBulkTemplateResponse)(nil),      // 58: mailplane.mailboxes.v1.GetBulkTemplateResponse
+	(*CreateBulkJobRequest)(nil),         // 59: mailplane.mailboxes.v1.CreateBulkJobRequest
+	(*CreateBulkJobResponse)(nil),        // 60: mailplane.mailboxes.v1.CreateBulkJobResponse
+	(*GetBulkJobRequest)(nil),            // 61: mailplane.mailboxes.v1.GetBulkJobRequest
+	(*GetBulkJobResponse)(nil),           // 62: mailplane.mailboxes.v1.GetBulkJobResponse
+	(*ListBulkJobsRequest)(nil),          // 63: mailplane.mailboxes.v1.ListBulkJobsRequest
+	(*ListBulkJobsResponse)(nil),         // 64: mailplane.mailboxes.v1.ListBulkJobsResponse
+	(*CancelBulkJobRequest)(nil),         // 65: mailplane.mailboxes.v1.CancelBulkJobRequest
+	(*CancelBulkJobResponse)(nil),        // 66: mailplane.mailboxes.v1.CancelBulkJobResponse
+	(*ListBulkJobRowsRequest)(nil),       // 67: mailplane.mailboxes.v1.ListBulkJobRowsRequest
+	(*ListBulkJobRowsResponse)(nil),      // 68: mailplane.mailboxes.v1.ListBulkJobRowsResponse
+	(*ExportBulkJobErrorsRequest)(nil),   // 69: mailplane.mailboxes.v1.ExportBulkJobErrorsRequest
+	(*ExportBulkJobErrorsResponse)(nil),  // 70: mailplane.mailboxes.v1.ExportBulkJobErrorsResponse
+	(*Signature)(nil),                    // 71: mailplane.mailboxes.v1.Signature
+	(*CreateSignatureRequest)(nil),       // 72: mailplane.mailboxes.v1.CreateSignatureRequest
+	(*CreateSignatureResponse)(nil),      // 73: mailplane.mailboxes.v1.CreateSignatureResponse
+	(*ListSignaturesRequest)(nil),        // 74: mailplane.mailboxes.v1.ListSignaturesRequest
+	(*ListSignaturesResponse)(nil),       // 75: mailplane.mailboxes.v1.ListSignaturesResponse
+	(*UpdateSignatureRequest)(nil),       // 76: mailplane.mailboxes.v1.UpdateSignatureRequest
+	(*UpdateSignatureResponse)(nil),      // 77: mailplane.mailboxes.v1.UpdateSignatureResponse
+	(*DeleteSignatureRequest)(nil),       // 78: mailplane.mailboxes.v1.DeleteSignatureRequest
+	(*DeleteSignatureResponse)(nil),      // 79: mailplane.mailboxes.v1.DeleteSignatureResponse
+	nil,                                  // 80: mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
+	(*timestamppb.Timestamp)(nil),        // 81: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 82: google.protobuf.FieldMask
 }
 var file_mailplane_mailboxes_v1_mailboxes_proto_depIdxs = []int32{
-	71, // 0: mailplane.mailboxes.v1.MailService.create_time:type_name -> google.protobuf.Timestamp
-	71, // 1: mailplane.mailboxes.v1.MailService.delete_time:type_name -> google.protobuf.Timestamp
-	71, // 2: mailplane.mailboxes.v1.MailService.purge_time:type_name -> google.protobuf.Timestamp
+	81, // 0: mailplane.mailboxes.v1.MailService.create_time:type_name -> google.protobuf.Timestamp
+	81, // 1: mailplane.mailboxes.v1.MailService.delete_time:type_name -> google.protobuf.Timestamp
+	81, // 2: mailplane.mailboxes.v1.MailService.purge_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: mailplane.mailboxes.v1.MailService.state:type_name -> mailplane.mailboxes.v1.MailServiceState
-	6,  // 4: mailplane.mailboxes.v1.MailService.verification_record:type_name -> mailplane.mailboxes.v1.DnsRecord
-	71, // 5: mailplane.mailboxes.v1.MailService.last_check_time:type_name -> google.protobuf.Timestamp
-	71, // 6: mailplane.mailboxes.v1.MailService.verify_time:type_name -> google.protobuf.Timestamp
-	71, // 7: mailplane.mailboxes.v1.MailService.expire_time:type_name -> google.protobuf.Timestamp
-	7,  // 8: mailplane.mailboxes.v1.AddressUser.rights:type_name -> mailplane.mailboxes.v1.Rights
+	7,  // 4: mailplane.mailboxes.v1.MailService.verification_record:type_name -> mailplane.mailboxes.v1.DnsRecord
+	81, // 5: mailplane.mailboxes.v1.MailService.last_check_time:type_name -> google.protobuf.Timestamp
+	81, // 6: mailplane.mailboxes.v1.MailService.verify_time:type_name -> google.protobuf.Timestamp
+	81, // 7: mailplane.mailboxes.v1.MailService.expire_time:type_name -> google.protobuf.Timestamp
+	8,  // 8: mailplane.mailboxes.v1.AddressUser.rights:type_name -> mailplane.mailboxes.v1.Rights
 	2,  // 9: mailplane.mailboxes.v1.AddressUser.state:type_name -> mailplane.mailboxes.v1.AddressUserState
 	1,  // 10: mailplane.mailboxes.v1.Address.kind:type_name -> mailplane.mailboxes.v1.AddressKind
-	8,  // 11: mailplane.mailboxes.v1.Address.users:type_name -> mailplane.mailboxes.v1.AddressUser
-	71, // 12: mailplane.mailboxes.v1.Address.create_time:type_name -> google.protobuf.Timestamp
-	71, // 13: mailplane.mailboxes.v1.Address.update_time:type_name -> google.protobuf.Timestamp
-	10, // 14: mailplane.mailboxes.v1.AddressAccess.new_user:type_name -> mailplane.mailboxes.v1.NewUser
-	5,  // 15: mailplane.mailboxes.v1.CreateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	5,  // 16: mailplane.mailboxes.v1.CreateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	5,  // 17: mailplane.mailboxes.v1.GetMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	5,  // 18: mailplane.mailboxes.v1.ListMailServicesResponse.mail_services:type_name -> mailplane.mailboxes.v1.MailService
-	5,  // 19: mailplane.mailboxes.v1.UpdateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	72, // 20: mailplane.mailboxes.v1.UpdateMailServiceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	5,  // 21: mailplane.mailboxes.v1.UpdateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	5,  // 22: mailplane.mailboxes.v1.DeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	5,  // 23: mailplane.mailboxes.v1.VerifyMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	5,  // 24: mailplane.mailboxes.v1.UndeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
-	9,  // 25: mailplane.mailboxes.v1.CreateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
-	11, // 26: mailplane.mailboxes.v1.CreateAddressRequest.access:type_name -> mailplane.mailboxes.v1.AddressAccess
-	9,  // 27: mailplane.mailboxes.v1.CreateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	70, // 28: mailplane.mailboxes.v1.CreateAddressResponse.invitation_links:type_name -> mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
-	9,  // 29: mailplane.mailboxes.v1.GetAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	9,  // 30: mailplane.mailboxes.v1.ListAddressesResponse.addresses:type_name -> mailplane.mailboxes.v1.Address
-	9,  // 31: mailplane.mailboxes.v1.UpdateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
-	72, // 32: mailplane.mailboxes.v1.UpdateAddressRequest.update_mask:type_name -> google.protobuf.FieldMask
-	9,  // 33: mailplane.mailboxes.v1.UpdateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
-	71, // 34: mailplane.mailboxes.v1.DevicePassword.create_time:type_name -> google.protobuf.Timestamp
-	71, // 35: mailplane.mailboxes.v1.DevicePassword.last_use_time:type_name -> google.protobuf.Timestamp
+	9,  // 11: mailplane.mailboxes.v1.Address.users:type_name -> mailplane.mailboxes.v1.AddressUser
+	81, // 12: mailplane.mailboxes.v1.Address.create_time:type_name -> google.protobuf.Timestamp
+	81, // 13: mailplane.mailboxes.v1.Address.update_time:type_name -> google.protobuf.Timestamp
+	11, // 14: mailplane.mailboxes.v1.AddressAccess.new_user:type_name -> mailplane.mailboxes.v1.NewUser
+	6,  // 15: mailplane.mailboxes.v1.CreateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	6,  // 16: mailplane.mailboxes.v1.CreateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	6,  // 17: mailplane.mailboxes.v1.GetMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	6,  // 18: mailplane.mailboxes.v1.ListMailServicesResponse.mail_services:type_name -> mailplane.mailboxes.v1.MailService
+	6,  // 19: mailplane.mailboxes.v1.UpdateMailServiceRequest.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	82, // 20: mailplane.mailboxes.v1.UpdateMailServiceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,  // 21: mailplane.mailboxes.v1.UpdateMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	6,  // 22: mailplane.mailboxes.v1.DeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	6,  // 23: mailplane.mailboxes.v1.VerifyMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	6,  // 24: mailplane.mailboxes.v1.UndeleteMailServiceResponse.mail_service:type_name -> mailplane.mailboxes.v1.MailService
+	10, // 25: mailplane.mailboxes.v1.CreateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
+	12, // 26: mailplane.mailboxes.v1.CreateAddressRequest.access:type_name -> mailplane.mailboxes.v1.AddressAccess
+	10, // 27: mailplane.mailboxes.v1.CreateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	80, // 28: mailplane.mailboxes.v1.CreateAddressResponse.invitation_links:type_name -> mailplane.mailboxes.v1.CreateAddressResponse.InvitationLinksEntry
+	10, // 29: mailplane.mailboxes.v1.GetAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	10, // 30: mailplane.mailboxes.v1.ListAddressesResponse.addresses:type_name -> mailplane.mailboxes.v1.Address
+	10, // 31: mailplane.mailboxes.v1.UpdateAddressRequest.address:type_name -> mailplane.mailboxes.v1.Address
+	82, // 32: mailplane.mailboxes.v1.UpdateAddressRequest.update_mask:type_name -> google.protobuf.FieldMask
+	10, // 33: mailplane.mailboxes.v1.UpdateAddressResponse.address:type_name -> mailplane.mailboxes.v1.Address
+	81, // 34: mailplane.mailboxes.v1.DevicePassword.create_time:type_name -> google.protobuf.Timestamp
+	81, // 35: mailplane.mailboxes.v1.DevicePassword.last_use_time:type_name -> google.protobuf.Timestamp
 	3,  // 36: mailplane.mailboxes.v1.DevicePassword.protocols:type_name -> mailplane.mailboxes.v1.MailProtocol
-	42, // 37: mailplane.mailboxes.v1.CreateDevicePasswordRequest.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
-	42, // 38: mailplane.mailboxes.v1.CreateDevicePasswordResponse.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
-	42, // 39: mailplane.mailboxes.v1.ListDevicePasswordsResponse.device_passwords:type_name -> mailplane.mailboxes.v1.DevicePassword
-	71, // 40: mailplane.mailboxes.v1.AutoReply.start_time:type_name -> google.protobuf.Timestamp
-	71, // 41: mailplane.mailboxes.v1.AutoReply.end_time:type_name -> google.protobuf.Timestamp
-	49, // 42: mailplane.mailboxes.v1.GetAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
-	49, // 43: mailplane.mailboxes.v1.UpdateAutoReplyRequest.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
-	49, // 44: mailplane.mailboxes.v1.UpdateAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	43, // 37: mailplane.mailboxes.v1.CreateDevicePasswordRequest.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
+	43, // 38: mailplane.mailboxes.v1.CreateDevicePasswordResponse.device_password:type_name -> mailplane.mailboxes.v1.DevicePassword
+	43, // 39: mailplane.mailboxes.v1.ListDevicePasswordsResponse.device_passwords:type_name -> mailplane.mailboxes.v1.DevicePassword
+	81, // 40: mailplane.mailboxes.v1.AutoReply.start_time:type_name -> google.protobuf.Timestamp
+	81, // 41: mailplane.mailboxes.v1.AutoReply.end_time:type_name -> google.protobuf.Timestamp
+	50, // 42: mailplane.mailboxes.v1.GetAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	50, // 43: mailplane.mailboxes.v1.UpdateAutoReplyRequest.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
+	50, // 44: mailplane.mailboxes.v1.UpdateAutoReplyResponse.auto_reply:type_name -> mailplane.mailboxes.v1.AutoReply
 	4,  // 45: mailplane.mailboxes.v1.BulkJob.state:type_name -> mailplane.mailboxes.v1.BulkJobState
-	71, // 46: mailplane.mailboxes.v1.BulkJob.create_time:type_name -> google.protobuf.Timestamp
-	71, // 47: mailplane.mailboxes.v1.BulkJob.end_time:type_name -> google.protobuf.Timestamp
-	54, // 48: mailplane.mailboxes.v1.CreateBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
-	54, // 49: mailplane.mailboxes.v1.GetBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
-	71, // 50: mailplane.mailboxes.v1.Signature.create_time:type_name -> google.protobuf.Timestamp
-	61, // 51: mailplane.mailboxes.v1.CreateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
-	61, // 52: mailplane.mailboxes.v1.CreateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
-	61, // 53: mailplane.mailboxes.v1.ListSignaturesResponse.signatures:type_name -> mailplane.mailboxes.v1.Signature
-	61, // 54: mailplane.mailboxes.v1.UpdateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
-	72, // 55: mailplane.mailboxes.v1.UpdateSignatureRequest.update_mask:type_name -> google.protobuf.FieldMask
-	61, // 56: mailplane.mailboxes.v1.UpdateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
-	12, // 57: mailplane.mailboxes.v1.MailServiceService.CreateMailService:input_type -> mailplane.mailboxes.v1.CreateMailServiceRequest
-	22, // 58: mailplane.mailboxes.v1.MailServiceService.VerifyMailService:input_type -> mailplane.mailboxes.v1.VerifyMailServiceRequest
-	14, // 59: mailplane.mailboxes.v1.MailServiceService.GetMailService:input_type -> mailplane.mailboxes.v1.GetMailServiceRequest
-	16, // 60: mailplane.mailboxes.v1.MailServiceService.ListMailServices:input_type -> mailplane.mailboxes.v1.ListMailServicesRequest
-	18, // 61: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:input_type -> mailplane.mailboxes.v1.UpdateMailServiceRequest
-	20, // 62: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:input_type -> mailplane.mailboxes.v1.DeleteMailServiceRequest
-	24, // 63: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:input_type -> mailplane.mailboxes.v1.UndeleteMailServiceRequest
-	26, // 64: mailplane.mailboxes.v1.AddressService.CreateAddress:input_type -> mailplane.mailboxes.v1.CreateAddressRequest
-	28, // 65: mailplane.mailboxes.v1.AddressService.GetAddress:input_type -> mailplane.mailboxes.v1.GetAddressRequest
-	30, // 66: mailplane.mailboxes.v1.AddressService.ListAddresses:input_type -> mailplane.mailboxes.v1.ListAddressesRequest
-	32, // 67: mailplane.mailboxes.v1.AddressService.UpdateAddress:input_type -> mailplane.mailboxes.v1.UpdateAddressRequest
-	34, // 68: mailplane.mailboxes.v1.AddressService.DeleteAddress:input_type -> mailplane.mailboxes.v1.DeleteAddressRequest
-	50, // 69: mailplane.mailboxes.v1.AddressService.GetAutoReply:input_type -> mailplane.mailboxes.v1.GetAutoReplyRequest
-	52, // 70: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:input_type -> mailplane.mailboxes.v1.UpdateAutoReplyRequest
-	55, // 71: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:input_type -> mailplane.mailboxes.v1.GetBulkTemplateRequest
-	57, // 72: mailplane.mailboxes.v1.BulkService.CreateBulkJob:input_type -> mailplane.mailboxes.v1.CreateBulkJobRequest
-	59, // 73: mailplane.mailboxes.v1.BulkService.GetBulkJob:input_type -> mailplane.mailboxes.v1.GetBulkJobRequest
-	62, // 74: mailplane.mailboxes.v1.SignatureService.CreateSignature:input_type -> mailplane.mailboxes.v1.CreateSignatureRequest
-	64, // 75: mailplane.mailboxes.v1.SignatureService.ListSignatures:input_type -> mailplane.mailboxes.v1.ListSignaturesRequest
-	66, // 76: mailplane.mailboxes.v1.SignatureService.UpdateSignature:input_type -> mailplane.mailboxes.v1.UpdateSignatureRequest
-	68, // 77: mailplane.mailboxes.v1.SignatureService.DeleteSignature:input_type -> mailplane.mailboxes.v1.DeleteSignatureRequest
-	43, // 78: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:input_type -> mailplane.mailboxes.v1.CreateDevicePasswordRequest
-	45, // 79: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:input_type -> mailplane.mailboxes.v1.ListDevicePasswordsRequest
-	47, // 80: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:input_type -> mailplane.mailboxes.v1.DeleteDevicePasswordRequest
-	36, // 81: mailplane.mailboxes.v1.ReservationService.CreateReservation:input_type -> mailplane.mailboxes.v1.CreateReservationRequest
-	38, // 82: mailplane.mailboxes.v1.ReservationService.DeleteReservation:input_type -> mailplane.mailboxes.v1.DeleteReservationRequest
-	40, // 83: mailplane.mailboxes.v1.SenderService.CheckSender:input_type -> mailplane.mailboxes.v1.CheckSenderRequest
-	13, // 84: mailplane.mailboxes.v1.MailServiceService.CreateMailService:output_type -> mailplane.mailboxes.v1.CreateMailServiceResponse
-	23, // 85: mailplane.mailboxes.v1.MailServiceService.VerifyMailService:output_type -> mailplane.mailboxes.v1.VerifyMailServiceResponse
-	15, // 86: mailplane.mailboxes.v1.MailServiceService.GetMailService:output_type -> mailplane.mailboxes.v1.GetMailServiceResponse
-	17, // 87: mailplane.mailboxes.v1.MailServiceService.ListMailServices:output_type -> mailplane.mailboxes.v1.ListMailServicesResponse
-	19, // 88: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:output_type -> mailplane.mailboxes.v1.UpdateMailServiceResponse
-	21, // 89: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:output_type -> mailplane.mailboxes.v1.DeleteMailServiceResponse
-	25, // 90: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:output_type -> mailplane.mailboxes.v1.UndeleteMailServiceResponse
-	27, // 91: mailplane.mailboxes.v1.AddressService.CreateAddress:output_type -> mailplane.mailboxes.v1.CreateAddressResponse
-	29, // 92: mailplane.mailboxes.v1.AddressService.GetAddress:output_type -> mailplane.mailboxes.v1.GetAddressResponse
-	31, // 93: mailplane.mailboxes.v1.AddressService.ListAddresses:output_type -> mailplane.mailboxes.v1.ListAddressesResponse
-	33, // 94: mailplane.mailboxes.v1.AddressService.UpdateAddress:output_type -> mailplane.mailboxes.v1.UpdateAddressResponse
-	35, // 95: mailplane.mailboxes.v1.AddressService.DeleteAddress:output_type -> mailplane.mailboxes.v1.DeleteAddressResponse
-	51, // 96: mailplane.mailboxes.v1.AddressService.GetAutoReply:output_type -> mailplane.mailboxes.v1.GetAutoReplyResponse
-	53, // 97: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:output_type -> mailplane.mailboxes.v1.UpdateAutoReplyResponse
-	56, // 98: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:output_type -> mailplane.mailboxes.v1.GetBulkTemplateResponse
-	58, // 99: mailplane.mailboxes.v1.BulkService.CreateBulkJob:output_type -> mailplane.mailboxes.v1.CreateBulkJobResponse
-	60, // 100: mailplane.mailboxes.v1.BulkService.GetBulkJob:output_type -> mailplane.mailboxes.v1.GetBulkJobResponse
-	63, // 101: mailplane.mailboxes.v1.SignatureService.CreateSignature:output_type -> mailplane.mailboxes.v1.CreateSignatureResponse
-	65, // 102: mailplane.mailboxes.v1.SignatureService.ListSignatures:output_type -> mailplane.mailboxes.v1.ListSignaturesResponse
-	67, // 103: mailplane.mailboxes.v1.SignatureService.UpdateSignature:output_type -> mailplane.mailboxes.v1.UpdateSignatureResponse
-	69, // 104: mailplane.mailboxes.v1.SignatureService.DeleteSignature:output_type -> mailplane.mailboxes.v1.DeleteSignatureResponse
-	44, // 105: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:output_type -> mailplane.mailboxes.v1.CreateDevicePasswordResponse
-	46, // 106: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:output_type -> mailplane.mailboxes.v1.ListDevicePasswordsResponse
-	48, // 107: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:output_type -> mailplane.mailboxes.v1.DeleteDevicePasswordResponse
-	37, // 108: mailplane.mailboxes.v1.ReservationService.CreateReservation:output_type -> mailplane.mailboxes.v1.CreateReservationResponse
-	39, // 109: mailplane.mailboxes.v1.ReservationService.DeleteReservation:output_type -> mailplane.mailboxes.v1.DeleteReservationResponse
-	41, // 110: mailplane.mailboxes.v1.SenderService.CheckSender:output_type -> mailplane.mailboxes.v1.CheckSenderResponse
-	84, // [84:111] is the sub-list for method output_type
-	57, // [57:84] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	81, // 46: mailplane.mailboxes.v1.BulkJob.create_time:type_name -> google.protobuf.Timestamp
+	81, // 47: mailplane.mailboxes.v1.BulkJob.end_time:type_name -> google.protobuf.Timestamp
+	5,  // 48: mailplane.mailboxes.v1.BulkJobRow.outcome:type_name -> mailplane.mailboxes.v1.BulkJobRowOutcome
+	55, // 49: mailplane.mailboxes.v1.CreateBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
+	55, // 50: mailplane.mailboxes.v1.GetBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
+	55, // 51: mailplane.mailboxes.v1.ListBulkJobsResponse.jobs:type_name -> mailplane.mailboxes.v1.BulkJob
+	55, // 52: mailplane.mailboxes.v1.CancelBulkJobResponse.job:type_name -> mailplane.mailboxes.v1.BulkJob
+	56, // 53: mailplane.mailboxes.v1.ListBulkJobRowsResponse.rows:type_name -> mailplane.mailboxes.v1.BulkJobRow
+	81, // 54: mailplane.mailboxes.v1.Signature.create_time:type_name -> google.protobuf.Timestamp
+	71, // 55: mailplane.mailboxes.v1.CreateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
+	71, // 56: mailplane.mailboxes.v1.CreateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
+	71, // 57: mailplane.mailboxes.v1.ListSignaturesResponse.signatures:type_name -> mailplane.mailboxes.v1.Signature
+	71, // 58: mailplane.mailboxes.v1.UpdateSignatureRequest.signature:type_name -> mailplane.mailboxes.v1.Signature
+	82, // 59: mailplane.mailboxes.v1.UpdateSignatureRequest.update_mask:type_name -> google.protobuf.FieldMask
+	71, // 60: mailplane.mailboxes.v1.UpdateSignatureResponse.signature:type_name -> mailplane.mailboxes.v1.Signature
+	13, // 61: mailplane.mailboxes.v1.MailServiceService.CreateMailService:input_type -> mailplane.mailboxes.v1.CreateMailServiceRequest
+	23, // 62: mailplane.mailboxes.v1.MailServiceService.VerifyMailService:input_type -> mailplane.mailboxes.v1.VerifyMailServiceRequest
+	15, // 63: mailplane.mailboxes.v1.MailServiceService.GetMailService:input_type -> mailplane.mailboxes.v1.GetMailServiceRequest
+	17, // 64: mailplane.mailboxes.v1.MailServiceService.ListMailServices:input_type -> mailplane.mailboxes.v1.ListMailServicesRequest
+	19, // 65: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:input_type -> mailplane.mailboxes.v1.UpdateMailServiceRequest
+	21, // 66: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:input_type -> mailplane.mailboxes.v1.DeleteMailServiceRequest
+	25, // 67: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:input_type -> mailplane.mailboxes.v1.UndeleteMailServiceRequest
+	27, // 68: mailplane.mailboxes.v1.AddressService.CreateAddress:input_type -> mailplane.mailboxes.v1.CreateAddressRequest
+	29, // 69: mailplane.mailboxes.v1.AddressService.GetAddress:input_type -> mailplane.mailboxes.v1.GetAddressRequest
+	31, // 70: mailplane.mailboxes.v1.AddressService.ListAddresses:input_type -> mailplane.mailboxes.v1.ListAddressesRequest
+	33, // 71: mailplane.mailboxes.v1.AddressService.UpdateAddress:input_type -> mailplane.mailboxes.v1.UpdateAddressRequest
+	35, // 72: mailplane.mailboxes.v1.AddressService.DeleteAddress:input_type -> mailplane.mailboxes.v1.DeleteAddressRequest
+	51, // 73: mailplane.mailboxes.v1.AddressService.GetAutoReply:input_type -> mailplane.mailboxes.v1.GetAutoReplyRequest
+	53, // 74: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:input_type -> mailplane.mailboxes.v1.UpdateAutoReplyRequest
+	57, // 75: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:input_type -> mailplane.mailboxes.v1.GetBulkTemplateRequest
+	59, // 76: mailplane.mailboxes.v1.BulkService.CreateBulkJob:input_type -> mailplane.mailboxes.v1.CreateBulkJobRequest
+	61, // 77: mailplane.mailboxes.v1.BulkService.GetBulkJob:input_type -> mailplane.mailboxes.v1.GetBulkJobRequest
+	63, // 78: mailplane.mailboxes.v1.BulkService.ListBulkJobs:input_type -> mailplane.mailboxes.v1.ListBulkJobsRequest
+	65, // 79: mailplane.mailboxes.v1.BulkService.CancelBulkJob:input_type -> mailplane.mailboxes.v1.CancelBulkJobRequest
+	67, // 80: mailplane.mailboxes.v1.BulkService.ListBulkJobRows:input_type -> mailplane.mailboxes.v1.ListBulkJobRowsRequest
+	69, // 81: mailplane.mailboxes.v1.BulkService.ExportBulkJobErrors:input_type -> mailplane.mailboxes.v1.ExportBulkJobErrorsRequest
+	72, // 82: mailplane.mailboxes.v1.SignatureService.CreateSignature:input_type -> mailplane.mailboxes.v1.CreateSignatureRequest
+	74, // 83: mailplane.mailboxes.v1.SignatureService.ListSignatures:input_type -> mailplane.mailboxes.v1.ListSignaturesRequest
+	76, // 84: mailplane.mailboxes.v1.SignatureService.UpdateSignature:input_type -> mailplane.mailboxes.v1.UpdateSignatureRequest
+	78, // 85: mailplane.mailboxes.v1.SignatureService.DeleteSignature:input_type -> mailplane.mailboxes.v1.DeleteSignatureRequest
+	44, // 86: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:input_type -> mailplane.mailboxes.v1.CreateDevicePasswordRequest
+	46, // 87: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:input_type -> mailplane.mailboxes.v1.ListDevicePasswordsRequest
+	48, // 88: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:input_type -> mailplane.mailboxes.v1.DeleteDevicePasswordRequest
+	37, // 89: mailplane.mailboxes.v1.ReservationService.CreateReservation:input_type -> mailplane.mailboxes.v1.CreateReservationRequest
+	39, // 90: mailplane.mailboxes.v1.ReservationService.DeleteReservation:input_type -> mailplane.mailboxes.v1.DeleteReservationRequest
+	41, // 91: mailplane.mailboxes.v1.SenderService.CheckSender:input_type -> mailplane.mailboxes.v1.CheckSenderRequest
+	14, // 92: mailplane.mailboxes.v1.MailServiceService.CreateMailService:output_type -> mailplane.mailboxes.v1.CreateMailServiceResponse
+	24, // 93: mailplane.mailboxes.v1.MailServiceService.VerifyMailService:output_type -> mailplane.mailboxes.v1.VerifyMailServiceResponse
+	16, // 94: mailplane.mailboxes.v1.MailServiceService.GetMailService:output_type -> mailplane.mailboxes.v1.GetMailServiceResponse
+	18, // 95: mailplane.mailboxes.v1.MailServiceService.ListMailServices:output_type -> mailplane.mailboxes.v1.ListMailServicesResponse
+	20, // 96: mailplane.mailboxes.v1.MailServiceService.UpdateMailService:output_type -> mailplane.mailboxes.v1.UpdateMailServiceResponse
+	22, // 97: mailplane.mailboxes.v1.MailServiceService.DeleteMailService:output_type -> mailplane.mailboxes.v1.DeleteMailServiceResponse
+	26, // 98: mailplane.mailboxes.v1.MailServiceService.UndeleteMailService:output_type -> mailplane.mailboxes.v1.UndeleteMailServiceResponse
+	28, // 99: mailplane.mailboxes.v1.AddressService.CreateAddress:output_type -> mailplane.mailboxes.v1.CreateAddressResponse
+	30, // 100: mailplane.mailboxes.v1.AddressService.GetAddress:output_type -> mailplane.mailboxes.v1.GetAddressResponse
+	32, // 101: mailplane.mailboxes.v1.AddressService.ListAddresses:output_type -> mailplane.mailboxes.v1.ListAddressesResponse
+	34, // 102: mailplane.mailboxes.v1.AddressService.UpdateAddress:output_type -> mailplane.mailboxes.v1.UpdateAddressResponse
+	36, // 103: mailplane.mailboxes.v1.AddressService.DeleteAddress:output_type -> mailplane.mailboxes.v1.DeleteAddressResponse
+	52, // 104: mailplane.mailboxes.v1.AddressService.GetAutoReply:output_type -> mailplane.mailboxes.v1.GetAutoReplyResponse
+	54, // 105: mailplane.mailboxes.v1.AddressService.UpdateAutoReply:output_type -> mailplane.mailboxes.v1.UpdateAutoReplyResponse
+	58, // 106: mailplane.mailboxes.v1.BulkService.GetBulkTemplate:output_type -> mailplane.mailboxes.v1.GetBulkTemplateResponse
+	60, // 107: mailplane.mailboxes.v1.BulkService.CreateBulkJob:output_type -> mailplane.mailboxes.v1.CreateBulkJobResponse
+	62, // 108: mailplane.mailboxes.v1.BulkService.GetBulkJob:output_type -> mailplane.mailboxes.v1.GetBulkJobResponse
+	64, // 109: mailplane.mailboxes.v1.BulkService.ListBulkJobs:output_type -> mailplane.mailboxes.v1.ListBulkJobsResponse
+	66, // 110: mailplane.mailboxes.v1.BulkService.CancelBulkJob:output_type -> mailplane.mailboxes.v1.CancelBulkJobResponse
+	68, // 111: mailplane.mailboxes.v1.BulkService.ListBulkJobRows:output_type -> mailplane.mailboxes.v1.ListBulkJobRowsResponse
+	70, // 112: mailplane.mailboxes.v1.BulkService.ExportBulkJobErrors:output_type -> mailplane.mailboxes.v1.ExportBulkJobErrorsResponse
+	73, // 113: mailplane.mailboxes.v1.SignatureService.CreateSignature:output_type -> mailplane.mailboxes.v1.CreateSignatureResponse
+	75, // 114: mailplane.mailboxes.v1.SignatureService.ListSignatures:output_type -> mailplane.mailboxes.v1.ListSignaturesResponse
+	77, // 115: mailplane.mailboxes.v1.SignatureService.UpdateSignature:output_type -> mailplane.mailboxes.v1.UpdateSignatureResponse
+	79, // 116: mailplane.mailboxes.v1.SignatureService.DeleteSignature:output_type -> mailplane.mailboxes.v1.DeleteSignatureResponse
+	45, // 117: mailplane.mailboxes.v1.DevicePasswordService.CreateDevicePassword:output_type -> mailplane.mailboxes.v1.CreateDevicePasswordResponse
+	47, // 118: mailplane.mailboxes.v1.DevicePasswordService.ListDevicePasswords:output_type -> mailplane.mailboxes.v1.ListDevicePasswordsResponse
+	49, // 119: mailplane.mailboxes.v1.DevicePasswordService.DeleteDevicePassword:output_type -> mailplane.mailboxes.v1.DeleteDevicePasswordResponse
+	38, // 120: mailplane.mailboxes.v1.ReservationService.CreateReservation:output_type -> mailplane.mailboxes.v1.CreateReservationResponse
+	40, // 121: mailplane.mailboxes.v1.ReservationService.DeleteReservation:output_type -> mailplane.mailboxes.v1.DeleteReservationResponse
+	42, // 122: mailplane.mailboxes.v1.SenderService.CheckSender:output_type -> mailplane.mailboxes.v1.CheckSenderResponse
+	92, // [92:123] is the sub-list for method output_type
+	61, // [61:92] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_mailboxes_v1_mailboxes_proto_init() }
@@ -4692,8 +5383,8 @@ func file_mailplane_mailboxes_v1_mailboxes_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc), len(file_mailplane_mailboxes_v1_mailboxes_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   66,
+			NumEnums:      6,
+			NumMessages:   75,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

@@ -753,9 +753,13 @@ var AddressService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	BulkService_GetBulkTemplate_FullMethodName = "/mailplane.mailboxes.v1.BulkService/GetBulkTemplate"
-	BulkService_CreateBulkJob_FullMethodName   = "/mailplane.mailboxes.v1.BulkService/CreateBulkJob"
-	BulkService_GetBulkJob_FullMethodName      = "/mailplane.mailboxes.v1.BulkService/GetBulkJob"
+	BulkService_GetBulkTemplate_FullMethodName     = "/mailplane.mailboxes.v1.BulkService/GetBulkTemplate"
+	BulkService_CreateBulkJob_FullMethodName       = "/mailplane.mailboxes.v1.BulkService/CreateBulkJob"
+	BulkService_GetBulkJob_FullMethodName          = "/mailplane.mailboxes.v1.BulkService/GetBulkJob"
+	BulkService_ListBulkJobs_FullMethodName        = "/mailplane.mailboxes.v1.BulkService/ListBulkJobs"
+	BulkService_CancelBulkJob_FullMethodName       = "/mailplane.mailboxes.v1.BulkService/CancelBulkJob"
+	BulkService_ListBulkJobRows_FullMethodName     = "/mailplane.mailboxes.v1.BulkService/ListBulkJobRows"
+	BulkService_ExportBulkJobErrors_FullMethodName = "/mailplane.mailboxes.v1.BulkService/ExportBulkJobErrors"
 )
 
 // BulkServiceClient is the client API for BulkService service.
@@ -776,6 +780,22 @@ type BulkServiceClient interface {
 	CreateBulkJob(ctx context.Context, in *CreateBulkJobRequest, opts ...grpc.CallOption) (*CreateBulkJobResponse, error)
 	// Returns a job and its progress.
 	GetBulkJob(ctx context.Context, in *GetBulkJobRequest, opts ...grpc.CallOption) (*GetBulkJobResponse, error)
+	// Lists a mail service's jobs, newest first. Owners and admins only.
+	ListBulkJobs(ctx context.Context, in *ListBulkJobsRequest, opts ...grpc.CallOption) (*ListBulkJobsResponse, error)
+	// Stops a running job: no row is created once the call has answered;
+	// rows created stay, and uploading the file again creates the rest.
+	// Cancelling a cancelled job returns it; a job that succeeded or failed
+	// is FAILED_PRECONDITION. Owners and admins only.
+	CancelBulkJob(ctx context.Context, in *CancelBulkJobRequest, opts ...grpc.CallOption) (*CancelBulkJobResponse, error)
+	// Lists what became of each row of a job's file, in file order.
+	// Owners and admins only.
+	ListBulkJobRows(ctx context.Context, in *ListBulkJobRowsRequest, opts ...grpc.CallOption) (*ListBulkJobRowsResponse, error)
+	// Streams the rows of a job that FAILED as a CSV file: the columns of
+	// the uploaded file, then line and error. The file, corrected, can be
+	// uploaded as it is (line and error are ignored). Over REST,
+	// `GET .../bulkJobs/{job}:errors` answers the file itself (text/csv, as
+	// an attachment). Owners and admins only.
+	ExportBulkJobErrors(ctx context.Context, in *ExportBulkJobErrorsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportBulkJobErrorsResponse], error)
 }
 
 type bulkServiceClient struct {
@@ -816,6 +836,55 @@ func (c *bulkServiceClient) GetBulkJob(ctx context.Context, in *GetBulkJobReques
 	return out, nil
 }
 
+func (c *bulkServiceClient) ListBulkJobs(ctx context.Context, in *ListBulkJobsRequest, opts ...grpc.CallOption) (*ListBulkJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBulkJobsResponse)
+	err := c.cc.Invoke(ctx, BulkService_ListBulkJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bulkServiceClient) CancelBulkJob(ctx context.Context, in *CancelBulkJobRequest, opts ...grpc.CallOption) (*CancelBulkJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelBulkJobResponse)
+	err := c.cc.Invoke(ctx, BulkService_CancelBulkJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bulkServiceClient) ListBulkJobRows(ctx context.Context, in *ListBulkJobRowsRequest, opts ...grpc.CallOption) (*ListBulkJobRowsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBulkJobRowsResponse)
+	err := c.cc.Invoke(ctx, BulkService_ListBulkJobRows_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bulkServiceClient) ExportBulkJobErrors(ctx context.Context, in *ExportBulkJobErrorsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportBulkJobErrorsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &BulkService_ServiceDesc.Streams[0], BulkService_ExportBulkJobErrors_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportBulkJobErrorsRequest, ExportBulkJobErrorsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BulkService_ExportBulkJobErrorsClient = grpc.ServerStreamingClient[ExportBulkJobErrorsResponse]
+
 // BulkServiceServer is the server API for BulkService service.
 // All implementations must embed UnimplementedBulkServiceServer
 // for forward compatibility.
@@ -834,6 +903,22 @@ type BulkServiceServer interface {
 	CreateBulkJob(context.Context, *CreateBulkJobRequest) (*CreateBulkJobResponse, error)
 	// Returns a job and its progress.
 	GetBulkJob(context.Context, *GetBulkJobRequest) (*GetBulkJobResponse, error)
+	// Lists a mail service's jobs, newest first. Owners and admins only.
+	ListBulkJobs(context.Context, *ListBulkJobsRequest) (*ListBulkJobsResponse, error)
+	// Stops a running job: no row is created once the call has answered;
+	// rows created stay, and uploading the file again creates the rest.
+	// Cancelling a cancelled job returns it; a job that succeeded or failed
+	// is FAILED_PRECONDITION. Owners and admins only.
+	CancelBulkJob(context.Context, *CancelBulkJobRequest) (*CancelBulkJobResponse, error)
+	// Lists what became of each row of a job's file, in file order.
+	// Owners and admins only.
+	ListBulkJobRows(context.Context, *ListBulkJobRowsRequest) (*ListBulkJobRowsResponse, error)
+	// Streams the rows of a job that FAILED as a CSV file: the columns of
+	// the uploaded file, then line and error. The file, corrected, can be
+	// uploaded as it is (line and error are ignored). Over REST,
+	// `GET .../bulkJobs/{job}:errors` answers the file itself (text/csv, as
+	// an attachment). Owners and admins only.
+	ExportBulkJobErrors(*ExportBulkJobErrorsRequest, grpc.ServerStreamingServer[ExportBulkJobErrorsResponse]) error
 	mustEmbedUnimplementedBulkServiceServer()
 }
 
@@ -852,6 +937,18 @@ func (UnimplementedBulkServiceServer) CreateBulkJob(context.Context, *CreateBulk
 }
 func (UnimplementedBulkServiceServer) GetBulkJob(context.Context, *GetBulkJobRequest) (*GetBulkJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetBulkJob not implemented")
+}
+func (UnimplementedBulkServiceServer) ListBulkJobs(context.Context, *ListBulkJobsRequest) (*ListBulkJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBulkJobs not implemented")
+}
+func (UnimplementedBulkServiceServer) CancelBulkJob(context.Context, *CancelBulkJobRequest) (*CancelBulkJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelBulkJob not implemented")
+}
+func (UnimplementedBulkServiceServer) ListBulkJobRows(context.Context, *ListBulkJobRowsRequest) (*ListBulkJobRowsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBulkJobRows not implemented")
+}
+func (UnimplementedBulkServiceServer) ExportBulkJobErrors(*ExportBulkJobErrorsRequest, grpc.ServerStreamingServer[ExportBulkJobErrorsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportBulkJobErrors not implemented")
 }
 func (UnimplementedBulkServiceServer) mustEmbedUnimplementedBulkServiceServer() {}
 func (UnimplementedBulkServiceServer) testEmbeddedByValue()                     {}
@@ -928,6 +1025,71 @@ func _BulkService_GetBulkJob_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BulkService_ListBulkJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBulkJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BulkServiceServer).ListBulkJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BulkService_ListBulkJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BulkServiceServer).ListBulkJobs(ctx, req.(*ListBulkJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BulkService_CancelBulkJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelBulkJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BulkServiceServer).CancelBulkJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BulkService_CancelBulkJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BulkServiceServer).CancelBulkJob(ctx, req.(*CancelBulkJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BulkService_ListBulkJobRows_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBulkJobRowsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BulkServiceServer).ListBulkJobRows(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BulkService_ListBulkJobRows_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BulkServiceServer).ListBulkJobRows(ctx, req.(*ListBulkJobRowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BulkService_ExportBulkJobErrors_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportBulkJobErrorsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BulkServiceServer).ExportBulkJobErrors(m, &grpc.GenericServerStream[ExportBulkJobErrorsRequest, ExportBulkJobErrorsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BulkService_ExportBulkJobErrorsServer = grpc.ServerStreamingServer[ExportBulkJobErrorsResponse]
+
 // BulkService_ServiceDesc is the grpc.ServiceDesc for BulkService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -947,8 +1109,26 @@ var BulkService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetBulkJob",
 			Handler:    _BulkService_GetBulkJob_Handler,
 		},
+		{
+			MethodName: "ListBulkJobs",
+			Handler:    _BulkService_ListBulkJobs_Handler,
+		},
+		{
+			MethodName: "CancelBulkJob",
+			Handler:    _BulkService_CancelBulkJob_Handler,
+		},
+		{
+			MethodName: "ListBulkJobRows",
+			Handler:    _BulkService_ListBulkJobRows_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportBulkJobErrors",
+			Handler:       _BulkService_ExportBulkJobErrors_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "mailplane/mailboxes/v1/mailboxes.proto",
 }
 
