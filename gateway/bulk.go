@@ -27,6 +27,10 @@ const (
 	bulkCreatePath     = "/v1/organizations/{organization}/mailServices/{mail_service}/addresses:bulkCreate"
 	bulkTemplateMethod = "/mailplane.mailboxes.v1.BulkService/GetBulkTemplate"
 	bulkCreateMethod   = "/mailplane.mailboxes.v1.BulkService/CreateBulkJob"
+	// bulkErrorsPath downloads the rows of a job that failed as a CSV file,
+	// streamed as the service reads them (ExportBulkJobErrors).
+	bulkErrorsPath   = "/v1/organizations/{organization}/mailServices/{mail_service}/bulkJobs/{bulk_job}:errors"
+	bulkErrorsMethod = "/mailplane.mailboxes.v1.BulkService/ExportBulkJobErrors"
 
 	// bulkCreateVerb ends the path of a bulk upload, which sets its own
 	// body limit and takes CSV as well as JSON.
@@ -167,6 +171,30 @@ func registerBulk(mux *runtime.ServeMux, mailboxes *grpc.ClientConn) error {
 	})
 	if err != nil {
 		return fmt.Errorf("route %s: %w", bulkCreatePath, err)
+	}
+
+	err = mux.HandlePath(http.MethodGet, bulkErrorsPath, func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		_, out := runtime.MarshalerForRequest(mux, r)
+		ctx, err := runtime.AnnotateContext(r.Context(), mux, r, bulkErrorsMethod, runtime.WithHTTPPathPattern(bulkErrorsPath))
+		if err != nil {
+			runtime.HTTPError(r.Context(), mux, out, w, r, err)
+			return
+		}
+		var md runtime.ServerMetadata
+		name := parent(params) + "/bulkJobs/" + params["bulk_job"]
+		stream, err := client.ExportBulkJobErrors(ctx, &mailboxespb.ExportBulkJobErrorsRequest{Name: name}, grpc.Header(&md.HeaderMD), grpc.Trailer(&md.TrailerMD))
+		var first *mailboxespb.ExportBulkJobErrorsResponse
+		if err == nil {
+			first, err = stream.Recv()
+		}
+		if err != nil {
+			runtime.HTTPError(runtime.NewServerMetadataContext(ctx, md), mux, out, w, r, err)
+			return
+		}
+		writeCSVStream(w, fmt.Sprintf("bulk-job-%s-errors.csv", params["bulk_job"]), first, stream.Recv)
+	})
+	if err != nil {
+		return fmt.Errorf("route %s: %w", bulkErrorsPath, err)
 	}
 	return nil
 }

@@ -201,3 +201,49 @@ func TestBulkCreate(t *testing.T) {
 		t.Errorf("GET: status = %d, want 405", w.Code)
 	}
 }
+
+// ExportBulkJobErrors streams job j1's error file in two chunks; any other
+// job is not found.
+func (f fakeBulk) ExportBulkJobErrors(req *mailboxespb.ExportBulkJobErrorsRequest, stream grpc.ServerStreamingServer[mailboxespb.ExportBulkJobErrorsResponse]) error {
+	if req.GetName() != bulkParent+"/bulkJobs/j1" {
+		return status.Error(codes.NotFound, "bulk job not found")
+	}
+	if err := stream.Send(&mailboxespb.ExportBulkJobErrorsResponse{ContentType: "text/csv; charset=utf-8", Data: []byte("local_part,users,line,error\r\n")}); err != nil {
+		return err
+	}
+	return stream.Send(&mailboxespb.ExportBulkJobErrorsResponse{Data: []byte("anna,x@example.com,2,user x@example.com is not a member of the organization\r\n")})
+}
+
+// TestBulkErrors: GET .../bulkJobs/{job}:errors is the error file itself,
+// not the job (GetBulkJob's route has the same shape without the verb).
+func TestBulkErrors(t *testing.T) {
+	addr, _ := startBulk(t)
+	h := newEdge(t, Config{AccountsAddr: addr}, nil)
+	r := httptest.NewRequest(http.MethodGet, "/v1/"+bulkParent+"/bulkJobs/j1:errors", nil)
+	r.Header.Set("Authorization", "Bearer abc.def")
+	w := serve(h, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status = %d, body %s", w.Code, w.Body)
+	}
+	for k, want := range map[string]string{
+		"Content-Type":        "text/csv; charset=utf-8",
+		"Content-Disposition": "attachment; filename=bulk-job-j1-errors.csv",
+		"Cache-Control":       "no-store",
+	} {
+		if got := w.Header().Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if want := "local_part,users,line,error\r\nanna,x@example.com,2,user x@example.com is not a member of the organization\r\n"; w.Body.String() != want {
+		t.Errorf("body = %q, want %q", w.Body, want)
+	}
+	w = serve(h, httptest.NewRequest(http.MethodGet, "/v1/"+bulkParent+"/bulkJobs/j2:errors", nil))
+	if w.Code != http.StatusNotFound || w.Header().Get("Content-Type") != "application/json" || !strings.Contains(w.Body.String(), "bulk job not found") {
+		t.Errorf("unknown job: %d %q %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	// The job itself keeps its JSON route.
+	w = serve(h, httptest.NewRequest(http.MethodGet, "/v1/"+bulkParent+"/bulkJobs/j1", nil))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"state":"BULK_JOB_STATE_SUCCEEDED"`) {
+		t.Errorf("job: %d %s", w.Code, w.Body)
+	}
+}

@@ -48,28 +48,45 @@ func registerListsExport(mux *runtime.ServeMux, lists *grpc.ClientConn) error {
 			runtime.HTTPError(runtime.NewServerMetadataContext(ctx, md), mux, out, w, r, err)
 			return
 		}
-		ct := first.GetContentType()
-		if ct == "" {
-			ct = "text/csv; charset=utf-8"
-		}
-		h := w.Header()
-		h.Set("Content-Type", ct)
-		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": fmt.Sprintf("members-%s.csv", params["list"])}))
-		// It names people: no shared cache may keep it.
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(http.StatusOK)
-		rc := http.NewResponseController(w)
-		for chunk := first; ; {
-			if _, err := w.Write(chunk.GetData()); err != nil {
-				return // the client left
-			}
-			rc.Flush()
-			if chunk, err = stream.Recv(); errors.Is(err, io.EOF) {
-				return
-			} else if err != nil {
-				panic(http.ErrAbortHandler)
-			}
-		}
+		writeCSVStream(w, fmt.Sprintf("members-%s.csv", params["list"]), first, stream.Recv)
 	})
+}
+
+// csvChunk is a chunk of a streamed CSV download, shaped as
+// google.api.HttpBody.
+type csvChunk interface {
+	GetContentType() string
+	GetData() []byte
+}
+
+// writeCSVStream answers a download of filename, the first chunk then the
+// rest as recv returns them, flushed as they come. The file may name people
+// or their mistakes: no shared cache may keep it. An error after the status
+// line aborts the response, so that the client sees a truncated transfer
+// rather than a short file it could take for whole.
+func writeCSVStream[T csvChunk](w http.ResponseWriter, filename string, first T, recv func() (T, error)) {
+	ct := first.GetContentType()
+	if ct == "" {
+		ct = "text/csv; charset=utf-8"
+	}
+	h := w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": filename}))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	chunk := first
+	for {
+		if _, err := w.Write(chunk.GetData()); err != nil {
+			return // the client left
+		}
+		rc.Flush()
+		var err error
+		if chunk, err = recv(); errors.Is(err, io.EOF) {
+			return
+		} else if err != nil {
+			panic(http.ErrAbortHandler)
+		}
+	}
 }
