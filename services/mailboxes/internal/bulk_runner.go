@@ -374,11 +374,11 @@ func (b *bulkBatch) add(ordinal int, row bulkRow) {
 }
 
 var (
-	addressCopyColumns   = []string{"id", "mail_service_id", "local_part", "local_key", "kind", "redirects", "quota_bytes", "create_time", "update_time"}
-	localPartCopyColumns = []string{"mail_service_id", "local_key", "address_id", "is_alias"}
+	addressCopyColumns     = []string{"id", "mail_service_id", "local_part", "local_key", "kind", "redirects", "quota_bytes", "create_time", "update_time"}
+	localPartCopyColumns   = []string{"mail_service_id", "local_key", "address_id", "is_alias"}
 	addressUserCopyColumns = []string{"address_id", "user_id"}
 	outcomeCopyColumns     = []string{"job_id", "ordinal", "line", "local_part", "outcome", "error", "record"}
-	conflictKey          = regexp.MustCompile(`=\([^,]*, (.*)\) already exists`)
+	conflictKey            = regexp.MustCompile(`=\([^,]*, (.*)\) already exists`)
 )
 
 // flush creates the batch's addresses and records the job's progress, done
