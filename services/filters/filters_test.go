@@ -680,7 +680,10 @@ func TestSendersCSV(t *testing.T) {
 		wantCode(t, err, codes.InvalidArgument, "csv")
 	}
 	_, err = e.settings.ImportSenders(e.admin, &filtersv1.ImportSendersRequest{Name: name, Csv: "not a sender\n"})
-	wantCode(t, err, codes.InvalidArgument, "filterSettings.blockedSenders[3]")
+	wantCode(t, err, codes.InvalidArgument, "csv")
+	if !strings.Contains(err.Error(), "row 1") {
+		t.Errorf("%v does not name the row", err)
+	}
 	_, err = e.settings.ExportSenders(e.as(uuid.Must(uuid.NewV7()), "admin"), &filtersv1.ExportSendersRequest{Name: name})
 	wantCode(t, err, codes.NotFound, "")
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
+	"github.com/mailplane/mailplane/services/filters/internal/rules"
 	"github.com/mailplane/mailplane/services/platform/errs"
 )
 
@@ -57,6 +58,11 @@ func parseSendersCSV(text string) (block, allow []string, err error) {
 			// A blank line never gets here (the reader skips it): a row
 			// like ",allow" lost its sender, which the import must say.
 			return nil, nil, errs.Field("csv", fmt.Sprintf("row %d: no sender", n))
+		}
+		// Checked here, so the error names the customer's row, not the
+		// place the sender would take in the merged list.
+		if err := rules.CheckSender(strings.ToLower(sender)); err != nil {
+			return nil, nil, errs.Field("csv", fmt.Sprintf("row %d: %v", n, err))
 		}
 		list := "block"
 		if len(rec) == 2 {
