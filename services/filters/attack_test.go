@@ -318,6 +318,10 @@ func TestAttackSettingsCaps(t *testing.T) {
 			}
 		}
 	}
+	// The daily sweep empties the spam folder: never the INBOX.
+	for _, f := range []string{"INBOX", "inbox", "Inbox"} {
+		attacktest.WantCode(t, update(&filtersv1.FilterSettings{SpamFolder: f}), codes.InvalidArgument, "filterSettings.spamFolder")
+	}
 	many := make([]string, 1001)
 	for i := range many {
 		many[i] = fmt.Sprintf("s%d.example", i)

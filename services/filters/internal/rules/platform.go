@@ -120,6 +120,10 @@ func (p Platform) Validate() error {
 		}
 		if err := CheckFolder(f.folder); err != nil {
 			e = append(e, Violation{f.name, err.Error()})
+		} else if f.name == "spam_folder" && strings.EqualFold(f.folder, Inbox) {
+			// The daily sweep empties the spam folder of mail older than
+			// 30 days: the INBOX would lose it.
+			e = append(e, Violation{f.name, "not INBOX: the spam folder is emptied of mail older than 30 days"})
 		} else if strings.Contains(f.folder, "${") {
 			// The platform script uses variables, which would expand it.
 			e = append(e, Violation{f.name, fmt.Sprintf("folder %q: must not hold ${", f.folder)})
