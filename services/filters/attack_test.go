@@ -191,6 +191,47 @@ func TestAttackFiltersRight(t *testing.T) {
 	}
 }
 
+// TestAttackOtherAddress: alice, with the filters right on one address,
+// reaches nothing of another address of the organization: its own names
+// are PermissionDenied, its rules and runs named under alice's address are
+// NotFound.
+func TestAttackOtherAddress(t *testing.T) {
+	e := startAttack(t)
+	// The second address, its rule and its run, with bob its only user.
+	b := *e
+	b.addr = e.announce(mailboxesevents.AddressCreated, "", "other", user{e.bob, true})
+	e.known(b.addr)
+	created, err := e.rules.CreateRule(e.admin, &filtersv1.CreateRuleRequest{Parent: b.addr, Rule: rule("theirs")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.rule, b.fs = created.GetRule().GetName(), b.addr+"/filterSettings"
+	run, err := e.runs.CreateFilterRun(e.admin, &filtersv1.CreateFilterRunRequest{Parent: b.addr, FilterRun: &filtersv1.FilterRun{DryRun: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.run = run.GetFilterRun().GetName()
+	alice := e.person(e.alice)
+	s := b.suite()
+	for _, m := range s.Methods(t) {
+		if admins[m.Name()] {
+			continue // owners and admins only: TestAttackFiltersRight
+		}
+		if err := s.Call(alice, m, s.Request(t, m, m.Target)); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s on another address: %v, want PermissionDenied", m.Name(), err)
+		}
+		if under := strings.Replace(m.Target, b.addr, e.addr, 1); under != m.Target && m.Target != b.addr && m.Target != b.fs {
+			if err := s.Call(alice, m, s.Request(t, m, under)); status.Code(err) != codes.NotFound {
+				t.Errorf("%s on another address's %s under hers: %v, want NotFound", m.Name(), under, err)
+			}
+		}
+	}
+	got, err := e.rules.GetRule(e.admin, &filtersv1.GetRuleRequest{Name: b.rule})
+	if err != nil || got.GetRule().GetDisplayName() != "theirs" {
+		t.Errorf("their rule after the attack: %v, %v", got, err)
+	}
+}
+
 // TestAttackStrings: every string field of every request, at any depth,
 // given a hostile value (the resource names too), is refused with
 // InvalidArgument naming the field; nothing answers Internal.
