@@ -21,15 +21,13 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
-const mailPassword = "user-password"
+const mailPassword = dovecottest.UserPassword
 
 // startRuns runs the service against a real Dovecot (deploy/mail/dovecot)
 // whose master user it logs in to IMAP with, its jobs not worked yet.
 func startRuns(t *testing.T) (*env, *dovecottest.Dovecot, filtersv1.FilterRunServiceClient) {
 	t.Helper()
-	d := dovecottest.New(t)
-	d.StartMail(t, dovecottest.MailConfig{Deploy: "../../deploy/mail/dovecot", Password: mailPassword,
-		Masters: map[string]string{"mailplane-personal": "personal-secret"}})
+	d := dovecottest.StartMail(t, nil).Dovecot
 	inst := &fakeInstaller{got: map[string]filters.Scripts{}}
 	cfg := filters.Config{IMAPAddr: d.Addr, Installer: inst}
 	cfg.ManageSieve.Personal.User, cfg.ManageSieve.Personal.Password = "mailplane-personal", "personal-secret"

@@ -112,7 +112,8 @@ func StartMail(t testing.TB, edit func(conf string) string) *Mail {
 	// file adds the Spam folder to.
 	m.Conf = "namespace inbox {\n  inbox = yes\n}\n" + conf + `
 postmaster_address = postmaster@example.org
-auth_master_user_separator = *
+# As 90-mailplane-auth.conf: any local part ("a*b", "o'neil") is a login.
+auth_username_chars =
 passdb {
   driver = static
   args = password=` + UserPassword + `

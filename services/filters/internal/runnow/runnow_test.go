@@ -22,22 +22,16 @@ const (
 	alice    = "alice@example.org"
 	bob      = "bob@example.org"
 	carl     = "carl@example.org"
-	password = "user-password"
+	password = dovecottest.UserPassword
 )
 
-var master = Login{"mailplane-personal", "personal-secret"}
+var master = Login{dovecottest.PersonalMaster, dovecottest.PersonalSecret}
 
 // mailDovecot runs deploy/mail/dovecot's configuration with the two master
 // users.
 func mailDovecot(t testing.TB) *dovecottest.Dovecot {
 	t.Helper()
-	d := dovecottest.New(t)
-	d.StartMail(t, dovecottest.MailConfig{
-		Deploy:   "../../../../deploy/mail/dovecot",
-		Password: password,
-		Masters:  map[string]string{master.User: master.Password, "mailplane-platform": "platform-secret"},
-	})
-	return d
+	return dovecottest.StartMail(t, nil).Dovecot
 }
 
 // session logs in to d as address through the master user.
@@ -344,7 +338,7 @@ func TestSameAsDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := &install.Installer{Addr: d.SieveAddr, Personal: install.Login(master),
-		Platform: install.Login{User: "mailplane-platform", Password: "platform-secret"}, Timeout: 10 * time.Second}
+		Platform: install.Login{User: dovecottest.PlatformMaster, Password: dovecottest.PlatformSecret}, Timeout: 10 * time.Second}
 	if err := in.Install(context.Background(), bob, install.Scripts{Personal: script}); err != nil {
 		t.Fatal(err)
 	}
