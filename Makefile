@@ -14,6 +14,19 @@ TOOLS ?= $(HOME)/.cache/mailplane/tools
 TOOLBIN := $(TOOLS)/bin-$(BUF_VERSION)-$(PROTOC_GEN_GO)-$(PROTOC_GEN_GO_GRPC)-$(GRPC_GATEWAY_VERSION)-$(STATICCHECK_VERSION)
 export PATH := $(TOOLBIN):$(PATH)
 
+# The Kubernetes manifests' check (make k8s-check): kustomize renders, and
+# kubeconform validates against schemas made here from the OpenAPI document
+# of the Kubernetes release below (its Go module carries the document;
+# kubeconform's own schemas are on a host these machines cannot reach). The
+# schemas' folder is named after the release and the converter's source, so
+# a change to either makes them again.
+KUSTOMIZE_VERSION   := v5.8.1
+KUBECONFORM_VERSION := v0.8.0
+K8S_VERSION         := v1.36.3
+K8S_TOOLBIN := $(TOOLS)/k8s-bin-$(KUSTOMIZE_VERSION)-$(KUBECONFORM_VERSION)
+K8S_SCHEMAS = $(TOOLS)/k8s-schemas-$(K8S_VERSION)-$(shell cat services/cmd/k8sschema/*.go | sha256sum | cut -c1-12)
+K8S_RENDER := deploy/kubernetes/base $(wildcard deploy/kubernetes/overlays/*)
+
 # Integration tests use this PostgreSQL server (each test makes its own database).
 MAILPLANE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export MAILPLANE_TEST_DATABASE_URL
@@ -21,7 +34,7 @@ export MAILPLANE_TEST_DATABASE_URL
 MODULES := proto services gateway
 PKGS = $(shell go list -f '{{.Dir}}/...' -m)
 
-.PHONY: help run test unit lint generate check-generated tools build bench tidy swagger-ui
+.PHONY: help run test unit lint generate check-generated tools build bench tidy swagger-ui k8s-check k8s-tools
 
 help:
 	@echo "make run        run every service, NATS, PostgreSQL and the REST edge (:8080)"
@@ -29,6 +42,7 @@ help:
 	@echo "make unit       tests that need nothing running"
 	@echo "make generate   regenerate Go and OpenAPI from the .proto files"
 	@echo "make bench      benchmarks (see docs/benchmarks.md)"
+	@echo "make k8s-check  render the kustomize base and every overlay and validate them (deploy/README.md)"
 
 run: build
 	exec bin/mailplane dev
@@ -36,7 +50,7 @@ run: build
 build:
 	go build -o bin/mailplane ./services/cmd/mailplane
 
-test: lint check-generated
+test: lint check-generated k8s-check
 	go test -race -count=1 $(PKGS)
 
 unit:
@@ -71,6 +85,31 @@ $(TOOLBIN)/.done:
 	GOBIN=$(TOOLBIN) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 	GOBIN=$(TOOLBIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	touch $@
+
+# Renders the base and every overlay and validates each object against the
+# Kubernetes $(K8S_VERSION) schemas, strictly (an unknown or misspelt field
+# fails). No CRD is rendered, so no kind is skipped.
+k8s-check: k8s-tools
+	@set -euo pipefail; for d in $(K8S_RENDER); do \
+		echo "k8s-check: $$d"; \
+		$(K8S_TOOLBIN)/kustomize build "$$d" | $(K8S_TOOLBIN)/kubeconform -strict -summary \
+			-kubernetes-version $(K8S_VERSION:v%=%) \
+			-schema-location '$(K8S_SCHEMAS)/{{ .ResourceKind }}{{ .KindSuffix }}.json' -; \
+	done
+
+k8s-tools: $(K8S_TOOLBIN)/.done $(K8S_SCHEMAS)/.done
+$(K8S_TOOLBIN)/.done:
+	mkdir -p $(K8S_TOOLBIN)
+	GOBIN=$(K8S_TOOLBIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	GOBIN=$(K8S_TOOLBIN) go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	touch $@
+$(K8S_SCHEMAS)/.done:
+	@set -euo pipefail; \
+	dir=$$(cd / && GOFLAGS=-mod=mod go mod download -json k8s.io/kubernetes@$(K8S_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
+	test -n "$$dir" || { echo "k8s.io/kubernetes@$(K8S_VERSION): no module directory"; exit 1; }; \
+	rm -rf $(@D).tmp; \
+	go run ./services/cmd/k8sschema -spec "$$dir/api/openapi-spec/swagger.json" -out $(@D).tmp; \
+	rm -rf $(@D); mv $(@D).tmp $(@D); touch $@
 
 # go work sync can raise a module's requirements, so tidy again after it.
 tidy:
