@@ -402,3 +402,37 @@ func TestAttackSettingsCaps(t *testing.T) {
 	_, err = e.settings.BatchUpdateFilterSettings(e.admin, &filtersv1.BatchUpdateFilterSettingsRequest{Parent: e.ms, Addresses: []string{e.addr}})
 	attacktest.WantCode(t, err, codes.InvalidArgument, "")
 }
+
+// TestAttackScriptSize: rules each within the caps but together past
+// the size of Sieve script the mail store takes are refused naming the
+// rule, on creation and on update (saved, they would never be installed,
+// nor the address's platform scripts with them).
+func TestAttackScriptSize(t *testing.T) {
+	e := startAttack(t)
+	big := func(name string) *filtersv1.Rule {
+		r := rule(name)
+		r.Conditions = conditions(20)
+		for _, c := range r.Conditions {
+			c.Value += strings.Repeat("x", 990)
+		}
+		return r
+	}
+	var refused error
+	n := 1
+	for ; n < 200 && refused == nil; n++ {
+		_, refused = e.rules.CreateRule(e.admin, &filtersv1.CreateRuleRequest{Parent: e.addr, Rule: big(fmt.Sprintf("big %d", n))})
+	}
+	attacktest.WantCode(t, refused, codes.InvalidArgument, "rule")
+	if n < 40 {
+		t.Errorf("refused after %d rules of about 20 KB: the cap is 1 MiB", n-1)
+	}
+	got, err := e.rules.ListRules(e.admin, &filtersv1.ListRulesRequest{Parent: e.addr})
+	if err != nil || len(got.GetRules()) != n-1 {
+		t.Fatalf("%d rules kept, want %d (%v)", len(got.GetRules()), n-1, err)
+	}
+	// The first, small rule made big is refused too.
+	r := big("first")
+	r.Name = e.rule
+	_, err = e.rules.UpdateRule(e.admin, &filtersv1.UpdateRuleRequest{Rule: r, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"conditions"}}})
+	attacktest.WantCode(t, err, codes.InvalidArgument, "rule")
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
 	"github.com/mailplane/mailplane/services/filters/filtersevents"
+	"github.com/mailplane/mailplane/services/filters/internal/install"
 	"github.com/mailplane/mailplane/services/filters/internal/rules"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/aip"
@@ -245,6 +246,29 @@ func (r *Rule) Model() rules.Rule {
 // checkFolder accepts an IMAP folder name the rule model accepts.
 func checkFolder(f string) error { return rules.CheckFolder(f) }
 
+// checkScriptSize refuses a change after which address a's rules compile
+// to a personal script larger than Dovecot takes (install.MaxScript, as
+// sent: CRLF line ends): saved, it would never be installed, nor the
+// address's platform scripts with it, while the API said yes.
+func checkScriptSize(ctx context.Context, tx pgx.Tx, a uuid.UUID) error {
+	rs, err := listRules(ctx, tx, a)
+	if err != nil {
+		return err
+	}
+	models := make([]rules.Rule, len(rs))
+	for i, r := range rs {
+		models[i] = r.Model()
+	}
+	text, err := rules.Compile(models)
+	if err != nil {
+		return fmt.Errorf("compile rules: %w", err)
+	}
+	if n := len(text) + strings.Count(text, "\n") - strings.Count(text, "\r\n"); n > install.MaxScript {
+		return errs.Field("rule", fmt.Sprintf("the address's rules would make a Sieve script of %d bytes, more than the %d the mail store takes: shorten or delete rules", n, install.MaxScript))
+	}
+	return nil
+}
+
 func plausibleAddress(s string) bool {
 	at := strings.LastIndexByte(s, '@')
 	return at > 0 && at < len(s)-1 && len(s) <= 254 && !strings.ContainsAny(s, " \t\r\n\x00\"<>,;")
@@ -289,6 +313,9 @@ func (s *Server) CreateRule(ctx context.Context, req *filtersv1.CreateRuleReques
 		}
 		if err := tx.QueryRow(ctx, insertRule, r.ID, a.addr, r.Position, r.DisplayName, r.Disabled, r.MatchAny, conds, acts).Scan(&r.Created, &r.Updated); err != nil {
 			return fmt.Errorf("insert rule: %w", err)
+		}
+		if err := checkScriptSize(ctx, tx, a.addr); err != nil {
+			return err
 		}
 		return s.ruleChanged(ctx, tx, a, c, r, filtersevents.RuleCreated, "filters.rule.create")
 	})
@@ -396,6 +423,9 @@ func (s *Server) UpdateRule(ctx context.Context, req *filtersv1.UpdateRuleReques
 		acts, _ := json.Marshal(r.Actions)
 		if err := tx.QueryRow(ctx, updateRule, a.addr, id, r.DisplayName, r.Disabled, r.MatchAny, conds, acts).Scan(&r.Updated); err != nil {
 			return fmt.Errorf("update rule: %w", err)
+		}
+		if err := checkScriptSize(ctx, tx, a.addr); err != nil {
+			return err
 		}
 		return s.ruleChanged(ctx, tx, a, c, r, filtersevents.RuleUpdated, "filters.rule.update")
 	})
