@@ -82,7 +82,7 @@ func (c *Config) Register(l *config.Loader) {
 	l.String(&c.IMAPAddr, "imports-imap-addr", "", "the platform's Dovecot IMAP host:port: hosted sources are read from it and every destination written to it (imports); empty: imports are refused")
 	l.String(&c.IMAPSecurity, "imports-imap-security", "starttls", "how imports-imap-addr is reached: tls, starttls or plain (plain: loopback or a network only the cluster reaches) (imports)")
 	l.String(&c.IMAPCAFile, "imports-imap-ca-file", "", "PEM file of the CA of imports-imap-addr's certificate; empty: the system's roots (imports)")
-	l.String(&c.MasterUser, "imports-master-user", "", "Dovecot master user the destination is reached as (<login>*<master user>): no customer password is stored for it (imports)")
+	l.String(&c.MasterUser, "imports-master-user", "", "Dovecot master user the destination is reached as (SASL PLAIN, acting as the address's login): no customer password is stored for it (imports)")
 	l.String(&c.MasterPassword, "imports-master-password", "", "its password (imports)")
 	l.String(&c.SMTPAddr, "imports-smtp-addr", "", "SMTP submission relay host:port (STARTTLS) the confirmations go through (imports); empty: they are logged, not sent")
 	l.String(&c.SMTPFrom, "imports-smtp-from", "Mailplane <no-reply@localhost>", "sender of the confirmations (imports)")

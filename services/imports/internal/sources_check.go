@@ -214,7 +214,7 @@ func (s source) account(h Hosted, login, pw string) imapcopy.Account {
 // destination is the master-user login reaching the address whose
 // Dovecot login is login.
 func (h Hosted) destination(login string) imapcopy.Account {
-	return imapcopy.Account{Server: h.server(), Login: login + "*" + h.MasterUser, Password: h.MasterPassword}
+	return imapcopy.Account{Server: h.server(), Login: h.MasterUser, Password: h.MasterPassword, As: login}
 }
 
 // hostPort is the source's server as people write it.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/client"
+	"github.com/emersion/go-sasl"
 )
 
 const (
@@ -99,7 +100,12 @@ func login(ctx context.Context, a Account) (*client.Client, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { c.Terminate() })
 	defer stop()
-	if err := c.Login(a.Login, a.Password); err != nil {
+	if a.As != "" {
+		err = c.Authenticate(sasl.NewPlainClient(a.As, a.Login, a.Password))
+	} else {
+		err = c.Login(a.Login, a.Password)
+	}
+	if err != nil {
 		c.Terminate()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: login to %s: %v", ErrUnreachable, a.Host, ctx.Err())

@@ -31,12 +31,17 @@ type Server struct {
 	TLS *tls.Config
 }
 
-// Account is a login on a server. For the destination the caller builds a
-// Dovecot master-user login ("address*master", the master password): no
-// customer password is stored for it.
+// Account is a login on a server. For the destination the caller logs in
+// as the Dovecot master user (Login, Password) acting as the address
+// (As): no customer password is stored for it.
 type Account struct {
 	Server
 	Login, Password string
+	// As, when set, is the user the login acts as: SASL PLAIN's
+	// authorization identity (RFC 4616), which Dovecot grants master
+	// users. Dovecot's "user*master" login form is off in
+	// deploy/mail/dovecot, since '*' is legal in a local part.
+	As string
 }
 
 // Errors of Check and Run, wrapped with the detail.

@@ -81,6 +81,15 @@ func account(d *dovecottest.Dovecot, login, password string) Account {
 	return Account{Server: Server{Host: host, Port: port, Security: Plain}, Login: login, Password: password}
 }
 
+// master is the destination as the service reaches it: the master user
+// acting as dest (SASL PLAIN's authorization identity). The test's own
+// reads log in as "dest*mailplane-imports", which the test store allows.
+func master(d *dovecottest.Dovecot) Account {
+	a := account(d, "mailplane-imports", "master secret")
+	a.As = dest
+	return a
+}
+
 // msg makes a message; extra headers go first, as trace fields do.
 func msg(id, subject, body string, extra ...string) []byte {
 	var b strings.Builder
@@ -197,7 +206,7 @@ func newWorld(t *testing.T, dstConf string) *world {
 	}
 	w.job = Job{
 		Sources:     []Account{account(w.src, anna, secret), account(w.src, bob, secret)},
-		Destination: account(w.dst, dest+"*mailplane-imports", "master secret"),
+		Destination: master(w.dst),
 	}
 	return w
 }
@@ -377,7 +386,7 @@ plugin {
 	// Larger than the engine copies: refused before it is fetched.
 	cp = &memCheckpoints{}
 	w.job.Checkpoints = cp
-	w.job.Destination = account(w.dst, dest+"*mailplane-imports", "master secret")
+	w.job.Destination = master(w.dst)
 	p, err = runWith(context.Background(), Job{Sources: w.job.Sources[:1], Destination: w.job.Destination, Checkpoints: cp}, limits{batchBytes: 1 << 20, batchMessages: 50, maxMessage: 1 << 20})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
