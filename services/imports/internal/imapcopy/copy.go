@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -40,6 +41,9 @@ func Run(ctx context.Context, j Job) (Progress, error) {
 type limits struct{ batchBytes, batchMessages, maxMessage int }
 
 func runWith(ctx context.Context, j Job, l limits) (Progress, error) {
+	if l.maxMessage == 0 {
+		l.maxMessage = MaxMessageBytes
+	}
 	if n := len(j.Sources); n < 1 || n > 2 {
 		return Progress{}, fmt.Errorf("imapcopy: %d sources, want 1 or 2", n)
 	}
@@ -259,15 +263,17 @@ func (r *run) folder(ctx context.Context, sp *sourcePlan, f *folderPlan) error {
 		return fmt.Errorf("source %d: %q changed UIDVALIDITY during the run; the next run copies it again", sp.index, f.source.Name)
 	}
 
-	// The source is read one batch ahead of the destination's appends.
+	// The source is read one batch ahead of the destination's appends,
+	// except around a large message, which is held alone.
 	batches := make(chan batch, 1)
+	acks := make(chan struct{}, 4)
 	stop := make(chan struct{})
 	defer func() {
 		close(stop)
 		for range batches {
 		}
 	}()
-	go fetchBatches(sp.c, f.todo, r.limits, batches, stop)
+	go fetchBatches(sp.c, f.todo, r.limits, batches, acks, stop)
 
 	for b := range batches {
 		if b.err != nil {
@@ -287,6 +293,17 @@ func (r *run) folder(ctx context.Context, sp *sourcePlan, f *folderPlan) error {
 			return fmt.Errorf("save checkpoint: %w", err)
 		}
 		r.report()
+		size := 0
+		for _, m := range b.msgs {
+			size += len(m.raw)
+		}
+		if size > r.limits.batchBytes {
+			// A large message's buffer goes back at once: the heap goal
+			// set while it lived would let garbage grow to twice its size.
+			b.msgs = nil
+			runtime.GC()
+		}
+		acks <- struct{}{}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -299,8 +316,33 @@ func (r *run) folder(ctx context.Context, sp *sourcePlan, f *folderPlan) error {
 // fetchBatches fetches todo in batches bounded by bytes and count, and
 // sends them on out, which it closes. It stops at the first error or when
 // stop is closed.
-func fetchBatches(c *client.Client, todo []message, l limits, out chan<- batch, stop <-chan struct{}) {
+//
+// A batch of one message larger than l.batchBytes is fetched only once
+// the batches before it are appended (acked on acks), and the next only
+// once it is: memory holds at most two batches or one large message.
+func fetchBatches(c *client.Client, todo []message, l limits, out chan<- batch, acks <-chan struct{}, stop <-chan struct{}) {
 	defer close(out)
+	outstanding, lastLarge := 0, false
+	drain := func(block bool) bool {
+		for outstanding > 0 {
+			if !block {
+				select {
+				case <-acks:
+					outstanding--
+					continue
+				default:
+					return true
+				}
+			}
+			select {
+			case <-acks:
+				outstanding--
+			case <-stop:
+				return false
+			}
+		}
+		return true
+	}
 	section := &imap.BodySectionName{Peek: true}
 	items := []imap.FetchItem{imap.FetchUid, imap.FetchFlags, imap.FetchInternalDate, section.FetchItem()}
 	for len(todo) > 0 {
@@ -323,6 +365,11 @@ func fetchBatches(c *client.Client, todo []message, l limits, out chan<- batch, 
 		}
 		b := batch{lastUID: todo[n-1].uid, msgs: tooLarge}
 		todo = todo[n:]
+		large := size > l.batchBytes
+		if !drain(large || lastLarge) {
+			return
+		}
+		lastLarge = large
 		if !set.Empty() {
 			b.err = uidFetch(c, set, items, func(m *imap.Message, flags []string) {
 				if !set.Contains(m.Uid) {
@@ -343,6 +390,7 @@ func fetchBatches(c *client.Client, todo []message, l limits, out chan<- batch, 
 		slices.SortFunc(b.msgs, func(x, y *fetched) int { return int(x.uid) - int(y.uid) })
 		select {
 		case out <- b:
+			outstanding++
 		case <-stop:
 			return
 		}
