@@ -25,8 +25,9 @@ const (
 	batchBytes    = 8 << 20
 	batchMessages = 200
 	// MaxMessageBytes is the largest message copied; a larger one is a
-	// Failure. It is fetched alone.
-	MaxMessageBytes = 48 << 20
+	// Failure. It is fetched alone, and held twice while it is appended:
+	// 64 MiB at most.
+	MaxMessageBytes = 32 << 20
 	// maxSubject bounds a Failure's Subject.
 	maxSubject = 200
 )
@@ -70,6 +71,7 @@ func runWith(ctx context.Context, j Job, l limits) (Progress, error) {
 	}
 	r.mapping = newMapping(destFolders)
 	r.multiAppend, _ = r.dst.Support("MULTIAPPEND")
+	r.literalPlus, _ = r.dst.Support("LITERAL+")
 
 	var plans []*sourcePlan
 	defer func() {
@@ -114,6 +116,7 @@ type run struct {
 	dst         *client.Client
 	mapping     *mapping
 	multiAppend bool
+	literalPlus bool
 	index       *destIndex // the destination folder being written
 }
 
@@ -129,7 +132,9 @@ type sourcePlan struct {
 type folderPlan struct {
 	copyFolder
 	uidValidity uint32
-	todo        []message
+	// done is the last UID done by earlier runs (0: none).
+	done uint32
+	todo []message
 }
 
 // message is a source message to copy: its UID and size.
@@ -161,6 +166,7 @@ func (r *run) plan(ctx context.Context, i int, a Account) (*sourcePlan, error) {
 		from := uint32(1)
 		if cp, ok := r.state.Folders[FolderKey{Source: i, Folder: cf.source.Name}]; ok && cp.UIDValidity == st.UidValidity {
 			from = cp.LastUID + 1
+			fp.done = cp.LastUID
 		}
 		// UIDVALIDITY changed (or no checkpoint): the whole folder again;
 		// the identities keep what is already there from being copied twice.
@@ -244,9 +250,7 @@ func (r *run) folder(ctx context.Context, sp *sourcePlan, f *folderPlan) error {
 		r.dst.Subscribe(f.dest) // a client shows it; a refusal changes nothing copied
 	}
 	if len(f.todo) == 0 {
-		r.p.FoldersDone++
-		r.report()
-		return nil
+		return r.folderDone(ctx, sp, f)
 	}
 	if r.index == nil || r.index.name != f.dest {
 		idx, err := newDestIndex(r.dst, f.dest)
@@ -304,11 +308,21 @@ func (r *run) folder(ctx context.Context, sp *sourcePlan, f *folderPlan) error {
 			runtime.GC()
 		}
 		acks <- struct{}{}
+		f.done = b.lastUID
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
+	return r.folderDone(ctx, sp, f)
+}
+
+// folderDone counts a folder done and saves it: the job's stored progress
+// then counts it too, and a folder without messages has its checkpoint.
+func (r *run) folderDone(ctx context.Context, sp *sourcePlan, f *folderPlan) error {
 	r.p.FoldersDone++
+	if err := r.job.Checkpoints.Save(context.WithoutCancel(ctx), sp.index, f.source.Name, f.uidValidity, f.done, r.p, nil); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
 	r.report()
 	return nil
 }
@@ -462,7 +476,7 @@ func (r *run) appendBatch(msgs []*fetched, dest string) ([]*fetched, error) {
 // append appends msgs to dest in one command and returns the
 // destination's refusal, if it refused them.
 func (r *run) append(dest string, msgs []*fetched) (refusal string, err error) {
-	st, err := r.dst.Execute(&appendCmd{mailbox: dest, msgs: msgs}, nil)
+	st, err := r.dst.Execute(&appendCmd{mailbox: dest, msgs: msgs, literalPlus: r.literalPlus}, nil)
 	switch {
 	case err != nil && strings.Contains(err.Error(), "no continuation request received"):
 		// The server refused a literal's size before it was sent
@@ -482,6 +496,12 @@ func (r *run) append(dest string, msgs []*fetched) (refusal string, err error) {
 type appendCmd struct {
 	mailbox string
 	msgs    []*fetched
+	// literalPlus sends every literal without waiting for the server's
+	// go-ahead (RFC 7888). go-imap waits for it above 4096 bytes, and when
+	// the server refuses a literal's size at once it may miss the refusal
+	// and wait forever (client.go: the "no continuation" signal is sent
+	// without blocking, before the writer listens).
+	literalPlus bool
 }
 
 func (cmd *appendCmd) Command() *imap.Command {
@@ -498,7 +518,14 @@ func (cmd *appendCmd) Command() *imap.Command {
 		if !m.date.IsZero() {
 			args = append(args, m.date)
 		}
-		args = append(args, bytes.NewBuffer(m.raw))
+		if cmd.literalPlus {
+			// One field (go-imap puts a space between two): a copy of the
+			// message while the command is written, which MaxMessageBytes
+			// bounds.
+			args = append(args, imap.RawString(fmt.Sprintf("{%d+}\r\n", len(m.raw))+string(m.raw)))
+		} else {
+			args = append(args, bytes.NewBuffer(m.raw))
+		}
 	}
 	return &imap.Command{Name: "APPEND", Arguments: args}
 }

@@ -379,7 +379,7 @@ plugin {
 		t.Errorf("progress %+v, want 1 failed, %d copied", p, w.wantCopied-1)
 	}
 	if len(cp.failures) != 1 || cp.failures[0].Subject != "a large one" || cp.failures[0].Folder != "INBOX" || cp.failures[0].Source != 0 ||
-		!strings.Contains(cp.failures[0].Reason, "the destination refused it: too large for it") {
+		!strings.Contains(cp.failures[0].Reason, "the destination refused it: Mail size is larger than the maximum size") {
 		t.Errorf("failures %+v, want the large one refused by the destination", cp.failures)
 	}
 
