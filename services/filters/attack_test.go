@@ -240,11 +240,28 @@ func TestAttackStrings(t *testing.T) {
 	e.suite().Strings(t, e.admin)
 }
 
-// TestAttackPages: no method of filters pages today (an address's rules
-// come whole); one that does gets forged tokens.
+// TestAttackPages: forged page tokens are refused by every method that
+// pages, and a token of one address's runs does not page another's.
 func TestAttackPages(t *testing.T) {
 	e := startAttack(t)
-	e.suite().PageTokens(t, e.admin)
+	run, err := e.runs.CreateFilterRun(e.admin, &filtersv1.CreateFilterRunRequest{Parent: e.addr, FilterRun: &filtersv1.FilterRun{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.runs.CancelFilterRun(e.admin, &filtersv1.CancelFilterRunRequest{Name: run.GetFilterRun().GetName()}); err != nil {
+		t.Fatal(err)
+	}
+	page, err := e.runs.ListFilterRuns(e.admin, &filtersv1.ListFilterRunsRequest{Parent: e.addr, PageSize: 1})
+	if err != nil || page.GetNextPageToken() == "" {
+		t.Fatalf("first page: %v, %v", page, err)
+	}
+	other := e.announce(mailboxesevents.AddressCreated, "", "other")
+	e.known(other)
+	_, err = e.runs.ListFilterRuns(e.admin, &filtersv1.ListFilterRunsRequest{Parent: other, PageToken: page.GetNextPageToken()})
+	attacktest.WantCode(t, err, codes.InvalidArgument, "pageToken")
+	_, err = e.runs.ListFilterRunEntries(e.admin, &filtersv1.ListFilterRunEntriesRequest{Parent: e.run, PageToken: page.GetNextPageToken()})
+	attacktest.WantCode(t, err, codes.InvalidArgument, "pageToken")
+	e.suite().PageTokens(t, e.admin, page.GetNextPageToken())
 }
 
 // conditions is n conditions on the sender.
@@ -299,6 +316,12 @@ func TestAttackRuleCaps(t *testing.T) {
 		{"an unknown action kind", func(r *filtersv1.Rule) { r.Actions[0].Kind = 99 }, "rule.actions[0].kind"},
 		{"an unknown field", func(r *filtersv1.Rule) { r.Conditions[0].Field = 99 }, "rule.conditions[0].field"},
 		{"an unknown match", func(r *filtersv1.Rule) { r.Match = 99 }, "rule.match"},
+		{"an unknown operator", func(r *filtersv1.Rule) { r.Conditions[0].Operator = 99 }, "rule.conditions[0].operator"},
+		{"a negative size", func(r *filtersv1.Rule) {
+			r.Conditions[0] = &filtersv1.Condition{Field: filtersv1.Field_FIELD_SIZE, SizeBytes: -1}
+		}, "rule.conditions[0].sizeBytes"},
+		{"no action", func(r *filtersv1.Rule) { r.Actions = nil }, "rule.actions"},
+		{"move without a folder", func(r *filtersv1.Rule) { r.Actions[0].Folder = "" }, "rule.actions[0].folder"},
 		{"no name", func(r *filtersv1.Rule) { r.DisplayName = "  " }, "rule.displayName"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
