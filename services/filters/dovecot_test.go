@@ -4,6 +4,7 @@ import (
 	"context"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -300,5 +301,113 @@ func TestVacationSkipsAutomatedMail(t *testing.T) {
 	}
 	if got, want := repliedTo(m), []string{"person@outside.example"}; !slices.Equal(got, want) {
 		t.Errorf("auto-replies to %v, want only %v", got, want)
+	}
+}
+
+// invoiceRule files mail whose subject holds "invoice" into Invoices.
+func invoiceRule() *filtersv1.Rule {
+	return &filtersv1.Rule{DisplayName: "invoices",
+		Conditions: []*filtersv1.Condition{{Field: filtersv1.Field_FIELD_SUBJECT, Operator: filtersv1.Operator_OPERATOR_CONTAINS, Value: "invoice"}},
+		Actions:    []*filtersv1.Action{moveTo("Invoices")}}
+}
+
+// TestServiceKeepsChangesWhileDovecotIsDown: with Dovecot stopped the API
+// still takes changes; the install job fails and waits; once Dovecot is
+// back the sweep installs them and the mail goes where they say.
+func TestServiceKeepsChangesWhileDovecotIsDown(t *testing.T) {
+	m := dovecottest.StartMail(t, nil)
+	e := startDovecot(t, m)
+	addr := e.announce(mailboxesevents.AddressCreated, "", "dora")
+	const dora = "dora@example.test"
+	e.known(addr)
+	e.nothingPending()
+
+	m.Stop()
+	if _, err := e.rules.CreateRule(e.admin, &filtersv1.CreateRuleRequest{Parent: addr, Rule: invoiceRule()}); err != nil {
+		t.Fatalf("CreateRule with Dovecot down: %v", err)
+	}
+	if _, err := e.settings.UpdateFilterSettings(e.admin, &filtersv1.UpdateFilterSettingsRequest{
+		FilterSettings: &filtersv1.FilterSettings{Name: addr + "/filterSettings"}, UpdateMask: settingsMask("anti_spam"),
+	}); err != nil {
+		t.Fatalf("UpdateFilterSettings with Dovecot down: %v", err)
+	}
+	e.eventually("an install tried, failed and waiting to retry", func() bool {
+		var n int
+		return e.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'install_scripts' AND state = 'retryable'`).Scan(&n) == nil && n > 0
+	})
+	var pending int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM pending_installs`).Scan(&pending); err != nil || pending != 1 {
+		t.Fatalf("%d changes pending while Dovecot is down (%v), want 1", pending, err)
+	}
+
+	m.Restart(t)
+	// The job's retry comes 10 s after its failure; the sweep (every 5
+	// minutes) at once.
+	if _, err := e.svc.ReinstallPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.nothingPending()
+	deliverTo(t, m, dora, "bob@outside.example", "invoice one", "")
+	deliverTo(t, m, dora, "eve@outside.example", "spam two", "X-Spam-Flag: YES\r\n")
+	for _, c := range []struct{ subject, mailbox string }{{"invoice one", "Invoices"}, {"spam two", "INBOX"}} {
+		if mailbox, _ := placed(t, m, dora, c.subject); mailbox != c.mailbox {
+			t.Errorf("%q in %s, want %s", c.subject, mailbox, c.mailbox)
+		}
+	}
+}
+
+// TestBulkToggleInDovecot: the spam and ad filters turned off for 1,000
+// addresses at once (BatchUpdateFilterSettings) end installed for every
+// one of them, as Dovecot stores them, and a sample's mail shows it.
+func TestBulkToggleInDovecot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 addresses installed twice: not with -short")
+	}
+	m := dovecottest.StartMail(t, nil)
+	e := startDovecot(t, m)
+	// Generous: 2,000 installs on a shared machine under -race.
+	e.wait = 10 * time.Minute
+	const n = 1000
+	logins := make([]string, n)
+	for i := range logins {
+		local := "bulk" + strconv.Itoa(i)
+		e.announce(mailboxesevents.AddressCreated, "", local)
+		logins[i] = local + "@example.test"
+	}
+	e.eventually("1,000 addresses known", func() bool {
+		var k int
+		return e.pool.QueryRow(context.Background(), `SELECT count(*) FROM settings`).Scan(&k) == nil && k == n
+	})
+	e.nothingPending()
+	for _, l := range logins {
+		if before, _ := m.SieveFile(t, l, "sieve-platform", install.BeforeName); !strings.Contains(before, "X-Spam-Flag") {
+			t.Fatalf("%s: the default spam filter not installed: %q", l, before)
+		}
+	}
+	resp, err := e.settings.BatchUpdateFilterSettings(e.admin, &filtersv1.BatchUpdateFilterSettingsRequest{Parent: e.ms, AntiSpam: proto.Bool(false), AdFilter: proto.Bool(false)})
+	if err != nil || resp.GetUpdatedCount() != n {
+		t.Fatalf("batch off: %v %v", resp, err)
+	}
+	e.nothingPending()
+	var wrong []string
+	for _, l := range logins {
+		before, ok1 := m.SieveFile(t, l, "sieve-platform", install.BeforeName)
+		after, ok2 := m.SieveFile(t, l, "sieve-platform", install.AfterName)
+		_, ok3 := m.SieveFile(t, l, "sieve", install.PersonalName)
+		if !ok1 || !ok2 || !ok3 || strings.Contains(before, "X-Spam-Flag") || strings.Contains(after, "List-Unsubscribe") {
+			wrong = append(wrong, l)
+		}
+	}
+	if len(wrong) > 0 {
+		t.Fatalf("%d of %d addresses not installed with both filters off: %v", len(wrong), n, wrong[:min(len(wrong), 10)])
+	}
+	for _, l := range []string{logins[0], logins[n/2], logins[n-1]} {
+		deliverTo(t, m, l, "eve@outside.example", "spam one", "X-Spam-Flag: YES\r\n")
+		deliverTo(t, m, l, "news@letters.example", "news two", "List-Unsubscribe: <mailto:leave@letters.example>\r\n")
+		for _, s := range []string{"spam one", "news two"} {
+			if mailbox, _ := placed(t, m, l, s); mailbox != "INBOX" {
+				t.Errorf("%s: %q in %s with both filters off", l, s, mailbox)
+			}
+		}
 	}
 }
