@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,9 +14,11 @@ import (
 	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/filters"
+	internal "github.com/mailplane/mailplane/services/filters/internal"
 	"github.com/mailplane/mailplane/services/filters/internal/install"
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/dovecottest"
+	"github.com/mailplane/mailplane/services/platform/metrictest"
 	"github.com/mailplane/mailplane/services/platform/sieve"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -26,6 +29,9 @@ import (
 // ManageSieve installer against a real Dovecot configured from
 // deploy/mail/dovecot (dovecottest.StartMail: skipped without Dovecot or
 // PostgreSQL, failed under CI=true), and deliver real mail over LMTP.
+
+// internalCompiler is the service's own compiler.
+var internalCompiler = internal.RulesCompiler{}
 
 // startDovecot runs the service, its jobs working, installing into m.
 func startDovecot(t *testing.T, m *dovecottest.Mail) *env {
@@ -409,5 +415,64 @@ func TestBulkToggleInDovecot(t *testing.T) {
 				t.Errorf("%s: %q in %s with both filters off", l, s, mailbox)
 			}
 		}
+	}
+}
+
+// breakable is the service's compiler, whose personal script Dovecot
+// refuses while broken is set: a compiler bug.
+type breakable struct {
+	mu     sync.Mutex
+	broken bool
+}
+
+func (b *breakable) Compile(rs []*filters.Rule, st *filters.Settings) (filters.Scripts, error) {
+	s, err := internalCompiler.Compile(rs, st)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.broken && err == nil {
+		s[install.PersonalKey] += "if header :contains \"Subject\" {\n"
+	}
+	return s, err
+}
+
+func (b *breakable) set(broken bool) {
+	b.mu.Lock()
+	b.broken = broken
+	b.mu.Unlock()
+}
+
+// TestRefusedScriptsNotRetried: scripts Dovecot does not compile cancel
+// the job at once (no retries), mark the address failed (the sweep
+// leaves it), count a refused install; the address's next change is
+// installed.
+func TestRefusedScriptsNotRetried(t *testing.T) {
+	m := dovecottest.StartMail(t, nil)
+	compiler := &breakable{broken: true}
+	metrics := metrictest.New()
+	e := startConfig(t, true, filters.Config{MaxRules: 50, ManageSieve: manageSieve(m), Compiler: compiler, Meter: metrics.Meter})
+	addr := e.announce(mailboxesevents.AddressCreated, "", "bert")
+	e.known(addr)
+	e.eventually("the install job cancelled", func() bool {
+		var n int
+		return e.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'install_scripts' AND state = 'cancelled' AND attempt = 1`).Scan(&n) == nil && n == 1
+	})
+	var failure string
+	if err := e.pool.QueryRow(context.Background(), `SELECT failure FROM pending_installs WHERE failed_time IS NOT NULL`).Scan(&failure); err != nil || !strings.Contains(failure, install.PersonalName) {
+		t.Fatalf("the address's failure: %q %v, want one naming the script", failure, err)
+	}
+	if got := metrics.Sum(t, "mailplane.filters.installs"); got != 1 {
+		t.Errorf("%d installs counted, want the refused one", got)
+	}
+	if n, err := e.svc.ReinstallPending(context.Background()); err != nil || n != 0 {
+		t.Errorf("the sweep queued %d (%v), want none: the failure is not retried", n, err)
+	}
+	compiler.set(false)
+	if _, err := e.rules.CreateRule(e.admin, &filtersv1.CreateRuleRequest{Parent: addr, Rule: invoiceRule()}); err != nil {
+		t.Fatal(err)
+	}
+	e.nothingPending()
+	deliverTo(t, m, "bert@example.test", "bob@outside.example", "invoice one", "")
+	if mailbox, _ := placed(t, m, "bert@example.test", "invoice one"); mailbox != "Invoices" {
+		t.Errorf("invoice in %s once the change after the failure was installed", mailbox)
 	}
 }

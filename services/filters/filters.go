@@ -25,6 +25,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/service"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -65,6 +66,8 @@ type Config struct {
 	// nil: the rule compiler and ManageSieve (tests give fakes).
 	Compiler  Compiler
 	Installer Installer
+	// Meter receives the service's metrics; nil: the process's.
+	Meter metric.Meter
 }
 
 // ManageSieve is where and as whom scripts are installed.
@@ -215,6 +218,9 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	s := internal.NewServer(pool, access.NewAccounts(conn), log)
 	s.SetMaxRules(c.MaxRules)
 	s.SetReportsPerHour(c.ReportsPerHour)
+	if c.Meter != nil {
+		s.SetMeter(c.Meter)
+	}
 	if c.Compiler == nil {
 		c.Compiler = internal.RulesCompiler{}
 	}

@@ -2,12 +2,9 @@ package filters
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/mailplane/mailplane/services/filters/internal/install"
 	"github.com/mailplane/mailplane/services/filters/internal/rules"
-	"github.com/riverqueue/river"
 )
 
 // RulesCompiler compiles an address's scripts with the rules package:
@@ -65,17 +62,11 @@ var platformFields = map[string]string{
 type ManageSieve struct{ In *install.Installer }
 
 // Install puts scripts in place for login. A script Dovecot does not
-// compile is not retried (the job is cancelled; the address stays
-// pending and the next change tries again).
+// compile is an *install.ScriptError (installAddress does not retry it).
 func (m ManageSieve) Install(ctx context.Context, login string, s Scripts) error {
 	scripts, err := install.FromMap(s)
 	if err != nil {
 		return err
 	}
-	err = m.In.Install(ctx, login, scripts)
-	var se *install.ScriptError
-	if errors.As(err, &se) {
-		return river.JobCancel(fmt.Errorf("dovecot refused the scripts of %s: %w", login, err))
-	}
-	return err
+	return m.In.Install(ctx, login, scripts)
 }

@@ -2,14 +2,19 @@ package filters
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/mailplane/mailplane/services/filters/internal/install"
 	"github.com/mailplane/mailplane/services/platform/jobs"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Scripts are an address's Sieve scripts by name, as the mail store
@@ -53,10 +58,14 @@ const installAttempts = 30
 const (
 	upsertPending = `
 INSERT INTO pending_installs (address_id) VALUES ($1)
-ON CONFLICT (address_id) DO UPDATE SET version = pending_installs.version + 1`
+ON CONFLICT (address_id) DO UPDATE SET version = pending_installs.version + 1, failed_time = NULL, failure = ''`
 	selectPending = `
-SELECT p.version, a.login FROM pending_installs p JOIN addresses a ON a.id = p.address_id WHERE p.address_id = $1`
+SELECT p.version, a.login FROM pending_installs p JOIN addresses a ON a.id = p.address_id
+WHERE p.address_id = $1 AND p.failed_time IS NULL`
 	deletePending = `DELETE FROM pending_installs WHERE address_id = $1 AND version = $2`
+	// markFailed keeps a refused change from being tried again (the
+	// sweep skips it) until the address changes.
+	markFailed = `UPDATE pending_installs SET failed_time = now(), failure = $3 WHERE address_id = $1 AND version = $2`
 	// lockInstall makes the install jobs of one address take turns.
 	lockInstall = `SELECT pg_advisory_xact_lock(hashtextextended('filters.install/' || $1::text, 0))`
 )
@@ -87,7 +96,7 @@ func (s *Server) changed(ctx context.Context, tx pgx.Tx, a uuid.UUID) error {
 // still to install (periodic work): changes made by events, and those
 // whose jobs gave up, are installed in the end.
 func (s *Server) ReinstallPending(ctx context.Context) (int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT address_id FROM pending_installs ORDER BY since LIMIT 10000`)
+	rows, err := s.pool.Query(ctx, `SELECT address_id FROM pending_installs WHERE failed_time IS NULL ORDER BY since LIMIT 10000`)
 	if err != nil {
 		return 0, fmt.Errorf("read pending installs: %w", err)
 	}
@@ -126,12 +135,17 @@ func (w *installWorker) Work(ctx context.Context, job *river.Job[installArgs]) e
 // installs it). The jobs of one address take turns, holding a lock on
 // it for the install: otherwise an older state read first could be
 // installed last.
+//
+// Scripts Dovecot refuses (*install.ScriptError) are our compiler's bug:
+// the address is marked failed, logged and counted, and the job
+// cancelled rather than retried for a day; its next change tries again.
 func (s *Server) installAddress(ctx context.Context, a uuid.UUID) error {
 	if s.install == nil || s.compile == nil {
 		// Kept pending: installed once the process has an installer.
 		return nil
 	}
-	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	var refused error
+	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, lockInstall, a); err != nil {
 			return fmt.Errorf("lock install: %w", err)
 		}
@@ -139,7 +153,7 @@ func (s *Server) installAddress(ctx context.Context, a uuid.UUID) error {
 		var login string
 		if err := tx.QueryRow(ctx, selectPending, a).Scan(&version, &login); err != nil {
 			if err == pgx.ErrNoRows {
-				return nil // installed already, or the address is gone
+				return nil // installed already, refused, or the address is gone
 			}
 			return fmt.Errorf("read pending install: %w", err)
 		}
@@ -151,7 +165,16 @@ func (s *Server) installAddress(ctx context.Context, a uuid.UUID) error {
 		if err != nil {
 			return fmt.Errorf("compile scripts of %s: %w", login, err)
 		}
-		if err := s.install.Install(ctx, login, scripts); err != nil {
+		err = s.install.Install(ctx, login, scripts)
+		var se *install.ScriptError
+		if errors.As(err, &se) {
+			refused = fmt.Errorf("dovecot refused the scripts of %s: %w", login, err)
+			if _, err := tx.Exec(ctx, markFailed, a, version, se.Error()); err != nil {
+				return fmt.Errorf("mark install failed: %w", err)
+			}
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("install scripts of %s: %w", login, err)
 		}
 		if _, err := tx.Exec(ctx, deletePending, a, version); err != nil {
@@ -159,4 +182,40 @@ func (s *Server) installAddress(ctx context.Context, a uuid.UUID) error {
 		}
 		return nil
 	})
+	switch {
+	case err != nil:
+		s.metrics.installs.Add(ctx, 1, outcomeRetry)
+		return err
+	case refused != nil:
+		s.metrics.installs.Add(ctx, 1, outcomeRefused)
+		s.log.ErrorContext(ctx, "scripts refused by dovecot: not retried until the address changes (a compiler bug)",
+			"address", a.String(), "error", refused)
+		return river.JobCancel(refused)
+	}
+	s.metrics.installs.Add(ctx, 1, outcomeInstalled)
+	return nil
+}
+
+// installMetrics count installs by outcome: installed, retry (Dovecot
+// unreachable or failing: the job tries again) and refused (scripts
+// Dovecot does not compile: alert on any).
+type installMetrics struct {
+	installs metric.Int64Counter
+}
+
+var (
+	outcomeInstalled = metric.WithAttributes(attribute.String("outcome", "installed"))
+	outcomeRetry     = metric.WithAttributes(attribute.String("outcome", "retry"))
+	outcomeRefused   = metric.WithAttributes(attribute.String("outcome", "refused"))
+)
+
+// SetMeter sets where the install metrics go; nil: the process's meter.
+func (s *Server) SetMeter(m metric.Meter) {
+	if m == nil {
+		m = otel.Meter("github.com/mailplane/mailplane/services/filters")
+	}
+	// An instrument that cannot be made is a no-op: metrics never stop
+	// an install.
+	s.metrics.installs, _ = m.Int64Counter("mailplane.filters.installs", metric.WithUnit("{install}"),
+		metric.WithDescription("Installs of an address's scripts, by outcome: installed, retry, refused (Dovecot does not compile them: a compiler bug)."))
 }

@@ -44,11 +44,14 @@ type Server struct {
 	// reportsPerHour caps the spam reports recorded for an address in an
 	// hour.
 	reportsPerHour int
+	metrics        installMetrics
 }
 
 // NewServer returns a server over pool, asking roles of src.
 func NewServer(pool *pgxpool.Pool, src access.Source, log *slog.Logger) *Server {
-	return &Server{pool: pool, roles: access.NewRoles(src, roleTTL), log: log, maxRules: DefaultMaxRules, reportsPerHour: DefaultReportsPerHour}
+	s := &Server{pool: pool, roles: access.NewRoles(src, roleTTL), log: log, maxRules: DefaultMaxRules, reportsPerHour: DefaultReportsPerHour}
+	s.SetMeter(nil)
+	return s
 }
 
 // SetJobs sets the client changes queue their installation through.
