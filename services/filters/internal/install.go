@@ -145,6 +145,7 @@ func (s *Server) installAddress(ctx context.Context, a uuid.UUID) error {
 		return nil
 	}
 	var refused error
+	installed := false
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, lockInstall, a); err != nil {
 			return fmt.Errorf("lock install: %w", err)
@@ -180,6 +181,7 @@ func (s *Server) installAddress(ctx context.Context, a uuid.UUID) error {
 		if _, err := tx.Exec(ctx, deletePending, a, version); err != nil {
 			return fmt.Errorf("clear pending install: %w", err)
 		}
+		installed = true
 		return nil
 	})
 	switch {
@@ -192,7 +194,9 @@ func (s *Server) installAddress(ctx context.Context, a uuid.UUID) error {
 			"address", a.String(), "error", refused)
 		return river.JobCancel(refused)
 	}
-	s.metrics.installs.Add(ctx, 1, outcomeInstalled)
+	if installed {
+		s.metrics.installs.Add(ctx, 1, outcomeInstalled)
+	}
 	return nil
 }
 
