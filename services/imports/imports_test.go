@@ -57,6 +57,10 @@ type options struct {
 	noWork bool
 	// publicOnly refuses sources on private networks, as in production.
 	publicOnly bool
+	// copier, when set, replaces the fake IMAP engine, and imap,
+	// master and masterPassword are the platform's Dovecot.
+	copier                       *imports.Copier
+	imap, master, masterPassword string
 }
 
 // start runs the service on a fresh database with a fake accounts, a
@@ -74,13 +78,20 @@ func start(t *testing.T, o options) *env {
 	e := &env{t: t, pool: pool, org: uuid.Must(uuid.NewV7()), copier: newFakeCopier(), mail: &mailbox{}}
 	accounts := &fakeAccounts{org: e.org}
 	o.limits.PrivateSources = !o.publicOnly
+	copier := imports.Copier{Check: e.copier.check, Run: e.copier.run}
+	if o.copier != nil {
+		copier = *o.copier
+	}
+	if o.imap == "" {
+		o.imap, o.master, o.masterPassword = "127.0.0.1:1143", "master", "m"
+	}
 	e.srv = servicetest.Start(t, func(s *servicetest.Server) error {
 		accountsv1.RegisterOrganizationServiceServer(s.GRPC.Server, accounts)
 		accountsv1.RegisterUserServiceServer(s.GRPC.Server, &fakeUsers{})
 		e.svc, err = imports.Register(s.GRPC.Server, pool, imports.Config{
 			AccountsAddr: s.Addr, SecretKeys: secret.NewKey(),
-			IMAPAddr: "127.0.0.1:1143", IMAPSecurity: "plain", MasterUser: "master", MasterPassword: "m",
-			Limits: o.limits, Copier: imports.Copier{Check: e.copier.check, Run: e.copier.run}, Email: e.mail,
+			IMAPAddr: o.imap, IMAPSecurity: "plain", MasterUser: o.master, MasterPassword: o.masterPassword,
+			Limits: o.limits, Copier: copier, Email: e.mail,
 		}, s.Log)
 		return err
 	})

@@ -37,9 +37,9 @@ func (w *copyWorker) Timeout(*river.Job[copyArgs]) time.Duration {
 	return w.s.limits.Slice + 3*time.Minute
 }
 
-// NextRetry waits longer after each failed run, from 30 s to 30 min.
+// NextRetry waits longer after each failed run, from Limits.Retry to 30 min.
 func (w *copyWorker) NextRetry(job *river.Job[copyArgs]) time.Time {
-	return jobs.Backoff(job.Attempt, 30*time.Second, 30*time.Minute)
+	return jobs.Backoff(job.Attempt, w.s.limits.Retry, 30*time.Minute)
 }
 
 // errStopped: the job was cancelled (or ended) while it ran.

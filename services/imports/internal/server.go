@@ -52,6 +52,9 @@ type Limits struct {
 	// Slice is how long one run of a job's worker copies before it hands
 	// over to the next run (a checkpoint in between); 0: 2 minutes.
 	Slice time.Duration
+	// Retry is the wait after a run's first failure, doubling after each
+	// next one up to 30 minutes; 0: 30 s.
+	Retry time.Duration
 }
 
 // Server implements the imports gRPC service and its job workers.
@@ -86,6 +89,9 @@ type Deps struct {
 func NewServer(d Deps) *Server {
 	if d.Limits.Slice <= 0 {
 		d.Limits.Slice = 2 * time.Minute
+	}
+	if d.Limits.Retry <= 0 {
+		d.Limits.Retry = 30 * time.Second
 	}
 	return &Server{
 		pool: d.Pool, roles: access.NewRoles(access.NewAccounts(d.Accounts), roleTTL),
