@@ -423,6 +423,43 @@ func TestDevStackREST(t *testing.T) {
 	if bad := c.want(400, "GET", "/v1/"+str(ms.body, "name")+"/addresses?"+q.Encode(), fresh, nil); field(bad) != "filter" {
 		t.Errorf("bad filter: %v", bad.body)
 	}
+	// Bulk creation through the edge, as a frontend does it: a users
+	// column naming a member and a stranger; the stranger's row fails with
+	// the email, the other is created, and the error CSV downloads.
+	bulkJob := c.want(202, "POST", "/v1/"+str(ms.body, "name")+"/addresses:bulkCreate", fresh, map[string]any{
+		"csv": []byte("local_part,users\r\nteam,demo@mailplane.test\r\nghosts,ghost@example.org\r\n")})
+	jobName := str(bulkJob.body, "name")
+	for deadline := time.Now().Add(60 * time.Second); str(bulkJob.body, "state") == "BULK_JOB_STATE_RUNNING"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("bulk job still running after 60 s: %v", bulkJob.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+		bulkJob = c.want(200, "GET", "/v1/"+jobName, fresh, nil)
+	}
+	if str(bulkJob.body, "state") != "BULK_JOB_STATE_SUCCEEDED" || bulkJob.body["createdRows"] != 1.0 || bulkJob.body["failedRows"] != 1.0 {
+		t.Errorf("bulk job %v", bulkJob.body)
+	}
+	failedRows, _ := c.want(200, "GET", "/v1/"+jobName+"/rows?"+url.Values{"filter": {"outcome = FAILED"}}.Encode(), fresh, nil).body["rows"].([]any)
+	if len(failedRows) != 1 || !strings.Contains(fmt.Sprint(failedRows[0]), "user ghost@example.org is not a member") {
+		t.Errorf("failed rows %v", failedRows)
+	}
+	errorsReq, _ := http.NewRequest("GET", c.base+"/v1/"+jobName+":errors", nil)
+	errorsReq.Header.Set("Authorization", "Bearer "+fresh)
+	errorsResp, err := http.DefaultClient.Do(errorsReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errorsCSV, _ := io.ReadAll(errorsResp.Body)
+	errorsResp.Body.Close()
+	if errorsResp.StatusCode != 200 || errorsResp.Header.Get("Content-Type") != "text/csv; charset=utf-8" ||
+		!strings.HasPrefix(string(errorsCSV), "local_part,users,line,error\r\nghosts,ghost@example.org,3,") {
+		t.Errorf("error CSV: %d %q %q", errorsResp.StatusCode, errorsResp.Header.Get("Content-Type"), errorsCSV)
+	}
+	if jobs, _ := c.want(200, "GET", "/v1/"+str(ms.body, "name")+"/bulkJobs", fresh, nil).body["jobs"].([]any); len(jobs) != 1 {
+		t.Errorf("bulk jobs %v", jobs)
+	}
+	c.want(400, "POST", "/v1/"+jobName+":cancel", fresh, map[string]any{})
+
 	// An external person invited to use an address joins it once they
 	// accept: accounts' event reaches mailboxes through JetStream.
 	shared := c.want(200, "POST", "/v1/"+str(ms.body, "name")+"/addresses", fresh, map[string]any{

@@ -3345,7 +3345,8 @@ type BulkJob struct {
 	State BulkJobState `protobuf:"varint,2,opt,name=state,proto3,enum=mailplane.mailboxes.v1.BulkJobState" json:"state,omitempty"`
 	// Rows in the file.
 	TotalRows int32 `protobuf:"varint,3,opt,name=total_rows,json=totalRows,proto3" json:"total_rows,omitempty"`
-	// Rows done so far (created, or already there from an earlier upload).
+	// Rows done so far: created, already there from an earlier upload, or
+	// failed (created_rows + already_there_rows + failed_rows).
 	DoneRows int32 `protobuf:"varint,4,opt,name=done_rows,json=doneRows,proto3" json:"done_rows,omitempty"`
 	// Why it failed; empty unless FAILED.
 	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
