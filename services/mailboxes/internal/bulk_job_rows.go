@@ -1,8 +1,8 @@
 package mailboxes
 
-// A mail service's bulk jobs: listed, cancelled, and what became of each
-// row of their files (bulk_job_rows, written by the run with each batch),
-// with the error file of the rows that failed.
+// The rows of a bulk job: what became of each row of its file
+// (bulk_job_rows, written by the run with each batch), and the error file
+// of the rows that failed.
 
 import (
 	"bytes"
@@ -12,30 +12,14 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
-	"github.com/mailplane/mailplane/services/platform/pg"
 	"google.golang.org/grpc"
 )
 
 const (
-	// selectBulkJobs is a page of mail service $1's jobs, newest first,
-	// after ($3 create_time, $4 id); $2 rows.
-	selectBulkJobs = `SELECT ` + bulkJobColumns + ` FROM bulk_jobs
-WHERE mail_service_id = $1 AND ($3::timestamptz IS NULL OR (create_time, id) < ($3, $4))
-ORDER BY create_time DESC, id DESC LIMIT $2`
-
-	// cancelBulkJob ends a running job; a run writing a batch holds the
-	// row until it commits, so once this returns no batch commits.
-	cancelBulkJob = `
-UPDATE bulk_jobs j SET state = 'cancelled', update_time = now(), end_time = now(), csv = NULL
-WHERE j.id = $1 AND j.mail_service_id = $2 AND j.state = 'running'
-  AND EXISTS (SELECT 1 FROM mail_services m WHERE m.id = j.mail_service_id AND m.organization_id = $3 AND m.delete_time IS NULL)
-RETURNING ` + bulkJobColumns
-
 	// selectBulkJobRows is a page of job $1's rows after ordinal $3, of
 	// outcome $4 (NULL: any); $2 rows.
 	selectBulkJobRows = `SELECT ordinal, line, local_part, outcome, error FROM bulk_job_rows
@@ -55,91 +39,6 @@ var bulkOutcomes = map[string]mailboxesv1.BulkJobRowOutcome{
 	"created":        mailboxesv1.BulkJobRowOutcome_BULK_JOB_ROW_OUTCOME_CREATED,
 	"already_exists": mailboxesv1.BulkJobRowOutcome_BULK_JOB_ROW_OUTCOME_ALREADY_EXISTS,
 	"failed":         mailboxesv1.BulkJobRowOutcome_BULK_JOB_ROW_OUTCOME_FAILED,
-}
-
-// ListBulkJobs lists a mail service's jobs, newest first.
-func (s *Server) ListBulkJobs(ctx context.Context, req *mailboxesv1.ListBulkJobsRequest) (*mailboxesv1.ListBulkJobsResponse, error) {
-	ids, err := parseName("parent", req.GetParent(), "organizations", "mailServices")
-	if err != nil {
-		return nil, err
-	}
-	page, err := aip.ParsePage(req.GetPageSize(), req.GetPageToken(), "ListBulkJobs", req.GetParent())
-	if err != nil {
-		return nil, err
-	}
-	after, afterID, err := page.Cursor(true)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.manage(ctx, ids[0]); err != nil {
-		return nil, err
-	}
-	if _, err := activeMailService(ctx, s.pool, ids[0], ids[1]); err != nil {
-		return nil, err
-	}
-	rows, _ := s.pool.Query(ctx, selectBulkJobs, ids[1], page.Size+1, after, afterID)
-	jobs, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[bulkJob])
-	if err != nil {
-		return nil, fmt.Errorf("list bulk jobs: %w", err)
-	}
-	resp := &mailboxesv1.ListBulkJobsResponse{}
-	jobs, resp.NextPageToken = aip.Trim(page, jobs, func(j *bulkJob) []string {
-		return []string{aip.TimeKey(j.CreateTime), j.ID.String()}
-	})
-	for _, j := range jobs {
-		resp.Jobs = append(resp.Jobs, bulkJobProto(ids[0], j))
-	}
-	return resp, nil
-}
-
-// CancelBulkJob stops a running job; a cancelled one is returned as it is.
-func (s *Server) CancelBulkJob(ctx context.Context, req *mailboxesv1.CancelBulkJobRequest) (*mailboxesv1.CancelBulkJobResponse, error) {
-	ids, err := parseName("name", req.GetName(), "organizations", "mailServices", "bulkJobs")
-	if err != nil {
-		return nil, err
-	}
-	c, err := s.manage(ctx, ids[0])
-	if err != nil {
-		return nil, err
-	}
-	var job *bulkJob
-	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, cancelBulkJob, ids[2], ids[1], ids[0])
-		var err error
-		if job, err = collectBulkJob(rows); err != nil || job == nil {
-			return err
-		}
-		return audit(ctx, tx, organizationName(ids[0]), c, "mailboxes.address.bulkCancel", bulkJobName(ids[0], job), map[string]string{
-			"doneRows": strconv.Itoa(int(job.DoneRows)), "totalRows": strconv.Itoa(int(job.TotalRows)),
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cancel bulk job: %w", err)
-	}
-	if job == nil {
-		job, err = s.bulkJob(ctx, ids)
-		if err != nil {
-			return nil, err
-		}
-		if job.State != "cancelled" {
-			return nil, errs.E(errs.FailedPrecondition, "the bulk job already %s; only a running job can be cancelled", job.State).WithReason("BULK_JOB_ENDED")
-		}
-	}
-	return &mailboxesv1.CancelBulkJobResponse{Job: bulkJobProto(ids[0], job)}, nil
-}
-
-// bulkJob loads the job ids names (organization, mail service, job);
-// NotFound when it is not there.
-func (s *Server) bulkJob(ctx context.Context, ids []uuid.UUID) (*bulkJob, error) {
-	rows, _ := s.pool.Query(ctx, selectBulkJob, ids[2], ids[1], ids[0])
-	job, err := collectBulkJob(rows)
-	if err != nil {
-		return nil, fmt.Errorf("get bulk job: %w", err)
-	}
-	if job == nil {
-		return nil, errs.E(errs.NotFound, "bulk job not found")
-	}
-	return job, nil
 }
 
 // parseOutcome reads ListBulkJobRows's filter: the outcome to list, or ""
