@@ -83,6 +83,7 @@ var apis = []api{
 		handlers: []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 			importsv1.RegisterImportServiceHandler,
 		},
+		routes: registerImportTemplate,
 	},
 }
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 	"github.com/mailplane/mailplane/gateway"
 	"github.com/mailplane/mailplane/services/imports"
 	"github.com/mailplane/mailplane/services/imports/internal/imapcopy"
@@ -289,5 +290,46 @@ func TestImportThroughEdge(t *testing.T) {
 	_, last = watch(t, e.admin, base, created.Name)
 	if last.State != "STATE_SUCCEEDED" || last.Progress.MessagesCopied != "" && last.Progress.MessagesCopied != "0" {
 		t.Fatalf("second import: %+v", last)
+	}
+}
+
+// TestBulkThroughEdge: the template downloads as a CSV file, and a filled
+// one starts a bulk import, through the REST edge.
+func TestBulkThroughEdge(t *testing.T) {
+	e := start(t, options{})
+	e.announce("anna")
+	base := e.edge() + "/v1/organizations/" + e.org.String() + "/importJobs"
+	req, _ := http.NewRequest(http.MethodGet, base+":template", nil)
+	md, _ := metadata.FromOutgoingContext(e.admin)
+	req.Header.Set("Authorization", md.Get("authorization")[0])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/csv; charset=utf-8" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") || !strings.HasPrefix(string(tmpl), "source,login,password,destination") {
+		t.Fatalf("template: %d %v %q", resp.StatusCode, resp.Header, tmpl)
+	}
+	if code, body := rest(t, e.as(uuid.Must(uuid.NewV7()), "admin"), http.MethodGet, base+":template", nil); code != http.StatusNotFound {
+		t.Fatalf("another organization's template: %d %s", code, body)
+	}
+	csv := strings.SplitN(string(tmpl), "\r\n", 2)[0] + "\r\nimap.example.net,a@example.net,right,anna@example.test,,,\r\n"
+	code, body := rest(t, e.admin, http.MethodPost, base+":bulkCreate", map[string]any{"csv": csv})
+	if code != http.StatusOK {
+		t.Fatalf("bulk: %d %s", code, body)
+	}
+	var j struct {
+		Name      string   `json:"name"`
+		ChildJobs []string `json:"childJobs"`
+	}
+	json.Unmarshal(body, &j)
+	if len(j.ChildJobs) != 1 {
+		t.Fatalf("bulk job %s", body)
+	}
+	states, _ := watch(t, e.admin, e.edge(), j.Name)
+	if states[len(states)-1] != "STATE_SUCCEEDED" {
+		t.Fatalf("bulk watched %v", states)
 	}
 }
