@@ -16,6 +16,17 @@ type Platform struct {
 	Allow, Block []string
 	// Refuse blocked mail (reject) instead of filing it in SpamFolder.
 	Refuse bool
+	// ServiceAllow and ServiceBlock are the mail service's lists, which
+	// its admins keep for every address. Precedence: the service's block
+	// list first, which only its own allow list excepts (an address's
+	// allow list does not: an admin's block holds for everyone); then the
+	// address's block list, which the service's allow list does not
+	// override (the customer's own choice); spam headers skip a sender
+	// allowed by either list.
+	ServiceAllow, ServiceBlock []string
+	// ServiceRefuse refuses mail the service blocks instead of filing it
+	// in SpamFolder.
+	ServiceRefuse bool
 
 	// Spam files mail whose spam headers say spam into SpamFolder.
 	Spam       bool
@@ -94,7 +105,7 @@ func (p Platform) Validate() error {
 	for _, l := range []struct {
 		name string
 		list []string
-	}{{"allow", p.Allow}, {"block", p.Block}, {"own_domains", p.OwnDomains}} {
+	}{{"allow", p.Allow}, {"block", p.Block}, {"service_allow", p.ServiceAllow}, {"service_block", p.ServiceBlock}, {"own_domains", p.OwnDomains}} {
 		if len(l.list) > MaxList {
 			e = append(e, Violation{l.name, fmt.Sprintf("%d entries, at most %d", len(l.list), MaxList)})
 			continue
@@ -114,7 +125,7 @@ func (p Platform) Validate() error {
 	for _, f := range []struct {
 		name, folder string
 		on           bool
-	}{{"spam_folder", p.SpamFolder, p.Spam || len(p.Block) > 0 && !p.Refuse}, {"newsletter_folder", p.NewsletterFolder, p.Ads}, {"notice_folder", p.NoticeFolder, p.Ads}} {
+	}{{"spam_folder", p.SpamFolder, p.Spam || len(p.Block) > 0 && !p.Refuse || len(p.ServiceBlock) > 0 && !p.ServiceRefuse}, {"newsletter_folder", p.NewsletterFolder, p.Ads}, {"notice_folder", p.NoticeFolder, p.Ads}} {
 		if !f.on && f.folder == "" {
 			continue
 		}
@@ -240,21 +251,22 @@ const (
 func (p Platform) before() (string, error) {
 	var b strings.Builder
 	need := map[string]bool{}
-	allowed := ""
-	if len(p.Allow) > 0 {
-		allowed = senderTest(p.Allow)
-	}
-	// unless wraps a test so that allowed senders never match it.
-	unless := func(t string) string {
-		if allowed == "" {
+	// unless wraps test t so that the senders of the allow lists never
+	// match it.
+	unless := func(t string, allow ...[]string) string {
+		var all []string
+		for _, l := range allow {
+			all = append(all, l...)
+		}
+		if len(all) == 0 {
 			return t
 		}
-		return "allof (not " + allowed + ",\n       " + t + ")"
+		return "allof (not " + senderTest(all) + ",\n       " + t + ")"
 	}
 	spam, _ := sieve.Quote(p.SpamFolder)
-	if len(p.Block) > 0 {
-		b.WriteString("\n# block list\nif " + unless(senderTest(p.Block)) + " {\n")
-		if p.Refuse {
+	block := func(comment string, senders, allow []string, refuse bool) {
+		b.WriteString("\n# " + comment + "\nif " + unless(senderTest(senders), allow) + " {\n")
+		if refuse {
 			need["reject"] = true
 			b.WriteString("    reject \"Your message was refused by the recipient.\";\n")
 		} else {
@@ -263,10 +275,16 @@ func (p Platform) before() (string, error) {
 		}
 		b.WriteString("    stop;\n}\n")
 	}
+	if len(p.ServiceBlock) > 0 {
+		block("the mail service's block list (its admins')", p.ServiceBlock, p.ServiceAllow, p.ServiceRefuse)
+	}
+	if len(p.Block) > 0 {
+		block("block list", p.Block, p.Allow, p.Refuse)
+	}
 	if p.Spam {
 		need["fileinto"], need["mailbox"], need["regex"] = true, true, true
 		b.WriteString("\n# spam headers (rspamd, SpamAssassin); a negative score is never spam\n")
-		b.WriteString("if " + unless("allof ("+spamSaid+",\n       not "+spamNegative+")") + " {\n")
+		b.WriteString("if " + unless("allof ("+spamSaid+",\n       not "+spamNegative+")", p.Allow, p.ServiceAllow) + " {\n")
 		b.WriteString("    fileinto :create " + spam + ";\n    stop;\n}\n")
 	}
 	if p.Mention {

@@ -201,3 +201,41 @@ func TestPlatformValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceListsInPigeonhole: the mail service's lists (its admins')
+// with the address's own. An admin's block holds whatever the address
+// allows, and only the admins' allow list excepts it; the address's own
+// block holds whatever the admins allow; spam headers spare a sender
+// either list allows.
+func TestServiceListsInPigeonhole(t *testing.T) {
+	p := platform // the address: allows friend@spammy.example, partner.example; blocks pest@other.example, spammy.example
+	p.ServiceBlock = []string{"partner.example", "bad.example"}
+	p.ServiceAllow = []string{"ok.bad.example", "pest@other.example", "trusted.example"}
+	for _, tt := range []struct {
+		name, from, headers string
+		refuse              bool
+		folder              string
+	}{
+		{"admin block beats the address's allow", "x@mail.partner.example", "", false, "Spam"},
+		{"admin block refused", "x@bad.example", "", true, "reject"},
+		{"admin allow excepts its own block", "y@ok.bad.example", "", false, "INBOX"},
+		{"the address's block beats the admin allow", "pest@other.example", "", false, "Spam"},
+		{"admin allow spares spam headers", "z@trusted.example", "X-Spam: Yes\n", false, "INBOX"},
+		{"otherwise spam", "z@untrusted.example", "X-Spam: Yes\n", false, "Spam"},
+		{"plain", "bob@outside.example", "", false, "INBOX"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := p
+			p.ServiceRefuse = tt.refuse
+			folder, _, out, _ := outcome(t, p, tt.from, tt.headers)
+			if folder != tt.folder {
+				t.Fatalf("folder %s, want %s:\n%s", folder, tt.folder, out)
+			}
+		})
+	}
+	p.ServiceBlock = []string{"not a sender"}
+	var e rules.Error
+	if err := p.Validate(); !errors.As(err, &e) || e[0].Field != "service_block[0]" {
+		t.Errorf("Validate: %v", err)
+	}
+}
