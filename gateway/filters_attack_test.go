@@ -56,6 +56,10 @@ func TestFiltersRESTAttack(t *testing.T) {
 		{"not UTF-8 in the path of a PATCH", "PATCH", addr + "/rules/r%C3", `{"displayName":"x"}`, "name"},
 		{"not UTF-8 in the path of an export", "GET", "/v1/organizations/o%FF/mailServices/m/addresses/a/filterSettings:exportSenders", "", "name"},
 		{"unknown query parameter", "GET", addr + "/filterRuns?all=1", "", "all"},
+		{"unknown JSON field of a mail service's settings", "PATCH", "/v1/organizations/o/mailServices/m/filterSettings", `{"rejectBlocked":true,"owner":1}`, "owner"},
+		{"not UTF-8 in a mail service's blocked sender", "PATCH", "/v1/organizations/o/mailServices/m/filterSettings", "{\"blockedSenders\":[\"\xff.example\"]}", "blockedSenders"},
+		{"unknown JSON field of a mail service's import", "POST", "/v1/organizations/o/mailServices/m/filterSettings:importSenders", `{"csv":"a.example","merge":true}`, "merge"},
+		{"not UTF-8 in the path of a mail service's export", "GET", "/v1/organizations/o%FF/mailServices/m/filterSettings:exportSenders", "", "name"},
 		{"an enum that does not exist", "POST", addr + "/rules", `{"displayName":"r","actions":[{"kind":"ACTION_KIND_EXECUTE"}]}`, "kind"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

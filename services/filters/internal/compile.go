@@ -44,6 +44,7 @@ const mentionTag = "[External]"
 func (st *Settings) platform() rules.Platform {
 	return rules.Platform{
 		Allow: st.Allowed, Block: st.Blocked, Refuse: st.RejectBlocked,
+		ServiceAllow: st.ServiceAllowed, ServiceBlock: st.ServiceBlocked, ServiceRefuse: st.ServiceRefuse,
 		Spam: st.AntiSpam, SpamFolder: st.SpamFolder,
 		Ads: st.AdFilter, NewsletterFolder: st.NewsletterFolder, NoticeFolder: st.NotificationFolder,
 		Mention: st.ExternalMention && len(st.OwnDomains) > 0, Tag: mentionTag, OwnDomains: st.OwnDomains,

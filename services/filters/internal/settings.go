@@ -47,6 +47,10 @@ type Settings struct {
 	// OwnDomains are the organization's verified domains, whose mail the
 	// mention never marks.
 	OwnDomains []string
+	// ServiceBlocked, ServiceAllowed and ServiceRefuse are the mail
+	// service's lists, which its admins keep for every address.
+	ServiceBlocked, ServiceAllowed []string
+	ServiceRefuse                  bool
 }
 
 const (
@@ -110,6 +114,10 @@ func loadAll(ctx context.Context, tx pgx.Tx, a uuid.UUID) ([]*Rule, *Settings, e
 	}
 	if st.OwnDomains, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		return nil, nil, fmt.Errorf("read own domains: %w", err)
+	}
+	err = tx.QueryRow(ctx, selectAddressServiceLists, a).Scan(&st.ServiceBlocked, &st.ServiceAllowed, &st.ServiceRefuse)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, fmt.Errorf("read the mail service's lists: %w", err)
 	}
 	return rules, st, nil
 }

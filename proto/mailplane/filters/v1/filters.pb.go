@@ -1981,6 +1981,495 @@ func (x *ImportSendersResponse) GetFilterSettings() *FilterSettings {
 	return nil
 }
 
+// MailServiceFilterSettings are a mail service's block and allow lists,
+// kept by its organization's owners and admins for every address of it.
+// Its block list comes first and holds whatever an address allows (only
+// its own allow list excepts a sender); an address's own block list
+// holds whatever the mail service allows; a sender either allow list
+// names is never filed as spam by its headers.
+type MailServiceFilterSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// organizations/{organization}/mailServices/{mail_service}/filterSettings.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Senders whose mail every address of the mail service files as spam
+	// (or refuses): addresses or domains (a domain covers its subdomains),
+	// lower-cased; at most 1000.
+	BlockedSenders []string `protobuf:"bytes,2,rep,name=blocked_senders,json=blockedSenders,proto3" json:"blocked_senders,omitempty"`
+	// Senders excepted from blocked_senders and never filed as spam by
+	// their spam headers; at most 1000.
+	AllowedSenders []string `protobuf:"bytes,3,rep,name=allowed_senders,json=allowedSenders,proto3" json:"allowed_senders,omitempty"`
+	// Refuse blocked mail at delivery instead of filing it in each
+	// address's spam folder.
+	RejectBlocked bool `protobuf:"varint,4,opt,name=reject_blocked,json=rejectBlocked,proto3" json:"reject_blocked,omitempty"`
+	// When they last changed (unset: never). Output only.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailServiceFilterSettings) Reset() {
+	*x = MailServiceFilterSettings{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailServiceFilterSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailServiceFilterSettings) ProtoMessage() {}
+
+func (x *MailServiceFilterSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailServiceFilterSettings.ProtoReflect.Descriptor instead.
+func (*MailServiceFilterSettings) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *MailServiceFilterSettings) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MailServiceFilterSettings) GetBlockedSenders() []string {
+	if x != nil {
+		return x.BlockedSenders
+	}
+	return nil
+}
+
+func (x *MailServiceFilterSettings) GetAllowedSenders() []string {
+	if x != nil {
+		return x.AllowedSenders
+	}
+	return nil
+}
+
+func (x *MailServiceFilterSettings) GetRejectBlocked() bool {
+	if x != nil {
+		return x.RejectBlocked
+	}
+	return false
+}
+
+func (x *MailServiceFilterSettings) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// GetMailServiceFilterSettingsRequest names a mail service's settings.
+type GetMailServiceFilterSettingsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// organizations/{organization}/mailServices/{mail_service}/filterSettings.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMailServiceFilterSettingsRequest) Reset() {
+	*x = GetMailServiceFilterSettingsRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMailServiceFilterSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMailServiceFilterSettingsRequest) ProtoMessage() {}
+
+func (x *GetMailServiceFilterSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMailServiceFilterSettingsRequest.ProtoReflect.Descriptor instead.
+func (*GetMailServiceFilterSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetMailServiceFilterSettingsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetMailServiceFilterSettingsResponse is the settings.
+type GetMailServiceFilterSettingsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The settings.
+	MailServiceFilterSettings *MailServiceFilterSettings `protobuf:"bytes,1,opt,name=mail_service_filter_settings,json=mailServiceFilterSettings,proto3" json:"mail_service_filter_settings,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
+}
+
+func (x *GetMailServiceFilterSettingsResponse) Reset() {
+	*x = GetMailServiceFilterSettingsResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMailServiceFilterSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMailServiceFilterSettingsResponse) ProtoMessage() {}
+
+func (x *GetMailServiceFilterSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMailServiceFilterSettingsResponse.ProtoReflect.Descriptor instead.
+func (*GetMailServiceFilterSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetMailServiceFilterSettingsResponse) GetMailServiceFilterSettings() *MailServiceFilterSettings {
+	if x != nil {
+		return x.MailServiceFilterSettings
+	}
+	return nil
+}
+
+// UpdateMailServiceFilterSettingsRequest changes a mail service's
+// settings.
+type UpdateMailServiceFilterSettingsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The settings, by name, with the new values. Required.
+	MailServiceFilterSettings *MailServiceFilterSettings `protobuf:"bytes,1,opt,name=mail_service_filter_settings,json=mailServiceFilterSettings,proto3" json:"mail_service_filter_settings,omitempty"`
+	// Fields to change. Without a mask: the fields the request sets; "*":
+	// all.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateMailServiceFilterSettingsRequest) Reset() {
+	*x = UpdateMailServiceFilterSettingsRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateMailServiceFilterSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateMailServiceFilterSettingsRequest) ProtoMessage() {}
+
+func (x *UpdateMailServiceFilterSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateMailServiceFilterSettingsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateMailServiceFilterSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UpdateMailServiceFilterSettingsRequest) GetMailServiceFilterSettings() *MailServiceFilterSettings {
+	if x != nil {
+		return x.MailServiceFilterSettings
+	}
+	return nil
+}
+
+func (x *UpdateMailServiceFilterSettingsRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// UpdateMailServiceFilterSettingsResponse is the settings after the
+// change.
+type UpdateMailServiceFilterSettingsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The settings.
+	MailServiceFilterSettings *MailServiceFilterSettings `protobuf:"bytes,1,opt,name=mail_service_filter_settings,json=mailServiceFilterSettings,proto3" json:"mail_service_filter_settings,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
+}
+
+func (x *UpdateMailServiceFilterSettingsResponse) Reset() {
+	*x = UpdateMailServiceFilterSettingsResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateMailServiceFilterSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateMailServiceFilterSettingsResponse) ProtoMessage() {}
+
+func (x *UpdateMailServiceFilterSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateMailServiceFilterSettingsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateMailServiceFilterSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *UpdateMailServiceFilterSettingsResponse) GetMailServiceFilterSettings() *MailServiceFilterSettings {
+	if x != nil {
+		return x.MailServiceFilterSettings
+	}
+	return nil
+}
+
+// ExportMailServiceSendersRequest names a mail service's settings.
+type ExportMailServiceSendersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// organizations/{organization}/mailServices/{mail_service}/filterSettings.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportMailServiceSendersRequest) Reset() {
+	*x = ExportMailServiceSendersRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportMailServiceSendersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportMailServiceSendersRequest) ProtoMessage() {}
+
+func (x *ExportMailServiceSendersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportMailServiceSendersRequest.ProtoReflect.Descriptor instead.
+func (*ExportMailServiceSendersRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ExportMailServiceSendersRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ExportMailServiceSendersResponse is the senders as CSV.
+type ExportMailServiceSendersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// RFC 4180 CSV as ExportSendersResponse's.
+	Csv           string `protobuf:"bytes,1,opt,name=csv,proto3" json:"csv,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportMailServiceSendersResponse) Reset() {
+	*x = ExportMailServiceSendersResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportMailServiceSendersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportMailServiceSendersResponse) ProtoMessage() {}
+
+func (x *ExportMailServiceSendersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportMailServiceSendersResponse.ProtoReflect.Descriptor instead.
+func (*ExportMailServiceSendersResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ExportMailServiceSendersResponse) GetCsv() string {
+	if x != nil {
+		return x.Csv
+	}
+	return ""
+}
+
+// ImportMailServiceSendersRequest adds senders from CSV.
+type ImportMailServiceSendersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// organizations/{organization}/mailServices/{mail_service}/filterSettings.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// CSV as ImportSendersRequest's. At most 1 MiB.
+	Csv string `protobuf:"bytes,2,opt,name=csv,proto3" json:"csv,omitempty"`
+	// Replace the lists instead of adding to them.
+	Replace       bool `protobuf:"varint,3,opt,name=replace,proto3" json:"replace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportMailServiceSendersRequest) Reset() {
+	*x = ImportMailServiceSendersRequest{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportMailServiceSendersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportMailServiceSendersRequest) ProtoMessage() {}
+
+func (x *ImportMailServiceSendersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportMailServiceSendersRequest.ProtoReflect.Descriptor instead.
+func (*ImportMailServiceSendersRequest) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ImportMailServiceSendersRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ImportMailServiceSendersRequest) GetCsv() string {
+	if x != nil {
+		return x.Csv
+	}
+	return ""
+}
+
+func (x *ImportMailServiceSendersRequest) GetReplace() bool {
+	if x != nil {
+		return x.Replace
+	}
+	return false
+}
+
+// ImportMailServiceSendersResponse is the settings after the import.
+type ImportMailServiceSendersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The settings.
+	MailServiceFilterSettings *MailServiceFilterSettings `protobuf:"bytes,1,opt,name=mail_service_filter_settings,json=mailServiceFilterSettings,proto3" json:"mail_service_filter_settings,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
+}
+
+func (x *ImportMailServiceSendersResponse) Reset() {
+	*x = ImportMailServiceSendersResponse{}
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportMailServiceSendersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportMailServiceSendersResponse) ProtoMessage() {}
+
+func (x *ImportMailServiceSendersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportMailServiceSendersResponse.ProtoReflect.Descriptor instead.
+func (*ImportMailServiceSendersResponse) Descriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ImportMailServiceSendersResponse) GetMailServiceFilterSettings() *MailServiceFilterSettings {
+	if x != nil {
+		return x.MailServiceFilterSettings
+	}
+	return nil
+}
+
 // FilterRun is one application of rules to stored mail.
 type FilterRun struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2029,7 +2518,7 @@ type FilterRun struct {
 
 func (x *FilterRun) Reset() {
 	*x = FilterRun{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[28]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2530,7 @@ func (x *FilterRun) String() string {
 func (*FilterRun) ProtoMessage() {}
 
 func (x *FilterRun) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[28]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2543,7 @@ func (x *FilterRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterRun.ProtoReflect.Descriptor instead.
 func (*FilterRun) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{28}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FilterRun) GetName() string {
@@ -2206,7 +2695,7 @@ type FilterRunEntry struct {
 
 func (x *FilterRunEntry) Reset() {
 	*x = FilterRunEntry{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[29]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2707,7 @@ func (x *FilterRunEntry) String() string {
 func (*FilterRunEntry) ProtoMessage() {}
 
 func (x *FilterRunEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[29]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2720,7 @@ func (x *FilterRunEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterRunEntry.ProtoReflect.Descriptor instead.
 func (*FilterRunEntry) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{29}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FilterRunEntry) GetFolder() string {
@@ -2289,7 +2778,7 @@ type CreateFilterRunRequest struct {
 
 func (x *CreateFilterRunRequest) Reset() {
 	*x = CreateFilterRunRequest{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[30]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2790,7 @@ func (x *CreateFilterRunRequest) String() string {
 func (*CreateFilterRunRequest) ProtoMessage() {}
 
 func (x *CreateFilterRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[30]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2803,7 @@ func (x *CreateFilterRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFilterRunRequest.ProtoReflect.Descriptor instead.
 func (*CreateFilterRunRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{30}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateFilterRunRequest) GetParent() string {
@@ -2342,7 +2831,7 @@ type CreateFilterRunResponse struct {
 
 func (x *CreateFilterRunResponse) Reset() {
 	*x = CreateFilterRunResponse{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[31]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2843,7 @@ func (x *CreateFilterRunResponse) String() string {
 func (*CreateFilterRunResponse) ProtoMessage() {}
 
 func (x *CreateFilterRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[31]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +2856,7 @@ func (x *CreateFilterRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFilterRunResponse.ProtoReflect.Descriptor instead.
 func (*CreateFilterRunResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{31}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateFilterRunResponse) GetFilterRun() *FilterRun {
@@ -2388,7 +2877,7 @@ type GetFilterRunRequest struct {
 
 func (x *GetFilterRunRequest) Reset() {
 	*x = GetFilterRunRequest{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[32]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2889,7 @@ func (x *GetFilterRunRequest) String() string {
 func (*GetFilterRunRequest) ProtoMessage() {}
 
 func (x *GetFilterRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[32]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2902,7 @@ func (x *GetFilterRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFilterRunRequest.ProtoReflect.Descriptor instead.
 func (*GetFilterRunRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{32}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetFilterRunRequest) GetName() string {
@@ -2434,7 +2923,7 @@ type GetFilterRunResponse struct {
 
 func (x *GetFilterRunResponse) Reset() {
 	*x = GetFilterRunResponse{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[33]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2935,7 @@ func (x *GetFilterRunResponse) String() string {
 func (*GetFilterRunResponse) ProtoMessage() {}
 
 func (x *GetFilterRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[33]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2948,7 @@ func (x *GetFilterRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFilterRunResponse.ProtoReflect.Descriptor instead.
 func (*GetFilterRunResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{33}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetFilterRunResponse) GetFilterRun() *FilterRun {
@@ -2484,7 +2973,7 @@ type ListFilterRunsRequest struct {
 
 func (x *ListFilterRunsRequest) Reset() {
 	*x = ListFilterRunsRequest{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[34]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2496,7 +2985,7 @@ func (x *ListFilterRunsRequest) String() string {
 func (*ListFilterRunsRequest) ProtoMessage() {}
 
 func (x *ListFilterRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[34]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2509,7 +2998,7 @@ func (x *ListFilterRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilterRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListFilterRunsRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{34}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListFilterRunsRequest) GetParent() string {
@@ -2546,7 +3035,7 @@ type ListFilterRunsResponse struct {
 
 func (x *ListFilterRunsResponse) Reset() {
 	*x = ListFilterRunsResponse{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[35]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +3047,7 @@ func (x *ListFilterRunsResponse) String() string {
 func (*ListFilterRunsResponse) ProtoMessage() {}
 
 func (x *ListFilterRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[35]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +3060,7 @@ func (x *ListFilterRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilterRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListFilterRunsResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{35}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListFilterRunsResponse) GetFilterRuns() []*FilterRun {
@@ -2599,7 +3088,7 @@ type CancelFilterRunRequest struct {
 
 func (x *CancelFilterRunRequest) Reset() {
 	*x = CancelFilterRunRequest{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[36]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2611,7 +3100,7 @@ func (x *CancelFilterRunRequest) String() string {
 func (*CancelFilterRunRequest) ProtoMessage() {}
 
 func (x *CancelFilterRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[36]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2624,7 +3113,7 @@ func (x *CancelFilterRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelFilterRunRequest.ProtoReflect.Descriptor instead.
 func (*CancelFilterRunRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{36}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CancelFilterRunRequest) GetName() string {
@@ -2645,7 +3134,7 @@ type CancelFilterRunResponse struct {
 
 func (x *CancelFilterRunResponse) Reset() {
 	*x = CancelFilterRunResponse{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[37]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +3146,7 @@ func (x *CancelFilterRunResponse) String() string {
 func (*CancelFilterRunResponse) ProtoMessage() {}
 
 func (x *CancelFilterRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[37]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +3159,7 @@ func (x *CancelFilterRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelFilterRunResponse.ProtoReflect.Descriptor instead.
 func (*CancelFilterRunResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{37}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CancelFilterRunResponse) GetFilterRun() *FilterRun {
@@ -2695,7 +3184,7 @@ type ListFilterRunEntriesRequest struct {
 
 func (x *ListFilterRunEntriesRequest) Reset() {
 	*x = ListFilterRunEntriesRequest{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[38]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2707,7 +3196,7 @@ func (x *ListFilterRunEntriesRequest) String() string {
 func (*ListFilterRunEntriesRequest) ProtoMessage() {}
 
 func (x *ListFilterRunEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[38]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2720,7 +3209,7 @@ func (x *ListFilterRunEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilterRunEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListFilterRunEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{38}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListFilterRunEntriesRequest) GetParent() string {
@@ -2757,7 +3246,7 @@ type ListFilterRunEntriesResponse struct {
 
 func (x *ListFilterRunEntriesResponse) Reset() {
 	*x = ListFilterRunEntriesResponse{}
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[39]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2769,7 +3258,7 @@ func (x *ListFilterRunEntriesResponse) String() string {
 func (*ListFilterRunEntriesResponse) ProtoMessage() {}
 
 func (x *ListFilterRunEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[39]
+	mi := &file_mailplane_filters_v1_filters_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2782,7 +3271,7 @@ func (x *ListFilterRunEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilterRunEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListFilterRunEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{39}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListFilterRunEntriesResponse) GetEntries() []*FilterRunEntry {
@@ -2913,7 +3402,35 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\xca\xf3\x18\x06 \x80\x80@8\x01R\x03csv\x12\x18\n" +
 	"\areplace\x18\x03 \x01(\bR\areplace\"f\n" +
 	"\x15ImportSendersResponse\x12M\n" +
-	"\x0ffilter_settings\x18\x01 \x01(\v2$.mailplane.filters.v1.FilterSettingsR\x0efilterSettings\"\xcc\x05\n" +
+	"\x0ffilter_settings\x18\x01 \x01(\v2$.mailplane.filters.v1.FilterSettingsR\x0efilterSettings\"\xe5\x01\n" +
+	"\x19MailServiceFilterSettings\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
+	"\x0fblocked_senders\x18\x02 \x03(\tR\x0eblockedSenders\x12'\n" +
+	"\x0fallowed_senders\x18\x03 \x03(\tR\x0eallowedSenders\x12%\n" +
+	"\x0ereject_blocked\x18\x04 \x01(\bR\rrejectBlocked\x12;\n" +
+	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"9\n" +
+	"#GetMailServiceFilterSettingsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x98\x01\n" +
+	"$GetMailServiceFilterSettingsResponse\x12p\n" +
+	"\x1cmail_service_filter_settings\x18\x01 \x01(\v2/.mailplane.filters.v1.MailServiceFilterSettingsR\x19mailServiceFilterSettings\"\xdf\x01\n" +
+	"&UpdateMailServiceFilterSettingsRequest\x12x\n" +
+	"\x1cmail_service_filter_settings\x18\x01 \x01(\v2/.mailplane.filters.v1.MailServiceFilterSettingsB\x06\xca\xf3\x18\x02\b\x01R\x19mailServiceFilterSettings\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"\x9b\x01\n" +
+	"'UpdateMailServiceFilterSettingsResponse\x12p\n" +
+	"\x1cmail_service_filter_settings\x18\x01 \x01(\v2/.mailplane.filters.v1.MailServiceFilterSettingsR\x19mailServiceFilterSettings\"5\n" +
+	"\x1fExportMailServiceSendersRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"4\n" +
+	" ExportMailServiceSendersResponse\x12\x10\n" +
+	"\x03csv\x18\x01 \x01(\tR\x03csv\"m\n" +
+	"\x1fImportMailServiceSendersRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\x03csv\x18\x02 \x01(\tB\n" +
+	"\xca\xf3\x18\x06 \x80\x80@8\x01R\x03csv\x12\x18\n" +
+	"\areplace\x18\x03 \x01(\bR\areplace\"\x94\x01\n" +
+	" ImportMailServiceSendersResponse\x12p\n" +
+	"\x1cmail_service_filter_settings\x18\x01 \x01(\v2/.mailplane.filters.v1.MailServiceFilterSettingsR\x19mailServiceFilterSettings\"\xcc\x05\n" +
 	"\tFilterRun\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\x04rule\x18\x02 \x01(\tB\a\xca\xf3\x18\x03 \xac\x02R\x04rule\x12\x1f\n" +
@@ -3026,13 +3543,17 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\bMoveRule\x12%.mailplane.filters.v1.MoveRuleRequest\x1a&.mailplane.filters.v1.MoveRuleResponse\x12e\n" +
 	"\fReorderRules\x12).mailplane.filters.v1.ReorderRulesRequest\x1a*.mailplane.filters.v1.ReorderRulesResponse\x12_\n" +
 	"\n" +
-	"DeleteRule\x12'.mailplane.filters.v1.DeleteRuleRequest\x1a(.mailplane.filters.v1.DeleteRuleResponse2\xef\x04\n" +
+	"DeleteRule\x12'.mailplane.filters.v1.DeleteRuleRequest\x1a(.mailplane.filters.v1.DeleteRuleResponse2\xc0\t\n" +
 	"\x15FilterSettingsService\x12t\n" +
 	"\x11GetFilterSettings\x12..mailplane.filters.v1.GetFilterSettingsRequest\x1a/.mailplane.filters.v1.GetFilterSettingsResponse\x12}\n" +
 	"\x14UpdateFilterSettings\x121.mailplane.filters.v1.UpdateFilterSettingsRequest\x1a2.mailplane.filters.v1.UpdateFilterSettingsResponse\x12\x8c\x01\n" +
 	"\x19BatchUpdateFilterSettings\x126.mailplane.filters.v1.BatchUpdateFilterSettingsRequest\x1a7.mailplane.filters.v1.BatchUpdateFilterSettingsResponse\x12h\n" +
 	"\rExportSenders\x12*.mailplane.filters.v1.ExportSendersRequest\x1a+.mailplane.filters.v1.ExportSendersResponse\x12h\n" +
-	"\rImportSenders\x12*.mailplane.filters.v1.ImportSendersRequest\x1a+.mailplane.filters.v1.ImportSendersResponse2\xc5\x04\n" +
+	"\rImportSenders\x12*.mailplane.filters.v1.ImportSendersRequest\x1a+.mailplane.filters.v1.ImportSendersResponse\x12\x95\x01\n" +
+	"\x1cGetMailServiceFilterSettings\x129.mailplane.filters.v1.GetMailServiceFilterSettingsRequest\x1a:.mailplane.filters.v1.GetMailServiceFilterSettingsResponse\x12\x9e\x01\n" +
+	"\x1fUpdateMailServiceFilterSettings\x12<.mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest\x1a=.mailplane.filters.v1.UpdateMailServiceFilterSettingsResponse\x12\x89\x01\n" +
+	"\x18ExportMailServiceSenders\x125.mailplane.filters.v1.ExportMailServiceSendersRequest\x1a6.mailplane.filters.v1.ExportMailServiceSendersResponse\x12\x89\x01\n" +
+	"\x18ImportMailServiceSenders\x125.mailplane.filters.v1.ImportMailServiceSendersRequest\x1a6.mailplane.filters.v1.ImportMailServiceSendersResponse2\xc5\x04\n" +
 	"\x10FilterRunService\x12n\n" +
 	"\x0fCreateFilterRun\x12,.mailplane.filters.v1.CreateFilterRunRequest\x1a-.mailplane.filters.v1.CreateFilterRunResponse\x12e\n" +
 	"\fGetFilterRun\x12).mailplane.filters.v1.GetFilterRunRequest\x1a*.mailplane.filters.v1.GetFilterRunResponse\x12k\n" +
@@ -3053,62 +3574,71 @@ func file_mailplane_filters_v1_filters_proto_rawDescGZIP() []byte {
 }
 
 var file_mailplane_filters_v1_filters_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_mailplane_filters_v1_filters_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_mailplane_filters_v1_filters_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_mailplane_filters_v1_filters_proto_goTypes = []any{
-	(Match)(0),                                // 0: mailplane.filters.v1.Match
-	(Field)(0),                                // 1: mailplane.filters.v1.Field
-	(Operator)(0),                             // 2: mailplane.filters.v1.Operator
-	(ActionKind)(0),                           // 3: mailplane.filters.v1.ActionKind
-	(FilterRunState)(0),                       // 4: mailplane.filters.v1.FilterRunState
-	(*Rule)(nil),                              // 5: mailplane.filters.v1.Rule
-	(*Condition)(nil),                         // 6: mailplane.filters.v1.Condition
-	(*Action)(nil),                            // 7: mailplane.filters.v1.Action
-	(*CreateRuleRequest)(nil),                 // 8: mailplane.filters.v1.CreateRuleRequest
-	(*CreateRuleResponse)(nil),                // 9: mailplane.filters.v1.CreateRuleResponse
-	(*GetRuleRequest)(nil),                    // 10: mailplane.filters.v1.GetRuleRequest
-	(*GetRuleResponse)(nil),                   // 11: mailplane.filters.v1.GetRuleResponse
-	(*ListRulesRequest)(nil),                  // 12: mailplane.filters.v1.ListRulesRequest
-	(*ListRulesResponse)(nil),                 // 13: mailplane.filters.v1.ListRulesResponse
-	(*UpdateRuleRequest)(nil),                 // 14: mailplane.filters.v1.UpdateRuleRequest
-	(*UpdateRuleResponse)(nil),                // 15: mailplane.filters.v1.UpdateRuleResponse
-	(*MoveRuleRequest)(nil),                   // 16: mailplane.filters.v1.MoveRuleRequest
-	(*MoveRuleResponse)(nil),                  // 17: mailplane.filters.v1.MoveRuleResponse
-	(*ReorderRulesRequest)(nil),               // 18: mailplane.filters.v1.ReorderRulesRequest
-	(*ReorderRulesResponse)(nil),              // 19: mailplane.filters.v1.ReorderRulesResponse
-	(*DeleteRuleRequest)(nil),                 // 20: mailplane.filters.v1.DeleteRuleRequest
-	(*DeleteRuleResponse)(nil),                // 21: mailplane.filters.v1.DeleteRuleResponse
-	(*FilterSettings)(nil),                    // 22: mailplane.filters.v1.FilterSettings
-	(*GetFilterSettingsRequest)(nil),          // 23: mailplane.filters.v1.GetFilterSettingsRequest
-	(*GetFilterSettingsResponse)(nil),         // 24: mailplane.filters.v1.GetFilterSettingsResponse
-	(*UpdateFilterSettingsRequest)(nil),       // 25: mailplane.filters.v1.UpdateFilterSettingsRequest
-	(*UpdateFilterSettingsResponse)(nil),      // 26: mailplane.filters.v1.UpdateFilterSettingsResponse
-	(*BatchUpdateFilterSettingsRequest)(nil),  // 27: mailplane.filters.v1.BatchUpdateFilterSettingsRequest
-	(*BatchUpdateFilterSettingsResponse)(nil), // 28: mailplane.filters.v1.BatchUpdateFilterSettingsResponse
-	(*ExportSendersRequest)(nil),              // 29: mailplane.filters.v1.ExportSendersRequest
-	(*ExportSendersResponse)(nil),             // 30: mailplane.filters.v1.ExportSendersResponse
-	(*ImportSendersRequest)(nil),              // 31: mailplane.filters.v1.ImportSendersRequest
-	(*ImportSendersResponse)(nil),             // 32: mailplane.filters.v1.ImportSendersResponse
-	(*FilterRun)(nil),                         // 33: mailplane.filters.v1.FilterRun
-	(*FilterRunEntry)(nil),                    // 34: mailplane.filters.v1.FilterRunEntry
-	(*CreateFilterRunRequest)(nil),            // 35: mailplane.filters.v1.CreateFilterRunRequest
-	(*CreateFilterRunResponse)(nil),           // 36: mailplane.filters.v1.CreateFilterRunResponse
-	(*GetFilterRunRequest)(nil),               // 37: mailplane.filters.v1.GetFilterRunRequest
-	(*GetFilterRunResponse)(nil),              // 38: mailplane.filters.v1.GetFilterRunResponse
-	(*ListFilterRunsRequest)(nil),             // 39: mailplane.filters.v1.ListFilterRunsRequest
-	(*ListFilterRunsResponse)(nil),            // 40: mailplane.filters.v1.ListFilterRunsResponse
-	(*CancelFilterRunRequest)(nil),            // 41: mailplane.filters.v1.CancelFilterRunRequest
-	(*CancelFilterRunResponse)(nil),           // 42: mailplane.filters.v1.CancelFilterRunResponse
-	(*ListFilterRunEntriesRequest)(nil),       // 43: mailplane.filters.v1.ListFilterRunEntriesRequest
-	(*ListFilterRunEntriesResponse)(nil),      // 44: mailplane.filters.v1.ListFilterRunEntriesResponse
-	(*timestamppb.Timestamp)(nil),             // 45: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),             // 46: google.protobuf.FieldMask
+	(Match)(0),                                      // 0: mailplane.filters.v1.Match
+	(Field)(0),                                      // 1: mailplane.filters.v1.Field
+	(Operator)(0),                                   // 2: mailplane.filters.v1.Operator
+	(ActionKind)(0),                                 // 3: mailplane.filters.v1.ActionKind
+	(FilterRunState)(0),                             // 4: mailplane.filters.v1.FilterRunState
+	(*Rule)(nil),                                    // 5: mailplane.filters.v1.Rule
+	(*Condition)(nil),                               // 6: mailplane.filters.v1.Condition
+	(*Action)(nil),                                  // 7: mailplane.filters.v1.Action
+	(*CreateRuleRequest)(nil),                       // 8: mailplane.filters.v1.CreateRuleRequest
+	(*CreateRuleResponse)(nil),                      // 9: mailplane.filters.v1.CreateRuleResponse
+	(*GetRuleRequest)(nil),                          // 10: mailplane.filters.v1.GetRuleRequest
+	(*GetRuleResponse)(nil),                         // 11: mailplane.filters.v1.GetRuleResponse
+	(*ListRulesRequest)(nil),                        // 12: mailplane.filters.v1.ListRulesRequest
+	(*ListRulesResponse)(nil),                       // 13: mailplane.filters.v1.ListRulesResponse
+	(*UpdateRuleRequest)(nil),                       // 14: mailplane.filters.v1.UpdateRuleRequest
+	(*UpdateRuleResponse)(nil),                      // 15: mailplane.filters.v1.UpdateRuleResponse
+	(*MoveRuleRequest)(nil),                         // 16: mailplane.filters.v1.MoveRuleRequest
+	(*MoveRuleResponse)(nil),                        // 17: mailplane.filters.v1.MoveRuleResponse
+	(*ReorderRulesRequest)(nil),                     // 18: mailplane.filters.v1.ReorderRulesRequest
+	(*ReorderRulesResponse)(nil),                    // 19: mailplane.filters.v1.ReorderRulesResponse
+	(*DeleteRuleRequest)(nil),                       // 20: mailplane.filters.v1.DeleteRuleRequest
+	(*DeleteRuleResponse)(nil),                      // 21: mailplane.filters.v1.DeleteRuleResponse
+	(*FilterSettings)(nil),                          // 22: mailplane.filters.v1.FilterSettings
+	(*GetFilterSettingsRequest)(nil),                // 23: mailplane.filters.v1.GetFilterSettingsRequest
+	(*GetFilterSettingsResponse)(nil),               // 24: mailplane.filters.v1.GetFilterSettingsResponse
+	(*UpdateFilterSettingsRequest)(nil),             // 25: mailplane.filters.v1.UpdateFilterSettingsRequest
+	(*UpdateFilterSettingsResponse)(nil),            // 26: mailplane.filters.v1.UpdateFilterSettingsResponse
+	(*BatchUpdateFilterSettingsRequest)(nil),        // 27: mailplane.filters.v1.BatchUpdateFilterSettingsRequest
+	(*BatchUpdateFilterSettingsResponse)(nil),       // 28: mailplane.filters.v1.BatchUpdateFilterSettingsResponse
+	(*ExportSendersRequest)(nil),                    // 29: mailplane.filters.v1.ExportSendersRequest
+	(*ExportSendersResponse)(nil),                   // 30: mailplane.filters.v1.ExportSendersResponse
+	(*ImportSendersRequest)(nil),                    // 31: mailplane.filters.v1.ImportSendersRequest
+	(*ImportSendersResponse)(nil),                   // 32: mailplane.filters.v1.ImportSendersResponse
+	(*MailServiceFilterSettings)(nil),               // 33: mailplane.filters.v1.MailServiceFilterSettings
+	(*GetMailServiceFilterSettingsRequest)(nil),     // 34: mailplane.filters.v1.GetMailServiceFilterSettingsRequest
+	(*GetMailServiceFilterSettingsResponse)(nil),    // 35: mailplane.filters.v1.GetMailServiceFilterSettingsResponse
+	(*UpdateMailServiceFilterSettingsRequest)(nil),  // 36: mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest
+	(*UpdateMailServiceFilterSettingsResponse)(nil), // 37: mailplane.filters.v1.UpdateMailServiceFilterSettingsResponse
+	(*ExportMailServiceSendersRequest)(nil),         // 38: mailplane.filters.v1.ExportMailServiceSendersRequest
+	(*ExportMailServiceSendersResponse)(nil),        // 39: mailplane.filters.v1.ExportMailServiceSendersResponse
+	(*ImportMailServiceSendersRequest)(nil),         // 40: mailplane.filters.v1.ImportMailServiceSendersRequest
+	(*ImportMailServiceSendersResponse)(nil),        // 41: mailplane.filters.v1.ImportMailServiceSendersResponse
+	(*FilterRun)(nil),                               // 42: mailplane.filters.v1.FilterRun
+	(*FilterRunEntry)(nil),                          // 43: mailplane.filters.v1.FilterRunEntry
+	(*CreateFilterRunRequest)(nil),                  // 44: mailplane.filters.v1.CreateFilterRunRequest
+	(*CreateFilterRunResponse)(nil),                 // 45: mailplane.filters.v1.CreateFilterRunResponse
+	(*GetFilterRunRequest)(nil),                     // 46: mailplane.filters.v1.GetFilterRunRequest
+	(*GetFilterRunResponse)(nil),                    // 47: mailplane.filters.v1.GetFilterRunResponse
+	(*ListFilterRunsRequest)(nil),                   // 48: mailplane.filters.v1.ListFilterRunsRequest
+	(*ListFilterRunsResponse)(nil),                  // 49: mailplane.filters.v1.ListFilterRunsResponse
+	(*CancelFilterRunRequest)(nil),                  // 50: mailplane.filters.v1.CancelFilterRunRequest
+	(*CancelFilterRunResponse)(nil),                 // 51: mailplane.filters.v1.CancelFilterRunResponse
+	(*ListFilterRunEntriesRequest)(nil),             // 52: mailplane.filters.v1.ListFilterRunEntriesRequest
+	(*ListFilterRunEntriesResponse)(nil),            // 53: mailplane.filters.v1.ListFilterRunEntriesResponse
+	(*timestamppb.Timestamp)(nil),                   // 54: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),                   // 55: google.protobuf.FieldMask
 }
 var file_mailplane_filters_v1_filters_proto_depIdxs = []int32{
 	0,  // 0: mailplane.filters.v1.Rule.match:type_name -> mailplane.filters.v1.Match
 	6,  // 1: mailplane.filters.v1.Rule.conditions:type_name -> mailplane.filters.v1.Condition
 	7,  // 2: mailplane.filters.v1.Rule.actions:type_name -> mailplane.filters.v1.Action
-	45, // 3: mailplane.filters.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	45, // 4: mailplane.filters.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	54, // 3: mailplane.filters.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	54, // 4: mailplane.filters.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailplane.filters.v1.Condition.field:type_name -> mailplane.filters.v1.Field
 	2,  // 6: mailplane.filters.v1.Condition.operator:type_name -> mailplane.filters.v1.Operator
 	3,  // 7: mailplane.filters.v1.Action.kind:type_name -> mailplane.filters.v1.ActionKind
@@ -3117,64 +3647,78 @@ var file_mailplane_filters_v1_filters_proto_depIdxs = []int32{
 	5,  // 10: mailplane.filters.v1.GetRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
 	5,  // 11: mailplane.filters.v1.ListRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
 	5,  // 12: mailplane.filters.v1.UpdateRuleRequest.rule:type_name -> mailplane.filters.v1.Rule
-	46, // 13: mailplane.filters.v1.UpdateRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	55, // 13: mailplane.filters.v1.UpdateRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
 	5,  // 14: mailplane.filters.v1.UpdateRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
 	5,  // 15: mailplane.filters.v1.MoveRuleResponse.rules:type_name -> mailplane.filters.v1.Rule
 	5,  // 16: mailplane.filters.v1.ReorderRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
-	45, // 17: mailplane.filters.v1.FilterSettings.update_time:type_name -> google.protobuf.Timestamp
+	54, // 17: mailplane.filters.v1.FilterSettings.update_time:type_name -> google.protobuf.Timestamp
 	22, // 18: mailplane.filters.v1.GetFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
 	22, // 19: mailplane.filters.v1.UpdateFilterSettingsRequest.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	46, // 20: mailplane.filters.v1.UpdateFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	55, // 20: mailplane.filters.v1.UpdateFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
 	22, // 21: mailplane.filters.v1.UpdateFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
 	22, // 22: mailplane.filters.v1.ImportSendersResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	4,  // 23: mailplane.filters.v1.FilterRun.state:type_name -> mailplane.filters.v1.FilterRunState
-	45, // 24: mailplane.filters.v1.FilterRun.create_time:type_name -> google.protobuf.Timestamp
-	45, // 25: mailplane.filters.v1.FilterRun.end_time:type_name -> google.protobuf.Timestamp
-	33, // 26: mailplane.filters.v1.CreateFilterRunRequest.filter_run:type_name -> mailplane.filters.v1.FilterRun
-	33, // 27: mailplane.filters.v1.CreateFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
-	33, // 28: mailplane.filters.v1.GetFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
-	33, // 29: mailplane.filters.v1.ListFilterRunsResponse.filter_runs:type_name -> mailplane.filters.v1.FilterRun
-	33, // 30: mailplane.filters.v1.CancelFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
-	34, // 31: mailplane.filters.v1.ListFilterRunEntriesResponse.entries:type_name -> mailplane.filters.v1.FilterRunEntry
-	8,  // 32: mailplane.filters.v1.RuleService.CreateRule:input_type -> mailplane.filters.v1.CreateRuleRequest
-	10, // 33: mailplane.filters.v1.RuleService.GetRule:input_type -> mailplane.filters.v1.GetRuleRequest
-	12, // 34: mailplane.filters.v1.RuleService.ListRules:input_type -> mailplane.filters.v1.ListRulesRequest
-	14, // 35: mailplane.filters.v1.RuleService.UpdateRule:input_type -> mailplane.filters.v1.UpdateRuleRequest
-	16, // 36: mailplane.filters.v1.RuleService.MoveRule:input_type -> mailplane.filters.v1.MoveRuleRequest
-	18, // 37: mailplane.filters.v1.RuleService.ReorderRules:input_type -> mailplane.filters.v1.ReorderRulesRequest
-	20, // 38: mailplane.filters.v1.RuleService.DeleteRule:input_type -> mailplane.filters.v1.DeleteRuleRequest
-	23, // 39: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:input_type -> mailplane.filters.v1.GetFilterSettingsRequest
-	25, // 40: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:input_type -> mailplane.filters.v1.UpdateFilterSettingsRequest
-	27, // 41: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:input_type -> mailplane.filters.v1.BatchUpdateFilterSettingsRequest
-	29, // 42: mailplane.filters.v1.FilterSettingsService.ExportSenders:input_type -> mailplane.filters.v1.ExportSendersRequest
-	31, // 43: mailplane.filters.v1.FilterSettingsService.ImportSenders:input_type -> mailplane.filters.v1.ImportSendersRequest
-	35, // 44: mailplane.filters.v1.FilterRunService.CreateFilterRun:input_type -> mailplane.filters.v1.CreateFilterRunRequest
-	37, // 45: mailplane.filters.v1.FilterRunService.GetFilterRun:input_type -> mailplane.filters.v1.GetFilterRunRequest
-	39, // 46: mailplane.filters.v1.FilterRunService.ListFilterRuns:input_type -> mailplane.filters.v1.ListFilterRunsRequest
-	41, // 47: mailplane.filters.v1.FilterRunService.CancelFilterRun:input_type -> mailplane.filters.v1.CancelFilterRunRequest
-	43, // 48: mailplane.filters.v1.FilterRunService.ListFilterRunEntries:input_type -> mailplane.filters.v1.ListFilterRunEntriesRequest
-	9,  // 49: mailplane.filters.v1.RuleService.CreateRule:output_type -> mailplane.filters.v1.CreateRuleResponse
-	11, // 50: mailplane.filters.v1.RuleService.GetRule:output_type -> mailplane.filters.v1.GetRuleResponse
-	13, // 51: mailplane.filters.v1.RuleService.ListRules:output_type -> mailplane.filters.v1.ListRulesResponse
-	15, // 52: mailplane.filters.v1.RuleService.UpdateRule:output_type -> mailplane.filters.v1.UpdateRuleResponse
-	17, // 53: mailplane.filters.v1.RuleService.MoveRule:output_type -> mailplane.filters.v1.MoveRuleResponse
-	19, // 54: mailplane.filters.v1.RuleService.ReorderRules:output_type -> mailplane.filters.v1.ReorderRulesResponse
-	21, // 55: mailplane.filters.v1.RuleService.DeleteRule:output_type -> mailplane.filters.v1.DeleteRuleResponse
-	24, // 56: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:output_type -> mailplane.filters.v1.GetFilterSettingsResponse
-	26, // 57: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:output_type -> mailplane.filters.v1.UpdateFilterSettingsResponse
-	28, // 58: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:output_type -> mailplane.filters.v1.BatchUpdateFilterSettingsResponse
-	30, // 59: mailplane.filters.v1.FilterSettingsService.ExportSenders:output_type -> mailplane.filters.v1.ExportSendersResponse
-	32, // 60: mailplane.filters.v1.FilterSettingsService.ImportSenders:output_type -> mailplane.filters.v1.ImportSendersResponse
-	36, // 61: mailplane.filters.v1.FilterRunService.CreateFilterRun:output_type -> mailplane.filters.v1.CreateFilterRunResponse
-	38, // 62: mailplane.filters.v1.FilterRunService.GetFilterRun:output_type -> mailplane.filters.v1.GetFilterRunResponse
-	40, // 63: mailplane.filters.v1.FilterRunService.ListFilterRuns:output_type -> mailplane.filters.v1.ListFilterRunsResponse
-	42, // 64: mailplane.filters.v1.FilterRunService.CancelFilterRun:output_type -> mailplane.filters.v1.CancelFilterRunResponse
-	44, // 65: mailplane.filters.v1.FilterRunService.ListFilterRunEntries:output_type -> mailplane.filters.v1.ListFilterRunEntriesResponse
-	49, // [49:66] is the sub-list for method output_type
-	32, // [32:49] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	54, // 23: mailplane.filters.v1.MailServiceFilterSettings.update_time:type_name -> google.protobuf.Timestamp
+	33, // 24: mailplane.filters.v1.GetMailServiceFilterSettingsResponse.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
+	33, // 25: mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
+	55, // 26: mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	33, // 27: mailplane.filters.v1.UpdateMailServiceFilterSettingsResponse.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
+	33, // 28: mailplane.filters.v1.ImportMailServiceSendersResponse.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
+	4,  // 29: mailplane.filters.v1.FilterRun.state:type_name -> mailplane.filters.v1.FilterRunState
+	54, // 30: mailplane.filters.v1.FilterRun.create_time:type_name -> google.protobuf.Timestamp
+	54, // 31: mailplane.filters.v1.FilterRun.end_time:type_name -> google.protobuf.Timestamp
+	42, // 32: mailplane.filters.v1.CreateFilterRunRequest.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	42, // 33: mailplane.filters.v1.CreateFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	42, // 34: mailplane.filters.v1.GetFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	42, // 35: mailplane.filters.v1.ListFilterRunsResponse.filter_runs:type_name -> mailplane.filters.v1.FilterRun
+	42, // 36: mailplane.filters.v1.CancelFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	43, // 37: mailplane.filters.v1.ListFilterRunEntriesResponse.entries:type_name -> mailplane.filters.v1.FilterRunEntry
+	8,  // 38: mailplane.filters.v1.RuleService.CreateRule:input_type -> mailplane.filters.v1.CreateRuleRequest
+	10, // 39: mailplane.filters.v1.RuleService.GetRule:input_type -> mailplane.filters.v1.GetRuleRequest
+	12, // 40: mailplane.filters.v1.RuleService.ListRules:input_type -> mailplane.filters.v1.ListRulesRequest
+	14, // 41: mailplane.filters.v1.RuleService.UpdateRule:input_type -> mailplane.filters.v1.UpdateRuleRequest
+	16, // 42: mailplane.filters.v1.RuleService.MoveRule:input_type -> mailplane.filters.v1.MoveRuleRequest
+	18, // 43: mailplane.filters.v1.RuleService.ReorderRules:input_type -> mailplane.filters.v1.ReorderRulesRequest
+	20, // 44: mailplane.filters.v1.RuleService.DeleteRule:input_type -> mailplane.filters.v1.DeleteRuleRequest
+	23, // 45: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:input_type -> mailplane.filters.v1.GetFilterSettingsRequest
+	25, // 46: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:input_type -> mailplane.filters.v1.UpdateFilterSettingsRequest
+	27, // 47: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:input_type -> mailplane.filters.v1.BatchUpdateFilterSettingsRequest
+	29, // 48: mailplane.filters.v1.FilterSettingsService.ExportSenders:input_type -> mailplane.filters.v1.ExportSendersRequest
+	31, // 49: mailplane.filters.v1.FilterSettingsService.ImportSenders:input_type -> mailplane.filters.v1.ImportSendersRequest
+	34, // 50: mailplane.filters.v1.FilterSettingsService.GetMailServiceFilterSettings:input_type -> mailplane.filters.v1.GetMailServiceFilterSettingsRequest
+	36, // 51: mailplane.filters.v1.FilterSettingsService.UpdateMailServiceFilterSettings:input_type -> mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest
+	38, // 52: mailplane.filters.v1.FilterSettingsService.ExportMailServiceSenders:input_type -> mailplane.filters.v1.ExportMailServiceSendersRequest
+	40, // 53: mailplane.filters.v1.FilterSettingsService.ImportMailServiceSenders:input_type -> mailplane.filters.v1.ImportMailServiceSendersRequest
+	44, // 54: mailplane.filters.v1.FilterRunService.CreateFilterRun:input_type -> mailplane.filters.v1.CreateFilterRunRequest
+	46, // 55: mailplane.filters.v1.FilterRunService.GetFilterRun:input_type -> mailplane.filters.v1.GetFilterRunRequest
+	48, // 56: mailplane.filters.v1.FilterRunService.ListFilterRuns:input_type -> mailplane.filters.v1.ListFilterRunsRequest
+	50, // 57: mailplane.filters.v1.FilterRunService.CancelFilterRun:input_type -> mailplane.filters.v1.CancelFilterRunRequest
+	52, // 58: mailplane.filters.v1.FilterRunService.ListFilterRunEntries:input_type -> mailplane.filters.v1.ListFilterRunEntriesRequest
+	9,  // 59: mailplane.filters.v1.RuleService.CreateRule:output_type -> mailplane.filters.v1.CreateRuleResponse
+	11, // 60: mailplane.filters.v1.RuleService.GetRule:output_type -> mailplane.filters.v1.GetRuleResponse
+	13, // 61: mailplane.filters.v1.RuleService.ListRules:output_type -> mailplane.filters.v1.ListRulesResponse
+	15, // 62: mailplane.filters.v1.RuleService.UpdateRule:output_type -> mailplane.filters.v1.UpdateRuleResponse
+	17, // 63: mailplane.filters.v1.RuleService.MoveRule:output_type -> mailplane.filters.v1.MoveRuleResponse
+	19, // 64: mailplane.filters.v1.RuleService.ReorderRules:output_type -> mailplane.filters.v1.ReorderRulesResponse
+	21, // 65: mailplane.filters.v1.RuleService.DeleteRule:output_type -> mailplane.filters.v1.DeleteRuleResponse
+	24, // 66: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:output_type -> mailplane.filters.v1.GetFilterSettingsResponse
+	26, // 67: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:output_type -> mailplane.filters.v1.UpdateFilterSettingsResponse
+	28, // 68: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:output_type -> mailplane.filters.v1.BatchUpdateFilterSettingsResponse
+	30, // 69: mailplane.filters.v1.FilterSettingsService.ExportSenders:output_type -> mailplane.filters.v1.ExportSendersResponse
+	32, // 70: mailplane.filters.v1.FilterSettingsService.ImportSenders:output_type -> mailplane.filters.v1.ImportSendersResponse
+	35, // 71: mailplane.filters.v1.FilterSettingsService.GetMailServiceFilterSettings:output_type -> mailplane.filters.v1.GetMailServiceFilterSettingsResponse
+	37, // 72: mailplane.filters.v1.FilterSettingsService.UpdateMailServiceFilterSettings:output_type -> mailplane.filters.v1.UpdateMailServiceFilterSettingsResponse
+	39, // 73: mailplane.filters.v1.FilterSettingsService.ExportMailServiceSenders:output_type -> mailplane.filters.v1.ExportMailServiceSendersResponse
+	41, // 74: mailplane.filters.v1.FilterSettingsService.ImportMailServiceSenders:output_type -> mailplane.filters.v1.ImportMailServiceSendersResponse
+	45, // 75: mailplane.filters.v1.FilterRunService.CreateFilterRun:output_type -> mailplane.filters.v1.CreateFilterRunResponse
+	47, // 76: mailplane.filters.v1.FilterRunService.GetFilterRun:output_type -> mailplane.filters.v1.GetFilterRunResponse
+	49, // 77: mailplane.filters.v1.FilterRunService.ListFilterRuns:output_type -> mailplane.filters.v1.ListFilterRunsResponse
+	51, // 78: mailplane.filters.v1.FilterRunService.CancelFilterRun:output_type -> mailplane.filters.v1.CancelFilterRunResponse
+	53, // 79: mailplane.filters.v1.FilterRunService.ListFilterRunEntries:output_type -> mailplane.filters.v1.ListFilterRunEntriesResponse
+	59, // [59:80] is the sub-list for method output_type
+	38, // [38:59] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_filters_v1_filters_proto_init() }
@@ -3190,7 +3734,7 @@ func file_mailplane_filters_v1_filters_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_filters_v1_filters_proto_rawDesc), len(file_mailplane_filters_v1_filters_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   40,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

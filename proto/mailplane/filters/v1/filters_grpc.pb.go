@@ -381,11 +381,15 @@ var RuleService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	FilterSettingsService_GetFilterSettings_FullMethodName         = "/mailplane.filters.v1.FilterSettingsService/GetFilterSettings"
-	FilterSettingsService_UpdateFilterSettings_FullMethodName      = "/mailplane.filters.v1.FilterSettingsService/UpdateFilterSettings"
-	FilterSettingsService_BatchUpdateFilterSettings_FullMethodName = "/mailplane.filters.v1.FilterSettingsService/BatchUpdateFilterSettings"
-	FilterSettingsService_ExportSenders_FullMethodName             = "/mailplane.filters.v1.FilterSettingsService/ExportSenders"
-	FilterSettingsService_ImportSenders_FullMethodName             = "/mailplane.filters.v1.FilterSettingsService/ImportSenders"
+	FilterSettingsService_GetFilterSettings_FullMethodName               = "/mailplane.filters.v1.FilterSettingsService/GetFilterSettings"
+	FilterSettingsService_UpdateFilterSettings_FullMethodName            = "/mailplane.filters.v1.FilterSettingsService/UpdateFilterSettings"
+	FilterSettingsService_BatchUpdateFilterSettings_FullMethodName       = "/mailplane.filters.v1.FilterSettingsService/BatchUpdateFilterSettings"
+	FilterSettingsService_ExportSenders_FullMethodName                   = "/mailplane.filters.v1.FilterSettingsService/ExportSenders"
+	FilterSettingsService_ImportSenders_FullMethodName                   = "/mailplane.filters.v1.FilterSettingsService/ImportSenders"
+	FilterSettingsService_GetMailServiceFilterSettings_FullMethodName    = "/mailplane.filters.v1.FilterSettingsService/GetMailServiceFilterSettings"
+	FilterSettingsService_UpdateMailServiceFilterSettings_FullMethodName = "/mailplane.filters.v1.FilterSettingsService/UpdateMailServiceFilterSettings"
+	FilterSettingsService_ExportMailServiceSenders_FullMethodName        = "/mailplane.filters.v1.FilterSettingsService/ExportMailServiceSenders"
+	FilterSettingsService_ImportMailServiceSenders_FullMethodName        = "/mailplane.filters.v1.FilterSettingsService/ImportMailServiceSenders"
 )
 
 // FilterSettingsServiceClient is the client API for FilterSettingsService service.
@@ -409,6 +413,18 @@ type FilterSettingsServiceClient interface {
 	// Adds senders from CSV to the blocked and allowed lists, or replaces
 	// the lists with them. All or nothing: a bad row is 400 naming it.
 	ImportSenders(ctx context.Context, in *ImportSendersRequest, opts ...grpc.CallOption) (*ImportSendersResponse, error)
+	// Returns a mail service's block and allow lists, which apply to every
+	// address of it. Owners and admins only.
+	GetMailServiceFilterSettings(ctx context.Context, in *GetMailServiceFilterSettingsRequest, opts ...grpc.CallOption) (*GetMailServiceFilterSettingsResponse, error)
+	// Changes a mail service's block and allow lists; every address of it
+	// is reinstalled. Owners and admins only.
+	UpdateMailServiceFilterSettings(ctx context.Context, in *UpdateMailServiceFilterSettingsRequest, opts ...grpc.CallOption) (*UpdateMailServiceFilterSettingsResponse, error)
+	// Returns a mail service's blocked and allowed senders as CSV, as
+	// ExportSenders writes an address's. Owners and admins only.
+	ExportMailServiceSenders(ctx context.Context, in *ExportMailServiceSendersRequest, opts ...grpc.CallOption) (*ExportMailServiceSendersResponse, error)
+	// Adds senders from CSV to a mail service's lists, or replaces them,
+	// as ImportSenders does an address's. Owners and admins only.
+	ImportMailServiceSenders(ctx context.Context, in *ImportMailServiceSendersRequest, opts ...grpc.CallOption) (*ImportMailServiceSendersResponse, error)
 }
 
 type filterSettingsServiceClient struct {
@@ -469,6 +485,46 @@ func (c *filterSettingsServiceClient) ImportSenders(ctx context.Context, in *Imp
 	return out, nil
 }
 
+func (c *filterSettingsServiceClient) GetMailServiceFilterSettings(ctx context.Context, in *GetMailServiceFilterSettingsRequest, opts ...grpc.CallOption) (*GetMailServiceFilterSettingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMailServiceFilterSettingsResponse)
+	err := c.cc.Invoke(ctx, FilterSettingsService_GetMailServiceFilterSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *filterSettingsServiceClient) UpdateMailServiceFilterSettings(ctx context.Context, in *UpdateMailServiceFilterSettingsRequest, opts ...grpc.CallOption) (*UpdateMailServiceFilterSettingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateMailServiceFilterSettingsResponse)
+	err := c.cc.Invoke(ctx, FilterSettingsService_UpdateMailServiceFilterSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *filterSettingsServiceClient) ExportMailServiceSenders(ctx context.Context, in *ExportMailServiceSendersRequest, opts ...grpc.CallOption) (*ExportMailServiceSendersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportMailServiceSendersResponse)
+	err := c.cc.Invoke(ctx, FilterSettingsService_ExportMailServiceSenders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *filterSettingsServiceClient) ImportMailServiceSenders(ctx context.Context, in *ImportMailServiceSendersRequest, opts ...grpc.CallOption) (*ImportMailServiceSendersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportMailServiceSendersResponse)
+	err := c.cc.Invoke(ctx, FilterSettingsService_ImportMailServiceSenders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FilterSettingsServiceServer is the server API for FilterSettingsService service.
 // All implementations must embed UnimplementedFilterSettingsServiceServer
 // for forward compatibility.
@@ -490,6 +546,18 @@ type FilterSettingsServiceServer interface {
 	// Adds senders from CSV to the blocked and allowed lists, or replaces
 	// the lists with them. All or nothing: a bad row is 400 naming it.
 	ImportSenders(context.Context, *ImportSendersRequest) (*ImportSendersResponse, error)
+	// Returns a mail service's block and allow lists, which apply to every
+	// address of it. Owners and admins only.
+	GetMailServiceFilterSettings(context.Context, *GetMailServiceFilterSettingsRequest) (*GetMailServiceFilterSettingsResponse, error)
+	// Changes a mail service's block and allow lists; every address of it
+	// is reinstalled. Owners and admins only.
+	UpdateMailServiceFilterSettings(context.Context, *UpdateMailServiceFilterSettingsRequest) (*UpdateMailServiceFilterSettingsResponse, error)
+	// Returns a mail service's blocked and allowed senders as CSV, as
+	// ExportSenders writes an address's. Owners and admins only.
+	ExportMailServiceSenders(context.Context, *ExportMailServiceSendersRequest) (*ExportMailServiceSendersResponse, error)
+	// Adds senders from CSV to a mail service's lists, or replaces them,
+	// as ImportSenders does an address's. Owners and admins only.
+	ImportMailServiceSenders(context.Context, *ImportMailServiceSendersRequest) (*ImportMailServiceSendersResponse, error)
 	mustEmbedUnimplementedFilterSettingsServiceServer()
 }
 
@@ -514,6 +582,18 @@ func (UnimplementedFilterSettingsServiceServer) ExportSenders(context.Context, *
 }
 func (UnimplementedFilterSettingsServiceServer) ImportSenders(context.Context, *ImportSendersRequest) (*ImportSendersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportSenders not implemented")
+}
+func (UnimplementedFilterSettingsServiceServer) GetMailServiceFilterSettings(context.Context, *GetMailServiceFilterSettingsRequest) (*GetMailServiceFilterSettingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMailServiceFilterSettings not implemented")
+}
+func (UnimplementedFilterSettingsServiceServer) UpdateMailServiceFilterSettings(context.Context, *UpdateMailServiceFilterSettingsRequest) (*UpdateMailServiceFilterSettingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateMailServiceFilterSettings not implemented")
+}
+func (UnimplementedFilterSettingsServiceServer) ExportMailServiceSenders(context.Context, *ExportMailServiceSendersRequest) (*ExportMailServiceSendersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportMailServiceSenders not implemented")
+}
+func (UnimplementedFilterSettingsServiceServer) ImportMailServiceSenders(context.Context, *ImportMailServiceSendersRequest) (*ImportMailServiceSendersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportMailServiceSenders not implemented")
 }
 func (UnimplementedFilterSettingsServiceServer) mustEmbedUnimplementedFilterSettingsServiceServer() {}
 func (UnimplementedFilterSettingsServiceServer) testEmbeddedByValue()                               {}
@@ -626,6 +706,78 @@ func _FilterSettingsService_ImportSenders_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FilterSettingsService_GetMailServiceFilterSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMailServiceFilterSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterSettingsServiceServer).GetMailServiceFilterSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FilterSettingsService_GetMailServiceFilterSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterSettingsServiceServer).GetMailServiceFilterSettings(ctx, req.(*GetMailServiceFilterSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FilterSettingsService_UpdateMailServiceFilterSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateMailServiceFilterSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterSettingsServiceServer).UpdateMailServiceFilterSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FilterSettingsService_UpdateMailServiceFilterSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterSettingsServiceServer).UpdateMailServiceFilterSettings(ctx, req.(*UpdateMailServiceFilterSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FilterSettingsService_ExportMailServiceSenders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportMailServiceSendersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterSettingsServiceServer).ExportMailServiceSenders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FilterSettingsService_ExportMailServiceSenders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterSettingsServiceServer).ExportMailServiceSenders(ctx, req.(*ExportMailServiceSendersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FilterSettingsService_ImportMailServiceSenders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportMailServiceSendersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterSettingsServiceServer).ImportMailServiceSenders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FilterSettingsService_ImportMailServiceSenders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterSettingsServiceServer).ImportMailServiceSenders(ctx, req.(*ImportMailServiceSendersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FilterSettingsService_ServiceDesc is the grpc.ServiceDesc for FilterSettingsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -652,6 +804,22 @@ var FilterSettingsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImportSenders",
 			Handler:    _FilterSettingsService_ImportSenders_Handler,
+		},
+		{
+			MethodName: "GetMailServiceFilterSettings",
+			Handler:    _FilterSettingsService_GetMailServiceFilterSettings_Handler,
+		},
+		{
+			MethodName: "UpdateMailServiceFilterSettings",
+			Handler:    _FilterSettingsService_UpdateMailServiceFilterSettings_Handler,
+		},
+		{
+			MethodName: "ExportMailServiceSenders",
+			Handler:    _FilterSettingsService_ExportMailServiceSenders_Handler,
+		},
+		{
+			MethodName: "ImportMailServiceSenders",
+			Handler:    _FilterSettingsService_ImportMailServiceSenders_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -632,6 +632,210 @@ func local_request_FilterSettingsService_ImportSenders_0(ctx context.Context, ma
 	return msg, metadata, err
 }
 
+func request_FilterSettingsService_GetMailServiceFilterSettings_0(ctx context.Context, marshaler runtime.Marshaler, client extFiltersv1.FilterSettingsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.GetMailServiceFilterSettingsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetMailServiceFilterSettings(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FilterSettingsService_GetMailServiceFilterSettings_0(ctx context.Context, marshaler runtime.Marshaler, server extFiltersv1.FilterSettingsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.GetMailServiceFilterSettingsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.GetMailServiceFilterSettings(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+var filter_FilterSettingsService_UpdateMailServiceFilterSettings_0 = &utilities.DoubleArray{Encoding: map[string]int{"mail_service_filter_settings": 0, "name": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 2, 2, 3}}
+
+func request_FilterSettingsService_UpdateMailServiceFilterSettings_0(ctx context.Context, marshaler runtime.Marshaler, client extFiltersv1.FilterSettingsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.UpdateMailServiceFilterSettingsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	newReader, berr := utilities.IOReaderFactory(req.Body)
+	if berr != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", berr)
+	}
+	if err := marshaler.NewDecoder(newReader()).Decode(&protoReq.MailServiceFilterSettings); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if protoReq.UpdateMask == nil || len(protoReq.UpdateMask.GetPaths()) == 0 {
+		if fieldMask, err := runtime.FieldMaskFromRequestBody(newReader(), protoReq.MailServiceFilterSettings); err != nil {
+			return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+		} else {
+			protoReq.UpdateMask = fieldMask
+		}
+	}
+	val, ok := pathParams["mail_service_filter_settings.name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "mail_service_filter_settings.name")
+	}
+	err = runtime.PopulateFieldFromPath(&protoReq, "mail_service_filter_settings.name", val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "mail_service_filter_settings.name", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_FilterSettingsService_UpdateMailServiceFilterSettings_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.UpdateMailServiceFilterSettings(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FilterSettingsService_UpdateMailServiceFilterSettings_0(ctx context.Context, marshaler runtime.Marshaler, server extFiltersv1.FilterSettingsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.UpdateMailServiceFilterSettingsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	newReader, berr := utilities.IOReaderFactory(req.Body)
+	if berr != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", berr)
+	}
+	if err := marshaler.NewDecoder(newReader()).Decode(&protoReq.MailServiceFilterSettings); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if protoReq.UpdateMask == nil || len(protoReq.UpdateMask.GetPaths()) == 0 {
+		if fieldMask, err := runtime.FieldMaskFromRequestBody(newReader(), protoReq.MailServiceFilterSettings); err != nil {
+			return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+		} else {
+			protoReq.UpdateMask = fieldMask
+		}
+	}
+	val, ok := pathParams["mail_service_filter_settings.name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "mail_service_filter_settings.name")
+	}
+	err = runtime.PopulateFieldFromPath(&protoReq, "mail_service_filter_settings.name", val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "mail_service_filter_settings.name", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_FilterSettingsService_UpdateMailServiceFilterSettings_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.UpdateMailServiceFilterSettings(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_FilterSettingsService_ExportMailServiceSenders_0(ctx context.Context, marshaler runtime.Marshaler, client extFiltersv1.FilterSettingsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.ExportMailServiceSendersRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ExportMailServiceSenders(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FilterSettingsService_ExportMailServiceSenders_0(ctx context.Context, marshaler runtime.Marshaler, server extFiltersv1.FilterSettingsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.ExportMailServiceSendersRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.ExportMailServiceSenders(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_FilterSettingsService_ImportMailServiceSenders_0(ctx context.Context, marshaler runtime.Marshaler, client extFiltersv1.FilterSettingsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.ImportMailServiceSendersRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ImportMailServiceSenders(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FilterSettingsService_ImportMailServiceSenders_0(ctx context.Context, marshaler runtime.Marshaler, server extFiltersv1.FilterSettingsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extFiltersv1.ImportMailServiceSendersRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.ImportMailServiceSenders(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_FilterRunService_CreateFilterRun_0(ctx context.Context, marshaler runtime.Marshaler, client extFiltersv1.FilterRunServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq extFiltersv1.CreateFilterRunRequest
@@ -1123,6 +1327,86 @@ func RegisterFilterSettingsServiceHandlerServer(ctx context.Context, mux *runtim
 		}
 		forward_FilterSettingsService_ImportSenders_0(annotatedContext, mux, outboundMarshaler, w, req, response_FilterSettingsService_ImportSenders_0{resp.(*extFiltersv1.ImportSendersResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_FilterSettingsService_GetMailServiceFilterSettings_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/GetMailServiceFilterSettings", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/filterSettings}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FilterSettingsService_GetMailServiceFilterSettings_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_GetMailServiceFilterSettings_0(annotatedContext, mux, outboundMarshaler, w, req, response_FilterSettingsService_GetMailServiceFilterSettings_0{resp.(*extFiltersv1.GetMailServiceFilterSettingsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPatch, pattern_FilterSettingsService_UpdateMailServiceFilterSettings_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/UpdateMailServiceFilterSettings", runtime.WithHTTPPathPattern("/v1/{mail_service_filter_settings.name=organizations/*/mailServices/*/filterSettings}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FilterSettingsService_UpdateMailServiceFilterSettings_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_UpdateMailServiceFilterSettings_0(annotatedContext, mux, outboundMarshaler, w, req, response_FilterSettingsService_UpdateMailServiceFilterSettings_0{resp.(*extFiltersv1.UpdateMailServiceFilterSettingsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_FilterSettingsService_ExportMailServiceSenders_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/ExportMailServiceSenders", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/filterSettings}:exportSenders"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FilterSettingsService_ExportMailServiceSenders_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_ExportMailServiceSenders_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_FilterSettingsService_ImportMailServiceSenders_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/ImportMailServiceSenders", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/filterSettings}:importSenders"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FilterSettingsService_ImportMailServiceSenders_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_ImportMailServiceSenders_0(annotatedContext, mux, outboundMarshaler, w, req, response_FilterSettingsService_ImportMailServiceSenders_0{resp.(*extFiltersv1.ImportMailServiceSendersResponse)}, mux.GetForwardResponseOptions()...)
+	})
 
 	return nil
 }
@@ -1563,6 +1847,74 @@ func RegisterFilterSettingsServiceHandlerClient(ctx context.Context, mux *runtim
 		}
 		forward_FilterSettingsService_ImportSenders_0(annotatedContext, mux, outboundMarshaler, w, req, response_FilterSettingsService_ImportSenders_0{resp.(*extFiltersv1.ImportSendersResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_FilterSettingsService_GetMailServiceFilterSettings_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/GetMailServiceFilterSettings", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/filterSettings}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FilterSettingsService_GetMailServiceFilterSettings_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_GetMailServiceFilterSettings_0(annotatedContext, mux, outboundMarshaler, w, req, response_FilterSettingsService_GetMailServiceFilterSettings_0{resp.(*extFiltersv1.GetMailServiceFilterSettingsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPatch, pattern_FilterSettingsService_UpdateMailServiceFilterSettings_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/UpdateMailServiceFilterSettings", runtime.WithHTTPPathPattern("/v1/{mail_service_filter_settings.name=organizations/*/mailServices/*/filterSettings}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FilterSettingsService_UpdateMailServiceFilterSettings_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_UpdateMailServiceFilterSettings_0(annotatedContext, mux, outboundMarshaler, w, req, response_FilterSettingsService_UpdateMailServiceFilterSettings_0{resp.(*extFiltersv1.UpdateMailServiceFilterSettingsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_FilterSettingsService_ExportMailServiceSenders_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/ExportMailServiceSenders", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/filterSettings}:exportSenders"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FilterSettingsService_ExportMailServiceSenders_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_ExportMailServiceSenders_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_FilterSettingsService_ImportMailServiceSenders_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailplane.filters.v1.FilterSettingsService/ImportMailServiceSenders", runtime.WithHTTPPathPattern("/v1/{name=organizations/*/mailServices/*/filterSettings}:importSenders"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FilterSettingsService_ImportMailServiceSenders_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FilterSettingsService_ImportMailServiceSenders_0(annotatedContext, mux, outboundMarshaler, w, req, response_FilterSettingsService_ImportMailServiceSenders_0{resp.(*extFiltersv1.ImportMailServiceSendersResponse)}, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -1593,20 +1945,55 @@ func (m response_FilterSettingsService_ImportSenders_0) XXX_ResponseBody() inter
 	return response.FilterSettings
 }
 
+type response_FilterSettingsService_GetMailServiceFilterSettings_0 struct {
+	*extFiltersv1.GetMailServiceFilterSettingsResponse
+}
+
+func (m response_FilterSettingsService_GetMailServiceFilterSettings_0) XXX_ResponseBody() interface{} {
+	response := m.GetMailServiceFilterSettingsResponse
+	return response.MailServiceFilterSettings
+}
+
+type response_FilterSettingsService_UpdateMailServiceFilterSettings_0 struct {
+	*extFiltersv1.UpdateMailServiceFilterSettingsResponse
+}
+
+func (m response_FilterSettingsService_UpdateMailServiceFilterSettings_0) XXX_ResponseBody() interface{} {
+	response := m.UpdateMailServiceFilterSettingsResponse
+	return response.MailServiceFilterSettings
+}
+
+type response_FilterSettingsService_ImportMailServiceSenders_0 struct {
+	*extFiltersv1.ImportMailServiceSendersResponse
+}
+
+func (m response_FilterSettingsService_ImportMailServiceSenders_0) XXX_ResponseBody() interface{} {
+	response := m.ImportMailServiceSendersResponse
+	return response.MailServiceFilterSettings
+}
+
 var (
-	pattern_FilterSettingsService_GetFilterSettings_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "name"}, ""))
-	pattern_FilterSettingsService_UpdateFilterSettings_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "filter_settings.name"}, ""))
-	pattern_FilterSettingsService_BatchUpdateFilterSettings_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "organizations", "mailServices", "parent", "filterSettings"}, "batchUpdate"))
-	pattern_FilterSettingsService_ExportSenders_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "name"}, "exportSenders"))
-	pattern_FilterSettingsService_ImportSenders_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "name"}, "importSenders"))
+	pattern_FilterSettingsService_GetFilterSettings_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "name"}, ""))
+	pattern_FilterSettingsService_UpdateFilterSettings_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "filter_settings.name"}, ""))
+	pattern_FilterSettingsService_BatchUpdateFilterSettings_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "organizations", "mailServices", "parent", "filterSettings"}, "batchUpdate"))
+	pattern_FilterSettingsService_ExportSenders_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "name"}, "exportSenders"))
+	pattern_FilterSettingsService_ImportSenders_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 1, 0, 2, 4, 4, 7, 5, 5}, []string{"v1", "organizations", "mailServices", "addresses", "filterSettings", "name"}, "importSenders"))
+	pattern_FilterSettingsService_GetMailServiceFilterSettings_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 4, 5, 5, 4}, []string{"v1", "organizations", "mailServices", "filterSettings", "name"}, ""))
+	pattern_FilterSettingsService_UpdateMailServiceFilterSettings_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 4, 5, 5, 4}, []string{"v1", "organizations", "mailServices", "filterSettings", "mail_service_filter_settings.name"}, ""))
+	pattern_FilterSettingsService_ExportMailServiceSenders_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 4, 5, 5, 4}, []string{"v1", "organizations", "mailServices", "filterSettings", "name"}, "exportSenders"))
+	pattern_FilterSettingsService_ImportMailServiceSenders_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 2, 3, 4, 5, 5, 4}, []string{"v1", "organizations", "mailServices", "filterSettings", "name"}, "importSenders"))
 )
 
 var (
-	forward_FilterSettingsService_GetFilterSettings_0         = runtime.ForwardResponseMessage
-	forward_FilterSettingsService_UpdateFilterSettings_0      = runtime.ForwardResponseMessage
-	forward_FilterSettingsService_BatchUpdateFilterSettings_0 = runtime.ForwardResponseMessage
-	forward_FilterSettingsService_ExportSenders_0             = runtime.ForwardResponseMessage
-	forward_FilterSettingsService_ImportSenders_0             = runtime.ForwardResponseMessage
+	forward_FilterSettingsService_GetFilterSettings_0               = runtime.ForwardResponseMessage
+	forward_FilterSettingsService_UpdateFilterSettings_0            = runtime.ForwardResponseMessage
+	forward_FilterSettingsService_BatchUpdateFilterSettings_0       = runtime.ForwardResponseMessage
+	forward_FilterSettingsService_ExportSenders_0                   = runtime.ForwardResponseMessage
+	forward_FilterSettingsService_ImportSenders_0                   = runtime.ForwardResponseMessage
+	forward_FilterSettingsService_GetMailServiceFilterSettings_0    = runtime.ForwardResponseMessage
+	forward_FilterSettingsService_UpdateMailServiceFilterSettings_0 = runtime.ForwardResponseMessage
+	forward_FilterSettingsService_ExportMailServiceSenders_0        = runtime.ForwardResponseMessage
+	forward_FilterSettingsService_ImportMailServiceSenders_0        = runtime.ForwardResponseMessage
 )
 
 // RegisterFilterRunServiceHandlerFromEndpoint is same as RegisterFilterRunServiceHandler but
