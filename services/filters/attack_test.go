@@ -66,6 +66,8 @@ func (e *attackEnv) suite() *attacktest.Suite {
 			"ReorderRules": e.addr, "DeleteRule": e.rule,
 			"GetFilterSettings": e.fs, "UpdateFilterSettings": e.fs, "BatchUpdateFilterSettings": e.ms,
 			"ExportSenders": e.fs, "ImportSenders": e.fs,
+			"GetMailServiceFilterSettings": e.ms + "/filterSettings", "UpdateMailServiceFilterSettings": e.ms + "/filterSettings",
+			"ExportMailServiceSenders": e.ms + "/filterSettings", "ImportMailServiceSenders": e.ms + "/filterSettings",
 			"CreateFilterRun": e.addr, "GetFilterRun": e.run, "ListFilterRuns": e.addr, "CancelFilterRun": e.run,
 			"ListFilterRunEntries": e.run,
 		},
@@ -79,7 +81,9 @@ func (e *attackEnv) suite() *attacktest.Suite {
 
 // admins are the methods only owners and admins may call: the address's
 // users with the filters right get PermissionDenied.
-var admins = map[string]bool{"BatchUpdateFilterSettings": true}
+var admins = map[string]bool{"BatchUpdateFilterSettings": true,
+	"GetMailServiceFilterSettings": true, "UpdateMailServiceFilterSettings": true,
+	"ExportMailServiceSenders": true, "ImportMailServiceSenders": true}
 
 // valid fills what a request needs besides its resource, so that a
 // refusal is the attack's doing, not a missing field's.
@@ -107,6 +111,10 @@ func (e *attackEnv) valid(m proto.Message) {
 		r.AntiSpam = proto.Bool(true)
 	case *filtersv1.ImportSendersRequest:
 		r.Csv = "spam.example\n"
+	case *filtersv1.ImportMailServiceSendersRequest:
+		r.Csv = "spam.example\n"
+	case *filtersv1.UpdateMailServiceFilterSettingsRequest:
+		r.MailServiceFilterSettings.BlockedSenders = []string{"spam.example"}
 	case *filtersv1.CreateFilterRunRequest:
 		r.FilterRun = &filtersv1.FilterRun{DryRun: true}
 	}
@@ -127,7 +135,7 @@ func TestAttackOtherOrganization(t *testing.T) {
 				// Under its own organization's name: a member is refused
 				// as a member before anything is looked up, and the
 				// batch over a mail service of its own changes nothing.
-				if own && m.Name() == "BatchUpdateFilterSettings" && (err == nil || role == "member" && status.Code(err) == codes.PermissionDenied) {
+				if own && admins[m.Name()] && (m.Name() == "BatchUpdateFilterSettings" && err == nil || role == "member" && status.Code(err) == codes.PermissionDenied) {
 					continue
 				}
 				if status.Code(err) != codes.NotFound {
