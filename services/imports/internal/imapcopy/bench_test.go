@@ -46,6 +46,8 @@ func BenchmarkCopy(b *testing.B) {
 	b.Logf("%d messages, %.1f MB", n, mb)
 	host, port, _ := strings.Cut(d.Addr, ":")
 
+	// MAILPLANE_IMAPCOPY_BENCH_ONLY=imapcopy runs that tool alone.
+	only := os.Getenv("MAILPLANE_IMAPCOPY_BENCH_ONLY")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		report := func(tool string, elapsed time.Duration, rssKiB int64, user string) {
@@ -61,9 +63,10 @@ func BenchmarkCopy(b *testing.B) {
 
 		// mbsync: pull everything, arrival dates kept.
 		dir := b.TempDir()
-		dst := fmt.Sprintf("mbsync%d@bench.test", i)
-		conf := filepath.Join(dir, "mbsyncrc")
-		os.WriteFile(conf, []byte(fmt.Sprintf(`IMAPAccount src
+		if only == "" || only == "mbsync" {
+			dst := fmt.Sprintf("mbsync%d@bench.test", i)
+			conf := filepath.Join(dir, "mbsyncrc")
+			os.WriteFile(conf, []byte(fmt.Sprintf(`IMAPAccount src
 Host %[1]s
 Port %[2]s
 User src@bench.test
@@ -95,21 +98,27 @@ Expunge None
 CopyArrivalDate yes
 SyncState %[5]s/
 `, host, port, pw, dst, dir)), 0o600)
-		elapsed, rss := measure(b, "mbsync", "-q", "-c", conf, "copy")
-		report("mbsync", elapsed, rss, dst)
+			elapsed, rss := measure(b, "mbsync", "-q", "-c", conf, "copy")
+			report("mbsync", elapsed, rss, dst)
+		}
 
 		// doveadm backup from the source over IMAP (imapc), as Dovecot's
 		// own migration does.
-		dst = fmt.Sprintf("doveadm%d@bench.test", i)
-		args := append(d.Doveadm(), "-o", "imapc_host="+host, "-o", "imapc_port="+port, "-o", "imapc_user=src@bench.test",
-			"-o", "imapc_password="+pw, "-o", "imapc_features=rfc822.size fetch-headers", "-o", "mail_prefetch_count=20",
-			"backup", "-R", "-u", dst, "imapc:")
-		elapsed, rss = measure(b, args[0], args[1:]...)
-		report("doveadm", elapsed, rss, dst)
+		if only == "" || only == "doveadm" {
+			dst := fmt.Sprintf("doveadm%d@bench.test", i)
+			args := append(d.Doveadm(), "-o", "imapc_host="+host, "-o", "imapc_port="+port, "-o", "imapc_user=src@bench.test",
+				"-o", "imapc_password="+pw, "-o", "imapc_features=rfc822.size fetch-headers", "-o", "mail_prefetch_count=20",
+				"backup", "-R", "-u", dst, "imapc:")
+			elapsed, rss := measure(b, args[0], args[1:]...)
+			report("doveadm", elapsed, rss, dst)
+		}
+		if only != "" && only != "imapcopy" {
+			continue
+		}
 
 		// Run, in this process: its peak RSS is this process's, counted
 		// from here (Linux: clear_refs 5 resets VmHWM).
-		dst = fmt.Sprintf("imapcopy%d@bench.test", i)
+		dst := fmt.Sprintf("imapcopy%d@bench.test", i)
 		debug.FreeOSMemory()
 		os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 		start := time.Now()
@@ -121,7 +130,7 @@ SyncState %[5]s/
 		if err != nil {
 			b.Fatalf("Run: %v", err)
 		}
-		elapsed = time.Since(start)
+		elapsed := time.Since(start)
 		if p.MessagesCopied != int64(n) {
 			b.Errorf("Run: %+v", p)
 		}

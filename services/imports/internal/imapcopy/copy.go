@@ -22,7 +22,7 @@ import (
 // fetched while the one before is appended, so at most two are held.
 const (
 	// batchBytes and batchMessages bound one FETCH and one MULTIAPPEND.
-	batchBytes    = 8 << 20
+	batchBytes    = 4 << 20
 	batchMessages = 200
 	// MaxMessageBytes is the largest message copied; a larger one is a
 	// Failure. It is fetched alone, and held twice while it is appended:
