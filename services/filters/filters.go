@@ -4,9 +4,12 @@ package filters
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,6 +65,11 @@ type Config struct {
 	// ReportsPerHour caps an address's spam reports per hour; zero:
 	// internal.DefaultReportsPerHour.
 	ReportsPerHour int
+	// ManageSieveTLS makes the installer STARTTLS, trusting the CA in
+	// ManageSieveCAFile (empty: the system's roots); without it the
+	// installer logs in only to a loopback address.
+	ManageSieveTLS    bool
+	ManageSieveCAFile string
 	// Compiler and Installer compile and install an address's scripts;
 	// nil: the rule compiler and ManageSieve (tests give fakes).
 	Compiler  Compiler
@@ -106,6 +114,8 @@ func (c *Config) Register(l *config.Loader) {
 	l.String(&c.IMAPAddr, "imap-addr", "", "Dovecot's IMAP host:port for run-now and the Spam sweep, as managesieve-master-user (filters); empty: no runs")
 	l.String(&c.ManageSieve.Platform.User, "managesieve-platform-user", "", "Dovecot master user whose sessions see the platform's Sieve storage (filters)")
 	l.String(&c.ManageSieve.Platform.Password, "managesieve-platform-password", "", "its password (filters)")
+	l.Bool(&c.ManageSieveTLS, "managesieve-tls", false, "STARTTLS before logging in to ManageSieve, refusing a server without it (filters); needed unless managesieve-addr is a loopback address")
+	l.String(&c.ManageSieveCAFile, "managesieve-ca-file", "", "PEM file of the CA of ManageSieve's certificate (filters); empty: the system's roots")
 }
 
 // Validate reports every bad setting.
@@ -118,10 +128,17 @@ func (c *Config) Validate() []error {
 		config.Check(&errs, err == nil, "report-addr", "want host:port, got %q", c.ReportAddr)
 	}
 	if m := c.ManageSieve; m.Addr != "" {
-		_, _, err := net.SplitHostPort(m.Addr)
+		host, _, err := net.SplitHostPort(m.Addr)
 		config.Check(&errs, err == nil, "managesieve-addr", "want host:port, got %q", m.Addr)
+		ip := net.ParseIP(host)
+		local := host == "localhost" || (ip != nil && ip.IsLoopback())
+		config.Check(&errs, err != nil || local || c.ManageSieveTLS, "managesieve-tls", "needed with managesieve-addr %q, not a loopback address: the master passwords go only over TLS", m.Addr)
 		config.Check(&errs, m.Personal.User != "" && m.Personal.Password != "", "managesieve-master-user", "a master user and its password are needed with managesieve-addr")
 		config.Check(&errs, m.Platform.User != "" && m.Platform.Password != "", "managesieve-platform-user", "a platform user and its password are needed with managesieve-addr")
+		if c.ManageSieveCAFile != "" {
+			_, err := os.ReadFile(c.ManageSieveCAFile)
+			config.Check(&errs, err == nil, "managesieve-ca-file", "%v", err)
+		}
 	}
 	if c.IMAPAddr != "" {
 		_, _, err := net.SplitHostPort(c.IMAPAddr)
@@ -226,6 +243,21 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	}
 	if c.Installer == nil && c.ManageSieve.Addr != "" {
 		in := c.ManageSieve
+		if c.ManageSieveTLS && in.TLS == nil {
+			in.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+			if c.ManageSieveCAFile != "" {
+				pem, err := os.ReadFile(c.ManageSieveCAFile)
+				if err != nil {
+					conn.Close()
+					return nil, fmt.Errorf("managesieve-ca-file: %w", err)
+				}
+				in.TLS.RootCAs = x509.NewCertPool()
+				if !in.TLS.RootCAs.AppendCertsFromPEM(pem) {
+					conn.Close()
+					return nil, fmt.Errorf("managesieve-ca-file %s: no PEM certificate", c.ManageSieveCAFile)
+				}
+			}
+		}
 		c.Installer = internal.ManageSieve{In: &in}
 	}
 	s.SetInstaller(c.Compiler, c.Installer)

@@ -12,6 +12,7 @@ package install
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -127,6 +128,12 @@ type Installer struct {
 	Personal, Platform Login
 	// Timeout bounds each session; 0: 30 seconds.
 	Timeout time.Duration
+	// TLS, when set, makes every session STARTTLS (with this
+	// configuration; ServerName defaults to Addr's host) before it
+	// authenticates, and fails one whose server does not offer it.
+	// Without it, the master passwords are sent in the clear: only to a
+	// loopback address (Dovecot on the same host), never elsewhere.
+	TLS *tls.Config
 }
 
 // Install puts scripts in place for address: the platform's first, then
@@ -198,8 +205,33 @@ func (in *Installer) session(ctx context.Context, master Login, address string, 
 	defer stop()
 
 	c := &conn{r: bufio.NewReader(nc), w: nc}
-	if _, err := c.response(); err != nil { // the capabilities
+	caps, err := c.response()
+	if err != nil {
 		return fmt.Errorf("greeting: %w", err)
+	}
+	switch {
+	case in.TLS != nil:
+		if !offers(caps, "STARTTLS") {
+			return fmt.Errorf("managesieve at %s does not offer STARTTLS, which managesieve-tls asks for", in.Addr)
+		}
+		if err := c.simple("STARTTLS"); err != nil {
+			return fmt.Errorf("STARTTLS: %w", err)
+		}
+		cfg := in.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(in.Addr)
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("TLS with managesieve at %s: %w", in.Addr, err)
+		}
+		c = &conn{r: bufio.NewReader(tc), w: tc}
+		// RFC 5804 2.2: the server sends its capabilities again.
+		if _, err := c.response(); err != nil {
+			return fmt.Errorf("capabilities after STARTTLS: %w", err)
+		}
+	case !isLoopback(nc.RemoteAddr()):
+		return fmt.Errorf("managesieve at %s is not on this host: the master password goes only over TLS (set managesieve-tls)", in.Addr)
 	}
 	// SASL PLAIN: authorization id the address, authentication id the
 	// master user (Dovecot's master users take either this or user*master).
@@ -212,6 +244,23 @@ func (in *Installer) session(ctx context.Context, master Login, address string, 
 	}
 	c.simple("LOGOUT")
 	return nil
+}
+
+// offers says whether the capability lines hold capability name.
+func offers(caps []string, name string) bool {
+	for _, l := range caps {
+		word, _, _ := strings.Cut(l, " ")
+		if strings.EqualFold(strings.Trim(word, `"`), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// isLoopback says whether a is a loopback address.
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // conn is a ManageSieve session.
