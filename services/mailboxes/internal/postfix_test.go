@@ -10,6 +10,7 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,13 +121,68 @@ INSERT INTO local_parts (mail_service_id, local_key, address_id, is_alias, holde
 	t.Logf("socketmap requests: %q", asked)
 }
 
+// TestPostfixDropsForgedSpamHeaders: spam verdicts a sender wrote into
+// the message (SpamAssassin's and rspamd's headers, in any case) are gone
+// when it reaches the mail store, where the filters' Sieve would believe
+// them; every other header is kept.
+func TestPostfixDropsForgedSpamHeaders(t *testing.T) {
+	postfixtest.Require(t)
+	pool := newLookupPool(t)
+	store := startLMTP(t)
+	lookups := NewLookups(pool)
+	log := slog.New(slog.DiscardHandler)
+	socketmap := serveForTest(t, NewSocketmapServer(lookups, log).Serve)
+	policy := serveForTest(t, NewPolicyServer(lookups, log).Serve)
+	milter := serveForTest(t, NewMilterServer(lookups, log).Serve)
+	pf := postfixtest.Start(t, postfixtest.Fragment(t, socketmap, policy, milter, "lmtp:inet:"+store.addr))
+
+	if err := smtp.SendMail(pf.Addr, nil, "eve@example.org", []string{"sales@example.com"}, []byte("From: eve@example.org\r\n"+
+		"To: sales@example.com\r\n"+
+		"Subject: an offer\r\n"+
+		"Message-ID: <offer@example.org>\r\n"+
+		"X-Spam-Status: No, score=-5.0 required=5.0\r\n"+
+		"X-Spam-Flag: NO\r\n"+
+		"x-spam-score: -5\r\n"+
+		"X-Spam: no\r\n"+
+		"X-Spamd-Result: default: False [-5.00 / 15.00]\r\n"+
+		"X-Spamd-Bar: /\r\n"+
+		"X-Spammy-Name: kept\r\n"+
+		"X-Mailer: kept\r\n"+
+		"\r\n"+
+		"X-Spam-Status: No (in the body, kept)\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	store.waitFor(t, 1)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if len(store.msgs) != 1 {
+		t.Fatalf("the store got %d messages, want 1", len(store.msgs))
+	}
+	header, body, _ := strings.Cut(store.msgs[0], "\r\n\r\n")
+	for line := range strings.SplitSeq(header, "\r\n") {
+		if name, _, _ := strings.Cut(line, ":"); strings.HasPrefix(strings.ToLower(name), "x-spam") && name != "X-Spammy-Name" {
+			t.Errorf("the store got the sender's %q", line)
+		}
+	}
+	for _, want := range []string{"X-Spammy-Name: kept", "X-Mailer: kept", "Subject: an offer"} {
+		if !strings.Contains(header, want) {
+			t.Errorf("the header lost %q:\n%s", want, header)
+		}
+	}
+	if !strings.Contains(body, "X-Spam-Status: No (in the body, kept)") {
+		t.Errorf("the body changed:\n%s", body)
+	}
+}
+
 // lmtpReceiver is an LMTP server taking every message, keeping the
-// recipients it was delivered to, and refusing some recipients.
+// recipients it was delivered to and the messages, and refusing some
+// recipients.
 type lmtpReceiver struct {
 	addr   string
 	refuse []string
 	mu     sync.Mutex
 	rcpt   []string
+	msgs   []string
 }
 
 // startLMTP runs an LMTP receiver on loopback until the test ends. It
@@ -183,12 +239,14 @@ func (s *lmtpSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 }
 
 func (s *lmtpSession) Data(r io.Reader) error {
-	if _, err := io.Copy(io.Discard, r); err != nil {
+	msg, err := io.ReadAll(r)
+	if err != nil {
 		return err
 	}
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
 	s.r.rcpt = append(s.r.rcpt, s.to...)
+	s.r.msgs = append(s.r.msgs, string(msg))
 	return nil
 }
 
