@@ -66,9 +66,6 @@ func reportDovecot(t *testing.T, reportTo string) (*dovecottest.Dovecot, string)
 	copyFile(t, self, bin)
 	wrapper := filepath.Join(d.Dir, "sieve-pipe", "mailplane-report")
 	writeWrapper(t, wrapper, bin, reportTo, "5s")
-	if err := os.WriteFile(filepath.Join(d.Dir, "mailplane-masters"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	deployed, err := os.ReadFile(deploy + "conf.d/90-mailplane-sieve.conf")
 	if err != nil {
 		t.Fatal(err)

@@ -290,7 +290,23 @@ func (d *Dovecot) Doveadm() []string {
 // "smtp"), whether password opens user, with doveadm auth test.
 func (d *Dovecot) AuthTest(t testing.TB, service, user, password string) bool {
 	t.Helper()
-	args := append(d.Doveadm(), "auth", "test", "-x", "service="+service, user, password)
+	return d.authTest(t, service, "", user, password)
+}
+
+// AuthTestAs is AuthTest for master acting as user (doveadm auth test -M:
+// SASL PLAIN with user as the authorization id).
+func (d *Dovecot) AuthTestAs(t testing.TB, service, user, master, password string) bool {
+	t.Helper()
+	return d.authTest(t, service, master, user, password)
+}
+
+func (d *Dovecot) authTest(t testing.TB, service, master, user, password string) bool {
+	t.Helper()
+	args := append(d.Doveadm(), "auth", "test", "-x", "service="+service)
+	if master != "" {
+		args = append(args, "-M", master)
+	}
+	args = append(args, user, password)
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	var exit *exec.ExitError
 	switch {

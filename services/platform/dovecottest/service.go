@@ -19,14 +19,16 @@ import (
 )
 
 // The mail store's logins in a Mail: every address opens with
-// UserPassword; the filters service's two master users (deploy/mail's
-// mailplane-masters) with theirs.
+// UserPassword; the master users (deploy/mail's mailplane-masters.%s)
+// with theirs: the filters service's two, the imports service's one.
 const (
 	UserPassword     = "user-password"
 	PersonalMaster   = "mailplane-personal"
 	PersonalSecret   = "personal-secret"
 	PlatformMaster   = "mailplane-platform"
 	PlatformSecret   = "platform-secret"
+	ImportsMaster    = "mailplane-imports"
+	ImportsSecret    = "imports-secret"
 	deployedSieveDir = "deploy/mail/dovecot"
 )
 
@@ -91,10 +93,7 @@ func StartMail(t testing.TB, edit func(conf string) string) *Mail {
 	if err := os.WriteFile(filepath.Join(d.Dir, "sieve-pipe", "mailplane-report"), []byte(report), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	masters := PersonalMaster + ":{PLAIN}" + PersonalSecret + "\n" + PlatformMaster + ":{PLAIN}" + PlatformSecret + "\n"
-	if err := os.WriteFile(filepath.Join(d.Dir, "mailplane-masters"), []byte(masters), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	WriteMasters(t, d.Dir)
 	sqlConf := "driver = pgsql\nconnect = " + PGConnect(pgc) + "\n" +
 		`user_query = SELECT '` + d.Vmail + `/' || '%u' AS home, ` +
 		`CASE WHEN '%{master_user}' = '` + PlatformMaster + `' THEN 'file:~/sieve-platform' END AS sieve` + "\n"
@@ -125,6 +124,22 @@ userdb {
 `
 	d.Start(t, m.Conf)
 	return m
+}
+
+// WriteMasters writes the master users' passwd-files into dir as
+// deploy/mail/dovecot has them, one per service: the filters' masters open
+// IMAP and ManageSieve, the imports' master IMAP only, none anything else.
+func WriteMasters(t testing.TB, dir string) {
+	t.Helper()
+	filters := PersonalMaster + ":{PLAIN}" + PersonalSecret + "\n" + PlatformMaster + ":{PLAIN}" + PlatformSecret + "\n"
+	for service, lines := range map[string]string{
+		"imap":  filters + ImportsMaster + ":{PLAIN}" + ImportsSecret + "\n",
+		"sieve": filters,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, "mailplane-masters."+service), []byte(lines), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // Restart starts the instance again after Stop, with its configuration.
@@ -175,6 +190,12 @@ func findDeploy(t testing.TB) string {
 // PutScript) and returns each one's answer: its lines, and its final
 // "OK ..." or "NO ...".
 func (d *Dovecot) ManageSieve(user, password string, cmds ...string) ([][]string, error) {
+	return d.ManageSieveAs("", user, password, cmds...)
+}
+
+// ManageSieveAs is ManageSieve with as the authorization id (as a master
+// user logs in for an address; "": user's own login).
+func (d *Dovecot) ManageSieveAs(as, user, password string, cmds ...string) ([][]string, error) {
 	n := d.clients.Add(1) + 1 // a loopback address of its own: see clients
 	dialer := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(n>>8), byte(n))}}
 	conn, err := dialer.Dial("tcp", d.SieveAddr)
@@ -187,7 +208,7 @@ func (d *Dovecot) ManageSieve(user, password string, cmds ...string) ([][]string
 	if _, err := sieveResponse(r); err != nil {
 		return nil, fmt.Errorf("greeting: %w", err)
 	}
-	plain := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password))
+	plain := base64.StdEncoding.EncodeToString([]byte(as + "\x00" + user + "\x00" + password))
 	auth, err := sieveCommand(conn, r, `AUTHENTICATE "PLAIN" "`+plain+`"`)
 	if err != nil {
 		return nil, err

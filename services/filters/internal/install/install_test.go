@@ -85,10 +85,7 @@ func mailDovecotWith(t *testing.T, edit func(string) string) (*dovecottest.Dovec
 	if err := os.WriteFile(filepath.Join(d.Dir, "sieve-pipe", "mailplane-report"), []byte(report), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	masters := "mailplane-personal:{PLAIN}personal-secret\nmailplane-platform:{PLAIN}platform-secret\n"
-	if err := os.WriteFile(filepath.Join(d.Dir, "mailplane-masters"), []byte(masters), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dovecottest.WriteMasters(t, d.Dir)
 	sqlConf := "driver = pgsql\nconnect = " + dovecottest.PGConnect(pgc) + "\n" +
 		`user_query = SELECT '` + d.Vmail + `/' || '%u' AS home, ` +
 		`CASE WHEN '%{master_user}' = 'mailplane-platform' THEN 'file:~/sieve-platform' END AS sieve` + "\n" +

@@ -105,6 +105,60 @@ func TestMasterLogin(t *testing.T) {
 	}
 }
 
+// TestMasterServices: each master user opens the services it needs, as any
+// address, and no other: the filters' masters IMAP and ManageSieve, the
+// imports' master IMAP only; none opens SMTP submission (Postfix's SASL
+// asks Dovecot's auth as smtp or submission), where a leaked master
+// password would send mail as any customer.
+func TestMasterServices(t *testing.T) {
+	// No 2 s delay after each refusal below (auth_failure_delay).
+	d := dovecottest.StartMail(t, func(conf string) string { return conf + "\nauth_failure_delay = 0\n" }).Dovecot
+	seed(t, d, alice, "INBOX", msg("one", "x@example.net", "one", "", "Hi."))
+	type master struct {
+		Login
+		sieve bool
+	}
+	for _, ms := range []master{
+		{Login{dovecottest.PersonalMaster, dovecottest.PersonalSecret}, true},
+		{Login{dovecottest.PlatformMaster, dovecottest.PlatformSecret}, true},
+		{Login{dovecottest.ImportsMaster, dovecottest.ImportsSecret}, false},
+	} {
+		t.Run(ms.User, func(t *testing.T) {
+			c, err := Dial(context.Background(), d.Addr, alice, ms.Login, 30*time.Second)
+			if err != nil {
+				t.Fatalf("IMAP as alice: %v", err)
+			}
+			st, err := c.Select("INBOX", true)
+			c.Logout()
+			if err != nil || st.Messages != 1 {
+				t.Fatalf("alice's INBOX: %v %v", st, err)
+			}
+			_, err = d.ManageSieveAs(alice, ms.User, ms.Password, "LISTSCRIPTS")
+			if ms.sieve && err != nil {
+				t.Errorf("ManageSieve as alice: %v", err)
+			}
+			if !ms.sieve && err == nil {
+				t.Error("ManageSieve opened for a master user without it")
+			}
+			for service, want := range map[string]bool{"imap": true, "sieve": ms.sieve, "smtp": false, "submission": false, "pop3": false} {
+				if got := d.AuthTestAs(t, service, alice, ms.User, ms.Password); got != want {
+					t.Errorf("auth as alice for %s: %v, want %v", service, got, want)
+				}
+			}
+			// A master user is not an address either.
+			if d.AuthTest(t, "smtp", ms.User, ms.Password) {
+				t.Error("the master user's own login opened smtp")
+			}
+		})
+	}
+	// The address's own login is untouched by the master passdbs.
+	for _, service := range []string{"imap", "smtp", "submission"} {
+		if !d.AuthTest(t, service, alice, password) {
+			t.Errorf("alice's own password refused for %s", service)
+		}
+	}
+}
+
 var testRules = []rules.Rule{
 	{Name: "invoices", Enabled: true, Match: rules.All,
 		Conditions: []rules.Condition{{Field: rules.Subject, Op: rules.Contains, Value: "invoice"}},
