@@ -33,6 +33,9 @@ func Check(ctx context.Context, a Account) error {
 	if err != nil {
 		return err
 	}
+	// The answer is known: a server slow to say goodbye must not hold
+	// the request that asked.
+	c.Timeout = 5 * time.Second
 	c.Logout()
 	return nil
 }

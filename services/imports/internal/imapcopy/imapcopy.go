@@ -97,7 +97,10 @@ type FolderKey struct {
 	Folder string
 }
 
-// FolderState is how far a source folder was copied.
+// FolderState is how far a source folder was copied. Run reads
+// UIDValidity and LastUID only: Save has no argument for Done, and every
+// run lists each folder again and copies the UIDs after LastUID (a folder
+// done costs an EXAMINE and an empty FETCH).
 type FolderState struct {
 	UIDValidity, LastUID uint32
 	Done                 bool
