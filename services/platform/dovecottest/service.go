@@ -51,7 +51,8 @@ type Mail struct {
 // StartMail runs a Mail with edit (nil: none) applied to the deployed
 // 90-mailplane-sieve.conf first. Every address exists, with password
 // UserPassword and its home in Vmail/<address>. The userdb is a pgsql
-// query of the same shape as mailplane-sql.conf.ext's, so the test
+// query of the same shape as mailplane-sql.conf.ext's (its sieve and
+// imapsieve_mailbox1_name fields for master users; keep them alike), so the test
 // skips without MAILPLANE_TEST_DATABASE_URL (fails under CI=true).
 func StartMail(t testing.TB, edit func(conf string) string) *Mail {
 	t.Helper()
@@ -96,7 +97,8 @@ func StartMail(t testing.TB, edit func(conf string) string) *Mail {
 	WriteMasters(t, d.Dir)
 	sqlConf := "driver = pgsql\nconnect = " + PGConnect(pgc) + "\n" +
 		`user_query = SELECT '` + d.Vmail + `/' || '%u' AS home, ` +
-		`CASE WHEN '%{master_user}' = '` + PlatformMaster + `' THEN 'file:~/sieve-platform' END AS sieve` + "\n"
+		`CASE WHEN '%{master_user}' = '` + PlatformMaster + `' THEN 'file:~/sieve-platform' END AS sieve, ` +
+		`CASE WHEN '%{master_user}' <> '' THEN '' END AS imapsieve_mailbox1_name` + "\n"
 	if err := os.WriteFile(filepath.Join(d.Dir, "sql.conf.ext"), []byte(sqlConf), 0o644); err != nil {
 		t.Fatal(err)
 	}
