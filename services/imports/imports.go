@@ -218,6 +218,9 @@ func Register(srv *grpc.Server, pool *pgxpool.Pool, c Config, log *slog.Logger) 
 	if c.Limits.PerServer == 0 {
 		c.Limits.PerServer = 2
 	}
+	if c.Limits.ChecksPerHour == 0 {
+		c.Limits.ChecksPerHour = internal.DefaultChecksPerHour
+	}
 	conn, err := grpc.NewClient(c.AccountsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))

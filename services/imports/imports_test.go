@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -701,5 +702,27 @@ func TestWatch(t *testing.T) {
 	}
 	if len(seen) < 2 || seen[len(seen)-1] != 15 {
 		t.Fatalf("watched %v", seen)
+	}
+}
+
+// TestSourceLoginsCapped: an organization looping on imports whose source
+// login is refused (someone trying passwords against an IMAP server
+// through the service) is stopped after its hourly count of logins, with
+// RESOURCE_EXHAUSTED, before the server is asked again.
+func TestSourceLoginsCapped(t *testing.T) {
+	e := start(t, options{limits: imports.Limits{ChecksPerHour: 3}, noWork: true})
+	dest := e.announce("anna")
+	create := func(password string) error {
+		_, err := e.client.CreateImportJob(e.admin, &importsv1.CreateImportJobRequest{Parent: "organizations/" + e.org.String(),
+			ImportJob: &importsv1.ImportJob{Destination: dest, Sources: []*importsv1.Source{{Host: "imap.example.net", Login: "victim", Password: password}}}})
+		return err
+	}
+	for i := range 3 {
+		if err := create("guess" + strconv.Itoa(i)); status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("guess %d: %v, want the refused login", i, err)
+		}
+	}
+	if err := create("right"); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("past the cap: %v, want RESOURCE_EXHAUSTED", err)
 	}
 }

@@ -119,6 +119,9 @@ func (s *Server) prepare(ctx context.Context, srcs []source, pws []string, dest 
 			}
 		}
 	}
+	if err := s.countChecks(ctx, dest.org, len(srcs)); err != nil {
+		return nil, err
+	}
 	errc := make([]error, len(srcs))
 	var wg sync.WaitGroup
 	for i, src := range srcs {
@@ -166,6 +169,25 @@ func (s *Server) prepare(ctx context.Context, srcs []source, pws []string, dest 
 		return nil, e
 	}
 	return p, nil
+}
+
+// countChecks counts n logins to source servers for org in this hour and
+// refuses them past the cap, so that the service cannot be looped on to
+// try passwords against someone's IMAP server. The count is in
+// PostgreSQL, so that every replica agrees; the organization's past hours
+// are pruned as it goes.
+func (s *Server) countChecks(ctx context.Context, org uuid.UUID, n int) error {
+	var count int
+	err := s.pool.QueryRow(ctx, `WITH pruned AS (DELETE FROM source_checks WHERE organization_id = $1 AND hour < date_trunc('hour', now()))
+INSERT INTO source_checks (organization_id, hour, count) VALUES ($1, date_trunc('hour', now()), $2)
+ON CONFLICT (organization_id, hour) DO UPDATE SET count = source_checks.count + $2 RETURNING count`, org, n).Scan(&count)
+	if err != nil {
+		return fmt.Errorf("count source logins: %w", err)
+	}
+	if count > s.limits.ChecksPerHour {
+		return errs.E(errs.ResourceExhausted, "the organization's imports tried %d source logins this hour, at most %d: try again next hour", count-n, s.limits.ChecksPerHour)
+	}
+	return nil
 }
 
 // publicHost refuses a host that is, or resolves to, an address of

@@ -25,6 +25,11 @@ import (
 // DefaultActiveJobs caps an organization's jobs not yet ended.
 const DefaultActiveJobs = 50
 
+// DefaultChecksPerHour caps the logins to source servers an organization's
+// import requests make per hour: two full bulk imports of 25 rows with two
+// sources each, and their retries.
+const DefaultChecksPerHour = 200
+
 // maxFailures is how many failed messages a job keeps (its count counts
 // them all).
 const maxFailures = 1000

@@ -43,6 +43,9 @@ type EmailSender interface {
 type Limits struct {
 	// ActiveJobs caps an organization's jobs not yet ended.
 	ActiveJobs int
+	// ChecksPerHour caps the logins to source servers an organization's
+	// requests make per hour (each source of each import or bulk row).
+	ChecksPerHour int
 	// PerServer caps the jobs copying from one source server at once.
 	PerServer int
 	// PrivateSources lets sources be on loopback and private networks
