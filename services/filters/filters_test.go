@@ -675,6 +675,20 @@ func TestSendersCSV(t *testing.T) {
 	if err != nil || len(imp.GetFilterSettings().GetBlockedSenders()) != 3 {
 		t.Fatalf("round trip: %v %v", imp, err)
 	}
+	// A sender a spreadsheet would run as a formula is exported defused
+	// and comes back as it was.
+	formula := "=1+cmd@evil.example"
+	if _, err := e.settings.ImportSenders(e.admin, &filtersv1.ImportSendersRequest{Name: name, Csv: formula + ",allow\n", Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	exp, err = e.settings.ExportSenders(e.admin, &filtersv1.ExportSendersRequest{Name: name})
+	if err != nil || exp.GetCsv() != "sender,list\n'"+formula+",allow\n" {
+		t.Fatalf("export of a formula-like sender: %q %v", exp.GetCsv(), err)
+	}
+	imp, err = e.settings.ImportSenders(e.admin, &filtersv1.ImportSendersRequest{Name: name, Csv: exp.GetCsv(), Replace: true})
+	if err != nil || !slices.Equal(imp.GetFilterSettings().GetAllowedSenders(), []string{formula}) {
+		t.Fatalf("round trip of a defused sender: %v %v", imp, err)
+	}
 	for _, bad := range []string{"a.example,maybe\n", "a,b,c\n", "\"unclosed\n"} {
 		_, err := e.settings.ImportSenders(e.admin, &filtersv1.ImportSendersRequest{Name: name, Csv: bad})
 		wantCode(t, err, codes.InvalidArgument, "csv")

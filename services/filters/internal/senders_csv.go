@@ -12,10 +12,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
 	"github.com/mailplane/mailplane/services/filters/internal/rules"
+	"github.com/mailplane/mailplane/services/platform/csvcell"
 	"github.com/mailplane/mailplane/services/platform/errs"
 )
 
 // sendersCSV writes the lists as CSV: "sender,list", list block or allow.
+// A sender such as "@example.com" is defused (csvcell), since the file is
+// opened in spreadsheets; parseSendersCSV reads it back as it was.
 func sendersCSV(st *Settings) string {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
@@ -25,7 +28,7 @@ func sendersCSV(st *Settings) string {
 		senders []string
 	}{{"block", st.Blocked}, {"allow", st.Allowed}} {
 		for _, s := range l.senders {
-			_ = w.Write([]string{s, l.name})
+			_ = w.Write([]string{csvcell.Defuse(s), l.name})
 		}
 	}
 	w.Flush()
@@ -53,7 +56,7 @@ func parseSendersCSV(text string) (block, allow []string, err error) {
 		if len(rec) > 2 {
 			return nil, nil, errs.Field("csv", fmt.Sprintf("row %d: want sender,list, got %d columns", n, len(rec)))
 		}
-		sender := strings.TrimSpace(rec[0])
+		sender := csvcell.Restore(strings.TrimSpace(rec[0]))
 		if sender == "" {
 			// A blank line never gets here (the reader skips it): a row
 			// like ",allow" lost its sender, which the import must say.

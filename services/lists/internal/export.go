@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	listsv1 "github.com/mailplane/mailplane/proto/mailplane/lists/v1"
+	"github.com/mailplane/mailplane/services/platform/csvcell"
 	"github.com/mailplane/mailplane/services/platform/pg"
 	"google.golang.org/grpc"
 )
@@ -106,8 +106,8 @@ func (m *member) csv() []string {
 	if listsv1.Delivery(m.delivery) == listsv1.Delivery_DELIVERY_DISABLED_BY_BOUNCES {
 		delivery = "disabled_by_bounces"
 	}
-	return []string{cell(m.email), cell(m.display), m.createTime.UTC().Format(time.RFC3339), delivery, csvTime(m.disabledTime),
-		fmt.Sprint(m.score), csvTime(m.first), csvTime(m.last), cell(m.diagnostic)}
+	return []string{csvcell.Defuse(m.email), csvcell.Defuse(m.display), m.createTime.UTC().Format(time.RFC3339), delivery, csvTime(m.disabledTime),
+		fmt.Sprint(m.score), csvTime(m.first), csvTime(m.last), csvcell.Defuse(m.diagnostic)}
 }
 
 func csvTime(t *time.Time) string {
@@ -115,15 +115,4 @@ func csvTime(t *time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-// cell defuses text a spreadsheet would run as a formula (CSV
-// injection, OWASP): a cell that starts with =, +, -, @, a tab or a
-// carriage return gets a leading apostrophe. Addresses and names come
-// from the public (subscription forms), the file is opened in Excel.
-func cell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }

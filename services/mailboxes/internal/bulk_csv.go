@@ -17,6 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mailplane/mailplane/services/platform/csvcell"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/validate"
 )
@@ -276,7 +277,9 @@ func (b *bulkReader) check(rec []string, be *bulkErrors) (bulkRow, bool) {
 			return "", 0
 		}
 		line, _ := b.r.FieldPos(i)
-		return strings.TrimSpace(rec[i]), line
+		// The error file defuses cells a spreadsheet would run
+		// (csvcell); uploaded again, they read as the customer wrote them.
+		return strings.TrimSpace(csvcell.Restore(rec[i])), line
 	}
 	n := be.total
 	bad := func(line, c int, format string, args ...any) { be.add(line, bulkColumns[c], format, args...) }

@@ -164,7 +164,8 @@ func TestBulkRows(t *testing.T) {
 	rows := readAll(t, "\xef\xbb\xbflocal_part,kind,aliases,redirect_destinations,quota_mb\r\n"+
 		"Anna.Smith,,Anna asmith ANNA,,2048\r\n"+
 		"fw,redirect,,\"Boss@Elsewhere.example, b@y.example\",\r\n"+
-		"\"no-reply\",No-Reply,,,0\r\n")
+		"\"no-reply\",No-Reply,,,0\r\n"+
+		"ops,redirect,,'-ops@y.example,\r\n") // defused by the error file
 	got := make([]string, len(rows))
 	for i, r := range rows {
 		got[i] = fmt.Sprintf("%d %s %s %s %v %v %d", r.line, r.localPart, r.key, bulkKinds[r.kind], r.aliases, r.redirects, r.quota)
@@ -173,6 +174,7 @@ func TestBulkRows(t *testing.T) {
 		"2 Anna.Smith anna.smith mailbox [anna asmith] [] 2147483648",
 		"3 fw fw redirect [] [boss@elsewhere.example b@y.example] 0",
 		"4 no-reply no-reply no_reply [] [] 0",
+		"5 ops ops redirect [] [-ops@y.example] 0",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)

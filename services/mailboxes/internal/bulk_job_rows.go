@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/aip"
+	"github.com/mailplane/mailplane/services/platform/csvcell"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"google.golang.org/grpc"
 )
@@ -183,7 +184,7 @@ func (s *Server) ExportBulkJobErrors(req *mailboxesv1.ExportBulkJobErrorsRequest
 				if i < len(rec) {
 					f = rec[i]
 				}
-				fields = append(fields, f)
+				fields = append(fields, csvcell.Defuse(f))
 			}
 			return w.Write(append(fields, strconv.Itoa(line), reason))
 		})
