@@ -261,6 +261,16 @@ func names(rules []*filtersv1.Rule) []string {
 	return out
 }
 
+// errorReason is the ErrorInfo reason of err, "" without one.
+func errorReason(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
+}
+
 func wantCode(t *testing.T, err error, code codes.Code, field string) {
 	t.Helper()
 	if status.Code(err) != code {
@@ -384,7 +394,10 @@ func TestRulesCapAndBadInput(t *testing.T) {
 		}
 	}
 	_, err := e.rules.CreateRule(e.admin, &filtersv1.CreateRuleRequest{Parent: addr, Rule: rule("six")})
-	wantCode(t, err, codes.FailedPrecondition, "")
+	wantCode(t, err, codes.ResourceExhausted, "")
+	if r := errorReason(err); r != "TOO_MANY_RULES" {
+		t.Errorf("reason %q, want TOO_MANY_RULES", r)
+	}
 
 	bad := []struct {
 		field string

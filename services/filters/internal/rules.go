@@ -302,7 +302,7 @@ func (s *Server) CreateRule(ctx context.Context, req *filtersv1.CreateRuleReques
 			return fmt.Errorf("count rules: %w", err)
 		}
 		if n >= s.maxRules {
-			return errs.E(errs.FailedPrecondition, "the address has %d rules, the most it may have: delete one first", n)
+			return errs.E(errs.ResourceExhausted, "the address has %d rules, the most it may have: delete one first", n).WithReason("TOO_MANY_RULES")
 		}
 		r.Position = n
 		if req.Position != nil && int(req.GetPosition()) < n {
@@ -389,6 +389,12 @@ func (s *Server) UpdateRule(ctx context.Context, req *filtersv1.UpdateRuleReques
 	}
 	var r *Rule
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		// The address first, as CreateRule does: two updates of
+		// different rules must not each find the scripts under 1 MiB
+		// and together pass it.
+		if _, err := tx.Exec(ctx, lockAddress, a.addr); err != nil {
+			return fmt.Errorf("lock address: %w", err)
+		}
 		old, err := scanRule(tx.QueryRow(ctx, selectRule+` FOR UPDATE`, a.addr, id))
 		if err == pgx.ErrNoRows {
 			return errs.E(errs.NotFound, "rule %s not found", req.GetRule().GetName())
