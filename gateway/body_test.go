@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -381,5 +382,39 @@ func TestInputErrorText(t *testing.T) {
 		if got, ok := parseInputError(msg); ok {
 			t.Errorf("parseInputError(%q) = %+v, want none", msg, got)
 		}
+	}
+}
+
+// TestQueryRefusedOnBodyRoutes: on every route whose fields all come from
+// the path and the body (body "*" in http.yaml), whose generated handler
+// never reads the query, a query parameter is a 400 naming it, as on every
+// other route, and the backend is not called.
+func TestQueryRefusedOnBodyRoutes(t *testing.T) {
+	h := newEdge(t, Config{AccountsAddr: startEchoes(t)}, nil)
+	routes, err := bodyRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(routes) < 30 {
+		t.Fatalf("%d routes with body \"*\"; http.yaml has more", len(routes))
+	}
+	// A path the route's pattern matches: each variable's segments with
+	// "x" for a wildcard.
+	variable := regexp.MustCompile(`\{[a-z_.]+=([^}]*)\}`)
+	for route := range routes {
+		method, pattern, _ := strings.Cut(route, " ")
+		path := variable.ReplaceAllStringFunc(pattern, func(v string) string {
+			return strings.ReplaceAll(variable.FindStringSubmatch(v)[1], "*", "x")
+		})
+		t.Run(route, func(t *testing.T) {
+			w := serve(h, request(method, path+"?admin=1", "application/json", "{}"))
+			if field, _ := violation(t, w); w.Code != http.StatusBadRequest || field != "admin" {
+				t.Errorf("%s %s?admin=1: %d %s, want 400 naming admin", method, path, w.Code, w.Body)
+			}
+		})
+	}
+	// Without a query, the same route reaches the backend.
+	if w := serve(h, request(http.MethodPost, addressesPath, "application/json", `{"address":{"localPart":"ann"}}`)); w.Code != http.StatusOK {
+		t.Errorf("create without a query: %d %s", w.Code, w.Body)
 	}
 }

@@ -164,6 +164,10 @@ const roundRobin = `{"loadBalancingConfig": [{"round_robin": {}}]}`
 // an unknown path or a wrong method gets the same JSON error as everywhere
 // else.
 func newMux(ctx context.Context, backends []backend, trusted []netip.Prefix, log *slog.Logger) (*runtime.ServeMux, error) {
+	bodyOnly, err := bodyRoutes()
+	if err != nil {
+		return nil, err
+	}
 	var mux *runtime.ServeMux
 	mux = runtime.NewServeMux(
 		// Every request body is JSON, whatever the Content-Type says
@@ -176,6 +180,7 @@ func newMux(ctx context.Context, backends []backend, trusted []netip.Prefix, log
 		// 404 whatever its body. mux is set by the time they run.
 		runtime.WithMiddlewares(
 			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkPathParams(mux)(next) },
+			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkQuery(mux, bodyOnly)(next) },
 			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkBody(mux)(next) },
 			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkIdempotencyKey(mux)(next) },
 		),
