@@ -322,6 +322,11 @@ func (p Platform) ads() (string, error) {
 	var b strings.Builder
 	b.WriteString("# Mailplane: platform filters after the personal script, written by the filters service.\n")
 	b.WriteString(`require ["fileinto", "mailbox"];` + "\n\n")
+	// An auto-reply is a notification, though Pigeonhole's vacation (ours
+	// too) writes Precedence: bulk into it, which the newsletters' test
+	// would take first.
+	b.WriteString("# auto-replies\nif header :matches \"Auto-Submitted\" \"auto-replied*\" {\n")
+	b.WriteString("    fileinto :create " + notice + ";\n    stop;\n}\n\n")
 	// "exists" with a list holds when all exist: one test each.
 	b.WriteString("# newsletters\nif anyof (exists \"List-Unsubscribe\", exists \"List-Id\", exists \"Feedback-ID\",\n")
 	b.WriteString("          header :is \"Precedence\" [\"bulk\", \"list\"],\n")

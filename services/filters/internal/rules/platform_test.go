@@ -102,6 +102,9 @@ func TestPlatformInPigeonhole(t *testing.T) {
 		{"feedback id", "news@shop.example", "Feedback-ID: 1:2:3:esp\n", "Newsletters", true},
 		{"refused", "pest@other.example", "", "reject", false},
 		{"notification", "robot@shop.example", "Auto-Submitted: auto-generated\n", "Notifications", false},
+		// An auto-reply as Pigeonhole's vacation writes it, Precedence: bulk
+		// included, is a notification, not a newsletter.
+		{"auto-reply", "anna@outside.example", "Auto-Submitted: auto-replied (vacation)\nPrecedence: bulk\n", "Notifications", false},
 		{"no-reply", "No-Reply@shop.example", "", "Notifications", true},
 		{"auto-submitted no", "bob@outside.example", "Auto-Submitted: no\n", "INBOX", false},
 		{"personal rule wins over ads", "news@shop.example", "Subject: Your invoice\nList-Id: <x.shop.example>\n", "Invoices", false},
