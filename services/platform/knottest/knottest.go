@@ -45,14 +45,23 @@ type Server struct {
 	KeyName   string
 	Algorithm string
 	Secret    string
+	// OwnerKeyName and OwnerSecret are the zone owner's own key, which may
+	// update any record of the zone, as a customer does with their DNS
+	// host (SetTXT): publishing a verification record, say. Mailplane is
+	// never given it.
+	OwnerKeyName string
+	OwnerSecret  string
 	// Dir is the instance's directory; the zone file, rewritten after each
 	// update, is Dir/zones/<zone>zone.
 	Dir string
 }
 
 // keyName is the TSIG key's name in every instance; instances are told
-// apart by their secrets.
-const keyName = "update-key."
+// apart by their secrets. ownerKeyName is the zone owner's.
+const (
+	keyName      = "update-key."
+	ownerKeyName = "owner-key."
+)
 
 // conf is knotd's configuration, after /work/shared/recipes/knot-rfc2136.md:
 // a signed update may change TXT records at the apex and _dmarc (owner
@@ -70,7 +79,13 @@ key:
   - id: {{.KeyName}}
     algorithm: {{.Algorithm}}
     secret: {{.Secret}}
+  - id: {{.OwnerKeyName}}
+    algorithm: {{.Algorithm}}
+    secret: {{.OwnerSecret}}
 acl:
+  - id: owner
+    key: {{.OwnerKeyName}}
+    action: update
   - id: update-exact
     key: {{.KeyName}}
     action: update
@@ -95,7 +110,7 @@ template:
 zone:
   - domain: "{{.Zone}}"
     file: "{{.Zone}}zone"
-    acl: [update-exact, update-dkim]
+    acl: [update-exact, update-dkim, owner]
 `))
 
 // Start runs knotd serving zone, zone-file text whose SOA record names the
@@ -131,14 +146,17 @@ func prepare(t testing.TB, zone string) *Server {
 	if err != nil {
 		t.Fatalf("knottest: %v", err)
 	}
-	secret := make([]byte, 32)
+	secret, owner := make([]byte, 32), make([]byte, 32)
 	rand.Read(secret)
+	rand.Read(owner)
 	s := &Server{
-		Zone:      name,
-		KeyName:   keyName,
-		Algorithm: Algorithm,
-		Secret:    base64.StdEncoding.EncodeToString(secret),
-		Dir:       t.TempDir(),
+		Zone:         name,
+		KeyName:      keyName,
+		Algorithm:    Algorithm,
+		Secret:       base64.StdEncoding.EncodeToString(secret),
+		OwnerKeyName: ownerKeyName,
+		OwnerSecret:  base64.StdEncoding.EncodeToString(owner),
+		Dir:          t.TempDir(),
 	}
 	for _, sub := range []string{"zones", "db", "run"} {
 		if err := os.Mkdir(filepath.Join(s.Dir, sub), 0o755); err != nil {
@@ -178,6 +196,7 @@ func (s *Server) start(t testing.TB, bin string, port int) error {
 	err := conf.Execute(&b, map[string]any{
 		"Dir": s.Dir, "Port": port, "Zone": s.Zone,
 		"KeyName": s.KeyName, "Algorithm": s.Algorithm, "Secret": s.Secret,
+		"OwnerKeyName": s.OwnerKeyName, "OwnerSecret": s.OwnerSecret,
 	})
 	if err != nil {
 		return err
@@ -237,6 +256,31 @@ func (s *Server) start(t testing.TB, bin string, port int) error {
 		}
 	})
 	return nil
+}
+
+// SetTXT replaces name's TXT records (name absolute, in the zone) with one
+// record per value, TTL 0, signed with the owner's key: what a customer
+// does at their DNS host, such as publishing a verification record that
+// Mailplane's key may not write.
+func (s *Server) SetTXT(t testing.TB, name string, values ...string) {
+	t.Helper()
+	rrs := make([]mdns.RR, len(values))
+	for i, v := range values {
+		rrs[i] = &mdns.TXT{Hdr: mdns.RR_Header{Name: mdns.Fqdn(name), Rrtype: mdns.TypeTXT, Class: mdns.ClassINET}, Txt: []string{v}}
+	}
+	m := new(mdns.Msg)
+	m.SetUpdate(s.Zone)
+	m.RemoveRRset([]mdns.RR{&mdns.ANY{Hdr: mdns.RR_Header{Name: mdns.Fqdn(name), Rrtype: mdns.TypeTXT, Class: mdns.ClassINET}}})
+	m.Insert(rrs)
+	m.SetTsig(s.OwnerKeyName, mdns.HmacSHA256, 300, time.Now().Unix())
+	c := &mdns.Client{Net: "tcp", Timeout: 5 * time.Second, TsigSecret: map[string]string{s.OwnerKeyName: s.OwnerSecret}}
+	r, _, err := c.Exchange(m, s.Addr)
+	if err != nil {
+		t.Fatalf("knottest: update %s TXT: %v", name, err)
+	}
+	if r.Rcode != mdns.RcodeSuccess {
+		t.Fatalf("knottest: update %s TXT: %s", name, mdns.RcodeToString[r.Rcode])
+	}
 }
 
 func (s *Server) askSOA() error {

@@ -348,3 +348,23 @@ func FuzzZoneName(f *testing.F) {
 		}
 	})
 }
+
+// TestOwnerSetTXT: the owner's key writes a name the update key may not
+// (a verification record), and the update key still may not.
+func TestOwnerSetTXT(t *testing.T) {
+	s := Start(t, zone)
+	const name = "_mailplane-verification.example.test."
+	s.SetTXT(t, name, "token-1")
+	if diff := cmp.Diff([]string{"token-1"}, txt(t, s, name)); diff != "" {
+		t.Errorf("TXT %s after SetTXT (-want +got):\n%s", name, diff)
+	}
+	m := new(mdns.Msg)
+	m.SetUpdate(s.Zone)
+	m.Insert([]mdns.RR{rr(t, name+" 0 TXT \"forged\"")})
+	if r := send(t, s, m, s.Secret); r.Rcode != mdns.RcodeRefused && r.Rcode != mdns.RcodeNotAuth {
+		t.Errorf("update key writing %s: %s, want REFUSED or NOTAUTH", name, mdns.RcodeToString[r.Rcode])
+	}
+	if diff := cmp.Diff([]string{"token-1"}, txt(t, s, name)); diff != "" {
+		t.Errorf("TXT %s after the refused update (-want +got):\n%s", name, diff)
+	}
+}
