@@ -48,6 +48,11 @@ type Dovecot struct {
 	// their addresses.
 	LMTP, Sieve         bool
 	LMTPAddr, SieveAddr string
+	// SASL, set before Start, adds a loopback listener of Dovecot's auth
+	// service, which Postfix reaches for SMTP AUTH (smtpd_sasl_type =
+	// dovecot, smtpd_sasl_path = inet:SASLAddr); Start sets SASLAddr.
+	SASL     bool
+	SASLAddr string
 
 	bin              string
 	root             bool
@@ -60,8 +65,8 @@ type Dovecot struct {
 	// turns that off.
 	clients atomic.Uint32
 
-	port, lmtpPort, sievePort int
-	stop                      func()
+	port, lmtpPort, sievePort, saslPort int
+	stop                                func()
 }
 
 // Stop stops a started Dovecot, as a crash or an upgrade would; Start runs
@@ -178,6 +183,14 @@ service managesieve-login {
 {{- end}}
 }
 {{- end}}
+{{- if .SASL}}
+service auth {
+  inet_listener sasl {
+    address = 127.0.0.1
+    port = {{.SASLPort}}
+  }
+}
+{{- end}}
 {{- if not .Root}}
 service anvil {
   chroot =
@@ -202,12 +215,17 @@ func (d *Dovecot) Start(t testing.TB, conf string) {
 			d.sievePort = freePort(t)
 			d.SieveAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.sievePort))
 		}
+		if d.SASL {
+			d.saslPort = freePort(t)
+			d.SASLAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.saslPort))
+		}
 	}
 	port, lmtpPort, sievePort := d.port, d.lmtpPort, d.sievePort
 	var b strings.Builder
 	err := baseConf.Execute(&b, map[string]any{
 		"Dir": d.Dir, "Port": port, "Root": d.root,
 		"LMTP": d.LMTP, "LMTPPort": lmtpPort, "Sieve": d.Sieve, "SievePort": sievePort,
+		"SASL": d.SASL, "SASLPort": d.saslPort,
 		"Internal": d.internal, "Group": d.group, "Login": d.login,
 		"MailUID": d.mailUID, "MailGID": d.mailGID,
 	})

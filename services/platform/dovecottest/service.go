@@ -70,6 +70,43 @@ func StartMail(t testing.TB, edit func(conf string) string) *Mail {
 	d := New(t)
 	d.LMTP, d.Sieve = true, true
 	m := &Mail{Dovecot: d, Relay: smtptest.StartRelay(t), Reports: filepath.Join(d.Dir, "reports")}
+	conf := m.sieveConf(t, m.Relay.Addr)
+	sqlConf := "driver = pgsql\nconnect = " + PGConnect(pgc) + "\n" +
+		`user_query = SELECT '` + d.Vmail + `/' || '%u' AS home, ` +
+		`CASE WHEN '%{master_user}' = '` + PlatformMaster + `' THEN 'file:~/sieve-platform' END AS sieve, ` +
+		`CASE WHEN '%{master_user}' <> '' THEN '' END AS imapsieve_mailbox1_name` + "\n"
+	if err := os.WriteFile(filepath.Join(d.Dir, "sql.conf.ext"), []byte(sqlConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		conf = edit(conf)
+	}
+	// Debian's 10-mail.conf makes the inbox namespace, which the deployed
+	// file adds the Spam folder to.
+	m.Conf = "namespace inbox {\n  inbox = yes\n}\n" + conf + `
+postmaster_address = postmaster@example.org
+# As 90-mailplane-auth.conf: any local part ("a*b", "o'neil") is a login.
+auth_username_chars =
+passdb {
+  driver = static
+  args = password=` + UserPassword + `
+}
+userdb {
+  driver = sql
+  args = ` + d.Dir + `/sql.conf.ext
+}
+`
+	d.Start(t, m.Conf)
+	return m
+}
+
+// sieveConf prepares what deploy/mail/dovecot's 90-mailplane-sieve.conf
+// reads (the report scripts and their pipe, the master users' files) in
+// m's directory and returns the file's text pointing there, with
+// auto-replies submitted to submission (host:port).
+func (m *Mail) sieveConf(t testing.TB, submission string) string {
+	t.Helper()
+	d := m.Dovecot
 	deploy := findDeploy(t)
 	deployed, err := os.ReadFile(filepath.Join(deploy, "conf.d", "90-mailplane-sieve.conf"))
 	if err != nil {
@@ -95,37 +132,14 @@ func StartMail(t testing.TB, edit func(conf string) string) *Mail {
 		t.Fatal(err)
 	}
 	WriteMasters(t, d.Dir)
-	sqlConf := "driver = pgsql\nconnect = " + PGConnect(pgc) + "\n" +
-		`user_query = SELECT '` + d.Vmail + `/' || '%u' AS home, ` +
-		`CASE WHEN '%{master_user}' = '` + PlatformMaster + `' THEN 'file:~/sieve-platform' END AS sieve, ` +
-		`CASE WHEN '%{master_user}' <> '' THEN '' END AS imapsieve_mailbox1_name` + "\n"
-	if err := os.WriteFile(filepath.Join(d.Dir, "sql.conf.ext"), []byte(sqlConf), 0o644); err != nil {
-		t.Fatal(err)
+	const host = "submission_host = 127.0.0.1:25"
+	if !strings.Contains(string(deployed), host) {
+		t.Fatalf("90-mailplane-sieve.conf has no %q", host)
 	}
-	conf := strings.NewReplacer(
+	return strings.NewReplacer(
 		"/etc/dovecot/", d.Dir+"/",
-		"submission_host = 127.0.0.1:25", "submission_host = "+m.Relay.Addr,
+		host, "submission_host = "+submission,
 	).Replace(string(deployed))
-	if edit != nil {
-		conf = edit(conf)
-	}
-	// Debian's 10-mail.conf makes the inbox namespace, which the deployed
-	// file adds the Spam folder to.
-	m.Conf = "namespace inbox {\n  inbox = yes\n}\n" + conf + `
-postmaster_address = postmaster@example.org
-# As 90-mailplane-auth.conf: any local part ("a*b", "o'neil") is a login.
-auth_username_chars =
-passdb {
-  driver = static
-  args = password=` + UserPassword + `
-}
-userdb {
-  driver = sql
-  args = ` + d.Dir + `/sql.conf.ext
-}
-`
-	d.Start(t, m.Conf)
-	return m
 }
 
 // WriteMasters writes the master users' passwd-files into dir as

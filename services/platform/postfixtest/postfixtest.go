@@ -65,9 +65,26 @@ func Fragment(t testing.TB, socketmap, policy, milter, store string) string {
 
 // Instance is a running Postfix.
 type Instance struct {
-	// Addr is its SMTP server's address.
+	// Addr is its SMTP server's address (port 25's smtpd: no AUTH).
 	Addr string
-	dir  string
+	// Submission is its submission port's address when Options.SASL was
+	// given: SMTP AUTH through Dovecot, authenticated clients only.
+	Submission string
+	dir        string
+}
+
+// Options are what an instance may add to the fragment's settings.
+type Options struct {
+	// Addr is the SMTP server's address (port 25's); empty: a free
+	// loopback port. Set it to tell Dovecot (submission_host) before
+	// Postfix starts.
+	Addr string
+	// SASL is the address of Dovecot's auth listener (dovecottest's
+	// SASLAddr): the fragment's smtpd_sasl_path becomes inet:SASL, and a
+	// submission port takes SMTP AUTH, as master.cf's submission service
+	// does in production (without TLS: on loopback, Postfix offers AUTH
+	// in the clear and Go's net/smtp accepts it).
+	SASL string
 }
 
 // Log returns what Postfix logged so far.
@@ -83,7 +100,20 @@ func (in *Instance) Log() string {
 // short.
 func Start(t testing.TB, conf string) *Instance {
 	t.Helper()
+	return StartOptions(t, conf, Options{})
+}
+
+// StartOptions is Start with opts.
+func StartOptions(t testing.TB, conf string, opts Options) *Instance {
+	t.Helper()
 	postfix := Require(t)
+	if opts.SASL != "" {
+		const path = "smtpd_sasl_path = private/auth"
+		if !strings.Contains(conf, path) {
+			t.Fatalf("postfixtest: the configuration has no %q to point at %s", path, opts.SASL)
+		}
+		conf = strings.ReplaceAll(conf, path, "smtpd_sasl_path = inet:"+opts.SASL)
+	}
 	// Postfix's processes, running as the postfix user, need to reach the
 	// queue: not a t.TempDir, which is private to root.
 	dir, err := os.MkdirTemp("", "mailplane-postfix-")
@@ -111,7 +141,10 @@ func Start(t testing.TB, conf string) *Instance {
 	if err := os.Chown(filepath.Join(dir, "data"), uid, gid); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := opts.Addr
+	if addr == "" {
+		addr = freeAddr(t)
+	}
 	main := `compatibility_level = 3.6
 queue_directory = ` + dir + `/queue
 data_directory = ` + dir + `/data
@@ -156,6 +189,13 @@ address_verify_poll_delay = 1s
 	run(postconf, "-c", dir, "-M#", "smtp/inet")
 	run(postconf, "-c", dir, "-Me", addr+"/inet = "+addr+" inet n - n - - smtpd")
 	in := &Instance{Addr: addr, dir: dir}
+	if opts.SASL != "" {
+		// Debian's commented-out submission entry, but TLS.
+		in.Submission = freeAddr(t)
+		run(postconf, "-c", dir, "-Me", in.Submission+"/inet = "+in.Submission+" inet n - n - - smtpd"+
+			" -o syslog_name=postfix/submission -o smtpd_sasl_auth_enable=yes"+
+			" -o smtpd_client_restrictions=permit_sasl_authenticated,reject")
+	}
 	run(postfix, "-c", dir, "start")
 	t.Cleanup(func() {
 		exec.Command(postfix, "-c", dir, "stop").Run()
@@ -171,19 +211,25 @@ address_verify_poll_delay = 1s
 			t.Logf("Postfix's log:\n%s", in.Log())
 		}
 	})
-	// The master opens the SMTP port a moment after start returns.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return in
+	// The master opens the SMTP ports a moment after start returns.
+	for _, a := range []string{addr, in.Submission} {
+		if a == "" {
+			continue
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Postfix does not listen on %s: %v", addr, err)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			c, err := net.Dial("tcp", a)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Postfix does not listen on %s: %v", a, err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	return in
 }
 
 // freeAddr returns a loopback address with a port free right now.
