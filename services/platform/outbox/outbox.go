@@ -161,11 +161,16 @@ type relayMetrics struct {
 	attrs              metric.MeasurementOption
 }
 
-func (r *Relay) setUpMetrics() {
-	m := r.Meter
-	if m == nil {
-		m = otel.Meter("github.com/mailplane/mailplane/services/platform/outbox")
+// meter is Meter, or the process's.
+func (r *Relay) meter() metric.Meter {
+	if r.Meter != nil {
+		return r.Meter
 	}
+	return otel.Meter("github.com/mailplane/mailplane/services/platform/outbox")
+}
+
+func (r *Relay) setUpMetrics() {
+	m := r.meter()
 	// An instrument that cannot be made is a no-op: metrics never stop the
 	// relay.
 	r.m.published, _ = m.Int64Counter("mailplane.outbox.published", metric.WithUnit("{event}"),
@@ -189,6 +194,11 @@ const deleteSent = `DELETE FROM outbox WHERE seq = ANY($1)`
 // drainTimeout so a clean shutdown leaves nothing behind.
 func (r *Relay) Run(ctx context.Context, drainTimeout time.Duration) error {
 	r.setUpMetrics()
+	if reg, err := ObserveBacklog(r.meter(), r.Pool, r.Service); err != nil {
+		r.Log.Warn("outbox relay: no backlog gauges", "error", err)
+	} else {
+		defer reg.Unregister()
+	}
 	interval := r.Interval
 	if interval <= 0 {
 		interval = 100 * time.Millisecond

@@ -247,3 +247,78 @@ func TestWriteManyCopiesInOrder(t *testing.T) {
 		t.Errorf("%d distinct ids for %d events", len(ids), len(events))
 	}
 }
+
+// TestBacklogGauges checks what an SRE sees of an outbox whose relay is
+// stopped: the events waiting, and the age of the oldest, growing; then,
+// once a relay runs, an empty outbox, and no series once it stops.
+func TestBacklogGauges(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, "outboxtest", fstest.MapFS{})
+	metrics := metrictest.New()
+	gauges := func() (pending, oldest float64) {
+		t.Helper()
+		pending, okP := metrics.Value(t, "mailplane_outbox_pending", "service", "outboxtest")
+		oldest, okO := metrics.Value(t, "mailplane_outbox_oldest_pending_seconds", "service", "outboxtest")
+		if !okP || !okO {
+			t.Fatalf("backlog gauges missing (pending %v, oldest %v)", okP, okO)
+		}
+		return pending, oldest
+	}
+
+	reg, err := outbox.ObserveBacklog(metrics.Meter, pool, "outboxtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, o := gauges(); p != 0 || o != 0 {
+		t.Fatalf("empty outbox: pending %v, oldest %v; want 0, 0", p, o)
+	}
+	for i := range 3 {
+		err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+			return outbox.Write(ctx, tx, "test.thing.created", wrapperspb.Int64(int64(i)))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first event has waited an hour, as behind a broker long down.
+	if _, err := pool.Exec(ctx, "UPDATE outbox SET created_at = now() - interval '1 hour' WHERE seq = (SELECT min(seq) FROM outbox)"); err != nil {
+		t.Fatal(err)
+	}
+	p, first := gauges()
+	if p != 3 || first < 3600 || first > 3600+60 {
+		t.Fatalf("3 events, the oldest an hour old: pending %v, oldest %vs", p, first)
+	}
+	waitFor(t, 10*time.Second, func() bool { _, o := gauges(); return o > first }, "the oldest event's age to grow")
+	if err := reg.Unregister(); err != nil {
+		t.Fatal(err)
+	}
+
+	ns := natstest.Start(t)
+	nc, js, err := events.Connect(events.NATS{URL: ns.ClientURL()}, "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	prefix := "p" + uniqueName(t)
+	if err := events.EnsureStream(ctx, js, uniqueName(t), prefix, 1); err != nil {
+		t.Fatal(err)
+	}
+	relayCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	relay := &outbox.Relay{Pool: pool, JS: js, Prefix: prefix, Log: slog.New(slog.DiscardHandler), Interval: 20 * time.Millisecond, Service: "outboxtest", Meter: metrics.Meter}
+	go func() { done <- relay.Run(relayCtx, 5*time.Second) }()
+	waitFor(t, 30*time.Second, func() bool {
+		_, ok := metrics.Value(t, "mailplane_outbox_pending", "service", "outboxtest")
+		return ok && outboxLen(t, pool) == 0
+	}, "the relay to publish the events")
+	if p, o := gauges(); p != 0 || o != 0 {
+		t.Errorf("published outbox: pending %v, oldest %v; want 0, 0", p, o)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := metrics.Value(t, "mailplane_outbox_pending"); ok {
+		t.Error("a stopped relay still reports its outbox")
+	}
+}
