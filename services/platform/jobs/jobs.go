@@ -35,6 +35,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Client inserts and works a service's jobs.
@@ -70,6 +71,9 @@ type Config struct {
 	// is longer waits for it.
 	RescueAfter time.Duration
 	Log         *slog.Logger
+	// Meter reports the client's metrics (ObserveQueue's gauges, attempts
+	// by outcome) when it works jobs; nil: the process's.
+	Meter metric.Meter
 
 	// test shortens polls for tests (see StartForTest).
 	test bool
@@ -114,6 +118,7 @@ func New(pool *pgxpool.Pool, c Config) (*Client, error) {
 	if workers != nil {
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: orDefault(c.MaxWorkers, defaultMaxWorkers)}}
+		rc.Middleware = []rivertype.Middleware{newOutcomes(c.meter(), c.Schema)}
 	}
 	if c.test {
 		rc.FetchCooldown = 10 * time.Millisecond
@@ -122,6 +127,14 @@ func New(pool *pgxpool.Pool, c Config) (*Client, error) {
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {
 		return nil, fmt.Errorf("jobs %s: %w", c.Schema, err)
+	}
+	if workers != nil {
+		// The client that works the jobs reports the queue, for as long
+		// as its meter's provider lives (the process): one per service
+		// and process, where an inserter would make duplicates.
+		if _, err := ObserveQueue(c.meter(), pool, c.Schema); err != nil {
+			log.Warn("jobs: no queue gauges", "schema", c.Schema, "error", err)
+		}
 	}
 	return client, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mailplane/mailplane/services/platform/jobs"
+	"github.com/mailplane/mailplane/services/platform/metrictest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 	"github.com/riverqueue/river"
 )
@@ -209,5 +210,97 @@ func TestPeriodic(t *testing.T) {
 	}
 	if _, err := jobs.New(pool, jobs.Config{Schema: schema, Periodic: []jobs.Periodic{p, p}}); err == nil {
 		t.Error("the same periodic work twice: no error")
+	}
+}
+
+type failArgs struct {
+	Panic bool `json:"panic"`
+}
+
+func (failArgs) Kind() string { return "fail" }
+
+// failWorker fails every attempt, with an error or a panic.
+type failWorker struct {
+	river.WorkerDefaults[failArgs]
+}
+
+func (failWorker) Work(ctx context.Context, job *river.Job[failArgs]) error {
+	if job.Args.Panic {
+		panic("broken")
+	}
+	return errors.New("broken")
+}
+
+// TestQueueMetrics checks what an SRE sees of a service's jobs: while no
+// worker runs, the queue by state and the age of the oldest due job; once
+// workers run, the queue emptied, attempts counted by kind and outcome (a
+// panic is a failure), the dead letters left.
+func TestQueueMetrics(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	metrics := metrictest.New()
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &countWorker{})
+	river.AddWorker(workers, failWorker{})
+	client, err := jobs.New(pool, jobs.ForTest(jobs.Config{Schema: schema, Workers: workers, Meter: metrics.Meter}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, want map[string]float64, wantOldest func(float64) bool) {
+		t.Helper()
+		for state, n := range want {
+			if got, ok := metrics.Value(t, "mailplane_jobs", "service", schema, "state", state); !ok || got != n {
+				t.Errorf("%s: mailplane_jobs{state=%q} = %v (reported: %v), want %v", when, state, got, ok, n)
+			}
+		}
+		if got, ok := metrics.Value(t, "mailplane_jobs_oldest_available_seconds", "service", schema); !ok || !wantOldest(got) {
+			t.Errorf("%s: oldest available %vs (reported: %v)", when, got, ok)
+		}
+	}
+	zero := func(s float64) bool { return s == 0 }
+	check("no jobs", map[string]float64{"available": 0, "scheduled": 0, "retryable": 0, "running": 0, "discarded": 0}, zero)
+
+	now := time.Now()
+	_, err = client.InsertMany(ctx, []river.InsertManyParams{
+		{Args: countArgs{Key: "due an hour ago"}},
+		{Args: countArgs{Key: "due now"}},
+		{Args: countArgs{Key: "due tomorrow"}, InsertOpts: &river.InsertOpts{ScheduledAt: now.Add(24 * time.Hour)}},
+		{Args: failArgs{}, InsertOpts: &river.InsertOpts{MaxAttempts: 1}},
+		{Args: failArgs{Panic: true}, InsertOpts: &river.InsertOpts{MaxAttempts: 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As a job waits when no worker takes it.
+	if _, err := pool.Exec(ctx, "UPDATE river_job SET scheduled_at = now() - interval '1 hour' WHERE args->>'key' = 'due an hour ago'"); err != nil {
+		t.Fatal(err)
+	}
+	check("workers stopped", map[string]float64{"available": 4, "scheduled": 1, "retryable": 0, "running": 0, "discarded": 0},
+		func(s float64) bool { return s >= 3600 && s < 3600+60 })
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- jobs.Run(runCtx, client) }()
+	waitFor(t, "the due jobs to be worked", func() bool {
+		n, _ := metrics.Value(t, "mailplane_jobs", "service", schema, "state", "discarded")
+		c, _ := metrics.Value(t, "mailplane_jobs_completed_total", "service", schema)
+		return n == 2 && c == 2
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	check("workers done", map[string]float64{"available": 0, "scheduled": 1, "retryable": 0, "running": 0, "discarded": 2}, zero)
+	for _, c := range []struct {
+		name, kind string
+		want       float64
+	}{
+		{"mailplane_jobs_completed_total", "count", 2},
+		{"mailplane_jobs_failed_total", "count", 0},
+		{"mailplane_jobs_failed_total", "fail", 2},
+	} {
+		if got, _ := metrics.Value(t, c.name, "service", schema, "kind", c.kind); got != c.want {
+			t.Errorf("%s{kind=%q} = %v, want %v", c.name, c.kind, got, c.want)
+		}
 	}
 }
