@@ -472,7 +472,7 @@ func TestCreateRefusals(t *testing.T) {
 		{"self-signed", one(server("selfsigned.example")), codes.InvalidArgument, "importJob.sources[0].host"},
 		{"hosted unknown", one(&importsv1.Source{HostedEmail: "nobody@example.test", Password: "right"}), codes.InvalidArgument, "importJob.sources[0].password"},
 		{"destination is the source", one(&importsv1.Source{HostedEmail: "anna@example.test", Password: "right"}), codes.InvalidArgument, "importJob.sources[0].hostedEmail"},
-		{"destination of another org", &importsv1.ImportJob{Destination: "organizations/" + uuid.NewString() + "/mailServices/" + uuid.NewString() + "/addresses/" + uuid.NewString(), Sources: []*importsv1.Source{server("a.example")}}, codes.InvalidArgument, "importJob.destination"},
+		{"destination of another org", &importsv1.ImportJob{Destination: "organizations/" + uuid.NewString() + "/mailServices/" + uuid.NewString() + "/addresses/" + uuid.NewString(), Sources: []*importsv1.Source{server("a.example")}}, codes.NotFound, ""},
 		{"destination unknown", &importsv1.ImportJob{Destination: e.ms + "/addresses/" + uuid.NewString(), Sources: []*importsv1.Source{server("a.example")}}, codes.NotFound, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) { wantCode(t, create(e.admin, c.job), c.code, c.field) })

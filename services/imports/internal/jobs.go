@@ -227,8 +227,13 @@ func (s *Server) ListImportJobs(ctx context.Context, req *importsv1.ListImportJo
 		if err != nil {
 			return nil, err
 		}
+		// Another organization's job is NotFound, as one of this
+		// organization that does not exist.
 		if porg != org {
-			return nil, errs.Field("parentJob", "must be a job of "+req.GetParent())
+			return nil, errs.E(errs.NotFound, "import job %s not found", pj)
+		}
+		if _, err := s.getJob(ctx, org, pid); err != nil {
+			return nil, err
 		}
 		parent = &pid
 	}
