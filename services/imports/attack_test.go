@@ -1,0 +1,219 @@
+package imports_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	importsv1 "github.com/mailplane/mailplane/proto/mailplane/imports/v1"
+	"github.com/mailplane/mailplane/services/imports"
+	"github.com/mailplane/mailplane/services/platform/attacktest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// attackEnv is an organization with an address (anna its user) and an
+// admin's import into it, cancelled so that it has ended (a watch of it
+// answers at once, and another import may start).
+type attackEnv struct {
+	*env
+	org, dest, job string
+	anna           uuid.UUID
+}
+
+// bulkCSV is a bulk import of one row into anna's address.
+const bulkCSV = "source,login,password,destination\nimap.example.net,a@example.net,right,anna@example.test\n"
+
+func startAttack(t *testing.T) *attackEnv {
+	t.Helper()
+	// No job runs: every job stays as the test leaves it.
+	e := &attackEnv{env: start(t, options{limits: imports.Limits{ActiveJobs: 1000, ChecksPerHour: 1 << 20}, noWork: true}),
+		anna: uuid.Must(uuid.NewV7())}
+	e.org = "organizations/" + e.env.org.String()
+	e.dest = e.announce("anna", e.anna)
+	e.job = e.createJob(t, e.admin)
+	return e
+}
+
+// createJob starts an import into anna's address as ctx's caller and
+// cancels it.
+func (e *attackEnv) createJob(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	created, err := e.client.CreateImportJob(ctx, &importsv1.CreateImportJobRequest{Parent: e.org, ImportJob: &importsv1.ImportJob{
+		Destination: e.dest, Sources: []*importsv1.Source{server("imap.example.net")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := created.GetImportJob().GetName()
+	if _, err := e.client.CancelImportJob(ctx, &importsv1.CancelImportJobRequest{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// suite is the attack on every method of the imports API, each with the
+// resource it acts on; a method added to the proto without a row here
+// fails the test, so none escapes the attack.
+func (e *attackEnv) suite(job string) *attacktest.Suite {
+	return &attacktest.Suite{
+		Conn:  e.srv.Conn,
+		Files: []protoreflect.FileDescriptor{importsv1.File_mailplane_imports_v1_imports_proto},
+		Targets: map[string]string{
+			"CreateImportJob": e.org, "GetImportJob": job, "ListImportJobs": e.org, "CancelImportJob": job,
+			"WatchImportJob": job, "ListImportFailures": job, "GetImportTemplate": e.org, "CreateBulkImport": e.org,
+		},
+		// A member may call these on anything of the organization;
+		// the others only on their own jobs and addresses.
+		Reads: map[string]bool{"ListImportJobs": true, "GetImportTemplate": true},
+		Valid: e.valid,
+		Ignored: []string{
+			// Output only: a new job's name and state are the service's.
+			"import_job.name", "import_job.error", "import_job.parent_job", "import_job.child_jobs[0]",
+			"import_job.creator", "import_job.destination_email",
+		},
+	}
+}
+
+// valid fills what a request needs besides its resource, so that a
+// refusal is the attack's doing, not a missing field's.
+func (e *attackEnv) valid(m proto.Message) {
+	switch r := m.(type) {
+	case *importsv1.CreateImportJobRequest:
+		r.ImportJob = &importsv1.ImportJob{Destination: e.dest, Sources: []*importsv1.Source{server("imap.example.net")}}
+	case *importsv1.CreateBulkImportRequest:
+		r.Csv = bulkCSV
+	}
+}
+
+// TestAttackOtherOrganization: another organization's caller, naming this
+// organization's resources as they are or under its own organization's
+// id, is told NotFound by every method, and nothing changes.
+func TestAttackOtherOrganization(t *testing.T) {
+	e := startAttack(t)
+	other := uuid.Must(uuid.NewV7())
+	s := e.suite(e.job)
+	for _, m := range s.Methods(t) {
+		for _, target := range []string{m.Target, strings.Replace(m.Target, e.env.org.String(), other.String(), 1)} {
+			for _, role := range []string{"owner", "admin", "member"} {
+				err := s.Call(e.as(other, role), m, s.Request(t, m, target))
+				attacktest.Never(t, m.Name(), err)
+				own := target != m.Target
+				switch {
+				case own && m.Read && err == nil:
+					continue // its own organization's list (empty: checked below) and template
+				case own && m.Name() == "CreateBulkImport" && status.Code(err) == codes.InvalidArgument && attacktest.Named(err, "csv line 2, column destination"):
+					// The CSV names the destination by email: one of
+					// another organization is the same as one that does
+					// not exist.
+					continue
+				}
+				if status.Code(err) != codes.NotFound {
+					t.Errorf("%s on %s as another organization's %s: %v, want NotFound", m.Name(), target, role, err)
+				}
+			}
+		}
+	}
+	got, err := e.client.GetImportJob(e.admin, &importsv1.GetImportJobRequest{Name: e.job})
+	if err != nil || got.GetImportJob().GetState() != importsv1.State_STATE_CANCELLED {
+		t.Errorf("the job after the attack: %v, %v", got, err)
+	}
+	list, err := e.client.ListImportJobs(e.admin, &importsv1.ListImportJobsRequest{Parent: e.org})
+	if err != nil || len(list.GetImportJobs()) != 1 {
+		t.Errorf("the organization's jobs after the attack: %v, %v; want the one", list, err)
+	}
+	theirs := strings.Replace(e.org, e.env.org.String(), other.String(), 1)
+	list, err = e.client.ListImportJobs(e.as(other, "owner"), &importsv1.ListImportJobsRequest{Parent: theirs})
+	if err != nil || len(list.GetImportJobs()) != 0 {
+		t.Errorf("another organization's jobs: %v, %v; want none", list, err)
+	}
+	// A bulk import's rows, named by another organization's job: the
+	// answer to a job that does not exist.
+	_, err = e.client.ListImportJobs(e.as(other, "owner"), &importsv1.ListImportJobsRequest{Parent: theirs, ParentJob: e.job})
+	attacktest.WantCode(t, err, codes.NotFound, "")
+	_, err = e.client.ListImportJobs(e.admin, &importsv1.ListImportJobsRequest{Parent: e.org, ParentJob: e.org + "/importJobs/" + uuid.NewString()})
+	attacktest.WantCode(t, err, codes.NotFound, "")
+}
+
+// TestAttackMemberRole: a member of the organization who is neither the
+// destination's user nor the job's creator, and a member's API token,
+// are refused every method but the list (which shows them nothing) and
+// the template, with PermissionDenied; the address's user may call every
+// method on the job they started.
+func TestAttackMemberRole(t *testing.T) {
+	e := startAttack(t)
+	s := e.suite(e.job)
+	for who, ctx := range map[string]context.Context{
+		"a member not the address's user": e.person(uuid.Must(uuid.NewV7())),
+		"a member's API token":            e.as(e.env.org, "member"),
+	} {
+		for _, m := range s.Methods(t) {
+			err := s.Call(ctx, m, s.Request(t, m, m.Target))
+			switch {
+			case m.Read && err != nil:
+				t.Errorf("%s as %s: %v, want an answer", m.Name(), who, err)
+			case !m.Read && status.Code(err) != codes.PermissionDenied:
+				t.Errorf("%s as %s: %v, want PermissionDenied", m.Name(), who, err)
+			}
+		}
+		list, err := e.client.ListImportJobs(ctx, &importsv1.ListImportJobsRequest{Parent: e.org})
+		if err != nil || len(list.GetImportJobs()) != 0 {
+			t.Errorf("the jobs %s sees: %v, %v; want none", who, list, err)
+		}
+	}
+	// anna's own job, and the admin's: hers answers every method, the
+	// admin's is refused.
+	anna := e.person(e.anna)
+	mine := e.createJob(t, anna)
+	for _, m := range e.suite(mine).Methods(t) {
+		if err := s.Call(anna, m, s.Request(t, m, strings.Replace(m.Target, e.job, mine, 1))); err != nil {
+			t.Errorf("%s as the address's user on her job: %v, want an answer", m.Name(), err)
+		}
+		if m.Target == e.job {
+			err := s.Call(anna, m, s.Request(t, m, e.job))
+			attacktest.WantCode(t, err, codes.PermissionDenied, "")
+		}
+	}
+	// She sees hers (the one above, and those the calls made), not the
+	// admin's.
+	list, err := e.client.ListImportJobs(anna, &importsv1.ListImportJobsRequest{Parent: e.org})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := false
+	for _, j := range list.GetImportJobs() {
+		seen = seen || j.GetName() == mine
+		if j.GetCreator() != "users/"+e.anna.String() {
+			t.Errorf("anna sees %s's job %s", j.GetCreator(), j.GetName())
+		}
+	}
+	if !seen {
+		t.Errorf("anna does not see her job %s: %v", mine, list)
+	}
+}
+
+// TestAttackStrings: every string field of every request, at any depth,
+// given a hostile value (the resource names too), is refused with
+// InvalidArgument naming the field; nothing answers Internal.
+func TestAttackStrings(t *testing.T) {
+	e := startAttack(t)
+	e.suite(e.job).Strings(t, e.admin)
+}
+
+// TestAttackPages: forged page tokens are refused by every method that
+// pages, and a token of one query does not page another.
+func TestAttackPages(t *testing.T) {
+	e := startAttack(t)
+	e.createJob(t, e.admin)
+	page, err := e.client.ListImportJobs(e.admin, &importsv1.ListImportJobsRequest{Parent: e.org, PageSize: 1})
+	if err != nil || page.GetNextPageToken() == "" {
+		t.Fatalf("first page: %v, %v", page, err)
+	}
+	_, err = e.client.ListImportFailures(e.admin, &importsv1.ListImportFailuresRequest{Parent: e.job, PageToken: page.GetNextPageToken()})
+	attacktest.WantCode(t, err, codes.InvalidArgument, "pageToken")
+	_, err = e.client.ListImportJobs(e.admin, &importsv1.ListImportJobsRequest{Parent: e.org, ParentJob: e.job, PageToken: page.GetNextPageToken()})
+	attacktest.WantCode(t, err, codes.InvalidArgument, "pageToken")
+	e.suite(e.job).PageTokens(t, e.admin, page.GetNextPageToken())
+}
