@@ -101,6 +101,9 @@ type Consumer struct {
 	Log     *slog.Logger
 	// Meter reports the consumer's metrics; nil: the process's.
 	Meter metric.Meter
+	// PendingEvery is how often the consumer reads its pending counts
+	// from JetStream for its gauges; 0: 10 s.
+	PendingEvery time.Duration
 
 	m consumerMetrics
 }
@@ -114,11 +117,16 @@ type consumerMetrics struct {
 	attrs                    metric.MeasurementOption
 }
 
-func (c *Consumer) setUpMetrics() {
-	m := c.Meter
-	if m == nil {
-		m = otel.Meter("github.com/mailplane/mailplane/services/platform/events")
+// meter is Meter, or the process's.
+func (c *Consumer) meter() metric.Meter {
+	if c.Meter != nil {
+		return c.Meter
 	}
+	return otel.Meter("github.com/mailplane/mailplane/services/platform/events")
+}
+
+func (c *Consumer) setUpMetrics() {
+	m := c.meter()
 	// An instrument that cannot be made is a no-op: metrics never stop the
 	// consumer.
 	c.m.applied, _ = m.Int64Counter("mailplane.events.applied", metric.WithUnit("{event}"),
@@ -173,6 +181,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("consumer %s: %w", c.Durable, err)
 	}
+	defer c.observePending(ctx, cons)()
 	msgs := make(chan jetstream.Msg, maxBatch)
 	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m })
 	if err != nil {

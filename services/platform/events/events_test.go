@@ -631,3 +631,71 @@ func TestConsumerStoppedWhileStarting(t *testing.T) {
 		t.Fatalf("Run = %v, want nil", err)
 	}
 }
+
+// TestPendingGauges checks what an SRE sees of a consumer that is stuck
+// (its handler hangs) or failing (an event fails at every try): the events
+// not yet acknowledged, those delivered again, and both back to 0 once the
+// consumer catches up.
+func TestPendingGauges(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	if err := events.EnsureStream(context.Background(), f.js, stream, prefix, 1); err != nil {
+		t.Fatal(err)
+	}
+	metrics := metrictest.New()
+	release := make(chan struct{})
+	var failing atomic.Bool
+	failing.Store(true)
+	f.run(t, &events.Consumer{
+		Stream:       stream,
+		Durable:      "directory",
+		Subjects:     []string{"mailplane.accounts.>"},
+		Meter:        metrics.Meter,
+		PendingEvery: 20 * time.Millisecond,
+		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			var v wrapperspb.Int64Value
+			if err := proto.Unmarshal(m.Data(), &v); err != nil {
+				return err
+			}
+			if v.Value == 99 && failing.Load() {
+				return context.DeadlineExceeded
+			}
+			if v.Value != 99 {
+				<-release
+			}
+			return nil
+		},
+	})
+	gauge := func(name string) float64 {
+		v, _ := metrics.Value(t, name, "consumer", "directory")
+		return v
+	}
+	waitFor(t, 10*time.Second, "the pending gauge of an idle consumer", func() bool {
+		_, ok := metrics.Value(t, "mailplane_events_pending", "consumer", "directory")
+		return ok
+	})
+	if p, r := gauge("mailplane_events_pending"), gauge("mailplane_events_redelivered"); p != 0 || r != 0 {
+		t.Fatalf("idle consumer: pending %v, redelivered %v; want 0, 0", p, r)
+	}
+
+	for i := range 5 {
+		f.publish(t, "accounts.organization.created", uuid.New(), int64(i))
+	}
+	waitFor(t, 10*time.Second, "5 events pending behind a hung handler", func() bool {
+		return gauge("mailplane_events_pending") == 5
+	})
+	close(release)
+	waitFor(t, 10*time.Second, "no event pending once the handler returns", func() bool {
+		return gauge("mailplane_events_pending") == 0
+	})
+
+	f.publish(t, "accounts.organization.created", uuid.New(), 99)
+	// The consumer delivers a failed event again after 5 s.
+	waitFor(t, 20*time.Second, "the failing event to be counted as redelivered", func() bool {
+		return gauge("mailplane_events_redelivered") >= 1 && gauge("mailplane_events_pending") == 1
+	})
+	failing.Store(false)
+	waitFor(t, 20*time.Second, "the event to be applied at last", func() bool {
+		return gauge("mailplane_events_pending") == 0 && gauge("mailplane_events_redelivered") == 0
+	})
+}
