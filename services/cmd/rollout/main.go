@@ -42,6 +42,7 @@ func main() {
 	flag.DurationVar(&c.Warmup, "warmup", 5*time.Second, "load before the first restart")
 	flag.DurationVar(&c.Pause, "pause", 5*time.Second, "load between one process ready and the next restart, and after the last")
 	flag.StringVar(&c.Dir, "dir", "", "where the processes' logs go; empty: a new temporary directory")
+	flag.IntVar(&c.PoolMaxConns, "pool-max-conns", 4, "PostgreSQL connections each process holds at most")
 	flag.BoolVar(&c.Keep, "keep", false, "keep the database and the stream after the run")
 	flag.Parse()
 	c.Restart = splitList(services)
@@ -71,6 +72,7 @@ type config struct {
 	Warmup, Pause  time.Duration
 	Dir            string
 	Keep           bool
+	PoolMaxConns   int
 }
 
 // run starts the stack, loads it, restarts its processes and reports.

@@ -180,6 +180,15 @@ func (st *stack) createDatabase(ctx context.Context, name string) error {
 	if st.pool, err = pgxpool.New(ctx, st.dbURL); err != nil {
 		return fmt.Errorf("connect to the run's database: %w", err)
 	}
+	// Thirteen processes share one PostgreSQL (and a test machine's
+	// max_connections with others): small pools, as many as the load needs.
+	q := u.Query()
+	q.Set("pool_max_conns", strconv.Itoa(st.c.PoolMaxConns))
+	u.RawQuery = q.Encode()
+	st.dbURL = u.String()
+	if err != nil {
+		return fmt.Errorf("connect to the run's database: %w", err)
+	}
 	return nil
 }
 
@@ -324,7 +333,7 @@ type restart struct {
 // c.Pause of load between them, after c.Warmup.
 func (st *stack) rollThrough(ctx context.Context, c config, out io.Writer) ([]restart, error) {
 	begin := time.Now()
-	if err := sleep(ctx, c.Warmup); err != nil {
+	if err := st.sleepWatching(ctx, c.Warmup); err != nil {
 		return nil, err
 	}
 	var order []*proc
@@ -357,11 +366,34 @@ func (st *stack) rollThrough(ctx context.Context, c config, out io.Writer) ([]re
 		r.ready, r.unavailable = time.Since(t1), time.Since(t0)
 		fmt.Fprintf(out, "  restarted %-14s stop %5.1fs  ready %5.1fs  exit %s\n", p.name, r.stop.Seconds(), r.ready.Seconds(), r.exit)
 		done = append(done, r)
-		if err := sleep(ctx, c.Pause); err != nil {
+		if err := st.sleepWatching(ctx, c.Pause); err != nil {
 			return done, err
 		}
 	}
 	return done, nil
+}
+
+// sleepWatching waits d, failing if a process exits meanwhile without
+// being told to: a run whose stack fell over on its own measures nothing.
+func (st *stack) sleepWatching(ctx context.Context, d time.Duration) error {
+	end := time.After(d)
+	for {
+		for _, p := range append(st.procs, st.gateway) {
+			select {
+			case err := <-p.exit:
+				p.exit <- err
+				return fmt.Errorf("%s exited on its own (%v); see %s", p.name, err, p.log)
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-end:
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
