@@ -41,17 +41,16 @@ const zone = "rollout.test."
 type stack struct {
 	c      config
 	dir    string
-	ownDir bool
 	dbName string
-	// admin is the server's URL; dbURL the run's database.
-	admin, dbURL string
-	pool         *pgxpool.Pool
-	ns           *natsserver.Server
-	nc           *nats.Conn
-	js           jetstream.JetStream
-	stream       string
-	prefix       string
-	dns          *dns.LocalServer
+	// dbURL is the run's database, as the processes get it.
+	dbURL  string
+	pool   *pgxpool.Pool
+	ns     *natsserver.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream string
+	prefix string
+	dns    *dns.LocalServer
 	// ports are each service's gRPC port, the same on every replica's
 	// loopback address (127.0.0.1, 127.0.0.2).
 	ports    map[string]int
