@@ -217,3 +217,34 @@ func TestAttackPages(t *testing.T) {
 	attacktest.WantCode(t, err, codes.InvalidArgument, "pageToken")
 	e.suite(e.job).PageTokens(t, e.admin, page.GetNextPageToken())
 }
+
+// TestAttackBulkCaps: a bulk CSV's cells are held to the caps the API
+// puts on the same fields of a single import (the proto's rules do not
+// reach inside the CSV), each refusal naming its cell; nothing starts.
+func TestAttackBulkCaps(t *testing.T) {
+	e := startAttack(t)
+	head := "source,login,password,destination,security,port,certificate_sha256\n"
+	long := strings.Repeat("a", 255)
+	for _, tc := range []struct{ name, row, cell string }{
+		{"a login past 254 characters", "imap.example.net," + long + ",right,anna@example.test,,,", "csv line 2, column login"},
+		{"a hosted source's login past 254 characters", "old@example.test," + long + ",right,anna@example.test,,,", "csv line 2, column login"},
+		{"a password past 1024 bytes", "imap.example.net,a," + strings.Repeat("p", 1025) + ",anna@example.test,,,", "csv line 2, column password"},
+		{"a destination past 254 characters", "imap.example.net,a,right," + long + "@example.test,,,", "csv line 2, column destination"},
+		{"a source past 253 characters", strings.Repeat("a.", 127) + "example,a,right,anna@example.test,,,", "csv line 2, column source"},
+		{"a tab in a login", "imap.example.net,a\tb,right,anna@example.test,,,", "csv line 2, column login"},
+		{"a line break in a password", "imap.example.net,a,\"x\ny\",anna@example.test,,,", "csv line 2, column password"},
+		{"a bad fingerprint", "imap.example.net,a,right,anna@example.test,,,abc", "csv line 2, column certificate_sha256"},
+		{"an unknown security", "imap.example.net,a,right,anna@example.test,none,,", "csv line 2, column security"},
+		{"a port of no number", "imap.example.net,a,right,anna@example.test,,0x3e1,", "csv line 2, column port"},
+		{"a host with a scheme", "imaps://imap.example.net,a,right,anna@example.test,,,", "csv line 2, column source"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.client.CreateBulkImport(e.admin, &importsv1.CreateBulkImportRequest{Parent: e.org, Csv: head + tc.row + "\n"})
+			attacktest.WantCode(t, err, codes.InvalidArgument, tc.cell)
+		})
+	}
+	list, err := e.client.ListImportJobs(e.admin, &importsv1.ListImportJobsRequest{Parent: e.org})
+	if err != nil || len(list.GetImportJobs()) != 1 {
+		t.Errorf("the jobs after the refusals: %v, %v; want the first alone", list, err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	importsv1 "github.com/mailplane/mailplane/proto/mailplane/imports/v1"
 	"github.com/mailplane/mailplane/services/imports/internal/imapcopy"
@@ -21,6 +22,10 @@ const (
 	// maxPassword bounds a source password, in bytes (the proto's rule
 	// counts characters).
 	maxPassword = 1024
+	// maxLogin bounds a login, in characters, as the proto's rule does:
+	// a bulk row's source is built from its CSV, which that rule does not
+	// reach.
+	maxLogin = 254
 )
 
 // source is a job's source as stored (without its password).
@@ -71,6 +76,9 @@ func checkSource(field string, in *importsv1.Source) (source, string, error) {
 		bad("password", fmt.Sprintf("at most %d bytes", maxPassword))
 	case strings.ContainsAny(pw, "\x00\r\n"):
 		bad("password", "must not hold NUL or line breaks")
+	}
+	if utf8.RuneCountInString(in.GetLogin()) > maxLogin {
+		bad("login", fmt.Sprintf("at most %d characters", maxLogin))
 	}
 	switch {
 	case in.GetHostedEmail() != "" && in.GetHost() != "":
