@@ -2,12 +2,14 @@ package imports_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 	importsv1 "github.com/mailplane/mailplane/proto/mailplane/imports/v1"
 	"github.com/mailplane/mailplane/services/imports"
+	"github.com/mailplane/mailplane/services/imports/internal/imapcopy"
 	"github.com/mailplane/mailplane/services/platform/attacktest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -247,4 +249,50 @@ func TestAttackBulkCaps(t *testing.T) {
 	if err != nil || len(list.GetImportJobs()) != 1 {
 		t.Errorf("the jobs after the refusals: %v, %v; want the first alone", list, err)
 	}
+}
+
+// TestAttackRebinding: a source's name that points to a public address
+// when the job is checked and inside the network when it runs (DNS
+// rebinding) reaches nothing: every connection to another provider's
+// server, the check's and the runs', is held to public addresses, and a
+// run refused so fails the job at once, saying why. Hosted sources are
+// the platform's own server, not held to it.
+func TestAttackRebinding(t *testing.T) {
+	e := start(t, options{publicOnly: true})
+	const host = "198.51.100.7" // public, as far as the check can tell
+	e.copier.rebound = host
+	dest := e.announce("anna")
+	e.announce("old")
+	created, err := e.client.CreateImportJob(e.admin, &importsv1.CreateImportJobRequest{Parent: "organizations/" + e.org.String(), ImportJob: &importsv1.ImportJob{
+		Destination: dest, Sources: []*importsv1.Source{{Host: host, Login: "anna@example.net", Password: "right"}, {HostedEmail: "old@example.test", Password: "right"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.copier.mu.Lock()
+	public := e.copier.public
+	e.copier.mu.Unlock()
+	if !public["anna@example.net"] || public["old@example.test"] {
+		t.Errorf("the check's accounts held to public addresses: %v, want the provider's alone", public)
+	}
+	j := e.ended(e.admin, created.GetImportJob().GetName())
+	if j.GetState() != importsv1.State_STATE_FAILED || !strings.Contains(j.GetError(), "private") {
+		t.Errorf("the job after its source's name moved inside: %v, want failed saying why", j)
+	}
+	if e.passwords(j.GetName()) {
+		t.Error("the passwords are kept after the job failed")
+	}
+
+	// The check itself refused (the name moved before it): the host is
+	// named, as for a name that resolves inside at once.
+	e.copier.mu.Lock()
+	e.copier.refuse = func(a imapcopy.Account) error {
+		if a.PublicOnly {
+			return fmt.Errorf("dial %s:993: %w", a.Host, imapcopy.ErrPrivate)
+		}
+		return nil
+	}
+	e.copier.mu.Unlock()
+	_, err = e.client.CreateImportJob(e.admin, &importsv1.CreateImportJobRequest{Parent: "organizations/" + e.org.String(), ImportJob: &importsv1.ImportJob{
+		Destination: dest, Sources: []*importsv1.Source{{Host: host, Login: "anna@example.net", Password: "right"}}}})
+	attacktest.WantCode(t, err, codes.InvalidArgument, "importJob.sources[0].host")
 }

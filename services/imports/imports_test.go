@@ -205,6 +205,14 @@ type fakeCopier struct {
 	running int
 	most    int
 	logins  []string
+	// rebound is a host whose name points inside the network once the
+	// job has been checked (DNS rebinding): a run connecting to it
+	// PublicOnly is refused as imapcopy's dial refuses it.
+	rebound string
+	// public are the PublicOnly of the accounts checked, by login.
+	public map[string]bool
+	// refuse, when set, answers the check before anything else.
+	refuse func(imapcopy.Account) error
 }
 
 func newFakeCopier() *fakeCopier { return &fakeCopier{} }
@@ -212,7 +220,17 @@ func newFakeCopier() *fakeCopier { return &fakeCopier{} }
 func (f *fakeCopier) check(_ context.Context, a imapcopy.Account) error {
 	f.mu.Lock()
 	f.logins = append(f.logins, a.Login)
+	if f.public == nil {
+		f.public = map[string]bool{}
+	}
+	f.public[a.Login] = a.PublicOnly
+	refuse := f.refuse
 	f.mu.Unlock()
+	if refuse != nil {
+		if err := refuse(a); err != nil {
+			return err
+		}
+	}
 	switch {
 	case a.Host == "down.example":
 		return fmt.Errorf("dial: %w", imapcopy.ErrUnreachable)
@@ -229,6 +247,14 @@ var fakeFolders = []string{"INBOX", "Archive"}
 const fakePerFolder, fakeBatch = 10, 5
 
 func (f *fakeCopier) run(ctx context.Context, j imapcopy.Job) (imapcopy.Progress, error) {
+	f.mu.Lock()
+	rebound := f.rebound
+	f.mu.Unlock()
+	for _, a := range j.Sources {
+		if a.Host != "" && a.Host == rebound && a.PublicOnly {
+			return imapcopy.Progress{}, fmt.Errorf("dial %s:993: %w", a.Host, imapcopy.ErrPrivate)
+		}
+	}
 	f.mu.Lock()
 	f.running++
 	f.most = max(f.most, f.running)

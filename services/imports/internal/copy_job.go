@@ -108,7 +108,7 @@ func (w *copyWorker) Work(ctx context.Context, rj *river.Job[copyArgs]) error {
 				login = src.HostedEmail
 			}
 		}
-		cj.Sources = append(cj.Sources, src.account(s.hosted, login, string(pw)))
+		cj.Sources = append(cj.Sources, s.account(src, login, string(pw)))
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.limits.Slice)
 	defer cancel()
@@ -122,7 +122,7 @@ func (w *copyWorker) Work(ctx context.Context, rj *river.Job[copyArgs]) error {
 		return ctx.Err() // the process stops: River runs it again
 	case sctx.Err() != nil:
 		return river.JobSnooze(0) // the slice is over: resume at once
-	case errors.Is(err, imapcopy.ErrLogin), errors.Is(err, imapcopy.ErrTLS):
+	case errors.Is(err, imapcopy.ErrLogin), errors.Is(err, imapcopy.ErrTLS), errors.Is(err, imapcopy.ErrPrivate):
 		return s.fail(ctx, j.id, sourceError(err))
 	case rj.Attempt >= rj.MaxAttempts:
 		s.log.WarnContext(ctx, "import job failed", "job", j.id, "attempts", rj.Attempt, "error", err)
@@ -141,6 +141,8 @@ func sourceError(err error) string {
 		return "a server's certificate was refused: " + err.Error()
 	case errors.Is(err, imapcopy.ErrUnreachable):
 		return "a server stopped answering: " + err.Error()
+	case errors.Is(err, imapcopy.ErrPrivate):
+		return "a server's name now points to a private or local network: only public servers can be imported from"
 	}
 	return "the copy stopped: " + err.Error()
 }

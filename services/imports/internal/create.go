@@ -130,7 +130,7 @@ func (s *Server) prepare(ctx context.Context, srcs []source, pws []string, dest 
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 			defer cancel()
-			errc[i] = s.copier.Check(cctx, src.account(s.hosted, p.logins[i], pws[i]))
+			errc[i] = s.copier.Check(cctx, s.account(src, p.logins[i], pws[i]))
 		}()
 	}
 	wg.Wait()
@@ -144,6 +144,8 @@ func (s *Server) prepare(ctx context.Context, srcs []source, pws []string, dest 
 		switch {
 		case errors.Is(err, imapcopy.ErrLogin):
 			v = append(v, errs.FieldViolation{Field: f + ".password", Description: "the server refused this login and password"})
+		case errors.Is(err, imapcopy.ErrPrivate):
+			v = append(v, errs.FieldViolation{Field: f + ".host", Description: src.Host + " is on a private or local network: only public servers can be imported from"})
 		case errors.Is(err, imapcopy.ErrTLS):
 			d := fmt.Sprintf("the certificate of %s is not trusted (%v)", src.hostPort(), err)
 			if src.Pin == "" {
@@ -192,7 +194,9 @@ ON CONFLICT (organization_id, hour) DO UPDATE SET count = source_checks.count + 
 
 // publicHost refuses a host that is, or resolves to, an address of
 // loopback, a private network or a link-local one: a customer must not
-// make the service reach into the cluster's network.
+// make the service reach into the cluster's network. It names the
+// address for the customer; the connections themselves are held to it
+// too (imapcopy's PublicOnly), whatever the name resolves to by then.
 func publicHost(ctx context.Context, host string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -201,9 +205,8 @@ func publicHost(ctx context.Context, host string) error {
 		return fmt.Errorf("%s does not resolve", host)
 	}
 	for _, ip := range ips {
-		a := ip.IP
-		if a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified() || a.IsMulticast() {
-			return fmt.Errorf("%s is on a private or local network (%s): only public servers can be imported from", host, a)
+		if !imapcopy.Public(ip.IP) {
+			return fmt.Errorf("%s is on a private or local network (%s): only public servers can be imported from", host, ip.IP)
 		}
 	}
 	return nil

@@ -217,6 +217,16 @@ func (s source) account(h Hosted, login, pw string) imapcopy.Account {
 	return imapcopy.Account{Server: srv, Login: s.Login, Password: pw}
 }
 
+// account is src's IMAP login with password pw (login: a hosted
+// address's Dovecot login). Another provider's server must be public at
+// every connection, the check and each run of the job, unless private
+// sources are allowed.
+func (s *Server) account(src source, login, pw string) imapcopy.Account {
+	a := src.account(s.hosted, login, pw)
+	a.PublicOnly = src.HostedEmail == "" && !s.limits.PrivateSources
+	return a
+}
+
 // destination is the master-user login reaching the address whose
 // Dovecot login is login.
 func (h Hosted) destination(login string) imapcopy.Account {

@@ -107,3 +107,55 @@ func freePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestPublicOnly: a PublicOnly server whose name resolves to loopback is
+// refused at the dial with ErrPrivate, and the server listening there
+// sees no connection; without PublicOnly the same name reaches it.
+func TestPublicOnly(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan int)
+	go func() {
+		n := 0
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				accepted <- n
+				return
+			}
+			n++
+			c.Write([]byte("* BYE not today\r\n"))
+			c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	for _, host := range []string{"localhost", "127.0.0.1", "::ffff:127.0.0.1"} {
+		err := Check(context.Background(), Account{Server: Server{Host: host, Port: port, Security: Plain, PublicOnly: true}, Login: "a", Password: "b"})
+		if !errors.Is(err, ErrPrivate) {
+			t.Errorf("Check of %s PublicOnly: %v, want ErrPrivate", host, err)
+		}
+	}
+	err = Check(context.Background(), Account{Server: Server{Host: "127.0.0.1", Port: port, Security: Plain}, Login: "a", Password: "b"})
+	if err == nil || errors.Is(err, ErrPrivate) {
+		t.Errorf("Check without PublicOnly: %v, want the server's refusal", err)
+	}
+	l.Close()
+	if n := <-accepted; n != 1 {
+		t.Errorf("the server saw %d connections, want the one without PublicOnly", n)
+	}
+}
+
+func TestPublic(t *testing.T) {
+	for ip, want := range map[string]bool{
+		"198.51.100.7": true, "2001:db8::1": true, "8.8.8.8": true,
+		"127.0.0.1": false, "::1": false, "10.1.2.3": false, "172.16.0.1": false, "192.168.1.1": false,
+		"169.254.169.254": false, "fe80::1": false, "fc00::1": false, "0.0.0.0": false, "::": false,
+		"224.0.0.1": false, "::ffff:10.0.0.1": false, "ff02::1": false,
+	} {
+		if got := Public(net.ParseIP(ip)); got != want {
+			t.Errorf("Public(%s) = %v, want %v", ip, got, want)
+		}
+	}
+}

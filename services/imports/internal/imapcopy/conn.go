@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/client"
@@ -47,7 +48,13 @@ func dial(ctx context.Context, s Server) (*client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	d := net.Dialer{}
+	if s.PublicOnly {
+		d.Control = publicOnly
+	}
 	conn, err := d.DialContext(ctx, "tcp", addr)
+	if errors.Is(err, ErrPrivate) {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: dial %s: %v", ErrUnreachable, addr, err)
 	}
@@ -93,6 +100,19 @@ func dial(ctx context.Context, s Server) (*client.Client, error) {
 	conn.SetDeadline(time.Time{})
 	c.Timeout = commandTimeout
 	return c, nil
+}
+
+// publicOnly is a net.Dialer's Control refusing an address that is not
+// Public, before the connection is attempted.
+func publicOnly(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrPrivate, address)
+	}
+	if ip := net.ParseIP(host); ip == nil || !Public(ip) {
+		return fmt.Errorf("%w: %s is on a private or local network", ErrPrivate, host)
+	}
+	return nil
 }
 
 // login dials a and logs in.

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 )
 
 // Security is how a connection is protected.
@@ -29,6 +30,20 @@ type Server struct {
 	// TLS nil: the system roots, ServerName = Host; an explicit exception
 	// sets its own.
 	TLS *tls.Config
+	// PublicOnly refuses to connect to an address that is not public
+	// (Public), checked on the address dialled, after Host is resolved:
+	// a check of the name before the job starts does not hold for its
+	// runs, hours later, when the name may point inside the network
+	// (DNS rebinding).
+	PublicOnly bool
+}
+
+// Public reports whether ip is an address anyone may make the service
+// connect to: not loopback, private, link-local, multicast or
+// unspecified (IPv4-mapped addresses are judged as IPv4).
+func Public(ip net.IP) bool {
+	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast())
 }
 
 // Account is a login on a server. For the destination the caller logs in
@@ -53,6 +68,9 @@ var (
 	ErrTLS = errors.New("imap tls refused")
 	// ErrLogin: the credentials were refused.
 	ErrLogin = errors.New("imap login refused")
+	// ErrPrivate: the server's address is not public and the server
+	// is PublicOnly; nothing was sent to it.
+	ErrPrivate = errors.New("imap server address not public")
 )
 
 // Progress is where a job stands; counts are totals over the whole job
