@@ -17,7 +17,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Connect opens a connection to NATS that keeps reconnecting, and its
@@ -104,6 +107,8 @@ type Consumer struct {
 	// PendingEvery is how often the consumer reads its pending counts
 	// from JetStream for its gauges; 0: 10 s.
 	PendingEvery time.Duration
+	// Tracer starts the spans of the events handled; nil: the process's.
+	Tracer trace.Tracer
 
 	m consumerMetrics
 }
@@ -167,6 +172,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}
 	c.setUpMetrics()
+	if c.Tracer == nil {
+		c.Tracer = otel.Tracer("github.com/mailplane/mailplane/services/platform/events")
+	}
 	cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
 		Durable:        c.Durable,
 		FilterSubjects: c.Subjects,
@@ -298,12 +306,34 @@ func (c *Consumer) applyTx(ctx context.Context, tx pgx.Tx, msgs []jetstream.Msg,
 			continue // applied before: a redelivery
 		}
 		isFresh[ids[i]] = false // the same event twice in one batch
-		mctx := otel.GetTextMapPropagator().Extract(ctx, natsHeader(m.Headers()))
-		if err := c.Handle(mctx, tx, m); err != nil {
+		if err := c.handle(ctx, tx, m, ids[i]); err != nil {
 			return fmt.Errorf("event %s: %w", ids[i], err)
 		}
 	}
 	return nil
+}
+
+// handle runs the handler in a span of its own, a child of the span that
+// published m (its context is in m's headers).
+func (c *Consumer) handle(ctx context.Context, tx pgx.Tx, m jetstream.Msg, id uuid.UUID) error {
+	ctx = otel.GetTextMapPropagator().Extract(ctx, natsHeader(m.Headers()))
+	ctx, span := c.Tracer.Start(ctx, "process "+m.Subject(),
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingDestinationName(m.Subject()),
+			semconv.MessagingConsumerGroupName(c.Durable),
+			semconv.MessagingMessageID(id.String()),
+		))
+	defer span.End()
+	err := c.Handle(ctx, tx, m)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "handler failed")
+	}
+	return err
 }
 
 // natsHeader carries trace context in NATS headers, whose keys, unlike

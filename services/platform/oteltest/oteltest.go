@@ -187,7 +187,7 @@ func (r *Receiver) Wait(t testing.TB, what string, found func([]Span) bool) []Sp
 		select {
 		case <-more:
 		case <-timeout.C:
-			t.Fatalf("oteltest: no %s after %v; received:\n%s", what, WaitLimit, Format(spans))
+			t.Fatalf("oteltest: still waiting for %s after %v; received:\n%s", what, WaitLimit, Format(spans))
 			return nil
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,8 +21,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -148,6 +152,8 @@ type Relay struct {
 	Service string
 	// Meter reports the relay's metrics; nil: the process's.
 	Meter metric.Meter
+	// Tracer starts the relay's publish spans; nil: the process's.
+	Tracer trace.Tracer
 
 	m relayMetrics
 }
@@ -198,6 +204,9 @@ func (r *Relay) Run(ctx context.Context, drainTimeout time.Duration) error {
 		r.Log.Warn("outbox relay: no backlog gauges", "error", err)
 	} else {
 		defer reg.Unregister()
+	}
+	if r.Tracer == nil {
+		r.Tracer = otel.Tracer("github.com/mailplane/mailplane/services/platform/outbox")
 	}
 	interval := r.Interval
 	if interval <= 0 {
@@ -267,14 +276,19 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 			return err
 		}
 		futures := make([]jetstream.PubAckFuture, len(events))
+		spans := make([]trace.Span, 0, len(events))
+		defer func() {
+			for _, s := range spans {
+				s.End() // a no-op for those ended; ends those the batch left before their ack
+			}
+		}()
 		for i, e := range events {
 			m := nats.NewMsg(r.Prefix + "." + e.Subject)
 			m.Data = e.Payload
-			for k, v := range e.Headers {
-				m.Header.Set(k, v)
-			}
+			spans = append(spans, r.startPublish(ctx, m, e.ID, e.Headers))
 			f, err := r.JS.PublishMsgAsync(m, jetstream.WithMsgID(e.ID.String()))
 			if err != nil {
+				endPublish(spans[i], err)
 				return fmt.Errorf("publish %s: %w", e.Subject, err)
 			}
 			futures[i] = f
@@ -286,8 +300,10 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 			case <-f.Ok():
 				acked = append(acked, events[i].Seq)
 				delays = append(delays, time.Since(events[i].CreatedAt).Seconds())
+				endPublish(spans[i], nil)
 			case err := <-f.Err():
 				errs = append(errs, fmt.Errorf("publish %s: %w", events[i].Subject, err))
+				endPublish(spans[i], err)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -314,4 +330,39 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 		r.m.delay.Record(ctx, d, r.m.attrs)
 	}
 	return sent, nil
+}
+
+// startPublish starts the span of m's publication, as a child of the span
+// that wrote the event (its context is in the stored headers), and sets
+// m's headers: the stored ones, with the trace context of the publication,
+// so that consumers' spans are its children.
+func (r *Relay) startPublish(ctx context.Context, m *nats.Msg, id uuid.UUID, stored map[string]string) trace.Span {
+	prop := otel.GetTextMapPropagator()
+	h := propagation.MapCarrier(maps.Clone(stored))
+	if h == nil {
+		h = propagation.MapCarrier{}
+	}
+	ctx, span := r.Tracer.Start(prop.Extract(ctx, h), "publish "+m.Subject,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingOperationName("publish"),
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingDestinationName(m.Subject),
+			semconv.MessagingMessageID(id.String()),
+		))
+	prop.Inject(ctx, h)
+	for k, v := range h {
+		m.Header.Set(k, v)
+	}
+	return span
+}
+
+// endPublish ends a publication's span, when JetStream answered.
+func endPublish(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "not acknowledged")
+	}
+	span.End()
 }
