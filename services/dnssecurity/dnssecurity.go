@@ -10,10 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	dnssecurityv1 "github.com/mailplane/mailplane/proto/mailplane/dnssecurity/v1"
-	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/dnssecurity/dnssecurityevents"
 	internal "github.com/mailplane/mailplane/services/dnssecurity/internal"
 	"github.com/mailplane/mailplane/services/dnssecurity/internal/migrations"
@@ -22,13 +20,12 @@ import (
 	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/events"
 	"github.com/mailplane/mailplane/services/platform/jobs"
+	"github.com/mailplane/mailplane/services/platform/mirror"
 	"github.com/mailplane/mailplane/services/platform/secret"
 	"github.com/mailplane/mailplane/services/platform/service"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 )
 
 // Schema is the PostgreSQL schema the service owns.
@@ -213,18 +210,8 @@ func (s *Service) WorkJobs(ctx context.Context) error {
 }
 
 // Subscriptions are the events the service consumes: mailboxes' mail
-// services, whose domains it diagnoses from their verification on.
+// services, whose domains it diagnoses from their verification on (its
+// copy is platform/mirror's).
 func (s *Service) Subscriptions() []events.Subscription {
-	return []events.Subscription{{
-		Durable:  internal.MailServiceConsumer,
-		Subjects: internal.MailServiceSubjects,
-		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
-			var ev mailboxesv1.MailServiceChanged
-			if err := proto.Unmarshal(m.Data(), &ev); err != nil {
-				s.log.ErrorContext(ctx, "mail service event dropped: bad payload", "subject", m.Subject(), "error", err)
-				return nil
-			}
-			return s.server.ApplyMailServiceChanged(ctx, tx, m.Subject(), &ev)
-		},
-	}}
+	return []events.Subscription{mirror.MailServices{Durable: internal.MailServiceConsumer, Then: s.server.MailServiceChanged, Log: s.log}.Subscription()}
 }

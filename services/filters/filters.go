@@ -12,10 +12,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	filtersv1 "github.com/mailplane/mailplane/proto/mailplane/filters/v1"
-	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/filters/filtersevents"
 	internal "github.com/mailplane/mailplane/services/filters/internal"
 	"github.com/mailplane/mailplane/services/filters/internal/install"
@@ -25,14 +23,13 @@ import (
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/events"
 	"github.com/mailplane/mailplane/services/platform/jobs"
+	"github.com/mailplane/mailplane/services/platform/mirror"
 	"github.com/mailplane/mailplane/services/platform/service"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 )
 
 // Schema is the PostgreSQL schema the service owns.
@@ -178,39 +175,16 @@ func New(c *Config) service.Service {
 }
 
 // Subscriptions are the events the service consumes: mailboxes' address
-// events, which keep its copy of each address's users and rights, give a
-// new address its default filters, and bring its auto-reply's script to
-// install (ApplyAddressChanged); and mailboxes' mail services, the
-// organization's own domains the external-mail mention leaves unmarked.
+// events, which keep its copy of each address's users and rights
+// (platform/mirror), give a new address its default filters and bring
+// its auto-reply's script to install (AddressChanged); and mailboxes' mail
+// services, the organization's own domains the external-mail mention
+// leaves unmarked.
 func (s *Service) Subscriptions() []events.Subscription {
-	log := s.log
-	return []events.Subscription{{
-		Durable:  internal.AddressConsumer,
-		Subjects: internal.AddressSubjects,
-		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
-			var ev mailboxesv1.AddressChanged
-			if err := proto.Unmarshal(m.Data(), &ev); err != nil {
-				log.ErrorContext(ctx, "address event dropped: bad payload", "subject", m.Subject(), "error", err)
-				return nil
-			}
-			md, err := m.Metadata()
-			if err != nil {
-				return fmt.Errorf("address event metadata: %w", err)
-			}
-			return s.server.ApplyAddressChanged(ctx, tx, m.Subject(), md.Sequence.Stream, &ev)
-		},
-	}, {
-		Durable:  internal.MailServiceConsumer,
-		Subjects: internal.MailServiceSubjects,
-		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
-			var ev mailboxesv1.MailServiceChanged
-			if err := proto.Unmarshal(m.Data(), &ev); err != nil {
-				log.ErrorContext(ctx, "mail service event dropped: bad payload", "subject", m.Subject(), "error", err)
-				return nil
-			}
-			return s.server.ApplyMailServiceChanged(ctx, tx, m.Subject(), &ev)
-		},
-	}}
+	return []events.Subscription{
+		mirror.Addresses{Durable: internal.AddressConsumer, Also: internal.AddressAlso, Then: s.server.AddressChanged, Log: s.log}.Subscription(),
+		mirror.MailServices{Durable: internal.MailServiceConsumer, Then: s.server.MailServiceChanged, Log: s.log}.Subscription(),
+	}
 }
 
 // Service is the running service.

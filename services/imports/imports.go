@@ -13,10 +13,8 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	importsv1 "github.com/mailplane/mailplane/proto/mailplane/imports/v1"
-	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/imports/importsevents"
 	internal "github.com/mailplane/mailplane/services/imports/internal"
 	"github.com/mailplane/mailplane/services/imports/internal/imapcopy"
@@ -24,14 +22,13 @@ import (
 	"github.com/mailplane/mailplane/services/platform/config"
 	"github.com/mailplane/mailplane/services/platform/events"
 	"github.com/mailplane/mailplane/services/platform/jobs"
+	"github.com/mailplane/mailplane/services/platform/mirror"
 	"github.com/mailplane/mailplane/services/platform/notify"
 	"github.com/mailplane/mailplane/services/platform/secret"
 	"github.com/mailplane/mailplane/services/platform/service"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 )
 
 // Schema is the PostgreSQL schema the service owns.
@@ -163,21 +160,9 @@ func New(c *Config) service.Service {
 
 // Subscriptions are the events the service consumes: mailboxes' address
 // events, which keep its copy of each address's login and users (the
-// destinations a caller may import into).
+// destinations a caller may import into; platform/mirror).
 func (s *Service) Subscriptions() []events.Subscription {
-	log := s.log
-	return []events.Subscription{{
-		Durable:  internal.AddressConsumer,
-		Subjects: internal.AddressSubjects,
-		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
-			var ev mailboxesv1.AddressChanged
-			if err := proto.Unmarshal(m.Data(), &ev); err != nil {
-				log.ErrorContext(ctx, "address event dropped: bad payload", "subject", m.Subject(), "error", err)
-				return nil
-			}
-			return s.server.ApplyAddressChanged(ctx, tx, m.Subject(), &ev)
-		},
-	}}
+	return []events.Subscription{mirror.Addresses{Durable: internal.AddressConsumer, Log: s.log}.Subscription()}
 }
 
 // Service is the running service.

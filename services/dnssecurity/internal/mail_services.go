@@ -7,33 +7,19 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
-	"github.com/mailplane/mailplane/services/platform/aip"
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/mirror"
 )
 
 // MailServiceConsumer is the durable consumer of mailboxes' mail service
 // events.
 const MailServiceConsumer = "dnssecurity-mail-services"
 
-// MailServiceSubjects are the events it consumes.
-var MailServiceSubjects = []string{
-	mailboxesevents.MailServiceCreated, mailboxesevents.MailServiceDeleted,
-	mailboxesevents.MailServiceUndeleted, mailboxesevents.MailServicePurged,
-}
-
-const (
-	upsertMailService = `
-INSERT INTO mail_services (id, organization_id, domain) VALUES ($1, $2, $3)
-ON CONFLICT (id) DO UPDATE SET active = true`
-	setMailServiceActive = `UPDATE mail_services SET active = $2 WHERE id = $1`
-	deleteMailService    = `DELETE FROM mail_services WHERE id = $1`
-	selectMailService    = `
+const selectMailService = `
 SELECT domain, other_dkim_selectors FROM mail_services
 WHERE id = $1 AND organization_id = $2 AND active`
-)
 
 // mailService is a mail service as the diagnostic knows it.
 type mailService struct {
@@ -42,32 +28,14 @@ type mailService struct {
 	selectors []string
 }
 
-// ApplyMailServiceChanged keeps the copy of a mail service in step with
-// mailboxes: a verified one is diagnosed at once, a deleted one kept
-// inactive until its purge.
-func (s *Server) ApplyMailServiceChanged(ctx context.Context, tx pgx.Tx, subject string, ev *mailboxesv1.MailServiceChanged) error {
-	ids, err := aip.ParseIDs("mail_service.name", ev.GetMailService().GetName(), "organizations/{organization}/mailServices/{mail_service}")
-	if err != nil {
-		return fmt.Errorf("mail service event %s: %w", subject, err)
+// MailServiceChanged queues, in tx, the first diagnostic of a mail service
+// just verified, once the copy of mail services (platform/mirror) has
+// recorded it; a deleted one stays there inactive until its purge.
+func (s *Server) MailServiceChanged(ctx context.Context, tx pgx.Tx, ev mirror.MailServiceEvent) error {
+	if !events.SubjectIs(ev.Subject, mailboxesevents.MailServiceCreated) {
+		return nil
 	}
-	org, ms := ids[0], ids[1]
-	switch {
-	case events.SubjectIs(subject, mailboxesevents.MailServiceCreated):
-		if _, err := tx.Exec(ctx, upsertMailService, ms, org, ev.GetMailService().GetDomain()); err != nil {
-			return fmt.Errorf("insert mail service %s: %w", ms, err)
-		}
-		return s.queueDiagnostic(ctx, tx, ms)
-	case events.SubjectIs(subject, mailboxesevents.MailServiceUndeleted):
-		_, err = tx.Exec(ctx, setMailServiceActive, ms, true)
-	case events.SubjectIs(subject, mailboxesevents.MailServiceDeleted):
-		_, err = tx.Exec(ctx, setMailServiceActive, ms, false)
-	case events.SubjectIs(subject, mailboxesevents.MailServicePurged):
-		_, err = tx.Exec(ctx, deleteMailService, ms)
-	}
-	if err != nil {
-		return fmt.Errorf("apply %s to mail service %s: %w", subject, ms, err)
-	}
-	return nil
+	return s.queueDiagnostic(ctx, tx, ev.ID)
 }
 
 // queueDiagnostic queues a diagnostic of mail service ms in tx; one queued

@@ -3,72 +3,19 @@ package imports
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
-	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/access"
 	"github.com/mailplane/mailplane/services/platform/errs"
-	"github.com/mailplane/mailplane/services/platform/events"
 )
 
 // AddressConsumer is the durable consumer of mailboxes' address events.
+// The service keeps its own copy of each address's login and users
+// (platform/mirror) rather than asking mailboxes on every import: the
+// destination's Dovecot login and who may import into it are all it
+// needs.
 const AddressConsumer = "imports-addresses"
-
-// AddressSubjects are the events it consumes. The service keeps its own
-// copy of each address's login and users rather than asking mailboxes on
-// every import: the destination's Dovecot login and who may import into
-// it are all it needs.
-var AddressSubjects = []string{mailboxesevents.AddressCreated, mailboxesevents.AddressUpdated, mailboxesevents.AddressDeleted}
-
-const (
-	upsertAddress = `
-INSERT INTO addresses (id, organization_id, mail_service_id, email, login) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (id) DO UPDATE SET email = excluded.email, login = excluded.login`
-	deleteAddressUsers = `DELETE FROM address_users WHERE address_id = $1`
-	insertAddressUser  = `INSERT INTO address_users (address_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`
-	deleteAddress      = `DELETE FROM addresses WHERE id = $1`
-)
-
-// ApplyAddressChanged records an address's creation, change or deletion
-// in tx. Applying one twice changes nothing more.
-func (s *Server) ApplyAddressChanged(ctx context.Context, tx pgx.Tx, subject string, ev *mailboxesv1.AddressChanged) error {
-	a, err := parseAddress("address.name", ev.GetAddress().GetName())
-	if err != nil {
-		return fmt.Errorf("address event with a bad name %q: %w", ev.GetAddress().GetName(), err)
-	}
-	if events.SubjectIs(subject, mailboxesevents.AddressDeleted) {
-		_, err := tx.Exec(ctx, deleteAddress, a.addr)
-		return err
-	}
-	email := strings.ToLower(ev.GetAddress().GetEmail())
-	login := ev.GetLogin()
-	if login == "" {
-		login = email
-	}
-	if _, err := tx.Exec(ctx, upsertAddress, a.addr, a.org, a.ms, email, login); err != nil {
-		return fmt.Errorf("record address: %w", err)
-	}
-	if _, err := tx.Exec(ctx, deleteAddressUsers, a.addr); err != nil {
-		return fmt.Errorf("address users: %w", err)
-	}
-	for _, u := range ev.GetAddress().GetUsers() {
-		id, ok := strings.CutPrefix(u.GetUser(), "users/")
-		if !ok {
-			continue // an invitation not yet accepted has no user
-		}
-		uid, err := uuid.Parse(id)
-		if err != nil {
-			continue
-		}
-		if _, err := tx.Exec(ctx, insertAddressUser, a.addr, uid); err != nil {
-			return fmt.Errorf("address user: %w", err)
-		}
-	}
-	return nil
-}
 
 // address is an address of the local copy.
 type address struct {

@@ -1,0 +1,110 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
+	"github.com/mailplane/mailplane/services/platform/aip"
+	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+)
+
+// MailServiceSubjects are the events that change the copy of mail
+// services: a domain verified (created), deleted, undeleted or purged.
+// A mail service is in the copy from its verification to its purge, and
+// active but while deleted. Only its verification adds it: mailboxes
+// deletes and undeletes pending claims too, and a claim is not the
+// organization's domain (anyone may claim any domain).
+var MailServiceSubjects = []string{
+	mailboxesevents.MailServiceCreated, mailboxesevents.MailServiceDeleted,
+	mailboxesevents.MailServiceUndeleted, mailboxesevents.MailServicePurged,
+}
+
+const (
+	upsertMailService = `
+INSERT INTO mail_services (id, organization_id, domain) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET active = true, domain = excluded.domain`
+	setMailServiceActive = `UPDATE mail_services SET active = $2 WHERE id = $1`
+	deleteMailService    = `DELETE FROM mail_services WHERE id = $1`
+)
+
+// MailServiceEvent is one of mailboxes' MailServiceChanged events, as Then
+// gets it once the copy has applied it.
+type MailServiceEvent struct {
+	// Subject is the event's subject as received (events.SubjectIs tells
+	// which it is).
+	Subject string
+	// ID and Organization are the mail service's ids, from its name.
+	ID, Organization uuid.UUID
+	// Domain is its domain in lower case.
+	Domain string
+	// Msg is the event.
+	Msg *mailboxesv1.MailServiceChanged
+}
+
+// MailServices is a service's copy of mailboxes' mail services: its
+// consumer of their events.
+type MailServices struct {
+	// Durable is the consumer's name ("dnssecurity-mail-services").
+	Durable string
+	// Then, when set, runs after each event in the same transaction: an
+	// error undoes the event's effect and has it delivered again.
+	Then func(ctx context.Context, tx pgx.Tx, ev MailServiceEvent) error
+	// Log hears of events dropped for a payload that is no
+	// MailServiceChanged.
+	Log *slog.Logger
+}
+
+// Subscription is the consumer, for a service's Subscriptions.
+func (s MailServices) Subscription() events.Subscription {
+	return events.Subscription{
+		Durable:  s.Durable,
+		Subjects: MailServiceSubjects,
+		Handle: func(ctx context.Context, tx pgx.Tx, m jetstream.Msg) error {
+			var msg mailboxesv1.MailServiceChanged
+			if err := proto.Unmarshal(m.Data(), &msg); err != nil {
+				logger(s.Log).ErrorContext(ctx, "mail service event dropped: bad payload", "subject", m.Subject(), "error", err)
+				return nil
+			}
+			ev, err := ApplyMailService(ctx, tx, m.Subject(), &msg)
+			if err != nil || s.Then == nil {
+				return err
+			}
+			return s.Then(ctx, tx, ev)
+		},
+	}
+}
+
+// ApplyMailService records in tx a mail service's verification, deletion,
+// undeletion or purge (subject, one of MailServiceSubjects; any other
+// leaves the copy as it is) and returns the event. Applying one twice
+// changes nothing more. A name that is no mail service's is an error.
+func ApplyMailService(ctx context.Context, tx pgx.Tx, subject string, msg *mailboxesv1.MailServiceChanged) (MailServiceEvent, error) {
+	ev := MailServiceEvent{Subject: subject, Msg: msg, Domain: strings.ToLower(msg.GetMailService().GetDomain())}
+	ids, err := aip.ParseIDs("mail_service.name", msg.GetMailService().GetName(), "organizations/{organization}/mailServices/{mail_service}")
+	if err != nil {
+		return ev, fmt.Errorf("mail service event %s: %w", subject, err)
+	}
+	ev.Organization, ev.ID = ids[0], ids[1]
+	switch {
+	case events.SubjectIs(subject, mailboxesevents.MailServiceCreated):
+		_, err = tx.Exec(ctx, upsertMailService, ev.ID, ev.Organization, ev.Domain)
+	case events.SubjectIs(subject, mailboxesevents.MailServiceUndeleted):
+		_, err = tx.Exec(ctx, setMailServiceActive, ev.ID, true)
+	case events.SubjectIs(subject, mailboxesevents.MailServiceDeleted):
+		_, err = tx.Exec(ctx, setMailServiceActive, ev.ID, false)
+	case events.SubjectIs(subject, mailboxesevents.MailServicePurged):
+		_, err = tx.Exec(ctx, deleteMailService, ev.ID)
+	}
+	if err != nil {
+		return ev, fmt.Errorf("apply %s to mail service %s: %w", subject, ev.ID, err)
+	}
+	return ev, nil
+}
