@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -146,13 +147,38 @@ func orDefault(n, def int) int {
 	return def
 }
 
+// startRetry and startRetryLimit space Run's attempts to start while the
+// database cannot be reached.
+const (
+	startRetry      = 500 * time.Millisecond
+	startRetryLimit = 10 * time.Second
+)
+
 // Run works c's jobs until ctx is done, then stops: running jobs get a few
-// seconds to finish before their contexts are cancelled.
+// seconds to finish before their contexts are cancelled. A database that
+// cannot be reached at start is waited for.
 func Run(ctx context.Context, c *Client) error {
-	// Jobs keep ctx's values but not its cancellation, which would cancel
-	// running jobs at once instead of letting them finish.
-	if err := c.Start(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("start jobs: %w", err)
+	for attempt := 1; ; attempt++ {
+		// Jobs keep ctx's values but not its cancellation, which would
+		// cancel running jobs at once instead of letting them finish.
+		err := c.Start(context.WithoutCancel(ctx))
+		if err == nil {
+			break
+		}
+		// A database that cannot be reached right now (down, failing
+		// over, out of connections) is waited for, as the outbox relay
+		// waits: returning would end a process that already serves, and
+		// every replica started in the meantime with it (River logs each
+		// failure, and a failed Start can be tried again).
+		var ce *pgconn.ConnectError
+		if !errors.As(err, &ce) {
+			return fmt.Errorf("start jobs: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Until(Backoff(attempt, startRetry, startRetryLimit))):
+		}
 	}
 	<-ctx.Done()
 	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*softStop)

@@ -3,6 +3,9 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
@@ -302,5 +305,96 @@ func TestQueueMetrics(t *testing.T) {
 		if got, _ := metrics.Value(t, c.name, "service", schema, "kind", c.kind); got != c.want {
 			t.Errorf("%s{kind=%q} = %v, want %v", c.name, c.kind, got, c.want)
 		}
+	}
+}
+
+// TestRunWaitsForTheDatabase: a client whose database cannot be reached
+// when it starts (down, failing over, out of connections) keeps trying and
+// works its jobs once it can, rather than ending the process that runs it
+// (scripts/rolling-restart.sh lost both mailboxes replicas so).
+func TestRunWaitsForTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	w := &countWorker{}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, w)
+
+	// The worker's pool reaches PostgreSQL through a port nothing listens
+	// on yet.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().(*net.TCPAddr)
+	l.Close()
+	cfg := pool.Config().Copy()
+	target := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
+	cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Fallbacks = "127.0.0.1", uint16(addr.Port), nil
+	cut, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cut.Close)
+	client, err := jobs.New(cut, jobs.ForTest(jobs.Config{Schema: schema, Workers: workers}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- jobs.Run(runCtx, client) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	res, err := client.Insert(ctx, countArgs{Key: "waiting"}, nil)
+	if err == nil {
+		t.Fatalf("inserted through an unreachable database: %v", res)
+	}
+	inserted, err := jobs.New(pool, jobs.Config{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err = inserted.Insert(ctx, countArgs{Key: "waiting"}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// The database comes back: the port forwards to PostgreSQL.
+	proxy, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	go forward(proxy, target)
+	waitFor(t, "the job to be worked", func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("run ended while the database was down: %v", err)
+		default:
+		}
+		s, _, _ := jobState(t, pool, res.Job.ID)
+		return s == "completed"
+	})
+}
+
+// forward copies each connection l accepts to and from target.
+func forward(l net.Listener, target string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				return
+			}
+			defer s.Close()
+			go io.Copy(s, c)
+			io.Copy(c, s)
+		}()
 	}
 }
