@@ -296,3 +296,58 @@ func TestAttackRebinding(t *testing.T) {
 		Destination: dest, Sources: []*importsv1.Source{{Host: host, Login: "anna@example.net", Password: "right"}}}})
 	attacktest.WantCode(t, err, codes.InvalidArgument, "importJob.sources[0].host")
 }
+
+// TestAttackREST: through the REST edge, NUL in a path, a query or a
+// body, and another organization's ids, get the service's answers as
+// HTTP: 400 naming the field, 404, 403; never a 500.
+func TestAttackREST(t *testing.T) {
+	e := startAttack(t)
+	base := e.edge() + "/v1/"
+	other := uuid.Must(uuid.NewV7())
+	theirs := strings.Replace(e.job, e.env.org.String(), other.String(), 1)
+	source := map[string]any{"host": "imap.example.net", "login": "a", "password": "right"}
+	nul := map[string]any{"host": "imap.example.net", "login": "a\x00b", "password": "right"}
+	stranger := e.person(uuid.Must(uuid.NewV7()))
+	for _, tc := range []struct {
+		name, method, path string
+		ctx                context.Context
+		body               any
+		code               int
+		field              string
+	}{
+		{"NUL in a job's path", "GET", e.job + "%00", e.admin, nil, 400, "name"},
+		{"NUL in the path of a cancel", "POST", e.job + "%00:cancel", e.admin, map[string]any{}, 400, "name"},
+		{"NUL in the path of a watch", "GET", e.job + "%00:watch", e.admin, nil, 400, "name"},
+		{"another organization's job watched", "GET", e.job + ":watch", e.as(other, "owner"), nil, 404, ""},
+		{"a member watching a job not theirs", "GET", e.job + ":watch", stranger, nil, 403, ""},
+		{"NUL in the path of the failures", "GET", e.job + "%00/failures", e.admin, nil, 400, "parent"},
+		{"NUL in the organization of the template", "GET", e.org + "%00/importJobs:template", e.admin, nil, 400, "parent"},
+		{"NUL in the organization of a create", "POST", e.org + "%00/importJobs", e.admin, map[string]any{"destination": e.dest, "sources": []any{source}}, 400, "parent"},
+		{"NUL in the query", "GET", e.org + "/importJobs?parentJob=" + e.job + "%00", e.admin, nil, 400, "parentJob"},
+		{"NUL in a source's login", "POST", e.org + "/importJobs", e.admin, map[string]any{"destination": e.dest, "sources": []any{nul}}, 400, "sources[0].login"},
+		{"NUL in the destination", "POST", e.org + "/importJobs", e.admin, map[string]any{"destination": e.dest + "\x00", "sources": []any{source}}, 400, "destination"},
+		{"NUL in the CSV", "POST", e.org + "/importJobs:bulkCreate", e.admin, map[string]any{"csv": bulkCSV + "\x00"}, 400, "csv"},
+		{"another organization's job", "GET", e.job, e.as(other, "owner"), nil, 404, ""},
+		{"another organization's job under its own", "GET", theirs, e.as(other, "owner"), nil, 404, ""},
+		{"another organization's job cancelled", "POST", e.job + ":cancel", e.as(other, "owner"), map[string]any{}, 404, ""},
+		{"another organization's failures", "GET", e.job + "/failures", e.as(other, "owner"), nil, 404, ""},
+		{"another organization's jobs", "GET", e.org + "/importJobs", e.as(other, "owner"), nil, 404, ""},
+		{"another organization's template", "GET", e.org + "/importJobs:template", e.as(other, "owner"), nil, 404, ""},
+		{"another organization's bulk", "POST", e.org + "/importJobs:bulkCreate", e.as(other, "owner"), map[string]any{"csv": bulkCSV}, 404, ""},
+		{"another organization's address", "POST", "organizations/" + other.String() + "/importJobs", e.as(other, "owner"), map[string]any{"destination": e.dest, "sources": []any{source}}, 404, ""},
+		{"a member on a job not theirs", "GET", e.job, stranger, nil, 403, ""},
+		{"a member cancelling a job not theirs", "POST", e.job + ":cancel", stranger, map[string]any{}, 403, ""},
+		{"a member into an address not theirs", "POST", e.org + "/importJobs", stranger, map[string]any{"destination": e.dest, "sources": []any{source}}, 403, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := rest(t, tc.ctx, tc.method, base+tc.path, tc.body)
+			if code != tc.code || !strings.Contains(string(body), tc.field) {
+				t.Errorf("%d, want %d naming %q: %.300s", code, tc.code, tc.field, body)
+			}
+		})
+	}
+	got, err := e.client.GetImportJob(e.admin, &importsv1.GetImportJobRequest{Name: e.job})
+	if err != nil || got.GetImportJob().GetState() != importsv1.State_STATE_CANCELLED {
+		t.Errorf("the job after the attack: %v, %v", got, err)
+	}
+}
