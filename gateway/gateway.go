@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -51,6 +52,9 @@ type Config struct {
 	// Addr: a process that binds all its ports before it starts anything
 	// passes it.
 	Listener net.Listener
+	// MeterProvider records the edge's request metrics; nil: the
+	// process's.
+	MeterProvider metric.MeterProvider
 }
 
 const (
@@ -127,6 +131,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if strings.HasPrefix(r.URL.Path, formsPrefix) {
 					forms.ServeHTTP(w, r)
+					labelServeMuxRoute(r)
 					return
 				}
 				api.ServeHTTP(w, r)
@@ -135,10 +140,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 	}
 	h = accessLog(log, h)
 	h = requestID(h)
-	h = otelhttp.NewHandler(h, "gateway", otelhttp.WithFilter(func(r *http.Request) bool {
+	otelOpts := []otelhttp.Option{otelhttp.WithFilter(func(r *http.Request) bool {
 		// Probes every few seconds would bury the traces people look at.
 		return r.URL.Path != "/healthz" && r.URL.Path != "/readyz"
-	}))
+	})}
+	if cfg.MeterProvider != nil {
+		otelOpts = append(otelOpts, otelhttp.WithMeterProvider(cfg.MeterProvider))
+	}
+	h = otelhttp.NewHandler(h, "gateway", otelOpts...)
 	return h, closeAll, nil
 }
 
@@ -179,6 +188,7 @@ func newMux(ctx context.Context, backends []backend, trusted []netip.Prefix, log
 		// Middlewares run on routed requests only: an unknown path is a
 		// 404 whatever its body. mux is set by the time they run.
 		runtime.WithMiddlewares(
+			labelRoute,
 			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkPathParams(mux)(next) },
 			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkQuery(mux, bodyOnly)(next) },
 			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkBody(mux)(next) },

@@ -13,6 +13,8 @@ import (
 
 	"github.com/felixge/httpsnoop"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -211,4 +213,35 @@ func cors(origins []string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// labelRoute is the mux middleware that names the request's route in the
+// edge's request metrics (http.route, otelhttp's labeler): the pattern of
+// the route it matched ("/v1/{name=organizations/*}"), never the path a
+// client sent, whose ids would make a series per resource. A request
+// that matches no route (404) gets no route.
+func labelRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if p, ok := runtime.HTTPPattern(r.Context()); ok {
+			l, _ := otelhttp.LabelerFromContext(r.Context())
+			l.Add(attribute.String("http.route", p.String()))
+		}
+		next(w, r, params)
+	}
+}
+
+// labelServeMuxRoute is labelRoute for a handler routed by an
+// http.ServeMux (the form endpoints), once it has served r: the mux
+// leaves the pattern it matched in r ("POST /forms/{list}/{action}"),
+// whose method part is the request's own label already.
+func labelServeMuxRoute(r *http.Request) {
+	if r.Pattern == "" {
+		return
+	}
+	_, route, found := strings.Cut(r.Pattern, " ")
+	if !found {
+		route = r.Pattern
+	}
+	l, _ := otelhttp.LabelerFromContext(r.Context())
+	l.Add(attribute.String("http.route", route))
 }
