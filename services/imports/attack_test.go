@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	importsv1 "github.com/mailplane/mailplane/proto/mailplane/imports/v1"
@@ -350,4 +351,29 @@ func TestAttackREST(t *testing.T) {
 	if err != nil || got.GetImportJob().GetState() != importsv1.State_STATE_CANCELLED {
 		t.Errorf("the job after the attack: %v, %v", got, err)
 	}
+}
+
+// TestAttackWatchAfterRemoval: a person watching the job they started
+// is cut off once they are no longer a member of the organization,
+// within the time a role is remembered, however long the job runs.
+func TestAttackWatchAfterRemoval(t *testing.T) {
+	e := startAttack(t)
+	created, err := e.client.CreateImportJob(e.person(e.anna), &importsv1.CreateImportJobRequest{Parent: e.org, ImportJob: &importsv1.ImportJob{
+		Destination: e.dest, Sources: []*importsv1.Source{server("imap.example.net")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No job runs: the job stays pending, the stream open.
+	ctx, cancel := context.WithTimeout(e.person(e.anna), time.Minute)
+	defer cancel()
+	stream, err := e.client.WatchImportJob(ctx, &importsv1.WatchImportJobRequest{Name: created.GetImportJob().GetName()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatalf("the job now: %v", err)
+	}
+	e.accounts.removed.Store(e.anna.String(), true)
+	_, err = stream.Recv()
+	attacktest.WantCode(t, err, codes.NotFound, "")
 }

@@ -36,20 +36,22 @@ import (
 )
 
 type env struct {
-	t       *testing.T
-	srv     *servicetest.Server
-	svc     *imports.Service
-	pool    *pgxpool.Pool
-	client  importsv1.ImportServiceClient
-	org     uuid.UUID
-	ms      string
-	admin   context.Context
-	js      jetstream.JetStream
-	ctx     context.Context
-	copier  *fakeCopier
-	mail    *mailbox
-	workers context.CancelFunc
-	done    chan error
+	t      *testing.T
+	srv    *servicetest.Server
+	svc    *imports.Service
+	pool   *pgxpool.Pool
+	client importsv1.ImportServiceClient
+	org    uuid.UUID
+	ms     string
+	admin  context.Context
+	js     jetstream.JetStream
+	ctx    context.Context
+	copier *fakeCopier
+	// accounts answers who is a member of org.
+	accounts *fakeAccounts
+	mail     *mailbox
+	workers  context.CancelFunc
+	done     chan error
 }
 
 type options struct {
@@ -78,6 +80,7 @@ func start(t *testing.T, o options) *env {
 	t.Cleanup(pool.Close)
 	e := &env{t: t, pool: pool, org: uuid.Must(uuid.NewV7()), copier: newFakeCopier(), mail: &mailbox{}}
 	accounts := &fakeAccounts{org: e.org}
+	e.accounts = accounts
 	o.limits.PrivateSources = !o.publicOnly
 	copier := imports.Copier{Check: e.copier.check, Run: e.copier.run}
 	if o.copier != nil {
@@ -147,6 +150,8 @@ func (e *env) stop() {
 type fakeAccounts struct {
 	accountsv1.UnimplementedOrganizationServiceServer
 	org uuid.UUID
+	// removed are users no longer members (user id string -> true).
+	removed sync.Map
 }
 
 func (f *fakeAccounts) GetMember(ctx context.Context, req *accountsv1.GetMemberRequest) (*accountsv1.GetMemberResponse, error) {
@@ -155,6 +160,9 @@ func (f *fakeAccounts) GetMember(ctx context.Context, req *accountsv1.GetMemberR
 		return nil, status.Error(codes.NotFound, "organization not found")
 	}
 	p, _ := auth.FromContext(ctx)
+	if _, gone := f.removed.Load(p.UserID); gone {
+		return nil, status.Error(codes.NotFound, "organization not found")
+	}
 	return &accountsv1.GetMemberResponse{Member: &accountsv1.Member{Name: req.GetName(), User: "users/" + p.UserID, Role: accountsv1.Role_ROLE_MEMBER}}, nil
 }
 

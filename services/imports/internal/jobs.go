@@ -446,7 +446,10 @@ func (s *Server) WatchImportJob(req *importsv1.WatchImportJobRequest, stream imp
 			return ctx.Err()
 		case <-t.C:
 		}
-		if j, err = s.getJob(ctx, j.org, j.id); err != nil {
+		// The caller's access is asked again at every read (their role
+		// is cached for seconds), so that a watch does not outlive a
+		// membership removed while the job runs, which may be hours.
+		if j, _, err = s.readJob(ctx, "name", name); err != nil {
 			return err
 		}
 	}
