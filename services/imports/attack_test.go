@@ -377,3 +377,49 @@ func TestAttackWatchAfterRemoval(t *testing.T) {
 	_, err = stream.Recv()
 	attacktest.WantCode(t, err, codes.NotFound, "")
 }
+
+// TestAttackWatchCap: an organization's watches open at once are capped
+// (each reads its job twice a second while open): past the cap a watch
+// is refused RESOURCE_EXHAUSTED, and one closed makes room.
+func TestAttackWatchCap(t *testing.T) {
+	e := start(t, options{limits: imports.Limits{Watches: 2}, noWork: true})
+	dest := e.announce("anna")
+	created, err := e.client.CreateImportJob(e.admin, &importsv1.CreateImportJobRequest{Parent: "organizations/" + e.org.String(), ImportJob: &importsv1.ImportJob{
+		Destination: dest, Sources: []*importsv1.Source{server("imap.example.net")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &importsv1.WatchImportJobRequest{Name: created.GetImportJob().GetName()}
+	// open watches the pending job (its stream stays open) and returns
+	// the stream's cancel and the first answer's error.
+	open := func() (context.CancelFunc, error) {
+		ctx, cancel := context.WithCancel(e.admin)
+		t.Cleanup(cancel)
+		stream, err := e.client.WatchImportJob(ctx, req)
+		if err != nil {
+			return cancel, err
+		}
+		_, err = stream.Recv()
+		return cancel, err
+	}
+	var first context.CancelFunc
+	for i := range 2 {
+		cancel, err := open()
+		if err != nil {
+			t.Fatalf("watch %d: %v", i+1, err)
+		}
+		if i == 0 {
+			first = cancel
+		}
+	}
+	_, err = open()
+	attacktest.WantCode(t, err, codes.ResourceExhausted, "")
+	first()
+	e.eventually("a watch closed makes room", func() bool {
+		cancel, err := open()
+		if err != nil {
+			cancel()
+		}
+		return err == nil
+	})
+}

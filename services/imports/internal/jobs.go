@@ -414,6 +414,24 @@ RETURNING p.id`, *j.parent).Scan(&parentID)
 // saved at each checkpoint (a batch), so a faster poll shows nothing new.
 const watchPoll = 500 * time.Millisecond
 
+// watch counts a watch of org's open until done is called, or refuses it
+// past the cap.
+func (s *Server) watch(org uuid.UUID) (done func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watching[org] >= s.limits.Watches {
+		return nil, errs.E(errs.ResourceExhausted, "the organization has %d import watches open, at most %d: close one", s.watching[org], s.limits.Watches)
+	}
+	s.watching[org]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.watching[org]--; s.watching[org] == 0 {
+			delete(s.watching, org)
+		}
+	}, nil
+}
+
 // WatchImportJob streams a job's progress until it ends.
 func (s *Server) WatchImportJob(req *importsv1.WatchImportJobRequest, stream importsv1.ImportService_WatchImportJobServer) error {
 	ctx := stream.Context()
@@ -425,6 +443,11 @@ func (s *Server) WatchImportJob(req *importsv1.WatchImportJobRequest, stream imp
 	if err != nil {
 		return err
 	}
+	done, err := s.watch(j.org)
+	if err != nil {
+		return err
+	}
+	defer done()
 	var last *importsv1.ImportJob
 	t := time.NewTicker(watchPoll)
 	defer t.Stop()

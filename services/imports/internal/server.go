@@ -5,6 +5,7 @@ package imports
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,7 +59,16 @@ type Limits struct {
 	// Retry is the wait after a run's first failure, doubling after each
 	// next one up to 30 minutes; 0: 30 s.
 	Retry time.Duration
+	// Watches caps an organization's WatchImportJob streams open at once
+	// in one process; 0: DefaultWatches.
+	Watches int
 }
+
+// DefaultWatches caps an organization's watches open at once in one
+// process: each reads its job twice a second for as long as it is open,
+// so without a cap one caller opening streams in a loop would load the
+// database for everyone. A page shows a watch per job it follows.
+const DefaultWatches = 100
 
 // Server implements the imports gRPC service and its job workers.
 type Server struct {
@@ -74,6 +84,10 @@ type Server struct {
 	copier Copier
 	email  EmailSender
 	limits Limits
+
+	// watching counts each organization's watches open in this process.
+	mu       sync.Mutex
+	watching map[uuid.UUID]int
 }
 
 // Deps are what a Server is built from.
@@ -96,10 +110,14 @@ func NewServer(d Deps) *Server {
 	if d.Limits.Retry <= 0 {
 		d.Limits.Retry = 30 * time.Second
 	}
+	if d.Limits.Watches <= 0 {
+		d.Limits.Watches = DefaultWatches
+	}
 	return &Server{
 		pool: d.Pool, roles: access.NewRoles(access.NewAccounts(d.Accounts), roleTTL),
 		users: accountsv1.NewUserServiceClient(d.Accounts), log: d.Log, box: d.Box,
 		hosted: d.Hosted, copier: d.Copier, email: d.Email, limits: d.Limits,
+		watching: map[uuid.UUID]int{},
 	}
 }
 
