@@ -12,7 +12,7 @@ import (
 
 // backlogTimeout bounds the query behind the backlog gauges: a slow
 // database costs a scrape these gauges, never the whole scrape.
-const backlogTimeout = 2 * time.Second
+const backlogTimeout = time.Second
 
 // selectBacklog counts the events waiting and measures the age of the
 // oldest, by seq (the primary key) rather than by a scan for the least
