@@ -423,3 +423,31 @@ func TestAttackWatchCap(t *testing.T) {
 		return err == nil
 	})
 }
+
+// TestAttackHostileFolder: a source server listing a folder whose name
+// PostgreSQL cannot hold (NUL, "&AAA-" in modified UTF-7) or holding
+// escapes and bidi controls does not break the job: the folder keeps no
+// checkpoint, and its failures are listed with those characters made
+// U+FFFD (NUL dropped), as screens and the confirmation show them.
+func TestAttackHostileFolder(t *testing.T) {
+	e := start(t, options{})
+	const hostile = "Archive\x00\x1b[31m\u202e"
+	e.copier.folders = []string{"INBOX", hostile}
+	dest := e.announce("anna")
+	created, err := e.client.CreateImportJob(e.admin, &importsv1.CreateImportJobRequest{Parent: "organizations/" + e.org.String(), ImportJob: &importsv1.ImportJob{
+		Destination: dest, Sources: []*importsv1.Source{server("imap.example.net")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := e.ended(e.admin, created.GetImportJob().GetName())
+	if j.GetState() != importsv1.State_STATE_SUCCEEDED || j.GetProgress().GetFoldersDone() != 2 {
+		t.Fatalf("the job: %v, want succeeded with both folders", j)
+	}
+	fails, err := e.client.ListImportFailures(e.admin, &importsv1.ListImportFailuresRequest{Parent: j.GetName()})
+	if err != nil || len(fails.GetFailures()) != 1 {
+		t.Fatalf("failures %v, %v", fails, err)
+	}
+	if f := fails.GetFailures()[0]; f.GetFolder() != "Archive\uFFFD[31m\uFFFD" || f.GetSubject() != "Too big" {
+		t.Errorf("failure %q in %q, want the controls replaced", f.GetSubject(), f.GetFolder())
+	}
+}

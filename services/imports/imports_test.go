@@ -221,6 +221,9 @@ type fakeCopier struct {
 	public map[string]bool
 	// refuse, when set, answers the check before anything else.
 	refuse func(imapcopy.Account) error
+	// folders, when set, replace fakeFolders (a name starting with
+	// "Archive" fails a message as Archive does).
+	folders []string
 }
 
 func newFakeCopier() *fakeCopier { return &fakeCopier{} }
@@ -266,8 +269,11 @@ func (f *fakeCopier) run(ctx context.Context, j imapcopy.Job) (imapcopy.Progress
 	f.mu.Lock()
 	f.running++
 	f.most = max(f.most, f.running)
-	step := f.step
+	step, folders := f.step, f.folders
 	f.mu.Unlock()
+	if folders == nil {
+		folders = fakeFolders
+	}
 	defer func() {
 		f.mu.Lock()
 		f.running--
@@ -278,10 +284,10 @@ func (f *fakeCopier) run(ctx context.Context, j imapcopy.Job) (imapcopy.Progress
 		return imapcopy.Progress{}, err
 	}
 	p := st.Progress
-	p.FoldersTotal = len(j.Sources) * len(fakeFolders)
+	p.FoldersTotal = len(j.Sources) * len(folders)
 	p.MessagesTotal = int64(p.FoldersTotal * fakePerFolder)
 	for si := range j.Sources {
-		for _, folder := range fakeFolders {
+		for _, folder := range folders {
 			fs := st.Folders[imapcopy.FolderKey{Source: si, Folder: folder}]
 			for uid := fs.LastUID + 1; uid <= fakePerFolder; uid += fakeBatch {
 				if step != nil {
@@ -299,7 +305,7 @@ func (f *fakeCopier) run(ctx context.Context, j imapcopy.Job) (imapcopy.Progress
 				p.MessagesSkipped++
 				p.Bytes += 1000 * (fakeBatch - 1)
 				var failed []imapcopy.Failure
-				if last == fakePerFolder && folder == "Archive" {
+				if last == fakePerFolder && strings.HasPrefix(folder, "Archive") {
 					p.MessagesCopied--
 					p.MessagesFailed++
 					failed = append(failed, imapcopy.Failure{Source: si, Folder: folder, UID: last, Subject: "Too big\x00", Reason: "message over the destination's limit"})

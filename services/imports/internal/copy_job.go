@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -262,13 +263,17 @@ func (c *checkpoints) Save(ctx context.Context, source int, folder string, uidVa
 		if tag.RowsAffected() == 0 {
 			return errStopped
 		}
-		if folder != "" {
+		// A name PostgreSQL cannot hold (a source server may list
+		// "&AAA-", NUL in modified UTF-7) keeps no checkpoint: each run
+		// reads that folder again, and what it copied is skipped as
+		// duplicates, rather than the save failing the job.
+		if folder != "" && storable(folder) {
 			if _, err := tx.Exec(ctx, saveFolder, c.job, source, folder, int64(uidValidity), int64(lastUID)); err != nil {
 				return fmt.Errorf("save folder: %w", err)
 			}
 		}
 		for _, f := range failed {
-			if _, err := tx.Exec(ctx, saveFailure, c.job, f.Source, f.Folder, int64(f.UID), cut(f.Subject, 200), cut(f.Reason, 500), maxFailures); err != nil {
+			if _, err := tx.Exec(ctx, saveFailure, c.job, f.Source, cut(f.Folder, 1000), int64(f.UID), cut(f.Subject, 200), cut(f.Reason, 500), maxFailures); err != nil {
 				return fmt.Errorf("save failure: %w", err)
 			}
 		}
@@ -276,10 +281,23 @@ func (c *checkpoints) Save(ctx context.Context, source int, folder string, uidVa
 	})
 }
 
-// cut shortens s to at most n bytes, on a rune boundary, as text
-// PostgreSQL takes (valid UTF-8, no NUL).
+// storable reports whether PostgreSQL takes s as text: valid UTF-8
+// without NUL.
+func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// cut shortens s, text a source server chose, to at most n bytes, on a
+// rune boundary, as text PostgreSQL takes (valid UTF-8, no NUL) and
+// screens and the confirmation email show as it is: other control
+// characters and bidi controls (which would make the text read in
+// another order than it is) become U+FFFD.
 func cut(s string, n int) string {
 	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 	if len(s) <= n {
 		return s
 	}
