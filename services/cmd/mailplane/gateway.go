@@ -20,6 +20,7 @@ func serveGateway(ctx context.Context, args []string, getenv func(string) string
 	l := config.NewLoader("mailplane gateway", getenv, stdout)
 	var c gateway.Config
 	var origins, proxies, logLevel, otlp, metricsAddr string
+	var traceSample float64
 	l.String(&c.Addr, "http-addr", ":8080", "REST edge listen address")
 	l.String(&c.AccountsAddr, "accounts-addr", "127.0.0.1:9090", "gRPC address of the accounts service")
 	// Every other service has its address setting, named after it.
@@ -36,6 +37,7 @@ func serveGateway(ctx context.Context, args []string, getenv func(string) string
 	l.Duration(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time requests in flight may take to finish on shutdown")
 	l.String(&logLevel, "log-level", "info", "debug, info, warn or error")
 	l.String(&otlp, "otlp-endpoint", "", "OTLP/gRPC collector host:port for traces; empty: no export")
+	l.Float(&traceSample, "trace-sample-ratio", 1, "share of traces recorded (0 to 1) when otlp-endpoint is set; the edge begins most traces, so this is the share of requests traced")
 	l.String(&metricsAddr, "metrics-addr", ":9464", "Prometheus /metrics listen address; empty disables it")
 	if err := l.Parse(args); err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -45,6 +47,9 @@ func serveGateway(ctx context.Context, args []string, getenv func(string) string
 	}
 	for name, addr := range addrs {
 		c.Backends[name] = *addr
+	}
+	if traceSample < 0 || traceSample > 1 {
+		return fmt.Errorf("configuration: trace-sample-ratio (--trace-sample-ratio, MAILPLANE_TRACE_SAMPLE_RATIO): want 0 to 1, got %v", traceSample)
 	}
 	c.CORSOrigins = splitList(origins)
 	for _, p := range splitList(proxies) {
@@ -63,7 +68,7 @@ func serveGateway(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer metrics.close()
-	tel, err := telemetry.Setup(ctx, "mailplane-gateway", otlp)
+	tel, err := telemetry.Setup(ctx, "mailplane-gateway", telemetry.Traces{Endpoint: otlp, SampleRatio: traceSample})
 	if err != nil {
 		return err
 	}

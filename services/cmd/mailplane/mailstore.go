@@ -60,7 +60,7 @@ func serveMailstore(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	defer metrics.close()
-	tel, err := telemetry.Setup(ctx, "mailplane-mailstore", "")
+	tel, err := telemetry.Setup(ctx, "mailplane-mailstore", telemetry.Traces{})
 	if err != nil {
 		return err
 	}

@@ -49,20 +49,21 @@ func services() []service.Service {
 // settings are what a process running services needs: its own, and each
 // service's (in services[i].Settings).
 type settings struct {
-	GRPCAddr        string
-	MetricsAddr     string
-	PprofAddr       string
-	DatabaseURL     string
-	NATS            events.NATS
-	EventStream     string
-	EventPrefix     string
-	EventReplicas   int
-	OTLPEndpoint    string
-	LogLevel        string
-	TokenPublicKey  string
-	AccessTokenTTL  time.Duration
-	ShutdownTimeout time.Duration
-	DNSResolver     string
+	GRPCAddr         string
+	MetricsAddr      string
+	PprofAddr        string
+	DatabaseURL      string
+	NATS             events.NATS
+	EventStream      string
+	EventPrefix      string
+	EventReplicas    int
+	OTLPEndpoint     string
+	TraceSampleRatio float64
+	LogLevel         string
+	TokenPublicKey   string
+	AccessTokenTTL   time.Duration
+	ShutdownTimeout  time.Duration
+	DNSResolver      string
 	// addrs are the services' <name>-addr settings.
 	addrs      map[string]*string
 	SecretKeys string
@@ -85,6 +86,7 @@ func (s *settings) register(l *config.Loader) {
 	l.String(&s.EventPrefix, "event-prefix", "mailplane", "first token of every event subject")
 	l.Int(&s.EventReplicas, "event-stream-replicas", 1, "replicas of the event stream in a NATS cluster (1, 3 or 5)")
 	l.String(&s.OTLPEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector host:port for traces; empty: no export")
+	l.Float(&s.TraceSampleRatio, "trace-sample-ratio", 1, "share of traces recorded (0 to 1) when otlp-endpoint is set, decided where a trace begins; the rest of the trace follows")
 	l.String(&s.LogLevel, "log-level", "info", "debug, info, warn or error")
 	l.String(&s.TokenPublicKey, "token-public-key", "", "base64 Ed25519 public key that verifies access tokens")
 	l.Duration(&s.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens; every service also replays this much of the revoked sessions at start")
@@ -141,6 +143,7 @@ func (s *settings) validate(names []string) error {
 		config.Check(&errs, err == nil, "token-public-key", "%v", err)
 	}
 	config.Check(&errs, s.AccessTokenTTL >= time.Minute && s.AccessTokenTTL <= 24*time.Hour, "access-token-ttl", "want between 1m and 24h, got %s", s.AccessTokenTTL)
+	config.Check(&errs, s.TraceSampleRatio >= 0 && s.TraceSampleRatio <= 1, "trace-sample-ratio", "want 0 to 1, got %v", s.TraceSampleRatio)
 	config.Check(&errs, s.ShutdownTimeout > 0, "shutdown-timeout", "want a positive duration")
 	config.Check(&errs, s.PprofAddr == "" || isLoopback(s.PprofAddr), "pprof-addr",
 		"profiles have no authentication: want a loopback address like 127.0.0.1:6060 (kubectl port-forward reaches it), got %q", s.PprofAddr)
@@ -237,7 +240,7 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 	}
 	defer profiles.close()
 
-	tel, err := telemetry.Setup(ctx, "mailplane-"+strings.Join(names, "-"), s.OTLPEndpoint)
+	tel, err := telemetry.Setup(ctx, "mailplane-"+strings.Join(names, "-"), telemetry.Traces{Endpoint: s.OTLPEndpoint, SampleRatio: s.TraceSampleRatio})
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,19 @@ func (l *Loader) Duration(p *time.Duration, name string, def time.Duration, usag
 	l.fs.DurationVar(p, name, def, l.usage(name, usage))
 }
 
+// Float registers a number setting ("0.25").
+func (l *Loader) Float(p *float64, name string, def float64, usage string) {
+	if v, ok := l.env(name); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			l.errs = append(l.errs, fmt.Errorf("%s=%q: want a number like 0.25", EnvName(name), v))
+		} else {
+			def = f
+		}
+	}
+	l.fs.Float64Var(p, name, def, l.usage(name, usage))
+}
+
 // Bool registers a boolean setting ("true", "false", "1", "0").
 func (l *Loader) Bool(p *bool, name string, def bool, usage string) {
 	if v, ok := l.env(name); ok {

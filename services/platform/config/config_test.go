@@ -253,3 +253,31 @@ func TestListen(t *testing.T) {
 	}
 	ln.Close()
 }
+
+func TestLoaderFloat(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    float64
+		wantErr []string
+	}{
+		{name: "default", want: 1},
+		{name: "variable", env: map[string]string{"MAILPLANE_RATIO": "0.25"}, want: 0.25},
+		{name: "flag over variable", env: map[string]string{"MAILPLANE_RATIO": "0.25"}, args: []string{"--ratio=0.5"}, want: 0.5},
+		{name: "malformed variable", env: map[string]string{"MAILPLANE_RATIO": "10%"}, want: 1, wantErr: []string{`MAILPLANE_RATIO="10%": want a number like 0.25`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got float64
+			l := config.NewLoader("mailplane", func(k string) string { return tt.env[k] }, &bytes.Buffer{})
+			l.Float(&got, "ratio", 1, "share of something")
+			err := l.Parse(tt.args)
+			if diff := cmp.Diff(tt.wantErr, messages(err)); diff != "" {
+				t.Errorf("Parse errors (-want +got):\n%s", diff)
+			}
+			if got != tt.want {
+				t.Errorf("ratio = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

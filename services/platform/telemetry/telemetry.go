@@ -40,11 +40,22 @@ type Telemetry struct {
 	shutdown []func(context.Context) error
 }
 
-// Setup builds the providers for service. Traces are exported to
-// otlpEndpoint (host:port, OTLP over gRPC) when it is set, and otherwise
-// only propagated. It also installs them as the process-wide OpenTelemetry
-// defaults, which libraries such as the NATS and gRPC instrumentation read.
-func Setup(ctx context.Context, service, otlpEndpoint string) (*Telemetry, error) {
+// Traces says where spans go and how many are kept.
+type Traces struct {
+	// Endpoint is the OTLP/gRPC collector (host:port); empty: spans are
+	// only propagated, never recorded.
+	Endpoint string
+	// SampleRatio is the share of traces recorded, 0 to 1, decided where
+	// a trace begins (the edge, or a service called without a trace);
+	// the rest of a trace follows that decision, carried in the trace
+	// context, so a trace is whole or absent.
+	SampleRatio float64
+}
+
+// Setup builds the providers for service. Traces are exported as traces
+// says. It also installs them as the process-wide OpenTelemetry defaults,
+// which libraries such as the NATS and gRPC instrumentation read.
+func Setup(ctx context.Context, service string, traces Traces) (*Telemetry, error) {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry resource: %w", err)
@@ -53,12 +64,13 @@ func Setup(ctx context.Context, service, otlpEndpoint string) (*Telemetry, error
 	t.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
-	if otlpEndpoint != "" {
-		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(otlpEndpoint), otlptracegrpc.WithInsecure())
+	if traces.Endpoint != "" {
+		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(traces.Endpoint), otlptracegrpc.WithInsecure())
 		if err != nil {
 			return nil, fmt.Errorf("otlp exporter: %w", err)
 		}
-		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp),
+			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(traces.SampleRatio))))
 	} else {
 		// Nothing would read recorded spans: keep trace ids for the logs
 		// and for propagation, but do not record.

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
+	"github.com/mailplane/mailplane/services/platform/dns"
+	"github.com/mailplane/mailplane/services/platform/oteltest"
+	"github.com/mailplane/mailplane/services/platform/pgtest"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TestTraceFollowsRequest starts `mailplane dev` exporting to an OTLP
+// receiver and verifies a mail service over REST: the one trace of that
+// request holds the edge's HTTP span, its gRPC call, mailboxes' handling
+// of it, the relay's publication of the event it wrote and the handling
+// of that event by the services consuming it, each the child of the one
+// before.
+func TestTraceFollowsRequest(t *testing.T) {
+	receiver := oteltest.Start(t)
+	// Spans leave the process every 100 ms rather than every 5 s.
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+	dbURL := pgtest.NewDatabase(t)
+	httpAddr := freeAddr(t)
+	zone, err := dns.ListenLocal("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zone.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dev",
+			"--data-dir", t.TempDir(),
+			"--database-url", dbURL,
+			"--grpc-addr", freeAddr(t),
+			"--http-addr", httpAddr,
+			"--metrics-addr", freeAddr(t),
+			"--socketmap-addr", freeAddr(t),
+			"--policy-addr", freeAddr(t),
+			"--milter-addr", freeAddr(t),
+			"--lmtp-addr", freeAddr(t),
+			"--report-addr", freeAddr(t),
+			"--dns-resolver", zone.Addr(),
+			"--otlp-endpoint", receiver.Addr,
+			"--trace-sample-ratio", "1",
+			"--log-level", "warn",
+		}, func(string) string { return "" }, &out)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dev: %v\n%s", err, out.String())
+		}
+	}()
+	c := &client{t: t, base: "http://" + httpAddr}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(c.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("dev stopped before it was ready: %v\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dev not ready in time\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	const pw = "twelve chars or more"
+	org := str(c.want(200, "POST", "/v1/auth:signUp", "", map[string]any{
+		"email": "tracer@example.com", "password": pw, "displayName": "Tracy", "organizationDisplayName": "Tracers",
+	}).body, "organization", "name")
+	token := str(c.want(200, "POST", "/v1/auth:signIn", "", map[string]any{"email": "tracer@example.com", "password": pw}).body, "accessToken")
+	ms := c.want(200, "POST", "/v1/"+org+"/mailServices", token, map[string]any{"domain": "traced.example"})
+	// Verifying the claim publishes mailboxes.mail_service.created, which
+	// accounts, dnssecurity and filters consume.
+	verify(c, zone, token, ms)
+	verifyPath := "/v1/" + str(ms.body, "name") + ":verify"
+
+	edge := receiver.WaitSpan(t, oteltest.Want{Kind: trace.SpanKindServer, Attrs: map[string]string{
+		"http.request.method": "POST", "url.path": verifyPath,
+	}})
+	if edge.Parent.IsValid() {
+		t.Errorf("the edge's span has a parent, want a trace begun at the edge: %v", edge)
+	}
+	const method = "mailplane.mailboxes.v1.MailServiceService/VerifyMailService"
+	call := receiver.WaitChild(t, edge, oteltest.Want{Kind: trace.SpanKindClient, Name: method})
+	handled := receiver.WaitChild(t, call, oteltest.Want{Kind: trace.SpanKindServer, Name: method})
+	subject := "mailplane." + mailboxesevents.MailServiceCreated
+	published := receiver.WaitChild(t, handled, oteltest.Want{Kind: trace.SpanKindProducer, Name: "publish " + subject, Attrs: map[string]string{
+		"messaging.system": "nats", "messaging.destination.name": subject,
+	}})
+	processed := receiver.WaitChild(t, published, oteltest.Want{Kind: trace.SpanKindConsumer, Name: "process " + subject, Attrs: map[string]string{
+		"messaging.message.id": published.Attrs["messaging.message.id"],
+	}})
+	if processed.Status == codes.Error {
+		t.Errorf("the event's handling failed: %v", processed)
+	}
+	t.Logf("trace %s:\n%s", edge.TraceID, oteltest.Format(receiver.Trace(edge.TraceID)))
+}
