@@ -451,3 +451,21 @@ func TestAttackHostileFolder(t *testing.T) {
 		t.Errorf("failure %q in %q, want the controls replaced", f.GetSubject(), f.GetFolder())
 	}
 }
+
+// TestAttackHostedProbe: asking for imports from hosted addresses that
+// do not exist (refused at once, the answer a wrong password gets)
+// counts against the organization's hourly source logins like a login:
+// nobody can test which addresses are hosted here as often as they like.
+func TestAttackHostedProbe(t *testing.T) {
+	e := start(t, options{limits: imports.Limits{ChecksPerHour: 3}, noWork: true})
+	dest := e.announce("anna")
+	probe := func(email string) error {
+		_, err := e.client.CreateImportJob(e.admin, &importsv1.CreateImportJobRequest{Parent: "organizations/" + e.org.String(),
+			ImportJob: &importsv1.ImportJob{Destination: dest, Sources: []*importsv1.Source{{HostedEmail: email, Password: "guess"}}}})
+		return err
+	}
+	for i := range 3 {
+		attacktest.WantCode(t, probe(fmt.Sprintf("nobody%d@example.test", i)), codes.InvalidArgument, "importJob.sources[0].password")
+	}
+	attacktest.WantCode(t, probe("nobody3@example.test"), codes.ResourceExhausted, "")
+}

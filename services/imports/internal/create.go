@@ -80,6 +80,12 @@ func (s *Server) prepare(ctx context.Context, srcs []source, pws []string, dest 
 	if s.hosted.Host == "" {
 		return nil, errs.E(errs.FailedPrecondition, "imports are not set up on this platform: its IMAP server is not configured")
 	}
+	// Counted before anything is looked up: a hosted address unknown
+	// here is refused at once, without a login, and would otherwise let
+	// anyone test which addresses are hosted, as often as they like.
+	if err := s.countChecks(ctx, dest.org, len(srcs)); err != nil {
+		return nil, err
+	}
 	p := &plan{sources: srcs, passwords: pws, logins: make([]string, len(srcs)), dest: dest}
 	for i, src := range srcs {
 		f := fields[i]
@@ -118,9 +124,6 @@ func (s *Server) prepare(ctx context.Context, srcs []source, pws []string, dest 
 				return nil, errs.Field(fields[i], "is the same account as "+fields[k])
 			}
 		}
-	}
-	if err := s.countChecks(ctx, dest.org, len(srcs)); err != nil {
-		return nil, err
 	}
 	errc := make([]error, len(srcs))
 	var wg sync.WaitGroup
