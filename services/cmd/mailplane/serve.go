@@ -319,9 +319,16 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 	// still write an event, and it should leave with this process.
 	relayCtx, stopRelays := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRelays()
+	// So do the workers: a service's workers own what its calls use (the
+	// connection to accounts is closed when they return), and a call
+	// drained at shutdown that then asked accounts failed (500) when they
+	// stopped with the process's context (scripts/rolling-restart.sh).
+	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer stopRelays()
+		defer stopWorkers()
 		return srv.Serve(gctx, lis, s.ShutdownTimeout)
 	})
 	for name, p := range probes {
@@ -334,7 +341,7 @@ func runServices(ctx context.Context, s *settings, names []string, log *slog.Log
 		g.Go(func() error { return c.Run(gctx) })
 	}
 	for _, w := range workers {
-		g.Go(func() error { return w(gctx) })
+		g.Go(func() error { return w(workCtx) })
 	}
 	metrics.serve(gctx, g, metricsHandler(tel), s.ShutdownTimeout)
 	profiles.serve(gctx, g, pprofHandler(), s.ShutdownTimeout)
