@@ -400,6 +400,29 @@ scrape_configs:
 		}
 	}
 
+	// The labels the panels and rules select and group by are on the
+	// series, with the values they match.
+	for _, sel := range []string{
+		`http_server_request_duration_seconds_bucket{job="mailplane", http_route="/v1/auth:signIn", http_request_method="POST", http_response_status_code="200"}`,
+		`rpc_server_call_duration_seconds_bucket{rpc_method="mailplane.accounts.v1.AuthService/SignIn", rpc_response_status_code="OK"}`,
+		`rpc_client_call_duration_seconds_count{rpc_method=~"mailplane\\..+", rpc_response_status_code="UNAUTHENTICATED"}`,
+		`mailplane_outbox_oldest_pending_seconds{service="accounts"}`,
+		`mailplane_events_pending{consumer="accounts-audit"}`,
+		`mailplane_jobs{service="mailboxes", state="discarded"}`,
+		`mailplane_jobs_oldest_available_seconds{service="mailboxes"}`,
+		`target_info{job="mailplane", service_name=~"mailplane.*"}`,
+	} {
+		var res struct {
+			Result []any `json:"result"`
+		}
+		waitFor(t, 30*time.Second, sel, func() (bool, string) {
+			if err := api("/api/v1/query", url.Values{"query": {sel}}, &res); err != nil {
+				return false, err.Error()
+			}
+			return len(res.Result) > 0, "no series"
+		})
+	}
+
 	for _, e := range exprs {
 		var res any
 		if err := api("/api/v1/query", url.Values{"query": {grafanaVars.Replace(e)}}, &res); err != nil {
