@@ -15,6 +15,10 @@ cd "$(dirname "$0")/.."
 CONNS=${CONNS:-50}
 DURATION=${DURATION:-20}
 RUNS=${RUNS:-3}
+# QUIET_LOAD, when set, makes each run wait (up to 5 minutes) until the
+# 1-minute load average is below it: on a shared machine the two sides of
+# a pair must not see different neighbours.
+QUIET_LOAD=${QUIET_LOAD:-}
 ADMIN_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB=mailplane_bench
 # Ports of their own (bench-address.sh uses 18082 and 19092).
@@ -45,10 +49,11 @@ json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 hz=$(getconf CLK_TCK)
 # server_ticks: user+system CPU ticks the mailplane process has used so far.
 server_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat"; }
-# pg_ticks: the same for PostgreSQL's processes alive now (backends that
-# come and go between two readings are missed, so it can come out low).
+# pg_ticks: the same for the PostgreSQL backends serving the benchmark's
+# database (not the server's shared processes, WAL writer and checkpointer,
+# which other databases' work keeps busy too on a shared machine).
 pg_ticks() {
-	for p in $(pgrep -x postgres); do cat "/proc/$p/stat" 2>/dev/null; done |
+	for p in $(pgrep -f "^postgres: .*: [^ ]+ $DB "); do cat "/proc/$p/stat" 2>/dev/null; done |
 		awk '{sub(/^.*\) /, ""); t += $12 + $13} END {print t + 0}'
 }
 # per_op TICKS OPS: microseconds of CPU per operation.
@@ -169,6 +174,12 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}'
 echo "each phase: $CONNS connections (wrk) or callers (loadgrpc), ${DURATION}s"
 [ -n "${PROFILE:-}" ] && echo "profiling at http://$PPROF/debug/pprof/"
 for run in $(seq 1 "$RUNS"); do
+	if [ -n "$QUIET_LOAD" ]; then
+		for _ in $(seq 1 60); do
+			awk -v max="$QUIET_LOAD" '{exit !($1 < max)}' /proc/loadavg && break
+			sleep 5
+		done
+	fi
 	start
 	echo
 	echo "== run $run, load average $(cut -d' ' -f1-3 /proc/loadavg)"
