@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 CONNS=${CONNS:-50}
 DURATION=${DURATION:-20}
 RUNS=${RUNS:-3}
+# OPS: which pairs to measure, "read create" or one of them.
+OPS=${OPS:-read create}
 # QUIET_LOAD, when set, makes each run wait (up to 5 minutes) until the
 # 1-minute load average is below it: on a shared machine the two sides of
 # a pair must not see different neighbours.
@@ -80,6 +82,17 @@ count() {
 	return 1
 }
 addresses() { count mailboxes.addresses; }
+# rounds: the writes and the rounds the address creates' group commit has
+# counted so far (services/platform/pg.Group): how many creates share a
+# round decides much of what one costs PostgreSQL.
+rounds() {
+	curl -sf "http://$METRICS/metrics" | awk '
+		/^mailplane_pg_group_writes_sum\{group="mailboxes.addresses"/ {s = $NF}
+		/^mailplane_pg_group_writes_count\{group="mailboxes.addresses"/ {c = $NF}
+		END {print s + 0, c + 0}'
+}
+# per_round "W0 R0" "W1 R1": creates per round between two readings.
+per_round() { python3 -c "w0, r0 = $1; w1, r1 = $2; print(f'{(w1 - w0) / max(r1 - r0, 1):.1f}')" ; }
 # settle: waits until the outbox relay and the audit consumer have caught up
 # with the creates, whose work is part of what a create costs, and keeps
 # it out of the next phase.
@@ -124,14 +137,14 @@ start() {
 	LUA
 }
 
-# record RUN OP PATH RPS P50 P99 OK ERRORS SERVER_TICKS PG_TICKS: one line
-# of results.
+# record RUN OP PATH RPS P50 P99 OK ERRORS SERVER_TICKS PG_TICKS
+# [PER_ROUND]: one line of results.
 record() {
 	local app pg
 	app=$(per_op "$9" "$7") pg=$(per_op "${10}" "$7")
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$app" "$pg" >>"$work/results"
-	printf '%-6s %-6s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s  CPU/request: mailplane %s µs, PostgreSQL %s µs\n' \
-		"$2" "$3" "$4" "$5" "$6" "$8" "$app" "$pg"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$app" "$pg" "${11:--}" >>"$work/results"
+	printf '%-6s %-6s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s  CPU/request: mailplane %s µs, PostgreSQL %s µs%s\n' \
+		"$2" "$3" "$4" "$5" "$6" "$8" "$app" "$pg" "${11:+, $11 creates per commit round}"
 }
 
 # edge RUN OP: one wrk phase.
@@ -139,19 +152,21 @@ edge() {
 	local s0 p0 s1 p1 a0 out=$work/wrk.$1.$2
 	local args=(-H "Authorization: Bearer $token" "http://$HTTP/v1/users/me")
 	[ "$2" = create ] && args=(-s "$work/create.lua" "http://$HTTP")
-	a0=$(addresses) s0=$(server_ticks) p0=$(pg_ticks)
+	a0=$(addresses) s0=$(server_ticks) p0=$(pg_ticks) r0=$(rounds)
 	wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "${args[@]}" >"$out"
 	[ "$2" = create ] && settle
-	s1=$(server_ticks) p1=$(pg_ticks)
-	local total bad ok
+	s1=$(server_ticks) p1=$(pg_ticks) r1=$(rounds)
+	local total bad ok round=
 	total=$(awk '/requests in/{print $1}' "$out")
 	bad=$(awk '/Non-2xx/{print $5}' "$out")
 	bad=${bad:-0}
 	ok=$((total - bad))
-	[ "$2" = create ] && ok=$(($(addresses) - a0))
+	if [ "$2" = create ]; then
+		ok=$(($(addresses) - a0)) round=$(per_round "${r0// /, }" "${r1// /, }")
+	fi
 	record "$1" "$2" edge "$(awk '/Requests\/sec/{printf "%.0f", $2}' "$out")" \
 		"$(ms "$(awk '$1 == "50%" {print $2}' "$out")")" "$(ms "$(awk '$1 == "99%" {print $2}' "$out")")" \
-		"$ok" "$bad" $((s1 - s0)) $((p1 - p0))
+		"$ok" "$bad" $((s1 - s0)) $((p1 - p0)) "$round"
 }
 
 # direct RUN OP: one loadgrpc phase.
@@ -159,15 +174,17 @@ direct() {
 	local s0 p0 s1 p1 a0 out=$work/grpc.$1.$2
 	local args=(-call read)
 	[ "$2" = create ] && args=(-call create-address -parent "$ms_name")
-	a0=$(addresses) s0=$(server_ticks) p0=$(pg_ticks)
+	a0=$(addresses) s0=$(server_ticks) p0=$(pg_ticks) r0=$(rounds)
 	bin/loadgrpc -addr $GRPC -token "$token" -c "$CONNS" -d "${DURATION}s" "${args[@]}" >"$out"
 	[ "$2" = create ] && settle
-	s1=$(server_ticks) p1=$(pg_ticks)
-	local ok
+	s1=$(server_ticks) p1=$(pg_ticks) r1=$(rounds)
+	local ok round=
 	ok=$(awk '{print $2}' "$out")
-	[ "$2" = create ] && ok=$(($(addresses) - a0))
+	if [ "$2" = create ]; then
+		ok=$(($(addresses) - a0)) round=$(per_round "${r0// /, }" "${r1// /, }")
+	fi
 	record "$1" "$2" direct "$(awk '{print $6}' "$out")" "$(ms "$(awk '{print $8}' "$out")")" "$(ms "$(awk '{print $12}' "$out")")" \
-		"$ok" "$(awk '{print $4}' "$out")" $((s1 - s0)) $((p1 - p0))
+		"$ok" "$(awk '{print $4}' "$out")" $((s1 - s0)) $((p1 - p0)) "$round"
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
@@ -184,16 +201,20 @@ for run in $(seq 1 "$RUNS"); do
 	echo
 	echo "== run $run, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "$run $(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/load"
-	edge "$run" read
-	direct "$run" read
+	if [[ " $OPS " == *" read "* ]]; then
+		edge "$run" read
+		direct "$run" read
+	fi
 	# The second create phase finds the first one's rows in the table:
 	# alternate which goes first so that neither always does.
-	if [ $((run % 2)) = 1 ]; then
-		edge "$run" create
-		direct "$run" create
-	else
-		direct "$run" create
-		edge "$run" create
+	if [[ " $OPS " == *" create "* ]]; then
+		if [ $((run % 2)) = 1 ]; then
+			edge "$run" create
+			direct "$run" create
+		else
+			direct "$run" create
+			edge "$run" create
+		fi
 	fi
 	stop
 done
@@ -203,15 +224,17 @@ python3 - "$work/results" "$work/load" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 load = [l.split()[1:] for l in open(sys.argv[2])]
-print("run  op      edge req/s  direct req/s  edge/direct  p50 edge/direct ms  p99 edge/direct ms  CPU/req edge/direct µs  load (1, 5, 15 min)")
+print("run  op      edge req/s  direct req/s  edge/direct  p50 edge/direct ms  p99 edge/direct ms  mailplane CPU/req edge/direct µs  PostgreSQL CPU/req µs  creates/round  load (1, 5, 15 min)")
 ratios = {}
 for run in sorted({r[0] for r in rows}, key=int):
     for op in ("read", "create"):
-        e = next(r for r in rows if r[0] == run and r[1] == op and r[2] == "edge")
-        d = next(r for r in rows if r[0] == run and r[1] == op and r[2] == "direct")
+        e = next((r for r in rows if r[0] == run and r[1] == op and r[2] == "edge"), None)
+        d = next((r for r in rows if r[0] == run and r[1] == op and r[2] == "direct"), None)
+        if not e or not d:
+            continue
         ratio = float(e[3]) / float(d[3])
         ratios.setdefault(op, []).append(ratio)
-        print(f"{run:>3}  {op:<6}  {e[3]:>10}  {d[3]:>12}  {ratio:>10.0%}  {e[4]:>8} / {d[4]:<8}  {e[5]:>8} / {d[5]:<8}  {e[8]:>10} / {d[8]:<10}  {' '.join(load[int(run) - 1])}")
+        print(f"{run:>3}  {op:<6}  {e[3]:>10}  {d[3]:>12}  {ratio:>10.0%}  {e[4]:>8} / {d[4]:<8}  {e[5]:>8} / {d[5]:<8}  {e[8]:>10} / {d[8]:<10}  {e[9]:>6} / {d[9]:<6}  {e[10]:>5} / {d[10]:<5}  {' '.join(load[int(run) - 1])}")
 for op, rs in ratios.items():
     print(f"median edge/direct, {op}: {statistics.median(rs):.0%} (runs: {', '.join(f'{r:.0%}' for r in rs)})")
 PY
