@@ -173,7 +173,7 @@ const roundRobin = `{"loadBalancingConfig": [{"round_robin": {}}]}`
 // an unknown path or a wrong method gets the same JSON error as everywhere
 // else.
 func newMux(ctx context.Context, backends []backend, trusted []netip.Prefix, log *slog.Logger) (*runtime.ServeMux, error) {
-	bodyOnly, err := bodyRoutes()
+	queryFree, err := queryFreeRoutes()
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func newMux(ctx context.Context, backends []backend, trusted []netip.Prefix, log
 		runtime.WithMiddlewares(
 			labelRoute,
 			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkPathParams(mux)(next) },
-			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkQuery(mux, bodyOnly)(next) },
+			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkQuery(mux, queryFree)(next) },
 			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkBody(mux)(next) },
 			func(next runtime.HandlerFunc) runtime.HandlerFunc { return checkIdempotencyKey(mux)(next) },
 		),
