@@ -63,3 +63,41 @@ func TestAddressMirrorMigration(t *testing.T) {
 		t.Fatalf("after 00009 down: filters %v and %v, want true and false", right(with), right(without))
 	}
 }
+
+// TestReinstallMigration: migration 00010 queues every address for the
+// reinstall sweep, one already pending with a newer version (an install
+// running now cannot clear it) and one refused before for another try.
+func TestReinstallMigration(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, filters.Schema, filters.Migrations)
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, filters.Migrations,
+		goose.WithTableName(filters.Schema+".migrations"), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	installed, pending, refused := uuid.New(), uuid.New(), uuid.New()
+	for _, id := range []uuid.UUID{installed, pending, refused} {
+		if _, err := pool.Exec(ctx, `INSERT INTO addresses (id, organization_id, mail_service_id, login) VALUES ($1, $1, $1, $2)`, id, id.String()+"@example.test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO pending_installs (address_id, version, failed_time, failure) VALUES ($1, 3, NULL, ''), ($2, 5, now(), 'refused')`, pending, refused); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[uuid.UUID]int64{installed: 1, pending: 4, refused: 6} {
+		var version int64
+		var failed bool
+		err := pool.QueryRow(ctx, `SELECT version, failed_time IS NOT NULL FROM pending_installs WHERE address_id = $1`, id).Scan(&version, &failed)
+		if err != nil || version != want || failed {
+			t.Errorf("address %s: version %d, failed %v (%v); want version %d, not failed", id, version, failed, err, want)
+		}
+	}
+}

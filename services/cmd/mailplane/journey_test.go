@@ -173,14 +173,14 @@ func TestCustomerJourney(t *testing.T) {
 
 	// A list of the three; alice posts to it through Postfix, the lists
 	// service sends the copies back through Postfix, Dovecot stores them
-	// (in Newsletters: the ad filter takes every List-Id).
+	// in the INBOX: the ad filter leaves a discussion list's posts there.
 	list := c.want(200, "POST", "/v1/"+ms+"/lists", token, map[string]any{"localPart": "team", "displayName": "Team", "subjectPrefix": "[team]"})
 	for _, m := range []string{alice, bob, carol} {
 		c.want(200, "POST", "/v1/"+str(list.body, "name")+"/members?silent=true", token, map[string]any{"email": m})
 	}
 	send(t, pf.Submission, alice, passwords["alice"], alice, []string{"team@journey.test"}, message(alice, "team@journey.test", "Lunch on Friday"))
-	waitMail(t, mail, bob, passwords["bob"], "[team] Lunch on Friday", "Newsletters")
-	waitMail(t, mail, carol, passwords["carol"], "[team] Lunch on Friday", "Newsletters")
+	waitMail(t, mail, bob, passwords["bob"], "[team] Lunch on Friday", "INBOX")
+	waitMail(t, mail, carol, passwords["carol"], "[team] Lunch on Friday", "INBOX")
 
 	// Carol's old mail, in a folder of her own, is imported into alice's
 	// mailbox through the edge (a hosted source, read with her device

@@ -1325,7 +1325,8 @@ type FilterSettings struct {
 	AntiSpam bool `protobuf:"varint,2,opt,name=anti_spam,json=antiSpam,proto3" json:"anti_spam,omitempty"`
 	// The spam folder; default "Spam".
 	SpamFolder string `protobuf:"bytes,3,opt,name=spam_folder,json=spamFolder,proto3" json:"spam_folder,omitempty"`
-	// Newsletters and notifications are sorted into two folders.
+	// Newsletters and notifications are sorted into two folders; a
+	// discussion list's posts (List-Post with an address) stay in the inbox.
 	AdFilter bool `protobuf:"varint,4,opt,name=ad_filter,json=adFilter,proto3" json:"ad_filter,omitempty"`
 	// The newsletters' folder; default "Newsletters".
 	NewsletterFolder string `protobuf:"bytes,5,opt,name=newsletter_folder,json=newsletterFolder,proto3" json:"newsletter_folder,omitempty"`

@@ -327,6 +327,10 @@ func (p Platform) ads() (string, error) {
 	// would take first.
 	b.WriteString("# auto-replies\nif header :matches \"Auto-Submitted\" \"auto-replied*\" {\n")
 	b.WriteString("    fileinto :create " + notice + ";\n    stop;\n}\n\n")
+	// A discussion list (RFC 2369 List-Post with an address; an
+	// announcement list says "NO") is conversation the member takes part
+	// in, which stays in the inbox, though it carries every list header.
+	b.WriteString("# discussion lists\nif header :contains \"List-Post\" \"mailto:\" {\n    stop;\n}\n\n")
 	// "exists" with a list holds when all exist: one test each.
 	b.WriteString("# newsletters\nif anyof (exists \"List-Unsubscribe\", exists \"List-Id\", exists \"Feedback-ID\",\n")
 	b.WriteString("          header :is \"Precedence\" [\"bulk\", \"list\"],\n")

@@ -100,6 +100,8 @@ func TestPlatformInPigeonhole(t *testing.T) {
 		// automatic mail), and skips any Auto-Submitted, even "no".
 		{"bulk", "news@shop.example", "Precedence: bulk\n", "Newsletters", true},
 		{"feedback id", "news@shop.example", "Feedback-ID: 1:2:3:esp\n", "Newsletters", true},
+		{"discussion list", "ann@club.example", "List-Id: <team.club.example>\nList-Post: <mailto:team@club.example>\nList-Unsubscribe: <mailto:team-leave@club.example>\nPrecedence: list\n", "INBOX", false},
+		{"announcement list", "ann@club.example", "List-Id: <news.club.example>\nList-Post: NO\n", "Newsletters", false},
 		{"refused", "pest@other.example", "", "reject", false},
 		{"notification", "robot@shop.example", "Auto-Submitted: auto-generated\n", "Notifications", false},
 		// An auto-reply as Pigeonhole's vacation writes it, Precedence: bulk
