@@ -140,10 +140,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (http.Handler, func(
 	}
 	h = accessLog(log, h)
 	h = requestID(h)
-	otelOpts := []otelhttp.Option{otelhttp.WithFilter(func(r *http.Request) bool {
-		// Probes every few seconds would bury the traces people look at.
-		return r.URL.Path != "/healthz" && r.URL.Path != "/readyz"
-	})}
+	otelOpts := []otelhttp.Option{
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			// Probes every few seconds would bury the traces people look at.
+			return r.URL.Path != "/healthz" && r.URL.Path != "/readyz"
+		}),
+		// A client's traceparent only links to the edge's trace: it
+		// begins a new one, so that no client can force every request
+		// sampled nor write spans into traces of its choosing.
+		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),
+	}
 	if cfg.MeterProvider != nil {
 		otelOpts = append(otelOpts, otelhttp.WithMeterProvider(cfg.MeterProvider))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -223,8 +224,7 @@ func cors(origins []string, next http.Handler) http.Handler {
 func labelRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		if p, ok := runtime.HTTPPattern(r.Context()); ok {
-			l, _ := otelhttp.LabelerFromContext(r.Context())
-			l.Add(attribute.String("http.route", p.String()))
+			setRoute(r, p.String())
 		}
 		next(w, r, params)
 	}
@@ -242,6 +242,16 @@ func labelServeMuxRoute(r *http.Request) {
 	if !found {
 		route = r.Pattern
 	}
+	setRoute(r, route)
+}
+
+// setRoute labels r's metrics with its route and names its span after
+// it, as the HTTP conventions do ("GET /v1/users/me"): otelhttp starts
+// the span before any routing, with the method alone for a name.
+func setRoute(r *http.Request, route string) {
 	l, _ := otelhttp.LabelerFromContext(r.Context())
 	l.Add(attribute.String("http.route", route))
+	span := trace.SpanFromContext(r.Context())
+	span.SetName(r.Method + " " + route)
+	span.SetAttributes(attribute.String("http.route", route))
 }

@@ -97,6 +97,11 @@ func TestTraceFollowsRequest(t *testing.T) {
 	if edge.Parent.IsValid() {
 		t.Errorf("the edge's span has a parent, want a trace begun at the edge: %v", edge)
 	}
+	// Named after its route, as the HTTP conventions say.
+	const route = "/v1/{name=organizations/*/mailServices/*}:verify"
+	if edge.Name != "POST "+route || edge.Attrs["http.route"] != route {
+		t.Errorf("the edge's span is %q with http.route %q, want %q and %q", edge.Name, edge.Attrs["http.route"], "POST "+route, route)
+	}
 	const method = "mailplane.mailboxes.v1.MailServiceService/VerifyMailService"
 	call := receiver.WaitChild(t, edge, oteltest.Want{Kind: trace.SpanKindClient, Name: method})
 	handled := receiver.WaitChild(t, call, oteltest.Want{Kind: trace.SpanKindServer, Name: method})
@@ -111,4 +116,25 @@ func TestTraceFollowsRequest(t *testing.T) {
 		t.Errorf("the event's handling failed: %v", processed)
 	}
 	t.Logf("trace %s:\n%s", edge.TraceID, oteltest.Format(receiver.Trace(edge.TraceID)))
+
+	// A client's own trace context is not continued: the edge begins a
+	// trace of its own.
+	const clientTrace = "0af7651916cd43dd8448eb211c80319c"
+	req, err := http.NewRequest("GET", c.base+"/v1/users/me", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("traceparent", "00-"+clientTrace+"-b7ad6b7169203331-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	me := receiver.WaitSpan(t, oteltest.Want{Kind: trace.SpanKindServer, Attrs: map[string]string{
+		"http.request.method": "GET", "url.path": "/v1/users/me",
+	}})
+	if me.TraceID.String() == clientTrace || me.Parent.IsValid() {
+		t.Errorf("the edge continued the client's trace %s: %v", clientTrace, me)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/errs"
 	"github.com/mailplane/mailplane/services/platform/validate"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -69,7 +70,9 @@ func New(log *slog.Logger, verifier *auth.Verifier) *Server {
 		// Clients reconnect every few minutes, and so find the replicas
 		// started since: the gateway balances over what it resolved.
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: maxConnectionAge, MaxConnectionAgeGrace: time.Minute}),
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+		// Health checks (probes, the gateway's /readyz) every few
+		// seconds would bury the traces and calls people look at.
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))),
 		grpc.ChainUnaryInterceptor(i.logging, i.errors, i.recover, i.authenticate, i.validate),
 		grpc.ChainStreamInterceptor(i.streamErrors, i.streamAuthenticate),
 	)

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -31,6 +32,9 @@ func TestCallMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	users.GetCurrentUser(callCtx(t), &accountsv1.GetCurrentUserRequest{}) // no token: Unauthenticated
+	if _, err := healthpb.NewHealthClient(srv.conn).Check(callCtx(t), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
 	for _, req := range []string{"", "not found"} {
 		stream, err := srv.conn.NewStream(bearer(callCtx(t), token), &grpc.StreamDesc{ServerStreams: true}, "/mailplane.test.v1.WatchService/Watch")
 		if err != nil {
@@ -60,5 +64,9 @@ func TestCallMetrics(t *testing.T) {
 			t.Errorf("%s with %s counted %v times, want 1; series: %v", c.method, c.code, n,
 				metrics.Labels(t, "rpc_server_call_duration_seconds"))
 		}
+	}
+	// Probes are left out, of the traces too.
+	if n, _ := metrics.Value(t, "rpc_server_call_duration_seconds_count", "rpc_method", "grpc.health.v1.Health/Check", "rpc_response_status_code", "OK"); n != 0 {
+		t.Errorf("health check counted %v times, want 0", n)
 	}
 }
