@@ -190,6 +190,11 @@ func newMux(ctx context.Context, backends []backend, trusted []netip.Prefix, log
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler()),
 		runtime.WithErrorHandler(errorHandler(log)),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		// The services read the token (which grpc-gateway always passes
+		// on) and what outgoingMetadata sets, nothing else: by default
+		// every standard header would follow as grpcgateway-*, a browser's
+		// cookies included, to be copied on each hop.
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithMetadata(outgoingMetadata(trusted)),
 		// Middlewares run on routed requests only: an unknown path is a
 		// 404 whatever its body. mux is set by the time they run.

@@ -194,6 +194,38 @@ func TestForwardsAuthorization(t *testing.T) {
 	}
 }
 
+// TestForwardsOnlyWhatServicesRead: the services get the token, the
+// client's address and the request id, never the browser's other headers
+// (its cookies least of all), nor metadata a client names itself.
+func TestForwardsOnlyWhatServicesRead(t *testing.T) {
+	addr, _ := startBackend(t)
+	h := newEdge(t, Config{AccountsAddr: addr}, nil)
+
+	r := httptest.NewRequest(http.MethodGet, "/v1/users/me", nil)
+	r.Header.Set("Authorization", "Bearer abc.def")
+	r.Header.Set("Cookie", "session=secret-cookie")
+	r.Header.Set("User-Agent", "Mozilla/5.0 browser")
+	r.Header.Set("Accept-Language", "fr")
+	r.Header.Set("Grpc-Metadata-Role", "admin")
+	md := forwarded(t, serve(h, r))
+
+	for k, vs := range md {
+		if strings.HasPrefix(k, "grpcgateway-") || k == "cookie" || k == "role" {
+			t.Errorf("forwarded %s: %q", k, vs)
+		}
+		for _, v := range vs {
+			if strings.Contains(v, "secret-cookie") || strings.Contains(v, "browser") {
+				t.Errorf("forwarded %s: %q", k, v)
+			}
+		}
+	}
+	for _, k := range []string{"authorization", "x-forwarded-for", "x-request-id"} {
+		if len(md.Get(k)) != 1 {
+			t.Errorf("%s forwarded %q, want one value", k, md.Get(k))
+		}
+	}
+}
+
 // rpcStatus is the JSON shape of google.rpc.Status.
 type rpcStatus struct {
 	Code    int              `json:"code"`

@@ -77,10 +77,9 @@ func memberName(org, user uuid.UUID) string {
 // Forward passes the caller's credentials, address and request id on to
 // another service.
 func Forward(ctx context.Context) context.Context {
-	in, _ := metadata.FromIncomingContext(ctx)
 	out := metadata.MD{}
 	for _, k := range []string{"authorization", "x-forwarded-for", "x-request-id"} {
-		if v := in.Get(k); len(v) > 0 {
+		if v := metadata.ValueFromIncomingContext(ctx, k); len(v) > 0 {
 			out.Set(k, v...)
 		}
 	}

@@ -321,9 +321,10 @@ func (i *interceptors) authn(ctx context.Context, method string) (context.Contex
 	if i.isPublic(method) {
 		return ctx, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
+	// ValueFromIncomingContext, not FromIncomingContext, on every call:
+	// the latter copies all the metadata, which the edge fills.
 	var token string
-	if v := md.Get("authorization"); len(v) > 0 {
+	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
 		scheme, t, ok := strings.Cut(v[0], " ")
 		if ok && strings.EqualFold(scheme, "bearer") {
 			token = strings.TrimSpace(t)
@@ -369,8 +370,7 @@ func (i *interceptors) rules(method string) *apiv1.MethodRules {
 // ClientAddr is the caller's IP address: the last X-Forwarded-For hop, which
 // the edge sets to the client it saw, or the gRPC peer for direct callers.
 func ClientAddr(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if xff := md.Get("x-forwarded-for"); len(xff) > 0 {
+	if xff := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(xff) > 0 {
 		hops := strings.Split(xff[len(xff)-1], ",")
 		if ip := strings.TrimSpace(hops[len(hops)-1]); ip != "" {
 			return ip

@@ -77,8 +77,7 @@ func FromRequest(ctx context.Context, req proto.Message, caller, method string) 
 		raw = m.Get(field).String()
 	}
 	if raw == "" {
-		md, _ := metadata.FromIncomingContext(ctx)
-		if v := md.Get(MetadataKey); len(v) > 0 {
+		if v := metadata.ValueFromIncomingContext(ctx, MetadataKey); len(v) > 0 {
 			raw, name = v[0], "Idempotency-Key"
 		}
 	}
