@@ -29,6 +29,10 @@ GRPC=${GRPC_ADDR:-127.0.0.1:19094}
 METRICS=${METRICS_ADDR:-127.0.0.1:19468}
 PPROF=${PPROF_ADDR:-127.0.0.1:16064}
 
+# The server and loadgrpc run with the garbage collector's setting the
+# Deployments have (deploy/kubernetes/base/config.env) unless GOGC is set.
+export GOGC=${GOGC:-$(sed -n 's/^GOGC=//p' deploy/kubernetes/base/config.env)}
+
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
 go build -o bin/mailplane ./services/cmd/mailplane
 go build -o bin/loadgrpc ./services/cmd/loadgrpc
@@ -188,7 +192,7 @@ direct() {
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "each phase: $CONNS connections (wrk) or callers (loadgrpc), ${DURATION}s"
+echo "each phase: $CONNS connections (wrk) or callers (loadgrpc), ${DURATION}s; GOGC=$GOGC"
 [ -n "${PROFILE:-}" ] && echo "profiling at http://$PPROF/debug/pprof/"
 for run in $(seq 1 "$RUNS"); do
 	if [ -n "$QUIET_LOAD" ]; then
