@@ -7,7 +7,7 @@ SHELL := /bin/bash
 BUF_VERSION          := v1.75.0
 PROTOC_GEN_GO        := v1.36.12
 PROTOC_GEN_GO_GRPC   := v1.6.2
-GRPC_GATEWAY_VERSION := v2.33.0
+GRPC_GATEWAY_VERSION := v2.34.0
 # staticcheck's module version (honnef.co/go/tools), not its 2026.x release name.
 STATICCHECK_VERSION  := v0.8.2
 TOOLS ?= $(HOME)/.cache/mailplane/tools
