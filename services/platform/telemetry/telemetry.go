@@ -84,7 +84,7 @@ func Setup(ctx context.Context, service string, traces Traces) (*Telemetry, erro
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
-	t.Meter = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exporter))
+	t.Meter = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exporter), dropUnread)
 	t.shutdown = append(t.shutdown, t.Meter.Shutdown)
 
 	otel.SetTracerProvider(tp)
@@ -92,6 +92,15 @@ func Setup(ctx context.Context, service string, traces Traces) (*Telemetry, erro
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return t, nil
 }
+
+// dropUnread drops the instruments that libraries record and nothing
+// reads: the HTTP body size histograms otelhttp keeps on every request
+// (a series per bucket, route and status), which cost the edge CPU per
+// request and Prometheus series for no dashboard or alert.
+var dropUnread = sdkmetric.WithView(
+	sdkmetric.NewView(sdkmetric.Instrument{Name: "http.server.request.body.size"}, sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}}),
+	sdkmetric.NewView(sdkmetric.Instrument{Name: "http.server.response.body.size"}, sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}}),
+)
 
 // MetricsHandler serves the Prometheus exposition format.
 func (t *Telemetry) MetricsHandler() http.Handler {

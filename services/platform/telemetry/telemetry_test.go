@@ -2,6 +2,8 @@ package telemetry_test
 
 import (
 	"context"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/mailplane/mailplane/services/platform/oteltest"
@@ -74,5 +76,33 @@ func TestNoExporterRecordsNothing(t *testing.T) {
 	defer span.End()
 	if !span.SpanContext().IsValid() || span.IsRecording() {
 		t.Errorf("span valid %v, recording %v; want a valid id, not recorded", span.SpanContext().IsValid(), span.IsRecording())
+	}
+}
+
+// TestUnreadMetricsDropped: the HTTP body size histograms are not
+// exported; the request duration, which dashboards read, is.
+func TestUnreadMetricsDropped(t *testing.T) {
+	ctx := context.Background()
+	tel, err := telemetry.Setup(ctx, "telemetrytest", telemetry.Traces{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(ctx)
+	m := tel.Meter.Meter("telemetrytest")
+	for _, name := range []string{"http.server.request.duration", "http.server.request.body.size", "http.server.response.body.size"} {
+		h, err := m.Float64Histogram(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Record(ctx, 1)
+	}
+	w := httptest.NewRecorder()
+	tel.MetricsHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	body := w.Body.String()
+	if !strings.Contains(body, "http_server_request_duration") {
+		t.Errorf("http_server_request_duration missing from:\n%s", body)
+	}
+	if strings.Contains(body, "body_size") {
+		t.Errorf("a body size histogram exported:\n%s", body)
 	}
 }
