@@ -66,8 +66,9 @@ type Addresses struct {
 	// in order with the address's own events (its creation first). The
 	// copy leaves them to Then.
 	Also []string
-	// Then, when set, runs after each event in the same transaction: an
-	// error undoes the event's effect and has it delivered again.
+	// Then, when set, runs after each event in the same transaction (but
+	// an older one skipped): an error undoes the event's effect and has
+	// it delivered again.
 	Then func(ctx context.Context, tx pgx.Tx, ev AddressEvent) error
 	// Log hears of events dropped for a payload that is no AddressChanged.
 	Log *slog.Logger
@@ -88,37 +89,40 @@ func (a Addresses) Subscription() events.Subscription {
 			if err != nil {
 				return fmt.Errorf("address event metadata: %w", err)
 			}
-			ev, err := ApplyAddress(ctx, tx, m.Subject(), &msg)
-			if err != nil || a.Then == nil {
+			ev, applied, err := ApplyAddress(ctx, tx, m.Subject(), md.Sequence.Stream, &msg)
+			if err != nil || !applied || a.Then == nil {
 				return err
 			}
-			ev.Seq = md.Sequence.Stream
 			return a.Then(ctx, tx, ev)
 		},
 	}
 }
 
 // ApplyAddress records in tx an address's creation, change or deletion
-// (subject, one of AddressSubjects; any other leaves the copy as it is)
-// and returns the event, without its Seq. Applying one twice changes
+// (subject, one of AddressSubjects, of stream sequence seq; any other
+// subject leaves the copy as it is) and returns the event. It reports
+// whether the event was applied: not when an event as new was applied to
+// the address before (see Ordering), so that applying one twice changes
 // nothing more. A name that is no address's is an error.
-func ApplyAddress(ctx context.Context, tx pgx.Tx, subject string, msg *mailboxesv1.AddressChanged) (AddressEvent, error) {
-	ev := AddressEvent{Subject: subject, Msg: msg}
+func ApplyAddress(ctx context.Context, tx pgx.Tx, subject string, seq uint64, msg *mailboxesv1.AddressChanged) (AddressEvent, bool, error) {
+	ev := AddressEvent{Subject: subject, Seq: seq, Msg: msg}
 	name := msg.GetAddress().GetName()
 	ids, err := aip.ParseIDs("address.name", name, addressPattern)
 	if err != nil {
-		return ev, fmt.Errorf("address event with a bad name %q: %w", name, err)
+		return ev, false, fmt.Errorf("address event with a bad name %q: %w", name, err)
 	}
 	ev.Organization, ev.MailService, ev.ID = ids[0], ids[1], ids[2]
-	switch {
-	case events.SubjectIs(subject, mailboxesevents.AddressDeleted):
+	if !slices.ContainsFunc(AddressSubjects, func(s string) bool { return events.SubjectIs(subject, s) }) {
+		return ev, true, nil
+	}
+	if ok, err := newest(ctx, tx, ev.ID, seq); err != nil || !ok {
+		return ev, false, err
+	}
+	if events.SubjectIs(subject, mailboxesevents.AddressDeleted) {
 		if _, err := tx.Exec(ctx, deleteAddress, ev.ID); err != nil {
-			return ev, fmt.Errorf("delete address %s: %w", ev.ID, err)
+			return ev, false, fmt.Errorf("delete address %s: %w", ev.ID, err)
 		}
-		return ev, nil
-	case events.SubjectIs(subject, mailboxesevents.AddressCreated), events.SubjectIs(subject, mailboxesevents.AddressUpdated):
-	default:
-		return ev, nil
+		return ev, true, nil
 	}
 	email := strings.ToLower(msg.GetAddress().GetEmail())
 	login := msg.GetLogin()
@@ -126,10 +130,10 @@ func ApplyAddress(ctx context.Context, tx pgx.Tx, subject string, msg *mailboxes
 		login = email
 	}
 	if _, err := tx.Exec(ctx, upsertAddress, ev.ID, ev.Organization, ev.MailService, email, login); err != nil {
-		return ev, fmt.Errorf("record address %s: %w", ev.ID, err)
+		return ev, false, fmt.Errorf("record address %s: %w", ev.ID, err)
 	}
 	if _, err := tx.Exec(ctx, deleteAddressUsers, ev.ID); err != nil {
-		return ev, fmt.Errorf("address users of %s: %w", ev.ID, err)
+		return ev, false, fmt.Errorf("address users of %s: %w", ev.ID, err)
 	}
 	for _, u := range msg.GetAddress().GetUsers() {
 		id, ok := strings.CutPrefix(u.GetUser(), "users/")
@@ -141,10 +145,10 @@ func ApplyAddress(ctx context.Context, tx pgx.Tx, subject string, msg *mailboxes
 			continue
 		}
 		if _, err := tx.Exec(ctx, insertAddressUser, ev.ID, uid, rights(u.GetRights())); err != nil {
-			return ev, fmt.Errorf("address user of %s: %w", ev.ID, err)
+			return ev, false, fmt.Errorf("address user of %s: %w", ev.ID, err)
 		}
 	}
-	return ev, nil
+	return ev, true, nil
 }
 
 // rights names the rights r grants; unset rights are all of them

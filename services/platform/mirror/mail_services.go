@@ -43,6 +43,9 @@ type MailServiceEvent struct {
 	Subject string
 	// ID and Organization are the mail service's ids, from its name.
 	ID, Organization uuid.UUID
+	// Seq is its stream sequence: of two events, the newer has the
+	// higher.
+	Seq uint64
 	// Domain is its domain in lower case.
 	Domain string
 	// Msg is the event.
@@ -54,8 +57,9 @@ type MailServiceEvent struct {
 type MailServices struct {
 	// Durable is the consumer's name ("dnssecurity-mail-services").
 	Durable string
-	// Then, when set, runs after each event in the same transaction: an
-	// error undoes the event's effect and has it delivered again.
+	// Then, when set, runs after each event in the same transaction (but
+	// an older one skipped): an error undoes the event's effect and has
+	// it delivered again.
 	Then func(ctx context.Context, tx pgx.Tx, ev MailServiceEvent) error
 	// Log hears of events dropped for a payload that is no
 	// MailServiceChanged.
@@ -73,8 +77,12 @@ func (s MailServices) Subscription() events.Subscription {
 				logger(s.Log).ErrorContext(ctx, "mail service event dropped: bad payload", "subject", m.Subject(), "error", err)
 				return nil
 			}
-			ev, err := ApplyMailService(ctx, tx, m.Subject(), &msg)
-			if err != nil || s.Then == nil {
+			md, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("mail service event metadata: %w", err)
+			}
+			ev, applied, err := ApplyMailService(ctx, tx, m.Subject(), md.Sequence.Stream, &msg)
+			if err != nil || !applied || s.Then == nil {
 				return err
 			}
 			return s.Then(ctx, tx, ev)
@@ -83,16 +91,22 @@ func (s MailServices) Subscription() events.Subscription {
 }
 
 // ApplyMailService records in tx a mail service's verification, deletion,
-// undeletion or purge (subject, one of MailServiceSubjects; any other
-// leaves the copy as it is) and returns the event. Applying one twice
-// changes nothing more. A name that is no mail service's is an error.
-func ApplyMailService(ctx context.Context, tx pgx.Tx, subject string, msg *mailboxesv1.MailServiceChanged) (MailServiceEvent, error) {
-	ev := MailServiceEvent{Subject: subject, Msg: msg, Domain: strings.ToLower(msg.GetMailService().GetDomain())}
+// undeletion or purge (subject, one of MailServiceSubjects, of stream
+// sequence seq; any other leaves the copy as it is) and returns the
+// event. It reports whether the event was applied: not when an event as
+// new was applied to the mail service before (see Ordering), so that
+// applying one twice changes nothing more. A name that is no mail
+// service's is an error.
+func ApplyMailService(ctx context.Context, tx pgx.Tx, subject string, seq uint64, msg *mailboxesv1.MailServiceChanged) (MailServiceEvent, bool, error) {
+	ev := MailServiceEvent{Subject: subject, Seq: seq, Msg: msg, Domain: strings.ToLower(msg.GetMailService().GetDomain())}
 	ids, err := aip.ParseIDs("mail_service.name", msg.GetMailService().GetName(), "organizations/{organization}/mailServices/{mail_service}")
 	if err != nil {
-		return ev, fmt.Errorf("mail service event %s: %w", subject, err)
+		return ev, false, fmt.Errorf("mail service event %s: %w", subject, err)
 	}
 	ev.Organization, ev.ID = ids[0], ids[1]
+	if ok, err := newest(ctx, tx, ev.ID, seq); err != nil || !ok {
+		return ev, false, err
+	}
 	switch {
 	case events.SubjectIs(subject, mailboxesevents.MailServiceCreated):
 		_, err = tx.Exec(ctx, upsertMailService, ev.ID, ev.Organization, ev.Domain)
@@ -104,7 +118,7 @@ func ApplyMailService(ctx context.Context, tx pgx.Tx, subject string, msg *mailb
 		_, err = tx.Exec(ctx, deleteMailService, ev.ID)
 	}
 	if err != nil {
-		return ev, fmt.Errorf("apply %s to mail service %s: %w", subject, ev.ID, err)
+		return ev, false, fmt.Errorf("apply %s to mail service %s: %w", subject, ev.ID, err)
 	}
-	return ev, nil
+	return ev, true, nil
 }

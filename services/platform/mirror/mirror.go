@@ -30,13 +30,46 @@
 //	    domain          text NOT NULL,  -- in lower case
 //	    active          boolean NOT NULL DEFAULT true
 //	);
+//	CREATE TABLE mirror_versions (
+//	    id  uuid PRIMARY KEY,  -- an address's or a mail service's
+//	    seq bigint NOT NULL    -- stream sequence of its last event applied
+//	);
 //
 // What a service does beyond the copy (filters' default settings and
 // auto-replies, dnssecurity's first diagnostic) it does in a Then
 // function, in the same transaction as the event's effect on the copy.
 //
-// Ordering: the last event applied wins. An older address or mail service
-// event applied after a newer one (a redelivery after a failure) writes
-// its older state, until the next event; a handler that must not go back
-// compares AddressEvent.Seq, as filters does for auto-replies.
+// Ordering: an event older than one already applied to the same address
+// or mail service (a redelivery after a failure, while later events went
+// on) is skipped, Then included: otherwise it would give back a user the
+// rights since taken away, or bring back a deleted address. Events carry
+// their stream sequence, which mirror_versions keeps per id, deletions
+// included. Events a consumer reads beside the copy's (Addresses.Also)
+// are not ordered here: a Then that must not go back compares
+// AddressEvent.Seq, as filters does for auto-replies.
 package mirror
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// claimVersion records seq as the last event applied to id, unless one as
+// new was applied before.
+const claimVersion = `
+INSERT INTO mirror_versions (id, seq) VALUES ($1, $2)
+ON CONFLICT (id) DO UPDATE SET seq = excluded.seq WHERE mirror_versions.seq < excluded.seq`
+
+// newest records in tx that the event of stream sequence seq is applied
+// to id, and reports whether it is newer than every event applied to id
+// before; if not, the event must change nothing.
+func newest(ctx context.Context, tx pgx.Tx, id uuid.UUID, seq uint64) (bool, error) {
+	tag, err := tx.Exec(ctx, claimVersion, id, int64(seq))
+	if err != nil {
+		return false, fmt.Errorf("version of %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}

@@ -52,7 +52,12 @@ CREATE TABLE mail_services (
     active          boolean NOT NULL DEFAULT true,
     own             text NOT NULL DEFAULT 'kept'
 );
+CREATE TABLE mirror_versions (
+    id  uuid PRIMARY KEY,
+    seq bigint NOT NULL
+);
 -- +goose Down
+DROP TABLE mirror_versions;
 DROP TABLE mail_services;
 DROP TABLE address_users;
 DROP TABLE addresses;
@@ -265,41 +270,94 @@ func TestAddressThenFails(t *testing.T) {
 	}
 }
 
+// TestOlderEventComesBack: an event whose Then fails comes back after the
+// address's later events were applied; it is skipped, Then included, so
+// that the copy keeps the newer state (the user's rights taken away).
+func TestOlderEventComesBack(t *testing.T) {
+	var mu sync.Mutex
+	var then []string
+	e := start(t, mirror.Addresses{Durable: "test-addresses",
+		Then: func(_ context.Context, _ pgx.Tx, ev mirror.AddressEvent) error {
+			mu.Lock()
+			defer mu.Unlock()
+			subject := strings.TrimPrefix(ev.Subject, "mp.mailboxes.address.")
+			// The creation fails until the update is applied.
+			if subject == "created" && !slices.Contains(then, "updated") {
+				return errors.New("the service's own work failed")
+			}
+			then = append(then, subject)
+			return nil
+		}}.Subscription())
+	i := newIDs()
+	e.publish(mailboxesevents.AddressCreated, addressEvent(i, "a@example.test", "", &mailboxesv1.AddressUser{User: "users/" + i.org.String()}))
+	e.publish(mailboxesevents.AddressUpdated, addressEvent(i, "b@example.test", ""))
+	e.eventually("the update applied", func() bool { r := e.address(i.addr); return r != nil && r.Email == "b@example.test" })
+	// The creation is redelivered 5 s after its failure.
+	e.eventually("the creation redelivered", func() bool {
+		var n int
+		err := e.pool.QueryRow(context.Background(), "SELECT count(*) FROM applied_events").Scan(&n)
+		return err == nil && n == 2
+	})
+	if r := e.address(i.addr); r.Email != "b@example.test" || len(r.Users) != 0 {
+		t.Errorf("after the older creation came back: %+v, want the update's address without users", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"updated"}; !slices.Equal(then, want) {
+		t.Errorf("Then succeeded for %v, want %v (the creation, redelivered after the update, skipped)", then, want)
+	}
+}
+
 // TestApplyTwice: applying an event again (a redelivery the consumer did
-// not recognise) changes nothing more; a name that is no address's is an
-// error, so that the event is not lost.
+// not recognise) changes nothing more, nor does an older one, deletions
+// included; a name that is no address's is an error, so that the event is
+// not lost.
 func TestApplyTwice(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
 	i := newIDs()
-	ev := addressEvent(i, "x@example.test", "x@example.test", &mailboxesv1.AddressUser{User: "users/" + i.org.String()})
-	for range 2 {
-		if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-			_, err := mirror.ApplyAddress(ctx, tx, "mp."+mailboxesevents.AddressCreated, ev)
+	apply := func(subject string, seq uint64, ev *mailboxesv1.AddressChanged) bool {
+		t.Helper()
+		var applied bool
+		if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) (err error) {
+			_, applied, err = mirror.ApplyAddress(ctx, tx, "mp."+subject, seq, ev)
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
+		return applied
+	}
+	ev := addressEvent(i, "x@example.test", "x@example.test", &mailboxesv1.AddressUser{User: "users/" + i.org.String()})
+	if !apply(mailboxesevents.AddressCreated, 10, ev) || apply(mailboxesevents.AddressCreated, 10, ev) {
+		t.Fatal("a creation applied other than once")
 	}
 	if r := e.address(i.addr); r == nil || len(r.Users) != 1 {
 		t.Fatalf("after two applications: %+v", r)
 	}
-	for range 2 {
-		if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-			_, err := mirror.ApplyAddress(ctx, tx, "mp."+mailboxesevents.AddressDeleted, ev)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
+	if apply(mailboxesevents.AddressUpdated, 9, addressEvent(i, "older@example.test", "")) {
+		t.Error("an older update applied")
+	}
+	if r := e.address(i.addr); r.Email != "x@example.test" || len(r.Users) != 1 {
+		t.Errorf("after an older update: %+v", r)
+	}
+	// Events the copy does not read are left to Then, unordered.
+	if !apply(mailboxesevents.AutoReplyUpdated, 5, ev) {
+		t.Error("an auto-reply event not passed on")
+	}
+	if !apply(mailboxesevents.AddressDeleted, 11, ev) || apply(mailboxesevents.AddressDeleted, 11, ev) {
+		t.Fatal("a deletion applied other than once")
 	}
 	if r := e.address(i.addr); r != nil {
-		t.Fatalf("deleted twice, still there: %+v", r)
+		t.Fatalf("deleted, still there: %+v", r)
+	}
+	if apply(mailboxesevents.AddressCreated, 10, ev) || e.address(i.addr) != nil {
+		t.Fatal("a deleted address brought back by its older creation")
 	}
 
 	bad := addressEvent(i, "x@example.test", "")
 	bad.Address.Name = "organizations/" + i.org.String() + "/addresses/" + i.addr.String()
 	err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-		_, err := mirror.ApplyAddress(ctx, tx, "mp."+mailboxesevents.AddressCreated, bad)
+		_, _, err := mirror.ApplyAddress(ctx, tx, "mp."+mailboxesevents.AddressCreated, 12, bad)
 		return err
 	})
 	if err == nil || !strings.Contains(err.Error(), "bad name") {
@@ -377,27 +435,43 @@ func TestMailServices(t *testing.T) {
 }
 
 // TestMailServiceApplyTwice: a verification applied twice records the
-// mail service once; a bad name is an error.
+// mail service once; an older event changes nothing (an undeletion stays,
+// a purge too); a bad name is an error.
 func TestMailServiceApplyTwice(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
 	i := newIDs()
 	ev := &mailboxesv1.MailServiceChanged{MailService: &mailboxesv1.MailService{Name: i.msName(), Domain: "example.test"}}
-	for _, subject := range []string{mailboxesevents.MailServiceCreated, mailboxesevents.MailServiceCreated, mailboxesevents.MailServiceDeleted, mailboxesevents.MailServiceDeleted} {
+	apply := func(subject string, seq uint64) {
+		t.Helper()
 		if err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-			_, err := mirror.ApplyMailService(ctx, tx, "mp."+subject, ev)
+			_, _, err := mirror.ApplyMailService(ctx, tx, "mp."+subject, seq, ev)
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	apply(mailboxesevents.MailServiceCreated, 1)
+	apply(mailboxesevents.MailServiceCreated, 1)
+	apply(mailboxesevents.MailServiceDeleted, 2)
+	apply(mailboxesevents.MailServiceDeleted, 2)
 	var n int
 	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM mail_services WHERE NOT active").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d inactive mail services (%v), want 1", n, err)
 	}
+	apply(mailboxesevents.MailServiceUndeleted, 4)
+	apply(mailboxesevents.MailServiceDeleted, 3)
+	if m := e.mailService(i.ms); m == nil || !m.Active {
+		t.Fatalf("undeleted, then its older deletion: %+v, want active", m)
+	}
+	apply(mailboxesevents.MailServicePurged, 6)
+	apply(mailboxesevents.MailServiceCreated, 5)
+	if m := e.mailService(i.ms); m != nil {
+		t.Fatalf("purged, then an older verification: %+v, want gone", m)
+	}
 	ev.MailService.Name = i.name()
 	err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-		_, err := mirror.ApplyMailService(ctx, tx, "mp."+mailboxesevents.MailServiceCreated, ev)
+		_, _, err := mirror.ApplyMailService(ctx, tx, "mp."+mailboxesevents.MailServiceCreated, 7, ev)
 		return err
 	})
 	if err == nil {
