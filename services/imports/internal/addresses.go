@@ -57,7 +57,9 @@ func (s *Server) destination(ctx context.Context, c access.Caller, role access.R
 			return nil, err
 		}
 		if ids.org != org {
-			return nil, errs.Field(field, "must be an address of the organization "+orgName(org))
+			// As the API says: the answer to an address of this
+			// organization that does not exist.
+			return nil, errs.E(errs.NotFound, "address %s not found", name)
 		}
 		row = s.pool.QueryRow(ctx, selectAddressByID+` AND a.mail_service_id = $4`, ids.addr, org, c.UserID, ids.ms)
 	}

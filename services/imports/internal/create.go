@@ -314,11 +314,6 @@ func (s *Server) CreateImportJob(ctx context.Context, req *importsv1.CreateImpor
 	if in.GetDestination() == "" {
 		return nil, errs.Field("importJob.destination", "is required")
 	}
-	// Another organization's address is NotFound, as the API says: the
-	// answer to an address of this organization that does not exist.
-	if ids, err := parseAddress("importJob.destination", in.GetDestination()); err == nil && ids.org != org {
-		return nil, errs.E(errs.NotFound, "address %s not found", in.GetDestination())
-	}
 	dest, err := s.destination(ctx, c, role, org, "importJob.destination", in.GetDestination(), false)
 	if err != nil {
 		return nil, err
