@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/smtp"
 	"net/textproto"
@@ -76,8 +77,8 @@ func TestCustomerJourney(t *testing.T) {
 		"--http-addr", httpAddr,
 		"--database-url", dbURL,
 		// dev's own DNS server holds mailplane.test (our MX hosts, the SPF
-		// include) and asks Knot the rest: journey.test.
-		"--dns-resolver", knot.Addr,
+		// include) and asks the rest of a resolver that knows journey.test.
+		"--dns-resolver", resolver(t, "journey.test.", knot.Addr),
 		"--socketmap-addr", socketmap, "--policy-addr", policy, "--milter-addr", milter,
 		"--lmtp-addr", lmtp, "--lists-lmtp-addr", lmtp,
 		"--smtp-relay", pf.Addr, "--smtp-relay-insecure",
@@ -205,9 +206,9 @@ func TestCustomerJourney(t *testing.T) {
 	}
 
 	// Global Security: the zone is registered as one we host (over gRPC:
-	// it has no REST route), the diagnostic shows the SPF mistake in red,
-	// "Correct" writes the fixed record to Knot with a TSIG-signed
-	// update, and SPF turns green.
+	// the provider does it, not the customer; it has no REST route), the
+	// diagnostic shows the SPF mistake in red, "Correct" writes the fixed
+	// record to Knot with a TSIG-signed update, and SPF turns green.
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -243,6 +244,34 @@ func TestCustomerJourney(t *testing.T) {
 	diagnostic = c.want(200, "POST", security+":diagnose", token, map[string]any{})
 	if got := area(diagnostic, "AREA_SPF"); got != "SECURITY_STATUS_OK" {
 		t.Errorf("SPF after Correct = %s, want SECURITY_STATUS_OK (%v)", got, diagnostic.body)
+	}
+
+	// The rest of the page: a DKIM key, published to Knot and active once
+	// Knot answers with it, and the DMARC wizard's last step (quarantine).
+	// Then every area is green.
+	c.want(200, "POST", "/v1/"+ms+"/dkimKeys", token, map[string]any{})
+	eventually(t, "the DKIM key active", func() bool {
+		keys, _ := c.want(200, "GET", "/v1/"+ms+"/dkimKeys", token, nil).body["dkimKeys"].([]any)
+		return len(keys) == 1 && str(keys[0].(map[string]any), "state") == "DKIM_KEY_STATE_ACTIVE"
+	})
+	const dmarcRecord = "v=DMARC1; p=quarantine; rua=mailto:postmaster@journey.test"
+	c.want(200, "POST", security+":setDmarc", token, map[string]any{"record": dmarcRecord})
+	eventually(t, "the DMARC record applied", func() bool {
+		changes, _ := c.want(200, "GET", security+"/changes", token, nil).body["changes"].([]any)
+		return len(changes) > 0 && str(changes[0].(map[string]any), "state") == "CHANGE_STATE_APPLIED" &&
+			strings.Contains(str(changes[0].(map[string]any), "after", "value"), "p=quarantine")
+	})
+	if got := knotTXT(t, knot, "_dmarc.journey.test."); !slices.Equal(got, []string{dmarcRecord}) {
+		t.Errorf("Knot serves %q at _dmarc, want the wizard's record", got)
+	}
+	diagnostic = c.want(200, "POST", security+":diagnose", token, map[string]any{})
+	for _, a := range []string{"AREA_MX", "AREA_SPF", "AREA_DKIM", "AREA_DMARC"} {
+		if got := area(diagnostic, a); got != "SECURITY_STATUS_OK" {
+			t.Errorf("%s after DKIM and DMARC = %s, want SECURITY_STATUS_OK", a, got)
+		}
+	}
+	if got := str(diagnostic.body, "status"); got != "SECURITY_STATUS_OK" {
+		t.Errorf("the diagnostic's status = %s, want SECURITY_STATUS_OK (%v)", got, diagnostic.body)
 	}
 
 	// The refused mail never arrived.
@@ -398,6 +427,47 @@ func waitMail(t *testing.T, m *dovecottest.Mail, user, password, subject, folder
 	if len(found) != 1 || found[0].Mailbox != folder {
 		t.Errorf("%s's %q: %v, want one in %s", user, subject, found, folder)
 	}
+}
+
+// resolver plays the recursive resolver of a small internet, on a free
+// loopback port (UDP and TCP), and returns its address: names in zone are
+// asked of their authoritative server at addr, the others do not exist.
+// Knot itself would refuse them, and the diagnostic asks some: the DMARC
+// tree walk (RFC 9989) asks _dmarc.test, of the top-level domain.
+func resolver(t *testing.T, zone, addr string) string {
+	t.Helper()
+	mux := mdns.NewServeMux()
+	mux.HandleFunc(zone, func(w mdns.ResponseWriter, req *mdns.Msg) {
+		// Over the transport the question came by: a truncated UDP answer
+		// is asked again over TCP, here and there.
+		c := &mdns.Client{Net: w.RemoteAddr().Network(), Timeout: 5 * time.Second}
+		in, _, err := c.Exchange(req, addr)
+		if err != nil {
+			in = new(mdns.Msg)
+			in.SetRcode(req, mdns.RcodeServerFailure)
+		}
+		in.Authoritative, in.RecursionAvailable = false, true
+		w.WriteMsg(in) //nolint:errcheck // the client asks again
+	})
+	mux.HandleFunc(".", func(w mdns.ResponseWriter, req *mdns.Msg) {
+		m := new(mdns.Msg)
+		m.SetRcode(req, mdns.RcodeNameError)
+		m.RecursionAvailable = true
+		w.WriteMsg(m) //nolint:errcheck
+	})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range []*mdns.Server{{PacketConn: pc, Handler: mux}, {Listener: ln, Handler: mux}} {
+		go srv.ActivateAndServe() //nolint:errcheck // ends with Shutdown
+		t.Cleanup(func() { _ = srv.Shutdown() })
+	}
+	return pc.LocalAddr().String()
 }
 
 // area is the status of one area of a diagnostic.
