@@ -22,6 +22,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -31,6 +33,10 @@ import (
 )
 
 func main() {
+	if err := limitMemory(os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "mailplane:", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
@@ -45,6 +51,25 @@ func main() {
 }
 
 var errUsage = errors.New("usage")
+
+// limitMemory sets the Go runtime's soft memory limit to nine tenths of
+// MAILPLANE_MEMORY_LIMIT, the container's memory limit in bytes (the
+// Deployments pass it through the Downward API), unless GOMEMLIMIT is set.
+// The tenth left is what the container is charged for and Go does not
+// count (socket buffers, the binary's pages): with the whole limit, the
+// kernel would kill the process before the collector works harder.
+func limitMemory(getenv func(string) string) error {
+	v := getenv("MAILPLANE_MEMORY_LIMIT")
+	if v == "" || getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("MAILPLANE_MEMORY_LIMIT=%q: want the memory limit in bytes", v)
+	}
+	debug.SetMemoryLimit(n / 10 * 9)
+	return nil
+}
 
 // usage names every service the binary runs.
 var usage = `usage:
