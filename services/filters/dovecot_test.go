@@ -444,7 +444,7 @@ func (b *breakable) set(broken bool) {
 // TestRefusedScriptsNotRetried: scripts Dovecot does not compile cancel
 // the job at once (no retries), mark the address failed (the sweep
 // leaves it), count a refused install; the address's next change is
-// installed.
+// installed, whichever way it comes (a rule, a batch of settings).
 func TestRefusedScriptsNotRetried(t *testing.T) {
 	m := dovecottest.StartMail(t, nil)
 	compiler := &breakable{broken: true}
@@ -475,4 +475,21 @@ func TestRefusedScriptsNotRetried(t *testing.T) {
 	if mailbox, _ := placed(t, m, "bert@example.test", "invoice one"); mailbox != "Invoices" {
 		t.Errorf("invoice in %s once the change after the failure was installed", mailbox)
 	}
+
+	// Refused again; then a batch of settings for the whole mail service
+	// (the ad filter off) is the next change, and it is installed too.
+	compiler.set(true)
+	if _, err := e.settings.UpdateFilterSettings(e.admin, &filtersv1.UpdateFilterSettingsRequest{
+		FilterSettings: &filtersv1.FilterSettings{Name: addr + "/filterSettings", SpamFolder: "Junk"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("the address failed again", func() bool {
+		var n int
+		return e.pool.QueryRow(context.Background(), `SELECT count(*) FROM pending_installs WHERE failed_time IS NOT NULL`).Scan(&n) == nil && n == 1
+	})
+	compiler.set(false)
+	if _, err := e.settings.BatchUpdateFilterSettings(e.admin, &filtersv1.BatchUpdateFilterSettingsRequest{Parent: e.ms, AdFilter: proto.Bool(false)}); err != nil {
+		t.Fatal(err)
+	}
+	e.nothingPending()
 }

@@ -56,9 +56,14 @@ func (installArgs) InsertOpts() river.InsertOpts {
 const installAttempts = 30
 
 const (
-	upsertPending = `
-INSERT INTO pending_installs (address_id) VALUES ($1)
+	// onConflictPending marks an address that is pending already again: a
+	// new version, and a failure forgotten (the install job skips a
+	// failed row), so that the change is installed. Every way of marking
+	// ends with it.
+	onConflictPending = `
 ON CONFLICT (address_id) DO UPDATE SET version = pending_installs.version + 1, failed_time = NULL, failure = ''`
+	upsertPending = `
+INSERT INTO pending_installs (address_id) VALUES ($1)` + onConflictPending
 	selectPending = `
 SELECT p.version, a.login FROM pending_installs p JOIN addresses a ON a.id = p.address_id
 WHERE p.address_id = $1 AND p.failed_time IS NULL`

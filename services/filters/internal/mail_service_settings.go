@@ -53,8 +53,7 @@ RETURNING update_time`
 	// markMailService marks every address of the mail service.
 	markMailService = `
 INSERT INTO pending_installs (address_id)
-SELECT id FROM addresses WHERE mail_service_id = $1 AND organization_id = $2
-ON CONFLICT (address_id) DO UPDATE SET version = pending_installs.version + 1
+SELECT id FROM addresses WHERE mail_service_id = $1 AND organization_id = $2` + onConflictPending + `
 RETURNING address_id`
 	// selectAddressServiceLists reads the lists of an address's mail
 	// service, for its scripts.

@@ -21,8 +21,7 @@ const (
 	markOrganization = `
 INSERT INTO pending_installs (address_id)
 SELECT a.id FROM addresses a JOIN settings s ON s.address_id = a.id
-WHERE a.organization_id = $1 AND s.external_mention
-ON CONFLICT (address_id) DO UPDATE SET version = pending_installs.version + 1
+WHERE a.organization_id = $1 AND s.external_mention` + onConflictPending + `
 RETURNING address_id`
 	selectOwnDomains = `
 SELECT m.domain FROM mail_services m JOIN addresses a ON a.organization_id = m.organization_id

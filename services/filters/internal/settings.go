@@ -75,8 +75,7 @@ WHERE a.id = s.address_id AND a.mail_service_id = $1 AND a.organization_id = $6
       (coalesce($3, s.anti_spam), coalesce($4, s.ad_filter), coalesce($5, s.external_mention))
 RETURNING s.address_id`
 	batchPending = `
-INSERT INTO pending_installs (address_id) SELECT unnest($1::uuid[])
-ON CONFLICT (address_id) DO UPDATE SET version = pending_installs.version + 1`
+INSERT INTO pending_installs (address_id) SELECT unnest($1::uuid[])` + onConflictPending
 )
 
 func scanSettings(row pgx.Row) (*Settings, error) {
