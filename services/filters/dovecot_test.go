@@ -466,6 +466,9 @@ func TestRefusedScriptsNotRetried(t *testing.T) {
 	if n, err := e.svc.ReinstallPending(context.Background()); err != nil || n != 0 {
 		t.Errorf("the sweep queued %d (%v), want none: the failure is not retried", n, err)
 	}
+	if st := e.installState(addr); st.GetInstallState() != filtersv1.InstallState_INSTALL_STATE_FAILED || st.GetPendingSince() == nil {
+		t.Errorf("after the refusal: %v since %v, want FAILED", st.GetInstallState(), st.GetPendingSince())
+	}
 	compiler.set(false)
 	if _, err := e.rules.CreateRule(e.admin, &filtersv1.CreateRuleRequest{Parent: addr, Rule: invoiceRule()}); err != nil {
 		t.Fatal(err)

@@ -497,6 +497,10 @@ func TestSettingsDefaultsAndUpdate(t *testing.T) {
 	if s := up.GetFilterSettings(); s.GetSpamFolder() != "Junk" || !slices.Equal(s.GetBlockedSenders(), []string{"spammer@bad.example", "bad.example"}) || !s.GetAntiSpam() {
 		t.Fatalf("updated %v", s)
 	}
+	// No job runs here: the change waits to be installed, and says so.
+	if s := up.GetFilterSettings(); s.GetInstallState() != filtersv1.InstallState_INSTALL_STATE_PENDING || s.GetPendingSince() == nil {
+		t.Errorf("after the update: %v since %v, want PENDING", s.GetInstallState(), s.GetPendingSince())
+	}
 	// A redelivered or later created event keeps the customer's choice.
 	e.announce(mailboxesevents.AddressCreated, addr, "info")
 	e.announce(mailboxesevents.AddressUpdated, addr, "info")
@@ -568,6 +572,9 @@ func TestInstallWaitsForTheMailStore(t *testing.T) {
 	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM pending_installs`).Scan(&pending); err != nil || pending != 1 {
 		t.Fatalf("%d pending while down (%v)", pending, err)
 	}
+	if st := e.installState(addr); st.GetInstallState() != filtersv1.InstallState_INSTALL_STATE_PENDING || st.GetPendingSince() == nil {
+		t.Errorf("while the mail store is down: %v since %v, want PENDING since the change", st.GetInstallState(), st.GetPendingSince())
+	}
 	e.inst.mu.Lock()
 	e.inst.down = false
 	e.inst.mu.Unlock()
@@ -579,6 +586,20 @@ func TestInstallWaitsForTheMailStore(t *testing.T) {
 	e.eventually("nothing pending", func() bool {
 		return e.pool.QueryRow(context.Background(), `SELECT count(*) FROM pending_installs`).Scan(&pending) == nil && pending == 0
 	})
+	if st := e.installState(addr); st.GetInstallState() != filtersv1.InstallState_INSTALL_STATE_INSTALLED || st.GetPendingSince() != nil {
+		t.Errorf("once installed: %v since %v, want INSTALLED", st.GetInstallState(), st.GetPendingSince())
+	}
+}
+
+// installState reads addr's filter settings as the frontend does, for
+// their install state.
+func (e *env) installState(addr string) *filtersv1.FilterSettings {
+	e.t.Helper()
+	got, err := e.settings.GetFilterSettings(e.admin, &filtersv1.GetFilterSettingsRequest{Name: addr + "/filterSettings"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return got.GetFilterSettings()
 }
 
 func TestInstallsCompiledRules(t *testing.T) {

@@ -120,5 +120,9 @@ func (s *Server) ImportSenders(ctx context.Context, req *filtersv1.ImportSenders
 	if err != nil {
 		return nil, err
 	}
-	return &filtersv1.ImportSendersResponse{FilterSettings: st.proto(a)}, nil
+	p, err := s.withInstall(ctx, a, st.proto(a))
+	if err != nil {
+		return nil, err
+	}
+	return &filtersv1.ImportSendersResponse{FilterSettings: p}, nil
 }

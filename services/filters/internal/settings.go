@@ -136,7 +136,33 @@ func (s *Server) GetFilterSettings(ctx context.Context, req *filtersv1.GetFilter
 	if err != nil {
 		return nil, fmt.Errorf("read settings: %w", err)
 	}
-	return &filtersv1.GetFilterSettingsResponse{FilterSettings: st.proto(a)}, nil
+	p, err := s.withInstall(ctx, a, st.proto(a))
+	if err != nil {
+		return nil, err
+	}
+	return &filtersv1.GetFilterSettingsResponse{FilterSettings: p}, nil
+}
+
+// selectInstall is where an address's filters stand: without a pending
+// row, every change is installed.
+const selectInstall = `SELECT since, failed_time IS NOT NULL FROM pending_installs WHERE address_id = $1`
+
+// withInstall sets p's install state, that of a's filters now: after a
+// change, PENDING until the job installs it (or INSTALLED already).
+func (s *Server) withInstall(ctx context.Context, a addressIDs, p *filtersv1.FilterSettings) (*filtersv1.FilterSettings, error) {
+	var since time.Time
+	var failed bool
+	switch err := s.pool.QueryRow(ctx, selectInstall, a.addr).Scan(&since, &failed); {
+	case err == pgx.ErrNoRows:
+		p.InstallState = filtersv1.InstallState_INSTALL_STATE_INSTALLED
+	case err != nil:
+		return nil, fmt.Errorf("read install state: %w", err)
+	case failed:
+		p.InstallState, p.PendingSince = filtersv1.InstallState_INSTALL_STATE_FAILED, timestamppb.New(since)
+	default:
+		p.InstallState, p.PendingSince = filtersv1.InstallState_INSTALL_STATE_PENDING, timestamppb.New(since)
+	}
+	return p, nil
 }
 
 func (s *Server) UpdateFilterSettings(ctx context.Context, req *filtersv1.UpdateFilterSettingsRequest) (*filtersv1.UpdateFilterSettingsResponse, error) {
@@ -158,7 +184,11 @@ func (s *Server) UpdateFilterSettings(ctx context.Context, req *filtersv1.Update
 	if err != nil {
 		return nil, err
 	}
-	return &filtersv1.UpdateFilterSettingsResponse{FilterSettings: st.proto(a)}, nil
+	p, err := s.withInstall(ctx, a, st.proto(a))
+	if err != nil {
+		return nil, err
+	}
+	return &filtersv1.UpdateFilterSettingsResponse{FilterSettings: p}, nil
 }
 
 // saveSettings changes the paths of a's settings to in's values; with

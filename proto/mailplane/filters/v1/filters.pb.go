@@ -288,6 +288,66 @@ func (ActionKind) EnumDescriptor() ([]byte, []int) {
 	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{3}
 }
 
+// InstallState is where an address's filters stand on the mail server.
+type InstallState int32
+
+const (
+	// Not set.
+	InstallState_INSTALL_STATE_UNSPECIFIED InstallState = 0
+	// Every change is in effect.
+	InstallState_INSTALL_STATE_INSTALLED InstallState = 1
+	// A change waits to be installed: seconds, or longer while the mail
+	// server cannot be reached (it is tried again until it can).
+	InstallState_INSTALL_STATE_PENDING InstallState = 2
+	// The mail server refused the filters: a fault of ours, which the
+	// operators are alerted to. The filters installed before stay in
+	// effect; the address's next change is tried again.
+	InstallState_INSTALL_STATE_FAILED InstallState = 3
+)
+
+// Enum value maps for InstallState.
+var (
+	InstallState_name = map[int32]string{
+		0: "INSTALL_STATE_UNSPECIFIED",
+		1: "INSTALL_STATE_INSTALLED",
+		2: "INSTALL_STATE_PENDING",
+		3: "INSTALL_STATE_FAILED",
+	}
+	InstallState_value = map[string]int32{
+		"INSTALL_STATE_UNSPECIFIED": 0,
+		"INSTALL_STATE_INSTALLED":   1,
+		"INSTALL_STATE_PENDING":     2,
+		"INSTALL_STATE_FAILED":      3,
+	}
+)
+
+func (x InstallState) Enum() *InstallState {
+	p := new(InstallState)
+	*p = x
+	return p
+}
+
+func (x InstallState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InstallState) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailplane_filters_v1_filters_proto_enumTypes[4].Descriptor()
+}
+
+func (InstallState) Type() protoreflect.EnumType {
+	return &file_mailplane_filters_v1_filters_proto_enumTypes[4]
+}
+
+func (x InstallState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InstallState.Descriptor instead.
+func (InstallState) EnumDescriptor() ([]byte, []int) {
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{4}
+}
+
 // FilterRunState is where a run stands.
 type FilterRunState int32
 
@@ -333,11 +393,11 @@ func (x FilterRunState) String() string {
 }
 
 func (FilterRunState) Descriptor() protoreflect.EnumDescriptor {
-	return file_mailplane_filters_v1_filters_proto_enumTypes[4].Descriptor()
+	return file_mailplane_filters_v1_filters_proto_enumTypes[5].Descriptor()
 }
 
 func (FilterRunState) Type() protoreflect.EnumType {
-	return &file_mailplane_filters_v1_filters_proto_enumTypes[4]
+	return &file_mailplane_filters_v1_filters_proto_enumTypes[5]
 }
 
 func (x FilterRunState) Number() protoreflect.EnumNumber {
@@ -346,7 +406,7 @@ func (x FilterRunState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FilterRunState.Descriptor instead.
 func (FilterRunState) EnumDescriptor() ([]byte, []int) {
-	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{4}
+	return file_mailplane_filters_v1_filters_proto_rawDescGZIP(), []int{5}
 }
 
 // Rule is one of an address's rules: when its conditions match a
@@ -1342,7 +1402,14 @@ type FilterSettings struct {
 	// header).
 	ExternalMention bool `protobuf:"varint,10,opt,name=external_mention,json=externalMention,proto3" json:"external_mention,omitempty"`
 	// When it last changed. Output only.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Whether the address's filters (its rules, these settings, its
+	// auto-reply) are in effect on the mail server: a change is installed
+	// within seconds of being saved. Output only.
+	InstallState InstallState `protobuf:"varint,12,opt,name=install_state,json=installState,proto3,enum=mailplane.filters.v1.InstallState" json:"install_state,omitempty"`
+	// Since when a change has waited to be installed; unset when
+	// INSTALLED. Output only.
+	PendingSince  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=pending_since,json=pendingSince,proto3" json:"pending_since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1450,6 +1517,20 @@ func (x *FilterSettings) GetExternalMention() bool {
 func (x *FilterSettings) GetUpdateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *FilterSettings) GetInstallState() InstallState {
+	if x != nil {
+		return x.InstallState
+	}
+	return InstallState_INSTALL_STATE_UNSPECIFIED
+}
+
+func (x *FilterSettings) GetPendingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PendingSince
 	}
 	return nil
 }
@@ -3354,7 +3435,7 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\x05rules\x18\x01 \x03(\v2\x1a.mailplane.filters.v1.RuleR\x05rules\"'\n" +
 	"\x11DeleteRuleRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
-	"\x12DeleteRuleResponse\"\xd9\x03\n" +
+	"\x12DeleteRuleResponse\"\xe3\x04\n" +
 	"\x0eFilterSettings\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tanti_spam\x18\x02 \x01(\bR\bantiSpam\x12(\n" +
@@ -3369,7 +3450,9 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\x10external_mention\x18\n" +
 	" \x01(\bR\x0fexternalMention\x12;\n" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\".\n" +
+	"updateTime\x12G\n" +
+	"\rinstall_state\x18\f \x01(\x0e2\".mailplane.filters.v1.InstallStateR\finstallState\x12?\n" +
+	"\rpending_since\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\fpendingSince\".\n" +
 	"\x18GetFilterSettingsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"j\n" +
 	"\x19GetFilterSettingsResponse\x12M\n" +
@@ -3527,7 +3610,12 @@ const file_mailplane_filters_v1_filters_proto_rawDesc = "" +
 	"\x13ACTION_KIND_FORWARD\x10\x05\x12\x16\n" +
 	"\x12ACTION_KIND_REJECT\x10\x06\x12\x16\n" +
 	"\x12ACTION_KIND_DELETE\x10\a\x12\x14\n" +
-	"\x10ACTION_KIND_STOP\x10\b*\xad\x01\n" +
+	"\x10ACTION_KIND_STOP\x10\b*\x7f\n" +
+	"\fInstallState\x12\x1d\n" +
+	"\x19INSTALL_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17INSTALL_STATE_INSTALLED\x10\x01\x12\x19\n" +
+	"\x15INSTALL_STATE_PENDING\x10\x02\x12\x18\n" +
+	"\x14INSTALL_STATE_FAILED\x10\x03*\xad\x01\n" +
 	"\x0eFilterRunState\x12 \n" +
 	"\x1cFILTER_RUN_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18FILTER_RUN_STATE_RUNNING\x10\x01\x12\x1e\n" +
@@ -3574,152 +3662,155 @@ func file_mailplane_filters_v1_filters_proto_rawDescGZIP() []byte {
 	return file_mailplane_filters_v1_filters_proto_rawDescData
 }
 
-var file_mailplane_filters_v1_filters_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_mailplane_filters_v1_filters_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_mailplane_filters_v1_filters_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_mailplane_filters_v1_filters_proto_goTypes = []any{
 	(Match)(0),                                      // 0: mailplane.filters.v1.Match
 	(Field)(0),                                      // 1: mailplane.filters.v1.Field
 	(Operator)(0),                                   // 2: mailplane.filters.v1.Operator
 	(ActionKind)(0),                                 // 3: mailplane.filters.v1.ActionKind
-	(FilterRunState)(0),                             // 4: mailplane.filters.v1.FilterRunState
-	(*Rule)(nil),                                    // 5: mailplane.filters.v1.Rule
-	(*Condition)(nil),                               // 6: mailplane.filters.v1.Condition
-	(*Action)(nil),                                  // 7: mailplane.filters.v1.Action
-	(*CreateRuleRequest)(nil),                       // 8: mailplane.filters.v1.CreateRuleRequest
-	(*CreateRuleResponse)(nil),                      // 9: mailplane.filters.v1.CreateRuleResponse
-	(*GetRuleRequest)(nil),                          // 10: mailplane.filters.v1.GetRuleRequest
-	(*GetRuleResponse)(nil),                         // 11: mailplane.filters.v1.GetRuleResponse
-	(*ListRulesRequest)(nil),                        // 12: mailplane.filters.v1.ListRulesRequest
-	(*ListRulesResponse)(nil),                       // 13: mailplane.filters.v1.ListRulesResponse
-	(*UpdateRuleRequest)(nil),                       // 14: mailplane.filters.v1.UpdateRuleRequest
-	(*UpdateRuleResponse)(nil),                      // 15: mailplane.filters.v1.UpdateRuleResponse
-	(*MoveRuleRequest)(nil),                         // 16: mailplane.filters.v1.MoveRuleRequest
-	(*MoveRuleResponse)(nil),                        // 17: mailplane.filters.v1.MoveRuleResponse
-	(*ReorderRulesRequest)(nil),                     // 18: mailplane.filters.v1.ReorderRulesRequest
-	(*ReorderRulesResponse)(nil),                    // 19: mailplane.filters.v1.ReorderRulesResponse
-	(*DeleteRuleRequest)(nil),                       // 20: mailplane.filters.v1.DeleteRuleRequest
-	(*DeleteRuleResponse)(nil),                      // 21: mailplane.filters.v1.DeleteRuleResponse
-	(*FilterSettings)(nil),                          // 22: mailplane.filters.v1.FilterSettings
-	(*GetFilterSettingsRequest)(nil),                // 23: mailplane.filters.v1.GetFilterSettingsRequest
-	(*GetFilterSettingsResponse)(nil),               // 24: mailplane.filters.v1.GetFilterSettingsResponse
-	(*UpdateFilterSettingsRequest)(nil),             // 25: mailplane.filters.v1.UpdateFilterSettingsRequest
-	(*UpdateFilterSettingsResponse)(nil),            // 26: mailplane.filters.v1.UpdateFilterSettingsResponse
-	(*BatchUpdateFilterSettingsRequest)(nil),        // 27: mailplane.filters.v1.BatchUpdateFilterSettingsRequest
-	(*BatchUpdateFilterSettingsResponse)(nil),       // 28: mailplane.filters.v1.BatchUpdateFilterSettingsResponse
-	(*ExportSendersRequest)(nil),                    // 29: mailplane.filters.v1.ExportSendersRequest
-	(*ExportSendersResponse)(nil),                   // 30: mailplane.filters.v1.ExportSendersResponse
-	(*ImportSendersRequest)(nil),                    // 31: mailplane.filters.v1.ImportSendersRequest
-	(*ImportSendersResponse)(nil),                   // 32: mailplane.filters.v1.ImportSendersResponse
-	(*MailServiceFilterSettings)(nil),               // 33: mailplane.filters.v1.MailServiceFilterSettings
-	(*GetMailServiceFilterSettingsRequest)(nil),     // 34: mailplane.filters.v1.GetMailServiceFilterSettingsRequest
-	(*GetMailServiceFilterSettingsResponse)(nil),    // 35: mailplane.filters.v1.GetMailServiceFilterSettingsResponse
-	(*UpdateMailServiceFilterSettingsRequest)(nil),  // 36: mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest
-	(*UpdateMailServiceFilterSettingsResponse)(nil), // 37: mailplane.filters.v1.UpdateMailServiceFilterSettingsResponse
-	(*ExportMailServiceSendersRequest)(nil),         // 38: mailplane.filters.v1.ExportMailServiceSendersRequest
-	(*ExportMailServiceSendersResponse)(nil),        // 39: mailplane.filters.v1.ExportMailServiceSendersResponse
-	(*ImportMailServiceSendersRequest)(nil),         // 40: mailplane.filters.v1.ImportMailServiceSendersRequest
-	(*ImportMailServiceSendersResponse)(nil),        // 41: mailplane.filters.v1.ImportMailServiceSendersResponse
-	(*FilterRun)(nil),                               // 42: mailplane.filters.v1.FilterRun
-	(*FilterRunEntry)(nil),                          // 43: mailplane.filters.v1.FilterRunEntry
-	(*CreateFilterRunRequest)(nil),                  // 44: mailplane.filters.v1.CreateFilterRunRequest
-	(*CreateFilterRunResponse)(nil),                 // 45: mailplane.filters.v1.CreateFilterRunResponse
-	(*GetFilterRunRequest)(nil),                     // 46: mailplane.filters.v1.GetFilterRunRequest
-	(*GetFilterRunResponse)(nil),                    // 47: mailplane.filters.v1.GetFilterRunResponse
-	(*ListFilterRunsRequest)(nil),                   // 48: mailplane.filters.v1.ListFilterRunsRequest
-	(*ListFilterRunsResponse)(nil),                  // 49: mailplane.filters.v1.ListFilterRunsResponse
-	(*CancelFilterRunRequest)(nil),                  // 50: mailplane.filters.v1.CancelFilterRunRequest
-	(*CancelFilterRunResponse)(nil),                 // 51: mailplane.filters.v1.CancelFilterRunResponse
-	(*ListFilterRunEntriesRequest)(nil),             // 52: mailplane.filters.v1.ListFilterRunEntriesRequest
-	(*ListFilterRunEntriesResponse)(nil),            // 53: mailplane.filters.v1.ListFilterRunEntriesResponse
-	(*timestamppb.Timestamp)(nil),                   // 54: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),                   // 55: google.protobuf.FieldMask
+	(InstallState)(0),                               // 4: mailplane.filters.v1.InstallState
+	(FilterRunState)(0),                             // 5: mailplane.filters.v1.FilterRunState
+	(*Rule)(nil),                                    // 6: mailplane.filters.v1.Rule
+	(*Condition)(nil),                               // 7: mailplane.filters.v1.Condition
+	(*Action)(nil),                                  // 8: mailplane.filters.v1.Action
+	(*CreateRuleRequest)(nil),                       // 9: mailplane.filters.v1.CreateRuleRequest
+	(*CreateRuleResponse)(nil),                      // 10: mailplane.filters.v1.CreateRuleResponse
+	(*GetRuleRequest)(nil),                          // 11: mailplane.filters.v1.GetRuleRequest
+	(*GetRuleResponse)(nil),                         // 12: mailplane.filters.v1.GetRuleResponse
+	(*ListRulesRequest)(nil),                        // 13: mailplane.filters.v1.ListRulesRequest
+	(*ListRulesResponse)(nil),                       // 14: mailplane.filters.v1.ListRulesResponse
+	(*UpdateRuleRequest)(nil),                       // 15: mailplane.filters.v1.UpdateRuleRequest
+	(*UpdateRuleResponse)(nil),                      // 16: mailplane.filters.v1.UpdateRuleResponse
+	(*MoveRuleRequest)(nil),                         // 17: mailplane.filters.v1.MoveRuleRequest
+	(*MoveRuleResponse)(nil),                        // 18: mailplane.filters.v1.MoveRuleResponse
+	(*ReorderRulesRequest)(nil),                     // 19: mailplane.filters.v1.ReorderRulesRequest
+	(*ReorderRulesResponse)(nil),                    // 20: mailplane.filters.v1.ReorderRulesResponse
+	(*DeleteRuleRequest)(nil),                       // 21: mailplane.filters.v1.DeleteRuleRequest
+	(*DeleteRuleResponse)(nil),                      // 22: mailplane.filters.v1.DeleteRuleResponse
+	(*FilterSettings)(nil),                          // 23: mailplane.filters.v1.FilterSettings
+	(*GetFilterSettingsRequest)(nil),                // 24: mailplane.filters.v1.GetFilterSettingsRequest
+	(*GetFilterSettingsResponse)(nil),               // 25: mailplane.filters.v1.GetFilterSettingsResponse
+	(*UpdateFilterSettingsRequest)(nil),             // 26: mailplane.filters.v1.UpdateFilterSettingsRequest
+	(*UpdateFilterSettingsResponse)(nil),            // 27: mailplane.filters.v1.UpdateFilterSettingsResponse
+	(*BatchUpdateFilterSettingsRequest)(nil),        // 28: mailplane.filters.v1.BatchUpdateFilterSettingsRequest
+	(*BatchUpdateFilterSettingsResponse)(nil),       // 29: mailplane.filters.v1.BatchUpdateFilterSettingsResponse
+	(*ExportSendersRequest)(nil),                    // 30: mailplane.filters.v1.ExportSendersRequest
+	(*ExportSendersResponse)(nil),                   // 31: mailplane.filters.v1.ExportSendersResponse
+	(*ImportSendersRequest)(nil),                    // 32: mailplane.filters.v1.ImportSendersRequest
+	(*ImportSendersResponse)(nil),                   // 33: mailplane.filters.v1.ImportSendersResponse
+	(*MailServiceFilterSettings)(nil),               // 34: mailplane.filters.v1.MailServiceFilterSettings
+	(*GetMailServiceFilterSettingsRequest)(nil),     // 35: mailplane.filters.v1.GetMailServiceFilterSettingsRequest
+	(*GetMailServiceFilterSettingsResponse)(nil),    // 36: mailplane.filters.v1.GetMailServiceFilterSettingsResponse
+	(*UpdateMailServiceFilterSettingsRequest)(nil),  // 37: mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest
+	(*UpdateMailServiceFilterSettingsResponse)(nil), // 38: mailplane.filters.v1.UpdateMailServiceFilterSettingsResponse
+	(*ExportMailServiceSendersRequest)(nil),         // 39: mailplane.filters.v1.ExportMailServiceSendersRequest
+	(*ExportMailServiceSendersResponse)(nil),        // 40: mailplane.filters.v1.ExportMailServiceSendersResponse
+	(*ImportMailServiceSendersRequest)(nil),         // 41: mailplane.filters.v1.ImportMailServiceSendersRequest
+	(*ImportMailServiceSendersResponse)(nil),        // 42: mailplane.filters.v1.ImportMailServiceSendersResponse
+	(*FilterRun)(nil),                               // 43: mailplane.filters.v1.FilterRun
+	(*FilterRunEntry)(nil),                          // 44: mailplane.filters.v1.FilterRunEntry
+	(*CreateFilterRunRequest)(nil),                  // 45: mailplane.filters.v1.CreateFilterRunRequest
+	(*CreateFilterRunResponse)(nil),                 // 46: mailplane.filters.v1.CreateFilterRunResponse
+	(*GetFilterRunRequest)(nil),                     // 47: mailplane.filters.v1.GetFilterRunRequest
+	(*GetFilterRunResponse)(nil),                    // 48: mailplane.filters.v1.GetFilterRunResponse
+	(*ListFilterRunsRequest)(nil),                   // 49: mailplane.filters.v1.ListFilterRunsRequest
+	(*ListFilterRunsResponse)(nil),                  // 50: mailplane.filters.v1.ListFilterRunsResponse
+	(*CancelFilterRunRequest)(nil),                  // 51: mailplane.filters.v1.CancelFilterRunRequest
+	(*CancelFilterRunResponse)(nil),                 // 52: mailplane.filters.v1.CancelFilterRunResponse
+	(*ListFilterRunEntriesRequest)(nil),             // 53: mailplane.filters.v1.ListFilterRunEntriesRequest
+	(*ListFilterRunEntriesResponse)(nil),            // 54: mailplane.filters.v1.ListFilterRunEntriesResponse
+	(*timestamppb.Timestamp)(nil),                   // 55: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),                   // 56: google.protobuf.FieldMask
 }
 var file_mailplane_filters_v1_filters_proto_depIdxs = []int32{
 	0,  // 0: mailplane.filters.v1.Rule.match:type_name -> mailplane.filters.v1.Match
-	6,  // 1: mailplane.filters.v1.Rule.conditions:type_name -> mailplane.filters.v1.Condition
-	7,  // 2: mailplane.filters.v1.Rule.actions:type_name -> mailplane.filters.v1.Action
-	54, // 3: mailplane.filters.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
-	54, // 4: mailplane.filters.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
+	7,  // 1: mailplane.filters.v1.Rule.conditions:type_name -> mailplane.filters.v1.Condition
+	8,  // 2: mailplane.filters.v1.Rule.actions:type_name -> mailplane.filters.v1.Action
+	55, // 3: mailplane.filters.v1.Rule.create_time:type_name -> google.protobuf.Timestamp
+	55, // 4: mailplane.filters.v1.Rule.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailplane.filters.v1.Condition.field:type_name -> mailplane.filters.v1.Field
 	2,  // 6: mailplane.filters.v1.Condition.operator:type_name -> mailplane.filters.v1.Operator
 	3,  // 7: mailplane.filters.v1.Action.kind:type_name -> mailplane.filters.v1.ActionKind
-	5,  // 8: mailplane.filters.v1.CreateRuleRequest.rule:type_name -> mailplane.filters.v1.Rule
-	5,  // 9: mailplane.filters.v1.CreateRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
-	5,  // 10: mailplane.filters.v1.GetRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
-	5,  // 11: mailplane.filters.v1.ListRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
-	5,  // 12: mailplane.filters.v1.UpdateRuleRequest.rule:type_name -> mailplane.filters.v1.Rule
-	55, // 13: mailplane.filters.v1.UpdateRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
-	5,  // 14: mailplane.filters.v1.UpdateRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
-	5,  // 15: mailplane.filters.v1.MoveRuleResponse.rules:type_name -> mailplane.filters.v1.Rule
-	5,  // 16: mailplane.filters.v1.ReorderRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
-	54, // 17: mailplane.filters.v1.FilterSettings.update_time:type_name -> google.protobuf.Timestamp
-	22, // 18: mailplane.filters.v1.GetFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	22, // 19: mailplane.filters.v1.UpdateFilterSettingsRequest.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	55, // 20: mailplane.filters.v1.UpdateFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	22, // 21: mailplane.filters.v1.UpdateFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	22, // 22: mailplane.filters.v1.ImportSendersResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
-	54, // 23: mailplane.filters.v1.MailServiceFilterSettings.update_time:type_name -> google.protobuf.Timestamp
-	33, // 24: mailplane.filters.v1.GetMailServiceFilterSettingsResponse.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
-	33, // 25: mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
-	55, // 26: mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	33, // 27: mailplane.filters.v1.UpdateMailServiceFilterSettingsResponse.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
-	33, // 28: mailplane.filters.v1.ImportMailServiceSendersResponse.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
-	4,  // 29: mailplane.filters.v1.FilterRun.state:type_name -> mailplane.filters.v1.FilterRunState
-	54, // 30: mailplane.filters.v1.FilterRun.create_time:type_name -> google.protobuf.Timestamp
-	54, // 31: mailplane.filters.v1.FilterRun.end_time:type_name -> google.protobuf.Timestamp
-	42, // 32: mailplane.filters.v1.CreateFilterRunRequest.filter_run:type_name -> mailplane.filters.v1.FilterRun
-	42, // 33: mailplane.filters.v1.CreateFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
-	42, // 34: mailplane.filters.v1.GetFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
-	42, // 35: mailplane.filters.v1.ListFilterRunsResponse.filter_runs:type_name -> mailplane.filters.v1.FilterRun
-	42, // 36: mailplane.filters.v1.CancelFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
-	43, // 37: mailplane.filters.v1.ListFilterRunEntriesResponse.entries:type_name -> mailplane.filters.v1.FilterRunEntry
-	8,  // 38: mailplane.filters.v1.RuleService.CreateRule:input_type -> mailplane.filters.v1.CreateRuleRequest
-	10, // 39: mailplane.filters.v1.RuleService.GetRule:input_type -> mailplane.filters.v1.GetRuleRequest
-	12, // 40: mailplane.filters.v1.RuleService.ListRules:input_type -> mailplane.filters.v1.ListRulesRequest
-	14, // 41: mailplane.filters.v1.RuleService.UpdateRule:input_type -> mailplane.filters.v1.UpdateRuleRequest
-	16, // 42: mailplane.filters.v1.RuleService.MoveRule:input_type -> mailplane.filters.v1.MoveRuleRequest
-	18, // 43: mailplane.filters.v1.RuleService.ReorderRules:input_type -> mailplane.filters.v1.ReorderRulesRequest
-	20, // 44: mailplane.filters.v1.RuleService.DeleteRule:input_type -> mailplane.filters.v1.DeleteRuleRequest
-	23, // 45: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:input_type -> mailplane.filters.v1.GetFilterSettingsRequest
-	25, // 46: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:input_type -> mailplane.filters.v1.UpdateFilterSettingsRequest
-	27, // 47: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:input_type -> mailplane.filters.v1.BatchUpdateFilterSettingsRequest
-	29, // 48: mailplane.filters.v1.FilterSettingsService.ExportSenders:input_type -> mailplane.filters.v1.ExportSendersRequest
-	31, // 49: mailplane.filters.v1.FilterSettingsService.ImportSenders:input_type -> mailplane.filters.v1.ImportSendersRequest
-	34, // 50: mailplane.filters.v1.FilterSettingsService.GetMailServiceFilterSettings:input_type -> mailplane.filters.v1.GetMailServiceFilterSettingsRequest
-	36, // 51: mailplane.filters.v1.FilterSettingsService.UpdateMailServiceFilterSettings:input_type -> mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest
-	38, // 52: mailplane.filters.v1.FilterSettingsService.ExportMailServiceSenders:input_type -> mailplane.filters.v1.ExportMailServiceSendersRequest
-	40, // 53: mailplane.filters.v1.FilterSettingsService.ImportMailServiceSenders:input_type -> mailplane.filters.v1.ImportMailServiceSendersRequest
-	44, // 54: mailplane.filters.v1.FilterRunService.CreateFilterRun:input_type -> mailplane.filters.v1.CreateFilterRunRequest
-	46, // 55: mailplane.filters.v1.FilterRunService.GetFilterRun:input_type -> mailplane.filters.v1.GetFilterRunRequest
-	48, // 56: mailplane.filters.v1.FilterRunService.ListFilterRuns:input_type -> mailplane.filters.v1.ListFilterRunsRequest
-	50, // 57: mailplane.filters.v1.FilterRunService.CancelFilterRun:input_type -> mailplane.filters.v1.CancelFilterRunRequest
-	52, // 58: mailplane.filters.v1.FilterRunService.ListFilterRunEntries:input_type -> mailplane.filters.v1.ListFilterRunEntriesRequest
-	9,  // 59: mailplane.filters.v1.RuleService.CreateRule:output_type -> mailplane.filters.v1.CreateRuleResponse
-	11, // 60: mailplane.filters.v1.RuleService.GetRule:output_type -> mailplane.filters.v1.GetRuleResponse
-	13, // 61: mailplane.filters.v1.RuleService.ListRules:output_type -> mailplane.filters.v1.ListRulesResponse
-	15, // 62: mailplane.filters.v1.RuleService.UpdateRule:output_type -> mailplane.filters.v1.UpdateRuleResponse
-	17, // 63: mailplane.filters.v1.RuleService.MoveRule:output_type -> mailplane.filters.v1.MoveRuleResponse
-	19, // 64: mailplane.filters.v1.RuleService.ReorderRules:output_type -> mailplane.filters.v1.ReorderRulesResponse
-	21, // 65: mailplane.filters.v1.RuleService.DeleteRule:output_type -> mailplane.filters.v1.DeleteRuleResponse
-	24, // 66: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:output_type -> mailplane.filters.v1.GetFilterSettingsResponse
-	26, // 67: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:output_type -> mailplane.filters.v1.UpdateFilterSettingsResponse
-	28, // 68: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:output_type -> mailplane.filters.v1.BatchUpdateFilterSettingsResponse
-	30, // 69: mailplane.filters.v1.FilterSettingsService.ExportSenders:output_type -> mailplane.filters.v1.ExportSendersResponse
-	32, // 70: mailplane.filters.v1.FilterSettingsService.ImportSenders:output_type -> mailplane.filters.v1.ImportSendersResponse
-	35, // 71: mailplane.filters.v1.FilterSettingsService.GetMailServiceFilterSettings:output_type -> mailplane.filters.v1.GetMailServiceFilterSettingsResponse
-	37, // 72: mailplane.filters.v1.FilterSettingsService.UpdateMailServiceFilterSettings:output_type -> mailplane.filters.v1.UpdateMailServiceFilterSettingsResponse
-	39, // 73: mailplane.filters.v1.FilterSettingsService.ExportMailServiceSenders:output_type -> mailplane.filters.v1.ExportMailServiceSendersResponse
-	41, // 74: mailplane.filters.v1.FilterSettingsService.ImportMailServiceSenders:output_type -> mailplane.filters.v1.ImportMailServiceSendersResponse
-	45, // 75: mailplane.filters.v1.FilterRunService.CreateFilterRun:output_type -> mailplane.filters.v1.CreateFilterRunResponse
-	47, // 76: mailplane.filters.v1.FilterRunService.GetFilterRun:output_type -> mailplane.filters.v1.GetFilterRunResponse
-	49, // 77: mailplane.filters.v1.FilterRunService.ListFilterRuns:output_type -> mailplane.filters.v1.ListFilterRunsResponse
-	51, // 78: mailplane.filters.v1.FilterRunService.CancelFilterRun:output_type -> mailplane.filters.v1.CancelFilterRunResponse
-	53, // 79: mailplane.filters.v1.FilterRunService.ListFilterRunEntries:output_type -> mailplane.filters.v1.ListFilterRunEntriesResponse
-	59, // [59:80] is the sub-list for method output_type
-	38, // [38:59] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	6,  // 8: mailplane.filters.v1.CreateRuleRequest.rule:type_name -> mailplane.filters.v1.Rule
+	6,  // 9: mailplane.filters.v1.CreateRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
+	6,  // 10: mailplane.filters.v1.GetRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
+	6,  // 11: mailplane.filters.v1.ListRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
+	6,  // 12: mailplane.filters.v1.UpdateRuleRequest.rule:type_name -> mailplane.filters.v1.Rule
+	56, // 13: mailplane.filters.v1.UpdateRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,  // 14: mailplane.filters.v1.UpdateRuleResponse.rule:type_name -> mailplane.filters.v1.Rule
+	6,  // 15: mailplane.filters.v1.MoveRuleResponse.rules:type_name -> mailplane.filters.v1.Rule
+	6,  // 16: mailplane.filters.v1.ReorderRulesResponse.rules:type_name -> mailplane.filters.v1.Rule
+	55, // 17: mailplane.filters.v1.FilterSettings.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 18: mailplane.filters.v1.FilterSettings.install_state:type_name -> mailplane.filters.v1.InstallState
+	55, // 19: mailplane.filters.v1.FilterSettings.pending_since:type_name -> google.protobuf.Timestamp
+	23, // 20: mailplane.filters.v1.GetFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	23, // 21: mailplane.filters.v1.UpdateFilterSettingsRequest.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	56, // 22: mailplane.filters.v1.UpdateFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	23, // 23: mailplane.filters.v1.UpdateFilterSettingsResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	23, // 24: mailplane.filters.v1.ImportSendersResponse.filter_settings:type_name -> mailplane.filters.v1.FilterSettings
+	55, // 25: mailplane.filters.v1.MailServiceFilterSettings.update_time:type_name -> google.protobuf.Timestamp
+	34, // 26: mailplane.filters.v1.GetMailServiceFilterSettingsResponse.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
+	34, // 27: mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
+	56, // 28: mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	34, // 29: mailplane.filters.v1.UpdateMailServiceFilterSettingsResponse.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
+	34, // 30: mailplane.filters.v1.ImportMailServiceSendersResponse.mail_service_filter_settings:type_name -> mailplane.filters.v1.MailServiceFilterSettings
+	5,  // 31: mailplane.filters.v1.FilterRun.state:type_name -> mailplane.filters.v1.FilterRunState
+	55, // 32: mailplane.filters.v1.FilterRun.create_time:type_name -> google.protobuf.Timestamp
+	55, // 33: mailplane.filters.v1.FilterRun.end_time:type_name -> google.protobuf.Timestamp
+	43, // 34: mailplane.filters.v1.CreateFilterRunRequest.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	43, // 35: mailplane.filters.v1.CreateFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	43, // 36: mailplane.filters.v1.GetFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	43, // 37: mailplane.filters.v1.ListFilterRunsResponse.filter_runs:type_name -> mailplane.filters.v1.FilterRun
+	43, // 38: mailplane.filters.v1.CancelFilterRunResponse.filter_run:type_name -> mailplane.filters.v1.FilterRun
+	44, // 39: mailplane.filters.v1.ListFilterRunEntriesResponse.entries:type_name -> mailplane.filters.v1.FilterRunEntry
+	9,  // 40: mailplane.filters.v1.RuleService.CreateRule:input_type -> mailplane.filters.v1.CreateRuleRequest
+	11, // 41: mailplane.filters.v1.RuleService.GetRule:input_type -> mailplane.filters.v1.GetRuleRequest
+	13, // 42: mailplane.filters.v1.RuleService.ListRules:input_type -> mailplane.filters.v1.ListRulesRequest
+	15, // 43: mailplane.filters.v1.RuleService.UpdateRule:input_type -> mailplane.filters.v1.UpdateRuleRequest
+	17, // 44: mailplane.filters.v1.RuleService.MoveRule:input_type -> mailplane.filters.v1.MoveRuleRequest
+	19, // 45: mailplane.filters.v1.RuleService.ReorderRules:input_type -> mailplane.filters.v1.ReorderRulesRequest
+	21, // 46: mailplane.filters.v1.RuleService.DeleteRule:input_type -> mailplane.filters.v1.DeleteRuleRequest
+	24, // 47: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:input_type -> mailplane.filters.v1.GetFilterSettingsRequest
+	26, // 48: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:input_type -> mailplane.filters.v1.UpdateFilterSettingsRequest
+	28, // 49: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:input_type -> mailplane.filters.v1.BatchUpdateFilterSettingsRequest
+	30, // 50: mailplane.filters.v1.FilterSettingsService.ExportSenders:input_type -> mailplane.filters.v1.ExportSendersRequest
+	32, // 51: mailplane.filters.v1.FilterSettingsService.ImportSenders:input_type -> mailplane.filters.v1.ImportSendersRequest
+	35, // 52: mailplane.filters.v1.FilterSettingsService.GetMailServiceFilterSettings:input_type -> mailplane.filters.v1.GetMailServiceFilterSettingsRequest
+	37, // 53: mailplane.filters.v1.FilterSettingsService.UpdateMailServiceFilterSettings:input_type -> mailplane.filters.v1.UpdateMailServiceFilterSettingsRequest
+	39, // 54: mailplane.filters.v1.FilterSettingsService.ExportMailServiceSenders:input_type -> mailplane.filters.v1.ExportMailServiceSendersRequest
+	41, // 55: mailplane.filters.v1.FilterSettingsService.ImportMailServiceSenders:input_type -> mailplane.filters.v1.ImportMailServiceSendersRequest
+	45, // 56: mailplane.filters.v1.FilterRunService.CreateFilterRun:input_type -> mailplane.filters.v1.CreateFilterRunRequest
+	47, // 57: mailplane.filters.v1.FilterRunService.GetFilterRun:input_type -> mailplane.filters.v1.GetFilterRunRequest
+	49, // 58: mailplane.filters.v1.FilterRunService.ListFilterRuns:input_type -> mailplane.filters.v1.ListFilterRunsRequest
+	51, // 59: mailplane.filters.v1.FilterRunService.CancelFilterRun:input_type -> mailplane.filters.v1.CancelFilterRunRequest
+	53, // 60: mailplane.filters.v1.FilterRunService.ListFilterRunEntries:input_type -> mailplane.filters.v1.ListFilterRunEntriesRequest
+	10, // 61: mailplane.filters.v1.RuleService.CreateRule:output_type -> mailplane.filters.v1.CreateRuleResponse
+	12, // 62: mailplane.filters.v1.RuleService.GetRule:output_type -> mailplane.filters.v1.GetRuleResponse
+	14, // 63: mailplane.filters.v1.RuleService.ListRules:output_type -> mailplane.filters.v1.ListRulesResponse
+	16, // 64: mailplane.filters.v1.RuleService.UpdateRule:output_type -> mailplane.filters.v1.UpdateRuleResponse
+	18, // 65: mailplane.filters.v1.RuleService.MoveRule:output_type -> mailplane.filters.v1.MoveRuleResponse
+	20, // 66: mailplane.filters.v1.RuleService.ReorderRules:output_type -> mailplane.filters.v1.ReorderRulesResponse
+	22, // 67: mailplane.filters.v1.RuleService.DeleteRule:output_type -> mailplane.filters.v1.DeleteRuleResponse
+	25, // 68: mailplane.filters.v1.FilterSettingsService.GetFilterSettings:output_type -> mailplane.filters.v1.GetFilterSettingsResponse
+	27, // 69: mailplane.filters.v1.FilterSettingsService.UpdateFilterSettings:output_type -> mailplane.filters.v1.UpdateFilterSettingsResponse
+	29, // 70: mailplane.filters.v1.FilterSettingsService.BatchUpdateFilterSettings:output_type -> mailplane.filters.v1.BatchUpdateFilterSettingsResponse
+	31, // 71: mailplane.filters.v1.FilterSettingsService.ExportSenders:output_type -> mailplane.filters.v1.ExportSendersResponse
+	33, // 72: mailplane.filters.v1.FilterSettingsService.ImportSenders:output_type -> mailplane.filters.v1.ImportSendersResponse
+	36, // 73: mailplane.filters.v1.FilterSettingsService.GetMailServiceFilterSettings:output_type -> mailplane.filters.v1.GetMailServiceFilterSettingsResponse
+	38, // 74: mailplane.filters.v1.FilterSettingsService.UpdateMailServiceFilterSettings:output_type -> mailplane.filters.v1.UpdateMailServiceFilterSettingsResponse
+	40, // 75: mailplane.filters.v1.FilterSettingsService.ExportMailServiceSenders:output_type -> mailplane.filters.v1.ExportMailServiceSendersResponse
+	42, // 76: mailplane.filters.v1.FilterSettingsService.ImportMailServiceSenders:output_type -> mailplane.filters.v1.ImportMailServiceSendersResponse
+	46, // 77: mailplane.filters.v1.FilterRunService.CreateFilterRun:output_type -> mailplane.filters.v1.CreateFilterRunResponse
+	48, // 78: mailplane.filters.v1.FilterRunService.GetFilterRun:output_type -> mailplane.filters.v1.GetFilterRunResponse
+	50, // 79: mailplane.filters.v1.FilterRunService.ListFilterRuns:output_type -> mailplane.filters.v1.ListFilterRunsResponse
+	52, // 80: mailplane.filters.v1.FilterRunService.CancelFilterRun:output_type -> mailplane.filters.v1.CancelFilterRunResponse
+	54, // 81: mailplane.filters.v1.FilterRunService.ListFilterRunEntries:output_type -> mailplane.filters.v1.ListFilterRunEntriesResponse
+	61, // [61:82] is the sub-list for method output_type
+	40, // [40:61] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_mailplane_filters_v1_filters_proto_init() }
@@ -3734,7 +3825,7 @@ func file_mailplane_filters_v1_filters_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailplane_filters_v1_filters_proto_rawDesc), len(file_mailplane_filters_v1_filters_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   3,
