@@ -516,6 +516,22 @@ func TestSettingsDefaultsAndUpdate(t *testing.T) {
 	// What the platform compiler refuses is refused here, named.
 	_, err = e.settings.UpdateFilterSettings(e.admin, &filtersv1.UpdateFilterSettingsRequest{FilterSettings: &filtersv1.FilterSettings{Name: name, SpamFolder: "Spam${x}"}})
 	wantCode(t, err, codes.InvalidArgument, "filterSettings.spamFolder")
+
+	// Refused by the mail server a day ago: FAILED since then; the next
+	// change waits from now on.
+	if _, err := e.pool.Exec(context.Background(), `UPDATE pending_installs SET since = now() - interval '1 day', failed_time = now() - interval '1 day', failure = 'refused'`); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.installState(addr); s.GetInstallState() != filtersv1.InstallState_INSTALL_STATE_FAILED || time.Since(s.GetPendingSince().AsTime()) < 23*time.Hour {
+		t.Errorf("after a refusal a day ago: %v since %v, want FAILED a day ago", s.GetInstallState(), s.GetPendingSince().AsTime())
+	}
+	up, err = e.settings.UpdateFilterSettings(e.admin, &filtersv1.UpdateFilterSettingsRequest{FilterSettings: &filtersv1.FilterSettings{Name: name, SpamFolder: "Junk mail"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := up.GetFilterSettings(); s.GetInstallState() != filtersv1.InstallState_INSTALL_STATE_PENDING || time.Since(s.GetPendingSince().AsTime()) > time.Hour {
+		t.Errorf("the change after the refusal: %v since %v, want PENDING from now", s.GetInstallState(), s.GetPendingSince().AsTime())
+	}
 }
 
 func TestBatchOverThousandAddresses(t *testing.T) {

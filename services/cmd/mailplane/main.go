@@ -67,7 +67,7 @@ func limitMemory(getenv func(string) string) error {
 	if err != nil || n <= 0 {
 		return fmt.Errorf("MAILPLANE_MEMORY_LIMIT=%q: want the memory limit in bytes", v)
 	}
-	debug.SetMemoryLimit(n / 10 * 9)
+	debug.SetMemoryLimit(n - n/10)
 	return nil
 }
 

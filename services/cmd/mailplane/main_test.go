@@ -28,7 +28,7 @@ func TestLimitMemory(t *testing.T) {
 	if err := limitMemory(env("MAILPLANE_MEMORY_LIMIT", "268435456")); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := debug.SetMemoryLimit(-1), int64(268435456/10*9); got != want {
+	if got, want := debug.SetMemoryLimit(-1), int64(268435456-268435456/10); got != want {
 		t.Errorf("limit with 256 MiB = %d, want %d", got, want)
 	}
 

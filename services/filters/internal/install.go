@@ -58,10 +58,11 @@ const installAttempts = 30
 const (
 	// onConflictPending marks an address that is pending already again: a
 	// new version, and a failure forgotten (the install job skips a
-	// failed row), so that the change is installed. Every way of marking
-	// ends with it.
+	// failed row), so that the change is installed; after a failure, the
+	// wait starts again. Every way of marking ends with it.
 	onConflictPending = `
-ON CONFLICT (address_id) DO UPDATE SET version = pending_installs.version + 1, failed_time = NULL, failure = ''`
+ON CONFLICT (address_id) DO UPDATE SET version = pending_installs.version + 1, failed_time = NULL, failure = '',
+    since = CASE WHEN pending_installs.failed_time IS NULL THEN pending_installs.since ELSE now() END`
 	upsertPending = `
 INSERT INTO pending_installs (address_id) VALUES ($1)` + onConflictPending
 	selectPending = `

@@ -153,7 +153,7 @@ func (s *Server) withInstall(ctx context.Context, a addressIDs, p *filtersv1.Fil
 	var since time.Time
 	var failed bool
 	switch err := s.pool.QueryRow(ctx, selectInstall, a.addr).Scan(&since, &failed); {
-	case err == pgx.ErrNoRows:
+	case errors.Is(err, pgx.ErrNoRows):
 		p.InstallState = filtersv1.InstallState_INSTALL_STATE_INSTALLED
 	case err != nil:
 		return nil, fmt.Errorf("read install state: %w", err)

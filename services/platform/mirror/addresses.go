@@ -101,8 +101,8 @@ func (a Addresses) Subscription() events.Subscription {
 // ApplyAddress records in tx an address's creation, change or deletion
 // (subject, one of AddressSubjects, of stream sequence seq; any other
 // subject leaves the copy as it is) and returns the event. It reports
-// whether the event was applied: not when an event as new was applied to
-// the address before (see Ordering), so that applying one twice changes
+// whether Then is to run: not when an event as new was applied to the
+// address before (see Ordering), so that applying one twice changes
 // nothing more. A name that is no address's is an error.
 func ApplyAddress(ctx context.Context, tx pgx.Tx, subject string, seq uint64, msg *mailboxesv1.AddressChanged) (AddressEvent, bool, error) {
 	ev := AddressEvent{Subject: subject, Seq: seq, Msg: msg}
@@ -115,7 +115,7 @@ func ApplyAddress(ctx context.Context, tx pgx.Tx, subject string, seq uint64, ms
 	if !slices.ContainsFunc(AddressSubjects, func(s string) bool { return events.SubjectIs(subject, s) }) {
 		return ev, true, nil
 	}
-	if ok, err := newest(ctx, tx, ev.ID, seq); err != nil || !ok {
+	if ok, err := claim(ctx, tx, ev.ID, seq); err != nil || !ok {
 		return ev, false, err
 	}
 	if events.SubjectIs(subject, mailboxesevents.AddressDeleted) {

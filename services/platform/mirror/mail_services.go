@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -29,8 +30,8 @@ var MailServiceSubjects = []string{
 
 const (
 	upsertMailService = `
-INSERT INTO mail_services (id, organization_id, domain) VALUES ($1, $2, $3)
-ON CONFLICT (id) DO UPDATE SET active = true, domain = excluded.domain`
+INSERT INTO mail_services (id, organization_id, domain, active) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET active = excluded.active, domain = excluded.domain`
 	setMailServiceActive = `UPDATE mail_services SET active = $2 WHERE id = $1`
 	deleteMailService    = `DELETE FROM mail_services WHERE id = $1`
 )
@@ -93,10 +94,10 @@ func (s MailServices) Subscription() events.Subscription {
 // ApplyMailService records in tx a mail service's verification, deletion,
 // undeletion or purge (subject, one of MailServiceSubjects, of stream
 // sequence seq; any other leaves the copy as it is) and returns the
-// event. It reports whether the event was applied: not when an event as
-// new was applied to the mail service before (see Ordering), so that
-// applying one twice changes nothing more. A name that is no mail
-// service's is an error.
+// event. It reports whether Then is to run: not when an event as new was
+// applied to the mail service before (see Ordering), so that applying
+// one twice changes nothing more. A name that is no mail service's is an
+// error.
 func ApplyMailService(ctx context.Context, tx pgx.Tx, subject string, seq uint64, msg *mailboxesv1.MailServiceChanged) (MailServiceEvent, bool, error) {
 	ev := MailServiceEvent{Subject: subject, Seq: seq, Msg: msg, Domain: strings.ToLower(msg.GetMailService().GetDomain())}
 	ids, err := aip.ParseIDs("mail_service.name", msg.GetMailService().GetName(), "organizations/{organization}/mailServices/{mail_service}")
@@ -104,16 +105,25 @@ func ApplyMailService(ctx context.Context, tx pgx.Tx, subject string, seq uint64
 		return ev, false, fmt.Errorf("mail service event %s: %w", subject, err)
 	}
 	ev.Organization, ev.ID = ids[0], ids[1]
-	if ok, err := newest(ctx, tx, ev.ID, seq); err != nil || !ok {
+	if !slices.ContainsFunc(MailServiceSubjects, func(s string) bool { return events.SubjectIs(subject, s) }) {
+		return ev, true, nil
+	}
+	if ok, err := claim(ctx, tx, ev.ID, seq); err != nil || !ok {
 		return ev, false, err
 	}
 	switch {
 	case events.SubjectIs(subject, mailboxesevents.MailServiceCreated):
-		_, err = tx.Exec(ctx, upsertMailService, ev.ID, ev.Organization, ev.Domain)
-	case events.SubjectIs(subject, mailboxesevents.MailServiceUndeleted):
-		_, err = tx.Exec(ctx, setMailServiceActive, ev.ID, true)
-	case events.SubjectIs(subject, mailboxesevents.MailServiceDeleted):
-		_, err = tx.Exec(ctx, setMailServiceActive, ev.ID, false)
+		_, err = tx.Exec(ctx, upsertMailService, ev.ID, ev.Organization, ev.Domain, true)
+	case events.SubjectIs(subject, mailboxesevents.MailServiceDeleted), events.SubjectIs(subject, mailboxesevents.MailServiceUndeleted):
+		active := events.SubjectIs(subject, mailboxesevents.MailServiceUndeleted)
+		if msg.GetMailService().GetVerifyTime() != nil {
+			// Verified: in the copy even if its verification was
+			// skipped, having come back after this newer event.
+			_, err = tx.Exec(ctx, upsertMailService, ev.ID, ev.Organization, ev.Domain, active)
+		} else {
+			// A claim never enters the copy.
+			_, err = tx.Exec(ctx, setMailServiceActive, ev.ID, active)
+		}
 	case events.SubjectIs(subject, mailboxesevents.MailServicePurged):
 		_, err = tx.Exec(ctx, deleteMailService, ev.ID)
 	}

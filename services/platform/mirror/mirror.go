@@ -44,9 +44,19 @@
 // on) is skipped, Then included: otherwise it would give back a user the
 // rights since taken away, or bring back a deleted address. Events carry
 // their stream sequence, which mirror_versions keeps per id, deletions
-// included. Events a consumer reads beside the copy's (Addresses.Also)
-// are not ordered here: a Then that must not go back compares
-// AddressEvent.Seq, as filters does for auto-replies.
+// included; one copy per schema, as the table is keyed by id alone. A
+// deletion or undeletion of a verified mail service records it whole, in
+// case its skipped verification was the older event. Events a consumer
+// reads beside the copy's (Addresses.Also) are not ordered here: a Then
+// that must not go back compares AddressEvent.Seq, as filters does for
+// auto-replies.
+//
+// The stream's order is the one that counts: mailboxes' outbox relays (one
+// per replica) may publish two events of one address in the other order
+// than they were committed, rarely (two relays at once, or a publish
+// retried after later ones went through), and the copy then keeps the
+// older state until the address's next event. A version per address,
+// carried in the events, would settle that; mailboxes has none yet.
 package mirror
 
 import (
@@ -57,17 +67,17 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// claimVersion records seq as the last event applied to id, unless one as
-// new was applied before.
-const claimVersion = `
+// upsertVersion records seq as the last event applied to id, unless one
+// as new was applied before.
+const upsertVersion = `
 INSERT INTO mirror_versions (id, seq) VALUES ($1, $2)
 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq WHERE mirror_versions.seq < excluded.seq`
 
-// newest records in tx that the event of stream sequence seq is applied
-// to id, and reports whether it is newer than every event applied to id
+// claim records in tx that the event of stream sequence seq is applied to
+// id, and reports whether it is newer than every event applied to id
 // before; if not, the event must change nothing.
-func newest(ctx context.Context, tx pgx.Tx, id uuid.UUID, seq uint64) (bool, error) {
-	tag, err := tx.Exec(ctx, claimVersion, id, int64(seq))
+func claim(ctx context.Context, tx pgx.Tx, id uuid.UUID, seq uint64) (bool, error) {
+	tag, err := tx.Exec(ctx, upsertVersion, id, int64(seq))
 	if err != nil {
 		return false, fmt.Errorf("version of %s: %w", id, err)
 	}

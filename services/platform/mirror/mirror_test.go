@@ -24,6 +24,7 @@ import (
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // schema is the package's contract (mirror.go), with a column of the
@@ -469,6 +470,30 @@ func TestMailServiceApplyTwice(t *testing.T) {
 	if m := e.mailService(i.ms); m != nil {
 		t.Fatalf("purged, then an older verification: %+v, want gone", m)
 	}
+
+	// A verification that fails and comes back after the deletion: the
+	// deletion of a verified mail service records it (inactive), and its
+	// undeletion brings it back; a claim's does not.
+	verified, claimed := newIDs(), newIDs()
+	for _, x := range []struct {
+		ids ids
+		ev  *mailboxesv1.MailServiceChanged
+	}{
+		{verified, &mailboxesv1.MailServiceChanged{MailService: &mailboxesv1.MailService{Name: verified.msName(), Domain: "verified.test", VerifyTime: timestamppb.Now()}}},
+		{claimed, &mailboxesv1.MailServiceChanged{MailService: &mailboxesv1.MailService{Name: claimed.msName(), Domain: "claimed.test"}}},
+	} {
+		ev = x.ev
+		apply(mailboxesevents.MailServiceDeleted, 11)
+		apply(mailboxesevents.MailServiceCreated, 10)
+		apply(mailboxesevents.MailServiceUndeleted, 12)
+	}
+	if m := e.mailService(verified.ms); m == nil || !m.Active || m.Domain != "verified.test" {
+		t.Errorf("verified, deleted and undeleted, its verification skipped: %+v, want active", m)
+	}
+	if m := e.mailService(claimed.ms); m != nil {
+		t.Errorf("a claim deleted and undeleted: %+v, want none", m)
+	}
+	ev = &mailboxesv1.MailServiceChanged{MailService: &mailboxesv1.MailService{Name: i.msName(), Domain: "example.test"}}
 	ev.MailService.Name = i.name()
 	err := pg.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		_, _, err := mirror.ApplyMailService(ctx, tx, "mp."+mailboxesevents.MailServiceCreated, 7, ev)
