@@ -12,6 +12,7 @@ import (
 
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/natstest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 	"github.com/mailplane/mailplane/services/platform/service"
@@ -67,7 +68,7 @@ func TestWorkersOutliveDrainedCalls(t *testing.T) {
 	s := newSettings()
 	s.services = []service.Service{probe}
 	s.register(l)
-	if err := l.Parse([]string{"--grpc-addr", freeAddr(t), "--metrics-addr", "", "--log-level", "warn",
+	if err := l.Parse([]string{"--grpc-addr", freeport.Addr(t), "--metrics-addr", "", "--log-level", "warn",
 		"--database-url", pgtest.NewDatabase(t), "--nats-url", ns.ClientURL(),
 		"--token-public-key", base64.StdEncoding.EncodeToString(pub)}); err != nil {
 		t.Fatal(err)

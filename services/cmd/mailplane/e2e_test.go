@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,19 +13,9 @@ import (
 	"time"
 
 	"github.com/mailplane/mailplane/services/platform/dns"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 )
-
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 type client struct {
 	t    *testing.T
@@ -115,7 +104,7 @@ func verify(c *client, zone *dns.LocalServer, token string, ms reply) reply {
 // frontend would.
 func TestDevStackREST(t *testing.T) {
 	dbURL := pgtest.NewDatabase(t)
-	httpAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	httpAddr, metricsAddr := freeport.Addr(t), freeport.Addr(t)
 	// The DNS "out there" where customers publish their verification
 	// records: dev's own DNS server answers the demo domain and asks this
 	// one the rest.
@@ -132,15 +121,15 @@ func TestDevStackREST(t *testing.T) {
 		done <- run(ctx, []string{"dev",
 			"--data-dir", t.TempDir(),
 			"--database-url", dbURL,
-			"--grpc-addr", freeAddr(t),
+			"--grpc-addr", freeport.Addr(t),
 			"--http-addr", httpAddr,
 			"--metrics-addr", metricsAddr,
 			"--sign-in-limit-per-email", "5",
-			"--socketmap-addr", freeAddr(t),
-			"--policy-addr", freeAddr(t),
-			"--milter-addr", freeAddr(t),
-			"--lmtp-addr", freeAddr(t),
-			"--report-addr", freeAddr(t),
+			"--socketmap-addr", freeport.Addr(t),
+			"--policy-addr", freeport.Addr(t),
+			"--milter-addr", freeport.Addr(t),
+			"--lmtp-addr", freeport.Addr(t),
+			"--report-addr", freeport.Addr(t),
 			"--dns-resolver", zone.Addr(),
 			"--log-level", "warn",
 		}, func(string) string { return "" }, &out)
@@ -157,6 +146,7 @@ func TestDevStackREST(t *testing.T) {
 		}
 		select {
 		case err := <-done:
+			done <- err // the cleanup waits for it
 			t.Fatalf("dev stopped before it was ready: %v\n%s", err, out.String())
 		default:
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"io"
 	"net/http"
 	"strings"
@@ -13,13 +14,13 @@ import (
 // TestGatewayCommand runs `mailplane gateway` with no backend up: it serves
 // its probes and metrics, says it is not ready, and stops on Ctrl-C.
 func TestGatewayCommand(t *testing.T) {
-	httpAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	httpAddr, metricsAddr := freeport.Addr(t), freeport.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"gateway", "--http-addr", httpAddr, "--metrics-addr", metricsAddr, "--accounts-addr", freeAddr(t)},
+		done <- run(ctx, []string{"gateway", "--http-addr", httpAddr, "--metrics-addr", metricsAddr, "--accounts-addr", freeport.Addr(t)},
 			func(string) string { return "" }, &out)
 	}()
 	get := func(url string) (int, string) {

@@ -21,6 +21,7 @@ import (
 	dnssecurityv1 "github.com/mailplane/mailplane/proto/mailplane/dnssecurity/v1"
 	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/dovecottest"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/knottest"
 	"github.com/mailplane/mailplane/services/platform/logtest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
@@ -66,12 +67,12 @@ func TestCustomerJourney(t *testing.T) {
 	knot := knottest.Start(t, journeyZone)
 	// Dovecot submits auto-replies to Postfix's port 25, and Postfix
 	// authenticates through Dovecot: Postfix's port is chosen first.
-	smtpAddr := freeAddr(t)
+	smtpAddr := freeport.Addr(t)
 	mail := dovecottest.StartPlatform(t, pgc, smtpAddr)
-	socketmap, policy, milter, lmtp := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	socketmap, policy, milter, lmtp := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	pf := postfixtest.StartOptions(t, postfixtest.Fragment(t, socketmap, policy, milter, "lmtp:inet:"+mail.LMTPAddr),
 		postfixtest.Options{Addr: smtpAddr, SASL: mail.SASLAddr})
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	grpcAddr, httpAddr := freeport.Addr(t), freeport.Addr(t)
 	c := startDev(t, []string{
 		"--grpc-addr", grpcAddr,
 		"--http-addr", httpAddr,
@@ -306,8 +307,8 @@ func startDev(t *testing.T, args []string) *client {
 	var out logtest.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"dev", "--data-dir", t.TempDir(), "--metrics-addr", freeAddr(t),
-			"--report-addr", freeAddr(t), "--log-level", "warn"}, args...), func(string) string { return "" }, &out)
+		done <- run(ctx, append([]string{"dev", "--data-dir", t.TempDir(), "--metrics-addr", freeport.Addr(t),
+			"--report-addr", freeport.Addr(t), "--log-level", "warn"}, args...), func(string) string { return "" }, &out)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -333,6 +334,7 @@ func startDev(t *testing.T, args []string) *client {
 		}
 		select {
 		case err := <-done:
+			done <- err // the cleanup waits for it
 			t.Fatalf("dev stopped before it was ready: %v\n%s", err, out.String())
 		default:
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/events"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/natstest"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -41,7 +42,7 @@ func TestMailstoreCommand(t *testing.T) {
 		}
 	}
 
-	metricsAddr := freeAddr(t)
+	metricsAddr := freeport.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out bytes.Buffer

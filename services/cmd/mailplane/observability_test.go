@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 	"go.yaml.in/yaml/v3"
 )
@@ -281,7 +282,7 @@ func TestDashboardAndAlertsOnDevStack(t *testing.T) {
 
 	// The dev stack, with a little traffic so that the edge's and the
 	// services' request metrics exist.
-	httpAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	httpAddr, metricsAddr := freeport.Addr(t), freeport.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out bytes.Buffer
 	done := make(chan error, 1)
@@ -289,14 +290,14 @@ func TestDashboardAndAlertsOnDevStack(t *testing.T) {
 		done <- run(ctx, []string{"dev",
 			"--data-dir", t.TempDir(),
 			"--database-url", dbURL,
-			"--grpc-addr", freeAddr(t),
+			"--grpc-addr", freeport.Addr(t),
 			"--http-addr", httpAddr,
 			"--metrics-addr", metricsAddr,
-			"--socketmap-addr", freeAddr(t),
-			"--policy-addr", freeAddr(t),
-			"--milter-addr", freeAddr(t),
-			"--lmtp-addr", freeAddr(t),
-			"--report-addr", freeAddr(t),
+			"--socketmap-addr", freeport.Addr(t),
+			"--policy-addr", freeport.Addr(t),
+			"--milter-addr", freeport.Addr(t),
+			"--lmtp-addr", freeport.Addr(t),
+			"--report-addr", freeport.Addr(t),
 			"--log-level", "warn",
 		}, func(string) string { return "" }, &out)
 	}()
@@ -312,6 +313,7 @@ func TestDashboardAndAlertsOnDevStack(t *testing.T) {
 	waitFor(t, 60*time.Second, "dev ready", func() (bool, string) {
 		select {
 		case err := <-done:
+			done <- err // the cleanup waits for it
 			t.Fatalf("dev stopped before it was ready: %v\n%s", err, out.String())
 		default:
 		}
@@ -341,7 +343,7 @@ scrape_configs:
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	promAddr := freeAddr(t)
+	promAddr := freeport.Addr(t)
 	var promOut bytes.Buffer
 	prom := exec.Command(promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr)

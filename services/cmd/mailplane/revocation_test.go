@@ -17,6 +17,7 @@ import (
 	accountsv1 "github.com/mailplane/mailplane/proto/mailplane/accounts/v1"
 	mailboxesv1 "github.com/mailplane/mailplane/proto/mailplane/mailboxes/v1"
 	"github.com/mailplane/mailplane/services/platform/config"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/natstest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 	"github.com/mailplane/mailplane/services/platform/secret"
@@ -59,7 +60,7 @@ func startServices(t *testing.T, names []string, flags ...string) *stack {
 	l := config.NewLoader("mailplane serve", func(string) string { return "" }, io.Discard)
 	s := newSettings()
 	s.register(l)
-	if err := l.Parse(append([]string{"--grpc-addr", freeAddr(t), "--metrics-addr", "", "--log-level", "warn",
+	if err := l.Parse(append([]string{"--grpc-addr", freeport.Addr(t), "--metrics-addr", "", "--log-level", "warn",
 		"--socketmap-addr", "", "--policy-addr", "", "--milter-addr", "", "--lmtp-addr", "", "--report-addr", ""}, flags...)); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestRevocationTakesEffect(t *testing.T) {
 	// Every service the edge routes to, so that the edge is ready.
 	first := startServices(t, []string{"accounts", "mailboxes", "dnssecurity", "lists", "filters", "imports"}, flags...)
 
-	httpAddr := freeAddr(t)
+	httpAddr := freeport.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	edgeDone := make(chan error, 1)
 	go func() {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailplane/mailplane/services/accounts"
 	"github.com/mailplane/mailplane/services/platform/auth"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/logtest"
 	"github.com/mailplane/mailplane/services/platform/natstest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
@@ -62,8 +63,8 @@ func TestServeRefusesDevelopmentKeys(t *testing.T) {
 				"MAILPLANE_TOKEN_PUBLIC_KEY":  tt.pub,
 				// Nothing listens there: a key that passes fails next, on
 				// the connection, after the check this test is about.
-				"MAILPLANE_DATABASE_URL":  "postgres://nobody@" + freeAddr(t) + "/none?connect_timeout=1",
-				"MAILPLANE_NATS_URL":      "nats://" + freeAddr(t),
+				"MAILPLANE_DATABASE_URL":  "postgres://nobody@" + freeport.Addr(t) + "/none?connect_timeout=1",
+				"MAILPLANE_NATS_URL":      "nats://" + freeport.Addr(t),
 				"MAILPLANE_GRPC_ADDR":     "127.0.0.1:0",
 				"MAILPLANE_METRICS_ADDR":  "",
 				"MAILPLANE_ACCOUNTS_ADDR": "127.0.0.1:1",
@@ -119,13 +120,13 @@ func servingStack(t *testing.T) map[string]string {
 		"MAILPLANE_NATS_URL":          ns.ClientURL(),
 		"MAILPLANE_TOKEN_SIGNING_KEY": sign,
 		"MAILPLANE_TOKEN_PUBLIC_KEY":  pub,
-		"MAILPLANE_GRPC_ADDR":         freeAddr(t),
-		"MAILPLANE_METRICS_ADDR":      freeAddr(t),
-		"MAILPLANE_SOCKETMAP_ADDR":    freeAddr(t),
-		"MAILPLANE_POLICY_ADDR":       freeAddr(t),
-		"MAILPLANE_MILTER_ADDR":       freeAddr(t),
-		"MAILPLANE_LMTP_ADDR":         freeAddr(t),
-		"MAILPLANE_REPORT_ADDR":       freeAddr(t),
+		"MAILPLANE_GRPC_ADDR":         freeport.Addr(t),
+		"MAILPLANE_METRICS_ADDR":      freeport.Addr(t),
+		"MAILPLANE_SOCKETMAP_ADDR":    freeport.Addr(t),
+		"MAILPLANE_POLICY_ADDR":       freeport.Addr(t),
+		"MAILPLANE_MILTER_ADDR":       freeport.Addr(t),
+		"MAILPLANE_LMTP_ADDR":         freeport.Addr(t),
+		"MAILPLANE_REPORT_ADDR":       freeport.Addr(t),
 		"MAILPLANE_SHUTDOWN_TIMEOUT":  "5s",
 	}
 }
@@ -195,7 +196,7 @@ func TestProfiles(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	for _, pprofAddr := range []string{"", freeAddr(t)} {
+	for _, pprofAddr := range []string{"", freeport.Addr(t)} {
 		t.Run("pprof-addr="+pprofAddr, func(t *testing.T) {
 			env := servingStack(t)
 			env["MAILPLANE_PPROF_ADDR"] = pprofAddr

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/dns"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/oteltest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 	"go.opentelemetry.io/otel/codes"
@@ -26,7 +27,7 @@ func TestTraceFollowsRequest(t *testing.T) {
 	// Spans leave the process every 100 ms rather than every 5 s.
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
 	dbURL := pgtest.NewDatabase(t)
-	httpAddr := freeAddr(t)
+	httpAddr := freeport.Addr(t)
 	zone, err := dns.ListenLocal("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -39,14 +40,14 @@ func TestTraceFollowsRequest(t *testing.T) {
 		done <- run(ctx, []string{"dev",
 			"--data-dir", t.TempDir(),
 			"--database-url", dbURL,
-			"--grpc-addr", freeAddr(t),
+			"--grpc-addr", freeport.Addr(t),
 			"--http-addr", httpAddr,
-			"--metrics-addr", freeAddr(t),
-			"--socketmap-addr", freeAddr(t),
-			"--policy-addr", freeAddr(t),
-			"--milter-addr", freeAddr(t),
-			"--lmtp-addr", freeAddr(t),
-			"--report-addr", freeAddr(t),
+			"--metrics-addr", freeport.Addr(t),
+			"--socketmap-addr", freeport.Addr(t),
+			"--policy-addr", freeport.Addr(t),
+			"--milter-addr", freeport.Addr(t),
+			"--lmtp-addr", freeport.Addr(t),
+			"--report-addr", freeport.Addr(t),
 			"--dns-resolver", zone.Addr(),
 			"--otlp-endpoint", receiver.Addr,
 			"--trace-sample-ratio", "1",
@@ -71,6 +72,7 @@ func TestTraceFollowsRequest(t *testing.T) {
 		}
 		select {
 		case err := <-done:
+			done <- err // the cleanup waits for it
 			t.Fatalf("dev stopped before it was ready: %v\n%s", err, out.String())
 		default:
 		}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/logtest"
 )
 
@@ -206,17 +207,17 @@ func (d *Dovecot) Start(t testing.TB, conf string) {
 	t.Helper()
 	// A restart (after Stop) keeps the ports: clients keep their addresses.
 	if d.port == 0 {
-		d.port = freePort(t)
+		d.port = freeport.Port(t)
 		if d.LMTP {
-			d.lmtpPort = freePort(t)
+			d.lmtpPort = freeport.Port(t)
 			d.LMTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.lmtpPort))
 		}
 		if d.Sieve {
-			d.sievePort = freePort(t)
+			d.sievePort = freeport.Port(t)
 			d.SieveAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.sievePort))
 		}
 		if d.SASL {
-			d.saslPort = freePort(t)
+			d.saslPort = freeport.Port(t)
 			d.SASLAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.saslPort))
 		}
 	}
@@ -474,17 +475,6 @@ func PGConnect(c *pgx.ConnConfig) string {
 		parts = append(parts, "sslmode=disable")
 	}
 	return strings.Join(parts, " ")
-}
-
-// freePort returns a TCP port free on 127.0.0.1 a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Deliver hands msg (CRLF lines) from sender to the recipients over LMTP,

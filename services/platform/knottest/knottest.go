@@ -26,6 +26,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/logtest"
 )
 
@@ -126,10 +127,7 @@ func Start(t testing.TB, zone string) *Server {
 	// its TCP socket is exclusive, even where UDP uses SO_REUSEPORT, so two
 	// servers never share a port unnoticed. Try again on another.
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err == nil {
-			err = s.start(t, bin, port)
-		}
+		err := s.start(t, bin, freeport.Port(t))
 		if err == nil {
 			return s
 		}
@@ -296,24 +294,6 @@ func (s *Server) askSOA() error {
 		return fmt.Errorf("answer %s with %d records", mdns.RcodeToString[r.Rcode], len(r.Answer))
 	}
 	return nil
-}
-
-// freePort returns a loopback port free for both TCP and UDP.
-func freePort() (int, error) {
-	for range 10 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", l.Addr().String())
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("no loopback port free for both TCP and UDP")
 }
 
 // ZoneName returns the canonical name of the zone in zone-file text: the

@@ -6,6 +6,7 @@ package postfixtest
 
 import (
 	"context"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"net"
 	"os"
 	"os/exec"
@@ -143,7 +144,7 @@ func StartOptions(t testing.TB, conf string, opts Options) *Instance {
 	}
 	addr := opts.Addr
 	if addr == "" {
-		addr = freeAddr(t)
+		addr = freeport.Addr(t)
 	}
 	main := `compatibility_level = 3.6
 queue_directory = ` + dir + `/queue
@@ -191,7 +192,7 @@ address_verify_poll_delay = 1s
 	in := &Instance{Addr: addr, dir: dir}
 	if opts.SASL != "" {
 		// Debian's commented-out submission entry, but TLS.
-		in.Submission = freeAddr(t)
+		in.Submission = freeport.Addr(t)
 		run(postconf, "-c", dir, "-Me", in.Submission+"/inet = "+in.Submission+" inet n - n - - smtpd"+
 			" -o syslog_name=postfix/submission -o smtpd_sasl_auth_enable=yes"+
 			" -o smtpd_client_restrictions=permit_sasl_authenticated,reject")
@@ -230,15 +231,4 @@ address_verify_poll_delay = 1s
 		}
 	}
 	return in
-}
-
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/mailplane/mailplane/services/platform/dovecottest"
+	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/tlstest"
 )
 
@@ -20,7 +21,7 @@ func TestCheck(t *testing.T) {
 	d := dovecottest.New(t)
 	ca := tlstest.NewCA(t)
 	certFile, keyFile := tlstest.WriteFiles(t, d.Dir, ca.Issue("127.0.0.1"))
-	imaps := freePort(t)
+	imaps := freeport.Port(t)
 	d.Start(t, d.StoreConf(t, dovecottest.Store{Separator: "/", Users: map[string]string{"anna@example.test": "a secret"}})+fmt.Sprintf(`
 ssl = yes
 ssl_cert = <%s
@@ -58,7 +59,7 @@ service imap-login {
 		{"implicit TLS on the plain port", account(port, TLS, trusted, "a secret"), ErrTLS, ""},
 		{"STARTTLS not offered", account(plainPort, StartTLS, trusted, "a secret"), ErrTLS, "does not offer STARTTLS"},
 		{"a wrong password", account(imaps, TLS, trusted, "another"), ErrLogin, "anna@example.test"},
-		{"nothing listening", account(freePort(t), Plain, nil, "a secret"), ErrUnreachable, "connection refused"},
+		{"nothing listening", account(freeport.Port(t), Plain, nil, "a secret"), ErrUnreachable, "connection refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Check(context.Background(), tc.a)
@@ -96,16 +97,6 @@ service imap-login {
 			t.Fatalf("Check: %v, want ErrUnreachable", err)
 		}
 	})
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestPublicOnly: a PublicOnly server whose name resolves to loopback is
