@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailplane/mailplane/services/platform/dns"
 	"github.com/mailplane/mailplane/services/platform/freeport"
+	"github.com/mailplane/mailplane/services/platform/logtest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 )
 
@@ -103,8 +104,7 @@ func verify(c *client, zone *dns.LocalServer, token string, ms reply) reply {
 // TestDevStackREST starts `mailplane dev` and drives the REST edge as a
 // frontend would.
 func TestDevStackREST(t *testing.T) {
-	dbURL := pgtest.NewDatabase(t)
-	httpAddr, metricsAddr := freeport.Addr(t), freeport.Addr(t)
+	metricsAddr := freeport.Addr(t)
 	// The DNS "out there" where customers publish their verification
 	// records: dev's own DNS server answers the demo domain and asks this
 	// one the rest.
@@ -113,48 +113,12 @@ func TestDevStackREST(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer zone.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"dev",
-			"--data-dir", t.TempDir(),
-			"--database-url", dbURL,
-			"--grpc-addr", freeport.Addr(t),
-			"--http-addr", httpAddr,
-			"--metrics-addr", metricsAddr,
-			"--sign-in-limit-per-email", "5",
-			"--socketmap-addr", freeport.Addr(t),
-			"--policy-addr", freeport.Addr(t),
-			"--milter-addr", freeport.Addr(t),
-			"--lmtp-addr", freeport.Addr(t),
-			"--report-addr", freeport.Addr(t),
-			"--dns-resolver", zone.Addr(),
-			"--log-level", "warn",
-		}, func(string) string { return "" }, &out)
-	}()
-	c := &client{t: t, base: "http://" + httpAddr}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(c.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			done <- err // the cleanup waits for it
-			t.Fatalf("dev stopped before it was ready: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dev not ready in time\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c := startDev(t,
+		"--database-url", pgtest.NewDatabase(t),
+		"--metrics-addr", metricsAddr,
+		"--sign-in-limit-per-email", "5",
+		"--dns-resolver", zone.Addr(),
+	)
 
 	// The seeded demo owner can sign in.
 	c.want(200, "POST", "/v1/auth:signIn", "", map[string]any{"email": demoEmail, "password": demoPassword})
@@ -548,15 +512,8 @@ func TestDevStackREST(t *testing.T) {
 		}
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("dev stopped with %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("dev did not stop within 30s of Ctrl-C")
-	}
+	// The cleanup stops dev as Ctrl-C does, and fails the test unless it
+	// returns nil within 30 s.
 }
 
 // tampered alters a valid token's payload, which the signature check must
@@ -624,4 +581,70 @@ func globalSecurity(t *testing.T, c *client, token, ms, other string) {
 		t.Errorf("checkHost = %v, want SPF_RESULT_PASS", r.body)
 	}
 	c.want(400, "POST", "/v1/spf:checkHost", token, map[string]any{"ip": "not an ip", "mailFrom": "someone@mailplane.test"})
+}
+
+// startDev runs `mailplane dev` until t ends, with args and, for the
+// flags args does not set, a data directory of the test's, a free port for
+// every listener and warnings only in the log; it returns a client of the
+// REST edge once dev is ready. The cleanup stops dev as Ctrl-C does and
+// fails t unless it returns nil within 30 s.
+func startDev(t *testing.T, args ...string) *client {
+	t.Helper()
+	set := map[string]string{}
+	for i, a := range args {
+		if strings.HasPrefix(a, "--") && i+1 < len(args) {
+			set[a] = args[i+1]
+		} else if strings.HasPrefix(a, "--") {
+			set[a] = ""
+		}
+	}
+	flags := []string{"dev"}
+	defaults := []string{"--data-dir", t.TempDir(), "--log-level", "warn"}
+	for _, f := range []string{"--grpc-addr", "--http-addr", "--metrics-addr", "--socketmap-addr", "--policy-addr", "--milter-addr", "--lmtp-addr", "--report-addr"} {
+		defaults = append(defaults, f, freeport.Addr(t))
+	}
+	for i := 0; i < len(defaults); i += 2 {
+		if _, ok := set[defaults[i]]; !ok {
+			flags = append(flags, defaults[i], defaults[i+1])
+			set[defaults[i]] = defaults[i+1]
+		}
+	}
+	flags = append(flags, args...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out logtest.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, flags, func(string) string { return "" }, &out) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("dev stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("dev did not stop within 30s")
+		}
+		if t.Failed() {
+			t.Logf("dev's output:\n%s", out.String())
+		}
+	})
+	c := &client{t: t, base: "http://" + set["--http-addr"]}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(c.base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return c
+			}
+		}
+		select {
+		case err := <-done:
+			done <- err // the cleanup waits for it
+			t.Fatalf("dev stopped before it was ready: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dev not ready in time")
+		}
+	}
 }

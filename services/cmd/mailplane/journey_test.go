@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/smtp"
 	"net/textproto"
 	"os"
@@ -23,7 +22,6 @@ import (
 	"github.com/mailplane/mailplane/services/platform/dovecottest"
 	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/knottest"
-	"github.com/mailplane/mailplane/services/platform/logtest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 	"github.com/mailplane/mailplane/services/platform/postfixtest"
 	mdns "github.com/miekg/dns"
@@ -73,7 +71,7 @@ func TestCustomerJourney(t *testing.T) {
 	pf := postfixtest.StartOptions(t, postfixtest.Fragment(t, socketmap, policy, milter, "lmtp:inet:"+mail.LMTPAddr),
 		postfixtest.Options{Addr: smtpAddr, SASL: mail.SASLAddr})
 	grpcAddr, httpAddr := freeport.Addr(t), freeport.Addr(t)
-	c := startDev(t, []string{
+	c := startDev(t,
 		"--grpc-addr", grpcAddr,
 		"--http-addr", httpAddr,
 		"--database-url", dbURL,
@@ -89,7 +87,7 @@ func TestCustomerJourney(t *testing.T) {
 		"--imap-addr", mail.Addr,
 		"--imports-imap-addr", mail.Addr, "--imports-imap-security", "plain",
 		"--imports-master-user", dovecottest.ImportsMaster, "--imports-master-password", dovecottest.ImportsSecret,
-	})
+	)
 	ready := time.Now()
 	t.Logf("servers and dev stack ready in %v", ready.Sub(began).Round(time.Millisecond))
 
@@ -290,58 +288,6 @@ func TestCustomerJourney(t *testing.T) {
 		}
 	}
 	t.Logf("journey: %v after the servers were ready, %v in all", time.Since(ready).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
-}
-
-// startDev runs `mailplane dev` with args (on top of a data directory, a
-// metrics port and quiet logs) until t ends, and returns a client of its
-// REST edge once it is ready.
-func startDev(t *testing.T, args []string) *client {
-	t.Helper()
-	var httpAddr string
-	for i, a := range args {
-		if a == "--http-addr" {
-			httpAddr = args[i+1]
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out logtest.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, append([]string{"dev", "--data-dir", t.TempDir(), "--metrics-addr", freeport.Addr(t),
-			"--report-addr", freeport.Addr(t), "--log-level", "warn"}, args...), func(string) string { return "" }, &out)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("dev stopped with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("dev did not stop within 30s")
-		}
-		if t.Failed() {
-			t.Logf("dev's output:\n%s", out.String())
-		}
-	})
-	c := &client{t: t, base: "http://" + httpAddr}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(c.base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return c
-			}
-		}
-		select {
-		case err := <-done:
-			done <- err // the cleanup waits for it
-			t.Fatalf("dev stopped before it was ready: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dev not ready in time\n%s", out.String())
-		}
-	}
 }
 
 // eventually polls cond until it holds, failing t after a minute: the

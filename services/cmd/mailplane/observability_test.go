@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -282,48 +281,8 @@ func TestDashboardAndAlertsOnDevStack(t *testing.T) {
 
 	// The dev stack, with a little traffic so that the edge's and the
 	// services' request metrics exist.
-	httpAddr, metricsAddr := freeport.Addr(t), freeport.Addr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var out bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"dev",
-			"--data-dir", t.TempDir(),
-			"--database-url", dbURL,
-			"--grpc-addr", freeport.Addr(t),
-			"--http-addr", httpAddr,
-			"--metrics-addr", metricsAddr,
-			"--socketmap-addr", freeport.Addr(t),
-			"--policy-addr", freeport.Addr(t),
-			"--milter-addr", freeport.Addr(t),
-			"--lmtp-addr", freeport.Addr(t),
-			"--report-addr", freeport.Addr(t),
-			"--log-level", "warn",
-		}, func(string) string { return "" }, &out)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("dev did not stop within 30s")
-		}
-	})
-	c := &client{t: t, base: "http://" + httpAddr}
-	waitFor(t, 60*time.Second, "dev ready", func() (bool, string) {
-		select {
-		case err := <-done:
-			done <- err // the cleanup waits for it
-			t.Fatalf("dev stopped before it was ready: %v\n%s", err, out.String())
-		default:
-		}
-		resp, err := http.Get(c.base + "/readyz")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200, resp.Status
-	})
+	metricsAddr := freeport.Addr(t)
+	c := startDev(t, "--database-url", dbURL, "--metrics-addr", metricsAddr)
 	c.want(200, "POST", "/v1/auth:signIn", "", map[string]any{"email": demoEmail, "password": demoPassword})
 	c.want(401, "GET", "/v1/users/me", "", nil)
 

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/mailplane/mailplane/services/mailboxes/mailboxesevents"
 	"github.com/mailplane/mailplane/services/platform/dns"
-	"github.com/mailplane/mailplane/services/platform/freeport"
 	"github.com/mailplane/mailplane/services/platform/oteltest"
 	"github.com/mailplane/mailplane/services/platform/pgtest"
 	"go.opentelemetry.io/otel/codes"
@@ -27,60 +23,17 @@ func TestTraceFollowsRequest(t *testing.T) {
 	// Spans leave the process every 100 ms rather than every 5 s.
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
 	dbURL := pgtest.NewDatabase(t)
-	httpAddr := freeport.Addr(t)
 	zone, err := dns.ListenLocal("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer zone.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	var out bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"dev",
-			"--data-dir", t.TempDir(),
-			"--database-url", dbURL,
-			"--grpc-addr", freeport.Addr(t),
-			"--http-addr", httpAddr,
-			"--metrics-addr", freeport.Addr(t),
-			"--socketmap-addr", freeport.Addr(t),
-			"--policy-addr", freeport.Addr(t),
-			"--milter-addr", freeport.Addr(t),
-			"--lmtp-addr", freeport.Addr(t),
-			"--report-addr", freeport.Addr(t),
-			"--dns-resolver", zone.Addr(),
-			"--otlp-endpoint", receiver.Addr,
-			"--trace-sample-ratio", "1",
-			"--log-level", "warn",
-		}, func(string) string { return "" }, &out)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("dev: %v\n%s", err, out.String())
-		}
-	}()
-	c := &client{t: t, base: "http://" + httpAddr}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(c.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			done <- err // the cleanup waits for it
-			t.Fatalf("dev stopped before it was ready: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dev not ready in time\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c := startDev(t,
+		"--database-url", dbURL,
+		"--dns-resolver", zone.Addr(),
+		"--otlp-endpoint", receiver.Addr,
+		"--trace-sample-ratio", "1",
+	)
 
 	const pw = "twelve chars or more"
 	org := str(c.want(200, "POST", "/v1/auth:signUp", "", map[string]any{
