@@ -112,7 +112,7 @@ func ApplyAddress(ctx context.Context, tx pgx.Tx, subject string, seq uint64, ms
 		return ev, false, fmt.Errorf("address event with a bad name %q: %w", name, err)
 	}
 	ev.Organization, ev.MailService, ev.ID = ids[0], ids[1], ids[2]
-	if !slices.ContainsFunc(AddressSubjects, func(s string) bool { return events.SubjectIs(subject, s) }) {
+	if !oneOf(subject, AddressSubjects) {
 		return ev, true, nil
 	}
 	if ok, err := claim(ctx, tx, ev.ID, seq); err != nil || !ok {

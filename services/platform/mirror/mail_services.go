@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -105,7 +104,7 @@ func ApplyMailService(ctx context.Context, tx pgx.Tx, subject string, seq uint64
 		return ev, false, fmt.Errorf("mail service event %s: %w", subject, err)
 	}
 	ev.Organization, ev.ID = ids[0], ids[1]
-	if !slices.ContainsFunc(MailServiceSubjects, func(s string) bool { return events.SubjectIs(subject, s) }) {
+	if !oneOf(subject, MailServiceSubjects) {
 		return ev, true, nil
 	}
 	if ok, err := claim(ctx, tx, ev.ID, seq); err != nil || !ok {

@@ -65,6 +65,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/mailplane/mailplane/services/platform/events"
 )
 
 // upsertVersion records seq as the last event applied to id, unless one
@@ -82,4 +83,14 @@ func claim(ctx context.Context, tx pgx.Tx, id uuid.UUID, seq uint64) (bool, erro
 		return false, fmt.Errorf("version of %s: %w", id, err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// oneOf reports whether subject, as received, is one of subjects.
+func oneOf(subject string, subjects []string) bool {
+	for _, s := range subjects {
+		if events.SubjectIs(subject, s) {
+			return true
+		}
+	}
+	return false
 }
